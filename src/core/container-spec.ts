@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import { LABELS, sessionLabels } from './labels.js';
+import type { Pod } from './pod.js';
+import type { ContainerSpec, ImageInfo, MountSpec } from './runner.js';
+import type { PersistedVolume } from './session-store.js';
+
+/** The container user's home in `image`: its HOME, else /root for root, else /home/<user>. */
+export function imageHome(image: ImageInfo): string {
+  if (image.env.HOME) return image.env.HOME;
+  const user = image.user.split(':')[0] ?? '';
+  return user === '' || user === 'root' || user === '0' ? '/root' : `/home/${user}`;
+}
+
+/**
+ * Maps each persisted path of the pod to a named volume. `~` is the container user's home.
+ * Volumes are keyed by `key` (pod and issue, or the session id when there is no issue), so
+ * every run of a pod for one issue finds the same files.
+ */
+export function persistedVolumes(persist: readonly string[], image: ImageInfo, key: string): PersistedVolume[] {
+  const home = imageHome(image);
+  const paths = persist.map((p) => (p === '~' ? home : p.startsWith('~/') ? `${home}/${p.slice(2)}` : p));
+  return [...new Set(paths)].map((path) => ({
+    path,
+    volume: `cldpd-${key}-${createHash('sha256').update(path).digest('hex').slice(0, 8)}`.slice(0, 200),
+  }));
+}
+
+/** Labels of a persisted volume. */
+export function volumeLabels(input: { sessionId: string; pod: string; hostId: string; issueUrl?: string | undefined; path: string }): Record<string, string> {
+  return { ...sessionLabels(input), [LABELS.path]: input.path };
+}
+
+/** Inputs of {@link buildContainerSpec}. */
+export interface ContainerSpecInput {
+  readonly pod: Pod;
+  readonly sessionId: string;
+  readonly containerName: string;
+  readonly image: string;
+  readonly cmd: readonly string[];
+  readonly hostId: string;
+  readonly issueUrl?: string | undefined;
+  readonly run: number;
+  readonly volumes: readonly PersistedVolume[];
+  /** The host's environment, read for the pod's inheritEnv names only. */
+  readonly hostEnv: Readonly<Record<string, string | undefined>>;
+}
+
+/** The environment of a pod's container: pod.json env, then the inherited host variables that are set. */
+export function containerEnv(pod: Pod, hostEnv: Readonly<Record<string, string | undefined>>, sessionId: string): Record<string, string> {
+  const env: Record<string, string> = { ...pod.config.env };
+  for (const name of pod.config.inheritEnv) {
+    const value = hostEnv[name];
+    if (value !== undefined) env[name] = value;
+  }
+  env.CLDPD_SESSION_ID = sessionId;
+  return env;
+}
+
+/** Pure: the container a session run needs, with labels, limits and mounts. */
+export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
+  const { pod } = input;
+  const binds: MountSpec[] = pod.config.mounts.map((m) => ({ type: 'bind', source: m.source, target: m.target, readOnly: m.readOnly }));
+  const volumes: MountSpec[] = input.volumes.map((v) => ({ type: 'volume', source: v.volume, target: v.path, readOnly: false }));
+  return {
+    name: input.containerName,
+    image: input.image,
+    cmd: [...input.cmd],
+    env: containerEnv(pod, input.hostEnv, input.sessionId),
+    workdir: pod.config.workdir,
+    labels: { ...sessionLabels({ sessionId: input.sessionId, pod: pod.name, hostId: input.hostId, issueUrl: input.issueUrl }), [LABELS.run]: String(input.run) },
+    mounts: [...binds, ...volumes],
+    memoryBytes: pod.config.memoryBytes,
+    cpus: pod.config.cpus,
+    pids: pod.config.pids,
+    network: pod.config.network,
+    stopGraceSeconds: pod.config.stopGraceSeconds,
+  };
+}

@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { buildContainerSpec, containerEnv, persistedVolumes, volumeLabels } from './container-spec.js';
+import { CldpdError } from './errors.js';
+import { LABELS } from './labels.js';
+import { loadPod, type Pod, type PodSource } from './pod.js';
+import { buildStartPrompt, checkPromptSize, issueKey, parseIssueUrl, renderCommand } from './prompt.js';
+import type { ContainerInfo, Runner } from './runner.js';
+import { Session, type SessionOptions } from './session.js';
+import type { SessionRecord, SessionStore } from './session-store.js';
+
+/** What the Dispatcher needs; the composition root builds the real ones. */
+export interface DispatcherOptions {
+  readonly runner: Runner;
+  readonly pods: PodSource;
+  readonly store: SessionStore;
+  /** Names this Docker host in labels, so sessions can be found again after a restart. */
+  readonly hostId: string;
+  /** The host environment, read only for the pods' inheritEnv names. */
+  readonly hostEnv: Readonly<Record<string, string | undefined>>;
+  readonly logger?: Logger;
+  /** Eight hex characters; random by default. */
+  readonly newSuffix?: () => string;
+}
+
+/** What to start a session on: an issue URL, a prompt, or both. */
+export interface StartInput {
+  readonly issueUrl?: string | undefined;
+  readonly prompt?: string | undefined;
+}
+
+/** A session container as found on the Docker host. */
+export interface SessionContainer {
+  readonly sessionId: string;
+  readonly pod: string;
+  readonly issueUrl: string | undefined;
+  readonly container: ContainerInfo;
+}
+
+/**
+ * Starts, resumes and stops sessions. Stateless between calls: containers are found by their
+ * `dev.cldpd.*` labels and what a session needs across runs is in the session store, so
+ * any Dispatcher on the same host can pick a session up.
+ */
+export class Dispatcher {
+  constructor(private readonly options: DispatcherOptions) {}
+
+  /**
+   * Starts a new session of `podName`: builds the pod's image, then runs its start command
+   * with the template + issue + prompt. Resolves once the run has begun (the build is part of
+   * the session's events). Throws `InvalidPodName`, `PodNotFound`, `InvalidPod` or
+   * `InvalidInput` before anything is created.
+   */
+  async start(podName: string, input: StartInput): Promise<Session> {
+    const pod = await loadPod(this.options.pods, podName);
+    const issue = input.issueUrl ? parseIssueUrl(input.issueUrl) : undefined;
+    const prompt = buildStartPrompt(pod.template, { issueUrl: issue?.url, prompt: input.prompt });
+    const sessionId = `${pod.name}-${(this.options.newSuffix ?? (() => randomBytes(4).toString('hex')))()}`;
+    const cmd = renderCommand(pod.config.command, { prompt, sessionId, issueUrl: issue?.url });
+    const containerName = `cldpd-${sessionId}`;
+    const now = Date.now();
+    const record: SessionRecord = {
+      id: sessionId, pod: pod.name, image: pod.config.image, imageId: '', hostId: this.options.hostId,
+      containerName, createdAt: now, updatedAt: now, runs: 1, volumes: [],
+      ...(issue ? { issueUrl: issue.url } : {}),
+    };
+    await this.options.store.save(record);
+    const labels = { sessionId, pod: pod.name, hostId: this.options.hostId, issueUrl: issue?.url };
+
+    return this.startRun(pod, record, 1, {
+      build: {
+        tag: pod.config.image,
+        contextDir: pod.dir,
+        buildArgs: pod.config.buildArgs,
+        labels: { [LABELS.pod]: pod.name },
+        timeoutSeconds: pod.config.buildTimeoutSeconds,
+      },
+      removeOnExit: true,
+      launch: async (imageId) => {
+        const image = imageId ?? pod.config.image;
+        const info = await this.options.runner.inspectImage(image);
+        if (!info) throw new CldpdError('BuildFailed', `The image ${image} of pod "${pod.name}" is missing after its build.`);
+        const volumes = persistedVolumes(pod.config.persist, info, issue ? `${pod.name}-${issueKey(issue)}` : sessionId);
+        for (const v of volumes) await this.options.runner.ensureVolume(v.volume, volumeLabels({ ...labels, path: v.path }));
+        await this.options.store.update(sessionId, { imageId: info.id, volumes });
+        const spec = buildContainerSpec({
+          pod, sessionId, containerName, image: info.id, cmd, hostId: this.options.hostId,
+          issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv,
+        });
+        return { handle: await this.options.runner.run(spec), containerName, exec: false };
+      },
+    });
+  }
+
+  /**
+   * Continues session `sessionId` with `prompt`, using the pod's resume command:
+   * in the running container (an exec) when it is still up, otherwise in a new container
+   * from the session's image with its persisted volumes and the captured Claude session id.
+   * Throws `SessionNotFound` when this host has no such session.
+   */
+  async resume(sessionId: string, prompt: string): Promise<Session> {
+    const record = await this.options.store.load(sessionId);
+    const pod = await loadPod(this.options.pods, record.pod);
+    const cmd = renderCommand(pod.config.resumeCommand, {
+      prompt: checkPromptSize(prompt), sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl,
+    });
+    const run = record.runs + 1;
+    await this.options.store.update(sessionId, { runs: run });
+    const containers = await this.containersOf(sessionId);
+    const running = containers.find((c) => c.state === 'running');
+
+    if (running) {
+      return this.startRun(pod, record, run, {
+        removeOnExit: false,
+        launch: async () => ({
+          handle: await this.options.runner.exec(running.id, cmd, { env: containerEnv(pod, this.options.hostEnv, sessionId), ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) }),
+          containerName: running.name,
+          exec: true,
+        }),
+      });
+    }
+    // The name is the session's: an exited leftover must go before a new container can take it.
+    for (const c of containers) await this.options.runner.remove(c.id);
+    return this.startRun(pod, record, run, {
+      removeOnExit: true,
+      launch: async () => {
+        if (!record.imageId || !(await this.options.runner.inspectImage(record.imageId))) {
+          throw new CldpdError('SessionNotFound', `The image of session ${sessionId} (${record.image}) is gone from this Docker host, so it cannot be resumed. Start a new session.`);
+        }
+        const spec = buildContainerSpec({
+          pod, sessionId, containerName: record.containerName, image: record.imageId, cmd, hostId: this.options.hostId,
+          issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv,
+        });
+        return { handle: await this.options.runner.run(spec), containerName: record.containerName, exec: false };
+      },
+    });
+  }
+
+  /**
+   * Stops every running container of the session: SIGTERM, the pod's grace period, SIGKILL.
+   * Idempotent. Throws `SessionNotFound` when neither the store nor Docker knows the session.
+   */
+  async stop(sessionId: string): Promise<void> {
+    const record = await this.options.store.load(sessionId).catch(() => undefined);
+    const containers = await this.containersOf(sessionId);
+    if (!record && containers.length === 0) {
+      throw new CldpdError('SessionNotFound', `No session "${sessionId}" on this host. List sessions with "cldpd ps --all".`);
+    }
+    const grace = record ? await loadPod(this.options.pods, record.pod).then((p) => p.config.stopGraceSeconds, () => 10) : 10;
+    await Promise.all(containers.filter((c) => c.state === 'running').map((c) => this.options.runner.stop(c.id, grace)));
+  }
+
+  /** Session containers of this host, newest first; with `all` false only running ones. */
+  async containers(all = false): Promise<SessionContainer[]> {
+    const found = await this.options.runner.list({ [LABELS.session]: undefined, [LABELS.host]: this.options.hostId });
+    return found
+      .filter((c) => all || c.state === 'running')
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .map((c) => ({
+        sessionId: c.labels[LABELS.session] ?? '',
+        pod: c.labels[LABELS.pod] ?? '',
+        issueUrl: c.labels[LABELS.issue] || undefined,
+        container: c,
+      }));
+  }
+
+  private containersOf(sessionId: string): Promise<ContainerInfo[]> {
+    return this.options.runner.list({ [LABELS.session]: sessionId });
+  }
+
+  private startRun(pod: Pod, record: SessionRecord, run: number, plan: Pick<SessionOptions, 'build' | 'launch' | 'removeOnExit'>): Promise<Session> {
+    const { store, runner, logger } = this.options;
+    return Session.start({
+      ...plan,
+      id: record.id,
+      podName: pod.name,
+      run,
+      runner,
+      logPath: store.logPath(record.id),
+      timeoutSeconds: pod.config.timeoutSeconds,
+      stopGraceSeconds: pod.config.stopGraceSeconds,
+      ...(logger ? { logger: logger.child({ session: record.id, pod: pod.name }) } : {}),
+      onClaudeSession: async (claudeSessionId) => {
+        await store.update(record.id, { claudeSessionId });
+      },
+      onFinish: async (terminal, session) => {
+        const claudeSessionId = session.agent.claudeSessionId;
+        await store.update(record.id, {
+          ...(claudeSessionId ? { claudeSessionId } : {}),
+          last: terminal.type === 'error'
+            ? { error: terminal.message, endedAt: terminal.at }
+            : { exitCode: terminal.exitCode, reason: terminal.reason, endedAt: terminal.at },
+        });
+      },
+    });
+  }
+}

@@ -1,0 +1,293 @@
+import { readdir } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import type Docker from 'dockerode';
+import { CldpdError, messageOf } from './errors.js';
+import { demuxDockerStream } from './demux.js';
+import { LineSplitter } from './line-splitter.js';
+import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner } from './runner.js';
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
+
+interface DockerApiError {
+  statusCode?: number;
+  code?: string;
+  json?: { message?: string };
+  message?: string;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as DockerApiError | undefined)?.statusCode;
+}
+
+/** Translates a dockerode failure into a CldpdError that says what to do. */
+export function dockerError(err: unknown, doing: string): CldpdError {
+  const e = err as DockerApiError;
+  if (e?.code && UNREACHABLE.has(e.code)) {
+    return new CldpdError('DockerUnavailable', `The Docker engine does not answer (${e.code}) while trying to ${doing}. Start Docker, or point DOCKER_HOST at a running engine; "cldpd doctor" checks it.`, { cause: err });
+  }
+  const detail = e?.json?.message ?? e?.message ?? String(err);
+  return new CldpdError('ContainerFailed', `Docker refused to ${doing}: ${detail.trim()}`, { cause: err });
+}
+
+/** Pure: Docker's create-container body for a spec. Every container gets an init, limits and no-new-privileges. */
+export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Cmd: [...spec.cmd],
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
+    Labels: { ...spec.labels },
+    Tty: false,
+    OpenStdin: false,
+    AttachStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    StopTimeout: spec.stopGraceSeconds,
+    HostConfig: {
+      Init: true,
+      AutoRemove: false,
+      Memory: spec.memoryBytes,
+      MemorySwap: spec.memoryBytes,
+      NanoCpus: Math.round(spec.cpus * 1e9),
+      PidsLimit: spec.pids,
+      NetworkMode: spec.network,
+      SecurityOpt: ['no-new-privileges'],
+      Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+    },
+  };
+}
+
+/** Every file of the build context, relative to it (dockerode applies .dockerignore to this list). */
+async function contextFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => !e.isDirectory()).map((e) => relative(dir, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)));
+}
+
+function labelFilters(labels: Readonly<Record<string, string | undefined>>): string[] {
+  return Object.entries(labels).map(([k, v]) => (v === undefined ? k : `${k}=${v}`));
+}
+
+/** The Runner on a Docker engine, through dockerode. */
+export class DockerRunner implements Runner {
+  constructor(private readonly docker: Docker) {}
+
+  async preflight(): Promise<{ version: string; apiVersion: string }> {
+    try {
+      const v = await this.docker.version();
+      return { version: v.Version, apiVersion: v.ApiVersion };
+    } catch (err) {
+      const e = dockerError(err, 'ask its version');
+      throw e.code === 'DockerUnavailable' ? e : new CldpdError('DockerUnavailable', e.message, { cause: err });
+    }
+  }
+
+  async *build(request: BuildRequest): AsyncGenerator<string, string> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      const src = await contextFiles(request.contextDir);
+      stream = await this.docker.buildImage(
+        { context: request.contextDir, src },
+        {
+          t: request.tag,
+          buildargs: { ...request.buildArgs },
+          labels: { ...request.labels },
+          rm: true,
+          forcerm: true,
+          ...(request.signal ? { abortSignal: request.signal } : {}),
+        } as Docker.ImageBuildOptions,
+      );
+    } catch (err) {
+      if (request.signal?.aborted) throw request.signal.reason;
+      const e = dockerError(err, `build ${request.tag}`);
+      throw e.code === 'DockerUnavailable' ? e : new CldpdError('BuildFailed', e.message, { cause: err });
+    }
+    const records = new LineSplitter();
+    const text = new LineSplitter();
+    let imageId: string | undefined;
+    let failure: string | undefined;
+    const lines: string[] = [];
+    const take = (record: string): void => {
+      if (!record.trim()) return;
+      let message: { stream?: string; error?: string; errorDetail?: { message?: string }; aux?: { ID?: string }; status?: string };
+      try {
+        message = JSON.parse(record);
+      } catch {
+        lines.push(...text.push(Buffer.from(`${record}\n`)).map((l) => l.line));
+        return;
+      }
+      if (message.error || message.errorDetail) failure = message.errorDetail?.message ?? message.error;
+      if (message.aux?.ID) imageId = message.aux.ID;
+      const out = message.stream ?? (message.status ? `${message.status}\n` : undefined);
+      if (out) lines.push(...text.push(Buffer.from(out)).map((l) => l.line));
+      const built = message.stream && /^Successfully built ([0-9a-f]+)/.exec(message.stream);
+      if (built && !imageId) imageId = built[1];
+    };
+    try {
+      for await (const piece of stream as AsyncIterable<Buffer>) {
+        for (const r of records.push(piece)) take(r.line);
+        while (lines.length > 0) yield lines.shift() as string;
+      }
+      for (const r of records.end()) take(r.line);
+      lines.push(...text.end().map((l) => l.line));
+      while (lines.length > 0) yield lines.shift() as string;
+    } catch (err) {
+      if (request.signal?.aborted) throw request.signal.reason;
+      throw new CldpdError('BuildFailed', `The build of ${request.tag} was cut off: ${messageOf(err)}`, { cause: err });
+    }
+    // dockerode resolves even for a failed build: the failure is only in the stream.
+    if (failure) throw new CldpdError('BuildFailed', `The build of ${request.tag} failed: ${failure.trim()}. Fix the pod's Dockerfile and start again.`);
+    if (!imageId || !imageId.startsWith('sha256:')) {
+      const info = await this.inspectImage(request.tag);
+      if (!info) throw new CldpdError('BuildFailed', `The build of ${request.tag} ended without producing an image.`);
+      imageId = info.id;
+    }
+    return imageId;
+  }
+
+  async inspectImage(ref: string): Promise<ImageInfo | undefined> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      const env: Record<string, string> = {};
+      for (const pair of info.Config?.Env ?? []) {
+        const eq = pair.indexOf('=');
+        if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1);
+      }
+      return { id: info.Id, user: info.Config?.User ?? '', env, workingDir: info.Config?.WorkingDir ?? '' };
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw dockerError(err, `inspect image ${ref}`);
+    }
+  }
+
+  async ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<void> {
+    try {
+      await this.docker.getVolume(name).inspect();
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw dockerError(err, `inspect volume ${name}`);
+    }
+    try {
+      await this.docker.createVolume({ Name: name, Labels: { ...labels } });
+    } catch (err) {
+      if (statusOf(err) !== 409) throw dockerError(err, `create volume ${name}`);
+    }
+  }
+
+  async run(spec: ContainerSpec): Promise<ProcessHandle> {
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(toCreateOptions(spec));
+    } catch (err) {
+      throw dockerError(err, `create container ${spec.name}`);
+    }
+    try {
+      // Attach before start, so not a byte of output is missed.
+      const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
+      await container.start();
+      return {
+        containerId: container.id,
+        output: demuxDockerStream(stream as AsyncIterable<Buffer>),
+        wait: async () => {
+          try {
+            const result = (await container.wait()) as { StatusCode: number };
+            return result.StatusCode;
+          } catch (err) {
+            throw dockerError(err, `wait for container ${spec.name}`);
+          }
+        },
+      };
+    } catch (err) {
+      await container.remove({ force: true }).catch(() => undefined);
+      throw dockerError(err, `start container ${spec.name}`);
+    }
+  }
+
+  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
+    try {
+      const exec = await this.docker.getContainer(containerId).exec({
+        Cmd: [...cmd],
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+        ...(options.env ? { Env: Object.entries(options.env).map(([k, v]) => `${k}=${v}`) } : {}),
+        ...(options.workdir ? { WorkingDir: options.workdir } : {}),
+      });
+      const stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
+      return {
+        containerId,
+        output: demuxDockerStream(stream as AsyncIterable<Buffer>),
+        wait: async () => {
+          // The stream has ended; Docker may take a moment to record the exit code.
+          for (let attempt = 0; ; attempt++) {
+            const info = await exec.inspect();
+            if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return info.ExitCode;
+            await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 500)));
+          }
+        },
+      };
+    } catch (err) {
+      throw dockerError(err, `exec in container ${containerId}`);
+    }
+  }
+
+  async stop(containerId: string, graceSeconds: number): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).stop({ t: graceSeconds });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 304 || status === 404) return;
+      throw dockerError(err, `stop container ${containerId}`);
+    }
+  }
+
+  async remove(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).remove({ force: true, v: false });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404 || status === 409) return;
+      throw dockerError(err, `remove container ${containerId}`);
+    }
+  }
+
+  async list(labels: Readonly<Record<string, string | undefined>>): Promise<ContainerInfo[]> {
+    try {
+      const found = await this.docker.listContainers({ all: true, filters: { label: labelFilters(labels) } });
+      return found.map((c) => ({
+        id: c.Id,
+        name: (c.Names[0] ?? '').replace(/^\//, ''),
+        labels: c.Labels ?? {},
+        state: c.State,
+        createdAt: c.Created * 1000,
+      }));
+    } catch (err) {
+      throw dockerError(err, 'list containers');
+    }
+  }
+
+  async isRunning(containerId: string): Promise<boolean | undefined> {
+    try {
+      const info = await this.docker.getContainer(containerId).inspect();
+      return info.State.Running;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw dockerError(err, `inspect container ${containerId}`);
+    }
+  }
+
+  async *logs(containerId: string, sinceMs: number): AsyncGenerator<OutputChunk> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.getContainer(containerId).logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+        since: Math.floor(sinceMs / 1000),
+      })) as NodeJS.ReadableStream;
+    } catch (err) {
+      throw dockerError(err, `read the logs of container ${containerId}`);
+    }
+    yield* demuxDockerStream(stream as AsyncIterable<Buffer>);
+  }
+}

@@ -1,0 +1,63 @@
+import type { ErrorCode } from './errors.js';
+
+/** What the agent said, understood from a Claude Code stream-json line. */
+export type AgentEvent =
+  | { readonly kind: 'init'; readonly claudeSessionId: string; readonly model?: string }
+  | { readonly kind: 'text'; readonly text: string }
+  | { readonly kind: 'tool'; readonly name: string; readonly summary: string }
+  | {
+      readonly kind: 'result';
+      readonly isError: boolean;
+      readonly text?: string;
+      readonly costUsd?: number;
+      readonly turns?: number;
+      readonly durationMs?: number;
+      readonly claudeSessionId?: string;
+    };
+
+/** Why a container's process ended. */
+export type ExitReason = 'exited' | 'stopped' | 'timeout';
+
+/**
+ * One thing that happened in a session run. `at` is milliseconds since the epoch.
+ *
+ * Ordering contract, per run:
+ *
+ *     build.started → build.output* → build.completed → container.started → output* → terminal
+ *
+ * where terminal is exactly one of `container.exited` or `error`, and nothing follows it.
+ * A failed build is `build.started → build.output* → error`. A resume has no build phase:
+ * `container.started → output* → terminal` (`exec: true` when it ran inside the live container).
+ * No event is ever dropped; `output` events of one stream keep the container's order.
+ */
+export type SessionEvent =
+  | { readonly type: 'build.started'; readonly at: number; readonly image: string }
+  | { readonly type: 'build.output'; readonly at: number; readonly line: string }
+  | { readonly type: 'build.completed'; readonly at: number; readonly image: string; readonly imageId: string }
+  | {
+      readonly type: 'container.started';
+      readonly at: number;
+      readonly containerId: string;
+      readonly containerName: string;
+      /** True when the command runs as an exec inside an already running container. */
+      readonly exec: boolean;
+      /** 1 for the start, then 2, 3, … for each resume. */
+      readonly run: number;
+    }
+  | {
+      readonly type: 'output';
+      readonly at: number;
+      readonly stream: 'stdout' | 'stderr';
+      readonly line: string;
+      /** True when the line was longer than the line limit: it continues in the next output event of this stream. */
+      readonly partial?: true;
+      /** What the agent said on this line, when it is Claude Code stream-json. */
+      readonly agent?: readonly AgentEvent[];
+    }
+  | { readonly type: 'container.exited'; readonly at: number; readonly exitCode: number; readonly reason: ExitReason; readonly durationMs: number }
+  | { readonly type: 'error'; readonly at: number; readonly code: ErrorCode; readonly message: string };
+
+/** The event types after which a run has ended. */
+export function isTerminal(event: SessionEvent): event is Extract<SessionEvent, { type: 'container.exited' | 'error' }> {
+  return event.type === 'container.exited' || event.type === 'error';
+}

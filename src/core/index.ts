@@ -1,0 +1,14 @@
+/** The cldpd core library: pods, the Runner seam, sessions and the Dispatcher. */
+export { CldpdError, isCldpdError, messageOf, type ErrorCode } from './errors.js';
+export { assertPodName } from './pod-name.js';
+export { loadPod, listPods, type Pod, type PodListing, type PodSource } from './pod.js';
+export { POD_DEFAULTS, DEFAULT_COMMAND, DEFAULT_RESUME_COMMAND, validatePodJson, resolvePodConfig, type PodConfig, type PodJson, type PodMount } from './pod-config.js';
+export { isTerminal, type AgentEvent, type ExitReason, type SessionEvent } from './events.js';
+export type { Runner, ContainerSpec, ProcessHandle, OutputChunk, BuildRequest, ImageInfo, ContainerInfo, MountSpec } from './runner.js';
+export { DockerRunner, toCreateOptions } from './docker-runner.js';
+export { Session, type AgentSummary, type SessionOptions } from './session.js';
+export { SessionStore, isSessionId, type SessionRecord, type PersistedVolume } from './session-store.js';
+export { parseLogLine } from './session-log.js';
+export { Dispatcher, type DispatcherOptions, type StartInput, type SessionContainer } from './dispatcher.js';
+export { parseIssueUrl, buildStartPrompt, renderCommand, type IssueRef } from './prompt.js';
+export { LABELS } from './labels.js';

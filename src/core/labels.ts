@@ -1,0 +1,19 @@
+/** The label keys cldpd puts on every container, image and volume it creates. */
+export const LABELS = Object.freeze({
+  session: 'dev.cldpd.session',
+  pod: 'dev.cldpd.pod',
+  issue: 'dev.cldpd.issue',
+  host: 'dev.cldpd.host',
+  run: 'dev.cldpd.run',
+  path: 'dev.cldpd.path',
+});
+
+/** Labels of everything belonging to one session. */
+export function sessionLabels(input: { sessionId: string; pod: string; hostId: string; issueUrl?: string | undefined }): Record<string, string> {
+  return {
+    [LABELS.session]: input.sessionId,
+    [LABELS.pod]: input.pod,
+    [LABELS.host]: input.hostId,
+    [LABELS.issue]: input.issueUrl ?? '',
+  };
+}

@@ -1,0 +1,88 @@
+/** A line cut from a byte stream; `partial` when it hit the length limit before its newline. */
+export interface SplitLine {
+  readonly line: string;
+  readonly partial: boolean;
+}
+
+const NEWLINE = 0x0a;
+
+/** 1 MiB: longer lines are emitted in pieces, each marked partial, so memory stays bounded. */
+export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+
+/**
+ * Cuts a byte stream into UTF-8 lines. A newline byte never occurs inside a multi-byte UTF-8
+ * sequence, so cutting bytes at newlines never splits a character; pieces of an over-long
+ * line are cut at a character boundary. A trailing "\r" is removed.
+ */
+export class LineSplitter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly maxLineBytes = DEFAULT_MAX_LINE_BYTES) {}
+
+  /** Feeds bytes; returns the lines they complete, in order. */
+  push(data: Buffer): SplitLine[] {
+    const lines: SplitLine[] = [];
+    let start = 0;
+    for (;;) {
+      const nl = data.indexOf(NEWLINE, start);
+      if (nl === -1) break;
+      let bytes = data.subarray(start, nl);
+      if (this.pendingBytes > 0) {
+        bytes = Buffer.concat([...this.pending, bytes]);
+        this.pending = [];
+        this.pendingBytes = 0;
+      }
+      this.emitComplete(bytes, lines);
+      start = nl + 1;
+    }
+    if (start < data.length) {
+      const rest = data.subarray(start);
+      this.pending.push(rest);
+      this.pendingBytes += rest.length;
+      if (this.pendingBytes >= this.maxLineBytes) this.emitOverlong(lines);
+    }
+    return lines;
+  }
+
+  /** Returns what is left after the stream ended: the last line when it had no newline. */
+  end(): SplitLine[] {
+    if (this.pendingBytes === 0) return [];
+    const bytes = Buffer.concat(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    const lines: SplitLine[] = [];
+    this.emitComplete(bytes, lines);
+    return lines;
+  }
+
+  private emitComplete(bytes: Buffer, lines: SplitLine[]): void {
+    let end = bytes.length;
+    if (end > 0 && bytes[end - 1] === 0x0d) end -= 1;
+    while (end > this.maxLineBytes) {
+      const cut = charBoundary(bytes, this.maxLineBytes);
+      lines.push({ line: bytes.toString('utf8', 0, cut), partial: true });
+      bytes = bytes.subarray(cut);
+      end -= cut;
+    }
+    lines.push({ line: bytes.toString('utf8', 0, end), partial: false });
+  }
+
+  private emitOverlong(lines: SplitLine[]): void {
+    let bytes = Buffer.concat(this.pending);
+    while (bytes.length >= this.maxLineBytes) {
+      const cut = charBoundary(bytes, this.maxLineBytes);
+      lines.push({ line: bytes.toString('utf8', 0, cut), partial: true });
+      bytes = bytes.subarray(cut);
+    }
+    this.pending = bytes.length > 0 ? [Buffer.from(bytes)] : [];
+    this.pendingBytes = bytes.length;
+  }
+}
+
+/** The largest index ≤ `limit` that does not fall inside a UTF-8 sequence (at least 1). */
+function charBoundary(bytes: Buffer, limit: number): number {
+  let cut = limit;
+  while (cut > 0 && ((bytes[cut] ?? 0) & 0xc0) === 0x80) cut -= 1;
+  return cut === 0 ? limit : cut;
+}

@@ -1,0 +1,170 @@
+import { z } from 'zod';
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MEMORY = /^(\d+(?:\.\d+)?)([bkmg]?)$/i;
+
+const envName = z.string().regex(ENV_NAME, 'must be an environment variable name like MY_VAR');
+const absolutePath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path inside the container (start with "/")');
+const argv = z.array(z.string()).min(1, 'must name at least the program to run');
+const positiveSeconds = z.number().positive('must be a number of seconds greater than 0').max(7 * 24 * 3600, 'must be at most one week (604800 seconds)');
+
+/** The placeholders a command may use; each is replaced inside an argv element, never by a shell. */
+export const COMMAND_PLACEHOLDERS = ['{prompt}', '{claudeSessionId}', '{sessionId}', '{issueUrl}'] as const;
+
+/** Claude Code in print mode with stream-json output: the default start command. */
+export const DEFAULT_COMMAND: readonly string[] = Object.freeze([
+  'claude', '-p', '{prompt}', '--output-format', 'stream-json', '--verbose', '--dangerously-skip-permissions',
+]);
+
+/** Claude Code resuming the captured Claude session: the default resume command. */
+export const DEFAULT_RESUME_COMMAND: readonly string[] = Object.freeze([
+  'claude', '-p', '{prompt}', '--resume', '{claudeSessionId}', '--output-format', 'stream-json', '--verbose',
+  '--dangerously-skip-permissions',
+]);
+
+const mount = z.strictObject({
+  source: z.string().min(1, 'must be a host path (absolute, or starting with "~/")'),
+  target: absolutePath,
+  readOnly: z.boolean().optional(),
+});
+
+/** The schema of pod.json. Unknown keys are errors, so a typo never silently does nothing. */
+export const podJsonSchema = z.strictObject({
+  image: z.string().regex(/^[a-z0-9][a-z0-9._\-/:@]*$/, 'must be a Docker image reference in lowercase, like "my-pod:latest"').optional(),
+  env: z.record(envName, z.string()).optional(),
+  inheritEnv: z.array(envName).optional(),
+  buildArgs: z.record(z.string().min(1), z.string()).optional(),
+  workdir: absolutePath.optional(),
+  mounts: z.array(mount).optional(),
+  command: argv.optional(),
+  resumeCommand: argv.optional(),
+  persist: z
+    .array(z.string().refine((p) => p.startsWith('/') || p === '~' || p.startsWith('~/'), 'must be an absolute container path or start with "~/" (the container user\'s home)'))
+    .optional(),
+  timeoutSeconds: positiveSeconds.optional(),
+  buildTimeoutSeconds: positiveSeconds.optional(),
+  stopGraceSeconds: z.number().min(0, 'must be 0 or more seconds').max(3600, 'must be at most 3600 seconds').optional(),
+  memory: z.string().regex(MEMORY, 'must be a size like "512m" or "4g"').optional(),
+  cpus: z.number().positive('must be greater than 0').max(1024, 'must be at most 1024').optional(),
+  pids: z.number().int('must be a whole number').positive('must be greater than 0').optional(),
+  network: z.string().min(1, 'must be a Docker network mode such as "bridge", "none" or a network name').optional(),
+});
+
+/** pod.json as written by the user, before defaults. */
+export type PodJson = z.infer<typeof podJsonSchema>;
+
+/** A bind mount from the host into the container; `source` is absolute after `~` expansion. */
+export interface PodMount {
+  readonly source: string;
+  readonly target: string;
+  readonly readOnly: boolean;
+}
+
+/** A pod's configuration with every default applied. */
+export interface PodConfig {
+  /** Image tag to build and run; default `cldpd-<pod>:latest`. */
+  readonly image: string;
+  readonly env: Readonly<Record<string, string>>;
+  /** Host variables copied into the container when set on the host; unset ones are skipped. */
+  readonly inheritEnv: readonly string[];
+  readonly buildArgs: Readonly<Record<string, string>>;
+  readonly workdir: string | undefined;
+  readonly mounts: readonly PodMount[];
+  readonly command: readonly string[];
+  readonly resumeCommand: readonly string[];
+  /** Container paths kept in named volumes per issue; `~` is the container user's home. */
+  readonly persist: readonly string[];
+  readonly timeoutSeconds: number;
+  readonly buildTimeoutSeconds: number;
+  readonly stopGraceSeconds: number;
+  /** Memory limit in bytes. */
+  readonly memoryBytes: number;
+  readonly cpus: number;
+  readonly pids: number;
+  readonly network: string;
+}
+
+/** Defaults a shared bot can live with: bounded time, memory, CPU and processes. */
+export const POD_DEFAULTS = Object.freeze({
+  timeoutSeconds: 3600,
+  buildTimeoutSeconds: 900,
+  stopGraceSeconds: 10,
+  memory: '4g',
+  cpus: 2,
+  pids: 1024,
+  network: 'bridge',
+  persist: ['~/.claude'] as readonly string[],
+});
+
+/** Parses "512m" / "4g" / "1024" into bytes. The input was validated by the schema. */
+export function parseMemory(text: string): number {
+  const match = MEMORY.exec(text);
+  if (!match) throw new Error(`not a memory size: ${text}`);
+  const unit = (match[2] ?? '').toLowerCase();
+  const scale = unit === 'g' ? 1024 ** 3 : unit === 'm' ? 1024 ** 2 : unit === 'k' ? 1024 : 1;
+  return Math.round(Number(match[1]) * scale);
+}
+
+/** Expands a leading `~` of a host path with `homeDir`. */
+export function expandHome(path: string, homeDir: string): string {
+  if (path === '~') return homeDir;
+  if (path.startsWith('~/')) return `${homeDir}/${path.slice(2)}`;
+  return path;
+}
+
+/**
+ * Applies defaults to validated pod.json content. Pure: `homeDir` expands `~` in mount
+ * sources; whether those sources exist is checked by the caller.
+ */
+export function resolvePodConfig(podName: string, json: PodJson, homeDir: string): PodConfig {
+  const persist = json.persist ?? [...POD_DEFAULTS.persist, ...(json.workdir ? [json.workdir] : [])];
+  return Object.freeze({
+    image: json.image ?? `cldpd-${podName}:latest`,
+    env: Object.freeze({ ...(json.env ?? {}) }),
+    inheritEnv: Object.freeze([...(json.inheritEnv ?? [])]),
+    buildArgs: Object.freeze({ ...(json.buildArgs ?? {}) }),
+    workdir: json.workdir,
+    mounts: Object.freeze(
+      (json.mounts ?? []).map((m) => Object.freeze({ source: expandHome(m.source, homeDir), target: m.target, readOnly: m.readOnly ?? false })),
+    ),
+    command: Object.freeze([...(json.command ?? DEFAULT_COMMAND)]),
+    resumeCommand: Object.freeze([...(json.resumeCommand ?? DEFAULT_RESUME_COMMAND)]),
+    persist: Object.freeze([...new Set(persist)]),
+    timeoutSeconds: json.timeoutSeconds ?? POD_DEFAULTS.timeoutSeconds,
+    buildTimeoutSeconds: json.buildTimeoutSeconds ?? POD_DEFAULTS.buildTimeoutSeconds,
+    stopGraceSeconds: json.stopGraceSeconds ?? POD_DEFAULTS.stopGraceSeconds,
+    memoryBytes: parseMemory(json.memory ?? POD_DEFAULTS.memory),
+    cpus: json.cpus ?? POD_DEFAULTS.cpus,
+    pids: json.pids ?? POD_DEFAULTS.pids,
+    network: json.network ?? POD_DEFAULTS.network,
+  });
+}
+
+/** Renders a schema issue path such as `mounts[0].source`. */
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)), '');
+}
+
+/**
+ * Validates parsed pod.json content. Returns the typed value or a list of problems, each
+ * naming the field and what it must be.
+ */
+export function validatePodJson(value: unknown): { ok: true; value: PodJson } | { ok: false; problems: string[] } {
+  const result = podJsonSchema.safeParse(value);
+  if (result.success) return { ok: true, value: result.data };
+  const known = Object.keys(podJsonSchema.shape).join(', ');
+  const problems = result.error.issues.map((issue) => {
+    const where = fieldPath(issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      const keys = issue.keys.map((k) => `"${k}"`).join(', ');
+      return where
+        ? `field "${where}" has unknown key ${keys}`
+        : `unknown field ${keys}; the known fields are: ${known}`;
+    }
+    if (issue.code === 'invalid_type') {
+      return `field "${where || '(top level)'}" must be ${issue.expected === 'object' && !where ? 'a JSON object' : `of type ${issue.expected}`}`;
+    }
+    return `field "${where}" ${issue.message}`;
+  });
+  return { ok: false, problems };
+}

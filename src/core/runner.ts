@@ -1,0 +1,97 @@
+/** A piece of a process's output, as the container wrote it. */
+export interface OutputChunk {
+  readonly stream: 'stdout' | 'stderr';
+  readonly data: Buffer;
+}
+
+/**
+ * A process running in a container: the container's main process or an exec.
+ * `output` is single-use; reading it slowly slows the process down (back-pressure), it
+ * never loses data. `wait()` resolves with the exit code once the process has ended.
+ */
+export interface ProcessHandle {
+  readonly containerId: string;
+  readonly output: AsyncIterable<OutputChunk>;
+  wait(): Promise<number>;
+}
+
+/** A mount of a container: a host directory or a named volume. */
+export interface MountSpec {
+  readonly type: 'bind' | 'volume';
+  readonly source: string;
+  readonly target: string;
+  readonly readOnly: boolean;
+}
+
+/** Everything needed to create a container; built by `buildContainerSpec`, pure data. */
+export interface ContainerSpec {
+  readonly name: string;
+  readonly image: string;
+  readonly cmd: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly workdir: string | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly mounts: readonly MountSpec[];
+  readonly memoryBytes: number;
+  readonly cpus: number;
+  readonly pids: number;
+  readonly network: string;
+  readonly stopGraceSeconds: number;
+}
+
+/** A request to build an image from a directory holding a Dockerfile. */
+export interface BuildRequest {
+  readonly tag: string;
+  readonly contextDir: string;
+  readonly buildArgs: Readonly<Record<string, string>>;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Aborting it ends the build with `BuildFailed`. */
+  readonly signal?: AbortSignal;
+}
+
+/** What cldpd needs to know of an image. */
+export interface ImageInfo {
+  readonly id: string;
+  readonly user: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly workingDir: string;
+}
+
+/** A container found by label. */
+export interface ContainerInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Docker's state: created, running, paused, restarting, removing, exited or dead. */
+  readonly state: string;
+  readonly createdAt: number;
+}
+
+/**
+ * The only seam that knows containers exist. Every method that talks to the engine throws
+ * `DockerUnavailable` when it does not answer, and `ContainerFailed` when it refuses.
+ */
+export interface Runner {
+  /** Checks the engine answers; resolves with its version. */
+  preflight(): Promise<{ version: string; apiVersion: string }>;
+  /** Builds an image, yielding its output line by line; throws `BuildFailed` on a build error or abort. Resolves with the image id. */
+  build(request: BuildRequest): AsyncGenerator<string, string>;
+  /** The image's user, env and working directory; undefined when there is no such image. */
+  inspectImage(ref: string): Promise<ImageInfo | undefined>;
+  /** Creates the named volume with these labels unless it exists. */
+  ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<void>;
+  /** Creates a container, attaches to its output, then starts it: no output is missed. */
+  run(spec: ContainerSpec): Promise<ProcessHandle>;
+  /** Runs a command inside a running container. */
+  exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle>;
+  /** SIGTERM, then SIGKILL after `graceSeconds`. Idempotent: a stopped or missing container is fine. */
+  stop(containerId: string, graceSeconds: number): Promise<void>;
+  /** Removes a container (never its volumes). Idempotent. */
+  remove(containerId: string): Promise<void>;
+  /** Containers (running or not) carrying every label of `labels`; an undefined value matches any value of that label. */
+  list(labels: Readonly<Record<string, string | undefined>>): Promise<ContainerInfo[]>;
+  /** Whether the container is running; undefined when it does not exist. */
+  isRunning(containerId: string): Promise<boolean | undefined>;
+  /** The container's output since `sinceMs` (epoch ms, whole seconds), as Docker's log driver kept it; follows a running container until it stops. */
+  logs(containerId: string, sinceMs: number): AsyncIterable<OutputChunk>;
+}

@@ -1,0 +1,41 @@
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { SessionEvent } from './events.js';
+
+/**
+ * Appends session events to a JSON-lines file, one event per line. `append` resolves once
+ * the bytes are written to the file, so a caller that emits after it never emits what the
+ * log does not have.
+ */
+export class SessionLog {
+  private constructor(private readonly handle: FileHandle, readonly path: string) {}
+
+  /** Opens (creating) the log for appending. */
+  static async open(path: string): Promise<SessionLog> {
+    await mkdir(dirname(path), { recursive: true });
+    return new SessionLog(await open(path, 'a'), path);
+  }
+
+  /** Writes `events` in one write. */
+  async append(events: readonly SessionEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    let text = '';
+    for (const event of events) text += `${JSON.stringify(event)}\n`;
+    await this.handle.write(text);
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** Parses one log line; undefined for a torn or foreign line. */
+export function parseLogLine(line: string): SessionEvent | undefined {
+  if (!line) return undefined;
+  try {
+    const value = JSON.parse(line) as SessionEvent;
+    return typeof value === 'object' && value !== null && typeof value.type === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,109 @@
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CldpdError } from './errors.js';
+
+const SESSION_ID = /^[a-z0-9][a-z0-9._-]*-[0-9a-f]{8}$/;
+
+/** A persisted path of a session and the named volume that holds it. */
+export interface PersistedVolume {
+  readonly path: string;
+  readonly volume: string;
+}
+
+/** What this host remembers of a session between runs; the file `session.json`. */
+export interface SessionRecord {
+  readonly id: string;
+  readonly pod: string;
+  readonly image: string;
+  readonly imageId: string;
+  readonly issueUrl?: string;
+  readonly hostId: string;
+  readonly containerName: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly runs: number;
+  readonly volumes: readonly PersistedVolume[];
+  readonly claudeSessionId?: string;
+  readonly last?: { readonly exitCode?: number; readonly reason?: string; readonly error?: string; readonly endedAt: number };
+}
+
+/** True for ids of the form `<pod>-<8 hex>`. */
+export function isSessionId(id: string): boolean {
+  return SESSION_ID.test(id);
+}
+
+/**
+ * Session records and logs under one directory: `<dir>/<session id>/session.json` and
+ * `log.jsonl`. Records are replaced atomically (write, then rename).
+ */
+export class SessionStore {
+  private readonly pending = new Map<string, Promise<unknown>>();
+
+  constructor(readonly dir: string) {}
+
+  /** The directory of one session; throws `SessionNotFound` for a malformed id. */
+  sessionDir(id: string): string {
+    if (!isSessionId(id)) {
+      throw new CldpdError('SessionNotFound', `"${id}" is not a session id (they look like my-pod-1a2b3c4d). List sessions with "cldpd ps --all".`);
+    }
+    return join(this.dir, id);
+  }
+
+  /** Path of the session's event log. */
+  logPath(id: string): string {
+    return join(this.sessionDir(id), 'log.jsonl');
+  }
+
+  /** Writes the record, creating the session directory when needed. */
+  async save(record: SessionRecord): Promise<void> {
+    const dir = this.sessionDir(record.id);
+    await mkdir(dir, { recursive: true });
+    const tmp = join(dir, `.session.json.${process.pid}.tmp`);
+    await writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`);
+    await rename(tmp, join(dir, 'session.json'));
+  }
+
+  /** Reads a record; throws `SessionNotFound` when there is none. */
+  async load(id: string): Promise<SessionRecord> {
+    const file = join(this.sessionDir(id), 'session.json');
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new CldpdError('SessionNotFound', `No session "${id}" on this host. List sessions with "cldpd ps --all".`);
+      }
+      throw err;
+    }
+    return JSON.parse(text) as SessionRecord;
+  }
+
+  /** Updates a record with `change`, keeping the rest. */
+  update(id: string, change: Partial<Omit<SessionRecord, 'id'>>): Promise<SessionRecord> {
+    // Updates of one session run one after another, so none overwrites another's change.
+    const previous = this.pending.get(id) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(async () => {
+      const record = { ...(await this.load(id)), ...change, updatedAt: Date.now() };
+      await this.save(record);
+      return record;
+    });
+    this.pending.set(id, next);
+    void next.finally(() => {
+      if (this.pending.get(id) === next) this.pending.delete(id);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  /** Every record, newest first. Unreadable entries are skipped. */
+  async list(): Promise<SessionRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const records = await Promise.all(names.filter(isSessionId).map((id) => this.load(id).catch(() => undefined)));
+    return records.filter((r): r is SessionRecord => r !== undefined).sort((a, b) => b.createdAt - a.createdAt);
+  }
+}

@@ -1,0 +1,281 @@
+import type { Logger } from 'pino';
+import { Channel } from './channel.js';
+import { CldpdError, isCldpdError, messageOf, type ErrorCode } from './errors.js';
+import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
+import { LineSplitter, type SplitLine } from './line-splitter.js';
+import type { BuildRequest, ProcessHandle, Runner } from './runner.js';
+import { SessionLog } from './session-log.js';
+import { parseStreamJsonLine } from './stream-json.js';
+
+/** What a session run launches once its image is ready. */
+export interface Launched {
+  readonly handle: ProcessHandle;
+  readonly containerName: string;
+  /** True for an exec inside an already running container. */
+  readonly exec: boolean;
+}
+
+/** How one run of a session goes; built by the Dispatcher. */
+export interface SessionOptions {
+  readonly id: string;
+  readonly podName: string;
+  /** 1 for the start, 2, 3, … for resumes. */
+  readonly run: number;
+  readonly runner: Runner;
+  readonly logPath: string;
+  /** Build this image first; absent for resumes, which reuse the session's image. */
+  readonly build?: Omit<BuildRequest, 'signal'> & { readonly timeoutSeconds: number };
+  /** Creates and starts the process (container or exec); receives the built image id. */
+  readonly launch: (imageId: string | undefined) => Promise<Launched>;
+  readonly timeoutSeconds: number;
+  readonly stopGraceSeconds: number;
+  /** Remove the container once it has exited and its output is read (not for an exec). */
+  readonly removeOnExit: boolean;
+  /** Called once with the terminal event, after it is logged and before it is emitted. */
+  readonly onFinish?: (terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }>, session: Session) => Promise<void>;
+  /** Called when the agent reports its Claude session id. */
+  readonly onClaudeSession?: (claudeSessionId: string) => Promise<void>;
+  readonly logger?: Logger;
+  /** Events buffered ahead of the consumer before the container is slowed down; default 1024. */
+  readonly capacity?: number;
+}
+
+/** What Claude Code said during the run, as far as it was understood. */
+export interface AgentSummary {
+  claudeSessionId?: string;
+  lastText?: string;
+  lastTool?: string;
+  result?: Extract<AgentEvent, { kind: 'result' }>;
+}
+
+type Terminal = Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
+
+/**
+ * One run of a session: an optional build, then a container (or an exec) whose output is
+ * logged and streamed. It starts on creation and always ends with exactly one terminal
+ * event, whatever fails. Every event is appended to the log file before it is emitted.
+ *
+ * The event stream is bounded: if nobody reads `events()` the container is slowed down
+ * rather than any output dropped, so a caller either iterates `events()` or calls `wait()`
+ * (which drains the events itself when nobody iterates them).
+ */
+export class Session {
+  readonly id: string;
+  readonly podName: string;
+  readonly run: number;
+  /** What the agent said so far. */
+  readonly agent: AgentSummary = {};
+
+  private readonly options: SessionOptions;
+  private readonly channel: Channel<SessionEvent>;
+  private readonly abort = new AbortController();
+  private readonly log: SessionLog;
+  private readonly finished: Promise<Terminal>;
+  private consumed = false;
+  private stopReason: ExitReason | undefined;
+  private stopping: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private launchedId: string | undefined;
+
+  private constructor(options: SessionOptions, log: SessionLog) {
+    this.options = options;
+    this.id = options.id;
+    this.podName = options.podName;
+    this.run = options.run;
+    this.log = log;
+    this.channel = new Channel(options.capacity ?? 1024);
+    this.finished = this.drive();
+  }
+
+  /** Opens the session's log and starts the run. */
+  static async start(options: SessionOptions): Promise<Session> {
+    return new Session(options, await SessionLog.open(options.logPath));
+  }
+
+  /** The container's id once it is launched. */
+  get containerId(): string | undefined {
+    return this.launchedId;
+  }
+
+  /** The run's events in order, ending with its terminal event. Single use. */
+  events(): AsyncIterable<SessionEvent> {
+    if (this.consumed) throw new Error(`the events of session ${this.id} are already being read`);
+    this.consumed = true;
+    return this.channel;
+  }
+
+  /**
+   * Resolves with the container's exit code once the run has ended (non-zero is data, not an
+   * error); rejects with the run's `CldpdError` when it ended in an error event.
+   */
+  async wait(): Promise<number> {
+    if (!this.consumed) {
+      this.consumed = true;
+      void (async () => {
+        for await (const _ of this.channel); // drain: nobody else reads the events
+      })();
+    }
+    const terminal = await this.finished;
+    if (terminal.type === 'error') throw new CldpdError(terminal.code, terminal.message);
+    return terminal.exitCode;
+  }
+
+  /** The terminal event, once the run has ended. */
+  async outcome(): Promise<Terminal> {
+    return this.finished;
+  }
+
+  /**
+   * Stops the run: SIGTERM, the pod's grace period, then SIGKILL. Before the container
+   * starts it cancels the build and no container is started. Idempotent; resolves when the
+   * container has stopped.
+   */
+  stop(reason: Exclude<ExitReason, 'exited'> = 'stopped'): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopReason = reason;
+    this.abort.abort(new CldpdError('Stopped', `session ${this.id} was ${reason === 'timeout' ? 'timed out' : 'stopped'}`));
+    const id = this.launchedId;
+    this.stopping = id ? this.options.runner.stop(id, this.options.stopGraceSeconds) : Promise.resolve();
+    return this.stopping;
+  }
+
+  private async emit(events: SessionEvent[]): Promise<void> {
+    await this.log.append(events);
+    for (const event of events) await this.channel.push(event);
+  }
+
+  private async drive(): Promise<Terminal> {
+    const { runner } = this.options;
+    let terminal: Terminal;
+    let startedAt = Date.now();
+    try {
+      let imageId: string | undefined;
+      if (this.options.build) imageId = await this.buildImage(this.options.build);
+      if (this.stopReason) throw this.stoppedError();
+      const launched = await this.options.launch(imageId);
+      this.launchedId = launched.handle.containerId;
+      startedAt = Date.now();
+      // A stop that came while the container was being created still applies.
+      if (this.stopReason) void this.stop(this.stopReason);
+      this.timer = setTimeout(() => void this.stop('timeout'), this.options.timeoutSeconds * 1000);
+      this.timer.unref();
+      await this.emit([
+        { type: 'container.started', at: startedAt, containerId: launched.handle.containerId, containerName: launched.containerName, exec: launched.exec, run: this.run },
+      ]);
+      await this.pump(launched.handle);
+      const exitCode = await launched.handle.wait();
+      if (this.options.removeOnExit) await this.removeContainer();
+      terminal = { type: 'container.exited', at: Date.now(), exitCode, reason: this.stopReason ?? 'exited', durationMs: Date.now() - startedAt };
+    } catch (err) {
+      const code: ErrorCode = isCldpdError(err) ? err.code : 'ContainerFailed';
+      terminal = { type: 'error', at: Date.now(), code, message: messageOf(err) };
+      await this.cleanUpAfterError();
+    } finally {
+      clearTimeout(this.timer);
+    }
+    try {
+      await this.log.append([terminal]);
+      await this.options.onFinish?.(terminal, this);
+    } catch (err) {
+      this.options.logger?.error({ err, session: this.id }, 'could not record the end of the session');
+    }
+    await this.log.close().catch(() => undefined);
+    await this.channel.push(terminal).catch(() => undefined);
+    this.channel.close();
+    return terminal;
+  }
+
+  private stoppedError(): CldpdError {
+    return new CldpdError('Stopped', this.stopReason === 'timeout'
+      ? `Session ${this.id} timed out before its container started.`
+      : `Session ${this.id} was stopped before its container started.`);
+  }
+
+  private async buildImage(build: NonNullable<SessionOptions['build']>): Promise<string> {
+    await this.emit([{ type: 'build.started', at: Date.now(), image: build.tag }]);
+    const timer = setTimeout(() => this.abort.abort(new CldpdError('BuildFailed', `The build of ${build.tag} took longer than ${build.timeoutSeconds} s (buildTimeoutSeconds in pod.json) and was cancelled.`)), build.timeoutSeconds * 1000);
+    timer.unref();
+    try {
+      const { timeoutSeconds: _, ...request } = build;
+      const lines = this.options.runner.build({ ...request, signal: this.abort.signal });
+      let step = await lines.next();
+      while (!step.done) {
+        await this.emit([{ type: 'build.output', at: Date.now(), line: step.value }]);
+        step = await lines.next();
+      }
+      await this.emit([{ type: 'build.completed', at: Date.now(), image: build.tag, imageId: step.value }]);
+      return step.value;
+    } catch (err) {
+      if (this.stopReason) throw this.stoppedError();
+      const reason: unknown = this.abort.signal.reason;
+      if (this.abort.signal.aborted && isCldpdError(reason)) throw reason;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async pump(handle: ProcessHandle): Promise<void> {
+    const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+    for await (const chunk of handle.output) {
+      const lines = splitters[chunk.stream].push(chunk.data);
+      if (lines.length > 0) await this.emit(this.toEvents(chunk.stream, lines));
+    }
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const rest = splitters[stream].end();
+      if (rest.length > 0) await this.emit(this.toEvents(stream, rest));
+    }
+  }
+
+  private toEvents(stream: 'stdout' | 'stderr', lines: SplitLine[]): SessionEvent[] {
+    const at = Date.now();
+    return lines.map(({ line, partial }) => {
+      const agent = stream === 'stdout' && !partial ? parseStreamJsonLine(line) : [];
+      if (agent.length > 0) {
+        this.observe(agent);
+        return partial ? { type: 'output', at, stream, line, partial: true, agent } : { type: 'output', at, stream, line, agent };
+      }
+      return partial ? { type: 'output', at, stream, line, partial: true } : { type: 'output', at, stream, line };
+    });
+  }
+
+  private observe(events: readonly AgentEvent[]): void {
+    for (const event of events) {
+      if (event.kind === 'init') {
+        const known = this.agent.claudeSessionId;
+        this.agent.claudeSessionId = event.claudeSessionId;
+        if (known !== event.claudeSessionId) {
+          this.options.onClaudeSession?.(event.claudeSessionId).catch((err: unknown) =>
+            this.options.logger?.error({ err, session: this.id }, 'could not record the Claude session id'));
+        }
+      } else if (event.kind === 'text') {
+        this.agent.lastText = event.text;
+      } else if (event.kind === 'tool') {
+        this.agent.lastTool = event.summary ? `${event.name}: ${event.summary}` : event.name;
+      } else {
+        this.agent.result = event;
+        if (event.claudeSessionId) this.agent.claudeSessionId = event.claudeSessionId;
+      }
+    }
+  }
+
+  private async removeContainer(): Promise<void> {
+    if (!this.launchedId) return;
+    try {
+      await this.options.runner.remove(this.launchedId);
+    } catch (err) {
+      this.options.logger?.warn({ err, session: this.id, container: this.launchedId }, 'could not remove the exited container');
+    }
+  }
+
+  /** After an error nothing may keep running unseen: stop (and remove) what was launched. */
+  private async cleanUpAfterError(): Promise<void> {
+    if (!this.launchedId) return;
+    try {
+      await this.options.runner.stop(this.launchedId, this.options.stopGraceSeconds);
+      if (this.options.removeOnExit) await this.options.runner.remove(this.launchedId);
+    } catch (err) {
+      this.options.logger?.error({ err, session: this.id, container: this.launchedId }, 'could not stop the container after an error');
+    }
+  }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import Docker from 'dockerode';
+import { pino } from 'pino';
+import { runCli } from '../cli/run-cli.js';
+import { loadConfig } from '../config.js';
+import { Dispatcher, DockerRunner, SessionStore } from '../core/index.js';
+
+const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const code = await runCli(
+  process.argv.slice(2),
+  (podsDir) => {
+    const config = loadConfig(process.env, { podsDir });
+    const logger = pino({ level: config.logLevel }, pino.destination(2));
+    const runner = new DockerRunner(new Docker());
+    const store = new SessionStore(config.sessionsDir);
+    const pods = { podsDir: config.podsDir, homeDir: config.userHome };
+    const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger });
+    return { dispatcher, runner, store, pods };
+  },
+  {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    version,
+    onInterrupt: (handler) => {
+      process.on('SIGINT', handler);
+      process.on('SIGTERM', handler);
+      return () => {
+        process.off('SIGINT', handler);
+        process.off('SIGTERM', handler);
+      };
+    },
+  },
+);
+process.exitCode = code;
