@@ -161,6 +161,10 @@ export function validatePodJson(value: unknown): { ok: true; value: PodJson } | 
         ? `field "${where}" has unknown key ${keys}`
         : `unknown field ${keys}; the known fields are: ${known}`;
     }
+    if (issue.code === 'invalid_key') {
+      return `field "${where}": the name ${issue.issues.map((i) => i.message).join(', ')}`;
+    }
+    if (issue.code === 'invalid_type' && issue.expected === 'int') return `field "${where}" must be a whole number`;
     if (issue.code === 'invalid_type') {
       return `field "${where || '(top level)'}" must be ${issue.expected === 'object' && !where ? 'a JSON object' : `of type ${issue.expected}`}`;
     }

@@ -1,0 +1,143 @@
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { Dispatcher, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
+import { FakeRunner, out } from '../fakes/fake-runner.js';
+import { tempDir, writePod } from '../fakes/pods.js';
+
+let runner: FakeRunner;
+let store: SessionStore;
+let pods: PodSource;
+let dispatcher: Dispatcher;
+let suffix = 0;
+
+beforeEach(async () => {
+  const root = await tempDir();
+  pods = { podsDir: join(root, 'pods'), homeDir: root };
+  store = new SessionStore(join(root, 'sessions'));
+  runner = new FakeRunner({ id: 'sha256:img', user: 'agent', env: { HOME: '/home/agent' }, workingDir: '/' });
+  dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: { SECRET: 'v' }, newSuffix: () => (++suffix).toString(16).padStart(8, '0') });
+  await writePod(pods.podsDir, 'web', { 'pod.json': { inheritEnv: ['SECRET'], workdir: '/work' }, 'template.md': 'Be careful.' });
+});
+
+async function drain(session: { events(): AsyncIterable<SessionEvent> }): Promise<SessionEvent[]> {
+  const events: SessionEvent[] = [];
+  for await (const e of session.events()) events.push(e);
+  return events;
+}
+
+function runSpecs(): ContainerSpec[] {
+  return runner.calls.filter((c) => c.method === 'run').map((c) => c.args[0] as ContainerSpec);
+}
+
+describe('Dispatcher.start', () => {
+  it('builds, then runs the start command with template + issue, on per-issue volumes', async () => {
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-9"}\n')], exitCode: 0 });
+    const session = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/5' });
+    expect(session.id).toMatch(/^web-[0-9a-f]{8}$/);
+    await drain(session);
+    const [spec] = runSpecs();
+    expect(spec?.name).toBe(`cldpd-${session.id}`);
+    expect(spec?.cmd.slice(0, 3)).toEqual(['claude', '-p', 'Be careful.\n\nWork on this GitHub issue: https://github.com/acme/web/issues/5']);
+    expect(spec?.labels['dev.cldpd.issue']).toBe('https://github.com/acme/web/issues/5');
+    expect(spec?.mounts.map((m) => m.target)).toEqual(['/home/agent/.claude', '/work']);
+    expect(spec?.mounts.every((m) => m.source.startsWith('cldpd-web-acme-web-5-'))).toBe(true);
+    const record = await store.load(session.id);
+    expect(record).toMatchObject({ pod: 'web', imageId: 'sha256:img', claudeSessionId: 'claude-9', runs: 1, last: { exitCode: 0 } });
+  });
+
+  it('runs two sessions of one pod side by side', async () => {
+    runner.scripts.push({ chunks: [], exitCode: 0, hold: true }, { chunks: [], exitCode: 0, hold: true });
+    const a = await dispatcher.start('web', { prompt: 'a' });
+    const b = await dispatcher.start('web', { prompt: 'b' });
+    const events = [drain(a), drain(b)];
+    while (!a.containerId || !b.containerId) await new Promise((r) => setTimeout(r, 5));
+    expect(a.id).not.toBe(b.id);
+    expect((await dispatcher.containers()).map((c) => c.sessionId).sort()).toEqual([a.id, b.id].sort());
+    await Promise.all([dispatcher.stop(a.id), dispatcher.stop(b.id)]);
+    await Promise.all(events);
+  });
+
+  it.each([
+    ['../evil', { prompt: 'x' }, 'InvalidPodName'],
+    ['ghost', { prompt: 'x' }, 'PodNotFound'],
+    ['web', {}, 'InvalidInput'],
+    ['web', { issueUrl: 'not a url' }, 'InvalidInput'],
+  ])('refuses %j %j with %s before creating anything', async (pod, input, code) => {
+    await expect(dispatcher.start(pod, input)).rejects.toMatchObject({ code });
+    expect(runner.calls).toEqual([]);
+  });
+});
+
+describe('Dispatcher.resume', () => {
+  it('execs the resume command in the running container', async () => {
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-1"}\n')], exitCode: 0, hold: true });
+    const first = await dispatcher.start('web', { prompt: 'go' });
+    const firstEvents = drain(first);
+    while (!(await store.load(first.id)).claudeSessionId) await new Promise((r) => setTimeout(r, 5));
+
+    runner.scripts.push({ chunks: [out('resumed\n')], exitCode: 0 });
+    const second = await dispatcher.resume(first.id, 'and the docs');
+    const events = await drain(second);
+    expect(events[0]).toMatchObject({ type: 'container.started', exec: true, run: 2, containerId: first.containerId });
+    const exec = runner.calls.find((c) => c.method === 'exec');
+    expect(exec?.args[1]).toEqual(['claude', '-p', 'and the docs', '--resume', 'claude-1', '--output-format', 'stream-json', '--verbose', '--dangerously-skip-permissions']);
+    expect(runSpecs()).toHaveLength(1);
+    await dispatcher.stop(first.id);
+    await firstEvents;
+  });
+
+  it('starts a new container from the same image and volumes when the first has exited', async () => {
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-2"}\n')], exitCode: 0 });
+    const first = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/8' });
+    await drain(first);
+    const second = await dispatcher.resume(first.id, 'continue');
+    const events = await drain(second);
+    expect(events[0]).toMatchObject({ type: 'container.started', exec: false, run: 2 });
+    const [a, b] = runSpecs();
+    expect(b?.image).toBe('sha256:img');
+    expect(b?.name).toBe(a?.name);
+    expect(b?.mounts).toEqual(a?.mounts);
+    expect(b?.cmd).toContain('claude-2');
+    expect(b?.labels['dev.cldpd.run']).toBe('2');
+    expect((await store.load(first.id)).runs).toBe(2);
+  });
+
+  it('removes an exited leftover container before reusing the name', async () => {
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"c"}\n')], exitCode: 0 });
+    const first = await dispatcher.start('web', { prompt: 'go' });
+    await drain(first);
+    // As if the container had not been removed (e.g. the process died before it could).
+    runner.containers.set('leftover', { info: { id: 'leftover', name: `cldpd-${first.id}`, labels: { 'dev.cldpd.session': first.id }, state: 'exited', createdAt: 0 }, spec: runSpecs()[0] as ContainerSpec, stop: () => undefined });
+    const second = await dispatcher.resume(first.id, 'again');
+    expect((await drain(second)).at(-1)).toMatchObject({ type: 'container.exited' });
+    expect(runner.calls.some((c) => c.method === 'remove' && c.args[0] === 'leftover')).toBe(true);
+  });
+
+  it('refuses when no Claude session id was captured', async () => {
+    const first = await dispatcher.start('web', { prompt: 'go' });
+    await drain(first);
+    await expect(dispatcher.resume(first.id, 'more')).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringContaining('no Claude session id') });
+  });
+
+  it('refuses an unknown session', async () => {
+    await expect(dispatcher.resume('web-deadbeef', 'x')).rejects.toMatchObject({ code: 'SessionNotFound' });
+    await expect(dispatcher.resume('../../etc', 'x')).rejects.toMatchObject({ code: 'SessionNotFound' });
+  });
+});
+
+describe('Dispatcher.stop', () => {
+  it('stops the running container and is idempotent', async () => {
+    runner.scripts.push({ chunks: [], exitCode: 0, hold: true });
+    const session = await dispatcher.start('web', { prompt: 'go' });
+    const events = drain(session);
+    while (!session.containerId) await new Promise((r) => setTimeout(r, 5));
+    await dispatcher.stop(session.id);
+    await dispatcher.stop(session.id);
+    expect((await events).at(-1)).toMatchObject({ type: 'container.exited', exitCode: 143 });
+    expect(runner.calls.filter((c) => c.method === 'stop')).toHaveLength(1);
+  });
+
+  it('refuses an unknown session', async () => {
+    await expect(dispatcher.stop('web-00000000')).rejects.toMatchObject({ code: 'SessionNotFound' });
+  });
+});

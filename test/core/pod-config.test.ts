@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_COMMAND, DEFAULT_RESUME_COMMAND, POD_DEFAULTS, resolvePodConfig, validatePodJson } from '../../src/core/index.js';
+import { expandHome, parseMemory } from '../../src/core/pod-config.js';
+
+const every = {
+  image: 'registry.local/team/agent:1.2',
+  env: { MODE: 'ci', EMPTY: '' },
+  inheritEnv: ['ANTHROPIC_API_KEY'],
+  buildArgs: { NODE_VERSION: '20' },
+  workdir: '/workspace',
+  mounts: [{ source: '~/src', target: '/src', readOnly: true }, { source: '/opt/cache', target: '/cache' }],
+  command: ['my-agent', '--task', '{prompt}'],
+  resumeCommand: ['my-agent', '--continue', '{claudeSessionId}', '{prompt}'],
+  persist: ['~/.claude', '/workspace'],
+  timeoutSeconds: 600,
+  buildTimeoutSeconds: 120,
+  stopGraceSeconds: 5,
+  memory: '512m',
+  cpus: 1.5,
+  pids: 256,
+  network: 'none',
+};
+
+describe('validatePodJson and resolvePodConfig', () => {
+  it('accepts every field and applies none of the defaults it overrides', () => {
+    const checked = validatePodJson(every);
+    expect(checked.ok).toBe(true);
+    if (!checked.ok) return;
+    const config = resolvePodConfig('agent', checked.value, '/home/me');
+    expect(config).toEqual({
+      image: 'registry.local/team/agent:1.2',
+      env: { MODE: 'ci', EMPTY: '' },
+      inheritEnv: ['ANTHROPIC_API_KEY'],
+      buildArgs: { NODE_VERSION: '20' },
+      workdir: '/workspace',
+      mounts: [
+        { source: '/home/me/src', target: '/src', readOnly: true },
+        { source: '/opt/cache', target: '/cache', readOnly: false },
+      ],
+      command: ['my-agent', '--task', '{prompt}'],
+      resumeCommand: ['my-agent', '--continue', '{claudeSessionId}', '{prompt}'],
+      persist: ['~/.claude', '/workspace'],
+      timeoutSeconds: 600,
+      buildTimeoutSeconds: 120,
+      stopGraceSeconds: 5,
+      memoryBytes: 512 * 1024 * 1024,
+      cpus: 1.5,
+      pids: 256,
+      network: 'none',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('gives an empty pod.json safe defaults', () => {
+    const checked = validatePodJson({});
+    if (!checked.ok) throw new Error(checked.problems.join());
+    const config = resolvePodConfig('web', checked.value, '/home/me');
+    expect(config.image).toBe('cldpd-web:latest');
+    expect(config.command).toEqual(DEFAULT_COMMAND);
+    expect(config.resumeCommand).toEqual(DEFAULT_RESUME_COMMAND);
+    expect(config.command).toContain('stream-json');
+    expect(config.persist).toEqual(['~/.claude']);
+    expect(config.timeoutSeconds).toBe(POD_DEFAULTS.timeoutSeconds);
+    expect(config.stopGraceSeconds).toBe(POD_DEFAULTS.stopGraceSeconds);
+    expect(config.memoryBytes).toBe(4 * 1024 ** 3);
+    expect(config.cpus).toBe(2);
+    expect(config.pids).toBe(1024);
+    expect(config.network).toBe('bridge');
+  });
+
+  it('persists the workdir by default when one is set', () => {
+    const checked = validatePodJson({ workdir: '/work' });
+    if (!checked.ok) throw new Error();
+    expect(resolvePodConfig('p', checked.value, '/h').persist).toEqual(['~/.claude', '/work']);
+  });
+
+  it.each([
+    [[], 'field "(top level)" must be a JSON object'],
+    ['x', 'field "(top level)" must be a JSON object'],
+    [null, 'field "(top level)" must be a JSON object'],
+    [{ imgae: 'x' }, 'unknown field "imgae"; the known fields are: image, env'],
+    [{ image: 42 }, 'field "image" must be of type string'],
+    [{ image: 'Upper/Case' }, 'field "image" must be a Docker image reference'],
+    [{ env: [] }, 'field "env" must be of type record'],
+    [{ env: { A: 1 } }, 'field "env.A" must be of type string'],
+    [{ env: { 'BAD-NAME': 'x' } }, 'must be an environment variable name'],
+    [{ inheritEnv: 'HOME' }, 'field "inheritEnv" must be of type array'],
+    [{ inheritEnv: ['1X'] }, 'field "inheritEnv[0]" must be an environment variable name'],
+    [{ buildArgs: { V: true } }, 'field "buildArgs.V" must be of type string'],
+    [{ workdir: 'relative/dir' }, 'field "workdir" must be an absolute path'],
+    [{ mounts: {} }, 'field "mounts" must be of type array'],
+    [{ mounts: [{ source: '/a' }] }, 'field "mounts[0].target" must be of type string'],
+    [{ mounts: [{ source: '/a', target: 'rel' }] }, 'field "mounts[0].target" must be an absolute path'],
+    [{ mounts: [{ source: '', target: '/x' }] }, 'field "mounts[0].source" must be a host path'],
+    [{ mounts: [{ source: '/a', target: '/b', ro: true }] }, 'field "mounts[0]" has unknown key "ro"'],
+    [{ mounts: [{ source: '/a', target: '/b', readOnly: 'yes' }] }, 'field "mounts[0].readOnly" must be of type boolean'],
+    [{ command: [] }, 'field "command" must name at least the program'],
+    [{ command: 'claude -p' }, 'field "command" must be of type array'],
+    [{ resumeCommand: [1] }, 'field "resumeCommand[0]" must be of type string'],
+    [{ persist: ['relative'] }, 'field "persist[0]" must be an absolute container path'],
+    [{ timeoutSeconds: -1 }, 'field "timeoutSeconds" must be a number of seconds greater than 0'],
+    [{ timeoutSeconds: 0 }, 'field "timeoutSeconds" must be a number of seconds greater than 0'],
+    [{ timeoutSeconds: '60' }, 'field "timeoutSeconds" must be of type number'],
+    [{ timeoutSeconds: 10 ** 9 }, 'field "timeoutSeconds" must be at most one week'],
+    [{ buildTimeoutSeconds: -5 }, 'field "buildTimeoutSeconds" must be a number of seconds greater than 0'],
+    [{ stopGraceSeconds: -1 }, 'field "stopGraceSeconds" must be 0 or more seconds'],
+    [{ memory: '-1g' }, 'field "memory" must be a size like "512m"'],
+    [{ memory: 512 }, 'field "memory" must be of type string'],
+    [{ memory: '4 gigs' }, 'field "memory" must be a size'],
+    [{ cpus: 0 }, 'field "cpus" must be greater than 0'],
+    [{ cpus: -2 }, 'field "cpus" must be greater than 0'],
+    [{ pids: 0 }, 'field "pids" must be greater than 0'],
+    [{ pids: 1.5 }, 'field "pids" must be a whole number'],
+    [{ network: '' }, 'field "network" must be a Docker network mode'],
+    [{ network: 1 }, 'field "network" must be of type string'],
+  ])('refuses %j: %s', (json, message) => {
+    const checked = validatePodJson(json);
+    expect(checked.ok).toBe(false);
+    if (checked.ok) return;
+    expect(checked.problems.join('; ')).toContain(message);
+  });
+
+  it('reports every problem at once', () => {
+    const checked = validatePodJson({ cpus: -1, pids: -1, extra: 1 });
+    expect(checked.ok).toBe(false);
+    if (checked.ok) return;
+    expect(checked.problems).toHaveLength(3);
+  });
+});
+
+describe('parseMemory', () => {
+  it.each([
+    ['1024', 1024],
+    ['1k', 1024],
+    ['512m', 512 * 1024 ** 2],
+    ['4g', 4 * 1024 ** 3],
+    ['1.5G', 1.5 * 1024 ** 3],
+  ])('%s is %d bytes', (text, bytes) => {
+    expect(parseMemory(text)).toBe(bytes);
+  });
+});
+
+describe('expandHome', () => {
+  it.each([
+    ['~', '/home/me'],
+    ['~/src', '/home/me/src'],
+    ['/abs', '/abs'],
+    ['~other/x', '~other/x'],
+  ])('%s → %s', (input, expected) => {
+    expect(expandHome(input, '/home/me')).toBe(expected);
+  });
+});

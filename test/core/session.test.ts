@@ -1,0 +1,181 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Session, parseLogLine, type SessionEvent, type SessionOptions } from '../../src/core/index.js';
+import { FakeRunner, err, out, type Script } from '../fakes/fake-runner.js';
+import { tempDir } from '../fakes/pods.js';
+
+const spec = { name: 'cldpd-p-00000000', image: 'img', cmd: ['x'], env: {}, workdir: undefined, labels: {}, mounts: [], memoryBytes: 1, cpus: 1, pids: 1, network: 'none', stopGraceSeconds: 1 };
+
+async function startSession(runner: FakeRunner, overrides: Partial<SessionOptions> = {}): Promise<{ session: Session; logPath: string }> {
+  const logPath = join(await tempDir(), 'log.jsonl');
+  const session = await Session.start({
+    id: 'p-00000000',
+    podName: 'p',
+    run: 1,
+    runner,
+    logPath,
+    build: { tag: 'img', contextDir: '/ctx', buildArgs: {}, labels: {}, timeoutSeconds: 60 },
+    launch: async () => ({ handle: await runner.run(spec), containerName: spec.name, exec: false }),
+    timeoutSeconds: 60,
+    stopGraceSeconds: 1,
+    removeOnExit: true,
+    ...overrides,
+  });
+  return { session, logPath };
+}
+
+/** Reads all events, failing the test instead of hanging if the stream never ends. */
+async function collect(session: Session, timeoutMs = 5000): Promise<SessionEvent[]> {
+  const events: SessionEvent[] = [];
+  const reading = (async () => {
+    for await (const e of session.events()) events.push(e);
+  })();
+  await Promise.race([reading, new Promise((_, reject) => setTimeout(() => reject(new Error(`no terminal event within ${timeoutMs} ms`)), timeoutMs))]);
+  return events;
+}
+
+async function logged(path: string): Promise<SessionEvent[]> {
+  return (await readFile(path, 'utf8')).split('\n').map(parseLogLine).filter((e): e is SessionEvent => e !== undefined);
+}
+
+function withScript(script: Script): FakeRunner {
+  const runner = new FakeRunner();
+  runner.scripts.push(script);
+  return runner;
+}
+
+describe('Session', () => {
+  it('emits build, start, output and exit in the contract order, and logs exactly what it emits', async () => {
+    const runner = withScript({ chunks: [out('one\ntw'), err('warn\n'), out('o\nthree')], exitCode: 3 });
+    const { session, logPath } = await startSession(runner);
+    const events = await collect(session);
+    expect(events.map((e) => e.type)).toEqual([
+      'build.started', 'build.output', 'build.output', 'build.completed', 'container.started', 'output', 'output', 'output', 'output', 'container.exited',
+    ]);
+    const lines = events.flatMap((e) => (e.type === 'output' ? [`${e.stream}:${e.line}`] : []));
+    expect(lines).toEqual(['stdout:one', 'stderr:warn', 'stdout:two', 'stdout:three']);
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited', exitCode: 3, reason: 'exited' });
+    expect(await session.wait()).toBe(3);
+    expect(await logged(logPath)).toEqual(events);
+    expect(runner.methods()).toContain('remove');
+  });
+
+  it('writes each event to the log before the consumer sees it', async () => {
+    const runner = withScript({ chunks: Array.from({ length: 50 }, (_, i) => out(`line ${i}\n`)), exitCode: 0 });
+    const { session, logPath } = await startSession(runner);
+    let checked = 0;
+    for await (const event of session.events()) {
+      const inLog = await logged(logPath);
+      expect(inLog).toContainEqual(event);
+      checked += 1;
+    }
+    expect(checked).toBe(56);
+  });
+
+  it('ends a failed build with an error and starts no container', async () => {
+    const runner = new FakeRunner();
+    runner.buildError = 'The command \'/bin/sh -c exit 7\' returned a non-zero code: 7';
+    const { session } = await startSession(runner);
+    const events = await collect(session);
+    expect(events.map((e) => e.type)).toEqual(['build.started', 'build.output', 'build.output', 'error']);
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'BuildFailed', message: expect.stringContaining('non-zero code: 7') });
+    expect(runner.methods()).not.toContain('run');
+    await expect(session.wait()).rejects.toMatchObject({ code: 'BuildFailed' });
+  });
+
+  it('ends with an error when the container cannot be created', async () => {
+    const runner = new FakeRunner();
+    runner.runError = new Error('no space left on device');
+    const { session } = await startSession(runner);
+    const events = await collect(session);
+    expect(events.at(-1)).toMatchObject({ type: 'error', message: 'no space left on device' });
+    expect(events.filter((e) => e.type === 'error' || e.type === 'container.exited')).toHaveLength(1);
+  });
+
+  it('stopped during the build: no container, an error that says so', async () => {
+    const runner = new FakeRunner();
+    runner.buildGate = new Promise(() => undefined); // a build that never finishes by itself
+    const { session } = await startSession(runner);
+    const reading = collect(session);
+    await new Promise((r) => setTimeout(r, 20));
+    await session.stop();
+    const events = await reading;
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'Stopped', message: expect.stringContaining('stopped before its container started') });
+    expect(runner.methods()).not.toContain('run');
+  });
+
+  it('a build that outlives buildTimeoutSeconds is cancelled with a clear error', async () => {
+    const runner = new FakeRunner();
+    runner.buildGate = new Promise(() => undefined);
+    const { session } = await startSession(runner, { build: { tag: 'img', contextDir: '/ctx', buildArgs: {}, labels: {}, timeoutSeconds: 0.05 } });
+    const events = await collect(session);
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'BuildFailed', message: expect.stringContaining('buildTimeoutSeconds') });
+  });
+
+  it('stops a running container on timeout and says so', async () => {
+    const runner = withScript({ chunks: [out('working\n')], exitCode: 0, hold: true });
+    const { session } = await startSession(runner, { timeoutSeconds: 0.05 });
+    const events = await collect(session);
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited', reason: 'timeout', exitCode: 143 });
+    expect(runner.methods().filter((m) => m === 'stop')).toHaveLength(1);
+  });
+
+  it('stop is idempotent', async () => {
+    const runner = withScript({ chunks: [], exitCode: 0, hold: true });
+    const { session } = await startSession(runner);
+    const reading = collect(session);
+    while (!session.containerId) await new Promise((r) => setTimeout(r, 5));
+    await Promise.all([session.stop(), session.stop()]);
+    await session.stop();
+    const events = await reading;
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited', reason: 'stopped' });
+    expect(runner.methods().filter((m) => m === 'stop')).toHaveLength(1);
+    await session.stop(); // after the end too
+  });
+
+  it('wait() drains the events when nobody reads them, so a chatty container is not blocked', async () => {
+    const runner = withScript({ chunks: Array.from({ length: 3000 }, (_, i) => out(`${i}\n`)), exitCode: 0 });
+    const { session, logPath } = await startSession(runner, { capacity: 8 });
+    expect(await session.wait()).toBe(0);
+    expect((await logged(logPath)).filter((e) => e.type === 'output')).toHaveLength(3000);
+  });
+
+  it('allows only one reader of the events', async () => {
+    const { session } = await startSession(withScript({ chunks: [], exitCode: 0 }));
+    session.events();
+    expect(() => session.events()).toThrow(/already being read/);
+  });
+
+  it('understands Claude Code stream-json and reports the Claude session id once', async () => {
+    const seen: string[] = [];
+    const lines = [
+      '{"type":"system","subtype":"init","session_id":"claude-1"}',
+      '{"type":"assistant","message":{"content":[{"type":"text","text":"Fixed it."},{"type":"tool_use","name":"Bash","input":{"command":"npm test"}}]}}',
+      '{"type":"result","subtype":"success","is_error":false,"result":"All green.","num_turns":3,"total_cost_usd":0.5,"duration_ms":900,"session_id":"claude-1"}',
+    ];
+    const runner = withScript({ chunks: [out(lines.join('\n') + '\n')], exitCode: 0 });
+    const { session } = await startSession(runner, { onClaudeSession: async (id) => void seen.push(id) });
+    const events = await collect(session);
+    const agentEvents = events.flatMap((e) => (e.type === 'output' ? e.agent ?? [] : []));
+    expect(agentEvents.map((a) => a.kind)).toEqual(['init', 'text', 'tool', 'result']);
+    expect(session.agent).toMatchObject({ claudeSessionId: 'claude-1', lastText: 'Fixed it.', lastTool: 'Bash: npm test', result: { text: 'All green.', turns: 3, costUsd: 0.5 } });
+    expect(seen).toEqual(['claude-1']);
+  });
+
+  it('does not remove the container of an exec run', async () => {
+    const runner = withScript({ chunks: [out('x\n')], exitCode: 0 });
+    const { session } = await startSession(runner, { removeOnExit: false, build: undefined });
+    const events = await collect(session);
+    expect(events[0]?.type).toBe('container.started');
+    expect(runner.methods()).not.toContain('remove');
+  });
+
+  it('calls onFinish once with the terminal event', async () => {
+    const finished: SessionEvent[] = [];
+    const { session } = await startSession(withScript({ chunks: [], exitCode: 9 }), { onFinish: async (t) => void finished.push(t) });
+    await session.wait();
+    expect(finished).toHaveLength(1);
+    expect(finished[0]).toMatchObject({ type: 'container.exited', exitCode: 9 });
+  });
+});

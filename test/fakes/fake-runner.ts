@@ -1,0 +1,146 @@
+import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner } from '../../src/core/index.js';
+import { CldpdError } from '../../src/core/index.js';
+
+/** What the next process (run or exec) does: print these chunks, then exit with this code, or wait to be stopped. */
+export interface Script {
+  chunks: OutputChunk[];
+  exitCode: number;
+  /** Keep running after the chunks until stopped. */
+  hold?: boolean;
+}
+
+interface FakeContainer {
+  info: { id: string; name: string; labels: Record<string, string>; state: string; createdAt: number };
+  spec: ContainerSpec;
+  stop: () => void;
+}
+
+export const out = (text: string): OutputChunk => ({ stream: 'stdout', data: Buffer.from(text) });
+export const err = (text: string): OutputChunk => ({ stream: 'stderr', data: Buffer.from(text) });
+
+/** A hand-written Runner: scripted builds and processes, with every call recorded. */
+export class FakeRunner implements Runner {
+  readonly calls: Array<{ method: string; args: unknown[] }> = [];
+  readonly containers = new Map<string, FakeContainer>();
+  readonly volumes = new Map<string, Record<string, string>>();
+  readonly images = new Map<string, ImageInfo>();
+  buildLines = ['Step 1/1 : FROM scratch', 'Successfully built 0123456789ab'];
+  buildError: string | undefined;
+  /** When set, the build waits for this before finishing (or for its abort signal). */
+  buildGate: Promise<void> | undefined;
+  scripts: Script[] = [];
+  runError: Error | undefined;
+  private seq = 0;
+
+  constructor(image: ImageInfo = { id: 'sha256:image1', user: '', env: {}, workingDir: '/' }) {
+    this.images.set(image.id, image);
+  }
+
+  async preflight(): Promise<{ version: string; apiVersion: string }> {
+    this.calls.push({ method: 'preflight', args: [] });
+    return { version: 'fake', apiVersion: '1.41' };
+  }
+
+  async *build(request: BuildRequest): AsyncGenerator<string, string> {
+    this.calls.push({ method: 'build', args: [request] });
+    for (const line of this.buildLines) yield line;
+    if (this.buildGate) {
+      await Promise.race([
+        this.buildGate,
+        new Promise((_, reject) => request.signal?.addEventListener('abort', () => reject(request.signal?.reason))),
+      ]);
+    }
+    if (this.buildError) throw new CldpdError('BuildFailed', this.buildError);
+    const id = [...this.images.keys()][0] as string;
+    this.images.set(request.tag, this.images.get(id) as ImageInfo);
+    return id;
+  }
+
+  async inspectImage(ref: string): Promise<ImageInfo | undefined> {
+    this.calls.push({ method: 'inspectImage', args: [ref] });
+    return this.images.get(ref);
+  }
+
+  async ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<void> {
+    this.calls.push({ method: 'ensureVolume', args: [name, labels] });
+    if (!this.volumes.has(name)) this.volumes.set(name, { ...labels });
+  }
+
+  private process(containerId: string, onEnd: () => void): ProcessHandle & { stop: () => void } {
+    const script = this.scripts.shift() ?? { chunks: [], exitCode: 0 };
+    let stopped = false;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const stop = (): void => {
+      stopped = true;
+      release();
+    };
+    const output = (async function* () {
+      for (const chunk of script.chunks) {
+        if (stopped) break;
+        yield chunk;
+      }
+      if (script.hold && !stopped) await held;
+      onEnd();
+    })();
+    return { containerId, output, wait: async () => (stopped ? 143 : script.exitCode), stop };
+  }
+
+  async run(spec: ContainerSpec): Promise<ProcessHandle> {
+    this.calls.push({ method: 'run', args: [spec] });
+    if (this.runError) throw this.runError;
+    if ([...this.containers.values()].some((c) => c.info.name === spec.name)) {
+      throw new CldpdError('ContainerFailed', `Docker refused to create container ${spec.name}: name in use`);
+    }
+    const id = `c${++this.seq}`;
+    const info = { id, name: spec.name, labels: { ...spec.labels }, state: 'running', createdAt: Date.now() + this.seq };
+    const handle = this.process(id, () => {
+      info.state = 'exited';
+    });
+    this.containers.set(id, { info, spec, stop: handle.stop });
+    return handle;
+  }
+
+  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
+    this.calls.push({ method: 'exec', args: [containerId, cmd, options] });
+    const container = this.containers.get(containerId);
+    if (!container || container.info.state !== 'running') throw new CldpdError('ContainerFailed', `container ${containerId} is not running`);
+    return this.process(containerId, () => undefined);
+  }
+
+  async stop(containerId: string, graceSeconds: number): Promise<void> {
+    this.calls.push({ method: 'stop', args: [containerId, graceSeconds] });
+    const container = this.containers.get(containerId);
+    if (!container) return;
+    container.stop();
+    container.info.state = 'exited';
+  }
+
+  async remove(containerId: string): Promise<void> {
+    this.calls.push({ method: 'remove', args: [containerId] });
+    this.containers.delete(containerId);
+  }
+
+  async list(labels: Readonly<Record<string, string | undefined>>): Promise<ContainerInfo[]> {
+    return [...this.containers.values()]
+      .map((c) => c.info)
+      .filter((info) => Object.entries(labels).every(([k, v]) => (v === undefined ? k in info.labels : info.labels[k] === v)))
+      .map((info) => ({ ...info }));
+  }
+
+  async isRunning(containerId: string): Promise<boolean | undefined> {
+    const c = this.containers.get(containerId);
+    return c ? c.info.state === 'running' : undefined;
+  }
+
+  async *logs(): AsyncGenerator<OutputChunk> {
+    // Not used by the core's own flows.
+  }
+
+  /** Methods called, in order. */
+  methods(): string[] {
+    return this.calls.map((c) => c.method);
+  }
+}
