@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { renderEvent } from '../../src/cli/render.js';
+import type { SessionEvent } from '../../src/core/index.js';
+
+describe('renderEvent', () => {
+  it.each<[SessionEvent, Array<[string, string]>]>([
+    [{ type: 'build.started', at: 0, image: 'cldpd-web:latest' }, [['stderr', 'cldpd: building image cldpd-web:latest\n']]],
+    [{ type: 'build.output', at: 0, line: 'Step 1/2' }, [['stderr', '  | Step 1/2\n']]],
+    [{ type: 'build.completed', at: 0, image: 'x', imageId: 'sha256:0123456789abcdef' }, [['stderr', 'cldpd: image ready (0123456789ab)\n']]],
+    [{ type: 'container.started', at: 0, containerId: 'c', containerName: 'cldpd-s', exec: false, run: 1 }, [['stderr', 'cldpd: session s-1 running in cldpd-s (run 1)\n']]],
+    [{ type: 'container.started', at: 0, containerId: 'c', containerName: 'cldpd-s', exec: true, run: 2 }, [['stderr', 'cldpd: session s-1 resumed in cldpd-s (run 2)\n']]],
+    [{ type: 'output', at: 0, stream: 'stdout', line: 'hello' }, [['stdout', 'hello\n']]],
+    [{ type: 'output', at: 0, stream: 'stdout', line: 'par', partial: true }, [['stdout', 'par']]],
+    [{ type: 'output', at: 0, stream: 'stderr', line: 'oops' }, [['stderr', 'oops\n']]],
+    [
+      { type: 'output', at: 0, stream: 'stdout', line: '{…}', agent: [{ kind: 'text', text: 'Done.' }, { kind: 'tool', name: 'Bash', summary: 'ls' }] },
+      [['stdout', 'Done.\n'], ['stdout', '-> Bash: ls\n']],
+    ],
+    [
+      { type: 'output', at: 0, stream: 'stdout', line: '{…}', agent: [{ kind: 'result', isError: false, turns: 3, costUsd: 0.5, durationMs: 1500 }] },
+      [['stderr', 'cldpd: agent done, 3 turns, $0.5000, 1.5 s\n']],
+    ],
+    [{ type: 'container.exited', at: 0, exitCode: 2, reason: 'exited', durationMs: 2000 }, [['stderr', 'cldpd: exited with code 2 after 2.0 s\n']]],
+    [{ type: 'container.exited', at: 0, exitCode: 143, reason: 'timeout', durationMs: 2000 }, [['stderr', 'cldpd: exited with code 143 after 2.0 s (timed out: timeoutSeconds in pod.json)\n']]],
+    [{ type: 'error', at: 0, code: 'BuildFailed', message: 'bad' }, [['stderr', 'cldpd: error (BuildFailed): bad\n']]],
+  ])('%j', (event, expected) => {
+    expect(renderEvent(event, 's-1').map((p) => [p.to, p.text])).toEqual(expected);
+  });
+});

@@ -1,0 +1,118 @@
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { runCli, type CliContext, type CliIO } from '../../src/cli/run-cli.js';
+import { Dispatcher, SessionStore } from '../../src/core/index.js';
+import { FakeRunner, err, out } from '../fakes/fake-runner.js';
+import { tempDir, writePod } from '../fakes/pods.js';
+
+let runner: FakeRunner;
+let context: CliContext;
+let interrupt: (() => void) | undefined;
+let io: CliIO & { stdoutText: () => string; stderrText: () => string };
+
+function capture(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (d: Buffer) => (text += d.toString()));
+  return { stream, text: () => text };
+}
+
+beforeEach(async () => {
+  const root = await tempDir();
+  const pods = { podsDir: join(root, 'pods'), homeDir: root };
+  await writePod(pods.podsDir, 'web');
+  await writePod(pods.podsDir, 'broken', { 'pod.json': '{' });
+  runner = new FakeRunner();
+  const store = new SessionStore(join(root, 'sessions'));
+  context = { runner, store, pods, dispatcher: new Dispatcher({ runner, pods, store, hostId: 'h', hostEnv: {} }) };
+  const stdout = capture();
+  const stderr = capture();
+  interrupt = undefined;
+  io = {
+    stdout: stdout.stream, stderr: stderr.stream, version: '9.9.9', followIntervalMs: 5,
+    onInterrupt: (handler) => {
+      interrupt = handler;
+      return () => (interrupt = undefined);
+    },
+    stdoutText: stdout.text, stderrText: stderr.text,
+  };
+});
+
+const cli = (...argv: string[]) => runCli(argv, () => context, io);
+
+describe('runCli', () => {
+  it('start streams output and returns the container exit code', async () => {
+    runner.scripts.push({ chunks: [out('hello\n'), err('careful\n')], exitCode: 4 });
+    expect(await cli('start', 'web', '--prompt', 'go')).toBe(4);
+    expect(io.stdoutText()).toBe('hello\n');
+    expect(io.stderrText()).toContain('careful\n');
+    expect(io.stderrText()).toContain('cldpd: building image cldpd-web:latest');
+    expect(io.stderrText()).toContain('cldpd: exited with code 4');
+    expect(interrupt).toBeUndefined(); // the signal handler is released afterwards
+  });
+
+  it('start --json prints one event per line, each naming the session', async () => {
+    runner.scripts.push({ chunks: [out('x\n')], exitCode: 0 });
+    expect(await cli('start', 'web', '--prompt', 'go', '--json')).toBe(0);
+    const events = io.stdoutText().trim().split('\n').map((l) => JSON.parse(l) as { type: string; session: string });
+    expect(events.map((e) => e.type)).toEqual(['build.started', 'build.output', 'build.output', 'build.completed', 'container.started', 'output', 'container.exited']);
+    expect(new Set(events.map((e) => e.session)).size).toBe(1);
+  });
+
+  it('Ctrl+C stops the session and the container is removed', async () => {
+    runner.scripts.push({ chunks: [out('working\n')], exitCode: 0, hold: true });
+    const running = cli('start', 'web', '--prompt', 'go');
+    while (runner.containers.size === 0) await new Promise((r) => setTimeout(r, 5));
+    interrupt?.();
+    expect(await running).toBe(143);
+    expect(runner.containers.size).toBe(0);
+    expect(io.stderrText()).toContain('stopping session');
+  });
+
+  it('a failed build exits 1 with the error', async () => {
+    runner.buildError = 'boom in step 2';
+    expect(await cli('start', 'web', '--prompt', 'go')).toBe(1);
+    expect(io.stderrText()).toContain('boom in step 2');
+  });
+
+  it('a bad pod name exits 1 with a message, a bad command line exits 2 with the usage', async () => {
+    expect(await cli('start', 'Bad/Name', '--prompt', 'x')).toBe(1);
+    expect(io.stderrText()).toContain('is not allowed');
+    expect(await cli('start')).toBe(2);
+    expect(io.stderrText()).toContain('Usage: cldpd');
+  });
+
+  it('pods lists each pod with its status and fails when one is invalid', async () => {
+    expect(await cli('pods')).toBe(1);
+    expect(io.stdoutText()).toMatch(/broken\s+invalid\s+Pod "broken"/);
+    expect(io.stdoutText()).toMatch(/web\s+ok\s+cldpd-web:latest/);
+  });
+
+  it('doctor checks Docker and every pod', async () => {
+    expect(await cli('doctor', '--json')).toBe(1);
+    const checks = io.stdoutText().trim().split('\n').map((l) => JSON.parse(l) as { check: string; ok: boolean });
+    expect(checks.map((c) => [c.check, c.ok])).toEqual([['docker', true], ['pods directory', true], ['pod broken', false], ['pod web', true]]);
+  });
+
+  it('ps, logs and stop work on a finished session', async () => {
+    runner.scripts.push({ chunks: [out('line one\n')], exitCode: 0 });
+    await cli('start', 'web', '--prompt', 'go', '--json');
+    const id = (JSON.parse(io.stdoutText().split('\n')[0] as string) as { session: string }).session;
+    expect(await cli('ps', '--all', '--json')).toBe(0);
+    expect(io.stdoutText()).toContain(`"session":"${id}","pod":"web","state":"exited (0)"`);
+    expect(await cli('logs', id)).toBe(0);
+    expect(io.stdoutText()).toContain('line one\n');
+    expect(await cli('logs', '-f', id)).toBe(0); // ends: the run is over and no container runs
+    expect(await cli('stop', id)).toBe(0);
+    expect(await cli('logs', 'web-ffffffff')).toBe(1);
+    expect(io.stderrText()).toContain('No session "web-ffffffff"');
+  });
+
+  it('prints help and version', async () => {
+    expect(await cli('--version')).toBe(0);
+    expect(await cli('help')).toBe(0);
+    expect(io.stdoutText()).toContain('9.9.9\n');
+    expect(io.stdoutText()).toContain('Commands:');
+  });
+});

@@ -1,0 +1,175 @@
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parseLogLine, type SessionEvent } from '../../src/core/index.js';
+import { TestWorld, collect, describeWithDocker, outputLines, until } from './harness.js';
+
+describeWithDocker('sessions on a real Docker engine', () => {
+  const world = new TestWorld();
+
+  beforeAll(async () => {
+    await world.init();
+    await world.pod('it-exit', { command: ['sh', '-c', 'echo "to stdout"; echo "to stderr" >&2; echo "secret=$CLDPD_TEST_SECRET"; exit ${CODE:-0}'], inheritEnv: ['CLDPD_TEST_SECRET'] });
+    await world.pod('it-exit-3', { command: ['sh', '-c', 'echo bye; exit 3'] });
+    await world.pod('it-lines', { command: ['seq', '1', '200000'] });
+    await world.pod('it-broken', {}, 'RUN ["/bin/sh", "-c", "echo about to fail; exit 7"]');
+    await world.pod('it-sleep', { command: ['sleep', '60'], timeoutSeconds: 1, stopGraceSeconds: 1 });
+    await world.pod('it-stubborn', { command: ['sh', '-c', "trap '' TERM; echo ready; while true; do sleep 1; done"], stopGraceSeconds: 1 });
+    await world.pod('it-claude');
+  });
+
+  afterAll(async () => {
+    await world.close();
+  });
+
+  it('passes exit code 0 through and keeps stdout and stderr apart', async () => {
+    const session = await world.dispatcher.start('it-exit', { prompt: 'x' });
+    const events = await collect(session);
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited', exitCode: 0, reason: 'exited' });
+    // Order is kept within a stream; between stdout and stderr Docker promises none.
+    const lines = outputLines(events);
+    expect(lines.filter((l) => l.startsWith('stdout:'))).toEqual(['stdout:to stdout', 'stdout:secret=from-the-host']);
+    expect(lines.filter((l) => l.startsWith('stderr:'))).toEqual(['stderr:to stderr']);
+    expect(await session.wait()).toBe(0);
+    expect(await world.containersOf(session.id)).toEqual([]); // removed once read
+  });
+
+  it('passes a non-zero exit code through as data', async () => {
+    const session = await world.dispatcher.start('it-exit-3', { prompt: 'x' });
+    const events = await collect(session);
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited', exitCode: 3 });
+    expect(await session.wait()).toBe(3);
+  });
+
+  it('follows the event ordering contract', async () => {
+    const session = await world.dispatcher.start('it-exit-3', { prompt: 'x' });
+    const types = (await collect(session)).map((e) => e.type);
+    const collapsed = types.filter((t, i) => t !== types[i - 1]);
+    expect(collapsed).toEqual(['build.started', 'build.output', 'build.completed', 'container.started', 'output', 'container.exited']);
+  });
+
+  it('delivers 200,000 lines, every one in order, and logs every one', async () => {
+    const session = await world.dispatcher.start('it-lines', { prompt: 'x' });
+    let expected = 1;
+    let outOfOrder = 0;
+    const events = await collect(session, (e) => {
+      if (e.type !== 'output') return;
+      if (e.line !== String(expected)) outOfOrder += 1;
+      expected += 1;
+    });
+    expect(outOfOrder).toBe(0);
+    expect(expected - 1).toBe(200_000);
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited', exitCode: 0 });
+    const logged = (await readFile(world.store.logPath(session.id), 'utf8')).split('\n').map(parseLogLine).filter((e): e is SessionEvent => !!e);
+    const loggedLines = logged.flatMap((e) => (e.type === 'output' ? [e.line] : []));
+    expect(loggedLines).toHaveLength(200_000);
+    expect(loggedLines.every((line, i) => line === String(i + 1))).toBe(true);
+  });
+
+  it('reports a failed build as build.started → build.output* → error with the build error', async () => {
+    const session = await world.dispatcher.start('it-broken', { prompt: 'x' });
+    const events = await collect(session);
+    const types = events.map((e) => e.type);
+    expect(types[0]).toBe('build.started');
+    expect(types.slice(1, -1).every((t) => t === 'build.output')).toBe(true);
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'BuildFailed', message: expect.stringMatching(/returned a non-zero code: 7/) });
+    expect(events.some((e) => e.type === 'build.output' && e.line.includes('about to fail'))).toBe(true);
+    await expect(session.wait()).rejects.toMatchObject({ code: 'BuildFailed' });
+    expect(await world.containersOf(session.id)).toEqual([]);
+  });
+
+  it('stops a container that outlives its timeout and says so', async () => {
+    const session = await world.dispatcher.start('it-sleep', { prompt: 'x' });
+    const events = await collect(session);
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited', reason: 'timeout' });
+    expect(await world.containersOf(session.id)).toEqual([]);
+  });
+
+  it('stop is idempotent and kills a container that ignores SIGTERM after the grace period', async () => {
+    const session = await world.dispatcher.start('it-stubborn', { prompt: 'x' });
+    const events = collect(session);
+    await until('the container to be running', async () => (await world.containersOf(session.id)).some((c) => c.State === 'running'));
+    await Promise.all([session.stop(), session.stop(), world.dispatcher.stop(session.id)]);
+    await session.stop();
+    const done = await events;
+    expect(done.at(-1)).toMatchObject({ type: 'container.exited', reason: 'stopped', exitCode: 137 });
+    await world.dispatcher.stop(session.id);
+    expect(await world.containersOf(session.id)).toEqual([]);
+  });
+
+  it('runs two sessions of one pod at the same time', async () => {
+    const a = await world.dispatcher.start('it-claude', { prompt: 'linger a' });
+    const b = await world.dispatcher.start('it-claude', { prompt: 'linger b' });
+    const reading = [collect(a), collect(b)];
+    await until('both containers running', async () =>
+      (await world.containersOf(a.id)).some((c) => c.State === 'running') && (await world.containersOf(b.id)).some((c) => c.State === 'running'));
+    const running = await world.dispatcher.containers();
+    expect(running.map((c) => c.sessionId).sort()).toEqual([a.id, b.id].sort());
+    await Promise.all([a.stop(), b.stop()]);
+    const [ea, eb] = await Promise.all(reading);
+    expect(outputLines(ea ?? [])).toContain('stdout:prompt: linger a');
+    expect(outputLines(eb ?? [])).toContain('stdout:prompt: linger b');
+  });
+
+  it('resumes a running session by exec in the same container', async () => {
+    const first = await world.dispatcher.start('it-claude', { prompt: 'linger here' });
+    const firstEvents = collect(first);
+    await until('the Claude session id', async () => !!(await world.store.load(first.id)).claudeSessionId);
+
+    const second = await world.dispatcher.resume(first.id, 'one more thing');
+    const events = await collect(second);
+    expect(events[0]).toMatchObject({ type: 'container.started', exec: true, run: 2, containerId: first.containerId });
+    expect(outputLines(events)).toContain(`stdout:resumed fake-${first.id}; note: written by the first run`);
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited', exitCode: 0 });
+    expect((await world.containersOf(first.id)).filter((c) => c.State === 'running')).toHaveLength(1);
+
+    await world.dispatcher.stop(first.id);
+    expect((await firstEvents).at(-1)).toMatchObject({ type: 'container.exited' });
+    expect(await world.containersOf(first.id)).toEqual([]);
+  });
+
+  it('resumes an exited session in a new container that sees the persisted files and gets the Claude session id', async () => {
+    const issueUrl = 'https://github.com/acme/web/issues/42';
+    const first = await world.dispatcher.start('it-claude', { issueUrl });
+    const firstEvents = await collect(first);
+    expect(outputLines(firstEvents)).toContain(`stdout:prompt: Work on this GitHub issue: ${issueUrl}`);
+    expect(first.agent).toMatchObject({ claudeSessionId: `fake-${first.id}`, result: { text: 'all done', turns: 2, costUsd: 0.0125 } });
+    expect(await world.containersOf(first.id)).toEqual([]);
+
+    const second = await world.dispatcher.resume(first.id, 'carry on');
+    const events = await collect(second);
+    expect(events[0]).toMatchObject({ type: 'container.started', exec: false, run: 2 });
+    expect(outputLines(events)).toContain(`stdout:resumed fake-${first.id}; note: written by the first run`);
+    expect(outputLines(events)).toContain('stdout:prompt: carry on');
+    expect(await world.containersOf(first.id)).toEqual([]);
+  });
+
+  it('puts labels, limits, an init and no-new-privileges on the container', async () => {
+    const session = await world.dispatcher.start('it-claude', { prompt: 'linger', issueUrl: 'https://github.com/acme/web/issues/1' });
+    const reading = collect(session);
+    await until('the container', () => !!session.containerId);
+    const info = await world.docker.getContainer(session.containerId as string).inspect();
+    expect(info.Config.Labels).toMatchObject({ 'dev.cldpd.session': session.id, 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.host': world.hostId, 'dev.cldpd.issue': 'https://github.com/acme/web/issues/1' });
+    expect(info.HostConfig).toMatchObject({ Init: true, Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128, SecurityOpt: ['no-new-privileges'] });
+    const volume = info.Mounts.find((m) => m.Destination === '/work');
+    expect(volume?.Type).toBe('volume');
+    const labels = (await world.docker.getVolume(volume?.Name as string).inspect()).Labels;
+    expect(labels).toMatchObject({ 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.path': '/work', 'dev.cldpd.host': world.hostId });
+    await session.stop();
+    await reading;
+  });
+
+  it('reads a container\'s logs since a time and finds session containers by label', async () => {
+    const session = await world.dispatcher.start('it-claude', { prompt: 'linger' });
+    const reading = collect(session);
+    await until('the result line', async () => (await readFile(world.store.logPath(session.id), 'utf8')).includes('prompt: linger'));
+    const [found] = await world.runner.list({ 'dev.cldpd.session': session.id });
+    expect(found?.id).toBe(session.containerId);
+    expect(await world.runner.isRunning(found?.id as string)).toBe(true);
+    const stop = session.stop();
+    let text = '';
+    for await (const chunk of world.runner.logs(found?.id as string, 0)) text += chunk.data.toString();
+    await stop;
+    expect(text).toContain('prompt: linger');
+    await reading;
+  });
+});
