@@ -1,0 +1,70 @@
+# Shared by scripts/setup.sh and .ci/run: install the OS packages cldpd needs and start the
+# daemons that are not already answering. Daemons are detached (setsid) with their output in
+# log files, so they never hold a terminal's or CI's stdout.
+
+CLDPD_LOGS=${CLDPD_LOGS:-/tmp/cldpd-services}
+STARTED_PIDS=()
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Installs docker.io, redis-server and busybox-static (static: test pods are FROM scratch) where missing.
+install_missing() {
+  local missing=()
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then missing+=(busybox-static); fi
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "cldpd: please install ${missing[*]} with your package manager (no apt-get here)"; return 1
+  fi
+  mkdir -p "$CLDPD_LOGS"
+  echo "cldpd: installing ${missing[*]} (log: $CLDPD_LOGS/apt.log)"
+  as_root apt-get update -q >"$CLDPD_LOGS/apt.log" 2>&1
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}" >>"$CLDPD_LOGS/apt.log" 2>&1 \
+    || { echo "cldpd: apt-get install failed:"; tail -20 "$CLDPD_LOGS/apt.log"; return 1; }
+}
+
+wait_for() { # name seconds command...
+  local name=$1 seconds=$2; shift 2
+  for _ in $(seq 1 $((seconds * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "cldpd: $name did not answer within ${seconds}s"; return 1
+}
+
+# Starts dockerd unless an engine answers already; its pid goes to STARTED_PIDS.
+ensure_dockerd() {
+  docker info >/dev/null 2>&1 && return 0
+  mkdir -p "$CLDPD_LOGS"
+  if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && as_root systemctl start docker 2>/dev/null; then
+    wait_for dockerd 60 docker info && return 0
+  fi
+  echo "cldpd: starting dockerd (log: $CLDPD_LOGS/dockerd.log)"
+  if [ "$(id -u)" = 0 ]; then
+    setsid dockerd >"$CLDPD_LOGS/dockerd.log" 2>&1 </dev/null &
+  else
+    sudo setsid dockerd >"$CLDPD_LOGS/dockerd.log" 2>&1 </dev/null &
+  fi
+  STARTED_PIDS+=($!)
+  wait_for dockerd 60 docker info || { tail -20 "$CLDPD_LOGS/dockerd.log"; return 1; }
+}
+
+# Starts redis-server on $1 (default 6379) unless one answers; noeviction, as BullMQ needs.
+ensure_redis() {
+  local port=${1:-6379}
+  redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+  mkdir -p "$CLDPD_LOGS"
+  echo "cldpd: starting redis-server on port $port (log: $CLDPD_LOGS/redis.log)"
+  setsid redis-server --port "$port" --save '' --appendonly no --maxmemory-policy noeviction \
+    >"$CLDPD_LOGS/redis.log" 2>&1 </dev/null &
+  STARTED_PIDS+=($!)
+  wait_for redis-server 30 redis-cli -p "$port" ping
+}
+
+# Stops what ensure_* started.
+stop_started() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    as_root kill "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  done
+  STARTED_PIDS=()
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One-time machine set-up: installs the Docker engine, Redis and a static busybox where
+# missing, starts the Docker engine if it is not running, and creates an example "hello" pod.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+CLDPD_LOGS=${CLDPD_LOGS:-${CLDPD_HOME:-$HOME/.cldpd}/logs}
+
+install_missing
+ensure_dockerd
+
+pods=${CLDPD_PODS_DIR:-${CLDPD_HOME:-$HOME/.cldpd}/pods}
+if [ ! -d "$pods/hello" ]; then
+  mkdir -p "$pods/hello"
+  cp /bin/busybox "$pods/hello/busybox"
+  cp "$here/../examples/pods/hello/Dockerfile" "$here/../examples/pods/hello/pod.json" "$pods/hello/"
+  echo "cldpd: created the example pod $pods/hello"
+fi
+docker info --format 'cldpd: Docker engine {{.ServerVersion}} is ready'
