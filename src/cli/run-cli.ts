@@ -19,16 +19,26 @@ export interface CliContext {
 export interface CliIO {
   readonly stdout: Writable;
   readonly stderr: Writable;
-  /** Registers `handler` for SIGINT and SIGTERM; returns a function that unregisters it. */
+  /** Registers `handler` for SIGINT, SIGTERM and a reader that went away (EPIPE); returns a function that unregisters it. */
   readonly onInterrupt: (handler: () => void) => () => void;
   readonly version: string;
   /** Milliseconds between polls of `logs -f`. */
   readonly followIntervalMs?: number;
 }
 
-/** Writes, waiting for the stream to drain when its buffer is full. */
+/** Writes, waiting for the stream to drain when its buffer is full; a closed stream takes nothing and never blocks. */
 async function write(stream: Writable, text: string): Promise<void> {
-  if (!stream.write(text)) await new Promise<void>((resolve) => stream.once('drain', resolve));
+  if (stream.destroyed || stream.writableEnded) return;
+  if (stream.write(text)) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+  });
 }
 
 /**

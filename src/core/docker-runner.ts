@@ -6,6 +6,9 @@ import { demuxDockerStream } from './demux.js';
 import { LineSplitter } from './line-splitter.js';
 import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner } from './runner.js';
 
+/** How long an exec whose output has ended may take to report its exit code. */
+const EXEC_EXIT_WAIT_MS = 30_000;
+
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
 
 interface DockerApiError {
@@ -219,11 +222,15 @@ export class DockerRunner implements Runner {
         output: demuxDockerStream(stream as AsyncIterable<Buffer>),
         wait: async () => {
           // The stream has ended; Docker may take a moment to record the exit code.
-          for (let attempt = 0; ; attempt++) {
-            const info = await exec.inspect();
+          const deadline = Date.now() + EXEC_EXIT_WAIT_MS;
+          for (let attempt = 0; Date.now() < deadline; attempt++) {
+            const info = await exec.inspect().catch((err: unknown) => {
+              throw dockerError(err, `read the exit code of an exec in ${containerId}`);
+            });
             if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return info.ExitCode;
             await new Promise((r) => setTimeout(r, Math.min(10 * 2 ** attempt, 500)));
           }
+          throw new CldpdError('ContainerFailed', `The exec in container ${containerId} closed its output but Docker reported no exit code within ${EXEC_EXIT_WAIT_MS / 1000} s.`);
         },
       };
     } catch (err) {

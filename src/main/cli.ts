@@ -24,11 +24,19 @@ const code = await runCli(
     stderr: process.stderr,
     version,
     onInterrupt: (handler) => {
+      // A reader that went away (`cldpd start … | head`) is an interrupt too: stop, leave no container.
+      const onPipeError = (err: NodeJS.ErrnoException): void => {
+        if (err.code === 'EPIPE') handler();
+      };
       process.on('SIGINT', handler);
       process.on('SIGTERM', handler);
+      process.stdout.on('error', onPipeError);
+      process.stderr.on('error', onPipeError);
       return () => {
         process.off('SIGINT', handler);
         process.off('SIGTERM', handler);
+        process.stdout.off('error', onPipeError);
+        process.stderr.off('error', onPipeError);
       };
     },
   },

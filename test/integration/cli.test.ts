@@ -94,6 +94,19 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
     expect(await world.containersOf(session)).toEqual([]);
   });
 
+  it('a reader that goes away (cldpd start | head -1) stops the container too', async () => {
+    await world.pod('it-cli-chatty', { command: ['sh', '-c', 'while true; do echo tick; sleep 0.05; done'] });
+    const child = spawn(process.execPath, [CLI, 'start', 'it-cli-chatty', '--prompt', 'go'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(143);
+    const session = /cldpd: session (it-cli-chatty-[0-9a-f]{8})/.exec(stderr)?.[1] as string;
+    expect(session).toBeTruthy();
+    expect(await world.containersOf(session)).toEqual([]);
+  });
+
   it('Ctrl+C during the build cancels it: no container is started', async () => {
     await world.pod('it-cli-slowbuild', { command: ['true'] }, 'RUN ["/bin/sh", "-c", "echo building slowly; sleep 20"]');
     let sent = false;
