@@ -1,0 +1,22 @@
+import { sanitizeUntrusted } from './sanitize.js';
+
+/** The largest share of the prompt one part of the issue may take. */
+const MAX_PART_CHARS = 30_000;
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}\n…(cut: ${text.length - max} more characters on the issue)` : text;
+}
+
+/**
+ * The issue context handed to the agent after the pod template: title, body and the
+ * triggering comment, each sanitised and bounded so the whole fits the prompt limit.
+ */
+export function buildIssuePrompt(input: { title: string; body: string | null | undefined; comment?: { author: string; body: string } | undefined }): string {
+  const parts = [`Issue title: ${sanitizeUntrusted(input.title).replace(/\s+/g, ' ').slice(0, 500)}`];
+  const body = sanitizeUntrusted(input.body ?? '');
+  parts.push(`Issue description:\n${body ? clip(body, MAX_PART_CHARS) : '(empty)'}`);
+  if (input.comment) {
+    parts.push(`Comment from @${input.comment.author} that triggered this run:\n${clip(sanitizeUntrusted(input.comment.body), MAX_PART_CHARS)}`);
+  }
+  return parts.join('\n\n');
+}
