@@ -3,11 +3,14 @@ import type { Logger } from 'pino';
 import { buildContainerSpec, containerEnv, persistedVolumes, volumeLabels } from './container-spec.js';
 import { CldpdError } from './errors.js';
 import { LABELS } from './labels.js';
+import { scanRun } from './log-scan.js';
+import { SessionLog } from './session-log.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
 import { buildStartPrompt, checkPromptSize, issueKey, parseIssueUrl, renderCommand } from './prompt.js';
+import type { SessionEvent } from './events.js';
 import type { ContainerInfo, Runner } from './runner.js';
 import { Session, type SessionOptions } from './session.js';
-import type { SessionRecord, SessionStore } from './session-store.js';
+import { isSessionId, type SessionRecord, type SessionStore } from './session-store.js';
 
 /** What the Dispatcher needs; the composition root builds the real ones. */
 export interface DispatcherOptions {
@@ -28,6 +31,21 @@ export interface StartInput {
   readonly issueUrl?: string | undefined;
   readonly prompt?: string | undefined;
 }
+
+/** Options of {@link Dispatcher.start}. */
+export interface StartOptions {
+  /** Use this id (`<pod>-<8 hex>`) instead of a random one: lets a retried job find its session again. */
+  readonly sessionId?: string;
+}
+
+/** What {@link Dispatcher.recover} found of a session's current run. */
+export type Recovery =
+  /** The run never reached its container: start it (again). */
+  | { readonly kind: 'none' }
+  /** The run is over; its terminal event is in the log. */
+  | { readonly kind: 'finished'; readonly terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }> }
+  /** The run's container is there: this session continues it. */
+  | { readonly kind: 'attached'; readonly session: Session };
 
 /** A session container as found on the Docker host. */
 export interface SessionContainer {
@@ -51,11 +69,14 @@ export class Dispatcher {
    * the session's events). Throws `InvalidPodName`, `PodNotFound`, `InvalidPod` or
    * `InvalidInput` before anything is created.
    */
-  async start(podName: string, input: StartInput): Promise<Session> {
+  async start(podName: string, input: StartInput, options: StartOptions = {}): Promise<Session> {
     const pod = await loadPod(this.options.pods, podName);
     const issue = input.issueUrl ? parseIssueUrl(input.issueUrl) : undefined;
     const prompt = buildStartPrompt(pod.template, { issueUrl: issue?.url, prompt: input.prompt });
-    const sessionId = `${pod.name}-${(this.options.newSuffix ?? (() => randomBytes(4).toString('hex')))()}`;
+    const sessionId = options.sessionId ?? `${pod.name}-${(this.options.newSuffix ?? (() => randomBytes(4).toString('hex')))()}`;
+    if (!isSessionId(sessionId) || !sessionId.startsWith(`${pod.name}-`)) {
+      throw new CldpdError('InvalidInput', `"${sessionId}" is not a session id for pod "${pod.name}" (${pod.name}-<8 hex>).`);
+    }
     const cmd = renderCommand(pod.config.command, { prompt, sessionId, issueUrl: issue?.url });
     const containerName = `cldpd-${sessionId}`;
     const now = Date.now();
@@ -137,6 +158,47 @@ export class Dispatcher {
   }
 
   /**
+   * Finds where the session's latest run got to after the process that ran it went away,
+   * and continues it when its container is still there: the output Docker kept is replayed,
+   * minus the lines already in the log, and followed to the end. Never starts a container.
+   * Throws `SessionNotFound` when this host has no such session.
+   */
+  async recover(sessionId: string): Promise<Recovery> {
+    const record = await this.options.store.load(sessionId);
+    const run = record.runs;
+    const logPath = this.options.store.logPath(sessionId);
+    const state = await scanRun(logPath, run);
+    const all = await this.containersOf(sessionId);
+    const containers = all.filter((c) => c.labels[LABELS.run] === String(run));
+    const container = containers.sort((a, b) => b.createdAt - a.createdAt)[0];
+    if (state.terminal) {
+      for (const c of containers) if (c.state !== 'running') await this.options.runner.remove(c.id);
+      return { kind: 'finished', terminal: state.terminal };
+    }
+    if (!container) {
+      if (!state.started) return { kind: 'none' };
+      // Started, never finished, and gone: say so in the log rather than leave the run open.
+      const execLost = all.some((c) => c.state === 'running');
+      const message = execLost
+        ? `Run ${run} of session ${sessionId} was executing inside the running container when its worker went away; an exec cannot be re-attached, so its outcome is unknown. The container is still running: "/cldpd resume" continues it, "/cldpd stop" ends it.`
+        : `The container of session ${sessionId} (run ${run}) disappeared while nobody was watching it; its exit code is unknown.`;
+      const terminal = { type: 'error' as const, at: Date.now(), code: 'ContainerFailed' as const, message };
+      const log = await SessionLog.open(logPath);
+      await log.append([terminal]);
+      await log.close();
+      await this.options.store.update(sessionId, { last: { error: terminal.message, endedAt: terminal.at } });
+      return { kind: 'finished', terminal };
+    }
+    const pod = await loadPod(this.options.pods, record.pod);
+    const session = await this.startRun(pod, record, run, {
+      removeOnExit: true,
+      ...(state.started ? { reattach: state.lines } : {}),
+      launch: async () => ({ handle: await this.options.runner.attach(container.id), containerName: container.name, exec: false }),
+    });
+    return { kind: 'attached', session };
+  }
+
+  /**
    * Stops every running container of the session: SIGTERM, the pod's grace period, SIGKILL.
    * Idempotent. Throws `SessionNotFound` when neither the store nor Docker knows the session.
    */
@@ -168,7 +230,7 @@ export class Dispatcher {
     return this.options.runner.list({ [LABELS.session]: sessionId });
   }
 
-  private startRun(pod: Pod, record: SessionRecord, run: number, plan: Pick<SessionOptions, 'build' | 'launch' | 'removeOnExit'>): Promise<Session> {
+  private startRun(pod: Pod, record: SessionRecord, run: number, plan: Pick<SessionOptions, 'build' | 'launch' | 'removeOnExit' | 'reattach'>): Promise<Session> {
     const { store, runner, logger } = this.options;
     return Session.start({
       ...plan,

@@ -206,6 +206,27 @@ export class DockerRunner implements Runner {
     }
   }
 
+  async attach(containerId: string): Promise<ProcessHandle> {
+    const container = this.docker.getContainer(containerId);
+    try {
+      await container.inspect();
+    } catch (err) {
+      throw dockerError(err, `find container ${containerId}`);
+    }
+    return {
+      containerId,
+      output: this.logs(containerId, 0),
+      wait: async () => {
+        try {
+          const result = (await container.wait()) as { StatusCode: number };
+          return result.StatusCode;
+        } catch (err) {
+          throw dockerError(err, `wait for container ${containerId}`);
+        }
+      },
+    };
+  }
+
   async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
     try {
       const exec = await this.docker.getContainer(containerId).exec({

@@ -9,6 +9,7 @@ export { DockerRunner, toCreateOptions } from './docker-runner.js';
 export { Session, type AgentSummary, type SessionOptions } from './session.js';
 export { SessionStore, isSessionId, type SessionRecord, type PersistedVolume } from './session-store.js';
 export { parseLogLine } from './session-log.js';
-export { Dispatcher, type DispatcherOptions, type StartInput, type SessionContainer } from './dispatcher.js';
+export { Dispatcher, type DispatcherOptions, type StartInput, type StartOptions, type Recovery, type SessionContainer } from './dispatcher.js';
+export { scanRun, type RunLogState } from './log-scan.js';
 export { parseIssueUrl, buildStartPrompt, renderCommand, type IssueRef } from './prompt.js';
 export { LABELS } from './labels.js';

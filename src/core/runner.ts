@@ -82,6 +82,11 @@ export interface Runner {
   ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<void>;
   /** Creates a container, attaches to its output, then starts it: no output is missed. */
   run(spec: ContainerSpec): Promise<ProcessHandle>;
+  /**
+   * Re-attaches to an existing container (running or exited, not removed): its whole output
+   * since it started, from Docker's log, following it until it exits; `wait()` gives its exit code.
+   */
+  attach(containerId: string): Promise<ProcessHandle>;
   /** Runs a command inside a running container. */
   exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle>;
   /** SIGTERM, then SIGKILL after `graceSeconds`. Idempotent: a stopped or missing container is fine. */

@@ -29,6 +29,12 @@ export interface SessionOptions {
   readonly launch: (imageId: string | undefined) => Promise<Launched>;
   readonly timeoutSeconds: number;
   readonly stopGraceSeconds: number;
+  /**
+   * Set when this run continues one a previous process began (after a worker restart): the
+   * container's output is replayed from its start, the first lines of each stream are
+   * already in the log and are skipped, and no second `container.started` is emitted.
+   */
+  readonly reattach?: { readonly stdout: number; readonly stderr: number };
   /** Remove the container once it has exited and its output is read (not for an exec). */
   readonly removeOnExit: boolean;
   /** Called once with the terminal event, after it is logged and before it is emitted. */
@@ -159,9 +165,11 @@ export class Session {
       if (this.stopReason) void this.stop(this.stopReason);
       this.timer = setTimeout(() => void this.stop('timeout'), this.options.timeoutSeconds * 1000);
       this.timer.unref();
-      await this.emit([
-        { type: 'container.started', at: startedAt, containerId: launched.handle.containerId, containerName: launched.containerName, exec: launched.exec, run: this.run },
-      ]);
+      if (!this.options.reattach) {
+        await this.emit([
+          { type: 'container.started', at: startedAt, containerId: launched.handle.containerId, containerName: launched.containerName, exec: launched.exec, run: this.run },
+        ]);
+      }
       await this.pump(launched.handle);
       const exitCode = await launched.handle.wait();
       if (this.options.removeOnExit) await this.removeContainer();
@@ -217,12 +225,20 @@ export class Session {
 
   private async pump(handle: ProcessHandle): Promise<void> {
     const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+    // Lines a previous process of this run already logged: replayed by Docker, not emitted twice.
+    const skip = { stdout: this.options.reattach?.stdout ?? 0, stderr: this.options.reattach?.stderr ?? 0 };
+    const fresh = (stream: 'stdout' | 'stderr', lines: SplitLine[]): SplitLine[] => {
+      if (skip[stream] === 0) return lines;
+      const dropped = Math.min(skip[stream], lines.length);
+      skip[stream] -= dropped;
+      return lines.slice(dropped);
+    };
     for await (const chunk of handle.output) {
-      const lines = splitters[chunk.stream].push(chunk.data);
+      const lines = fresh(chunk.stream, splitters[chunk.stream].push(chunk.data));
       if (lines.length > 0) await this.emit(this.toEvents(chunk.stream, lines));
     }
     for (const stream of ['stdout', 'stderr'] as const) {
-      const rest = splitters[stream].end();
+      const rest = fresh(stream, splitters[stream].end());
       if (rest.length > 0) await this.emit(this.toEvents(stream, rest));
     }
   }

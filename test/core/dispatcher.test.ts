@@ -141,3 +141,55 @@ describe('Dispatcher.stop', () => {
     await expect(dispatcher.stop('web-00000000')).rejects.toMatchObject({ code: 'SessionNotFound' });
   });
 });
+
+describe('Dispatcher.recover', () => {
+  it('re-attaches to the container of an interrupted run, skipping the lines already logged', async () => {
+    runner.scripts.push({ chunks: [out('one\ntwo\n')], exitCode: 0, hold: true });
+    const first = await dispatcher.start('web', { prompt: 'go' }, { sessionId: 'web-0badc0de' });
+    expect(first.id).toBe('web-0badc0de');
+    const events: SessionEvent[] = [];
+    const reading = (async () => {
+      for await (const e of first.events()) {
+        events.push(e);
+        if (e.type === 'output' && e.line === 'two') return; // the worker "dies" here: stops reading
+      }
+    })();
+    await reading;
+    const containerId = first.containerId as string;
+
+    // Docker's log replays everything since the start; the new process continues from there.
+    runner.attachScripts.set(containerId, { chunks: [out('one\ntwo\nthree\n')], exitCode: 7 });
+    const recovery = await dispatcher.recover('web-0badc0de');
+    expect(recovery.kind).toBe('attached');
+    if (recovery.kind !== 'attached') return;
+    const rest = await drain(recovery.session);
+    expect(rest.map((e) => (e.type === 'output' ? e.line : e.type))).toEqual(['three', 'container.exited']);
+    expect(rest.at(-1)).toMatchObject({ exitCode: 7 });
+    expect(runner.containers.has(containerId)).toBe(false);
+  });
+
+  it('says "none" for a run that never reached its container, and "finished" for one that ended', async () => {
+    const now = Date.now();
+    await store.save({ id: 'web-00000001', pod: 'web', image: 'i', imageId: '', hostId: 'host-a', containerName: 'cldpd-web-00000001', createdAt: now, updatedAt: now, runs: 1, volumes: [] });
+    expect((await dispatcher.recover('web-00000001')).kind).toBe('none');
+
+    runner.scripts.push({ chunks: [out('x\n')], exitCode: 4 });
+    const done = await dispatcher.start('web', { prompt: 'go' }, { sessionId: 'web-00000002' });
+    await drain(done);
+    expect(await dispatcher.recover('web-00000002')).toMatchObject({ kind: 'finished', terminal: { type: 'container.exited', exitCode: 4 } });
+  });
+
+  it('closes a run whose container vanished with an error in the log', async () => {
+    runner.scripts.push({ chunks: [], exitCode: 0, hold: true });
+    const s = await dispatcher.start('web', { prompt: 'go' }, { sessionId: 'web-00000003' });
+    const it = s.events()[Symbol.asyncIterator]();
+    while ((await it.next()).value?.type !== 'container.started');
+    runner.containers.clear();
+    const recovery = await dispatcher.recover('web-00000003');
+    expect(recovery).toMatchObject({ kind: 'finished', terminal: { type: 'error', message: expect.stringContaining('disappeared') } });
+  });
+
+  it('refuses a session id that does not belong to the pod', async () => {
+    await expect(dispatcher.start('web', { prompt: 'go' }, { sessionId: 'api-00000000' })).rejects.toMatchObject({ code: 'InvalidInput' });
+  });
+});

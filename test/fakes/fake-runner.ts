@@ -103,6 +103,22 @@ export class FakeRunner implements Runner {
     return handle;
   }
 
+  /** Output a re-attached container replays from its log, then its exit code. */
+  attachScripts = new Map<string, Script>();
+
+  async attach(containerId: string): Promise<ProcessHandle> {
+    this.calls.push({ method: 'attach', args: [containerId] });
+    const container = this.containers.get(containerId);
+    if (!container) throw new CldpdError('ContainerFailed', `no container ${containerId}`);
+    const script = this.attachScripts.get(containerId) ?? { chunks: [], exitCode: 0 };
+    this.scripts.unshift(script);
+    const handle = this.process(containerId, () => {
+      container.info.state = 'exited';
+    });
+    container.stop = handle.stop;
+    return handle;
+  }
+
   async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
     this.calls.push({ method: 'exec', args: [containerId, cmd, options] });
     const container = this.containers.get(containerId);
