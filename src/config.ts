@@ -1,36 +1,140 @@
+import { readFileSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
+/** A setting that is missing or malformed; the message lists every problem and the fix. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** GitHub App settings, under Probot's own variable names and defaults. */
+export interface GitHubConfig {
+  /** `APP_ID`; undefined until the app is registered (Probot's setup page does that). */
+  readonly appId: string | undefined;
+  /** `PRIVATE_KEY`, or the file named by `PRIVATE_KEY_PATH`. */
+  readonly privateKey: string | undefined;
+  /** `WEBHOOK_SECRET`; webhooks with another signature are refused. */
+  readonly webhookSecret: string | undefined;
+  /** API base for GitHub Enterprise Server: `GHE_PROTOCOL://GHE_HOST/api/v3`; undefined for github.com. */
+  readonly baseUrl: string | undefined;
+  /** `WEBHOOK_PATH`, default `/api/github/webhooks`. */
+  readonly webhookPath: string;
+  /** `PORT`, default 3000. */
+  readonly port: number;
+  /** `HOST`, default all interfaces. */
+  readonly host: string | undefined;
+  /** `WEBHOOK_PROXY_URL` (smee.io) for development. */
+  readonly webhookProxyUrl: string | undefined;
+}
+
 /** Settings read from the environment, once, at start-up. */
 export interface Config {
-  /** cldpd's data directory: sessions and their logs live under it. `CLDPD_HOME`, default `~/.cldpd`. */
+  /** cldpd's data directory: sessions, logs and the single-machine Redis live under it. `CLDPD_HOME`, default `~/.cldpd`. */
   readonly home: string;
   /** Where pods are found. `CLDPD_PODS_DIR`, default `<home>/pods`. */
   readonly podsDir: string;
   /** Session records and logs: `<home>/sessions`. */
   readonly sessionsDir: string;
-  /** Names this Docker host in container labels. `CLDPD_HOST_ID`, default the machine's hostname. */
+  /** Names this Docker host in labels and its queue. `CLDPD_HOST_ID`, default the hostname. */
   readonly hostId: string;
   /** The user's home, for `~` in pod mounts. */
   readonly userHome: string;
   /** pino level. `LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
+  /** `REDIS_URL`; without it `npm start` runs its own redis-server. */
+  readonly redisUrl: string | undefined;
+  /** Sessions one worker runs at once. `CLDPD_CONCURRENCY`, default 2. */
+  readonly concurrency: number;
+  /** Least time between two edits of one status comment. `CLDPD_STATUS_INTERVAL_SECONDS`, default 10. */
+  readonly statusIntervalMs: number;
+  /** GitHub writes (comments posted or edited) one process makes per minute at most. `CLDPD_GITHUB_WRITES_PER_MINUTE`, default 40. */
+  readonly githubWritesPerMinute: number;
+  readonly github: GitHubConfig;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function positiveInt(env: Env, name: string, fallback: number, problems: string[]): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) {
+    problems.push(`${name} is "${raw}"; it must be a whole number greater than 0 (default ${fallback}).`);
+    return fallback;
+  }
+  return value;
+}
+
+/** Host ids name queues and labels: keep them to safe characters. */
+function hostIdFrom(raw: string, problems: string[]): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(raw)) {
+    problems.push(`CLDPD_HOST_ID is "${raw}"; use letters, digits, ".", "_" and "-" (at most 63 characters).`);
+  }
+  return raw;
+}
+
+function privateKeyFrom(env: Env, problems: string[]): string | undefined {
+  if (env.PRIVATE_KEY) return env.PRIVATE_KEY.replace(/\\n/g, '\n');
+  if (!env.PRIVATE_KEY_PATH) return undefined;
+  try {
+    return readFileSync(env.PRIVATE_KEY_PATH, 'utf8');
+  } catch (err) {
+    problems.push(`PRIVATE_KEY_PATH is ${env.PRIVATE_KEY_PATH}, which cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}).`);
+    return undefined;
+  }
 }
 
 /**
- * Parses the environment into a frozen Config. The only reader of `process.env` besides
- * the inheritEnv pass-through of pods (and dockerode's own `DOCKER_HOST`).
+ * Parses the environment into a frozen Config, reporting every problem at once as a
+ * {@link ConfigError}. The only reader of `process.env` besides the inheritEnv pass-through
+ * of pods (and dockerode's own `DOCKER_HOST`).
  */
-export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env, overrides: { podsDir?: string | undefined } = {}): Config {
+export function loadConfig(env: Env = process.env, overrides: { podsDir?: string | undefined } = {}): Config {
+  const problems: string[] = [];
   const userHome = env.HOME || homedir();
   const home = resolve(env.CLDPD_HOME || join(userHome, '.cldpd'));
   const podsDir = resolve(overrides.podsDir || env.CLDPD_PODS_DIR || join(home, 'pods'));
-  return Object.freeze({
+  const gheHost = env.GHE_HOST?.replace(/\/+$/, '');
+  const protocol = env.GHE_PROTOCOL || 'https';
+  if (protocol !== 'https' && protocol !== 'http') problems.push(`GHE_PROTOCOL is "${protocol}"; use https or http.`);
+  const port = positiveInt(env, 'PORT', 3000, problems);
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL is "${redisUrl}"; it must start with redis:// or rediss://.`);
+  const config: Config = Object.freeze({
     home,
     podsDir,
     sessionsDir: join(home, 'sessions'),
-    hostId: env.CLDPD_HOST_ID || hostname(),
+    hostId: hostIdFrom(env.CLDPD_HOST_ID || hostname(), problems),
     userHome,
     logLevel: env.LOG_LEVEL || 'info',
+    redisUrl,
+    concurrency: positiveInt(env, 'CLDPD_CONCURRENCY', 2, problems),
+    statusIntervalMs: positiveInt(env, 'CLDPD_STATUS_INTERVAL_SECONDS', 10, problems) * 1000,
+    githubWritesPerMinute: positiveInt(env, 'CLDPD_GITHUB_WRITES_PER_MINUTE', 40, problems),
+    github: Object.freeze({
+      appId: env.APP_ID || undefined,
+      privateKey: privateKeyFrom(env, problems),
+      webhookSecret: env.WEBHOOK_SECRET || undefined,
+      baseUrl: gheHost ? `${protocol}://${gheHost}/api/v3` : undefined,
+      webhookPath: env.WEBHOOK_PATH || '/api/github/webhooks',
+      port,
+      host: env.HOST || undefined,
+      webhookProxyUrl: env.WEBHOOK_PROXY_URL || undefined,
+    }),
   });
+  if (problems.length > 0) throw new ConfigError(`cldpd cannot start:\n- ${problems.join('\n- ')}`);
+  return config;
+}
+
+/**
+ * Throws a {@link ConfigError} naming every GitHub App setting a process that talks to
+ * GitHub still lacks.
+ */
+export function requireGitHubApp(config: Config): Required<Pick<GitHubConfig, 'appId' | 'privateKey' | 'webhookSecret'>> {
+  const { appId, privateKey, webhookSecret } = config.github;
+  const missing = [!appId && 'APP_ID', !privateKey && 'PRIVATE_KEY (or PRIVATE_KEY_PATH)', !webhookSecret && 'WEBHOOK_SECRET'].filter(Boolean);
+  if (missing.length > 0 || !appId || !privateKey || !webhookSecret) {
+    throw new ConfigError(`cldpd needs the GitHub App's ${missing.join(', ')}. Run "npm start" once without them to register the app through GitHub's setup page (it writes .env), or copy them from the app's settings; see .env.example.`);
+  }
+  return { appId, privateKey, webhookSecret };
 }

@@ -95,7 +95,7 @@ const ICONS: Record<StatusPhase, string> = {
  */
 export function renderStatusComment(view: StatusView, marker: string, redact: (text: string) => string): string {
   const phase = view.phase === 'finished' && (view.exitCode ?? 0) !== 0 ? 'failed' : view.phase;
-  const what = view.command === 'start' ? `pod \`${view.pod}\`` : `pod \`${view.pod}\`, resume #${view.run - 1}`;
+  const what = view.command === 'start' ? `pod \`${view.pod}\`` : view.run > 1 ? `pod \`${view.pod}\`, resume #${view.run - 1}` : `pod \`${view.pod}\`, resume`;
   const head: string[] = [marker, `### ${ICONS[phase]} cldpd: ${TITLES[phase]} (${what})`];
   const facts: string[] = [];
   if (view.sessionId) facts.push(`session \`${view.sessionId}\``);

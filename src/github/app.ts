@@ -1,0 +1,69 @@
+import type { ApplicationFunction } from 'probot';
+import type { IntakeJob, Trigger } from '../queue/contract.js';
+import { parseCommand, podFromLabel } from './commands.js';
+import { isBot } from './permissions.js';
+
+/** Where accepted deliveries go: the intake queue. */
+export interface IntakeSink {
+  /** Resolves with false when this delivery was queued before (a redelivery). */
+  intake(job: IntakeJob): Promise<boolean>;
+}
+
+interface IssuePayload {
+  issue: { number: number; html_url: string; title: string; body?: string | null; pull_request?: unknown };
+  repository: { name: string; owner: { login: string } };
+  installation?: { id: number };
+  sender: { login: string; type: string };
+}
+
+function intakeJob(id: string, payload: IssuePayload, trigger: Trigger): IntakeJob | undefined {
+  if (!payload.installation) return undefined;
+  return {
+    deliveryId: id,
+    trigger,
+    issue: {
+      installationId: payload.installation.id,
+      owner: payload.repository.owner.login,
+      repo: payload.repository.name,
+      number: payload.issue.number,
+      url: payload.issue.html_url,
+      title: payload.issue.title,
+      body: payload.issue.body ?? null,
+    },
+    sender: { login: payload.sender.login, type: payload.sender.type },
+    receivedAt: Date.now(),
+  };
+}
+
+/**
+ * The webhook side of cldpd: guard, parse, enqueue — nothing else runs on the request path
+ * (no API calls, no Docker). A label `cldpd:<pod>` on an issue and a `/cldpd` command in a
+ * new issue comment become intake jobs keyed by the delivery id; everything else, and
+ * anything a bot sends (the app's own comments first), is ignored quietly.
+ */
+export function cldpdApp(sink: IntakeSink): ApplicationFunction {
+  return (app) => {
+    app.on('issues.labeled', async (context) => {
+      const payload = context.payload as unknown as IssuePayload & { label?: { name: string } };
+      const pod = podFromLabel(payload.label?.name);
+      if (!pod || payload.issue.pull_request || isBot(payload.sender)) return;
+      const job = intakeJob(context.id, payload, { kind: 'label', pod });
+      if (job) await sink.intake(job);
+    });
+
+    app.on('issue_comment.created', async (context) => {
+      const payload = context.payload as unknown as IssuePayload & { comment: { id: number; body: string } };
+      if (payload.issue.pull_request || isBot(payload.sender)) return;
+      const command = parseCommand(payload.comment.body);
+      if (!command) return;
+      const commentId = payload.comment.id;
+      const trigger: Trigger = command.kind === 'resume'
+        ? { kind: 'resume', prompt: command.prompt, commentId, commentBody: payload.comment.body }
+        : command.kind === 'invalid'
+          ? { kind: 'invalid', problem: command.problem, commentId }
+          : { kind: command.kind, commentId };
+      const job = intakeJob(context.id, payload, trigger);
+      if (job) await sink.intake(job);
+    });
+  };
+}

@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { assertPodName, isCldpdError } from '../core/index.js';
+import { issueKeyOf, type IntakeJob, type IssueRef, type RunCommand } from '../queue/contract.js';
+import type { IssueState } from '../queue/issue-state.js';
+import type { Producer } from '../queue/producer.js';
+import { COMMAND_HELP } from './commands.js';
+import type { CommentsApi, OctokitLike } from './comments-api.js';
+import { buildIssuePrompt } from './issue-prompt.js';
+import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
+import { DEFAULT_REPO_SETTINGS, allowsPod, parseRepoSettings, type RepoSettings } from './repo-settings.js';
+import { renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
+
+/** What the intake step needs. */
+export interface IntakeOptions {
+  readonly state: IssueState;
+  readonly producer: Producer;
+  readonly comments: CommentsApi;
+  readonly octokitFor: (installationId: number) => Promise<OctokitLike>;
+  readonly logger: Logger;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { status?: number }).status;
+}
+
+/** A session id that is the same on every retry of one delivery: `<pod>-<8 hex of the delivery id>`. */
+export function sessionIdFor(pod: string, deliveryId: string): string {
+  return `${pod}-${createHash('sha256').update(deliveryId).digest('hex').slice(0, 8)}`;
+}
+
+/**
+ * The intake step of a webhook delivery, off the request path: checks the sender's
+ * permission with the API, reads the repository's settings, acknowledges on the issue and
+ * queues the run (or the stop) for the host that owns the issue. Every side effect is
+ * idempotent, so a retried intake job neither double-posts nor double-queues.
+ */
+export class Intake {
+  constructor(private readonly options: IntakeOptions) {}
+
+  async process(job: IntakeJob): Promise<string> {
+    const { trigger, issue, sender } = job;
+    if (isBot(sender)) return 'ignored: bot';
+    const role = roleOf(await this.permission(issue, sender.login));
+    if (!mayTrigger(sender, role)) {
+      await this.replyOnce(job, `@${sender.login}, only people with write access to this repository can ask cldpd to work${role === 'none' ? '' : ` (you have ${role} access)`}. Nothing was started.`);
+      return `refused: ${role}`;
+    }
+    const key = issueKeyOf(issue);
+    switch (trigger.kind) {
+      case 'label':
+        return this.start(job, trigger.pod, key);
+      case 'resume':
+        return this.resume(job, trigger.prompt, trigger.commentBody, key);
+      case 'stop':
+        return this.stop(job, key);
+      case 'status':
+        return this.status(job, key);
+      case 'invalid':
+        await this.replyOnce(job, `${trigger.problem}\n\n${COMMAND_HELP}`);
+        return 'invalid command';
+    }
+  }
+
+  private async permission(issue: IssueRef, login: string): Promise<PermissionAnswer> {
+    const octokit = await this.options.octokitFor(issue.installationId);
+    try {
+      const { data } = await octokit.request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', { owner: issue.owner, repo: issue.repo, username: login });
+      return data as PermissionAnswer;
+    } catch (err) {
+      if (statusOf(err) === 404) return { permission: 'none' }; // not a collaborator
+      throw err;
+    }
+  }
+
+  private async settings(issue: IssueRef): Promise<RepoSettings> {
+    const octokit = await this.options.octokitFor(issue.installationId);
+    try {
+      const { data } = await octokit.request('GET /repos/{owner}/{repo}/contents/{path}', { owner: issue.owner, repo: issue.repo, path: '.github/cldpd.yml' });
+      const file = data as { content?: string; encoding?: string };
+      return parseRepoSettings(Buffer.from(file.content ?? '', file.encoding === 'base64' ? 'base64' : 'utf8').toString('utf8'));
+    } catch (err) {
+      if (statusOf(err) === 404) return DEFAULT_REPO_SETTINGS;
+      throw err;
+    }
+  }
+
+  private async start(job: IntakeJob, pod: string, key: string): Promise<string> {
+    try {
+      assertPodName(pod);
+    } catch (err) {
+      await this.replyOnce(job, `The label \`cldpd:${pod.slice(0, 80)}\` does not name a usable pod: ${isCldpdError(err) ? err.message : String(err)}`);
+      return 'invalid pod name';
+    }
+    let settings: RepoSettings;
+    try {
+      settings = await this.settings(job.issue);
+    } catch (err) {
+      if (statusOf(err) !== undefined) throw err; // the API failed: retry the intake
+      await this.replyOnce(job, `cldpd cannot read this repository's settings: ${(err as Error).message}`);
+      return 'bad settings';
+    }
+    if (!allowsPod(settings, pod)) {
+      await this.replyOnce(job, `The pod \`${pod}\` is not enabled for this repository: \`.github/cldpd.yml\` allows ${settings.pods?.length ? settings.pods.map((p) => `\`${p}\``).join(', ') : 'no pods'}.`);
+      return 'pod not allowed';
+    }
+    const prompt = buildIssuePrompt({ title: job.issue.title, body: job.issue.body });
+    return this.queueRun(job, key, { kind: 'start', pod, sessionId: sessionIdFor(pod, job.deliveryId), prompt });
+  }
+
+  private async resume(job: IntakeJob, prompt: string, commentBody: string, key: string): Promise<string> {
+    const issue = await this.options.state.get(key);
+    if (!issue.sessionId || !issue.pod) {
+      await this.replyOnce(job, 'This issue has no cldpd session yet. Add the label `cldpd:<pod>` to start one; `/cldpd resume` continues it afterwards.');
+      return 'no session';
+    }
+    const full = `${prompt}\n\n${buildIssuePrompt({ title: job.issue.title, body: job.issue.body, comment: { author: job.sender.login, body: commentBody } })}`;
+    return this.queueRun(job, key, { kind: 'resume', pod: issue.pod, sessionId: issue.sessionId, prompt: full });
+  }
+
+  private async queueRun(job: IntakeJob, key: string, run: Pick<RunCommand, 'kind' | 'pod' | 'sessionId' | 'prompt'>): Promise<string> {
+    const { state, producer, comments } = this.options;
+    const seq = (await state.deliverySeq(job.deliveryId)) ?? (await state.deliverySeq(job.deliveryId, await state.nextSeq(key))) as number;
+    const marker = statusMarker({ issueKey: key, seq });
+    let commentId = await state.statusComment(key, seq);
+    if (commentId === undefined) {
+      // A retried intake may have posted before it died: look for our marker first.
+      const found = (await comments.list(job.issue)).find((c) => {
+        const m = parseStatusMarker(c.body);
+        return m?.issueKey === key && m.seq === seq;
+      });
+      const pending = await state.pending(key);
+      const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: pending, now: Date.now() }, marker, (t) => t);
+      const comment = found ?? (await comments.create(job.issue, body));
+      commentId = await state.statusComment(key, seq, comment.id);
+      await state.set(key, { lastStatusUrl: comment.url });
+    }
+    if (run.kind === 'start') await state.set(key, { sessionId: run.sessionId, pod: run.pod });
+    const command: RunCommand = {
+      seq, issueKey: key, issue: { installationId: job.issue.installationId, owner: job.issue.owner, repo: job.issue.repo, number: job.issue.number, url: job.issue.url },
+      requestedBy: job.sender.login, enqueuedAt: job.receivedAt, statusCommentId: commentId as number, ...run,
+    };
+    await producer.run(command);
+    return `queued ${run.kind} #${seq}`;
+  }
+
+  private async stop(job: IntakeJob, key: string): Promise<string> {
+    const { state, producer } = this.options;
+    const issue = await state.get(key);
+    const pending = await state.pending(key);
+    if (!issue.sessionId && pending === 0) {
+      await this.replyOnce(job, 'There is no cldpd session on this issue to stop.');
+      return 'nothing to stop';
+    }
+    await state.markStopped(key, issue.seq);
+    if (issue.hostId && issue.sessionId) {
+      await producer.control(issue.hostId, { kind: 'stop', issueKey: key, sessionId: issue.sessionId, seq: issue.seq });
+    }
+    await this.replyOnce(job, `Stopping${issue.sessionId ? ` session \`${issue.sessionId}\`` : ''}${pending > 1 ? ` and cancelling ${pending - 1} queued run${pending > 2 ? 's' : ''}` : ''}. The status comment will show the outcome; \`/cldpd resume <prompt>\` continues the session later.`);
+    return 'stopping';
+  }
+
+  private async status(job: IntakeJob, key: string): Promise<string> {
+    const issue = await this.options.state.get(key);
+    const pending = await this.options.state.pending(key);
+    if (!issue.sessionId) {
+      await this.replyOnce(job, 'This issue has no cldpd session. Add the label `cldpd:<pod>` to start one.');
+      return 'status: none';
+    }
+    const lines = [
+      `**cldpd status:** session \`${issue.sessionId}\` (pod \`${issue.pod ?? '?'}\`${issue.hostId ? `, host \`${issue.hostId}\`` : ''})`,
+      issue.running > 0 ? `- running: run ${issue.running}` : '- not running',
+      pending > (issue.running > 0 ? 1 : 0) ? `- queued: ${pending - (issue.running > 0 ? 1 : 0)}` : '- nothing queued',
+      issue.lastState ? `- latest: ${issue.lastState}` : undefined,
+      issue.lastStatusUrl ? `- [status comment](${issue.lastStatusUrl})` : undefined,
+    ].filter(Boolean);
+    await this.replyOnce(job, lines.join('\n'));
+    return 'status';
+  }
+
+  /** Posts a reply for this delivery unless one was posted already (a retried intake stays quiet). */
+  private async replyOnce(job: IntakeJob, text: string): Promise<void> {
+    const { state, comments } = this.options;
+    if (await state.replied(job.deliveryId)) return;
+    await comments.create(job.issue, text);
+    await state.replied(job.deliveryId, true);
+  }
+}

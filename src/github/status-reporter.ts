@@ -1,0 +1,179 @@
+import type { Logger } from 'pino';
+import { messageOf, type AgentSummary, type SessionEvent } from '../core/index.js';
+import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
+import type { CommentsApi } from './comments-api.js';
+import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
+import type { WriteBudget } from './write-budget.js';
+
+/** What the status reporter needs. */
+export interface StatusReporterOptions {
+  readonly comments: CommentsApi;
+  readonly budget: WriteBudget;
+  /** Least time between two progress edits of one comment. */
+  readonly intervalMs: number;
+  /** The redactor for a pod's runs: hides the values of env injected into it. */
+  readonly redactorFor: (pod: string) => Promise<(text: string) => string>;
+  readonly logger: Logger;
+  /** How long a final edit keeps being retried; default 15 minutes. */
+  readonly finalDeadlineMs?: number;
+  readonly now?: () => number;
+}
+
+const LAST_LINES = 20;
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { status?: number }).status;
+}
+
+/**
+ * Reports runs on their status comment: progress edits coalesced to one per interval and
+ * only when the process's write budget allows; the final edit always, retried until it lands
+ * (a deleted comment is posted again).
+ */
+export class StatusReporter implements Reporter {
+  constructor(private readonly options: StatusReporterOptions) {}
+
+  forRun(command: RunCommand): RunReport {
+    return new StatusRun(command, this.options);
+  }
+}
+
+class StatusRun implements RunReport {
+  private view: StatusView;
+  private readonly lines: string[] = [];
+  private lastEdit = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private editing: Promise<void> = Promise.resolve();
+  private finished = false;
+  private commentId: number;
+  private readonly redactor: Promise<(text: string) => string>;
+  private readonly now: () => number;
+
+  constructor(private readonly command: RunCommand, private readonly options: StatusReporterOptions) {
+    this.now = options.now ?? Date.now;
+    this.commentId = command.statusCommentId;
+    this.view = { pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now: this.now() };
+    this.redactor = options.redactorFor(command.pod).catch(() => (text: string) => text);
+    // The first edit after the "queued" comment may come at once.
+    this.lastEdit = 0;
+  }
+
+  event(event: SessionEvent, agent: AgentSummary): void {
+    if (this.finished) return;
+    const v = { ...this.view } as { -readonly [K in keyof StatusView]: StatusView[K] };
+    switch (event.type) {
+      case 'build.started':
+        v.phase = 'building';
+        v.startedAt = event.at;
+        break;
+      case 'build.output':
+        v.activity = event.line;
+        break;
+      case 'container.started':
+        v.phase = 'running';
+        v.run = event.run;
+        v.startedAt = event.at;
+        v.activity = undefined;
+        break;
+      case 'output':
+        if (event.agent) {
+          const last = [...event.agent].reverse().find((a) => a.kind === 'text' || a.kind === 'tool');
+          if (last?.kind === 'text') v.activity = last.text;
+          if (last?.kind === 'tool') v.activity = last.summary ? `${last.name}: ${last.summary}` : last.name;
+        } else {
+          this.lines.push(event.line);
+          if (this.lines.length > LAST_LINES) this.lines.shift();
+          v.activity = event.line;
+        }
+        break;
+      default:
+        return; // the terminal event is reported by finish()
+    }
+    if (agent.result) v.turns = agent.result.turns;
+    if (v.phase === 'queued') v.phase = 'running'; // a re-attached run starts with output
+    this.view = v;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer || this.finished) return;
+    const due = this.lastEdit + this.options.intervalMs - this.now();
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.finished) return;
+      if (!this.options.budget.tryTake()) {
+        this.lastEdit = this.now(); // over budget: skip this edit, try again one interval later
+        this.schedule();
+        return;
+      }
+      this.editing = this.editing.then(() => this.write(false));
+    }, Math.max(0, due));
+    this.timer.unref();
+  }
+
+  private async write(final: boolean): Promise<void> {
+    this.lastEdit = this.now();
+    const redact = await this.redactor;
+    const body = renderStatusComment({ ...this.view, now: this.now(), lastLines: [...this.lines] }, statusMarker({ issueKey: this.command.issueKey, seq: this.command.seq }), redact);
+    try {
+      await this.options.comments.update(this.command.issue, this.commentId, body);
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        // Someone deleted the status comment: the outcome still belongs on the issue.
+        const created = await this.options.comments.create(this.command.issue, body);
+        this.commentId = created.id;
+        return;
+      }
+      if (final) throw err;
+      this.options.logger.warn({ err: messageOf(err), issue: this.command.issueKey }, 'a progress edit of the status comment failed');
+    }
+  }
+
+  async finish(outcome: RunOutcome): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.editing.catch(() => undefined);
+    const v = { ...this.view, sessionId: outcome.sessionId } as { -readonly [K in keyof StatusView]: StatusView[K] };
+    v.activity = undefined;
+    const terminal = outcome.terminal;
+    if (outcome.kind === 'cancelled') {
+      v.phase = 'cancelled';
+      v.error = outcome.message;
+    } else if (terminal?.type === 'container.exited') {
+      v.phase = 'finished';
+      v.exitCode = terminal.exitCode;
+      v.reason = terminal.reason;
+      v.durationMs = terminal.durationMs;
+    } else {
+      v.phase = 'failed';
+      v.error = terminal?.type === 'error' ? terminal.message : outcome.message ?? 'The run failed.';
+    }
+    const result = outcome.agent?.result;
+    if (result) {
+      if (result.costUsd !== undefined) v.costUsd = result.costUsd;
+      if (result.turns !== undefined) v.turns = result.turns;
+      if (result.text) v.finalAnswer = result.text;
+      if (result.isError) v.agentError = true;
+    }
+    if (outcome.lastLines && outcome.lastLines.length > 0) {
+      this.lines.length = 0;
+      this.lines.push(...outcome.lastLines.slice(-LAST_LINES));
+    }
+    this.view = v;
+    const deadline = this.now() + (this.options.finalDeadlineMs ?? 15 * 60_000);
+    for (let attempt = 0; ; attempt++) {
+      await this.options.budget.take();
+      try {
+        await this.write(true);
+        return;
+      } catch (err) {
+        if (this.now() > deadline) throw err;
+        const wait = Math.min(1000 * 2 ** attempt, 30_000);
+        this.options.logger.warn({ err: messageOf(err), issue: this.command.issueKey, retryInMs: wait }, 'the final status edit failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+}

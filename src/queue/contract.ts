@@ -1,0 +1,91 @@
+import type { AgentSummary, SessionEvent } from '../core/index.js';
+
+/** The repository and issue a job is about. */
+export interface IssueRef {
+  readonly installationId: number;
+  readonly owner: string;
+  readonly repo: string;
+  readonly number: number;
+  /** The issue's web URL. */
+  readonly url: string;
+}
+
+/** `owner-repo-number`, lowercase: the key of an issue in Redis and in volume names. */
+export function issueKeyOf(issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>): string {
+  return `${issue.owner}-${issue.repo}-${issue.number}`.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
+}
+
+/** A trigger as the webhook handler saw it; the intake step checks and acts on it. */
+export type Trigger =
+  | { readonly kind: 'label'; readonly pod: string }
+  | { readonly kind: 'resume'; readonly prompt: string; readonly commentId: number; readonly commentBody: string }
+  | { readonly kind: 'stop'; readonly commentId: number }
+  | { readonly kind: 'status'; readonly commentId: number }
+  | { readonly kind: 'invalid'; readonly problem: string; readonly commentId: number };
+
+/**
+ * Job of the intake queue, one per accepted webhook delivery; its job id is the delivery id,
+ * so a redelivered webhook makes no second job.
+ */
+export interface IntakeJob {
+  readonly deliveryId: string;
+  readonly trigger: Trigger;
+  readonly issue: IssueRef & { readonly title: string; readonly body: string | null };
+  readonly sender: { readonly login: string; readonly type: string };
+  readonly receivedAt: number;
+}
+
+/**
+ * One run an issue asked for: a start (new session) or a resume. Queued per issue and run
+ * strictly in order, one at a time, on the host that owns the issue's session.
+ */
+export interface RunCommand {
+  /** Position in the issue's sequence of commands; increases by one per command. */
+  readonly seq: number;
+  readonly kind: 'start' | 'resume';
+  readonly issueKey: string;
+  readonly issue: IssueRef;
+  readonly pod: string;
+  /** Chosen at intake for a start (so a retried job finds it); the issue's session for a resume. */
+  readonly sessionId: string;
+  /** The issue context (start) or the resume instruction. */
+  readonly prompt: string;
+  /** The status comment this run edits. */
+  readonly statusCommentId: number;
+  readonly requestedBy: string;
+  readonly enqueuedAt: number;
+}
+
+/** A control job for the host that owns a session: acts at once, never waits behind runs. */
+export interface ControlJob {
+  readonly kind: 'stop';
+  readonly issueKey: string;
+  readonly sessionId: string;
+  readonly seq: number;
+}
+
+/** How a run ended, for its final status edit. */
+export interface RunOutcome {
+  readonly kind: 'exited' | 'error' | 'cancelled';
+  readonly sessionId: string;
+  readonly terminal?: Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
+  readonly agent?: AgentSummary;
+  /** The last lines of output, oldest first. */
+  readonly lastLines?: readonly string[];
+  /** Why it was cancelled or failed before running, in words. */
+  readonly message?: string;
+  readonly startedAt?: number;
+}
+
+/** The live report of one run: its status comment, edited as the run moves. */
+export interface RunReport {
+  /** Called with every event of the run, in order. Never blocks: edits are coalesced and throttled. */
+  event(event: SessionEvent, agent: AgentSummary): void;
+  /** The final edit. Called exactly once per run, whatever happened; resolves once written or given up. */
+  finish(outcome: RunOutcome): Promise<void>;
+}
+
+/** Where runs report to (the issue's status comments); owned by the queue, implemented by the GitHub side. */
+export interface Reporter {
+  forRun(command: RunCommand): RunReport;
+}

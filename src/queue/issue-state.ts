@@ -1,0 +1,176 @@
+import type { Redis } from 'ioredis';
+import type { RunCommand } from './contract.js';
+import { KEY_PREFIX } from './names.js';
+
+/** What Redis knows of an issue: its session, the host that owns it, its command counter. */
+export interface IssueRecord {
+  /** Highest command number handed out. */
+  readonly seq: number;
+  /** Commands up to this number were cancelled by `/cldpd stop`. */
+  readonly stoppedSeq: number;
+  readonly sessionId: string | undefined;
+  readonly pod: string | undefined;
+  /** The worker host that owns the issue's session (and its volumes). */
+  readonly hostId: string | undefined;
+  /** Markdown link to the latest status comment, for `/cldpd status`. */
+  readonly lastStatusUrl: string | undefined;
+  /** One line on the latest run, for `/cldpd status`. */
+  readonly lastState: string | undefined;
+  /** The seq of the command being run (0 when none): a retried job with this seq re-attaches. */
+  readonly running: number;
+  /** The command being run, as JSON, for adoption after a restart. */
+  readonly runningCommand: string | undefined;
+}
+
+const RELEASE_IF_EMPTY = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
+redis.call('DEL', KEYS[1])
+return 1`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
+/** Appends a command unless this seq is already queued or was handled (at-least-once intake). */
+const APPEND = `
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], 2592000)
+redis.call('RPUSH', KEYS[1], ARGV[2])
+return redis.call('LLEN', KEYS[1])`;
+
+/**
+ * The per-issue state in Redis: the issue → session map, the host that owns it, and the
+ * issue's queue of run commands, drained by one worker at a time under a lock.
+ * Keys: `cldpd:issue:{key}` (hash), `…:runs` (list), `…:seen` (set of queued seqs), `…:lock`.
+ */
+export class IssueState {
+  constructor(private readonly redis: Redis) {}
+
+  private key(issueKey: string, part?: string): string {
+    return `${KEY_PREFIX}:issue:{${issueKey}}${part ? `:${part}` : ''}`;
+  }
+
+  /** The issue's record (all fields empty for an issue never seen). */
+  async get(issueKey: string): Promise<IssueRecord> {
+    const h = await this.redis.hgetall(this.key(issueKey));
+    return {
+      seq: Number(h.seq ?? 0),
+      stoppedSeq: Number(h.stoppedSeq ?? 0),
+      sessionId: h.sessionId || undefined,
+      pod: h.pod || undefined,
+      hostId: h.hostId || undefined,
+      lastStatusUrl: h.lastStatusUrl || undefined,
+      lastState: h.lastState || undefined,
+      running: Number(h.running ?? 0),
+      runningCommand: h.runningCommand || undefined,
+    };
+  }
+
+  /** Hands out the next command number of the issue. */
+  nextSeq(issueKey: string): Promise<number> {
+    return this.redis.hincrby(this.key(issueKey), 'seq', 1);
+  }
+
+  /** Sets fields of the issue's record. */
+  async set(issueKey: string, fields: Partial<Record<'sessionId' | 'pod' | 'hostId' | 'lastStatusUrl' | 'lastState' | 'running' | 'runningCommand', string>>): Promise<void> {
+    const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
+    if (entries.length > 0) await this.redis.hset(this.key(issueKey), Object.fromEntries(entries));
+  }
+
+  /** Makes `hostId` the owner of the issue unless another host already is; returns the owner. */
+  async claimHost(issueKey: string, hostId: string): Promise<string> {
+    await this.redis.hsetnx(this.key(issueKey), 'hostId', hostId);
+    return (await this.redis.hget(this.key(issueKey), 'hostId')) ?? hostId;
+  }
+
+  /** Cancels every command up to `seq` that has not started. */
+  async markStopped(issueKey: string, seq: number): Promise<void> {
+    await this.redis.hset(this.key(issueKey), 'stoppedSeq', String(seq));
+  }
+
+  /**
+   * Queues a command for the issue; idempotent per seq. Resolves with the issue's queue
+   * length after the append, or 0 when this seq was queued before.
+   */
+  async append(command: RunCommand): Promise<number> {
+    const result = await this.redis.eval(APPEND, 2, this.key(command.issueKey, 'runs'), this.key(command.issueKey, 'seen'), String(command.seq), JSON.stringify(command));
+    return Number(result);
+  }
+
+  /** The command at the head of the issue's queue, if any. */
+  async head(issueKey: string): Promise<RunCommand | undefined> {
+    const text = await this.redis.lindex(this.key(issueKey, 'runs'), 0);
+    return text ? (JSON.parse(text) as RunCommand) : undefined;
+  }
+
+  /** Commands waiting for the issue, the running one included. */
+  pending(issueKey: string): Promise<number> {
+    return this.redis.llen(this.key(issueKey, 'runs'));
+  }
+
+  /** Removes a handled command from the head of the queue. */
+  async done(command: RunCommand): Promise<void> {
+    await this.redis.lrem(this.key(command.issueKey, 'runs'), 1, JSON.stringify(command));
+  }
+
+  /** Takes the issue's drain lock for `ttlMs`; false when another live drainer has it. */
+  async lock(issueKey: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.key(issueKey, 'lock'), token, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /** Extends the lock; false when it was lost. */
+  async renew(issueKey: string, token: string, ttlMs: number): Promise<boolean> {
+    return Number(await this.redis.eval(RENEW, 1, this.key(issueKey, 'lock'), token, String(ttlMs))) === 1;
+  }
+
+  /**
+   * Releases the lock only if the queue is empty, atomically, so a command appended at the
+   * last moment is never stranded: false means "more to do, keep draining".
+   */
+  async releaseIfEmpty(issueKey: string, token: string): Promise<boolean> {
+    return Number(await this.redis.eval(RELEASE_IF_EMPTY, 2, this.key(issueKey, 'lock'), this.key(issueKey, 'runs'), token)) !== 0;
+  }
+
+  /** Releases the lock unconditionally (when this drainer hands the issue to another host). */
+  async release(issueKey: string, token: string): Promise<void> {
+    await this.redis.eval(RELEASE, 1, this.key(issueKey, 'lock'), token);
+  }
+
+  /** Whether a reply to delivery `id` was posted; with `mark`, records that it was. */
+  async replied(id: string, mark = false): Promise<boolean> {
+    const key = `${KEY_PREFIX}:replied:${id}`;
+    if (mark) {
+      await this.redis.set(key, '1', 'EX', 7 * 24 * 3600);
+      return true;
+    }
+    return (await this.redis.exists(key)) === 1;
+  }
+
+  /** Remembers the status comment of a command, so a retried intake edits it instead of posting again. */
+  async statusComment(issueKey: string, seq: number, commentId?: number): Promise<number | undefined> {
+    const key = `${this.key(issueKey, 'status')}:${seq}`;
+    if (commentId !== undefined) {
+      await this.redis.set(key, String(commentId), 'EX', 30 * 24 * 3600);
+      return commentId;
+    }
+    const value = await this.redis.get(key);
+    return value ? Number(value) : undefined;
+  }
+
+  /** The seq a delivery was given, so a retried intake reuses it; sets it when `seq` is given. */
+  async deliverySeq(deliveryId: string, seq?: number): Promise<number | undefined> {
+    const key = `${KEY_PREFIX}:delivery:${deliveryId}`;
+    if (seq !== undefined) {
+      const set = await this.redis.set(key, String(seq), 'EX', 7 * 24 * 3600, 'NX');
+      if (set === 'OK') return seq;
+    }
+    const value = await this.redis.get(key);
+    return value ? Number(value) : undefined;
+  }
+}

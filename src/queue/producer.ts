@@ -1,0 +1,87 @@
+import { Queue, type ConnectionOptions } from 'bullmq';
+import type { ControlJob, IntakeJob, RunCommand } from './contract.js';
+import type { IssueState } from './issue-state.js';
+import { INTAKE_QUEUE, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
+
+/** Job ids may not contain ":"; keep them to safe characters. */
+export function jobId(...parts: Array<string | number>): string {
+  return parts.map((p) => String(p).replace(/[^A-Za-z0-9_.-]/g, '_')).join('-');
+}
+
+/** The data of a drain job: "run the queued commands of this issue". */
+export interface DrainJob {
+  readonly issueKey: string;
+}
+
+const KEEP = {
+  removeOnComplete: { age: 24 * 3600, count: 50_000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+};
+
+/**
+ * Puts work on the queues. The only writer of BullMQ jobs; every id is deterministic, so
+ * adding the same work twice (a redelivered webhook, a retried intake) adds it once.
+ */
+export class Producer {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(private readonly connection: ConnectionOptions, private readonly state: IssueState) {}
+
+  private queue(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.connection });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /**
+   * Queues a webhook delivery for its intake step. The job id is the delivery id: a
+   * redelivery within a day is a no-op. Resolves with whether the job was new.
+   */
+  async intake(job: IntakeJob): Promise<boolean> {
+    const id = jobId('delivery', job.deliveryId);
+    const queue = this.queue(INTAKE_QUEUE);
+    const existing = await queue.getJob(id);
+    if (existing) return false;
+    await queue.add('intake', job, { jobId: id, attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...KEEP });
+    return true;
+  }
+
+  /**
+   * Queues a run for its issue (idempotent per seq) and makes sure a drain job exists on
+   * the right queue: the owning host's, or the shared one while the issue has no host.
+   * Resolves with how many runs are ahead of it.
+   */
+  async run(command: RunCommand): Promise<{ ahead: number }> {
+    const length = await this.state.append(command);
+    const issue = await this.state.get(command.issueKey);
+    const queue = this.queue(issue.hostId ? hostQueue(issue.hostId) : RUN_QUEUE);
+    await this.drain(command.issueKey, issue.hostId, command.seq);
+    const busy = await queue.getJobCounts('active', 'waiting');
+    const aheadInIssue = length > 0 ? length - 1 : await this.state.pending(command.issueKey);
+    return { ahead: Math.max(aheadInIssue, (busy.waiting ?? 0) + (busy.active ?? 0) - 1, 0) };
+  }
+
+  /** Adds a drain job for the issue to `hostId`'s queue (or the shared one). */
+  async drain(issueKey: string, hostId: string | undefined, seq: number | string): Promise<void> {
+    const data: DrainJob = { issueKey };
+    await this.queue(hostId ? hostQueue(hostId) : RUN_QUEUE).add('drain', data, {
+      jobId: jobId('drain', issueKey, seq, hostId ?? 'any'),
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 5000 },
+      ...KEEP,
+    });
+  }
+
+  /** Asks the host that owns a session to stop it now. */
+  async control(hostId: string, job: ControlJob): Promise<void> {
+    await this.queue(controlQueue(hostId)).add(job.kind, job, { jobId: jobId(job.kind, job.issueKey, job.seq), attempts: 5, backoff: { type: 'exponential', delay: 1000 }, ...KEEP });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}

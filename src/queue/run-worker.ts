@@ -1,0 +1,262 @@
+import { randomBytes } from 'node:crypto';
+import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { LABELS, isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
+import { issueKeyOf, type ControlJob, type Reporter, type RunCommand, type RunOutcome } from './contract.js';
+import type { IssueState } from './issue-state.js';
+import { RUN_QUEUE, controlQueue, hostQueue } from './names.js';
+import type { DrainJob, Producer } from './producer.js';
+
+/** What a run worker needs; the composition root builds the real ones. */
+export interface RunWorkerOptions {
+  readonly connection: ConnectionOptions;
+  readonly hostId: string;
+  /** Runs at once from each of the shared and the host queue. */
+  readonly concurrency: number;
+  readonly dispatcher: Dispatcher;
+  readonly state: IssueState;
+  readonly producer: Producer;
+  readonly reporter: Reporter;
+  readonly logger: Logger;
+  /** How long the per-issue lock lives without renewal; default 30 s. */
+  readonly lockTtlMs?: number;
+  /** How soon a drain job whose issue is busy elsewhere looks again; default 5 s. */
+  readonly recheckMs?: number;
+}
+
+const LAST_LINES = 20;
+
+/**
+ * The worker of one Docker host: takes runs from the shared queue (issues without a host)
+ * and from its own queue (issues whose sessions live here), runs each issue's commands in
+ * order under a per-issue lock, and serves stop requests from its control queue at once.
+ * On start-up it adopts containers of this host that no job is following.
+ */
+export class RunWorker {
+  private readonly workers: Worker[] = [];
+  private readonly live = new Map<string, Session>();
+  private readonly lockTtlMs: number;
+  private readonly recheckMs: number;
+
+  constructor(private readonly options: RunWorkerOptions) {
+    this.lockTtlMs = options.lockTtlMs ?? 30_000;
+    this.recheckMs = options.recheckMs ?? 5_000;
+  }
+
+  /** Adopts orphaned containers, then starts taking jobs. */
+  async start(): Promise<void> {
+    await this.reconcile();
+    const { connection, concurrency } = this.options;
+    // Sessions last long and a restart of the worker is a normal event: let the job be
+    // picked up again (and re-attach) many times rather than fail it.
+    const common = { connection, maxStalledCount: 100, lockDuration: 60_000 };
+    for (const name of [RUN_QUEUE, hostQueue(this.options.hostId)]) {
+      this.workers.push(new Worker<DrainJob>(name, (job, token) => this.drain(job, token), { ...common, concurrency }));
+    }
+    this.workers.push(new Worker<ControlJob>(controlQueue(this.options.hostId), (job) => this.control(job.data), { ...common, concurrency: 4 }));
+    for (const w of this.workers) {
+      w.on('failed', (job, err) => this.options.logger.error({ err, job: job?.id, queue: w.name }, 'job failed'));
+      w.on('error', (err) => this.options.logger.error({ err, queue: w.name }, 'worker error'));
+    }
+  }
+
+  /**
+   * Stops taking jobs and lets go of the running ones without waiting for them: their
+   * containers keep running and the next worker start on this host re-attaches to them.
+   */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close(true)));
+    this.workers.length = 0;
+  }
+
+  private async drain(job: Job<DrainJob>, token: string | undefined): Promise<string> {
+    const { state, hostId, logger } = this.options;
+    const { issueKey } = job.data;
+    const owner = (await state.get(issueKey)).hostId;
+    if (owner && owner !== hostId) {
+      await this.options.producer.drain(issueKey, owner, `fwd-${job.id ?? ''}`);
+      return `forwarded to ${owner}`;
+    }
+    const lockToken = `${hostId}:${job.id ?? ''}:${randomBytes(4).toString('hex')}`;
+    if (!(await state.lock(issueKey, lockToken, this.lockTtlMs))) {
+      // Another drainer is running this issue's commands and will take this one too; look
+      // again shortly in case it died.
+      await job.moveToDelayed(Date.now() + this.recheckMs, token);
+      throw new DelayedError();
+    }
+    let lost = false;
+    const renew = setInterval(() => {
+      state.renew(issueKey, lockToken, this.lockTtlMs).then((ok) => {
+        if (!ok && !lost) {
+          lost = true;
+          logger.error({ issue: issueKey }, 'lost the issue lock; finishing the current run, then stopping');
+        }
+      }, (err: unknown) => logger.warn({ err, issue: issueKey }, 'could not renew the issue lock'));
+    }, this.lockTtlMs / 3);
+    let released = false;
+    try {
+      while (!lost) {
+        const command = await state.head(issueKey);
+        if (!command) {
+          if (await state.releaseIfEmpty(issueKey, lockToken)) {
+            released = true;
+            break;
+          }
+          continue;
+        }
+        const issue = await state.get(issueKey);
+        if (command.seq <= issue.stoppedSeq) {
+          await this.finish(command, { kind: 'cancelled', sessionId: command.sessionId, message: 'Cancelled by `/cldpd stop` before it started.' });
+          await state.done(command);
+          continue;
+        }
+        if (command.kind === 'start') {
+          const claimed = await state.claimHost(issueKey, hostId);
+          if (claimed !== hostId) {
+            await state.release(issueKey, lockToken);
+            released = true;
+            await this.options.producer.drain(issueKey, claimed, `fwd-${job.id ?? ''}`);
+            return `forwarded to ${claimed}`;
+          }
+        }
+        await this.runCommand(command);
+        await state.done(command);
+      }
+      return 'drained';
+    } finally {
+      clearInterval(renew);
+      if (!released) await state.release(issueKey, lockToken).catch(() => undefined);
+    }
+  }
+
+  /** Runs one command to its end and reports it; never throws for the run's own failures. */
+  private async runCommand(command: RunCommand): Promise<void> {
+    const { dispatcher, state, logger, reporter } = this.options;
+    const log = logger.child({ issue: command.issueKey, session: command.sessionId, seq: command.seq });
+    const issue = await state.get(command.issueKey);
+    const retried = issue.running === command.seq;
+    await state.set(command.issueKey, { running: String(command.seq), runningCommand: JSON.stringify(command) });
+    const report = reporter.forRun(command);
+    let outcome: RunOutcome | undefined;
+    try {
+      let session: Session | undefined;
+      if (retried) {
+        const recovery = await dispatcher.recover(command.sessionId).catch((err: unknown) => {
+          if (isCldpdError(err, 'SessionNotFound')) return { kind: 'none' as const };
+          throw err;
+        });
+        log.info({ recovery: recovery.kind }, 'picked up a run that was interrupted');
+        if (recovery.kind === 'finished') {
+          outcome = { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId: command.sessionId, terminal: recovery.terminal };
+          return;
+        }
+        if (recovery.kind === 'attached') session = recovery.session;
+      }
+      session ??= command.kind === 'start'
+        ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId })
+        : await dispatcher.resume(command.sessionId, command.prompt);
+      if (command.kind === 'start') await state.set(command.issueKey, { sessionId: session.id, pod: command.pod });
+      outcome = await this.follow(command, session, report);
+    } catch (err) {
+      log.warn({ err }, 'the run could not start');
+      outcome = { kind: 'error', sessionId: command.sessionId, message: messageOf(err) };
+    } finally {
+      await this.finish(command, outcome ?? { kind: 'error', sessionId: command.sessionId, message: 'The run ended without an outcome.' }, report);
+      await state.set(command.issueKey, { running: '0', runningCommand: '' });
+    }
+  }
+
+  private async follow(command: RunCommand, session: Session, report: ReturnType<Reporter['forRun']>): Promise<RunOutcome> {
+    this.live.set(command.issueKey, session);
+    const lastLines: string[] = [];
+    let startedAt: number | undefined;
+    try {
+      for await (const event of session.events()) {
+        if (event.type === 'container.started') startedAt = event.at;
+        if (event.type === 'output' && !event.agent) {
+          lastLines.push(event.line);
+          if (lastLines.length > LAST_LINES) lastLines.shift();
+        }
+        report.event(event, session.agent);
+      }
+    } finally {
+      this.live.delete(command.issueKey);
+    }
+    const terminal = await session.outcome();
+    return {
+      kind: terminal.type === 'error' ? 'error' : 'exited',
+      sessionId: session.id,
+      terminal,
+      agent: session.agent,
+      lastLines,
+      ...(startedAt !== undefined ? { startedAt } : {}),
+    };
+  }
+
+  private async finish(command: RunCommand, outcome: RunOutcome, report = this.options.reporter.forRun(command)): Promise<void> {
+    try {
+      await report.finish(outcome);
+    } catch (err) {
+      this.options.logger.error({ err, issue: command.issueKey }, 'could not write the final status');
+    }
+    const summary = outcome.kind === 'cancelled' ? 'cancelled'
+      : outcome.terminal?.type === 'container.exited' ? `finished with exit code ${outcome.terminal.exitCode}`
+      : `failed: ${outcome.terminal?.type === 'error' ? outcome.terminal.message : outcome.message ?? 'unknown error'}`;
+    await this.options.state.set(command.issueKey, { lastState: `run ${command.seq} (${command.kind}) ${summary}`.slice(0, 500) }).catch(() => undefined);
+  }
+
+  private async control(job: ControlJob): Promise<string> {
+    const session = this.live.get(job.issueKey);
+    if (session && session.id === job.sessionId) {
+      await session.stop();
+      return 'stopped the running session';
+    }
+    try {
+      await this.options.dispatcher.stop(job.sessionId);
+      return 'stopped';
+    } catch (err) {
+      if (isCldpdError(err, 'SessionNotFound')) return 'nothing to stop';
+      throw err;
+    }
+  }
+
+  /**
+   * Containers of this host that belong to an issue but that no job will pick up again are
+   * followed to their end and reported, so no run ends silently and none is left behind.
+   */
+  private async reconcile(): Promise<void> {
+    const { dispatcher, state, logger } = this.options;
+    for (const found of await dispatcher.containers(true)) {
+      const url = found.container.labels[LABELS.issue];
+      const match = url ? /\/([^/]+)\/([^/]+)\/issues\/(\d+)$/.exec(url) : null;
+      if (!match) continue; // a terminal session: not the worker's
+      const issueKey = issueKeyOf({ owner: match[1] as string, repo: match[2] as string, number: Number(match[3]) });
+      const issue = await state.get(issueKey);
+      const command = issue.runningCommand ? (JSON.parse(issue.runningCommand) as RunCommand) : undefined;
+      const head = await state.head(issueKey);
+      if (command && head && head.seq === command.seq && command.sessionId === found.sessionId) continue; // its job will re-attach
+      if (!command || command.sessionId !== found.sessionId) {
+        logger.warn({ session: found.sessionId, issue: issueKey }, 'a container of this host has no run on record; following it to its end');
+      }
+      void this.adopt(found.sessionId, command).catch((err: unknown) => logger.error({ err, session: found.sessionId }, 'could not adopt a container'));
+    }
+  }
+
+  private async adopt(sessionId: string, command: RunCommand | undefined): Promise<void> {
+    const recovery = await this.options.dispatcher.recover(sessionId);
+    let outcome: RunOutcome | undefined;
+    const report = command ? this.options.reporter.forRun(command) : undefined;
+    if (recovery.kind === 'attached') {
+      outcome = command && report
+        ? await this.follow(command, recovery.session, report)
+        : await recovery.session.outcome().then((terminal) => ({ kind: terminal.type === 'error' ? ('error' as const) : ('exited' as const), sessionId, terminal }));
+      if (!command) await recovery.session.wait().catch(() => undefined);
+    } else if (recovery.kind === 'finished') {
+      outcome = { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId, terminal: recovery.terminal };
+    }
+    if (command && outcome) {
+      await this.finish(command, outcome, report);
+      await this.options.state.set(command.issueKey, { running: '0', runningCommand: '' });
+    }
+  }
+}
