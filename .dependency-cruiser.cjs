@@ -23,6 +23,20 @@ module.exports = {
       to: { path: '^src/(queue|github)/' },
     },
     {
+      name: 'queue-knows-no-github',
+      comment: 'The queue owns the job contract and the Reporter interface; the GitHub side implements them, not the reverse.',
+      severity: 'error',
+      from: { path: '^src/queue/' },
+      to: { path: '^src/(github|cli|main)/' },
+    },
+    {
+      name: 'github-runs-no-jobs',
+      comment: 'The GitHub side may use the job contract, never the BullMQ worker that runs containers.',
+      severity: 'error',
+      from: { path: '^src/github/' },
+      to: { path: '^src/(queue/run-worker|cli|main)' },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: {},

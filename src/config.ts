@@ -47,6 +47,8 @@ export interface Config {
   readonly concurrency: number;
   /** Least time between two edits of one status comment. `CLDPD_STATUS_INTERVAL_SECONDS`, default 10. */
   readonly statusIntervalMs: number;
+  /** How long a job stays with a worker that stopped answering before another takes it over. `CLDPD_JOB_LOCK_SECONDS`, default 60. */
+  readonly jobLockMs: number;
   /** GitHub writes (comments posted or edited) one process makes per minute at most. `CLDPD_GITHUB_WRITES_PER_MINUTE`, default 40. */
   readonly githubWritesPerMinute: number;
   readonly github: GitHubConfig;
@@ -110,6 +112,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     redisUrl,
     concurrency: positiveInt(env, 'CLDPD_CONCURRENCY', 2, problems),
     statusIntervalMs: positiveInt(env, 'CLDPD_STATUS_INTERVAL_SECONDS', 10, problems) * 1000,
+    jobLockMs: positiveInt(env, 'CLDPD_JOB_LOCK_SECONDS', 60, problems) * 1000,
     githubWritesPerMinute: positiveInt(env, 'CLDPD_GITHUB_WRITES_PER_MINUTE', 40, problems),
     github: Object.freeze({
       appId: env.APP_ID || undefined,
@@ -128,13 +131,13 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
 
 /**
  * Throws a {@link ConfigError} naming every GitHub App setting a process that talks to
- * GitHub still lacks.
+ * GitHub still lacks. Workers need no webhook secret.
  */
-export function requireGitHubApp(config: Config): Required<Pick<GitHubConfig, 'appId' | 'privateKey' | 'webhookSecret'>> {
+export function requireGitHubApp(config: Config, needs: { webhookSecret: boolean } = { webhookSecret: true }): { appId: string; privateKey: string; webhookSecret: string } {
   const { appId, privateKey, webhookSecret } = config.github;
-  const missing = [!appId && 'APP_ID', !privateKey && 'PRIVATE_KEY (or PRIVATE_KEY_PATH)', !webhookSecret && 'WEBHOOK_SECRET'].filter(Boolean);
-  if (missing.length > 0 || !appId || !privateKey || !webhookSecret) {
+  const missing = [!appId && 'APP_ID', !privateKey && 'PRIVATE_KEY (or PRIVATE_KEY_PATH)', needs.webhookSecret && !webhookSecret && 'WEBHOOK_SECRET'].filter(Boolean);
+  if (missing.length > 0 || !appId || !privateKey) {
     throw new ConfigError(`cldpd needs the GitHub App's ${missing.join(', ')}. Run "npm start" once without them to register the app through GitHub's setup page (it writes .env), or copy them from the app's settings; see .env.example.`);
   }
-  return { appId, privateKey, webhookSecret };
+  return { appId, privateKey, webhookSecret: webhookSecret ?? '' };
 }

@@ -29,6 +29,10 @@ Commands:
   pods                                         the pods and whether each is valid
   doctor                                       check Docker, the pods directory and every pod
 
+  up                                           the GitHub App: webhook server and worker in one process (npm start)
+  serve                                        the webhook server only (no Docker)
+  worker                                       a worker for this Docker host only (REDIS_URL shared with the server)
+
 Options:
   --pods-dir <dir>   pods directory (default $CLDPD_PODS_DIR or ~/.cldpd/pods)
   --json             machine-readable output (one JSON object per line)

@@ -8,7 +8,13 @@ import { Dispatcher, DockerRunner, SessionStore } from '../core/index.js';
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-const code = await runCli(
+const SERVICES = new Set(['serve', 'worker', 'up']);
+const [first] = process.argv.slice(2);
+
+// The long-running processes load probot and bullmq; the terminal commands never do.
+const code = first && SERVICES.has(first)
+  ? await (await import('./services.js')).runServices(first as 'serve' | 'worker' | 'up')
+  : await runCli(
   process.argv.slice(2),
   (podsDir) => {
     const config = loadConfig(process.env, { podsDir });
@@ -41,4 +47,4 @@ const code = await runCli(
     },
   },
 );
-process.exitCode = code;
+process.exit(code);

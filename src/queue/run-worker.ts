@@ -18,7 +18,7 @@ export interface RunWorkerOptions {
   readonly producer: Producer;
   readonly reporter: Reporter;
   readonly logger: Logger;
-  /** How long the per-issue lock lives without renewal; default 30 s. */
+  /** How long a job and the per-issue lock stay with a worker that stopped renewing them; default 60 s. */
   readonly lockTtlMs?: number;
   /** How soon a drain job whose issue is busy elsewhere looks again; default 5 s. */
   readonly recheckMs?: number;
@@ -39,7 +39,7 @@ export class RunWorker {
   private readonly recheckMs: number;
 
   constructor(private readonly options: RunWorkerOptions) {
-    this.lockTtlMs = options.lockTtlMs ?? 30_000;
+    this.lockTtlMs = options.lockTtlMs ?? 60_000;
     this.recheckMs = options.recheckMs ?? 5_000;
   }
 
@@ -49,7 +49,7 @@ export class RunWorker {
     const { connection, concurrency } = this.options;
     // Sessions last long and a restart of the worker is a normal event: let the job be
     // picked up again (and re-attach) many times rather than fail it.
-    const common = { connection, maxStalledCount: 100, lockDuration: 60_000 };
+    const common = { connection, maxStalledCount: 100, lockDuration: this.lockTtlMs, stalledInterval: Math.max(1000, Math.floor(this.lockTtlMs / 2)) };
     for (const name of [RUN_QUEUE, hostQueue(this.options.hostId)]) {
       this.workers.push(new Worker<DrainJob>(name, (job, token) => this.drain(job, token), { ...common, concurrency }));
     }

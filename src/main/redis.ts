@@ -1,0 +1,81 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+
+/** A Redis connection for BullMQ (no per-request retry limit, as its workers need), plus what closes it. */
+export interface RedisHandle {
+  readonly redis: Redis;
+  close(): Promise<void>;
+}
+
+async function ping(redis: Redis, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await redis.ping();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/**
+ * Connects to `REDIS_URL`, or — for the single-machine default — starts and supervises a
+ * redis-server of its own: data under `<home>/redis` with AOF on, `noeviction`, reached
+ * over a Unix socket so no port can clash. Closing stops what it started.
+ */
+export async function openRedis(config: Config, logger: Logger, options: { ownServer: boolean }): Promise<RedisHandle> {
+  if (config.redisUrl || !options.ownServer) {
+    const url = config.redisUrl;
+    if (!url) throw new Error('REDIS_URL is not set: point it at the Redis server the workers share (redis://host:6379).');
+    const redis = new Redis(url, { maxRetriesPerRequest: null });
+    redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+    await ping(redis, 15_000).catch((err: unknown) => {
+      redis.disconnect();
+      throw new Error(`Redis at ${url.replace(/\/\/[^@]*@/, '//***@')} does not answer (${(err as Error).message}). Start it, or fix REDIS_URL.`);
+    });
+    return { redis, close: async () => void (await redis.quit().catch(() => redis.disconnect())) };
+  }
+  const dir = join(config.home, 'redis');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const socket = join(dir, 'redis.sock');
+  const child: ChildProcess = spawn('redis-server', [
+    '--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir,
+    '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--save', '',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.once('error', (err) => logger.error({ err }, 'redis-server could not be started'));
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()).slice(-2000));
+  const redis = new Redis({ path: socket, maxRetriesPerRequest: null, lazyConnect: true });
+  redis.on('error', () => undefined);
+  try {
+    await Promise.race([
+      ping(redis, 15_000),
+      exited.then((code) => {
+        throw new Error(`redis-server exited (${code}) ${stderr.trim()}`);
+      }),
+    ]);
+  } catch (err) {
+    child.kill();
+    redis.disconnect();
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT/.test(String(err));
+    throw new Error(missing
+      ? 'redis-server is not installed: run scripts/setup.sh (or install it), or set REDIS_URL to a Redis server.'
+      : `cldpd could not start its own redis-server: ${(err as Error).message}`);
+  }
+  logger.info({ socket }, 'started redis-server (AOF on, noeviction)');
+  return {
+    redis,
+    close: async () => {
+      await redis.quit().catch(() => redis.disconnect());
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import Docker from 'dockerode';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { Probot } from 'probot';
+import { requireGitHubApp, type Config } from '../config.js';
+import { containerEnvValues } from './secrets.js';
+import { Dispatcher, DockerRunner, SessionStore } from '../core/index.js';
+import { octokitComments, type OctokitLike } from '../github/comments-api.js';
+import { createRedactor } from '../github/redact.js';
+import { StatusReporter } from '../github/status-reporter.js';
+import { WriteBudget } from '../github/write-budget.js';
+import { IssueState } from '../queue/issue-state.js';
+import { Producer } from '../queue/producer.js';
+import { RunWorker } from '../queue/run-worker.js';
+
+/** A running `cldpd worker`. */
+export interface RunningWorker {
+  close(): Promise<void>;
+}
+
+/**
+ * `cldpd worker`: the runs of this Docker host. Checks the engine first, then adopts what
+ * a previous worker left running and starts taking jobs.
+ */
+export async function startWorker(config: Config, logger: Logger, redis: Redis, hostEnv: Readonly<Record<string, string | undefined>>): Promise<RunningWorker> {
+  const { appId, privateKey } = requireGitHubApp(config, { webhookSecret: false });
+  const runner = new DockerRunner(new Docker());
+  const engine = await runner.preflight();
+  logger.info({ engine: engine.version, host: config.hostId }, 'Docker engine ready');
+  const pods = { podsDir: config.podsDir, homeDir: config.userHome };
+  const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(config.sessionsDir), hostId: config.hostId, hostEnv, logger });
+  const github = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
+  const octokitFor = async (installationId: number) => (await github.auth(installationId)) as unknown as OctokitLike;
+  const reporter = new StatusReporter({
+    comments: octokitComments(octokitFor),
+    budget: new WriteBudget(config.githubWritesPerMinute),
+    intervalMs: config.statusIntervalMs,
+    redactorFor: async (pod) => createRedactor([...(await containerEnvValues(pods, pod, hostEnv)), privateKey, config.github.webhookSecret ?? '']),
+    logger: logger.child({ name: 'reporter' }),
+  });
+  const state = new IssueState(redis);
+  const producer = new Producer(redis, state);
+  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, dispatcher, state, producer, reporter, logger: logger.child({ name: 'worker' }) });
+  await worker.start();
+  return {
+    close: async () => {
+      await worker.close();
+      await producer.close();
+    },
+  };
+}
