@@ -42,11 +42,10 @@ export class Producer {
    */
   async intake(job: IntakeJob): Promise<boolean> {
     const id = jobId('delivery', job.deliveryId);
-    const queue = this.queue(INTAKE_QUEUE);
-    const existing = await queue.getJob(id);
-    if (existing) return false;
-    await queue.add('intake', job, { jobId: id, attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...KEEP });
-    return true;
+    // Adding is idempotent by job id (a redelivery adds nothing); the marker only tells
+    // the caller which of several identical deliveries came first.
+    await this.queue(INTAKE_QUEUE).add('intake', job, { jobId: id, attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...KEEP });
+    return this.state.firstDelivery(job.deliveryId);
   }
 
   /**

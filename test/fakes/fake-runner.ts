@@ -7,6 +7,8 @@ export interface Script {
   exitCode: number;
   /** Keep running after the chunks until stopped. */
   hold?: boolean;
+  /** Keep running this long after the chunks (unless stopped). */
+  delayMs?: number;
 }
 
 interface FakeContainer {
@@ -29,6 +31,8 @@ export class FakeRunner implements Runner {
   /** When set, the build waits for this before finishing (or for its abort signal). */
   buildGate: Promise<void> | undefined;
   scripts: Script[] = [];
+  /** Used when `scripts` is empty. */
+  defaultScript: Script = { chunks: [], exitCode: 0 };
   runError: Error | undefined;
   private seq = 0;
 
@@ -67,7 +71,7 @@ export class FakeRunner implements Runner {
   }
 
   private process(containerId: string, onEnd: () => void): ProcessHandle & { stop: () => void } {
-    const script = this.scripts.shift() ?? { chunks: [], exitCode: 0 };
+    const script = this.scripts.shift() ?? this.defaultScript;
     let stopped = false;
     let release: () => void = () => undefined;
     const held = new Promise<void>((resolve) => {
@@ -82,6 +86,7 @@ export class FakeRunner implements Runner {
         if (stopped) break;
         yield chunk;
       }
+      if (script.delayMs && !stopped) await Promise.race([held, new Promise((r) => setTimeout(r, script.delayMs))]);
       if (script.hold && !stopped) await held;
       onEnd();
     })();

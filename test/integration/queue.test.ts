@@ -1,0 +1,129 @@
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Dispatcher, SessionStore } from '../../src/core/index.js';
+import type { IntakeJob, RunCommand } from '../../src/queue/contract.js';
+import { IssueState } from '../../src/queue/issue-state.js';
+import { INTAKE_QUEUE } from '../../src/queue/names.js';
+import { Producer } from '../../src/queue/producer.js';
+import { RunWorker } from '../../src/queue/run-worker.js';
+import { FakeRunner, out } from '../fakes/fake-runner.js';
+import { tempDir, writePod } from '../fakes/pods.js';
+import { RecordingReporter } from '../fakes/recording-reporter.js';
+import { until } from './harness.js';
+import { describeWithRedis, testRedis } from './redis-harness.js';
+
+describeWithRedis('queue semantics on a real Redis', () => {
+  let redis: Redis;
+  let state: IssueState;
+  let producer: Producer;
+
+  beforeAll(async () => {
+    ({ redis } = await testRedis(11));
+    state = new IssueState(redis);
+    producer = new Producer(redis, state);
+  });
+
+  afterAll(async () => {
+    await producer.close();
+    redis.disconnect();
+  });
+
+  it('a webhook delivered 10 times (some at once) makes one intake job', async () => {
+    const job: IntakeJob = {
+      deliveryId: '72d3162e-cc78-11e3-81ab-4c9367dc0958',
+      trigger: { kind: 'label', pod: 'web' },
+      issue: { installationId: 1, owner: 'acme', repo: 'web', number: 1, url: 'https://github.com/acme/web/issues/1', title: 't', body: null },
+      sender: { login: 'alice', type: 'User' },
+      receivedAt: Date.now(),
+    };
+    const first = await Promise.all(Array.from({ length: 5 }, () => producer.intake(job)));
+    const later = [];
+    for (let i = 0; i < 5; i++) later.push(await producer.intake(job));
+    expect([...first, ...later].filter(Boolean)).toHaveLength(1);
+    expect(later.every((added) => added === false)).toBe(true);
+    const queue = new Queue(INTAKE_QUEUE, { connection: redis });
+    const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed');
+    await queue.close();
+    expect((counts.waiting ?? 0) + (counts.active ?? 0) + (counts.delayed ?? 0) + (counts.completed ?? 0)).toBe(1);
+  });
+
+  it('a run queued twice with the same seq is queued once', async () => {
+    const command = runCommand('acme-web-9', 1, 'start', 'web-00000009');
+    expect(await state.append(command)).toBe(1);
+    expect(await state.append(command)).toBe(0);
+    expect(await state.pending('acme-web-9')).toBe(1);
+  });
+
+  it('runs one issue\'s commands one at a time, in order, and different issues in parallel', async () => {
+    const home = await tempDir();
+    const pods = { podsDir: join(home, 'pods'), homeDir: home };
+    await writePod(pods.podsDir, 'web');
+    const runner = new FakeRunner();
+    runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"claude-x"}\n')], exitCode: 0, delayMs: 300 };
+    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId: 'host-q', hostEnv: {} });
+    const reporter = new RecordingReporter();
+    const worker = new RunWorker({ connection: redis, hostId: 'host-q', concurrency: 4, dispatcher, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+    await worker.start();
+    try {
+      const a = 'acme-web-100';
+      const b = 'acme-web-200';
+      await producer.run(runCommand(a, 1, 'start', 'web-000000a1'));
+      await producer.run(runCommand(a, 2, 'resume', 'web-000000a1'));
+      await producer.run(runCommand(b, 1, 'start', 'web-000000b1'));
+      await producer.run(runCommand(a, 3, 'resume', 'web-000000a1'));
+      await until('all four runs to finish', () => reporter.runs.filter((r) => r.finishedAt).length === 4, 30_000);
+
+      const runsA = reporter.finished(a);
+      expect(runsA.map((r) => r.command.seq)).toEqual([1, 2, 3]);
+      for (let i = 1; i < runsA.length; i++) {
+        expect(runsA[i]?.startedAt).toBeGreaterThanOrEqual(runsA[i - 1]?.finishedAt ?? Infinity); // never overlapping
+      }
+      expect(runsA.every((r) => r.outcome?.kind === 'exited')).toBe(true);
+      const [runB] = reporter.finished(b);
+      // B ran while A's runs were going on: issues do not wait for each other.
+      expect(runB?.startedAt).toBeLessThan(runsA[2]?.startedAt ?? 0);
+      expect(reporter.runs.every((r) => r.finishes === 1)).toBe(true);
+      expect((await state.get(a)).hostId).toBe('host-q');
+      expect(await state.pending(a)).toBe(0);
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('a stop cancels runs that have not started and says so on each', async () => {
+    const home = await tempDir();
+    const pods = { podsDir: join(home, 'pods'), homeDir: home };
+    await writePod(pods.podsDir, 'web');
+    const runner = new FakeRunner();
+    runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"c"}\n')], exitCode: 0, hold: true };
+    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId: 'host-s', hostEnv: {} });
+    const reporter = new RecordingReporter();
+    const worker = new RunWorker({ connection: redis, hostId: 'host-s', concurrency: 2, dispatcher, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+    await worker.start();
+    try {
+      const key = 'acme-web-300';
+      for (let seq = 1; seq <= 3; seq++) await producer.run(runCommand(key, seq, seq === 1 ? 'start' : 'resume', 'web-000000c1'));
+      await until('the first run to start', () => reporter.runs.some((r) => r.startedAt), 10_000);
+      await state.markStopped(key, 3);
+      await producer.control('host-s', { kind: 'stop', issueKey: key, sessionId: 'web-000000c1', seq: 3 });
+      await until('every run to be reported', () => reporter.runs.filter((r) => r.finishedAt).length === 3, 15_000);
+      const runs = reporter.finished(key);
+      expect(runs.map((r) => r.outcome?.kind)).toEqual(['exited', 'cancelled', 'cancelled']);
+      expect(runs[0]?.outcome?.terminal).toMatchObject({ exitCode: 143 });
+      expect(runner.containers.size).toBe(0);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
+function runCommand(issueKey: string, seq: number, kind: 'start' | 'resume', sessionId: string): RunCommand {
+  const number = Number(issueKey.split('-').at(-1));
+  return {
+    seq, kind, issueKey, sessionId, pod: 'web', prompt: `run ${seq}`, statusCommentId: seq, requestedBy: 'alice', enqueuedAt: Date.now(),
+    issue: { installationId: 1, owner: 'acme', repo: 'web', number, url: `https://github.com/acme/web/issues/${number}` },
+  };
+}
