@@ -132,7 +132,7 @@ describeWithDocker('sessions on a real Docker engine', () => {
     const first = await world.dispatcher.start('it-claude', { issueUrl });
     const firstEvents = await collect(first);
     expect(outputLines(firstEvents)).toContain(`stdout:prompt: Work on this GitHub issue: ${issueUrl}`);
-    expect(first.agent).toMatchObject({ claudeSessionId: `fake-${first.id}`, result: { text: 'all done', turns: 2, costUsd: 0.0125 } });
+    expect(first.agent).toMatchObject({ claudeSessionId: `fake-${first.id}`, result: { text: 'all done (first run)', turns: 2, costUsd: 0.0125 } });
     expect(await world.containersOf(first.id)).toEqual([]);
 
     const second = await world.dispatcher.resume(first.id, 'carry on');

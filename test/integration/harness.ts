@@ -50,7 +50,8 @@ else
 fi
 echo "prompt: $prompt"
 case "$prompt" in *linger*) sleep 60 ;; esac
-echo '{"type":"result","subtype":"success","is_error":false,"result":"all done","num_turns":2,"total_cost_usd":0.0125,"duration_ms":40}'
+if [ -n "$resume" ]; then summary="resumed $resume, note: $(cat /work/note.txt 2>/dev/null || echo none)"; else summary="first run"; fi
+echo "{\\"type\\":\\"result\\",\\"subtype\\":\\"success\\",\\"is_error\\":false,\\"result\\":\\"all done ($summary)\\",\\"num_turns\\":2,\\"total_cost_usd\\":0.0125,\\"duration_ms\\":40}"
 `;
 
 /** A Docker world for one test file: its own pods dir, data dir and host id, cleaned up by `close()`. */
