@@ -175,6 +175,20 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(github.requests.slice(before)).toEqual([]);
     });
 
+    it('GitHub answering 403 secondary-limit (retry-after) and 500s for a while: the final comment still arrives, once', async () => {
+      const n = issueNumber++;
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e-slow' }), { id: randomUUID(), secret: SECRET });
+      await until('the queued comment', () => statusComments(n).length === 1, 30_000);
+      github.failWrites = { status: 403, times: 3, retryAfter: 1 };
+      await until('the 403s to be used up', () => github.failWrites?.times === 0, 60_000);
+      github.failWrites = { status: 500, times: 4 };
+      const [status] = await finalOf(n);
+      expect(status?.body).toContain('exit code 0');
+      expect(status?.body).toContain('line 40');
+      expect(statusComments(n)).toHaveLength(1);
+      github.failWrites = undefined;
+    });
+
     it('a worker killed mid-run: the run is taken up again, re-attaches to its container, loses no line, and ends with one final comment', async () => {
       const n = issueNumber++;
       await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e-slow' }), { id: randomUUID(), secret: SECRET });

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, requireGitHubApp } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('applies Probot\'s names and defaults and cldpd\'s own', () => {
+    const c = loadConfig({ HOME: '/home/me' });
+    expect(c.home).toBe('/home/me/.cldpd');
+    expect(c.podsDir).toBe('/home/me/.cldpd/pods');
+    expect(c.github).toMatchObject({ port: 3000, webhookPath: '/api/github/webhooks', baseUrl: undefined, appId: undefined });
+    expect(c.concurrency).toBe(2);
+    expect(c.statusIntervalMs).toBe(10_000);
+    expect(c.jobLockMs).toBe(60_000);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reads GitHub Enterprise Server, Redis and overrides', () => {
+    const c = loadConfig({ HOME: '/h', GHE_HOST: 'ghe.corp/', GHE_PROTOCOL: 'http', REDIS_URL: 'redis://r:6379', CLDPD_PODS_DIR: '/pods', CLDPD_CONCURRENCY: '5', PRIVATE_KEY: 'a\\nb', APP_ID: '7' });
+    expect(c.github.baseUrl).toBe('http://ghe.corp/api/v3');
+    expect(c.redisUrl).toBe('redis://r:6379');
+    expect(c.podsDir).toBe('/pods');
+    expect(c.concurrency).toBe(5);
+    expect(c.github.privateKey).toBe('a\nb');
+    expect(loadConfig({ HOME: '/h', CLDPD_PODS_DIR: '/pods' }, { podsDir: '/cli' }).podsDir).toBe('/cli');
+  });
+
+  it('reports every problem at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({ HOME: '/h', PORT: 'eighty', CLDPD_CONCURRENCY: '0', REDIS_URL: 'localhost:6379', CLDPD_HOST_ID: 'a b', PRIVATE_KEY_PATH: '/nonexistent.pem', GHE_PROTOCOL: 'ftp' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const name of ['PORT', 'CLDPD_CONCURRENCY', 'REDIS_URL', 'CLDPD_HOST_ID', 'PRIVATE_KEY_PATH', 'GHE_PROTOCOL']) expect(message).toContain(name);
+  });
+
+  it('says which GitHub App settings are missing and how to get them', () => {
+    expect(() => requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1' }))).toThrow(/PRIVATE_KEY \(or PRIVATE_KEY_PATH\), WEBHOOK_SECRET.*npm start/);
+    expect(requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1', PRIVATE_KEY: 'k' }), { webhookSecret: false })).toMatchObject({ appId: '1', privateKey: 'k' });
+  });
+});

@@ -1,0 +1,131 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { SessionEvent } from '../../src/core/index.js';
+import type { CommentsApi } from '../../src/github/comments-api.js';
+import { StatusReporter } from '../../src/github/status-reporter.js';
+import { WriteBudget } from '../../src/github/write-budget.js';
+import type { RunCommand } from '../../src/queue/contract.js';
+
+const command: RunCommand = {
+  seq: 4, kind: 'start', issueKey: 'acme-web-1', pod: 'web', sessionId: 'web-00aa00aa', prompt: 'p', statusCommentId: 77, requestedBy: 'alice', enqueuedAt: 0,
+  issue: { installationId: 1, owner: 'acme', repo: 'web', number: 1, url: 'https://github.com/acme/web/issues/1' },
+};
+
+class FakeComments implements CommentsApi {
+  updates: Array<{ id: number; body: string }> = [];
+  created: Array<{ id: number; body: string }> = [];
+  failures: Array<{ status?: number; message: string }> = [];
+  gone = new Set<number>();
+  async create(_issue: unknown, body: string) {
+    const id = 900 + this.created.length;
+    this.created.push({ id, body });
+    return { id, url: `u/${id}` };
+  }
+  async update(_issue: unknown, id: number, body: string) {
+    const failure = this.failures.shift();
+    if (failure) throw Object.assign(new Error(failure.message), { status: failure.status });
+    if (this.gone.has(id)) throw Object.assign(new Error('Not Found'), { status: 404 });
+    this.updates.push({ id, body });
+  }
+  async list() {
+    return [];
+  }
+}
+
+function reporter(comments: FakeComments, intervalMs = 40, budget = new WriteBudget(6000)) {
+  return new StatusReporter({ comments, budget, intervalMs, redactorFor: async () => (t: string) => t.replaceAll('s3cret', '[redacted]'), logger: pino({ level: 'silent' }) });
+}
+
+const at = 1;
+const output = (line: string): SessionEvent => ({ type: 'output', at, stream: 'stdout', line });
+
+describe('StatusReporter', () => {
+  it('coalesces a burst of events into few edits, then writes the final state once', async () => {
+    const comments = new FakeComments();
+    const run = reporter(comments, 50).forRun(command);
+    run.event({ type: 'container.started', at, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
+    for (let i = 0; i < 500; i++) run.event(output(`line ${i}`), {});
+    await new Promise((r) => setTimeout(r, 120));
+    const progress = comments.updates.length;
+    expect(progress).toBeGreaterThanOrEqual(1);
+    expect(progress).toBeLessThanOrEqual(3);
+    expect(comments.updates.at(-1)?.body).toContain('line 499');
+    await run.finish({ kind: 'exited', sessionId: 'web-00aa00aa', terminal: { type: 'container.exited', at, exitCode: 0, reason: 'exited', durationMs: 5000 }, lastLines: ['done'] });
+    expect(comments.updates).toHaveLength(progress + 1);
+    expect(comments.updates.at(-1)?.body).toContain('cldpd: finished');
+    expect(comments.updates.every((u) => u.id === 77)).toBe(true);
+    run.event(output('late'), {}); // after finish: ignored
+    await new Promise((r) => setTimeout(r, 80));
+    expect(comments.updates).toHaveLength(progress + 1);
+  });
+
+  it('skips progress edits when the write budget is spent, but the final edit waits for it', async () => {
+    const comments = new FakeComments();
+    let now = 0;
+    const budget = new WriteBudget(60, () => now); // one write a second, 15 in the bucket at first
+    while (budget.tryTake());
+    const run = reporter(comments, 10, budget).forRun(command);
+    run.event(output('a'), {});
+    await new Promise((r) => setTimeout(r, 60));
+    expect(comments.updates).toHaveLength(0);
+    const finishing = run.finish({ kind: 'exited', sessionId: 's', terminal: { type: 'container.exited', at, exitCode: 0, reason: 'exited', durationMs: 1 } });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(comments.updates).toHaveLength(0);
+    now += 1000;
+    await finishing;
+    expect(comments.updates).toHaveLength(1);
+  });
+
+  it('retries the final edit through failures', async () => {
+    const comments = new FakeComments();
+    comments.failures.push({ status: 500, message: 'Server Error' }, { status: 502, message: 'Bad Gateway' });
+    const run = reporter(comments).forRun(command);
+    await run.finish({ kind: 'error', sessionId: 's', message: 'The build failed: s3cret in the log' });
+    expect(comments.updates).toHaveLength(1);
+    expect(comments.updates[0]?.body).toContain('**Error:** The build failed: [redacted] in the log');
+  }, 20_000);
+
+  it('posts the final state again when the status comment was deleted', async () => {
+    const comments = new FakeComments();
+    comments.gone.add(77);
+    const run = reporter(comments).forRun(command);
+    await run.finish({ kind: 'cancelled', sessionId: 's', message: 'Cancelled by `/cldpd stop` before it started.' });
+    expect(comments.created).toHaveLength(1);
+    expect(comments.created[0]?.body).toContain('cldpd: cancelled');
+  });
+
+  it('shows the agent\'s latest activity and final answer', async () => {
+    const comments = new FakeComments();
+    const run = reporter(comments, 10).forRun(command);
+    run.event({ type: 'container.started', at, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
+    run.event({ type: 'output', at, stream: 'stdout', line: '{}', agent: [{ kind: 'tool', name: 'Bash', summary: 'npm test' }] }, {});
+    await new Promise((r) => setTimeout(r, 50));
+    expect(comments.updates.at(-1)?.body).toContain('Latest: Bash: npm test');
+    await run.finish({
+      kind: 'exited', sessionId: 's', terminal: { type: 'container.exited', at, exitCode: 0, reason: 'exited', durationMs: 1 },
+      agent: { result: { kind: 'result', isError: false, text: 'Fixed the parser.', costUsd: 0.42, turns: 9 } },
+    });
+    const body = comments.updates.at(-1)?.body ?? '';
+    expect(body).toContain('Fixed the parser.');
+    expect(body).toContain('9 turns');
+    expect(body).toContain('$0.42');
+  });
+});
+
+describe('WriteBudget', () => {
+  it('refills at the configured rate and never above it', () => {
+    let now = 0;
+    const budget = new WriteBudget(60, () => now);
+    let taken = 0;
+    while (budget.tryTake()) taken += 1;
+    expect(taken).toBe(15);
+    now += 10_000;
+    taken = 0;
+    while (budget.tryTake()) taken += 1;
+    expect(taken).toBe(10);
+    now += 3_600_000;
+    taken = 0;
+    while (budget.tryTake()) taken += 1;
+    expect(taken).toBe(60);
+  });
+});
