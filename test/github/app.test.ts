@@ -14,7 +14,7 @@ let probot: Probot;
 beforeEach(async () => {
   jobs = [];
   probot = new Probot({ githubToken: 'test', log: pino({ level: 'silent' }) });
-  await probot.load(cldpdApp({ intake: async (job) => void jobs.push(job) || true }));
+  await probot.load(cldpdApp({ intake: async (job) => jobs.push(job) > 0 }));
 });
 
 const receive = (name: 'issues' | 'issue_comment', payload: object) => probot.receive({ id: 'delivery-1', name, payload } as never);
