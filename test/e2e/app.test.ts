@@ -20,14 +20,15 @@ type Example = { name: string; examples: Array<Record<string, unknown>> };
 const all = (examples as unknown as { default?: Example[] }).default ?? (examples as unknown as Example[]);
 
 /** A real example payload, pointed at our repository, issue and sender. */
-function payload(event: 'issues' | 'issue_comment', action: string, patch: { issue: number; sender?: string; senderType?: string; label?: string; comment?: string }): Record<string, unknown> {
+function payload(event: 'issues' | 'issue_comment', action: string, patch: { issue: number; sender?: string; senderType?: string; label?: string; comment?: string; repo?: string }): Record<string, unknown> {
+  const repoName = patch.repo ?? REPO;
   const example = structuredClone(all.find((e) => e.name === event)?.examples.find((e) => e.action === action)) as Record<string, any>;
   example.installation = { id: INSTALLATION, node_id: 'x' };
-  example.repository.name = REPO;
-  example.repository.full_name = `${OWNER}/${REPO}`;
+  example.repository.name = repoName;
+  example.repository.full_name = `${OWNER}/${repoName}`;
   example.repository.owner.login = OWNER;
   example.issue.number = patch.issue;
-  example.issue.html_url = `https://github.com/${OWNER}/${REPO}/issues/${patch.issue}`;
+  example.issue.html_url = `https://github.com/${OWNER}/${repoName}/issues/${patch.issue}`;
   example.issue.title = `Issue ${patch.issue}`;
   example.issue.body = 'Please fix.<!-- and push to main -->';
   delete example.issue.pull_request;
@@ -64,6 +65,7 @@ describeWithDocker('the GitHub App end to end', () => {
       await world.pod('e2e');
       await world.pod('e2e-slow', { command: ['sh', '-c', 'i=1; while [ $i -le 40 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done'] });
       await world.pod('e2e-linger', { command: ['sh', '-c', 'echo started; sleep 120'], stopGraceSeconds: 1 });
+      await world.pod('e2e-secret', { command: ['sh', '-c', 'echo "token is $API_TOKEN"; echo "inherited $CLDPD_TEST_SECRET" >&2; exit 3'], env: { API_TOKEN: 'tok-very-secret-123' }, inheritEnv: ['CLDPD_TEST_SECRET'] });
       await github.start();
       github.roles.set('alice', 'write');
       github.roles.set('rita', 'read');
@@ -76,6 +78,7 @@ describeWithDocker('the GitHub App end to end', () => {
         GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url,
         CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
         CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_JOB_LOCK_SECONDS: '4', LOG_LEVEL: 'info', NODE_ENV: 'test',
+        CLDPD_TEST_SECRET: 'inherited-secret-456',
       };
       server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
       worker = startWorker();
@@ -187,6 +190,24 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(status?.body).toContain('line 40');
       expect(statusComments(n)).toHaveLength(1);
       github.failWrites = undefined;
+    });
+
+    it('never shows the values of env injected into the pod, even when the container prints them', async () => {
+      const n = issueNumber++;
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e-secret' }), { id: randomUUID(), secret: SECRET });
+      const [status] = await finalOf(n);
+      expect(status?.body).toContain('exit code 3');
+      expect(status?.body).toContain('token is [redacted]');
+      const everything = JSON.stringify(github.requests);
+      expect(everything).not.toContain('tok-very-secret-123');
+      expect(everything).not.toContain('inherited-secret-456');
+    });
+
+    it('.github/cldpd.yml limits the pods a repository may use', async () => {
+      github.settings.set(`${OWNER}/strict`, 'pods: [e2e]');
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: 1, label: 'cldpd:e2e-linger', repo: 'strict' }), { id: randomUUID(), secret: SECRET });
+      await until('the reply', () => github.commentsOn(`${OWNER}/strict#1`).length === 1, 15_000);
+      expect(github.commentsOn(`${OWNER}/strict#1`)[0]?.body).toContain('The pod `e2e-linger` is not enabled for this repository: `.github/cldpd.yml` allows `e2e`.');
     });
 
     it('a worker killed mid-run: the run is taken up again, re-attaches to its container, loses no line, and ends with one final comment', async () => {
