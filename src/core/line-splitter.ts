@@ -70,8 +70,10 @@ export class LineSplitter {
 
   private emitOverlong(lines: SplitLine[]): void {
     let bytes = Buffer.concat(this.pending);
-    while (bytes.length >= this.maxLineBytes) {
-      const cut = charBoundary(bytes, this.maxLineBytes);
+    // Only whole characters may be cut off: the rest of the last one may still be on its way.
+    while (completeLength(bytes) >= this.maxLineBytes) {
+      const whole = bytes.subarray(0, completeLength(bytes));
+      const cut = charBoundary(whole, this.maxLineBytes);
       lines.push({ line: bytes.toString('utf8', 0, cut), partial: true });
       bytes = bytes.subarray(cut);
     }
@@ -80,9 +82,26 @@ export class LineSplitter {
   }
 }
 
-/** The largest index ≤ `limit` that does not fall inside a UTF-8 sequence (at least 1). */
+/** The length of the longest prefix of `bytes` that ends with a complete UTF-8 character. */
+function completeLength(bytes: Buffer): number {
+  let start = bytes.length - 1;
+  while (start > 0 && bytes.length - start < 4 && ((bytes[start] ?? 0) & 0xc0) === 0x80) start -= 1;
+  if (start < 0) return 0;
+  const lead = bytes[start] ?? 0;
+  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return bytes.length - start >= need ? bytes.length : start;
+}
+
+/**
+ * Where to cut `bytes` near `limit` without splitting a UTF-8 sequence: the largest boundary
+ * ≤ `limit`, or, when one character is longer than the limit, the end of that character.
+ */
 function charBoundary(bytes: Buffer, limit: number): number {
+  const continuation = (i: number): boolean => ((bytes[i] ?? 0) & 0xc0) === 0x80 && i < bytes.length;
   let cut = limit;
-  while (cut > 0 && ((bytes[cut] ?? 0) & 0xc0) === 0x80) cut -= 1;
-  return cut === 0 ? limit : cut;
+  while (cut > 0 && continuation(cut)) cut -= 1;
+  if (cut > 0) return cut;
+  cut = limit;
+  while (continuation(cut)) cut += 1;
+  return cut;
 }

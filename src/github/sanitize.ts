@@ -12,13 +12,14 @@ const HIDDEN_ELEMENT = /<([a-z][a-z0-9]*)\b[^>]*?(?:\shidden\b|style\s*=\s*["'][
 /**
  * Removes the carriers of hidden instructions from user-written Markdown before it reaches
  * an agent: HTML comments (also unterminated ones), hidden HTML elements, image alt text
- * (Markdown and `<img>`), invisible and bidirectional-control characters. Line and
- * paragraph separators become newlines. What a person sees on GitHub is kept.
+ * (Markdown and `<img>`), invisible and bidirectional-control characters. Unicode line and
+ * paragraph separators become spaces: Markdown does not break lines at them, so neither may
+ * the command parser. What a person sees on GitHub is kept.
  */
 export function sanitizeUntrusted(text: string): string {
   return text
     .replace(/\r\n?/g, '\n')
-    .replace(/[\u2028\u2029]/g, '\n')
+    .replace(/[\u2028\u2029]/g, ' ')
     .replace(INVISIBLE, '')
     .replace(/<!--[\s\S]*?(?:-->|$)/g, '')
     .replace(HIDDEN_ELEMENT, '')
