@@ -16,6 +16,15 @@ interface IssuePayload {
   sender: { login: string; type: string };
 }
 
+/** Whether a payload has every field cldpd reads; a delivery without them is ignored. */
+function wellFormed(payload: unknown): payload is IssuePayload {
+  const p = payload as Partial<IssuePayload> | undefined;
+  return typeof p?.issue?.number === 'number' && typeof p.issue.html_url === 'string' && typeof p.issue.title === 'string'
+    && typeof p.repository?.name === 'string' && typeof p.repository.owner?.login === 'string'
+    && typeof p.sender?.login === 'string' && typeof p.sender.type === 'string'
+    && typeof p.installation?.id === 'number';
+}
+
 function intakeJob(id: string, payload: IssuePayload, trigger: Trigger): IntakeJob | undefined {
   if (!payload.installation) return undefined;
   return {
@@ -44,6 +53,7 @@ function intakeJob(id: string, payload: IssuePayload, trigger: Trigger): IntakeJ
 export function cldpdApp(sink: IntakeSink): ApplicationFunction {
   return (app) => {
     app.on('issues.labeled', async (context) => {
+      if (!wellFormed(context.payload)) return context.log.warn({ delivery: context.id }, 'ignored an issues.labeled delivery without the fields cldpd needs');
       const payload = context.payload as unknown as IssuePayload & { label?: { name: string } };
       const pod = podFromLabel(payload.label?.name);
       if (!pod || payload.issue.pull_request || isBot(payload.sender)) return;
@@ -52,6 +62,10 @@ export function cldpdApp(sink: IntakeSink): ApplicationFunction {
     });
 
     app.on('issue_comment.created', async (context) => {
+      const raw = context.payload as unknown as { comment?: { id?: unknown; body?: unknown } };
+      if (!wellFormed(context.payload) || typeof raw.comment?.id !== 'number' || typeof raw.comment.body !== 'string') {
+        return context.log.warn({ delivery: context.id }, 'ignored an issue_comment.created delivery without the fields cldpd needs');
+      }
       const payload = context.payload as unknown as IssuePayload & { comment: { id: number; body: string } };
       if (payload.issue.pull_request || isBot(payload.sender)) return;
       const command = parseCommand(payload.comment.body);
