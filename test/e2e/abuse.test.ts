@@ -97,7 +97,7 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       const db = await testRedis(13);
       redis = db.redis;
       port = await freePort();
-      const env = {
+      const env: NodeJS.ProcessEnv = {
         PATH: process.env.PATH, HOME: world.home, APP_ID: '1', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
         GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url, CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
         CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_JOB_LOCK_SECONDS: '4', LOG_LEVEL: 'info',
