@@ -10,6 +10,7 @@ import { TestWorld, describeWithDocker, until } from '../integration/harness.js'
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
 import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
 import { readFile } from 'node:fs/promises';
+import { createServer, type Server as NetServer } from 'node:net';
 
 const SECRET = 'e2e-webhook-secret';
 const OWNER = 'acme';
@@ -49,6 +50,9 @@ describeWithDocker('the GitHub App end to end', () => {
     let server: CldpdProcess;
     let worker: CldpdProcess;
     let issueNumber = 1;
+    // The server's DOCKER_HOST points here: any connection would mean it touched Docker.
+    let canary: NetServer;
+    let canaryConnections = 0;
 
     const issue = (n: number) => `${OWNER}/${REPO}#${n}`;
     const statusComments = (n: number) => github.commentsOn(issue(n)).filter((c) => c.body.startsWith('<!-- cldpd:status'));
@@ -80,7 +84,13 @@ describeWithDocker('the GitHub App end to end', () => {
         CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_JOB_LOCK_SECONDS: '4', LOG_LEVEL: 'info', NODE_ENV: 'test',
         CLDPD_TEST_SECRET: 'inherited-secret-456',
       };
-      server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
+      const canaryPath = join(world.home, 'canary-docker.sock');
+      canary = createServer((socket) => {
+        canaryConnections += 1;
+        socket.destroy();
+      });
+      await new Promise<void>((resolve) => canary.listen(canaryPath, resolve));
+      server = new CldpdProcess('serve', { ...env, DOCKER_HOST: `unix://${canaryPath}` }, join(world.home, 'server.log'));
       worker = startWorker();
       await until('the webhook server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
     });
@@ -88,6 +98,7 @@ describeWithDocker('the GitHub App end to end', () => {
     afterAll(async () => {
       await worker?.stop();
       await server?.stop();
+      canary?.close();
       await github.close();
       redis?.disconnect();
       await world.close();
@@ -201,6 +212,18 @@ describeWithDocker('the GitHub App end to end', () => {
       const everything = JSON.stringify(github.requests);
       expect(everything).not.toContain('tok-very-secret-123');
       expect(everything).not.toContain('inherited-secret-456');
+      // Nor in what the processes log (what a log shipper would send off the host).
+      for (const file of ['server.log', 'worker.log']) {
+        const text = await readFile(join(world.home, file), 'utf8');
+        expect(text).not.toContain('tok-very-secret-123');
+        expect(text).not.toContain('inherited-secret-456');
+        expect(text).not.toContain('BEGIN RSA PRIVATE KEY');
+      }
+    });
+
+    it('the server process never opens the Docker socket', () => {
+      // Every test above went through the server; its DOCKER_HOST is a canary socket.
+      expect(canaryConnections).toBe(0);
     });
 
     it('.github/cldpd.yml limits the pods a repository may use', async () => {
