@@ -49,6 +49,8 @@ export interface Config {
   readonly statusIntervalMs: number;
   /** How long a job stays with a worker that stopped answering before another takes it over. `CLDPD_JOB_LOCK_SECONDS`, default 60. */
   readonly jobLockMs: number;
+  /** How often a worker looks for containers of its host that nothing follows. `CLDPD_RECONCILE_SECONDS`, default 60. */
+  readonly reconcileMs: number;
   /** GitHub writes (comments posted or edited) one process makes per minute at most. `CLDPD_GITHUB_WRITES_PER_MINUTE`, default 40. */
   readonly githubWritesPerMinute: number;
   readonly github: GitHubConfig;
@@ -113,6 +115,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     concurrency: positiveInt(env, 'CLDPD_CONCURRENCY', 2, problems),
     statusIntervalMs: positiveInt(env, 'CLDPD_STATUS_INTERVAL_SECONDS', 10, problems) * 1000,
     jobLockMs: positiveInt(env, 'CLDPD_JOB_LOCK_SECONDS', 60, problems) * 1000,
+    reconcileMs: positiveInt(env, 'CLDPD_RECONCILE_SECONDS', 60, problems) * 1000,
     githubWritesPerMinute: positiveInt(env, 'CLDPD_GITHUB_WRITES_PER_MINUTE', 40, problems),
     github: Object.freeze({
       appId: env.APP_ID || undefined,

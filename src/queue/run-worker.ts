@@ -22,6 +22,8 @@ export interface RunWorkerOptions {
   readonly lockTtlMs?: number;
   /** How soon a drain job whose issue is busy elsewhere looks again; default 5 s. */
   readonly recheckMs?: number;
+  /** How often containers nothing follows are looked for; default 60 s. */
+  readonly reconcileMs?: number;
 }
 
 const LAST_LINES = 20;
@@ -35,6 +37,8 @@ const LAST_LINES = 20;
 export class RunWorker {
   private readonly workers: Worker[] = [];
   private readonly live = new Map<string, Session>();
+  private readonly adopting = new Set<string>();
+  private reconciler: NodeJS.Timeout | undefined;
   private readonly lockTtlMs: number;
   private readonly recheckMs: number;
 
@@ -54,6 +58,10 @@ export class RunWorker {
       this.workers.push(new Worker<DrainJob>(name, (job, token) => this.drain(job, token), { ...common, concurrency }));
     }
     this.workers.push(new Worker<ControlJob>(controlQueue(this.options.hostId), (job) => this.control(job.data), { ...common, concurrency: 4 }));
+    this.reconciler = setInterval(() => {
+      this.reconcile().catch((err: unknown) => this.options.logger.warn({ err }, 'reconciling containers failed'));
+    }, this.options.reconcileMs ?? 60_000);
+    this.reconciler.unref();
     for (const w of this.workers) {
       w.on('failed', (job, err) => this.options.logger.error({ err, job: job?.id, queue: w.name }, 'job failed'));
       w.on('error', (err) => this.options.logger.error({ err, queue: w.name }, 'worker error'));
@@ -65,6 +73,7 @@ export class RunWorker {
    * containers keep running and the next worker start on this host re-attaches to them.
    */
   async close(): Promise<void> {
+    clearInterval(this.reconciler);
     await Promise.all(this.workers.map((w) => w.close(true)));
     this.workers.length = 0;
   }
@@ -221,12 +230,16 @@ export class RunWorker {
   }
 
   /**
-   * Containers of this host that belong to an issue but that no job will pick up again are
-   * followed to their end and reported, so no run ends silently and none is left behind.
+   * Containers of this host that belong to an issue and that nothing follows are dealt with,
+   * so no run ends silently and none is left behind: a run whose job will pick it up again
+   * is left to it; a run that is still open is adopted (followed to its end and reported);
+   * a container whose run is already over (its end was reported, e.g. after the engine
+   * stopped answering) is stopped and removed. Runs at start-up and every `reconcileMs`.
    */
   private async reconcile(): Promise<void> {
     const { dispatcher, state, logger } = this.options;
     for (const found of await dispatcher.containers(true)) {
+      if (this.adopting.has(found.sessionId) || [...this.live.values()].some((s) => s.id === found.sessionId)) continue;
       const url = found.container.labels[LABELS.issue];
       const match = url ? /\/([^/]+)\/([^/]+)\/issues\/(\d+)$/.exec(url) : null;
       if (!match) continue; // a terminal session: not the worker's
@@ -234,16 +247,25 @@ export class RunWorker {
       const issue = await state.get(issueKey);
       const command = issue.runningCommand ? (JSON.parse(issue.runningCommand) as RunCommand) : undefined;
       const head = await state.head(issueKey);
-      if (command && head && head.seq === command.seq && command.sessionId === found.sessionId) continue; // its job will re-attach
-      if (!command || command.sessionId !== found.sessionId) {
-        logger.warn({ session: found.sessionId, issue: issueKey }, 'a container of this host has no run on record; following it to its end');
-      }
-      void this.adopt(found.sessionId, command).catch((err: unknown) => logger.error({ err, session: found.sessionId }, 'could not adopt a container'));
+      const mine = command?.sessionId === found.sessionId ? command : undefined;
+      if (mine && head && head.seq === mine.seq) continue; // its job will re-attach
+      if (!mine) logger.warn({ session: found.sessionId, issue: issueKey }, 'a container of this host has no run on record; following it to its end');
+      this.adopting.add(found.sessionId);
+      void this.adopt(found.sessionId, mine)
+        .catch((err: unknown) => logger.error({ err, session: found.sessionId }, 'could not adopt a container'))
+        .finally(() => this.adopting.delete(found.sessionId));
     }
   }
 
   private async adopt(sessionId: string, command: RunCommand | undefined): Promise<void> {
     const recovery = await this.options.dispatcher.recover(sessionId);
+    if (recovery.kind === 'finished' && !command) {
+      // Its end is on record already: what is left is a container nobody owns.
+      await this.options.dispatcher.stop(sessionId).catch(() => undefined);
+      await this.options.dispatcher.recover(sessionId).catch(() => undefined); // removes the stopped container
+      this.options.logger.warn({ session: sessionId }, 'stopped and removed a container whose run had already ended');
+      return;
+    }
     let outcome: RunOutcome | undefined;
     const report = command ? this.options.reporter.forRun(command) : undefined;
     if (recovery.kind === 'attached') {
