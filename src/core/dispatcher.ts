@@ -168,7 +168,11 @@ export class Dispatcher {
     const run = record.runs;
     const logPath = this.options.store.logPath(sessionId);
     const state = await scanRun(logPath, run);
-    const all = await this.containersOf(sessionId);
+    let all = await this.containersOf(sessionId);
+    // A container that was created but never started (its process went away in between)
+    // holds nothing: remove it and let the run start over.
+    for (const c of all.filter((c) => c.state === 'created')) await this.options.runner.remove(c.id);
+    all = all.filter((c) => c.state !== 'created');
     const containers = all.filter((c) => c.labels[LABELS.run] === String(run));
     const container = containers.sort((a, b) => b.createdAt - a.createdAt)[0];
     if (state.terminal) {

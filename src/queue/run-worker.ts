@@ -114,7 +114,9 @@ export class RunWorker {
           continue;
         }
         const issue = await state.get(issueKey);
-        if (command.seq <= issue.stoppedSeq) {
+        // A stopped command that had already started is not "cancelled": it is picked up
+        // again below, and the stop is applied to what is still running.
+        if (command.seq <= issue.stoppedSeq && issue.running !== command.seq) {
           await this.finish(command, { kind: 'cancelled', sessionId: command.sessionId, message: 'Cancelled by `/cldpd stop` before it started.' });
           await state.done(command);
           continue;
@@ -159,7 +161,15 @@ export class RunWorker {
           outcome = { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId: command.sessionId, terminal: recovery.terminal };
           return;
         }
-        if (recovery.kind === 'attached') session = recovery.session;
+        if (recovery.kind === 'attached') {
+          session = recovery.session;
+          // A stop that came for this run before the restart still holds.
+          if (command.seq <= (await state.get(command.issueKey)).stoppedSeq) void session.stop().catch(() => undefined);
+        }
+      }
+      if (!session && command.seq <= (await state.get(command.issueKey)).stoppedSeq) {
+        outcome = { kind: 'cancelled', sessionId: command.sessionId, message: 'Stopped by `/cldpd stop`.' };
+        return;
       }
       session ??= command.kind === 'start'
         ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId })
