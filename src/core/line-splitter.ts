@@ -6,7 +6,10 @@ export interface SplitLine {
 
 const NEWLINE = 0x0a;
 
-/** 1 MiB: longer lines are emitted in pieces, each marked partial, so memory stays bounded. */
+/**
+ * 1 MiB: longer lines are emitted in pieces of this size, all but the last marked partial,
+ * so memory stays bounded. A line of L bytes always gives ceil(L / limit) pieces.
+ */
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 
 /**
@@ -17,6 +20,8 @@ export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 export class LineSplitter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Whether the last piece handed out was partial (its line is not finished). */
+  private open = false;
 
   constructor(private readonly maxLineBytes = DEFAULT_MAX_LINE_BYTES) {}
 
@@ -40,14 +45,19 @@ export class LineSplitter {
       const rest = data.subarray(start);
       this.pending.push(rest);
       this.pendingBytes += rest.length;
-      if (this.pendingBytes >= this.maxLineBytes) this.emitOverlong(lines);
+      if (this.pendingBytes > this.maxLineBytes) this.emitOverlong(lines);
     }
+    if (lines.length > 0) this.open = (lines[lines.length - 1] as SplitLine).partial;
     return lines;
   }
 
-  /** Returns what is left after the stream ended: the last line when it had no newline. */
+  /**
+   * Returns what is left after the stream ended: the last line when it had no newline. A
+   * line whose pieces were all emitted as partial is closed with an empty final piece, so
+   * every line ends with a piece that is not partial.
+   */
   end(): SplitLine[] {
-    if (this.pendingBytes === 0) return [];
+    if (this.pendingBytes === 0) return this.open ? [{ line: '', partial: false }] : [];
     const bytes = Buffer.concat(this.pending);
     this.pending = [];
     this.pendingBytes = 0;
@@ -70,8 +80,10 @@ export class LineSplitter {
 
   private emitOverlong(lines: SplitLine[]): void {
     let bytes = Buffer.concat(this.pending);
-    // Only whole characters may be cut off: the rest of the last one may still be on its way.
-    while (completeLength(bytes) >= this.maxLineBytes) {
+    // Only whole characters may be cut off (the rest of the last one may still be on its
+    // way), and only while more than a piece is waiting: a line of exactly n pieces is then
+    // cut the same way whatever the chunks, which re-attaching relies on to skip lines.
+    while (completeLength(bytes) > this.maxLineBytes) {
       const whole = bytes.subarray(0, completeLength(bytes));
       const cut = charBoundary(whole, this.maxLineBytes);
       lines.push({ line: bytes.toString('utf8', 0, cut), partial: true });

@@ -28,6 +28,14 @@ describe('LineSplitter', () => {
     expect(lines.filter(([, p]) => p).map(([l]) => l).join('') + 'm').toBe('abcdefghijklm');
   });
 
+  it.each([
+    ['in one chunk', ['abcdefgh\n']],
+    ['newline in a later chunk', ['abcdefgh', '\n']],
+    ['byte by byte', 'abcdefgh\n'.split('')],
+  ])('cuts a line of exactly two pieces the same way %s', (_, chunks) => {
+    expect(split(chunks, 4)).toEqual([['abcd', true], ['efgh', false]]);
+  });
+
   it('never cuts inside a multi-byte character', () => {
     const lines = split(['ééé\n'], 3);
     expect(lines.map(([l]) => l)).toEqual(['é', 'é', 'é']);
@@ -36,5 +44,19 @@ describe('LineSplitter', () => {
   it('handles a long line arriving in one chunk', () => {
     const lines = split(['x'.repeat(10) + '\n'], 4);
     expect(lines).toEqual([['xxxx', true], ['xxxx', true], ['xx', false]]);
+  });
+});
+
+describe('LineSplitter at the end of a stream', () => {
+  it('ends an unfinished over-long line with a piece that is not partial', () => {
+    const s = new LineSplitter(4);
+    expect(s.push(Buffer.from('abcdefgh')).map((l) => l.partial)).toEqual([true]);
+    expect(s.end()).toEqual([{ line: 'efgh', partial: false }]);
+  });
+
+  it('adds nothing when the last line was complete', () => {
+    const s = new LineSplitter(4);
+    s.push(Buffer.from('ab\n'));
+    expect(s.end()).toEqual([]);
   });
 });

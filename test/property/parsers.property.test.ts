@@ -116,6 +116,27 @@ describe('property: stream-json and line splitting', () => {
   });
 });
 
+describe('property: line pieces do not depend on chunking', () => {
+  it('two different chunkings of one stream give the same pieces (re-attaching counts on it)', () => {
+    const text = fc.string({ unit: fc.oneof(fc.constantFrom('\n', 'a', 'bb', 'é', '\u{1F600}'), fc.string({ minLength: 1, maxLength: 1, unit: 'grapheme' })), maxLength: 120 });
+    const cuts = fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 8 });
+    fc.assert(fc.property(text, cuts, cuts, fc.integer({ min: 1, max: 12 }), (t, a, b, max) => {
+      const pieces = (sizes: number[]) => {
+        const bytes = Buffer.from(t);
+        const splitter = new LineSplitter(max);
+        const out = [];
+        for (let at = 0, i = 0; at < bytes.length; i++) {
+          const size = sizes[i % sizes.length] as number;
+          out.push(...splitter.push(bytes.subarray(at, at + size)));
+          at += size;
+        }
+        return [...out, ...splitter.end()];
+      };
+      expect(pieces(a)).toEqual(pieces(b));
+    }), RUNS);
+  });
+});
+
 describe('property: status comment', () => {
   const view = fc.record({
     phase: fc.constantFrom('queued', 'building', 'running', 'finished', 'failed', 'cancelled'),
