@@ -23,7 +23,7 @@ const ROWS = [
   ['3. Redis restarted mid-run (AOF on)', 'no job lost; server and worker reconnect by themselves; both issues finish intact', 'faults.test', /^3\./],
   ['4. Docker engine unavailable at job time', 'a clear error in the status comment; the job does not hang', 'faults.test', /^4a\./],
   ['4. Docker engine stops answering mid-run', 'a clear error at once; when it answers again the leftover container is removed; logged lines whole and in order', 'faults.test', /^4b\./],
-  ['5. GitHub API answering 403 (retry-after) and 500s', 'the final comment still arrives, once', 'app.test', /403 secondary-limit/],
+  ['5. GitHub API answering 403 and 429 (retry-after) and 500s', 'the final comment still arrives, once', 'app.test', /403 and 429 secondary limits/],
   ['6. Same webhook redelivered 10 times', 'one intake job; one run; one status comment', 'app.test', /a delivery sent 10 times/],
   ['6. Same webhook redelivered 10 times (queue level)', 'one intake job in Redis', 'queue.test', /delivered 10 times/],
   ['6. Same delivery to two server processes at once', 'one run; one status comment', 'faults.test', /^6\./],

@@ -189,12 +189,14 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(github.requests.slice(before)).toEqual([]);
     });
 
-    it('GitHub answering 403 secondary-limit (retry-after) and 500s for a while: the final comment still arrives, once', async () => {
+    it('GitHub answering 403 and 429 secondary limits (retry-after) and 500s for a while: the final comment still arrives, once', async () => {
       const n = issueNumber++;
       await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e-slow' }), { id: randomUUID(), secret: SECRET });
       await until('the queued comment', () => statusComments(n).length === 1, 30_000);
       github.failWrites = { status: 403, times: 3, retryAfter: 1 };
       await until('the 403s to be used up', () => github.failWrites?.times === 0, 60_000);
+      github.failWrites = { status: 429, times: 2, retryAfter: 1 };
+      await until('the 429s to be used up', () => github.failWrites?.times === 0, 60_000);
       github.failWrites = { status: 500, times: 4 };
       const [status] = await finalOf(n);
       expect(status?.body).toContain('exit code 0');
