@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// npm run bench: every benchmark against the real Docker engine and Redis, side by side
+// with its physical reference, in one run; writes bench/REPORT.md.
+// Options: --quick (fewer runs and 100 MB instead of 1 GB, for a smoke test), --only=a,b
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { benchDispatch } from './dispatch.mjs';
+import { ROOT, fmt, version } from './lib.mjs';
+import { benchScale } from './scale.mjs';
+import { benchThroughput } from './throughput.mjs';
+import { benchWebhook } from './webhook.mjs';
+import { benchWrites } from './writes.mjs';
+
+const quick = process.argv.includes('--quick');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const want = (name) => !only || only.includes(name);
+const results = {};
+const t0 = Date.now();
+
+if (want('dispatch')) {
+  console.log('dispatch…');
+  results.dispatch = await benchDispatch({ runs: quick ? 5 : 9 });
+}
+if (want('throughput')) {
+  console.log('throughput…');
+  results.throughput = await benchThroughput({ runs: 5, size: quick ? 100 * 2 ** 20 : 2 ** 30 });
+}
+if (want('webhook')) {
+  console.log('webhook…');
+  results.webhook = await benchWebhook({ total: 2000 });
+}
+if (want('writes')) {
+  console.log('writes…');
+  results.writes = await benchWrites({});
+}
+if (want('scale')) {
+  console.log('scale…');
+  results.scale = await benchScale({ sessions: 50, seconds: quick ? 10 : 30 });
+}
+
+const s = (x, unit = '', d = 0) => `${fmt(x.median, d)}${unit} (${fmt(x.min, d)}–${fmt(x.max, d)}, n=${x.n})`;
+const verdict = (ok) => (ok ? 'met' : '**missed**');
+const lines = [
+  '# Benchmarks',
+  '',
+  `Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}; ${version('docker', ['version', '--format', 'Docker {{.Server.Version}}'])}; Redis ${/v=(\S+)/.exec(version('redis-server', ['--version']))?.[1] ?? '?'}; took ${Math.round((Date.now() - t0) / 1000)} s${quick ? ' (--quick)' : ''}.`,
+  'Figures are medians, with (min–max, number of runs). Reproduce with `npm run bench` (needs dockerd and redis-server running, as scripts/setup.sh and .ci/run start them).',
+  '',
+];
+if (results.dispatch) {
+  const d = results.dispatch;
+  lines.push('## 1. Dispatch', '',
+    'Wall time of `cldpd start bench-dispatch --prompt x` (build on a cached image, run `echo ok`, stream, remove) against the docker CLI doing the same: `docker build -q <pod dir>` then `docker run --rm <image> echo ok`. Alternating A/B after one warm-up of each.', '',
+    '| path | wall time (ms) |', '|---|---|',
+    `| cldpd start | ${s(d.cldpd)} |`, `| docker build -q && docker run --rm | ${s(d.docker)} |`, `| of which: Node start-up and imports (\`cldpd --version\`) | ${s(d.version)} |`, '',
+    `Ratio cldpd / docker CLI: **${fmt(d.ratio, 2)}×** (target ≤ 1.0×: ${verdict(d.ratio <= 1)}).`, '');
+}
+if (results.throughput) {
+  const t = results.throughput;
+  lines.push('## 2. Output throughput', '',
+    'A container printing 1 GB of 80-byte lines (`yes … | head -c 1G`, busybox) read through Session: every line split, parsed for stream-json, appended to the session log file and delivered on the event stream to a consumer that counts it; timed from `container.started` to the terminal event, in a separate process whose peak RSS (VmHWM) is reported. Reference: `docker run --rm` of the same image and command with its stdout to /dev/null (create and start included).',
+    'Both use the json-file log driver, the daemon default here: re-attaching after a worker crash reads the container\'s output back from Docker\'s log, so cldpd needs a log driver that keeps it (json-file or local).', '',
+    '| path | MB/s |', '|---|---|', `| cldpd Session | ${s(t.cldpd, '', 1)} |`, `| docker run > /dev/null | ${s(t.docker, '', 1)} |`, '',
+    `Ratio: **${fmt(t.ratio, 2)}×** (target ≥ 0.9×: ${verdict(t.ratio >= 0.9)}). Peak RSS of the reading process: **${s(t.rss, ' MB')}** (target ≤ 150 MB: ${verdict(t.rss.max <= 150)}).`, '');
+}
+if (results.webhook) {
+  lines.push('## 3. Webhook acknowledgement', '',
+    '2,000 signed `issues.labeled` deliveries (distinct delivery ids) at each concurrency against `cldpd serve` (signature check, parse, one BullMQ add) and against a bare Node HTTP server answering 202, in the same run. The load generator is Node on the same 2 cores. The intake queue is paused so its step does not compete for the cores.', '',
+    '| concurrency | server | p50 (ms) | p99 (ms) | deliveries/s | errors | jobs enqueued |', '|---|---|---|---|---|---|---|');
+  for (const w of results.webhook) {
+    lines.push(`| ${w.concurrency} | cldpd serve | ${fmt(w.cldpd.p50, 1)} | ${fmt(w.cldpd.p99, 1)} | ${fmt(w.cldpd.perSecond)} | ${w.cldpd.errors} | ${w.enqueued} of ${w.distinct} |`);
+    lines.push(`| ${w.concurrency} | bare Node 202 | ${fmt(w.raw.p50, 1)} | ${fmt(w.raw.p99, 1)} | ${fmt(w.raw.perSecond)} | ${w.raw.errors} | — |`);
+  }
+  lines.push('');
+  for (const w of results.webhook) {
+    const p99 = w.cldpd.p99 / w.raw.p99;
+    const tput = w.cldpd.perSecond / w.raw.perSecond;
+    lines.push(`At ${w.concurrency}: p99 ratio **${fmt(p99, 2)}×** (target ≤ 1.5×: ${verdict(p99 <= 1.5)}), throughput ratio **${fmt(tput, 2)}×** (target ≥ 0.5×: ${verdict(tput >= 0.5)}), errors ${w.cldpd.errors}, jobs = distinct deliveries: ${w.enqueued === w.distinct ? 'yes' : '**no**'}.`);
+  }
+  lines.push('');
+}
+if (results.writes) {
+  lines.push('## 4. GitHub writes', '',
+    'A 10-minute session producing 100,000 lines, simulated on a virtual clock through the real status reporter (10 s edit interval) and the per-process write budget (40/min); the "queued" comment of the intake step counted too. Alone, and 20 at once in one worker.', '',
+    '| sessions | writes | per session | limit per session (3 + 1 per 10 s) | peak writes in any 60 s |', '|---|---|---|---|---|');
+  for (const w of results.writes) lines.push(`| ${w.sessions} | ${w.writes} | ${fmt(w.perSession, 1)} | ${w.limitPerSession} | ${w.peakPerMinute} |`);
+  const worst = Math.max(...results.writes.map((w) => w.peakPerMinute));
+  lines.push('', `Per session within the limit: ${verdict(results.writes.every((w) => w.perSession <= w.limitPerSession))}; never more than 60 a minute: ${verdict(worst <= 60)}.`, '');
+}
+if (results.scale) {
+  const c = results.scale;
+  lines.push('## 5. Scale on one host', '',
+    `${c.sessions} sessions at once in one worker process, each a container printing a line a second, streamed and logged; measured over the steady state.`, '',
+    '| sessions | peak RSS | event-loop lag p99 | lag max | lines/s handled |', '|---|---|---|---|---|',
+    `| ${c.sessions} | ${fmt(c.peakRssMb)} MB | ${fmt(c.lagP99Ms, 1)} ms | ${fmt(c.lagMaxMs, 1)} ms | ${fmt(c.linesPerSecond, 1)} |`, '',
+    `RSS ≤ 300 MB: ${verdict(c.peakRssMb <= 300)}; lag p99 ≤ 50 ms: ${verdict(c.lagP99Ms <= 50)}.`, '');
+}
+const report = join(ROOT, 'bench/REPORT.md');
+writeFileSync(report, lines.join('\n'));
+console.log(JSON.stringify(results, null, 2));
+console.log(`wrote ${report}`);
