@@ -36,7 +36,9 @@ export async function benchWrites({ sessions = [1, 20], minutes = 10, lines = 10
         for (const run of runs) run.event({ type: 'output', at: Date.now(), stream: 'stdout', line: `line ${l}` }, {});
       }
       const finishing = runs.map((run) => run.finish({ kind: 'exited', sessionId: 'p-00000000', terminal: { type: 'container.exited', at: Date.now(), exitCode: 0, reason: 'exited', durationMs: minutes * 60_000 }, lastLines: ['done'] }));
-      while (finishing.length && !(await Promise.race([Promise.all(finishing).then(() => true), Promise.resolve(false)]))) await clock.tickAsync(1000);
+      let finished = false;
+      void Promise.all(finishing).then(() => (finished = true));
+      while (!finished) await clock.tickAsync(1000);
       let peak = 0;
       for (let i = 0, j = 0; i < writes.length; i++) {
         while (writes[i].at - writes[j].at >= 60_000) j++;
