@@ -1,6 +1,5 @@
-import { readdir } from 'node:fs/promises';
-import { join, relative } from 'node:path';
 import type Docker from 'dockerode';
+import { packContext } from './build-context.js';
 import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
 import { LineSplitter } from './line-splitter.js';
@@ -61,12 +60,6 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
   };
 }
 
-/** Every file of the build context, relative to it (dockerode applies .dockerignore to this list). */
-async function contextFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => !e.isDirectory()).map((e) => relative(dir, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)));
-}
-
 function labelFilters(labels: Readonly<Record<string, string | undefined>>): string[] {
   return Object.entries(labels).map(([k, v]) => (v === undefined ? k : `${k}=${v}`));
 }
@@ -88,9 +81,8 @@ export class DockerRunner implements Runner {
   async *build(request: BuildRequest): AsyncGenerator<string, string> {
     let stream: NodeJS.ReadableStream;
     try {
-      const src = await contextFiles(request.contextDir);
       stream = await this.docker.buildImage(
-        { context: request.contextDir, src },
+        await packContext(request.contextDir),
         {
           t: request.tag,
           buildargs: { ...request.buildArgs },

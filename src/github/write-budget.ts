@@ -1,14 +1,15 @@
 /**
  * A token bucket for GitHub writes (comments posted or edited) of one process: at most
- * `perMinute` a minute, refilled continuously. Progress edits take a token only when one
- * is free; final edits wait for one.
+ * `perMinute` a minute, refilled continuously. It starts empty, so even a burst of runs
+ * starting together (whose "queued" comments the server posted) stays inside a minute's
+ * budget. Progress edits take a token only when one is free; final edits wait for one.
  */
 export class WriteBudget {
   private tokens: number;
   private last: number;
 
   constructor(private readonly perMinute: number, private readonly now: () => number = Date.now) {
-    this.tokens = Math.min(perMinute, Math.max(1, Math.floor(perMinute / 4)));
+    this.tokens = 0;
     this.last = now();
   }
 

@@ -116,3 +116,25 @@ describe('listPods', () => {
     await expect(listPods({ ...source, podsDir: join(source.podsDir, 'none') })).rejects.toThrow(/--pods-dir/);
   });
 });
+
+describe('packContext', () => {
+  it('packs the pod directory, leaving out what .dockerignore excludes but never the Dockerfile', async () => {
+    const { packContext } = await import('../../src/core/build-context.js');
+    const { createRequire } = await import('node:module');
+    const tarStream = createRequire(import.meta.url)('tar-stream') as { extract(): NodeJS.WritableStream & { on(e: 'entry', f: (h: { name: string }, s: NodeJS.ReadableStream, next: () => void) => void): void } };
+    const dir = await writePod(source.podsDir, 'ctx', { 'keep.txt': 'k', 'secret.env': 's', '.dockerignore': '*.env\nDockerfile\n' });
+    await mkdir(join(dir, 'sub'));
+    await writeFile(join(dir, 'sub', 'a.txt'), 'a');
+    const names: string[] = [];
+    const extract = tarStream.extract();
+    extract.on('entry', (header, stream, next) => {
+      names.push(header.name);
+      stream.on('end', next);
+      stream.resume();
+    });
+    const done = new Promise((resolve) => extract.on('finish', resolve));
+    (await packContext(dir)).pipe(extract);
+    await done;
+    expect(names.sort()).toEqual(['.dockerignore', 'Dockerfile', 'keep.txt', 'sub/a.txt']);
+  });
+});

@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { runCli } from '../cli/run-cli.js';
+import { loadConfig } from '../config.js';
+import { Dispatcher, DockerRunner, SessionStore } from '../core/index.js';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * A logger that loads pino only when something is logged: a terminal command that logs
+ * nothing (the usual case) does not pay for it at start-up.
+ */
+function lazyLogger(make: () => Logger): Logger {
+  let real: Logger | undefined;
+  const resolve = (): Logger => (real ??= make());
+  return new Proxy({} as Logger, {
+    get(_, property) {
+      if (property === 'child') return (bindings: Record<string, unknown>) => lazyLogger(() => resolve().child(bindings));
+      const value = Reflect.get(resolve(), property) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(resolve()) : value;
+    },
+  });
+}
+
+/** The terminal commands (`start`, `ps`, …): args → dispatcher → print. Resolves with the exit code. */
+export async function runTerminal(argv: readonly string[]): Promise<number> {
+  const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return runCli(
+  argv,
+  (podsDir) => {
+    const config = loadConfig(process.env, { podsDir });
+    const logger = lazyLogger(() => {
+      const { pino } = require('pino') as typeof import('pino');
+      return pino({ level: config.logLevel }, pino.destination(2));
+    });
+    const runner = new DockerRunner(new Docker());
+    const store = new SessionStore(config.sessionsDir);
+    const pods = { podsDir: config.podsDir, homeDir: config.userHome };
+    const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger });
+    return { dispatcher, runner, store, pods };
+  },
+  {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    version,
+    onInterrupt: (handler) => {
+      // A reader that went away (`cldpd start … | head`) is an interrupt too: stop, leave no container.
+      const onPipeError = (err: NodeJS.ErrnoException): void => {
+        if (err.code === 'EPIPE') handler();
+      };
+      process.on('SIGINT', handler);
+      process.on('SIGTERM', handler);
+      process.stdout.on('error', onPipeError);
+      process.stderr.on('error', onPipeError);
+      return () => {
+        process.off('SIGINT', handler);
+        process.off('SIGTERM', handler);
+        process.stdout.off('error', onPipeError);
+        process.stderr.off('error', onPipeError);
+      };
+    },
+  },
+  );
+}
