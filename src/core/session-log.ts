@@ -2,6 +2,9 @@ import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { SessionEvent } from './events.js';
 
+/** Characters a JSON string must escape; lines without them are written as they are. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
 /**
  * Appends session events to a JSON-lines file, one event per line. `append` resolves once
  * the bytes are written to the file, so a caller that emits after it never emits what the
@@ -20,7 +23,12 @@ export class SessionLog {
   async append(events: readonly SessionEvent[]): Promise<void> {
     if (events.length === 0) return;
     let text = '';
-    for (const event of events) text += `${JSON.stringify(event)}\n`;
+    for (const event of events) {
+      // Plain output lines are most of any log: written without walking the object.
+      text += event.type === 'output' && !event.agent
+        ? `{"type":"output","at":${event.at},"stream":"${event.stream}","line":${NEEDS_ESCAPE.test(event.line) ? JSON.stringify(event.line) : `"${event.line}"`}${event.partial ? ',"partial":true' : ''}}\n`
+        : `${JSON.stringify(event)}\n`;
+    }
     await this.handle.write(text);
   }
 

@@ -147,7 +147,7 @@ export class Session {
 
   private async emit(events: SessionEvent[]): Promise<void> {
     await this.log.append(events);
-    for (const event of events) await this.channel.push(event);
+    await this.channel.push(events);
   }
 
   private async drive(): Promise<Terminal> {
@@ -188,7 +188,7 @@ export class Session {
       this.options.logger?.error({ err, session: this.id }, 'could not record the end of the session');
     }
     await this.log.close().catch(() => undefined);
-    await this.channel.push(terminal).catch(() => undefined);
+    await this.channel.push([terminal]).catch(() => undefined);
     this.channel.close();
     return terminal;
   }

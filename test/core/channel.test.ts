@@ -7,7 +7,7 @@ describe('Channel', () => {
     const pushed: number[] = [];
     const producer = (async () => {
       for (let i = 0; i < 5; i++) {
-        await channel.push(i);
+        await channel.push([i]);
         pushed.push(i);
       }
       channel.close();
@@ -23,7 +23,7 @@ describe('Channel', () => {
 
   it('delivers everything queued before close, in order', async () => {
     const channel = new Channel<number>(10_000);
-    for (let i = 0; i < 5000; i++) await channel.push(i);
+    for (let i = 0; i < 5000; i += 10) await channel.push(Array.from({ length: 10 }, (_, k) => i + k));
     channel.close();
     const received: number[] = [];
     for await (const item of channel) received.push(item);
@@ -34,6 +34,6 @@ describe('Channel', () => {
   it('refuses pushes after close', async () => {
     const channel = new Channel<number>(1);
     channel.close();
-    await expect(channel.push(1)).rejects.toThrow(/closed/);
+    await expect(channel.push([1])).rejects.toThrow(/closed/);
   });
 });

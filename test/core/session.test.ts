@@ -179,3 +179,17 @@ describe('Session', () => {
     expect(finished[0]).toMatchObject({ type: 'container.exited', exitCode: 9 });
   });
 });
+
+describe('SessionLog', () => {
+  it('writes output lines that any JSON parser reads back exactly', async () => {
+    const { SessionLog } = await import('../../src/core/session-log.js');
+    const path = join(await tempDir(), 'log.jsonl');
+    const log = await SessionLog.open(path);
+    const lines = ['plain', 'with "quotes"', 'back\\slash', 'tab\there', 'ctrl\u0001x', 'emoji \u{1F600} and \u2028 separator', '', 'é'];
+    const events: SessionEvent[] = lines.map((line, i) => (i % 2 ? { type: 'output', at: i, stream: 'stderr', line, partial: true } : { type: 'output', at: i, stream: 'stdout', line }));
+    await log.append(events);
+    await log.close();
+    const text = await readFile(path, 'utf8');
+    expect(text.trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual(events);
+  });
+});
