@@ -1,7 +1,8 @@
+import { createServer, type Server as HttpServer } from 'node:http';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { Probot, Server } from 'probot';
+import { Probot, Server, createNodeMiddleware } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
 import { cldpdApp } from '../github/app.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
@@ -27,15 +28,40 @@ export async function startServer(config: Config, logger: Logger, redis: Redis):
   const state = new IssueState(redis);
   const producer = new Producer(redis, state);
   const probotOptions = { appId, privateKey, secret: webhookSecret, log: logger, ...(baseUrl ? { baseUrl } : {}) };
-  const server = new Server({
-    Probot: Probot.defaults(probotOptions),
-    port,
-    ...(host ? { host } : {}),
-    webhookPath,
-    ...(webhookProxyUrl ? { webhookProxy: webhookProxyUrl } : {}),
-    log: logger.child({ name: 'server' }),
-  });
-  await server.load(cldpdApp(producer));
+  const app = cldpdApp(producer);
+  let listen: () => Promise<HttpServer>;
+  let stop: () => Promise<void>;
+  if (webhookProxyUrl) {
+    // Development through a smee.io channel: Probot's own server knows how to follow it.
+    const server = new Server({ Probot: Probot.defaults(probotOptions), port, ...(host ? { host } : {}), webhookPath, webhookProxy: webhookProxyUrl, log: logger.child({ name: 'server' }) });
+    await server.load(app);
+    listen = () => server.start();
+    stop = () => server.stop();
+  } else {
+    // Probot's webhook middleware on a plain Node server: no per-request logging or routing
+    // layers on the path GitHub waits on (the acknowledgement is what it measures).
+    const middleware = await createNodeMiddleware(app, { probot: new Probot(probotOptions), webhooksPath: webhookPath });
+    const http = createServer((req, res) => {
+      if (req.method === 'GET' && req.url === '/ping') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('PONG');
+        return;
+      }
+      void Promise.resolve(middleware(req, res, () => {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('Not found');
+      })).catch((err: unknown) => {
+        logger.error({ err }, 'webhook request failed');
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      });
+    });
+    listen = () => new Promise((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(port, host, () => resolve(http));
+    });
+    stop = () => new Promise((resolve) => http.close(() => resolve()));
+  }
 
   const github = new Probot(probotOptions);
   const octokitFor = async (installationId: number) => (await github.auth(installationId)) as unknown as OctokitLike;
@@ -44,12 +70,12 @@ export async function startServer(config: Config, logger: Logger, redis: Redis):
   worker.on('failed', (job, err) => logger.error({ err, delivery: job?.data.deliveryId, attempts: job?.attemptsMade }, 'intake failed'));
   worker.on('error', (err) => logger.error({ err }, 'intake worker error'));
 
-  const http = await server.start();
-  const address = http.address();
+  const listening = await listen();
+  const address = listening.address();
   return {
     port: typeof address === 'object' && address ? address.port : port,
     close: async () => {
-      await server.stop();
+      await stop();
       await worker.close();
       await producer.close();
     },

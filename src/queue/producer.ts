@@ -43,9 +43,12 @@ export class Producer {
   async intake(job: IntakeJob): Promise<boolean> {
     const id = jobId('delivery', job.deliveryId);
     // Adding is idempotent by job id (a redelivery adds nothing); the marker only tells
-    // the caller which of several identical deliveries came first.
-    await this.queue(INTAKE_QUEUE).add('intake', job, { jobId: id, attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...KEEP });
-    return this.state.firstDelivery(job.deliveryId);
+    // the caller which of several identical deliveries came first, so the two go together.
+    const [, first] = await Promise.all([
+      this.queue(INTAKE_QUEUE).add('intake', job, { jobId: id, attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...KEEP }),
+      this.state.firstDelivery(job.deliveryId),
+    ]);
+    return first;
   }
 
   /**
