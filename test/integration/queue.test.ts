@@ -57,16 +57,22 @@ describeWithRedis('queue semantics on a real Redis', () => {
     expect(await state.pending('acme-web-9')).toBe(1);
   });
 
-  it('runs one issue\'s commands one at a time, in order, and different issues in parallel', async () => {
+  /** A RunWorker on a fake Docker host whose containers speak stream-json and last as `script` says. */
+  async function startWorker(hostId: string, concurrency: number, script: { delayMs?: number; hold?: boolean }) {
     const home = await tempDir();
     const pods = { podsDir: join(home, 'pods'), homeDir: home };
     await writePod(pods.podsDir, 'web');
     const runner = new FakeRunner();
-    runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"claude-x"}\n')], exitCode: 0, delayMs: 300 };
-    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId: 'host-q', hostEnv: {} });
+    runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"claude-x"}\n')], exitCode: 0, ...script };
+    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId, hostEnv: {} });
     const reporter = new RecordingReporter();
-    const worker = new RunWorker({ connection: redis, hostId: 'host-q', concurrency: 4, dispatcher, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+    const worker = new RunWorker({ connection: redis, hostId, concurrency, dispatcher, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
     await worker.start();
+    return { runner, reporter, worker };
+  }
+
+  it('runs one issue\'s commands one at a time, in order, and different issues in parallel', async () => {
+    const { reporter, worker } = await startWorker('host-q', 4, { delayMs: 300 });
     try {
       const a = 'acme-web-100';
       const b = 'acme-web-200';
@@ -94,15 +100,7 @@ describeWithRedis('queue semantics on a real Redis', () => {
   });
 
   it('a stop cancels runs that have not started and says so on each', async () => {
-    const home = await tempDir();
-    const pods = { podsDir: join(home, 'pods'), homeDir: home };
-    await writePod(pods.podsDir, 'web');
-    const runner = new FakeRunner();
-    runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"c"}\n')], exitCode: 0, hold: true };
-    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId: 'host-s', hostEnv: {} });
-    const reporter = new RecordingReporter();
-    const worker = new RunWorker({ connection: redis, hostId: 'host-s', concurrency: 2, dispatcher, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
-    await worker.start();
+    const { runner, reporter, worker } = await startWorker('host-s', 2, { hold: true });
     try {
       const key = 'acme-web-300';
       for (let seq = 1; seq <= 3; seq++) await producer.run(runCommand(key, seq, seq === 1 ? 'start' : 'resume', 'web-000000c1'));
