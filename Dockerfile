@@ -6,6 +6,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm install --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/bundle.mjs ./scripts/
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
@@ -23,5 +24,5 @@ COPY package.json app.yml ./
 USER node
 EXPOSE 3000
 VOLUME ["/data"]
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/main/cli.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/main/cldpd.js"]
 CMD ["up"]

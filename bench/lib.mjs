@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
-export const CLI = join(ROOT, 'dist/main/cli.js');
+export const CLI = join(ROOT, 'dist/main/cldpd.js');
 
 /** Median, min, max and the relative spread ((max - min) / median) of numbers. */
 export function stats(values) {

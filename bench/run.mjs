@@ -51,10 +51,18 @@ const lines = [
 if (results.dispatch) {
   const d = results.dispatch;
   lines.push('## 1. Dispatch', '',
-    'Wall time of `cldpd start bench-dispatch --prompt x` (build on a cached image, run `echo ok`, stream, remove) against the docker CLI doing the same: `docker build -q <pod dir>` then `docker run --rm <image> echo ok`. Alternating A/B after one warm-up of each.', '',
+    'Wall time of `cldpd start bench-dispatch --prompt x` (on a cached image: run `echo ok`, stream, remove) against the docker CLI doing the same: `docker build -q <pod dir>` then `docker run --rm <image> echo ok`. The paths take turns, in a rotating order, after one warm-up each. `cldpd start` checks the build context against the digest on the image it built last and skips the build call when nothing changed (what Docker\'s cache would have returned); the docker CLI path always calls the build.', '',
     '| path | wall time (ms) |', '|---|---|',
-    `| cldpd start | ${s(d.cldpd)} |`, `| docker build -q && docker run --rm | ${s(d.docker)} |`, `| of which: Node start-up and imports (\`cldpd --version\`) | ${s(d.version)} |`, '',
-    `Ratio cldpd / docker CLI: **${fmt(d.ratio, 2)}×** (target ≤ 1.0×: ${verdict(d.ratio <= 1)}).`, '');
+    `| cldpd start | ${s(d.cldpd)} |`,
+    ...(d.extraCa ? [`| cldpd start, without NODE_EXTRA_CA_CERTS | ${s(d.cldpdPlain)} |`] : []),
+    `| docker build -q && docker run --rm | ${s(d.docker)} |`,
+    `| the same dispatch inside a running process (the worker\'s path: Dispatcher.start → exit) | ${s(d.inProcess)} |`,
+    `| Node start-up alone (\`node -e 0\`) | ${s(d.node)} |`,
+    ...(d.extraCa ? [`| Node start-up alone, without NODE_EXTRA_CA_CERTS | ${s(d.nodePlain)} |`] : []),
+    `| Node start-up and cldpd\'s code loaded (\`cldpd --version\`) | ${s(d.version)} |`, '',
+    `Ratio cldpd start / docker CLI: **${fmt(d.ratio, 2)}×** (target ≤ 1.0×: ${verdict(d.ratio <= 1)}).` +
+      (d.extraCa ? ` Without NODE_EXTRA_CA_CERTS, which this machine sets for every process: **${fmt(d.ratioPlain, 2)}×** (${verdict(d.ratioPlain <= 1)}).` : '') +
+      ` Inside a running worker: **${fmt(d.ratioInProcess, 2)}×**.`, '');
 }
 if (results.throughput) {
   const t = results.throughput;

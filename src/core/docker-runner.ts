@@ -1,7 +1,10 @@
 import type Docker from 'dockerode';
-import { packContext } from './build-context.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { baseImages, contextDigest, contextFiles, packContext } from './build-context.js';
 import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
+import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
 import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner } from './runner.js';
 
@@ -78,15 +81,28 @@ export class DockerRunner implements Runner {
     }
   }
 
+  /**
+   * Builds on the engine, unless the image tagged `request.tag` was built by cldpd from the
+   * same context, build args, labels and base images: then that image is the result without
+   * a build call, as Docker's cache would have made it.
+   */
   async *build(request: BuildRequest): AsyncGenerator<string, string> {
     let stream: NodeJS.ReadableStream;
+    let digest: string | undefined;
     try {
+      const files = await contextFiles(request.contextDir);
+      digest = await this.contextDigestOf(request, files);
+      const current = digest ? await this.inspectImage(request.tag) : undefined;
+      if (digest && current?.labels[LABELS.context] === digest) {
+        yield `Nothing in the context, build args or base images changed since ${request.tag} (${current.id.slice(7, 19)}) was built: using it.`;
+        return current.id;
+      }
       stream = await this.docker.buildImage(
-        await packContext(request.contextDir),
+        await packContext(request.contextDir, files),
         {
           t: request.tag,
           buildargs: { ...request.buildArgs },
-          labels: { ...request.labels },
+          labels: { ...request.labels, ...(digest ? { [LABELS.context]: digest } : {}) },
           rm: true,
           forcerm: true,
           ...(request.signal ? { abortSignal: request.signal } : {}),
@@ -140,6 +156,19 @@ export class DockerRunner implements Runner {
     return imageId;
   }
 
+  /** The digest a build of `request` would be cached under, or undefined when it cannot be told (see baseImages). */
+  private async contextDigestOf(request: BuildRequest, files: readonly string[]): Promise<string | undefined> {
+    if (!files.includes('Dockerfile')) return undefined;
+    const bases = baseImages(await readFile(join(request.contextDir, 'Dockerfile'), 'utf8'));
+    if (!bases) return undefined;
+    const ids: string[] = [];
+    for (const info of await Promise.all(bases.map((b) => this.inspectImage(b)))) {
+      if (!info) return undefined;
+      ids.push(info.id);
+    }
+    return contextDigest(request.contextDir, files, { tag: request.tag, buildArgs: request.buildArgs, labels: request.labels, bases: ids });
+  }
+
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
     try {
       const info = await this.docker.getImage(ref).inspect();
@@ -148,7 +177,7 @@ export class DockerRunner implements Runner {
         const eq = pair.indexOf('=');
         if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1);
       }
-      return { id: info.Id, user: info.Config?.User ?? '', env, workingDir: info.Config?.WorkingDir ?? '' };
+      return { id: info.Id, user: info.Config?.User ?? '', env, workingDir: info.Config?.WorkingDir ?? '', labels: info.Config?.Labels ?? {} };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw dockerError(err, `inspect image ${ref}`);

@@ -6,6 +6,8 @@ export const LABELS = Object.freeze({
   host: 'dev.cldpd.host',
   run: 'dev.cldpd.run',
   path: 'dev.cldpd.path',
+  /** On images: the digest of what they were built from (see contextDigest). */
+  context: 'dev.cldpd.context',
 });
 
 /** Labels of everything belonging to one session. */

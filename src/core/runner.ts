@@ -55,6 +55,7 @@ export interface ImageInfo {
   readonly user: string;
   readonly env: Readonly<Record<string, string>>;
   readonly workingDir: string;
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 /** A container found by label. */

@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /** Per-repository settings from `.github/cldpd.yml`. */
 export interface RepoSettings {
@@ -8,7 +8,7 @@ export interface RepoSettings {
 }
 
 const schema = z.strictObject({
-  pods: z.array(z.string().min(1)).optional(),
+  pods: z.optional(z.array(z.string().check(z.minLength(1, 'a pod name must not be empty')))),
 });
 
 /** Settings of a repository without `.github/cldpd.yml`. */
@@ -24,7 +24,13 @@ export function parseRepoSettings(text: string): RepoSettings {
   }
   const result = schema.safeParse(raw);
   if (!result.success) {
-    const problem = result.error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown key ${i.keys.map((k) => `"${k}"`).join(', ')} (known: pods)` : `"${i.path.join('.') || '(top level)'}": ${i.message}`));
+    const problem = result.error.issues.map((i) => {
+      if (i.code === 'unrecognized_keys') return `unknown key ${i.keys.map((k) => `"${k}"`).join(', ')} (known: pods)`;
+      const where = i.path.join('.');
+      if (i.code !== 'invalid_type') return `"${where}": ${i.message}`;
+      if (!where) return 'the file must be a mapping of settings, like "pods: [web]"';
+      return `"${where}" must be ${where === 'pods' ? 'a list of pod names, like "pods: [web]"' : `a ${i.expected}`}`;
+    });
     throw new Error(`.github/cldpd.yml: ${problem.join('; ')}`);
   }
   return Object.freeze({ pods: result.data.pods ? Object.freeze([...result.data.pods]) : undefined });

@@ -13,7 +13,7 @@ const Module = require('node:module') as { _load: Loader };
  */
 export function deferHeavyModules(): void {
   const original = Module._load;
-  const deferred = new Set(['ssh2', '@grpc/grpc-js', '@grpc/proto-loader']);
+  const deferred = new Set(['ssh2', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs']);
   Module._load = function load(this: unknown, request, parent, isMain) {
     if (!deferred.has(request)) return original.call(this, request, parent, isMain);
     let real: Record<string | symbol, unknown> | undefined;

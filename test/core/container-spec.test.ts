@@ -25,18 +25,18 @@ describe('imageHome', () => {
     [{}, '0:0', '/root'],
     [{}, 'node:node', '/home/node'],
   ])('env %j user %j → %s', (env, user, home) => {
-    expect(imageHome({ id: 'x', env, user, workingDir: '/' })).toBe(home);
+    expect(imageHome({ id: 'x', env, user, workingDir: '/', labels: {} })).toBe(home);
   });
 });
 
 describe('persistedVolumes', () => {
   it('expands ~ with the image home and names volumes by key and path', () => {
-    const volumes = persistedVolumes(['~/.claude', '/work', '~/.claude'], { id: 'i', env: {}, user: 'node', workingDir: '/' }, 'web-acme-web-1');
+    const volumes = persistedVolumes(['~/.claude', '/work', '~/.claude'], { id: 'i', env: {}, user: 'node', workingDir: '/', labels: {} }, 'web-acme-web-1');
     expect(volumes.map((v) => v.path)).toEqual(['/home/node/.claude', '/work']);
     expect(volumes[0]?.volume).toMatch(/^cldpd-web-acme-web-1-[0-9a-f]{8}$/);
     expect(volumes[0]?.volume).not.toBe(volumes[1]?.volume);
     // The same key and path give the same volume: that is what makes resume find the files.
-    expect(persistedVolumes(['/work'], { id: 'j', env: {}, user: '', workingDir: '/' }, 'web-acme-web-1')[0]?.volume).toBe(volumes[1]?.volume);
+    expect(persistedVolumes(['/work'], { id: 'j', env: {}, user: '', workingDir: '/', labels: {} }, 'web-acme-web-1')[0]?.volume).toBe(volumes[1]?.volume);
   });
 });
 

@@ -14,7 +14,7 @@ beforeEach(async () => {
   const root = await tempDir();
   pods = { podsDir: join(root, 'pods'), homeDir: root };
   store = new SessionStore(join(root, 'sessions'));
-  runner = new FakeRunner({ id: 'sha256:img', user: 'agent', env: { HOME: '/home/agent' }, workingDir: '/' });
+  runner = new FakeRunner({ id: 'sha256:img', user: 'agent', env: { HOME: '/home/agent' }, workingDir: '/', labels: {} });
   dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: { SECRET: 'v' }, newSuffix: () => (++suffix).toString(16).padStart(8, '0') });
   await writePod(pods.podsDir, 'web', { 'pod.json': { inheritEnv: ['SECRET'], workdir: '/work' }, 'template.md': 'Be careful.' });
 });

@@ -4,7 +4,7 @@ import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../dist/main/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/main/cldpd.js', import.meta.url));
 
 /** A throwaway RSA key for the fake GitHub App. */
 export function appPrivateKey(): string {

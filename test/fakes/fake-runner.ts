@@ -36,7 +36,7 @@ export class FakeRunner implements Runner {
   runError: Error | undefined;
   private seq = 0;
 
-  constructor(image: ImageInfo = { id: 'sha256:image1', user: '', env: {}, workingDir: '/' }) {
+  constructor(image: ImageInfo = { id: 'sha256:image1', user: '', env: {}, workingDir: '/', labels: {} }) {
     this.images.set(image.id, image);
   }
 

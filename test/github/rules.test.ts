@@ -61,10 +61,10 @@ describe('parseRepoSettings', () => {
   });
 
   it.each([
-    ['pods: web', '"pods": Invalid input: expected array'],
+    ['pods: web', '"pods" must be a list of pod names'],
     ['pod: [web]', 'unknown key "pod" (known: pods)'],
     ['pods: [', 'not valid YAML'],
-    ['- a\n- b', 'expected object'],
+    ['- a\n- b', 'must be a mapping of settings'],
   ])('refuses %j', (text, message) => {
     expect(() => parseRepoSettings(text)).toThrow(message);
   });

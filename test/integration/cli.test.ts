@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABELS } from '../../src/core/index.js';
 import { TestWorld, describeWithDocker, until } from './harness.js';
 
-const CLI = fileURLToPath(new URL('../../dist/main/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/main/cldpd.js', import.meta.url));
 
 interface Run {
   code: number | null;

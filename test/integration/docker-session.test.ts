@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseLogLine, type SessionEvent } from '../../src/core/index.js';
 import { TestWorld, collect, describeWithDocker, outputLines, until } from './harness.js';
@@ -75,6 +76,42 @@ describeWithDocker('sessions on a real Docker engine', () => {
     expect(events.some((e) => e.type === 'build.output' && e.line.includes('about to fail'))).toBe(true);
     await expect(session.wait()).rejects.toMatchObject({ code: 'BuildFailed' });
     expect(await world.containersOf(session.id)).toEqual([]);
+  });
+
+  it('builds an unchanged pod once; a changed file or base image builds it again', async () => {
+    const built = async (pod: string): Promise<{ imageId: string; lines: string[] }> => {
+      const session = await world.dispatcher.start(pod, { prompt: 'x' });
+      const events = await collect(session);
+      expect(await session.wait()).toBe(0);
+      const completed = events.find((e) => e.type === 'build.completed');
+      if (completed?.type !== 'build.completed') throw new Error(`no build.completed in ${JSON.stringify(events)}`);
+      return { imageId: completed.imageId, lines: events.flatMap((e) => (e.type === 'build.output' ? [e.line] : [])) };
+    };
+    const base = await world.pod('it-cache-base', { command: ['true'] });
+    const child = join(world.podsDir, 'it-cache-child');
+    await mkdir(child, { recursive: true });
+    await writeFile(join(child, 'Dockerfile'), 'FROM cldpd-it-cache-base:latest\nCOPY note.txt /note.txt\n');
+    await writeFile(join(child, 'note.txt'), 'one');
+    await writeFile(join(child, 'pod.json'), JSON.stringify({ command: ['cat', '/note.txt'] }));
+
+    const baseImage = (await built('it-cache-base')).imageId;
+    const first = await built('it-cache-child');
+    expect(first.lines.some((l) => l.startsWith('Step '))).toBe(true);
+    const again = await built('it-cache-child');
+    expect(again.imageId).toBe(first.imageId);
+    expect(again.lines).toEqual([expect.stringMatching(/^Nothing in the context, build args or base images changed/)]);
+
+    await writeFile(join(child, 'note.txt'), 'two');
+    const edited = await built('it-cache-child');
+    expect(edited.lines.some((l) => l.startsWith('Step '))).toBe(true);
+    expect(edited.imageId).not.toBe(first.imageId);
+
+    await writeFile(join(base, 'extra.txt'), 'changes the base');
+    await writeFile(join(base, 'Dockerfile'), `${await readFile(join(base, 'Dockerfile'), 'utf8')}COPY extra.txt /extra.txt\n`);
+    expect((await built('it-cache-base')).imageId).not.toBe(baseImage);
+    const rebased = await built('it-cache-child');
+    expect(rebased.lines.some((l) => l.startsWith('Step '))).toBe(true);
+    expect(rebased.imageId).not.toBe(edited.imageId);
   });
 
   it('stops a container that outlives its timeout and says so', async () => {
