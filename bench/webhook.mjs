@@ -1,7 +1,7 @@
 // 3. Webhook ack: signed issues.labeled deliveries at 10 and 100 concurrent against
 // `cldpd serve`, beside a bare Node HTTP server answering 202, in the same run.
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
-import { createServer, request, Agent } from 'node:http';
+import { request, Agent } from 'node:http';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { CLI, benchHome, percentile } from './lib.mjs';
@@ -61,7 +61,19 @@ async function waitFor(port) {
   throw new Error('cldpd serve did not start');
 }
 
-export async function benchWebhook({ total = 2000, levels = [10, 100], redisUrl = 'redis://127.0.0.1:6379/14' } = {}) {
+/** Starts one of webhook-servers.mjs; resolves with its port and a way to stop it. */
+async function reference(kind, redisUrl) {
+  const child = spawn(process.execPath, [new URL('./webhook-servers.mjs', import.meta.url).pathname, kind, SECRET, redisUrl, 'bench-floor'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+    child.once('exit', (code) => reject(new Error(`the ${kind} server exited (${code})`)));
+  });
+  return { port, path: '/api/github/webhooks', stop: () => child.kill('SIGTERM') };
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+export async function benchWebhook({ total = 2000, levels = [10, 100], rounds = 3, warmup = 500, redisUrl = 'redis://127.0.0.1:6379/14' } = {}) {
   const redis = new Redis(redisUrl);
   await redis.flushdb();
   // A GitHub that answers nothing useful: the intake step runs off the request path anyway,
@@ -77,29 +89,44 @@ export async function benchWebhook({ total = 2000, levels = [10, 100], redisUrl 
   const { Queue } = await import('bullmq');
   const intake = new Queue('cldpd-intake', { connection: redis });
   await intake.pause();
-
-  const bare = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(202);
-      res.end();
-    });
-  });
-  await new Promise((r) => bare.listen(0, '127.0.0.1', r));
-  const barePort = bare.address().port;
-
+  const floorQueue = new Queue('bench-floor', { connection: redis });
+  await floorQueue.pause();
+  const servers = {
+    cldpd: { port, path: '/api/github/webhooks', stop: () => serve.kill('SIGTERM') },
+    floor: await reference('floor', redisUrl),
+    bare: await reference('bare', redisUrl),
+  };
+  const names = Object.keys(servers);
+  let sentToCldpd = 0;
   const results = [];
   for (const concurrency of levels) {
-    const before = await intake.count();
-    const cldpd = await load(port, '/api/github/webhooks', total, concurrency);
-    const enqueued = (await intake.count()) - before;
-    const raw = await load(barePort, '/', total, concurrency);
-    results.push({ concurrency, cldpd, raw, enqueued, distinct: total });
+    // Warm every server up (JIT, connections) before measuring: a server in service is warm.
+    for (const name of names) await load(servers[name].port, servers[name].path, warmup, concurrency);
+    sentToCldpd += warmup;
+    const runs = Object.fromEntries(names.map((n) => [n, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(round + k) % names.length];
+        runs[name].push(await load(servers[name].port, servers[name].path, total, concurrency));
+        if (name === 'cldpd') sentToCldpd += total;
+      }
+    }
+    const summary = Object.fromEntries(names.map((n) => [n, {
+      p50: median(runs[n].map((r) => r.p50)),
+      p99: median(runs[n].map((r) => r.p99)),
+      perSecond: median(runs[n].map((r) => r.perSecond)),
+      perSecondMin: Math.min(...runs[n].map((r) => r.perSecond)),
+      perSecondMax: Math.max(...runs[n].map((r) => r.perSecond)),
+      errors: runs[n].reduce((sum, r) => sum + r.errors, 0),
+    }]));
+    const enqueued = await intake.count();
+    results.push({ concurrency, rounds, ...summary, raw: summary.bare, enqueued, distinct: sentToCldpd });
   }
-  serve.kill('SIGTERM');
-  bare.close();
-  await intake.obliterate({ force: true }).catch(() => undefined);
-  await intake.close();
+  for (const server of Object.values(servers)) server.stop();
+  for (const queue of [intake, floorQueue]) {
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close();
+  }
   redis.disconnect();
   return results;
 }

@@ -5,8 +5,8 @@ import { isBot } from './permissions.js';
 
 /** Where accepted deliveries go: the intake queue. */
 export interface IntakeSink {
-  /** Resolves with false when this delivery was queued before (a redelivery). */
-  intake(job: IntakeJob): Promise<boolean>;
+  /** Queues the delivery; a redelivery (same delivery id) queues nothing more. */
+  intake(job: IntakeJob): Promise<void>;
 }
 
 interface IssuePayload {
@@ -44,40 +44,57 @@ function intakeJob(id: string, payload: IssuePayload, trigger: Trigger): IntakeJ
   };
 }
 
+/** A delivery as both Probot's and @octokit/webhooks' handlers receive it. */
+export interface Delivery {
+  readonly id: string;
+  readonly payload: unknown;
+}
+
+/** Subscribes a handler to one webhook event: Probot's `app.on` and @octokit/webhooks' `on` both fit. */
+export type Subscribe = (event: 'issues.labeled' | 'issue_comment.created', handler: (delivery: Delivery) => Promise<void>) => void;
+
+/** Where a malformed delivery is reported. */
+export interface WarnLog {
+  warn(fields: object, message: string): void;
+}
+
 /**
  * The webhook side of cldpd: guard, parse, enqueue — nothing else runs on the request path
  * (no API calls, no Docker). A label `cldpd:<pod>` on an issue and a `/cldpd` command in a
  * new issue comment become intake jobs keyed by the delivery id; everything else, and
  * anything a bot sends (the app's own comments first), is ignored quietly.
  */
-export function cldpdApp(sink: IntakeSink): ApplicationFunction {
-  return (app) => {
-    app.on('issues.labeled', async (context) => {
-      if (!wellFormed(context.payload)) return context.log.warn({ delivery: context.id }, 'ignored an issues.labeled delivery without the fields cldpd needs');
-      const payload = context.payload as unknown as IssuePayload & { label?: { name: string } };
-      const pod = podFromLabel(payload.label?.name);
-      if (!pod || payload.issue.pull_request || isBot(payload.sender)) return;
-      const job = intakeJob(context.id, payload, { kind: 'label', pod });
-      if (job) await sink.intake(job);
-    });
+export function registerHandlers(on: Subscribe, sink: IntakeSink, log: WarnLog): void {
+  on('issues.labeled', async ({ id, payload: raw }) => {
+    if (!wellFormed(raw)) return log.warn({ delivery: id }, 'ignored an issues.labeled delivery without the fields cldpd needs');
+    const payload = raw as IssuePayload & { label?: { name: string } };
+    const pod = podFromLabel(payload.label?.name);
+    if (!pod || payload.issue.pull_request || isBot(payload.sender)) return;
+    const job = intakeJob(id, payload, { kind: 'label', pod });
+    if (job) await sink.intake(job);
+  });
 
-    app.on('issue_comment.created', async (context) => {
-      const raw = context.payload as unknown as { comment?: { id?: unknown; body?: unknown } };
-      if (!wellFormed(context.payload) || typeof raw.comment?.id !== 'number' || typeof raw.comment.body !== 'string') {
-        return context.log.warn({ delivery: context.id }, 'ignored an issue_comment.created delivery without the fields cldpd needs');
-      }
-      const payload = context.payload as unknown as IssuePayload & { comment: { id: number; body: string } };
-      if (payload.issue.pull_request || isBot(payload.sender)) return;
-      const command = parseCommand(payload.comment.body);
-      if (!command) return;
-      const commentId = payload.comment.id;
-      const trigger: Trigger = command.kind === 'resume'
-        ? { kind: 'resume', prompt: command.prompt, commentId, commentBody: payload.comment.body }
-        : command.kind === 'invalid'
-          ? { kind: 'invalid', problem: command.problem, commentId }
-          : { kind: command.kind, commentId };
-      const job = intakeJob(context.id, payload, trigger);
-      if (job) await sink.intake(job);
-    });
-  };
+  on('issue_comment.created', async ({ id, payload: raw }) => {
+    const comment = (raw as { comment?: { id?: unknown; body?: unknown } } | undefined)?.comment;
+    if (!wellFormed(raw) || typeof comment?.id !== 'number' || typeof comment.body !== 'string') {
+      return log.warn({ delivery: id }, 'ignored an issue_comment.created delivery without the fields cldpd needs');
+    }
+    const payload = raw as IssuePayload & { comment: { id: number; body: string } };
+    if (payload.issue.pull_request || isBot(payload.sender)) return;
+    const command = parseCommand(payload.comment.body);
+    if (!command) return;
+    const commentId = payload.comment.id;
+    const trigger: Trigger = command.kind === 'resume'
+      ? { kind: 'resume', prompt: command.prompt, commentId, commentBody: payload.comment.body }
+      : command.kind === 'invalid'
+        ? { kind: 'invalid', problem: command.problem, commentId }
+        : { kind: command.kind, commentId };
+    const job = intakeJob(id, payload, trigger);
+    if (job) await sink.intake(job);
+  });
+}
+
+/** The same handlers as a Probot app (used where Probot's own server runs, e.g. through a smee.io proxy). */
+export function cldpdApp(sink: IntakeSink): ApplicationFunction {
+  return (app) => registerHandlers((event, handler) => app.on(event, (context) => handler({ id: context.id, payload: context.payload })), sink, app.log);
 }

@@ -142,11 +142,6 @@ export class IssueState {
     await this.redis.eval(RELEASE, 1, this.key(issueKey, 'lock'), token);
   }
 
-  /** True for the first caller with this delivery id (within a day), false for every later one. */
-  async firstDelivery(deliveryId: string): Promise<boolean> {
-    return (await this.redis.set(`${KEY_PREFIX}:delivered:${deliveryId}`, '1', 'EX', 24 * 3600, 'NX')) === 'OK';
-  }
-
   /** Whether a reply to delivery `id` was posted; with `mark`, records that it was. */
   async replied(id: string, mark = false): Promise<boolean> {
     const key = `${KEY_PREFIX}:replied:${id}`;

@@ -38,17 +38,12 @@ export class Producer {
 
   /**
    * Queues a webhook delivery for its intake step. The job id is the delivery id: a
-   * redelivery within a day is a no-op. Resolves with whether the job was new.
+   * redelivery within a day is a no-op.
    */
-  async intake(job: IntakeJob): Promise<boolean> {
-    const id = jobId('delivery', job.deliveryId);
-    // Adding is idempotent by job id (a redelivery adds nothing); the marker only tells
-    // the caller which of several identical deliveries came first, so the two go together.
-    const [, first] = await Promise.all([
-      this.queue(INTAKE_QUEUE).add('intake', job, { jobId: id, attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...KEEP }),
-      this.state.firstDelivery(job.deliveryId),
-    ]);
-    return first;
+  async intake(job: IntakeJob): Promise<void> {
+    // One BullMQ add, idempotent by job id: a redelivery adds nothing. This is all the
+    // request path GitHub waits on does with Redis.
+    await this.queue(INTAKE_QUEUE).add('intake', job, { jobId: jobId('delivery', job.deliveryId), attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...KEEP });
   }
 
   /**

@@ -14,7 +14,7 @@ let probot: Probot;
 beforeEach(async () => {
   jobs = [];
   probot = new Probot({ githubToken: 'test', log: pino({ level: 'silent' }) });
-  await probot.load(cldpdApp({ intake: async (job) => jobs.push(job) > 0 }));
+  await probot.load(cldpdApp({ intake: async (job) => void jobs.push(job) }));
 });
 
 const receive = (name: 'issues' | 'issue_comment', payload: object) => probot.receive({ id: 'delivery-1', name, payload } as never);

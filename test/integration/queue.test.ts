@@ -39,11 +39,8 @@ describeWithRedis('queue semantics on a real Redis', () => {
       sender: { login: 'alice', type: 'User' },
       receivedAt: Date.now(),
     };
-    const first = await Promise.all(Array.from({ length: 5 }, () => producer.intake(job)));
-    const later = [];
-    for (let i = 0; i < 5; i++) later.push(await producer.intake(job));
-    expect([...first, ...later].filter(Boolean)).toHaveLength(1);
-    expect(later.every((added) => added === false)).toBe(true);
+    await Promise.all(Array.from({ length: 5 }, () => producer.intake(job)));
+    for (let i = 0; i < 5; i++) await producer.intake(job);
     const queue = new Queue(INTAKE_QUEUE, { connection: redis });
     const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed');
     await queue.close();
