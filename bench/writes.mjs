@@ -9,7 +9,7 @@ export async function benchWrites({ sessions = [1, 20], minutes = 10, lines = 10
     const clock = FakeTimers.install({ now: 0, toFake: ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
     try {
       const { StatusReporter } = await import('../dist/github/status-reporter.js');
-      const { WriteBudget } = await import('../dist/github/write-budget.js');
+      const { LocalWriteBudget } = await import('../dist/github/write-budget.js');
       const writes = [];
       const comments = {
         async create(issue) {
@@ -23,12 +23,19 @@ export async function benchWrites({ sessions = [1, 20], minutes = 10, lines = 10
           return [];
         },
       };
-      const reporter = new StatusReporter({ comments, budget: new WriteBudget(perMinute), intervalMs, redactorFor: async () => (t) => t, logger: pino({ level: 'silent' }) });
-      const runs = Array.from({ length: count }, (_, i) => {
+      // One budget for the intake's "queued" comments and the reporter's edits, as the
+      // deployment's processes share one through Redis.
+      const budget = new LocalWriteBudget(perMinute);
+      const reporter = new StatusReporter({ comments, budget, intervalMs, redactorFor: async () => (t) => t, logger: pino({ level: 'silent' }) });
+      const runs = [];
+      for (let i = 0; i < count; i++) {
         const command = { seq: 1, kind: 'start', issueKey: `b-${i}`, issue: { installationId: 1, owner: 'b', repo: 'r', number: i, url: 'u' }, pod: 'p', sessionId: 'p-00000000', prompt: 'x', statusCommentId: 1, requestedBy: 'a', enqueuedAt: 0 };
-        writes.push({ at: Date.now(), issue: i }); // the "queued" comment the intake posts
-        return reporter.forRun(command);
-      });
+        const queued = budget.take(1); // the "queued" comment the intake posts
+        await clock.runToLastAsync();
+        await queued;
+        writes.push({ at: Date.now(), issue: i });
+        runs.push(reporter.forRun(command));
+      }
       const step = (minutes * 60_000) / lines;
       for (const run of runs) run.event({ type: 'container.started', at: 0, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
       for (let l = 0; l < lines; l++) {

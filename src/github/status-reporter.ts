@@ -27,7 +27,7 @@ function statusOf(err: unknown): number | undefined {
 
 /**
  * Reports runs on their status comment: progress edits coalesced to one per interval and
- * only when the process's write budget allows; the final edit always, retried until it lands
+ * only when the installation's write budget allows; the final edit always, retried until it lands
  * (a deleted comment is posted again).
  */
 export class StatusReporter implements Reporter {
@@ -101,12 +101,17 @@ class StatusRun implements RunReport {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.finished) return;
-      if (!this.options.budget.tryTake()) {
-        this.lastEdit = this.now(); // over budget: skip this edit, try again one interval later
-        this.schedule();
-        return;
-      }
-      this.editing = this.editing.then(() => this.write(false));
+      // Claim this interval now: events arriving while the budget is asked must not schedule another edit.
+      this.lastEdit = this.now();
+      this.editing = this.editing.catch(() => undefined).then(async () => {
+        if (this.finished) return;
+        if (!(await this.options.budget.tryTake(this.command.issue.installationId))) {
+          this.lastEdit = this.now(); // over budget: skip this edit, try again one interval later
+          this.schedule();
+          return;
+        }
+        await this.write(false);
+      });
     }, Math.max(0, due));
     this.timer.unref();
   }
@@ -164,7 +169,7 @@ class StatusRun implements RunReport {
     this.view = v;
     const deadline = this.now() + (this.options.finalDeadlineMs ?? 15 * 60_000);
     for (let attempt = 0; ; attempt++) {
-      await this.options.budget.take();
+      await this.options.budget.take(this.command.issue.installationId);
       try {
         await this.write(true);
         return;

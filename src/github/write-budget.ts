@@ -1,37 +1,70 @@
+import type { CommentsApi } from './comments-api.js';
+
 /**
- * A token bucket for GitHub writes (comments posted or edited) of one process: at most
- * `perMinute` a minute, refilled continuously. It starts empty, so even a burst of runs
- * starting together (whose "queued" comments the server posted) stays inside a minute's
- * budget. Progress edits take a token only when one is free; final edits wait for one.
+ * GitHub writes (comments posted or edited), budgeted per installation: GitHub's secondary
+ * rate limits count content-creating requests per installation, whichever process makes
+ * them. Progress edits take a write only when one is free; what must land waits for one.
  */
-export class WriteBudget {
-  private tokens: number;
-  private last: number;
+export interface WriteBudget {
+  /** Takes a write of `installationId` if one is free now. */
+  tryTake(installationId: number): Promise<boolean>;
+  /** Waits for a write of `installationId`, then takes it. */
+  take(installationId: number): Promise<void>;
+}
 
-  constructor(private readonly perMinute: number, private readonly now: () => number = Date.now) {
-    this.tokens = 0;
-    this.last = now();
-  }
+/**
+ * The bucket every budget uses: `perMinute` writes a minute, refilled continuously, holding
+ * at most half a minute's worth. A bucket nobody used is full. So no 60 s ever sees more
+ * than 1.5 × `perMinute` writes (60 at the default 40: GitHub's limit is 80), and a burst of
+ * runs starting together gets its "queued" comments out at once.
+ */
+export function bucketCapacity(perMinute: number): number {
+  return Math.max(1, Math.floor(perMinute / 2));
+}
 
-  private refill(): void {
+/** A WriteBudget inside one process (tests, the bench, a single `cldpd up`). */
+export class LocalWriteBudget implements WriteBudget {
+  private readonly buckets = new Map<number, { tokens: number; last: number }>();
+
+  constructor(private readonly perMinute: number, private readonly now: () => number = Date.now) {}
+
+  /** Takes a write if one is free, else says in how many ms one will be. */
+  private takeOrWait(installationId: number): number {
     const t = this.now();
-    this.tokens = Math.min(this.perMinute, this.tokens + ((t - this.last) * this.perMinute) / 60_000);
-    this.last = t;
+    const capacity = bucketCapacity(this.perMinute);
+    const bucket = this.buckets.get(installationId) ?? { tokens: capacity, last: t };
+    bucket.tokens = Math.min(capacity, bucket.tokens + ((t - bucket.last) * this.perMinute) / 60_000);
+    bucket.last = t;
+    this.buckets.set(installationId, bucket);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - bucket.tokens) * 60_000) / this.perMinute);
   }
 
-  /** Takes a token if one is free. */
-  tryTake(): boolean {
-    this.refill();
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+  async tryTake(installationId: number): Promise<boolean> {
+    return this.takeOrWait(installationId) === 0;
   }
 
-  /** Waits for a token, then takes it. */
-  async take(): Promise<void> {
-    while (!this.tryTake()) {
-      const wait = Math.ceil(((1 - this.tokens) * 60_000) / this.perMinute);
+  async take(installationId: number): Promise<void> {
+    for (let wait = this.takeOrWait(installationId); wait > 0; wait = this.takeOrWait(installationId)) {
       await new Promise((resolve) => setTimeout(resolve, Math.max(wait, 10)));
     }
   }
+}
+
+/** A CommentsApi whose posts and edits wait for the budget: for writes that must land (the intake's). */
+export function budgetedComments(api: CommentsApi, budget: WriteBudget): CommentsApi {
+  return {
+    async create(issue, body) {
+      await budget.take(issue.installationId);
+      return api.create(issue, body);
+    },
+    async update(issue, commentId, body) {
+      await budget.take(issue.installationId);
+      return api.update(issue, commentId, body);
+    },
+    list: (issue) => api.list(issue),
+  };
 }

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABELS } from '../../src/core/index.js';
@@ -21,7 +23,9 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
   beforeAll(async () => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
     await world.init();
-    await world.pod('it-cli', { command: ['sh', '-c', 'echo "hello from the pod"; echo "warning" >&2; exit 5'] });
+    const cli = await world.pod('it-cli', { command: ['sh', '-c', 'echo "hello from the pod"; echo "warning" >&2; exit 5'] });
+    // A context no earlier run had, so that this start builds (from Docker's cache) and shows it.
+    await writeFile(join(cli, 'stamp'), world.hostId);
     await world.pod('it-cli-linger', { command: ['sh', '-c', 'echo ready; sleep 60'], stopGraceSeconds: 2 });
     await world.pod('it-cli-claude');
     env = { ...process.env, CLDPD_HOME: world.home, CLDPD_HOST_ID: world.hostId, CLDPD_PODS_DIR: world.podsDir };
