@@ -20,7 +20,7 @@ const t0 = Date.now();
 
 if (want('dispatch')) {
   console.log('dispatch…');
-  results.dispatch = await benchDispatch({ runs: quick ? 5 : 9 });
+  results.dispatch = await benchDispatch({ runs: quick ? 5 : 15 });
 }
 if (want('throughput')) {
   console.log('throughput…');
@@ -93,7 +93,7 @@ if (results.webhook) {
 }
 if (results.writes) {
   lines.push('## 4. GitHub writes', '',
-    'A 10-minute session producing 100,000 lines, simulated on a virtual clock through the real status reporter (10 s edit interval) and the installation's write budget (40/min, at most 20 at once); the "queued" comment of the intake step counted too and taken from the same budget, as the deployment's server and workers share one through Redis. Alone, and 20 at once in one worker.', '',
+    'A 10-minute session producing 100,000 lines, simulated on a virtual clock through the real status reporter (10 s edit interval) and the installation\'s write budget (40/min, at most 20 at once); the "queued" comment of the intake step counted too and taken from the same budget, as the deployment\'s server and workers share one through Redis. Alone, and 20 at once in one worker.', '',
     '| sessions | writes | per session | limit per session (3 + 1 per 10 s) | peak writes in any 60 s |', '|---|---|---|---|---|');
   for (const w of results.writes) lines.push(`| ${w.sessions} | ${w.writes} | ${fmt(w.perSession, 1)} | ${w.limitPerSession} | ${w.peakPerMinute} |`);
   const worst = Math.max(...results.writes.map((w) => w.peakPerMinute));
