@@ -1,6 +1,6 @@
 // Helpers shared by the benchmarks: statistics, processes, a busybox pod.
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -35,11 +35,19 @@ export function timed(cmd, args, options = {}) {
   });
 }
 
-/** A temporary cldpd home with a pods directory. */
+const homes = [];
+
+/** A temporary cldpd home with a pods directory; removed by removeBenchHomes(). */
 export function benchHome(prefix = 'cldpd-bench-') {
   const home = mkdtempSync(join(tmpdir(), prefix));
   mkdirSync(join(home, 'pods'), { recursive: true });
+  homes.push(home);
   return home;
+}
+
+/** Removes every home benchHome() made (session logs of the throughput runs are GBs). */
+export function removeBenchHomes() {
+  for (const home of homes.splice(0)) rmSync(home, { recursive: true, force: true });
 }
 
 /** Writes a FROM scratch + busybox pod with this pod.json. */

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { benchDispatch } from './dispatch.mjs';
-import { ROOT, fmt, version } from './lib.mjs';
+import { ROOT, fmt, removeBenchHomes, version } from './lib.mjs';
 import { benchScale } from './scale.mjs';
 import { benchThroughput } from './throughput.mjs';
 import { benchWebhook } from './webhook.mjs';
@@ -17,6 +17,7 @@ const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split('
 const want = (name) => !only || only.includes(name);
 const results = {};
 const t0 = Date.now();
+process.on('exit', removeBenchHomes);
 
 if (want('dispatch')) {
   console.log('dispatch…');

@@ -1,8 +1,8 @@
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { baseImages, contextDigest, contextFiles } from '../../src/core/build-context.js';
+import { tempDir } from '../fakes/pods.js';
 
 describe('baseImages', () => {
   it.each([
@@ -38,7 +38,7 @@ describe('contextDigest', () => {
   const digest = async (inputs: unknown = { args: {} }): Promise<string> => contextDigest(dir, await contextFiles(dir), inputs);
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cldpd-ctx-'));
+    dir = await tempDir('cldpd-ctx-');
     await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
     await mkdir(join(dir, 'sub'));
     await writeFile(join(dir, 'sub', 'a.sh'), 'echo a\n');

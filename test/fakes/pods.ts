@@ -2,9 +2,9 @@ import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** A fresh temporary directory. */
+/** A fresh temporary directory, under the test run's root (see test/global-setup.ts) when there is one. */
 export function tempDir(prefix = 'cldpd-test-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  return mkdtemp(join(process.env.CLDPD_TEST_TMP ?? tmpdir(), prefix));
 }
 
 /** Writes a pod directory: a Dockerfile plus the given files (objects are written as JSON). */
