@@ -9,7 +9,7 @@ export async function benchWrites({ sessions = [1, 20], minutes = 10, lines = 10
     const clock = FakeTimers.install({ now: 0, toFake: ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
     try {
       const { StatusReporter } = await import('../dist/github/status-reporter.js');
-      const { LocalWriteBudget } = await import('../dist/github/write-budget.js');
+      const { localWriteBudget } = await import('../dist/github/write-budget.js');
       const writes = [];
       const comments = {
         async create(issue) {
@@ -25,7 +25,7 @@ export async function benchWrites({ sessions = [1, 20], minutes = 10, lines = 10
       };
       // One budget for the intake's "queued" comments and the reporter's edits, as the
       // deployment's processes share one through Redis.
-      const budget = new LocalWriteBudget(perMinute);
+      const budget = localWriteBudget(perMinute);
       const reporter = new StatusReporter({ comments, budget, intervalMs, redactorFor: async () => (t) => t, logger: pino({ level: 'silent' }) });
       const runs = [];
       for (let i = 0; i < count; i++) {

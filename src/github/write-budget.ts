@@ -22,36 +22,57 @@ export function bucketCapacity(perMinute: number): number {
   return Math.max(1, Math.floor(perMinute / 2));
 }
 
-/** A WriteBudget inside one process (tests, the bench, a single `cldpd up`). */
-export class LocalWriteBudget implements WriteBudget {
-  private readonly buckets = new Map<number, { tokens: number; last: number }>();
+/**
+ * One installation's bucket, wherever it is kept: takes a write if one is free and resolves
+ * with 0, else with the ms until one will be. Rejects when the bucket cannot be reached.
+ */
+export type TakeOrWait = (installationId: number) => Promise<number>;
 
-  constructor(private readonly perMinute: number, private readonly now: () => number = Date.now) {}
+/**
+ * The WriteBudget over a bucket. When the bucket cannot be reached, progress edits are
+ * skipped and writes that must land go ahead: the budget protects GitHub's limits, it must
+ * never keep an outcome off an issue.
+ */
+export function tokenBudget(takeOrWait: TakeOrWait, onError: (err: unknown) => void = () => undefined): WriteBudget {
+  return {
+    async tryTake(installationId) {
+      try {
+        return (await takeOrWait(installationId)) === 0;
+      } catch (err) {
+        onError(err);
+        return false;
+      }
+    },
+    async take(installationId) {
+      for (;;) {
+        let wait: number;
+        try {
+          wait = await takeOrWait(installationId);
+        } catch (err) {
+          onError(err);
+          return;
+        }
+        if (wait === 0) return;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(wait, 10)));
+      }
+    },
+  };
+}
 
-  /** Takes a write if one is free, else says in how many ms one will be. */
-  private takeOrWait(installationId: number): number {
-    const t = this.now();
-    const capacity = bucketCapacity(this.perMinute);
-    const bucket = this.buckets.get(installationId) ?? { tokens: capacity, last: t };
-    bucket.tokens = Math.min(capacity, bucket.tokens + ((t - bucket.last) * this.perMinute) / 60_000);
+/** Buckets inside one process (tests, the bench); deployments share theirs through Redis. */
+export function localWriteBudget(perMinute: number, now: () => number = Date.now): WriteBudget {
+  const capacity = bucketCapacity(perMinute);
+  const buckets = new Map<number, { tokens: number; last: number }>();
+  return tokenBudget(async (installationId) => {
+    const t = now();
+    const bucket = buckets.get(installationId) ?? { tokens: capacity, last: t };
+    bucket.tokens = Math.min(capacity, bucket.tokens + ((t - bucket.last) * perMinute) / 60_000);
     bucket.last = t;
-    this.buckets.set(installationId, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - bucket.tokens) * 60_000) / this.perMinute);
-  }
-
-  async tryTake(installationId: number): Promise<boolean> {
-    return this.takeOrWait(installationId) === 0;
-  }
-
-  async take(installationId: number): Promise<void> {
-    for (let wait = this.takeOrWait(installationId); wait > 0; wait = this.takeOrWait(installationId)) {
-      await new Promise((resolve) => setTimeout(resolve, Math.max(wait, 10)));
-    }
-  }
+    buckets.set(installationId, bucket);
+    if (bucket.tokens < 1) return Math.ceil(((1 - bucket.tokens) * 60_000) / perMinute);
+    bucket.tokens -= 1;
+    return 0;
+  });
 }
 
 /** A CommentsApi whose posts and edits wait for the budget: for writes that must land (the intake's). */

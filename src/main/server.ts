@@ -8,12 +8,12 @@ import { requireGitHubApp, type Config } from '../config.js';
 import { cldpdApp, registerHandlers } from '../github/app.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { Intake } from '../github/intake.js';
-import { bucketCapacity, budgetedComments } from '../github/write-budget.js';
+import { budgetedComments } from '../github/write-budget.js';
 import type { IntakeJob } from '../queue/contract.js';
 import { IssueState } from '../queue/issue-state.js';
 import { INTAKE_QUEUE } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
-import { RedisWriteBudget } from '../queue/write-budget.js';
+import { sharedWriteBudget } from './write-budget.js';
 
 /** A running `cldpd serve`. */
 export interface RunningServer {
@@ -75,8 +75,7 @@ export async function startServer(config: Config, logger: Logger, redis: Redis):
 
   const github = new Probot(probotOptions);
   const octokitFor = async (installationId: number) => (await github.auth(installationId)) as unknown as OctokitLike;
-  const budget = new RedisWriteBudget(redis, config.githubWritesPerMinute, bucketCapacity(config.githubWritesPerMinute), (err) => logger.warn({ err }, 'the GitHub write budget is unavailable'));
-  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor), budget), octokitFor, logger: logger.child({ name: 'intake' }) });
+  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor), sharedWriteBudget(redis, config, logger)), octokitFor, logger: logger.child({ name: 'intake' }) });
   const worker = new Worker<IntakeJob>(INTAKE_QUEUE, (job) => intake.process(job.data), { connection: redis, concurrency: 8 });
   worker.on('failed', (job, err) => logger.error({ err, delivery: job?.data.deliveryId, attempts: job?.attemptsMade }, 'intake failed'));
   worker.on('error', (err) => logger.error({ err }, 'intake worker error'));

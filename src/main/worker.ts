@@ -4,15 +4,14 @@ import type { Logger } from 'pino';
 import { Probot } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
 import { containerEnvValues } from './secrets.js';
+import { sharedWriteBudget } from './write-budget.js';
 import { Dispatcher, DockerRunner, SessionStore } from '../core/index.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { createRedactor } from '../github/redact.js';
 import { StatusReporter } from '../github/status-reporter.js';
-import { bucketCapacity } from '../github/write-budget.js';
 import { IssueState } from '../queue/issue-state.js';
 import { Producer } from '../queue/producer.js';
 import { RunWorker } from '../queue/run-worker.js';
-import { RedisWriteBudget } from '../queue/write-budget.js';
 
 /** A running `cldpd worker`. */
 export interface RunningWorker {
@@ -34,7 +33,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const octokitFor = async (installationId: number) => (await github.auth(installationId)) as unknown as OctokitLike;
   const reporter = new StatusReporter({
     comments: octokitComments(octokitFor),
-    budget: new RedisWriteBudget(redis, config.githubWritesPerMinute, bucketCapacity(config.githubWritesPerMinute), (err) => logger.warn({ err }, 'the GitHub write budget is unavailable')),
+    budget: sharedWriteBudget(redis, config, logger),
     intervalMs: config.statusIntervalMs,
     redactorFor: async (pod) => createRedactor([...(await containerEnvValues(pods, pod, hostEnv)), privateKey, config.github.webhookSecret ?? '']),
     logger: logger.child({ name: 'reporter' }),

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
 import type { CommentsApi } from '../../src/github/comments-api.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
-import { LocalWriteBudget, bucketCapacity, budgetedComments } from '../../src/github/write-budget.js';
+import { bucketCapacity, budgetedComments, localWriteBudget } from '../../src/github/write-budget.js';
+import { spend } from '../fakes/budget.js';
 import type { RunCommand } from '../../src/queue/contract.js';
 
 const command: RunCommand = {
@@ -32,7 +33,7 @@ class FakeComments implements CommentsApi {
   }
 }
 
-function reporter(comments: FakeComments, intervalMs = 40, budget = new LocalWriteBudget(600_000)) {
+function reporter(comments: FakeComments, intervalMs = 40, budget = localWriteBudget(600_000)) {
   return new StatusReporter({ comments, budget, intervalMs, redactorFor: async () => (t: string) => t.replaceAll('s3cret', '[redacted]'), logger: pino({ level: 'silent' }) });
 }
 
@@ -62,8 +63,8 @@ describe('StatusReporter', () => {
   it('skips progress edits when the write budget is spent, but the final edit waits for it', async () => {
     const comments = new FakeComments();
     let now = 0;
-    const budget = new LocalWriteBudget(60, () => now); // one write a second
-    while (await budget.tryTake(1)); // spend what the bucket holds
+    const budget = localWriteBudget(60, () => now); // one write a second
+    await spend(budget, 1);
     const run = reporter(comments, 10, budget).forRun(command);
     run.event(output('a'), {});
     await new Promise((r) => setTimeout(r, 60));
@@ -112,33 +113,27 @@ describe('StatusReporter', () => {
   });
 });
 
-describe('LocalWriteBudget', () => {
-  const drain = async (budget: LocalWriteBudget, installation: number): Promise<number> => {
-    let taken = 0;
-    while (await budget.tryTake(installation)) taken += 1;
-    return taken;
-  };
-
+describe('localWriteBudget', () => {
   it('starts with half a minute\'s worth, refills at the configured rate and never above that', async () => {
     let now = 0;
-    const budget = new LocalWriteBudget(60, () => now);
-    expect(await drain(budget, 1)).toBe(30);
+    const budget = localWriteBudget(60, () => now);
+    expect(await spend(budget, 1)).toBe(30);
     now += 10_000;
-    expect(await drain(budget, 1)).toBe(10);
+    expect(await spend(budget, 1)).toBe(10);
     now += 3_600_000;
-    expect(await drain(budget, 1)).toBe(bucketCapacity(60));
+    expect(await spend(budget, 1)).toBe(bucketCapacity(60));
   });
 
   it('keeps one bucket per installation', async () => {
-    const budget = new LocalWriteBudget(60, () => 0);
-    expect(await drain(budget, 1)).toBe(30);
-    expect(await drain(budget, 2)).toBe(30);
+    const budget = localWriteBudget(60, () => 0);
+    expect(await spend(budget, 1)).toBe(30);
+    expect(await spend(budget, 2)).toBe(30);
   });
 
   it('makes the writes of a budgeted comments API wait for it; reads do not', async () => {
     let now = 0;
-    const budget = new LocalWriteBudget(60, () => now);
-    await drain(budget, 1);
+    const budget = localWriteBudget(60, () => now);
+    await spend(budget, 1);
     const comments = new FakeComments();
     const api = budgetedComments(comments, budget);
     await api.list(command.issue);

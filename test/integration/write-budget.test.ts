@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { bucketCapacity } from '../../src/github/write-budget.js';
-import { RedisWriteBudget } from '../../src/queue/write-budget.js';
+import { bucketCapacity, tokenBudget } from '../../src/github/write-budget.js';
+import { redisBuckets } from '../../src/queue/write-budget.js';
+import { spend } from '../fakes/budget.js';
 import { describeWithRedis, testRedis } from './redis-harness.js';
 
 describeWithRedis('the GitHub write budget shared through Redis', () => {
@@ -19,28 +20,22 @@ describeWithRedis('the GitHub write budget shared through Redis', () => {
     other.disconnect();
   });
 
-  const drain = async (budget: RedisWriteBudget, installation: number): Promise<number> => {
-    let taken = 0;
-    while (await budget.tryTake(installation)) taken += 1;
-    return taken;
-  };
-
   it('is one budget for every process: two connections draw on the same bucket, per installation', async () => {
     // A slow refill (6 a minute) so that no write comes back while the test runs.
     const perMinute = 6;
-    const server = new RedisWriteBudget(redis, perMinute, bucketCapacity(perMinute));
-    const worker = new RedisWriteBudget(other, perMinute, bucketCapacity(perMinute));
+    const server = tokenBudget(redisBuckets(redis, perMinute, bucketCapacity(perMinute)));
+    const worker = tokenBudget(redisBuckets(other, perMinute, bucketCapacity(perMinute)));
     const installation = 1000 + Math.floor(Math.random() * 1e6);
     expect(await server.tryTake(installation)).toBe(true);
     expect(await worker.tryTake(installation)).toBe(true);
-    expect(await drain(server, installation) + await drain(worker, installation)).toBe(bucketCapacity(perMinute) - 2);
+    expect(await spend(server, installation) + await spend(worker, installation)).toBe(bucketCapacity(perMinute) - 2);
     expect(await worker.tryTake(installation)).toBe(false);
     expect(await server.tryTake(installation + 1)).toBe(true);
   });
 
   it('waits for a write when the bucket is empty, then takes it', async () => {
     const perMinute = 600; // one every 100 ms
-    const budget = new RedisWriteBudget(redis, perMinute, 1);
+    const budget = tokenBudget(redisBuckets(redis, perMinute, 1));
     const installation = 2000 + Math.floor(Math.random() * 1e6);
     expect(await budget.tryTake(installation)).toBe(true);
     expect(await budget.tryTake(installation)).toBe(false);
@@ -52,7 +47,7 @@ describeWithRedis('the GitHub write budget shared through Redis', () => {
     const gone = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: null, retryStrategy: () => 200 });
     gone.on('error', () => undefined); // refused connections, expected here
     const errors: unknown[] = [];
-    const budget = new RedisWriteBudget(gone, 40, 20, (err) => errors.push(err));
+    const budget = tokenBudget(redisBuckets(gone, 40, 20), (err) => errors.push(err));
     try {
       expect(await budget.tryTake(1)).toBe(false);
       await budget.take(1);
