@@ -1,4 +1,4 @@
-import type { SessionEvent } from '../core/index.js';
+import type { AgentEvent, SessionEvent } from '../core/index.js';
 
 /** A piece of terminal output: which stream, and the text including its newline. */
 export interface Printed {
@@ -8,6 +8,49 @@ export interface Printed {
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function firstLine(text: string, max = 160): string {
+  const line = text.split('\n').find((l) => l.trim()) ?? '';
+  const more = text.trim().split('\n').length - 1;
+  const clipped = line.length > max ? `${line.slice(0, max - 1)}…` : line;
+  return more > 0 ? `${clipped} (+${more} lines)` : clipped;
+}
+
+/**
+ * Pure: one understood stream-json item as a transcript line, the way Claude Code's own
+ * terminal shows it: the agent's words, each tool call with its telling argument, each tool
+ * result as one short line, typed instructions quoted. Never the raw JSON.
+ */
+export function renderAgent(a: AgentEvent): Printed[] {
+  switch (a.kind) {
+    case 'init':
+      return [{ to: 'stderr', text: `cldpd: Claude session ${a.claudeSessionId}${a.model ? ` (${a.model})` : ''}\n` }];
+    case 'text':
+      return [{ to: 'stdout', text: `${a.text}\n` }];
+    case 'thinking':
+      return [{ to: 'stdout', text: '✻ thinking…\n' }];
+    case 'tool':
+      return [{ to: 'stdout', text: `→ ${a.name}${a.summary ? `: ${a.summary}` : ''}\n` }];
+    case 'tool_result': {
+      const size = a.chars === 0 ? '(no output)' : a.lines > 1 ? `${a.firstLine} (+${a.lines - 1} lines)` : a.firstLine;
+      return [{ to: 'stdout', text: `  ⎿ ${a.isError ? 'error: ' : ''}${size}\n` }];
+    }
+    case 'message':
+      return [{ to: 'stdout', text: `> ${firstLine(a.text)}\n` }];
+    case 'system':
+    case 'other':
+      return [];
+    case 'result': {
+      const facts = [
+        a.isError ? `error${a.subtype && a.subtype !== 'success' ? ` (${a.subtype})` : ''}` : 'done',
+        a.turns !== undefined ? `${a.turns} turns` : undefined,
+        a.durationMs !== undefined ? seconds(a.durationMs) : undefined,
+      ].filter(Boolean);
+      const errors = (a.errors ?? []).map((e) => ({ to: 'stderr' as const, text: `cldpd: agent error: ${firstLine(e, 300)}\n` }));
+      return [{ to: 'stderr', text: `cldpd: agent ${facts.join(', ')}\n` }, ...errors];
+    }
+  }
 }
 
 /**
@@ -29,25 +72,7 @@ export function renderEvent(event: SessionEvent, sessionId: string): Printed[] {
       const end = event.partial ? '' : '\n';
       if (event.stream === 'stderr') return [{ to: 'stderr', text: event.line + end }];
       if (!event.agent) return [{ to: 'stdout', text: event.line + end }];
-      return event.agent.map((a): Printed => {
-        switch (a.kind) {
-          case 'init':
-            return { to: 'stderr', text: `cldpd: Claude session ${a.claudeSessionId}${a.model ? ` (${a.model})` : ''}\n` };
-          case 'text':
-            return { to: 'stdout', text: `${a.text}\n` };
-          case 'tool':
-            return { to: 'stdout', text: `-> ${a.name}${a.summary ? `: ${a.summary}` : ''}\n` };
-          case 'result': {
-            const facts = [
-              a.isError ? 'error' : 'done',
-              a.turns !== undefined ? `${a.turns} turns` : undefined,
-              a.costUsd !== undefined ? `$${a.costUsd.toFixed(4)}` : undefined,
-              a.durationMs !== undefined ? seconds(a.durationMs) : undefined,
-            ].filter(Boolean);
-            return { to: 'stderr', text: `cldpd: agent ${facts.join(', ')}\n` };
-          }
-        }
-      });
+      return event.agent.flatMap((a) => renderAgent(a));
     }
     case 'container.exited': {
       const why = event.reason === 'timeout' ? ' (timed out: timeoutSeconds in pod.json)' : event.reason === 'stopped' ? ' (stopped)' : '';

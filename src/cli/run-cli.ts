@@ -118,6 +118,11 @@ async function execute(command: Exclude<Command, { name: 'help' | 'version' }>, 
 
 async function follow(session: Session, json: boolean, io: CliIO): Promise<number> {
   for await (const event of session.events()) await show(event, session.id, json, io);
+  const { runCostUsd, sessionCostUsd } = session.agent;
+  if (!json && runCostUsd !== undefined) {
+    const total = sessionCostUsd !== undefined && session.run > 1 ? `, $${sessionCostUsd.toFixed(4)} for the session` : '';
+    await write(io.stderr, `cldpd: cost $${runCostUsd.toFixed(4)} this run${total}\n`);
+  }
   try {
     return await session.wait();
   } catch {

@@ -43,6 +43,8 @@ export interface ContainerSpecInput {
   readonly volumes: readonly PersistedVolume[];
   /** The host's environment, read for the pod's inheritEnv names only. */
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
+  /** Open the process's standard input (the command takes its prompt there). */
+  readonly stdin: boolean;
 }
 
 /** The environment of a pod's container: pod.json env, then the inherited host variables that are set. */
@@ -74,5 +76,6 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     pids: pod.config.pids,
     network: pod.config.network,
     stopGraceSeconds: pod.config.stopGraceSeconds,
+    stdin: input.stdin,
   };
 }

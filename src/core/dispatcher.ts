@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { buildContainerSpec, containerEnv, persistedVolumes, volumeLabels } from './container-spec.js';
-import { CldpdError } from './errors.js';
+import { CldpdError, messageOf } from './errors.js';
 import { LABELS } from './labels.js';
 import { scanRun } from './log-scan.js';
 import { SessionLog } from './session-log.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
-import { buildStartPrompt, checkPromptSize, issueKey, parseIssueUrl, renderCommand } from './prompt.js';
+import { buildStartPrompt, checkPromptSize, issueKey, parseIssueUrl, promptChannel, renderCommand, type PromptChannel } from './prompt.js';
+import { rootProblem, runsAsRoot } from './agent-checks.js';
 import type { SessionEvent } from './events.js';
-import type { ContainerInfo, Runner } from './runner.js';
+import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type SessionOptions } from './session.js';
-import { isSessionId, type SessionRecord, type SessionStore } from './session-store.js';
+import { isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
 /** What the Dispatcher needs; the composition root builds the real ones. */
 export interface DispatcherOptions {
@@ -55,6 +56,11 @@ export interface SessionContainer {
   readonly container: ContainerInfo;
 }
 
+/** The Session option that carries a prompt on standard input; none for a prompt in argv. */
+function promptOption(channel: PromptChannel, prompt: string): Pick<SessionOptions, 'prompt'> {
+  return channel.kind === 'argv' ? {} : { prompt: { text: prompt, channel } };
+}
+
 /**
  * Starts, resumes and stops sessions. Stateless between calls: containers are found by their
  * `dev.cldpd.*` labels and what a session needs across runs is in the session store, so
@@ -72,7 +78,8 @@ export class Dispatcher {
   async start(podName: string, input: StartInput, options: StartOptions = {}): Promise<Session> {
     const pod = await loadPod(this.options.pods, podName);
     const issue = input.issueUrl ? parseIssueUrl(input.issueUrl) : undefined;
-    const prompt = buildStartPrompt(pod.template, { issueUrl: issue?.url, prompt: input.prompt });
+    const channel = promptChannel(pod.config.command);
+    const prompt = buildStartPrompt(pod.template, { issueUrl: issue?.url, prompt: input.prompt }, channel);
     const sessionId = options.sessionId ?? `${pod.name}-${(this.options.newSuffix ?? (() => randomBytes(4).toString('hex')))()}`;
     if (!isSessionId(sessionId) || !sessionId.startsWith(`${pod.name}-`)) {
       throw new CldpdError('InvalidInput', `"${sessionId}" is not a session id for pod "${pod.name}" (${pod.name}-<8 hex>).`);
@@ -89,6 +96,7 @@ export class Dispatcher {
     const labels = { sessionId, pod: pod.name, hostId: this.options.hostId, issueUrl: issue?.url };
 
     return this.startRun(pod, record, 1, {
+      ...promptOption(channel, prompt),
       build: {
         tag: pod.config.image,
         contextDir: pod.dir,
@@ -101,12 +109,14 @@ export class Dispatcher {
         const image = imageId ?? pod.config.image;
         const info = await this.options.runner.inspectImage(image);
         if (!info) throw new CldpdError('BuildFailed', `The image ${image} of pod "${pod.name}" is missing after its build.`);
+        const problem = rootProblem(pod, info);
+        if (problem) throw new CldpdError('InvalidPod', problem);
         const volumes = persistedVolumes(pod.config.persist, info, issue ? `${pod.name}-${issueKey(issue)}` : sessionId);
-        for (const v of volumes) await this.options.runner.ensureVolume(v.volume, volumeLabels({ ...labels, path: v.path }));
+        await this.prepareVolumes(pod, info, volumes, labels);
         await this.options.store.update(sessionId, { imageId: info.id, volumes });
         const spec = buildContainerSpec({
           pod, sessionId, containerName, image: info.id, cmd, hostId: this.options.hostId,
-          issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv,
+          issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind !== 'argv',
         });
         return { handle: await this.options.runner.run(spec), containerName, exec: false };
       },
@@ -122,19 +132,29 @@ export class Dispatcher {
   async resume(sessionId: string, prompt: string): Promise<Session> {
     const record = await this.options.store.load(sessionId);
     const pod = await loadPod(this.options.pods, record.pod);
+    const channel = promptChannel(pod.config.resumeCommand);
     const cmd = renderCommand(pod.config.resumeCommand, {
-      prompt: checkPromptSize(prompt), sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl,
+      prompt: checkPromptSize(prompt, channel), sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl,
     });
-    const run = record.runs + 1;
-    await this.options.store.update(sessionId, { runs: run });
     const containers = await this.containersOf(sessionId);
     const running = containers.find((c) => c.state === 'running');
+    if (running && channel.kind === 'stream-json') {
+      // A second agent process on one conversation would write one transcript twice over.
+      throw new CldpdError('SessionBusy', `Session ${sessionId} is still running (container ${running.name}). Its agent takes new instructions only through the process that started it; once it has finished, resume it again (or stop it with "cldpd stop ${sessionId}").`);
+    }
+    const run = record.runs + 1;
+    await this.options.store.update(sessionId, { runs: run });
 
     if (running) {
       return this.startRun(pod, record, run, {
+        ...promptOption(channel, prompt),
         removeOnExit: false,
         launch: async () => ({
-          handle: await this.options.runner.exec(running.id, cmd, { env: containerEnv(pod, this.options.hostEnv, sessionId), ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) }),
+          handle: await this.options.runner.exec(running.id, cmd, {
+            env: containerEnv(pod, this.options.hostEnv, sessionId),
+            ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}),
+            stdin: channel.kind !== 'argv',
+          }),
           containerName: running.name,
           exec: true,
         }),
@@ -143,14 +163,16 @@ export class Dispatcher {
     // The name is the session's: an exited leftover must go before a new container can take it.
     for (const c of containers) await this.options.runner.remove(c.id);
     return this.startRun(pod, record, run, {
+      ...promptOption(channel, prompt),
       removeOnExit: true,
       launch: async () => {
-        if (!record.imageId || !(await this.options.runner.inspectImage(record.imageId))) {
+        const info = record.imageId ? await this.options.runner.inspectImage(record.imageId) : undefined;
+        if (!info) {
           throw new CldpdError('SessionNotFound', `The image of session ${sessionId} (${record.image}) is gone from this Docker host, so it cannot be resumed. Start a new session.`);
         }
         const spec = buildContainerSpec({
           pod, sessionId, containerName: record.containerName, image: record.imageId, cmd, hostId: this.options.hostId,
-          issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv,
+          issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind !== 'argv',
         });
         return { handle: await this.options.runner.run(spec), containerName: record.containerName, exec: false };
       },
@@ -230,14 +252,35 @@ export class Dispatcher {
       }));
   }
 
+  /**
+   * Creates the persisted volumes that do not exist yet and makes each new one owned by the
+   * image's user. Docker creates a volume's directory root-owned unless the image already
+   * has that path (then it copies the image's files and owner in): without this, a non-root
+   * agent could not write its state, and the next run could not resume it. Throws
+   * `InvalidPod` when the owner cannot be set, saying what to change in the pod.
+   */
+  private async prepareVolumes(pod: Pod, image: ImageInfo, volumes: readonly PersistedVolume[], labels: Omit<Parameters<typeof volumeLabels>[0], 'path'>): Promise<void> {
+    const created: PersistedVolume[] = [];
+    for (const v of volumes) {
+      if (await this.options.runner.ensureVolume(v.volume, volumeLabels({ ...labels, path: v.path }))) created.push(v);
+    }
+    if (created.length === 0 || runsAsRoot(image)) return;
+    try {
+      await this.options.runner.chownVolumes(image.id, image.user, created);
+    } catch (err) {
+      throw new CldpdError('InvalidPod', `Pod "${pod.name}": the persisted paths ${created.map((v) => v.path).join(', ')} would belong to root, which the image's user "${image.user}" cannot write, and cldpd could not give them to that user (${messageOf(err)}). Create these paths in the Dockerfile, owned by that user (for example "RUN mkdir -p /home/agent/.claude" before "USER agent"), or change "persist" in pod.json.`, { cause: err });
+    }
+  }
+
   private containersOf(sessionId: string): Promise<ContainerInfo[]> {
     return this.options.runner.list({ [LABELS.session]: sessionId });
   }
 
-  private startRun(pod: Pod, record: SessionRecord, run: number, plan: Pick<SessionOptions, 'build' | 'launch' | 'removeOnExit' | 'reattach'>): Promise<Session> {
+  private startRun(pod: Pod, record: SessionRecord, run: number, plan: Pick<SessionOptions, 'build' | 'launch' | 'removeOnExit' | 'reattach' | 'prompt'>): Promise<Session> {
     const { store, runner, logger } = this.options;
     return Session.start({
       ...plan,
+      before: { costUsd: record.costUsd ?? 0, turns: record.turns ?? 0 },
       id: record.id,
       podName: pod.name,
       run,
@@ -250,12 +293,15 @@ export class Dispatcher {
         await store.update(record.id, { claudeSessionId });
       },
       onFinish: async (terminal, session) => {
-        const claudeSessionId = session.agent.claudeSessionId;
+        const { claudeSessionId, sessionCostUsd, sessionTurns, runCostUsd, runTurns } = session.agent;
+        const spent = { ...(runCostUsd !== undefined ? { costUsd: runCostUsd } : {}), ...(runTurns !== undefined ? { turns: runTurns } : {}) };
         await store.update(record.id, {
           ...(claudeSessionId ? { claudeSessionId } : {}),
+          ...(sessionCostUsd !== undefined ? { costUsd: sessionCostUsd } : {}),
+          ...(sessionTurns !== undefined ? { turns: sessionTurns } : {}),
           last: terminal.type === 'error'
-            ? { error: terminal.message, endedAt: terminal.at }
-            : { exitCode: terminal.exitCode, reason: terminal.reason, endedAt: terminal.at },
+            ? { error: terminal.message, endedAt: terminal.at, ...spent }
+            : { exitCode: terminal.exitCode, reason: terminal.reason, endedAt: terminal.at, ...spent },
         });
       },
     });

@@ -6,7 +6,7 @@ import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
 import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
-import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner } from './runner.js';
+import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, ProcessInput, Runner } from './runner.js';
 
 /** How long an exec whose output has ended may take to report its exit code. */
 const EXEC_EXIT_WAIT_MS = 30_000;
@@ -44,8 +44,10 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
     ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
     Labels: { ...spec.labels },
     Tty: false,
-    OpenStdin: false,
-    AttachStdin: false,
+    // StdinOnce: the process reads end-of-file once the client that attached closes its input.
+    OpenStdin: spec.stdin,
+    StdinOnce: spec.stdin,
+    AttachStdin: spec.stdin,
     AttachStdout: true,
     AttachStderr: true,
     StopTimeout: spec.stopGraceSeconds,
@@ -59,6 +61,22 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
       NetworkMode: spec.network,
       SecurityOpt: ['no-new-privileges'],
       Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+    },
+  };
+}
+
+/** The write side of a hijacked attach or exec connection, as a ProcessInput. */
+function inputOf(stream: NodeJS.ReadWriteStream): ProcessInput {
+  const socket = stream as NodeJS.ReadWriteStream & { destroyed?: boolean; writableEnded?: boolean };
+  // A process that has ended no longer reads; a write then fails, and that is no one's error.
+  socket.on('error', () => undefined);
+  return {
+    write: (text) => new Promise<void>((resolve) => {
+      if (socket.destroyed || socket.writableEnded) return resolve();
+      socket.write(text, () => resolve());
+    }),
+    end: () => {
+      if (!socket.destroyed && !socket.writableEnded) socket.end();
     },
   };
 }
@@ -184,17 +202,75 @@ export class DockerRunner implements Runner {
     }
   }
 
-  async ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<void> {
+  async ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<boolean> {
     try {
       await this.docker.getVolume(name).inspect();
-      return;
+      return false;
     } catch (err) {
       if (statusOf(err) !== 404) throw dockerError(err, `inspect volume ${name}`);
     }
     try {
       await this.docker.createVolume({ Name: name, Labels: { ...labels } });
+      return true;
     } catch (err) {
       if (statusOf(err) !== 409) throw dockerError(err, `create volume ${name}`);
+      return false;
+    }
+  }
+
+  async chownVolumes(image: string, user: string, volumes: readonly { readonly volume: string; readonly path: string }[]): Promise<void> {
+    if (volumes.length === 0) return;
+    // "name" alone would keep root's group: "name:" is the user's login group (GNU and busybox chown).
+    const owner = user.includes(':') ? user : /^\d+$/.test(user) ? `${user}:${user}` : `${user}:`;
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        Image: image,
+        Entrypoint: ['chown'],
+        Cmd: [owner, ...volumes.map((v) => v.path)],
+        User: '0:0',
+        Labels: { [LABELS.helper]: 'chown' },
+        HostConfig: {
+          NetworkMode: 'none',
+          SecurityOpt: ['no-new-privileges'],
+          Mounts: volumes.map((v) => ({ Type: 'volume' as const, Source: v.volume, Target: v.path, ReadOnly: false })),
+        },
+      });
+    } catch (err) {
+      throw dockerError(err, `create a container to set the owner of ${volumes.map((v) => v.path).join(', ')}`);
+    }
+    try {
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
+        await container.start();
+      } catch (err) {
+        throw dockerError(err, `run chown in image ${image}`);
+      }
+      let said = '';
+      for await (const chunk of demuxDockerStream(stream as AsyncIterable<Buffer>)) said = (said + chunk.data.toString('utf8')).slice(-500);
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      if (StatusCode !== 0) throw new CldpdError('ContainerFailed', `chown ${owner} exited with ${StatusCode}${said.trim() ? `: ${said.trim()}` : ''}`);
+    } finally {
+      await container.remove({ force: true }).catch(() => undefined);
+    }
+  }
+
+  async imageHasPath(image: string, path: string): Promise<boolean> {
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({ Image: image, Entrypoint: ['/nonexistent'], Cmd: [], Labels: { [LABELS.helper]: 'stat' }, HostConfig: { NetworkMode: 'none' } });
+    } catch (err) {
+      throw dockerError(err, `look into image ${image}`);
+    }
+    try {
+      await container.infoArchive({ path });
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw dockerError(err, `look for ${path} in image ${image}`);
+    } finally {
+      await container.remove({ force: true }).catch(() => undefined);
     }
   }
 
@@ -207,11 +283,12 @@ export class DockerRunner implements Runner {
     }
     try {
       // Attach before start, so not a byte of output is missed.
-      const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
+      const stream = (await container.attach({ stream: true, stdout: true, stderr: true, ...(spec.stdin ? { stdin: true, hijack: true } : {}) })) as NodeJS.ReadWriteStream;
       await container.start();
       return {
         containerId: container.id,
         output: demuxDockerStream(stream as AsyncIterable<Buffer>),
+        ...(spec.stdin ? { input: inputOf(stream) } : {}),
         wait: async () => {
           try {
             const result = (await container.wait()) as { StatusCode: number };
@@ -248,20 +325,22 @@ export class DockerRunner implements Runner {
     };
   }
 
-  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
+  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string; stdin?: boolean }): Promise<ProcessHandle> {
     try {
       const exec = await this.docker.getContainer(containerId).exec({
         Cmd: [...cmd],
+        AttachStdin: options.stdin === true,
         AttachStdout: true,
         AttachStderr: true,
         Tty: false,
         ...(options.env ? { Env: Object.entries(options.env).map(([k, v]) => `${k}=${v}`) } : {}),
         ...(options.workdir ? { WorkingDir: options.workdir } : {}),
       });
-      const stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
+      const stream = (await exec.start({ hijack: true, stdin: options.stdin === true })) as NodeJS.ReadWriteStream;
       return {
         containerId,
         output: demuxDockerStream(stream as AsyncIterable<Buffer>),
+        ...(options.stdin ? { input: inputOf(stream) } : {}),
         wait: async () => {
           // The stream has ended; Docker may take a moment to record the exit code.
           const deadline = Date.now() + EXEC_EXIT_WAIT_MS;

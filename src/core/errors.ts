@@ -9,6 +9,8 @@
  * - `ContainerFailed`: Docker refused to create, start or exec a container.
  * - `InvalidInput`: a caller passed something unusable (empty prompt, bad issue URL, …).
  * - `Stopped`: the session was stopped before its container started.
+ * - `SessionBusy`: the session's agent is running and takes new instructions only through
+ *   the process that started it (its standard input).
  */
 export type ErrorCode =
   | 'InvalidPodName'
@@ -19,7 +21,8 @@ export type ErrorCode =
   | 'DockerUnavailable'
   | 'ContainerFailed'
   | 'InvalidInput'
-  | 'Stopped';
+  | 'Stopped'
+  | 'SessionBusy';
 
 /**
  * The one error class of cldpd. Its message says what went wrong and what to do about it;

@@ -1,18 +1,44 @@
 import type { ErrorCode } from './errors.js';
 
-/** What the agent said, understood from a Claude Code stream-json line. */
+/**
+ * What the agent said, understood from a Claude Code stream-json line. Every message type of
+ * the stream maps to one of these, so no stream-json line is ever shown as raw JSON:
+ * `system` init → `init`, other `system` → `system`; `assistant` content → `text`,
+ * `thinking`, `tool`; `user` content → `tool_result` (what a tool returned) or `message`
+ * (a typed user message the CLI replays); `result` → `result`; anything else the CLI prints
+ * as stream-json → `other`.
+ */
 export type AgentEvent =
   | { readonly kind: 'init'; readonly claudeSessionId: string; readonly model?: string }
   | { readonly kind: 'text'; readonly text: string }
-  | { readonly kind: 'tool'; readonly name: string; readonly summary: string }
+  | { readonly kind: 'thinking'; readonly chars: number }
+  | { readonly kind: 'tool'; readonly name: string; readonly summary: string; readonly id?: string }
+  | {
+      readonly kind: 'tool_result';
+      readonly toolUseId?: string;
+      readonly isError: boolean;
+      /** Characters of the result's text. */
+      readonly chars: number;
+      readonly lines: number;
+      /** The first non-blank line, at most 120 characters: for a person's terminal, never for a comment. */
+      readonly firstLine: string;
+    }
+  | { readonly kind: 'message'; readonly text: string; readonly replay: boolean }
+  | { readonly kind: 'system'; readonly subtype: string }
+  | { readonly kind: 'other'; readonly type: string }
   | {
       readonly kind: 'result';
       readonly isError: boolean;
+      /** Claude Code's subtype: success, error_max_turns, error_during_execution, … */
+      readonly subtype?: string;
       readonly text?: string;
+      /** What the Claude session has cost so far, as the CLI reports it (total_cost_usd). */
       readonly costUsd?: number;
       readonly turns?: number;
       readonly durationMs?: number;
       readonly claudeSessionId?: string;
+      /** Error texts the CLI gave with an error result. */
+      readonly errors?: readonly string[];
     };
 
 /** Why a container's process ended. */

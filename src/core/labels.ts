@@ -8,6 +8,8 @@ export const LABELS = Object.freeze({
   path: 'dev.cldpd.path',
   /** On images: the digest of what they were built from (see contextDigest). */
   context: 'dev.cldpd.context',
+  /** On short-lived helper containers (setting volume owners, looking into an image). */
+  helper: 'dev.cldpd.helper',
 });
 
 /** Labels of everything belonging to one session. */

@@ -13,16 +13,19 @@ const positiveSeconds = z.number().check(z.positive('must be a number of seconds
 /** The placeholders a command may use; each is replaced inside an argv element, never by a shell. */
 export const COMMAND_PLACEHOLDERS = ['{prompt}', '{claudeSessionId}', '{sessionId}', '{issueUrl}'] as const;
 
-/** Claude Code in print mode with stream-json output: the default start command. */
+/**
+ * Claude Code in print mode, stream-json both ways: the prompt arrives as a user message on
+ * standard input (never read as an option, not bounded by argv), and later instructions can
+ * follow into the same conversation while it runs (`--replay-user-messages` echoes each one
+ * it takes, which is how cldpd knows all of them were answered). The default start command.
+ */
 export const DEFAULT_COMMAND: readonly string[] = Object.freeze([
-  'claude', '-p', '{prompt}', '--output-format', 'stream-json', '--verbose', '--dangerously-skip-permissions',
-]);
-
-/** Claude Code resuming the captured Claude session: the default resume command. */
-export const DEFAULT_RESUME_COMMAND: readonly string[] = Object.freeze([
-  'claude', '-p', '{prompt}', '--resume', '{claudeSessionId}', '--output-format', 'stream-json', '--verbose',
+  'claude', '-p', '--input-format', 'stream-json', '--output-format', 'stream-json', '--verbose', '--replay-user-messages',
   '--dangerously-skip-permissions',
 ]);
+
+/** The default start command continuing the captured Claude session: the default resume command. */
+export const DEFAULT_RESUME_COMMAND: readonly string[] = Object.freeze([...DEFAULT_COMMAND, '--resume', '{claudeSessionId}']);
 
 const mount = z.strictObject({
   source: z.string().check(z.minLength(1, 'must be a host path (absolute, or starting with "~/")')),

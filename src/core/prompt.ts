@@ -1,7 +1,33 @@
 import { CldpdError } from './errors.js';
 
-/** 100 KiB: a prompt travels as one argv element, which Linux caps at 128 KiB. */
+/** 100 KiB: a prompt that travels as one argv element (Linux caps one at 128 KiB). */
 export const MAX_PROMPT_BYTES = 100 * 1024;
+
+/** 1 MiB: a prompt that travels on the process's standard input; a bound against mistakes, not the system's. */
+export const MAX_STDIN_PROMPT_BYTES = 1024 * 1024;
+
+/**
+ * How a command takes its prompt:
+ * - `argv`: an element holds `{prompt}` (bounded by {@link MAX_PROMPT_BYTES});
+ * - `stream-json`: Claude Code's `--input-format stream-json`: the prompt is a user message
+ *   on standard input; `live` when `--replay-user-messages` is there too, so the CLI echoes
+ *   each message it takes and more messages can follow while it runs;
+ * - `stdin`: any other command: the prompt is written to standard input, which is then closed.
+ */
+export type PromptChannel = { readonly kind: 'argv' } | { readonly kind: 'stdin' } | { readonly kind: 'stream-json'; readonly live: boolean };
+
+/** Pure: the prompt channel of a command (see {@link PromptChannel}). */
+export function promptChannel(cmd: readonly string[]): PromptChannel {
+  if (cmd.some((arg) => arg.includes('{prompt}'))) return { kind: 'argv' };
+  const streamJson = cmd.some((arg, i) => arg === '--input-format=stream-json' || (arg === '--input-format' && cmd[i + 1] === 'stream-json'));
+  if (streamJson) return { kind: 'stream-json', live: cmd.includes('--replay-user-messages') };
+  return { kind: 'stdin' };
+}
+
+/** One Claude Code stream-json user message (a line of its standard input). */
+export function streamJsonUserMessage(text: string): string {
+  return `${JSON.stringify({ type: 'user', message: { role: 'user', content: [{ type: 'text', text }] } })}\n`;
+}
 
 const ISSUE_URL = /^https?:\/\/[^/\s]+\/([^/\s]+)\/([^/\s]+)\/issues\/(\d+)\/?$/;
 
@@ -31,7 +57,7 @@ export function issueKey(issue: IssueRef): string {
  * The start prompt: the pod's template, then the issue to work on, then the caller's own
  * prompt. Throws `InvalidInput` when there is nothing to do or it is too long.
  */
-export function buildStartPrompt(template: string | undefined, input: { issueUrl?: string | undefined; prompt?: string | undefined }): string {
+export function buildStartPrompt(template: string | undefined, input: { issueUrl?: string | undefined; prompt?: string | undefined }, channel: PromptChannel = { kind: 'argv' }): string {
   const parts: string[] = [];
   if (template?.trim()) parts.push(template.trim());
   if (input.issueUrl) parts.push(`Work on this GitHub issue: ${input.issueUrl}`);
@@ -39,15 +65,20 @@ export function buildStartPrompt(template: string | undefined, input: { issueUrl
   if (!input.issueUrl && !input.prompt?.trim()) {
     throw new CldpdError('InvalidInput', 'Nothing to do: give an issue URL (--issue) or a prompt (--prompt).');
   }
-  return checkPromptSize(parts.join('\n\n'));
+  return checkPromptSize(parts.join('\n\n'), channel);
 }
 
-/** Throws `InvalidInput` for an empty prompt or one over {@link MAX_PROMPT_BYTES}. */
-export function checkPromptSize(prompt: string): string {
+/**
+ * Throws `InvalidInput` for an empty prompt or one over the limit of its channel:
+ * {@link MAX_PROMPT_BYTES} in argv, {@link MAX_STDIN_PROMPT_BYTES} on standard input.
+ */
+export function checkPromptSize(prompt: string, channel: PromptChannel = { kind: 'argv' }): string {
   if (!prompt.trim()) throw new CldpdError('InvalidInput', 'The prompt is empty: say what the agent should do.');
   const bytes = Buffer.byteLength(prompt);
-  if (bytes > MAX_PROMPT_BYTES) {
-    throw new CldpdError('InvalidInput', `The prompt is ${bytes} bytes; the limit is ${MAX_PROMPT_BYTES}. Shorten it or point the agent at a file.`);
+  const limit = channel.kind === 'argv' ? MAX_PROMPT_BYTES : MAX_STDIN_PROMPT_BYTES;
+  if (bytes > limit) {
+    const why = channel.kind === 'argv' ? ' (the pod\'s command takes it as an argument: without {prompt} it would go on standard input, which allows more)' : '';
+    throw new CldpdError('InvalidInput', `The prompt is ${bytes} bytes; the limit is ${limit}${why}. Shorten it or point the agent at a file.`);
   }
   return prompt;
 }

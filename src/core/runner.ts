@@ -5,13 +5,25 @@ export interface OutputChunk {
 }
 
 /**
+ * The standard input of a process. `write` resolves once the engine has taken the text (a
+ * process that has ended takes nothing and it resolves all the same); `end` closes the
+ * process's input (it reads end-of-file). Idempotent.
+ */
+export interface ProcessInput {
+  write(text: string): Promise<void>;
+  end(): void;
+}
+
+/**
  * A process running in a container: the container's main process or an exec.
  * `output` is single-use; reading it slowly slows the process down (back-pressure), it
  * never loses data. `wait()` resolves with the exit code once the process has ended.
+ * `input` is there when the process was started with its standard input open.
  */
 export interface ProcessHandle {
   readonly containerId: string;
   readonly output: AsyncIterable<OutputChunk>;
+  readonly input?: ProcessInput;
   wait(): Promise<number>;
 }
 
@@ -37,6 +49,8 @@ export interface ContainerSpec {
   readonly pids: number;
   readonly network: string;
   readonly stopGraceSeconds: number;
+  /** Open the process's standard input (closed for good once the runner's `end()` is called). */
+  readonly stdin: boolean;
 }
 
 /** A request to build an image from a directory holding a Dockerfile. */
@@ -79,8 +93,8 @@ export interface Runner {
   build(request: BuildRequest): AsyncGenerator<string, string>;
   /** The image's user, env and working directory; undefined when there is no such image. */
   inspectImage(ref: string): Promise<ImageInfo | undefined>;
-  /** Creates the named volume with these labels unless it exists. */
-  ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<void>;
+  /** Creates the named volume with these labels unless it exists; resolves true when it created it. */
+  ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<boolean>;
   /** Creates a container, attaches to its output, then starts it: no output is missed. */
   run(spec: ContainerSpec): Promise<ProcessHandle>;
   /**
@@ -88,8 +102,17 @@ export interface Runner {
    * since it started, from Docker's log, following it until it exits; `wait()` gives its exit code.
    */
   attach(containerId: string): Promise<ProcessHandle>;
-  /** Runs a command inside a running container. */
-  exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle>;
+  /** Runs a command inside a running container; `stdin` opens its standard input. */
+  exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string; stdin?: boolean }): Promise<ProcessHandle>;
+  /**
+   * Makes the named volumes' top directories owned by `user` (the image's user: a name or
+   * uid[:gid]), by running `chown` as root in a short-lived container of `image` with the
+   * volumes mounted, no network. Throws `ContainerFailed` when that cannot be done (the
+   * image has no chown, the engine refuses).
+   */
+  chownVolumes(image: string, user: string, volumes: readonly { readonly volume: string; readonly path: string }[]): Promise<void>;
+  /** Whether `path` exists in the image's filesystem (looked up in a created, never started, container). */
+  imageHasPath(image: string, path: string): Promise<boolean>;
   /** SIGTERM, then SIGKILL after `graceSeconds`. Idempotent: a stopped or missing container is fine. */
   stop(containerId: string, graceSeconds: number): Promise<void>;
   /** Removes a container (never its volumes). Idempotent. */

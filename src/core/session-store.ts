@@ -24,7 +24,19 @@ export interface SessionRecord {
   readonly runs: number;
   readonly volumes: readonly PersistedVolume[];
   readonly claudeSessionId?: string;
-  readonly last?: { readonly exitCode?: number; readonly reason?: string; readonly error?: string; readonly endedAt: number };
+  /** What the Claude session has cost in all runs, as the agent last reported it. */
+  readonly costUsd?: number;
+  /** Turns the agent took in all runs. */
+  readonly turns?: number;
+  readonly last?: {
+    readonly exitCode?: number;
+    readonly reason?: string;
+    readonly error?: string;
+    readonly endedAt: number;
+    /** What the last run cost, and its turns. */
+    readonly costUsd?: number;
+    readonly turns?: number;
+  };
 }
 
 /** True for ids of the form `<pod>-<8 hex>`. */

@@ -3,7 +3,8 @@ import { Channel } from './channel.js';
 import { CldpdError, isCldpdError, messageOf, type ErrorCode } from './errors.js';
 import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
 import { LineSplitter, type SplitLine } from './line-splitter.js';
-import type { BuildRequest, ProcessHandle, Runner } from './runner.js';
+import { streamJsonUserMessage, type PromptChannel } from './prompt.js';
+import type { BuildRequest, ProcessHandle, ProcessInput, Runner } from './runner.js';
 import { SessionLog } from './session-log.js';
 import { parseStreamJsonLine } from './stream-json.js';
 
@@ -39,6 +40,14 @@ export interface SessionOptions {
   readonly removeOnExit: boolean;
   /** Called once with the terminal event, after it is logged and before it is emitted. */
   readonly onFinish?: (terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }>, session: Session) => Promise<void>;
+  /**
+   * The prompt, when the command takes it on standard input (see `promptChannel`): written
+   * once the process starts. Input is closed after it, except on a live stream-json channel,
+   * where it stays open until every message sent has been answered (see {@link Session.send}).
+   */
+  readonly prompt?: { readonly text: string; readonly channel: Exclude<PromptChannel, { kind: 'argv' }> };
+  /** What the Claude session had cost and how many turns it had taken before this run. */
+  readonly before?: { readonly costUsd: number; readonly turns: number };
   /** Called when the agent reports its Claude session id. */
   readonly onClaudeSession?: (claudeSessionId: string) => Promise<void>;
   readonly logger?: Logger;
@@ -51,7 +60,18 @@ export interface AgentSummary {
   claudeSessionId?: string;
   lastText?: string;
   lastTool?: string;
+  /** What the agent is doing, in a few words, for a person watching: never tool output. */
+  activity?: string;
   result?: Extract<AgentEvent, { kind: 'result' }>;
+  /** What this run cost: the session's total now less its total before the run. */
+  runCostUsd?: number;
+  /** What the Claude session has cost in all its runs. */
+  sessionCostUsd?: number;
+  /** Turns this run took, and in all runs of the session. */
+  runTurns?: number;
+  sessionTurns?: number;
+  /** Instructions sent into this run while it ran (beyond its first prompt). */
+  messagesSent?: number;
 }
 
 type Terminal = Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
@@ -82,6 +102,15 @@ export class Session {
   private stopping: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private launchedId: string | undefined;
+  private input: ProcessInput | undefined;
+  /** Resolves with the input once the first prompt is written (undefined when the run never got that far). */
+  private readonly inputReady: Promise<ProcessInput | undefined>;
+  private resolveInput: (input: ProcessInput | undefined) => void = () => undefined;
+  /** Live input: messages written, messages the CLI echoed as taken, reservations not yet sent. */
+  private sent = 0;
+  private taken = 0;
+  private reserved = 0;
+  private inputOpen: boolean;
 
   private constructor(options: SessionOptions, log: SessionLog) {
     this.options = options;
@@ -90,6 +119,8 @@ export class Session {
     this.run = options.run;
     this.log = log;
     this.channel = new Channel(options.capacity ?? 1024);
+    this.inputOpen = options.prompt?.channel.kind === 'stream-json' && options.prompt.channel.live && !options.reattach;
+    this.inputReady = new Promise((resolve) => (this.resolveInput = resolve));
     this.finished = this.drive();
   }
 
@@ -170,7 +201,15 @@ export class Session {
           { type: 'container.started', at: startedAt, containerId: launched.handle.containerId, containerName: launched.containerName, exec: launched.exec, run: this.run },
         ]);
       }
+      // Written while the output is read: a long prompt must not wait on output nobody reads.
+      const writing = this.writePrompt(launched.handle).catch((err: unknown) => {
+        void this.stop().catch(() => undefined);
+        throw err;
+      });
+      writing.catch(() => undefined); // awaited below, after the output
+
       await this.pump(launched.handle);
+      await writing;
       const exitCode = await launched.handle.wait();
       if (this.options.removeOnExit) await this.removeContainer();
       terminal = { type: 'container.exited', at: Date.now(), exitCode, reason: this.stopReason ?? 'exited', durationMs: Date.now() - startedAt };
@@ -180,6 +219,8 @@ export class Session {
       await this.cleanUpAfterError();
     } finally {
       clearTimeout(this.timer);
+      this.inputOpen = false;
+      this.resolveInput(undefined);
     }
     try {
       await this.log.append([terminal]);
@@ -192,6 +233,82 @@ export class Session {
     this.channel.close();
     return terminal;
   }
+
+  /**
+   * Whether {@link send} would take a message now: the run's agent reads live input, and its
+   * input is still open (it closes once every message sent has been answered).
+   */
+  get acceptsInput(): boolean {
+    return this.inputOpen && this.options.prompt?.channel.kind === 'stream-json' && this.options.prompt.channel.live && !this.stopReason;
+  }
+
+  /**
+   * Holds the run's input open for one message to come: returns a function that sends it
+   * (resolving once the engine has taken it), or undefined when the run no longer takes
+   * input. A caller that must first record the message elsewhere reserves, records, then
+   * sends, so the input cannot close in between; `cancel()` gives the reservation back.
+   */
+  reserve(): { send(prompt: string): Promise<void>; cancel(): void } | undefined {
+    if (!this.acceptsInput) return undefined;
+    this.reserved++;
+    let used = false;
+    return {
+      send: async (prompt: string) => {
+        if (used) throw new Error('this reservation was used already');
+        used = true;
+        this.sent++;
+        this.reserved--;
+        // The first prompt goes first: a message reserved while the run was starting waits for it.
+        const input = await this.inputReady;
+        if (!input) throw new CldpdError('Stopped', `Session ${this.id} ended before the message could be delivered.`);
+        this.agent.messagesSent = (this.agent.messagesSent ?? 0) + 1;
+        await input.write(streamJsonUserMessage(prompt));
+      },
+      cancel: () => {
+        if (used) return;
+        used = true;
+        this.reserved--;
+        this.closeInputIfAnswered();
+      },
+    };
+  }
+
+  /**
+   * Sends `prompt` to the running agent as its next user message, in the same conversation.
+   * Resolves false (and sends nothing) when the run no longer takes input: then the caller
+   * resumes the session once this run has ended.
+   */
+  async send(prompt: string): Promise<boolean> {
+    const reservation = this.reserve();
+    if (!reservation) return false;
+    await reservation.send(prompt);
+    return true;
+  }
+
+  private async writePrompt(handle: ProcessHandle): Promise<void> {
+    const prompt = this.options.prompt;
+    if (!prompt || this.options.reattach) return;
+    if (!handle.input) throw new CldpdError('ContainerFailed', `The command of pod "${this.podName}" takes its prompt on standard input, but the process was started without one.`);
+    this.input = handle.input;
+    if (prompt.channel.kind === 'stdin') {
+      await handle.input.write(prompt.text);
+      handle.input.end();
+      return;
+    }
+    this.sent++;
+    await handle.input.write(streamJsonUserMessage(prompt.text));
+    if (!prompt.channel.live) handle.input.end();
+    this.resolveInput(handle.input);
+  }
+
+  /** Closes live input once every message sent was taken by the agent and answered, and none is on its way. */
+  private closeInputIfAnswered(): void {
+    if (!this.inputOpen || this.reserved > 0 || this.taken < this.sent || !this.answeredSinceTaken) return;
+    this.inputOpen = false;
+    this.input?.end();
+  }
+
+  private answeredSinceTaken = false;
 
   private stoppedError(): CldpdError {
     return new CldpdError('Stopped', this.stopReason === 'timeout'
@@ -257,20 +374,54 @@ export class Session {
 
   private observe(events: readonly AgentEvent[]): void {
     for (const event of events) {
-      if (event.kind === 'init') {
-        const known = this.agent.claudeSessionId;
-        this.agent.claudeSessionId = event.claudeSessionId;
-        if (known !== event.claudeSessionId) {
-          this.options.onClaudeSession?.(event.claudeSessionId).catch((err: unknown) =>
-            this.options.logger?.error({ err, session: this.id }, 'could not record the Claude session id'));
+      switch (event.kind) {
+        case 'init': {
+          const known = this.agent.claudeSessionId;
+          this.agent.claudeSessionId = event.claudeSessionId;
+          if (known !== event.claudeSessionId) {
+            this.options.onClaudeSession?.(event.claudeSessionId).catch((err: unknown) =>
+              this.options.logger?.error({ err, session: this.id }, 'could not record the Claude session id'));
+          }
+          break;
         }
-      } else if (event.kind === 'text') {
-        this.agent.lastText = event.text;
-      } else if (event.kind === 'tool') {
-        this.agent.lastTool = event.summary ? `${event.name}: ${event.summary}` : event.name;
-      } else {
-        this.agent.result = event;
-        if (event.claudeSessionId) this.agent.claudeSessionId = event.claudeSessionId;
+        case 'text':
+          this.agent.lastText = event.text;
+          this.agent.activity = event.text;
+          break;
+        case 'thinking':
+          this.agent.activity = 'thinking';
+          break;
+        case 'tool':
+          this.agent.lastTool = event.summary ? `${event.name}: ${event.summary}` : event.name;
+          this.agent.activity = this.agent.lastTool;
+          break;
+        case 'message':
+          if (event.replay) {
+            this.taken++;
+            this.answeredSinceTaken = false;
+            this.agent.activity = 'reading a new instruction';
+          }
+          break;
+        case 'result': {
+          this.agent.result = event;
+          if (event.claudeSessionId) this.agent.claudeSessionId = event.claudeSessionId;
+          const before = this.options.before ?? { costUsd: 0, turns: 0 };
+          if (event.costUsd !== undefined) {
+            // Claude Code reports the whole Claude session's cost (earlier runs included).
+            this.agent.sessionCostUsd = event.costUsd;
+            this.agent.runCostUsd = Math.max(0, event.costUsd - before.costUsd);
+          }
+          if (event.turns !== undefined) {
+            // …but the turns of this process only.
+            this.agent.runTurns = event.turns;
+            this.agent.sessionTurns = before.turns + event.turns;
+          }
+          this.answeredSinceTaken = true;
+          this.closeInputIfAnswered();
+          break;
+        }
+        default:
+          break;
       }
     }
   }

@@ -29,10 +29,90 @@ function toolSummary(input: unknown): string {
   return clip(JSON.stringify(input));
 }
 
+/** The text of a tool result's content: a string, or text parts. */
+function resultText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content.map((part) => (isRecord(part) && typeof part.text === 'string' ? part.text : isRecord(part) && part.type === 'image' ? '[image]' : '')).join('\n');
+}
+
+function toolResult(block: Record<string, unknown>): AgentEvent {
+  const text = resultText(block.content);
+  const first = text.split('\n').find((l) => l.trim()) ?? '';
+  const id = str(block.tool_use_id);
+  return {
+    kind: 'tool_result',
+    ...(id ? { toolUseId: id } : {}),
+    isError: block.is_error === true,
+    chars: text.length,
+    lines: text ? text.split('\n').length : 0,
+    firstLine: clip(first, 120),
+  };
+}
+
+function userEvents(value: Record<string, unknown>): AgentEvent[] {
+  const message = value.message;
+  const replay = value.isReplay === true;
+  if (!isRecord(message)) return [{ kind: 'other', type: 'user' }];
+  if (typeof message.content === 'string') return [{ kind: 'message', text: message.content, replay }];
+  if (!Array.isArray(message.content)) return [{ kind: 'other', type: 'user' }];
+  const events: AgentEvent[] = [];
+  for (const block of message.content) {
+    if (!isRecord(block)) continue;
+    if (block.type === 'tool_result') events.push(toolResult(block));
+    else if (block.type === 'text' && typeof block.text === 'string') events.push({ kind: 'message', text: block.text, replay });
+  }
+  return events.length > 0 ? events : [{ kind: 'other', type: 'user' }];
+}
+
+function assistantEvents(message: unknown): AgentEvent[] {
+  if (!isRecord(message) || !Array.isArray(message.content)) return [{ kind: 'other', type: 'assistant' }];
+  const events: AgentEvent[] = [];
+  for (const block of message.content) {
+    if (!isRecord(block)) continue;
+    if (block.type === 'text' && typeof block.text === 'string' && block.text.trim()) {
+      events.push({ kind: 'text', text: block.text });
+    } else if (block.type === 'thinking' || block.type === 'redacted_thinking') {
+      events.push({ kind: 'thinking', chars: typeof block.thinking === 'string' ? block.thinking.length : 0 });
+    } else if (block.type === 'tool_use' && typeof block.name === 'string') {
+      const id = str(block.id);
+      events.push({ kind: 'tool', name: block.name, summary: toolSummary(block.input), ...(id ? { id } : {}) });
+    }
+  }
+  return events.length > 0 ? events : [{ kind: 'other', type: 'assistant' }];
+}
+
+function resultEvent(value: Record<string, unknown>): AgentEvent {
+  const subtype = str(value.subtype);
+  const result: { -readonly [K in keyof Extract<AgentEvent, { kind: 'result' }>]: Extract<AgentEvent, { kind: 'result' }>[K] } = {
+    kind: 'result',
+    isError: value.is_error === true || (subtype !== undefined && subtype !== 'success'),
+  };
+  if (subtype !== undefined) result.subtype = subtype;
+  const text = str(value.result);
+  if (text !== undefined) result.text = text;
+  const cost = num(value.total_cost_usd) ?? num(value.cost_usd);
+  if (cost !== undefined) result.costUsd = cost;
+  const turns = num(value.num_turns);
+  if (turns !== undefined) result.turns = turns;
+  const duration = num(value.duration_ms);
+  if (duration !== undefined) result.durationMs = duration;
+  const id = str(value.session_id);
+  if (id !== undefined) result.claudeSessionId = id;
+  if (Array.isArray(value.errors)) {
+    const errors = value.errors.map((e) => (typeof e === 'string' ? e : isRecord(e) && typeof e.message === 'string' ? e.message : '')).filter(Boolean);
+    if (errors.length > 0) result.errors = errors;
+  }
+  return result;
+}
+
 /**
  * Understands one line of Claude Code's `--output-format stream-json`. Returns the agent
  * events it carries (an assistant message may hold text and several tool calls), or an
- * empty list for lines that are not stream-json or not of interest. Never throws.
+ * empty list for lines that are not stream-json. A line is stream-json when it is a JSON
+ * object whose `type` is one of Claude Code's message types, or any object with a string
+ * `type` and the CLI's `session_id`/`uuid`; every such line yields at least one event, so
+ * none of them is ever taken for plain output. Never throws.
  */
 export function parseStreamJsonLine(line: string): AgentEvent[] {
   if (line.length < 2 || line.charCodeAt(0) !== 0x7b /* { */) return [];
@@ -42,42 +122,28 @@ export function parseStreamJsonLine(line: string): AgentEvent[] {
   } catch {
     return [];
   }
-  if (!isRecord(value)) return [];
+  if (!isRecord(value) || typeof value.type !== 'string') return [];
   const type = value.type;
-  if (type === 'system' && value.subtype === 'init') {
-    const id = str(value.session_id);
-    if (!id) return [];
-    const model = str(value.model);
-    return [model ? { kind: 'init', claudeSessionId: id, model } : { kind: 'init', claudeSessionId: id }];
-  }
-  if (type === 'assistant' && isRecord(value.message) && Array.isArray(value.message.content)) {
-    const events: AgentEvent[] = [];
-    for (const block of value.message.content) {
-      if (!isRecord(block)) continue;
-      if (block.type === 'text' && typeof block.text === 'string' && block.text.trim()) {
-        events.push({ kind: 'text', text: block.text });
-      } else if (block.type === 'tool_use' && typeof block.name === 'string') {
-        events.push({ kind: 'tool', name: block.name, summary: toolSummary(block.input) });
+  switch (type) {
+    case 'system': {
+      const subtype = str(value.subtype) ?? '';
+      if (subtype === 'init') {
+        const id = str(value.session_id);
+        if (!id) return [{ kind: 'system', subtype }];
+        const model = str(value.model);
+        return [model ? { kind: 'init', claudeSessionId: id, model } : { kind: 'init', claudeSessionId: id }];
       }
+      return [{ kind: 'system', subtype }];
     }
-    return events;
+    case 'assistant':
+      return assistantEvents(value.message);
+    case 'user':
+      return userEvents(value);
+    case 'result':
+      return [resultEvent(value)];
+    default:
+      return typeof value.session_id === 'string' || typeof value.uuid === 'string' || type === 'stream_event' || type.startsWith('control_')
+        ? [{ kind: 'other', type }]
+        : [];
   }
-  if (type === 'result') {
-    const result: { -readonly [K in keyof Extract<AgentEvent, { kind: 'result' }>]: Extract<AgentEvent, { kind: 'result' }>[K] } = {
-      kind: 'result',
-      isError: value.is_error === true || (typeof value.subtype === 'string' && value.subtype !== 'success'),
-    };
-    const text = str(value.result);
-    if (text !== undefined) result.text = text;
-    const cost = num(value.total_cost_usd) ?? num(value.cost_usd);
-    if (cost !== undefined) result.costUsd = cost;
-    const turns = num(value.num_turns);
-    if (turns !== undefined) result.turns = turns;
-    const duration = num(value.duration_ms);
-    if (duration !== undefined) result.durationMs = duration;
-    const id = str(value.session_id);
-    if (id !== undefined) result.claudeSessionId = id;
-    return [result];
-  }
-  return [];
 }

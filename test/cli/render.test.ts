@@ -14,11 +14,30 @@ describe('renderEvent', () => {
     [{ type: 'output', at: 0, stream: 'stderr', line: 'oops' }, [['stderr', 'oops\n']]],
     [
       { type: 'output', at: 0, stream: 'stdout', line: '{…}', agent: [{ kind: 'text', text: 'Done.' }, { kind: 'tool', name: 'Bash', summary: 'ls' }] },
-      [['stdout', 'Done.\n'], ['stdout', '-> Bash: ls\n']],
+      [['stdout', 'Done.\n'], ['stdout', '→ Bash: ls\n']],
+    ],
+    [
+      {
+        type: 'output', at: 0, stream: 'stdout', line: '{…}',
+        agent: [
+          { kind: 'thinking', chars: 10 },
+          { kind: 'tool_result', isError: false, chars: 40, lines: 3, firstLine: 'total 8' },
+          { kind: 'tool_result', isError: true, chars: 4, lines: 1, firstLine: 'boom' },
+          { kind: 'tool_result', isError: false, chars: 0, lines: 0, firstLine: '' },
+          { kind: 'message', text: '- first\n- second', replay: true },
+          { kind: 'system', subtype: 'thinking_tokens' },
+          { kind: 'other', type: 'rate_limit_event' },
+        ],
+      },
+      [['stdout', '✻ thinking…\n'], ['stdout', '  ⎿ total 8 (+2 lines)\n'], ['stdout', '  ⎿ error: boom\n'], ['stdout', '  ⎿ (no output)\n'], ['stdout', '> - first (+1 lines)\n']],
+    ],
+    [
+      { type: 'output', at: 0, stream: 'stdout', line: '{…}', agent: [{ kind: 'result', isError: true, subtype: 'error_max_turns', turns: 3, errors: ['Reached maximum number of turns (3)'] }] },
+      [['stderr', 'cldpd: agent error (error_max_turns), 3 turns\n'], ['stderr', 'cldpd: agent error: Reached maximum number of turns (3)\n']],
     ],
     [
       { type: 'output', at: 0, stream: 'stdout', line: '{…}', agent: [{ kind: 'result', isError: false, turns: 3, costUsd: 0.5, durationMs: 1500 }] },
-      [['stderr', 'cldpd: agent done, 3 turns, $0.5000, 1.5 s\n']],
+      [['stderr', 'cldpd: agent done, 3 turns, 1.5 s\n']],
     ],
     [{ type: 'container.exited', at: 0, exitCode: 2, reason: 'exited', durationMs: 2000 }, [['stderr', 'cldpd: exited with code 2 after 2.0 s\n']]],
     [{ type: 'container.exited', at: 0, exitCode: 143, reason: 'timeout', durationMs: 2000 }, [['stderr', 'cldpd: exited with code 143 after 2.0 s (timed out: timeoutSeconds in pod.json)\n']]],

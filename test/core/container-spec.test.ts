@@ -44,7 +44,7 @@ describe('buildContainerSpec and toCreateOptions', () => {
   const spec = buildContainerSpec({
     pod, sessionId: 'web-00112233', containerName: 'cldpd-web-00112233', image: 'sha256:abc', cmd: ['claude', '-p', 'hi'],
     hostId: 'host-a', issueUrl: 'https://github.com/a/b/issues/1', run: 2,
-    volumes: [{ path: '/root/.claude', volume: 'cldpd-v1' }], hostEnv: { TOKEN: 's3cret', OTHER: 'x' },
+    volumes: [{ path: '/root/.claude', volume: 'cldpd-v1' }], hostEnv: { TOKEN: 's3cret', OTHER: 'x' }, stdin: true,
   });
   const options = toCreateOptions(spec);
 

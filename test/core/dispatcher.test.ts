@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Dispatcher, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
+import { DEFAULT_COMMAND, Dispatcher, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
 import { FakeRunner, out } from '../fakes/fake-runner.js';
 import { tempDir, writePod } from '../fakes/pods.js';
 
@@ -37,7 +37,11 @@ describe('Dispatcher.start', () => {
     await drain(session);
     const [spec] = runSpecs();
     expect(spec?.name).toBe(`cldpd-${session.id}`);
-    expect(spec?.cmd.slice(0, 3)).toEqual(['claude', '-p', 'Be careful.\n\nWork on this GitHub issue: https://github.com/acme/web/issues/5']);
+    // The prompt goes on standard input as a stream-json user message, never in argv.
+    expect(spec?.cmd).toEqual([...DEFAULT_COMMAND]);
+    expect(spec?.stdin).toBe(true);
+    const input = runner.stdin.get(session.containerId as string);
+    expect(JSON.parse(input?.text ?? '')).toEqual({ type: 'user', message: { role: 'user', content: [{ type: 'text', text: 'Be careful.\n\nWork on this GitHub issue: https://github.com/acme/web/issues/5' }] } });
     expect(spec?.labels['dev.cldpd.issue']).toBe('https://github.com/acme/web/issues/5');
     expect(spec?.mounts.map((m) => m.target)).toEqual(['/home/agent/.claude', '/work']);
     expect(spec?.mounts.every((m) => m.source.startsWith('cldpd-web-acme-web-5-'))).toBe(true);
@@ -69,9 +73,10 @@ describe('Dispatcher.start', () => {
 });
 
 describe('Dispatcher.resume', () => {
-  it('execs the resume command in the running container', async () => {
+  it('execs the resume command in the running container when the pod takes prompts in argv', async () => {
+    await writePod(pods.podsDir, 'argv', { 'pod.json': { command: ['agent', '{prompt}'], resumeCommand: ['agent', '--resume', '{claudeSessionId}', '{prompt}'] } });
     runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-1"}\n')], exitCode: 0, hold: true });
-    const first = await dispatcher.start('web', { prompt: 'go' });
+    const first = await dispatcher.start('argv', { prompt: 'go' });
     const firstEvents = drain(first);
     while (!(await store.load(first.id)).claudeSessionId) await new Promise((r) => setTimeout(r, 5));
 
@@ -80,10 +85,36 @@ describe('Dispatcher.resume', () => {
     const events = await drain(second);
     expect(events[0]).toMatchObject({ type: 'container.started', exec: true, run: 2, containerId: first.containerId });
     const exec = runner.calls.find((c) => c.method === 'exec');
-    expect(exec?.args[1]).toEqual(['claude', '-p', 'and the docs', '--resume', 'claude-1', '--output-format', 'stream-json', '--verbose', '--dangerously-skip-permissions']);
+    expect(exec?.args[1]).toEqual(['agent', '--resume', 'claude-1', 'and the docs']);
     expect(runSpecs()).toHaveLength(1);
     await dispatcher.stop(first.id);
     await firstEvents;
+  });
+
+  it('never starts a second agent on a running stream-json session: SessionBusy, and nothing counted', async () => {
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-1"}\n')], exitCode: 0, hold: true });
+    const first = await dispatcher.start('web', { prompt: 'go' });
+    const firstEvents = drain(first);
+    while (!(await store.load(first.id)).claudeSessionId) await new Promise((r) => setTimeout(r, 5));
+    await expect(dispatcher.resume(first.id, 'more')).rejects.toMatchObject({ code: 'SessionBusy', message: expect.stringContaining('still running') });
+    expect(runner.methods()).not.toContain('exec');
+    expect((await store.load(first.id)).runs).toBe(1);
+    await dispatcher.stop(first.id);
+    await firstEvents;
+  });
+
+  it('gives a resume its own cost and turns, and keeps the session totals', async () => {
+    const result = (cost: number, turns: number) => out(`${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'ok', total_cost_usd: cost, num_turns: turns, session_id: 'claude-3' })}\n`);
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-3"}\n'), result(0.5, 4)], exitCode: 0 });
+    const first = await dispatcher.start('web', { prompt: 'go' });
+    await drain(first);
+    expect(first.agent).toMatchObject({ runCostUsd: 0.5, sessionCostUsd: 0.5, runTurns: 4, sessionTurns: 4 });
+    // Claude Code's total_cost_usd on a resume is the whole Claude session's; num_turns is the process's.
+    runner.scripts.push({ chunks: [result(0.75, 2)], exitCode: 0 });
+    const second = await dispatcher.resume(first.id, 'more');
+    await drain(second);
+    expect(second.agent).toMatchObject({ runCostUsd: 0.25, sessionCostUsd: 0.75, runTurns: 2, sessionTurns: 6 });
+    expect(await store.load(first.id)).toMatchObject({ costUsd: 0.75, turns: 6, last: { costUsd: 0.25, turns: 2 } });
   });
 
   it('starts a new container from the same image and volumes when the first has exited', async () => {
@@ -122,6 +153,45 @@ describe('Dispatcher.resume', () => {
   it('refuses an unknown session', async () => {
     await expect(dispatcher.resume('web-deadbeef', 'x')).rejects.toMatchObject({ code: 'SessionNotFound' });
     await expect(dispatcher.resume('../../etc', 'x')).rejects.toMatchObject({ code: 'SessionNotFound' });
+  });
+});
+
+describe('Dispatcher.start: the image user and persisted paths', () => {
+  it('refuses a root image with the default command before creating a container, saying what to change', async () => {
+    runner.images.set('sha256:img', { id: 'sha256:img', user: '', env: {}, workingDir: '/', labels: {} });
+    const session = await dispatcher.start('web', { prompt: 'go' });
+    const events = await drain(session);
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'InvalidPod', message: expect.stringMatching(/runs as root.*USER agent.*IS_SANDBOX/s) });
+    expect(runner.methods()).not.toContain('run');
+  });
+
+  it('runs a root image when pod.json says IS_SANDBOX', async () => {
+    runner.images.set('sha256:img', { id: 'sha256:img', user: 'root', env: {}, workingDir: '/', labels: {} });
+    await writePod(pods.podsDir, 'rooted', { 'pod.json': { env: { IS_SANDBOX: '1' } } });
+    const session = await dispatcher.start('rooted', { prompt: 'go' });
+    expect((await drain(session)).at(-1)).toMatchObject({ type: 'container.exited', exitCode: 0 });
+    expect(runner.methods()).not.toContain('chownVolumes'); // root needs no owner change
+  });
+
+  it('gives new persisted volumes to the image user, once', async () => {
+    const first = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/9' });
+    await drain(first);
+    const chowns = runner.calls.filter((c) => c.method === 'chownVolumes');
+    expect(chowns).toHaveLength(1);
+    expect(chowns[0]?.args.slice(0, 2)).toEqual(['sha256:img', 'agent']);
+    expect((chowns[0]?.args[2] as Array<{ path: string }>).map((v) => v.path)).toEqual(['/home/agent/.claude', '/work']);
+    // A second session of the same issue finds the volumes made: nothing to change.
+    const again = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/9' });
+    await drain(again);
+    expect(runner.calls.filter((c) => c.method === 'chownVolumes')).toHaveLength(1);
+  });
+
+  it('fails at once, naming the paths and the fix, when the owner cannot be set', async () => {
+    runner.chownError = new Error('exec: "chown": executable file not found in $PATH');
+    const session = await dispatcher.start('web', { prompt: 'go' });
+    const events = await drain(session);
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'InvalidPod', message: expect.stringMatching(/\/home\/agent\/\.claude.*cannot write.*chown.*Dockerfile/s) });
+    expect(runner.methods()).not.toContain('run');
   });
 });
 

@@ -5,7 +5,7 @@ import { Session, parseLogLine, type SessionEvent, type SessionOptions } from '.
 import { FakeRunner, err, out, type Script } from '../fakes/fake-runner.js';
 import { tempDir } from '../fakes/pods.js';
 
-const spec = { name: 'cldpd-p-00000000', image: 'img', cmd: ['x'], env: {}, workdir: undefined, labels: {}, mounts: [], memoryBytes: 1, cpus: 1, pids: 1, network: 'none', stopGraceSeconds: 1 };
+const spec = { name: 'cldpd-p-00000000', image: 'img', cmd: ['x'], env: {}, workdir: undefined, labels: {}, mounts: [], memoryBytes: 1, cpus: 1, pids: 1, network: 'none', stopGraceSeconds: 1, stdin: false };
 
 async function startSession(runner: FakeRunner, overrides: Partial<SessionOptions> = {}): Promise<{ session: Session; logPath: string }> {
   const logPath = join(await tempDir(), 'log.jsonl');
@@ -191,5 +191,91 @@ describe('SessionLog', () => {
     await log.close();
     const text = await readFile(path, 'utf8');
     expect(text.trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual(events);
+  });
+});
+
+describe('Session live input (stream-json with replayed user messages)', () => {
+  const stdinSpec = { ...spec, stdin: true };
+  const live = { text: 'first task', channel: { kind: 'stream-json' as const, live: true } };
+  const replay = (text: string) => out(`${JSON.stringify({ type: 'user', isReplay: true, message: { role: 'user', content: [{ type: 'text', text }] } })}\n`);
+  const result = (cost: number) => out(`${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'ok', total_cost_usd: cost, num_turns: 1 })}\n`);
+  const messages = (text: string) => text.trim().split('\n').map((l) => (JSON.parse(l) as { message: { content: Array<{ text: string }> } }).message.content[0]?.text);
+
+  async function liveSession(runner: FakeRunner) {
+    const started = await startSession(runner, {
+      build: undefined, prompt: live,
+      launch: async () => ({ handle: await runner.run(stdinSpec), containerName: stdinSpec.name, exec: false }),
+    });
+    while (!started.session.containerId) await new Promise((r) => setTimeout(r, 2));
+    return { ...started, input: () => runner.stdin.get(started.session.containerId as string) };
+  }
+
+  it('writes the prompt as a user message and closes the input once it is taken and answered', async () => {
+    const runner = withScript({ chunks: [replay('first task'), result(0.1)], exitCode: 0, hold: true });
+    const { session, input } = await liveSession(runner);
+    const events = collect(session);
+    while (!input()?.ended) await new Promise((r) => setTimeout(r, 2));
+    expect(messages(input()?.text ?? '')).toEqual(['first task']);
+    expect(session.acceptsInput).toBe(false);
+    expect(await session.send('too late')).toBe(false); // the caller resumes after the run instead
+    await session.stop();
+    await events;
+  });
+
+  it('keeps the input open for a message sent before the answer, until that message is answered too', async () => {
+    let release!: () => void;
+    const after = new Promise<void>((r) => (release = r));
+    // The agent takes the first message, the second arrives mid-turn and is merged into it,
+    // then one result answers both (as the real CLI does).
+    const runner = withScript({ chunks: [replay('first task')], exitCode: 0, hold: true, then: { after, chunks: [replay('second'), result(0.2)] } });
+    const { session, input } = await liveSession(runner);
+    const events = collect(session);
+    while (!input()?.text) await new Promise((r) => setTimeout(r, 2));
+    expect(await session.send('second')).toBe(true);
+    expect(input()?.ended).toBe(false);
+    release();
+    while (!input()?.ended) await new Promise((r) => setTimeout(r, 2));
+    expect(messages(input()?.text ?? '')).toEqual(['first task', 'second']);
+    expect(session.agent.messagesSent).toBe(1);
+    await session.stop();
+    await events;
+  });
+
+  it('does not close the input while a message is reserved, and closes it when the reservation is given back', async () => {
+    let release!: () => void;
+    const after = new Promise<void>((r) => (release = r));
+    const runner = withScript({ chunks: [replay('first task')], exitCode: 0, hold: true, then: { after, chunks: [result(0.1)] } });
+    const { session, input } = await liveSession(runner);
+    const events = collect(session);
+    const reservation = session.reserve();
+    expect(reservation).toBeDefined();
+    release();
+    while (!session.agent.result) await new Promise((r) => setTimeout(r, 2));
+    expect(input()?.ended).toBe(false); // the answer came, but a message is on its way
+    reservation?.cancel();
+    expect(input()?.ended).toBe(true);
+    await session.stop();
+    await events;
+  });
+
+  it('takes no message once stopped', async () => {
+    const runner = withScript({ chunks: [replay('first task')], exitCode: 0, hold: true });
+    const { session } = await liveSession(runner);
+    const events = collect(session);
+    while (session.agent.activity === undefined) await new Promise((r) => setTimeout(r, 2));
+    await session.stop();
+    expect(session.reserve()).toBeUndefined();
+    expect(await session.send('x')).toBe(false);
+    await events;
+  });
+
+  it('writes a plain stdin prompt and closes the input at once', async () => {
+    const runner = withScript({ chunks: [out('read it\n')], exitCode: 0 });
+    const { session } = await startSession(runner, {
+      build: undefined, prompt: { text: '--help me', channel: { kind: 'stdin' } },
+      launch: async () => ({ handle: await runner.run(stdinSpec), containerName: stdinSpec.name, exec: false }),
+    });
+    await collect(session);
+    expect([...runner.stdin.values()][0]).toEqual({ text: '--help me', ended: true });
   });
 });

@@ -9,6 +9,8 @@ export interface Script {
   hold?: boolean;
   /** Keep running this long after the chunks (unless stopped). */
   delayMs?: number;
+  /** More output, printed once `after` resolves (before hold/delay apply). */
+  then?: { after: Promise<void>; chunks: OutputChunk[] };
 }
 
 interface FakeContainer {
@@ -36,7 +38,7 @@ export class FakeRunner implements Runner {
   runError: Error | undefined;
   private seq = 0;
 
-  constructor(image: ImageInfo = { id: 'sha256:image1', user: '', env: {}, workingDir: '/', labels: {} }) {
+  constructor(image: ImageInfo = { id: 'sha256:image1', user: 'agent', env: {}, workingDir: '/', labels: {} }) {
     this.images.set(image.id, image);
   }
 
@@ -65,10 +67,34 @@ export class FakeRunner implements Runner {
     return this.images.get(ref);
   }
 
-  async ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<void> {
+  async ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<boolean> {
     this.calls.push({ method: 'ensureVolume', args: [name, labels] });
-    if (!this.volumes.has(name)) this.volumes.set(name, { ...labels });
+    if (this.volumes.has(name)) return false;
+    this.volumes.set(name, { ...labels });
+    return true;
   }
+
+  /** When set, chownVolumes fails with this. */
+  chownError: Error | undefined;
+  /** Volume name → the owner chownVolumes gave it. */
+  readonly owners = new Map<string, string>();
+
+  async chownVolumes(image: string, user: string, volumes: readonly { volume: string; path: string }[]): Promise<void> {
+    this.calls.push({ method: 'chownVolumes', args: [image, user, volumes] });
+    if (this.chownError) throw this.chownError;
+    for (const v of volumes) this.owners.set(v.volume, user);
+  }
+
+  /** Paths imageHasPath reports as present. */
+  readonly paths = new Set<string>(['/bin/bash']);
+
+  async imageHasPath(image: string, path: string): Promise<boolean> {
+    this.calls.push({ method: 'imageHasPath', args: [image, path] });
+    return this.paths.has(path);
+  }
+
+  /** Everything written to each process's standard input, by container id; `ended` once closed. */
+  readonly stdin = new Map<string, { text: string; ended: boolean }>();
 
   private process(containerId: string, onEnd: () => void): ProcessHandle & { stop: () => void } {
     const script = this.scripts.shift() ?? this.defaultScript;
@@ -86,11 +112,30 @@ export class FakeRunner implements Runner {
         if (stopped) break;
         yield chunk;
       }
+      if (script.then && !stopped) {
+        await Promise.race([held, script.then.after]);
+        for (const chunk of script.then.chunks) {
+          if (stopped) break;
+          yield chunk;
+        }
+      }
       if (script.delayMs && !stopped) await Promise.race([held, new Promise((r) => setTimeout(r, script.delayMs))]);
       if (script.hold && !stopped) await held;
       onEnd();
     })();
-    return { containerId, output, wait: async () => (stopped ? 143 : script.exitCode), stop };
+    const written = { text: '', ended: false };
+    return {
+      containerId, output, wait: async () => (stopped ? 143 : script.exitCode), stop,
+      input: {
+        write: async (text: string) => {
+          if (!written.ended) written.text += text;
+        },
+        end: () => {
+          written.ended = true;
+        },
+      },
+      written,
+    } as ProcessHandle & { stop: () => void; written: { text: string; ended: boolean } };
   }
 
   async run(spec: ContainerSpec): Promise<ProcessHandle> {
@@ -103,8 +148,10 @@ export class FakeRunner implements Runner {
     const info = { id, name: spec.name, labels: { ...spec.labels }, state: 'running', createdAt: Date.now() + this.seq };
     const handle = this.process(id, () => {
       info.state = 'exited';
-    });
+    }) as ProcessHandle & { stop: () => void; written: { text: string; ended: boolean } };
     this.containers.set(id, { info, spec, stop: handle.stop });
+    if (!spec.stdin) return { containerId: handle.containerId, output: handle.output, wait: handle.wait };
+    this.stdin.set(id, handle.written);
     return handle;
   }
 
@@ -121,14 +168,15 @@ export class FakeRunner implements Runner {
       container.info.state = 'exited';
     });
     container.stop = handle.stop;
-    return handle;
+    return { containerId: handle.containerId, output: handle.output, wait: handle.wait };
   }
 
-  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
+  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string; stdin?: boolean }): Promise<ProcessHandle> {
     this.calls.push({ method: 'exec', args: [containerId, cmd, options] });
     const container = this.containers.get(containerId);
     if (!container || container.info.state !== 'running') throw new CldpdError('ContainerFailed', `container ${containerId} is not running`);
-    return this.process(containerId, () => undefined);
+    const handle = this.process(containerId, () => undefined);
+    return options.stdin ? handle : { containerId: handle.containerId, output: handle.output, wait: handle.wait };
   }
 
   async stop(containerId: string, graceSeconds: number): Promise<void> {

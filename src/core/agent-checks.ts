@@ -1,0 +1,29 @@
+import type { Pod } from './pod.js';
+import type { ImageInfo } from './runner.js';
+
+/** True when the image's processes run as root (no USER, or USER root / 0). */
+export function runsAsRoot(image: Pick<ImageInfo, 'user'>): boolean {
+  const user = image.user.split(':')[0] ?? '';
+  return user === '' || user === 'root' || user === '0';
+}
+
+/** True when the command starts Claude Code with --dangerously-skip-permissions. */
+export function skipsPermissions(cmd: readonly string[]): boolean {
+  const program = (cmd[0] ?? '').split('/').pop();
+  return program === 'claude' && cmd.includes('--dangerously-skip-permissions');
+}
+
+/**
+ * Pure: why the agent of `pod` cannot run in `image` as configured, or undefined. Claude
+ * Code refuses `--dangerously-skip-permissions` as root (exit 1) unless IS_SANDBOX=1 says
+ * the container is a sandbox.
+ */
+export function rootProblem(pod: Pod, image: Pick<ImageInfo, 'user' | 'env'>): string | undefined {
+  if (!runsAsRoot(image)) return undefined;
+  const commands = [pod.config.command, pod.config.resumeCommand];
+  if (!commands.some(skipsPermissions)) return undefined;
+  if (pod.config.env.IS_SANDBOX || image.env.IS_SANDBOX) return undefined;
+  return `Pod "${pod.name}": its image runs as root, and Claude Code refuses --dangerously-skip-permissions as root. `
+    + 'Add a user to the Dockerfile ("RUN useradd --create-home agent" then "USER agent"), as examples/pods/claude does; '
+    + 'or, to run the agent as root anyway, set "env": {"IS_SANDBOX": "1"} in pod.json.';
+}
