@@ -45,6 +45,8 @@ export interface ContainerSpecInput {
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
   /** Open the process's standard input (the command takes its prompt there). */
   readonly stdin: boolean;
+  /** Variables the agent needs beyond the pod's own (see claudeEnv); the pod's env wins. */
+  readonly agentEnv?: Readonly<Record<string, string>>;
 }
 
 /** The environment of a pod's container: pod.json env, then the inherited host variables that are set. */
@@ -67,7 +69,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     name: input.containerName,
     image: input.image,
     cmd: [...input.cmd],
-    env: containerEnv(pod, input.hostEnv, input.sessionId),
+    env: { ...input.agentEnv, ...containerEnv(pod, input.hostEnv, input.sessionId) },
     workdir: pod.config.workdir,
     labels: { ...sessionLabels({ sessionId: input.sessionId, pod: pod.name, hostId: input.hostId, issueUrl: input.issueUrl }), [LABELS.run]: String(input.run) },
     mounts: [...binds, ...volumes],

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { buildContainerSpec, containerEnv, persistedVolumes, volumeLabels } from './container-spec.js';
+import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLabels } from './container-spec.js';
 import { CldpdError, messageOf } from './errors.js';
 import { LABELS } from './labels.js';
 import { scanRun } from './log-scan.js';
 import { SessionLog } from './session-log.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
 import { buildStartPrompt, checkPromptSize, issueKey, parseIssueUrl, promptChannel, renderCommand, type PromptChannel } from './prompt.js';
-import { rootProblem, runsAsRoot } from './agent-checks.js';
+import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import type { SessionEvent } from './events.js';
 import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type SessionOptions } from './session.js';
@@ -117,6 +117,7 @@ export class Dispatcher {
         const spec = buildContainerSpec({
           pod, sessionId, containerName, image: info.id, cmd, hostId: this.options.hostId,
           issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind !== 'argv',
+          agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)),
         });
         return { handle: await this.options.runner.run(spec), containerName, exec: false };
       },
@@ -173,6 +174,7 @@ export class Dispatcher {
         const spec = buildContainerSpec({
           pod, sessionId, containerName: record.containerName, image: record.imageId, cmd, hostId: this.options.hostId,
           issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind !== 'argv',
+          agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)),
         });
         return { handle: await this.options.runner.run(spec), containerName: record.containerName, exec: false };
       },

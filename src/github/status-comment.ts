@@ -25,8 +25,12 @@ export interface StatusView {
   readonly exitCode?: number;
   readonly reason?: ExitReason;
   readonly durationMs?: number;
+  /** What this run cost; with `sessionCostUsd`, what the whole session has cost. */
   readonly costUsd?: number;
+  readonly sessionCostUsd?: number;
   readonly turns?: number;
+  /** Instructions sent into the running agent (a `/cldpd resume` while it ran) that it took. */
+  readonly messagesTaken?: number;
   /** The agent's final answer (Claude Code's result text). */
   readonly finalAnswer?: string;
   readonly agentError?: boolean;
@@ -108,7 +112,8 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (view.reason === 'stopped') facts.push('stopped on request');
   if (view.durationMs !== undefined) facts.push(`took ${duration(view.durationMs)}`);
   if (view.turns !== undefined) facts.push(`${view.turns} turns`);
-  if (view.costUsd !== undefined) facts.push(`$${view.costUsd.toFixed(2)}`);
+  if (view.costUsd !== undefined) facts.push(view.sessionCostUsd !== undefined ? `$${view.costUsd.toFixed(2)} this run ($${view.sessionCostUsd.toFixed(2)} in all)` : `$${view.costUsd.toFixed(2)}`);
+  if (view.messagesTaken) facts.push(`${view.messagesTaken} more instruction${view.messagesTaken === 1 ? '' : 's'} taken while running`);
   if (view.agentError) facts.push('the agent reported an error');
   if (facts.length > 0) head.push(facts.join(' · '));
   if (view.error) head.push(`**Error:** ${oneLine(redact(view.error), 1000)}`);

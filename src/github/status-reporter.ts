@@ -42,6 +42,7 @@ class StatusRun implements RunReport {
   private view: StatusView;
   private readonly lines: string[] = [];
   private lastEdit = 0;
+  private replays = 0;
   private timer: NodeJS.Timeout | undefined;
   private editing: Promise<void> = Promise.resolve();
   private finished = false;
@@ -77,9 +78,11 @@ class StatusRun implements RunReport {
         break;
       case 'output':
         if (event.agent) {
-          const last = [...event.agent].reverse().find((a) => a.kind === 'text' || a.kind === 'tool');
-          if (last?.kind === 'text') v.activity = last.text;
-          if (last?.kind === 'tool') v.activity = last.summary ? `${last.name}: ${last.summary}` : last.name;
+          // What the agent is doing in its own words or tool calls; tool output never goes here.
+          if (agent.activity) v.activity = agent.activity;
+          // The agent echoes each message it takes; the first is the run's own prompt.
+          this.replays += event.agent.filter((a) => a.kind === 'message' && a.replay).length;
+          if (this.replays > 1) v.messagesTaken = this.replays - 1;
         } else {
           this.lines.push(event.line);
           if (this.lines.length > LAST_LINES) this.lines.shift();
@@ -89,7 +92,7 @@ class StatusRun implements RunReport {
       default:
         return; // the terminal event is reported by finish()
     }
-    if (agent.result) v.turns = agent.result.turns;
+    if (agent.result) v.turns = agent.runTurns ?? agent.result.turns;
     if (v.phase === 'queued') v.phase = 'running'; // a re-attached run starts with output
     this.view = v;
     this.schedule();
@@ -157,8 +160,11 @@ class StatusRun implements RunReport {
     }
     const result = outcome.agent?.result;
     if (result) {
-      if (result.costUsd !== undefined) v.costUsd = result.costUsd;
-      if (result.turns !== undefined) v.turns = result.turns;
+      const cost = outcome.agent?.runCostUsd ?? result.costUsd;
+      if (cost !== undefined) v.costUsd = cost;
+      if (outcome.agent?.sessionCostUsd !== undefined && v.run > 1) v.sessionCostUsd = outcome.agent.sessionCostUsd;
+      const turns = outcome.agent?.runTurns ?? result.turns;
+      if (turns !== undefined) v.turns = turns;
       if (result.text) v.finalAnswer = result.text;
       if (result.isError) v.agentError = true;
     }

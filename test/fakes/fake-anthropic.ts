@@ -10,7 +10,11 @@ export type FakeBlock =
 /** One answer of the fake model, or an HTTP error the API would give. */
 export type FakeReply =
   | { readonly blocks: readonly FakeBlock[]; readonly stopReason?: 'end_turn' | 'tool_use' | 'max_tokens'; readonly inputTokens?: number; readonly outputTokens?: number; readonly delayMs?: number }
-  | { readonly status: number; readonly errorType: string; readonly message: string; readonly headers?: Readonly<Record<string, string>> };
+  | { readonly status: number; readonly errorType: string; readonly message: string; readonly headers?: Readonly<Record<string, string>> }
+  /** A stream that starts and then breaks off: the connection is destroyed after message_start. */
+  | { readonly cut: true }
+  /** A stream that starts, then reports an error event as the API does mid-stream. */
+  | { readonly streamError: string; readonly message: string };
 
 /** A Messages API request as the fake received it. */
 export interface RecordedRequest {
@@ -27,7 +31,7 @@ export interface MessagesBody {
   readonly stream?: boolean;
   readonly system?: unknown;
   readonly tools?: ReadonlyArray<{ name: string }>;
-  readonly messages: ReadonlyArray<{ role: 'user' | 'assistant'; content: string | ReadonlyArray<Record<string, unknown>> }>;
+  readonly messages: ReadonlyArray<{ role: 'user' | 'assistant' | 'system'; content: string | ReadonlyArray<Record<string, unknown>> }>;
   readonly max_tokens?: number;
 }
 
@@ -52,11 +56,20 @@ export function userTexts(body: MessagesBody): string[] {
   return out;
 }
 
-/** The last message of the request, when it is the user's. */
+/**
+ * The content of the user's turn the request ends with: every user message after the last
+ * assistant message (the CLI may add messages of its own, such as a "system" one, after it).
+ */
 export function lastUser(body: MessagesBody): ReadonlyArray<Record<string, unknown>> {
-  const last = body.messages[body.messages.length - 1];
-  if (!last || last.role !== 'user') return [];
-  return typeof last.content === 'string' ? [{ type: 'text', text: last.content }] : last.content;
+  const blocks: Array<Record<string, unknown>> = [];
+  for (let i = body.messages.length - 1; i >= 0; i--) {
+    const m = body.messages[i] as MessagesBody['messages'][number] | { role: string; content: unknown };
+    if (m.role === 'assistant') break;
+    if (m.role !== 'user') continue;
+    const content = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : (m.content as Array<Record<string, unknown>>);
+    blocks.unshift(...content);
+  }
+  return blocks;
 }
 
 /** True when the request's last user message carries a tool result (the agent continues after a tool call). */
@@ -64,9 +77,10 @@ export function isToolResultTurn(body: MessagesBody): boolean {
   return lastUser(body).some((b) => b.type === 'tool_result');
 }
 
-/** The typed (non-tool-result) text of the last user message. */
+/** The typed text of the last user message: its last text block (the CLI puts its own reminders before it). */
 export function lastUserText(body: MessagesBody): string {
-  return lastUser(body).filter((b) => b.type === 'text').map((b) => String(b.text)).join('\n');
+  const texts = lastUser(body).filter((b) => b.type === 'text').map((b) => String(b.text));
+  return texts.at(-1) ?? '';
 }
 
 function sse(res: ServerResponse, event: string, data: unknown): void {
@@ -145,6 +159,21 @@ export class FakeAnthropic {
     if ('status' in reply) {
       res.writeHead(reply.status, { 'content-type': 'application/json', ...(reply.headers ?? {}) });
       res.end(JSON.stringify({ type: 'error', error: { type: reply.errorType, message: reply.message } }));
+      return;
+    }
+    if ('cut' in reply) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      sse(res, 'message_start', { type: 'message_start', message: { id: 'msg_cut', type: 'message', role: 'assistant', model: body.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 10, output_tokens: 1 } } });
+      res.write('event: content_block_delta\ndata: {"type":"content_block_del');
+      await new Promise((r) => setTimeout(r, 50));
+      res.destroy();
+      return;
+    }
+    if ('streamError' in reply) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      sse(res, 'message_start', { type: 'message_start', message: { id: 'msg_err', type: 'message', role: 'assistant', model: body.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 10, output_tokens: 1 } } });
+      sse(res, 'error', { type: 'error', error: { type: reply.streamError, message: reply.message } });
+      res.end();
       return;
     }
     if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));

@@ -27,3 +27,17 @@ export function rootProblem(pod: Pod, image: Pick<ImageInfo, 'user' | 'env'>): s
     + 'Add a user to the Dockerfile ("RUN useradd --create-home agent" then "USER agent"), as examples/pods/claude does; '
     + 'or, to run the agent as root anyway, set "env": {"IS_SANDBOX": "1"} in pod.json.';
 }
+
+/**
+ * Pure: environment a pod running Claude Code needs beyond its own. Claude Code keeps its
+ * settings file at `~/.claude.json`, beside (not inside) `~/.claude`: when only `~/.claude`
+ * is persisted, every new container starts without it and the CLI complains on stderr.
+ * `CLAUDE_CONFIG_DIR` puts both in the persisted directory. Nothing when the pod does not
+ * run `claude`, does not persist `~/.claude`, or sets `CLAUDE_CONFIG_DIR` itself.
+ */
+export function claudeEnv(pod: Pod, persistedPaths: readonly string[], home: string): Record<string, string> {
+  const runsClaude = [pod.config.command, pod.config.resumeCommand].some((cmd) => (cmd[0] ?? '').split('/').pop() === 'claude');
+  const dir = `${home.replace(/\/$/, '')}/.claude`;
+  if (!runsClaude || pod.config.env.CLAUDE_CONFIG_DIR !== undefined || !persistedPaths.includes(dir)) return {};
+  return { CLAUDE_CONFIG_DIR: dir };
+}

@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { describe } from 'vitest';
+import type { SessionEvent } from '../../src/core/index.js';
+import { FakeAnthropic, type Script } from '../fakes/fake-anthropic.js';
+import { TestWorld } from '../integration/harness.js';
+
+/** The Claude Code version the suite runs (package.json config.claudeCodeVersion; scripts/real-claude.sh installs it). */
+export const CLAUDE_CODE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { config: { claudeCodeVersion: string } }).config.claudeCodeVersion;
+
+/** Debian bookworm (debootstrap, no registry) with that CLI in /usr/local/bin: what the suite's pods build FROM. */
+export const CLAUDE_BASE_IMAGE = `cldpd-test/claude-code:${CLAUDE_CODE_VERSION}`;
+
+async function probe(): Promise<string | undefined> {
+  try {
+    await new Docker().getImage(CLAUDE_BASE_IMAGE).inspect();
+    return undefined;
+  } catch (err) {
+    const status = (err as { statusCode?: number }).statusCode;
+    return status === 404 ? `the image ${CLAUDE_BASE_IMAGE} is missing` : `Docker engine not reachable (${(err as Error).message})`;
+  }
+}
+
+const unavailable = await probe();
+if (unavailable && process.env.CI === 'true') {
+  throw new Error(`${unavailable}. CI runs the real Claude Code suite: .ci/run prepares it with scripts/real-claude.sh.`);
+}
+if (unavailable) {
+  console.warn(`\n[real-claude] SKIPPED: ${unavailable}. Run "bash scripts/real-claude.sh" (about 2 minutes, once per machine) to run the suite on the real Claude Code CLI.\n`);
+}
+
+/** `describe` that runs where the real CLI's image is ready (always in CI, where its absence fails the run). */
+export const describeWithRealClaude = unavailable ? describe.skip : describe;
+
+/**
+ * A pod shaped like examples/pods/claude, on the Debian base image: a user made by
+ * useradd (nothing created in its home), bash, git, USER agent, a workspace it owns.
+ */
+export const AGENT_DOCKERFILE = [
+  `FROM ${CLAUDE_BASE_IMAGE}`,
+  'RUN useradd --create-home --shell /bin/bash agent && mkdir -p /workspace && chown agent:agent /workspace',
+  'USER agent',
+  'WORKDIR /workspace',
+  '',
+].join('\n');
+
+/** The environment that points the real CLI at the fake API, offline. */
+export function fakeApiEnv(url: string): Record<string, string> {
+  return {
+    ANTHROPIC_BASE_URL: url,
+    ANTHROPIC_API_KEY: 'sk-ant-test-key',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+  };
+}
+
+/** A TestWorld with a fake Anthropic API the containers reach over the host's loopback. */
+export class RealClaudeWorld extends TestWorld {
+  readonly api: FakeAnthropic;
+  apiUrl = '';
+
+  constructor(script: Script) {
+    super();
+    this.api = new FakeAnthropic(script);
+  }
+
+  override async init(): Promise<this> {
+    await super.init();
+    this.apiUrl = await this.api.listen('127.0.0.1');
+    return this;
+  }
+
+  /** Writes a pod: `dockerfile` (default {@link AGENT_DOCKERFILE}) and pod.json with the fake API's env and host networking. */
+  async claudePod(name: string, podJson: Record<string, unknown> = {}, dockerfile = AGENT_DOCKERFILE): Promise<void> {
+    const dir = join(this.podsDir, name);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'Dockerfile'), dockerfile);
+    const env = { ...fakeApiEnv(this.apiUrl), ...((podJson.env as Record<string, string> | undefined) ?? {}) };
+    await writeFile(join(dir, 'pod.json'), JSON.stringify({ workdir: '/workspace', network: 'host', stopGraceSeconds: 5, ...podJson, env }));
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    await this.api.close();
+  }
+}
+
+/** The understood agent events of a run, flattened. */
+export function agentEvents(events: readonly SessionEvent[]) {
+  return events.flatMap((e) => (e.type === 'output' && e.agent ? e.agent : []));
+}
