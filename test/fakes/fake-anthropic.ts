@@ -38,11 +38,14 @@ export interface MessagesBody {
 /** Decides the answer to one main-conversation request. */
 export type Script = (request: MessagesBody, index: number) => FakeReply | Promise<FakeReply>;
 
-/** Every text the user side of a conversation carries: typed text and tool results. */
+/**
+ * Every text the user side of a conversation carries: typed text, tool results, and the
+ * CLI's own "system" messages (it passes a message sent mid-turn in one of those).
+ */
 export function userTexts(body: MessagesBody): string[] {
   const out: string[] = [];
   for (const m of body.messages) {
-    if (m.role !== 'user') continue;
+    if (m.role === 'assistant') continue;
     if (typeof m.content === 'string') out.push(m.content);
     else for (const block of m.content) {
       if (block.type === 'text' && typeof block.text === 'string') out.push(block.text);
