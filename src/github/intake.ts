@@ -105,7 +105,8 @@ export class Intake {
       return 'pod not allowed';
     }
     const prompt = buildIssuePrompt({ title: job.issue.title, body: job.issue.body });
-    return this.queueRun(job, key, { kind: 'start', pod, sessionId: sessionIdFor(pod, job.deliveryId), prompt });
+    const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId: sessionIdFor(pod, job.deliveryId), prompt });
+    return `queued start #${command.seq}`;
   }
 
   private async resume(job: IntakeJob, prompt: string, commentBody: string, key: string): Promise<string> {
@@ -115,10 +116,16 @@ export class Intake {
       return 'no session';
     }
     const full = `${prompt}\n\n${buildIssuePrompt({ title: job.issue.title, body: job.issue.body, comment: { author: job.sender.login, body: commentBody } })}`;
-    return this.queueRun(job, key, { kind: 'resume', pod: issue.pod, sessionId: issue.sessionId, prompt: full });
+    const command = await this.queueRun(job, key, { kind: 'resume', pod: issue.pod, sessionId: issue.sessionId, prompt: full });
+    if (issue.hostId) {
+      // If the session's agent is running, its host gives it this as its next message;
+      // otherwise the queued resume runs in its turn.
+      await this.options.producer.control(issue.hostId, { kind: 'message', issueKey: key, sessionId: issue.sessionId, seq: command.seq, command });
+    }
+    return `queued resume #${command.seq}`;
   }
 
-  private async queueRun(job: IntakeJob, key: string, run: Pick<RunCommand, 'kind' | 'pod' | 'sessionId' | 'prompt'>): Promise<string> {
+  private async queueRun(job: IntakeJob, key: string, run: Pick<RunCommand, 'kind' | 'pod' | 'sessionId' | 'prompt'>): Promise<RunCommand> {
     const { state, producer, comments } = this.options;
     const seq = (await state.deliverySeq(job.deliveryId)) ?? (await state.deliverySeq(job.deliveryId, await state.nextSeq(key))) as number;
     const marker = statusMarker({ issueKey: key, seq });
@@ -141,7 +148,7 @@ export class Intake {
       requestedBy: job.sender.login, enqueuedAt: job.receivedAt, statusCommentId: commentId as number, ...run,
     };
     await producer.run(command);
-    return `queued ${run.kind} #${seq}`;
+    return command;
   }
 
   private async stop(job: IntakeJob, key: string): Promise<string> {

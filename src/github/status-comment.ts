@@ -4,7 +4,7 @@ import type { ExitReason } from '../core/index.js';
 export const MAX_COMMENT_CHARS = 60_000;
 
 /** Where a run stands, as the status comment shows it. */
-export type StatusPhase = 'queued' | 'building' | 'running' | 'finished' | 'failed' | 'cancelled';
+export type StatusPhase = 'queued' | 'building' | 'running' | 'finished' | 'failed' | 'cancelled' | 'delivered';
 
 /** Everything the status comment of one run shows. Pure data; built by the reporter. */
 export interface StatusView {
@@ -35,6 +35,8 @@ export interface StatusView {
   readonly finalAnswer?: string;
   readonly agentError?: boolean;
   readonly error?: string;
+  /** A plain note from cldpd (not an error), such as where a delivered instruction went. */
+  readonly note?: string;
 }
 
 /** The hidden first line that lets cldpd find its own status comment again. */
@@ -81,6 +83,7 @@ const TITLES: Record<StatusPhase, string> = {
   finished: 'finished',
   failed: 'failed',
   cancelled: 'cancelled',
+  delivered: 'sent to the running agent',
 };
 
 const ICONS: Record<StatusPhase, string> = {
@@ -90,6 +93,7 @@ const ICONS: Record<StatusPhase, string> = {
   finished: '\u2705',
   failed: '\u274C',
   cancelled: '\u26D4',
+  delivered: '\u{1F4E8}',
 };
 
 /**
@@ -117,6 +121,7 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (view.agentError) facts.push('the agent reported an error');
   if (facts.length > 0) head.push(facts.join(' · '));
   if (view.error) head.push(`**Error:** ${oneLine(redact(view.error), 1000)}`);
+  if (view.note) head.push(oneLine(view.note, 1000));
   if (view.activity && (view.phase === 'running' || view.phase === 'building')) head.push(`Latest: ${oneLine(redact(view.activity))}`);
 
   const done = view.phase === 'finished' || view.phase === 'failed' || view.phase === 'cancelled';

@@ -149,6 +149,9 @@ class StatusRun implements RunReport {
     if (outcome.kind === 'cancelled') {
       v.phase = 'cancelled';
       v.error = outcome.message;
+    } else if (outcome.kind === 'delivered') {
+      v.phase = 'delivered';
+      v.note = outcome.message;
     } else if (terminal?.type === 'container.exited') {
       v.phase = 'finished';
       v.exitCode = terminal.exitCode;

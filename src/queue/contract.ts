@@ -56,17 +56,22 @@ export interface RunCommand {
   readonly enqueuedAt: number;
 }
 
-/** A control job for the host that owns a session: acts at once, never waits behind runs. */
-export interface ControlJob {
-  readonly kind: 'stop';
-  readonly issueKey: string;
-  readonly sessionId: string;
-  readonly seq: number;
-}
+/**
+ * A control job for the host that owns a session: acts at once, never waits behind runs.
+ * `stop` stops the session's running container; `message` offers a queued resume to the
+ * session's running agent as its next user message (the queued command runs as usual when
+ * the agent is not taking input).
+ */
+export type ControlJob =
+  | { readonly kind: 'stop'; readonly issueKey: string; readonly sessionId: string; readonly seq: number }
+  | { readonly kind: 'message'; readonly issueKey: string; readonly sessionId: string; readonly seq: number; readonly command: RunCommand };
 
-/** How a run ended, for its final status edit. */
+/**
+ * How a run ended, for its final status edit. `delivered`: a resume that went into the
+ * session's running agent as its next message instead of running on its own.
+ */
 export interface RunOutcome {
-  readonly kind: 'exited' | 'error' | 'cancelled';
+  readonly kind: 'exited' | 'error' | 'cancelled' | 'delivered';
   readonly sessionId: string;
   readonly terminal?: Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
   readonly agent?: AgentSummary;

@@ -44,6 +44,12 @@ redis.call('EXPIRE', KEYS[2], 2592000)
 redis.call('RPUSH', KEYS[1], ARGV[2])
 return redis.call('LLEN', KEYS[1])`;
 
+/** The drain's claim on a resume: run it, unless a live delivery claimed it first. */
+const DRAIN_CLAIM = `
+local v = redis.call('GET', KEYS[1])
+if not v then redis.call('SET', KEYS[1], 'run', 'EX', 2592000) return 'run' end
+return v`;
+
 /**
  * The per-issue state in Redis: the issue → session map, the host that owns it, and the
  * issue's queue of run commands, drained by one worker at a time under a lock.
@@ -140,6 +146,34 @@ export class IssueState {
   /** Releases the lock unconditionally (when this drainer hands the issue to another host). */
   async release(issueKey: string, token: string): Promise<void> {
     await this.redis.eval(RELEASE, 1, this.key(issueKey, 'lock'), token);
+  }
+
+  /**
+   * Claims resume `seq` for delivery into the running agent, for `ttlMs` (a delivery that
+   * dies half-way gives the command back to the drain then). False when the drain took it
+   * or another delivery holds it. Keys: `…:deliver:<seq>` = pending | delivered | run.
+   */
+  async claimDelivery(issueKey: string, seq: number, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(`${this.key(issueKey, 'deliver')}:${seq}`, 'pending', 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /** Records that resume `seq` went into the running agent: the drain skips it. */
+  async markDelivered(issueKey: string, seq: number): Promise<void> {
+    await this.redis.set(`${this.key(issueKey, 'deliver')}:${seq}`, 'delivered', 'EX', 30 * 24 * 3600);
+  }
+
+  /** Gives resume `seq` back to the drain after a delivery that did not happen. */
+  async unclaimDelivery(issueKey: string, seq: number): Promise<void> {
+    await this.redis.del(`${this.key(issueKey, 'deliver')}:${seq}`);
+  }
+
+  /**
+   * The drain's turn at resume `seq`: `run` (it is the drain's now), `delivered` (it went
+   * into the running agent: skip it), or `pending` (a delivery is under way: ask again).
+   */
+  async drainClaim(issueKey: string, seq: number): Promise<'run' | 'delivered' | 'pending'> {
+    const value = String(await this.redis.eval(DRAIN_CLAIM, 1, `${this.key(issueKey, 'deliver')}:${seq}`));
+    return value === 'delivered' || value === 'pending' ? value : 'run';
   }
 
   /** Whether a reply to delivery `id` was posted; with `mark`, records that it was. */

@@ -72,7 +72,7 @@ export class Producer {
     });
   }
 
-  /** Asks the host that owns a session to stop it now. */
+  /** Asks the host that owns a session to act on it now: stop it, or offer its running agent a message. */
   async control(hostId: string, job: ControlJob): Promise<void> {
     await this.queue(controlQueue(hostId)).add(job.kind, job, { jobId: jobId(job.kind, job.issueKey, job.seq), attempts: 5, backoff: { type: 'exponential', delay: 1000 }, ...KEEP });
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { LABELS, isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
+import { CldpdError, LABELS, isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
 import { issueKeyOf, type ControlJob, type Reporter, type RunCommand, type RunOutcome } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { RUN_QUEUE, controlQueue, hostQueue } from './names.js';
@@ -27,6 +27,9 @@ export interface RunWorkerOptions {
 }
 
 const LAST_LINES = 20;
+
+/** How long a delivery into a running agent holds its resume before the drain may take it back. */
+const DELIVERY_CLAIM_MS = 60_000;
 
 /**
  * The worker of one Docker host: takes runs from the shared queue (issues without a host)
@@ -121,6 +124,11 @@ export class RunWorker {
           await state.done(command);
           continue;
         }
+        if (command.kind === 'resume' && (await this.drainClaim(command)) === 'delivered') {
+          // It went into the running agent as its next message (see deliver()).
+          await state.done(command);
+          continue;
+        }
         if (command.kind === 'start') {
           const claimed = await state.claimHost(issueKey, hostId);
           if (claimed !== hostId) {
@@ -173,7 +181,7 @@ export class RunWorker {
       }
       session ??= command.kind === 'start'
         ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId })
-        : await dispatcher.resume(command.sessionId, command.prompt);
+        : await this.resumeWhenFree(command);
       if (command.kind === 'start') await state.set(command.issueKey, { sessionId: session.id, pod: command.pod });
       outcome = await this.follow(command, session, report);
     } catch (err) {
@@ -182,6 +190,27 @@ export class RunWorker {
     } finally {
       await this.finish(command, outcome ?? { kind: 'error', sessionId: command.sessionId, message: 'The run ended without an outcome.' }, report);
       await state.set(command.issueKey, { running: '0', runningCommand: '' });
+    }
+  }
+
+  /**
+   * Resumes the session once its agent is not running any more. It still runs when this
+   * worker did not start it (adopted after a restart: its input cannot be reached again),
+   * and a second agent on one conversation is never started: wait for it to end (its own
+   * timeout bounds that).
+   */
+  private async resumeWhenFree(command: RunCommand): Promise<Session> {
+    for (let waited = 0; ; waited++) {
+      try {
+        return await this.options.dispatcher.resume(command.sessionId, command.prompt);
+      } catch (err) {
+        if (!isCldpdError(err, 'SessionBusy')) throw err;
+        if (command.seq <= (await this.options.state.get(command.issueKey)).stoppedSeq) {
+          throw new CldpdError('Stopped', 'Stopped by `/cldpd stop` while it waited for the running agent to finish.');
+        }
+        if (waited === 0) this.options.logger.info({ issue: command.issueKey, session: command.sessionId }, 'the session is still running; the resume waits for it to end');
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
     }
   }
 
@@ -219,12 +248,59 @@ export class RunWorker {
       this.options.logger.error({ err, issue: command.issueKey }, 'could not write the final status');
     }
     const summary = outcome.kind === 'cancelled' ? 'cancelled'
+      : outcome.kind === 'delivered' ? 'went into the running agent'
       : outcome.terminal?.type === 'container.exited' ? `finished with exit code ${outcome.terminal.exitCode}`
       : `failed: ${outcome.terminal?.type === 'error' ? outcome.terminal.message : outcome.message ?? 'unknown error'}`;
     await this.options.state.set(command.issueKey, { lastState: `run ${command.seq} (${command.kind}) ${summary}`.slice(0, 500) }).catch(() => undefined);
   }
 
+  /** The drain's claim on a resume, waiting out a delivery into the running agent that is under way. */
+  private async drainClaim(command: RunCommand): Promise<'run' | 'delivered'> {
+    for (;;) {
+      const claim = await this.options.state.drainClaim(command.issueKey, command.seq);
+      if (claim !== 'pending') return claim;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  /**
+   * Offers a queued resume to the session's running agent as its next user message. It
+   * goes in only when this worker follows the session's run and the agent still takes
+   * input; the resume is claimed in Redis first, so it is either delivered here or run by
+   * the drain in its turn, never both and never neither. Acknowledged on its own status
+   * comment at once; the agent's answer lands in the running run's comment.
+   */
+  private async deliver(job: Extract<ControlJob, { kind: 'message' }>): Promise<string> {
+    const { state } = this.options;
+    const session = this.live.get(job.issueKey);
+    if (!session || session.id !== job.sessionId) return 'not running here: the resume runs in its turn';
+    if (job.seq <= (await state.get(job.issueKey)).stoppedSeq) return 'stopped: the drain cancels it';
+    const reservation = session.reserve();
+    if (!reservation) return 'the agent takes no more input: the resume runs in its turn';
+    let claimed = false;
+    try {
+      claimed = await state.claimDelivery(job.issueKey, job.seq, DELIVERY_CLAIM_MS);
+    } finally {
+      if (!claimed) reservation.cancel();
+    }
+    if (!claimed) return 'the drain has it';
+    try {
+      await reservation.send(job.command.prompt);
+    } catch {
+      await state.unclaimDelivery(job.issueKey, job.seq);
+      return 'the run ended first: the resume runs in its turn';
+    }
+    await state.markDelivered(job.issueKey, job.seq);
+    await this.finish(job.command, {
+      kind: 'delivered',
+      sessionId: session.id,
+      message: `Sent to the agent of session \`${session.id}\` while it runs (run ${session.run}), as its next instruction; its answer will be in that run's status comment.`,
+    });
+    return 'delivered';
+  }
+
   private async control(job: ControlJob): Promise<string> {
+    if (job.kind === 'message') return this.deliver(job);
     const session = this.live.get(job.issueKey);
     if (session && session.id === job.sessionId) {
       await session.stop();

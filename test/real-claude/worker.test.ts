@@ -1,0 +1,95 @@
+import type { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { RunCommand } from '../../src/queue/contract.js';
+import { IssueState } from '../../src/queue/issue-state.js';
+import { Producer } from '../../src/queue/producer.js';
+import { RunWorker } from '../../src/queue/run-worker.js';
+import { isToolResultTurn, lastUserText, userTexts, type Script } from '../fakes/fake-anthropic.js';
+import { RecordingReporter } from '../fakes/recording-reporter.js';
+import { until } from '../integration/harness.js';
+import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
+import { RealClaudeWorld, agentEvents, describeWithRealClaude } from './harness.js';
+
+/** A typed message starts a slow tool call; a tool result is answered with every "ask: …" the conversation holds. */
+const script: Script = (body) => {
+  if (isToolResultTurn(body)) {
+    const asked = userTexts(body).flatMap((t) => t.match(/ask: \w+/g) ?? []);
+    return { blocks: [{ type: 'text', text: `Answered: ${[...new Set(asked)].join(' | ')}` }] };
+  }
+  return { blocks: [{ type: 'tool_use', name: 'Bash', input: { command: `sleep ${lastUserText(body).includes('ask: slow') ? 4 : 0}; echo done`, description: 'work' } }] };
+};
+
+const world = new RealClaudeWorld(script);
+
+function command(seq: number, kind: 'start' | 'resume', prompt: string): RunCommand {
+  return {
+    seq, kind, issueKey: 'acme-web-41', sessionId: 'live-0000a041', pod: 'live', prompt, statusCommentId: 100 + seq, requestedBy: 'alice', enqueuedAt: Date.now(),
+    issue: { installationId: 1, owner: 'acme', repo: 'web', number: 41, url: 'https://github.com/acme/web/issues/41' },
+  };
+}
+
+describeWithRealClaude('a worker with the real Claude Code CLI', () => {
+  describeWithRedis('on a real Redis', () => {
+    let redis: Redis;
+    let state: IssueState;
+    let producer: Producer;
+    let worker: RunWorker;
+    const reporter = new RecordingReporter();
+
+    beforeAll(async () => {
+      await world.init();
+      await world.claudePod('live');
+      ({ redis } = await testRedis(14));
+      state = new IssueState(redis);
+      producer = new Producer(redis, state);
+      worker = new RunWorker({ connection: redis, hostId: world.hostId, concurrency: 2, dispatcher: world.dispatcher, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+      await worker.start();
+    });
+    afterAll(async () => {
+      await worker.close();
+      await producer.close();
+      redis.disconnect();
+      await world.close();
+    });
+
+    it('puts a /cldpd resume for a running session into its live conversation: one run, one agent, both answered', async () => {
+      const key = 'acme-web-41';
+      await producer.run(command(1, 'start', 'ask: slow first'));
+      await until('the agent to be in its tool call', () => reporter.runs.some((r) => agentEvents(r.events).some((a) => a.kind === 'tool')), 60_000);
+
+      // What the intake does for a resume comment: queue it, and offer it to the owner host.
+      const resume = command(2, 'resume', 'ask: second');
+      await producer.run(resume);
+      await producer.control(world.hostId, { kind: 'message', issueKey: key, sessionId: resume.sessionId, seq: 2, command: resume });
+
+      await until('both commands to be reported', () => reporter.finished(key).length === 2, 60_000);
+      const [delivered, run] = [reporter.runs.find((r) => r.command.seq === 2), reporter.runs.find((r) => r.command.seq === 1)];
+      expect(delivered?.outcome).toMatchObject({ kind: 'delivered', message: expect.stringContaining('while it runs') });
+      expect(delivered?.events).toEqual([]); // it never ran on its own
+      expect(run?.outcome).toMatchObject({ kind: 'exited', terminal: { exitCode: 0 } });
+      expect(run?.outcome?.agent?.result?.text).toBe('Answered: ask: slow | ask: second');
+      expect(run?.events.filter((e) => e.type === 'container.started')).toHaveLength(1);
+      expect((await world.store.load(resume.sessionId)).runs).toBe(1); // no second run, no second agent
+      expect(reporter.runs.every((r) => r.finishes === 1)).toBe(true);
+      await until('the issue queue to empty', async () => (await state.pending(key)) === 0, 10_000);
+      expect(await world.containersOf(resume.sessionId)).toEqual([]);
+    });
+
+    it('runs a resume that comes after the agent stopped taking input as a resume of its own, after the run', async () => {
+      const key = 'acme-web-41';
+      await until('the previous test\'s commands to leave the queue', async () => (await state.pending(key)) === 0, 10_000);
+      const before = reporter.runs.length;
+      const resume = command(3, 'resume', 'ask: third');
+      await producer.run(resume);
+      await producer.control(world.hostId, { kind: 'message', issueKey: key, sessionId: resume.sessionId, seq: 3, command: resume });
+      await until('the resume to be reported', () => reporter.runs.slice(before).some((r) => r.finishedAt), 60_000);
+      const run = reporter.runs.slice(before)[0];
+      expect(run?.outcome).toMatchObject({ kind: 'exited', terminal: { exitCode: 0 } });
+      expect(run?.events.find((e) => e.type === 'container.started')).toMatchObject({ exec: false, run: 2 });
+      // A new container continued the same conversation.
+      expect(run?.outcome?.agent?.result?.text).toContain('ask: third');
+      expect(run?.outcome?.agent?.result?.text).toContain('ask: second');
+    });
+  });
+});
