@@ -1,8 +1,8 @@
-import { open } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
+import { open, readFile } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
 import {
-  CldpdError, isCldpdError, isTerminal, listPods, parseLogLine,
-  type Dispatcher, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
+  CldpdError, imageWarnings, isCldpdError, isTerminal, listPods, parseLogLine,
+  type Dispatcher, type PodListing, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
 import { parseCommand, USAGE, UsageError, type Command } from './args.js';
 import { renderEvent } from './render.js';
@@ -19,6 +19,8 @@ export interface CliContext {
 export interface CliIO {
   readonly stdout: Writable;
   readonly stderr: Writable;
+  /** Where `--prompt-file -` reads from. */
+  readonly stdin?: Readable;
   /** Registers `handler` for SIGINT, SIGTERM and a reader that went away (EPIPE); returns a function that unregisters it. */
   readonly onInterrupt: (handler: () => void) => () => void;
   readonly version: string;
@@ -91,9 +93,10 @@ async function execute(command: Exclude<Command, { name: 'help' | 'version' }>, 
         }
       });
       try {
+        const prompt = command.promptFile !== undefined ? await readPrompt(command.promptFile, io) : command.prompt;
         session = command.name === 'start'
-          ? await ctx.dispatcher.start(command.pod, { issueUrl: command.issueUrl, prompt: command.prompt })
-          : await ctx.dispatcher.resume(command.session, command.prompt);
+          ? await ctx.dispatcher.start(command.pod, { issueUrl: command.issueUrl, prompt })
+          : await ctx.dispatcher.resume(command.session, prompt ?? '');
         if (interrupted) void session.stop().catch(() => undefined);
         if (!command.json) await write(io.stderr, `cldpd: session ${session.id}\n`);
         return await follow(session, command.json, io);
@@ -113,6 +116,19 @@ async function execute(command: Exclude<Command, { name: 'help' | 'version' }>, 
       return pods(ctx, command.json, io);
     case 'doctor':
       return doctor(ctx, command.json, io);
+  }
+}
+
+/** The prompt from a file, or from standard input for "-". */
+async function readPrompt(file: string, io: CliIO): Promise<string> {
+  try {
+    if (file !== '-') return await readFile(file, 'utf8');
+    if (!io.stdin) throw new Error('no standard input');
+    const chunks: Buffer[] = [];
+    for await (const chunk of io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (err) {
+    throw new CldpdError('InvalidInput', `Cannot read the prompt from ${file === '-' ? 'standard input' : file} (${(err as Error).message}). Check the path given to --prompt-file.`, { cause: err });
   }
 }
 
@@ -140,14 +156,24 @@ async function show(event: SessionEvent, sessionId: string, json: boolean, io: C
 
 async function ps(ctx: CliContext, all: boolean, json: boolean, io: CliIO): Promise<number> {
   const containers = await ctx.dispatcher.containers(all);
-  const rows = containers.map((c) => ({ session: c.sessionId, pod: c.pod, state: c.container.state, container: c.container.name, issue: c.issueUrl ?? '', created: new Date(c.container.createdAt).toISOString() }));
+  type Row = { session: string; pod: string; state: string; container: string; issue: string; created: string; runs?: number; costUsd?: number; lastRunCostUsd?: number; turns?: number };
+  const rows: Row[] = containers.map((c) => ({ session: c.sessionId, pod: c.pod, state: c.container.state, container: c.container.name, issue: c.issueUrl ?? '', created: new Date(c.container.createdAt).toISOString() }));
+  const records = new Map((await ctx.store.list()).map((r) => [r.id, r]));
   if (all) {
     const seen = new Set(rows.map((r) => r.session));
-    for (const record of await ctx.store.list()) {
+    for (const record of records.values()) {
       if (seen.has(record.id)) continue;
       const state = record.last?.error ? 'failed' : record.last ? `exited (${record.last.exitCode})` : 'unknown';
       rows.push({ session: record.id, pod: record.pod, state, container: '', issue: record.issueUrl ?? '', created: new Date(record.createdAt).toISOString() });
     }
+  }
+  for (const row of rows) {
+    const record = records.get(row.session);
+    if (!record) continue;
+    row.runs = record.runs;
+    if (record.costUsd !== undefined) row.costUsd = record.costUsd;
+    if (record.last?.costUsd !== undefined) row.lastRunCostUsd = record.last.costUsd;
+    if (record.turns !== undefined) row.turns = record.turns;
   }
   if (json) {
     for (const row of rows) await write(io.stdout, `${JSON.stringify(row)}\n`);
@@ -157,7 +183,11 @@ async function ps(ctx: CliContext, all: boolean, json: boolean, io: CliIO): Prom
     await write(io.stderr, all ? 'cldpd: no sessions on this host\n' : 'cldpd: no running sessions (cldpd ps --all shows finished ones)\n');
     return 0;
   }
-  await write(io.stdout, table(['SESSION', 'POD', 'STATE', 'CREATED', 'ISSUE'], rows.map((r) => [r.session, r.pod, r.state, r.created, r.issue])));
+  const money = (usd: number | undefined): string => (usd === undefined ? '-' : `$${usd.toFixed(2)}`);
+  await write(io.stdout, table(
+    ['SESSION', 'POD', 'STATE', 'RUNS', 'LAST RUN', 'TOTAL', 'CREATED', 'ISSUE'],
+    rows.map((r) => [r.session, r.pod, r.state, r.runs === undefined ? '-' : String(r.runs), money(r.lastRunCostUsd), money(r.costUsd), r.created, r.issue]),
+  ));
   return 0;
 }
 
@@ -202,20 +232,34 @@ async function logs(ctx: CliContext, sessionId: string, followLog: boolean, json
   }
 }
 
+/** Warnings about each valid pod's built image; a Docker engine that does not answer gives none. */
+async function warningsOf(ctx: CliContext, listing: PodListing[], deep: boolean): Promise<Map<string, string[]>> {
+  const found = new Map<string, string[]>();
+  for (const p of listing) {
+    if (!p.pod) continue;
+    found.set(p.name, await imageWarnings(p.pod, ctx.runner, deep).catch(() => []));
+  }
+  return found;
+}
+
 async function pods(ctx: CliContext, json: boolean, io: CliIO): Promise<number> {
   const listing = await listPods(ctx.pods);
+  const warnings = await warningsOf(ctx, listing, false);
   if (json) {
-    for (const p of listing) await write(io.stdout, `${JSON.stringify(p.pod ? { name: p.name, valid: true, image: p.pod.config.image, dir: p.pod.dir } : { name: p.name, valid: false, error: p.error.message })}\n`);
+    for (const p of listing) await write(io.stdout, `${JSON.stringify(p.pod ? { name: p.name, valid: true, image: p.pod.config.image, dir: p.pod.dir, warnings: warnings.get(p.name) ?? [] } : { name: p.name, valid: false, error: p.error.message })}\n`);
   } else if (listing.length === 0) {
     await write(io.stderr, `cldpd: no pods in ${ctx.pods.podsDir}: create ${ctx.pods.podsDir}/<name>/Dockerfile\n`);
   } else {
-    await write(io.stdout, table(['POD', 'STATUS', 'IMAGE / PROBLEM'], listing.map((p) => [p.name, p.pod ? 'ok' : 'invalid', p.pod ? p.pod.config.image : p.error.message])));
+    await write(io.stdout, table(['POD', 'STATUS', 'IMAGE / PROBLEM'], listing.map((p) => {
+      const warned = warnings.get(p.name) ?? [];
+      return [p.name, p.pod ? (warned.length > 0 ? 'warning' : 'ok') : 'invalid', p.pod ? [p.pod.config.image, ...warned].join(' — ') : p.error.message];
+    })));
   }
   return listing.every((p) => p.pod) ? 0 : 1;
 }
 
 async function doctor(ctx: CliContext, json: boolean, io: CliIO): Promise<number> {
-  const checks: Array<{ check: string; ok: boolean; detail: string }> = [];
+  const checks: Array<{ check: string; ok: boolean; warning?: true; detail: string }> = [];
   try {
     const v = await ctx.runner.preflight();
     checks.push({ check: 'docker', ok: true, detail: `engine ${v.version} (API ${v.apiVersion})` });
@@ -225,12 +269,16 @@ async function doctor(ctx: CliContext, json: boolean, io: CliIO): Promise<number
   try {
     const listing = await listPods(ctx.pods);
     checks.push({ check: 'pods directory', ok: true, detail: `${ctx.pods.podsDir} (${listing.length} pods)` });
-    for (const p of listing) checks.push({ check: `pod ${p.name}`, ok: !!p.pod, detail: p.pod ? p.pod.config.image : p.error.message });
+    const warnings = await warningsOf(ctx, listing, true);
+    for (const p of listing) {
+      checks.push({ check: `pod ${p.name}`, ok: !!p.pod, detail: p.pod ? p.pod.config.image : p.error.message });
+      for (const w of warnings.get(p.name) ?? []) checks.push({ check: `pod ${p.name}`, ok: true, warning: true, detail: w });
+    }
   } catch (err) {
     checks.push({ check: 'pods directory', ok: false, detail: (err as Error).message });
   }
   for (const c of checks) {
-    await write(io.stdout, json ? `${JSON.stringify(c)}\n` : `${c.ok ? 'ok  ' : 'FAIL'}  ${c.check}: ${c.detail}\n`);
+    await write(io.stdout, json ? `${JSON.stringify(c)}\n` : `${c.warning ? 'warn' : c.ok ? 'ok  ' : 'FAIL'}  ${c.check}: ${c.detail}\n`);
   }
   return checks.every((c) => c.ok) ? 0 : 1;
 }

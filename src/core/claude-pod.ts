@@ -1,5 +1,5 @@
 import type { Pod } from './pod.js';
-import type { ImageInfo } from './runner.js';
+import type { ImageInfo, Runner } from './runner.js';
 
 /** True when the image's processes run as root (no USER, or USER root / 0). */
 export function runsAsRoot(image: Pick<ImageInfo, 'user'>): boolean {
@@ -14,13 +14,13 @@ export function skipsPermissions(cmd: readonly string[]): boolean {
 }
 
 /**
- * Pure: why the agent of `pod` cannot run in `image` as configured, or undefined. Claude
+ * Pure: why `commands` (default: the pod's start and resume commands) cannot run in
+ * `image` as configured, or undefined. Claude
  * Code refuses `--dangerously-skip-permissions` as root (exit 1) unless IS_SANDBOX=1 says
  * the container is a sandbox.
  */
-export function rootProblem(pod: Pod, image: Pick<ImageInfo, 'user' | 'env'>): string | undefined {
+export function rootProblem(pod: Pod, image: Pick<ImageInfo, 'user' | 'env'>, commands: ReadonlyArray<readonly string[]> = [pod.config.command, pod.config.resumeCommand]): string | undefined {
   if (!runsAsRoot(image)) return undefined;
-  const commands = [pod.config.command, pod.config.resumeCommand];
   if (!commands.some(skipsPermissions)) return undefined;
   if (pod.config.env.IS_SANDBOX || image.env.IS_SANDBOX) return undefined;
   return `Pod "${pod.name}": its image runs as root, and Claude Code refuses --dangerously-skip-permissions as root. `
@@ -40,4 +40,22 @@ export function claudeEnv(pod: Pod, persistedPaths: readonly string[], home: str
   const dir = `${home.replace(/\/$/, '')}/.claude`;
   if (!runsClaude || pod.config.env.CLAUDE_CONFIG_DIR !== undefined || !persistedPaths.includes(dir)) return {};
   return { CLAUDE_CONFIG_DIR: dir };
+}
+
+/**
+ * What may keep the agent of `pod` from working in its built image, in words that say what
+ * to change; empty when nothing was found or the image is not built yet. `deep` also looks
+ * into the image's filesystem (a short-lived container is created, never started).
+ */
+export async function imageWarnings(pod: Pod, runner: Pick<Runner, 'inspectImage' | 'imageHasPath'>, deep: boolean): Promise<string[]> {
+  const image = await runner.inspectImage(pod.config.image);
+  if (!image) return [];
+  const warnings: string[] = [];
+  const root = rootProblem(pod, image);
+  if (root) warnings.push(root);
+  const runsClaude = [pod.config.command, pod.config.resumeCommand].some((cmd) => (cmd[0] ?? '').split('/').pop() === 'claude');
+  if (deep && runsClaude && !(await runner.imageHasPath(image.id, '/bin/bash')) && !(await runner.imageHasPath(image.id, '/usr/bin/bash'))) {
+    warnings.push(`Pod "${pod.name}": its image has no bash, and Claude Code's Bash tool runs only in bash or zsh. Install bash in the Dockerfile (for example "RUN apt-get install -y bash").`);
+  }
+  return warnings;
 }

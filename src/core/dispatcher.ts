@@ -109,7 +109,7 @@ export class Dispatcher {
         const image = imageId ?? pod.config.image;
         const info = await this.options.runner.inspectImage(image);
         if (!info) throw new CldpdError('BuildFailed', `The image ${image} of pod "${pod.name}" is missing after its build.`);
-        const problem = rootProblem(pod, info);
+        const problem = rootProblem(pod, info, [pod.config.command]);
         if (problem) throw new CldpdError('InvalidPod', problem);
         const volumes = persistedVolumes(pod.config.persist, info, issue ? `${pod.name}-${issueKey(issue)}` : sessionId);
         await this.prepareVolumes(pod, info, volumes, labels);
@@ -171,6 +171,8 @@ export class Dispatcher {
         if (!info) {
           throw new CldpdError('SessionNotFound', `The image of session ${sessionId} (${record.image}) is gone from this Docker host, so it cannot be resumed. Start a new session.`);
         }
+        const problem = rootProblem(pod, info, [pod.config.resumeCommand]);
+        if (problem) throw new CldpdError('InvalidPod', problem);
         const spec = buildContainerSpec({
           pod, sessionId, containerName: record.containerName, image: record.imageId, cmd, hostId: this.options.hostId,
           issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind !== 'argv',

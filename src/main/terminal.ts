@@ -44,6 +44,7 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
   {
     stdout: process.stdout,
     stderr: process.stderr,
+    stdin: process.stdin,
     version,
     onInterrupt: (handler) => {
       // A reader that went away (`cldpd start … | head`) is an interrupt too: stop, leave no container.

@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -107,6 +108,46 @@ describe('runCli', () => {
     expect(await cli('stop', id)).toBe(0);
     expect(await cli('logs', 'web-ffffffff')).toBe(1);
     expect(io.stderrText()).toContain('No session "web-ffffffff"');
+  });
+
+  it('warns about a root image with the default command in pods and doctor, and a missing bash in doctor', async () => {
+    runner.images.set('cldpd-web:latest', { id: 'sha256:rootimg', user: '', env: {}, workingDir: '/', labels: {} });
+    runner.paths.clear(); // no bash in the image
+    expect(await cli('pods')).toBe(1);
+    expect(io.stdoutText()).toMatch(/web\s+warning\s+cldpd-web:latest — Pod "web": its image runs as root.*USER agent/);
+    expect(await cli('doctor', '--json')).toBe(1);
+    const checks = io.stdoutText().trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { check: string; ok: boolean; warning?: boolean; detail: string });
+    const web = checks.filter((c) => c.check === 'pod web' && c.warning);
+    expect(web.map((c) => c.detail)).toEqual([expect.stringContaining('runs as root'), expect.stringContaining('has no bash')]);
+    expect(web.every((c) => c.ok)).toBe(true); // warnings, not failures
+  });
+
+  it('reads the prompt from a file or standard input', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'prompt.md'), '- from a file\n');
+    runner.scripts.push({ chunks: [], exitCode: 0 }, { chunks: [], exitCode: 0 });
+    expect(await cli('start', 'web', '--prompt-file', join(dir, 'prompt.md'))).toBe(0);
+    const stdin = new PassThrough();
+    stdin.end('- from stdin');
+    expect(await runCli(['start', 'web', '--prompt-file', '-'], () => context, { ...io, stdin })).toBe(0);
+    const written = [...runner.stdin.values()].map((w) => JSON.parse(w.text) as { message: { content: Array<{ text: string }> } });
+    expect(written.map((w) => w.message.content[0]?.text)).toEqual(['- from a file', '- from stdin']);
+    expect(await cli('start', 'web', '--prompt-file', join(dir, 'missing.md'))).toBe(1);
+    expect(io.stderrText()).toContain('Cannot read the prompt from');
+  });
+
+  it('ps shows what the last run and the whole session cost', async () => {
+    const result = (cost: number) => out(`${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'ok', total_cost_usd: cost, num_turns: 2, session_id: 'c-1' })}\n`);
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"c-1"}\n'), result(0.5)], exitCode: 0 }, { chunks: [result(1.25)], exitCode: 0 });
+    await cli('start', 'web', '--prompt', 'go', '--json');
+    const id = (JSON.parse(io.stdoutText().split('\n')[0] as string) as { session: string }).session;
+    expect(await cli('resume', id, '--prompt', 'more')).toBe(0);
+    expect(io.stderrText()).toContain('cldpd: cost $0.7500 this run, $1.2500 for the session');
+    expect(await cli('ps', '--all', '--json')).toBe(0);
+    const row = io.stdoutText().trim().split('\n').filter((l) => l.includes('"runs"')).map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.session === id);
+    expect(row).toMatchObject({ runs: 2, costUsd: 1.25, lastRunCostUsd: 0.75, turns: 4 });
+    expect(await cli('ps', '--all')).toBe(0);
+    expect(io.stdoutText()).toMatch(new RegExp(`${id}\\s+web\\s+exited \\(0\\)\\s+2\\s+\\$0\\.75\\s+\\$1\\.25`));
   });
 
   it('prints help and version', async () => {

@@ -80,7 +80,7 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
     expect(run.code).toBe(0);
     const events = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; agent?: Array<{ kind: string }> });
     expect(events.at(-1)).toMatchObject({ type: 'container.exited', exitCode: 0 });
-    expect(events.flatMap((e) => e.agent ?? []).map((a) => a.kind)).toEqual(['init', 'result']);
+    expect(events.flatMap((e) => e.agent ?? []).map((a) => a.kind)).toEqual(['init', 'message', 'result']);
   });
 
   it('Ctrl+C stops the container and leaves none behind', async () => {

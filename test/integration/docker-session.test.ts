@@ -16,6 +16,11 @@ describeWithDocker('sessions on a real Docker engine', () => {
     await world.pod('it-sleep', { command: ['sleep', '60'], timeoutSeconds: 1, stopGraceSeconds: 1 });
     await world.pod('it-stubborn', { command: ['sh', '-c', "trap '' TERM; echo ready; while true; do sleep 1; done"], stopGraceSeconds: 1 });
     await world.pod('it-claude');
+    // A pod whose commands take the prompt as an argument: a resume of a running session is an exec.
+    await world.pod('it-claude-argv', {
+      command: ['claude', '-p', '{prompt}', '--output-format', 'stream-json'],
+      resumeCommand: ['claude', '-p', '{prompt}', '--resume', '{claudeSessionId}', '--output-format', 'stream-json'],
+    });
   });
 
   afterAll(async () => {
@@ -87,6 +92,8 @@ describeWithDocker('sessions on a real Docker engine', () => {
       if (completed?.type !== 'build.completed') throw new Error(`no build.completed in ${JSON.stringify(events)}`);
       return { imageId: completed.imageId, lines: events.flatMap((e) => (e.type === 'build.output' ? [e.line] : [])) };
     };
+    // Images outlive test runs: start from none, whatever an earlier run left.
+    for (const tag of ['cldpd-it-cache-child:latest', 'cldpd-it-cache-base:latest']) await world.docker.getImage(tag).remove({ force: true }).catch(() => undefined);
     const base = await world.pod('it-cache-base', { command: ['true'] });
     const child = join(world.podsDir, 'it-cache-child');
     await mkdir(child, { recursive: true });
@@ -147,8 +154,17 @@ describeWithDocker('sessions on a real Docker engine', () => {
     expect(outputLines(eb ?? [])).toContain('stdout:prompt: linger b');
   });
 
-  it('resumes a running session by exec in the same container', async () => {
+  it('refuses to start a second agent on a running session whose agent takes live input', async () => {
     const first = await world.dispatcher.start('it-claude', { prompt: 'linger here' });
+    const firstEvents = collect(first);
+    await until('the Claude session id', async () => !!(await world.store.load(first.id)).claudeSessionId);
+    await expect(world.dispatcher.resume(first.id, 'one more thing')).rejects.toMatchObject({ code: 'SessionBusy' });
+    await first.stop();
+    expect((await firstEvents).filter((e) => e.type === 'container.started')).toHaveLength(1);
+  });
+
+  it('resumes a running session by exec in the same container when the pod takes prompts in argv', async () => {
+    const first = await world.dispatcher.start('it-claude-argv', { prompt: 'linger here' });
     const firstEvents = collect(first);
     await until('the Claude session id', async () => !!(await world.store.load(first.id)).claudeSessionId);
 

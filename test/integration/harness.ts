@@ -30,18 +30,27 @@ if (unavailable) {
 /** `describe` that runs only where a Docker engine answers (always in CI, where its absence fails the run). */
 export const describeWithDocker = unavailable ? describe.skip : describe;
 
-/** A fake `claude` for the pods: speaks stream-json, writes /work/note.txt on the first run, reads it on resume. */
+/**
+ * A fake `claude` for the pods: takes its prompt as the real CLI does with cldpd's default
+ * command (a stream-json user message on stdin, echoed back as a replay) or after `-p`,
+ * speaks stream-json, writes /work/note.txt on the first run and reads it on resume.
+ */
 export const FAKE_CLAUDE = `#!/bin/sh
-prompt=""; resume=""
+prompt=""; resume=""; stdin=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    -p) prompt="$2"; shift 2 ;;
+    -p) case "$2" in -*|"") stdin=1; shift ;; *) prompt="$2"; shift 2 ;; esac ;;
     --resume) resume="$2"; shift 2 ;;
     *) shift ;;
   esac
 done
 sid=\${resume:-fake-$CLDPD_SESSION_ID}
 echo "{\\"type\\":\\"system\\",\\"subtype\\":\\"init\\",\\"session_id\\":\\"$sid\\"}"
+if [ -n "$stdin" ]; then
+  IFS= read -r line
+  printf '%s\\n' "$line" | sed 's/^{/{"isReplay":true,/'
+  prompt=$(printf '%s\\n' "$line" | sed -e 's/^.*"text":"//' -e 's/"}]}}$//' -e 's/\\\\n/\\n/g')
+fi
 mkdir -p /work
 if [ -n "$resume" ]; then
   echo "resumed $resume; note: $(cat /work/note.txt 2>/dev/null || echo none)"
@@ -89,7 +98,9 @@ export class TestWorld {
       join(dir, 'Dockerfile'),
       ['FROM scratch', 'COPY busybox /bin/busybox', 'RUN ["/bin/busybox", "--install", "-s", "/bin"]', 'COPY claude /bin/claude', 'ENV HOME=/root PATH=/bin', extraDockerfile, ''].join('\n'),
     );
-    await writeFile(join(dir, 'pod.json'), JSON.stringify({ persist: ['/work'], stopGraceSeconds: 2, memory: '256m', cpus: 1, pids: 128, ...podJson }));
+    // The busybox pods run as root: IS_SANDBOX=1 says so, as a root pod with the default command must.
+    const env = { IS_SANDBOX: '1', ...((podJson as { env?: Record<string, string> }).env ?? {}) };
+    await writeFile(join(dir, 'pod.json'), JSON.stringify({ persist: ['/work'], stopGraceSeconds: 2, memory: '256m', cpus: 1, pids: 128, ...podJson, env }));
     return dir;
   }
 
