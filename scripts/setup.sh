@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One-time machine set-up: installs the Docker engine, Redis and a static busybox where
-# missing, starts the Docker engine if it is not running, and creates an example "hello" pod.
+# missing, starts the Docker engine if it is not running, creates an example "hello" pod,
+# and prepares the real Claude Code test image (scripts/real-claude.sh; skip it with
+# CLDPD_SKIP_REAL_CLAUDE=1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
@@ -17,4 +19,5 @@ if [ ! -d "$pods/hello" ]; then
   cp "$here/../examples/pods/hello/Dockerfile" "$here/../examples/pods/hello/pod.json" "$pods/hello/"
   echo "cldpd: created the example pod $pods/hello"
 fi
+[ "${CLDPD_SKIP_REAL_CLAUDE:-}" = 1 ] || bash "$here/real-claude.sh"
 docker info --format 'cldpd: Docker engine {{.ServerVersion}} is ready'

@@ -111,6 +111,10 @@ export class Session {
   private taken = 0;
   private reserved = 0;
   private inputOpen: boolean;
+  /** The tags of the messages sent after the first prompt, in the order they were written. */
+  private readonly sentTags: string[] = [];
+  /** Set once the run has ended: nothing more can be written. */
+  private ended = false;
 
   private constructor(options: SessionOptions, log: SessionLog) {
     this.options = options;
@@ -220,6 +224,7 @@ export class Session {
     } finally {
       clearTimeout(this.timer);
       this.inputOpen = false;
+      this.ended = true;
       this.resolveInput(undefined);
     }
     try {
@@ -248,20 +253,24 @@ export class Session {
    * input. A caller that must first record the message elsewhere reserves, records, then
    * sends, so the input cannot close in between; `cancel()` gives the reservation back.
    */
-  reserve(): { send(prompt: string): Promise<void>; cancel(): void } | undefined {
+  reserve(): { send(prompt: string, tag?: string): Promise<void>; cancel(): void } | undefined {
     if (!this.acceptsInput) return undefined;
     this.reserved++;
     let used = false;
     return {
-      send: async (prompt: string) => {
+      send: async (prompt: string, tag = '') => {
         if (used) throw new Error('this reservation was used already');
         used = true;
         this.sent++;
         this.reserved--;
         // The first prompt goes first: a message reserved while the run was starting waits for it.
         const input = await this.inputReady;
-        if (!input) throw new CldpdError('Stopped', `Session ${this.id} ended before the message could be delivered.`);
+        if (!input || this.ended) {
+          this.sent--;
+          throw new CldpdError('Stopped', `Session ${this.id} ended before the message could be delivered.`);
+        }
         this.agent.messagesSent = (this.agent.messagesSent ?? 0) + 1;
+        this.sentTags.push(tag);
         await input.write(streamJsonUserMessage(prompt));
       },
       cancel: () => {
@@ -271,6 +280,15 @@ export class Session {
         this.closeInputIfAnswered();
       },
     };
+  }
+
+  /**
+   * The tags of the messages sent into this run that the agent never took (it echoes each
+   * message it takes): once the run has ended, these were not answered and must be
+   * delivered another way (a resume after the run). Oldest first.
+   */
+  untakenMessages(): string[] {
+    return this.sentTags.slice(Math.max(0, this.taken - 1));
   }
 
   /**

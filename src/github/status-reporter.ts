@@ -79,7 +79,10 @@ class StatusRun implements RunReport {
       case 'output':
         if (event.agent) {
           // What the agent is doing in its own words or tool calls; tool output never goes here.
-          if (agent.activity) v.activity = agent.activity;
+          const last = [...event.agent].reverse().find((a) => a.kind === 'text' || a.kind === 'tool' || a.kind === 'thinking');
+          if (last?.kind === 'text') v.activity = last.text;
+          if (last?.kind === 'tool') v.activity = last.summary ? `${last.name}: ${last.summary}` : last.name;
+          if (last?.kind === 'thinking') v.activity = 'thinking';
           // The agent echoes each message it takes; the first is the run's own prompt.
           this.replays += event.agent.filter((a) => a.kind === 'message' && a.replay).length;
           if (this.replays > 1) v.messagesTaken = this.replays - 1;

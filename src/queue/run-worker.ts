@@ -229,6 +229,11 @@ export class RunWorker {
       }
     } finally {
       this.live.delete(command.issueKey);
+      // Instructions sent into the run that the agent never took: they run as resumes of their own.
+      for (const seq of session.untakenMessages()) {
+        await this.options.state.unclaimDelivery(command.issueKey, Number(seq)).catch((err: unknown) =>
+          this.options.logger.error({ err, issue: command.issueKey, seq }, 'could not give an untaken instruction back to the queue'));
+      }
     }
     const terminal = await session.outcome();
     return {
@@ -280,17 +285,22 @@ export class RunWorker {
     let claimed = false;
     try {
       claimed = await state.claimDelivery(job.issueKey, job.seq, DELIVERY_CLAIM_MS);
+      // Marked before it is written: a run that ends with it untaken gives it back (follow()).
+      if (claimed) await state.markDelivered(job.issueKey, job.seq);
+    } catch (err) {
+      if (claimed) await state.unclaimDelivery(job.issueKey, job.seq).catch(() => undefined);
+      claimed = false;
+      throw err;
     } finally {
       if (!claimed) reservation.cancel();
     }
     if (!claimed) return 'the drain has it';
     try {
-      await reservation.send(job.command.prompt);
+      await reservation.send(job.command.prompt, String(job.seq));
     } catch {
       await state.unclaimDelivery(job.issueKey, job.seq);
       return 'the run ended first: the resume runs in its turn';
     }
-    await state.markDelivered(job.issueKey, job.seq);
     await this.finish(job.command, {
       kind: 'delivered',
       sessionId: session.id,

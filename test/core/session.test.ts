@@ -258,6 +258,24 @@ describe('Session live input (stream-json with replayed user messages)', () => {
     await events;
   });
 
+  it('names the messages the agent never took once the run has ended', async () => {
+    let release!: () => void;
+    const after = new Promise<void>((r) => (release = r));
+    // The agent takes the first prompt and "dies" (exits) without taking the one sent after it.
+    const runner = withScript({ chunks: [replay('first task')], exitCode: 1, then: { after, chunks: [] } });
+    const { session } = await liveSession(runner);
+    const events = collect(session);
+    while (session.agent.activity === undefined) await new Promise((r) => setTimeout(r, 2));
+    const reservation = session.reserve();
+    await reservation?.send('second', '7');
+    expect(session.untakenMessages()).toEqual(['7']);
+    release();
+    await events;
+    expect(session.untakenMessages()).toEqual(['7']);
+    // After the end nothing more is written, and a reservation's send says so.
+    expect(session.reserve()).toBeUndefined();
+  });
+
   it('takes no message once stopped', async () => {
     const runner = withScript({ chunks: [replay('first task')], exitCode: 0, hold: true });
     const { session } = await liveSession(runner);

@@ -63,8 +63,10 @@ export class DockerProxy {
   constructor(readonly path: string, private readonly target = '/var/run/docker.sock') {}
 
   async open(): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = connect(this.target);
+    // Half-open both ways, as Docker's own clients expect: a process's input is closed by
+    // half-closing the attach connection, and its output keeps flowing back.
+    this.server = createServer({ allowHalfOpen: true }, (client) => {
+      const upstream = connect({ path: this.target, allowHalfOpen: true });
       this.sockets.add(client).add(upstream);
       const drop = (): void => {
         client.destroy();

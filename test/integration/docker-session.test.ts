@@ -1,8 +1,8 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseLogLine, type SessionEvent } from '../../src/core/index.js';
-import { TestWorld, collect, describeWithDocker, outputLines, until } from './harness.js';
+import { BUSYBOX, TestWorld, collect, describeWithDocker, outputLines, until } from './harness.js';
 
 describeWithDocker('sessions on a real Docker engine', () => {
   const world = new TestWorld();
@@ -209,6 +209,33 @@ describeWithDocker('sessions on a real Docker engine', () => {
     expect(labels).toMatchObject({ 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.path': '/work', 'dev.cldpd.host': world.hostId });
     await session.stop();
     await reading;
+  });
+
+  it('gives a new persisted volume to a non-root image user, and looks into an image for a path', async () => {
+    await world.pod('it-user', { command: ['sh', '-c', 'touch /work/mine && stat -c %u:%g /work && id -u'] }, 'USER 1000:1000');
+    const session = await world.dispatcher.start('it-user', { prompt: 'x' });
+    const events = await collect(session);
+    // Without the owner change, uid 1000 could not write the root-owned volume Docker creates.
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited', exitCode: 0 });
+    expect(outputLines(events)).toEqual(expect.arrayContaining(['stdout:1000:1000', 'stdout:1000']));
+    const image = (await world.store.load(session.id)).imageId;
+    expect(await world.runner.imageHasPath(image, '/bin/busybox')).toBe(true);
+    expect(await world.runner.imageHasPath(image, '/bin/bash')).toBe(false);
+    expect(await world.docker.listContainers({ all: true, filters: { label: ['dev.cldpd.helper'] } })).toEqual([]); // helpers leave nothing
+  });
+
+  it('fails at once, saying what to change, when the owner of a persisted path cannot be set', async () => {
+    const dir = join(world.podsDir, 'it-nochown');
+    await mkdir(dir, { recursive: true });
+    await copyFile(BUSYBOX, join(dir, 'busybox'));
+    // No applets installed: the image has no chown.
+    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nUSER 1000\n');
+    await writeFile(join(dir, 'pod.json'), JSON.stringify({ command: ['/bin/busybox', 'true'], persist: ['/work'] }));
+    const session = await world.dispatcher.start('it-nochown', { prompt: 'x' });
+    const events = await collect(session);
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'InvalidPod', message: expect.stringMatching(/\/work would belong to root.*"1000" cannot write.*Dockerfile/s) });
+    expect(events.some((e) => e.type === 'container.started')).toBe(false);
+    expect(await world.containersOf(session.id)).toEqual([]);
   });
 
   it('reads a container\'s logs since a time and finds session containers by label', async () => {

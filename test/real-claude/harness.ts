@@ -34,17 +34,26 @@ if (unavailable) {
 /** `describe` that runs where the real CLI's image is ready (always in CI, where its absence fails the run). */
 export const describeWithRealClaude = unavailable ? describe.skip : describe;
 
+const EXAMPLE_DOCKERFILE = readFileSync(new URL('../../examples/pods/claude/Dockerfile', import.meta.url), 'utf8');
+
 /**
- * A pod shaped like examples/pods/claude, on the Debian base image: a user made by
- * useradd (nothing created in its home), bash, git, USER agent, a workspace it owns.
+ * examples/pods/claude's Dockerfile with its base swapped for the Debian one (no registry
+ * here): everything up to the CLI's install is replaced by `FROM` the image that has Debian,
+ * bash, git and the CLI; every line after it (the user, the workspace, USER, HOME) is the
+ * example's own, so the suite proves the example's pod works.
  */
-export const AGENT_DOCKERFILE = [
-  `FROM ${CLAUDE_BASE_IMAGE}`,
-  'RUN useradd --create-home --shell /bin/bash agent && mkdir -p /workspace && chown agent:agent /workspace',
-  'USER agent',
-  'WORKDIR /workspace',
-  '',
-].join('\n');
+export const AGENT_DOCKERFILE = ((): string => {
+  const lines = EXAMPLE_DOCKERFILE.split('\n');
+  const install = lines.findIndex((l) => l.includes('npm install -g @anthropic-ai/claude-code'));
+  if (install < 0) throw new Error('examples/pods/claude/Dockerfile no longer installs @anthropic-ai/claude-code: update test/real-claude/harness.ts');
+  return [`FROM ${CLAUDE_BASE_IMAGE}`, ...lines.slice(install + 1)].join('\n');
+})();
+
+/** examples/pods/claude's pod.json, less inheritEnv (the suite's env points at the fake API). */
+export const EXAMPLE_POD_JSON = ((): Record<string, unknown> => {
+  const { inheritEnv: _, ...rest } = JSON.parse(readFileSync(new URL('../../examples/pods/claude/pod.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  return rest;
+})();
 
 /** The environment that points the real CLI at the fake API, offline. */
 export function fakeApiEnv(url: string): Record<string, string> {
@@ -72,13 +81,13 @@ export class RealClaudeWorld extends TestWorld {
     return this;
   }
 
-  /** Writes a pod: `dockerfile` (default {@link AGENT_DOCKERFILE}) and pod.json with the fake API's env and host networking. */
+  /** Writes a pod: `dockerfile` (default {@link AGENT_DOCKERFILE}) and the example's pod.json with the fake API's env and host networking. */
   async claudePod(name: string, podJson: Record<string, unknown> = {}, dockerfile = AGENT_DOCKERFILE): Promise<void> {
     const dir = join(this.podsDir, name);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'Dockerfile'), dockerfile);
     const env = { ...fakeApiEnv(this.apiUrl), ...((podJson.env as Record<string, string> | undefined) ?? {}) };
-    await writeFile(join(dir, 'pod.json'), JSON.stringify({ workdir: '/workspace', network: 'host', stopGraceSeconds: 5, ...podJson, env }));
+    await writeFile(join(dir, 'pod.json'), JSON.stringify({ ...EXAMPLE_POD_JSON, network: 'host', stopGraceSeconds: 5, ...podJson, env }));
   }
 
   override async close(): Promise<void> {
