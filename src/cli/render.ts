@@ -10,6 +10,16 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
+/**
+ * The agent's text with terminal control characters made visible: what a tool printed or an
+ * issue said must not move the cursor, recolour or write the clipboard (OSC 52) of the
+ * person's terminal once decoded from stream-json. Newlines and tabs stay.
+ */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function firstLine(text: string, max = 160): string {
   const line = text.split('\n').find((l) => l.trim()) ?? '';
   const more = text.trim().split('\n').length - 1;
@@ -23,6 +33,10 @@ function firstLine(text: string, max = 160): string {
  * result as one short line, typed instructions quoted. Never the raw JSON.
  */
 export function renderAgent(a: AgentEvent): Printed[] {
+  return renderAgentRaw(a).map((p) => ({ to: p.to, text: printable(p.text.slice(0, -1)) + p.text.slice(-1) }));
+}
+
+function renderAgentRaw(a: AgentEvent): Printed[] {
   switch (a.kind) {
     case 'init':
       return [{ to: 'stderr', text: `cldpd: Claude session ${a.claudeSessionId}${a.model ? ` (${a.model})` : ''}\n` }];

@@ -58,7 +58,7 @@ export interface SessionContainer {
 
 /** The Session option that carries a prompt on standard input; none for a prompt in argv. */
 function promptOption(channel: PromptChannel, prompt: string): Pick<SessionOptions, 'prompt'> {
-  return channel.kind === 'argv' ? {} : { prompt: { text: prompt, channel } };
+  return channel.kind === 'stream-json' ? { prompt: { text: prompt, channel } } : {};
 }
 
 /**
@@ -116,7 +116,7 @@ export class Dispatcher {
         await this.options.store.update(sessionId, { imageId: info.id, volumes });
         const spec = buildContainerSpec({
           pod, sessionId, containerName, image: info.id, cmd, hostId: this.options.hostId,
-          issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind !== 'argv',
+          issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
           agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)),
         });
         return { handle: await this.options.runner.run(spec), containerName, exec: false };
@@ -154,7 +154,7 @@ export class Dispatcher {
           handle: await this.options.runner.exec(running.id, cmd, {
             env: containerEnv(pod, this.options.hostEnv, sessionId),
             ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}),
-            stdin: channel.kind !== 'argv',
+            stdin: channel.kind === 'stream-json',
           }),
           containerName: running.name,
           exec: true,
@@ -175,12 +175,25 @@ export class Dispatcher {
         if (problem) throw new CldpdError('InvalidPod', problem);
         const spec = buildContainerSpec({
           pod, sessionId, containerName: record.containerName, image: record.imageId, cmd, hostId: this.options.hostId,
-          issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind !== 'argv',
+          issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
           agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)),
         });
         return { handle: await this.options.runner.run(spec), containerName: record.containerName, exec: false };
       },
     });
+  }
+
+  /**
+   * Whether a resume of the session must wait: its container runs an agent that takes
+   * live input, which only the process that started it can reach (see resume). False for an
+   * unknown session (the resume then says so) or a pod that resumes by exec.
+   */
+  async isBusy(sessionId: string): Promise<boolean> {
+    const record = await this.options.store.load(sessionId).catch(() => undefined);
+    if (!record) return false;
+    const pod = await loadPod(this.options.pods, record.pod).catch(() => undefined);
+    if (!pod || promptChannel(pod.config.resumeCommand).kind !== 'stream-json') return false;
+    return (await this.containersOf(sessionId)).some((c) => c.state === 'running');
   }
 
   /**
@@ -257,23 +270,27 @@ export class Dispatcher {
   }
 
   /**
-   * Creates the persisted volumes that do not exist yet and makes each new one owned by the
-   * image's user. Docker creates a volume's directory root-owned unless the image already
-   * has that path (then it copies the image's files and owner in): without this, a non-root
-   * agent could not write its state, and the next run could not resume it. Throws
-   * `InvalidPod` when the owner cannot be set, saying what to change in the pod.
+   * Creates the persisted volumes that do not exist yet and, for a non-root image user,
+   * makes each volume's top directory that user's, at every start. Docker creates a volume's
+   * directory root-owned unless the image already has that path: without this, a non-root
+   * agent could not write its state and the next run could not resume it. Every start (not
+   * only a volume's first) so a volume left root-owned (a start that died half-way, a pod
+   * that changed its USER) is put right. Throws `InvalidPod` when the owner cannot be set,
+   * saying what to change in the pod.
    */
   private async prepareVolumes(pod: Pod, image: ImageInfo, volumes: readonly PersistedVolume[], labels: Omit<Parameters<typeof volumeLabels>[0], 'path'>): Promise<void> {
-    const created: PersistedVolume[] = [];
-    for (const v of volumes) {
-      if (await this.options.runner.ensureVolume(v.volume, volumeLabels({ ...labels, path: v.path }))) created.push(v);
-    }
-    if (created.length === 0 || runsAsRoot(image)) return;
+    for (const v of volumes) await this.options.runner.ensureVolume(v.volume, volumeLabels({ ...labels, path: v.path }));
+    if (volumes.length === 0 || runsAsRoot(image)) return;
     try {
-      await this.options.runner.chownVolumes(image.id, image.user, created);
+      await this.options.runner.chownVolumes(image.id, image.user, volumes);
     } catch (err) {
-      throw new CldpdError('InvalidPod', `Pod "${pod.name}": the persisted paths ${created.map((v) => v.path).join(', ')} would belong to root, which the image's user "${image.user}" cannot write, and cldpd could not give them to that user (${messageOf(err)}). Create these paths in the Dockerfile, owned by that user (for example "RUN mkdir -p /home/agent/.claude" before "USER agent"), or change "persist" in pod.json.`, { cause: err });
+      throw new CldpdError('InvalidPod', `Pod "${pod.name}": the persisted paths ${volumes.map((v) => v.path).join(', ')} would belong to root, which the image's user "${image.user}" cannot write, and cldpd could not give them to that user (${messageOf(err)}). Create these paths in the Dockerfile, owned by that user (for example "RUN mkdir -p /home/agent/.claude" before "USER agent"), or change "persist" in pod.json.`, { cause: err });
     }
+  }
+
+  /** Removes helper containers of this engine that a process which died while they ran left behind. */
+  sweepHelpers(): Promise<number> {
+    return this.options.runner.removeHelpers(10 * 60_000);
   }
 
   private containersOf(sessionId: string): Promise<ContainerInfo[]> {

@@ -8,6 +8,9 @@ import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
 import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, ProcessInput, Runner } from './runner.js';
 
+/** How long the helper that sets the owner of new volumes may take. */
+const CHOWN_TIMEOUT_MS = 60_000;
+
 /** How long an exec whose output has ended may take to report its exit code. */
 const EXEC_EXIT_WAIT_MS = 30_000;
 
@@ -220,25 +223,29 @@ export class DockerRunner implements Runner {
 
   async chownVolumes(image: string, user: string, volumes: readonly { readonly volume: string; readonly path: string }[]): Promise<void> {
     if (volumes.length === 0) return;
-    // "name" alone would keep root's group: "name:" is the user's login group (GNU and busybox chown).
-    const owner = user.includes(':') ? user : /^\d+$/.test(user) ? `${user}:${user}` : `${user}:`;
+    // "name:" is the user's login group (GNU and busybox chown); a bare uid keeps the group,
+    // since the image's group of that uid is not known here (it owns the path all the same).
+    const owner = user.includes(':') || /^\d+$/.test(user) ? user : `${user}:`;
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer({
         Image: image,
         Entrypoint: ['chown'],
-        Cmd: [owner, ...volumes.map((v) => v.path)],
+        Cmd: ['--', owner, ...volumes.map((v) => v.path)],
         User: '0:0',
         Labels: { [LABELS.helper]: 'chown' },
         HostConfig: {
           NetworkMode: 'none',
           SecurityOpt: ['no-new-privileges'],
+          Memory: 64 * 1024 * 1024,
+          PidsLimit: 16,
           Mounts: volumes.map((v) => ({ Type: 'volume' as const, Source: v.volume, Target: v.path, ReadOnly: false })),
         },
       });
     } catch (err) {
       throw dockerError(err, `create a container to set the owner of ${volumes.map((v) => v.path).join(', ')}`);
     }
+    let timer: NodeJS.Timeout | undefined;
     try {
       let stream: NodeJS.ReadableStream;
       try {
@@ -247,13 +254,33 @@ export class DockerRunner implements Runner {
       } catch (err) {
         throw dockerError(err, `run chown in image ${image}`);
       }
-      let said = '';
-      for await (const chunk of demuxDockerStream(stream as AsyncIterable<Buffer>)) said = (said + chunk.data.toString('utf8')).slice(-500);
-      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      const done = (async () => {
+        let said = '';
+        for await (const chunk of demuxDockerStream(stream as AsyncIterable<Buffer>)) said = (said + chunk.data.toString('utf8')).slice(-500);
+        const { StatusCode } = (await container.wait()) as { StatusCode: number };
+        return { said, StatusCode };
+      })();
+      const limit = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new CldpdError('ContainerFailed', `chown did not finish within ${CHOWN_TIMEOUT_MS / 1000} s`)), CHOWN_TIMEOUT_MS);
+      });
+      const { said, StatusCode } = await Promise.race([done, limit]);
       if (StatusCode !== 0) throw new CldpdError('ContainerFailed', `chown ${owner} exited with ${StatusCode}${said.trim() ? `: ${said.trim()}` : ''}`);
     } finally {
+      clearTimeout(timer);
       await container.remove({ force: true }).catch(() => undefined);
     }
+  }
+
+  async removeHelpers(olderThanMs: number): Promise<number> {
+    let found: Docker.ContainerInfo[];
+    try {
+      found = await this.docker.listContainers({ all: true, filters: { label: [LABELS.helper] } });
+    } catch (err) {
+      throw dockerError(err, 'list helper containers');
+    }
+    const old = found.filter((c) => c.Created * 1000 < Date.now() - olderThanMs);
+    for (const c of old) await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    return old.length;
   }
 
   async imageHasPath(image: string, path: string): Promise<boolean> {

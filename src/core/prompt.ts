@@ -3,8 +3,12 @@ import { CldpdError } from './errors.js';
 /** 100 KiB: a prompt that travels as one argv element (Linux caps one at 128 KiB). */
 export const MAX_PROMPT_BYTES = 100 * 1024;
 
-/** 1 MiB: a prompt that travels on the process's standard input; a bound against mistakes, not the system's. */
-export const MAX_STDIN_PROMPT_BYTES = 1024 * 1024;
+/**
+ * 512 KiB: a prompt that travels on standard input as one stream-json line, measured as that
+ * line. The agent echoes the line back with a few fields more, and that echo must stay one
+ * whole output line (the line limit is 1 MiB): it is how cldpd knows the message was taken.
+ */
+export const MAX_STDIN_PROMPT_BYTES = 512 * 1024;
 
 /**
  * How a command takes its prompt:
@@ -12,16 +16,17 @@ export const MAX_STDIN_PROMPT_BYTES = 1024 * 1024;
  * - `stream-json`: Claude Code's `--input-format stream-json`: the prompt is a user message
  *   on standard input; `live` when `--replay-user-messages` is there too, so the CLI echoes
  *   each message it takes and more messages can follow while it runs;
- * - `stdin`: any other command: the prompt is written to standard input, which is then closed.
+ * - `none`: any other command gets no prompt, and no standard input: a command that reads
+ *   its input (a shell, say) never runs issue text it did not ask for.
  */
-export type PromptChannel = { readonly kind: 'argv' } | { readonly kind: 'stdin' } | { readonly kind: 'stream-json'; readonly live: boolean };
+export type PromptChannel = { readonly kind: 'argv' } | { readonly kind: 'none' } | { readonly kind: 'stream-json'; readonly live: boolean };
 
 /** Pure: the prompt channel of a command (see {@link PromptChannel}). */
 export function promptChannel(cmd: readonly string[]): PromptChannel {
   if (cmd.some((arg) => arg.includes('{prompt}'))) return { kind: 'argv' };
   const streamJson = cmd.some((arg, i) => arg === '--input-format=stream-json' || (arg === '--input-format' && cmd[i + 1] === 'stream-json'));
   if (streamJson) return { kind: 'stream-json', live: cmd.includes('--replay-user-messages') };
-  return { kind: 'stdin' };
+  return { kind: 'none' };
 }
 
 /** One Claude Code stream-json user message (a line of its standard input). */
@@ -74,11 +79,12 @@ export function buildStartPrompt(template: string | undefined, input: { issueUrl
  */
 export function checkPromptSize(prompt: string, channel: PromptChannel = { kind: 'argv' }): string {
   if (!prompt.trim()) throw new CldpdError('InvalidInput', 'The prompt is empty: say what the agent should do.');
-  const bytes = Buffer.byteLength(prompt);
-  const limit = channel.kind === 'argv' ? MAX_PROMPT_BYTES : MAX_STDIN_PROMPT_BYTES;
+  const bytes = channel.kind === 'stream-json' ? Buffer.byteLength(streamJsonUserMessage(prompt)) : Buffer.byteLength(prompt);
+  const limit = channel.kind === 'stream-json' ? MAX_STDIN_PROMPT_BYTES : MAX_PROMPT_BYTES;
   if (bytes > limit) {
-    const why = channel.kind === 'argv' ? ' (the pod\'s command takes it as an argument: without {prompt} it would go on standard input, which allows more)' : '';
-    throw new CldpdError('InvalidInput', `The prompt is ${bytes} bytes; the limit is ${limit}${why}. Shorten it or point the agent at a file.`);
+    const why = channel.kind === 'argv' ? ' (the pod\'s command takes it as an argument; Claude Code\'s --input-format stream-json takes more, on standard input)' : '';
+    const what = channel.kind === 'stream-json' ? 'The prompt, as the stream-json line it travels in,' : 'The prompt';
+    throw new CldpdError('InvalidInput', `${what} is ${bytes} bytes; the limit is ${limit}${why}. Shorten it or point the agent at a file.`);
   }
   return prompt;
 }

@@ -107,10 +107,16 @@ export interface Runner {
   /**
    * Makes the named volumes' top directories owned by `user` (the image's user: a name or
    * uid[:gid]), by running `chown` as root in a short-lived container of `image` with the
-   * volumes mounted, no network. Throws `ContainerFailed` when that cannot be done (the
-   * image has no chown, the engine refuses).
+   * volumes mounted, no network, at most a minute. Throws `ContainerFailed` when that cannot
+   * be done (the image has no chown, the engine refuses, it takes too long).
    */
   chownVolumes(image: string, user: string, volumes: readonly { readonly volume: string; readonly path: string }[]): Promise<void>;
+  /**
+   * Removes helper containers (see chownVolumes, imageHasPath) created more than
+   * `olderThanMs` ago: what a process that died while one was up left behind. Resolves with
+   * how many it removed.
+   */
+  removeHelpers(olderThanMs: number): Promise<number>;
   /** Whether `path` exists in the image's filesystem (looked up in a created, never started, container). */
   imageHasPath(image: string, path: string): Promise<boolean>;
   /** SIGTERM, then SIGKILL after `graceSeconds`. Idempotent: a stopped or missing container is fine. */

@@ -45,7 +45,7 @@ export interface SessionOptions {
    * once the process starts. Input is closed after it, except on a live stream-json channel,
    * where it stays open until every message sent has been answered (see {@link Session.send}).
    */
-  readonly prompt?: { readonly text: string; readonly channel: Exclude<PromptChannel, { kind: 'argv' }> };
+  readonly prompt?: { readonly text: string; readonly channel: Extract<PromptChannel, { kind: 'stream-json' }> };
   /** What the Claude session had cost and how many turns it had taken before this run. */
   readonly before?: { readonly costUsd: number; readonly turns: number };
   /** Called when the agent reports its Claude session id. */
@@ -113,6 +113,9 @@ export class Session {
   private inputOpen: boolean;
   /** The tags of the messages sent after the first prompt, in the order they were written. */
   private readonly sentTags: string[] = [];
+  /** Tags the agent has taken, and callers waiting to hear whether it takes theirs. */
+  private readonly takenTags = new Set<string>();
+  private readonly takenWaiters = new Map<string, Array<(taken: boolean) => void>>();
   /** Set once the run has ended: nothing more can be written. */
   private ended = false;
 
@@ -226,6 +229,7 @@ export class Session {
       this.inputOpen = false;
       this.ended = true;
       this.resolveInput(undefined);
+      for (const tag of [...this.takenWaiters.keys()]) this.settleTaken(tag, false);
     }
     try {
       await this.log.append([terminal]);
@@ -283,6 +287,27 @@ export class Session {
   }
 
   /**
+   * Resolves true once the agent has taken the message sent with `tag` (it echoes each
+   * message it takes), false when the run ends without taking it. Ask before sending, or
+   * any time after: an echo is never missed.
+   */
+  whenTaken(tag: string): Promise<boolean> {
+    if (this.takenTags.has(tag)) return Promise.resolve(true);
+    if (this.ended) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiting = this.takenWaiters.get(tag) ?? [];
+      waiting.push(resolve);
+      this.takenWaiters.set(tag, waiting);
+    });
+  }
+
+  private settleTaken(tag: string, taken: boolean): void {
+    if (taken) this.takenTags.add(tag);
+    for (const resolve of this.takenWaiters.get(tag) ?? []) resolve(taken);
+    this.takenWaiters.delete(tag);
+  }
+
+  /**
    * The tags of the messages sent into this run that the agent never took (it echoes each
    * message it takes): once the run has ended, these were not answered and must be
    * delivered another way (a resume after the run). Oldest first.
@@ -308,11 +333,6 @@ export class Session {
     if (!prompt || this.options.reattach) return;
     if (!handle.input) throw new CldpdError('ContainerFailed', `The command of pod "${this.podName}" takes its prompt on standard input, but the process was started without one.`);
     this.input = handle.input;
-    if (prompt.channel.kind === 'stdin') {
-      await handle.input.write(prompt.text);
-      handle.input.end();
-      return;
-    }
     this.sent++;
     await handle.input.write(streamJsonUserMessage(prompt.text));
     if (!prompt.channel.live) handle.input.end();
@@ -416,6 +436,9 @@ export class Session {
         case 'message':
           if (event.replay) {
             this.taken++;
+            // The first echo is the run's own prompt; each later one, the next message sent.
+            const tag = this.taken >= 2 ? this.sentTags[this.taken - 2] : undefined;
+            if (tag !== undefined) this.settleTaken(tag, true);
             this.answeredSinceTaken = false;
             this.agent.activity = 'reading a new instruction';
           }
@@ -424,12 +447,14 @@ export class Session {
           this.agent.result = event;
           if (event.claudeSessionId) this.agent.claudeSessionId = event.claudeSessionId;
           const before = this.options.before ?? { costUsd: 0, turns: 0 };
-          if (event.costUsd !== undefined) {
-            // Claude Code reports the whole Claude session's cost (earlier runs included).
-            this.agent.sessionCostUsd = event.costUsd;
-            this.agent.runCostUsd = Math.max(0, event.costUsd - before.costUsd);
+          if (event.costUsd !== undefined && event.costUsd >= 0) {
+            // Claude Code reports the Claude session's cost, earlier runs included, when it
+            // could restore them; a total below what was recorded is this process's alone.
+            const whole = event.costUsd >= before.costUsd;
+            this.agent.sessionCostUsd = whole ? event.costUsd : before.costUsd + event.costUsd;
+            this.agent.runCostUsd = whole ? event.costUsd - before.costUsd : event.costUsd;
           }
-          if (event.turns !== undefined) {
+          if (event.turns !== undefined && event.turns >= 0) {
             // …but the turns of this process only.
             this.agent.runTurns = event.turns;
             this.agent.sessionTurns = before.turns + event.turns;

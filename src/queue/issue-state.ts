@@ -50,6 +50,11 @@ local v = redis.call('GET', KEYS[1])
 if not v then redis.call('SET', KEYS[1], 'run', 'EX', 2592000) return 'run' end
 return v`;
 
+/** Extends a delivery claim while it is still pending. */
+const RENEW_PENDING = `
+if redis.call('GET', KEYS[1]) == 'pending' then return redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 0`;
+
 /**
  * The per-issue state in Redis: the issue → session map, the host that owns it, and the
  * issue's queue of run commands, drained by one worker at a time under a lock.
@@ -155,6 +160,21 @@ export class IssueState {
    */
   async claimDelivery(issueKey: string, seq: number, ttlMs: number): Promise<boolean> {
     return (await this.redis.set(`${this.key(issueKey, 'deliver')}:${seq}`, 'pending', 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  /** Keeps a pending delivery claim of resume `seq` for another `ttlMs`. */
+  async renewDelivery(issueKey: string, seq: number, ttlMs: number): Promise<void> {
+    await this.redis.eval(RENEW_PENDING, 1, `${this.key(issueKey, 'deliver')}:${seq}`, String(ttlMs));
+  }
+
+  /** Where resume `seq` stands: `pending`, `delivered`, `run` (the drain's), or undefined (nobody's yet). */
+  async deliveryState(issueKey: string, seq: number): Promise<string | undefined> {
+    return (await this.redis.get(`${this.key(issueKey, 'deliver')}:${seq}`)) ?? undefined;
+  }
+
+  /** The commands queued for the issue, the running one included, oldest first. */
+  async commands(issueKey: string): Promise<RunCommand[]> {
+    return (await this.redis.lrange(this.key(issueKey, 'runs'), 0, -1)).map((text) => JSON.parse(text) as RunCommand);
   }
 
   /** Records that resume `seq` went into the running agent: the drain skips it. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { CldpdError, LABELS, isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
+import { LABELS, isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
 import { issueKeyOf, type ControlJob, type Reporter, type RunCommand, type RunOutcome } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { RUN_QUEUE, controlQueue, hostQueue } from './names.js';
@@ -116,16 +116,16 @@ export class RunWorker {
           }
           continue;
         }
+        if (command.kind === 'resume' && (await this.drainClaim(command)) === 'delivered') {
+          // It went into the running agent as its next message (see deliver()).
+          await state.done(command);
+          continue;
+        }
         const issue = await state.get(issueKey);
         // A stopped command that had already started is not "cancelled": it is picked up
         // again below, and the stop is applied to what is still running.
         if (command.seq <= issue.stoppedSeq && issue.running !== command.seq) {
           await this.finish(command, { kind: 'cancelled', sessionId: command.sessionId, message: 'Cancelled by `/cldpd stop` before it started.' });
-          await state.done(command);
-          continue;
-        }
-        if (command.kind === 'resume' && (await this.drainClaim(command)) === 'delivered') {
-          // It went into the running agent as its next message (see deliver()).
           await state.done(command);
           continue;
         }
@@ -154,6 +154,9 @@ export class RunWorker {
     const log = logger.child({ issue: command.issueKey, session: command.sessionId, seq: command.seq });
     const issue = await state.get(command.issueKey);
     const retried = issue.running === command.seq;
+    // Waiting for a running agent happens before the run is on record as started, so a
+    // worker that dies meanwhile leaves nothing to recover: the retried job waits again.
+    if (!retried && command.kind === 'resume') await this.waitUntilFree(command);
     await state.set(command.issueKey, { running: String(command.seq), runningCommand: JSON.stringify(command) });
     const report = reporter.forRun(command);
     let outcome: RunOutcome | undefined;
@@ -181,7 +184,7 @@ export class RunWorker {
       }
       session ??= command.kind === 'start'
         ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId })
-        : await this.resumeWhenFree(command);
+        : await dispatcher.resume(command.sessionId, command.prompt);
       if (command.kind === 'start') await state.set(command.issueKey, { sessionId: session.id, pod: command.pod });
       outcome = await this.follow(command, session, report);
     } catch (err) {
@@ -194,23 +197,17 @@ export class RunWorker {
   }
 
   /**
-   * Resumes the session once its agent is not running any more. It still runs when this
-   * worker did not start it (adopted after a restart: its input cannot be reached again),
-   * and a second agent on one conversation is never started: wait for it to end (its own
-   * timeout bounds that).
+   * Returns once the session's agent is not running any more, or the command was stopped.
+   * It can still run when this worker did not start it (adopted after a restart: its input
+   * cannot be reached again); a second agent on one conversation is never started, so the
+   * resume waits for it to end (its own timeout bounds that).
    */
-  private async resumeWhenFree(command: RunCommand): Promise<Session> {
+  private async waitUntilFree(command: RunCommand): Promise<void> {
     for (let waited = 0; ; waited++) {
-      try {
-        return await this.options.dispatcher.resume(command.sessionId, command.prompt);
-      } catch (err) {
-        if (!isCldpdError(err, 'SessionBusy')) throw err;
-        if (command.seq <= (await this.options.state.get(command.issueKey)).stoppedSeq) {
-          throw new CldpdError('Stopped', 'Stopped by `/cldpd stop` while it waited for the running agent to finish.');
-        }
-        if (waited === 0) this.options.logger.info({ issue: command.issueKey, session: command.sessionId }, 'the session is still running; the resume waits for it to end');
-        await new Promise((resolve) => setTimeout(resolve, 2000));
-      }
+      if (command.seq <= (await this.options.state.get(command.issueKey)).stoppedSeq) return;
+      if (!(await this.options.dispatcher.isBusy(command.sessionId))) return;
+      if (waited === 0) this.options.logger.info({ issue: command.issueKey, session: command.sessionId }, 'the session is still running; the resume waits for it to end');
+      await new Promise((resolve) => setTimeout(resolve, 2000));
     }
   }
 
@@ -229,11 +226,6 @@ export class RunWorker {
       }
     } finally {
       this.live.delete(command.issueKey);
-      // Instructions sent into the run that the agent never took: they run as resumes of their own.
-      for (const seq of session.untakenMessages()) {
-        await this.options.state.unclaimDelivery(command.issueKey, Number(seq)).catch((err: unknown) =>
-          this.options.logger.error({ err, issue: command.issueKey, seq }, 'could not give an untaken instruction back to the queue'));
-      }
     }
     const terminal = await session.outcome();
     return {
@@ -280,33 +272,67 @@ export class RunWorker {
     const session = this.live.get(job.issueKey);
     if (!session || session.id !== job.sessionId) return 'not running here: the resume runs in its turn';
     if (job.seq <= (await state.get(job.issueKey)).stoppedSeq) return 'stopped: the drain cancels it';
+    if (!(await this.earlierResumesSent(job))) return 'an earlier resume waits its turn: this one follows it';
     const reservation = session.reserve();
     if (!reservation) return 'the agent takes no more input: the resume runs in its turn';
     let claimed = false;
     try {
       claimed = await state.claimDelivery(job.issueKey, job.seq, DELIVERY_CLAIM_MS);
-      // Marked before it is written: a run that ends with it untaken gives it back (follow()).
-      if (claimed) await state.markDelivered(job.issueKey, job.seq);
-    } catch (err) {
-      if (claimed) await state.unclaimDelivery(job.issueKey, job.seq).catch(() => undefined);
-      claimed = false;
-      throw err;
     } finally {
       if (!claimed) reservation.cancel();
     }
     if (!claimed) return 'the drain has it';
+    const tag = String(job.seq);
+    const taken = session.whenTaken(tag);
     try {
-      await reservation.send(job.command.prompt, String(job.seq));
+      await reservation.send(job.command.prompt, tag);
     } catch {
       await state.unclaimDelivery(job.issueKey, job.seq);
       return 'the run ended first: the resume runs in its turn';
     }
-    await this.finish(job.command, {
-      kind: 'delivered',
-      sessionId: session.id,
-      message: `Sent to the agent of session \`${session.id}\` while it runs (run ${session.run}), as its next instruction; its answer will be in that run's status comment.`,
-    });
-    return 'delivered';
+    void this.settleDelivery(job, session, taken).catch((err: unknown) =>
+      this.options.logger.error({ err, issue: job.issueKey, seq: job.seq }, 'could not settle a delivery into the running agent'));
+    return 'sent to the running agent';
+  }
+
+  /**
+   * A sent message counts as delivered once the agent takes it (echoes it): then its
+   * resume's status comment says where it went and the drain skips it. If the run ends
+   * first, the resume goes back to the drain and runs on its own. Meanwhile the claim is
+   * kept alive; if this worker dies, it lapses and the drain runs the resume (at least once).
+   */
+  private async settleDelivery(job: Extract<ControlJob, { kind: 'message' }>, session: Session, taken: Promise<boolean>): Promise<void> {
+    const { state, logger } = this.options;
+    const renew = setInterval(() => {
+      state.renewDelivery(job.issueKey, job.seq, DELIVERY_CLAIM_MS).catch((err: unknown) => logger.warn({ err, issue: job.issueKey, seq: job.seq }, 'could not renew a delivery claim'));
+    }, DELIVERY_CLAIM_MS / 3);
+    try {
+      if (!(await taken)) {
+        await state.unclaimDelivery(job.issueKey, job.seq);
+        return;
+      }
+      // The comment first, then the mark: a crash in between runs the resume again rather than leave it silent.
+      await this.finish(job.command, {
+        kind: 'delivered',
+        sessionId: session.id,
+        message: `Sent to the agent of session \`${session.id}\` while it ran (run ${session.run}), which took it as its next instruction; its answer is in that run's status comment.`,
+      });
+      await state.markDelivered(job.issueKey, job.seq);
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
+  /** True when every resume of the issue queued before this one went (or is going) into the running agent: instructions keep their order. */
+  private async earlierResumesSent(job: Extract<ControlJob, { kind: 'message' }>): Promise<boolean> {
+    const { state } = this.options;
+    const running = (await state.get(job.issueKey)).running;
+    for (const queued of await state.commands(job.issueKey)) {
+      if (queued.kind !== 'resume' || queued.seq >= job.seq || queued.seq === running) continue;
+      const claim = await state.deliveryState(job.issueKey, queued.seq);
+      if (claim !== 'pending' && claim !== 'delivered') return false;
+    }
+    return true;
   }
 
   private async control(job: ControlJob): Promise<string> {
@@ -334,6 +360,7 @@ export class RunWorker {
    */
   private async reconcile(): Promise<void> {
     const { dispatcher, state, logger } = this.options;
+    await dispatcher.sweepHelpers().catch((err: unknown) => logger.warn({ err }, 'could not remove leftover helper containers'));
     for (const found of await dispatcher.containers(true)) {
       if (this.adopting.has(found.sessionId) || [...this.live.values()].some((s) => s.id === found.sessionId)) continue;
       const url = found.container.labels[LABELS.issue];

@@ -112,7 +112,7 @@ describe('bad requests at the terminal', () => {
     [['start', 'good', '--issue', 'github.com/a/b/issues/1'], 1, /is not an issue URL/],
     [['start', 'good', '--issue', 'https://github.com/a/b/pull/1'], 1, /is not an issue URL/],
     [['start', 'good', '--prompt', '   '], 1, /Nothing to do/],
-    [['start', 'good', '--prompt', 'x'.repeat(1100 * 1024)], 1, /the limit is 1048576/],
+    [['start', 'good', '--prompt', 'x'.repeat(600 * 1024)], 1, /the limit is 524288/],
     [['resume', 'good-00000000', '--prompt', 'x'], 1, /No session "good-00000000" on this host/],
     [['resume', '../../etc/passwd', '--prompt', 'x'], 1, /is not a session id/],
     [['stop', 'nope'], 1, /No session "nope" on this host/],

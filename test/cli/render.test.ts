@@ -42,6 +42,10 @@ describe('renderEvent', () => {
     [{ type: 'container.exited', at: 0, exitCode: 2, reason: 'exited', durationMs: 2000 }, [['stderr', 'cldpd: exited with code 2 after 2.0 s\n']]],
     [{ type: 'container.exited', at: 0, exitCode: 143, reason: 'timeout', durationMs: 2000 }, [['stderr', 'cldpd: exited with code 143 after 2.0 s (timed out: timeoutSeconds in pod.json)\n']]],
     [{ type: 'error', at: 0, code: 'BuildFailed', message: 'bad' }, [['stderr', 'cldpd: error (BuildFailed): bad\n']]],
+    [
+      { type: 'output', at: 0, stream: 'stdout', line: '{…}', agent: [{ kind: 'text', text: 'look \u001b]52;c;aGk=\u0007 here\tok' }, { kind: 'tool_result', isError: false, chars: 9, lines: 1, firstLine: '\u001b[2Jboom' }] },
+      [['stdout', 'look \\x1b]52;c;aGk=\\x07 here\tok\n'], ['stdout', '  ⎿ \\x1b[2Jboom\n']],
+    ],
   ])('%j', (event, expected) => {
     expect(renderEvent(event, 's-1').map((p) => [p.to, p.text])).toEqual(expected);
   });

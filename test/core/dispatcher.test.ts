@@ -115,6 +115,13 @@ describe('Dispatcher.resume', () => {
     await drain(second);
     expect(second.agent).toMatchObject({ runCostUsd: 0.25, sessionCostUsd: 0.75, runTurns: 2, sessionTurns: 6 });
     expect(await store.load(first.id)).toMatchObject({ costUsd: 0.75, turns: 6, last: { costUsd: 0.25, turns: 2 } });
+    // A CLI that could not restore the earlier total (its last process was killed) reports
+    // this process's cost alone: it is added, never subtracted.
+    runner.scripts.push({ chunks: [result(0.1, 1)], exitCode: 0 });
+    const third = await dispatcher.resume(first.id, 'again');
+    await drain(third);
+    expect(third.agent.runCostUsd).toBeCloseTo(0.1, 10);
+    expect(third.agent.sessionCostUsd).toBeCloseTo(0.85, 10);
   });
 
   it('starts a new container from the same image and volumes when the first has exited', async () => {
@@ -173,17 +180,18 @@ describe('Dispatcher.start: the image user and persisted paths', () => {
     expect(runner.methods()).not.toContain('chownVolumes'); // root needs no owner change
   });
 
-  it('gives new persisted volumes to the image user, once', async () => {
+  it('gives the persisted volumes to the image user at every start, not only when it creates them', async () => {
     const first = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/9' });
     await drain(first);
     const chowns = runner.calls.filter((c) => c.method === 'chownVolumes');
     expect(chowns).toHaveLength(1);
     expect(chowns[0]?.args.slice(0, 2)).toEqual(['sha256:img', 'agent']);
     expect((chowns[0]?.args[2] as Array<{ path: string }>).map((v) => v.path)).toEqual(['/home/agent/.claude', '/work']);
-    // A second session of the same issue finds the volumes made: nothing to change.
+    // The volumes exist now; a second start still puts their owner right (one may have been
+    // left root-owned by a start that died half-way, or by the pod's earlier root image).
     const again = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/9' });
     await drain(again);
-    expect(runner.calls.filter((c) => c.method === 'chownVolumes')).toHaveLength(1);
+    expect(runner.calls.filter((c) => c.method === 'chownVolumes')).toHaveLength(2);
   });
 
   it('fails at once, naming the paths and the fix, when the owner cannot be set', async () => {

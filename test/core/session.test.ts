@@ -237,6 +237,7 @@ describe('Session live input (stream-json with replayed user messages)', () => {
     while (!input()?.ended) await new Promise((r) => setTimeout(r, 2));
     expect(messages(input()?.text ?? '')).toEqual(['first task', 'second']);
     expect(session.agent.messagesSent).toBe(1);
+    expect(session.untakenMessages()).toEqual([]);
     await session.stop();
     await events;
   });
@@ -267,13 +268,18 @@ describe('Session live input (stream-json with replayed user messages)', () => {
     const events = collect(session);
     while (session.agent.activity === undefined) await new Promise((r) => setTimeout(r, 2));
     const reservation = session.reserve();
+    const taken = session.whenTaken('7');
     await reservation?.send('second', '7');
+    const late = session.reserve(); // held across the end of the run
     expect(session.untakenMessages()).toEqual(['7']);
     release();
     await events;
     expect(session.untakenMessages()).toEqual(['7']);
+    expect(await taken).toBe(false);
+    expect(await session.whenTaken('7')).toBe(false);
     // After the end nothing more is written, and a reservation's send says so.
     expect(session.reserve()).toBeUndefined();
+    await expect(late?.send('third', '8')).rejects.toMatchObject({ code: 'Stopped' });
   });
 
   it('takes no message once stopped', async () => {
@@ -287,13 +293,4 @@ describe('Session live input (stream-json with replayed user messages)', () => {
     await events;
   });
 
-  it('writes a plain stdin prompt and closes the input at once', async () => {
-    const runner = withScript({ chunks: [out('read it\n')], exitCode: 0 });
-    const { session } = await startSession(runner, {
-      build: undefined, prompt: { text: '--help me', channel: { kind: 'stdin' } },
-      launch: async () => ({ handle: await runner.run(stdinSpec), containerName: stdinSpec.name, exec: false }),
-    });
-    await collect(session);
-    expect([...runner.stdin.values()][0]).toEqual({ text: '--help me', ended: true });
-  });
 });

@@ -85,6 +85,11 @@ export class FakeRunner implements Runner {
     for (const v of volumes) this.owners.set(v.volume, user);
   }
 
+  async removeHelpers(olderThanMs: number): Promise<number> {
+    this.calls.push({ method: 'removeHelpers', args: [olderThanMs] });
+    return 0;
+  }
+
   /** Paths imageHasPath reports as present. */
   readonly paths = new Set<string>(['/bin/bash']);
 

@@ -2,14 +2,14 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dispatcher, SessionStore } from '../../src/core/index.js';
 import type { IntakeJob, RunCommand } from '../../src/queue/contract.js';
 import { IssueState } from '../../src/queue/issue-state.js';
 import { INTAKE_QUEUE } from '../../src/queue/names.js';
 import { Producer } from '../../src/queue/producer.js';
 import { RunWorker } from '../../src/queue/run-worker.js';
-import { FakeRunner, out } from '../fakes/fake-runner.js';
+import { FakeRunner, out, type Script } from '../fakes/fake-runner.js';
 import { tempDir, writePod } from '../fakes/pods.js';
 import { RecordingReporter } from '../fakes/recording-reporter.js';
 import { until } from './harness.js';
@@ -95,6 +95,76 @@ describeWithRedis('queue semantics on a real Redis', () => {
     } finally {
       await worker.close();
     }
+  });
+
+  describe('a /cldpd resume for a running session', () => {
+    const replay = (text: string) => out(`${JSON.stringify({ type: 'user', isReplay: true, message: { role: 'user', content: [{ type: 'text', text }] } })}\n`);
+    const result = out(`${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'ok', total_cost_usd: 0.1, num_turns: 1 })}\n`);
+
+    async function liveRun(hostId: string, key: string, then: Script['then']) {
+      const w = await startWorker(hostId, 2, {});
+      w.runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-x"}\n'), replay('run 1')], exitCode: 0, ...(then ? { then } : {}) });
+      await producer.run(runCommand(key, 1, 'start', 'web-000000d1'));
+      await until('the run to be live', () => w.reporter.runs.some((r) => r.events.some((e) => e.type === 'output' && e.agent?.some((a) => a.kind === 'message'))), 10_000);
+      const resume = runCommand(key, 2, 'resume', 'web-000000d1');
+      await producer.run(resume);
+      await producer.control(hostId, { kind: 'message', issueKey: key, sessionId: resume.sessionId, seq: 2, command: resume });
+      await until('the message to be written to the agent', () => [...w.runner.stdin.values()].some((s) => s.text.includes('run 2')), 10_000);
+      return w;
+    }
+
+    it('goes into the live agent: delivered once the agent takes it, and never run on its own', async () => {
+      let release!: () => void;
+      const after = new Promise<void>((r) => (release = r));
+      const key = 'acme-web-500';
+      const { runner, reporter, worker } = await liveRun('host-d1', key, { after, chunks: [replay('run 2'), result] });
+      try {
+        expect(await state.deliveryState(key, 2)).toBe('pending'); // sent, not yet taken
+        release();
+        await until('both commands reported', () => reporter.finished(key).length === 2, 10_000);
+        expect(reporter.finished(key).map((r) => [r.command.seq, r.outcome?.kind])).toEqual(expect.arrayContaining([[1, 'exited'], [2, 'delivered']]));
+        await until('the issue queue to empty', async () => (await state.pending(key)) === 0, 10_000);
+        expect(runner.calls.filter((c) => c.method === 'run')).toHaveLength(1); // one container, one agent
+        expect(await state.deliveryState(key, 2)).toBe('delivered');
+      } finally {
+        await worker.close();
+      }
+    });
+
+    it('runs on its own after the run when the agent ended without taking it', async () => {
+      let release!: () => void;
+      const after = new Promise<void>((r) => (release = r));
+      const key = 'acme-web-501';
+      // The agent exits without reading the second message.
+      const { runner, reporter, worker } = await liveRun('host-d2', key, { after, chunks: [result] });
+      try {
+        release();
+        await until('both commands reported', () => reporter.finished(key).length === 2, 10_000);
+        const runs = reporter.finished(key);
+        expect(runs.map((r) => [r.command.seq, r.outcome?.kind])).toEqual([[1, 'exited'], [2, 'exited']]);
+        expect(runs[1]?.events.find((e) => e.type === 'container.started')).toMatchObject({ exec: false, run: 2 });
+        expect(runner.calls.filter((c) => c.method === 'run')).toHaveLength(2);
+      } finally {
+        await worker.close();
+      }
+    });
+  });
+
+  it('delivery claims: the drain and a delivery never both take one resume', async () => {
+    const key = 'acme-web-502';
+    expect(await state.claimDelivery(key, 1, 5_000)).toBe(true);
+    expect(await state.drainClaim(key, 1)).toBe('pending');
+    await state.unclaimDelivery(key, 1);
+    expect(await state.drainClaim(key, 1)).toBe('run');
+    expect(await state.claimDelivery(key, 1, 5_000)).toBe(false); // the drain has it now
+    expect(await state.claimDelivery(key, 2, 200)).toBe(true);
+    await state.markDelivered(key, 2);
+    await state.renewDelivery(key, 2, 100); // only a pending claim is renewed
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await state.drainClaim(key, 2)).toBe('delivered');
+    expect(await state.claimDelivery(key, 3, 150)).toBe(true);
+    await new Promise((r) => setTimeout(r, 300)); // a delivery whose worker died lapses
+    expect(await state.drainClaim(key, 3)).toBe('run');
   });
 
   it('a stop cancels runs that have not started and says so on each', async () => {

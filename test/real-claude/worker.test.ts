@@ -65,7 +65,7 @@ describeWithRealClaude('a worker with the real Claude Code CLI', () => {
 
       await until('both commands to be reported', () => reporter.finished(key).length === 2, 60_000);
       const [delivered, run] = [reporter.runs.find((r) => r.command.seq === 2), reporter.runs.find((r) => r.command.seq === 1)];
-      expect(delivered?.outcome).toMatchObject({ kind: 'delivered', message: expect.stringContaining('while it runs') });
+      expect(delivered?.outcome).toMatchObject({ kind: 'delivered', message: expect.stringContaining('took it as its next instruction') });
       expect(delivered?.events).toEqual([]); // it never ran on its own
       expect(run?.outcome).toMatchObject({ kind: 'exited', terminal: { exitCode: 0 } });
       expect(run?.outcome?.agent?.result?.text).toBe('Answered: ask: slow | ask: second');
@@ -76,7 +76,7 @@ describeWithRealClaude('a worker with the real Claude Code CLI', () => {
       expect(await world.containersOf(resume.sessionId)).toEqual([]);
     });
 
-    it('runs a resume that comes after the agent stopped taking input as a resume of its own, after the run', async () => {
+    it('runs a resume that arrives once the run has ended in a new container, with the conversation', async () => {
       const key = 'acme-web-41';
       await until('the previous test\'s commands to leave the queue', async () => (await state.pending(key)) === 0, 10_000);
       const before = reporter.runs.length;
@@ -90,6 +90,24 @@ describeWithRealClaude('a worker with the real Claude Code CLI', () => {
       // A new container continued the same conversation.
       expect(run?.outcome?.agent?.result?.text).toContain('ask: third');
       expect(run?.outcome?.agent?.result?.text).toContain('ask: second');
+    });
+
+    it('/cldpd stop during a tool call: the control job stops the live run, which says so', async () => {
+      const key = 'acme-web-41';
+      await until('the earlier commands to leave the queue', async () => (await state.pending(key)) === 0, 30_000);
+      world.api.setScript((body) => (isToolResultTurn(body) ? { blocks: [{ type: 'text', text: 'never' }] } : { blocks: [{ type: 'tool_use', name: 'Bash', input: { command: 'sleep 300', description: 'long' } }] }));
+      const before = reporter.runs.length;
+      const resume = command(9, 'resume', 'ask: long wait');
+      await producer.run(resume);
+      await until('the agent to be in its tool call', () => reporter.runs.slice(before).some((r) => agentEvents(r.events).some((a) => a.kind === 'tool')), 60_000);
+      // What the intake does for "/cldpd stop".
+      await state.markStopped(key, 9);
+      await producer.control(world.hostId, { kind: 'stop', issueKey: key, sessionId: resume.sessionId, seq: 9 });
+      await until('the run to be reported', () => reporter.runs.slice(before).some((r) => r.finishedAt), 60_000);
+      const run = reporter.runs.slice(before)[0];
+      expect(run?.outcome).toMatchObject({ kind: 'exited', terminal: { reason: 'stopped' } });
+      expect(await world.containersOf(resume.sessionId)).toEqual([]);
+      world.api.setScript(script);
     });
   });
 });
