@@ -89,19 +89,29 @@ export async function benchClaude({ runs = 7 } = {}) {
     writeFileSync(join(dir, 'Dockerfile'), [`FROM ${BASE}`, ...example.slice(install + 1)].join('\n'));
     const env = { ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: 'sk-bench', CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1' };
     writeFileSync(join(dir, 'pod.json'), JSON.stringify({ workdir: '/workspace', persist: [], network: 'host', env }));
+    // The same pod with the example's persisted paths: without --issue every start makes its
+    // two volumes anew, so this is the first start of an issue (volumes created and given to the user).
+    const persistDir = join(home, 'pods', 'bench-claude-persist');
+    mkdirSync(persistDir, { recursive: true });
+    writeFileSync(join(persistDir, 'Dockerfile'), readFileSync(join(dir, 'Dockerfile')));
+    writeFileSync(join(persistDir, 'pod.json'), JSON.stringify({ workdir: '/workspace', persist: ['~/.claude', '/workspace'], network: 'host', env }));
     const cldpdEnv = { ...process.env, CLDPD_HOME: home, CLDPD_PODS_DIR: join(home, 'pods'), CLDPD_HOST_ID: 'bench' };
-    const cldpd = () => timeToFirst(process.execPath, [CLI, 'start', 'bench-claude', '--prompt', 'say hello', '--json'], { env: cldpdEnv }, assistantLine);
+    const start = (pod) => () => timeToFirst(process.execPath, [CLI, 'start', pod, '--prompt', 'say hello', '--json'], { env: cldpdEnv }, assistantLine);
+    const cldpd = start('bench-claude');
+    const cldpdPersist = start('bench-claude-persist');
     const image = () => execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', 'cldpd-bench-claude:latest']).toString().trim();
     const docker = () => timeToFirst('docker', [
       'run', '--rm', '-i', '--network', 'host', '--init', ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]), image(),
       'claude', '-p', '--input-format', 'stream-json', '--output-format', 'stream-json', '--verbose', '--dangerously-skip-permissions',
     ], { input: `${JSON.stringify({ type: 'user', message: { role: 'user', content: [{ type: 'text', text: 'say hello' }] } })}\n` }, assistantLine);
-    await cldpd(); // builds and caches the image
-    await docker();
-    const times = { cldpd: [], docker: [], cldpdTotal: [], dockerTotal: [] };
+    const paths = { cldpd, cldpdPersist, docker };
+    for (const run of Object.values(paths)) await run(); // builds and caches the images
+    const names = Object.keys(paths);
+    const times = Object.fromEntries(names.flatMap((n) => [[n, []], [`${n}Total`, []]]));
     for (let i = 0; i < runs; i++) {
-      for (const name of i % 2 ? ['docker', 'cldpd'] : ['cldpd', 'docker']) {
-        const r = await (name === 'cldpd' ? cldpd() : docker());
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(i + k) % names.length];
+        const r = await paths[name]();
         times[name].push(r.ms);
         times[`${name}Total`].push(r.total);
       }

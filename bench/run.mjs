@@ -122,8 +122,9 @@ if (results.claude) {
       `Claude Code ${c.version} in a pod built like examples/pods/claude (on the Debian image of scripts/real-claude.sh), the image cached. Time from spawning \`cldpd start bench-claude --prompt "say hello" --json\` to its first event carrying assistant text, against \`docker run --rm -i --init\` of the same image running the same CLI command with the prompt on stdin, to the CLI's first assistant line. Both talk to a local fake of the Messages API that streams a short answer at once, so the figures are start-up, not model time. Alternating order.`, '',
       '| path | to first assistant event (ms) | to exit (ms) |', '|---|---|---|',
       `| cldpd start | ${s(c.cldpd)} | ${s(c.cldpdTotal)} |`,
+      `| cldpd start, the example's persisted paths made anew (an issue's first start) | ${s(c.cldpdPersist)} | ${s(c.cldpdPersistTotal)} |`,
       `| docker run claude | ${s(c.docker)} | ${s(c.dockerTotal)} |`, '',
-      `Ratio cldpd / docker run: **${fmt(c.ratio, 2)}×**.`, '');
+      `Ratio cldpd / docker run: **${fmt(c.ratio, 2)}×**; with new persisted volumes (created, then given to the image's user by a short-lived chown container): **${fmt(c.cldpdPersist.median / c.docker.median, 2)}×**. Later starts of the same issue find the volumes given to that user already and pay neither.`, '');
   }
 }
 lines.push('## What limits the figures', '',

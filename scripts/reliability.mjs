@@ -81,7 +81,8 @@ for (const [scenario, checked, filePart, pattern] of ROWS) {
   lines.push(`| ${scenario} | ${checked} | ${result} | ${mine.length} | ${(ms / 1000).toFixed(1)} s |`);
 }
 lines.push('', 'Known limits, by design:', '',
-  '- A resume that runs as an exec inside a still-running container cannot be re-attached after its worker dies (Docker keeps no log of an exec): its run ends with an error that says so and how to continue.',
+  '- A resume that runs as an exec inside a still-running container (pods whose command takes the prompt in argv) cannot be re-attached after its worker dies (Docker keeps no log of an exec): its run ends with an error that says so and how to continue.',
+  '- A worker that dies closes the running agent\'s input (the container\'s stdin is attached once): the agent finishes what it was given and its run ends there; resumes sent into it that it had not taken, and later ones, run as resumes of their own in a new container.',
   '- When the Docker engine stops answering mid-run, the run is reported failed at once; lines the container printed after that are not added to the session log (the run\'s end is already on record), and the container is stopped and removed when the engine answers again.',
   '');
 writeFileSync('RELIABILITY.md', lines.join('\n'));

@@ -270,22 +270,28 @@ export class Dispatcher {
   }
 
   /**
-   * Creates the persisted volumes that do not exist yet and, for a non-root image user,
-   * makes each volume's top directory that user's, at every start. Docker creates a volume's
-   * directory root-owned unless the image already has that path: without this, a non-root
-   * agent could not write its state and the next run could not resume it. Every start (not
-   * only a volume's first) so a volume left root-owned (a start that died half-way, a pod
-   * that changed its USER) is put right. Throws `InvalidPod` when the owner cannot be set,
-   * saying what to change in the pod.
+   * Creates the persisted volumes that do not exist yet and makes each one the image
+   * user's (non-root users only). Docker creates a volume's directory root-owned unless the
+   * image already has that path: without this, a non-root agent could not write its state
+   * and the next run could not resume it. A volume is given to the user unless this host
+   * recorded doing so for that same user, so a volume left root-owned (a start that died
+   * half-way, a pod that changed its USER, a volume older than this check) is put right.
+   * Throws `InvalidPod` when the owner cannot be set, saying what to change in the pod.
    */
   private async prepareVolumes(pod: Pod, image: ImageInfo, volumes: readonly PersistedVolume[], labels: Omit<Parameters<typeof volumeLabels>[0], 'path'>): Promise<void> {
-    for (const v of volumes) await this.options.runner.ensureVolume(v.volume, volumeLabels({ ...labels, path: v.path }));
-    if (volumes.length === 0 || runsAsRoot(image)) return;
-    try {
-      await this.options.runner.chownVolumes(image.id, image.user, volumes);
-    } catch (err) {
-      throw new CldpdError('InvalidPod', `Pod "${pod.name}": the persisted paths ${volumes.map((v) => v.path).join(', ')} would belong to root, which the image's user "${image.user}" cannot write, and cldpd could not give them to that user (${messageOf(err)}). Create these paths in the Dockerfile, owned by that user (for example "RUN mkdir -p /home/agent/.claude" before "USER agent"), or change "persist" in pod.json.`, { cause: err });
+    const { runner, store } = this.options;
+    const unowned: PersistedVolume[] = [];
+    for (const v of volumes) {
+      const created = await runner.ensureVolume(v.volume, volumeLabels({ ...labels, path: v.path }));
+      if (!runsAsRoot(image) && (created || (await store.volumeOwner(v.volume)) !== image.user)) unowned.push(v);
     }
+    if (unowned.length === 0) return;
+    try {
+      await runner.chownVolumes(image.id, image.user, unowned);
+    } catch (err) {
+      throw new CldpdError('InvalidPod', `Pod "${pod.name}": the persisted paths ${unowned.map((v) => v.path).join(', ')} would belong to root, which the image's user "${image.user}" cannot write, and cldpd could not give them to that user (${messageOf(err)}). Create these paths in the Dockerfile, owned by that user (for example "RUN mkdir -p /home/agent/.claude" before "USER agent"), or change "persist" in pod.json.`, { cause: err });
+    }
+    for (const v of unowned) await store.setVolumeOwner(v.volume, image.user);
   }
 
   /** Removes helper containers of this engine that a process which died while they ran left behind. */

@@ -106,6 +106,24 @@ export class SessionStore {
     return next;
   }
 
+  /**
+   * The user a persisted volume was last given to on this host (see Dispatcher), or
+   * undefined when cldpd never did (a new volume, or one a run that died half-way left).
+   */
+  async volumeOwner(volume: string): Promise<string | undefined> {
+    return readFile(join(this.dir, '.volume-owners', encodeURIComponent(volume)), 'utf8').catch(() => undefined);
+  }
+
+  /** Records that `volume` now belongs to `user`. */
+  async setVolumeOwner(volume: string, user: string): Promise<void> {
+    const dir = join(this.dir, '.volume-owners');
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, encodeURIComponent(volume));
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, user);
+    await rename(tmp, file);
+  }
+
   /** Every record, newest first. Unreadable entries are skipped. */
   async list(): Promise<SessionRecord[]> {
     let names: string[];

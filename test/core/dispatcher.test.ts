@@ -180,18 +180,32 @@ describe('Dispatcher.start: the image user and persisted paths', () => {
     expect(runner.methods()).not.toContain('chownVolumes'); // root needs no owner change
   });
 
-  it('gives the persisted volumes to the image user at every start, not only when it creates them', async () => {
+  it('gives the persisted volumes to the image user: new ones, and any this host has not given to that user', async () => {
     const first = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/9' });
     await drain(first);
-    const chowns = runner.calls.filter((c) => c.method === 'chownVolumes');
-    expect(chowns).toHaveLength(1);
-    expect(chowns[0]?.args.slice(0, 2)).toEqual(['sha256:img', 'agent']);
-    expect((chowns[0]?.args[2] as Array<{ path: string }>).map((v) => v.path)).toEqual(['/home/agent/.claude', '/work']);
-    // The volumes exist now; a second start still puts their owner right (one may have been
-    // left root-owned by a start that died half-way, or by the pod's earlier root image).
-    const again = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/9' });
-    await drain(again);
-    expect(runner.calls.filter((c) => c.method === 'chownVolumes')).toHaveLength(2);
+    const chowns = () => runner.calls.filter((c) => c.method === 'chownVolumes');
+    expect(chowns()).toHaveLength(1);
+    expect(chowns()[0]?.args.slice(0, 2)).toEqual(['sha256:img', 'agent']);
+    expect((chowns()[0]?.args[2] as Array<{ path: string }>).map((v) => v.path)).toEqual(['/home/agent/.claude', '/work']);
+    // A second session of the issue finds them given to "agent" already: no helper container.
+    await drain(await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/9' }));
+    expect(chowns()).toHaveLength(1);
+    // The pod's image changes its user: the volumes are given to the new one.
+    runner.images.set('sha256:img', { id: 'sha256:img', user: 'dev', env: { HOME: '/home/dev' }, workingDir: '/', labels: {} });
+    await drain(await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/9' }));
+    expect(chowns()).toHaveLength(2);
+    expect(chowns()[1]?.args[1]).toBe('dev');
+  });
+
+  it('puts right volumes that exist but that this host never recorded giving to the user', async () => {
+    await drain(await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/10' }));
+    const chowns = () => runner.calls.filter((c) => c.method === 'chownVolumes').length;
+    expect(chowns()).toBe(1);
+    // The same Docker volumes, but no record of their owner (a start that died between
+    // creating them and giving them away, or volumes made before this check).
+    const forgetful = new Dispatcher({ runner, pods, store: new SessionStore(join(await tempDir(), 'sessions')), hostId: 'host-a', hostEnv: {} });
+    await drain(await forgetful.start('web', { issueUrl: 'https://github.com/acme/web/issues/10' }));
+    expect(chowns()).toBe(2);
   });
 
   it('fails at once, naming the paths and the fix, when the owner cannot be set', async () => {
