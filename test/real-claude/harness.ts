@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { describe } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
-import { FakeAnthropic, type Script } from '../fakes/fake-anthropic.js';
+import { FakeAnthropic, isToolResultTurn, lastUserText, userTexts, type Script } from '../fakes/fake-anthropic.js';
 import { TestWorld } from '../integration/harness.js';
 
 /** The Claude Code version the suite runs (package.json config.claudeCodeVersion; scripts/real-claude.sh installs it). */
@@ -99,4 +99,20 @@ export class RealClaudeWorld extends TestWorld {
 /** The understood agent events of a run, flattened. */
 export function agentEvents(events: readonly SessionEvent[]) {
   return events.flatMap((e) => (e.type === 'output' && e.agent ? e.agent : []));
+}
+
+/**
+ * A fake model for live-input tests: a typed message starts a Bash `sleep` of
+ * `seconds(its text)` (time to send more); a tool result is answered "Answered: ask: a |
+ * ask: b", naming every "ask: <word>" the conversation holds. A message sent mid-turn
+ * reaches the model inside the CLI's own note, not as typed text: the pattern finds it there.
+ */
+export function askingScript(seconds: (typed: string) => number): Script {
+  return (body) => {
+    if (isToolResultTurn(body)) {
+      const asked = userTexts(body).flatMap((t) => t.match(/ask: \w+/g) ?? []);
+      return { blocks: [{ type: 'text', text: `Answered: ${[...new Set(asked)].join(' | ')}` }] };
+    }
+    return { blocks: [{ type: 'tool_use', name: 'Bash', input: { command: `sleep ${seconds(lastUserText(body))}; echo done`, description: 'wait' } }] };
+  };
 }

@@ -1,18 +1,10 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
-import { isToolResultTurn, lastUserText, userTexts, type Script } from '../fakes/fake-anthropic.js';
+import { userTexts } from '../fakes/fake-anthropic.js';
 import { collect } from '../integration/harness.js';
-import { RealClaudeWorld, agentEvents, describeWithRealClaude } from './harness.js';
+import { RealClaudeWorld, agentEvents, askingScript, describeWithRealClaude } from './harness.js';
 
-/** A typed message starts a slow tool call (so there is time to send more); a tool result is answered, naming what the user asked. */
-const slowToolScript: Script = (body) => {
-  if (isToolResultTurn(body)) {
-    // A message sent mid-turn reaches the model inside the CLI's own note, not as typed text.
-    const asked = userTexts(body).flatMap((t) => t.match(/ask: \w+/g) ?? []);
-    return { blocks: [{ type: 'text', text: `Answered: ${[...new Set(asked)].join(' | ')}` }] };
-  }
-  return { blocks: [{ type: 'tool_use', name: 'Bash', input: { command: `sleep ${lastUserText(body).includes('long') ? 120 : 3}; echo slept`, description: 'wait' } }] };
-};
+const slowToolScript = askingScript((typed) => (typed.includes('long') ? 120 : 3));
 
 const world = new RealClaudeWorld(slowToolScript);
 

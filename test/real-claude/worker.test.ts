@@ -5,20 +5,13 @@ import type { RunCommand } from '../../src/queue/contract.js';
 import { IssueState } from '../../src/queue/issue-state.js';
 import { Producer } from '../../src/queue/producer.js';
 import { RunWorker } from '../../src/queue/run-worker.js';
-import { isToolResultTurn, lastUserText, userTexts, type Script } from '../fakes/fake-anthropic.js';
+import { isToolResultTurn } from '../fakes/fake-anthropic.js';
 import { RecordingReporter } from '../fakes/recording-reporter.js';
 import { until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
-import { RealClaudeWorld, agentEvents, describeWithRealClaude } from './harness.js';
+import { RealClaudeWorld, agentEvents, askingScript, describeWithRealClaude } from './harness.js';
 
-/** A typed message starts a slow tool call; a tool result is answered with every "ask: …" the conversation holds. */
-const script: Script = (body) => {
-  if (isToolResultTurn(body)) {
-    const asked = userTexts(body).flatMap((t) => t.match(/ask: \w+/g) ?? []);
-    return { blocks: [{ type: 'text', text: `Answered: ${[...new Set(asked)].join(' | ')}` }] };
-  }
-  return { blocks: [{ type: 'tool_use', name: 'Bash', input: { command: `sleep ${lastUserText(body).includes('ask: slow') ? 4 : 0}; echo done`, description: 'work' } }] };
-};
+const script = askingScript((typed) => (typed.includes('ask: slow') ? 4 : 0));
 
 const world = new RealClaudeWorld(script);
 
