@@ -9,7 +9,11 @@ import { FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
 import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { Queue } from 'bullmq';
+import { issueKeyOf } from '../../src/queue/contract.js';
+import { controlQueue } from '../../src/queue/names.js';
+import { jobId } from '../../src/queue/producer.js';
 import { createServer, type Server as NetServer } from 'node:net';
 
 const SECRET = 'e2e-webhook-secret';
@@ -128,6 +132,29 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(comments).toHaveLength(2);
       expect(comments[1]?.body).toMatch(/cldpd: finished \(pod `e2e`, resume #1\)/);
       expect(comments[1]?.body).toContain(`resumed fake-${sessionId}, note: written by the first run`);
+      expect(replies(n)).toEqual([]);
+    });
+
+    it('/cldpd resume while the agent runs is offered to it; an agent that never takes it gets it as a resume of its own', async () => {
+      const n = issueNumber++;
+      // The fake agent takes its first prompt ("… pause …": it works 4 s) and reads nothing more.
+      await world.pod('e2e-pause', { env: { IS_SANDBOX: '1' } });
+      await writeFile(join(world.podsDir, 'e2e-pause', 'template.md'), 'Take a pause.');
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e-pause' }), { id: randomUUID(), secret: SECRET });
+      await until('the run to start', () => statusComments(n).some((c) => c.body.includes('cldpd: running')), 60_000);
+      await deliver(port, 'issue_comment', payload('issue_comment', 'created', { issue: n, comment: '/cldpd resume and the tests' }), { id: randomUUID(), secret: SECRET });
+      const comments = await finalOf(n, 2);
+      expect(comments).toHaveLength(2);
+      expect(comments[0]?.body).toMatch(/cldpd: finished \(pod `e2e-pause`\)/);
+      expect(comments[1]?.body).toMatch(/cldpd: finished \(pod `e2e-pause`, resume #1\)/);
+      expect(comments[1]?.body).toContain('note: written by the first run');
+      // The resume was offered to the running agent (the host's control queue), which never took it.
+      const control = new Queue(controlQueue(world.hostId), { connection: redis });
+      const key = issueKeyOf({ owner: OWNER, repo: REPO, number: n });
+      const offered = await control.getJob(jobId('message', key, 2));
+      await control.close();
+      expect(offered?.returnvalue).toBe('sent to the running agent');
+      expect(await redis.get(`cldpd:issue:{${key}}:deliver:2`)).toBe('run');
       expect(replies(n)).toEqual([]);
     });
 

@@ -58,7 +58,7 @@ else
   echo "written by the first run" > /work/note.txt
 fi
 echo "prompt: $prompt"
-case "$prompt" in *linger*) sleep 60 ;; esac
+case "$prompt" in *linger*) sleep 60 ;; *pause*) sleep 4 ;; esac
 if [ -n "$resume" ]; then summary="resumed $resume, note: $(cat /work/note.txt 2>/dev/null || echo none)"; else summary="first run"; fi
 echo "{\\"type\\":\\"result\\",\\"subtype\\":\\"success\\",\\"is_error\\":false,\\"result\\":\\"all done ($summary)\\",\\"num_turns\\":2,\\"total_cost_usd\\":0.0125,\\"duration_ms\\":40}"
 `;
