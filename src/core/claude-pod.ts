@@ -7,10 +7,19 @@ export function runsAsRoot(image: Pick<ImageInfo, 'user'>): boolean {
   return user === '' || user === 'root' || user === '0';
 }
 
+/** True when the command's program is Claude Code (`claude`, by name or path). */
+function isClaude(cmd: readonly string[]): boolean {
+  return (cmd[0] ?? '').split('/').pop() === 'claude';
+}
+
+/** True when the pod's start or resume command runs Claude Code. */
+function runsClaude(pod: Pod): boolean {
+  return isClaude(pod.config.command) || isClaude(pod.config.resumeCommand);
+}
+
 /** True when the command starts Claude Code with --dangerously-skip-permissions. */
 export function skipsPermissions(cmd: readonly string[]): boolean {
-  const program = (cmd[0] ?? '').split('/').pop();
-  return program === 'claude' && cmd.includes('--dangerously-skip-permissions');
+  return isClaude(cmd) && cmd.includes('--dangerously-skip-permissions');
 }
 
 /**
@@ -36,9 +45,8 @@ export function rootProblem(pod: Pod, image: Pick<ImageInfo, 'user' | 'env'>, co
  * run `claude`, does not persist `~/.claude`, or sets `CLAUDE_CONFIG_DIR` itself.
  */
 export function claudeEnv(pod: Pod, persistedPaths: readonly string[], home: string): Record<string, string> {
-  const runsClaude = [pod.config.command, pod.config.resumeCommand].some((cmd) => (cmd[0] ?? '').split('/').pop() === 'claude');
   const dir = `${home.replace(/\/$/, '')}/.claude`;
-  if (!runsClaude || pod.config.env.CLAUDE_CONFIG_DIR !== undefined || !persistedPaths.includes(dir)) return {};
+  if (!runsClaude(pod) || pod.config.env.CLAUDE_CONFIG_DIR !== undefined || !persistedPaths.includes(dir)) return {};
   return { CLAUDE_CONFIG_DIR: dir };
 }
 
@@ -53,8 +61,7 @@ export async function imageWarnings(pod: Pod, runner: Pick<Runner, 'inspectImage
   const warnings: string[] = [];
   const root = rootProblem(pod, image);
   if (root) warnings.push(root);
-  const runsClaude = [pod.config.command, pod.config.resumeCommand].some((cmd) => (cmd[0] ?? '').split('/').pop() === 'claude');
-  if (deep && runsClaude && !(await runner.imageHasPath(image.id, '/bin/bash')) && !(await runner.imageHasPath(image.id, '/usr/bin/bash'))) {
+  if (deep && runsClaude(pod) && !(await runner.imageHasPath(image.id, '/bin/bash')) && !(await runner.imageHasPath(image.id, '/usr/bin/bash'))) {
     warnings.push(`Pod "${pod.name}": its image has no bash, and Claude Code's Bash tool runs only in bash or zsh. Install bash in the Dockerfile (for example "RUN apt-get install -y bash").`);
   }
   return warnings;

@@ -147,15 +147,11 @@ export class Dispatcher {
     await this.options.store.update(sessionId, { runs: run });
 
     if (running) {
+      // Only for commands that take the prompt in argv (the stream-json case refused above).
       return this.startRun(pod, record, run, {
-        ...promptOption(channel, prompt),
         removeOnExit: false,
         launch: async () => ({
-          handle: await this.options.runner.exec(running.id, cmd, {
-            env: containerEnv(pod, this.options.hostEnv, sessionId),
-            ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}),
-            stdin: channel.kind === 'stream-json',
-          }),
+          handle: await this.options.runner.exec(running.id, cmd, { env: containerEnv(pod, this.options.hostEnv, sessionId), ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) }),
           containerName: running.name,
           exec: true,
         }),

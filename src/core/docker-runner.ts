@@ -68,7 +68,7 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
   };
 }
 
-/** The write side of a hijacked attach or exec connection, as a ProcessInput. */
+/** The write side of a hijacked attach connection, as a ProcessInput. */
 function inputOf(stream: NodeJS.ReadWriteStream): ProcessInput {
   const socket = stream as NodeJS.ReadWriteStream & { destroyed?: boolean; writableEnded?: boolean };
   // A process that has ended no longer reads; a write then fails, and that is no one's error.
@@ -352,22 +352,20 @@ export class DockerRunner implements Runner {
     };
   }
 
-  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string; stdin?: boolean }): Promise<ProcessHandle> {
+  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
     try {
       const exec = await this.docker.getContainer(containerId).exec({
         Cmd: [...cmd],
-        AttachStdin: options.stdin === true,
         AttachStdout: true,
         AttachStderr: true,
         Tty: false,
         ...(options.env ? { Env: Object.entries(options.env).map(([k, v]) => `${k}=${v}`) } : {}),
         ...(options.workdir ? { WorkingDir: options.workdir } : {}),
       });
-      const stream = (await exec.start({ hijack: true, stdin: options.stdin === true })) as NodeJS.ReadWriteStream;
+      const stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
       return {
         containerId,
         output: demuxDockerStream(stream as AsyncIterable<Buffer>),
-        ...(options.stdin ? { input: inputOf(stream) } : {}),
         wait: async () => {
           // The stream has ended; Docker may take a moment to record the exit code.
           const deadline = Date.now() + EXEC_EXIT_WAIT_MS;

@@ -102,8 +102,8 @@ export interface Runner {
    * since it started, from Docker's log, following it until it exits; `wait()` gives its exit code.
    */
   attach(containerId: string): Promise<ProcessHandle>;
-  /** Runs a command inside a running container; `stdin` opens its standard input. */
-  exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string; stdin?: boolean }): Promise<ProcessHandle>;
+  /** Runs a command inside a running container. */
+  exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle>;
   /**
    * Makes the named volumes' top directories owned by `user` (the image's user: a name or
    * uid[:gid]), by running `chown` as root in a short-lived container of `image` with the

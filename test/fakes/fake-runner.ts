@@ -176,12 +176,12 @@ export class FakeRunner implements Runner {
     return { containerId: handle.containerId, output: handle.output, wait: handle.wait };
   }
 
-  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string; stdin?: boolean }): Promise<ProcessHandle> {
+  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
     this.calls.push({ method: 'exec', args: [containerId, cmd, options] });
     const container = this.containers.get(containerId);
     if (!container || container.info.state !== 'running') throw new CldpdError('ContainerFailed', `container ${containerId} is not running`);
     const handle = this.process(containerId, () => undefined);
-    return options.stdin ? handle : { containerId: handle.containerId, output: handle.output, wait: handle.wait };
+    return { containerId: handle.containerId, output: handle.output, wait: handle.wait };
   }
 
   async stop(containerId: string, graceSeconds: number): Promise<void> {
