@@ -51,6 +51,8 @@ export interface Config {
   readonly jobLockMs: number;
   /** How often a worker looks for containers of its host that nothing follows. `CLDPD_RECONCILE_SECONDS`, default 60. */
   readonly reconcileMs: number;
+  /** How long `serve`, `worker` and `up` take at most to shut down on SIGTERM before they exit anyway. `CLDPD_STOP_SECONDS`, default 20. */
+  readonly stopSeconds: number;
   /** GitHub writes (comments posted or edited) one process makes per minute at most. `CLDPD_GITHUB_WRITES_PER_MINUTE`, default 40. */
   readonly githubWritesPerMinute: number;
   readonly github: GitHubConfig;
@@ -116,6 +118,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     statusIntervalMs: positiveInt(env, 'CLDPD_STATUS_INTERVAL_SECONDS', 10, problems) * 1000,
     jobLockMs: positiveInt(env, 'CLDPD_JOB_LOCK_SECONDS', 60, problems) * 1000,
     reconcileMs: positiveInt(env, 'CLDPD_RECONCILE_SECONDS', 60, problems) * 1000,
+    stopSeconds: positiveInt(env, 'CLDPD_STOP_SECONDS', 20, problems),
     githubWritesPerMinute: positiveInt(env, 'CLDPD_GITHUB_WRITES_PER_MINUTE', 40, problems),
     github: Object.freeze({
       appId: env.APP_ID || undefined,

@@ -1,4 +1,7 @@
-import type { AgentEvent, SessionEvent } from '../core/index.js';
+import { shorten, type AgentEvent, type SessionEvent } from '../core/index.js';
+
+/** How much of a tool call's argument a transcript line shows. */
+const MAX_TOOL_SUMMARY = 200;
 
 /** A piece of terminal output: which stream, and the text including its newline. */
 export interface Printed {
@@ -23,8 +26,13 @@ function printable(text: string): string {
 function firstLine(text: string, max = 160): string {
   const line = text.split('\n').find((l) => l.trim()) ?? '';
   const more = text.trim().split('\n').length - 1;
-  const clipped = line.length > max ? `${line.slice(0, max - 1)}…` : line;
+  const clipped = shorten(line, max);
   return more > 0 ? `${clipped} (+${more} lines)` : clipped;
+}
+
+/** `text` folded onto one line and shortened, cut between characters. */
+function oneLine(text: string, max: number): string {
+  return shorten(text.replace(/\s+/g, ' ').trim(), max);
 }
 
 /**
@@ -44,8 +52,11 @@ function renderAgentRaw(a: AgentEvent): Printed[] {
       return [{ to: 'stdout', text: `${a.text}\n` }];
     case 'thinking':
       return [{ to: 'stdout', text: '✻ thinking…\n' }];
-    case 'tool':
-      return [{ to: 'stdout', text: `→ ${a.name}${a.summary ? `: ${a.summary}` : ''}\n` }];
+    case 'tool': {
+      // The core keeps the argument whole (for redaction); a transcript shows one short line of it.
+      const summary = oneLine(a.summary, MAX_TOOL_SUMMARY);
+      return [{ to: 'stdout', text: `→ ${a.name}${summary ? `: ${summary}` : ''}\n` }];
+    }
     case 'tool_result': {
       const size = a.chars === 0 ? '(no output)' : a.lines > 1 ? `${a.firstLine} (+${a.lines - 1} lines)` : a.firstLine;
       return [{ to: 'stdout', text: `  ⎿ ${a.isError ? 'error: ' : ''}${size}\n` }];

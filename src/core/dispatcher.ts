@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { AgentSummary } from './agent-summary.js';
 import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLabels } from './container-spec.js';
 import { CldpdError, messageOf } from './errors.js';
 import { LABELS } from './labels.js';
 import { scanRun } from './log-scan.js';
 import { SessionLog } from './session-log.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
-import { buildStartPrompt, checkPromptSize, issueKey, parseIssueUrl, promptChannel, renderCommand, type PromptChannel } from './prompt.js';
+import { buildStartPrompt, checkPromptSize, issueVolumeKey, parseIssueUrl, promptChannel, renderCommand, type PromptChannel } from './prompt.js';
 import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import type { SessionEvent } from './events.js';
 import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
@@ -43,8 +44,16 @@ export interface StartOptions {
 export type Recovery =
   /** The run never reached its container: start it (again). */
   | { readonly kind: 'none' }
-  /** The run is over; its terminal event is in the log. */
-  | { readonly kind: 'finished'; readonly terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }> }
+  /**
+   * The run is over; its terminal event is in the log. `agent` is what the agent said in the
+   * run, from the log; `lastLines` its last plain output lines, oldest first.
+   */
+  | {
+      readonly kind: 'finished';
+      readonly terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
+      readonly agent: AgentSummary;
+      readonly lastLines: readonly string[];
+    }
   /** The run's container is there: this session continues it. */
   | { readonly kind: 'attached'; readonly session: Session };
 
@@ -111,7 +120,7 @@ export class Dispatcher {
         if (!info) throw new CldpdError('BuildFailed', `The image ${image} of pod "${pod.name}" is missing after its build.`);
         const problem = rootProblem(pod, info, [pod.config.command]);
         if (problem) throw new CldpdError('InvalidPod', problem);
-        const volumes = persistedVolumes(pod.config.persist, info, issue ? `${pod.name}-${issueKey(issue)}` : sessionId);
+        const volumes = persistedVolumes(pod.config.persist, info, issue ? issueVolumeKey(pod.name, issue) : sessionId);
         await this.prepareVolumes(pod, info, volumes, labels);
         await this.options.store.update(sessionId, { imageId: info.id, volumes });
         const spec = buildContainerSpec({
@@ -202,7 +211,16 @@ export class Dispatcher {
     const record = await this.options.store.load(sessionId);
     const run = record.runs;
     const logPath = this.options.store.logPath(sessionId);
-    const state = await scanRun(logPath, run);
+    const state = await scanRun(logPath, run, {
+      // The record's totals include the run once its end was recorded (same time as the log's).
+      before: (terminal) => {
+        const included = terminal !== undefined && record.last?.endedAt === terminal.at;
+        return {
+          costUsd: (record.costUsd ?? 0) - (included ? record.last?.costUsd ?? 0 : 0),
+          turns: (record.turns ?? 0) - (included ? record.last?.turns ?? 0 : 0),
+        };
+      },
+    });
     let all = await this.containersOf(sessionId);
     // A container that was created but never started (its process went away in between)
     // holds nothing: remove it and let the run start over.
@@ -212,7 +230,9 @@ export class Dispatcher {
     const container = containers.sort((a, b) => b.createdAt - a.createdAt)[0];
     if (state.terminal) {
       for (const c of containers) if (c.state !== 'running') await this.options.runner.remove(c.id);
-      return { kind: 'finished', terminal: state.terminal };
+      // The process went away between logging the end and recording it: record it now.
+      if (record.last?.endedAt !== state.terminal.at) await this.recordEnd(sessionId, state.terminal, state.agent);
+      return { kind: 'finished', terminal: state.terminal, agent: state.agent, lastLines: state.tail };
     }
     if (!container) {
       if (!state.started) return { kind: 'none' };
@@ -225,13 +245,13 @@ export class Dispatcher {
       const log = await SessionLog.open(logPath);
       await log.append([terminal]);
       await log.close();
-      await this.options.store.update(sessionId, { last: { error: terminal.message, endedAt: terminal.at } });
-      return { kind: 'finished', terminal };
+      await this.recordEnd(sessionId, terminal, state.agent);
+      return { kind: 'finished', terminal, agent: state.agent, lastLines: state.tail };
     }
     const pod = await loadPod(this.options.pods, record.pod);
     const session = await this.startRun(pod, record, run, {
       removeOnExit: true,
-      ...(state.started ? { reattach: state.lines } : {}),
+      ...(state.started ? { reattach: { ...state.lines, agent: state.agent } } : {}),
       launch: async () => ({ handle: await this.options.runner.attach(container.id), containerName: container.name, exec: false }),
     });
     return { kind: 'attached', session };
@@ -315,18 +335,21 @@ export class Dispatcher {
       onClaudeSession: async (claudeSessionId) => {
         await store.update(record.id, { claudeSessionId });
       },
-      onFinish: async (terminal, session) => {
-        const { claudeSessionId, sessionCostUsd, sessionTurns, runCostUsd, runTurns } = session.agent;
-        const spent = { ...(runCostUsd !== undefined ? { costUsd: runCostUsd } : {}), ...(runTurns !== undefined ? { turns: runTurns } : {}) };
-        await store.update(record.id, {
-          ...(claudeSessionId ? { claudeSessionId } : {}),
-          ...(sessionCostUsd !== undefined ? { costUsd: sessionCostUsd } : {}),
-          ...(sessionTurns !== undefined ? { turns: sessionTurns } : {}),
-          last: terminal.type === 'error'
-            ? { error: terminal.message, endedAt: terminal.at, ...spent }
-            : { exitCode: terminal.exitCode, reason: terminal.reason, endedAt: terminal.at, ...spent },
-        });
-      },
+      onFinish: (terminal, session) => this.recordEnd(record.id, terminal, session.agent),
+    });
+  }
+
+  /** Records a run's end and what it cost in the session's record. */
+  private async recordEnd(sessionId: string, terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }>, agent: AgentSummary): Promise<void> {
+    const { claudeSessionId, sessionCostUsd, sessionTurns, runCostUsd, runTurns } = agent;
+    const spent = { ...(runCostUsd !== undefined ? { costUsd: runCostUsd } : {}), ...(runTurns !== undefined ? { turns: runTurns } : {}) };
+    await this.options.store.update(sessionId, {
+      ...(claudeSessionId ? { claudeSessionId } : {}),
+      ...(sessionCostUsd !== undefined ? { costUsd: sessionCostUsd } : {}),
+      ...(sessionTurns !== undefined ? { turns: sessionTurns } : {}),
+      last: terminal.type === 'error'
+        ? { error: terminal.message, endedAt: terminal.at, ...spent }
+        : { exitCode: terminal.exitCode, reason: terminal.reason, endedAt: terminal.at, ...spent },
     });
   }
 }

@@ -11,6 +11,9 @@ export { SessionStore, isSessionId, type SessionRecord, type PersistedVolume } f
 export { parseLogLine } from './session-log.js';
 export { Dispatcher, type DispatcherOptions, type StartInput, type StartOptions, type Recovery, type SessionContainer } from './dispatcher.js';
 export { scanRun, type RunLogState } from './log-scan.js';
-export { parseIssueUrl, buildStartPrompt, renderCommand, promptChannel, type IssueRef, type PromptChannel } from './prompt.js';
+export type { ScanRunOptions } from './log-scan.js';
+export { AgentSummaryAccumulator, type SpentBefore } from './agent-summary.js';
+export { MAX_PROMPT_BYTES, issueKey, parseIssueUrl, buildStartPrompt, renderCommand, promptChannel, type IssueRef, type PromptChannel } from './prompt.js';
 export { LABELS } from './labels.js';
 export { imageWarnings, rootProblem } from './claude-pod.js';
+export { keepStart, keepEnd, shorten, isWellFormed, toWellFormed } from './text.js';

@@ -1,30 +1,49 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { AgentSummaryAccumulator, type AgentSummary, type SpentBefore } from './agent-summary.js';
 import { isTerminal, type SessionEvent } from './events.js';
 import { parseLogLine } from './session-log.js';
+
+type Terminal = Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
 
 /** What a session's log says about one run. */
 export interface RunLogState {
   /** Whether `container.started` of the run is in the log. */
   readonly started: boolean;
   /** The run's terminal event, when it was logged. */
-  readonly terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }> | undefined;
+  readonly terminal: Terminal | undefined;
   /** Output events of the run logged per stream. */
   readonly lines: { readonly stdout: number; readonly stderr: number };
-  /** The last output lines of the run (at most `keep`), for summaries. */
+  /** The last plain output lines of the run (at most `keep`; stream-json lines are not), for summaries. */
   readonly tail: readonly string[];
+  /** What the agent said in the run's logged output, as a live run would have summed it up. */
+  readonly agent: AgentSummary;
+}
+
+/** Options of {@link scanRun}. */
+export interface ScanRunOptions {
+  /** How many output lines `tail` keeps; 20 by default. */
+  readonly keep?: number;
+  /**
+   * What the Claude session had spent before the run, given the run's logged terminal
+   * event (the session's record may already include the run once it has ended); nothing
+   * by default.
+   */
+  readonly before?: (terminal: Terminal | undefined) => SpentBefore;
 }
 
 /**
  * Reads a session log and tells where run `run` got to: whether it started, how many output
- * lines of each stream were logged, and its terminal event if any. A missing log is an
- * empty one. Streams the file, so a large log costs time, not memory.
+ * lines of each stream were logged, what the agent said in them, and its terminal event if
+ * any. A missing log is an empty one. Streams the file, so a large log costs time, not memory.
  */
-export async function scanRun(logPath: string, run: number, keep = 20): Promise<RunLogState> {
+export async function scanRun(logPath: string, run: number, options: ScanRunOptions = {}): Promise<RunLogState> {
+  const keep = options.keep ?? 20;
   let started = false;
   let terminal: RunLogState['terminal'];
   const lines = { stdout: 0, stderr: 0 };
   const tail: string[] = [];
+  let agent = new AgentSummaryAccumulator();
   let current = 0;
   const input = createReadStream(logPath, { encoding: 'utf8' });
   try {
@@ -39,14 +58,19 @@ export async function scanRun(logPath: string, run: number, keep = 20): Promise<
           lines.stdout = 0;
           lines.stderr = 0;
           tail.length = 0;
+          agent = new AgentSummaryAccumulator();
         }
         continue;
       }
       if (current !== run) continue;
       if (event.type === 'output') {
         lines[event.stream] += 1;
-        tail.push(event.line);
-        if (tail.length > keep) tail.shift();
+        if (event.agent) {
+          agent.add(event.agent);
+        } else {
+          tail.push(event.line);
+          if (tail.length > keep) tail.shift();
+        }
       } else if (isTerminal(event)) {
         terminal = event;
       }
@@ -54,5 +78,6 @@ export async function scanRun(logPath: string, run: number, keep = 20): Promise<
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  return { started, terminal, lines, tail };
+  if (options.before) agent.rebase(options.before(terminal));
+  return { started, terminal, lines, tail, agent: agent.summary };
 }

@@ -1,3 +1,4 @@
+import { shorten } from './text.js';
 import { CldpdError } from './errors.js';
 
 const POD_NAME = /^[a-z0-9][a-z0-9._-]*$/;
@@ -12,7 +13,7 @@ export function assertPodName(name: string): void {
   if (typeof name !== 'string' || name.length === 0) {
     throw new CldpdError('InvalidPodName', 'No pod name given. Name a pod directory, for example "cldpd start my-pod".');
   }
-  const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+  const shown = JSON.stringify(name.length > 80 ? shorten(name, 81) : name);
   if (name.length > MAX_POD_NAME) {
     throw new CldpdError(
       'InvalidPodName',

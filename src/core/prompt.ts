@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { CldpdError } from './errors.js';
 
 /** 100 KiB: a prompt that travels as one argv element (Linux caps one at 128 KiB). */
@@ -53,9 +54,23 @@ export function parseIssueUrl(url: string): IssueRef {
   return { url: url.trim().replace(/\/$/, ''), owner: match[1] as string, repo: match[2] as string, number: Number(match[3]) };
 }
 
-/** A stable, Docker-safe key for an issue: `owner-repo-<n>`, lowercase. */
-export function issueKey(issue: IssueRef): string {
-  return `${issue.owner}-${issue.repo}-${issue.number}`.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
+/**
+ * A stable, Docker-safe key for an issue: `owner.repo-<n>`, lowercase (GitHub's names are
+ * case-insensitive). One key per issue: an owner never contains a dot and the number
+ * follows the last hyphen, so `acme-web/app` and `acme/web-app` cannot meet.
+ */
+export function issueKey(issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>): string {
+  return `${issue.owner}.${issue.repo}-${issue.number}`.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
+}
+
+/**
+ * What a pod's persisted volumes for an issue are named by: readable, plus a hash of the
+ * pod and the issue, since a pod name may hold the same characters as an owner and
+ * `<pod>-<key>` alone could name two pairs.
+ */
+export function issueVolumeKey(pod: string, issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>): string {
+  const key = issueKey(issue);
+  return `${pod}-${key}-${createHash('sha256').update(`${pod}\n${key}`).digest('hex').slice(0, 12)}`;
 }
 
 /**

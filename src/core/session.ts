@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { AgentSummaryAccumulator, type AgentSummary, type SpentBefore } from './agent-summary.js';
 import { Channel } from './channel.js';
 import { CldpdError, isCldpdError, messageOf, type ErrorCode } from './errors.js';
 import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
@@ -7,6 +8,8 @@ import { streamJsonUserMessage, type PromptChannel } from './prompt.js';
 import type { BuildRequest, ProcessHandle, ProcessInput, Runner } from './runner.js';
 import { SessionLog } from './session-log.js';
 import { parseStreamJsonLine } from './stream-json.js';
+
+export type { AgentSummary } from './agent-summary.js';
 
 /** What a session run launches once its image is ready. */
 export interface Launched {
@@ -34,8 +37,10 @@ export interface SessionOptions {
    * Set when this run continues one a previous process began (after a worker restart): the
    * container's output is replayed from its start, the first lines of each stream are
    * already in the log and are skipped, and no second `container.started` is emitted.
+   * `agent` is the summary of what the agent said in the lines already logged: the run's
+   * summary continues from it.
    */
-  readonly reattach?: { readonly stdout: number; readonly stderr: number };
+  readonly reattach?: { readonly stdout: number; readonly stderr: number; readonly agent?: AgentSummary };
   /** Remove the container once it has exited and its output is read (not for an exec). */
   readonly removeOnExit: boolean;
   /** Called once with the terminal event, after it is logged and before it is emitted. */
@@ -47,31 +52,12 @@ export interface SessionOptions {
    */
   readonly prompt?: { readonly text: string; readonly channel: Extract<PromptChannel, { kind: 'stream-json' }> };
   /** What the Claude session had cost and how many turns it had taken before this run. */
-  readonly before?: { readonly costUsd: number; readonly turns: number };
+  readonly before?: SpentBefore;
   /** Called when the agent reports its Claude session id. */
   readonly onClaudeSession?: (claudeSessionId: string) => Promise<void>;
   readonly logger?: Logger;
   /** Events buffered ahead of the consumer before the container is slowed down; default 1024. */
   readonly capacity?: number;
-}
-
-/** What Claude Code said during the run, as far as it was understood. */
-export interface AgentSummary {
-  claudeSessionId?: string;
-  lastText?: string;
-  lastTool?: string;
-  /** What the agent is doing, in a few words, for a person watching: never tool output. */
-  activity?: string;
-  result?: Extract<AgentEvent, { kind: 'result' }>;
-  /** What this run cost: the session's total now less its total before the run. */
-  runCostUsd?: number;
-  /** What the Claude session has cost in all its runs. */
-  sessionCostUsd?: number;
-  /** Turns this run took, and in all runs of the session. */
-  runTurns?: number;
-  sessionTurns?: number;
-  /** Instructions sent into this run while it ran (beyond its first prompt). */
-  messagesSent?: number;
 }
 
 type Terminal = Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
@@ -89,19 +75,25 @@ export class Session {
   readonly id: string;
   readonly podName: string;
   readonly run: number;
-  /** What the agent said so far. */
-  readonly agent: AgentSummary = {};
+  /** What the agent said so far (in a re-attached run, from the run's beginning). */
+  readonly agent: AgentSummary;
 
   private readonly options: SessionOptions;
   private readonly channel: Channel<SessionEvent>;
   private readonly abort = new AbortController();
   private readonly log: SessionLog;
   private readonly finished: Promise<Terminal>;
+  private readonly summary: AgentSummaryAccumulator;
   private consumed = false;
+  /** Why the run was stopped: the first stop's reason. */
   private stopReason: ExitReason | undefined;
+  /** The stop under way or done; cleared when it fails, so the next stop tries again. */
   private stopping: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private launchedId: string | undefined;
+  /** Resolves with the container's id once launched, or undefined once the run ended without one. */
+  private readonly launched: Promise<string | undefined>;
+  private resolveLaunched: (containerId: string | undefined) => void = () => undefined;
   private input: ProcessInput | undefined;
   /** Resolves with the input once the first prompt is written (undefined when the run never got that far). */
   private readonly inputReady: Promise<ProcessInput | undefined>;
@@ -125,6 +117,9 @@ export class Session {
     this.podName = options.podName;
     this.run = options.run;
     this.log = log;
+    this.summary = new AgentSummaryAccumulator(options.before, options.reattach?.agent);
+    this.agent = this.summary.summary;
+    this.launched = new Promise((resolve) => (this.resolveLaunched = resolve));
     this.channel = new Channel(options.capacity ?? 1024);
     this.inputOpen = options.prompt?.channel.kind === 'stream-json' && options.prompt.channel.live && !options.reattach;
     this.inputReady = new Promise((resolve) => (this.resolveInput = resolve));
@@ -170,17 +165,34 @@ export class Session {
   }
 
   /**
-   * Stops the run: SIGTERM, the pod's grace period, then SIGKILL. Before the container
-   * starts it cancels the build and no container is started. Idempotent; resolves when the
-   * container has stopped.
+   * Stops the run: SIGTERM, the pod's grace period, then SIGKILL. During the build it cancels
+   * the build and no container is started; while the container is being created it is
+   * stopped as soon as it exists. Resolves once the container has stopped, or the run has
+   * ended without one. Idempotent: concurrent and later calls share one stop, and the
+   * first call's reason is the one reported. A stop that failed is not kept: it rejects,
+   * and the next call (or the timeout) tries again. After the run's end it does nothing.
    */
   stop(reason: Exclude<ExitReason, 'exited'> = 'stopped'): Promise<void> {
     if (this.stopping) return this.stopping;
-    this.stopReason = reason;
-    this.abort.abort(new CldpdError('Stopped', `session ${this.id} was ${reason === 'timeout' ? 'timed out' : 'stopped'}`));
-    const id = this.launchedId;
-    this.stopping = id ? this.options.runner.stop(id, this.options.stopGraceSeconds) : Promise.resolve();
-    return this.stopping;
+    if (this.ended) return Promise.resolve();
+    this.stopReason ??= reason;
+    this.abort.abort(new CldpdError('Stopped', `session ${this.id} was ${this.stopReason === 'timeout' ? 'timed out' : 'stopped'}`));
+    const attempt = this.stopContainer();
+    this.stopping = attempt;
+    attempt.catch(() => {
+      if (this.stopping === attempt) this.stopping = undefined;
+    });
+    return attempt;
+  }
+
+  private async stopContainer(): Promise<void> {
+    const containerId = await this.launched;
+    if (containerId) await this.options.runner.stop(containerId, this.options.stopGraceSeconds);
+  }
+
+  private timeOut(): void {
+    this.stop('timeout').catch((err: unknown) =>
+      this.options.logger?.error({ err, session: this.id }, 'could not stop the container at its timeout'));
   }
 
   private async emit(events: SessionEvent[]): Promise<void> {
@@ -196,13 +208,14 @@ export class Session {
       let imageId: string | undefined;
       if (this.options.build) imageId = await this.buildImage(this.options.build);
       if (this.stopReason) throw this.stoppedError();
+      // The wall clock runs from the launch on, so a slow container creation counts too.
+      this.timer = setTimeout(() => this.timeOut(), this.options.timeoutSeconds * 1000);
+      this.timer.unref();
       const launched = await this.options.launch(imageId);
       this.launchedId = launched.handle.containerId;
       startedAt = Date.now();
-      // A stop that came while the container was being created still applies.
-      if (this.stopReason) void this.stop(this.stopReason);
-      this.timer = setTimeout(() => void this.stop('timeout'), this.options.timeoutSeconds * 1000);
-      this.timer.unref();
+      // A stop (or the timeout) that came while the container was being created applies now.
+      this.resolveLaunched(this.launchedId);
       if (!this.options.reattach) {
         await this.emit([
           { type: 'container.started', at: startedAt, containerId: launched.handle.containerId, containerName: launched.containerName, exec: launched.exec, run: this.run },
@@ -226,6 +239,7 @@ export class Session {
       await this.cleanUpAfterError();
     } finally {
       clearTimeout(this.timer);
+      this.resolveLaunched(undefined);
       this.inputOpen = false;
       this.ended = true;
       this.resolveInput(undefined);
@@ -410,28 +424,17 @@ export class Session {
     });
   }
 
+  /** Keeps the summary, and the live input's bookkeeping, in step with what the agent says. */
   private observe(events: readonly AgentEvent[]): void {
     for (const event of events) {
+      const known = this.agent.claudeSessionId;
+      this.summary.add([event]);
       switch (event.kind) {
-        case 'init': {
-          const known = this.agent.claudeSessionId;
-          this.agent.claudeSessionId = event.claudeSessionId;
+        case 'init':
           if (known !== event.claudeSessionId) {
             this.options.onClaudeSession?.(event.claudeSessionId).catch((err: unknown) =>
               this.options.logger?.error({ err, session: this.id }, 'could not record the Claude session id'));
           }
-          break;
-        }
-        case 'text':
-          this.agent.lastText = event.text;
-          this.agent.activity = event.text;
-          break;
-        case 'thinking':
-          this.agent.activity = 'thinking';
-          break;
-        case 'tool':
-          this.agent.lastTool = event.summary ? `${event.name}: ${event.summary}` : event.name;
-          this.agent.activity = this.agent.lastTool;
           break;
         case 'message':
           if (event.replay) {
@@ -440,29 +443,12 @@ export class Session {
             const tag = this.taken >= 2 ? this.sentTags[this.taken - 2] : undefined;
             if (tag !== undefined) this.settleTaken(tag, true);
             this.answeredSinceTaken = false;
-            this.agent.activity = 'reading a new instruction';
           }
           break;
-        case 'result': {
-          this.agent.result = event;
-          if (event.claudeSessionId) this.agent.claudeSessionId = event.claudeSessionId;
-          const before = this.options.before ?? { costUsd: 0, turns: 0 };
-          if (event.costUsd !== undefined && event.costUsd >= 0) {
-            // Claude Code reports the Claude session's cost, earlier runs included, when it
-            // could restore them; a total below what was recorded is this process's alone.
-            const whole = event.costUsd >= before.costUsd;
-            this.agent.sessionCostUsd = whole ? event.costUsd : before.costUsd + event.costUsd;
-            this.agent.runCostUsd = whole ? event.costUsd - before.costUsd : event.costUsd;
-          }
-          if (event.turns !== undefined && event.turns >= 0) {
-            // …but the turns of this process only.
-            this.agent.runTurns = event.turns;
-            this.agent.sessionTurns = before.turns + event.turns;
-          }
+        case 'result':
           this.answeredSinceTaken = true;
           this.closeInputIfAnswered();
           break;
-        }
         default:
           break;
       }

@@ -1,11 +1,8 @@
 import type { AgentEvent } from './events.js';
+import { shorten } from './text.js';
 
-const MAX_SUMMARY = 200;
-
-function clip(text: string, max = MAX_SUMMARY): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-}
+/** A tool result's first line, for a person's terminal. */
+const MAX_FIRST_LINE = 120;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -19,14 +16,18 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-/** A short description of a tool call: its most telling argument. */
+/**
+ * What a tool call is about: its most telling argument, else its whole input as JSON. Kept
+ * whole, whitespace and all: redaction must see every secret value entire, so shortening
+ * for display is the renderer's job, after redaction (the line splitter bounds the line).
+ */
 function toolSummary(input: unknown): string {
   if (!isRecord(input)) return '';
   for (const key of ['command', 'file_path', 'path', 'pattern', 'url', 'description', 'prompt']) {
     const value = input[key];
-    if (typeof value === 'string') return clip(value);
+    if (typeof value === 'string') return value;
   }
-  return clip(JSON.stringify(input));
+  return JSON.stringify(input);
 }
 
 /** The text of a tool result's content: a string, or text parts. */
@@ -46,7 +47,7 @@ function toolResult(block: Record<string, unknown>): AgentEvent {
     isError: block.is_error === true,
     chars: text.length,
     lines: text ? text.split('\n').length : 0,
-    firstLine: clip(first, 120),
+    firstLine: shorten(first.replace(/\s+/g, ' ').trim(), MAX_FIRST_LINE),
   };
 }
 

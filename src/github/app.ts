@@ -1,7 +1,7 @@
-import type { ApplicationFunction } from 'probot';
 import type { IntakeJob, Trigger } from '../queue/contract.js';
 import { parseCommand, podFromLabel } from './commands.js';
 import { isBot } from './permissions.js';
+import type { VerifiedDelivery } from './webhook-receiver.js';
 
 /** Where accepted deliveries go: the intake queue. */
 export interface IntakeSink {
@@ -25,10 +25,11 @@ function wellFormed(payload: unknown): payload is IssuePayload {
     && typeof p.installation?.id === 'number';
 }
 
-function intakeJob(id: string, payload: IssuePayload, trigger: Trigger): IntakeJob | undefined {
+function intakeJob(delivery: Delivery, payload: IssuePayload, trigger: Trigger): IntakeJob | undefined {
   if (!payload.installation) return undefined;
   return {
-    deliveryId: id,
+    deliveryId: delivery.key,
+    ...(delivery.deliveryId ? { githubDelivery: delivery.deliveryId } : {}),
     trigger,
     issue: {
       installationId: payload.installation.id,
@@ -44,57 +45,62 @@ function intakeJob(id: string, payload: IssuePayload, trigger: Trigger): IntakeJ
   };
 }
 
-/** A delivery as both Probot's and @octokit/webhooks' handlers receive it. */
-export interface Delivery {
-  readonly id: string;
-  readonly payload: unknown;
-}
-
-/** Subscribes a handler to one webhook event: Probot's `app.on` and @octokit/webhooks' `on` both fit. */
-export type Subscribe = (event: 'issues.labeled' | 'issue_comment.created', handler: (delivery: Delivery) => Promise<void>) => void;
+/** A delivery whose signature was checked (see createWebhookReceiver). */
+export type Delivery = Pick<VerifiedDelivery, 'key' | 'deliveryId' | 'event' | 'payload'>;
 
 /** Where a malformed delivery is reported. */
 export interface WarnLog {
   warn(fields: object, message: string): void;
 }
 
+/** A comment older than this is not acted on: a real delivery arrives within seconds, GitHub redelivers for 3 days. */
+export const MAX_COMMENT_AGE_MS = 7 * 24 * 3600_000;
+
 /**
  * The webhook side of cldpd: guard, parse, enqueue — nothing else runs on the request path
  * (no API calls, no Docker). A label `cldpd:<pod>` on an issue and a `/cldpd` command in a
- * new issue comment become intake jobs keyed by the delivery id; everything else, and
- * anything a bot sends (the app's own comments first), is ignored quietly.
+ * new issue comment become intake jobs keyed by what the delivery's signature covers;
+ * everything else, and anything a bot sends (the app's own comments first), is ignored
+ * quietly.
  */
-export function registerHandlers(on: Subscribe, sink: IntakeSink, log: WarnLog): void {
-  on('issues.labeled', async ({ id, payload: raw }) => {
+export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number = Date.now): (delivery: Delivery) => Promise<void> {
+  const labeled = async (delivery: Delivery) => {
+    const { deliveryId: id, payload: raw } = delivery;
     if (!wellFormed(raw)) return log.warn({ delivery: id }, 'ignored an issues.labeled delivery without the fields cldpd needs');
     const payload = raw as IssuePayload & { label?: { name: string } };
     const pod = podFromLabel(payload.label?.name);
     if (!pod || payload.issue.pull_request || isBot(payload.sender)) return;
-    const job = intakeJob(id, payload, { kind: 'label', pod });
+    const job = intakeJob(delivery, payload, { kind: 'label', pod });
     if (job) await sink.intake(job);
-  });
+  };
 
-  on('issue_comment.created', async ({ id, payload: raw }) => {
+  const commented = async (delivery: Delivery) => {
+    const { deliveryId: id, payload: raw } = delivery;
     const comment = (raw as { comment?: { id?: unknown; body?: unknown } } | undefined)?.comment;
     if (!wellFormed(raw) || typeof comment?.id !== 'number' || typeof comment.body !== 'string') {
       return log.warn({ delivery: id }, 'ignored an issue_comment.created delivery without the fields cldpd needs');
     }
-    const payload = raw as IssuePayload & { comment: { id: number; body: string } };
+    const payload = raw as IssuePayload & { comment: { id: number; body: string; created_at?: string } };
     if (payload.issue.pull_request || isBot(payload.sender)) return;
     const command = parseCommand(payload.comment.body);
     if (!command) return;
+    const created = Date.parse(payload.comment.created_at ?? '');
+    if (created < now() - MAX_COMMENT_AGE_MS) {
+      return log.warn({ delivery: id, createdAt: payload.comment.created_at }, 'ignored a command in a comment written over 7 days ago (a replayed delivery?)');
+    }
     const commentId = payload.comment.id;
     const trigger: Trigger = command.kind === 'resume'
       ? { kind: 'resume', prompt: command.prompt, commentId, commentBody: payload.comment.body }
       : command.kind === 'invalid'
         ? { kind: 'invalid', problem: command.problem, commentId }
         : { kind: command.kind, commentId };
-    const job = intakeJob(id, payload, trigger);
+    const job = intakeJob(delivery, payload, trigger);
     if (job) await sink.intake(job);
-  });
-}
+  };
 
-/** The same handlers as a Probot app (used where Probot's own server runs, e.g. through a smee.io proxy). */
-export function cldpdApp(sink: IntakeSink): ApplicationFunction {
-  return (app) => registerHandlers((event, handler) => app.on(event, (context) => handler({ id: context.id, payload: context.payload })), sink, app.log);
+  return async (delivery) => {
+    const action = (delivery.payload as { action?: unknown } | null)?.action;
+    if (delivery.event === 'issues' && action === 'labeled') return labeled(delivery);
+    if (delivery.event === 'issue_comment' && action === 'created') return commented(delivery);
+  };
 }

@@ -1,3 +1,4 @@
+import { keepStart } from '../core/index.js';
 import { sanitizeUntrusted } from './sanitize.js';
 
 /** A `/cldpd` command found in a comment. */
@@ -79,7 +80,7 @@ export function parseCommand(body: string | undefined | null): IssueCommand | un
     case '':
       return { kind: 'invalid', problem: '`/cldpd` needs a command.' };
     default:
-      return { kind: 'invalid', problem: `\`/cldpd ${word.slice(0, 40)}\` is not a command.` };
+      return { kind: 'invalid', problem: `\`/cldpd ${keepStart(word, 40)}\` is not a command.` };
   }
 }
 

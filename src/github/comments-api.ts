@@ -1,13 +1,21 @@
 import type { IssueRef } from '../queue/contract.js';
 
+/** A comment as listed: who wrote it matters more than what it says. */
+export interface ListedComment {
+  readonly id: number;
+  readonly url: string;
+  readonly body: string;
+  readonly author: { readonly login: string; readonly type: string };
+}
+
 /** The issue-comment calls cldpd makes; the composition root backs it with Octokit. */
 export interface CommentsApi {
   /** Posts a comment; resolves with its id and web URL. */
   create(issue: IssueRef, body: string): Promise<{ id: number; url: string }>;
   /** Replaces a comment's body. Rejects with a `status` of 404 when the comment is gone. */
   update(issue: IssueRef, commentId: number, body: string): Promise<void>;
-  /** Comments of the issue, newest last (at most the last 100). */
-  list(issue: IssueRef): Promise<Array<{ id: number; url: string; body: string }>>;
+  /** Comments of the issue updated at or after `since`, oldest first, with their authors (at most 1,000). */
+  list(issue: IssueRef, options: { since: Date }): Promise<ListedComment[]>;
 }
 
 /** The Octokit surface {@link octokitComments} uses. */
@@ -28,10 +36,16 @@ export function octokitComments(octokitFor: (installationId: number) => Promise<
       const octokit = await octokitFor(issue.installationId);
       await octokit.request('PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}', { owner: issue.owner, repo: issue.repo, comment_id: commentId, body });
     },
-    async list(issue) {
+    async list(issue, { since }) {
       const octokit = await octokitFor(issue.installationId);
-      const { data } = await octokit.request('GET /repos/{owner}/{repo}/issues/{issue_number}/comments', { owner: issue.owner, repo: issue.repo, issue_number: issue.number, per_page: 100 });
-      return (data as Array<{ id: number; html_url: string; body?: string }>).map((c) => ({ id: c.id, url: c.html_url, body: c.body ?? '' }));
+      const found: ListedComment[] = [];
+      for (let page = 1; page <= 10; page++) {
+        const { data } = await octokit.request('GET /repos/{owner}/{repo}/issues/{issue_number}/comments', { owner: issue.owner, repo: issue.repo, issue_number: issue.number, since: since.toISOString(), per_page: 100, page });
+        const comments = data as Array<{ id: number; html_url: string; body?: string; user?: { login?: string; type?: string } | null }>;
+        found.push(...comments.map((c) => ({ id: c.id, url: c.html_url, body: c.body ?? '', author: { login: c.user?.login ?? '', type: c.user?.type ?? '' } })));
+        if (comments.length < 100) break;
+      }
+      return found;
     },
   };
 }

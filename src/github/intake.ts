@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { assertPodName, isCldpdError } from '../core/index.js';
+import { MAX_PROMPT_BYTES, assertPodName, isCldpdError, keepStart } from '../core/index.js';
 import { issueKeyOf, type IntakeJob, type IssueRef, type RunCommand } from '../queue/contract.js';
 import type { IssueState } from '../queue/issue-state.js';
 import type { Producer } from '../queue/producer.js';
 import { COMMAND_HELP } from './commands.js';
 import type { CommentsApi, OctokitLike } from './comments-api.js';
-import { buildIssuePrompt } from './issue-prompt.js';
+import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
 import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
 import { DEFAULT_REPO_SETTINGS, allowsPod, parseRepoSettings, type RepoSettings } from './repo-settings.js';
 import { renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
@@ -17,8 +17,15 @@ export interface IntakeOptions {
   readonly producer: Producer;
   readonly comments: CommentsApi;
   readonly octokitFor: (installationId: number) => Promise<OctokitLike>;
+  /** The app's own login (`<slug>[bot]`): only comments it wrote are ever taken for its status comments. */
+  readonly appLogin: () => Promise<string>;
   readonly logger: Logger;
 }
+
+/** A refusal is posted once per person and issue in this time; later ones are only logged. */
+const REFUSAL_QUIET_SECONDS = 24 * 3600;
+/** Refusals posted per installation and hour at most, whoever asks: strangers cannot spend the write budget. */
+const REFUSALS_PER_HOUR = 20;
 
 function statusOf(err: unknown): number | undefined {
   return (err as { status?: number }).status;
@@ -38,12 +45,30 @@ export function sessionIdFor(pod: string, deliveryId: string): string {
 export class Intake {
   constructor(private readonly options: IntakeOptions) {}
 
+  /**
+   * Handles a delivery once: a delivery handled before (the same signed body, whatever its
+   * delivery id says) is a replay or a late redelivery and does nothing.
+   */
   async process(job: IntakeJob): Promise<string> {
+    if (await this.options.state.handled(job.deliveryId)) return 'ignored: handled before';
+    const result = await this.handle(job);
+    await this.options.state.handled(job.deliveryId, true);
+    return result;
+  }
+
+  private async handle(job: IntakeJob): Promise<string> {
     const { trigger, issue, sender } = job;
     if (isBot(sender)) return 'ignored: bot';
     const role = roleOf(await this.permission(issue, sender.login));
     if (!mayTrigger(sender, role)) {
-      await this.replyOnce(job, `@${sender.login}, only people with write access to this repository can ask cldpd to work${role === 'none' ? '' : ` (you have ${role} access)`}. Nothing was started.`);
+      // Said once per person and issue, and within a small hourly allowance per
+      // installation: a stranger's comments must not spend the writes every run shares.
+      const key = issueKeyOf(issue);
+      if (await this.options.state.allowRefusal(job.deliveryId, issue.installationId, key, sender.login, { quietSeconds: REFUSAL_QUIET_SECONDS, perHour: REFUSALS_PER_HOUR })) {
+        await this.replyOnce(job, `@${sender.login}, only people with write access to this repository can ask cldpd to work${role === 'none' ? '' : ` (you have ${role} access)`}. Nothing was started.`);
+      } else {
+        this.options.logger.info({ issue: key, sender: sender.login, role }, 'refused a request quietly (this person was answered already, or the hourly allowance of refusals is spent)');
+      }
       return `refused: ${role}`;
     }
     const key = issueKeyOf(issue);
@@ -51,7 +76,7 @@ export class Intake {
       case 'label':
         return this.start(job, trigger.pod, key);
       case 'resume':
-        return this.resume(job, trigger.prompt, trigger.commentBody, key);
+        return this.resume(job, trigger.prompt, key);
       case 'stop':
         return this.stop(job, key);
       case 'status':
@@ -89,7 +114,7 @@ export class Intake {
     try {
       assertPodName(pod);
     } catch (err) {
-      await this.replyOnce(job, `The label \`cldpd:${pod.slice(0, 80)}\` does not name a usable pod: ${isCldpdError(err) ? err.message : String(err)}`);
+      await this.replyOnce(job, `The label \`cldpd:${keepStart(pod, 80)}\` does not name a usable pod: ${isCldpdError(err) ? err.message : String(err)}`);
       return 'invalid pod name';
     }
     let settings: RepoSettings;
@@ -109,13 +134,18 @@ export class Intake {
     return `queued start #${command.seq}`;
   }
 
-  private async resume(job: IntakeJob, prompt: string, commentBody: string, key: string): Promise<string> {
+  private async resume(job: IntakeJob, prompt: string, key: string): Promise<string> {
     const issue = await this.options.state.get(key);
     if (!issue.sessionId || !issue.pod) {
       await this.replyOnce(job, 'This issue has no cldpd session yet. Add the label `cldpd:<pod>` to start one; `/cldpd resume` continues it afterwards.');
       return 'no session';
     }
-    const full = `${prompt}\n\n${buildIssuePrompt({ title: job.issue.title, body: job.issue.body, comment: { author: job.sender.login, body: commentBody } })}`;
+    const full = buildResumePrompt({ author: job.sender.login, instruction: prompt });
+    const bytes = Buffer.byteLength(full);
+    if (bytes > MAX_PROMPT_BYTES) {
+      await this.replyOnce(job, `This instruction is ${bytes} bytes; cldpd passes at most ${MAX_PROMPT_BYTES} bytes to the agent. Nothing was queued: shorten it, or put the details in a file in the repository and point the agent at it.`);
+      return 'resume too long';
+    }
     const command = await this.queueRun(job, key, { kind: 'resume', pod: issue.pod, sessionId: issue.sessionId, prompt: full });
     if (issue.hostId) {
       // If the session's agent is running, its host gives it this as its next message;
@@ -132,9 +162,11 @@ export class Intake {
     let commentId = await state.statusComment(key, seq);
     if (commentId === undefined) {
       // A retried intake may have posted before it died: look for our marker first.
-      const found = (await comments.list(job.issue)).find((c) => {
+      // Only comments the app wrote, since this delivery arrived: anyone can write a marker.
+      const appLogin = await this.options.appLogin();
+      const found = (await comments.list(job.issue, { since: new Date(job.receivedAt - 60_000) })).find((c) => {
         const m = parseStatusMarker(c.body);
-        return m?.issueKey === key && m.seq === seq;
+        return c.author.login === appLogin && c.author.type === 'Bot' && m?.issueKey === key && m.seq === seq;
       });
       const pending = await state.pending(key);
       const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: pending, now: Date.now() }, marker, (t) => t);
@@ -151,6 +183,11 @@ export class Intake {
     return command;
   }
 
+  /**
+   * Stops what runs for the issue and cancels what is queued, up to the newest command. The
+   * session named is the one running (a start queued behind it has the newest session id,
+   * but not the container): the worker stops whatever runs for the issue at or below this seq.
+   */
   private async stop(job: IntakeJob, key: string): Promise<string> {
     const { state, producer } = this.options;
     const issue = await state.get(key);
@@ -160,10 +197,15 @@ export class Intake {
       return 'nothing to stop';
     }
     await state.markStopped(key, issue.seq);
-    if (issue.hostId && issue.sessionId) {
-      await producer.control(issue.hostId, { kind: 'stop', issueKey: key, sessionId: issue.sessionId, seq: issue.seq });
+    const running = issue.running > 0 && issue.runningCommand ? (JSON.parse(issue.runningCommand) as RunCommand) : undefined;
+    const target = running?.sessionId ?? issue.sessionId;
+    if (issue.hostId && target) {
+      await producer.control(issue.hostId, { kind: 'stop', issueKey: key, sessionId: target, seq: issue.seq });
     }
-    await this.replyOnce(job, `Stopping${issue.sessionId ? ` session \`${issue.sessionId}\`` : ''}${pending > 1 ? ` and cancelling ${pending - 1} queued run${pending > 2 ? 's' : ''}` : ''}. The status comment will show the outcome; \`/cldpd resume <prompt>\` continues the session later.`);
+    const queued = pending - (running ? 1 : 0);
+    const what = running ? `Stopping session \`${running.sessionId}\` (run ${running.seq})` : 'Nothing is running';
+    const cancelled = queued > 0 ? `${running ? ' and cancelling' : '; cancelling'} ${queued} queued run${queued > 1 ? 's' : ''}` : '';
+    await this.replyOnce(job, `${what}${cancelled}. The status comment${running || queued > 1 ? 's' : ''} will show the outcome; \`/cldpd resume <prompt>\` continues the session later.`);
     return 'stopping';
   }
 

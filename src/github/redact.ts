@@ -12,16 +12,27 @@ const TOKEN_PATTERNS: readonly RegExp[] = [
 const MIN_SECRET_LENGTH = 6;
 
 /**
+ * The forms a secret value can take on its way to a comment: as it is, JSON-escaped (a
+ * stream-json line, an error's JSON), whitespace-folded (one-line display), and both.
+ */
+function formsOf(value: string): string[] {
+  const folded = value.replace(/\s+/g, ' ');
+  return [value, folded].flatMap((form) => [form, JSON.stringify(form).slice(1, -1)]);
+}
+
+/**
  * Returns a function that replaces every known secret value, and anything shaped like a
- * token, with `[redacted]`. Longer secrets are replaced first, so one that contains
- * another is not half-revealed.
+ * token, with `[redacted]`. Each value is also found JSON-escaped and with its whitespace
+ * folded, forms at least as long as the shortest secret hunted. Longer forms are replaced
+ * first, so one that contains another is not half-revealed.
  */
 export function createRedactor(secrets: Iterable<string>): (text: string) => string {
-  const values = [...new Set([...secrets].filter((s) => typeof s === 'string' && s.length >= MIN_SECRET_LENGTH))].sort((a, b) => b.length - a.length);
+  const values = [...secrets].filter((s) => typeof s === 'string' && s.length >= MIN_SECRET_LENGTH);
+  const forms = [...new Set(values.flatMap(formsOf))].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
   return (text: string): string => {
     let result = text;
-    for (const value of values) {
-      if (result.includes(value)) result = result.split(value).join('[redacted]');
+    for (const form of forms) {
+      if (result.includes(form)) result = result.split(form).join('[redacted]');
     }
     for (const pattern of TOKEN_PATTERNS) result = result.replace(pattern, '[redacted]');
     return result;

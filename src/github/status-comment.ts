@@ -1,4 +1,4 @@
-import type { ExitReason } from '../core/index.js';
+import { keepEnd, keepStart, shorten, toWellFormed, type ExitReason } from '../core/index.js';
 
 /** GitHub refuses comment bodies over 65,536 characters; stay well inside. */
 export const MAX_COMMENT_CHARS = 60_000;
@@ -64,16 +64,15 @@ function fenceFor(text: string): string {
   return '`'.repeat(longest + 1);
 }
 
+/** `text` folded onto one line and shortened; give it redacted text, so no secret is cut in part. */
 function oneLine(text: string, max = 300): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+  return shorten(text.replace(/\s+/g, ' ').trim(), max);
 }
 
 /** Keeps the end of `text` within `max` characters, saying how much was cut. */
 function keepTail(text: string, max: number): string {
-  if (text.length <= max) return text;
-  const cut = text.length - max;
-  return `…(${cut} earlier characters cut)\n${text.slice(cut)}`;
+  const kept = keepEnd(text, max);
+  return kept === text ? text : `…(${text.length - kept.length} earlier characters cut)\n${kept}`;
 }
 
 const TITLES: Record<StatusPhase, string> = {
@@ -98,8 +97,10 @@ const ICONS: Record<StatusPhase, string> = {
 
 /**
  * Pure: the Markdown of a status comment. `redact` is applied to everything that came from
- * the container or the agent. The result is always under {@link MAX_COMMENT_CHARS}: the
- * collapsed output block is shortened (keeping its end) to fit.
+ * the container or the agent, before anything is folded or shortened. The result is always
+ * under {@link MAX_COMMENT_CHARS}: the collapsed output block is shortened (keeping its end)
+ * to fit. It is always well-formed Unicode, as GitHub requires: cuts fall between
+ * characters, and a lone surrogate the agent sent becomes U+FFFD.
  */
 export function renderStatusComment(view: StatusView, marker: string, redact: (text: string) => string): string {
   const phase = view.phase === 'finished' && (view.exitCode ?? 0) !== 0 ? 'failed' : view.phase;
@@ -151,5 +152,5 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   const frame = assemble('x').length - 1 + 16; // room for a longer fence
   const body = assemble(keepTail(block, Math.max(0, MAX_COMMENT_CHARS - frame - 64)));
   // The head itself is bounded (one-line fields), but never trust that blindly.
-  return body.length <= MAX_COMMENT_CHARS ? body : `${body.slice(0, MAX_COMMENT_CHARS - 20)}\n\n…(cut)`;
+  return toWellFormed(body.length <= MAX_COMMENT_CHARS ? body : `${keepStart(body, MAX_COMMENT_CHARS - 20)}\n\n…(cut)`);
 }

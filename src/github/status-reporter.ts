@@ -26,9 +26,23 @@ function statusOf(err: unknown): number | undefined {
 }
 
 /**
+ * Whether GitHub's answer will be the same however often it is asked: the comment or issue
+ * is gone (404, 410), the body is refused (422), or writing is forbidden (403 for an
+ * archived repository or a removed installation) — but not a 403 of a rate limit.
+ */
+export function isPermanent(err: unknown): boolean {
+  const status = statusOf(err);
+  if (status === 404 || status === 410 || status === 422) return true;
+  if (status !== 403) return false;
+  const headers = (err as { response?: { headers?: Record<string, string | undefined> } }).response?.headers ?? {};
+  const limited = headers['retry-after'] !== undefined || headers['x-ratelimit-remaining'] === '0' || /rate limit/i.test((err as Error).message ?? '');
+  return !limited;
+}
+
+/**
  * Reports runs on their status comment: progress edits coalesced to one per interval and
  * only when the installation's write budget allows; the final edit always, retried until it lands
- * (a deleted comment is posted again).
+ * (a deleted comment is posted again) or GitHub's answer shows it never will.
  */
 export class StatusReporter implements Reporter {
   constructor(private readonly options: StatusReporterOptions) {}
@@ -186,6 +200,10 @@ class StatusRun implements RunReport {
         await this.write(true);
         return;
       } catch (err) {
+        if (isPermanent(err)) {
+          this.options.logger.error({ err: messageOf(err), issue: this.command.issueKey }, 'GitHub refuses the final status edit for good (the issue is gone, the repository archived, or the app removed); giving up');
+          throw err;
+        }
         if (this.now() > deadline) throw err;
         const wait = Math.min(1000 * 2 ** attempt, 30_000);
         this.options.logger.warn({ err: messageOf(err), issue: this.command.issueKey, retryInMs: wait }, 'the final status edit failed; retrying');

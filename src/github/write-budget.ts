@@ -86,6 +86,6 @@ export function budgetedComments(api: CommentsApi, budget: WriteBudget): Comment
       await budget.take(issue.installationId);
       return api.update(issue, commentId, body);
     },
-    list: (issue) => api.list(issue),
+    list: (issue, options) => api.list(issue, options),
   };
 }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -44,6 +45,7 @@ export async function openRedis(config: Config, logger: Logger, options: { ownSe
   const dir = join(config.home, 'redis');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const socket = join(dir, 'redis.sock');
+  await shutDownLeftover(socket, logger);
   const child: ChildProcess = spawn('redis-server', [
     '--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir,
     '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--save', '',
@@ -73,9 +75,35 @@ export async function openRedis(config: Config, logger: Logger, options: { ownSe
   return {
     redis,
     close: async () => {
-      await redis.quit().catch(() => redis.disconnect());
+      await Promise.race([redis.quit(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined);
+      redis.disconnect();
       child.kill('SIGTERM');
+      // redis-server defers SIGTERM while it loads a large AOF: do not wait for it forever.
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
+      clearTimeout(killer);
     },
   };
+}
+
+/**
+ * A redis-server answering on our socket was left by a cldpd that was killed (SIGKILL gives
+ * it no chance to stop its child): shut it down cleanly (AOF flushed) before starting our
+ * own, so two servers never write one data directory.
+ */
+async function shutDownLeftover(socket: string, logger: Logger): Promise<void> {
+  if (!existsSync(socket)) return;
+  const leftover = new Redis({ path: socket, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  leftover.on('error', () => undefined);
+  try {
+    await leftover.connect();
+    await leftover.ping();
+  } catch {
+    leftover.disconnect();
+    return; // a stale socket file: redis-server replaces it
+  }
+  logger.warn({ socket }, 'a redis-server left by an earlier cldpd that did not shut down is still running; stopping it');
+  await leftover.call('SHUTDOWN').catch(() => undefined); // the connection closes as it exits
+  leftover.disconnect();
+  for (let i = 0; i < 100 && existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
 }

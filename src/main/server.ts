@@ -2,12 +2,12 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { Webhooks, createNodeMiddleware } from '@octokit/webhooks';
-import { Probot, Server } from 'probot';
+import { Probot } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
-import { cldpdApp, registerHandlers } from '../github/app.js';
+import { webhookHandler } from '../github/app.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { Intake } from '../github/intake.js';
+import { createWebhookReceiver } from '../github/webhook-receiver.js';
 import { budgetedComments } from '../github/write-budget.js';
 import type { IntakeJob } from '../queue/contract.js';
 import { IssueState } from '../queue/issue-state.js';
@@ -31,63 +31,73 @@ export async function startServer(config: Config, logger: Logger, redis: Redis):
   const state = new IssueState(redis);
   const producer = new Producer(redis, state);
   const probotOptions = { appId, privateKey, secret: webhookSecret, log: logger, ...(baseUrl ? { baseUrl } : {}) };
-  let listen: () => Promise<HttpServer>;
-  let stop: () => Promise<void>;
-  if (webhookProxyUrl) {
-    // Development through a smee.io channel: Probot's own server knows how to follow it.
-    const server = new Server({ Probot: Probot.defaults(probotOptions), port, ...(host ? { host } : {}), webhookPath, webhookProxy: webhookProxyUrl, log: logger.child({ name: 'server' }) });
-    await server.load(cldpdApp(producer));
-    listen = () => server.start();
-    stop = () => server.stop();
-  } else {
-    // @octokit/webhooks (what Probot verifies and routes with) on a plain Node server. Not
-    // Probot's middleware: that builds an authenticated API client for every delivery,
-    // which the handlers never use (the intake step authenticates) and which cost more than
-    // everything else on the path GitHub waits on.
-    const webhooks = new Webhooks({ secret: webhookSecret });
-    const log = logger.child({ name: 'webhooks' });
-    registerHandlers((event, handler) => webhooks.on(event, ({ id, payload }) => handler({ id, payload })), producer, log);
-    const middleware = createNodeMiddleware(webhooks, {
-      path: webhookPath,
-      log: { debug: () => undefined, info: (m) => log.info(m), warn: (m) => log.warn(m), error: (m) => log.error(m) },
-    });
-    const http = createServer((req, res) => {
-      if (req.method === 'GET' && req.url === '/ping') {
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end('PONG');
-        return;
-      }
-      void Promise.resolve(middleware(req, res, () => {
-        res.writeHead(404, { 'content-type': 'text/plain' });
-        res.end('Not found');
-      })).catch((err: unknown) => {
-        logger.error({ err }, 'webhook request failed');
-        if (!res.headersSent) res.writeHead(500);
-        res.end();
-      });
-    });
-    listen = () => new Promise((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(port, host, () => resolve(http));
-    });
-    stop = () => new Promise((resolve) => http.close(() => resolve()));
-  }
+  const log = logger.child({ name: 'webhooks' });
+  // Signature, size and replay checks are cldpd's own (see createWebhookReceiver); routing
+  // is two events. Probot is used for what it is best at: the app's authentication.
+  const handle = webhookHandler(producer, log);
+  const receiver = createWebhookReceiver({ secret: webhookSecret, path: webhookPath, log, receive: (delivery) => handle(delivery) });
+  const http = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/ping') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('PONG');
+      return;
+    }
+    if (receiver(req, res)) return;
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('Not found');
+  });
+  // A client that sends its request slowly holds a socket, never memory; give up on it soon.
+  http.requestTimeout = 60_000;
+  http.headersTimeout = 20_000;
+  const listen = () => new Promise<HttpServer>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(port, host, () => resolve(http));
+  });
+  let proxy: { close(): void } | undefined;
 
   const github = new Probot(probotOptions);
   const octokitFor = async (installationId: number) => (await github.auth(installationId)) as unknown as OctokitLike;
-  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor), sharedWriteBudget(redis, config, logger)), octokitFor, logger: logger.child({ name: 'intake' }) });
+  let appLogin: Promise<string> | undefined;
+  const login = () => (appLogin ??= (async () => {
+    const { data } = await ((await github.auth()) as unknown as OctokitLike).request('GET /app');
+    return `${(data as { slug: string }).slug}[bot]`;
+  })().catch((err: unknown) => {
+    appLogin = undefined; // ask again next time
+    throw err;
+  }));
+  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor), sharedWriteBudget(redis, config, logger)), octokitFor, appLogin: login, logger: logger.child({ name: 'intake' }) });
   const worker = new Worker<IntakeJob>(INTAKE_QUEUE, (job) => intake.process(job.data), { connection: redis, concurrency: 8 });
   worker.on('failed', (job, err) => logger.error({ err, delivery: job?.data.deliveryId, attempts: job?.attemptsMade }, 'intake failed'));
   worker.on('error', (err) => logger.error({ err }, 'intake worker error'));
 
   const listening = await listen();
   const address = listening.address();
+  const boundPort = typeof address === 'object' && address ? address.port : port;
+  if (webhookProxyUrl) proxy = await followWebhookProxy(webhookProxyUrl, `http://127.0.0.1:${boundPort}${webhookPath}`, logger.child({ name: 'webhook-proxy' }));
   return {
-    port: typeof address === 'object' && address ? address.port : port,
+    port: boundPort,
     close: async () => {
-      await stop();
+      proxy?.close();
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
       await worker.close();
       await producer.close();
     },
   };
+}
+
+/**
+ * Development through a smee.io channel: each event of the channel is POSTed to this
+ * server as GitHub sent it, so it passes the same signature, size and replay checks. A
+ * channel is readable by anyone with its URL; those checks are what make that safe.
+ */
+async function followWebhookProxy(source: string, target: string, logger: Logger): Promise<{ close(): void }> {
+  const moduleName = 'smee-client';
+  let SmeeClient: new (options: { source: string; target: string; logger: Pick<Logger, 'info' | 'error'> }) => { start(): Promise<{ close(): void }> };
+  try {
+    ({ SmeeClient } = (await import(moduleName)) as { SmeeClient: typeof SmeeClient });
+  } catch {
+    throw new Error(`WEBHOOK_PROXY_URL is set, but the smee-client package is not installed. Run "npm install --no-save smee-client" here, or unset WEBHOOK_PROXY_URL and let GitHub reach this server.`);
+  }
+  return new SmeeClient({ source, target, logger: { info: (...m: unknown[]) => logger.info(m.join(' ')), error: (...m: unknown[]) => logger.error(m.join(' ')) } }).start();
 }

@@ -40,40 +40,57 @@ export async function runServices(mode: ServiceMode): Promise<number> {
     return await new Promise<number>(() => undefined); // Probot's setup server runs until the process is stopped
   }
 
-  const closers: Array<() => Promise<void>> = [];
+  const closers: Array<[string, () => Promise<void>]> = [];
   try {
     const redis = await openRedis(config, logger, { ownServer: mode === 'up' });
-    closers.push(() => redis.close());
+    closers.push(['redis', () => redis.close()]);
     if (mode !== 'worker') {
       const { startServer } = await import('./server.js');
       const server = await startServer(config, logger, redis.redis);
-      closers.unshift(() => server.close());
+      closers.unshift(['webhook server', () => server.close()]);
       logger.info({ port: server.port, path: config.github.webhookPath }, 'listening for webhooks');
     }
     if (mode !== 'serve') {
       const { startWorker } = await import('./worker.js');
       const worker = await startWorker(config, logger, redis.redis, process.env);
-      closers.unshift(() => worker.close());
+      closers.unshift(['worker', () => worker.close()]);
       logger.info({ host: config.hostId, concurrency: config.concurrency }, 'worker taking jobs');
     }
   } catch (err) {
     logger.error({ err }, err instanceof Error ? err.message : 'start-up failed');
-    for (const close of closers) await close().catch(() => undefined);
+    for (const [, close] of closers) await close().catch(() => undefined);
     return 1;
   }
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (signal: string): void => {
-      if (stopping) return;
+      if (stopping) {
+        // A second signal: the operator (or the orchestrator) will not wait any longer.
+        logger.warn({ signal }, 'second signal while shutting down; exiting now');
+        resolveExit(1);
+        return;
+      }
       stopping = true;
       logger.info({ signal }, 'shutting down; running containers keep running and are adopted on restart');
+      // Whatever holds a close (a Redis that does not answer, a connection that lingers), the
+      // process ends within its stop grace: compose and systemd kill at 30 s and 90 s.
+      const deadline = setTimeout(() => {
+        logger.error({ waitingFor: pending }, `shutdown took longer than ${config.stopSeconds} s; exiting anyway`);
+        resolveExit(1);
+      }, config.stopSeconds * 1000);
+      deadline.unref();
+      let pending = '';
       void (async () => {
-        for (const close of closers) await close().catch((err: unknown) => logger.warn({ err }, 'error while shutting down'));
+        for (const [name, close] of closers) {
+          pending = name;
+          await close().catch((err: unknown) => logger.warn({ err, closing: name }, 'error while shutting down'));
+        }
+        clearTimeout(deadline);
         resolveExit(0);
       })();
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
 }

@@ -35,7 +35,10 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     comments: octokitComments(octokitFor),
     budget: sharedWriteBudget(redis, config, logger),
     intervalMs: config.statusIntervalMs,
-    redactorFor: async (pod) => createRedactor([...(await containerEnvValues(pods, pod, hostEnv)), privateKey, config.github.webhookSecret ?? '']),
+    redactorFor: async (pod) => {
+      const redact = createRedactor([...(await containerEnvValues(pods, pod, hostEnv)), privateKey, config.github.webhookSecret ?? '']);
+      return (text) => hideHostPaths(redact(text), config);
+    },
     logger: logger.child({ name: 'reporter' }),
   });
   const state = new IssueState(redis);
@@ -48,4 +51,16 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
       await producer.close();
     },
   };
+}
+
+/**
+ * Error messages name files of this host (the pods folder, cldpd's home) so the operator
+ * at the terminal can act on them; on an issue anyone can read they become placeholders.
+ */
+export function hideHostPaths(text: string, places: Pick<Config, 'podsDir' | 'home' | 'userHome'>): string {
+  let result = text;
+  for (const [path, name] of [[places.podsDir, '<pods>'], [places.home, '<cldpd home>'], [places.userHome, '~']] as const) {
+    if (path.length > 1) result = result.split(path).join(name);
+  }
+  return result;
 }

@@ -1,4 +1,4 @@
-import type { AgentSummary, SessionEvent } from '../core/index.js';
+import { issueKey, type AgentSummary, type SessionEvent } from '../core/index.js';
 
 /** The repository and issue a job is about. */
 export interface IssueRef {
@@ -10,9 +10,9 @@ export interface IssueRef {
   readonly url: string;
 }
 
-/** `owner-repo-number`, lowercase: the key of an issue in Redis and in volume names. */
+/** `owner.repo-number`, lowercase: the key of an issue in Redis (see the core's issueKey). */
 export function issueKeyOf(issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>): string {
-  return `${issue.owner}-${issue.repo}-${issue.number}`.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
+  return issueKey(issue);
 }
 
 /** A trigger as the webhook handler saw it; the intake step checks and acts on it. */
@@ -24,11 +24,15 @@ export type Trigger =
   | { readonly kind: 'invalid'; readonly problem: string; readonly commentId: number };
 
 /**
- * Job of the intake queue, one per accepted webhook delivery; its job id is the delivery id,
- * so a redelivered webhook makes no second job.
+ * Job of the intake queue, one per accepted webhook delivery. Keyed by what the delivery's
+ * signature covers, so a redelivery, or a replay of a signed body under a new delivery id,
+ * makes no second job and no second run.
  */
 export interface IntakeJob {
+  /** The SHA-256 of the delivery's signed body (hex). */
   readonly deliveryId: string;
+  /** GitHub's X-GitHub-Delivery id, for logs (not signed, so never a key). */
+  readonly githubDelivery?: string;
   readonly trigger: Trigger;
   readonly issue: IssueRef & { readonly title: string; readonly body: string | null };
   readonly sender: { readonly login: string; readonly type: string };

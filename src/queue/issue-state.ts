@@ -196,6 +196,37 @@ export class IssueState {
     return value === 'delivered' || value === 'pending' ? value : 'run';
   }
 
+  /**
+   * Whether delivery `key` (the hash of its signed body) was handled; with `mark`, records
+   * that it was, for a year: a signed body never expires, so a replay must find this.
+   */
+  async handled(key: string, mark = false): Promise<boolean> {
+    const name = `${KEY_PREFIX}:handled:${key}`;
+    if (mark) {
+      await this.redis.set(name, '1', 'EX', 366 * 24 * 3600);
+      return true;
+    }
+    return (await this.redis.exists(name)) === 1;
+  }
+
+  /**
+   * Whether a refusal to `login` on the issue may be posted: not when one was posted to
+   * them on this issue within `quietSeconds`, nor past `perHour` refusals of the
+   * installation this hour. Counts the refusal when it may; the same delivery asking again
+   * (a retried intake) is answered as the first time.
+   */
+  async allowRefusal(deliveryId: string, installationId: number, issueKey: string, login: string, limits: { quietSeconds: number; perHour: number }): Promise<boolean> {
+    const person = `${this.key(issueKey, 'refused')}:${login.toLowerCase()}`;
+    const decided = await this.redis.get(person);
+    // A retried intake of the same delivery gets the answer it got the first time.
+    if (decided) return decided === `${deliveryId} yes`;
+    const hour = `${KEY_PREFIX}:refusals:${installationId}:${Math.floor(Date.now() / 3600_000)}`;
+    const [[, count]] = (await this.redis.multi().incr(hour).expire(hour, 3700).exec()) as [[Error | null, number]];
+    const answer = `${deliveryId} ${count <= limits.perHour ? 'yes' : 'no'}`;
+    if ((await this.redis.set(person, answer, 'EX', limits.quietSeconds, 'NX')) === 'OK') return answer.endsWith(' yes');
+    return (await this.redis.get(person)) === `${deliveryId} yes`;
+  }
+
   /** Whether a reply to delivery `id` was posted; with `mark`, records that it was. */
   async replied(id: string, mark = false): Promise<boolean> {
     const key = `${KEY_PREFIX}:replied:${id}`;

@@ -39,7 +39,8 @@ const DELIVERY_CLAIM_MS = 60_000;
  */
 export class RunWorker {
   private readonly workers: Worker[] = [];
-  private readonly live = new Map<string, Session>();
+  /** The run this worker follows per issue, with its command's seq. */
+  private readonly live = new Map<string, { readonly session: Session; readonly seq: number }>();
   private readonly adopting = new Set<string>();
   private reconciler: NodeJS.Timeout | undefined;
   private readonly lockTtlMs: number;
@@ -169,7 +170,7 @@ export class RunWorker {
         });
         log.info({ recovery: recovery.kind }, 'picked up a run that was interrupted');
         if (recovery.kind === 'finished') {
-          outcome = { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId: command.sessionId, terminal: recovery.terminal };
+          outcome = { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId: command.sessionId, terminal: recovery.terminal, agent: recovery.agent, lastLines: recovery.lastLines };
           return;
         }
         if (recovery.kind === 'attached') {
@@ -212,7 +213,9 @@ export class RunWorker {
   }
 
   private async follow(command: RunCommand, session: Session, report: ReturnType<Reporter['forRun']>): Promise<RunOutcome> {
-    this.live.set(command.issueKey, session);
+    this.live.set(command.issueKey, { session, seq: command.seq });
+    // A stop that came while the run was being set up found nothing to stop yet: apply it now.
+    if (command.seq <= (await this.options.state.get(command.issueKey)).stoppedSeq) void session.stop().catch(() => undefined);
     const lastLines: string[] = [];
     let startedAt: number | undefined;
     try {
@@ -244,10 +247,12 @@ export class RunWorker {
     } catch (err) {
       this.options.logger.error({ err, issue: command.issueKey }, 'could not write the final status');
     }
+    // No text from the run or its error here: /cldpd status shows this line to anyone who can
+    // read the issue, and the status comment (redacted) is where the details are.
     const summary = outcome.kind === 'cancelled' ? 'cancelled'
       : outcome.kind === 'delivered' ? 'went into the running agent'
       : outcome.terminal?.type === 'container.exited' ? `finished with exit code ${outcome.terminal.exitCode}`
-      : `failed: ${outcome.terminal?.type === 'error' ? outcome.terminal.message : outcome.message ?? 'unknown error'}`;
+      : `failed (${outcome.terminal?.type === 'error' ? outcome.terminal.code : 'before it started'}; the status comment says why)`;
     await this.options.state.set(command.issueKey, { lastState: `run ${command.seq} (${command.kind}) ${summary}`.slice(0, 500) }).catch(() => undefined);
   }
 
@@ -269,7 +274,7 @@ export class RunWorker {
    */
   private async deliver(job: Extract<ControlJob, { kind: 'message' }>): Promise<string> {
     const { state } = this.options;
-    const session = this.live.get(job.issueKey);
+    const session = this.live.get(job.issueKey)?.session;
     if (!session || session.id !== job.sessionId) return 'not running here: the resume runs in its turn';
     if (job.seq <= (await state.get(job.issueKey)).stoppedSeq) return 'stopped: the drain cancels it';
     if (!(await this.earlierResumesSent(job))) return 'an earlier resume waits its turn: this one follows it';
@@ -337,10 +342,12 @@ export class RunWorker {
 
   private async control(job: ControlJob): Promise<string> {
     if (job.kind === 'message') return this.deliver(job);
-    const session = this.live.get(job.issueKey);
-    if (session && session.id === job.sessionId) {
-      await session.stop();
-      return 'stopped the running session';
+    // Whatever this worker runs for the issue at or below the stop's seq is stopped, whichever
+    // session it belongs to: a start queued behind it may already be the issue's session.
+    const live = this.live.get(job.issueKey);
+    if (live && live.seq <= job.seq) {
+      await live.session.stop();
+      return `stopped run ${live.seq} (session ${live.session.id})`;
     }
     try {
       await this.options.dispatcher.stop(job.sessionId);
@@ -362,7 +369,7 @@ export class RunWorker {
     const { dispatcher, state, logger } = this.options;
     await dispatcher.sweepHelpers().catch((err: unknown) => logger.warn({ err }, 'could not remove leftover helper containers'));
     for (const found of await dispatcher.containers(true)) {
-      if (this.adopting.has(found.sessionId) || [...this.live.values()].some((s) => s.id === found.sessionId)) continue;
+      if (this.adopting.has(found.sessionId) || [...this.live.values()].some((l) => l.session.id === found.sessionId)) continue;
       const url = found.container.labels[LABELS.issue];
       const match = url ? /\/([^/]+)\/([^/]+)\/issues\/(\d+)$/.exec(url) : null;
       if (!match) continue; // a terminal session: not the worker's
@@ -397,7 +404,7 @@ export class RunWorker {
         : await recovery.session.outcome().then((terminal) => ({ kind: terminal.type === 'error' ? ('error' as const) : ('exited' as const), sessionId, terminal }));
       if (!command) await recovery.session.wait().catch(() => undefined);
     } else if (recovery.kind === 'finished') {
-      outcome = { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId, terminal: recovery.terminal };
+      outcome = { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId, terminal: recovery.terminal, agent: recovery.agent, lastLines: recovery.lastLines };
     }
     if (command && outcome) {
       await this.finish(command, outcome, report);

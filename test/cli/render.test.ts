@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderEvent } from '../../src/cli/render.js';
-import type { SessionEvent } from '../../src/core/index.js';
+import type { AgentEvent, SessionEvent } from '../../src/core/index.js';
+import { isWellFormed } from '../../src/core/text.js';
 
 describe('renderEvent', () => {
   it.each<[SessionEvent, Array<[string, string]>]>([
@@ -48,5 +49,26 @@ describe('renderEvent', () => {
     ],
   ])('%j', (event, expected) => {
     expect(renderEvent(event, 's-1').map((p) => [p.to, p.text])).toEqual(expected);
+  });
+
+  const agentSaid = (...agent: AgentEvent[]): string[] => renderEvent({ type: 'output', at: 0, stream: 'stdout', line: '{…}', agent }, 's-1').map((p) => p.text);
+
+  it('secrets in part: the transcript folds a tool call\'s whole argument onto one short line itself', () => {
+    const [line] = agentSaid({ kind: 'tool', name: 'Bash', summary: `cd /repo &&\n\techo ${'x'.repeat(500)}` });
+    expect(line).toMatch(/^→ Bash: cd \/repo && echo x+…\n$/);
+    expect(line?.length).toBeLessThanOrEqual('→ Bash: \n'.length + 200);
+  });
+
+  it('unicode: long tool arguments, messages and errors full of emoji are cut between characters', () => {
+    for (let lead = 0; lead < 4; lead++) {
+      const text = `${'x'.repeat(lead)}${'\u{1F600}'.repeat(400)}`;
+      const lines = agentSaid(
+        { kind: 'tool', name: 'Bash', summary: text },
+        { kind: 'message', text, replay: true },
+        { kind: 'result', isError: true, errors: [text] },
+      );
+      expect(lines).toHaveLength(4);
+      for (const line of lines) expect(isWellFormed(line), `lead ${lead}: ${line}`).toBe(true);
+    }
   });
 });

@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_COMMAND, Dispatcher, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
 import { FakeRunner, out } from '../fakes/fake-runner.js';
 import { tempDir, writePod } from '../fakes/pods.js';
+import { issueVolumeKey } from '../../src/core/prompt.js';
 
 let runner: FakeRunner;
 let store: SessionStore;
@@ -44,7 +45,7 @@ describe('Dispatcher.start', () => {
     expect(JSON.parse(input?.text ?? '')).toEqual({ type: 'user', message: { role: 'user', content: [{ type: 'text', text: 'Be careful.\n\nWork on this GitHub issue: https://github.com/acme/web/issues/5' }] } });
     expect(spec?.labels['dev.cldpd.issue']).toBe('https://github.com/acme/web/issues/5');
     expect(spec?.mounts.map((m) => m.target)).toEqual(['/home/agent/.claude', '/work']);
-    expect(spec?.mounts.every((m) => m.source.startsWith('cldpd-web-acme-web-5-'))).toBe(true);
+    expect(spec?.mounts.every((m) => m.source.startsWith(`cldpd-${issueVolumeKey('web', { owner: 'acme', repo: 'web', number: 5 })}-`) && m.source.startsWith('cldpd-web-acme.web-5-'))).toBe(true);
     const record = await store.load(session.id);
     expect(record).toMatchObject({ pod: 'web', imageId: 'sha256:img', claudeSessionId: 'claude-9', runs: 1, last: { exitCode: 0 } });
   });
@@ -279,6 +280,78 @@ describe('Dispatcher.recover', () => {
     runner.containers.clear();
     const recovery = await dispatcher.recover('web-00000003');
     expect(recovery).toMatchObject({ kind: 'finished', terminal: { type: 'error', message: expect.stringContaining('disappeared') } });
+  });
+
+  const init = out('{"type":"system","subtype":"init","session_id":"claude-5"}\n');
+  const answer = (text: string, cost: number, turns: number) =>
+    out(`${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: text, total_cost_usd: cost, num_turns: turns, session_id: 'claude-5' })}\n`);
+  /** Fails the test rather than hanging when a run never ends. */
+  const drainWithin = (session: { events(): AsyncIterable<SessionEvent> }, ms = 3000) =>
+    Promise.race([drain(session), new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no terminal event within ${ms} ms`)), ms))]);
+
+  it('recovered summary: a finished run gives its answer, cost and turns from the log, this run\'s alone', async () => {
+    runner.scripts.push({ chunks: [init, answer('First answer.', 0.5, 4), out('plain line\n')], exitCode: 0 });
+    const first = await dispatcher.start('web', { prompt: 'go' }, { sessionId: 'web-00000005' });
+    await drain(first);
+    expect(await dispatcher.recover('web-00000005')).toMatchObject({
+      kind: 'finished',
+      agent: { claudeSessionId: 'claude-5', result: { text: 'First answer.' }, runCostUsd: 0.5, sessionCostUsd: 0.5, runTurns: 4, sessionTurns: 4 },
+      lastLines: ['plain line'],
+    });
+    // The record already counts the run once its end is recorded: recovering it counts nothing twice.
+    runner.scripts.push({ chunks: [answer('Second answer.', 0.75, 2)], exitCode: 0 });
+    await drain(await dispatcher.resume('web-00000005', 'more'));
+    const recovery = await dispatcher.recover('web-00000005');
+    expect(recovery).toMatchObject({ kind: 'finished', agent: { result: { text: 'Second answer.' }, runCostUsd: 0.25, sessionCostUsd: 0.75, runTurns: 2, sessionTurns: 6 } });
+    expect(await store.load('web-00000005')).toMatchObject({ costUsd: 0.75, turns: 6, last: { costUsd: 0.25, turns: 2 } });
+  });
+
+  it('recovered summary: a run whose end was logged but never recorded is recorded by recover, with its cost', async () => {
+    runner.scripts.push({ chunks: [init, answer('First answer.', 0.5, 4)], exitCode: 0 });
+    await drain(await dispatcher.start('web', { prompt: 'go' }, { sessionId: 'web-00000006' }));
+    // Run 2 ended in the log, but its process went away before recording it.
+    await store.update('web-00000006', { runs: 2 });
+    const { SessionLog } = await import('../../src/core/session-log.js');
+    const { parseStreamJsonLine } = await import('../../src/core/stream-json.js');
+    const line = JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'Second answer.', total_cost_usd: 0.75, num_turns: 2, session_id: 'claude-5' });
+    const log = await SessionLog.open(store.logPath('web-00000006'));
+    await log.append([
+      { type: 'container.started', at: 10, containerId: 'gone', containerName: 'cldpd-web-00000006', exec: false, run: 2 },
+      { type: 'output', at: 11, stream: 'stdout', line, agent: parseStreamJsonLine(line) },
+      { type: 'container.exited', at: 12, exitCode: 0, reason: 'exited', durationMs: 2 },
+    ]);
+    await log.close();
+    expect(await dispatcher.recover('web-00000006')).toMatchObject({ kind: 'finished', agent: { result: { text: 'Second answer.' }, runCostUsd: 0.25, sessionCostUsd: 0.75, runTurns: 2, sessionTurns: 6 } });
+    expect(await store.load('web-00000006')).toMatchObject({ costUsd: 0.75, turns: 6, last: { exitCode: 0, endedAt: 12, costUsd: 0.25, turns: 2 } });
+  });
+
+  it('recovered summary: a re-attached run whose result was logged before the restart ends with it', async () => {
+    const chunks = [init, answer('All green.', 0.5, 3)];
+    runner.scripts.push({ chunks, exitCode: 0, hold: true });
+    const first = await dispatcher.start('web', { prompt: 'go' }, { sessionId: 'web-00000007' });
+    for await (const e of first.events()) if (e.type === 'output' && e.agent?.some((a) => a.kind === 'result')) break; // the worker "dies"
+    runner.attachScripts.set(first.containerId as string, { chunks: [...chunks, out('bye\n')], exitCode: 0 });
+    const recovery = await dispatcher.recover('web-00000007');
+    if (recovery.kind !== 'attached') throw new Error(`expected a re-attached run, got ${recovery.kind}`);
+    const rest = await drainWithin(recovery.session);
+    expect(rest.map((e) => (e.type === 'output' ? e.line : e.type))).toEqual(['bye', 'container.exited']);
+    expect(recovery.session.agent).toMatchObject({ claudeSessionId: 'claude-5', result: { text: 'All green.' }, runCostUsd: 0.5, sessionCostUsd: 0.5, runTurns: 3, sessionTurns: 3 });
+    expect(await store.load('web-00000007')).toMatchObject({ costUsd: 0.5, turns: 3, last: { exitCode: 0, costUsd: 0.5, turns: 3 } });
+  });
+
+  it('stop before launch: a stop right after recover, while the re-attach is in flight, stops the container', async () => {
+    runner.scripts.push({ chunks: [out('one\n')], exitCode: 0, hold: true });
+    const first = await dispatcher.start('web', { prompt: 'go' }, { sessionId: 'web-00000008' });
+    for await (const e of first.events()) if (e.type === 'output') break; // the worker "dies"
+    const containerId = first.containerId as string;
+    runner.attachScripts.set(containerId, { chunks: [out('one\n')], exitCode: 0, hold: true });
+    runner.launchDelayMs = 100;
+    const recovery = await dispatcher.recover('web-00000008');
+    if (recovery.kind !== 'attached') throw new Error(`expected a re-attached run, got ${recovery.kind}`);
+    const events = drainWithin(recovery.session);
+    await recovery.session.stop(); // as the worker re-applies a stop that came before the restart
+    expect(runner.calls.filter((c) => c.method === 'stop').map((c) => c.args[0])).toEqual([containerId]);
+    expect((await events).at(-1)).toMatchObject({ type: 'container.exited', reason: 'stopped', exitCode: 143 });
   });
 
   it('refuses a session id that does not belong to the pod', async () => {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Session, parseLogLine, type SessionEvent, type SessionOptions } from '../../src/core/index.js';
+import { AgentSummaryAccumulator, Session, parseLogLine, type AgentEvent, type SessionEvent, type SessionOptions } from '../../src/core/index.js';
 import { FakeRunner, err, out, type Script } from '../fakes/fake-runner.js';
 import { tempDir } from '../fakes/pods.js';
 
@@ -177,6 +177,131 @@ describe('Session', () => {
     await session.wait();
     expect(finished).toHaveLength(1);
     expect(finished[0]).toMatchObject({ type: 'container.exited', exitCode: 9 });
+  });
+});
+
+describe('Session.stop before the container exists', () => {
+  const exited = (events: SessionEvent[]) => events.at(-1) as Extract<SessionEvent, { type: 'container.exited' }>;
+  const stopsOf = (runner: FakeRunner) => runner.calls.filter((c) => c.method === 'stop').map((c) => c.args[0]);
+
+  it('stop before launch: a stop while the container is being created stops it as soon as it exists', async () => {
+    const runner = withScript({ chunks: [out('working\n')], exitCode: 0, hold: true });
+    runner.launchDelayMs = 200;
+    const { session } = await startSession(runner, { timeoutSeconds: 0.5 });
+    const reading = collect(session, 2000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(runner.methods()).toContain('run'); // the container is being created
+    const stopped = session.stop();
+    await stopped; // resolves once the container has stopped
+    expect(stopsOf(runner)).toEqual(['c1']);
+    expect(exited(await reading)).toMatchObject({ type: 'container.exited', reason: 'stopped', exitCode: 143 });
+  });
+
+  it('stop before launch: the timeout counts from the launch on and stops the container as soon as it exists', async () => {
+    const runner = withScript({ chunks: [], exitCode: 0, hold: true });
+    runner.launchDelayMs = 400;
+    const { session } = await startSession(runner, { timeoutSeconds: 0.2 });
+    const events = await collect(session, 2000);
+    expect(stopsOf(runner)).toEqual(['c1']);
+    expect(exited(events)).toMatchObject({ type: 'container.exited', reason: 'timeout', exitCode: 143 });
+    expect(exited(events).durationMs).toBeLessThan(150); // stopped on creation, not a whole timeout later
+  });
+
+  it('stop before launch: a runner.stop that failed is tried again by the next stop()', async () => {
+    const runner = withScript({ chunks: [], exitCode: 0, hold: true });
+    runner.stopErrors.push(new Error('Docker is busy'));
+    const { session } = await startSession(runner);
+    const reading = collect(session, 2000);
+    while (!session.containerId) await new Promise((r) => setTimeout(r, 5));
+    await expect(session.stop()).rejects.toThrow('Docker is busy');
+    await session.stop();
+    expect(stopsOf(runner)).toEqual(['c1', 'c1']);
+    expect(exited(await reading)).toMatchObject({ reason: 'stopped', exitCode: 143 });
+    await session.stop(); // done: no third attempt
+    expect(stopsOf(runner)).toHaveLength(2);
+  });
+
+  it('stop before launch: when the stop of a container being created fails, the timeout stops it, and the first reason is reported', async () => {
+    const runner = withScript({ chunks: [], exitCode: 0, hold: true });
+    runner.launchDelayMs = 100;
+    runner.stopErrors.push(new Error('Docker is busy'));
+    const { session } = await startSession(runner, { timeoutSeconds: 0.3 });
+    const reading = collect(session, 2000);
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(session.stop()).rejects.toThrow('Docker is busy');
+    const events = await reading;
+    expect(stopsOf(runner)).toEqual(['c1', 'c1']);
+    expect(exited(events)).toMatchObject({ reason: 'stopped', exitCode: 143 });
+  });
+
+  it('stop before launch: concurrent stops during the creation share one runner.stop', async () => {
+    const runner = withScript({ chunks: [], exitCode: 0, hold: true });
+    runner.launchDelayMs = 100;
+    const { session } = await startSession(runner, { build: undefined });
+    const reading = collect(session, 2000);
+    await new Promise((r) => setTimeout(r, 20));
+    await Promise.all([session.stop(), session.stop('timeout'), session.stop()]);
+    expect(stopsOf(runner)).toEqual(['c1']);
+    expect(exited(await reading)).toMatchObject({ reason: 'stopped' });
+  });
+
+  it('stop before launch: a stop during the build still cancels it, starts no container, and resolves', async () => {
+    const runner = new FakeRunner();
+    runner.buildGate = new Promise(() => undefined);
+    const { session } = await startSession(runner);
+    const reading = collect(session, 2000);
+    await new Promise((r) => setTimeout(r, 20));
+    await session.stop();
+    expect((await reading).at(-1)).toMatchObject({ type: 'error', code: 'Stopped', message: expect.stringContaining('stopped before its container started') });
+    expect(runner.methods()).not.toContain('run');
+    expect(runner.methods()).not.toContain('stop');
+  });
+
+  it('stop before launch: a stop after the run has ended does nothing', async () => {
+    const runner = withScript({ chunks: [out('done\n')], exitCode: 0 });
+    const { session } = await startSession(runner);
+    await collect(session);
+    await session.stop();
+    expect(runner.methods()).not.toContain('stop');
+  });
+});
+
+describe('AgentSummaryAccumulator', () => {
+  const result = (costUsd: number, turns: number): AgentEvent => ({ kind: 'result', isError: false, text: 'done', costUsd, turns, claudeSessionId: 'claude-2' });
+
+  it('recovered summary: keeps the last text and tool, and says what the agent is doing', () => {
+    const acc = new AgentSummaryAccumulator();
+    acc.add([{ kind: 'init', claudeSessionId: 'claude-1' }, { kind: 'text', text: 'Looking.' }, { kind: 'thinking', chars: 10 }]);
+    expect(acc.summary).toEqual({ claudeSessionId: 'claude-1', lastText: 'Looking.', activity: 'thinking' });
+    acc.add([{ kind: 'tool', name: 'Bash', summary: 'npm test' }, { kind: 'tool_result', isError: false, chars: 1, lines: 1, firstLine: 'ok' }]);
+    expect(acc.summary).toMatchObject({ lastTool: 'Bash: npm test', activity: 'Bash: npm test' });
+    acc.add([{ kind: 'message', text: 'more', replay: true }, { kind: 'tool', name: 'Read', summary: '' }]);
+    expect(acc.summary).toMatchObject({ lastTool: 'Read', activity: 'Read' });
+    acc.add([{ kind: 'message', text: 'more', replay: true }]);
+    expect(acc.summary.activity).toBe('reading a new instruction');
+  });
+
+  it.each([
+    ['a first run', { costUsd: 0, turns: 0 }, result(0.5, 4), { runCostUsd: 0.5, sessionCostUsd: 0.5, runTurns: 4, sessionTurns: 4 }],
+    ['a resume reporting the whole session', { costUsd: 0.5, turns: 4 }, result(0.75, 2), { runCostUsd: 0.25, sessionCostUsd: 0.75, runTurns: 2, sessionTurns: 6 }],
+    ['a resume reporting its own process only', { costUsd: 0.5, turns: 4 }, result(0.25, 1), { runCostUsd: 0.25, sessionCostUsd: 0.75, runTurns: 1, sessionTurns: 5 }],
+  ])('recovered summary: counts cost and turns of %s', (_, before, event, expected) => {
+    const acc = new AgentSummaryAccumulator(before);
+    acc.add([event]);
+    expect(acc.summary).toMatchObject({ ...expected, claudeSessionId: 'claude-2', result: event });
+  });
+
+  it('recovered summary: counts again from another "before", and continues a seed without changing it', () => {
+    const acc = new AgentSummaryAccumulator();
+    acc.add([result(0.75, 2)]);
+    acc.rebase({ costUsd: 0.5, turns: 4 });
+    expect(acc.summary).toMatchObject({ runCostUsd: 0.25, sessionCostUsd: 0.75, runTurns: 2, sessionTurns: 6 });
+
+    const seed = { claudeSessionId: 'claude-1', lastText: 'Earlier.', messagesSent: 1 };
+    const next = new AgentSummaryAccumulator({ costUsd: 0, turns: 0 }, seed);
+    next.add([{ kind: 'tool', name: 'Edit', summary: 'a.ts' }]);
+    expect(next.summary).toEqual({ claudeSessionId: 'claude-1', lastText: 'Earlier.', messagesSent: 1, lastTool: 'Edit: a.ts', activity: 'Edit: a.ts' });
+    expect(seed).toEqual({ claudeSessionId: 'claude-1', lastText: 'Earlier.', messagesSent: 1 });
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseStreamJsonLine } from '../../src/core/stream-json.js';
+import { isWellFormed } from '../../src/core/text.js';
 
 describe('parseStreamJsonLine', () => {
   it.each([
@@ -59,11 +60,26 @@ describe('parseStreamJsonLine', () => {
     expect(parseStreamJsonLine(line)).toEqual(expected);
   });
 
-  it('clips long tool arguments to one line', () => {
-    const [event] = parseStreamJsonLine(JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', name: 'Bash', input: { command: `echo\n${'x'.repeat(500)}` } }] } }));
-    expect(event).toMatchObject({ kind: 'tool', name: 'Bash' });
-    const summary = (event as { summary: string }).summary;
-    expect(summary.length).toBeLessThanOrEqual(200);
-    expect(summary).not.toContain('\n');
+  const toolLine = (input: unknown) => JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', name: 'Bash', input }] } });
+
+  it('secrets in part: keeps a tool call\'s argument whole, newlines and all, for redaction to see', () => {
+    const command = `cd /repo &&\n  echo ${'x'.repeat(500)}\t"TOKEN=abc def\n ghi-0123456789"`;
+    expect(parseStreamJsonLine(toolLine({ command }))).toEqual([{ kind: 'tool', name: 'Bash', summary: command }]);
+  });
+
+  it('secrets in part: a tool call without a telling argument is summarised by its whole JSON', () => {
+    const input = { body: `${'y'.repeat(400)} secret-at-the-end` };
+    expect(parseStreamJsonLine(toolLine(input))).toEqual([{ kind: 'tool', name: 'Bash', summary: JSON.stringify(input) }]);
+  });
+
+  it('unicode: a tool result\'s first line is shortened between characters, never inside one', () => {
+    for (let lead = 0; lead < 4; lead++) {
+      const content = `${'x'.repeat(lead)}${'\u{1F600}'.repeat(100)}`;
+      const [event] = parseStreamJsonLine(JSON.stringify({ type: 'user', message: { content: [{ type: 'tool_result', content }] } }));
+      const firstLine = (event as { firstLine: string }).firstLine;
+      expect(isWellFormed(firstLine)).toBe(true);
+      expect(firstLine.length).toBeLessThanOrEqual(120);
+      expect(firstLine.endsWith('…')).toBe(true);
+    }
   });
 });

@@ -1,10 +1,11 @@
 import { createHmac, randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { FakeGitHub } from '../fakes/fake-github.js';
+import { FAKE_APP_LOGIN, FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
 import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
@@ -150,6 +151,120 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
         await new Promise((r) => setTimeout(r, 700));
         expect(github.requests.slice(before)).toEqual([]);
       }
+    });
+
+    /** POSTs `size` bytes in 1 MiB chunks with a wrong signature; resolves with the status and how much was sent before the answer. */
+    function bigPost(size: number, declare: boolean): Promise<{ status: number; sentBeforeAnswer: number }> {
+      return new Promise((resolve, reject) => {
+        let sent = 0;
+        let answered = false;
+        const headers: Record<string, string | number> = { 'content-type': 'application/json', 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` };
+        if (declare) headers['content-length'] = size;
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/api/github/webhooks', method: 'POST', headers }, (res) => {
+          answered = true;
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, sentBeforeAnswer: sent });
+        });
+        req.on('error', (err) => (answered ? undefined : sent > 0 ? resolve({ status: 0, sentBeforeAnswer: sent }) : reject(err)));
+        const chunk = Buffer.alloc(1024 * 1024, 0x20);
+        const pump = (): void => {
+          while (sent < size && !answered && !req.destroyed) {
+            sent += chunk.length;
+            if (!req.write(chunk)) return void req.once('drain', pump);
+          }
+          if (!answered && !req.destroyed) req.end();
+        };
+        pump();
+      });
+    }
+
+    it('memory: a 60 MB body is refused before it is read whole, declared or not, and the server keeps serving', async () => {
+      const declared = await bigPost(60 * 1024 * 1024, true);
+      expect(declared.status).toBe(413);
+      const chunked = await bigPost(60 * 1024 * 1024, false);
+      // Refused once it passed 25 MB: the connection is closed on the sender (status 0) or answered 413.
+      expect([0, 413]).toContain(chunked.status);
+      expect(chunked.sentBeforeAnswer).toBeLessThan(60 * 1024 * 1024);
+      // Several just-under-the-limit bodies at once: each refused (bad signature) or turned away (busy), never accepted.
+      const many = await Promise.all(Array.from({ length: 6 }, () => bigPost(24 * 1024 * 1024, true)));
+      for (const r of many) expect([0, 401, 503]).toContain(r.status);
+      expect(many.some((r) => r.status === 401)).toBe(true);
+      expect((await fetch(`http://127.0.0.1:${port}/ping`)).status).toBe(200);
+    });
+
+    it('replay: the same signed body under a new delivery id starts nothing more', async () => {
+      const n = 902;
+      const body = labeled(n, { name: 'cldpd:ok' });
+      expect(await deliver(port, 'issues', body, { id: randomUUID(), secret: SECRET })).toBe(200);
+      await until('the final status', () => github.commentsOn(`abuse/app#${n}`).some((c) => c.body.includes('cldpd: finished')), 30_000);
+      const replayedAt = github.requests.length;
+      for (let i = 0; i < 3; i++) expect(await deliver(port, 'issues', body, { id: randomUUID(), secret: SECRET })).toBe(200);
+      await until('the replays to be handled', async () => (await redis.keys('cldpd:handled:*')).length > 0, 10_000);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(github.commentsOn(`abuse/app#${n}`)).toHaveLength(1);
+      expect(github.requests.slice(replayedAt).filter((r) => r.method !== 'GET')).toEqual([]);
+    });
+
+    it('marker: comments by others that carry the next status markers are never edited; the app posts its own', async () => {
+      const n = 903;
+      await deliver(port, 'issues', labeled(n, { name: 'cldpd:ok' }), { id: randomUUID(), secret: SECRET });
+      await until('the final status', () => github.commentsOn(`abuse/app#${n}`).some((c) => c.body.includes('cldpd: finished')), 30_000);
+      // A reader plants the markers of the next commands of this issue.
+      const planted = [2, 3, 4].map((seq, i) => {
+        const comment = { id: 50_000 + n * 10 + i, issue: `abuse/app#${n}`, body: `<!-- cldpd:status abuse.app-${n}#${seq} -->\nI am the final answer`, edits: 0, html_url: `http://github.test/x#${seq}`, author: { login: 'rita', type: 'User' }, updatedAt: Date.now() };
+        github.comments.push(comment);
+        return comment;
+      });
+      await deliver(port, 'issue_comment', { ...commented(n, '/cldpd resume go on'), comment: { id: 7, body: '/cldpd resume go on', user: alice, created_at: new Date().toISOString() } }, { id: randomUUID(), secret: SECRET });
+      const mine = () => github.commentsOn(`abuse/app#${n}`).filter((c) => !c.author && c.body.startsWith('<!-- cldpd:status'));
+      await until('the resume to finish', () => mine().some((c) => /resume[\s\S]*cldpd|cldpd: (finished|failed) \(pod `ok`, resume/.test(c.body)), 30_000);
+      for (const p of planted) {
+        expect(p.edits).toBe(0);
+        expect(p.body).toContain('I am the final answer');
+      }
+      expect(mine()).toHaveLength(2);
+      expect(FAKE_APP_LOGIN).toBe('cldpd[bot]');
+    });
+
+    it('stop: /cldpd stop stops the running session, not the start queued behind it', async () => {
+      const n = 904;
+      await deliver(port, 'issues', labeled(n, { name: 'cldpd:ok-linger' }), { id: randomUUID(), secret: SECRET });
+      const statuses = () => github.commentsOn(`abuse/app#${n}`).filter((c) => c.body.startsWith('<!-- cldpd:status'));
+      await until('running', () => statuses().some((c) => c.body.includes('cldpd: running')), 30_000);
+      const running = /session `(ok-linger-[0-9a-f]{8})`/.exec(statuses()[0]?.body ?? '')?.[1] as string;
+      await deliver(port, 'issues', labeled(n, { name: 'cldpd:ok' }, alice, { label: { name: 'cldpd:ok', id: 2 } }), { id: randomUUID(), secret: SECRET });
+      await until('the second start queued', () => statuses().length === 2, 15_000);
+      await deliver(port, 'issue_comment', commented(n, '/cldpd stop'), { id: randomUUID(), secret: SECRET });
+      await until('the running one stopped', () => statuses()[0]?.body.includes('stopped on request') === true, 30_000);
+      await until('the queued one cancelled', () => statuses()[1]?.body.includes('cldpd: cancelled') === true, 30_000);
+      const reply = github.commentsOn(`abuse/app#${n}`).find((c) => c.body.startsWith('Stopping'));
+      expect(reply?.body).toContain(`Stopping session \`${running}\``);
+      expect(reply?.body).toContain('cancelling 1 queued run');
+    });
+
+    it('budget: 25 commands from a reader in a burst get one reply', async () => {
+      const n = 905;
+      const sent = await Promise.all(Array.from({ length: 25 }, (_, i) => deliver(port, 'issue_comment', { ...commented(n, `/cldpd resume ${i}`, { login: 'rita', type: 'User' }), comment: { id: 9000 + i, body: `/cldpd resume ${i}`, user: { login: 'rita', type: 'User' } } }, { id: randomUUID(), secret: SECRET })));
+      expect(sent.every((s) => s === 200)).toBe(true);
+      await until('a reply', () => github.commentsOn(`abuse/app#${n}`).length > 0, 15_000);
+      await until('every command handled', async () => Number(await redis.get(`cldpd:refusals:7:${Math.floor(Date.now() / 3600_000)}`).catch(() => 0)) >= 1, 15_000);
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(github.commentsOn(`abuse/app#${n}`)).toHaveLength(1);
+      expect(github.commentsOn(`abuse/app#${n}`)[0]?.body).toMatch(/@rita, only people with write access/);
+    });
+
+    it('paths: an invalid pod\'s error on the issue does not show the host\'s folders', async () => {
+      const n = 906;
+      await deliver(port, 'issues', labeled(n, { name: 'cldpd:nosuchpod' }), { id: randomUUID(), secret: SECRET });
+      await until('the final status', () => github.commentsOn(`abuse/app#${n}`).some((c) => c.body.includes('cldpd: failed')), 30_000);
+      const body = github.commentsOn(`abuse/app#${n}`)[0]?.body ?? '';
+      expect(body).toContain('Pod "nosuchpod" not found');
+      expect(body).not.toContain(world.podsDir);
+      expect(body).not.toContain(world.home);
+    });
+
+    it('unicode: no request this suite made was refused as ill-formed', () => {
+      expect(github.rejected).toEqual([]);
     });
 
     it('hidden HTML, bidi and zero-width carriers and image alt text never reach the agent', async () => {

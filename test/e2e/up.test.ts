@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
 
-const payload = (label: string) => ({
+const payload = (label: string, number = 1) => ({
   action: 'labeled',
   label: { name: label },
-  issue: { number: 1, html_url: 'https://github.com/solo/app/issues/1', title: 'One machine', body: 'hello' },
+  issue: { number, html_url: `https://github.com/solo/app/issues/${number}`, title: 'One machine', body: 'hello' },
   repository: { name: 'app', owner: { login: 'solo' } },
   installation: { id: 1 },
   sender: { login: 'owner', type: 'User' },
@@ -20,6 +20,7 @@ describeWithDocker('npm start (cldpd up) on one machine', () => {
   const github = new FakeGitHub();
   let up: CldpdProcess;
   let port: number;
+  let env: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
@@ -28,16 +29,18 @@ describeWithDocker('npm start (cldpd up) on one machine', () => {
     await github.start();
     github.roles.set('owner', 'admin');
     port = await freePort();
-    up = new CldpdProcess('up', {
+    env = {
       PATH: process.env.PATH, HOME: world.home, APP_ID: '1', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: 's', PORT: String(port), HOST: '127.0.0.1',
       GHE_HOST: github.host, GHE_PROTOCOL: 'http', CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
       CLDPD_STATUS_INTERVAL_SECONDS: '1', LOG_LEVEL: 'info',
-    }, join(world.home, 'up.log'));
+    };
+    up = new CldpdProcess('up', env, join(world.home, 'up.log'));
     await until('the webhook server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
   });
 
   afterAll(async () => {
     await up?.stop();
+    for (const pid of redisServersOf(world.home)) process.kill(pid, 'SIGKILL');
     await github.close();
     await world.close();
   });
@@ -54,4 +57,38 @@ describeWithDocker('npm start (cldpd up) on one machine', () => {
     expect(await up.stop('SIGTERM')).toBe(0);
     await until('the socket to go', () => !existsSync(join(world.home, 'redis', 'redis.sock')), 10_000);
   });
+
+  it('exit: after a SIGKILL, a restarted up replaces the redis-server left behind, and SIGTERM ends it all', async () => {
+    const start = () => new CldpdProcess('up', env, join(world.home, 'up.log'));
+    up = start();
+    await until('the webhook server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+    expect(await up.stop('SIGKILL')).toBe(null);
+    const orphans = redisServersOf(world.home);
+    expect(orphans).toHaveLength(1); // SIGKILL gives up no chance to stop its child
+    up = start();
+    await until('the webhook server again', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+    const servers = redisServersOf(world.home);
+    expect(servers).toHaveLength(1);
+    expect(servers).not.toContain(orphans[0]);
+    // The label still makes it to a final comment on the restarted process.
+    expect(await deliver(port, 'issues', payload('cldpd:solo', 2), { id: randomUUID(), secret: 's' })).toBe(200);
+    await until('the second final comment', () => github.comments.filter((c) => c.body.includes('cldpd: finished')).length === 2, 60_000);
+    expect(await up.stop('SIGTERM')).toBe(0);
+    expect(redisServersOf(world.home)).toEqual([]);
+  });
 });
+
+/** Pids of the redis-server processes whose data folder is under `home`. */
+function redisServersOf(home: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (cmdline.join(' ').includes('redis-server') && cmdline.join(' ').includes(join(home, 'redis'))) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}

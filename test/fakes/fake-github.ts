@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isWellFormed } from '../../src/core/text.js';
 
 /** A request the fake GitHub API received. */
 export interface RecordedRequest {
@@ -9,6 +10,12 @@ export interface RecordedRequest {
   readonly at: number;
 }
 
+/** A request the fake GitHub API refused as GitHub would, with the status and message it answered. */
+export interface RejectedRequest extends RecordedRequest {
+  readonly status: number;
+  readonly message: string;
+}
+
 /** A comment on the fake GitHub. */
 export interface FakeComment {
   id: number;
@@ -16,15 +23,25 @@ export interface FakeComment {
   body: string;
   edits: number;
   html_url: string;
+  /** Who wrote it: the app unless a test says otherwise. */
+  author?: { login: string; type: string };
+  /** When it was last written (ms), for `since`. */
+  updatedAt?: number;
 }
+
+/** The app's own login on the fake GitHub (`GET /app` answers slug "cldpd"). */
+export const FAKE_APP_LOGIN = 'cldpd[bot]';
 
 /**
  * A local HTTP fake of the GitHub REST API, reached through GHE_HOST (paths under /api/v3):
  * installation tokens, collaborator permissions, repository contents, issue comments.
- * Records every request; can be told to fail for a while.
+ * Records every request; can be told to fail for a while. Like GitHub, it refuses (422) a
+ * comment body that is not well-formed Unicode, and lists each such refusal in `rejected`.
  */
 export class FakeGitHub {
   readonly requests: RecordedRequest[] = [];
+  /** Requests refused as invalid (not the `failWrites` faults); a test asserts this stays empty. */
+  readonly rejected: RejectedRequest[] = [];
   readonly comments: FakeComment[] = [];
   /** login → role_name; anyone else is not a collaborator (404). */
   readonly roles = new Map<string, string>();
@@ -66,12 +83,14 @@ export class FakeGitHub {
     const path = url.pathname.replace(/^\/api\/v3/, '');
     const body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     const method = req.method ?? 'GET';
-    this.requests.push({ method, path, body, at: Date.now() });
+    const recorded: RecordedRequest = { method, path, body, at: Date.now() };
+    this.requests.push(recorded);
     const send = (status: number, data: unknown, headers: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(data));
     };
     let m: RegExpExecArray | null;
+    if (method === 'GET' && path === '/app') return send(200, { id: 1, slug: 'cldpd', name: 'cldpd' });
     if (method === 'POST' && /^\/app\/installations\/\d+\/access_tokens$/.test(path)) {
       return send(201, { token: 'ghs_faketoken', expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: {}, repository_selection: 'all' });
     }
@@ -90,21 +109,32 @@ export class FakeGitHub {
       const headers: Record<string, string> = this.failWrites.retryAfter !== undefined ? { 'retry-after': String(this.failWrites.retryAfter) } : {};
       return send(this.failWrites.status, { message: this.failWrites.status === 403 ? 'You have exceeded a secondary rate limit' : 'Server Error' }, headers);
     }
+    if ((method === 'POST' || method === 'PATCH') && path.includes('/comments') && typeof body.body === 'string' && !isWellFormed(body.body)) {
+      // GitHub answers so for half a surrogate pair (an emoji cut in two).
+      const message = 'Validation Failed: body is not well-formed Unicode';
+      this.rejected.push({ ...recorded, status: 422, message });
+      return send(422, { message, errors: [{ resource: 'IssueComment', field: 'body', code: 'invalid' }] });
+    }
     if ((m = /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/.exec(path))) {
       const issue = `${m[1]}/${m[2]}#${m[3]}`;
       if (method === 'POST') {
         const id = this.nextId++;
-        const comment: FakeComment = { id, issue, body: String(body.body ?? ''), edits: 0, html_url: `http://github.test/${m[1]}/${m[2]}/issues/${m[3]}#issuecomment-${id}` };
+        const comment: FakeComment = { id, issue, body: String(body.body ?? ''), edits: 0, html_url: `http://github.test/${m[1]}/${m[2]}/issues/${m[3]}#issuecomment-${id}`, updatedAt: Date.now() };
         this.comments.push(comment);
         return send(201, { id, body: comment.body, html_url: comment.html_url });
       }
-      return send(200, this.commentsOn(issue).map((c) => ({ id: c.id, body: c.body, html_url: c.html_url })));
+      const since = url.searchParams.has('since') ? Date.parse(url.searchParams.get('since') ?? '') : 0;
+      const perPage = Number(url.searchParams.get('per_page') ?? 30);
+      const page = Number(url.searchParams.get('page') ?? 1);
+      const listed = this.commentsOn(issue).filter((c) => (c.updatedAt ?? 0) >= since).slice((page - 1) * perPage, page * perPage);
+      return send(200, listed.map((c) => ({ id: c.id, body: c.body, html_url: c.html_url, user: c.author ?? { login: FAKE_APP_LOGIN, type: 'Bot' }, updated_at: new Date(c.updatedAt ?? 0).toISOString() })));
     }
     if (method === 'PATCH' && (m = /^\/repos\/([^/]+)\/([^/]+)\/issues\/comments\/(\d+)$/.exec(path))) {
       const comment = this.comments.find((c) => c.id === Number(m?.[3]));
       if (!comment) return send(404, { message: 'Not Found' });
       comment.body = String(body.body ?? '');
       comment.edits += 1;
+      comment.updatedAt = Date.now();
       return send(200, { id: comment.id, body: comment.body, html_url: comment.html_url });
     }
     send(404, { message: `fake GitHub has no route for ${method} ${path}` });

@@ -36,6 +36,10 @@ export class FakeRunner implements Runner {
   /** Used when `scripts` is empty. */
   defaultScript: Script = { chunks: [], exitCode: 0 };
   runError: Error | undefined;
+  /** When set, run and attach take this long before the process exists (a slow container creation). */
+  launchDelayMs: number | undefined;
+  /** Each stop call takes the first of these, if any, and fails with it without stopping anything. */
+  stopErrors: Error[] = [];
   private seq = 0;
 
   constructor(image: ImageInfo = { id: 'sha256:image1', user: 'agent', env: {}, workingDir: '/', labels: {} }) {
@@ -145,6 +149,7 @@ export class FakeRunner implements Runner {
 
   async run(spec: ContainerSpec): Promise<ProcessHandle> {
     this.calls.push({ method: 'run', args: [spec] });
+    await this.launchDelay();
     if (this.runError) throw this.runError;
     if ([...this.containers.values()].some((c) => c.info.name === spec.name)) {
       throw new CldpdError('ContainerFailed', `Docker refused to create container ${spec.name}: name in use`);
@@ -165,6 +170,7 @@ export class FakeRunner implements Runner {
 
   async attach(containerId: string): Promise<ProcessHandle> {
     this.calls.push({ method: 'attach', args: [containerId] });
+    await this.launchDelay();
     const container = this.containers.get(containerId);
     if (!container) throw new CldpdError('ContainerFailed', `no container ${containerId}`);
     const script = this.attachScripts.get(containerId) ?? { chunks: [], exitCode: 0 };
@@ -186,6 +192,8 @@ export class FakeRunner implements Runner {
 
   async stop(containerId: string, graceSeconds: number): Promise<void> {
     this.calls.push({ method: 'stop', args: [containerId, graceSeconds] });
+    const failure = this.stopErrors.shift();
+    if (failure) throw failure;
     const container = this.containers.get(containerId);
     if (!container) return;
     container.stop();
@@ -211,6 +219,10 @@ export class FakeRunner implements Runner {
 
   async *logs(): AsyncGenerator<OutputChunk> {
     // Not used by the core's own flows.
+  }
+
+  private async launchDelay(): Promise<void> {
+    if (this.launchDelayMs) await new Promise((resolve) => setTimeout(resolve, this.launchDelayMs));
   }
 
   /** Methods called, in order. */

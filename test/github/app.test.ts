@@ -1,7 +1,5 @@
-import { pino } from 'pino';
-import { Probot } from 'probot';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { cldpdApp } from '../../src/github/app.js';
+import { MAX_COMMENT_AGE_MS, webhookHandler } from '../../src/github/app.js';
 import type { IntakeJob } from '../../src/queue/contract.js';
 
 const repository = { name: 'web', owner: { login: 'acme' } };
@@ -9,21 +7,24 @@ const issue = { number: 3, html_url: 'https://github.com/acme/web/issues/3', tit
 const alice = { login: 'alice', type: 'User' };
 
 let jobs: IntakeJob[];
-let probot: Probot;
+let warnings: string[];
+let handle: ReturnType<typeof webhookHandler>;
+const NOW = Date.parse('2026-11-23T12:00:00Z');
 
-beforeEach(async () => {
+beforeEach(() => {
   jobs = [];
-  probot = new Probot({ githubToken: 'test', log: pino({ level: 'silent' }) });
-  await probot.load(cldpdApp({ intake: async (job) => void jobs.push(job) }));
+  warnings = [];
+  handle = webhookHandler({ intake: async (job) => void jobs.push(job) }, { warn: (_, message) => void warnings.push(message) }, () => NOW);
 });
 
-const receive = (name: 'issues' | 'issue_comment', payload: object) => probot.receive({ id: 'delivery-1', name, payload } as never);
+const receive = (event: 'issues' | 'issue_comment' | 'push', payload: object) => handle({ key: 'body-sha256', deliveryId: 'delivery-1', event, payload });
 
 describe('the webhook handler', () => {
-  it('turns a cldpd:<pod> label into an intake job keyed by the delivery', async () => {
+  it('turns a cldpd:<pod> label into an intake job keyed by the signed body, not the delivery id', async () => {
     await receive('issues', { action: 'labeled', label: { name: 'cldpd:web' }, issue, repository, installation: { id: 9 }, sender: alice });
     expect(jobs).toEqual([{
-      deliveryId: 'delivery-1',
+      deliveryId: 'body-sha256',
+      githubDelivery: 'delivery-1',
       trigger: { kind: 'label', pod: 'web' },
       issue: { installationId: 9, owner: 'acme', repo: 'web', number: 3, url: issue.html_url, title: 'Bug', body: 'text' },
       sender: alice,
@@ -54,5 +55,19 @@ describe('the webhook handler', () => {
   ])('queues the command in %j', async (body, trigger) => {
     await receive('issue_comment', { action: 'created', comment: { id: 5, body }, issue, repository, installation: { id: 9 }, sender: alice });
     expect(jobs.map((j) => j.trigger)).toEqual([trigger]);
+  });
+
+  it('replay: ignores a command in a comment written more than 7 days ago', async () => {
+    const old = new Date(NOW - MAX_COMMENT_AGE_MS - 60_000).toISOString();
+    await receive('issue_comment', { action: 'created', comment: { id: 5, body: '/cldpd stop', created_at: old }, issue, repository, installation: { id: 9 }, sender: alice });
+    expect(jobs).toEqual([]);
+    expect(warnings).toEqual([expect.stringMatching(/written over 7 days ago/)]);
+    await receive('issue_comment', { action: 'created', comment: { id: 5, body: '/cldpd stop', created_at: new Date(NOW - 5000).toISOString() }, issue, repository, installation: { id: 9 }, sender: alice });
+    expect(jobs).toHaveLength(1);
+  });
+
+  it('routes only issues.labeled and issue_comment.created', async () => {
+    await receive('push', { action: 'labeled', label: { name: 'cldpd:web' }, issue, repository, installation: { id: 9 }, sender: alice });
+    expect(jobs).toEqual([]);
   });
 });

@@ -86,6 +86,27 @@ describe('StatusReporter', () => {
     expect(comments.updates[0]?.body).toContain('**Error:** The build failed: [redacted] in the log');
   }, 20_000);
 
+  it.each([
+    [403, 'Repository was archived so is read-only.'],
+    [410, 'Issue was deleted'],
+    [422, 'Validation Failed'],
+  ])('permanent failure: gives up the final edit at once on a %i (%s), holding nothing for 15 minutes', async (status, message) => {
+    const comments = new FakeComments();
+    for (let i = 0; i < 5; i++) comments.failures.push({ status, message });
+    const run = reporter(comments).forRun(command);
+    await expect(run.finish({ kind: 'error', sessionId: 's', message: 'x' })).rejects.toThrow(message);
+    expect(comments.failures).toHaveLength(4); // asked once
+    expect(comments.updates).toHaveLength(0);
+  });
+
+  it('permanent failure: a 403 of a rate limit is retried', async () => {
+    const comments = new FakeComments();
+    comments.failures.push({ status: 403, message: 'You have exceeded a secondary rate limit' });
+    const run = reporter(comments).forRun(command);
+    await run.finish({ kind: 'error', sessionId: 's', message: 'x' });
+    expect(comments.updates).toHaveLength(1);
+  }, 20_000);
+
   it('posts the final state again when the status comment was deleted', async () => {
     const comments = new FakeComments();
     comments.gone.add(77);
@@ -136,7 +157,7 @@ describe('localWriteBudget', () => {
     await spend(budget, 1);
     const comments = new FakeComments();
     const api = budgetedComments(comments, budget);
-    await api.list(command.issue);
+    await api.list(command.issue, { since: new Date(0) });
     let posted = false;
     const posting = api.create(command.issue, 'hello').then(() => (posted = true));
     await new Promise((r) => setTimeout(r, 30));

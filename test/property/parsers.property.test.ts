@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { validatePodJson } from '../../src/core/index.js';
 import { LineSplitter } from '../../src/core/line-splitter.js';
 import { parseStreamJsonLine } from '../../src/core/stream-json.js';
+import { isWellFormed } from '../../src/core/text.js';
 import { parseCommand, podFromLabel } from '../../src/github/commands.js';
 import { createRedactor } from '../../src/github/redact.js';
 import { sanitizeUntrusted } from '../../src/github/sanitize.js';
@@ -164,5 +165,35 @@ describe('property: status comment', () => {
       expect(body.length).toBeLessThanOrEqual(MAX_COMMENT_CHARS);
       expect(body).not.toContain(secret);
     }), { numRuns: 1000 });
+  });
+
+  /** Any code point, astral ones and joined emoji often, and the lone halves an agent can send as JSON escapes. */
+  const unicode = fc.string({
+    unit: fc.oneof(
+      { weight: 4, arbitrary: fc.string({ minLength: 1, maxLength: 1, unit: 'binary' }) },
+      { weight: 3, arbitrary: fc.constantFrom('\u{1F600}', '\u{1F468}\u200D\u{1F469}\u200D\u{1F467}', '\u{1F1EB}\u{1F1F7}', '\u{20000}', 'e\u0301', ' ', '\n', '`') },
+      { weight: 1, arbitrary: fc.constantFrom('\uD83D', '\uDE00') },
+    ),
+    maxLength: 300,
+  });
+  /** Long enough, now and then, to be cut by every limit of the comment. */
+  const long = fc.tuple(unicode, fc.integer({ min: 1, max: 300 })).map(([text, times]) => text.repeat(times));
+  const unicodeView = fc.record({
+    pod: fc.oneof({ weight: 5, arbitrary: fc.constant('web') }, { weight: 1, arbitrary: long }),
+    phase: fc.constantFrom('queued', 'building', 'running', 'finished', 'failed', 'cancelled'),
+    activity: fc.option(long, { nil: undefined }),
+    lastLines: fc.option(fc.array(long, { maxLength: 20 }), { nil: undefined }),
+    finalAnswer: fc.option(long, { nil: undefined }),
+    error: fc.option(long, { nil: undefined }),
+    note: fc.option(unicode, { nil: undefined }),
+  }, { requiredKeys: ['pod', 'phase'] });
+
+  it('unicode: for any Unicode text, astral characters included, the comment is well-formed and under 65,536 characters', () => {
+    fc.assert(fc.property(unicodeView, (v) => {
+      const full = { sessionId: 'web-00000000', run: 1, command: 'start', now: 0, exitCode: 0, ...v } as StatusView;
+      const body = renderStatusComment(full, statusMarker({ issueKey: 'a-b-1', seq: 1 }), createRedactor([]));
+      expect(isWellFormed(body)).toBe(true);
+      expect(body.length).toBeLessThan(65_536);
+    }), { numRuns: 500 });
   });
 });

@@ -1,0 +1,141 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** GitHub caps webhook payloads at 25 MB; a larger body is not GitHub's. */
+export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
+
+/** What the receiver hands on: a verified delivery, named by what its signature covers. */
+export interface VerifiedDelivery {
+  /** The SHA-256 of the signed body: the same for a redelivery and for a replay of it. */
+  readonly key: string;
+  /** GitHub's `X-GitHub-Delivery` id: for logs only, since the signature does not cover it. */
+  readonly deliveryId: string;
+  readonly event: string;
+  readonly payload: unknown;
+}
+
+/** Options of {@link createWebhookReceiver}. */
+export interface WebhookReceiverOptions {
+  readonly secret: string;
+  readonly path: string;
+  /** Handles a verified delivery; the response waits for it (it only enqueues). */
+  readonly receive: (delivery: VerifiedDelivery) => Promise<void>;
+  readonly log: { warn(fields: object, message: string): void; error(fields: object, message: string): void };
+  /** Largest body read; default {@link MAX_WEBHOOK_BYTES}. */
+  readonly maxBodyBytes?: number;
+  /** Bytes of unverified bodies held at once across all requests; default 4 × the largest body. */
+  readonly maxBufferedBytes?: number;
+}
+
+const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
+const JSON_TYPE = /^\s*application\/json\s*(?:;|$)/i;
+
+function answer(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+  res.end(`${text}\n`);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * The webhook endpoint. Everything that can be refused without reading the body is refused
+ * first (method, path, content type, headers, a signature of the wrong shape, a declared size
+ * over the limit); the body is then read with a limit per request and a limit on the
+ * unverified bytes all requests hold together, hashed as it arrives, and dropped unless its
+ * HMAC matches. So a stranger can make cldpd hold at most `maxBufferedBytes`, never parse
+ * anything, and never reach Redis. A verified delivery is handed on keyed by the hash of its
+ * body, which the signature covers: a replay with a new delivery id is the same delivery.
+ */
+export function createWebhookReceiver(options: WebhookReceiverOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const maxBody = options.maxBodyBytes ?? MAX_WEBHOOK_BYTES;
+  const maxBuffered = options.maxBufferedBytes ?? 4 * maxBody;
+  let buffered = 0;
+
+  return (req, res) => {
+    const path = (req.url ?? '').split('?')[0]?.replace(/\/+$/, '');
+    if (path !== options.path.replace(/\/+$/, '')) return false;
+    if (req.method !== 'POST') {
+      answer(res, 405, 'Webhooks are POSTed here.', { allow: 'POST' });
+      return true;
+    }
+    const refuse = (status: number, text: string): true => {
+      answer(res, status, text, { connection: 'close' });
+      req.resume(); // let the socket drain what is in flight; the connection closes after
+      return true;
+    };
+    if (!JSON_TYPE.test(header(req, 'content-type') ?? '')) return refuse(415, 'Content-Type must be application/json.');
+    const event = header(req, 'x-github-event');
+    const deliveryId = header(req, 'x-github-delivery') ?? '';
+    const signature = SIGNATURE.exec(header(req, 'x-hub-signature-256') ?? '')?.[1];
+    if (!event) return refuse(400, 'X-GitHub-Event is missing.');
+    if (!signature) return refuse(401, 'X-Hub-Signature-256 is missing or is not "sha256=<64 hex>".');
+    const declared = Number(header(req, 'content-length') ?? Number.NaN);
+    if (declared > maxBody) return refuse(413, `The body is over ${maxBody} bytes.`);
+
+    const hmac = createHmac('sha256', options.secret);
+    const digest = createHash('sha256');
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let held = 0;
+    let done = false;
+    const release = () => {
+      buffered -= held;
+      held = 0;
+    };
+    const fail = (status: number, text: string) => {
+      if (done) return;
+      done = true;
+      release();
+      chunks.length = 0;
+      answer(res, status, text, { connection: 'close' });
+      req.destroy();
+    };
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > maxBody) return fail(413, `The body is over ${maxBody} bytes.`);
+      if (buffered + chunk.length > maxBuffered) return fail(503, 'Too many large deliveries at once; retry later.');
+      buffered += chunk.length;
+      held += chunk.length;
+      hmac.update(chunk);
+      digest.update(chunk);
+      chunks.push(chunk);
+    });
+    req.on('error', () => {
+      done = true;
+      release();
+    });
+    req.on('close', () => {
+      if (!done) {
+        done = true;
+        release();
+      }
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      const body = Buffer.concat(chunks, size);
+      chunks.length = 0;
+      release();
+      if (!timingSafeEqual(hmac.digest(), Buffer.from(signature, 'hex'))) return answer(res, 401, 'The signature does not match the body.');
+      let payload: unknown;
+      try {
+        payload = JSON.parse(body.toString('utf8'));
+      } catch {
+        return answer(res, 400, 'The body is not JSON.');
+      }
+      options.receive({ key: digest.digest('hex'), deliveryId, event, payload }).then(
+        () => answer(res, 200, 'ok'),
+        (err: unknown) => {
+          options.log.error({ err, delivery: deliveryId }, 'could not accept a webhook delivery');
+          answer(res, 500, 'The delivery could not be queued; GitHub may redeliver it.');
+        },
+      );
+    });
+    return true;
+  };
+}
