@@ -1,7 +1,10 @@
 # The production image of cldpd: `serve`, `worker` or `up` (default).
 # Build: docker build -t cldpd .    Run: see docker-compose.yml
+# Node 24: an LTS line supported until 2028-04-30 (Node 20's support ended 2026-04-30,
+# Node 22's ends 2027-04-30); test/core/production-image.test.ts fails once it is past.
+# The code keeps to what Node 20.12 has (package.json "engines"), so a CLI on an older host still runs.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm install --ignore-scripts --no-audit --no-fund
@@ -10,7 +13,7 @@ COPY scripts/bundle.mjs ./scripts/
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     CLDPD_HOME=/data \
     CLDPD_PODS_DIR=/pods

@@ -77,6 +77,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     cpus: pod.config.cpus,
     pids: pod.config.pids,
     network: pod.config.network,
+    capAdd: pod.config.capAdd,
     stopGraceSeconds: pod.config.stopGraceSeconds,
     stdin: input.stdin,
   };

@@ -6,13 +6,35 @@ import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
 import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
-import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, ProcessInput, Runner } from './runner.js';
+import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerInfo, type ContainerSpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner } from './runner.js';
 
 /** How long the helper that sets the owner of new volumes may take. */
 const CHOWN_TIMEOUT_MS = 60_000;
 
 /** How long an exec whose output has ended may take to report its exit code. */
 const EXEC_EXIT_WAIT_MS = 30_000;
+
+/** The label and value that mark a network as cldpd's isolated one (see ISOLATED_NETWORK). */
+const ISOLATED_LABEL = 'dev.cldpd.network';
+const ISOLATED_VALUE = 'isolated';
+
+/** The bridge driver's switch for traffic between its containers. */
+const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
+
+/**
+ * Docker's log of a container, bounded: json-file (a driver Docker reads back for `logs`,
+ * whatever the engine's default), at most 4 files of 64 MiB. The trade-off: a worker that
+ * restarts replays a running container's log from its start and skips, by count, the lines
+ * cldpd's own log already has (see Session `reattach`). Docker reads rotated files back, so
+ * a log under the bound replays whole; past it, the oldest lines are gone, the replay
+ * starts later than the count assumes, and the recovered log misses as many lines (a gap,
+ * never a duplicate). Telling that apart would take Docker's timestamps in cldpd's log,
+ * which the attach stream does not give. 256 MiB of json-file (each line wrapped in JSON,
+ * so about 200 MiB of output) is far beyond an agent's hour of stream-json, a live run
+ * never reads this log, and the container is removed once its run ends: ample, and still a
+ * bound on what a runaway process can write to the host's disk.
+ */
+const CONTAINER_LOG = Object.freeze({ Type: 'json-file', Config: Object.freeze({ 'max-size': '64m', 'max-file': '4' }) });
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
 
@@ -37,7 +59,11 @@ export function dockerError(err: unknown, doing: string): CldpdError {
   return new CldpdError('ContainerFailed', `Docker refused to ${doing}: ${detail.trim()}`, { cause: err });
 }
 
-/** Pure: Docker's create-container body for a spec. Every container gets an init, limits and no-new-privileges. */
+/**
+ * Pure: Docker's create-container body for a spec. Every container gets an init, limits,
+ * no-new-privileges, only the capabilities of {@link AGENT_CAPABILITIES} and the spec's
+ * `capAdd`, and a bounded log.
+ */
 export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
   return {
     name: spec.name,
@@ -63,6 +89,9 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
       PidsLimit: spec.pids,
       NetworkMode: spec.network,
       SecurityOpt: ['no-new-privileges'],
+      CapDrop: ['ALL'],
+      CapAdd: [...new Set([...AGENT_CAPABILITIES, ...(spec.capAdd ?? [])])],
+      LogConfig: { Type: CONTAINER_LOG.Type, Config: { ...CONTAINER_LOG.Config } },
       Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
     },
   };
@@ -90,6 +119,9 @@ function labelFilters(labels: Readonly<Record<string, string | undefined>>): str
 
 /** The Runner on a Docker engine, through dockerode. */
 export class DockerRunner implements Runner {
+  /** Network creations under way in this process, by name: runs at once share one. */
+  private readonly creatingNetworks = new Map<string, Promise<boolean>>();
+
   constructor(private readonly docker: Docker) {}
 
   async preflight(): Promise<{ version: string; apiVersion: string }> {
@@ -237,6 +269,9 @@ export class DockerRunner implements Runner {
         HostConfig: {
           NetworkMode: 'none',
           SecurityOpt: ['no-new-privileges'],
+          // chown needs CHOWN; DAC_OVERRIDE lets root reach a path under a directory only its owner may enter.
+          CapDrop: ['ALL'],
+          CapAdd: ['CHOWN', 'DAC_OVERRIDE'],
           Memory: 64 * 1024 * 1024,
           PidsLimit: 16,
           Mounts: volumes.map((v) => ({ Type: 'volume' as const, Source: v.volume, Target: v.path, ReadOnly: false })),
@@ -301,7 +336,69 @@ export class DockerRunner implements Runner {
     }
   }
 
+  /**
+   * Makes sure the bridge network `name` exists as cldpd's isolated network (no traffic
+   * between its containers, labelled as cldpd's); resolves true when it was missing.
+   * Safe to call at once from many runs and processes: all end up on one network. Throws
+   * `ContainerFailed` when a network of that name exists that cldpd did not create isolated.
+   */
+  ensureIsolatedNetwork(name: string): Promise<boolean> {
+    let pending = this.creatingNetworks.get(name);
+    if (!pending) {
+      pending = this.createIsolatedNetwork(name).finally(() => this.creatingNetworks.delete(name));
+      this.creatingNetworks.set(name, pending);
+    }
+    return pending;
+  }
+
+  private async createIsolatedNetwork(name: string): Promise<boolean> {
+    let found = await this.networksNamed(name);
+    let created = false;
+    if (found.length === 0) {
+      try {
+        await this.docker.createNetwork({
+          Name: name,
+          Driver: 'bridge',
+          CheckDuplicate: true,
+          Labels: { [ISOLATED_LABEL]: ISOLATED_VALUE },
+          Options: { [ICC_OPTION]: 'false' },
+        });
+        created = true;
+      } catch (err) {
+        // 409: another process created it first, which is as good.
+        if (statusOf(err) !== 409) throw dockerError(err, `create network ${name}`);
+      }
+      found = await this.networksNamed(name);
+    }
+    if (found.length > 1) {
+      // Engines before API 1.44 check for an existing name racily: processes creating the
+      // network at once can all succeed, and a name that matches two networks starts no
+      // container. Each keeps the oldest and removes the rest, so all agree on one.
+      const [, ...extra] = [...found].sort((a, b) => Date.parse(a.Created) - Date.parse(b.Created) || a.Id.localeCompare(b.Id));
+      for (const n of extra) await this.docker.getNetwork(n.Id).remove().catch(() => undefined);
+      found = await this.networksNamed(name);
+    }
+    const [network, ...more] = found;
+    if (!network || more.length > 0) {
+      throw new CldpdError('ContainerFailed', `Docker has ${found.length} networks named "${name}" and cldpd could not keep just one. Remove them ("docker network rm ${name}" for each id "docker network ls --filter name=${name}" lists) and start again.`);
+    }
+    if (network.Labels?.[ISOLATED_LABEL] !== ISOLATED_VALUE || network.Options?.[ICC_OPTION] !== 'false') {
+      throw new CldpdError('ContainerFailed', `The Docker network "${name}" was not created by cldpd, and containers on it may reach each other. Remove it ("docker network rm ${name}") so cldpd creates its own, or name another network in the pod's pod.json "network".`);
+    }
+    return created;
+  }
+
+  /** Networks named exactly `name` (Docker's name filter also matches parts of names). */
+  private async networksNamed(name: string): Promise<Docker.NetworkInspectInfo[]> {
+    try {
+      return (await this.docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
+    } catch (err) {
+      throw dockerError(err, `list networks named ${name}`);
+    }
+  }
+
   async run(spec: ContainerSpec): Promise<ProcessHandle> {
+    if (spec.network === ISOLATED_NETWORK) await this.ensureIsolatedNetwork(ISOLATED_NETWORK);
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(toCreateOptions(spec));

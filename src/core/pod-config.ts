@@ -1,6 +1,7 @@
 // zod/mini: the same validation as zod's classic API at a small fraction of the code to
 // load, which every `cldpd` command pays at start-up. Every message here is written out.
 import * as z from 'zod/mini';
+import { ISOLATED_NETWORK } from './runner.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MEMORY = /^(\d+(?:\.\d+)?)([bkmg]?)$/i;
@@ -9,6 +10,27 @@ const envName = z.string().check(z.regex(ENV_NAME, 'must be an environment varia
 const absolutePath = z.string().check(z.refine((p) => p.startsWith('/'), 'must be an absolute path inside the container (start with "/")'));
 const argv = z.array(z.string()).check(z.minLength(1, 'must name at least the program to run'));
 const positiveSeconds = z.number().check(z.positive('must be a number of seconds greater than 0'), z.maximum(7 * 24 * 3600, 'must be at most one week (604800 seconds)'));
+
+/** The Linux capabilities, by name without `CAP_` (capabilities(7)), in kernel order. */
+export const LINUX_CAPABILITIES: readonly string[] = Object.freeze([
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
+  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
+  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
+  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
+  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
+  'CHECKPOINT_RESTORE',
+]);
+
+/** A capability as written in pod.json ("net_raw", "CAP_NET_RAW") in Docker's form ("NET_RAW"). */
+function capabilityName(text: string): string {
+  return text.toUpperCase().replace(/^CAP_/, '');
+}
+
+const capability = z.string().check(z.refine((c) => LINUX_CAPABILITIES.includes(capabilityName(c)), {
+  error: (issue) => capabilityName(String(issue.input)) === 'ALL'
+    ? 'must name each capability the pod needs: "ALL" would give the container every one'
+    : `must be a Linux capability name like "NET_RAW" or "SYS_PTRACE", not ${JSON.stringify(issue.input)} (see "man 7 capabilities"; "CAP_" may be left out)`,
+}));
 
 /** The placeholders a command may use; each is replaced inside an argv element, never by a shell. */
 export const COMMAND_PLACEHOLDERS = ['{prompt}', '{claudeSessionId}', '{sessionId}', '{issueUrl}'] as const;
@@ -50,7 +72,8 @@ export const podJsonSchema = z.strictObject({
   memory: z.optional(z.string().check(z.regex(MEMORY, 'must be a size like "512m" or "4g"'))),
   cpus: z.optional(z.number().check(z.positive('must be greater than 0'), z.maximum(1024, 'must be at most 1024'))),
   pids: z.optional(z.number().check(z.refine(Number.isInteger, 'must be a whole number'), z.positive('must be greater than 0'))),
-  network: z.optional(z.string().check(z.minLength(1, 'must be a Docker network mode such as "bridge", "none" or a network name'))),
+  network: z.optional(z.string().check(z.minLength(1, `must be a Docker network mode such as "${ISOLATED_NETWORK}" (the default), "none", "host" or a network name`))),
+  capAdd: z.optional(z.array(capability)),
 });
 
 /** pod.json as written by the user, before defaults. */
@@ -84,10 +107,13 @@ export interface PodConfig {
   readonly memoryBytes: number;
   readonly cpus: number;
   readonly pids: number;
+  /** Docker network mode or name; by default {@link ISOLATED_NETWORK}, where containers do not reach each other. */
   readonly network: string;
+  /** Linux capabilities (Docker's names, like `NET_RAW`) added to the agent's set; each once. */
+  readonly capAdd: readonly string[];
 }
 
-/** Defaults a shared bot can live with: bounded time, memory, CPU and processes. */
+/** Defaults a shared bot can live with: bounded time, memory, CPU and processes; a network where containers do not reach each other. */
 export const POD_DEFAULTS = Object.freeze({
   timeoutSeconds: 3600,
   buildTimeoutSeconds: 900,
@@ -95,7 +121,7 @@ export const POD_DEFAULTS = Object.freeze({
   memory: '4g',
   cpus: 2,
   pids: 1024,
-  network: 'bridge',
+  network: ISOLATED_NETWORK,
   persist: ['~/.claude'] as readonly string[],
 });
 
@@ -140,6 +166,7 @@ export function resolvePodConfig(podName: string, json: PodJson, homeDir: string
     cpus: json.cpus ?? POD_DEFAULTS.cpus,
     pids: json.pids ?? POD_DEFAULTS.pids,
     network: json.network ?? POD_DEFAULTS.network,
+    capAdd: Object.freeze([...new Set((json.capAdd ?? []).map(capabilityName))]),
   });
 }
 

@@ -35,6 +35,27 @@ export interface MountSpec {
   readonly readOnly: boolean;
 }
 
+/**
+ * The network of a pod whose pod.json names none: a bridge network of cldpd's own, which
+ * the runner creates when it is missing. Inter-container communication is off on it, so a
+ * container reaches the outside world (and the host) but no other container, of this pod
+ * or another; on Docker's default `bridge`, every container reaches every other.
+ */
+export const ISOLATED_NETWORK = 'cldpd';
+
+/**
+ * The Linux capabilities a pod's container keeps; every other one is dropped. Root in the
+ * container can still install packages (apt drops to its own user: SETUID, SETGID; dpkg sets
+ * owners and modes: CHOWN, FOWNER, FSETID, DAC_OVERRIDE), run git and build tools, signal its
+ * own processes (KILL) and serve on a low port (NET_BIND_SERVICE). Of Docker's defaults it
+ * loses NET_RAW (raw packets: spoofing on the network), MKNOD, AUDIT_WRITE, SETFCAP,
+ * SYS_CHROOT and SETPCAP, which an agent does not need; pod.json `capAdd` gives them back one
+ * by one.
+ */
+export const AGENT_CAPABILITIES: readonly string[] = Object.freeze([
+  'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'NET_BIND_SERVICE',
+]);
+
 /** Everything needed to create a container; built by `buildContainerSpec`, pure data. */
 export interface ContainerSpec {
   readonly name: string;
@@ -47,7 +68,13 @@ export interface ContainerSpec {
   readonly memoryBytes: number;
   readonly cpus: number;
   readonly pids: number;
+  /** A Docker network mode or network name; {@link ISOLATED_NETWORK} is created when missing. */
   readonly network: string;
+  /**
+   * Linux capabilities (names without `CAP_`) the container gets beyond
+   * {@link AGENT_CAPABILITIES}; every capability in neither is dropped. None when absent.
+   */
+  readonly capAdd?: readonly string[];
   readonly stopGraceSeconds: number;
   /** Open the process's standard input (closed for good once the runner's `end()` is called). */
   readonly stdin: boolean;
@@ -95,7 +122,12 @@ export interface Runner {
   inspectImage(ref: string): Promise<ImageInfo | undefined>;
   /** Creates the named volume with these labels unless it exists; resolves true when it created it. */
   ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<boolean>;
-  /** Creates a container, attaches to its output, then starts it: no output is missed. */
+  /**
+   * Creates a container, attaches to its output, then starts it: no output is missed. The
+   * container keeps only the capabilities of the spec (see `capAdd`) and never gains more
+   * (no-new-privileges). On {@link ISOLATED_NETWORK}, that network is created first when
+   * missing; runs creating it at once end up sharing one.
+   */
   run(spec: ContainerSpec): Promise<ProcessHandle>;
   /**
    * Re-attaches to an existing container (running or exited, not removed): its whole output

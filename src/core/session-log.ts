@@ -1,6 +1,7 @@
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { SessionEvent } from './events.js';
+import { PRIVATE_FILE_MODE, privateDir } from './session-store.js';
 
 /** Characters a JSON string must escape; lines without them are written as they are. */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
@@ -13,10 +14,20 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 export class SessionLog {
   private constructor(private readonly handle: FileHandle, readonly path: string) {}
 
-  /** Opens (creating) the log for appending. */
+  /**
+   * Opens (creating) the log for appending: the file 0600 in a 0700 directory, both
+   * tightened when an older cldpd left them readable by all.
+   */
   static async open(path: string): Promise<SessionLog> {
-    await mkdir(dirname(path), { recursive: true });
-    return new SessionLog(await open(path, 'a'), path);
+    await privateDir(dirname(path));
+    const handle = await open(path, 'a', PRIVATE_FILE_MODE);
+    try {
+      await handle.chmod(PRIVATE_FILE_MODE);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    return new SessionLog(handle, path);
   }
 
   /** Writes `events` in one write. */

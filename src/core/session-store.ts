@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CldpdError } from './errors.js';
 
@@ -39,6 +39,22 @@ export interface SessionRecord {
   };
 }
 
+/**
+ * Modes of what cldpd writes about sessions: prompts, agent output and issue URLs are the
+ * host user's alone.
+ */
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
+/**
+ * Creates `dir` (and missing parents) readable by its owner only; an existing one, which an
+ * older cldpd may have left open to all, is tightened.
+ */
+export async function privateDir(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  if (first === undefined) await chmod(dir, PRIVATE_DIR_MODE);
+}
+
 /** True for ids of the form `<pod>-<8 hex>`. */
 export function isSessionId(id: string): boolean {
   return SESSION_ID.test(id);
@@ -46,7 +62,8 @@ export function isSessionId(id: string): boolean {
 
 /**
  * Session records and logs under one directory: `<dir>/<session id>/session.json` and
- * `log.jsonl`. Records are replaced atomically (write, then rename).
+ * `log.jsonl`. Records are replaced atomically (write, then rename). Session directories are
+ * 0700 and files 0600 (see PRIVATE_DIR_MODE); saving tightens what an older cldpd left.
  */
 export class SessionStore {
   private readonly pending = new Map<string, Promise<unknown>>();
@@ -66,12 +83,14 @@ export class SessionStore {
     return join(this.sessionDir(id), 'log.jsonl');
   }
 
-  /** Writes the record, creating the session directory when needed. */
+  /** Writes the record (0600, in a 0700 directory), creating the session directory when needed. */
   async save(record: SessionRecord): Promise<void> {
     const dir = this.sessionDir(record.id);
-    await mkdir(dir, { recursive: true });
+    await privateDir(dir);
     const tmp = join(dir, `.session.json.${process.pid}.tmp`);
-    await writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`);
+    // A temporary file a crash left keeps its mode: set it, not only at creation.
+    await writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: PRIVATE_FILE_MODE });
+    await chmod(tmp, PRIVATE_FILE_MODE);
     await rename(tmp, join(dir, 'session.json'));
   }
 
@@ -117,10 +136,11 @@ export class SessionStore {
   /** Records that `volume` now belongs to `user`. */
   async setVolumeOwner(volume: string, user: string): Promise<void> {
     const dir = join(this.dir, '.volume-owners');
-    await mkdir(dir, { recursive: true });
+    await privateDir(dir);
     const file = join(dir, encodeURIComponent(volume));
     const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, user);
+    await writeFile(tmp, user, { mode: PRIVATE_FILE_MODE });
+    await chmod(tmp, PRIVATE_FILE_MODE);
     await rename(tmp, file);
   }
 

@@ -41,11 +41,12 @@ describe('persistedVolumes', () => {
 });
 
 describe('buildContainerSpec and toCreateOptions', () => {
-  const spec = buildContainerSpec({
+  const input = {
     pod, sessionId: 'web-00112233', containerName: 'cldpd-web-00112233', image: 'sha256:abc', cmd: ['claude', '-p', 'hi'],
     hostId: 'host-a', issueUrl: 'https://github.com/a/b/issues/1', run: 2,
     volumes: [{ path: '/root/.claude', volume: 'cldpd-v1' }], hostEnv: { TOKEN: 's3cret', OTHER: 'x' }, stdin: true,
-  });
+  };
+  const spec = buildContainerSpec(input);
   const options = toCreateOptions(spec);
 
   it('labels the container so it can be found again', () => {
@@ -68,6 +69,23 @@ describe('buildContainerSpec and toCreateOptions', () => {
     expect(options.StopTimeout).toBe(3);
     expect(options.Tty).toBe(false);
     expect(options.WorkingDir).toBe('/work');
+  });
+
+  it('hardening: drops every capability but the agent set', () => {
+    expect(options.HostConfig?.CapDrop).toEqual(['ALL']);
+    expect(options.HostConfig?.CapAdd).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'NET_BIND_SERVICE']);
+    for (const dropped of ['NET_RAW', 'MKNOD', 'AUDIT_WRITE', 'SETFCAP', 'SYS_CHROOT', 'SETPCAP']) expect(options.HostConfig?.CapAdd).not.toContain(dropped);
+  });
+
+  it('hardening: adds the capabilities pod.json asks for, once each', () => {
+    const withRaw: Pod = { ...pod, config: resolvePodConfig('web', { network: 'none', capAdd: ['NET_RAW', 'cap_chown'] }, '/h') };
+    const created = toCreateOptions(buildContainerSpec({ ...input, pod: withRaw }));
+    expect(created.HostConfig?.CapDrop).toEqual(['ALL']);
+    expect(created.HostConfig?.CapAdd).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'NET_BIND_SERVICE', 'NET_RAW']);
+  });
+
+  it('hardening: bounds Docker\'s json-file log of the container', () => {
+    expect(options.HostConfig?.LogConfig).toEqual({ Type: 'json-file', Config: { 'max-size': '64m', 'max-file': '4' } });
   });
 
   it('mounts binds and persisted volumes', () => {

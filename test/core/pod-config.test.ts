@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_COMMAND, DEFAULT_RESUME_COMMAND, POD_DEFAULTS, resolvePodConfig, validatePodJson } from '../../src/core/index.js';
-import { expandHome, parseMemory } from '../../src/core/pod-config.js';
+import { LINUX_CAPABILITIES, expandHome, parseMemory } from '../../src/core/pod-config.js';
+import { AGENT_CAPABILITIES, ISOLATED_NETWORK } from '../../src/core/runner.js';
 
 const every = {
   image: 'registry.local/team/agent:1.2',
@@ -19,6 +20,7 @@ const every = {
   cpus: 1.5,
   pids: 256,
   network: 'none',
+  capAdd: ['NET_RAW'],
 };
 
 describe('validatePodJson and resolvePodConfig', () => {
@@ -47,6 +49,7 @@ describe('validatePodJson and resolvePodConfig', () => {
       cpus: 1.5,
       pids: 256,
       network: 'none',
+      capAdd: ['NET_RAW'],
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -65,7 +68,37 @@ describe('validatePodJson and resolvePodConfig', () => {
     expect(config.memoryBytes).toBe(4 * 1024 ** 3);
     expect(config.cpus).toBe(2);
     expect(config.pids).toBe(1024);
-    expect(config.network).toBe('bridge');
+    expect(config.network).toBe('cldpd');
+    expect(config.capAdd).toEqual([]);
+  });
+
+  it('hardening: an empty pod.json runs on cldpd\'s isolated network, not Docker\'s shared bridge', () => {
+    const checked = validatePodJson({});
+    if (!checked.ok) throw new Error(checked.problems.join());
+    expect(resolvePodConfig('web', checked.value, '/h').network).toBe(ISOLATED_NETWORK);
+    expect(ISOLATED_NETWORK).toBe('cldpd');
+    expect(POD_DEFAULTS.network).toBe(ISOLATED_NETWORK);
+  });
+
+  it('hardening: capAdd takes Linux capability names, with or without CAP_, in any case, once each', () => {
+    const checked = validatePodJson({ capAdd: ['net_raw', 'CAP_SYS_PTRACE', 'NET_RAW', 'CHOWN'] });
+    if (!checked.ok) throw new Error(checked.problems.join());
+    expect(resolvePodConfig('web', checked.value, '/h').capAdd).toEqual(['NET_RAW', 'SYS_PTRACE', 'CHOWN']);
+    expect(LINUX_CAPABILITIES).toHaveLength(41);
+    for (const name of AGENT_CAPABILITIES) expect(LINUX_CAPABILITIES).toContain(name);
+  });
+
+  it.each([
+    [{ capAdd: ['NET_RAWW'] }, 'field "capAdd[0]" must be a Linux capability name like "NET_RAW" or "SYS_PTRACE", not "NET_RAWW"'],
+    [{ capAdd: ['CHOWN', 'sys admin'] }, 'field "capAdd[1]" must be a Linux capability name like "NET_RAW" or "SYS_PTRACE", not "sys admin"'],
+    [{ capAdd: ['ALL'] }, 'field "capAdd[0]" must name each capability the pod needs: "ALL" would give the container every one'],
+    [{ capAdd: 'NET_RAW' }, 'field "capAdd" must be of type array'],
+    [{ capAdd: [13] }, 'field "capAdd[0]" must be of type string'],
+  ])('hardening: refuses %j: %s', (json, message) => {
+    const checked = validatePodJson(json);
+    expect(checked.ok).toBe(false);
+    if (checked.ok) return;
+    expect(checked.problems.join('; ')).toContain(message);
   });
 
   it('persists the workdir by default when one is set', () => {

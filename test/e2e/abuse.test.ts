@@ -237,7 +237,8 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       await deliver(port, 'issue_comment', commented(n, '/cldpd stop'), { id: randomUUID(), secret: SECRET });
       await until('the running one stopped', () => statuses()[0]?.body.includes('stopped on request') === true, 30_000);
       await until('the queued one cancelled', () => statuses()[1]?.body.includes('cldpd: cancelled') === true, 30_000);
-      const reply = github.commentsOn(`abuse/app#${n}`).find((c) => c.body.startsWith('Stopping'));
+      await until('the reply', () => github.commentsOn(`abuse/app#${n}`).length === 3, 15_000);
+      const reply = github.commentsOn(`abuse/app#${n}`).find((c) => !c.body.startsWith('<!-- cldpd:status'));
       expect(reply?.body).toContain(`Stopping session \`${running}\``);
       expect(reply?.body).toContain('cancelling 1 queued run');
     });

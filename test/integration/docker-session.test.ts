@@ -1,7 +1,10 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { parseLogLine, type SessionEvent } from '../../src/core/index.js';
+import { DockerRunner, parseLogLine, type Session, type SessionEvent } from '../../src/core/index.js';
+import { AGENT_CAPABILITIES, ISOLATED_NETWORK } from '../../src/core/runner.js';
 import { BUSYBOX, TestWorld, collect, describeWithDocker, outputLines, until } from './harness.js';
 
 describeWithDocker('sessions on a real Docker engine', () => {
@@ -202,13 +205,109 @@ describeWithDocker('sessions on a real Docker engine', () => {
     await until('the container', () => !!session.containerId);
     const info = await world.docker.getContainer(session.containerId as string).inspect();
     expect(info.Config.Labels).toMatchObject({ 'dev.cldpd.session': session.id, 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.host': world.hostId, 'dev.cldpd.issue': 'https://github.com/acme/web/issues/1' });
-    expect(info.HostConfig).toMatchObject({ Init: true, Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128, SecurityOpt: ['no-new-privileges'] });
+    expect(info.HostConfig).toMatchObject({
+      Init: true, Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128, SecurityOpt: ['no-new-privileges'],
+      CapDrop: ['ALL'], CapAdd: [...AGENT_CAPABILITIES], NetworkMode: ISOLATED_NETWORK,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '64m', 'max-file': '4' } },
+    });
     const volume = info.Mounts.find((m) => m.Destination === '/work');
     expect(volume?.Type).toBe('volume');
     const labels = (await world.docker.getVolume(volume?.Name as string).inspect()).Labels;
     expect(labels).toMatchObject({ 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.path': '/work', 'dev.cldpd.host': world.hostId });
     await session.stop();
     await reading;
+  });
+
+  /** Starts a session of `pod` and waits until its output has a line matching `ready`. */
+  const startUntil = async (pod: string, ready: RegExp): Promise<{ session: Session; reading: Promise<SessionEvent[]>; lines: () => string[] }> => {
+    const session = await world.dispatcher.start(pod, { prompt: 'x' });
+    const seen: SessionEvent[] = [];
+    const reading = collect(session, (e) => seen.push(e));
+    await until(`${pod} to print ${ready}`, () => outputLines(seen).some((l) => ready.test(l)));
+    return { session, reading, lines: () => outputLines(seen) };
+  };
+
+  it('hardening: drops every capability but the agent set, adds what pod.json capAdd asks, and bounds the log', async () => {
+    const show = ['sh', '-c', 'grep ^CapBnd: /proc/self/status; sleep 60'];
+    await world.pod('it-caps', { command: show });
+    await world.pod('it-caps-raw', { command: show, capAdd: ['NET_RAW'] });
+    for (const [pod, capAdd, bounding] of [
+      ['it-caps', [...AGENT_CAPABILITIES], '00000000000004fb'], // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID NET_BIND_SERVICE
+      ['it-caps-raw', [...AGENT_CAPABILITIES, 'NET_RAW'], '00000000000024fb'],
+    ] as const) {
+      const { session, reading, lines } = await startUntil(pod, /^stdout:CapBnd:/);
+      const info = await world.docker.getContainer(session.containerId as string).inspect();
+      expect(info.HostConfig).toMatchObject({ CapDrop: ['ALL'], CapAdd: capAdd, SecurityOpt: ['no-new-privileges'], LogConfig: { Type: 'json-file', Config: { 'max-size': '64m', 'max-file': '4' } } });
+      expect(lines()).toContain(`stdout:CapBnd:\t${bounding}`);
+      await session.stop();
+      await reading;
+    }
+  });
+
+  it('hardening: containers on the default network cannot reach each other, only the outside; on Docker\'s bridge they can', async () => {
+    const serve = ['sh', '-c', 'echo listening; while true; do echo pong | nc -l -p 8080; done'];
+    await world.pod('it-net-server', { command: serve });
+    await world.pod('it-net-server-bridge', { command: serve, network: 'bridge' });
+    /** What a container of a new pod on `network` gets from host:port: "reached" (it read pong) or "blocked". */
+    const probe = async (pod: string, network: string | undefined, host: string, port: number): Promise<string[]> => {
+      await world.pod(pod, { command: ['sh', '-c', `if nc -w 3 ${host} ${port} </dev/null | grep -q pong; then echo reached; else echo blocked; fi`], ...(network ? { network } : {}) });
+      const session = await world.dispatcher.start(pod, { prompt: 'x' });
+      return outputLines(await collect(session)).filter((l) => l.startsWith('stdout:'));
+    };
+    const isolated = await startUntil('it-net-server', /^stdout:listening$/);
+    const shared = await startUntil('it-net-server-bridge', /^stdout:listening$/);
+    // The host, beyond the gateway, stands for the outside world (no internet here).
+    const host = createServer((socket) => socket.end('pong\n'));
+    await new Promise<void>((resolve) => host.listen(0, '0.0.0.0', resolve));
+    try {
+      const on = async (s: Session, network: string) => (await world.docker.getContainer(s.containerId as string).inspect()).NetworkSettings.Networks[network];
+      const server = await on(isolated.session, ISOLATED_NETWORK);
+      expect(server?.IPAddress).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      const isolatedNet = await world.docker.getNetwork(ISOLATED_NETWORK).inspect();
+      expect(isolatedNet.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false' });
+      expect(isolatedNet.Labels).toMatchObject({ 'dev.cldpd.network': 'isolated' });
+
+      expect(await probe('it-net-client', undefined, server?.IPAddress as string, 8080)).toEqual(['stdout:blocked']);
+      expect(await probe('it-net-client', undefined, server?.Gateway as string, (host.address() as AddressInfo).port)).toEqual(['stdout:reached']);
+      // The control: the same probe between two containers on Docker's default bridge connects.
+      const bridged = await on(shared.session, 'bridge');
+      expect(await probe('it-net-client-bridge', 'bridge', bridged?.IPAddress as string, 8080)).toEqual(['stdout:reached']);
+    } finally {
+      host.close();
+      await Promise.all([isolated.session.stop(), shared.session.stop()]);
+      await Promise.all([isolated.reading, shared.reading]);
+    }
+  });
+
+  it('hardening: runs creating the isolated network at once, from several processes, end up on one', async () => {
+    const name = `cldpd-it-${world.hostId}`;
+    const exactly = async (): Promise<Docker.NetworkInspectInfo[]> => (await world.docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
+    try {
+      // A runner per "process": one process's runs already share a single creation.
+      const created = await Promise.all(Array.from({ length: 8 }, () => new DockerRunner(new Docker()).ensureIsolatedNetwork(name)));
+      expect(created).toContain(true);
+      const networks = await exactly();
+      expect(networks).toHaveLength(1);
+      expect(networks[0]?.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false' });
+      expect(await world.runner.ensureIsolatedNetwork(name)).toBe(false);
+      // The name resolves to one network: a container starts on it.
+      const container = await world.docker.createContainer({ Image: 'cldpd-it-exit-3:latest', Cmd: ['true'], Labels: { 'dev.cldpd.host': world.hostId }, HostConfig: { NetworkMode: name } });
+      await container.start();
+      expect(((await container.wait()) as { StatusCode: number }).StatusCode).toBe(0);
+      await container.remove();
+    } finally {
+      for (const n of await exactly()) await world.docker.getNetwork(n.Id).remove().catch(() => undefined);
+    }
+  });
+
+  it('hardening: refuses a network of the isolated name that cldpd did not create', async () => {
+    const name = `cldpd-it-foreign-${world.hostId}`;
+    await world.docker.createNetwork({ Name: name, CheckDuplicate: true });
+    try {
+      await expect(world.runner.ensureIsolatedNetwork(name)).rejects.toMatchObject({ code: 'ContainerFailed', message: expect.stringMatching(/not created by cldpd.*docker network rm/) });
+    } finally {
+      await world.docker.getNetwork(name).remove().catch(() => undefined);
+    }
   });
 
   it('gives a new persisted volume to a non-root image user, and looks into an image for a path', async () => {

@@ -1,0 +1,37 @@
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+
+/** End of life of each Node.js major (https://nodejs.org/en/about/previous-releases). */
+const NODE_END_OF_LIFE: Readonly<Record<number, string>> = {
+  20: '2026-04-30',
+  22: '2027-04-30',
+  24: '2028-04-30',
+};
+
+/** The Node major of every `FROM node:<major>…` line of a Dockerfile and `image: node:<major>…` of a compose file. */
+function nodeMajors(text: string): number[] {
+  const image = String.raw`(?:docker\.io\/)?(?:library\/)?node:(\d+)`;
+  const from = new RegExp(String.raw`^\s*FROM\s+(?:--platform=\S+\s+)?${image}`, 'gim');
+  const compose = new RegExp(String.raw`^\s*image:\s*["']?${image}`, 'gim');
+  return [...text.matchAll(from), ...text.matchAll(compose)].map((m) => Number(m[1]));
+}
+
+const read = (file: string): Promise<string> => readFile(new URL(`../../${file}`, import.meta.url), 'utf8');
+
+describe('the production image', () => {
+  it('hardening: runs a Node.js LTS that has not reached its end of life', async () => {
+    const dockerfile = nodeMajors(await read('Dockerfile'));
+    expect(dockerfile.length, 'the Dockerfile has no FROM node:<major> line').toBeGreaterThan(0);
+    const today = new Date().toISOString().slice(0, 10);
+    for (const major of [...dockerfile, ...nodeMajors(await read('docker-compose.yml'))]) {
+      const eol = NODE_END_OF_LIFE[major];
+      expect(eol, `Node ${major} is not in this test's table of end-of-life dates: add it (https://nodejs.org/en/about/previous-releases)`).toBeDefined();
+      expect(today < (eol as string), `Node ${major} reached its end of life on ${eol}: move the image to a supported LTS`).toBe(true);
+    }
+  });
+
+  it('reads the Node major of FROM and image lines in their usual forms', () => {
+    const text = 'FROM node:24-bookworm-slim AS build\nRUN x\nfrom --platform=linux/amd64 docker.io/library/node:22\nFROM debian:12\n  image: "node:20-alpine"\n  image: redis:7\n';
+    expect(nodeMajors(text)).toEqual([24, 22, 20]);
+  });
+});
