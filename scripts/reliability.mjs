@@ -10,34 +10,76 @@ import os from 'node:os';
 const FILES = [
   'test/faults', 'test/abuse', 'test/property', 'test/e2e/abuse.test.ts', 'test/e2e/app.test.ts',
   'test/integration/docker-session.test.ts', 'test/integration/queue.test.ts',
+  'test/e2e/up.test.ts', 'test/core/session.test.ts', 'test/core/dispatcher.test.ts', 'test/core/log-scan.test.ts',
+  'test/core/prompt.test.ts', 'test/core/text.test.ts', 'test/core/session-store.test.ts', 'test/core/production-image.test.ts',
+  'test/core/container-spec.test.ts', 'test/core/pod-config.test.ts', 'test/core/stream-json.test.ts', 'test/cli/render.test.ts',
+  'test/github/status-comment.test.ts', 'test/github/status-reporter.test.ts', 'test/github/redact.test.ts', 'test/github/app.test.ts',
+  'test/real-claude/session.test.ts',
 ];
 
-/** [scenario, what was checked, file part, test title pattern] */
+/** [scenario, what was tried (and how many inputs), what was checked, file parts (| between several), test title pattern] */
 const ROWS = [
-  ['1. Worker SIGKILLed mid-run, restarted', 'the job is taken up again and re-attaches; log = what the container printed (each line once, in order); one container; none left; one final comment', 'faults.test', /^1\./],
-  ['1. (end to end, separate server and worker)', 'same invariants through serve + worker processes', 'app.test', /a worker killed mid-run/],
-  ['2. Worker killed while building', 'the build starts over; one container; one final comment; lines complete', 'faults.test', /^2a\./],
-  ['2. Worker killed while stopping (container ignores SIGTERM)', 'the stop still ends in SIGKILL; reported once; container removed; lines complete', 'faults.test', /^2b\./],
-  ['2. Worker killed between two runs of one issue', 'the second run runs once, the first is not repeated; two final comments', 'faults.test', /^2c\./],
-  ['7. Container exits while no worker is attached', 'the restarted worker reads the end from Docker\'s log; lines complete; one final comment', 'faults.test', /^2d\./],
-  ['3. Redis restarted mid-run (AOF on)', 'no job lost; server and worker reconnect by themselves; both issues finish intact', 'faults.test', /^3\./],
-  ['4. Docker engine unavailable at job time', 'a clear error in the status comment; the job does not hang', 'faults.test', /^4a\./],
-  ['4. Docker engine stops answering mid-run', 'a clear error at once; when it answers again the leftover container is removed; logged lines whole and in order', 'faults.test', /^4b\./],
-  ['5. GitHub API answering 403 and 429 (retry-after) and 500s', 'the final comment still arrives, once', 'app.test', /403 and 429 secondary limits/],
-  ['6. Same webhook redelivered 10 times', 'one intake job; one run; one status comment', 'app.test', /a delivery sent 10 times/],
-  ['6. Same webhook redelivered 10 times (queue level)', 'one intake job in Redis', 'queue.test', /delivered 10 times/],
-  ['6. Same delivery to two server processes at once', 'one run; one status comment', 'faults.test', /^6\./],
-  ['7. Container that ignores SIGTERM', 'stop is idempotent; SIGKILL after the grace period (exit 137)', 'docker-session.test', /ignores SIGTERM/],
-  ['7. Container printing 1 GB', 'every line arrives in order and is in the log file', 'output.test', /^7b\./],
-  ['7. A 10 MB line with no newline; a line that never ends', 'kept whole in 1 MiB pieces, all but the last marked partial', 'output.test', /^7c\./],
-  ['8. Bad pod names, pods and pod.json at the terminal', 'exit code and a message naming the problem; nothing reaches Docker', 'cli-bad-input.test', /./],
-  ['9. Bad webhooks and commands (signatures, missing fields, PRs, non-collaborators, bots, the app, 1 MB comments, code blocks, quotes, hidden carriers)', 'rejected, ignored quietly, or one clear reply, as each deserves; the server keeps serving', 'e2e/abuse.test', /^(?!hidden|resume after)/],
-  ['9. Prompt-injection carriers in the issue', 'hidden HTML, bidi, zero-width characters and image alt text never reach the agent', 'e2e/abuse.test', /^hidden HTML/],
-  ['10. /cldpd resume after /cldpd stop, twice at once', 'the session continues; the two resumes run one after the other, each reported once', 'e2e/abuse.test', /^resume after stop/],
-  ['11. Secrets injected through env / inheritEnv', 'absent from every request to GitHub and from the server and worker logs, even when the container prints them', 'app.test', /never shows the values of env/],
-  ['12. Container limits and no-new-privileges', 'Init, memory, CPU, pids limits and no-new-privileges on the container', 'docker-session.test', /limits, an init and no-new-privileges/],
-  ['12. The server never opens the Docker socket', 'the server\'s DOCKER_HOST is a canary socket that saw no connection during the end-to-end run', 'app.test', /never opens the Docker socket/],
-  ['Property tests', 'thousands of generated inputs per property: no throw; invariants (no hidden carrier survives sanitising, commands never fire from code or quotes, pieces independent of chunking, comment < 65,536 chars with no injected secret)', 'property', /./],
+  ['1. Worker SIGKILLed mid-run, restarted', 'one run; SIGKILL of the worker while the container prints', 'the job is taken up again and re-attaches; log = what the container printed (each line once, in order); one container; none left; one final comment', 'faults.test', /^1\./],
+  ['1. (end to end, separate server and worker)', 'one issue through serve + worker; the worker SIGKILLed mid-run', 'same invariants through serve + worker processes', 'app.test', /a worker killed mid-run/],
+  ['2. Worker killed while building', 'one build; the worker SIGKILLed during it', 'the build starts over; one container; one final comment; lines complete', 'faults.test', /^2a\./],
+  ['2. Worker killed while stopping (container ignores SIGTERM)', 'one container that ignores SIGTERM; the worker SIGKILLed in its grace period', 'the stop still ends in SIGKILL; reported once; container removed; lines complete', 'faults.test', /^2b\./],
+  ['2. Worker killed between two runs of one issue', 'two commands on one issue; the worker SIGKILLed between them', 'the second run runs once, the first is not repeated; two final comments', 'faults.test', /^2c\./],
+  ['7. Container exits while no worker is attached', 'one run ending while its worker is down', 'the restarted worker reads the end from Docker\'s log; lines complete; one final comment', 'faults.test', /^2d\./],
+  ['3. Redis restarted mid-run (AOF on)', 'two issues; redis-server restarted while both run', 'no job lost; server and worker reconnect by themselves; both issues finish intact', 'faults.test', /^3\./],
+  ['4. Docker engine unavailable at job time', 'one job with the engine socket gone', 'a clear error in the status comment; the job does not hang', 'faults.test', /^4a\./],
+  ['4. Docker engine stops answering mid-run', 'one run; the engine connection cut mid-output', 'a clear error at once; when it answers again the leftover container is removed; logged lines whole and in order', 'faults.test', /^4b\./],
+  ['5. GitHub API answering 403 and 429 (retry-after) and 500s', 'comment writes failing 403, 429 and 500 in turn', 'the final comment still arrives, once', 'app.test', /403 and 429 secondary limits/],
+  ['6. Same webhook redelivered 10 times', 'one delivery sent 10 times, some at once', 'one intake job; one run; one status comment', 'app.test', /a delivery sent 10 times/],
+  ['6. Same webhook redelivered 10 times (queue level)', '10 adds of one intake job, 5 at once', 'one intake job in Redis', 'queue.test', /delivered 10 times/],
+  ['6. Same delivery to two server processes at once', 'one delivery to two servers at the same moment', 'one run; one status comment', 'faults.test', /^6\./],
+  ['7. Container that ignores SIGTERM', 'one container trapping SIGTERM; stop called twice', 'stop is idempotent; SIGKILL after the grace period (exit 137)', 'docker-session.test', /ignores SIGTERM/],
+  ['7. Container printing 1 GB', '1 GB of numbered lines', 'every line arrives in order and is in the log file', 'output.test', /^7b\./],
+  ['7. A 10 MB line with no newline; a line that never ends', 'a 10 MB line; a line left open', 'kept whole in 1 MiB pieces, all but the last marked partial', 'output.test', /^7c\./],
+  ['8. Bad pod names, pods and pod.json at the terminal', 'each bad name, pod and pod.json field the test lists', 'exit code and a message naming the problem; nothing reaches Docker', 'cli-bad-input.test', /./],
+  ['9. Bad webhooks and commands (signatures, missing fields, PRs, non-collaborators, bots, the app, 1 MB comments, code blocks, quotes, hidden carriers)', 'one delivery per case the test lists', 'rejected, ignored quietly, or one clear reply, as each deserves; the server keeps serving', 'e2e/abuse.test', /^(?!hidden|resume after)/],
+  ['9. Prompt-injection carriers in the issue', 'one issue body with 7 carriers', 'hidden HTML, bidi, zero-width characters and image alt text never reach the agent', 'e2e/abuse.test', /^hidden HTML/],
+  ['10. /cldpd resume after /cldpd stop, twice at once', 'a stop, then two resumes at once', 'the session continues; the two resumes run one after the other, each reported once', 'e2e/abuse.test', /^resume after stop/],
+  ['11. Secrets injected through env / inheritEnv', 'a container printing every injected value', 'absent from every request to GitHub and from the server and worker logs, even when the container prints them', 'app.test', /never shows the values of env/],
+  ['12. Container limits and no-new-privileges', 'one container, its HostConfig read back', 'Init, memory, CPU, pids limits and no-new-privileges on the container', 'docker-session.test', /limits, an init and no-new-privileges/],
+  ['12. The server never opens the Docker socket', 'a canary socket as the server\'s DOCKER_HOST for a whole run', 'the server\'s DOCKER_HOST is a canary socket that saw no connection during the end-to-end run', 'app.test', /never opens the Docker socket/],
+  ['Property tests', 'generated inputs, thousands per property', 'thousands of generated inputs per property: no throw; invariants (no hidden carrier survives sanitising, commands never fire from code or quotes, pieces independent of chunking, comment < 65,536 chars with no injected secret)', 'property', /./],
+  // What an attacker, a race and a crash do (see the threat model below).
+  ['H1. Memory exhaustion before the signature check', 'a 60 MB body declared, one streamed without a length, 6 bodies of 24 MB at once', 'refused (413) before being read whole; unverified bytes held at once are capped (503); the server keeps serving', 'e2e/abuse.test', /^memory:/],
+  ['H2. The app edits other people\'s comments', '3 reader comments carrying the next status markers, then a resume', 'those comments are never edited; the app posts its own status comment', 'e2e/abuse.test', /^marker:/],
+  ['H3. Replay of a signed body under a new delivery id', 'one label delivery, then the same body 3 times with new delivery ids', 'one run, one comment; nothing written for the replays', 'e2e/abuse.test', /^replay:/],
+  ['H3. Replay of an old comment', 'a command in a comment written over 7 days ago; one written 5 s ago', 'the old one is ignored with a warning, the new one queued', 'github/app.test', /^replay:/],
+  ['H4. Raw tool output in comments', 'the real Claude Code CLI reading a file that holds password=…', 'the tool output is in the log and in no status comment', 'real-claude/session.test', /^starts:/],
+  ['H5. Secrets in part', 'a 48-character secret at the end of 500 command lengths; secrets with a newline, tab, quote and backslash in 4 forms', 'no 8 characters of a secret reach a comment; every form is hidden', 'status-comment.test|redact.test|stream-json.test|render.test', /^secrets in part:/],
+  ['H6. Half an emoji', 'emoji-heavy text cut at every offset; arbitrary Unicode (property); a fake GitHub that refuses ill-formed bodies with 422', 'every body is well-formed Unicode; no request refused in the abuse suite', 'text.test|status-comment.test|property|render.test|stream-json.test|e2e/abuse.test', /^unicode:/],
+  ['H7. /cldpd stop stops the wrong session', 'a running session and a second start queued on one issue, then /cldpd stop', 'the running container stops, the queued start is cancelled, the reply names the running session', 'e2e/abuse.test', /^stop:/],
+  ['H8. A stop before the container exists', 'stops and timeouts during a slow launch, failing stops, concurrent stops, a stop during a re-attach', 'the container is stopped once it exists; a failed stop is tried again; the first reason is reported', 'session.test|dispatcher.test', /^stop before launch:/],
+  ['H9. Strangers spend the write budget', '25 /cldpd commands from a reader in one burst', 'one reply', 'e2e/abuse.test', /^budget:/],
+  ['H10. Recovered runs lose their summary', 'logs holding a result: a finished run, an unrecorded one, a re-attached one', 'the answer, cost and turns reach the final comment and the record', 'dispatcher.test|log-scan.test|session.test', /^recovered summary:/],
+  ['H11. Final edits GitHub will never take', '403 (archived), 410 and 422 answers; a 403 rate limit', 'given up at once; the rate limit retried', 'status-reporter.test', /^permanent failure:/],
+  ['H11. Containers: capabilities, network, log size', 'HostConfig read back; the capability mask inside; two containers on cldpd\'s network and on Docker\'s bridge; concurrent network creation', 'only the agent set of capabilities; containers cannot reach each other; one network; a bounded log', 'docker-session.test|container-spec.test|pod-config.test', /^hardening:/],
+  ['H11. Session files world-readable', 'new files, and 0644 files in 0755 folders an older version wrote', '0600 files in 0700 folders', 'session-store.test', /^hardening:/],
+  ['H11. Issue keys collide across owners', '240 issues (6 owners × 10 repositories × 4 numbers) and 5 pods', 'no two issues share a key; no two (pod, issue) pairs share volumes', 'prompt.test', /^collision:/],
+  ['H11. Host paths in issue comments', 'a label naming a pod that does not exist', 'the error shows neither the pods folder nor cldpd\'s home', 'e2e/abuse.test', /^paths:/],
+  ['H12. A long-running process that does not exit', 'cldpd up SIGKILLed (its redis-server left running), restarted, then SIGTERM', 'the leftover redis-server is replaced; SIGTERM exits 0 and leaves no redis-server', 'e2e/up.test', /^exit:/],
+  ['H13. Production image on an end-of-life Node', 'the Dockerfile\'s FROM lines against the Node release schedule', 'a Node LTS before its end of life', 'production-image.test', /./],
+];
+
+const THREATS = [
+  '## Threat model',
+  '',
+  'Who can send cldpd what, what that can make it do, and the test that shows it cannot do more.',
+  '',
+  '| who | can send | can make cldpd do | cannot (test) |',
+  '|---|---|---|---|',
+  '| anyone on the internet | requests to the webhook port | answer 4xx; hold at most 4 × 25 MB of unverified bodies at once | reach Redis, parse a body or start anything without the webhook secret (H1, row 9 signature cases); replay a delivery they saw, e.g. on a smee.io channel (H3) |',
+  '| a reader of the repository (or anyone who can comment) | comments, also with /cldpd commands and hidden markers | one refusal per person and issue a day, at most 20 per installation an hour | start, resume, stop or read a session (row 9 non-collaborator cases); spend the write budget (H9); have the app edit their comments (H2); run commands from quotes, code or hidden HTML (row 9, property tests) |',
+  '| a writer | labels and /cldpd commands on their repositories | start, resume and stop sessions of those issues, within the pods `.github/cldpd.yml` allows, and see their status comments | reach another repository\'s session or volumes (H11 issue keys); read the host\'s paths or injected secrets in comments (H11 host paths, row 11, H5); stop another run than the issue\'s (H7) |',
+  '| the agent in its container | anything on its stdout and stderr, files in its volumes, network traffic | fill its own status comment (redacted, shortened, well-formed) and its session log; use its limits (memory, CPU, pids, timeout) | show injected secrets, even in part (row 11, H5, H4); break a comment with ill-formed text (H6); escape its limits or gain privileges (row 12, H11 containers); reach another container on the host (H11 containers); flood the host\'s disk through Docker\'s log (H11 containers) |',
+  '| another pod on the host | the same as an agent | the same as an agent | reach this pod\'s containers (H11 containers) or its volumes (H11 issue keys; volumes are named per pod and issue) |',
+  '| another local user of the host | reads of the file system | nothing: session logs and records are theirs to read no more | read session logs and records (H11 session files) |',
+  '',
+  'Not covered: the host itself (root on the host, the Docker socket and Redis are trusted, and Redis must not be reachable from containers: cldpd\'s own Redis listens on a Unix socket only), a container reaching services the host exposes on its gateway address, and the agent\'s own work on the repository (what it writes there is reviewed as any contribution is).',
+  '',
 ];
 
 const out = '.reliability-results.json';
@@ -67,20 +109,20 @@ const lines = [
   `Last run: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB · Node ${process.version} · ${version('docker', ['version', '--format', 'Docker {{.Server.Version}}'])} · Redis ${/v=(\S+)/.exec(version('redis-server', ['--version']))?.[1] ?? 'unknown'}`,
   `Tests: ${report.numPassedTests} passed, ${report.numFailedTests} failed, ${report.numPendingTests + (report.numTodoTests ?? 0)} skipped, in ${seconds} s.`,
   '',
-  '| scenario | what was checked | result | tests | time |',
-  '|---|---|---|---|---|',
+  '| scenario | what was tried (inputs) | what was checked | result | tests | time |',
+  '|---|---|---|---|---|---|',
 ];
 let unmatched = 0;
-for (const [scenario, checked, filePart, pattern] of ROWS) {
-  const mine = tests.filter((t) => t.file.includes(filePart) && pattern.test(t.title));
+for (const [scenario, tried, checked, fileParts, pattern] of ROWS) {
+  const mine = tests.filter((t) => fileParts.split('|').some((part) => t.file.includes(part)) && pattern.test(t.title));
   if (mine.length === 0) unmatched += 1;
   const failed = mine.filter((t) => t.status === 'failed').length;
   const passed = mine.filter((t) => t.status === 'passed').length;
   const result = mine.length === 0 ? 'not run' : failed > 0 ? `**FAILED** (${failed})` : passed === mine.length ? 'passed' : `${passed}/${mine.length} passed`;
   const ms = mine.reduce((sum, t) => sum + t.ms, 0);
-  lines.push(`| ${scenario} | ${checked} | ${result} | ${mine.length} | ${(ms / 1000).toFixed(1)} s |`);
+  lines.push(`| ${scenario} | ${tried} | ${checked} | ${result} | ${mine.length} | ${(ms / 1000).toFixed(1)} s |`);
 }
-lines.push('', 'Known limits, by design:', '',
+lines.push('', ...THREATS, 'Known limits, by design:', '',
   '- A resume that runs as an exec inside a still-running container (pods whose command takes the prompt in argv) cannot be re-attached after its worker dies (Docker keeps no log of an exec): its run ends with an error that says so and how to continue.',
   '- A worker that dies closes the running agent\'s input (the container\'s stdin is attached once): the agent finishes what it was given and its run ends there; resumes sent into it that it had not taken, and later ones, run as resumes of their own in a new container.',
   '- When the Docker engine stops answering mid-run, the run is reported failed at once; lines the container printed after that are not added to the session log (the run\'s end is already on record), and the container is stopped and removed when the engine answers again.',

@@ -64,7 +64,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
     }
     const refuse = (status: number, text: string): true => {
       answer(res, status, text, { connection: 'close' });
-      req.resume(); // let the socket drain what is in flight; the connection closes after
+      // Read nothing more: once the answer is out, the connection goes, body and all.
+      res.once('finish', () => req.destroy());
       return true;
     };
     if (!JSON_TYPE.test(header(req, 'content-type') ?? '')) return refuse(415, 'Content-Type must be application/json.');

@@ -40,7 +40,7 @@ function payload(event: 'issues' | 'issue_comment', action: string, patch: { iss
   example.sender.login = patch.sender ?? 'alice';
   example.sender.type = patch.senderType ?? 'User';
   if (patch.label !== undefined) example.label = { ...example.label, name: patch.label };
-  if (patch.comment !== undefined) example.comment = { ...example.comment, id: Math.floor(Math.random() * 1e9), body: patch.comment, user: { ...example.comment.user, login: patch.sender ?? 'alice', type: patch.senderType ?? 'User' } };
+  if (patch.comment !== undefined) example.comment = { ...example.comment, id: Math.floor(Math.random() * 1e9), body: patch.comment, user: { ...example.comment.user, login: patch.sender ?? 'alice', type: patch.senderType ?? 'User' }, created_at: new Date().toISOString(), updated_at: new Date().toISOString() };
   return example;
 }
 
