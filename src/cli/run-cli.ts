@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import { open, readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import {
@@ -205,11 +206,13 @@ async function logs(ctx: CliContext, sessionId: string, followLog: boolean, json
     let rest = '';
     let lastTerminal = false;
     const buffer = Buffer.alloc(256 * 1024);
+    // A read may end inside a character: the decoder keeps its first bytes for the next read.
+    const decoder = new StringDecoder('utf8');
     for (;;) {
       const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
       if (bytesRead > 0) {
         position += bytesRead;
-        const text = rest + buffer.toString('utf8', 0, bytesRead);
+        const text = rest + decoder.write(buffer.subarray(0, bytesRead));
         const lines = text.split('\n');
         rest = lines.pop() ?? '';
         for (const line of lines) {

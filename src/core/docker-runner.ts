@@ -1,6 +1,8 @@
+import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { keepEnd } from './text.js';
 import { baseImages, contextDigest, contextFiles, packContext } from './build-context.js';
 import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
@@ -291,7 +293,8 @@ export class DockerRunner implements Runner {
       }
       const done = (async () => {
         let said = '';
-        for await (const chunk of demuxDockerStream(stream as AsyncIterable<Buffer>)) said = (said + chunk.data.toString('utf8')).slice(-500);
+        const decoder = new StringDecoder('utf8');
+        for await (const chunk of demuxDockerStream(stream as AsyncIterable<Buffer>)) said = keepEnd(said + decoder.write(chunk.data), 500);
         const { StatusCode } = (await container.wait()) as { StatusCode: number };
         return { said, StatusCode };
       })();

@@ -50,6 +50,12 @@ local v = redis.call('GET', KEYS[1])
 if not v then redis.call('SET', KEYS[1], 'run', 'EX', 2592000) return 'run' end
 return v`;
 
+/** Moves an issue to another host, if the host it belongs to is still the one given. */
+const REBIND = `
+if redis.call('HGET', KEYS[1], 'hostId') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'hostId', ARGV[2])
+return 1`;
+
 /** Extends a delivery claim while it is still pending. */
 const RENEW_PENDING = `
 if redis.call('GET', KEYS[1]) == 'pending' then return redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
@@ -98,6 +104,21 @@ export class IssueState {
   async claimHost(issueKey: string, hostId: string): Promise<string> {
     await this.redis.hsetnx(this.key(issueKey), 'hostId', hostId);
     return (await this.redis.hget(this.key(issueKey), 'hostId')) ?? hostId;
+  }
+
+  /** Says host `hostId` has a worker running, for `ttlMs`. */
+  async heartbeat(hostId: string, ttlMs: number): Promise<void> {
+    await this.redis.set(`${KEY_PREFIX}:host:${hostId}`, String(Date.now()), 'PX', ttlMs);
+  }
+
+  /** Whether host `hostId` has said within its heartbeat's lifetime that it runs. */
+  async hostAlive(hostId: string): Promise<boolean> {
+    return (await this.redis.exists(`${KEY_PREFIX}:host:${hostId}`)) === 1;
+  }
+
+  /** Makes `to` the owner of the issue if `from` still is; false when the owner changed meanwhile. */
+  async rebindHost(issueKey: string, from: string, to: string): Promise<boolean> {
+    return Number(await this.redis.eval(REBIND, 1, this.key(issueKey), from, to)) === 1;
   }
 
   /** Cancels every command up to `seq` that has not started. */

@@ -15,3 +15,9 @@ export function controlQueue(hostId: string): string {
 
 /** Prefix of every Redis key cldpd writes itself (BullMQ's keys use its own `bull:` prefix). */
 export const KEY_PREFIX = 'cldpd';
+
+/**
+ * A host whose worker has not said it runs for this long is gone: a new session of an
+ * issue it owned starts on another host. Long enough for a restart or an upgrade.
+ */
+export const HOST_GONE_MS = 10 * 60_000;

@@ -48,14 +48,17 @@ export class Producer {
 
   /**
    * Queues a run for its issue (idempotent per seq) and makes sure a drain job exists on
-   * the right queue: the owning host's, or the shared one while the issue has no host.
+   * the right queue: the owning host's, or the shared one while the issue has no host (or,
+   * for a start, while its host has not been seen for HOST_GONE_MS).
    * Resolves with how many runs are ahead of it.
    */
   async run(command: RunCommand): Promise<{ ahead: number }> {
     const length = await this.state.append(command);
     const issue = await this.state.get(command.issueKey);
-    const queue = this.queue(issue.hostId ? hostQueue(issue.hostId) : RUN_QUEUE);
-    await this.drain(command.issueKey, issue.hostId, command.seq);
+    // A new session need not wait for a host that is gone: any worker may take it over.
+    const host = issue.hostId && command.kind === 'start' && !(await this.state.hostAlive(issue.hostId)) ? undefined : issue.hostId;
+    const queue = this.queue(host ? hostQueue(host) : RUN_QUEUE);
+    await this.drain(command.issueKey, host, command.seq);
     const busy = await queue.getJobCounts('active', 'waiting');
     const aheadInIssue = length > 0 ? length - 1 : await this.state.pending(command.issueKey);
     return { ahead: Math.max(aheadInIssue, (busy.waiting ?? 0) + (busy.active ?? 0) - 1, 0) };

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { LABELS, isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
 import { issueKeyOf, type ControlJob, type Reporter, type RunCommand, type RunOutcome } from './contract.js';
 import type { IssueState } from './issue-state.js';
-import { RUN_QUEUE, controlQueue, hostQueue } from './names.js';
+import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 import type { DrainJob, Producer } from './producer.js';
 
 /** What a run worker needs; the composition root builds the real ones. */
@@ -43,6 +43,7 @@ export class RunWorker {
   private readonly live = new Map<string, { readonly session: Session; readonly seq: number }>();
   private readonly adopting = new Set<string>();
   private reconciler: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private readonly lockTtlMs: number;
   private readonly recheckMs: number;
 
@@ -53,6 +54,12 @@ export class RunWorker {
 
   /** Adopts orphaned containers, then starts taking jobs. */
   async start(): Promise<void> {
+    const beat = () => this.options.state.heartbeat(this.options.hostId, HOST_GONE_MS);
+    await beat();
+    this.heartbeat = setInterval(() => {
+      beat().catch((err: unknown) => this.options.logger.warn({ err }, 'could not say this host is alive'));
+    }, 30_000);
+    this.heartbeat.unref();
     await this.reconcile();
     const { connection, concurrency } = this.options;
     // Sessions last long and a restart of the worker is a normal event: let the job be
@@ -78,6 +85,7 @@ export class RunWorker {
    */
   async close(): Promise<void> {
     clearInterval(this.reconciler);
+    clearInterval(this.heartbeat);
     await Promise.all(this.workers.map((w) => w.close(true)));
     this.workers.length = 0;
   }
@@ -86,7 +94,7 @@ export class RunWorker {
     const { state, hostId, logger } = this.options;
     const { issueKey } = job.data;
     const owner = (await state.get(issueKey)).hostId;
-    if (owner && owner !== hostId) {
+    if (owner && owner !== hostId && !(await this.takeOver(issueKey, owner))) {
       await this.options.producer.drain(issueKey, owner, `fwd-${job.id ?? ''}`);
       return `forwarded to ${owner}`;
     }
@@ -132,7 +140,7 @@ export class RunWorker {
         }
         if (command.kind === 'start') {
           const claimed = await state.claimHost(issueKey, hostId);
-          if (claimed !== hostId) {
+          if (claimed !== hostId && !(await this.takeOver(issueKey, claimed))) {
             await state.release(issueKey, lockToken);
             released = true;
             await this.options.producer.drain(issueKey, claimed, `fwd-${job.id ?? ''}`);
@@ -147,6 +155,19 @@ export class RunWorker {
       clearInterval(renew);
       if (!released) await state.release(issueKey, lockToken).catch(() => undefined);
     }
+  }
+
+  /**
+   * Takes an issue over from a host that is gone, when what waits first is a new session:
+   * its old sessions (and their volumes) stay on that host, which runs their resumes when
+   * it is back, but a start need not wait for it.
+   */
+  private async takeOver(issueKey: string, owner: string): Promise<boolean> {
+    const { state, hostId, logger } = this.options;
+    if ((await state.head(issueKey))?.kind !== 'start' || (await state.hostAlive(owner))) return false;
+    if (!(await state.rebindHost(issueKey, owner, hostId))) return false;
+    logger.warn({ issue: issueKey, from: owner }, `the host that owned this issue has not been seen for ${HOST_GONE_MS / 60_000} minutes; its new session runs here`);
+    return true;
   }
 
   /** Runs one command to its end and reports it; never throws for the run's own failures. */

@@ -110,6 +110,23 @@ describe('runCli', () => {
     expect(io.stderrText()).toContain('No session "web-ffffffff"');
   });
 
+  it('unicode: logs keeps a character whole that straddles a 256 KiB read', async () => {
+    runner.scripts.push({ chunks: [out('first\n')], exitCode: 0 });
+    await cli('start', 'web', '--prompt', 'go', '--json');
+    const id = (JSON.parse(io.stdoutText().split('\n')[0] as string) as { session: string }).session;
+    // A log whose second line has a 4-byte character across the first 256 KiB read.
+    const emoji = '\u{1F600}'.repeat(70_000);
+    const head = (pad: number) => `${JSON.stringify({ type: 'output', at: 1, stream: 'stdout', line: 'a'.repeat(pad) })}\n{"type":"output","at":2,"stream":"stdout","line":"`;
+    const pad = [0, 1, 2, 3].find((p) => (256 * 1024 - Buffer.byteLength(head(p))) % 4 === 2) as number;
+    const text = `${head(pad)}${emoji}"}\n`;
+    expect(Buffer.from(text)[256 * 1024]! & 0xc0).toBe(0x80); // the read ends inside a character
+    await writeFile(context.store.logPath(id), text);
+    const before = io.stdoutText().length;
+    expect(await cli('logs', '--json', id)).toBe(0);
+    const lines = io.stdoutText().slice(before).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { line?: string }).line);
+    expect(lines).toEqual(['a'.repeat(pad), emoji]);
+  });
+
   it('warns about a root image with the default command in pods and doctor, and a missing bash in doctor', async () => {
     runner.images.set('cldpd-web:latest', { id: 'sha256:rootimg', user: '', env: {}, workingDir: '/', labels: {} });
     runner.paths.clear(); // no bash in the image

@@ -97,6 +97,36 @@ describeWithRedis('queue semantics on a real Redis', () => {
     }
   });
 
+  it('host: a new session of an issue whose host is gone starts on a live host; one whose host is alive waits for it', async () => {
+    const { reporter, worker } = await startWorker('host-live', 2, {});
+    try {
+      const gone = 'acme.web-600';
+      await state.set(gone, { hostId: 'host-gone' }); // never said it runs
+      await producer.run(runCommand(gone, 1, 'start', 'web-00000601'));
+      await until('the start to run here', () => reporter.finished(gone).length === 1, 10_000);
+      expect(reporter.finished(gone)[0]?.outcome?.kind).toBe('exited');
+      expect((await state.get(gone)).hostId).toBe('host-live');
+
+      const away = 'acme.web-601';
+      await state.heartbeat('host-busy', 60_000); // alive, just not taking this worker's jobs
+      await state.set(away, { hostId: 'host-busy' });
+      await producer.run(runCommand(away, 1, 'start', 'web-00000602'));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(reporter.finished(away)).toEqual([]);
+      expect((await state.get(away)).hostId).toBe('host-busy');
+
+      // A resume never moves: the session and its volumes are on the old host.
+      const stay = 'acme.web-602';
+      await state.set(stay, { hostId: 'host-gone', sessionId: 'web-00000603' });
+      await producer.run(runCommand(stay, 1, 'resume', 'web-00000603'));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(reporter.finished(stay)).toEqual([]);
+      expect((await state.get(stay)).hostId).toBe('host-gone');
+    } finally {
+      await worker.close();
+    }
+  });
+
   describe('a /cldpd resume for a running session', () => {
     const replay = (text: string) => out(`${JSON.stringify({ type: 'user', isReplay: true, message: { role: 'user', content: [{ type: 'text', text }] } })}\n`);
     const result = out(`${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'ok', total_cost_usd: 0.1, num_turns: 1 })}\n`);
