@@ -98,9 +98,22 @@ export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number
     if (job) await sink.intake(job);
   };
 
+  const transferred = async (delivery: Delivery) => {
+    const { deliveryId: id, payload: raw } = delivery;
+    const changes = (raw as { changes?: { new_issue?: { number?: unknown; html_url?: unknown }; new_repository?: { name?: unknown; owner?: { login?: unknown } } } } | undefined)?.changes;
+    const to = changes?.new_issue;
+    const repo = changes?.new_repository;
+    if (!wellFormed(raw) || typeof to?.number !== 'number' || typeof to.html_url !== 'string' || typeof repo?.name !== 'string' || typeof repo.owner?.login !== 'string') {
+      return log.warn({ delivery: id }, 'ignored an issues.transferred delivery without the fields cldpd needs');
+    }
+    const job = intakeJob(delivery, raw, { kind: 'transferred', to: { owner: repo.owner.login, repo: repo.name, number: to.number, url: to.html_url } });
+    if (job) await sink.intake(job);
+  };
+
   return async (delivery) => {
     const action = (delivery.payload as { action?: unknown } | null)?.action;
     if (delivery.event === 'issues' && action === 'labeled') return labeled(delivery);
+    if (delivery.event === 'issues' && action === 'transferred') return transferred(delivery);
     if (delivery.event === 'issue_comment' && action === 'created') return commented(delivery);
   };
 }

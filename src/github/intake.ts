@@ -58,12 +58,18 @@ export class Intake {
 
   private async handle(job: IntakeJob): Promise<string> {
     const { trigger, issue, sender } = job;
+    if (trigger.kind === 'transferred') {
+      // GitHub moved the issue (its sender needed write access on both sides): its session,
+      // queue and running run stay under the old key, reached from the new place.
+      await this.options.state.alias(issueKeyOf(trigger.to), await this.keyOf(issue));
+      return 'transferred';
+    }
     if (isBot(sender)) return 'ignored: bot';
     const role = roleOf(await this.permission(issue, sender.login));
     if (!mayTrigger(sender, role)) {
       // Said once per person and issue, and within a small hourly allowance per
       // installation: a stranger's comments must not spend the writes every run shares.
-      const key = issueKeyOf(issue);
+      const key = await this.keyOf(issue);
       if (await this.options.state.allowRefusal(job.deliveryId, issue.installationId, key, sender.login, { quietSeconds: REFUSAL_QUIET_SECONDS, perHour: REFUSALS_PER_HOUR })) {
         await this.replyOnce(job, `@${sender.login}, only people with write access to this repository can ask cldpd to work${role === 'none' ? '' : ` (you have ${role} access)`}. Nothing was started.`);
       } else {
@@ -71,7 +77,7 @@ export class Intake {
       }
       return `refused: ${role}`;
     }
-    const key = issueKeyOf(issue);
+    const key = await this.keyOf(issue);
     switch (trigger.kind) {
       case 'label':
         return this.start(job, trigger.pod, key);
@@ -85,6 +91,11 @@ export class Intake {
         await this.replyOnce(job, `${trigger.problem}\n\n${COMMAND_HELP}`);
         return 'invalid command';
     }
+  }
+
+  /** The issue's key: its own, or that of the place it was transferred from. */
+  private keyOf(issue: IssueRef): Promise<string> {
+    return this.options.state.keyFor(issue);
   }
 
   private async permission(issue: IssueRef, login: string): Promise<PermissionAnswer> {

@@ -21,7 +21,9 @@ export type Trigger =
   | { readonly kind: 'resume'; readonly prompt: string; readonly commentId: number; readonly commentBody: string }
   | { readonly kind: 'stop'; readonly commentId: number }
   | { readonly kind: 'status'; readonly commentId: number }
-  | { readonly kind: 'invalid'; readonly problem: string; readonly commentId: number };
+  | { readonly kind: 'invalid'; readonly problem: string; readonly commentId: number }
+  /** The issue was moved to another repository: it is reached from there from now on. */
+  | { readonly kind: 'transferred'; readonly to: Pick<IssueRef, 'owner' | 'repo' | 'number' | 'url'> };
 
 /**
  * Job of the intake queue, one per accepted webhook delivery. Keyed by what the delivery's

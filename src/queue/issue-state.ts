@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { RunCommand } from './contract.js';
+import { issueKeyOf, type IssueRef, type RunCommand } from './contract.js';
 import { KEY_PREFIX } from './names.js';
 
 /** What Redis knows of an issue: its session, the host that owns it, its command counter. */
@@ -119,6 +119,39 @@ export class IssueState {
   /** Makes `to` the owner of the issue if `from` still is; false when the owner changed meanwhile. */
   async rebindHost(issueKey: string, from: string, to: string): Promise<boolean> {
     return Number(await this.redis.eval(REBIND, 1, this.key(issueKey), from, to)) === 1;
+  }
+
+  /**
+   * The key an issue's state is kept under: its own; the one of the place it was transferred
+   * from; or, for an issue cldpd worked on before keys became `owner.repo-n`, its old
+   * `owner-repo-n` key when the record there is provably this issue's (its status comment's
+   * URL is on this issue), which is then remembered as an alias.
+   */
+  async keyFor(issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>): Promise<string> {
+    const key = issueKeyOf(issue);
+    const aliased = await this.alias(key);
+    if (aliased) return aliased;
+    const legacy = `${issue.owner}-${issue.repo}-${issue.number}`.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
+    if (legacy === key || (await this.redis.exists(this.key(key))) === 1) return key;
+    const old = await this.get(legacy);
+    const path = `/${issue.owner}/${issue.repo}/issues/${issue.number}`.toLowerCase();
+    const mine = (old.lastStatusUrl ?? '').toLowerCase().split('#')[0]?.endsWith(path) === true;
+    if (!old.sessionId || !mine) return key;
+    await this.alias(key, legacy);
+    return legacy;
+  }
+
+  /**
+   * The key an issue's state is kept under when it was transferred from elsewhere; with
+   * `target`, records that `issueKey` is reached at `target` (kept a year).
+   */
+  async alias(issueKey: string, target?: string): Promise<string | undefined> {
+    const name = `${KEY_PREFIX}:alias:${issueKey}`;
+    if (target !== undefined) {
+      if (target !== issueKey) await this.redis.set(name, target, 'EX', 366 * 24 * 3600);
+      return target;
+    }
+    return (await this.redis.get(name)) ?? undefined;
   }
 
   /** Cancels every command up to `seq` that has not started. */

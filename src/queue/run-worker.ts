@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { LABELS, isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
-import { issueKeyOf, type ControlJob, type Reporter, type RunCommand, type RunOutcome } from './contract.js';
+import type { ControlJob, Reporter, RunCommand, RunOutcome } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 import type { DrainJob, Producer } from './producer.js';
@@ -394,7 +394,7 @@ export class RunWorker {
       const url = found.container.labels[LABELS.issue];
       const match = url ? /\/([^/]+)\/([^/]+)\/issues\/(\d+)$/.exec(url) : null;
       if (!match) continue; // a terminal session: not the worker's
-      const issueKey = issueKeyOf({ owner: match[1] as string, repo: match[2] as string, number: Number(match[3]) });
+      const issueKey = await state.keyFor({ owner: match[1] as string, repo: match[2] as string, number: Number(match[3]) });
       const issue = await state.get(issueKey);
       const command = issue.runningCommand ? (JSON.parse(issue.runningCommand) as RunCommand) : undefined;
       const head = await state.head(issueKey);

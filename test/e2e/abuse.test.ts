@@ -264,6 +264,21 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       expect(body).not.toContain(world.home);
     });
 
+    it('transfer: a session keeps running after its issue moves, and is stopped from the new place', async () => {
+      const n = 907;
+      await deliver(port, 'issues', labeled(n, { name: 'cldpd:ok-linger' }), { id: randomUUID(), secret: SECRET });
+      const statuses = () => github.commentsOn(`abuse/app#${n}`).filter((c) => c.body.startsWith('<!-- cldpd:status'));
+      await until('running', () => statuses().some((c) => c.body.includes('cldpd: running')), 30_000);
+      const moved = { number: 1, html_url: 'https://github.com/abuse/elsewhere/issues/1', title: `Case ${n}`, body: 'body' };
+      const transferred = { action: 'transferred', changes: { new_issue: moved, new_repository: { name: 'elsewhere', owner: { login: 'abuse' } } }, issue: issue(n), repository, installation: { id: 7 }, sender: alice };
+      expect(await deliver(port, 'issues', transferred, { id: randomUUID(), secret: SECRET })).toBe(200);
+      await until('the move to be recorded', async () => (await redis.get('cldpd:alias:abuse.elsewhere-1')) === `abuse.app-${n}`, 10_000);
+      const stop = { action: 'created', comment: { id: 9_070, body: '/cldpd stop', user: alice }, issue: moved, repository: { name: 'elsewhere', full_name: 'abuse/elsewhere', owner: { login: 'abuse' } }, installation: { id: 7 }, sender: alice };
+      await deliver(port, 'issue_comment', stop, { id: randomUUID(), secret: SECRET });
+      await until('the run stopped', () => statuses()[0]?.body.includes('stopped on request') === true, 30_000);
+      await until('the reply where the stop was asked', () => github.commentsOn('abuse/elsewhere#1').some((c) => c.body.startsWith('Stopping session `ok-linger-')), 15_000);
+    });
+
     it('unicode: no request this suite made was refused as ill-formed', () => {
       expect(github.rejected).toEqual([]);
     });

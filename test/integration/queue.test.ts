@@ -127,6 +127,15 @@ describeWithRedis('queue semantics on a real Redis', () => {
     }
   });
 
+  it('collision: an issue worked on under the old owner-repo-n key is found there, but never another repository\'s', async () => {
+    // Written by a version whose keys were owner-repo-n: acme-web/app#7 and acme/web-app#7 shared "acme-web-app-7".
+    await state.set('acme-web-app-7', { sessionId: 'web-00000701', pod: 'web', lastStatusUrl: 'https://github.com/acme-web/app/issues/7#issuecomment-1' });
+    expect(await state.keyFor({ owner: 'acme-web', repo: 'app', number: 7 })).toBe('acme-web-app-7');
+    expect(await state.alias('acme-web.app-7')).toBe('acme-web-app-7'); // remembered
+    expect(await state.keyFor({ owner: 'acme', repo: 'web-app', number: 7 })).toBe('acme.web-app-7');
+    expect((await state.get(await state.keyFor({ owner: 'acme', repo: 'web-app', number: 7 }))).sessionId).toBeUndefined();
+  });
+
   describe('a /cldpd resume for a running session', () => {
     const replay = (text: string) => out(`${JSON.stringify({ type: 'user', isReplay: true, message: { role: 'user', content: [{ type: 'text', text }] } })}\n`);
     const result = out(`${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'ok', total_cost_usd: 0.1, num_turns: 1 })}\n`);
