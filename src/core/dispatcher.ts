@@ -54,8 +54,8 @@ export type Recovery =
       readonly agent: AgentSummary;
       readonly lastLines: readonly string[];
     }
-  /** The run's container is there: this session continues it. */
-  | { readonly kind: 'attached'; readonly session: Session };
+  /** The run's container is there: this session continues it; `lastLines` is what was logged of it before. */
+  | { readonly kind: 'attached'; readonly session: Session; readonly lastLines: readonly string[] };
 
 /** A session container as found on the Docker host. */
 export interface SessionContainer {
@@ -254,7 +254,7 @@ export class Dispatcher {
       ...(state.started ? { reattach: { ...state.lines, agent: state.agent } } : {}),
       launch: async () => ({ handle: await this.options.runner.attach(container.id), containerName: container.name, exec: false }),
     });
-    return { kind: 'attached', session };
+    return { kind: 'attached', session, lastLines: state.tail };
   }
 
   /**

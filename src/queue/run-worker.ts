@@ -184,6 +184,7 @@ export class RunWorker {
     let outcome: RunOutcome | undefined;
     try {
       let session: Session | undefined;
+      let earlier: readonly string[] = [];
       if (retried) {
         const recovery = await dispatcher.recover(command.sessionId).catch((err: unknown) => {
           if (isCldpdError(err, 'SessionNotFound')) return { kind: 'none' as const };
@@ -195,9 +196,9 @@ export class RunWorker {
           return;
         }
         if (recovery.kind === 'attached') {
+          // A stop that came for this run before the restart still holds: follow() applies it.
           session = recovery.session;
-          // A stop that came for this run before the restart still holds.
-          if (command.seq <= (await state.get(command.issueKey)).stoppedSeq) void session.stop().catch(() => undefined);
+          earlier = recovery.lastLines;
         }
       }
       if (!session && command.seq <= (await state.get(command.issueKey)).stoppedSeq) {
@@ -208,7 +209,7 @@ export class RunWorker {
         ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId })
         : await dispatcher.resume(command.sessionId, command.prompt);
       if (command.kind === 'start') await state.set(command.issueKey, { sessionId: session.id, pod: command.pod });
-      outcome = await this.follow(command, session, report);
+      outcome = await this.follow(command, session, report, earlier);
     } catch (err) {
       log.warn({ err }, 'the run could not start');
       outcome = { kind: 'error', sessionId: command.sessionId, message: messageOf(err) };
@@ -233,11 +234,13 @@ export class RunWorker {
     }
   }
 
-  private async follow(command: RunCommand, session: Session, report: ReturnType<Reporter['forRun']>): Promise<RunOutcome> {
+  /** Follows a run to its end; `earlier` are its last lines logged before a restart. */
+  private async follow(command: RunCommand, session: Session, report: ReturnType<Reporter['forRun']>, earlier: readonly string[] = []): Promise<RunOutcome> {
     this.live.set(command.issueKey, { session, seq: command.seq });
-    // A stop that came while the run was being set up found nothing to stop yet: apply it now.
+    // A stop that came while the run was being set up (or before a restart) found nothing
+    // to stop then: apply it now.
     if (command.seq <= (await this.options.state.get(command.issueKey)).stoppedSeq) void session.stop().catch(() => undefined);
-    const lastLines: string[] = [];
+    const lastLines: string[] = [...earlier];
     let startedAt: number | undefined;
     try {
       for await (const event of session.events()) {
@@ -421,7 +424,7 @@ export class RunWorker {
     const report = command ? this.options.reporter.forRun(command) : undefined;
     if (recovery.kind === 'attached') {
       outcome = command && report
-        ? await this.follow(command, recovery.session, report)
+        ? await this.follow(command, recovery.session, report, recovery.lastLines)
         : await recovery.session.outcome().then((terminal) => ({ kind: terminal.type === 'error' ? ('error' as const) : ('exited' as const), sessionId, terminal }));
       if (!command) await recovery.session.wait().catch(() => undefined);
     } else if (recovery.kind === 'finished') {
