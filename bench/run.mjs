@@ -95,6 +95,10 @@ if (results.webhook) {
     const tput = w.cldpd.perSecond / w.bare.perSecond;
     lines.push(`At ${w.concurrency}: against the bare server, p99 ratio **${fmt(p99, 2)}×** (target ≤ 1.5×: ${verdict(p99 <= 1.5)}), throughput ratio **${fmt(tput, 2)}×** (target ≥ 0.5×: ${verdict(tput >= 0.5)}); against the floor, p99 ${fmt(w.cldpd.p99 / w.floor.p99, 2)}× and throughput ${fmt(w.cldpd.perSecond / w.floor.perSecond, 2)}×. Errors ${w.cldpd.errors}; jobs = distinct deliveries: ${w.enqueued === w.distinct ? 'yes' : '**no**'}.`);
   }
+  const o = results.webhook.oversize;
+  if (o) {
+    lines.push('', `Oversized deliveries: ${o.bodies} POSTs of ${o.mib} MiB at once, streamed without a length and with a wrong signature, against the same \`cldpd serve\` just started, before the load above. Its peak resident memory went from ${fmt(o.peakBefore)} MiB to ${fmt(o.peakAfter)} MiB (**+${fmt(o.peakAfter - o.peakBefore)} MiB**; resident before: ${fmt(o.rssBefore)} MiB). Answers: ${o.statuses.join(', ')} (0: the connection was closed under the sender); MiB sent before that: ${o.sentMiB.map((m) => fmt(m)).join(', ')}. The server refuses a body at 25 MB and holds at most 100 MB of unverified bodies at once (the rest are turned away with 503).`);
+  }
   lines.push('');
 }
 if (results.writes) {

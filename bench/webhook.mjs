@@ -2,6 +2,7 @@
 // `cldpd serve`, beside a bare Node HTTP server answering 202, in the same run.
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { request, Agent } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { CLI, benchHome, percentile } from './lib.mjs';
@@ -17,12 +18,15 @@ function payload(n) {
   });
 }
 
+// Every delivery a distinct body: cldpd keys deliveries by what their signature covers.
+let serial = 0;
+
 async function load(port, path, total, concurrency) {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const latencies = [];
   let errors = 0;
   let next = 0;
-  const bodies = Array.from({ length: total }, (_, i) => payload(i + 1));
+  const bodies = Array.from({ length: total }, () => payload(++serial));
   const send = (i) => new Promise((resolve) => {
     const body = bodies[i];
     const signature = `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
@@ -71,6 +75,41 @@ async function reference(kind, redisUrl) {
   return { port, path: '/api/github/webhooks', stop: () => child.kill('SIGTERM') };
 }
 
+/** The resident and peak resident memory of a process, in MiB (Linux). */
+function memoryOf(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+}
+
+/** POSTs `size` bytes of spaces in 1 MiB chunks with no length and a wrong signature; resolves with the status (0: cut off). */
+function oversized(port, path, size) {
+  return new Promise((resolve) => {
+    let sent = 0;
+    let done = false;
+    const finish = (status) => {
+      if (!done) resolve({ status, sentMiB: sent / 2 ** 20 });
+      done = true;
+    };
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers: {
+      'content-type': 'application/json', 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${'0'.repeat(64)}`,
+    } }, (res) => {
+      res.resume();
+      finish(res.statusCode);
+    });
+    req.on('error', () => finish(0));
+    const chunk = Buffer.alloc(2 ** 20, 0x20);
+    const pump = () => {
+      while (sent < size && !done && !req.destroyed) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      if (!done && !req.destroyed) req.end();
+    };
+    pump();
+  });
+}
+
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 export async function benchWebhook({ total = 2000, levels = [10, 100], rounds = 3, warmup = 500, redisUrl = 'redis://127.0.0.1:6379/14' } = {}) {
@@ -86,6 +125,11 @@ export async function benchWebhook({ total = 2000, levels = [10, 100], rounds = 
     stdio: 'ignore',
   });
   await waitFor(port);
+  // Oversized deliveries with a wrong signature, 8 at once, on the fresh server: what a stranger can make it hold.
+  const before = memoryOf(serve.pid);
+  const answers = await Promise.all(Array.from({ length: 8 }, () => oversized(port, '/api/github/webhooks', 60 * 2 ** 20)));
+  const after = memoryOf(serve.pid);
+  const oversize = { bodies: answers.length, mib: 60, rssBefore: before.rss, peakBefore: before.peak, peakAfter: after.peak, statuses: answers.map((a) => a.status), sentMiB: answers.map((a) => a.sentMiB) };
   const { Queue } = await import('bullmq');
   const intake = new Queue('cldpd-intake', { connection: redis });
   await intake.pause();
@@ -128,5 +172,5 @@ export async function benchWebhook({ total = 2000, levels = [10, 100], rounds = 
     await queue.close();
   }
   redis.disconnect();
-  return results;
+  return Object.assign(results, { oversize });
 }

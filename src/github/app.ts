@@ -10,7 +10,7 @@ export interface IntakeSink {
 }
 
 interface IssuePayload {
-  issue: { number: number; html_url: string; title: string; body?: string | null; pull_request?: unknown };
+  issue: { number: number; html_url: string; title: string; body?: string | null; pull_request?: unknown; updated_at?: string };
   repository: { name: string; owner: { login: string } };
   installation?: { id: number };
   sender: { login: string; type: string };
@@ -53,8 +53,12 @@ export interface WarnLog {
   warn(fields: object, message: string): void;
 }
 
-/** A comment older than this is not acted on: a real delivery arrives within seconds, GitHub redelivers for 3 days. */
-export const MAX_COMMENT_AGE_MS = 7 * 24 * 3600_000;
+/**
+ * An event older than this (a comment's creation, a label's update of its issue) is not acted
+ * on: a real delivery arrives within seconds and GitHub redelivers for 3 days. Deliveries are
+ * remembered a little longer (IssueState.handled), so no signed body is ever acted on twice.
+ */
+export const MAX_EVENT_AGE_MS = 7 * 24 * 3600_000;
 
 /**
  * The webhook side of cldpd: guard, parse, enqueue — nothing else runs on the request path
@@ -64,12 +68,18 @@ export const MAX_COMMENT_AGE_MS = 7 * 24 * 3600_000;
  * quietly.
  */
 export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number = Date.now): (delivery: Delivery) => Promise<void> {
+  const tooOld = (time: string | undefined) => Date.parse(time ?? '') < now() - MAX_EVENT_AGE_MS;
+
   const labeled = async (delivery: Delivery) => {
     const { deliveryId: id, payload: raw } = delivery;
     if (!wellFormed(raw)) return log.warn({ delivery: id }, 'ignored an issues.labeled delivery without the fields cldpd needs');
     const payload = raw as IssuePayload & { label?: { name: string } };
     const pod = podFromLabel(payload.label?.name);
     if (!pod || payload.issue.pull_request || isBot(payload.sender)) return;
+    // Labelling an issue updates it: an older issue time means an old delivery replayed.
+    if (tooOld(payload.issue.updated_at)) {
+      return log.warn({ delivery: id, updatedAt: payload.issue.updated_at }, 'ignored a label on an issue last updated over 7 days ago (a replayed delivery?)');
+    }
     const job = intakeJob(delivery, payload, { kind: 'label', pod });
     if (job) await sink.intake(job);
   };
@@ -84,8 +94,7 @@ export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number
     if (payload.issue.pull_request || isBot(payload.sender)) return;
     const command = parseCommand(payload.comment.body);
     if (!command) return;
-    const created = Date.parse(payload.comment.created_at ?? '');
-    if (created < now() - MAX_COMMENT_AGE_MS) {
+    if (tooOld(payload.comment.created_at)) {
       return log.warn({ delivery: id, createdAt: payload.comment.created_at }, 'ignored a command in a comment written over 7 days ago (a replayed delivery?)');
     }
     const commentId = payload.comment.id;

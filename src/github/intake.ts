@@ -26,6 +26,8 @@ export interface IntakeOptions {
 const REFUSAL_QUIET_SECONDS = 24 * 3600;
 /** Refusals posted per installation and hour at most, whoever asks: strangers cannot spend the write budget. */
 const REFUSALS_PER_HOUR = 20;
+/** How long an answer without write access is reused before the API is asked again. */
+const REFUSED_CACHE_MS = 5 * 60_000;
 
 function statusOf(err: unknown): number | undefined {
   return (err as { status?: number }).status;
@@ -43,6 +45,9 @@ export function sessionIdFor(pod: string, deliveryId: string): string {
  * idempotent, so a retried intake job neither double-posts nor double-queues.
  */
 export class Intake {
+  /** Permission answers without write access, per installation, repository and login. */
+  private readonly refused = new Map<string, { answer: PermissionAnswer; until: number }>();
+
   constructor(private readonly options: IntakeOptions) {}
 
   /**
@@ -60,8 +65,11 @@ export class Intake {
     const { trigger, issue, sender } = job;
     if (trigger.kind === 'transferred') {
       // GitHub moved the issue (its sender needed write access on both sides): its session,
-      // queue and running run stay under the old key, reached from the new place.
-      await this.options.state.alias(issueKeyOf(trigger.to), await this.keyOf(issue));
+      // queue and running run stay under the old key, reached from the new place, and stay
+      // the original repository's to command.
+      const { state } = this.options;
+      await state.transferredFrom(trigger.to, (await state.transferredFrom(issue)) ?? { owner: issue.owner, repo: issue.repo });
+      await state.alias(issueKeyOf(trigger.to), await this.keyOf(issue));
       return 'transferred';
     }
     if (isBot(sender)) return 'ignored: bot';
@@ -76,6 +84,14 @@ export class Intake {
         this.options.logger.info({ issue: key, sender: sender.login, role }, 'refused a request quietly (this person was answered already, or the hourly allowance of refusals is spent)');
       }
       return `refused: ${role}`;
+    }
+    // A session started in another repository (the issue moved here since) is theirs too:
+    // write access here alone does not reach its checkout and volumes.
+    const origin = await this.options.state.transferredFrom(issue);
+    if (origin && `${origin.owner}/${origin.repo}`.toLowerCase() !== `${issue.owner}/${issue.repo}`.toLowerCase()
+      && !mayTrigger(sender, roleOf(await this.permission({ ...issue, owner: origin.owner, repo: origin.repo }, sender.login)))) {
+      await this.replyOnce(job, `@${sender.login}, this issue's cldpd session was started in ${origin.owner}/${origin.repo} before the issue moved here; only people with write access there can ask cldpd to work on it. Nothing was started.`);
+      return 'refused: origin';
     }
     const key = await this.keyOf(issue);
     switch (trigger.kind) {
@@ -98,15 +114,29 @@ export class Intake {
     return this.options.state.keyFor(issue);
   }
 
+  /**
+   * The sender's permission on the repository, from the API. An answer without write access
+   * is kept for a few minutes (a stranger's comments then cost no API reads); one with it
+   * never is, so a permission taken away counts at once.
+   */
   private async permission(issue: IssueRef, login: string): Promise<PermissionAnswer> {
+    const cacheKey = `${issue.installationId}/${issue.owner}/${issue.repo}/${login}`.toLowerCase();
+    const cached = this.refused.get(cacheKey);
+    if (cached && cached.until > Date.now()) return cached.answer;
     const octokit = await this.options.octokitFor(issue.installationId);
+    let answer: PermissionAnswer;
     try {
       const { data } = await octokit.request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', { owner: issue.owner, repo: issue.repo, username: login });
-      return data as PermissionAnswer;
+      answer = data as PermissionAnswer;
     } catch (err) {
-      if (statusOf(err) === 404) return { permission: 'none' }; // not a collaborator
-      throw err;
+      if (statusOf(err) !== 404) throw err;
+      answer = { permission: 'none' }; // not a collaborator
     }
+    if (!mayTrigger({ login, type: 'User' }, roleOf(answer))) {
+      if (this.refused.size >= 10_000) this.refused.clear();
+      this.refused.set(cacheKey, { answer, until: Date.now() + REFUSED_CACHE_MS });
+    }
+    return answer;
   }
 
   private async settings(issue: IssueRef): Promise<RepoSettings> {

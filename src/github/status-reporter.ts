@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { messageOf, type AgentSummary, type SessionEvent } from '../core/index.js';
 import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
 import type { CommentsApi } from './comments-api.js';
+import { createRedactor } from './redact.js';
 import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
 import type { WriteBudget } from './write-budget.js';
 
@@ -68,7 +69,11 @@ class StatusRun implements RunReport {
     this.now = options.now ?? Date.now;
     this.commentId = command.statusCommentId;
     this.view = { pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now: this.now() };
-    this.redactor = options.redactorFor(command.pod).catch(() => (text: string) => text);
+    // Without the pod's values (its pod.json unreadable now), token shapes are still hidden.
+    this.redactor = options.redactorFor(command.pod).catch((err: unknown) => {
+      options.logger.warn({ err: messageOf(err), pod: command.pod }, 'could not read the values to hide for this pod; hiding token shapes only');
+      return createRedactor([]);
+    });
     // The first edit after the "queued" comment may come at once.
     this.lastEdit = 0;
   }

@@ -23,9 +23,19 @@ export interface WebhookReceiverOptions {
   readonly log: { warn(fields: object, message: string): void; error(fields: object, message: string): void };
   /** Largest body read; default {@link MAX_WEBHOOK_BYTES}. */
   readonly maxBodyBytes?: number;
-  /** Bytes of unverified bodies held at once across all requests; default 4 × the largest body. */
+  /**
+   * Bytes of unverified bodies held at once across all requests, beyond the first
+   * {@link SMALL_BODY_BYTES} of each; default 4 × the largest body.
+   */
   readonly maxBufferedBytes?: number;
 }
+
+/**
+ * The part of every body that never counts against the shared allowance: the deliveries
+ * cldpd acts on (an issue and a comment of at most 65,536 characters each) fit in it, so a
+ * stranger holding the allowance with large bodies cannot turn GitHub's deliveries away.
+ */
+export const SMALL_BODY_BYTES = 1024 * 1024;
 
 const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
 const JSON_TYPE = /^\s*application\/json\s*(?:;|$)/i;
@@ -44,10 +54,10 @@ function header(req: IncomingMessage, name: string): string | undefined {
 /**
  * The webhook endpoint. Everything that can be refused without reading the body is refused
  * first (method, path, content type, headers, a signature of the wrong shape, a declared size
- * over the limit); the body is then read with a limit per request and a limit on the
- * unverified bytes all requests hold together, hashed as it arrives, and dropped unless its
- * HMAC matches. So a stranger can make cldpd hold at most `maxBufferedBytes`, never parse
- * anything, and never reach Redis. A verified delivery is handed on keyed by the hash of its
+ * over the limit); the body is then read with a limit per request and a limit on the large
+ * unverified bodies all requests hold together, hashed as it arrives, and dropped unless its
+ * HMAC matches. So a stranger can make cldpd hold at most `maxBufferedBytes` plus 1 MiB per
+ * open connection (the server bounds those), never parse anything, and never reach Redis. A verified delivery is handed on keyed by the hash of its
  * body, which the signature covers: a replay with a new delivery id is the same delivery.
  */
 export function createWebhookReceiver(options: WebhookReceiverOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
@@ -69,6 +79,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
       return true;
     };
     if (!JSON_TYPE.test(header(req, 'content-type') ?? '')) return refuse(415, 'Content-Type must be application/json.');
+    // Not signed either: it only routes, and each route checks the payload has its event's shape.
     const event = header(req, 'x-github-event');
     const deliveryId = header(req, 'x-github-delivery') ?? '';
     const signature = SIGNATURE.exec(header(req, 'x-hub-signature-256') ?? '')?.[1];
@@ -99,9 +110,10 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
       if (done) return;
       size += chunk.length;
       if (size > maxBody) return fail(413, `The body is over ${maxBody} bytes.`);
-      if (buffered + chunk.length > maxBuffered) return fail(503, 'Too many large deliveries at once; retry later.');
-      buffered += chunk.length;
-      held += chunk.length;
+      const large = Math.min(chunk.length, Math.max(0, size - SMALL_BODY_BYTES));
+      if (buffered + large > maxBuffered) return fail(503, 'Too many large deliveries at once; retry later.');
+      buffered += large;
+      held += large;
       hmac.update(chunk);
       digest.update(chunk);
       chunks.push(chunk);

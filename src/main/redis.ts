@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -45,12 +45,19 @@ export async function openRedis(config: Config, logger: Logger, options: { ownSe
   const dir = join(config.home, 'redis');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const socket = join(dir, 'redis.sock');
-  await shutDownLeftover(socket, logger);
+  await claimRedisDir(dir, logger);
   const child: ChildProcess = spawn('redis-server', [
-    '--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir,
+    '--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir, '--pidfile', join(dir, 'redis.pid'),
     '--appendonly', 'yes', '--maxmemory-policy', 'noeviction', '--save', '',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let closing = false;
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  void exited.then((code) => {
+    if (closing) return;
+    // Without its Redis this process can do nothing: say so and shut down rather than wait.
+    logger.error({ code, stderr: stderr.trim().slice(-500) }, 'cldpd\'s own redis-server exited; shutting down');
+    process.kill(process.pid, 'SIGTERM');
+  });
   child.once('error', (err) => logger.error({ err }, 'redis-server could not be started'));
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()).slice(-2000));
@@ -64,8 +71,10 @@ export async function openRedis(config: Config, logger: Logger, options: { ownSe
       }),
     ]);
   } catch (err) {
+    closing = true;
     child.kill();
     redis.disconnect();
+    await rm(join(dir, OWNER_FILE), { force: true });
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT/.test(String(err));
     throw new Error(missing
       ? 'redis-server is not installed: run scripts/setup.sh (or install it), or set REDIS_URL to a Redis server.'
@@ -75,6 +84,7 @@ export async function openRedis(config: Config, logger: Logger, options: { ownSe
   return {
     redis,
     close: async () => {
+      closing = true;
       await Promise.race([redis.quit(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined);
       redis.disconnect();
       child.kill('SIGTERM');
@@ -82,28 +92,62 @@ export async function openRedis(config: Config, logger: Logger, options: { ownSe
       const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
       clearTimeout(killer);
+      await rm(join(dir, OWNER_FILE), { force: true });
     },
   };
 }
 
-/**
- * A redis-server answering on our socket was left by a cldpd that was killed (SIGKILL gives
- * it no chance to stop its child): shut it down cleanly (AOF flushed) before starting our
- * own, so two servers never write one data directory.
- */
-async function shutDownLeftover(socket: string, logger: Logger): Promise<void> {
-  if (!existsSync(socket)) return;
-  const leftover = new Redis({ path: socket, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
-  leftover.on('error', () => undefined);
+/** The file in cldpd's Redis folder naming the cldpd process that runs that Redis. */
+const OWNER_FILE = 'cldpd.pid';
+
+/** The command line of a live process, or undefined when there is none with that pid (or it is a zombie). */
+function commandLine(pid: number): string | undefined {
   try {
-    await leftover.connect();
-    await leftover.ping();
+    if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) return undefined;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
   } catch {
-    leftover.disconnect();
-    return; // a stale socket file: redis-server replaces it
+    if (existsSync('/proc/self/stat')) return undefined;
+    try {
+      process.kill(pid, 0);
+      return ''; // alive, command line unknown (not Linux)
+    } catch {
+      return undefined;
+    }
   }
-  logger.warn({ socket }, 'a redis-server left by an earlier cldpd that did not shut down is still running; stopping it');
-  await leftover.call('SHUTDOWN').catch(() => undefined); // the connection closes as it exits
-  leftover.disconnect();
-  for (let i = 0; i < 100 && existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+function pidIn(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes the Redis folder this process's. Another live cldpd running its Redis there is an
+ * error (two would share one queue under one host id). A redis-server left by a cldpd that
+ * was killed (SIGKILL gives it no chance to stop its child) is stopped first — SIGTERM, which
+ * it honours even while loading its AOF, then SIGKILL — so two servers never write one folder.
+ */
+async function claimRedisDir(dir: string, logger: Logger): Promise<void> {
+  const owner = pidIn(join(dir, OWNER_FILE));
+  if (owner !== undefined && owner !== process.pid) {
+    const cmd = commandLine(owner);
+    if (cmd !== undefined && (cmd === '' || /cldpd(\.js)? up\b/.test(cmd))) {
+      throw new Error(`Another cldpd (pid ${owner}) runs its own Redis in ${dir}. Stop it first, or give this one its own CLDPD_HOME.`);
+    }
+  }
+  const leftover = pidIn(join(dir, 'redis.pid'));
+  if (leftover !== undefined && /redis-server/.test(commandLine(leftover) ?? '')) {
+    logger.warn({ pid: leftover }, 'a redis-server left by an earlier cldpd that did not shut down is still running; stopping it');
+    process.kill(leftover, 'SIGTERM');
+    for (let i = 0; commandLine(leftover) !== undefined; i++) {
+      if (i === 100) process.kill(leftover, 'SIGKILL');
+      if (i > 150) throw new Error(`The redis-server left in ${dir} (pid ${leftover}) does not stop. Stop it, then start cldpd again.`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  await writeFile(join(dir, OWNER_FILE), `${process.pid}\n`, { mode: 0o600 });
 }

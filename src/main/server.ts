@@ -49,6 +49,7 @@ export async function startServer(config: Config, logger: Logger, redis: Redis):
   // A client that sends its request slowly holds a socket, never memory; give up on it soon.
   http.requestTimeout = 60_000;
   http.headersTimeout = 20_000;
+  http.maxConnections = 256;
   const listen = () => new Promise<HttpServer>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, host, () => resolve(http));
@@ -78,8 +79,11 @@ export async function startServer(config: Config, logger: Logger, redis: Redis):
     port: boundPort,
     close: async () => {
       proxy?.close();
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+      // Deliveries in flight are answered (GitHub does not retry a failed one); the stop
+      // deadline bounds the wait. Idle keep-alive connections go at once.
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      await closed;
       await worker.close();
       await producer.close();
     },

@@ -36,7 +36,12 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     budget: sharedWriteBudget(redis, config, logger),
     intervalMs: config.statusIntervalMs,
     redactorFor: async (pod) => {
-      const redact = createRedactor([...(await containerEnvValues(pods, pod, hostEnv)), privateKey, config.github.webhookSecret ?? '']);
+      const own = [privateKey, config.github.webhookSecret ?? ''];
+      const values = await containerEnvValues(pods, pod, hostEnv).catch((err: unknown) => {
+        logger.warn({ err, pod }, 'could not read the values injected into this pod; hiding cldpd\'s own secrets and token shapes only');
+        return [];
+      });
+      const redact = createRedactor([...values, ...own]);
       return (text) => hideHostPaths(redact(text), config);
     },
     logger: logger.child({ name: 'reporter' }),

@@ -154,6 +154,20 @@ export class IssueState {
     return (await this.redis.get(name)) ?? undefined;
   }
 
+  /**
+   * The repository an issue's session was started in, when the issue was transferred here
+   * from it (first one of a chain); with `from`, records it.
+   */
+  async transferredFrom(issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>, from?: { owner: string; repo: string }): Promise<{ owner: string; repo: string } | undefined> {
+    const name = `${KEY_PREFIX}:origin:${issueKeyOf(issue)}`;
+    if (from) {
+      await this.redis.set(name, JSON.stringify({ owner: from.owner, repo: from.repo }), 'EX', 366 * 24 * 3600);
+      return from;
+    }
+    const value = await this.redis.get(name);
+    return value ? (JSON.parse(value) as { owner: string; repo: string }) : undefined;
+  }
+
   /** Cancels every command up to `seq` that has not started. */
   async markStopped(issueKey: string, seq: number): Promise<void> {
     await this.redis.hset(this.key(issueKey), 'stoppedSeq', String(seq));
@@ -252,12 +266,13 @@ export class IssueState {
 
   /**
    * Whether delivery `key` (the hash of its signed body) was handled; with `mark`, records
-   * that it was, for a year: a signed body never expires, so a replay must find this.
+   * that it was, for 8 days: longer than the 7 days after which its event is too old to act
+   * on (MAX_EVENT_AGE_MS), so a replay meets one or the other.
    */
   async handled(key: string, mark = false): Promise<boolean> {
     const name = `${KEY_PREFIX}:handled:${key}`;
     if (mark) {
-      await this.redis.set(name, '1', 'EX', 366 * 24 * 3600);
+      await this.redis.set(name, '1', 'EX', 8 * 24 * 3600);
       return true;
     }
     return (await this.redis.exists(name)) === 1;
@@ -276,8 +291,11 @@ export class IssueState {
     if (decided) return decided === `${deliveryId} yes`;
     const hour = `${KEY_PREFIX}:refusals:${installationId}:${Math.floor(Date.now() / 3600_000)}`;
     const [[, count]] = (await this.redis.multi().incr(hour).expire(hour, 3700).exec()) as [[Error | null, number]];
-    const answer = `${deliveryId} ${count <= limits.perHour ? 'yes' : 'no'}`;
-    if ((await this.redis.set(person, answer, 'EX', limits.quietSeconds, 'NX')) === 'OK') return answer.endsWith(' yes');
+    const yes = count <= limits.perHour;
+    const answer = `${deliveryId} ${yes ? 'yes' : 'no'}`;
+    // A "no" for want of allowance lasts only until the hour's allowance is new again.
+    const seconds = yes ? limits.quietSeconds : 3600 - (Math.floor(Date.now() / 1000) % 3600);
+    if ((await this.redis.set(person, answer, 'EX', seconds, 'NX')) === 'OK') return yes;
     return (await this.redis.get(person)) === `${deliveryId} yes`;
   }
 

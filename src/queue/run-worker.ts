@@ -95,8 +95,11 @@ export class RunWorker {
     const { issueKey } = job.data;
     const owner = (await state.get(issueKey)).hostId;
     if (owner && owner !== hostId && !(await this.takeOver(issueKey, owner))) {
-      await this.options.producer.drain(issueKey, owner, `fwd-${job.id ?? ''}`);
-      return `forwarded to ${owner}`;
+      const now = (await state.get(issueKey)).hostId ?? owner; // another worker may have taken it over meanwhile
+      if (now !== hostId) {
+        await this.options.producer.drain(issueKey, now, `fwd-${job.id ?? ''}`);
+        return `forwarded to ${now}`;
+      }
     }
     const lockToken = `${hostId}:${job.id ?? ''}:${randomBytes(4).toString('hex')}`;
     if (!(await state.lock(issueKey, lockToken, this.lockTtlMs))) {
@@ -164,7 +167,10 @@ export class RunWorker {
    */
   private async takeOver(issueKey: string, owner: string): Promise<boolean> {
     const { state, hostId, logger } = this.options;
-    if ((await state.head(issueKey))?.kind !== 'start' || (await state.hostAlive(owner))) return false;
+    const head = await state.head(issueKey);
+    // A run that began on that host may still be running there (a host cut off from Redis
+    // runs on): it is never started a second time here.
+    if (head?.kind !== 'start' || (await state.get(issueKey)).running === head.seq || (await state.hostAlive(owner))) return false;
     if (!(await state.rebindHost(issueKey, owner, hostId))) return false;
     logger.warn({ issue: issueKey, from: owner }, `the host that owned this issue has not been seen for ${HOST_GONE_MS / 60_000} minutes; its new session runs here`);
     return true;

@@ -154,25 +154,29 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
     });
 
     /** POSTs `size` bytes in 1 MiB chunks with a wrong signature; resolves with the status and how much was sent before the answer. */
-    function bigPost(size: number, declare: boolean): Promise<{ status: number; sentBeforeAnswer: number }> {
+    function bigPost(size: number, declare: boolean, hold = false): Promise<{ status: number; sentBeforeAnswer: number; abort: () => void }> {
       return new Promise((resolve, reject) => {
         let sent = 0;
         let answered = false;
         const headers: Record<string, string | number> = { 'content-type': 'application/json', 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` };
         if (declare) headers['content-length'] = size;
+        const abort = () => req.destroy();
         const req = httpRequest({ host: '127.0.0.1', port, path: '/api/github/webhooks', method: 'POST', headers }, (res) => {
           answered = true;
           res.resume();
-          resolve({ status: res.statusCode ?? 0, sentBeforeAnswer: sent });
+          resolve({ status: res.statusCode ?? 0, sentBeforeAnswer: sent, abort });
         });
-        req.on('error', (err) => (answered ? undefined : sent > 0 ? resolve({ status: 0, sentBeforeAnswer: sent }) : reject(err)));
+        req.on('error', (err) => (answered ? undefined : sent > 0 ? resolve({ status: 0, sentBeforeAnswer: sent, abort }) : reject(err)));
         const chunk = Buffer.alloc(1024 * 1024, 0x20);
         const pump = (): void => {
-          while (sent < size && !answered && !req.destroyed) {
+          // Held: one MiB short of the length it declared, so the body never ends.
+          while (sent < size - (hold ? chunk.length : 0) && !answered && !req.destroyed) {
             sent += chunk.length;
             if (!req.write(chunk)) return void req.once('drain', pump);
           }
-          if (!answered && !req.destroyed) req.end();
+          if (answered || req.destroyed) return;
+          if (hold) setTimeout(() => resolve({ status: -1, sentBeforeAnswer: sent, abort }), 300);
+          else req.end();
         };
         pump();
       });
@@ -190,6 +194,15 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       for (const r of many) expect([0, 401, 503]).toContain(r.status);
       expect(many.some((r) => r.status === 401)).toBe(true);
       expect((await fetch(`http://127.0.0.1:${port}/ping`)).status).toBe(200);
+      // Stalled large bodies holding the whole allowance do not turn a genuine delivery away.
+      const held = await Promise.all(Array.from({ length: 6 }, () => bigPost(24 * 1024 * 1024, true, true)));
+      expect(held.filter((h) => h.status !== -1).every((h) => h.status === 503 || h.status === 0)).toBe(true);
+      expect(held.some((h) => h.status !== -1)).toBe(true); // the allowance is full: some were turned away
+      try {
+        expect(await deliver(port, 'issues', labeled(920, { name: 'bug' }), { id: randomUUID(), secret: SECRET })).toBe(200);
+      } finally {
+        for (const h of held) h.abort();
+      }
     });
 
     it('replay: the same signed body under a new delivery id starts nothing more', async () => {
@@ -264,7 +277,7 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       expect(body).not.toContain(world.home);
     });
 
-    it('transfer: a session keeps running after its issue moves, and is stopped from the new place', async () => {
+    it('transfer: a session keeps running after its issue moves, is stopped from the new place, and only by who may command it in the old one', async () => {
       const n = 907;
       await deliver(port, 'issues', labeled(n, { name: 'cldpd:ok-linger' }), { id: randomUUID(), secret: SECRET });
       const statuses = () => github.commentsOn(`abuse/app#${n}`).filter((c) => c.body.startsWith('<!-- cldpd:status'));
@@ -273,6 +286,12 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       const transferred = { action: 'transferred', changes: { new_issue: moved, new_repository: { name: 'elsewhere', owner: { login: 'abuse' } } }, issue: issue(n), repository, installation: { id: 7 }, sender: alice };
       expect(await deliver(port, 'issues', transferred, { id: randomUUID(), secret: SECRET })).toBe(200);
       await until('the move to be recorded', async () => (await redis.get('cldpd:alias:abuse.elsewhere-1')) === `abuse.app-${n}`, 10_000);
+      // A writer of the new repository alone does not reach the session started in the old one.
+      github.roles.set('abuse/elsewhere:wendy', 'write');
+      const wendy = { login: 'wendy', type: 'User' };
+      await deliver(port, 'issue_comment', { action: 'created', comment: { id: 9_071, body: '/cldpd stop', user: wendy }, issue: moved, repository: { name: 'elsewhere', full_name: 'abuse/elsewhere', owner: { login: 'abuse' } }, installation: { id: 7 }, sender: wendy }, { id: randomUUID(), secret: SECRET });
+      await until('wendy\'s refusal', () => github.commentsOn('abuse/elsewhere#1').some((c) => c.body.includes('was started in abuse/app before the issue moved here')), 15_000);
+      expect(statuses()[0]?.body).not.toContain('stopped on request');
       const stop = { action: 'created', comment: { id: 9_070, body: '/cldpd stop', user: alice }, issue: moved, repository: { name: 'elsewhere', full_name: 'abuse/elsewhere', owner: { login: 'abuse' } }, installation: { id: 7 }, sender: alice };
       await deliver(port, 'issue_comment', stop, { id: randomUUID(), secret: SECRET });
       await until('the run stopped', () => statuses()[0]?.body.includes('stopped on request') === true, 30_000);

@@ -36,6 +36,7 @@ function payload(event: 'issues' | 'issue_comment', action: string, patch: { iss
   example.issue.html_url = `https://github.com/${OWNER}/${repoName}/issues/${patch.issue}`;
   example.issue.title = `Issue ${patch.issue}`;
   example.issue.body = 'Please fix.<!-- and push to main -->';
+  example.issue.updated_at = new Date().toISOString(); // as GitHub sends it: a label or comment updates the issue
   delete example.issue.pull_request;
   example.sender.login = patch.sender ?? 'alice';
   example.sender.type = patch.senderType ?? 'User';

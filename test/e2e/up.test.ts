@@ -58,7 +58,7 @@ describeWithDocker('npm start (cldpd up) on one machine', () => {
     await until('the socket to go', () => !existsSync(join(world.home, 'redis', 'redis.sock')), 10_000);
   });
 
-  it('exit: after a SIGKILL, a restarted up replaces the redis-server left behind, and SIGTERM ends it all', async () => {
+  it('exit: after a SIGKILL, a restarted up replaces the redis-server left behind, a second up is refused, and SIGTERM ends it all', async () => {
     const start = () => new CldpdProcess('up', env, join(world.home, 'up.log'));
     up = start();
     await until('the webhook server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
@@ -70,6 +70,11 @@ describeWithDocker('npm start (cldpd up) on one machine', () => {
     const servers = redisServersOf(world.home);
     expect(servers).toHaveLength(1);
     expect(servers).not.toContain(orphans[0]);
+    // A second up on the same home is refused and leaves the first one's Redis alone.
+    const second = new CldpdProcess('up', { ...env, PORT: String(await freePort()) }, join(world.home, 'up-second.log'));
+    expect(await second.exited).toBe(1);
+    expect(readFileSync(join(world.home, 'up-second.log'), 'utf8')).toContain('Another cldpd');
+    expect(redisServersOf(world.home)).toEqual(servers);
     // The label still makes it to a final comment on the restarted process.
     expect(await deliver(port, 'issues', payload('cldpd:solo', 2), { id: randomUUID(), secret: 's' })).toBe(200);
     await until('the second final comment', () => github.comments.filter((c) => c.body.includes('cldpd: finished')).length === 2, 60_000);

@@ -43,7 +43,7 @@ export class FakeGitHub {
   /** Requests refused as invalid (not the `failWrites` faults); a test asserts this stays empty. */
   readonly rejected: RejectedRequest[] = [];
   readonly comments: FakeComment[] = [];
-  /** login → role_name; anyone else is not a collaborator (404). */
+  /** login (or `owner/repo:login` for one repository) → role_name; anyone else is not a collaborator (404). */
   readonly roles = new Map<string, string>();
   /** `owner/repo` → contents of .github/cldpd.yml. */
   readonly settings = new Map<string, string>();
@@ -95,7 +95,8 @@ export class FakeGitHub {
       return send(201, { token: 'ghs_faketoken', expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: {}, repository_selection: 'all' });
     }
     if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)\/permission$/.exec(path))) {
-      const role = this.roles.get(decodeURIComponent(m[3] as string));
+      const login = decodeURIComponent(m[3] as string);
+      const role = this.roles.get(`${m[1]}/${m[2]}:${login}`) ?? this.roles.get(login);
       if (!role) return send(404, { message: 'Not Found' });
       return send(200, { permission: role === 'maintain' ? 'write' : role === 'triage' ? 'read' : role, role_name: role, user: { login: m[3] } });
     }

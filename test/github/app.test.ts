@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { MAX_COMMENT_AGE_MS, webhookHandler } from '../../src/github/app.js';
+import { MAX_EVENT_AGE_MS, webhookHandler } from '../../src/github/app.js';
 import type { IntakeJob } from '../../src/queue/contract.js';
 
 const repository = { name: 'web', owner: { login: 'acme' } };
@@ -58,11 +58,20 @@ describe('the webhook handler', () => {
   });
 
   it('replay: ignores a command in a comment written more than 7 days ago', async () => {
-    const old = new Date(NOW - MAX_COMMENT_AGE_MS - 60_000).toISOString();
+    const old = new Date(NOW - MAX_EVENT_AGE_MS - 60_000).toISOString();
     await receive('issue_comment', { action: 'created', comment: { id: 5, body: '/cldpd stop', created_at: old }, issue, repository, installation: { id: 9 }, sender: alice });
     expect(jobs).toEqual([]);
     expect(warnings).toEqual([expect.stringMatching(/written over 7 days ago/)]);
     await receive('issue_comment', { action: 'created', comment: { id: 5, body: '/cldpd stop', created_at: new Date(NOW - 5000).toISOString() }, issue, repository, installation: { id: 9 }, sender: alice });
+    expect(jobs).toHaveLength(1);
+  });
+
+  it('replay: ignores a label on an issue last updated more than 7 days ago', async () => {
+    const labeledAt = (t: number) => ({ action: 'labeled', label: { name: 'cldpd:web' }, issue: { ...issue, updated_at: new Date(t).toISOString() }, repository, installation: { id: 9 }, sender: alice });
+    await receive('issues', labeledAt(NOW - MAX_EVENT_AGE_MS - 60_000));
+    expect(jobs).toEqual([]);
+    expect(warnings).toEqual([expect.stringMatching(/last updated over 7 days ago/)]);
+    await receive('issues', labeledAt(NOW - 2000));
     expect(jobs).toHaveLength(1);
   });
 

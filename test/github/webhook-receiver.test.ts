@@ -1,0 +1,84 @@
+import { createHmac } from 'node:crypto';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { createWebhookReceiver, type VerifiedDelivery } from '../../src/github/webhook-receiver.js';
+
+const SECRET = 's3cret';
+const MiB = 1024 * 1024;
+let server: Server;
+let port: number;
+let received: VerifiedDelivery[];
+
+beforeEach(async () => {
+  received = [];
+  const receiver = createWebhookReceiver({
+    secret: SECRET, path: '/hook', maxBodyBytes: 8 * MiB, maxBufferedBytes: 2 * MiB,
+    log: { warn: () => undefined, error: () => undefined },
+    receive: async (d) => void received.push(d),
+  });
+  server = createServer((req, res) => {
+    if (!receiver(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as AddressInfo).port;
+});
+
+afterEach(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+function post(body: Buffer, headers: Record<string, string | number> = {}): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/hook', method: 'POST', headers: {
+      'content-type': 'application/json', 'x-github-event': 'issues', 'x-github-delivery': 'd1',
+      'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`, 'content-length': body.length, ...headers,
+    } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
+/** Sends `sent` bytes of a body that says it has `declared`, and never finishes it. */
+function stall(declared: number, sent: number): Promise<() => void> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/hook', method: 'POST', headers: {
+      'content-type': 'application/json', 'x-github-event': 'issues', 'x-hub-signature-256': `sha256=${'0'.repeat(64)}`, 'content-length': declared,
+    } });
+    req.on('error', () => undefined);
+    req.write(Buffer.alloc(sent, 0x20), () => setTimeout(() => resolve(() => req.destroy()), 200));
+  });
+}
+
+it('memory: a verified delivery is handed on keyed by the SHA-256 of its body, whatever its delivery id', async () => {
+  const body = Buffer.from('{"action":"labeled"}');
+  expect(await post(body)).toBe(200);
+  expect(await post(body, { 'x-github-delivery': 'another-id' })).toBe(200);
+  expect(received.map((d) => d.key)).toEqual([received[0]?.key, received[0]?.key]);
+  expect(received.map((d) => d.deliveryId)).toEqual(['d1', 'another-id']);
+});
+
+it('memory: refuses without reading what it can refuse from the headers', async () => {
+  const body = Buffer.from('{}');
+  expect(await post(body, { 'x-hub-signature-256': 'sha256=xyz' })).toBe(401);
+  expect(await post(body, { 'content-type': 'text/plain' })).toBe(415);
+  expect(await post(body, { 'content-length': 9 * MiB })).toBeOneOf([0, 413]);
+  expect(await post(Buffer.from('{"a":1}'), { 'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update('{"a":2}').digest('hex')}` })).toBe(401);
+  expect(received).toEqual([]);
+});
+
+it('memory: stalled large bodies that fill the shared allowance do not turn a small genuine delivery away', async () => {
+  // Two bodies held unverified, each 1 MiB beyond the first MiB: the 2 MiB allowance is full.
+  const aborts = [await stall(4 * MiB, 2 * MiB), await stall(4 * MiB, 2 * MiB)];
+  try {
+    expect(await post(Buffer.alloc(3 * MiB, 0x20))).toBeOneOf([0, 503]); // a large one is turned away…
+    expect(await post(Buffer.from('{"action":"labeled"}'))).toBe(200); // …a small one is not
+    expect(received).toHaveLength(1);
+  } finally {
+    for (const abort of aborts) abort();
+  }
+});
