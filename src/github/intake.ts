@@ -210,7 +210,7 @@ export class Intake {
         return c.author.login === appLogin && c.author.type === 'Bot' && m?.issueKey === key && m.seq === seq;
       });
       const pending = await state.pending(key);
-      const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: pending, now: Date.now() }, marker, (t) => t);
+      const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: pending, now: Date.now(), requestedBy: job.sender.login }, marker, (t) => t);
       const comment = found ?? (await comments.create(job.issue, body));
       commentId = await state.statusComment(key, seq, comment.id);
       await state.set(key, { lastStatusUrl: comment.url });

@@ -1,4 +1,5 @@
 import { keepEnd, keepStart, shorten, toWellFormed, type ExitReason } from '../core/index.js';
+import { keepMarkdownEnd, safeInline, safeMarkdown, stripEscapes } from './markdown-safe.js';
 
 /** GitHub refuses comment bodies over 65,536 characters; stay well inside. */
 export const MAX_COMMENT_CHARS = 60_000;
@@ -37,6 +38,12 @@ export interface StatusView {
   readonly error?: string;
   /** A plain note from cldpd (not an error), such as where a delivered instruction went. */
   readonly note?: string;
+  /** Who asked for this run (a GitHub login). */
+  readonly requestedBy?: string;
+  /** The worker host that runs it. */
+  readonly host?: string;
+  /** What `lastLines` are: the container's output (default) or the image build's. */
+  readonly linesFrom?: 'output' | 'build';
 }
 
 /** The hidden first line that lets cldpd find its own status comment again. */
@@ -69,13 +76,10 @@ function oneLine(text: string, max = 300): string {
   return shorten(text.replace(/\s+/g, ' ').trim(), max);
 }
 
-/** Keeps the end of `text` within `max` characters, saying how much was cut. */
-function keepTail(text: string, max: number): string {
-  const kept = keepEnd(text, max);
-  return kept === text ? text : `…(${text.length - kept.length} earlier characters cut)\n${kept}`;
-}
+/** How a run stands in words a person expects: a stop or a timeout is not a failure. */
+type Shown = StatusPhase | 'stopped' | 'timed out';
 
-const TITLES: Record<StatusPhase, string> = {
+const TITLES: Record<Shown, string> = {
   queued: 'queued',
   building: 'building the image',
   running: 'running',
@@ -83,9 +87,11 @@ const TITLES: Record<StatusPhase, string> = {
   failed: 'failed',
   cancelled: 'cancelled',
   delivered: 'sent to the running agent',
+  stopped: 'stopped',
+  'timed out': 'timed out',
 };
 
-const ICONS: Record<StatusPhase, string> = {
+const ICONS: Record<Shown, string> = {
   queued: '\u23F3',
   building: '\u{1F528}',
   running: '\u{1F3C3}',
@@ -93,64 +99,110 @@ const ICONS: Record<StatusPhase, string> = {
   failed: '\u274C',
   cancelled: '\u26D4',
   delivered: '\u{1F4E8}',
+  stopped: '\u23F9\uFE0F',
+  'timed out': '\u23F1\uFE0F',
 };
 
+function shownOf(view: StatusView): Shown {
+  if (view.phase !== 'finished') return view.phase;
+  if (view.reason === 'stopped') return 'stopped';
+  if (view.reason === 'timeout') return 'timed out';
+  return (view.exitCode ?? 0) !== 0 ? 'failed' : 'finished';
+}
+
+/** What the reader can do next, for this state: only what will work. */
+function nextStep(view: StatusView, shown: Shown): string | undefined {
+  const relabel = `remove the label \`cldpd:${view.pod}\` and add it again`;
+  switch (shown) {
+    case 'queued':
+    case 'building':
+    case 'running':
+      return 'To stop it, comment `/cldpd stop`.';
+    case 'delivered':
+      return undefined;
+    default: {
+      // A start that never reached its container has no session to continue.
+      const ran = view.command === 'resume' || view.exitCode !== undefined || view.finalAnswer !== undefined;
+      if (ran && view.sessionId) return 'To continue, comment `/cldpd resume <what to do next>`.';
+      return shown === 'cancelled' ? `To start again, ${relabel}.` : `Nothing ran. To try again, fix what the error says, then ${relabel}.`;
+    }
+  }
+}
+
 /**
- * Pure: the Markdown of a status comment. `redact` is applied to everything that came from
- * the container or the agent, before anything is folded or shortened. The result is always
- * under {@link MAX_COMMENT_CHARS}: the collapsed output block is shortened (keeping its end)
- * to fit. It is always well-formed Unicode, as GitHub requires: cuts fall between
- * characters, and a lone surrogate the agent sent becomes U+FFFD.
+ * Pure: the Markdown of a status comment, as a person expects it rendered on GitHub. `redact`
+ * is applied to everything that came from the container or the agent, before anything is
+ * folded or shortened; that text is then made safe to render (no mention notifies, no
+ * reference links, no image loads, no raw HTML, no escape codes; see safeMarkdown). The
+ * agent's answer is rendered as Markdown, output stays in a code block. The result is always
+ * under {@link MAX_COMMENT_CHARS} (the answer or output is shortened, keeping its end) and
+ * well-formed Unicode: cuts fall between characters, and a lone surrogate becomes U+FFFD.
  */
 export function renderStatusComment(view: StatusView, marker: string, redact: (text: string) => string): string {
-  const phase = view.phase === 'finished' && (view.exitCode ?? 0) !== 0 ? 'failed' : view.phase;
-  const what = view.command === 'start' ? `pod \`${view.pod}\`` : view.run > 1 ? `pod \`${view.pod}\`, resume #${view.run - 1}` : `pod \`${view.pod}\`, resume`;
-  const head: string[] = [marker, `### ${ICONS[phase]} cldpd: ${TITLES[phase]} (${what})`];
+  const shown = shownOf(view);
+  const what = view.command === 'start' ? `pod \`${view.pod}\`` : view.run > 1 ? `pod \`${view.pod}\`, resume ${view.run - 1}` : `pod \`${view.pod}\`, resume`;
+  const head: string[] = [marker, `### ${ICONS[shown]} cldpd: ${TITLES[shown]} (${what})`];
   const facts: string[] = [];
   if (view.sessionId) facts.push(`session \`${view.sessionId}\``);
+  if (view.requestedBy) facts.push(`requested by ${safeInline(`@${view.requestedBy}`)}`);
+  if (view.host) facts.push(`host \`${view.host}\``);
   if (view.phase === 'queued' && view.queuePosition !== undefined) {
     facts.push(view.queuePosition > 0 ? `${view.queuePosition} ahead in the queue` : 'next in the queue');
   }
   if ((view.phase === 'running' || view.phase === 'building') && view.startedAt !== undefined) facts.push(`${duration(view.now - view.startedAt)} so far`);
-  if (view.exitCode !== undefined) facts.push(`exit code ${view.exitCode}`);
-  if (view.reason === 'timeout') facts.push('stopped by the timeout');
-  if (view.reason === 'stopped') facts.push('stopped on request');
+  if (view.exitCode !== undefined && shown !== 'stopped' && shown !== 'timed out') facts.push(`exit code ${view.exitCode}`);
   if (view.durationMs !== undefined) facts.push(`took ${duration(view.durationMs)}`);
-  if (view.turns !== undefined) facts.push(`${view.turns} turns`);
+  if (view.turns !== undefined) facts.push(`${view.turns} turn${view.turns === 1 ? '' : 's'}`);
   if (view.costUsd !== undefined) facts.push(view.sessionCostUsd !== undefined ? `$${view.costUsd.toFixed(2)} this run ($${view.sessionCostUsd.toFixed(2)} in all)` : `$${view.costUsd.toFixed(2)}`);
   if (view.messagesTaken) facts.push(`${view.messagesTaken} more instruction${view.messagesTaken === 1 ? '' : 's'} taken while running`);
   if (view.agentError) facts.push('the agent reported an error');
   if (facts.length > 0) head.push(facts.join(' · '));
-  if (view.error) head.push(`**Error:** ${oneLine(redact(view.error), 1000)}`);
-  if (view.note) head.push(oneLine(view.note, 1000));
-  if (view.activity && (view.phase === 'running' || view.phase === 'building')) head.push(`Latest: ${oneLine(redact(view.activity))}`);
+  if (shown === 'stopped') head.push('It was stopped on request (`/cldpd stop`).');
+  if (shown === 'timed out') head.push('It was stopped by the timeout (`timeoutSeconds` in the pod\'s pod.json).');
+  if (view.error) head.push(`**Error:** ${safeInline(oneLine(redact(view.error), 1000))}`);
+  if (view.note) head.push(safeInline(oneLine(view.note, 1000)));
+  if (view.activity && (view.phase === 'running' || view.phase === 'building')) head.push(`Latest: ${safeInline(oneLine(stripEscapes(redact(view.activity))))}`);
 
   const done = view.phase === 'finished' || view.phase === 'failed' || view.phase === 'cancelled';
   const tail: string[] = [];
-  if (done && view.sessionId) {
-    tail.push(`To continue, comment \`/cldpd resume <what to do next>\`.`);
-  }
+  const step = nextStep(view, shown);
+  if (step) tail.push(step);
+  if (view.sessionId && view.host && view.phase !== 'queued' && view.phase !== 'delivered') tail.push(`The whole log: \`cldpd logs ${view.sessionId}\` on host \`${view.host}\`.`);
 
+  // The answer is Markdown, rendered; output is shown as it was printed, in a code block.
   let block = '';
   let summary = '';
+  let rendered = false;
   if (done && view.finalAnswer?.trim()) {
-    block = redact(view.finalAnswer.trim());
-    summary = 'Final answer';
+    block = safeMarkdown(redact(view.finalAnswer.trim()));
+    summary = view.agentError ? 'The agent\'s error' : 'Final answer';
+    rendered = true;
   } else if (view.lastLines && view.lastLines.length > 0) {
-    block = redact(view.lastLines.join('\n'));
-    summary = `Last ${view.lastLines.length} lines of output`;
+    block = stripEscapes(redact(view.lastLines.join('\n')));
+    const n = view.lastLines.length;
+    const of = view.linesFrom === 'build' ? 'the build' : 'output';
+    summary = n === 1 ? `Last line of ${of}` : `Last ${n} lines of ${of}`;
   }
-  const assemble = (content: string): string => {
+  const assemble = (content: string, cut: number): string => {
     const parts = [...head];
     if (content) {
-      const fence = fenceFor(content);
-      parts.push(`<details${done ? ' open' : ''}><summary>${summary}</summary>\n\n${fence}\n${content}\n${fence}\n\n</details>`);
+      const note = cut > 0 ? `_…${cut} earlier characters cut._\n\n` : '';
+      const body = rendered ? `${note}${content}` : `${note}${fenceFor(content)}\n${content}\n${fenceFor(content)}`;
+      parts.push(`<details${done ? ' open' : ''}><summary>${summary}</summary>\n\n${body}\n\n</details>`);
     }
     parts.push(...tail);
     return parts.join('\n\n');
   };
-  const frame = assemble('x').length - 1 + 16; // room for a longer fence
-  const body = assemble(keepTail(block, Math.max(0, MAX_COMMENT_CHARS - frame - 64)));
+  // What is kept is cut at a line (the answer, so it still renders) or between characters (output).
+  const room = Math.max(0, MAX_COMMENT_CHARS - assemble('x', 1).length - 64);
+  let body: string;
+  if (rendered) {
+    const kept = keepMarkdownEnd(block, room);
+    body = assemble(kept.text, kept.cut);
+  } else {
+    const kept = keepEnd(block, room);
+    body = assemble(kept, block.length - kept.length);
+  }
   // The head itself is bounded (one-line fields), but never trust that blindly.
   return toWellFormed(body.length <= MAX_COMMENT_CHARS ? body : `${keepStart(body, MAX_COMMENT_CHARS - 20)}\n\n…(cut)`);
 }

@@ -15,6 +15,8 @@ export interface StatusReporterOptions {
   /** The redactor for a pod's runs: hides the values of env injected into it. */
   readonly redactorFor: (pod: string) => Promise<(text: string) => string>;
   readonly logger: Logger;
+  /** The worker host the runs are on, shown in the comment with where its whole log is. */
+  readonly hostId?: string;
   /** How long a final edit keeps being retried; default 15 minutes. */
   readonly finalDeadlineMs?: number;
   readonly now?: () => number;
@@ -56,6 +58,8 @@ export class StatusReporter implements Reporter {
 class StatusRun implements RunReport {
   private view: StatusView;
   private readonly lines: string[] = [];
+  /** The last lines of the image build: shown when the run fails before its container. */
+  private readonly buildLines: string[] = [];
   private lastEdit = 0;
   private replays = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -68,7 +72,10 @@ class StatusRun implements RunReport {
   constructor(private readonly command: RunCommand, private readonly options: StatusReporterOptions) {
     this.now = options.now ?? Date.now;
     this.commentId = command.statusCommentId;
-    this.view = { pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now: this.now() };
+    this.view = {
+      pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now: this.now(),
+      requestedBy: command.requestedBy, ...(options.hostId ? { host: options.hostId } : {}),
+    };
     // Without the pod's values (its pod.json unreadable now), token shapes are still hidden.
     this.redactor = options.redactorFor(command.pod).catch((err: unknown) => {
       options.logger.warn({ err: messageOf(err), pod: command.pod }, 'could not read the values to hide for this pod; hiding token shapes only');
@@ -88,6 +95,8 @@ class StatusRun implements RunReport {
         break;
       case 'build.output':
         v.activity = event.line;
+        this.buildLines.push(event.line);
+        if (this.buildLines.length > LAST_LINES) this.buildLines.shift();
         break;
       case 'container.started':
         v.phase = 'running';
@@ -170,7 +179,7 @@ class StatusRun implements RunReport {
     const terminal = outcome.terminal;
     if (outcome.kind === 'cancelled') {
       v.phase = 'cancelled';
-      v.error = outcome.message;
+      v.note = outcome.message;
     } else if (outcome.kind === 'delivered') {
       v.phase = 'delivered';
       v.note = outcome.message;
@@ -196,6 +205,11 @@ class StatusRun implements RunReport {
     if (outcome.lastLines && outcome.lastLines.length > 0) {
       this.lines.length = 0;
       this.lines.push(...outcome.lastLines.slice(-LAST_LINES));
+    }
+    if (v.phase === 'failed' && this.lines.length === 0 && this.buildLines.length > 0) {
+      // It failed before its container: what the build said last is what helps.
+      this.lines.push(...this.buildLines);
+      v.linesFrom = 'build';
     }
     this.view = v;
     const deadline = this.now() + (this.options.finalDeadlineMs ?? 15 * 60_000);

@@ -35,6 +35,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     comments: octokitComments(octokitFor),
     budget: sharedWriteBudget(redis, config, logger),
     intervalMs: config.statusIntervalMs,
+    hostId: config.hostId,
     redactorFor: async (pod) => {
       const own = [privateKey, config.github.webhookSecret ?? ''];
       const values = await containerEnvValues(pods, pod, hostEnv).catch((err: unknown) => {

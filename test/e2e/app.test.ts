@@ -63,7 +63,7 @@ describeWithDocker('the GitHub App end to end', () => {
     const statusComments = (n: number) => github.commentsOn(issue(n)).filter((c) => c.body.startsWith('<!-- cldpd:status'));
     const replies = (n: number) => github.commentsOn(issue(n)).filter((c) => !c.body.startsWith('<!-- cldpd:status'));
     const finalOf = async (n: number, count = 1) => {
-      await until(`${count} finished status comment(s) on #${n}`, () => statusComments(n).filter((c) => /cldpd: (finished|failed|cancelled)/.test(c.body)).length >= count, 60_000);
+      await until(`${count} finished status comment(s) on #${n}`, () => statusComments(n).filter((c) => /cldpd: (finished|failed|cancelled|stopped|timed out)/.test(c.body)).length >= count, 60_000);
       return statusComments(n);
     };
     const startWorker = () => new CldpdProcess('worker', env, join(world.home, 'worker.log'));
@@ -121,6 +121,9 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(status?.edits).toBeGreaterThanOrEqual(1);
       // The prompt reached the agent sanitised: the hidden HTML comment of the body is gone.
       const sessionId = /session `(e2e-[0-9a-f]{8})`/.exec(status?.body ?? '')?.[1] as string;
+      // Who asked (without notifying them), the host, and where the whole log is.
+      expect(status?.body).toContain('requested by @&#8203;alice');
+      expect(status?.body).toContain(`\`cldpd logs ${sessionId}\` on host \`${world.hostId}\``);
       const log = (await readFile(join(world.home, 'sessions', sessionId, 'log.jsonl'), 'utf8')).split('\n').map(parseLogLine).filter((e): e is SessionEvent => !!e);
       const output = log.flatMap((e) => (e.type === 'output' ? [e.line] : []));
       expect(output).toContain(`prompt: Work on this GitHub issue: https://github.com/${OWNER}/${REPO}/issues/${n}`);
@@ -131,7 +134,7 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(await deliver(port, 'issue_comment', payload('issue_comment', 'created', { issue: n, comment: '/cldpd resume now the docs' }), { id: randomUUID(), secret: SECRET })).toBe(200);
       const comments = await finalOf(n, 2);
       expect(comments).toHaveLength(2);
-      expect(comments[1]?.body).toMatch(/cldpd: finished \(pod `e2e`, resume #1\)/);
+      expect(comments[1]?.body).toMatch(/cldpd: finished \(pod `e2e`, resume 1\)/);
       expect(comments[1]?.body).toContain(`resumed fake-${sessionId}, note: written by the first run`);
       expect(replies(n)).toEqual([]);
     });
@@ -147,7 +150,7 @@ describeWithDocker('the GitHub App end to end', () => {
       const comments = await finalOf(n, 2);
       expect(comments).toHaveLength(2);
       expect(comments[0]?.body).toMatch(/cldpd: finished \(pod `e2e-pause`\)/);
-      expect(comments[1]?.body).toMatch(/cldpd: finished \(pod `e2e-pause`, resume #1\)/);
+      expect(comments[1]?.body).toMatch(/cldpd: finished \(pod `e2e-pause`, resume 1\)/);
       expect(comments[1]?.body).toContain('note: written by the first run');
       // The resume was offered to the running agent (the host's control queue), which never took it.
       const control = new Queue(controlQueue(world.hostId), { connection: redis });

@@ -173,7 +173,7 @@ export class FaultWorld {
   }
 
   async finals(n: number, count = 1, timeoutMs = 90_000) {
-    await until(`${count} final status comment(s) on #${n}`, () => this.statusComments(n).filter((c) => /cldpd: (finished|failed|cancelled)/.test(c.body)).length >= count, timeoutMs);
+    await until(`${count} final status comment(s) on #${n}`, () => this.statusComments(n).filter((c) => /cldpd: (finished|failed|cancelled|stopped|timed out)/.test(c.body)).length >= count, timeoutMs);
     return this.statusComments(n);
   }
 
@@ -199,7 +199,7 @@ export class FaultWorld {
       expect(events.filter((e) => e.type === 'container.started' && e.run === run)).toHaveLength(1);
     }
     await until('no container left', async () => (await this.world.containersOf(sessionId)).length === 0, 15_000);
-    const finals = this.statusComments(n).filter((c) => /cldpd: (finished|failed|cancelled)/.test(c.body));
+    const finals = this.statusComments(n).filter((c) => /cldpd: (finished|failed|cancelled|stopped|timed out)/.test(c.body));
     expect(finals).toHaveLength(runs);
     expect(this.statusComments(n)).toHaveLength(runs);
   }

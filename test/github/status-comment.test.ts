@@ -25,11 +25,15 @@ describe('renderStatusComment', () => {
       ['cldpd: finished', 'exit code 0', 'took 1h 2m', '12 turns', '$1.23', '<details open><summary>Final answer</summary>', 'All tests pass.', '`/cldpd resume <what to do next>`'],
       [],
     ],
-    ['finished non-zero is failed', { phase: 'finished', exitCode: 2, lastLines: ['boom'] }, ['cldpd: failed', 'exit code 2', 'Last 1 lines of output', 'boom'], []],
-    ['timeout', { phase: 'finished', exitCode: 143, reason: 'timeout' }, ['stopped by the timeout'], []],
-    ['error', { phase: 'failed', error: 'The build of x failed: step 3' }, ['cldpd: failed', '**Error:** The build of x failed: step 3'], []],
-    ['cancelled', { phase: 'cancelled' }, ['cldpd: cancelled'], []],
-    ['a resume', { command: 'resume', run: 3, phase: 'running', startedAt: 0 }, ['pod `web`, resume #2'], []],
+    ['finished non-zero is failed', { phase: 'finished', exitCode: 2, lastLines: ['boom'] }, ['cldpd: failed', 'exit code 2', 'Last line of output', 'boom', '/cldpd resume <what to do next>'], ['1 lines']],
+    ['states: a timeout is "timed out", not failed', { phase: 'finished', exitCode: 143, reason: 'timeout' }, ['cldpd: timed out', 'stopped by the timeout', '/cldpd resume <what'], ['failed', 'exit code 143', '\u274C']],
+    ['states: a stop is "stopped", not failed', { phase: 'finished', exitCode: 143, reason: 'stopped' }, ['cldpd: stopped', 'stopped on request', '/cldpd resume <what'], ['failed', 'exit code 143', '\u274C']],
+    ['states: a build failure offers no resume, but starting again', { phase: 'failed', error: 'The build of x failed: step 3', lastLines: ['Step 3/5 : RUN false', 'returned a non-zero code: 1'], linesFrom: 'build' }, ['cldpd: failed', '**Error:** The build of x failed: step 3', 'Last 2 lines of the build', 'Nothing ran. To try again', 'remove the label `cldpd:web` and add it again'], ['/cldpd resume']],
+    ['states: a cancelled start is no error and offers starting again', { phase: 'cancelled', note: 'Cancelled by `/cldpd stop` before it started.' }, ['cldpd: cancelled', 'Cancelled by `/cldpd stop` before it started.', 'To start again, remove the label'], ['**Error:**', '/cldpd resume']],
+    ['states: running says how to stop it, and where the whole log is', { phase: 'running', startedAt: 0, host: 'gpu-1' }, ['To stop it, comment `/cldpd stop`.', 'host `gpu-1`', '`cldpd logs web-0011aabb` on host `gpu-1`'], []],
+    ['states: who asked, without notifying them', { phase: 'queued', requestedBy: 'octocat' }, ['requested by @&#8203;octocat'], ['by @octocat']],
+    ['states: an agent error is not a final answer', { phase: 'finished', exitCode: 1, finalAnswer: 'API Error: 529 overloaded', agentError: true }, ["<summary>The agent's error</summary>", 'the agent reported an error'], ['Final answer']],
+    ['a resume', { command: 'resume', run: 3, phase: 'running', startedAt: 0 }, ['pod `web`, resume 2'], ['#2']],
   ])('%s', (_, patch, includes, excludes) => {
     const body = renderStatusComment({ ...base, ...patch }, marker, none);
     expect(body.startsWith(marker)).toBe(true);
@@ -63,8 +67,51 @@ describe('renderStatusComment', () => {
   });
 
   it('fences output that itself contains code fences', () => {
-    const body = renderStatusComment({ ...base, phase: 'finished', exitCode: 0, finalAnswer: 'before\n```\ninjected\n```\nafter' }, marker, none);
+    const body = renderStatusComment({ ...base, phase: 'finished', exitCode: 0, lastLines: ['before', '```', 'injected', '```', 'after'] }, marker, none);
     expect(body).toContain('````\nbefore');
+  });
+
+  it('markdown: the final answer is rendered, not fenced; mentions, references, images and HTML in it are defused, code is not', () => {
+    const answer = [
+      '## Done', '', '- [x] fixed the **parser**', '- opened https://github.com/acme/web/pull/7', '',
+      'Thanks @octocat and @acme/core; see #12, acme/web#13 and GH-14. Mail a@b.test.',
+      '![tracker](https://evil.test/pixel.png) <img src="https://evil.test/x.png"> <details>hidden</details>',
+      '', '```', '@inside #99 <b>', '```', 'and `@inline #5`',
+    ].join('\n');
+    const body = renderStatusComment({ ...base, phase: 'finished', exitCode: 0, finalAnswer: answer }, marker, none);
+    expect(body).toContain('<details open><summary>Final answer</summary>\n\n## Done\n\n- [x] fixed the **parser**');
+    expect(body).not.toMatch(/^```+\n## Done/m);
+    for (const live of ['@octocat', '@acme/core', '#12', '#13', 'GH-14', '![', '<img', '<details>hidden']) expect(body).not.toContain(` ${live}`);
+    expect(body).toContain('@&#8203;octocat');
+    expect(body).toContain('#&#8203;12');
+    expect(body).toContain('GH&#8203;-14');
+    expect(body).toContain('a@b.test'); // not a mention
+    expect(body).toContain('!&#8203;[tracker](https://evil.test/pixel.png)');
+    expect(body).toContain('&lt;img');
+    expect(body).toContain('```\n@inside #99 <b>\n```'); // code as written
+    expect(body).toContain('`@inline #5`');
+    expect(body).toContain('https://github.com/acme/web/pull/7');
+  });
+
+  it('markdown: Latest and Error neither notify nor link, and escape codes are gone', () => {
+    const body = renderStatusComment({ ...base, phase: 'running', startedAt: 0, activity: '\u001b[91mping @octocat about #3\u001b[0m', error: 'see @someone #4' }, marker, none);
+    expect(body).toContain('Latest: ping @&#8203;octocat about #&#8203;3');
+    expect(body).toContain('**Error:** see @&#8203;someone #&#8203;4');
+    expect(body).not.toContain('\u001b');
+    expect(body).not.toContain('[91m');
+    const output = renderStatusComment({ ...base, phase: 'finished', exitCode: 1, lastLines: ['\u001b[31mred\u001b[0m plain'] }, marker, none);
+    expect(output).toContain('red plain');
+    expect(output).not.toContain('[31m');
+  });
+
+  it('markdown: a long answer keeps its end, cut at a line, with its code fence reopened', () => {
+    const answer = ['# Start', '```', ...Array.from({ length: 8000 }, (_, i) => `code line ${i} ${'z'.repeat(10)}`), '```', 'The end.'].join('\n');
+    const body = renderStatusComment({ ...base, phase: 'finished', exitCode: 0, finalAnswer: answer }, marker, none);
+    expect(body.length).toBeLessThanOrEqual(MAX_COMMENT_CHARS);
+    expect(body).toContain('earlier characters cut');
+    expect(body).toContain('The end.');
+    expect(body).not.toContain('# Start');
+    expect(body).toMatch(/characters cut\._\n\n```\ncode line \d+ z{10}\n/);
   });
 
   it('round-trips its marker', () => {

@@ -188,6 +188,23 @@ describe('property: status comment', () => {
     note: fc.option(unicode, { nil: undefined }),
   }, { requiredKeys: ['pod', 'phase'] });
 
+  it('markdown: whatever an agent writes outside code, no mention, reference, image or HTML tag survives in the comment', () => {
+    // Prose built from the pieces that would notify, link, load or hide: no backticks, tildes or indentation (code keeps its text).
+    const piece = fc.constantFrom('@octocat', '@acme/core', '#12', 'acme/web#3', 'GH-7', 'gh-8', '![x](http://e.test/p.png)', '<img src=x>', '</details>', '<!-- hidden -->', 'text', ' ', '\n', '(', '@', '#', '!', '[', '<', 'a@b.c');
+    const prose = fc.array(piece, { maxLength: 60 }).map((parts) => parts.join(''));
+    fc.assert(fc.property(prose, prose, prose, (answer, activity, error) => {
+      const render = (v: Partial<StatusView>) => renderStatusComment({ pod: 'web', sessionId: 'web-00000000', run: 1, command: 'start', now: 0, phase: 'finished', exitCode: 0, ...v } as StatusView, '', (t) => t);
+      for (const rendered of [render({ finalAnswer: answer || 'x', error }), render({ phase: 'running', activity })]) {
+        // Inline code (cldpd's own hints) neither links nor renders HTML; the entity is the zero-width break GitHub shows.
+        const body = rendered.replace(/`[^`\n]*`/g, '').replaceAll('&#8203;', '\u200b');
+        expect(body).not.toMatch(/(^|[^\w&])@[A-Za-z0-9]/m); // a mention (an e-mail's @ follows a letter)
+        expect(body).not.toMatch(/#\d|\bGH-\d/i); // an issue reference
+        expect(body).not.toContain('![');
+        expect(body.replace(/<\/?(details|summary)[^>]*>/g, '')).not.toMatch(/<[A-Za-z/!]/); // only the comment's own tags
+      }
+    }), { numRuns: 1000 });
+  });
+
   it('unicode: for any Unicode text, astral characters included, the comment is well-formed and under 65,536 characters', () => {
     fc.assert(fc.property(unicodeView, (v) => {
       const full = { sessionId: 'web-00000000', run: 1, command: 'start', now: 0, exitCode: 0, ...v } as StatusView;
