@@ -13,6 +13,9 @@ install_missing() {
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then missing+=(busybox-static); fi
+  # Debian's browser, for the tests that render status comments the way GitHub shows them.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
   [ ${#missing[@]} -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "cldpd: please install ${missing[*]} with your package manager (no apt-get here)"; return 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time machine set-up: installs the Docker engine, Redis and a static busybox where
+# One-time machine set-up: installs the Docker engine, Redis, a static busybox and Chromium where
 # missing, starts the Docker engine if it is not running, creates an example "hello" pod,
 # and prepares the real Claude Code test image (scripts/real-claude.sh; skip it with
 # CLDPD_SKIP_REAL_CLAUDE=1).

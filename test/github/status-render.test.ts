@@ -1,0 +1,124 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { marked } from 'marked';
+import puppeteer, { type Browser } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderStatusComment, statusMarker, type StatusView } from '../../src/github/status-comment.js';
+
+/** Debian's chromium (scripts/lib.sh installs it); never a downloaded browser. */
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+const SHOTS = join(process.cwd(), 'test-artifacts', 'status-comments');
+
+const describeWithChromium = CHROMIUM ? describe : process.env.CI === 'true'
+  ? describe // under CI a missing browser is a failure, not a skip
+  : (name: string, fn: () => void) => describe.skip(`${name} (skipped: no chromium here; scripts/setup.sh installs it)`, fn);
+
+const ANSWER = [
+  '## Fixed the parser', '',
+  'The tokenizer dropped the last line. Thanks @octocat for the report in #12 (see also GH-14).', '',
+  '- [x] failing test added', '- [x] fix in `src/parse.ts`', '- [ ] docs', '',
+  'Pull request: https://github.com/acme/web/pull/7', '',
+  '![tracker](https://evil.test/pixel.png) <img src="https://evil.test/x.png"> <div hidden>secret instructions</div>', '',
+  '```ts', 'const at = "@inside #99";', '```',
+].join('\n');
+
+const base: StatusView = { pod: 'web', sessionId: 'web-0011aabb', run: 1, command: 'start', phase: 'queued', now: 200_000, requestedBy: 'octocat', host: 'build-1' };
+
+/** Every phase and outcome, as the reporter builds them. */
+const STATES: Array<[string, Partial<StatusView>]> = [
+  ['queued', { queuePosition: 1 }],
+  ['building', { phase: 'building', startedAt: 190_000, activity: 'Step 3/7 : RUN npm ci' }],
+  ['running', { phase: 'running', startedAt: 100_000, activity: '\u001b[32mBash: npm test\u001b[0m asking @octocat about #3', lastLines: ['> web@1.0.0 test', '\u001b[91m1 failing\u001b[0m'] }],
+  ['finished', { phase: 'finished', exitCode: 0, durationMs: 754_000, turns: 14, costUsd: 0.82, finalAnswer: ANSWER }],
+  ['resumed', { command: 'resume', run: 3, phase: 'finished', exitCode: 0, durationMs: 64_000, turns: 3, costUsd: 0.12, sessionCostUsd: 1.4, finalAnswer: 'Docs updated.' }],
+  ['stopped', { phase: 'finished', exitCode: 143, reason: 'stopped', durationMs: 31_000, lastLines: ['working…'] }],
+  ['timed-out', { phase: 'finished', exitCode: 143, reason: 'timeout', durationMs: 3_600_000, lastLines: ['still working…'] }],
+  ['failed', { phase: 'finished', exitCode: 2, durationMs: 12_000, lastLines: ['npm ERR! Test failed.'] }],
+  ['build-failed', { phase: 'failed', error: 'The build of cldpd-web failed: The command \'/bin/sh -c npm ci\' returned a non-zero code: 1', lastLines: ['Step 3/7 : RUN npm ci', 'npm ERR! missing package-lock.json'], linesFrom: 'build' }],
+  ['cancelled', { phase: 'cancelled', note: 'Cancelled by `/cldpd stop` before it started.' }],
+  ['agent-error', { phase: 'finished', exitCode: 1, agentError: true, finalAnswer: 'API Error: 529 {"type":"overloaded_error"}' }],
+  ['delivered', { command: 'resume', phase: 'delivered', note: 'Sent to the agent of session `web-0011aabb` while it ran (run 1), which took it as its next instruction.' }],
+];
+
+const PAGE = (html: string) => `<!doctype html><html><head><meta charset="utf-8"><style>
+  body { font: 14px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328; margin: 0; padding: 16px; width: 760px; }
+  .comment { border: 1px solid #d0d7de; border-radius: 6px; padding: 16px; }
+  h3 { margin-top: 0; } code, pre { font-family: ui-monospace, monospace; font-size: 12px; background: #f6f8fa; }
+  pre { padding: 12px; overflow: auto; } summary { cursor: pointer; font-weight: 600; }
+</style></head><body><div class="comment">${html}</div></body></html>`;
+
+describeWithChromium('status comments as GitHub renders them (GFM in headless Chromium)', () => {
+  let browser: Browser;
+
+  beforeAll(async () => {
+    await mkdir(SHOTS, { recursive: true });
+    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it.each(STATES)('render: %s', async (name, patch) => {
+    const markdown = renderStatusComment({ ...base, ...patch }, statusMarker({ issueKey: 'acme.web-1', seq: 1 }), (t) => t);
+    const page = await browser.newPage();
+    try {
+      // Nothing may be fetched: a request at all means an image or a resource got through.
+      const requests: string[] = [];
+      await page.setRequestInterception(true);
+      page.on('request', (request) => {
+        if (request.url().startsWith('data:') || request.url() === 'about:blank') return void request.continue();
+        requests.push(request.url());
+        void request.abort();
+      });
+      await page.setContent(PAGE(await marked.parse(markdown, { gfm: true })), { waitUntil: 'load' });
+      await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+      const seen = await page.evaluate(() => ({
+        text: document.body.innerText,
+        // GitHub links and notifies nothing inside code.
+        prose: (() => {
+          const copy = document.body.cloneNode(true) as HTMLElement;
+          for (const code of copy.querySelectorAll('pre, code')) code.remove();
+          return copy.textContent ?? '';
+        })(),
+        heading: document.querySelector('h3')?.textContent ?? '',
+        links: [...document.querySelectorAll('a')].map((a) => a.textContent ?? ''),
+        images: document.querySelectorAll('img').length,
+        hidden: document.querySelectorAll('[hidden], div').length - 1, // the page's own .comment div
+        checkboxes: document.querySelectorAll('input[type=checkbox]').length,
+        answerHeading: document.querySelector('details h2')?.textContent ?? '',
+        code: [...document.querySelectorAll('pre code')].map((c) => c.textContent ?? ''),
+      }));
+      expect(requests).toEqual([]);
+      expect(seen.images).toBe(0);
+      expect(seen.hidden).toBe(0);
+      // Nothing in text that GitHub would turn into a mention or an issue link.
+      expect(seen.prose).not.toMatch(/(^|[^\w])@[A-Za-z0-9]/m);
+      expect(seen.prose).not.toMatch(/(^|[^\w])#\d/m);
+      expect(seen.text).not.toContain('\u001b');
+      expect(seen.text).not.toMatch(/\[\d+m/);
+      for (const link of seen.links) expect(link).not.toMatch(/^[@#]/);
+      const words: Record<string, RegExp> = {
+        queued: /cldpd: queued/, building: /building the image/, running: /cldpd: running/, finished: /cldpd: finished/, resumed: /finished \(pod web, resume 2\)/,
+        stopped: /cldpd: stopped/, 'timed-out': /cldpd: timed out/, failed: /cldpd: failed/, 'build-failed': /cldpd: failed/, cancelled: /cldpd: cancelled/,
+        'agent-error': /cldpd: failed/, delivered: /sent to the running agent/,
+      };
+      expect(seen.heading).toMatch(words[name] as RegExp);
+      if (name === 'finished') {
+        // The answer is rendered: a heading, checkboxes, its code block as written.
+        expect(seen.answerHeading).toBe('Fixed the parser');
+        expect(seen.checkboxes).toBe(3);
+        expect(seen.code.some((c) => c.includes('const at = "@inside #99";'))).toBe(true);
+        expect(seen.text).not.toContain('## Fixed');
+        expect(seen.text).toContain('<div hidden>secret instructions</div>'); // shown as text, hiding nothing
+      }
+      const canResume = ['finished', 'resumed', 'stopped', 'timed-out', 'failed', 'agent-error'].includes(name);
+      expect(seen.text.includes('/cldpd resume <what to do next>')).toBe(canResume);
+      if (['queued', 'building', 'running'].includes(name)) expect(seen.text).toContain('To stop it, comment /cldpd stop');
+      if (name === 'build-failed') expect(seen.text).toMatch(/Last 2 lines of the build[\s\S]*missing package-lock/);
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
+});
