@@ -66,8 +66,10 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
   let buffered = 0;
 
   return (req, res) => {
-    const path = (req.url ?? '').split('?')[0]?.replace(/\/+$/, '');
-    if (path !== options.path.replace(/\/+$/, '')) return false;
+    const path = (req.url ?? '').split('?')[0]?.replace(/\/+$/, '') ?? '';
+    // The configured path, and the root: an app registered through the setup page (GitHub's
+    // manifest flow, as Probot writes it) sends its webhooks to "<base URL>/".
+    if (path !== options.path.replace(/\/+$/, '') && !(path === '' && req.method === 'POST')) return false;
     if (req.method !== 'POST') {
       answer(res, 405, 'Webhooks are POSTed here.', { allow: 'POST' });
       return true;

@@ -298,6 +298,13 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       await until('the reply where the stop was asked', () => github.commentsOn('abuse/elsewhere#1').some((c) => c.body.startsWith('Stopping session `ok-linger-')), 15_000);
     });
 
+    it('first run: a label delivered to the webhook URL the setup page registers ("<base URL>/") runs', async () => {
+      const n = 908;
+      expect(await deliver(port, 'issues', labeled(n, { name: 'cldpd:ok' }), { id: randomUUID(), secret: SECRET, path: '/' })).toBe(200);
+      await until('the final status', () => github.commentsOn(`abuse/app#${n}`).some((c) => c.body.includes('cldpd: finished')), 30_000);
+      expect(await deliver(port, 'issues', labeled(n + 1, { name: 'cldpd:ok' }), { id: randomUUID(), secret: 'wrong', path: '/' })).toBe(401);
+    });
+
     it('unicode: no request this suite made was refused as ill-formed', () => {
       expect(github.rejected).toEqual([]);
     });

@@ -29,9 +29,9 @@ afterEach(async () => {
   await new Promise((r) => server.close(r));
 });
 
-function post(body: Buffer, headers: Record<string, string | number> = {}): Promise<number> {
+function post(body: Buffer, headers: Record<string, string | number> = {}, path = '/hook'): Promise<number> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/hook', method: 'POST', headers: {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers: {
       'content-type': 'application/json', 'x-github-event': 'issues', 'x-github-delivery': 'd1',
       'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`, 'content-length': body.length, ...headers,
     } }, (res) => {
@@ -81,4 +81,12 @@ it('memory: stalled large bodies that fill the shared allowance do not turn a sm
   } finally {
     for (const abort of aborts) abort();
   }
+});
+
+it('first run: a delivery POSTed to the root, where an app registered through the setup page sends it, is taken the same way', async () => {
+  const body = Buffer.from('{"action":"labeled"}');
+  expect(await post(body, {}, '/')).toBe(200);
+  expect(await post(body, { 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` }, '/')).toBe(401);
+  expect(received).toHaveLength(1);
+  expect(await post(body, {}, '/elsewhere')).toBe(404);
 });
