@@ -69,7 +69,7 @@ export class Intake {
       // the original repository's to command.
       const { state } = this.options;
       await state.transferredFrom(trigger.to, (await state.transferredFrom(issue)) ?? { owner: issue.owner, repo: issue.repo });
-      await state.alias(issueKeyOf(trigger.to), await this.keyOf(issue));
+      await state.alias(issueKeyOf(trigger.to), await this.options.state.keyFor(issue));
       return 'transferred';
     }
     if (isBot(sender)) return 'ignored: bot';
@@ -77,7 +77,7 @@ export class Intake {
     if (!mayTrigger(sender, role)) {
       // Said once per person and issue, and within a small hourly allowance per
       // installation: a stranger's comments must not spend the writes every run shares.
-      const key = await this.keyOf(issue);
+      const key = await this.options.state.keyFor(issue);
       if (await this.options.state.allowRefusal(job.deliveryId, issue.installationId, key, sender.login, { quietSeconds: REFUSAL_QUIET_SECONDS, perHour: REFUSALS_PER_HOUR })) {
         await this.replyOnce(job, `@${sender.login}, only people with write access to this repository can ask cldpd to work${role === 'none' ? '' : ` (you have ${role} access)`}. Nothing was started.`);
       } else {
@@ -93,7 +93,7 @@ export class Intake {
       await this.replyOnce(job, `@${sender.login}, this issue's cldpd session was started in ${origin.owner}/${origin.repo} before the issue moved here; only people with write access there can ask cldpd to work on it. Nothing was started.`);
       return 'refused: origin';
     }
-    const key = await this.keyOf(issue);
+    const key = await this.options.state.keyFor(issue);
     switch (trigger.kind) {
       case 'label':
         return this.start(job, trigger.pod, key);
@@ -107,11 +107,6 @@ export class Intake {
         await this.replyOnce(job, `${trigger.problem}\n\n${COMMAND_HELP}`);
         return 'invalid command';
     }
-  }
-
-  /** The issue's key: its own, or that of the place it was transferred from. */
-  private keyOf(issue: IssueRef): Promise<string> {
-    return this.options.state.keyFor(issue);
   }
 
   /**

@@ -73,6 +73,7 @@ export async function runServices(mode: ServiceMode): Promise<number> {
       }
       stopping = true;
       logger.info({ signal }, 'shutting down; running containers keep running and are adopted on restart');
+      let pending = '';
       // Whatever holds a close (a Redis that does not answer, a connection that lingers), the
       // process ends within its stop grace: compose and systemd kill at 30 s and 90 s.
       const deadline = setTimeout(() => {
@@ -80,7 +81,6 @@ export async function runServices(mode: ServiceMode): Promise<number> {
         resolveExit(1);
       }, config.stopSeconds * 1000);
       deadline.unref();
-      let pending = '';
       void (async () => {
         for (const [name, close] of closers) {
           pending = name;
