@@ -1,33 +1,54 @@
+import { closest } from '../core/index.js';
 import { parseArgs } from 'node:util';
 
-/** A command line that could not be understood; the CLI prints it with the usage and exits 2. */
+/** A command line that could not be understood; the CLI prints it with the command's usage and exits 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+
+  /** `command` is the command the line was for, when known. */
+  constructor(message: string, readonly command?: string) {
+    super(message);
+  }
 }
 
 /** What the user asked for. */
 export type Command =
-  | { readonly name: 'start'; readonly pod: string; readonly issueUrl?: string; readonly prompt?: string; readonly promptFile?: string; readonly json: boolean; readonly podsDir?: string }
-  | { readonly name: 'resume'; readonly session: string; readonly prompt?: string; readonly promptFile?: string; readonly json: boolean; readonly podsDir?: string }
+  | { readonly name: 'start'; readonly pod: string; readonly issueUrl?: string; readonly prompt?: string; readonly promptFile?: string; readonly json: boolean; readonly verbose: boolean; readonly podsDir?: string }
+  | { readonly name: 'resume'; readonly session: string; readonly prompt?: string; readonly promptFile?: string; readonly json: boolean; readonly verbose: boolean; readonly podsDir?: string }
   | { readonly name: 'stop'; readonly session: string; readonly podsDir?: string }
   | { readonly name: 'ps'; readonly all: boolean; readonly json: boolean }
-  | { readonly name: 'logs'; readonly session: string; readonly follow: boolean; readonly json: boolean }
+  | { readonly name: 'logs'; readonly session: string; readonly follow: boolean; readonly json: boolean; readonly verbose: boolean }
+  | { readonly name: 'volumes'; readonly json: boolean }
+  | { readonly name: 'volumes rm'; readonly targets: readonly string[] }
   | { readonly name: 'pods'; readonly json: boolean; readonly podsDir?: string }
   | { readonly name: 'doctor'; readonly json: boolean; readonly podsDir?: string }
   | { readonly name: 'help' }
   | { readonly name: 'version' };
 
+/** Each command's synopsis, as the usage text and its errors show it. */
+const SYNOPSIS: Record<string, string> = {
+  start: 'start <pod> --issue <url> | --prompt <text>',
+  resume: 'resume <session> --prompt <text>',
+  stop: 'stop <session>',
+  ps: 'ps [--all]',
+  logs: 'logs <session> [-f]',
+  volumes: 'volumes [rm <session|volume>...]',
+  pods: 'pods',
+  doctor: 'doctor',
+};
+
 /** The usage text. */
 export const USAGE = `Usage: cldpd <command> [options]
 
 Commands:
-  start <pod> --issue <url> | --prompt <text>   build the pod, run its agent, stream its output
-  resume <session> --prompt <text>             continue a finished session in a new container, with its history
-  stop <session>                               stop a session's container (SIGTERM, grace, SIGKILL)
-  ps [--all]                                   running sessions on this host (--all: finished ones too)
-  logs <session> [-f]                          a session's log (-f: follow until it ends)
-  pods                                         the pods and whether each is valid
-  doctor                                       check Docker, the pods directory and every pod
+  ${SYNOPSIS.start}   build the pod, run its agent, stream its output
+  ${SYNOPSIS.resume}             continue a finished session in a new container, with its history
+  ${SYNOPSIS.stop}                               stop a session's container (SIGTERM, grace, SIGKILL)
+  ${SYNOPSIS.ps}                                   sessions on this host, running (--all: finished ones too)
+  ${SYNOPSIS.logs}                          a session's whole log on stdout (-f: follow until it ends)
+  ${SYNOPSIS.volumes}            the volumes sessions keep (rm: a session's, or one by name)
+  ${SYNOPSIS.pods}                                         the pods and whether each is valid
+  ${SYNOPSIS.doctor}                                       check Docker, the pods directory and every pod
 
   up                                           the GitHub App: webhook server and worker in one process (npm start)
   serve                                        the webhook server only (no Docker)
@@ -36,11 +57,19 @@ Commands:
 Options:
   --prompt-file <f>  read the prompt from a file ("-": standard input) instead of --prompt
   --pods-dir <dir>   pods directory (default $CLDPD_PODS_DIR or ~/.cldpd/pods)
+  -v, --verbose      the whole image build output (start, resume, logs)
   --json             machine-readable output (one JSON object per line)
   -h, --help         this text
   --version          the version
 
+Colour on a terminal; none with NO_COLOR set or when output is piped.
 The exit code of start and resume is the container's.`;
+
+/** Where to look after an error: the command's synopsis, or the whole usage. */
+export function usageHint(command: string | undefined): string {
+  const synopsis = command ? SYNOPSIS[command] : undefined;
+  return synopsis ? `Usage: cldpd ${synopsis}\nRun "cldpd --help" for all commands and options.` : 'Run "cldpd --help" for the commands and options.';
+}
 
 const OPTIONS = {
   issue: { type: 'string' },
@@ -48,6 +77,7 @@ const OPTIONS = {
   'prompt-file': { type: 'string' },
   'pods-dir': { type: 'string' },
   json: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', short: 'v', default: false },
   all: { type: 'boolean', short: 'a', default: false },
   follow: { type: 'boolean', short: 'f', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -83,63 +113,98 @@ function parse(argv: readonly string[]) {
 }
 
 const ALLOWED: Record<string, readonly (keyof Values)[]> = {
-  start: ['issue', 'prompt', 'prompt-file', 'pods-dir', 'json'],
-  resume: ['prompt', 'prompt-file', 'pods-dir', 'json'],
+  start: ['issue', 'prompt', 'prompt-file', 'pods-dir', 'json', 'verbose'],
+  resume: ['prompt', 'prompt-file', 'pods-dir', 'json', 'verbose'],
   stop: ['pods-dir'],
   ps: ['all', 'json'],
-  logs: ['follow', 'json'],
+  logs: ['follow', 'json', 'verbose'],
+  volumes: ['json'],
   pods: ['pods-dir', 'json'],
   doctor: ['pods-dir', 'json'],
 };
 
+/** The commands the services entry point runs; named here so a typo of them is caught too. */
+const SERVICE_COMMANDS = ['up', 'serve', 'worker'];
+
 function promptOf(values: Values, name: string): { prompt: string } | { promptFile: string } | undefined {
-  if (values.prompt !== undefined && values['prompt-file'] !== undefined) throw new UsageError(`"cldpd ${name}" takes --prompt or --prompt-file, not both.`);
+  if (values.prompt !== undefined && values['prompt-file'] !== undefined) throw new UsageError(`"cldpd ${name}" takes --prompt or --prompt-file, not both.`, name);
   if (values.prompt !== undefined) return { prompt: values.prompt };
   if (values['prompt-file'] !== undefined) return { promptFile: values['prompt-file'] };
   return undefined;
 }
 
+/** ` Did you mean "x"?` when one of `candidates` is close to `word`, else nothing. */
+function suggest(word: string, candidates: readonly string[]): string {
+  const near = closest(word, candidates);
+  return near ? ` Did you mean ${near.startsWith('-') ? near : `"${near}"`}?` : '';
+}
+
+/** The spellings of `command`'s options (every option when the command is not known). */
+function optionSpellings(command: string | undefined): string[] {
+  const names = (command && ALLOWED[command]) || (Object.keys(OPTIONS) as (keyof Values)[]);
+  return [...names, 'help'].map((n) => `--${n}`);
+}
+
+/** Node's parser messages, said plainly: which option, what is wrong, what was meant. */
+function parseError(err: NodeJS.ErrnoException, argv: readonly string[]): UsageError {
+  const command = argv.find((a) => a in ALLOWED);
+  const option = /'(-{1,2}[^' =]+)/.exec(err.message)?.[1];
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const hint = option ? suggest(option, optionSpellings(command)) : '';
+      return new UsageError(`Unknown option ${option ?? ''}${command ? ` for "cldpd ${command}"` : ''}.${hint || ' An argument that starts with "-" goes after "--".'}`, command);
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (/argument missing/.test(err.message)) return new UsageError(`Option ${option} needs a value: ${option} <value>.`, command);
+      if (/forget to specify/.test(err.message)) return new UsageError(`Option ${option} needs a value, but the next word is an option. Did you forget to specify the option argument?`, command);
+      return new UsageError(`Option ${option} takes no value.`, command);
+    default:
+      return new UsageError(err.message.replace(/^TypeError \[[A-Z_]+\]: /, ''), command);
+  }
+}
+
 /**
  * Parses the arguments after `cldpd`. Options may come anywhere on the line. Throws
- * {@link UsageError} naming the problem for anything it does not understand.
+ * {@link UsageError} naming the problem, and what was probably meant, for anything it does
+ * not understand.
  */
 export function parseCommand(argv: readonly string[]): Command {
   let parsed;
   try {
     parsed = parse(argv);
   } catch (err) {
-    throw new UsageError((err as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''));
+    throw parseError(err as NodeJS.ErrnoException, argv);
   }
   const { values, positionals } = parsed;
   if (values.version) return { name: 'version' };
   const [name, ...rest] = positionals;
   if (values.help || name === undefined || name === 'help') return { name: 'help' };
   const allowed = ALLOWED[name];
-  if (!allowed) throw new UsageError(`Unknown command "${name}".`);
+  if (!allowed) throw new UsageError(`Unknown command "${name}".${suggest(name, [...Object.keys(ALLOWED), ...SERVICE_COMMANDS, 'help'])}`);
   for (const [key, value] of Object.entries(values)) {
     if (key === 'help' || key === 'version' || value === false || value === undefined) continue;
-    if (!allowed.includes(key as keyof Values)) throw new UsageError(`"cldpd ${name}" takes no --${key} option.`);
+    if (!allowed.includes(key as keyof Values)) throw new UsageError(`"cldpd ${name}" takes no --${key} option.`, name);
   }
   const podsDir = values['pods-dir'] !== undefined ? { podsDir: values['pods-dir'] } : {};
   const one = (what: string): string => {
-    if (rest.length !== 1 || !rest[0]) throw new UsageError(`"cldpd ${name}" needs exactly one ${what}${rest.length > 1 ? `, got ${rest.length}: ${rest.join(' ')}` : ''}.`);
+    if (rest.length !== 1 || !rest[0]) throw new UsageError(`"cldpd ${name}" needs exactly one ${what}${rest.length > 1 ? `, got ${rest.length}: ${rest.join(' ')}` : ''}.`, name);
     return rest[0];
   };
   const none = (): void => {
-    if (rest.length > 0) throw new UsageError(`"cldpd ${name}" takes no arguments, got: ${rest.join(' ')}.`);
+    if (rest.length > 0) throw new UsageError(`"cldpd ${name}" takes no arguments, got: ${rest.join(' ')}.`, name);
   };
   switch (name) {
     case 'start': {
       const pod = one('pod name');
       const prompt = promptOf(values, name);
-      if (values.issue === undefined && !prompt) throw new UsageError('"cldpd start" needs --issue <url> or --prompt <text> (or --prompt-file <file>).');
-      return { name, pod, json: values.json, ...podsDir, ...(values.issue !== undefined ? { issueUrl: values.issue } : {}), ...prompt };
+      if (values.issue === undefined && !prompt) throw new UsageError('"cldpd start" needs --issue <url> or --prompt <text> (or --prompt-file <file>).', name);
+      return { name, pod, json: values.json, verbose: values.verbose, ...podsDir, ...(values.issue !== undefined ? { issueUrl: values.issue } : {}), ...prompt };
     }
     case 'resume': {
       const session = one('session id');
       const prompt = promptOf(values, name);
-      if (!prompt) throw new UsageError('"cldpd resume" needs --prompt <text> (or --prompt-file <file>).');
-      return { name, session, json: values.json, ...podsDir, ...prompt };
+      if (!prompt) throw new UsageError('"cldpd resume" needs --prompt <text> (or --prompt-file <file>).', name);
+      return { name, session, json: values.json, verbose: values.verbose, ...podsDir, ...prompt };
     }
     case 'stop':
       return { name, session: one('session id'), ...podsDir };
@@ -147,7 +212,15 @@ export function parseCommand(argv: readonly string[]): Command {
       none();
       return { name, all: values.all, json: values.json };
     case 'logs':
-      return { name, session: one('session id'), follow: values.follow, json: values.json };
+      return { name, session: one('session id'), follow: values.follow, json: values.json, verbose: values.verbose };
+    case 'volumes': {
+      const [sub, ...targets] = rest;
+      if (sub === undefined) return { name, json: values.json };
+      if (sub !== 'rm') throw new UsageError(`"cldpd volumes" takes "rm <session|volume>..." or nothing, got: ${sub}.${suggest(sub, ['rm'])}`, name);
+      if (targets.length === 0) throw new UsageError('"cldpd volumes rm" needs a session id or a volume name ("cldpd volumes" lists them).', name);
+      if (values.json) throw new UsageError('"cldpd volumes rm" takes no --json option.', name);
+      return { name: 'volumes rm', targets };
+    }
     case 'pods':
       none();
       return { name, json: values.json, ...podsDir };

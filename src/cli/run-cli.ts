@@ -5,8 +5,10 @@ import {
   CldpdError, imageWarnings, isCldpdError, isTerminal, listPods, parseLogLine,
   type Dispatcher, type PodListing, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
-import { parseCommand, USAGE, UsageError, type Command } from './args.js';
-import { renderEvent } from './render.js';
+import { parseCommand, USAGE, usageHint, UsageError, type Command } from './args.js';
+import { TranscriptPrinter, type Printed } from './render.js';
+import { createStyle, type Style } from './style.js';
+import { formatAge, formatBytes, volumeRows } from './volumes-view.js';
 
 /** What the CLI works with; built by the composition root once the pods directory is known. */
 export interface CliContext {
@@ -27,6 +29,14 @@ export interface CliIO {
   readonly version: string;
   /** Milliseconds between polls of `logs -f`. */
   readonly followIntervalMs?: number;
+  /** Whether each stream gets colour (see colorEnabled); none when omitted. */
+  readonly color?: { readonly stdout: boolean; readonly stderr: boolean };
+  /** The clock, for ages in `ps`. */
+  readonly now?: () => number;
+}
+
+function stylesOf(io: CliIO): { stdout: Style; stderr: Style } {
+  return { stdout: createStyle(io.color?.stdout ?? false), stderr: createStyle(io.color?.stderr ?? false) };
 }
 
 /** Writes, waiting for the stream to drain when its buffer is full; a closed stream takes nothing and never blocks. */
@@ -54,7 +64,7 @@ export async function runCli(argv: readonly string[], makeContext: (podsDir: str
     command = parseCommand(argv);
   } catch (err) {
     if (err instanceof UsageError) {
-      await write(io.stderr, `cldpd: ${err.message}\n\n${USAGE}\n`);
+      await write(io.stderr, `${stylesOf(io).stderr.red(`cldpd: ${err.message}`)}\n${usageHint(err.command)}\n`);
       return 2;
     }
     throw err;
@@ -72,7 +82,7 @@ export async function runCli(argv: readonly string[], makeContext: (podsDir: str
     return await execute(command, context, io);
   } catch (err) {
     if (isCldpdError(err)) {
-      await write(io.stderr, `cldpd: ${err.message}\n`);
+      await write(io.stderr, `${stylesOf(io).stderr.red(`cldpd: ${err.message}`)}\n`);
       return 1;
     }
     throw err;
@@ -99,8 +109,8 @@ async function execute(command: Exclude<Command, { name: 'help' | 'version' }>, 
           ? await ctx.dispatcher.start(command.pod, { issueUrl: command.issueUrl, prompt })
           : await ctx.dispatcher.resume(command.session, prompt ?? '');
         if (interrupted) void session.stop().catch(() => undefined);
-        if (!command.json) await write(io.stderr, `cldpd: session ${session.id}\n`);
-        return await follow(session, command.json, io);
+        if (!command.json) await write(io.stderr, `${stylesOf(io).stderr.dim(`cldpd: session ${session.id} · pod ${session.podName}`)}\n`);
+        return await follow(session, command, io);
       } finally {
         release();
       }
@@ -112,7 +122,11 @@ async function execute(command: Exclude<Command, { name: 'help' | 'version' }>, 
     case 'ps':
       return ps(ctx, command.all, command.json, io);
     case 'logs':
-      return logs(ctx, command.session, command.follow, command.json, io);
+      return logs(ctx, command, io);
+    case 'volumes':
+      return volumes(ctx, command.json, io);
+    case 'volumes rm':
+      return removeVolumes(ctx, command.targets, io);
     case 'pods':
       return pods(ctx, command.json, io);
     case 'doctor':
@@ -133,13 +147,15 @@ async function readPrompt(file: string, io: CliIO): Promise<string> {
   }
 }
 
-async function follow(session: Session, json: boolean, io: CliIO): Promise<number> {
-  for await (const event of session.events()) await show(event, session.id, json, io);
-  const { runCostUsd, sessionCostUsd } = session.agent;
-  if (!json && runCostUsd !== undefined) {
-    const total = sessionCostUsd !== undefined && session.run > 1 ? `, $${sessionCostUsd.toFixed(4)} for the session` : '';
-    await write(io.stderr, `cldpd: cost $${runCostUsd.toFixed(4)} this run${total}\n`);
+async function follow(session: Session, options: { json: boolean; verbose: boolean }, io: CliIO): Promise<number> {
+  const printer = new TranscriptPrinter({ sessionId: session.id, mode: 'live', verbose: options.verbose, style: stylesOf(io) });
+  let terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }> | undefined;
+  for await (const event of session.events()) {
+    if (isTerminal(event)) terminal = event;
+    await show(event, session.id, options.json ? undefined : printer, io);
   }
+  const { runCostUsd, sessionCostUsd } = session.agent;
+  if (!options.json) await print(io, printer.end({ terminal, run: session.run, ...(runCostUsd !== undefined ? { runCostUsd } : {}), ...(sessionCostUsd !== undefined ? { sessionCostUsd } : {}) }));
   try {
     return await session.wait();
   } catch {
@@ -147,25 +163,32 @@ async function follow(session: Session, json: boolean, io: CliIO): Promise<numbe
   }
 }
 
-async function show(event: SessionEvent, sessionId: string, json: boolean, io: CliIO): Promise<void> {
-  if (json) {
+async function print(io: CliIO, lines: readonly Printed[]): Promise<void> {
+  for (const printed of lines) await write(printed.to === 'stdout' ? io.stdout : io.stderr, printed.text);
+}
+
+/** One event: as a JSON line when there is no printer, else as the printer shows it. */
+async function show(event: SessionEvent, sessionId: string, printer: TranscriptPrinter | undefined, io: CliIO): Promise<void> {
+  if (!printer) {
     await write(io.stdout, `${JSON.stringify({ session: sessionId, ...event })}\n`);
     return;
   }
-  for (const printed of renderEvent(event, sessionId)) await write(printed.to === 'stdout' ? io.stdout : io.stderr, printed.text);
+  await print(io, printer.event(event));
 }
 
 async function ps(ctx: CliContext, all: boolean, json: boolean, io: CliIO): Promise<number> {
   const containers = await ctx.dispatcher.containers(all);
-  type Row = { session: string; pod: string; state: string; container: string; issue: string; created: string; runs?: number; costUsd?: number; lastRunCostUsd?: number; turns?: number };
-  const rows: Row[] = containers.map((c) => ({ session: c.sessionId, pod: c.pod, state: c.container.state, container: c.container.name, issue: c.issueUrl ?? '', created: new Date(c.container.createdAt).toISOString() }));
+  const now = (io.now ?? Date.now)();
+  type Row = { session: string; pod: string; state: string; container: string; issue: string; created: string; createdAt: number; since?: number; endedAt?: string; runs?: number; costUsd?: number; lastRunCostUsd?: number; turns?: number };
+  const rows: Row[] = containers.map((c) => ({ session: c.sessionId, pod: c.pod, state: c.container.state, container: c.container.name, issue: c.issueUrl ?? '', created: new Date(c.container.createdAt).toISOString(), createdAt: c.container.createdAt, since: c.container.createdAt }));
   const records = new Map((await ctx.store.list()).map((r) => [r.id, r]));
   if (all) {
     const seen = new Set(rows.map((r) => r.session));
     for (const record of records.values()) {
       if (seen.has(record.id)) continue;
-      const state = record.last?.error ? 'failed' : record.last ? `exited (${record.last.exitCode})` : 'unknown';
-      rows.push({ session: record.id, pod: record.pod, state, container: '', issue: record.issueUrl ?? '', created: new Date(record.createdAt).toISOString() });
+      const last = record.last;
+      const state = !last ? 'unknown' : last.error ? 'failed' : last.reason === 'stopped' ? 'stopped' : last.reason === 'timeout' ? 'timed out' : `exited (${last.exitCode})`;
+      rows.push({ session: record.id, pod: record.pod, state, container: '', issue: record.issueUrl ?? '', created: new Date(record.createdAt).toISOString(), createdAt: record.createdAt, ...(last ? { endedAt: new Date(last.endedAt).toISOString(), since: last.endedAt } : {}) });
     }
   }
   for (const row of rows) {
@@ -177,17 +200,23 @@ async function ps(ctx: CliContext, all: boolean, json: boolean, io: CliIO): Prom
     if (record.turns !== undefined) row.turns = record.turns;
   }
   if (json) {
-    for (const row of rows) await write(io.stdout, `${JSON.stringify(row)}\n`);
+    for (const { createdAt: _, since: __, ...row } of rows) await write(io.stdout, `${JSON.stringify(row)}\n`);
     return 0;
   }
   if (rows.length === 0) {
     await write(io.stderr, all ? 'cldpd: no sessions on this host\n' : 'cldpd: no running sessions (cldpd ps --all shows finished ones)\n');
     return 0;
   }
-  const money = (usd: number | undefined): string => (usd === undefined ? '-' : `$${usd.toFixed(2)}`);
+  const money = (amount: number | undefined): string => (amount === undefined ? '-' : `$${amount.toFixed(2)}`);
+  // Like docker ps: how long a running session has run, how long ago a finished one ended.
+  const status = (r: Row): string => {
+    if (r.since === undefined) return r.state;
+    if (r.state === 'running') return `running for ${formatAge(r.since, now).replace(/ ago$/, '')}`;
+    return r.endedAt ? `${r.state} ${formatAge(r.since, now)}` : r.state;
+  };
   await write(io.stdout, table(
-    ['SESSION', 'POD', 'STATE', 'RUNS', 'LAST RUN', 'TOTAL', 'CREATED', 'ISSUE'],
-    rows.map((r) => [r.session, r.pod, r.state, r.runs === undefined ? '-' : String(r.runs), money(r.lastRunCostUsd), money(r.costUsd), r.created, r.issue]),
+    ['SESSION', 'POD', 'STATUS', 'RUNS', 'LAST RUN', 'TOTAL', 'CREATED', 'ISSUE'],
+    rows.map((r) => [r.session, r.pod, status(r), r.runs === undefined ? '-' : String(r.runs), money(r.lastRunCostUsd), money(r.costUsd), formatAge(r.createdAt, now), r.issue]),
   ));
   return 0;
 }
@@ -197,8 +226,15 @@ function table(head: string[], rows: string[][]): string {
   return [head, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-async function logs(ctx: CliContext, sessionId: string, followLog: boolean, json: boolean, io: CliIO): Promise<number> {
+/**
+ * `cldpd logs`: everything the session's log holds, on stdout (build, notes, output and
+ * errors alike), so `cldpd logs X | less` or `| grep` sees all of it; `--json` gives the
+ * events as they are stored.
+ */
+async function logs(ctx: CliContext, command: { session: string; follow: boolean; json: boolean; verbose: boolean }, io: CliIO): Promise<number> {
+  const { session: sessionId, follow: followLog } = command;
   await ctx.store.load(sessionId); // SessionNotFound with a helpful message
+  const printer = command.json ? undefined : new TranscriptPrinter({ sessionId, mode: 'log', verbose: command.verbose, style: { stdout: stylesOf(io).stdout, stderr: stylesOf(io).stdout } });
   const file = await open(ctx.store.logPath(sessionId), 'r').catch(() => undefined);
   if (!file) throw new CldpdError('SessionNotFound', `Session ${sessionId} has no log yet.`);
   try {
@@ -219,7 +255,7 @@ async function logs(ctx: CliContext, sessionId: string, followLog: boolean, json
           const event = parseLogLine(line);
           if (!event) continue;
           lastTerminal = isTerminal(event);
-          await show(event, sessionId, json, io);
+          await show(event, sessionId, printer, io);
         }
         continue;
       }
@@ -233,6 +269,40 @@ async function logs(ctx: CliContext, sessionId: string, followLog: boolean, json
   } finally {
     await file.close();
   }
+}
+
+async function volumes(ctx: CliContext, json: boolean, io: CliIO): Promise<number> {
+  const rows = await ctx.dispatcher.volumes();
+  if (json) {
+    for (const row of rows) await write(io.stdout, `${JSON.stringify(row)}\n`);
+    return 0;
+  }
+  if (rows.length === 0) {
+    await write(io.stderr, 'cldpd: no volumes: sessions of pods that persist a path keep one per path\n');
+    return 0;
+  }
+  const [head, ...cells] = volumeRows(rows, (io.now ?? Date.now)());
+  await write(io.stdout, table(head as string[], cells));
+  const total = rows.reduce((sum, r) => sum + (r.sizeBytes ?? 0), 0);
+  await write(io.stderr, stylesOf(io).stderr.dim(`cldpd: ${rows.length} volume${rows.length === 1 ? '' : 's'}, ${formatBytes(total)}; remove a session's with "cldpd volumes rm <session>"`) + '\n');
+  return 0;
+}
+
+/** `cldpd volumes rm`: every target in turn; exit 1 when anything was refused. */
+async function removeVolumes(ctx: CliContext, targets: readonly string[], io: CliIO): Promise<number> {
+  const style = stylesOf(io);
+  let refusedAny = false;
+  for (const target of targets) {
+    const { removed, refused } = await ctx.dispatcher.removeVolumes(target);
+    for (const v of removed) {
+      const shared = v.sharedWith.length > 0 ? ` (also used by ${v.sharedWith.join(', ')})` : '';
+      await write(io.stdout, `${v.existed ? 'removed' : 'already gone'}  ${v.name}${v.path ? `  ${v.path}` : ''}${shared}\n`);
+    }
+    for (const v of refused) await write(io.stderr, `${style.stderr.red(`cldpd: kept ${v.name}: ${v.reason}`)}\n`);
+    if (removed.length === 0 && refused.length === 0) await write(io.stderr, `cldpd: ${target} has no volumes\n`);
+    refusedAny ||= refused.length > 0;
+  }
+  return refusedAny ? 1 : 0;
 }
 
 /** Warnings about each valid pod's built image; a Docker engine that does not answer gives none. */

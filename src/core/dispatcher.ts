@@ -10,7 +10,7 @@ import { loadPod, type Pod, type PodSource } from './pod.js';
 import { buildStartPrompt, checkPromptSize, issueVolumeKey, parseIssueUrl, promptChannel, renderCommand, type PromptChannel } from './prompt.js';
 import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import type { SessionEvent } from './events.js';
-import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
+import type { ContainerInfo, ImageInfo, Runner, VolumeInfo } from './runner.js';
 import { Session, type SessionOptions } from './session.js';
 import { isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
@@ -63,6 +63,89 @@ export interface SessionContainer {
   readonly pod: string;
   readonly issueUrl: string | undefined;
   readonly container: ContainerInfo;
+}
+
+/** A persisted volume of this host, as `cldpd volumes` lists it. */
+export interface VolumeRow {
+  readonly name: string;
+  readonly pod: string;
+  /** The issue whose sessions share it; undefined for a volume of one session alone (see `sessionId`). */
+  readonly issueUrl: string | undefined;
+  /** The session that created it (its label): the volume's owner when it belongs to no issue. */
+  readonly sessionId: string;
+  /** Sessions of this host whose records say they used it, newest first. */
+  readonly sessions: readonly string[];
+  /** Where the session's container mounts it. */
+  readonly path: string;
+  /** Bytes it holds; undefined when the engine does not report it. */
+  readonly sizeBytes: number | undefined;
+  /** Epoch ms; undefined when the engine does not say. */
+  readonly createdAt: number | undefined;
+  /** Whether a running container of this host mounts it. */
+  readonly inUse: boolean;
+}
+
+/** A volume {@link Dispatcher.removeVolumes} removed, or found already gone. */
+export interface RemovedVolume {
+  readonly name: string;
+  /** Where sessions mounted it; undefined when that is not known (a volume already gone). */
+  readonly path: string | undefined;
+  /** False when there was no such volume: removed before, which is as good. */
+  readonly existed: boolean;
+  /**
+   * The other sessions that used it (all finished, or it would have been refused): what
+   * they persisted there went with it. For a volume named directly, every session that used it.
+   */
+  readonly sharedWith: readonly string[];
+}
+
+/** A volume {@link Dispatcher.removeVolumes} kept: why, and what to do about it. */
+export interface RefusedVolume {
+  readonly name: string;
+  readonly path: string | undefined;
+  readonly reason: string;
+}
+
+/** What {@link Dispatcher.removeVolumes} did, volume by volume. */
+export interface VolumeRemoval {
+  readonly removed: readonly RemovedVolume[];
+  readonly refused: readonly RefusedVolume[];
+}
+
+/** Labels every persisted volume cldpd creates carries (see volumeLabels): what tells it from a foreign one. */
+const PERSISTED_VOLUME = Object.freeze({ [LABELS.path]: undefined, [LABELS.pod]: undefined, [LABELS.session]: undefined });
+
+function isCldpdVolume(volume: VolumeInfo): boolean {
+  return Object.keys(PERSISTED_VOLUME).every((label) => Boolean(volume.labels[label]));
+}
+
+/** What removing volumes needs to know once: who used each volume, and what runs now. */
+interface RemovalContext {
+  readonly sessions: ReadonlyMap<string, readonly string[]>;
+  readonly running: readonly ContainerInfo[];
+}
+
+/** What happened to one volume. */
+type VolumeOutcome = { readonly removed: RemovedVolume } | { readonly refused: RefusedVolume };
+
+function removal(outcomes: readonly VolumeOutcome[]): VolumeRemoval {
+  return {
+    removed: outcomes.flatMap((o) => ('removed' in o ? [o.removed] : [])),
+    refused: outcomes.flatMap((o) => ('refused' in o ? [o.refused] : [])),
+  };
+}
+
+/** Volume name → the sessions whose records list it, in the records' order (newest first). */
+function sessionsByVolume(records: readonly SessionRecord[]): Map<string, string[]> {
+  const sessions = new Map<string, string[]>();
+  for (const r of records) {
+    for (const v of r.volumes) {
+      const ids = sessions.get(v.volume) ?? [];
+      if (!ids.includes(r.id)) ids.push(r.id);
+      sessions.set(v.volume, ids);
+    }
+  }
+  return sessions;
 }
 
 /** The Session option that carries a prompt on standard input; none for a prompt in argv. */
@@ -178,6 +261,9 @@ export class Dispatcher {
         }
         const problem = rootProblem(pod, info, [pod.config.resumeCommand]);
         if (problem) throw new CldpdError('InvalidPod', problem);
+        // A volume removed since (cldpd volumes rm) comes back empty, labelled and the user's,
+        // not as Docker would make it on its own: unlabelled, root-owned, unknown to cldpd.
+        await this.prepareVolumes(pod, info, record.volumes, { sessionId, pod: pod.name, hostId: this.options.hostId, issueUrl: record.issueUrl });
         const spec = buildContainerSpec({
           pod, sessionId, containerName: record.containerName, image: record.imageId, cmd, hostId: this.options.hostId,
           issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
@@ -283,6 +369,114 @@ export class Dispatcher {
         issueUrl: c.labels[LABELS.issue] || undefined,
         container: c,
       }));
+  }
+
+  /**
+   * The persisted volumes of this host (cldpd's labels, this host's id), newest first: whose
+   * they are, the sessions whose records list them, their size when the engine reports it,
+   * and whether a running container of this host mounts them.
+   */
+  async volumes(): Promise<VolumeRow[]> {
+    const { runner, store, hostId } = this.options;
+    const [found, records, containers] = await Promise.all([
+      runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.host]: hostId }),
+      store.list(),
+      runner.list({ [LABELS.session]: undefined, [LABELS.host]: hostId }),
+    ]);
+    const sessions = sessionsByVolume(records);
+    const mounted = new Set(containers.filter((c) => c.state === 'running').flatMap((c) => c.volumes ?? []));
+    return found
+      .filter(isCldpdVolume)
+      .map((v) => ({
+        name: v.name,
+        pod: v.labels[LABELS.pod] ?? '',
+        issueUrl: v.labels[LABELS.issue] || undefined,
+        sessionId: v.labels[LABELS.session] ?? '',
+        sessions: sessions.get(v.name) ?? [],
+        path: v.labels[LABELS.path] ?? '',
+        sizeBytes: v.sizeBytes,
+        createdAt: v.createdAt,
+        inUse: mounted.has(v.name),
+      }))
+      .sort((a, b) => (b.createdAt ?? 0) - (a.createdAt ?? 0) || a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Removes persisted volumes, and forgets who this host gave them to. `target` is a session
+   * id (the volumes its record lists, and any labelled with it) or a volume's name.
+   *
+   * Refused, each volume with its reason, never thrown: every volume of a running session
+   * ("Session X is running; stop it first: cldpd stop X"); a volume a running container of
+   * another session mounts (the issue's sessions share theirs); one that is not cldpd's (no
+   * labels); one Docker will not remove (a stopped container still holds it). A volume
+   * shared with finished sessions is removed, and `sharedWith` names them. Idempotent: a
+   * volume already gone is in `removed` with `existed` false.
+   *
+   * Throws `InvalidInput` when `target` names a volume that exists but is not cldpd's: cldpd
+   * never removes a foreign volume. Throws `DockerUnavailable` when the engine does not answer.
+   */
+  async removeVolumes(target: string): Promise<VolumeRemoval> {
+    const { runner, store } = this.options;
+    const records = await store.list();
+    const context: RemovalContext = {
+      sessions: sessionsByVolume(records),
+      // Any session container of this engine, whichever host started it: Docker would refuse anyway.
+      running: (await runner.list({ [LABELS.session]: undefined })).filter((c) => c.state === 'running'),
+    };
+    if (isSessionId(target)) {
+      const record = records.find((r) => r.id === target);
+      const labelled = (await runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.session]: target }, { sizes: false })).filter(isCldpdVolume);
+      const containers = await this.containersOf(target);
+      if (record || labelled.length > 0 || containers.length > 0) {
+        const volumes = new Map<string, string | undefined>();
+        for (const v of record?.volumes ?? []) volumes.set(v.volume, v.path);
+        for (const v of labelled) if (!volumes.has(v.name)) volumes.set(v.name, v.labels[LABELS.path]);
+        if (containers.some((c) => c.state === 'running')) {
+          const reason = `Session ${target} is running; stop it first: cldpd stop ${target}`;
+          return { removed: [], refused: [...volumes].map(([name, path]) => ({ name, path, reason })) };
+        }
+        const outcomes: VolumeOutcome[] = [];
+        for (const [name, path] of volumes) {
+          outcomes.push(await this.removeVolume(name, path, await runner.inspectVolume(name), target, context));
+        }
+        return removal(outcomes);
+      }
+    }
+    const info = await runner.inspectVolume(target);
+    if (info && !isCldpdVolume(info)) {
+      throw new CldpdError('InvalidInput', `The volume "${target}" is not cldpd's (it has none of the dev.cldpd.* labels of a persisted path): cldpd removes only volumes it created. Remove it with "docker volume rm ${target}" if you mean to; "cldpd volumes" lists cldpd's.`);
+    }
+    return removal([await this.removeVolume(target, info?.labels[LABELS.path], info, undefined, context)]);
+  }
+
+  /**
+   * Removes one persisted volume (`info` undefined: it is gone already) unless it is not
+   * cldpd's, a running session container mounts it, or Docker refuses; `forSession` is the
+   * session whose volumes are being removed, if any.
+   */
+  private async removeVolume(name: string, path: string | undefined, info: VolumeInfo | undefined, forSession: string | undefined, context: RemovalContext): Promise<VolumeOutcome> {
+    const refused = (reason: string): VolumeOutcome => ({ refused: { name, path, reason } });
+    if (info && !isCldpdVolume(info)) {
+      return refused(`A volume named ${name} exists but is not cldpd's (it has no dev.cldpd.* labels), so cldpd keeps it. Remove it with "docker volume rm ${name}" if you mean to.`);
+    }
+    const users = [...new Set(context.running.filter((c) => (c.volumes ?? []).includes(name)).map((c) => c.labels[LABELS.session] || c.name))];
+    if (info && users.length > 0) {
+      const many = users.length > 1;
+      const stop = `stop ${many ? 'them' : 'it'} first: ${users.map((u) => `cldpd stop ${u}`).join('; ')}`;
+      const who = users.map((u) => `session ${u}`).join(', ');
+      return refused(forSession ? `Shared with ${who} of the same issue, which ${many ? 'are' : 'is'} running; ${stop}` : `In use by running ${who}; ${stop}`);
+    }
+    if (info) {
+      try {
+        await this.options.runner.removeVolume(name);
+      } catch (err) {
+        // Docker's refusal (a stopped container still holds it) says which container and what to do.
+        if (err instanceof CldpdError && err.code === 'ContainerFailed') return refused(err.message);
+        throw err;
+      }
+    }
+    await this.options.store.forgetVolumeOwner(name);
+    return { removed: { name, path, existed: info !== undefined, sharedWith: (context.sessions.get(name) ?? []).filter((s) => s !== forSession) } };
   }
 
   /**

@@ -8,7 +8,7 @@ import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
 import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
-import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerInfo, type ContainerSpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner } from './runner.js';
+import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerInfo, type ContainerSpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type VolumeInfo } from './runner.js';
 
 /** How long the helper that sets the owner of new volumes may take. */
 const CHOWN_TIMEOUT_MS = 60_000;
@@ -113,6 +113,40 @@ function inputOf(stream: NodeJS.ReadWriteStream): ProcessInput {
       if (!socket.destroyed && !socket.writableEnded) socket.end();
     },
   };
+}
+
+/** Epoch ms of a Docker timestamp (RFC 3339); undefined when there is none. */
+function timeOf(text: unknown): number | undefined {
+  const ms = typeof text === 'string' ? Date.parse(text) : NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+function toVolumeInfo(v: Docker.VolumeInspectInfo, sizeBytes: number | undefined): VolumeInfo {
+  // The engine sends CreatedAt (API 1.24+); the dockerode types do not declare it.
+  return { name: v.Name, labels: v.Labels ?? {}, createdAt: timeOf((v as { CreatedAt?: unknown }).CreatedAt), sizeBytes };
+}
+
+/**
+ * Pure: what to tell someone whose volume removal Docker refused because `users` (the
+ * containers that mount it, as Docker lists them) still use it.
+ */
+function volumeInUseMessage(volume: string, users: readonly Pick<Docker.ContainerInfo, 'Names' | 'State' | 'Labels'>[], detail: string): string {
+  if (users.length === 0) {
+    return `The volume ${volume} is in use (Docker: ${detail.trim()}). Stop the session that uses it first ("cldpd ps" lists them), then remove the volume again.`;
+  }
+  const named = users.map((c) => {
+    const name = (c.Names[0] ?? '').replace(/^\//, '');
+    const session = c.Labels?.[LABELS.session];
+    return { name, session, running: c.State === 'running', text: `${name} (${session ? `session ${session}, ` : ''}${c.State})` };
+  });
+  const steps: string[] = [];
+  for (const c of named.filter((c) => c.running)) {
+    steps.push(c.session ? `cldpd stop ${c.session}` : `docker stop ${c.name}`);
+  }
+  const stopped = named.filter((c) => !c.running);
+  if (stopped.length > 0) steps.push(`docker rm ${stopped.map((c) => c.name).join(' ')}`);
+  const first = named.some((c) => c.running) ? 'Stop the session first' : 'Remove the stopped container first';
+  return `The volume ${volume} is in use by container${named.length > 1 ? 's' : ''} ${named.map((c) => c.text).join(', ')}. ${first}: ${steps.join('; ')}; then remove the volume again.`;
 }
 
 function labelFilters(labels: Readonly<Record<string, string | undefined>>): string[] {
@@ -252,6 +286,61 @@ export class DockerRunner implements Runner {
     } catch (err) {
       if (statusOf(err) !== 409) throw dockerError(err, `create volume ${name}`);
       return false;
+    }
+  }
+
+  async listVolumes(labels: Readonly<Record<string, string | undefined>>, options: { readonly sizes?: boolean } = {}): Promise<VolumeInfo[]> {
+    let found: Docker.VolumeInspectInfo[];
+    try {
+      found = (await this.docker.listVolumes({ filters: { label: labelFilters(labels) } })).Volumes ?? [];
+    } catch (err) {
+      throw dockerError(err, 'list volumes');
+    }
+    if (found.length === 0) return [];
+    const sizes = options.sizes === false ? new Map<string, number>() : await this.volumeSizes();
+    return found.map((v) => toVolumeInfo(v, sizes.get(v.Name)));
+  }
+
+  /**
+   * The sizes of the engine's volumes, from one disk-usage call (`GET /system/df`): the
+   * volume list carries none. Only sizes the engine reports (local volumes; other drivers
+   * say -1) are in the map. Empty when the call fails: the engine runs one disk-usage
+   * operation at a time and refuses a second, and a listing is worth more than its sizes.
+   */
+  private async volumeSizes(): Promise<Map<string, number>> {
+    const sizes = new Map<string, number>();
+    let usage: { Volumes?: Array<{ Name?: string; UsageData?: { Size?: number } | null }> | null } | undefined;
+    try {
+      usage = (await this.docker.df()) as typeof usage;
+    } catch {
+      return sizes;
+    }
+    for (const v of usage?.Volumes ?? []) {
+      const size = v.UsageData?.Size;
+      if (v.Name && typeof size === 'number' && size >= 0) sizes.set(v.Name, size);
+    }
+    return sizes;
+  }
+
+  async inspectVolume(name: string): Promise<VolumeInfo | undefined> {
+    try {
+      return toVolumeInfo(await this.docker.getVolume(name).inspect(), undefined);
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw dockerError(err, `inspect volume ${name}`);
+    }
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove();
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404) return;
+      if (status !== 409) throw dockerError(err, `remove volume ${name}`);
+      const users = await this.docker.listContainers({ all: true, filters: { volume: [name] } }).catch(() => []);
+      const e = err as DockerApiError;
+      throw new CldpdError('ContainerFailed', volumeInUseMessage(name, users, e?.json?.message ?? e?.message ?? 'volume is in use'), { cause: err });
     }
   }
 
@@ -513,6 +602,7 @@ export class DockerRunner implements Runner {
         labels: c.Labels ?? {},
         state: c.State,
         createdAt: c.Created * 1000,
+        volumes: (c.Mounts ?? []).flatMap((m) => (m.Type === 'volume' && m.Name ? [m.Name] : [])),
       }));
     } catch (err) {
       throw dockerError(err, 'list containers');

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { CldpdError, isCldpdError, messageOf } from './errors.js';
 import { assertPodName } from './pod-name.js';
 import { resolvePodConfig, validatePodJson, type PodConfig } from './pod-config.js';
+import { closest } from './text.js';
 
 /** A pod found on disk, validated, with defaults applied. */
 export interface Pod {
@@ -50,9 +51,10 @@ export async function loadPod(source: PodSource, name: string): Promise<Pod> {
   assertPodName(name);
   const dir = resolve(source.podsDir, name);
   if ((await exists(dir)) !== 'dir') {
+    const near = closest(name, await podNames(source.podsDir).catch(() => []));
     throw new CldpdError(
       'PodNotFound',
-      `Pod "${name}" not found: there is no directory ${dir}. Create it with a Dockerfile, or list pods with "cldpd pods".`,
+      `Pod "${name}" not found: there is no directory ${dir}.${near ? ` Did you mean "${near}"?` : ''} Create it with a Dockerfile, or list pods with "cldpd pods".`,
     );
   }
   const dockerfile = join(dir, 'Dockerfile');
@@ -88,6 +90,11 @@ export async function loadPod(source: PodSource, name: string): Promise<Pod> {
   return Object.freeze({ name, dir, dockerfile, config, template: template?.trim() ? template : undefined });
 }
 
+/** The names of the directories in `podsDir`, sorted. */
+async function podNames(podsDir: string): Promise<string[]> {
+  return (await readdir(podsDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+}
+
 /** One entry of {@link listPods}: a valid pod, or the error that makes it unusable. */
 export type PodListing = { readonly name: string; readonly pod: Pod; readonly error?: undefined } | { readonly name: string; readonly pod?: undefined; readonly error: CldpdError };
 
@@ -97,13 +104,12 @@ export type PodListing = { readonly name: string; readonly pod: Pod; readonly er
  * pods directory itself is missing.
  */
 export async function listPods(source: PodSource): Promise<PodListing[]> {
-  let entries;
+  let names;
   try {
-    entries = await readdir(source.podsDir, { withFileTypes: true });
+    names = await podNames(source.podsDir);
   } catch (err) {
     throw new CldpdError('PodNotFound', `The pods directory ${source.podsDir} cannot be read (${messageOf(err)}). Create it, or point --pods-dir / CLDPD_PODS_DIR at yours.`, { cause: err });
   }
-  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
   return Promise.all(
     names.map(async (name): Promise<PodListing> => {
       try {

@@ -107,6 +107,22 @@ export interface ContainerInfo {
   /** Docker's state: created, running, paused, restarting, removing, exited or dead. */
   readonly state: string;
   readonly createdAt: number;
+  /** Names of the named volumes it mounts; absent when the runner cannot tell. */
+  readonly volumes?: readonly string[];
+}
+
+/** A named volume found by label. */
+export interface VolumeInfo {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** When the engine created it (epoch ms); undefined when the engine does not say. */
+  readonly createdAt: number | undefined;
+  /**
+   * The bytes it holds, as the engine measured them when asked; undefined when the engine
+   * does not report it (a volume driver that cannot tell, or the measuring failed). Never a
+   * made-up 0.
+   */
+  readonly sizeBytes: number | undefined;
 }
 
 /**
@@ -122,6 +138,20 @@ export interface Runner {
   inspectImage(ref: string): Promise<ImageInfo | undefined>;
   /** Creates the named volume with these labels unless it exists; resolves true when it created it. */
   ensureVolume(name: string, labels: Readonly<Record<string, string>>): Promise<boolean>;
+  /**
+   * Volumes carrying every label of `labels` (an undefined value matches any value of that
+   * label), with their sizes measured in one pass over the engine's disk usage, which can
+   * take a while on a busy engine; `{ sizes: false }` skips it (every `sizeBytes` undefined).
+   */
+  listVolumes(labels: Readonly<Record<string, string | undefined>>, options?: { readonly sizes?: boolean }): Promise<VolumeInfo[]>;
+  /** The named volume, without its size (`sizeBytes` undefined); undefined when there is none. */
+  inspectVolume(name: string): Promise<VolumeInfo | undefined>;
+  /**
+   * Removes the named volume. Idempotent: a volume that is not there is fine. Throws
+   * `ContainerFailed` when a container (running or not) still uses it, naming the
+   * container(s) and saying what to do.
+   */
+  removeVolume(name: string): Promise<void>;
   /**
    * Creates a container, attaches to its output, then starts it: no output is missed. The
    * container keeps only the capabilities of the spec (see `capAdd`) and never gains more

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CldpdError } from './errors.js';
 
@@ -142,6 +142,14 @@ export class SessionStore {
     await writeFile(tmp, user, { mode: PRIVATE_FILE_MODE });
     await chmod(tmp, PRIVATE_FILE_MODE);
     await rename(tmp, file);
+  }
+
+  /**
+   * Forgets who `volume` was given to: once the volume is removed, a new one of that name
+   * starts out root-owned and must be given away again. Idempotent.
+   */
+  async forgetVolumeOwner(volume: string): Promise<void> {
+    await rm(join(this.dir, '.volume-owners', encodeURIComponent(volume)), { force: true });
   }
 
   /** Every record, newest first. Unreadable entries are skipped. */

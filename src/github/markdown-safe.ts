@@ -1,3 +1,5 @@
+import { stripEscapes } from '../core/index.js';
+
 /**
  * Making text from an agent or a container safe to show as GitHub Markdown in cldpd's own
  * comment: it must not notify people, link issues, load remote images or hide text in HTML,
@@ -8,13 +10,7 @@
 /** A zero-width space as an HTML entity: GitHub shows nothing, and links nothing across it. */
 const BREAK = '&#8203;';
 
-/** Terminal escape sequences (colours, cursor moves, titles) and other control characters but tab and newline. */
-const ESCAPES = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-Z\\-_]|[\u0000-\u0008\u000b-\u001f\u007f]/g;
-
-/** `text` without terminal escape codes (`[91m`) and control characters. */
-export function stripEscapes(text: string): string {
-  return text.replace(ESCAPES, '');
-}
+export { stripEscapes };
 
 /** Prose outside code: mentions, references, images and HTML defused. */
 function defuse(prose: string): string {

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { runCli } from '../cli/run-cli.js';
+import { colorEnabled } from '../cli/style.js';
 import { loadConfig } from '../config.js';
 import { Dispatcher, DockerRunner, SessionStore } from '../core/index.js';
 
@@ -46,6 +47,7 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     stderr: process.stderr,
     stdin: process.stdin,
     version,
+    color: { stdout: colorEnabled(process.env, process.stdout.isTTY === true), stderr: colorEnabled(process.env, process.stderr.isTTY === true) },
     onInterrupt: (handler) => {
       // A reader that went away (`cldpd start … | head`) is an interrupt too: stop, leave no container.
       const onPipeError = (err: NodeJS.ErrnoException): void => {

@@ -116,10 +116,10 @@ describe('bad requests at the terminal', () => {
     [['resume', 'good-00000000', '--prompt', 'x'], 1, /No session "good-00000000" on this host/],
     [['resume', '../../etc/passwd', '--prompt', 'x'], 1, /is not a session id/],
     [['stop', 'nope'], 1, /No session "nope" on this host/],
-    [['start', '-dash', '--prompt', 'x'], 2, /Unknown option '-d'/],
+    [['start', '-dash', '--prompt', 'x'], 2, /Unknown option -d for "cldpd start"\. An argument that starts with "-" goes after "--"\./],
     [['start', '--prompt', 'x', '--', '-dash'], 1, /Pod name "-dash" is not allowed/],
     [['logs', 'good-ffffffff'], 1, /No session "good-ffffffff"/],
-    [['start', 'good', '--prompt'], 2, /argument missing/],
+    [['start', 'good', '--prompt'], 2, /Option --prompt needs a value: --prompt <value>\./],
     [['frobnicate'], 2, /Unknown command "frobnicate"/],
     [['start', 'a', 'b', '--prompt', 'x'], 2, /needs exactly one pod name/],
   ])('%j → exit %d with a message', async (argv, expectedCode, message) => {

@@ -49,7 +49,10 @@ describe('runCli', () => {
     expect(io.stdoutText()).toBe('hello\n');
     expect(io.stderrText()).toContain('careful\n');
     expect(io.stderrText()).toContain('cldpd: building image cldpd-web:latest');
-    expect(io.stderrText()).toContain('cldpd: exited with code 4');
+    expect(io.stderrText()).toMatch(/✗ exited with code 4 · \d+\.\d s\n {2}continue: cldpd resume web-[0-9a-f]{8} --prompt '<what next>'\n$/);
+    // The session id is said once before the build, not again when the container starts.
+    expect(io.stderrText().match(/web-[0-9a-f]{8}/g)?.length).toBe(3); // the note, the container's name, the resume command
+    expect(io.stderrText()).not.toContain('\u001b'); // no colour unless asked for
     expect(interrupt).toBeUndefined(); // the signal handler is released afterwards
   });
 
@@ -81,7 +84,29 @@ describe('runCli', () => {
     expect(await cli('start', 'Bad/Name', '--prompt', 'x')).toBe(1);
     expect(io.stderrText()).toContain('is not allowed');
     expect(await cli('start')).toBe(2);
-    expect(io.stderrText()).toContain('Usage: cldpd');
+    expect(io.stderrText()).toContain('cldpd: "cldpd start" needs exactly one pod name.\nUsage: cldpd start <pod> --issue <url> | --prompt <text>\nRun "cldpd --help" for all commands and options.\n');
+  });
+
+  it('a typo gets a suggestion and two lines of help, not the whole usage', async () => {
+    expect(await cli('strat', 'web')).toBe(2);
+    expect(io.stderrText()).toBe('cldpd: Unknown command "strat". Did you mean "start"?\nRun "cldpd --help" for the commands and options.\n');
+  });
+
+  it('a pod name typo is answered with the pod meant', async () => {
+    expect(await cli('start', 'wbe', '--prompt', 'x')).toBe(1);
+    expect(io.stderrText()).toContain('Pod "wbe" not found');
+    expect(io.stderrText()).toContain('Did you mean "web"?');
+  });
+
+  it('colour where the stream is a terminal: errors red, notes dim', async () => {
+    io = { ...io, color: { stdout: false, stderr: true } };
+    runner.scripts.push({ chunks: [out('hello\n')], exitCode: 0 });
+    expect(await cli('start', 'web', '--prompt', 'go')).toBe(0);
+    expect(io.stdoutText()).toBe('hello\n'); // the pipe gets the agent's output, plain
+    expect(io.stderrText()).toContain('\u001b[2mcldpd: building image cldpd-web:latest\u001b[22m');
+    expect(io.stderrText()).toContain('\u001b[32m✓ done');
+    expect(await cli('start', 'nope', '--prompt', 'x')).toBe(1);
+    expect(io.stderrText()).toContain('\u001b[31mcldpd: Pod "nope" not found');
   });
 
   it('pods lists each pod with its status and fails when one is invalid', async () => {
@@ -102,8 +127,13 @@ describe('runCli', () => {
     const id = (JSON.parse(io.stdoutText().split('\n')[0] as string) as { session: string }).session;
     expect(await cli('ps', '--all', '--json')).toBe(0);
     expect(io.stdoutText()).toContain(`"session":"${id}","pod":"web","state":"exited (0)"`);
+    const before = io.stderrText();
     expect(await cli('logs', id)).toBe(0);
     expect(io.stdoutText()).toContain('line one\n');
+    // Everything on stdout: `cldpd logs X | less` sees the build and the notes too.
+    expect(io.stdoutText()).toContain('cldpd: building image cldpd-web:latest\n');
+    expect(io.stdoutText()).toContain('cldpd: run ended: exited with code 0 after');
+    expect(io.stderrText()).toBe(before);
     expect(await cli('logs', '-f', id)).toBe(0); // ends: the run is over and no container runs
     expect(await cli('stop', id)).toBe(0);
     expect(await cli('logs', 'web-ffffffff')).toBe(1);
@@ -159,12 +189,39 @@ describe('runCli', () => {
     await cli('start', 'web', '--prompt', 'go', '--json');
     const id = (JSON.parse(io.stdoutText().split('\n')[0] as string) as { session: string }).session;
     expect(await cli('resume', id, '--prompt', 'more')).toBe(0);
-    expect(io.stderrText()).toContain('cldpd: cost $0.7500 this run, $1.2500 for the session');
+    expect(io.stderrText()).toMatch(/✓ done · \d+\.\d s · \$0\.7500 \(\$1\.2500 for the session\)/);
     expect(await cli('ps', '--all', '--json')).toBe(0);
     const row = io.stdoutText().trim().split('\n').filter((l) => l.includes('"runs"')).map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.session === id);
     expect(row).toMatchObject({ runs: 2, costUsd: 1.25, lastRunCostUsd: 0.75, turns: 4 });
     expect(await cli('ps', '--all')).toBe(0);
-    expect(io.stdoutText()).toMatch(new RegExp(`${id}\\s+web\\s+exited \\(0\\)\\s+2\\s+\\$0\\.75\\s+\\$1\\.25`));
+    expect(io.stdoutText()).toMatch(new RegExp(`${id}\\s+web\\s+exited \\(0\\) (just now|\\ds ago)\\s+2\\s+\\$0\\.75\\s+\\$1\\.25\\s+(just now|\\ds ago)`));
+  });
+
+  it('ps says how long ago, not when to the millisecond', async () => {
+    runner.scripts.push({ chunks: [out('x\n')], exitCode: 3 });
+    await cli('start', 'web', '--prompt', 'go', '--json');
+    const id = (JSON.parse(io.stdoutText().split('\n')[0] as string) as { session: string }).session;
+    io = { ...io, now: () => Date.now() + 2 * 3600_000 + 5000 };
+    expect(await cli('ps', '--all')).toBe(0);
+    expect(io.stdoutText()).toMatch(new RegExp(`${id}\\s+web\\s+exited \\(3\\) 2h ago\\s+1\\s+-\\s+-\\s+2h ago`));
+    expect(io.stdoutText()).not.toMatch(/\d{4}-\d\d-\d\dT/);
+  });
+
+  it('volumes lists what sessions keep, and rm removes a finished session\'s', async () => {
+    await writePod(context.pods.podsDir, 'keeper', { 'pod.json': { persist: ['/data'] } });
+    runner.scripts.push({ chunks: [out('x\n')], exitCode: 0 });
+    await cli('start', 'keeper', '--prompt', 'go', '--json');
+    const id = (JSON.parse(io.stdoutText().split('\n')[0] as string) as { session: string }).session;
+    const [volume] = [...runner.volumes.keys()];
+    runner.volumeSizes.set(volume as string, 4096);
+    expect(await cli('volumes')).toBe(0);
+    expect(io.stdoutText()).toMatch(new RegExp(`VOLUME\\s+POD\\s+ISSUE / SESSION\\s+PATH\\s+SIZE\\s+CREATED\\s+IN USE\\n${volume}\\s+keeper\\s+${id}\\s+/data\\s+4\\.1 kB\\s+(just now|\\ds ago)\\s+no\\n`));
+    expect(io.stderrText()).toContain('cldpd: 1 volume, 4.1 kB');
+    expect(await cli('volumes', 'rm', id)).toBe(0);
+    expect(io.stdoutText()).toContain(`removed  ${volume}  /data\n`);
+    expect(runner.volumes.size).toBe(0);
+    expect(await cli('volumes', 'rm', 'cldpd-not-there')).toBe(0);
+    expect(io.stdoutText()).toContain('already gone  cldpd-not-there');
   });
 
   it('prints help and version', async () => {

@@ -54,6 +54,12 @@ describe('loadPod', () => {
     expect(f.code).toBe('PodNotFound');
     expect(f.message).toContain(join(source.podsDir, 'ghost'));
     expect(f.message).toContain('cldpd pods');
+    expect(f.message).not.toContain('Did you mean');
+  });
+
+  it('suggests the pod a typo was meant to name', async () => {
+    await mkdir(join(source.podsDir, 'hello'));
+    expect((await failure('helo')).message).toContain('Did you mean "hello"?');
   });
 
   it('refuses a pod without a Dockerfile', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isWellFormed, keepEnd, keepStart, shorten, toWellFormed } from '../../src/core/text.js';
+import { closest, isWellFormed, keepEnd, keepStart, shorten, stripEscapes, toWellFormed } from '../../src/core/text.js';
 
 const EMOJI = '\u{1F600}';
 /** Emoji at every parity of position, among one-unit characters. */
@@ -43,5 +43,31 @@ describe('keepStart, keepEnd, shorten', () => {
     expect(isWellFormed('a\uD83D')).toBe(false);
     expect(toWellFormed('a\uD83Db\uDE00')).toBe('a\uFFFDb\uFFFD');
     expect(toWellFormed(`a${EMOJI}`)).toBe(`a${EMOJI}`);
+  });
+});
+
+describe('closest', () => {
+  const commands = ['start', 'resume', 'stop', 'ps', 'logs', 'volumes', 'pods', 'doctor'];
+  it.each([
+    ['strat', commands, 'start'],
+    ['stpo', commands, 'stop'],
+    ['resmue', commands, 'resume'],
+    ['vol', commands, 'volumes'],
+    ['log', commands, 'logs'],
+    ['st', commands, undefined], // starts two, and neither is one edit away: no guess
+    ['--al', ['--all', '--json', '--help'], '--all'],
+    ['Hello', ['hello', 'web'], 'hello'],
+    ['start', commands, undefined],
+    ['xyzzy', commands, undefined],
+    ['', commands, undefined],
+    ['p', ['ps', 'pods'], 'ps'],
+  ])('%s → %s', (word, candidates, expected) => {
+    expect(closest(word, candidates)).toBe(expected);
+  });
+});
+
+describe('stripEscapes', () => {
+  it('removes colours, cursor moves, titles and control characters, keeping newlines and tabs', () => {
+    expect(stripEscapes('\u001b[91mred\u001b[0m\u001b[2J\u001b]0;title\u0007a\tb\nc\u0000')).toBe('reda\tb\nc');
   });
 });

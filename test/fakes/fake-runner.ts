@@ -1,4 +1,4 @@
-import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner } from '../../src/core/index.js';
+import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner, VolumeInfo } from '../../src/core/index.js';
 import { CldpdError } from '../../src/core/index.js';
 
 /** What the next process (run or exec) does: print these chunks, then exit with this code, or wait to be stopped. */
@@ -75,7 +75,39 @@ export class FakeRunner implements Runner {
     this.calls.push({ method: 'ensureVolume', args: [name, labels] });
     if (this.volumes.has(name)) return false;
     this.volumes.set(name, { ...labels });
+    this.volumeCreatedAt.set(name, Date.now());
     return true;
+  }
+
+  /** Sizes listVolumes reports, by volume name; a volume not here has an unknown size. */
+  readonly volumeSizes = new Map<string, number>();
+  private readonly volumeCreatedAt = new Map<string, number>();
+
+  private volumeInfo(name: string, sizeBytes: number | undefined): VolumeInfo {
+    return { name, labels: { ...this.volumes.get(name) }, createdAt: this.volumeCreatedAt.get(name), sizeBytes };
+  }
+
+  async listVolumes(labels: Readonly<Record<string, string | undefined>>, options: { readonly sizes?: boolean } = {}): Promise<VolumeInfo[]> {
+    this.calls.push({ method: 'listVolumes', args: [labels, options] });
+    return [...this.volumes.entries()]
+      .filter(([, have]) => Object.entries(labels).every(([k, v]) => (v === undefined ? k in have : have[k] === v)))
+      .map(([name]) => this.volumeInfo(name, options.sizes === false ? undefined : this.volumeSizes.get(name)));
+  }
+
+  async inspectVolume(name: string): Promise<VolumeInfo | undefined> {
+    this.calls.push({ method: 'inspectVolume', args: [name] });
+    return this.volumes.has(name) ? this.volumeInfo(name, undefined) : undefined;
+  }
+
+  /** Refuses, as Docker does, while a container (running or not) mounts the volume. */
+  async removeVolume(name: string): Promise<void> {
+    this.calls.push({ method: 'removeVolume', args: [name] });
+    const users = [...this.containers.values()].filter((c) => c.spec.mounts.some((m) => m.type === 'volume' && m.source === name));
+    if (users.length > 0) {
+      throw new CldpdError('ContainerFailed', `The volume ${name} is in use by container ${users.map((c) => `${c.info.name} (${c.info.state})`).join(', ')}.`);
+    }
+    this.volumes.delete(name);
+    this.volumeCreatedAt.delete(name);
   }
 
   /** When set, chownVolumes fails with this. */
@@ -207,9 +239,8 @@ export class FakeRunner implements Runner {
 
   async list(labels: Readonly<Record<string, string | undefined>>): Promise<ContainerInfo[]> {
     return [...this.containers.values()]
-      .map((c) => c.info)
-      .filter((info) => Object.entries(labels).every(([k, v]) => (v === undefined ? k in info.labels : info.labels[k] === v)))
-      .map((info) => ({ ...info }));
+      .filter(({ info }) => Object.entries(labels).every(([k, v]) => (v === undefined ? k in info.labels : info.labels[k] === v)))
+      .map(({ info, spec }) => ({ ...info, volumes: spec.mounts.flatMap((m) => (m.type === 'volume' ? [m.source] : [])) }));
   }
 
   async isRunning(containerId: string): Promise<boolean | undefined> {

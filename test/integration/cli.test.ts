@@ -62,15 +62,26 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
     expect(run.code).toBe(5);
     expect(run.stdout).toBe('hello from the pod\n');
     expect(run.stderr).toContain('cldpd: building image cldpd-it-cli:latest');
-    expect(run.stderr).toMatch(/Step \d\/\d/);
+    // Compact: one line per step; the builder's bookkeeping and cldpd's own labels are not shown.
+    expect(run.stderr).toMatch(/ {2}‣ COPY /);
+    expect(run.stderr).not.toMatch(/Step \d|--->|dev\.cldpd|Successfully/);
     expect(run.stderr).toContain('warning\n');
-    expect(run.stderr).toContain('cldpd: exited with code 5');
+    expect(run.stderr).toMatch(/✗ exited with code 5 · [\d.]+ s\n/);
     const session = /cldpd: session (it-cli-[0-9a-f]{8})/.exec(run.stderr)?.[1] as string;
+    expect(run.stderr).toContain(`continue: cldpd resume ${session} --prompt '<what next>'`);
+    expect(run.stderr + run.stdout).not.toContain('\u001b'); // pipes get no colour
     expect(await world.containersOf(session)).toEqual([]);
 
+    // The log holds everything, on stdout, and the whole build with --verbose.
     const logs = await cldpd(['logs', session]);
     expect(logs.code).toBe(0);
-    expect(logs.stdout).toBe('hello from the pod\n');
+    expect(logs.stdout).toContain('hello from the pod\n');
+    expect(logs.stdout).toContain('warning\n'); // the container's stderr too
+    expect(logs.stdout).toContain('cldpd: building image cldpd-it-cli:latest\n');
+    expect(logs.stderr).toBe('');
+    const verbose = await cldpd(['logs', session, '--verbose']);
+    expect(verbose.stdout).toMatch(/Step \d\/\d : COPY /);
+    expect(verbose.stdout).not.toContain('dev.cldpd');
     const ps = await cldpd(['ps', '--all', '--json']);
     expect(ps.stdout).toContain(`"session":"${session}"`);
   });
@@ -147,6 +158,42 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
     expect(doctor.stdout).toContain('pod it-cli:');
     const pods = await cldpd(['pods', '--json']);
     expect(pods.stdout).toContain('"name":"it-cli","valid":true');
+  });
+
+  /** Runs the CLI in a pseudo-terminal (util-linux `script`), as a person at a terminal would; stdout and stderr arrive together. */
+  function inTerminal(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+    const command = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    return new Promise((resolve, reject) => {
+      const child = spawn('script', ['-qefc', command, '/dev/null'], { env: { ...env, TERM: 'xterm-256color', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`cldpd ${args.join(' ')} in a terminal did not finish within 90 s: ${output}`));
+      }, 90_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, output });
+      });
+    });
+  }
+
+  it('in a terminal: colour and dim text; NO_COLOR turns it off', async () => {
+    const coloured = await inTerminal(['start', 'it-cli', '--prompt', 'go']);
+    expect(coloured.code).toBe(5);
+    expect(coloured.output).toContain('\u001b[2mcldpd: session it-cli-'); // notes dim
+    expect(coloured.output).toMatch(/\u001b\[31m✗ exited with code 5/); // the outcome red
+    expect(coloured.output).toContain('hello from the pod');
+
+    const typo = await inTerminal(['strat', 'it-cli']);
+    expect(typo.code).toBe(2);
+    expect(typo.output).toContain('\u001b[31mcldpd: Unknown command "strat". Did you mean "start"?');
+
+    const plain = await inTerminal(['start', 'it-cli', '--prompt', 'go'], { NO_COLOR: '1' });
+    expect(plain.code).toBe(5);
+    expect(plain.output).toContain('✗ exited with code 5');
+    expect(plain.output).not.toContain('\u001b[');
   });
 
   it('a pod that does not exist gets a clear error and exit code 1', async () => {

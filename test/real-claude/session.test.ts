@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { renderEvent } from '../../src/cli/render.js';
+import { renderTranscript } from '../../src/cli/render.js';
 import type { Session, SessionEvent } from '../../src/core/index.js';
 import type { CommentsApi } from '../../src/github/comments-api.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
@@ -57,7 +57,7 @@ async function statusBodies(session: Session, events: readonly SessionEvent[]): 
 
 /** The terminal transcript of a run, as `cldpd start` prints it. */
 function transcript(events: readonly SessionEvent[], sessionId: string): string {
-  return events.flatMap((e) => renderEvent(e, sessionId)).map((p) => p.text).join('');
+  return renderTranscript(events, { sessionId, verbose: false }).map((p) => p.text).join('');
 }
 
 describeWithRealClaude(`the real Claude Code CLI in a Debian pod (${CLAUDE_BASE_IMAGE})`, () => {
@@ -91,7 +91,7 @@ describeWithRealClaude(`the real Claude Code CLI in a Debian pod (${CLAUDE_BASE_
 
     const shown = transcript(events, session.id);
     expect(shown).toContain('→ Bash: echo "note: first task" >> notes.txt');
-    expect(shown).toMatch(/ {2}⎿ password=hunter2-in-a-file \(\+1 lines\)/);
+    expect(shown).toMatch(/ {2}⎿ password=hunter2-in-a-file \(\+1 line\)/);
     expect(shown).toContain('Appending a note.');
     expect(shown).not.toMatch(/\{"type":/); // never raw JSON
 
