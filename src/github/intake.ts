@@ -4,6 +4,7 @@ import { MAX_PROMPT_BYTES, assertPodName, isCldpdError, keepStart } from '../cor
 import { issueKeyOf, type IntakeJob, type IssueRef, type RunCommand } from '../queue/contract.js';
 import type { IssueState } from '../queue/issue-state.js';
 import type { Producer } from '../queue/producer.js';
+import { runsAhead } from '../queue/queue-position.js';
 import { COMMAND_HELP } from './commands.js';
 import type { CommentsApi, OctokitLike } from './comments-api.js';
 import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
@@ -204,9 +205,11 @@ export class Intake {
         const m = parseStatusMarker(c.body);
         return c.author.login === appLogin && c.author.type === 'Bot' && m?.issueKey === key && m.seq === seq;
       });
-      const pending = await state.pending(key);
-      const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: pending, now: Date.now(), requestedBy: job.sender.login }, marker, (t) => t);
+      // Runs of this issue that will run first (the running one included); the worker keeps it up to date.
+      const ahead = runsAhead(await state.queueSnapshot(key));
+      const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: ahead, now: Date.now(), requestedBy: job.sender.login }, marker, (t) => t);
       const comment = found ?? (await comments.create(job.issue, body));
+      if (!found) await state.showPosition(key, seq, ahead);
       commentId = await state.statusComment(key, seq, comment.id);
       await state.set(key, { lastStatusUrl: comment.url });
     }

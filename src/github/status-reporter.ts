@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { messageOf, type AgentSummary, type SessionEvent } from '../core/index.js';
 import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
+import type { PositionReporter } from '../queue/queue-position.js';
 import type { CommentsApi } from './comments-api.js';
 import { createRedactor } from './redact.js';
 import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
@@ -24,6 +25,31 @@ export interface StatusReporterOptions {
 
 const LAST_LINES = 20;
 
+/** Runs whose report began that are remembered, so no queued render touches their comments. */
+const BEGUN_KEPT = 10_000;
+
+/** How long a run's first write waits at most for a queued render of its comment under way. */
+const QUEUED_WRITE_WAIT_MS = 30_000;
+
+function runKey(command: RunCommand): string {
+  return `${command.issueKey}#${command.seq}`;
+}
+
+/** What the comment of a command that waits shows: what the intake posted, with the host once known. */
+function queuedView(command: RunCommand, now: number, hostId: string | undefined, queuePosition?: number): StatusView {
+  return {
+    pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now,
+    requestedBy: command.requestedBy, ...(hostId ? { host: hostId } : {}), ...(queuePosition !== undefined ? { queuePosition } : {}),
+  };
+}
+
+/** Resolves when `write` has settled, or after `ms`, whichever is first; never rejects. */
+async function settled(write: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([write.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 function statusOf(err: unknown): number | undefined {
   return (err as { status?: number }).status;
 }
@@ -45,13 +71,47 @@ export function isPermanent(err: unknown): boolean {
 /**
  * Reports runs on their status comment: progress edits coalesced to one per interval and
  * only when the installation's write budget allows; the final edit always, retried until it lands
- * (a deleted comment is posted again) or GitHub's answer shows it never will.
+ * (a deleted comment is posted again) or GitHub's answer shows it never will. Also shows a
+ * waiting command its new place in the queue (a progress edit as well), and never once its
+ * run's report has begun: the run's first write waits for such a render under way.
  */
-export class StatusReporter implements Reporter {
+export class StatusReporter implements Reporter, PositionReporter {
+  /** Runs whose report began here (the latest BEGUN_KEPT). */
+  private readonly begun = new Set<string>();
+  /** Queued renders under way, per run. */
+  private readonly rendering = new Map<string, Promise<void>>();
+
   constructor(private readonly options: StatusReporterOptions) {}
 
   forRun(command: RunCommand): RunReport {
-    return new StatusRun(command, this.options);
+    const key = runKey(command);
+    this.begun.delete(key);
+    this.begun.add(key);
+    if (this.begun.size > BEGUN_KEPT) this.begun.delete(this.begun.values().next().value as string);
+    return new StatusRun(command, this.options, this.rendering.get(key));
+  }
+
+  async queued(command: RunCommand, position: number): Promise<boolean> {
+    const key = runKey(command);
+    const { budget, comments, logger, hostId } = this.options;
+    if (this.begun.has(key) || this.rendering.has(key)) return false;
+    if (!(await budget.tryTake(command.issue.installationId))) return false;
+    if (this.begun.has(key) || this.rendering.has(key)) return false; // its run began while the budget was asked
+    const body = renderStatusComment(queuedView(command, (this.options.now ?? Date.now)(), hostId, position), statusMarker({ issueKey: command.issueKey, seq: command.seq }), (text) => text);
+    const write = comments.update(command.issue, command.statusCommentId, body);
+    const done = write.then(() => undefined, () => undefined);
+    this.rendering.set(key, done);
+    try {
+      await write;
+      return true;
+    } catch (err) {
+      // Deleted: the run posts its comment again when it starts; nothing to keep up to date until then.
+      if (statusOf(err) === 404) return true;
+      logger.warn({ err: messageOf(err), issue: command.issueKey, seq: command.seq }, 'could not show a queued run its new place in the queue');
+      return false;
+    } finally {
+      this.rendering.delete(key);
+    }
   }
 }
 
@@ -69,13 +129,12 @@ class StatusRun implements RunReport {
   private readonly redactor: Promise<(text: string) => string>;
   private readonly now: () => number;
 
-  constructor(private readonly command: RunCommand, private readonly options: StatusReporterOptions) {
+  /** `queuedWrite`: a queued render of this run's comment under way; every write of the run comes after it. */
+  constructor(private readonly command: RunCommand, private readonly options: StatusReporterOptions, queuedWrite?: Promise<void>) {
     this.now = options.now ?? Date.now;
     this.commentId = command.statusCommentId;
-    this.view = {
-      pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now: this.now(),
-      requestedBy: command.requestedBy, ...(options.hostId ? { host: options.hostId } : {}),
-    };
+    this.view = queuedView(command, this.now(), options.hostId);
+    if (queuedWrite) this.editing = settled(queuedWrite, QUEUED_WRITE_WAIT_MS);
     // Without the pod's values (its pod.json unreadable now), token shapes are still hidden.
     this.redactor = options.redactorFor(command.pod).catch((err: unknown) => {
       options.logger.warn({ err: messageOf(err), pod: command.pod }, 'could not read the values to hide for this pod; hiding token shapes only');

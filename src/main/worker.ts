@@ -49,7 +49,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   });
   const state = new IssueState(redis);
   const producer = new Producer(redis, state);
-  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, dispatcher, state, producer, reporter, logger: logger.child({ name: 'worker' }) });
+  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, dispatcher, state, producer, reporter, positions: reporter, logger: logger.child({ name: 'worker' }) });
   await worker.start();
   return {
     close: async () => {

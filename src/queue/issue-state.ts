@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { issueKeyOf, type IssueRef, type RunCommand } from './contract.js';
 import { KEY_PREFIX } from './names.js';
+import type { QueueSnapshot } from './queue-position.js';
 
 /** What Redis knows of an issue: its session, the host that owns it, its command counter. */
 export interface IssueRecord {
@@ -64,7 +65,8 @@ return 0`;
 /**
  * The per-issue state in Redis: the issue → session map, the host that owns it, and the
  * issue's queue of run commands, drained by one worker at a time under a lock.
- * Keys: `cldpd:issue:{key}` (hash), `…:runs` (list), `…:seen` (set of queued seqs), `…:lock`.
+ * Keys: `cldpd:issue:{key}` (hash), `…:runs` (list), `…:seen` (set of queued seqs), `…:lock`,
+ * `…:positions` (hash: seq → the queue position its status comment shows).
  */
 export class IssueState {
   constructor(private readonly redis: Redis) {}
@@ -195,7 +197,55 @@ export class IssueState {
 
   /** Removes a handled command from the head of the queue. */
   async done(command: RunCommand): Promise<void> {
-    await this.redis.lrem(this.key(command.issueKey, 'runs'), 1, JSON.stringify(command));
+    await this.redis.multi()
+      .lrem(this.key(command.issueKey, 'runs'), 1, JSON.stringify(command))
+      .hdel(this.key(command.issueKey, 'positions'), String(command.seq))
+      .exec();
+  }
+
+  /** Everything the queue positions of the issue's commands are computed from, read at once. */
+  async queueSnapshot(issueKey: string): Promise<QueueSnapshot<RunCommand>> {
+    const [[, texts], [, fields], [, shown]] = (await this.redis.multi()
+      .lrange(this.key(issueKey, 'runs'), 0, -1)
+      .hmget(this.key(issueKey), 'running', 'stoppedSeq')
+      .hgetall(this.key(issueKey, 'positions'))
+      .exec()) as [[Error | null, string[]], [Error | null, Array<string | null>], [Error | null, Record<string, string>]];
+    const commands = texts.map((text) => JSON.parse(text) as RunCommand);
+    const resumes = commands.filter((c) => c.kind === 'resume');
+    const claims = resumes.length > 0 ? await this.redis.mget(resumes.map((c) => `${this.key(issueKey, 'deliver')}:${c.seq}`)) : [];
+    const deliveries = new Map<number, 'pending' | 'delivered'>();
+    resumes.forEach((c, i) => {
+      const claim = claims[i];
+      if (claim === 'pending' || claim === 'delivered') deliveries.set(c.seq, claim);
+    });
+    return {
+      commands,
+      running: Number(fields[0] ?? 0),
+      stoppedSeq: Number(fields[1] ?? 0),
+      deliveries,
+      shown: new Map(Object.entries(shown).map(([seq, position]) => [Number(seq), Number(position)])),
+    };
+  }
+
+  /** Records the queue position command `seq`'s status comment shows (kept 30 days at most; dropped when the command is done). */
+  async showPosition(issueKey: string, seq: number, position: number): Promise<void> {
+    const key = this.key(issueKey, 'positions');
+    await this.redis.multi().hset(key, String(seq), String(position)).expire(key, 30 * 24 * 3600).exec();
+  }
+
+  /**
+   * Whether `command` still waits behind another of its issue's commands: queued and not
+   * first, not running, not cancelled by a stop, and not being delivered into (or taken by)
+   * the running agent. Checked right before its status comment is rendered as queued.
+   */
+  async waiting(command: RunCommand): Promise<boolean> {
+    const [[, index], [, fields], [, claim]] = (await this.redis.multi()
+      .lpos(this.key(command.issueKey, 'runs'), JSON.stringify(command))
+      .hmget(this.key(command.issueKey), 'running', 'stoppedSeq')
+      .get(`${this.key(command.issueKey, 'deliver')}:${command.seq}`)
+      .exec()) as [[Error | null, number | null], [Error | null, Array<string | null>], [Error | null, string | null]];
+    return typeof index === 'number' && index > 0 && Number(fields[0] ?? 0) !== command.seq && command.seq > Number(fields[1] ?? 0)
+      && claim !== 'pending' && claim !== 'delivered';
   }
 
   /** Takes the issue's drain lock for `ttlMs`; false when another live drainer has it. */

@@ -6,6 +6,7 @@ import type { ControlJob, Reporter, RunCommand, RunOutcome } from './contract.js
 import type { IssueState } from './issue-state.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 import type { DrainJob, Producer } from './producer.js';
+import { positionUpdates, type PositionReporter } from './queue-position.js';
 
 /** What a run worker needs; the composition root builds the real ones. */
 export interface RunWorkerOptions {
@@ -17,6 +18,8 @@ export interface RunWorkerOptions {
   readonly state: IssueState;
   readonly producer: Producer;
   readonly reporter: Reporter;
+  /** Keeps the queue position on the status comments of waiting commands up to date; none when absent. */
+  readonly positions?: PositionReporter;
   readonly logger: Logger;
   /** How long a job and the per-issue lock stay with a worker that stopped renewing them; default 60 s. */
   readonly lockTtlMs?: number;
@@ -27,6 +30,9 @@ export interface RunWorkerOptions {
 }
 
 const LAST_LINES = 20;
+
+/** How long the drain waits at most for queue position renders under way before it acts on its next command. */
+const POSITIONS_WAIT_MS = 60_000;
 
 /** How long a delivery into a running agent holds its resume before the drain may take it back. */
 const DELIVERY_CLAIM_MS = 60_000;
@@ -42,6 +48,12 @@ export class RunWorker {
   /** The run this worker follows per issue, with its command's seq. */
   private readonly live = new Map<string, { readonly session: Session; readonly seq: number }>();
   private readonly adopting = new Set<string>();
+  /**
+   * Per issue, the queue position renders under way (one after the other). The drain waits
+   * for them before it acts on its next command, so no "queued" render lands on a comment
+   * after its run has begun reporting.
+   */
+  private readonly positioning = new Map<string, Promise<void>>();
   private reconciler: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly lockTtlMs: number;
@@ -88,6 +100,7 @@ export class RunWorker {
     clearInterval(this.heartbeat);
     await Promise.all(this.workers.map((w) => w.close(true)));
     this.workers.length = 0;
+    await Promise.all([...this.positioning.keys()].map((issueKey) => this.positionsSettled(issueKey)));
   }
 
   private async drain(job: Job<DrainJob>, token: string | undefined): Promise<string> {
@@ -128,6 +141,11 @@ export class RunWorker {
           }
           continue;
         }
+        // The commands behind this one have moved up (the one before ended) or this one is
+        // about to start: their comments show their new place while it runs. Renders begun
+        // before land first: this command may be one they were for.
+        await this.positionsSettled(issueKey);
+        void this.refreshPositions(issueKey);
         if (command.kind === 'resume' && (await this.drainClaim(command)) === 'delivered') {
           // It went into the running agent as its next message (see deliver()).
           await state.done(command);
@@ -144,6 +162,7 @@ export class RunWorker {
         if (command.kind === 'start') {
           const claimed = await state.claimHost(issueKey, hostId);
           if (claimed !== hostId && !(await this.takeOver(issueKey, claimed))) {
+            await this.positionsSettled(issueKey);
             await state.release(issueKey, lockToken);
             released = true;
             await this.options.producer.drain(issueKey, claimed, `fwd-${job.id ?? ''}`);
@@ -158,6 +177,43 @@ export class RunWorker {
       clearInterval(renew);
       if (!released) await state.release(issueKey, lockToken).catch(() => undefined);
     }
+  }
+
+  /**
+   * Shows the issue's waiting commands their new place in its queue (see positionUpdates),
+   * after the renders begun before; never rejects. Commands are looked at once, then each is
+   * checked again right before its comment is written: one that started, was cancelled or
+   * went into the running agent meanwhile is left alone.
+   */
+  private refreshPositions(issueKey: string): Promise<void> {
+    const { positions, state, logger } = this.options;
+    if (!positions) return Promise.resolve();
+    const render = async (): Promise<void> => {
+      for (const { command, position } of positionUpdates(await state.queueSnapshot(issueKey))) {
+        if (!(await state.waiting(command))) continue;
+        if (await positions.queued(command, position)) await state.showPosition(issueKey, command.seq, position);
+      }
+    };
+    const previous = this.positioning.get(issueKey) ?? Promise.resolve();
+    const next = previous.then(render).catch((err: unknown) => logger.warn({ err, issue: issueKey }, 'could not update the queue positions of waiting runs'));
+    this.positioning.set(issueKey, next);
+    void next.then(() => {
+      if (this.positioning.get(issueKey) === next) this.positioning.delete(issueKey);
+    });
+    return next;
+  }
+
+  /**
+   * Resolves once the issue's queue position renders begun so far have landed (or failed), or
+   * after POSITIONS_WAIT_MS: a write GitHub never answers must not hold the issue's runs (the
+   * reporter still keeps a late one off a run's comment, see PositionReporter).
+   */
+  private async positionsSettled(issueKey: string): Promise<void> {
+    const pending = this.positioning.get(issueKey);
+    if (!pending) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([pending, new Promise<void>((resolve) => (timer = setTimeout(resolve, POSITIONS_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   /**
@@ -347,12 +403,16 @@ export class RunWorker {
         return;
       }
       // The comment first, then the mark: a crash in between runs the resume again rather than leave it silent.
+      // A queued render of this comment under way lands before it.
+      await this.positionsSettled(job.issueKey);
       await this.finish(job.command, {
         kind: 'delivered',
         sessionId: session.id,
         message: `Sent to the agent of session \`${session.id}\` while it ran (run ${session.run}), which took it as its next instruction; its answer is in that run's status comment.`,
       });
       await state.markDelivered(job.issueKey, job.seq);
+      // It will not run: the commands behind it have moved up.
+      void this.refreshPositions(job.issueKey);
     } finally {
       clearInterval(renew);
     }

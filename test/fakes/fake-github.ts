@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isWellFormed } from '../../src/core/text.js';
+import type { OctokitLike } from '../../src/github/comments-api.js';
 
 /** A request the fake GitHub API received. */
 export interface RecordedRequest {
@@ -27,6 +28,8 @@ export interface FakeComment {
   author?: { login: string; type: string };
   /** When it was last written (ms), for `since`. */
   updatedAt?: number;
+  /** Every body it had, oldest first: the one posted, then each edit's. */
+  history?: string[];
 }
 
 /** The app's own login on the fake GitHub (`GET /app` answers slug "cldpd"). */
@@ -49,6 +52,8 @@ export class FakeGitHub {
   readonly settings = new Map<string, string>();
   /** While positive, comment writes answer with this status (and count down). */
   failWrites: { status: number; times: number; retryAfter?: number } | undefined;
+  /** When set, how long each comment write waits before it is applied and answered, in ms (a slow API). */
+  writeDelay: ((request: RecordedRequest) => number) | undefined;
   private server: Server | undefined;
   private nextId = 1000;
 
@@ -105,6 +110,8 @@ export class FakeGitHub {
       if (settings === undefined || decodeURIComponent(m[3] as string) !== '.github/cldpd.yml') return send(404, { message: 'Not Found' });
       return send(200, { type: 'file', encoding: 'base64', content: Buffer.from(settings).toString('base64') });
     }
+    const delay = (method === 'POST' || method === 'PATCH') && path.includes('/comments') ? this.writeDelay?.(recorded) ?? 0 : 0;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if ((method === 'POST' || method === 'PATCH') && this.failWrites && this.failWrites.times > 0 && path.includes('/comments')) {
       this.failWrites.times -= 1;
       const headers: Record<string, string> = this.failWrites.retryAfter !== undefined ? { 'retry-after': String(this.failWrites.retryAfter) } : {};
@@ -121,6 +128,7 @@ export class FakeGitHub {
       if (method === 'POST') {
         const id = this.nextId++;
         const comment: FakeComment = { id, issue, body: String(body.body ?? ''), edits: 0, html_url: `http://github.test/${m[1]}/${m[2]}/issues/${m[3]}#issuecomment-${id}`, updatedAt: Date.now() };
+        comment.history = [comment.body];
         this.comments.push(comment);
         return send(201, { id, body: comment.body, html_url: comment.html_url });
       }
@@ -136,8 +144,33 @@ export class FakeGitHub {
       comment.body = String(body.body ?? '');
       comment.edits += 1;
       comment.updatedAt = Date.now();
+      (comment.history ??= []).push(comment.body);
       return send(200, { id: comment.id, body: comment.body, html_url: comment.html_url });
     }
     send(404, { message: `fake GitHub has no route for ${method} ${path}` });
   }
+}
+
+/**
+ * An OctokitLike that talks to `github` as an installation's Octokit would (the route's
+ * placeholders filled, the rest as query or JSON body); a refusal rejects with its `status`.
+ */
+export function fakeOctokit(github: FakeGitHub): OctokitLike {
+  return {
+    async request(route, parameters = {}) {
+      const [method = 'GET', template = '/'] = route.split(' ');
+      const rest: Record<string, unknown> = { ...parameters };
+      const path = template.replace(/\{(\w+)\}/g, (_, name: string) => {
+        const value = rest[name];
+        delete rest[name];
+        return encodeURIComponent(String(value));
+      });
+      const url = new URL(`http://${github.host}/api/v3${path}`);
+      if (method === 'GET') for (const [k, v] of Object.entries(rest)) url.searchParams.set(k, String(v));
+      const response = await fetch(url, { method, headers: { 'content-type': 'application/json' }, ...(method === 'GET' ? {} : { body: JSON.stringify(rest) }) });
+      const data = (await response.json()) as unknown;
+      if (!response.ok) throw Object.assign(new Error((data as { message?: string }).message ?? `HTTP ${response.status}`), { status: response.status });
+      return { data };
+    },
+  };
 }

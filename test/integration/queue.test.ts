@@ -4,11 +4,17 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dispatcher, SessionStore } from '../../src/core/index.js';
-import type { IntakeJob, RunCommand } from '../../src/queue/contract.js';
+import { octokitComments } from '../../src/github/comments-api.js';
+import { Intake } from '../../src/github/intake.js';
+import { parseStatusMarker } from '../../src/github/status-comment.js';
+import { StatusReporter } from '../../src/github/status-reporter.js';
+import { localWriteBudget } from '../../src/github/write-budget.js';
+import type { IntakeJob, RunCommand, Trigger } from '../../src/queue/contract.js';
 import { IssueState } from '../../src/queue/issue-state.js';
 import { INTAKE_QUEUE } from '../../src/queue/names.js';
 import { Producer } from '../../src/queue/producer.js';
 import { RunWorker } from '../../src/queue/run-worker.js';
+import { FAKE_APP_LOGIN, FakeGitHub, fakeOctokit, type FakeComment } from '../fakes/fake-github.js';
 import { FakeRunner, out, type Script } from '../fakes/fake-runner.js';
 import { tempDir, writePod } from '../fakes/pods.js';
 import { RecordingReporter } from '../fakes/recording-reporter.js';
@@ -222,6 +228,179 @@ describeWithRedis('queue semantics on a real Redis', () => {
     } finally {
       await worker.close();
     }
+  });
+  describe('queue positions on the status comments', () => {
+    const github = new FakeGitHub();
+    const octokit = fakeOctokit(github);
+    const comments = octokitComments(async () => octokit);
+    const silent = pino({ level: 'silent' });
+    const init = out('{"type":"system","subtype":"init","session_id":"claude-x"}\n');
+    let deliveries = 0;
+
+    beforeAll(async () => {
+      await github.start();
+      github.roles.set('alice', 'write');
+    });
+
+    afterAll(async () => {
+      await github.close();
+    });
+
+    /** Runs the intake of `trigger` on issue acme/web#n, as the server's intake queue would. */
+    async function trigger(n: number, what: Trigger): Promise<string> {
+      const intake = new Intake({ state, producer, comments, octokitFor: async () => octokit, appLogin: async () => FAKE_APP_LOGIN, logger: silent });
+      deliveries += 1;
+      return intake.process({
+        deliveryId: `position-${n}-${deliveries}`, trigger: what, sender: { login: 'alice', type: 'User' }, receivedAt: Date.now(),
+        issue: { installationId: 1, owner: 'acme', repo: 'web', number: n, url: `https://github.com/acme/web/issues/${n}`, title: `Issue ${n}`, body: 'work' },
+      });
+    }
+    const label: Trigger = { kind: 'label', pod: 'web' };
+    const resume = (prompt: string): Trigger => ({ kind: 'resume', prompt, commentId: 1, commentBody: `/cldpd resume ${prompt}` });
+
+    /** A RunWorker whose reporter writes the status comments on the fake GitHub and keeps queue positions up to date. */
+    async function startGitHubWorker(hostId: string, runner: FakeRunner) {
+      const home = await tempDir();
+      const pods = { podsDir: join(home, 'pods'), homeDir: home };
+      await writePod(pods.podsDir, 'web');
+      runner.defaultScript = { chunks: [init], exitCode: 0 };
+      const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId, hostEnv: {} });
+      const reporter = new StatusReporter({ comments, budget: localWriteBudget(600_000), intervalMs: 20, hostId, redactorFor: async () => (text: string) => text, logger: silent });
+      const worker = new RunWorker({ connection: redis, hostId, concurrency: 2, dispatcher, state, producer, reporter, positions: reporter, logger: silent, recheckMs: 200 });
+      await worker.start();
+      return worker;
+    }
+
+    /** The status comment of command `seq` on acme/web#n. */
+    function statusComment(n: number, seq: number): FakeComment {
+      const found = github.commentsOn(`acme/web#${n}`).find((c) => parseStatusMarker(c.body)?.seq === seq);
+      if (!found) throw new Error(`no status comment of command ${seq} on #${n}`);
+      return found;
+    }
+    const isQueued = (body: string) => body.includes('cldpd: queued');
+    const shows = (n: number, seq: number, text: string) => () => statusComment(n, seq).body.includes(text);
+    /** The queue positions comment `seq` showed, in order. */
+    const positions = (n: number, seq: number) => (statusComment(n, seq).history ?? []).filter(isQueued).map((body) => /\d+ ahead in the queue|next in the queue/.exec(body)?.[0]);
+    /** Once a comment moved past `queued`, it never shows `queued` again. */
+    function expectNeverBackToQueued(n: number): void {
+      for (const comment of github.commentsOn(`acme/web#${n}`).filter((c) => parseStatusMarker(c.body))) {
+        const history = comment.history ?? [];
+        const moved = history.findIndex((body) => !isQueued(body));
+        expect(moved, `comment ${comment.id} ends up past queued`).toBeGreaterThan(0);
+        expect(history.slice(moved).filter(isQueued), `comment ${comment.id} went back to queued`).toEqual([]);
+      }
+    }
+
+    it('positions: a waiting run\'s comment counts down as the runs ahead of it end, then shows its own run', async () => {
+      const n = 910;
+      expect(await trigger(n, label)).toBe('queued start #1');
+      expect(await trigger(n, resume('two'))).toBe('queued resume #2');
+      expect(await trigger(n, resume('three'))).toBe('queued resume #3');
+      expect(statusComment(n, 1).body).toContain('next in the queue');
+      expect(statusComment(n, 2).body).toContain('1 ahead in the queue');
+      expect(statusComment(n, 3).body).toContain('2 ahead in the queue');
+
+      let endFirst!: () => void;
+      let endSecond!: () => void;
+      const runner = new FakeRunner();
+      runner.scripts.push(
+        { chunks: [init], exitCode: 0, then: { after: new Promise<void>((r) => (endFirst = r)), chunks: [] } },
+        { chunks: [init], exitCode: 0, then: { after: new Promise<void>((r) => (endSecond = r)), chunks: [] } },
+      );
+      const worker = await startGitHubWorker('host-pos1', runner);
+      try {
+        await until('the first run to run', shows(n, 1, 'cldpd: running'), 15_000);
+        expect(statusComment(n, 3).body).toContain('2 ahead in the queue'); // the running one counts
+
+        endFirst();
+        await until('the third to be one run from the front', shows(n, 3, '1 ahead in the queue'), 15_000);
+        const third = statusComment(n, 3).body;
+        // Everything else it showed is kept, and the host is known now.
+        expect(third).toContain('cldpd: queued (pod `web`, resume)');
+        expect(third).toMatch(/session `web-[0-9a-f]{8}`/);
+        expect(third).toContain('requested by');
+        expect(third).toContain('host `host-pos1`');
+        await until('the second run to run', shows(n, 2, 'cldpd: running'), 15_000);
+
+        endSecond();
+        await until('the third run to finish', shows(n, 3, 'cldpd: finished'), 15_000);
+        await until('the first runs\' final edits', () => shows(n, 1, 'cldpd: finished')() && shows(n, 2, 'cldpd: finished')(), 15_000);
+        expect(positions(n, 3)).toEqual(['2 ahead in the queue', '1 ahead in the queue']);
+        // The second never moved (one ahead until it ran), the first never waited: not edited as queued.
+        expect(positions(n, 2)).toEqual(['1 ahead in the queue']);
+        expect(positions(n, 1)).toEqual(['next in the queue']);
+        expectNeverBackToQueued(n);
+      } finally {
+        await worker.close();
+      }
+    });
+
+    it('positions: runs cancelled by /cldpd stop get no position update; a run queued behind them counts only what will run', async () => {
+      const n = 911;
+      await trigger(n, label);
+      await trigger(n, resume('two'));
+      await trigger(n, resume('three'));
+      /** A Docker host whose stop takes effect only when the test says so. */
+      class SlowStopRunner extends FakeRunner {
+        asked = false;
+        open: () => void = () => undefined;
+        readonly gate = new Promise<void>((r) => (this.open = r));
+        override async stop(containerId: string, graceSeconds: number): Promise<void> {
+          this.asked = true;
+          await this.gate;
+          return super.stop(containerId, graceSeconds);
+        }
+      }
+      const runner = new SlowStopRunner();
+      runner.scripts.push({ chunks: [init], exitCode: 0, hold: true });
+      const worker = await startGitHubWorker('host-pos2', runner);
+      try {
+        await until('the first run to run', shows(n, 1, 'cldpd: running'), 15_000);
+        expect(await trigger(n, { kind: 'stop', commentId: 2 })).toBe('stopping');
+        await until('the stop to reach the container', () => runner.asked, 15_000);
+        // Queued while the stopped run still runs: the two runs the stop cancelled are not ahead of it.
+        expect(await trigger(n, resume('four'))).toBe('queued resume #4');
+        expect(statusComment(n, 4).body).toContain('1 ahead in the queue');
+
+        runner.open();
+        await until('the fourth run to finish', shows(n, 4, 'cldpd: finished'), 15_000);
+        expect(statusComment(n, 1).body).toContain('cldpd: stopped');
+        expect(statusComment(n, 2).body).toContain('cldpd: cancelled');
+        expect(statusComment(n, 3).body).toContain('cldpd: cancelled');
+        // The cancelled ones were never shown a new place, before or after they were cancelled.
+        expect(positions(n, 2)).toEqual(['1 ahead in the queue']);
+        expect(positions(n, 3)).toEqual(['2 ahead in the queue']);
+        expect(positions(n, 4)).toEqual(['1 ahead in the queue', 'next in the queue']);
+        expectNeverBackToQueued(n);
+      } finally {
+        runner.open();
+        await worker.close();
+      }
+    });
+
+    it('positions: a queued render still on its way when the run starts never lands over the run\'s own report', async () => {
+      const n = 912;
+      await trigger(n, label);
+      await trigger(n, resume('two'));
+      await trigger(n, resume('three'));
+      let endFirst!: () => void;
+      const runner = new FakeRunner();
+      // The second run ends at once: the third starts while its "1 ahead" render may still be under way.
+      runner.scripts.push({ chunks: [init], exitCode: 0, then: { after: new Promise<void>((r) => (endFirst = r)), chunks: [] } });
+      // GitHub is slow to apply queued renders, quick with everything else.
+      github.writeDelay = (request) => (isQueued(String(request.body.body ?? '')) ? 300 : 0);
+      const worker = await startGitHubWorker('host-pos3', runner);
+      try {
+        await until('the first run to run', shows(n, 1, 'cldpd: running'), 15_000);
+        endFirst();
+        await until('the third run to finish', shows(n, 3, 'cldpd: finished'), 15_000);
+        expect(positions(n, 3)).toEqual(['2 ahead in the queue', '1 ahead in the queue']);
+        expectNeverBackToQueued(n);
+      } finally {
+        github.writeDelay = undefined;
+        await worker.close();
+      }
+    });
   });
 });
 

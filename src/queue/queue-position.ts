@@ -1,0 +1,78 @@
+import type { RunCommand } from './contract.js';
+
+/**
+ * What the position of an issue's queued commands is computed from: one read of the issue's
+ * state in Redis (see IssueState.queueSnapshot).
+ */
+export interface QueueSnapshot<C extends { readonly seq: number } = { readonly seq: number }> {
+  /** The issue's commands, oldest first: the first is running, or the next the drain takes. */
+  readonly commands: readonly C[];
+  /** The seq of the running command; 0 when none. */
+  readonly running: number;
+  /** Commands up to this seq that have not started are cancelled by `/cldpd stop`. */
+  readonly stoppedSeq: number;
+  /**
+   * Resumes offered to the running agent: `pending` while being delivered (it may still run on
+   * its own), `delivered` once the agent took it (it will not run). Others are not listed.
+   */
+  readonly deliveries: ReadonlyMap<number, 'pending' | 'delivered'>;
+  /** The position each command's status comment shows now, where it is known. */
+  readonly shown: ReadonlyMap<number, number>;
+}
+
+/** A status comment to show again as queued, `position` runs of its issue ahead of it. */
+export interface PositionUpdate<C> {
+  readonly command: C;
+  readonly position: number;
+}
+
+/** Whether the command will still run (or runs now): only those count as ahead of another. */
+function willRun(snapshot: QueueSnapshot<{ readonly seq: number }>, seq: number): boolean {
+  if (seq === snapshot.running) return true;
+  return seq > snapshot.stoppedSeq && snapshot.deliveries.get(seq) !== 'delivered';
+}
+
+/**
+ * Pure: how many runs of the issue a command queued now has ahead of it: the running one and
+ * every queued command that will still run (not those a `/cldpd stop` cancelled, nor resumes
+ * that went into the running agent). Runs of other issues are not counted.
+ */
+export function runsAhead(snapshot: QueueSnapshot<{ readonly seq: number }>): number {
+  return snapshot.commands.filter((c) => willRun(snapshot, c.seq)).length;
+}
+
+/**
+ * Pure: the status comments to show again as queued, in queue order, each with its position:
+ * the number of the issue's commands ahead of it that will run, the running one included.
+ * Only commands whose comment shows another position (or one not known) are listed; never the
+ * first command (it runs, or is about to: its comment is its run's report), the running one, a
+ * command a stop cancelled, nor a resume being delivered into or taken by the running agent
+ * (its comment is about to say so, or does).
+ */
+export function positionUpdates<C extends { readonly seq: number }>(snapshot: QueueSnapshot<C>): PositionUpdate<C>[] {
+  const updates: PositionUpdate<C>[] = [];
+  let ahead = 0;
+  snapshot.commands.forEach((command, index) => {
+    const runs = willRun(snapshot, command.seq);
+    const waiting = index > 0 && command.seq !== snapshot.running && runs && snapshot.deliveries.get(command.seq) === undefined;
+    if (waiting && snapshot.shown.get(command.seq) !== ahead) updates.push({ command, position: ahead });
+    if (runs) ahead += 1;
+  });
+  return updates;
+}
+
+/**
+ * Shows a queued command's new place in its issue's queue on its status comment; the GitHub
+ * side implements it (see StatusReporter). It never writes the comment of a command whose
+ * run report has begun (`Reporter.forRun`), and such a report's first write waits for a
+ * queued render of its comment that is in flight: the run's own report always wins.
+ */
+export interface PositionReporter {
+  /**
+   * Renders `command`'s status comment as queued, `position` runs of its issue ahead of it,
+   * when the write budget has a write free now. Resolves true when the comment shows it (or is
+   * gone: nothing to keep up to date), false when it was skipped or failed (try again at the
+   * next change). Never rejects.
+   */
+  queued(command: RunCommand, position: number): Promise<boolean>;
+}
