@@ -9,7 +9,7 @@ export class ConfigError extends Error {
 
 /** GitHub App settings, under Probot's own variable names and defaults. */
 export interface GitHubConfig {
-  /** `APP_ID`; undefined until the app is registered (Probot's setup page does that). */
+  /** `APP_ID`; undefined until the app is registered (cldpd's setup page does that: npm start without credentials). */
   readonly appId: string | undefined;
   /** `PRIVATE_KEY`, or the file named by `PRIVATE_KEY_PATH`. */
   readonly privateKey: string | undefined;
@@ -41,6 +41,8 @@ export interface Config {
   readonly userHome: string;
   /** pino level. `LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
+  /** `CLDPD_LOG_FORMAT`: `json` or `pretty`; undefined: readable lines on a terminal, JSON otherwise. */
+  readonly logFormat: 'json' | 'pretty' | undefined;
   /** `REDIS_URL`; without it `npm start` runs its own redis-server. */
   readonly redisUrl: string | undefined;
   /** Sessions one worker runs at once. `CLDPD_CONCURRENCY`, default 2. */
@@ -105,6 +107,10 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
   if (protocol !== 'https' && protocol !== 'http') problems.push(`GHE_PROTOCOL is "${protocol}"; use https or http.`);
   const port = positiveInt(env, 'PORT', 3000, problems);
   const redisUrl = env.REDIS_URL || undefined;
+  const logFormat = env.CLDPD_LOG_FORMAT || undefined;
+  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'pretty') {
+    problems.push(`CLDPD_LOG_FORMAT is "${logFormat}"; use json or pretty, or leave it empty (readable lines on a terminal, JSON otherwise).`);
+  }
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL is "${redisUrl}"; it must start with redis:// or rediss://.`);
   const config: Config = Object.freeze({
     home,
@@ -113,6 +119,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     hostId: hostIdFrom(env.CLDPD_HOST_ID || hostname(), problems),
     userHome,
     logLevel: env.LOG_LEVEL || 'info',
+    logFormat: logFormat === 'json' || logFormat === 'pretty' ? logFormat : undefined,
     redisUrl,
     concurrency: positiveInt(env, 'CLDPD_CONCURRENCY', 2, problems),
     statusIntervalMs: positiveInt(env, 'CLDPD_STATUS_INTERVAL_SECONDS', 10, problems) * 1000,

@@ -35,6 +35,13 @@ describe('loadConfig', () => {
     for (const name of ['PORT', 'CLDPD_CONCURRENCY', 'REDIS_URL', 'CLDPD_HOST_ID', 'PRIVATE_KEY_PATH', 'GHE_PROTOCOL']) expect(message).toContain(name);
   });
 
+  it('reads the log format: json or pretty, else chosen by the terminal; anything else is a problem', () => {
+    expect(loadConfig({ HOME: '/h' }).logFormat).toBeUndefined();
+    expect(loadConfig({ HOME: '/h', CLDPD_LOG_FORMAT: 'json' }).logFormat).toBe('json');
+    expect(loadConfig({ HOME: '/h', CLDPD_LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
+    expect(() => loadConfig({ HOME: '/h', CLDPD_LOG_FORMAT: 'yaml' })).toThrow(/CLDPD_LOG_FORMAT is "yaml"; use json or pretty/);
+  });
+
   it('says which GitHub App settings are missing and how to get them', () => {
     expect(() => requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1' }))).toThrow(/PRIVATE_KEY \(or PRIVATE_KEY_PATH\), WEBHOOK_SECRET.*npm start/);
     expect(requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1', PRIVATE_KEY: 'k' }), { webhookSecret: false })).toMatchObject({ appId: '1', privateKey: 'k' });

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { createLogger } from './logger.js';
 import { openRedis } from './redis.js';
 
 /** Which long-running processes to run: `serve`, `worker`, or both (`up`, what `npm start` runs). */
@@ -16,8 +18,10 @@ function loadDotEnv(): void {
 /**
  * Runs the server, the worker, or both until SIGTERM/SIGINT, then shuts down cleanly: stops
  * taking webhooks and jobs, leaves running containers running (a restarted worker adopts
- * them), closes Redis. Without GitHub App credentials, `up` and `serve` open Probot's setup
- * page, which registers the app from app.yml and writes `.env`.
+ * them), closes Redis. Without GitHub App credentials, `up` and `serve` serve cldpd's setup
+ * page instead (src/main/setup-server.ts), which registers the app from app.yml and writes
+ * `.env`; the process then waits for a restart. Logs are readable lines on a terminal, JSON
+ * otherwise (`CLDPD_LOG_FORMAT` decides when set).
  */
 export async function runServices(mode: ServiceMode): Promise<number> {
   loadDotEnv();
@@ -31,16 +35,25 @@ export async function runServices(mode: ServiceMode): Promise<number> {
     }
     throw err;
   }
-  const logger: Logger = pino({ level: config.logLevel, name: 'cldpd' });
-
-  if (mode !== 'worker' && (!config.github.appId || !config.github.privateKey)) {
-    const { run } = await import('probot');
-    logger.info(`No GitHub App yet: open http://localhost:${config.github.port} to register one (this writes .env), then restart.`);
-    await run(() => undefined, { env: { ...process.env, PORT: String(config.github.port) } });
-    return await new Promise<number>(() => undefined); // Probot's setup server runs until the process is stopped
-  }
+  const logger: Logger = createLogger({ level: config.logLevel, format: config.logFormat });
 
   const closers: Array<[string, () => Promise<void>]> = [];
+  if (mode !== 'worker' && (!config.github.appId || !config.github.privateKey)) {
+    try {
+      const { startSetupServer } = await import('./setup-server.js');
+      const setup = await startSetupServer(config, logger);
+      closers.push(['setup page', () => setup.close()]);
+      logSetupAddresses(logger, config, setup.port);
+    } catch (err) {
+      const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      logger.error({ err }, inUse
+        ? `Port ${config.github.port} is in use: stop what listens there, or set PORT to another port, and start again.`
+        : `The setup page could not start: ${err instanceof Error ? err.message : String(err)}`);
+      return 1;
+    }
+    return waitForSignal(logger, config, closers);
+  }
+
   try {
     const redis = await openRedis(config, logger, { ownServer: mode === 'up' });
     closers.push(['redis', () => redis.close()]);
@@ -62,6 +75,35 @@ export async function runServices(mode: ServiceMode): Promise<number> {
     return 1;
   }
 
+  return waitForSignal(logger, config, closers);
+}
+
+/** The addresses other machines may open: this machine's external IPv4 and IPv6 addresses. */
+function externalAddresses(): string[] {
+  return Object.values(networkInterfaces()).flat()
+    .filter((a) => a !== undefined && !a.internal && !(a.family === 'IPv6' && a.address.startsWith('fe80:')))
+    .map((a) => (a?.family === 'IPv6' ? `[${a.address}]` : (a?.address ?? '')));
+}
+
+/** Says where to open the setup page: here, and from other machines when cldpd listens on every interface. */
+function logSetupAddresses(logger: Logger, config: Config, port: number): void {
+  const { host } = config.github;
+  const everyInterface = !host || host === '0.0.0.0' || host === '::';
+  const here = everyInterface || host === '127.0.0.1' || host === 'localhost' || host === '::1' ? `http://localhost:${port}` : `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info(`No GitHub App yet: open ${here} to register one (cldpd writes its credentials to .env), then restart.`);
+  if (everyInterface) {
+    const others = externalAddresses().map((a) => `http://${a}:${port}`);
+    logger.info(`From another machine, open this machine's address instead${others.length > 0 ? `: ${others.join(', ')}` : ''}. HOST and PORT choose where cldpd listens.`);
+  } else {
+    logger.info(`cldpd listens on ${host} only (HOST); unset HOST, or set it to 0.0.0.0, to open the page from other machines.`);
+  }
+}
+
+/**
+ * Resolves with the exit code once SIGTERM/SIGINT has closed everything in `closers`, in order,
+ * within `config.stopSeconds`; a second signal resolves at once.
+ */
+function waitForSignal(logger: Logger, config: Config, closers: ReadonlyArray<[string, () => Promise<void>]>): Promise<number> {
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (signal: string): void => {

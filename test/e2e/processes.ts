@@ -28,9 +28,9 @@ export class CldpdProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
 
-  constructor(readonly mode: string, env: NodeJS.ProcessEnv, readonly logFile: string) {
+  constructor(readonly mode: string, env: NodeJS.ProcessEnv, readonly logFile: string, cwd?: string) {
     const log = createWriteStream(logFile, { flags: 'a' });
-    this.child = spawn(process.execPath, [CLI, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [CLI, mode], { env, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
     this.child.stdout?.pipe(log);
     this.child.stderr?.pipe(log);
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FakeGitHub } from '../fakes/fake-github.js';
@@ -43,6 +43,24 @@ describeWithDocker('npm start (cldpd up) on one machine', () => {
     for (const pid of redisServersOf(world.home)) process.kill(pid, 'SIGKILL');
     await github.close();
     await world.close();
+  });
+
+  it('first run: without credentials it serves the setup page, which says what the app may do and what comes next', async () => {
+    const dir = join(world.home, `first-run-${randomUUID().slice(0, 8)}`);
+    mkdirSync(dir);
+    const setupPort = await freePort();
+    const { APP_ID: _, PRIVATE_KEY: __, WEBHOOK_SECRET: ___, ...bare } = env;
+    const logFile = join(world.home, 'first-run.log');
+    const first = new CldpdProcess('up', { ...bare, PORT: String(setupPort), CLDPD_LOG_FORMAT: 'json' }, logFile, dir);
+    try {
+      await until('the setup page', async () => (await fetch(`http://127.0.0.1:${setupPort}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+      const page = await (await fetch(`http://127.0.0.1:${setupPort}/`)).text();
+      for (const text of ['issues: write', 'contents: read', 'issue_comment', '/api/github/webhooks', 'cldpd:hello', 'npm start']) expect(page).toContain(text);
+      expect(readFileSync(logFile, 'utf8')).toContain(`open http://localhost:${setupPort} to register one`);
+    } finally {
+      expect(await first.stop('SIGTERM')).toBe(0);
+    }
+    expect(existsSync(join(dir, '.env'))).toBe(false); // nothing written until GitHub answers
   });
 
   it('runs its own Redis (AOF, Unix socket) and takes a label to a final comment', async () => {

@@ -1,0 +1,477 @@
+import { createPrivateKey, createSign, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { access, chmod, constants, readFile, realpath, rename, unlink, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { dirname, resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import {
+  APP_YML_URL, buildManifest, githubWebUrl, isAppName, isOrgName, parseAppDefinition, renderDonePage, renderImportPage,
+  renderProblemPage, renderSetupPage, requestBaseUrl, webhookUrlFor, type AppDefinition, type DonePageView, type ProblemView,
+} from '../github/setup-page.js';
+
+/** Options of {@link startSetupServer}; each has the real thing as default. */
+export interface SetupServerOptions {
+  /** The `.env` written; default `.env` in the working directory. */
+  readonly envPath?: string;
+  /** app.yml's text; default the app.yml shipped with cldpd. */
+  readonly appYml?: string;
+  /** GitHub's REST API: default `config.github.baseUrl` (GitHub Enterprise Server) or `https://api.github.com`. */
+  readonly apiBaseUrl?: string;
+  readonly fetch?: typeof fetch;
+  /** The URL GitHub and browsers reach cldpd at; default what each browser used (its Host header). */
+  readonly baseUrl?: string;
+  /** Default `config.github.port`; 0 picks a free port. */
+  readonly port?: number;
+  /** Default `config.github.host` (all interfaces when unset). */
+  readonly host?: string | undefined;
+}
+
+/** A running setup server. */
+export interface RunningSetupServer {
+  /** The port bound (the one asked for, or the one picked for 0). */
+  readonly port: number;
+  /** Stops listening and ends open connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The keys the manifest flow gives, in the order `.env` gets them. */
+const REGISTERED_KEYS = ['APP_ID', 'PRIVATE_KEY', 'WEBHOOK_SECRET', 'GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET'] as const;
+const IMPORTED_KEYS = ['APP_ID', 'PRIVATE_KEY', 'WEBHOOK_SECRET'] as const;
+const MAX_FORM_BYTES = 64 * 1024;
+
+/** A value `.env` cannot hold so that Node's reader gives it back unchanged. */
+export class EnvFileError extends Error {
+  override readonly name = 'EnvFileError';
+}
+
+/**
+ * One `.env` value as Node's reader (`process.loadEnvFile`, `util.parseEnv`) reads it back:
+ * bare when plain, a PEM double-quoted with `\n` for its newlines (as .env.example says),
+ * otherwise in the first quote it does not contain.
+ * @throws EnvFileError when no quoting gives the value back exactly.
+ */
+export function formatEnvValue(key: string, value: string): string {
+  let formatted: string | undefined;
+  if (value.includes('\n')) {
+    if (!value.includes('"') && !value.includes('\\n')) formatted = `"${value.replace(/\n/g, '\\n')}"`;
+  } else if (/^[\w.\/+=:@,-]*$/.test(value)) {
+    formatted = value;
+  } else {
+    const quote = ["'", '`', '"'].find((q) => !value.includes(q) && !(q === '"' && value.includes('\\n')));
+    if (quote) formatted = `${quote}${value}${quote}`;
+  }
+  if (formatted === undefined || parseEnv(`${key}=${formatted}\n`)[key] !== value) {
+    throw new EnvFileError(`${key} has characters .env cannot hold as they are (quotes of every kind, or a "\\n" beside a newline); choose a value without them.`);
+  }
+  return formatted;
+}
+
+const ASSIGNMENT = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
+
+/** The quote a value opens and does not close on its first line, if any: the lines up to its closing one belong to it. */
+function unclosedQuote(value: string): string | undefined {
+  const quote = value[0];
+  if (quote !== '"' && quote !== "'" && quote !== '`') return undefined;
+  return value.indexOf(quote, 1) === -1 ? quote : undefined;
+}
+
+/**
+ * `.env` text with `values` set: each key's first assignment replaced in place, any later one
+ * (and the lines of a multi-line value) removed, new keys appended; every other line kept as it was.
+ */
+export function mergeEnvFile(existing: string, values: Readonly<Record<string, string>>): string {
+  const lines = existing.replace(/\r\n/g, '\n').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const out: string[] = [];
+  const placed = new Set<string>();
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const match = ASSIGNMENT.exec(line);
+    let end = i;
+    const quote = match ? unclosedQuote(match[2] ?? '') : undefined;
+    if (quote) {
+      while (end + 1 < lines.length && !(lines[end + 1] as string).includes(quote)) end++;
+      if (end + 1 < lines.length) end++;
+    }
+    const key = match?.[1];
+    if (key !== undefined && Object.hasOwn(values, key)) {
+      if (!placed.has(key)) out.push(`${key}=${formatEnvValue(key, values[key] as string)}`);
+      placed.add(key);
+    } else {
+      out.push(...lines.slice(i, end + 1));
+    }
+    i = end;
+  }
+  const added = Object.keys(values).filter((k) => !placed.has(k));
+  if (added.length > 0) {
+    if (out.length > 0 && out.at(-1) !== '') out.push('');
+    out.push('# The GitHub App, written by cldpd\'s setup page.');
+    for (const key of added) out.push(`${key}=${formatEnvValue(key, values[key] as string)}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** Throws (with the file system's code) unless `.env` can be created or replaced at `path`. */
+async function checkWritable(path: string): Promise<void> {
+  await access(dirname(path), constants.W_OK);
+  await access(path, constants.W_OK).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
+
+/**
+ * Writes `values` into the `.env` at `path`, keeping its other lines, readable by its owner only
+ * (0600), and replaced at once (a new file renamed over it), so a crash leaves the old or the new.
+ * Checks that Node reads each value back unchanged before anything is written.
+ */
+export async function writeEnvFile(path: string, values: Readonly<Record<string, string>>): Promise<void> {
+  const target = await realpath(path).catch(() => path);
+  const existing = await readFile(target, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return '';
+    throw err;
+  });
+  const text = mergeEnvFile(existing, values);
+  const readBack = parseEnv(text);
+  for (const [key, value] of Object.entries(values)) {
+    if (readBack[key] !== value) throw new EnvFileError(`${key} would not read back from .env as written; another line of ${target} may break it. Fix or remove that file and try again.`);
+  }
+  const temporary = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(temporary, text, { mode: 0o600, flag: 'wx' });
+    await chmod(temporary, 0o600);
+    await rename(temporary, target);
+  } catch (err) {
+    await unlink(temporary).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** What GitHub's manifest conversion answers (the fields cldpd uses). */
+interface Conversion {
+  readonly id: number;
+  readonly name: string;
+  readonly html_url: string;
+  readonly pem: string;
+  readonly webhook_secret: string;
+  readonly client_id: string;
+  readonly client_secret: string;
+}
+
+/** A step of the setup that failed, with the page that says what to do. */
+class SetupProblem extends Error {
+  override readonly name = 'SetupProblem';
+  constructor(readonly status: number, readonly view: ProblemView, options?: { cause?: unknown }) {
+    super(view.problem, options);
+  }
+}
+
+function fsCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : 'error');
+}
+
+function isConversion(data: unknown): data is Conversion {
+  const d = data as Partial<Record<keyof Conversion, unknown>> | null;
+  return typeof d === 'object' && d !== null && typeof d.id === 'number' && typeof d.pem === 'string' && d.pem !== ''
+    && typeof d.webhook_secret === 'string' && d.webhook_secret !== '' && typeof d.client_id === 'string'
+    && typeof d.client_secret === 'string' && typeof d.html_url === 'string' && typeof d.name === 'string';
+}
+
+/** A JSON Web Token that authenticates as the app (RS256, ten minutes at most, as GitHub requires). */
+function appJwt(appId: string, key: KeyObject, now = Math.floor(Date.now() / 1000)): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ iat: now - 60, exp: now + 540, iss: appId })}`;
+  return `${unsigned}.${createSign('RSA-SHA256').update(unsigned).sign(key, 'base64url')}`;
+}
+
+const GITHUB_HEADERS = { accept: 'application/vnd.github+json', 'user-agent': 'cldpd-setup', 'x-github-api-version': '2022-11-28' };
+
+/** The form fields of the import page, checked; `problems` names each field that is wrong and how to fix it. */
+function checkImport(form: URLSearchParams): { appId: string; privateKey: string; webhookSecret: string; key: KeyObject | undefined; problems: string[] } {
+  const appId = (form.get('app_id') ?? '').trim();
+  const privateKey = `${(form.get('private_key') ?? '').replace(/\r\n?/g, '\n').trim()}\n`;
+  const webhookSecret = (form.get('webhook_secret') ?? '').trim();
+  const problems: string[] = [];
+  if (!/^\d{1,12}$/.test(appId)) problems.push('App ID must be the number shown as "App ID" at the top of the app\'s General settings page (digits only).');
+  let key: KeyObject | undefined;
+  if (privateKey.trim() === '') {
+    problems.push('Private key is empty: paste the whole .pem file, from -----BEGIN to the -----END line.');
+  } else {
+    try {
+      key = createPrivateKey(privateKey);
+      if (key.asymmetricKeyType !== 'rsa') {
+        problems.push(`Private key is an ${key.asymmetricKeyType ?? 'unknown'} key; GitHub Apps use RSA keys: generate one under General → Private keys.`);
+        key = undefined;
+      }
+    } catch {
+      problems.push('Private key is not a PEM private key: paste the whole .pem file GitHub downloaded, from -----BEGIN RSA PRIVATE KEY----- to -----END RSA PRIVATE KEY-----, unchanged.');
+    }
+  }
+  if (webhookSecret === '') problems.push('Webhook secret is empty: use the suggested value (or your own) here and in the app\'s Webhook secret field.');
+  else if (/[\u0000-\u001f\u007f]/.test(webhookSecret)) problems.push('Webhook secret has control characters; use letters, digits and punctuation.');
+  return { appId, privateKey, webhookSecret, key, problems };
+}
+
+function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
+  return new Promise((resolveForm, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_FORM_BYTES) {
+        // Read no more; the answer goes out, then the connection (see importCredentials).
+        req.off('data', onData);
+        req.pause();
+        chunks.length = 0;
+        resolveForm(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    if (Number(req.headers['content-length'] ?? 0) > MAX_FORM_BYTES) return resolveForm(undefined);
+    req.on('data', onData);
+    req.on('end', () => resolveForm(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
+    req.on('error', reject);
+  });
+}
+
+function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * cldpd's first-run setup, served while no GitHub App credentials exist (`npm start`, `cldpd serve`):
+ * - `GET /` the setup page: it hands GitHub a manifest built from app.yml (GitHub's manifest flow);
+ * - `GET /setup/callback?code=&state=` GitHub's redirect after registration: the code is
+ *   converted (`POST <api>/app-manifests/{code}/conversions`) and the app's credentials written to `.env`;
+ * - `GET|POST /setup/import` the credentials of an existing app, checked, then written to `.env`;
+ * - `GET /ping`.
+ * Each failure is a page that names it and what to do, and a log line. Webhooks that arrive
+ * before cldpd restarts with its credentials get 503. Never shows or logs a secret.
+ */
+export async function startSetupServer(config: Config, logger: Logger, options: SetupServerOptions = {}): Promise<RunningSetupServer> {
+  const log = logger.child({ name: 'setup' });
+  const app: AppDefinition = parseAppDefinition(options.appYml ?? readFileSync(APP_YML_URL, 'utf8'));
+  const envPath = resolve(options.envPath ?? '.env');
+  const apiBase = (options.apiBaseUrl ?? config.github.baseUrl ?? 'https://api.github.com').replace(/\/+$/, '');
+  const githubUrl = githubWebUrl(config.github.baseUrl);
+  const doFetch = options.fetch ?? fetch;
+  const { webhookPath, webhookProxyUrl } = config.github;
+  const port = options.port ?? config.github.port;
+  const host = 'host' in options ? options.host : config.github.host;
+  // Sent to GitHub as `state` and put in the import form: a callback or import that does not
+  // carry it did not start from this server's pages.
+  const token = randomBytes(16).toString('hex');
+  let bound = port;
+  let done: DonePageView | undefined;
+  let usedCode: string | undefined;
+
+  const baseUrlOf = (req: IncomingMessage) => options.baseUrl?.replace(/\/+$/, '')
+    ?? requestBaseUrl(req.headers.host, headerOf(req, 'x-forwarded-proto'), `http://localhost:${bound}`);
+
+  const send = (res: ServerResponse, status: number, html: string) => {
+    res.writeHead(status, {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-frame-options': 'DENY',
+      'referrer-policy': 'no-referrer',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
+    });
+    res.end(html);
+  };
+  const problem = (res: ServerResponse, err: SetupProblem) => {
+    // What went wrong is the page's text; a stack only when something underneath failed.
+    const fields = err.cause === undefined ? { status: err.status } : { status: err.status, err: err.cause };
+    if (err.status >= 500) log.error(fields, `setup: ${err.view.problem}`);
+    else log.warn(fields, `setup: ${err.view.problem}`);
+    send(res, err.status, renderProblemPage(err.view));
+  };
+
+  const setupPage = (req: IncomingMessage, url: URL) => {
+    const problems: string[] = [];
+    const org = url.searchParams.get('org')?.trim() || undefined;
+    const name = url.searchParams.get('name')?.trim() || undefined;
+    if (org && !isOrgName(org)) problems.push(`"${org}" is not an organization name (letters, digits and single hyphens, at most 39): registering for your personal account instead.`);
+    if (name && !isAppName(name)) problems.push(`"${name}" cannot be a GitHub App name (1 to 34 characters): using "${app.name}".`);
+    const manifest = buildManifest(app, { baseUrl: baseUrlOf(req), webhookPath, webhookProxyUrl, name: name && isAppName(name) ? name : undefined });
+    return renderSetupPage({
+      app, manifest, githubUrl, org: org && isOrgName(org) ? org : undefined, problems, state: token,
+      viaProxy: Boolean(webhookProxyUrl), listen: { port: bound, host },
+    });
+  };
+
+  const importPage = (req: IncomingMessage, extra: { values?: { appId: string; privateKey: string; webhookSecret: string }; problems?: string[] } = {}) => renderImportPage({
+    app, webhookUrl: webhookUrlFor(baseUrlOf(req), webhookPath, webhookProxyUrl), viaProxy: Boolean(webhookProxyUrl),
+    githubUrl, token, suggestedSecret: randomBytes(20).toString('hex'), ...extra,
+  });
+
+  const writeEnv = async (values: Record<string, string>, registered: string | undefined): Promise<void> => {
+    try {
+      await writeEnvFile(envPath, values);
+    } catch (err) {
+      const steps = [
+        `Make ${envPath} writable by the user running cldpd (or start cldpd from a directory that user owns).`,
+        ...(registered
+          ? [`The app exists on GitHub (${registered}), but its credentials could not be kept: open its settings, generate a private key and set a new webhook secret, then enter them at /setup/import.`]
+          : ['Then send this form again.']),
+      ];
+      throw new SetupProblem(500, { title: '.env could not be written', problem: err instanceof EnvFileError ? err.message : `cldpd could not write ${envPath} (${fsCode(err)}).`, steps }, { cause: err });
+    }
+  };
+
+  const callback = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
+    const code = url.searchParams.get('code') ?? '';
+    const state = url.searchParams.get('state') ?? '';
+    if (done && usedCode === code) return send(res, 200, renderDonePage(done)); // a reload of the done page
+    if (!/^[A-Za-z0-9_-]{1,200}$/.test(code)) {
+      throw new SetupProblem(400, { title: 'No registration code', problem: 'This address is where GitHub sends you back after creating the app, with a code; this request has none.', steps: ['Start from the setup page and click the register button.'] });
+    }
+    if (!sameToken(state, token)) {
+      throw new SetupProblem(400, {
+        title: 'This registration did not start here',
+        problem: 'GitHub sent back a registration started from another setup page, or from this one before cldpd restarted, so cldpd does not take its credentials.',
+        steps: [
+          'If you created this app yourself just now: open its settings on GitHub, generate a private key and set a webhook secret, then enter them on the import page (/setup/import).',
+          'Or delete that app on GitHub and register again from the setup page.',
+        ],
+      });
+    }
+    try {
+      await checkWritable(envPath);
+    } catch (err) {
+      throw new SetupProblem(500, {
+        title: '.env cannot be written',
+        problem: `cldpd cannot write ${envPath} (${fsCode(err)}), so it has not fetched the new app's credentials yet.`,
+        steps: [`Make ${envPath} (and its directory) writable by the user running cldpd.`, 'Then reload this page: the code GitHub sent stays valid for an hour.'],
+      }, { cause: err });
+    }
+    let response: Response;
+    try {
+      response = await doFetch(`${apiBase}/app-manifests/${encodeURIComponent(code)}/conversions`, { method: 'POST', headers: GITHUB_HEADERS, signal: AbortSignal.timeout(20_000) });
+    } catch (err) {
+      throw new SetupProblem(502, {
+        title: 'GitHub did not answer',
+        problem: `cldpd could not reach ${apiBase} to fetch the new app's credentials (${err instanceof Error ? err.message : 'network error'}).`,
+        steps: ['Check that this machine reaches GitHub (a proxy or firewall may stop it).', 'Then reload this page: the code GitHub sent stays valid for an hour.'],
+      }, { cause: err });
+    }
+    const data: unknown = await response.json().catch(() => undefined);
+    if (response.status === 404 || response.status === 422) {
+      throw new SetupProblem(400, {
+        title: 'The registration code is used or expired',
+        problem: `GitHub did not accept the code (HTTP ${response.status}): a code works once, within an hour.`,
+        steps: [
+          'If the app was created: its credentials were already fetched (look in .env) or can be made again in its settings on GitHub; enter them on the import page (/setup/import).',
+          'Otherwise register again from the setup page.',
+        ],
+      });
+    }
+    if (!response.ok || !isConversion(data)) {
+      throw new SetupProblem(502, {
+        title: 'GitHub gave an unexpected answer',
+        problem: `Converting the registration code gave HTTP ${response.status} without the app's credentials.`,
+        steps: ['Reload this page to ask again (the code stays valid for an hour, if it was not used).', 'If it persists, register again from the setup page.'],
+      });
+    }
+    await writeEnv({
+      APP_ID: String(data.id), PRIVATE_KEY: data.pem, WEBHOOK_SECRET: data.webhook_secret,
+      GITHUB_CLIENT_ID: data.client_id, GITHUB_CLIENT_SECRET: data.client_secret,
+    }, data.html_url);
+    usedCode = code;
+    done = { appName: data.name, htmlUrl: data.html_url, envPath, keys: REGISTERED_KEYS, webhookUrl: webhookUrlFor(baseUrlOf(req), webhookPath, webhookProxyUrl) };
+    log.info({ app: data.name, appId: data.id, env: envPath }, `GitHub App ${data.name} registered; its credentials are in ${envPath}. Install it on repositories (${data.html_url}/installations/new), then restart cldpd.`);
+    send(res, 200, renderDonePage(done));
+  };
+
+  const importCredentials = async (req: IncomingMessage, res: ServerResponse) => {
+    const form = await readForm(req);
+    if (!form) {
+      res.setHeader('connection', 'close');
+      res.once('finish', () => req.destroy());
+    }
+    if (!form) throw new SetupProblem(413, { title: 'The form is too large', problem: `A private key and two values fit in ${MAX_FORM_BYTES / 1024} KiB; this form was larger.`, steps: ['Paste only the .pem file\'s text into the private key field.'] });
+    if (!sameToken(form.get('token') ?? '', token)) {
+      throw new SetupProblem(403, { title: 'This form is out of date', problem: 'The form was not sent from this cldpd\'s import page (or cldpd restarted since it was opened).', steps: ['Open /setup/import again and send the form from there.'] });
+    }
+    const checked = checkImport(form);
+    const values = { appId: checked.appId, privateKey: checked.privateKey.trim() === '' ? '' : checked.privateKey, webhookSecret: checked.webhookSecret };
+    if (checked.problems.length > 0 || !checked.key) return send(res, 400, importPage(req, { values, problems: checked.problems }));
+
+    // Ask GitHub whether this key is this app's: a mismatch found now is not a mystery at the first webhook.
+    let appName = `GitHub App ${checked.appId}`;
+    let htmlUrl: string | undefined;
+    let note: string | undefined;
+    try {
+      const response = await doFetch(`${apiBase}/app`, { headers: { ...GITHUB_HEADERS, authorization: `Bearer ${appJwt(checked.appId, checked.key)}` }, signal: AbortSignal.timeout(20_000) });
+      if (response.status === 401 || response.status === 404) {
+        return send(res, 400, importPage(req, { values, problems: [`GitHub does not accept this private key for App ID ${checked.appId} (HTTP ${response.status}): the key belongs to another app, or was deleted. Check the App ID, or generate a new key in the app's settings.`] }));
+      }
+      const data = (await response.json().catch(() => undefined)) as { name?: unknown; html_url?: unknown } | undefined;
+      if (response.ok && typeof data?.name === 'string') appName = data.name;
+      if (response.ok && typeof data?.html_url === 'string') htmlUrl = data.html_url;
+      if (!response.ok) note = `GitHub answered HTTP ${response.status} when asked to confirm the key; it is saved unconfirmed.`;
+    } catch (err) {
+      log.warn({ err }, 'setup: could not ask GitHub to confirm the imported key');
+      note = `cldpd could not reach ${apiBase} to confirm the key belongs to App ID ${checked.appId}; it is saved unconfirmed.`;
+    }
+    await writeEnv({ APP_ID: checked.appId, PRIVATE_KEY: checked.privateKey, WEBHOOK_SECRET: checked.webhookSecret }, undefined);
+    done = { appName, htmlUrl, envPath, keys: IMPORTED_KEYS, webhookUrl: webhookUrlFor(baseUrlOf(req), webhookPath, webhookProxyUrl), note };
+    log.info({ app: appName, appId: checked.appId, env: envPath }, `GitHub App ${appName} imported; its credentials are in ${envPath}. Restart cldpd.`);
+    send(res, 200, renderDonePage(done));
+  };
+
+  const http = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://setup.invalid');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const route = `${req.method ?? 'GET'} ${path}`;
+    void (async () => {
+      if (route === 'GET /ping') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        return void res.end('PONG');
+      }
+      if (route === 'GET /') return send(res, 200, done ? renderDonePage(done) : setupPage(req, url));
+      if (route === 'GET /setup/import') return send(res, 200, importPage(req));
+      if (route === 'POST /setup/import') return importCredentials(req, res);
+      if (route === 'GET /setup/callback') return callback(req, res, url);
+      if (req.method === 'POST' && (path === '/' || path === webhookPath.replace(/\/+$/, ''))) {
+        res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '60' });
+        return void res.end('cldpd is still being set up: restart it once .env holds the app\'s credentials.\n');
+      }
+      send(res, 404, renderProblemPage({ title: 'Not found', problem: `cldpd is being set up and serves nothing at ${path}.`, steps: ['Open the setup page at /.'] }));
+    })().catch((err: unknown) => {
+      if (err instanceof SetupProblem) return problem(res, err);
+      log.error({ err }, 'setup: request failed');
+      if (!res.headersSent) send(res, 500, renderProblemPage({ title: 'Something went wrong', problem: err instanceof Error ? err.message : 'An unexpected error.', steps: ['Look at cldpd\'s log for details, then try again.'] }));
+      else res.end();
+    });
+  });
+  http.requestTimeout = 60_000;
+  http.headersTimeout = 20_000;
+  http.maxConnections = 64;
+
+  await new Promise<void>((resolveListen, reject) => {
+    http.once('error', reject);
+    http.listen(port, host, () => {
+      http.off('error', reject);
+      resolveListen();
+    });
+  });
+  const address = http.address();
+  bound = typeof address === 'object' && address ? address.port : port;
+  let closing: Promise<void> | undefined;
+  return {
+    port: bound,
+    close: () => (closing ??= new Promise<void>((resolveClose) => {
+      http.close(() => resolveClose());
+      http.closeAllConnections();
+    })),
+  };
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}

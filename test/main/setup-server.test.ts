@@ -1,0 +1,258 @@
+import { createHmac, createVerify, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseEnv } from 'node:util';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import type { AppManifest } from '../../src/github/setup-page.js';
+import { createWebhookReceiver, type VerifiedDelivery } from '../../src/github/webhook-receiver.js';
+import { EnvFileError, formatEnvValue, mergeEnvFile, startSetupServer, type RunningSetupServer, type SetupServerOptions } from '../../src/main/setup-server.js';
+
+const silent = pino({ level: 'silent' });
+const keyPair = () => generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+const APP = keyPair();
+const OTHER = keyPair();
+const CONVERSION = {
+  id: 424242, slug: 'cldpd-lab', name: 'cldpd-lab', html_url: 'https://github.com/apps/cldpd-lab', owner: { login: 'octocat' },
+  client_id: 'Iv23liAbCdEf', client_secret: 'c0ffee'.repeat(6), webhook_secret: 'e3b0c44298fc1c149afbf4c8996fb924', pem: APP.privateKey,
+};
+
+/** A fake of the GitHub API parts the setup uses: the manifest conversion and GET /app with the app's JWT. */
+let github: Server;
+let githubUrl: string;
+const conversions: string[] = [];
+beforeAll(async () => {
+  github = createServer((req, res) => {
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    const conversion = /^\/app-manifests\/([^/]+)\/conversions$/.exec(req.url ?? '');
+    if (req.method === 'POST' && conversion) {
+      conversions.push(conversion[1] as string);
+      return conversion[1] === 'good-code' ? json(201, CONVERSION) : json(404, { message: 'Not Found' });
+    }
+    if (req.method === 'GET' && req.url === '/app') {
+      const [header, payload, signature] = (req.headers.authorization ?? '').replace(/^Bearer /, '').split('.');
+      const valid = signature !== undefined && createVerify('RSA-SHA256').update(`${header}.${payload}`).verify(APP.publicKey, signature, 'base64url');
+      const claims = valid ? JSON.parse(Buffer.from(payload as string, 'base64url').toString()) as { iss: string; exp: number; iat: number } : undefined;
+      if (!claims || claims.iss !== String(CONVERSION.id) || claims.exp - claims.iat > 600) return json(401, { message: 'A JSON web token could not be decoded' });
+      return json(200, { id: CONVERSION.id, name: CONVERSION.name, html_url: CONVERSION.html_url });
+    }
+    json(404, { message: 'Not Found' });
+  });
+  await new Promise<void>((r) => github.listen(0, '127.0.0.1', r));
+  githubUrl = `http://127.0.0.1:${(github.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  github.closeAllConnections();
+  await new Promise((r) => github.close(r));
+});
+
+let dir: string;
+let envPath: string;
+let setup: RunningSetupServer;
+let base: string;
+const config = loadConfig({ HOME: '/home/nobody' });
+
+async function start(options: Partial<SetupServerOptions> = {}): Promise<void> {
+  setup = await startSetupServer(config, silent, { envPath, apiBaseUrl: githubUrl, port: 0, host: '127.0.0.1', ...options });
+  base = `http://127.0.0.1:${setup.port}`;
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cldpd-setup-'));
+  envPath = join(dir, '.env');
+  conversions.length = 0;
+  await start();
+});
+afterEach(async () => {
+  await setup.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function get(path: string): Promise<{ status: number; html: string }> {
+  const res = await fetch(`${base}${path}`);
+  return { status: res.status, html: await res.text() };
+}
+
+function stateOf(html: string): string {
+  return /settings\/apps\/new\?state=([0-9a-f]+)"/.exec(html)?.[1] ?? '';
+}
+
+function manifestOf(html: string): AppManifest {
+  const value = /name="manifest" value="([^"]*)"/.exec(html)?.[1] ?? '';
+  return JSON.parse(value.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')) as AppManifest;
+}
+
+async function postImport(fields: Record<string, string>): Promise<{ status: number; html: string }> {
+  const token = /name="token" value="([0-9a-f]+)"/.exec((await get('/setup/import')).html)?.[1] ?? '';
+  const res = await fetch(`${base}/setup/import`, { method: 'POST', body: new URLSearchParams({ token, ...fields }) });
+  return { status: res.status, html: await res.text() };
+}
+
+describe('the setup server', () => {
+  it('GET / serves the setup page, whose manifest sends webhooks to this server\'s webhook path; /ping answers', async () => {
+    const { status, html } = await get('/');
+    expect(status).toBe(200);
+    expect(html).toContain('<h1>Set up cldpd</h1>');
+    expect(manifestOf(html).hook_attributes.url).toBe(`${base}/api/github/webhooks`);
+    expect(manifestOf(html).redirect_url).toBe(`${base}/setup/callback`);
+    expect(html).toContain('id="unreachable"'); // 127.0.0.1: GitHub cannot deliver there, and the page says so
+    expect(await (await fetch(`${base}/ping`)).text()).toBe('PONG');
+    expect((await get('/?org=%3Cscript%3E')).html).toContain('&quot;&lt;script&gt;&quot; is not an organization name');
+  });
+
+  it('the callback converts the code and writes .env that Node reads back exactly, PEM included; other lines are kept', async () => {
+    await writeFile(envPath, '# mine\nPORT=3000\nAPP_ID=\nWEBHOOK_SECRET=\nREDIS_URL=redis://r:6379\n');
+    const state = stateOf((await get('/')).html);
+    const { status, html } = await get(`/setup/callback?code=good-code&state=${state}`);
+    expect(status).toBe(200);
+    expect(conversions).toEqual(['good-code']);
+    expect(html).toContain('href="https://github.com/apps/cldpd-lab/installations/new"');
+    expect(html).toContain('cldpd:hello');
+    for (const secret of [CONVERSION.webhook_secret, CONVERSION.client_secret, 'PRIVATE KEY-----']) expect(html).not.toContain(secret);
+
+    const text = await readFile(envPath, 'utf8');
+    expect(text).toMatch(/^# mine\nPORT=3000\nAPP_ID=424242\nWEBHOOK_SECRET=e3b0c/);
+    expect(text).toMatch(/^PRIVATE_KEY="-----BEGIN RSA PRIVATE KEY-----\\nMII/m);
+    const env = parseEnv(text);
+    expect(env).toMatchObject({
+      PORT: '3000', REDIS_URL: 'redis://r:6379', APP_ID: '424242', PRIVATE_KEY: APP.privateKey, WEBHOOK_SECRET: CONVERSION.webhook_secret,
+      GITHUB_CLIENT_ID: CONVERSION.client_id, GITHUB_CLIENT_SECRET: CONVERSION.client_secret,
+    });
+    expect((await stat(envPath)).mode & 0o777).toBe(0o600);
+
+    // What `npm start` does next: process.loadEnvFile, then loadConfig.
+    const saved = { ...process.env };
+    try {
+      for (const key of Object.keys(env)) delete process.env[key];
+      process.loadEnvFile(envPath);
+      expect(process.env.PRIVATE_KEY).toBe(APP.privateKey);
+      expect(loadConfig({ ...process.env, HOME: '/h' }).github).toMatchObject({ appId: '424242', privateKey: APP.privateKey, webhookSecret: CONVERSION.webhook_secret });
+    } finally {
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+    }
+
+    // A reload of the done page, or the setup page, does not register a second app.
+    expect((await get(`/setup/callback?code=good-code&state=${state}`)).status).toBe(200);
+    expect((await get('/')).html).toContain('cldpd is registered');
+    expect(conversions).toEqual(['good-code']);
+  });
+
+  it('a used or expired code gives a page naming the problem and what to do; .env is untouched', async () => {
+    await writeFile(envPath, 'PORT=3000\n');
+    const { status, html } = await get(`/setup/callback?code=used-code&state=${stateOf((await get('/')).html)}`);
+    expect(status).toBe(400);
+    expect(html).toMatch(/The registration code is used or expired/);
+    expect(html).toMatch(/register again from the setup page/);
+    expect(await readFile(envPath, 'utf8')).toBe('PORT=3000\n');
+  });
+
+  it('a callback that did not start from this server\'s page is refused before GitHub is asked', async () => {
+    const { status, html } = await get('/setup/callback?code=good-code&state=0123456789abcdef0123456789abcdef');
+    expect(status).toBe(400);
+    expect(html).toMatch(/This registration did not start here/);
+    expect(conversions).toEqual([]);
+  });
+
+  it('GitHub unreachable: a 502 page that says to check the network and reload', async () => {
+    await setup.close();
+    await start({ fetch: () => Promise.reject(new TypeError('fetch failed')) });
+    const { status, html } = await get(`/setup/callback?code=good-code&state=${stateOf((await get('/')).html)}`);
+    expect(status).toBe(502);
+    expect(html).toMatch(/GitHub did not answer/);
+    expect(html).toMatch(/stays valid for an hour/);
+  });
+
+  it('.env not writable: says so before the code is spent', async () => {
+    await setup.close();
+    envPath = join(dir, 'missing-dir', '.env');
+    await start();
+    const { status, html } = await get(`/setup/callback?code=good-code&state=${stateOf((await get('/')).html)}`);
+    expect(status).toBe(500);
+    expect(html).toMatch(/\.env cannot be written/);
+    expect(html).toContain('ENOENT');
+    expect(conversions).toEqual([]);
+  });
+
+  it('the import form checks the key with GitHub and writes .env', async () => {
+    const { status, html } = await postImport({ app_id: ' 424242 ', private_key: APP.privateKey.replace(/\n/g, '\r\n'), webhook_secret: 'my secret #1' });
+    expect(status).toBe(200);
+    expect(html).toContain('<a href="https://github.com/apps/cldpd-lab">cldpd-lab</a>');
+    expect(html).not.toContain('my secret');
+    const env = parseEnv(await readFile(envPath, 'utf8'));
+    expect(env).toEqual({ APP_ID: '424242', PRIVATE_KEY: APP.privateKey, WEBHOOK_SECRET: 'my secret #1' });
+    expect((await stat(envPath)).mode & 0o777).toBe(0o600);
+  });
+
+  it('the import form refuses a bad PEM, a non-numeric id, an empty secret, a key of another app, or a post from elsewhere', async () => {
+    const bad = await postImport({ app_id: '42a', private_key: '-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----', webhook_secret: '' });
+    expect(bad.status).toBe(400);
+    expect(bad.html).toMatch(/Private key is not a PEM private key: paste the whole \.pem file/);
+    expect(bad.html).toMatch(/App ID must be the number/);
+    expect(bad.html).toMatch(/Webhook secret is empty/);
+    const other = await postImport({ app_id: '424242', private_key: OTHER.privateKey, webhook_secret: 's' });
+    expect(other.status).toBe(400);
+    expect(other.html).toMatch(/GitHub does not accept this private key for App ID 424242/);
+    const forged = await fetch(`${base}/setup/import`, { method: 'POST', body: new URLSearchParams({ app_id: '1', private_key: APP.privateKey, webhook_secret: 's' }) });
+    expect(forged.status).toBe(403);
+    await expect(stat(envPath)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a form over 64 KiB is refused with a page, not read', async () => {
+    const { status, html } = await postImport({ app_id: '1', private_key: 'x'.repeat(70 * 1024), webhook_secret: 's' });
+    expect(status).toBe(413);
+    expect(html).toMatch(/The form is too large/);
+  });
+
+  it('webhooks that arrive before the restart get 503', async () => {
+    expect((await fetch(`${base}/api/github/webhooks`, { method: 'POST', body: '{}' })).status).toBe(503);
+  });
+
+  it('a webhook signed with the written secret, POSTed to the manifest\'s hook path, is taken by the real receiver', async () => {
+    const manifest = manifestOf((await get('/')).html);
+    await get(`/setup/callback?code=good-code&state=${stateOf((await get('/')).html)}`);
+    const secret = parseEnv(await readFile(envPath, 'utf8')).WEBHOOK_SECRET as string;
+    const received: VerifiedDelivery[] = [];
+    const receiver = createWebhookReceiver({ secret, path: config.github.webhookPath, log: { warn: () => undefined, error: () => undefined }, receive: async (d) => void received.push(d) });
+    const server = createServer((req, res) => {
+      if (!receiver(req, res)) res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const body = JSON.stringify({ action: 'labeled', label: { name: 'cldpd:hello' } });
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}${new URL(manifest.hook_attributes.url).pathname}`, {
+        method: 'POST', body,
+        headers: { 'content-type': 'application/json', 'x-github-event': 'issues', 'x-github-delivery': 'd1', 'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}` },
+      });
+      expect(res.status).toBe(200);
+      expect(received.map((d) => d.event)).toEqual(['issues']);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
+describe('.env writing', () => {
+  it('replaces a key in place, drops its repeats and the lines of a multi-line value, keeps everything else', () => {
+    const existing = 'A=1\nPRIVATE_KEY="-----BEGIN\nold\n-----END"\n# note\nexport APP_ID=7\nAPP_ID=8\nB="x y"\n';
+    const merged = mergeEnvFile(existing, { APP_ID: '9', PRIVATE_KEY: 'new\nkey', C: 'c' });
+    expect(merged).toBe('A=1\nPRIVATE_KEY="new\\nkey"\n# note\nAPP_ID=9\nB="x y"\n\n# The GitHub App, written by cldpd\'s setup page.\nC=c\n');
+    expect(parseEnv(merged)).toEqual({ A: '1', PRIVATE_KEY: 'new\nkey', APP_ID: '9', B: 'x y', C: 'c' });
+  });
+
+  it.each(['plain-Value_1.2', 'with space', 'hash # not a comment', "it's", 'say "hi"', 'both \' and "', '', 'a\\nb'])('%j reads back unchanged', (value) => {
+    expect(parseEnv(`K=${formatEnvValue('K', value)}\n`).K).toBe(value);
+  });
+
+  it('refuses a value no quoting can hold', () => {
+    expect(() => formatEnvValue('K', `'"\`x`)).toThrow(EnvFileError);
+  });
+});
