@@ -7,7 +7,7 @@ STARTED_PIDS=()
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Installs docker.io, redis-server and busybox-static (static: test pods are FROM scratch) where missing.
+# Installs docker.io, redis-server, busybox-static (static: test pods are FROM scratch) and git where missing.
 install_missing() {
   local missing=()
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
@@ -16,6 +16,8 @@ install_missing() {
   # Debian's browser, for the tests that render status comments the way GitHub shows them.
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
+  # git with its git-http-backend, for the tests that clone from and push to a real git server.
+  { command -v git >/dev/null 2>&1 && [ -x "$(git --exec-path)/git-http-backend" ]; } || missing+=(git)
   [ ${#missing[@]} -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "cldpd: please install ${missing[*]} with your package manager (no apt-get here)"; return 1

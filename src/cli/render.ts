@@ -135,6 +135,8 @@ export class TranscriptPrinter {
       case 'container.started':
         this.containerStarted = true;
         return [this.note(event.exec ? `resumed inside the running container ${event.containerName} (run ${event.run})` : `running in ${event.containerName} (run ${event.run})`)];
+      case 'setup.step':
+        return [this.note(`setting up (${event.step}/${event.of}): ${event.name}`)];
       case 'output': {
         const end = event.partial ? '' : '\n';
         if (event.stream === 'stderr' || !event.agent) {
@@ -161,7 +163,7 @@ export class TranscriptPrinter {
     if (!terminal) {
       [head, kind] = ['✗ ended without an outcome', 'error'];
     } else if (terminal.type === 'error') {
-      [head, kind] = [this.containerStarted ? `✗ failed (${terminal.code})` : `✗ ${failedBefore(terminal.code)}`, 'error'];
+      [head, kind] = [terminal.code === 'SetupFailed' ? '✗ a setup step failed: the agent did not run' : this.containerStarted ? `✗ failed (${terminal.code})` : `✗ ${failedBefore(terminal.code)}`, 'error'];
     } else {
       const { exitCode, reason } = terminal;
       [head, kind] = reason === 'stopped' ? ['⏹ stopped', 'warn'] : reason === 'timeout' ? ['⏱ timed out (timeoutSeconds in pod.json)', 'warn'] : exitCode === 0 ? ['✓ done', 'good'] : [`✗ exited with code ${exitCode}`, 'error'];

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { LABELS, sessionLabels } from './labels.js';
 import type { Pod } from './pod.js';
 import type { ContainerSpec, ImageInfo, MountSpec } from './runner.js';
+import type { GitHubAccess } from './github-access.js';
 import type { PersistedVolume } from './session-store.js';
 
 /** The container user's home in `image`: its HOME, else /root for root, else /home/<user>. */
@@ -47,6 +48,8 @@ export interface ContainerSpecInput {
   readonly stdin: boolean;
   /** Variables the agent needs beyond the pod's own (see claudeEnv); the pod's env wins. */
   readonly agentEnv?: Readonly<Record<string, string>>;
+  /** What hands the run its repository token (see GitHubAccess): wins over the pod's env, which cannot know the token. */
+  readonly access?: Pick<GitHubAccess, 'env' | 'files'>;
 }
 
 /** The environment of a pod's container: pod.json env, then the inherited host variables that are set. */
@@ -69,7 +72,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     name: input.containerName,
     image: input.image,
     cmd: [...input.cmd],
-    env: { ...input.agentEnv, ...containerEnv(pod, input.hostEnv, input.sessionId) },
+    env: { ...input.agentEnv, ...containerEnv(pod, input.hostEnv, input.sessionId), ...input.access?.env() },
     workdir: pod.config.workdir,
     labels: { ...sessionLabels({ sessionId: input.sessionId, pod: pod.name, hostId: input.hostId, issueUrl: input.issueUrl }), [LABELS.run]: String(input.run) },
     mounts: [...binds, ...volumes],
@@ -80,5 +83,6 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     capAdd: pod.config.capAdd,
     stopGraceSeconds: pod.config.stopGraceSeconds,
     stdin: input.stdin,
+    ...(input.access ? { files: input.access.files() } : {}),
   };
 }

@@ -7,10 +7,12 @@ import { LABELS } from './labels.js';
 import { scanRun } from './log-scan.js';
 import { SessionLog } from './session-log.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
-import { buildStartPrompt, checkPromptSize, issueVolumeKey, parseIssueUrl, promptChannel, renderCommand, type PromptChannel } from './prompt.js';
+import { buildStartPrompt, checkPromptSize, issueVolumeKey, parseIssueUrl, promptChannel, renderCommand, type IssueRef, type PromptChannel } from './prompt.js';
+import { RELEASE_FILE, holdCommand, setupSteps, type SetupStep } from './setup-steps.js';
 import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import type { SessionEvent } from './events.js';
-import type { ContainerInfo, ImageInfo, Runner, VolumeInfo } from './runner.js';
+import { GitHubAccess, type RepoTokenSource } from './github-access.js';
+import type { ContainerInfo, ContainerSpec, ImageInfo, ProcessHandle, Runner, VolumeInfo } from './runner.js';
 import { Session, type SessionOptions } from './session.js';
 import { isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
@@ -38,6 +40,17 @@ export interface StartInput {
 export interface StartOptions {
   /** Use this id (`<pod>-<8 hex>`) instead of a random one: lets a retried job find its session again. */
   readonly sessionId?: string;
+  /**
+   * Mints tokens for the issue's repository, for a pod whose pod.json asks for `github`
+   * permissions. Without it such a pod runs with no token (a warning says so).
+   */
+  readonly github?: RepoTokenSource;
+}
+
+/** Options of {@link Dispatcher.resume}. */
+export interface ResumeOptions {
+  /** As {@link StartOptions.github}: each run gets a fresh token. */
+  readonly github?: RepoTokenSource;
 }
 
 /** What {@link Dispatcher.recover} found of a session's current run. */
@@ -171,7 +184,8 @@ export class Dispatcher {
     const pod = await loadPod(this.options.pods, podName);
     const issue = input.issueUrl ? parseIssueUrl(input.issueUrl) : undefined;
     const channel = promptChannel(pod.config.command);
-    const prompt = buildStartPrompt(pod.template, { issueUrl: issue?.url, prompt: input.prompt }, channel);
+    const github = options.github && Object.keys(pod.config.github).length > 0 ? pod.config.github : undefined;
+    const prompt = buildStartPrompt(pod.template, { issueUrl: issue?.url, prompt: input.prompt, github }, channel);
     const sessionId = options.sessionId ?? `${pod.name}-${(this.options.newSuffix ?? (() => randomBytes(4).toString('hex')))()}`;
     if (!isSessionId(sessionId) || !sessionId.startsWith(`${pod.name}-`)) {
       throw new CldpdError('InvalidInput', `"${sessionId}" is not a session id for pod "${pod.name}" (${pod.name}-<8 hex>).`);
@@ -206,12 +220,14 @@ export class Dispatcher {
         const volumes = persistedVolumes(pod.config.persist, info, issue ? issueVolumeKey(pod.name, issue) : sessionId);
         await this.prepareVolumes(pod, info, volumes, labels);
         await this.options.store.update(sessionId, { imageId: info.id, volumes });
+        const access = await this.githubAccess(pod, options.github);
+        const setup = this.setupFor(pod, info, issue, access, false);
         const spec = buildContainerSpec({
-          pod, sessionId, containerName, image: info.id, cmd, hostId: this.options.hostId,
+          pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
           issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
-          agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)),
+          agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
         });
-        return { handle: await this.options.runner.run(spec), containerName, exec: false };
+        return { handle: await this.runWith(spec, access), containerName, exec: false, ...(access ? { access } : {}), setup };
       },
     });
   }
@@ -222,7 +238,7 @@ export class Dispatcher {
    * from the session's image with its persisted volumes and the captured Claude session id.
    * Throws `SessionNotFound` when this host has no such session.
    */
-  async resume(sessionId: string, prompt: string): Promise<Session> {
+  async resume(sessionId: string, prompt: string, options: ResumeOptions = {}): Promise<Session> {
     const record = await this.options.store.load(sessionId);
     const pod = await loadPod(this.options.pods, record.pod);
     const channel = promptChannel(pod.config.resumeCommand);
@@ -242,11 +258,18 @@ export class Dispatcher {
       // Only for commands that take the prompt in argv (the stream-json case refused above).
       return this.startRun(pod, record, run, {
         removeOnExit: false,
-        launch: async () => ({
-          handle: await this.options.runner.exec(running.id, cmd, { env: containerEnv(pod, this.options.hostEnv, sessionId), ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) }),
-          containerName: running.name,
-          exec: true,
-        }),
+        launch: async () => {
+          const access = await this.githubAccess(pod, options.github);
+          try {
+            if (access) await this.options.runner.writeFiles(running.id, access.files());
+            const env = { ...containerEnv(pod, this.options.hostEnv, sessionId), ...access?.env() };
+            const handle = await this.options.runner.exec(running.id, cmd, { env, ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) });
+            return { handle, containerName: running.name, exec: true, ...(access ? { access } : {}) };
+          } catch (err) {
+            access?.close();
+            throw err;
+          }
+        },
       });
     }
     // The name is the session's: an exited leftover must go before a new container can take it.
@@ -264,12 +287,14 @@ export class Dispatcher {
         // A volume removed since (cldpd volumes rm) comes back empty, labelled and the user's,
         // not as Docker would make it on its own: unlabelled, root-owned, unknown to cldpd.
         await this.prepareVolumes(pod, info, record.volumes, { sessionId, pod: pod.name, hostId: this.options.hostId, issueUrl: record.issueUrl });
+        const access = await this.githubAccess(pod, options.github);
+        const setup = this.setupFor(pod, info, record.issueUrl ? parseIssueUrl(record.issueUrl) : undefined, access, true);
         const spec = buildContainerSpec({
-          pod, sessionId, containerName: record.containerName, image: record.imageId, cmd, hostId: this.options.hostId,
+          pod, sessionId, containerName: record.containerName, image: record.imageId, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
           issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
-          agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)),
+          agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
         });
-        return { handle: await this.options.runner.run(spec), containerName: record.containerName, exec: false };
+        return { handle: await this.runWith(spec, access), containerName: record.containerName, exec: false, ...(access ? { access } : {}), setup };
       },
     });
   }
@@ -327,12 +352,15 @@ export class Dispatcher {
       const message = execLost
         ? `Run ${run} of session ${sessionId} was executing inside the running container when its worker went away; an exec cannot be re-attached, so its outcome is unknown. The container is still running: "/cldpd resume" continues it, "/cldpd stop" ends it.`
         : `The container of session ${sessionId} (run ${run}) disappeared while nobody was watching it; its exit code is unknown.`;
-      const terminal = { type: 'error' as const, at: Date.now(), code: 'ContainerFailed' as const, message };
-      const log = await SessionLog.open(logPath);
-      await log.append([terminal]);
-      await log.close();
-      await this.recordEnd(sessionId, terminal, state.agent);
-      return { kind: 'finished', terminal, agent: state.agent, lastLines: state.tail };
+      return this.endRun(sessionId, { type: 'error', at: Date.now(), code: 'ContainerFailed', message }, state);
+    }
+    if (container.state === 'running' && container.command?.includes(RELEASE_FILE) && !(await this.options.runner.hasFile(container.id, RELEASE_FILE))) {
+      // Its setup steps were running here, as execs nobody can re-attach to; its agent waits
+      // for a release that would skip what was left. End it; a resume runs the steps again.
+      await this.options.runner.stop(container.id, 0);
+      await this.options.runner.remove(container.id);
+      const message = `The worker went away while the setup steps of session ${sessionId} (run ${run}) were running, so the container was stopped before its agent started. Run it again to repeat them.`;
+      return this.endRun(sessionId, { type: 'error', at: Date.now(), code: 'SetupFailed', message }, state);
     }
     const pod = await loadPod(this.options.pods, record.pod);
     const session = await this.startRun(pod, record, run, {
@@ -341,6 +369,15 @@ export class Dispatcher {
       launch: async () => ({ handle: await this.options.runner.attach(container.id), containerName: container.name, exec: false }),
     });
     return { kind: 'attached', session, lastLines: state.tail };
+  }
+
+  /** Ends a run nobody can follow any more: its terminal event logged and recorded. */
+  private async endRun(sessionId: string, terminal: Extract<SessionEvent, { type: 'error' }>, state: { agent: AgentSummary; tail: readonly string[] }): Promise<Recovery> {
+    const log = await SessionLog.open(this.options.store.logPath(sessionId));
+    await log.append([terminal]);
+    await log.close();
+    await this.recordEnd(sessionId, terminal, state.agent);
+    return { kind: 'finished', terminal, agent: state.agent, lastLines: [...state.tail] };
   }
 
   /**
@@ -511,6 +548,45 @@ export class Dispatcher {
 
   private containersOf(sessionId: string): Promise<ContainerInfo[]> {
     return this.options.runner.list({ [LABELS.session]: sessionId });
+  }
+
+  /**
+   * The run's repository token, when the pod asks for `github` permissions: minted now
+   * (`GitHubAccess` when GitHub refuses). A pod that asks with no one to mint (a terminal run
+   * without the GitHub App) runs without one, and a warning says so.
+   */
+  private async githubAccess(pod: Pod, source: RepoTokenSource | undefined): Promise<GitHubAccess | undefined> {
+    if (Object.keys(pod.config.github).length === 0) return undefined;
+    if (!source) {
+      this.options.logger?.warn({ pod: pod.name }, `Pod "${pod.name}" asks for a GitHub token (pod.json "github"), which only the GitHub App's worker can mint: this run has none.`);
+      return undefined;
+    }
+    return GitHubAccess.open(source, pod.config.github, this.options.logger?.child({ pod: pod.name }));
+  }
+
+  /**
+   * The steps before the agent in a new container (see setupSteps). The checkout clones into
+   * the pod's workdir (the image's when pod.json names none), from the URL the API gave, or
+   * the issue's host without a token (a public repository). Throws `InvalidPod` when a
+   * checkout has no workdir to clone into.
+   */
+  private setupFor(pod: Pod, image: ImageInfo, issue: IssueRef | undefined, access: GitHubAccess | undefined, resume: boolean): SetupStep[] {
+    const workdir = pod.config.workdir ?? image.workingDir;
+    if (pod.config.checkout && issue && (!workdir || workdir === '/')) {
+      throw new CldpdError('InvalidPod', `Pod "${pod.name}" asks for a checkout but has no working directory to clone into: set "workdir" in its pod.json (it is persisted by default).`);
+    }
+    const cloneUrl = access?.repository.cloneUrl ?? (issue ? `${new URL(issue.url).origin}/${issue.owner}/${issue.repo}.git` : undefined);
+    return setupSteps(pod, { issue, cloneUrl, workdir, resume });
+  }
+
+  /** Runs the container; a token minted for it stops being refreshed when it never started. */
+  private async runWith(spec: ContainerSpec, access: GitHubAccess | undefined): Promise<ProcessHandle> {
+    try {
+      return await this.options.runner.run(spec);
+    } catch (err) {
+      access?.close();
+      throw err;
+    }
   }
 
   private startRun(pod: Pod, record: SessionRecord, run: number, plan: Pick<SessionOptions, 'build' | 'launch' | 'removeOnExit' | 'reattach' | 'prompt'>): Promise<Session> {

@@ -7,7 +7,9 @@ import { baseImages, contextDigest, contextFiles, packContext } from './build-co
 import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
 import { LABELS } from './labels.js';
+import type { ContainerFile } from './github-access.js';
 import { LineSplitter } from './line-splitter.js';
+import { tarOf } from './tar-files.js';
 import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerInfo, type ContainerSpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type VolumeInfo } from './runner.js';
 
 /** How long the helper that sets the owner of new volumes may take. */
@@ -498,6 +500,7 @@ export class DockerRunner implements Runner {
       throw dockerError(err, `create container ${spec.name}`);
     }
     try {
+      if (spec.files && spec.files.length > 0) await this.upload(container, spec.files);
       // Attach before start, so not a byte of output is missed.
       const stream = (await container.attach({ stream: true, stdout: true, stderr: true, ...(spec.stdin ? { stdin: true, hijack: true } : {}) })) as NodeJS.ReadWriteStream;
       await container.start();
@@ -517,6 +520,28 @@ export class DockerRunner implements Runner {
     } catch (err) {
       await container.remove({ force: true }).catch(() => undefined);
       throw dockerError(err, `start container ${spec.name}`);
+    }
+  }
+
+  private async upload(container: Docker.Container, files: readonly ContainerFile[]): Promise<void> {
+    await container.putArchive(tarOf(files), { path: '/' });
+  }
+
+  async writeFiles(containerId: string, files: readonly ContainerFile[]): Promise<void> {
+    try {
+      await this.upload(this.docker.getContainer(containerId), files);
+    } catch (err) {
+      throw dockerError(err, `write ${files.map((f) => f.path).join(', ')} into container ${containerId}`);
+    }
+  }
+
+  async hasFile(containerId: string, path: string): Promise<boolean> {
+    try {
+      await this.docker.getContainer(containerId).infoArchive({ path });
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw dockerError(err, `look for ${path} in container ${containerId}`);
     }
   }
 
@@ -541,7 +566,7 @@ export class DockerRunner implements Runner {
     };
   }
 
-  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
+  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string; user?: string }): Promise<ProcessHandle> {
     try {
       const exec = await this.docker.getContainer(containerId).exec({
         Cmd: [...cmd],
@@ -550,6 +575,7 @@ export class DockerRunner implements Runner {
         Tty: false,
         ...(options.env ? { Env: Object.entries(options.env).map(([k, v]) => `${k}=${v}`) } : {}),
         ...(options.workdir ? { WorkingDir: options.workdir } : {}),
+        ...(options.user ? { User: options.user } : {}),
       });
       const stream = (await exec.start({ hijack: true, stdin: false })) as NodeJS.ReadableStream;
       return {
@@ -602,6 +628,7 @@ export class DockerRunner implements Runner {
         labels: c.Labels ?? {},
         state: c.State,
         createdAt: c.Created * 1000,
+        command: c.Command,
         volumes: (c.Mounts ?? []).flatMap((m) => (m.Type === 'volume' && m.Name ? [m.Name] : [])),
       }));
     } catch (err) {

@@ -11,6 +11,8 @@
  * - `Stopped`: the session was stopped before its container started.
  * - `SessionBusy`: the session's agent is running and takes new instructions only through
  *   the process that started it (its standard input).
+ * - `GitHubAccess`: GitHub did not give the token a pod's `github` permissions ask for.
+ * - `SetupFailed`: a setup step (the checkout, a pod.json `setup` command) failed; the agent never ran.
  */
 export type ErrorCode =
   | 'InvalidPodName'
@@ -22,7 +24,9 @@ export type ErrorCode =
   | 'ContainerFailed'
   | 'InvalidInput'
   | 'Stopped'
-  | 'SessionBusy';
+  | 'SessionBusy'
+  | 'GitHubAccess'
+  | 'SetupFailed';
 
 /**
  * The one error class of cldpd. Its message says what went wrong and what to do about it;

@@ -49,10 +49,11 @@ export type ExitReason = 'exited' | 'stopped' | 'timeout';
  *
  * Ordering contract, per run:
  *
- *     build.started → build.output* → build.completed → container.started → output* → terminal
+ *     build.started → build.output* → build.completed → container.started → (setup.step → output*)* → output* → terminal
  *
  * where terminal is exactly one of `container.exited` or `error`, and nothing follows it.
- * A failed build is `build.started → build.output* → error`. A resume has no build phase:
+ * A failed build is `build.started → build.output* → error`; a failed setup step ends the run
+ * with `error` (code `SetupFailed`) after its output. A resume has no build phase:
  * `container.started → output* → terminal` (`exec: true` when it ran inside the live container).
  * No event is ever dropped; `output` events of one stream keep the container's order.
  */
@@ -71,6 +72,16 @@ export type SessionEvent =
       readonly run: number;
     }
   | {
+      /** A setup step of the pod (its checkout, then pod.json `setup`) begins; its output follows as `output` events. */
+      readonly type: 'setup.step';
+      readonly at: number;
+      /** 1-based. */
+      readonly step: number;
+      readonly of: number;
+      /** What it does, in words: "cloning acme/web", "npm ci". */
+      readonly name: string;
+    }
+  | {
       readonly type: 'output';
       readonly at: number;
       readonly stream: 'stdout' | 'stderr';
@@ -79,6 +90,8 @@ export type SessionEvent =
       readonly partial?: true;
       /** What the agent said on this line, when it is Claude Code stream-json. */
       readonly agent?: readonly AgentEvent[];
+      /** The setup step that printed it (see `setup.step`); absent for the container's own process. */
+      readonly step?: number;
     }
   | { readonly type: 'container.exited'; readonly at: number; readonly exitCode: number; readonly reason: ExitReason; readonly durationMs: number }
   | { readonly type: 'error'; readonly at: number; readonly code: ErrorCode; readonly message: string };

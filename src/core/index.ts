@@ -13,7 +13,8 @@ export { Dispatcher, type DispatcherOptions, type StartInput, type StartOptions,
 export { scanRun, type RunLogState } from './log-scan.js';
 export type { ScanRunOptions } from './log-scan.js';
 export { AgentSummaryAccumulator, type SpentBefore } from './agent-summary.js';
-export { MAX_PROMPT_BYTES, issueKey, parseIssueUrl, buildStartPrompt, renderCommand, promptChannel, type IssueRef, type PromptChannel } from './prompt.js';
+export { MAX_PROMPT_BYTES, issueKey, parseIssueUrl, buildStartPrompt, repositoryBrief, issueBranch, renderCommand, promptChannel, type IssueRef, type PromptChannel } from './prompt.js';
 export { LABELS } from './labels.js';
 export { imageWarnings, rootProblem } from './claude-pod.js';
 export { keepStart, keepEnd, shorten, isWellFormed, toWellFormed, stripEscapes, closest } from './text.js';
+export { GitHubAccess, TOKEN_FILE, credentialHelper, hideSecrets, type ContainerFile, type RepoInfo, type RepoToken, type RepoTokenSource } from './github-access.js';

@@ -64,7 +64,8 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
       }
       if (current !== run) continue;
       if (event.type === 'output') {
-        lines[event.stream] += 1;
+        // A setup step's output is not in the container's own log, which a re-attach replays.
+        if (event.step === undefined) lines[event.stream] += 1;
         if (event.agent) {
           agent.add(event.agent);
         } else {

@@ -49,6 +49,28 @@ export const DEFAULT_COMMAND: readonly string[] = Object.freeze([
 /** The default start command continuing the captured Claude session: the default resume command. */
 export const DEFAULT_RESUME_COMMAND: readonly string[] = Object.freeze([...DEFAULT_COMMAND, '--resume', '{claudeSessionId}']);
 
+/**
+ * The repository permissions of a GitHub App installation token, by GitHub's names
+ * ("Create an installation access token for an app", `permissions`).
+ */
+export const GITHUB_PERMISSIONS: readonly string[] = Object.freeze([
+  'actions', 'administration', 'checks', 'contents', 'deployments', 'discussions', 'environments', 'issues', 'metadata',
+  'packages', 'pages', 'pull_requests', 'repository_hooks', 'repository_projects', 'secret_scanning_alerts', 'secrets',
+  'security_events', 'statuses', 'vulnerability_alerts', 'workflows',
+]);
+
+const githubPermissions = z.record(
+  z.string().check(z.refine((name) => GITHUB_PERMISSIONS.includes(name), {
+    error: (issue) => `is not a GitHub repository permission: use one of ${GITHUB_PERMISSIONS.join(', ')} (not ${JSON.stringify(issue.input)})`,
+  })),
+  z.enum(['read', 'write'], 'must be "read" or "write"'),
+);
+
+const setupStep = z.union([
+  argv,
+  z.strictObject({ run: argv, user: z.optional(z.literal('root', 'must be "root" (leave it out to run as the image\'s user)')) }),
+], 'must be an argv array like ["npm", "ci"] or {"run": [...], "user": "root"}');
+
 const mount = z.strictObject({
   source: z.string().check(z.minLength(1, 'must be a host path (absolute, or starting with "~/")')),
   target: absolutePath,
@@ -74,7 +96,13 @@ export const podJsonSchema = z.strictObject({
   pids: z.optional(z.number().check(z.refine(Number.isInteger, 'must be a whole number'), z.positive('must be greater than 0'))),
   network: z.optional(z.string().check(z.minLength(1, `must be a Docker network mode such as "${ISOLATED_NETWORK}" (the default), "none", "host" or a network name`))),
   capAdd: z.optional(z.array(capability)),
-});
+  github: z.optional(githubPermissions),
+  checkout: z.optional(z.boolean()),
+  setup: z.optional(z.array(setupStep)),
+}).check(z.refine((pod) => !pod.checkout || pod.github?.contents !== undefined, {
+  path: ['checkout'],
+  error: 'clones with the run\'s token: add "github": {"contents": "read"} (or "write", to push)',
+}));
 
 /** pod.json as written by the user, before defaults. */
 export type PodJson = z.infer<typeof podJsonSchema>;
@@ -111,6 +139,15 @@ export interface PodConfig {
   readonly network: string;
   /** Linux capabilities (Docker's names, like `NET_RAW`) added to the agent's set; each once. */
   readonly capAdd: readonly string[];
+  /**
+   * The permissions of the GitHub token each run gets for its issue's repository (GitHub's
+   * names and levels, like `contents: write`); empty: no token.
+   */
+  readonly github: Readonly<Record<string, 'read' | 'write'>>;
+  /** Clone the issue's repository into the workdir (fetch, when it is there) before the agent starts. */
+  readonly checkout: boolean;
+  /** Commands run in the container before the agent, in order: as the image's user, or as root. */
+  readonly setup: ReadonlyArray<{ readonly run: readonly string[]; readonly root: boolean }>;
 }
 
 /** Defaults a shared bot can live with: bounded time, memory, CPU and processes; a network where containers do not reach each other. */
@@ -167,6 +204,9 @@ export function resolvePodConfig(podName: string, json: PodJson, homeDir: string
     pids: json.pids ?? POD_DEFAULTS.pids,
     network: json.network ?? POD_DEFAULTS.network,
     capAdd: Object.freeze([...new Set((json.capAdd ?? []).map(capabilityName))]),
+    github: Object.freeze({ ...(json.github ?? {}) }),
+    checkout: json.checkout ?? false,
+    setup: Object.freeze((json.setup ?? []).map((step) => Object.freeze(Array.isArray(step) ? { run: Object.freeze([...step]), root: false } : { run: Object.freeze([...step.run]), root: step.user === 'root' }))),
   });
 }
 

@@ -73,14 +73,36 @@ export function issueVolumeKey(pod: string, issue: Pick<IssueRef, 'owner' | 'rep
   return `${pod}-${key}-${createHash('sha256').update(`${pod}\n${key}`).digest('hex').slice(0, 12)}`;
 }
 
+/** The branch a run's agent is asked to push its work to: one per issue. */
+export function issueBranch(issue: Pick<IssueRef, 'number'>): string {
+  return `cldpd/issue-${issue.number}`;
+}
+
 /**
- * The start prompt: the pod's template, then the issue to work on, then the caller's own
- * prompt. Throws `InvalidInput` when there is nothing to do or it is too long.
+ * Pure: what the agent is told of the repository when its run has a token: where it is,
+ * how git is set up, the branch to push to and, when its token may, that it may open a pull
+ * request. Only what the token allows is offered.
  */
-export function buildStartPrompt(template: string | undefined, input: { issueUrl?: string | undefined; prompt?: string | undefined }, channel: PromptChannel = { kind: 'argv' }): string {
+export function repositoryBrief(issue: IssueRef, permissions: Readonly<Record<string, string>>): string {
+  const lines = [
+    `The issue's repository is ${issue.owner}/${issue.repo} ($CLDPD_REPO_URL; default branch $CLDPD_DEFAULT_BRANCH). git is set up to fetch${permissions.contents === 'write' ? ' and push' : ''} it over HTTPS with a token cldpd keeps fresh for the whole run: $GH_TOKEN holds it at the start, the file $CLDPD_GITHUB_TOKEN_FILE always holds the current one.`,
+  ];
+  if (permissions.contents === 'write') lines.push(`Commit your work on the branch ${issueBranch(issue)} and push it there.`);
+  if (permissions.pull_requests === 'write') lines.push(`You may open a pull request from that branch to the default branch (for example: GH_TOKEN=$(cat "$CLDPD_GITHUB_TOKEN_FILE") gh pr create --fill), or update the one that is open.`);
+  if (permissions.contents === 'write') lines.push('cldpd links the branches you push and the pull requests you open in its final comment on the issue.');
+  return lines.join(' ');
+}
+
+/**
+ * The start prompt: the pod's template, then the issue to work on (with what the agent may
+ * do in its repository, when the run has a token), then the caller's own prompt. Throws
+ * `InvalidInput` when there is nothing to do or it is too long.
+ */
+export function buildStartPrompt(template: string | undefined, input: { issueUrl?: string | undefined; prompt?: string | undefined; github?: Readonly<Record<string, string>> | undefined }, channel: PromptChannel = { kind: 'argv' }): string {
   const parts: string[] = [];
   if (template?.trim()) parts.push(template.trim());
   if (input.issueUrl) parts.push(`Work on this GitHub issue: ${input.issueUrl}`);
+  if (input.issueUrl && input.github && Object.keys(input.github).length > 0) parts.push(repositoryBrief(parseIssueUrl(input.issueUrl), input.github));
   if (input.prompt?.trim()) parts.push(input.prompt.trim());
   if (!input.issueUrl && !input.prompt?.trim()) {
     throw new CldpdError('InvalidInput', 'Nothing to do: give an issue URL (--issue) or a prompt (--prompt).');

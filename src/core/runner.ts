@@ -1,3 +1,5 @@
+import type { ContainerFile } from './github-access.js';
+
 /** A piece of a process's output, as the container wrote it. */
 export interface OutputChunk {
   readonly stream: 'stdout' | 'stderr';
@@ -78,6 +80,8 @@ export interface ContainerSpec {
   readonly stopGraceSeconds: number;
   /** Open the process's standard input (closed for good once the runner's `end()` is called). */
   readonly stdin: boolean;
+  /** Files written into the container after it is created and before it starts (parent directories made). */
+  readonly files?: readonly ContainerFile[];
 }
 
 /** A request to build an image from a directory holding a Dockerfile. */
@@ -107,6 +111,8 @@ export interface ContainerInfo {
   /** Docker's state: created, running, paused, restarting, removing, exited or dead. */
   readonly state: string;
   readonly createdAt: number;
+  /** The command it runs, as Docker shows it (`sh -c '…'`); absent when the runner cannot tell. */
+  readonly command?: string;
   /** Names of the named volumes it mounts; absent when the runner cannot tell. */
   readonly volumes?: readonly string[];
 }
@@ -164,8 +170,15 @@ export interface Runner {
    * since it started, from Docker's log, following it until it exits; `wait()` gives its exit code.
    */
   attach(containerId: string): Promise<ProcessHandle>;
-  /** Runs a command inside a running container. */
-  exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle>;
+  /**
+   * Writes files into a container, created or running, replacing what is there (parent
+   * directories are made). The files never reach an image or a log.
+   */
+  writeFiles(containerId: string, files: readonly ContainerFile[]): Promise<void>;
+  /** Whether `path` exists in the container's filesystem (created or running). */
+  hasFile(containerId: string, path: string): Promise<boolean>;
+  /** Runs a command inside a running container; as `user` (a name or uid) when given, else as the container's user. */
+  exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string; user?: string }): Promise<ProcessHandle>;
   /**
    * Makes the named volumes' top directories owned by `user` (the image's user: a name or
    * uid[:gid]), by running `chown` as root in a short-lived container of `image` with the

@@ -5,8 +5,10 @@ import { CldpdError, isCldpdError, messageOf, type ErrorCode } from './errors.js
 import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
 import { LineSplitter, type SplitLine } from './line-splitter.js';
 import { streamJsonUserMessage, type PromptChannel } from './prompt.js';
+import { hideSecrets, type GitHubAccess } from './github-access.js';
 import type { BuildRequest, ProcessHandle, ProcessInput, Runner } from './runner.js';
 import { SessionLog } from './session-log.js';
+import { RELEASE_FILE, type SetupStep } from './setup-steps.js';
 import { parseStreamJsonLine } from './stream-json.js';
 
 export type { AgentSummary } from './agent-summary.js';
@@ -17,6 +19,10 @@ export interface Launched {
   readonly containerName: string;
   /** True for an exec inside an already running container. */
   readonly exec: boolean;
+  /** The run's repository token: kept fresh while the run lasts, hidden from its output. */
+  readonly access?: GitHubAccess;
+  /** Steps to run in the container (held by holdCommand) before its agent is released. */
+  readonly setup?: readonly SetupStep[];
 }
 
 /** How one run of a session goes; built by the Dispatcher. */
@@ -110,6 +116,8 @@ export class Session {
   private readonly takenWaiters = new Map<string, Array<(taken: boolean) => void>>();
   /** Set once the run has ended: nothing more can be written. */
   private ended = false;
+  /** The run's repository token, once launched with one. */
+  private access: GitHubAccess | undefined;
 
   private constructor(options: SessionOptions, log: SessionLog) {
     this.options = options;
@@ -213,6 +221,9 @@ export class Session {
       this.timer.unref();
       const launched = await this.options.launch(imageId);
       this.launchedId = launched.handle.containerId;
+      this.access = launched.access;
+      const containerId = launched.handle.containerId;
+      this.access?.keepFresh((files) => runner.writeFiles(containerId, files));
       startedAt = Date.now();
       // A stop (or the timeout) that came while the container was being created applies now.
       this.resolveLaunched(this.launchedId);
@@ -221,6 +232,7 @@ export class Session {
           { type: 'container.started', at: startedAt, containerId: launched.handle.containerId, containerName: launched.containerName, exec: launched.exec, run: this.run },
         ]);
       }
+      if (launched.setup && launched.setup.length > 0 && !this.options.reattach) await this.runSetup(containerId, launched.setup);
       // Written while the output is read: a long prompt must not wait on output nobody reads.
       const writing = this.writePrompt(launched.handle).catch((err: unknown) => {
         void this.stop().catch(() => undefined);
@@ -239,6 +251,7 @@ export class Session {
       await this.cleanUpAfterError();
     } finally {
       clearTimeout(this.timer);
+      this.access?.close();
       this.resolveLaunched(undefined);
       this.inputOpen = false;
       this.ended = true;
@@ -392,6 +405,36 @@ export class Session {
     }
   }
 
+  /**
+   * Runs the setup steps one after the other, each announced and its output logged, then
+   * releases the held container's agent. A step that fails ends the run (`SetupFailed`,
+   * naming it); a stop or timeout meanwhile leaves the rest undone and the agent held, so
+   * the container ends as stopped.
+   */
+  private async runSetup(containerId: string, steps: readonly SetupStep[]): Promise<void> {
+    const { runner } = this.options;
+    for (const [index, step] of steps.entries()) {
+      if (this.stopReason) return;
+      await this.emit([{ type: 'setup.step', at: Date.now(), step: index + 1, of: steps.length, name: step.name }]);
+      const handle = await runner.exec(containerId, step.cmd, step.user ? { user: step.user } : {});
+      const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+      for await (const chunk of handle.output) {
+        const lines = splitters[chunk.stream].push(chunk.data);
+        if (lines.length > 0) await this.emit(this.stepEvents(index + 1, chunk.stream, lines));
+      }
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const rest = splitters[stream].end();
+        if (rest.length > 0) await this.emit(this.stepEvents(index + 1, stream, rest));
+      }
+      const exitCode = await handle.wait();
+      if (this.stopReason) return;
+      if (exitCode !== 0) {
+        throw new CldpdError('SetupFailed', `Setup step ${index + 1} of ${steps.length} (${step.name}) exited with code ${exitCode}, so the agent did not run. Fix the step in the pod's pod.json (or what it works on) and try again.`);
+      }
+    }
+    await runner.writeFiles(containerId, [{ path: RELEASE_FILE, content: '', mode: 0o444 }]);
+  }
+
   private async pump(handle: ProcessHandle): Promise<void> {
     const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
     // Lines a previous process of this run already logged: replayed by Docker, not emitted twice.
@@ -412,13 +455,22 @@ export class Session {
     }
   }
 
-  private toEvents(stream: 'stdout' | 'stderr', lines: SplitLine[]): SessionEvent[] {
+  /** A setup step's output: marked with its step, never read as the agent's words. */
+  private stepEvents(step: number, stream: 'stdout' | 'stderr', lines: SplitLine[]): SessionEvent[] {
+    return this.toEvents(stream, lines, false).map((e) => ({ ...e, step }) as SessionEvent);
+  }
+
+  /** Output events of `lines`; `agent` false for a setup step's output, which is never the agent's words. */
+  private toEvents(stream: 'stdout' | 'stderr', lines: SplitLine[], agent = true): SessionEvent[] {
     const at = Date.now();
-    return lines.map(({ line, partial }) => {
-      const agent = stream === 'stdout' && !partial ? parseStreamJsonLine(line) : [];
-      if (agent.length > 0) {
-        this.observe(agent);
-        return partial ? { type: 'output', at, stream, line, partial: true, agent } : { type: 'output', at, stream, line, agent };
+    const secrets = this.access?.secrets ?? [];
+    return lines.map(({ line: raw, partial }) => {
+      // A token the run was given never reaches the log, whatever the agent printed.
+      const line = secrets.length > 0 ? hideSecrets(raw, secrets) : raw;
+      const said = agent && stream === 'stdout' && !partial ? parseStreamJsonLine(line) : [];
+      if (said.length > 0) {
+        this.observe(said);
+        return partial ? { type: 'output', at, stream, line, partial: true, agent: said } : { type: 'output', at, stream, line, agent: said };
       }
       return partial ? { type: 'output', at, stream, line, partial: true } : { type: 'output', at, stream, line };
     });

@@ -48,7 +48,8 @@ export const EVENT_REASONS: Readonly<Record<string, string>> = {
 /** See {@link EVENT_REASONS}. */
 export const PERMISSION_REASONS: Readonly<Record<string, string>> = {
   issues: 'to post one status comment per run, keep it up to date, and answer triggers it refuses',
-  contents: "to read the repository's .github/cldpd.yml (which pods it may use, its limits); it never writes code with this",
+  contents: "to read the repository's .github/cldpd.yml (which pods it may use, its limits), and as the most a pod's token may have: a run gets a token for its issue's repository only, with just what its pod.json \"github\" asks (contents: write lets its agent push a branch); a pod that asks nothing gets no token",
+  pull_requests: 'as the most a pod\'s token may have, for agents that open a pull request from their branch; cldpd itself only reads which pull requests a run opened, to link them',
   metadata: 'to check that whoever labels or comments may write to the repository (every app has it)',
 };
 
@@ -242,8 +243,8 @@ function accessList(app: AppDefinition): string {
 <ul id="events">${events.join('')}</ul>
 <h3>Permissions it asks for</h3>
 <ul id="permissions">${permissions.join('')}</ul>
-<p class="why">Nothing else. A pod that pushes branches or opens pull requests needs more (for example <code>contents: write</code>,
-<code>pull_requests: write</code>): add those later in the app's settings, and accept them on each installation.</p>`;
+<p class="why">Nothing else. For a bot that must never push, lower <code>contents</code> to read and drop
+<code>pull_requests</code> in the app's settings: pods that ask for more are then refused their token, saying why.</p>`;
 }
 
 /** What to do after the app exists; `installUrl` when known. */

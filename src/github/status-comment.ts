@@ -5,7 +5,7 @@ import { keepMarkdownEnd, safeInline, safeMarkdown, stripEscapes } from './markd
 export const MAX_COMMENT_CHARS = 60_000;
 
 /** Where a run stands, as the status comment shows it. */
-export type StatusPhase = 'queued' | 'building' | 'running' | 'finished' | 'failed' | 'cancelled' | 'delivered';
+export type StatusPhase = 'queued' | 'building' | 'setting up' | 'running' | 'finished' | 'failed' | 'cancelled' | 'delivered';
 
 /** Everything the status comment of one run shows. Pure data; built by the reporter. */
 export interface StatusView {
@@ -44,6 +44,25 @@ export interface StatusView {
   readonly host?: string;
   /** What `lastLines` are: the container's output (default) or the image build's. */
   readonly linesFrom?: 'output' | 'build';
+  /** What the run pushed, found through the API; absent when it had no token to push with. */
+  readonly work?: {
+    readonly branches: ReadonlyArray<{ readonly name: string; readonly url: string }>;
+    readonly pulls: ReadonlyArray<{ readonly number: number; readonly title: string; readonly url: string; readonly state: string; readonly branch: string }>;
+  };
+}
+
+/** A link in cldpd's words: the text defused (a branch or title is anyone's text), the URL cldpd's. */
+function link(text: string, url: string): string {
+  return `[${safeInline(oneLine(text, 200)).replace(/[[\]]/g, '\\$&')}](${url.replace(/[()\s]/g, encodeURIComponent)})`;
+}
+
+/** The run's branches and pull requests, one line each; "No changes pushed." when there are none. */
+function workLines(work: NonNullable<StatusView['work']>): string[] {
+  if (work.branches.length === 0) return ['No changes pushed.'];
+  return work.branches.map((b) => {
+    const pulls = work.pulls.filter((p) => p.branch === b.name).map((p) => `pull request ${link(`${p.title} (#${p.number})`, p.url)}${p.state === 'open' ? '' : ` (${p.state})`}`);
+    return `Pushed ${link(b.name, b.url)}${pulls.length > 0 ? ` → ${pulls.join(', ')}` : ' (no pull request)'}`;
+  });
 }
 
 /** The hidden first line that lets cldpd find its own status comment again. */
@@ -82,6 +101,7 @@ type Shown = StatusPhase | 'stopped' | 'timed out';
 const TITLES: Record<Shown, string> = {
   queued: 'queued',
   building: 'building the image',
+  'setting up': 'setting up',
   running: 'running',
   finished: 'finished',
   failed: 'failed',
@@ -94,6 +114,7 @@ const TITLES: Record<Shown, string> = {
 const ICONS: Record<Shown, string> = {
   queued: '\u23F3',
   building: '\u{1F528}',
+  'setting up': '\u{1F527}',
   running: '\u{1F3C3}',
   finished: '\u2705',
   failed: '\u274C',
@@ -116,6 +137,7 @@ function nextStep(view: StatusView, shown: Shown): string | undefined {
   switch (shown) {
     case 'queued':
     case 'building':
+    case 'setting up':
     case 'running':
       return 'To stop it, comment `/cldpd stop`.';
     case 'delivered':
@@ -149,7 +171,8 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (view.phase === 'queued' && view.queuePosition !== undefined) {
     facts.push(view.queuePosition > 0 ? `${view.queuePosition} ahead in the queue` : 'next in the queue');
   }
-  if ((view.phase === 'running' || view.phase === 'building') && view.startedAt !== undefined) facts.push(`${duration(view.now - view.startedAt)} so far`);
+  const active = view.phase === 'running' || view.phase === 'building' || view.phase === 'setting up';
+  if (active && view.startedAt !== undefined) facts.push(`${duration(view.now - view.startedAt)} so far`);
   if (view.exitCode !== undefined && shown !== 'stopped' && shown !== 'timed out') facts.push(`exit code ${view.exitCode}`);
   if (view.durationMs !== undefined) facts.push(`took ${duration(view.durationMs)}`);
   if (view.turns !== undefined) facts.push(`${view.turns} turn${view.turns === 1 ? '' : 's'}`);
@@ -161,7 +184,8 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (shown === 'timed out') head.push('It was stopped by the timeout (`timeoutSeconds` in the pod\'s pod.json).');
   if (view.error) head.push(`**Error:** ${safeInline(oneLine(redact(view.error), 1000))}`);
   if (view.note) head.push(safeInline(oneLine(view.note, 1000)));
-  if (view.activity && (view.phase === 'running' || view.phase === 'building')) head.push(`Latest: ${safeInline(oneLine(stripEscapes(redact(view.activity))))}`);
+  if (view.activity && active) head.push(`Latest: ${safeInline(oneLine(stripEscapes(redact(view.activity))))}`);
+  if (view.work && (view.phase === 'finished' || view.phase === 'failed')) head.push(workLines(view.work).join('  \n'));
 
   const done = view.phase === 'finished' || view.phase === 'failed' || view.phase === 'cancelled';
   const tail: string[] = [];

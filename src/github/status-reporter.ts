@@ -163,6 +163,10 @@ class StatusRun implements RunReport {
         v.startedAt = event.at;
         v.activity = undefined;
         break;
+      case 'setup.step':
+        v.phase = 'setting up';
+        v.activity = `${event.name} (${event.step}/${event.of})`;
+        break;
       case 'output':
         if (event.agent) {
           // What the agent is doing in its own words or tool calls; tool output never goes here.
@@ -176,7 +180,8 @@ class StatusRun implements RunReport {
         } else {
           this.lines.push(event.line);
           if (this.lines.length > LAST_LINES) this.lines.shift();
-          v.activity = event.line;
+          // While setting up, "Latest" keeps naming the step: its output is in the block below.
+          if (v.phase !== 'setting up') v.activity = event.line;
         }
         break;
       default:
@@ -261,6 +266,7 @@ class StatusRun implements RunReport {
       if (result.text) v.finalAnswer = result.text;
       if (result.isError) v.agentError = true;
     }
+    if (outcome.work) v.work = outcome.work;
     if (outcome.lastLines && outcome.lastLines.length > 0) {
       this.lines.length = 0;
       this.lines.push(...outcome.lastLines.slice(-LAST_LINES));

@@ -8,7 +8,9 @@ import { sharedWriteBudget } from './write-budget.js';
 import { Dispatcher, DockerRunner, SessionStore } from '../core/index.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { createRedactor } from '../github/redact.js';
+import { repoTokenSource } from '../github/repo-tokens.js';
 import { StatusReporter } from '../github/status-reporter.js';
+import type { RunCommand } from '../queue/contract.js';
 import { IssueState } from '../queue/issue-state.js';
 import { Producer } from '../queue/producer.js';
 import { RunWorker } from '../queue/run-worker.js';
@@ -29,8 +31,8 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   logger.info({ engine: engine.version, host: config.hostId }, 'Docker engine ready');
   const pods = { podsDir: config.podsDir, homeDir: config.userHome };
   const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(config.sessionsDir), hostId: config.hostId, hostEnv, logger });
-  const github = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
-  const octokitFor = async (installationId: number) => (await github.auth(installationId)) as unknown as OctokitLike;
+  const app = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
+  const octokitFor = async (installationId: number) => (await app.auth(installationId)) as unknown as OctokitLike;
   const reporter = new StatusReporter({
     comments: octokitComments(octokitFor),
     budget: sharedWriteBudget(redis, config, logger),
@@ -49,7 +51,14 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   });
   const state = new IssueState(redis);
   const producer = new Producer(redis, state);
-  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, dispatcher, state, producer, reporter, positions: reporter, logger: logger.child({ name: 'worker' }) });
+  const ghHost = config.github.baseUrl ? new URL(config.github.baseUrl).host : undefined;
+  const github = (command: RunCommand) => repoTokenSource({
+    appOctokit: async () => (await app.auth()) as unknown as OctokitLike,
+    installationOctokit: () => octokitFor(command.issue.installationId),
+    installationId: command.issue.installationId, owner: command.issue.owner, repo: command.issue.repo,
+    ...(ghHost ? { ghHost } : {}),
+  });
+  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, dispatcher, state, producer, reporter, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
   await worker.start();
   return {
     close: async () => {

@@ -1,4 +1,4 @@
-import { issueKey, type AgentSummary, type SessionEvent } from '../core/index.js';
+import { issueKey, type AgentSummary, type RepoTokenSource, type SessionEvent } from '../core/index.js';
 
 /** The repository and issue a job is about. */
 export interface IssueRef {
@@ -76,6 +76,20 @@ export type ControlJob =
  * How a run ended, for its final status edit. `delivered`: a resume that went into the
  * session's running agent as its next message instead of running on its own.
  */
+/** What a run produced on GitHub, found through the API after it (never from the agent's words). */
+export interface RunWork {
+  /** Branches created or moved while the run held its token. */
+  readonly branches: ReadonlyArray<{ readonly name: string; readonly url: string }>;
+  /** Pull requests whose head is one of those branches. */
+  readonly pulls: ReadonlyArray<{ readonly number: number; readonly title: string; readonly url: string; readonly state: string; readonly branch: string }>;
+}
+
+/** A source of the run's repository token that can also say, after the run, what it pushed. */
+export interface RunRepoAccess extends RepoTokenSource {
+  /** What changed on GitHub since the first token was minted; undefined when none was. */
+  produced(): Promise<RunWork | undefined>;
+}
+
 export interface RunOutcome {
   readonly kind: 'exited' | 'error' | 'cancelled' | 'delivered';
   readonly sessionId: string;
@@ -86,6 +100,8 @@ export interface RunOutcome {
   /** Why it was cancelled or failed before running, in words. */
   readonly message?: string;
   readonly startedAt?: number;
+  /** What the run pushed, when it had a token to push with. */
+  readonly work?: RunWork;
 }
 
 /** The live report of one run: its status comment, edited as the run moves. */

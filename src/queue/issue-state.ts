@@ -197,9 +197,13 @@ export class IssueState {
 
   /** Removes a handled command from the head of the queue. */
   async done(command: RunCommand): Promise<void> {
+    // One step with "nothing runs": a crash between a run's final comment and this leaves
+    // the command both queued and on record as running, so the next drainer recovers it
+    // (its end is in the log: the final is written again, nothing runs twice).
     await this.redis.multi()
       .lrem(this.key(command.issueKey, 'runs'), 1, JSON.stringify(command))
       .hdel(this.key(command.issueKey, 'positions'), String(command.seq))
+      .hset(this.key(command.issueKey), 'running', '0', 'runningCommand', '')
       .exec();
   }
 

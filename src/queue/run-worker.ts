@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { LABELS, isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
-import type { ControlJob, Reporter, RunCommand, RunOutcome } from './contract.js';
+import type { ControlJob, Reporter, RunCommand, RunOutcome, RunRepoAccess } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 import type { DrainJob, Producer } from './producer.js';
@@ -27,6 +27,8 @@ export interface RunWorkerOptions {
   readonly recheckMs?: number;
   /** How often containers nothing follows are looked for; default 60 s. */
   readonly reconcileMs?: number;
+  /** Mints tokens for a command's repository, for pods that ask for `github` permissions, and finds what the run pushed; none when absent. */
+  readonly github?: (command: RunCommand) => RunRepoAccess;
 }
 
 const LAST_LINES = 20;
@@ -267,17 +269,24 @@ export class RunWorker {
         outcome = { kind: 'cancelled', sessionId: command.sessionId, message: 'Stopped by `/cldpd stop`.' };
         return;
       }
+      const access = this.options.github?.(command);
+      const github = access ? { github: access } : {};
       session ??= command.kind === 'start'
-        ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId })
-        : await dispatcher.resume(command.sessionId, command.prompt);
+        ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId, ...github })
+        : await dispatcher.resume(command.sessionId, command.prompt, github);
       if (command.kind === 'start') await state.set(command.issueKey, { sessionId: session.id, pod: command.pod });
       outcome = await this.follow(command, session, report, earlier);
+      const work = await access?.produced().catch((err: unknown) => {
+        log.warn({ err: messageOf(err) }, 'could not find what the run pushed');
+        return undefined;
+      });
+      if (work) outcome = { ...outcome, work };
     } catch (err) {
       log.warn({ err }, 'the run could not start');
       outcome = { kind: 'error', sessionId: command.sessionId, message: messageOf(err) };
     } finally {
+      // "running" is cleared with the command's removal (state.done), never before: see there.
       await this.finish(command, outcome ?? { kind: 'error', sessionId: command.sessionId, message: 'The run ended without an outcome.' }, report);
-      await state.set(command.issueKey, { running: '0', runningCommand: '' });
     }
   }
 

@@ -510,3 +510,54 @@ describe('Dispatcher.volumes and removeVolumes', () => {
     expect(chowns()).toBe(before + 1);
   });
 });
+
+describe('setup steps', () => {
+  it('hold the agent until each step has run, their output marked with the step, then release it', async () => {
+    await writePod(pods.podsDir, 'steps', { 'pod.json': { workdir: '/work', setup: [['npm', 'ci'], { run: ['apt-get', 'install', 'jq'], user: 'root' }], command: ['agent', '{prompt}'] } });
+    runner.scripts.push({ chunks: [out('agent says hi\n')], exitCode: 0 }, { chunks: [out('added 3 packages\n')], exitCode: 0 }, { chunks: [out('jq installed\n')], exitCode: 0 });
+    const events = await drain(await dispatcher.start('steps', { prompt: 'go' }));
+    const [spec] = runSpecs();
+    expect(spec?.cmd.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(spec?.cmd.slice(3)).toEqual(['cldpd-hold', 'agent', 'go']);
+    const execs = runner.calls.filter((c) => c.method === 'exec').map((c) => [c.args[1], c.args[2]]);
+    expect(execs).toEqual([[['npm', 'ci'], {}], [['apt-get', 'install', 'jq'], { user: '0' }]]);
+    expect(events.map((e) => (e.type === 'output' ? `${e.step ?? '-'} ${e.line}` : e.type))).toEqual([
+      'build.started', 'build.output', 'build.output', 'build.completed', 'container.started',
+      'setup.step', '1 added 3 packages', 'setup.step', '2 jq installed', '- agent says hi', 'container.exited',
+    ]);
+    const released = runner.calls.findIndex((c) => c.method === 'writeFiles' && (c.args[1] as string[]).includes('/run/cldpd/release'));
+    expect(released).toBeGreaterThan(runner.calls.findLastIndex((c) => c.method === 'exec'));
+  });
+
+  it('a failing step ends the run with SetupFailed and removes the container; the agent is never released', async () => {
+    await writePod(pods.podsDir, 'steps', { 'pod.json': { workdir: '/work', setup: [['make', 'deps']], command: ['agent', '{prompt}'] } });
+    runner.scripts.push({ chunks: [], exitCode: 0, hold: true }, { chunks: [out('make: *** [deps] Error 2\n')], exitCode: 2 });
+    const events = await drain(await dispatcher.start('steps', { prompt: 'go' }));
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'SetupFailed', message: expect.stringContaining('Setup step 1 of 1 (make deps) exited with code 2') });
+    expect(runner.calls.some((c) => c.method === 'writeFiles')).toBe(false);
+    expect(await runner.list({})).toEqual([]);
+  });
+
+  it('recover: a container whose setup was under way when its worker died is ended, not followed forever', async () => {
+    await writePod(pods.podsDir, 'steps', { 'pod.json': { workdir: '/work', setup: [['sleep', '60']], command: ['agent', '{prompt}'] } });
+    runner.scripts.push({ chunks: [], exitCode: 0, hold: true }, { chunks: [], exitCode: 0, hold: true });
+    const session = await dispatcher.start('steps', { prompt: 'go' });
+    const seen: SessionEvent[] = [];
+    const reading = (async () => {
+      for await (const e of session.events()) seen.push(e);
+    })();
+    await until(() => seen.some((e) => e.type === 'setup.step'));
+    // The worker dies here: a new dispatcher of the same host finds the held container.
+    const again = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: {} });
+    const recovery = await again.recover(session.id);
+    expect(recovery).toMatchObject({ kind: 'finished', terminal: { type: 'error', code: 'SetupFailed', message: expect.stringContaining('went away while the setup steps') } });
+    expect((await runner.list({})).filter((c) => c.state === 'running')).toEqual([]);
+    void session.stop().catch(() => undefined);
+    await reading;
+  });
+});
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!check()) throw new Error('timed out waiting');
+}

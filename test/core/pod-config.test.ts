@@ -21,6 +21,9 @@ const every = {
   pids: 256,
   network: 'none',
   capAdd: ['NET_RAW'],
+  github: { contents: 'write', pull_requests: 'write' },
+  checkout: true,
+  setup: [['npm', 'ci'], { run: ['apt-get', 'install', '-y', 'jq'], user: 'root' }],
 };
 
 describe('validatePodJson and resolvePodConfig', () => {
@@ -50,6 +53,9 @@ describe('validatePodJson and resolvePodConfig', () => {
       pids: 256,
       network: 'none',
       capAdd: ['NET_RAW'],
+      github: { contents: 'write', pull_requests: 'write' },
+      checkout: true,
+      setup: [{ run: ['npm', 'ci'], root: false }, { run: ['apt-get', 'install', '-y', 'jq'], root: true }],
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -89,6 +95,14 @@ describe('validatePodJson and resolvePodConfig', () => {
   });
 
   it.each([
+    [{ github: { content: 'write' } }, 'field "github.content": the name is not a GitHub repository permission: use one of actions,'],
+    [{ github: { contents: 'admin' } }, 'field "github.contents" must be "read" or "write"'],
+    [{ github: ['contents'] }, 'field "github" must be of type record'],
+    [{ checkout: true }, 'field "checkout" clones with the run\'s token: add "github": {"contents": "read"} (or "write", to push)'],
+    [{ checkout: true, github: { pull_requests: 'write' } }, 'field "checkout" clones with the run\'s token'],
+    [{ setup: [[]] }, 'field "setup[0]" must name at least the program to run'],
+    [{ setup: [{ run: ['x'], user: 'admin' }] }, 'field "setup[0]" must be an argv array'],
+    [{ setup: 'npm ci' }, 'field "setup" must be of type array'],
     [{ capAdd: ['NET_RAWW'] }, 'field "capAdd[0]" must be a Linux capability name like "NET_RAW" or "SYS_PTRACE", not "NET_RAWW"'],
     [{ capAdd: ['CHOWN', 'sys admin'] }, 'field "capAdd[1]" must be a Linux capability name like "NET_RAW" or "SYS_PTRACE", not "sys admin"'],
     [{ capAdd: ['ALL'] }, 'field "capAdd[0]" must name each capability the pod needs: "ALL" would give the container every one'],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildStartPrompt, parseIssueUrl, renderCommand } from '../../src/core/index.js';
+import { buildStartPrompt, parseIssueUrl, renderCommand, repositoryBrief } from '../../src/core/index.js';
 import { MAX_PROMPT_BYTES, issueKey, issueVolumeKey } from '../../src/core/prompt.js';
 
 describe('parseIssueUrl', () => {
@@ -79,5 +79,27 @@ describe('issue keys', () => {
     expect(names.size).toBe(pods.length * issues.length);
     expect(issueVolumeKey('a-b', { owner: 'c', repo: 'd', number: 1 })).not.toBe(issueVolumeKey('a', { owner: 'b-c', repo: 'd', number: 1 }));
     for (const name of names) expect(name).toMatch(/^[a-z0-9][a-z0-9_.-]*$/);
+  });
+});
+
+describe('repositoryBrief', () => {
+  const issue = parseIssueUrl('https://github.com/acme/web/issues/12');
+  it('offers what the token allows and no more', () => {
+    const push = repositoryBrief(issue, { contents: 'write', pull_requests: 'write' });
+    expect(push).toContain('acme/web');
+    expect(push).toContain('fetch and push it over HTTPS');
+    expect(push).toContain('on the branch cldpd/issue-12 and push it there');
+    expect(push).toContain('gh pr create');
+    const read = repositoryBrief(issue, { contents: 'read' });
+    expect(read).toContain('set up to fetch it over HTTPS');
+    expect(read).not.toMatch(/push|pull request/);
+    expect(repositoryBrief(issue, { contents: 'write' })).not.toContain('pull request from');
+  });
+
+  it('is in the start prompt only when the run gets a token', () => {
+    const withToken = buildStartPrompt(undefined, { issueUrl: issue.url, github: { contents: 'write' } });
+    expect(withToken).toMatch(/Work on this GitHub issue: https:\/\/github.com\/acme\/web\/issues\/12\n\nThe issue's repository is acme\/web/);
+    expect(buildStartPrompt(undefined, { issueUrl: issue.url, github: {} })).not.toContain('repository is');
+    expect(buildStartPrompt(undefined, { issueUrl: issue.url })).not.toContain('repository is');
   });
 });

@@ -55,7 +55,7 @@ describeWithDocker('npm start (cldpd up) on one machine', () => {
     try {
       await until('the setup page', async () => (await fetch(`http://127.0.0.1:${setupPort}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
       const page = await (await fetch(`http://127.0.0.1:${setupPort}/`)).text();
-      for (const text of ['issues: write', 'contents: read', 'issue_comment', '/api/github/webhooks', 'cldpd:hello', 'npm start']) expect(page).toContain(text);
+      for (const text of ['issues: write', 'contents: write', 'pull_requests: write', 'issue_comment', '/api/github/webhooks', 'cldpd:hello', 'npm start']) expect(page).toContain(text);
       expect(readFileSync(logFile, 'utf8')).toContain(`open http://localhost:${setupPort} to register one`);
     } finally {
       expect(await first.stop('SIGTERM')).toBe(0);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isWellFormed } from '../../src/core/text.js';
@@ -52,6 +53,20 @@ export class FakeGitHub {
   readonly settings = new Map<string, string>();
   /** While positive, comment writes answer with this status (and count down). */
   failWrites: { status: number; times: number; retryAfter?: number } | undefined;
+  /** `owner/repo` → what `GET /repos/{owner}/{repo}` answers (a test points clone_url at its git server). */
+  readonly repos = new Map<string, { cloneUrl: string; defaultBranch: string }>();
+  /** Installation tokens minted so far, with what each was asked for. */
+  readonly tokens: Array<{ token: string; installationId: number; repositories?: string[]; permissions?: Record<string, string>; expiresAt: number }> = [];
+  /** How long a minted token is said to live (GitHub: an hour). */
+  tokenLifetimeMs = 3600_000;
+  /** Called with each token minted for named repositories: a test lets its git server accept it. */
+  onToken: ((token: FakeGitHub['tokens'][number]) => void) | undefined;
+  /** The branch heads of a repository, for `git/matching-refs/heads/` (a test answers from its git server); 404 when unset. */
+  heads: ((owner: string, repo: string) => Promise<Array<{ name: string; sha: string }>>) | undefined;
+  /** Pull requests opened through the API, per `owner/repo`. */
+  readonly pulls: Array<{ repo: string; number: number; title: string; head: string; base: string; html_url: string; state: string }> = [];
+  /** While positive, token requests for named repositories answer 422 as GitHub does for a permission the app lacks (and count down). */
+  refuseTokens = 0;
   /** When set, how long each comment write waits before it is applied and answered, in ms (a slow API). */
   writeDelay: ((request: RecordedRequest) => number) | undefined;
   private server: Server | undefined;
@@ -60,11 +75,17 @@ export class FakeGitHub {
   /** `127.0.0.1:<port>`, for GHE_HOST. */
   host = '';
 
-  async start(): Promise<this> {
+  /** Listens on `address` (containers reach it when it is 0.0.0.0); `host` is always the loopback one. */
+  async start(address = '127.0.0.1'): Promise<this> {
     this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server?.listen(0, address, resolve));
     this.host = `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
+  }
+
+  /** The port it listens on. */
+  get port(): number {
+    return Number(this.host.split(':')[1]);
   }
 
   async close(): Promise<void> {
@@ -96,8 +117,44 @@ export class FakeGitHub {
     };
     let m: RegExpExecArray | null;
     if (method === 'GET' && path === '/app') return send(200, { id: 1, slug: 'cldpd', name: 'cldpd' });
-    if (method === 'POST' && /^\/app\/installations\/\d+\/access_tokens$/.test(path)) {
-      return send(201, { token: 'ghs_faketoken', expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: {}, repository_selection: 'all' });
+    if (method === 'POST' && (m = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(path))) {
+      const repositories = body.repositories as string[] | undefined;
+      if (repositories && this.refuseTokens > 0) {
+        this.refuseTokens -= 1;
+        return send(422, { message: 'The permissions requested are not granted to this installation.' });
+      }
+      const minted = {
+        token: `ghs_${randomBytes(18).toString('hex')}`, installationId: Number(m[1]), expiresAt: Date.now() + this.tokenLifetimeMs,
+        ...(repositories ? { repositories } : {}), ...(body.permissions ? { permissions: body.permissions as Record<string, string> } : {}),
+      };
+      this.tokens.push(minted);
+      if (repositories) this.onToken?.(minted);
+      return send(201, { token: minted.token, expires_at: new Date(minted.expiresAt).toISOString(), permissions: minted.permissions ?? {}, repository_selection: repositories ? 'selected' : 'all' });
+    }
+    if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/git\/matching-refs\/heads\/?$/.exec(path))) {
+      if (!this.heads) return send(404, { message: 'Not Found' });
+      const page = Number(url.searchParams.get('page') ?? 1);
+      const perPage = Number(url.searchParams.get('per_page') ?? 30);
+      const all = (await this.heads(m[1] as string, m[2] as string)).map((h) => ({ ref: `refs/heads/${h.name}`, object: { sha: h.sha, type: 'commit' } }));
+      return send(200, all.slice((page - 1) * perPage, page * perPage));
+    }
+    if ((m = /^\/repos\/([^/]+)\/([^/]+)\/pulls$/.exec(path))) {
+      const repo = `${m[1]}/${m[2]}`;
+      if (method === 'POST') {
+        const number = this.pulls.length + 1;
+        const pull = { repo, number, title: String(body.title ?? ''), head: String(body.head ?? ''), base: String(body.base ?? ''), html_url: `https://github.com/${repo}/pull/${number}`, state: 'open' };
+        this.pulls.push(pull);
+        return send(201, { number, title: pull.title, html_url: pull.html_url, state: 'open', head: { ref: pull.head }, base: { ref: pull.base } });
+      }
+      const head = url.searchParams.get('head') ?? '';
+      const branch = head.includes(':') ? head.slice(head.indexOf(':') + 1) : head;
+      const found = this.pulls.filter((p) => p.repo === repo && (!head || p.head === branch));
+      return send(200, found.map((p) => ({ number: p.number, title: p.title, html_url: p.html_url, state: p.state, merged_at: null, head: { ref: p.head } })));
+    }
+    if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)$/.exec(path))) {
+      const repo = this.repos.get(`${m[1]}/${m[2]}`);
+      if (!repo) return send(404, { message: 'Not Found' });
+      return send(200, { full_name: `${m[1]}/${m[2]}`, name: m[2], owner: { login: m[1] }, clone_url: repo.cloneUrl, html_url: `https://github.com/${m[1]}/${m[2]}`, default_branch: repo.defaultBranch, private: true });
     }
     if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)\/permission$/.exec(path))) {
       const login = decodeURIComponent(m[3] as string);

@@ -1,4 +1,4 @@
-import type { BuildRequest, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner, VolumeInfo } from '../../src/core/index.js';
+import type { BuildRequest, ContainerFile, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner, VolumeInfo } from '../../src/core/index.js';
 import { CldpdError } from '../../src/core/index.js';
 
 /** What the next process (run or exec) does: print these chunks, then exit with this code, or wait to be stopped. */
@@ -192,6 +192,7 @@ export class FakeRunner implements Runner {
       info.state = 'exited';
     }) as ProcessHandle & { stop: () => void; written: { text: string; ended: boolean } };
     this.containers.set(id, { info, spec, stop: handle.stop });
+    if (spec.files?.length) this.written.set(id, new Map(spec.files.map((f) => [f.path, f.content])));
     if (!spec.stdin) return { containerId: handle.containerId, output: handle.output, wait: handle.wait };
     this.stdin.set(id, handle.written);
     return handle;
@@ -214,11 +215,32 @@ export class FakeRunner implements Runner {
     return { containerId: handle.containerId, output: handle.output, wait: handle.wait };
   }
 
-  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string }): Promise<ProcessHandle> {
+  /** What writeFiles wrote, by container id then path: the last content of each file. */
+  readonly written = new Map<string, Map<string, string>>();
+
+  async writeFiles(containerId: string, files: readonly ContainerFile[]): Promise<void> {
+    this.calls.push({ method: 'writeFiles', args: [containerId, files.map((f) => f.path)] });
+    if (!this.containers.has(containerId)) throw new CldpdError('ContainerFailed', `no container ${containerId}`);
+    const byPath = this.written.get(containerId) ?? new Map<string, string>();
+    for (const f of files) byPath.set(f.path, f.content);
+    this.written.set(containerId, byPath);
+  }
+
+  async hasFile(containerId: string, path: string): Promise<boolean> {
+    return this.written.get(containerId)?.has(path) ?? false;
+  }
+
+  async exec(containerId: string, cmd: readonly string[], options: { env?: Readonly<Record<string, string>>; workdir?: string; user?: string }): Promise<ProcessHandle> {
     this.calls.push({ method: 'exec', args: [containerId, cmd, options] });
     const container = this.containers.get(containerId);
     if (!container || container.info.state !== 'running') throw new CldpdError('ContainerFailed', `container ${containerId} is not running`);
     const handle = this.process(containerId, () => undefined);
+    // As in Docker, stopping the container ends the processes exec'd in it too.
+    const stopMain = container.stop;
+    container.stop = () => {
+      handle.stop();
+      stopMain();
+    };
     return { containerId: handle.containerId, output: handle.output, wait: handle.wait };
   }
 
@@ -240,7 +262,7 @@ export class FakeRunner implements Runner {
   async list(labels: Readonly<Record<string, string | undefined>>): Promise<ContainerInfo[]> {
     return [...this.containers.values()]
       .filter(({ info }) => Object.entries(labels).every(([k, v]) => (v === undefined ? k in info.labels : info.labels[k] === v)))
-      .map(({ info, spec }) => ({ ...info, volumes: spec.mounts.flatMap((m) => (m.type === 'volume' ? [m.source] : [])) }));
+      .map(({ info, spec }) => ({ ...info, command: spec.cmd.join(' '), volumes: spec.mounts.flatMap((m) => (m.type === 'volume' ? [m.source] : [])) }));
   }
 
   async isRunning(containerId: string): Promise<boolean | undefined> {

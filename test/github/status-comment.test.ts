@@ -34,6 +34,15 @@ describe('renderStatusComment', () => {
     ['states: who asked, without notifying them', { phase: 'queued', requestedBy: 'octocat' }, ['requested by @&#8203;octocat'], ['by @octocat']],
     ['states: an agent error is not a final answer', { phase: 'finished', exitCode: 1, finalAnswer: 'API Error: 529 overloaded', agentError: true }, ["<summary>The agent's error</summary>", 'the agent reported an error'], ['Final answer']],
     ['a resume', { command: 'resume', run: 3, phase: 'running', startedAt: 0 }, ['pod `web`, resume 2'], ['#2']],
+    [
+      'work: the branches pushed and their pull requests, linked',
+      { phase: 'finished', exitCode: 0, work: { branches: [{ name: 'cldpd/issue-1', url: 'https://github.com/acme/web/tree/cldpd/issue-1' }, { name: 'wip', url: 'https://github.com/acme/web/tree/wip' }], pulls: [{ number: 12, title: 'Fix @octocat [bug]', url: 'https://github.com/acme/web/pull/12', state: 'open', branch: 'cldpd/issue-1' }] } },
+      ['Pushed [cldpd/issue-1](https://github.com/acme/web/tree/cldpd/issue-1) → pull request [Fix @&#8203;octocat \\[bug\\] (#&#8203;12)](https://github.com/acme/web/pull/12)', 'Pushed [wip](https://github.com/acme/web/tree/wip) (no pull request)'],
+      ['No changes pushed', '@octocat'],
+    ],
+    ['work: a run with a token that pushed nothing says so', { phase: 'finished', exitCode: 0, work: { branches: [], pulls: [] } }, ['No changes pushed.'], ['Pushed']],
+    ['setting up: the step under way and its place', { phase: 'setting up', startedAt: 90_000, activity: 'npm ci (2/3)' }, ['cldpd: setting up (pod `web`)', 'Latest: npm ci (2/3)', '10s so far', 'To stop it, comment `/cldpd stop`.'], ['/cldpd resume']],
+    ['work: none shown without a token', { phase: 'finished', exitCode: 0 }, [], ['No changes pushed', 'Pushed']],
   ])('%s', (_, patch, includes, excludes) => {
     const body = renderStatusComment({ ...base, ...patch }, marker, none);
     expect(body.startsWith(marker)).toBe(true);

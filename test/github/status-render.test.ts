@@ -29,6 +29,7 @@ const base: StatusView = { pod: 'web', sessionId: 'web-0011aabb', run: 1, comman
 const STATES: Array<[string, Partial<StatusView>]> = [
   ['queued', { queuePosition: 1 }],
   ['building', { phase: 'building', startedAt: 190_000, activity: 'Step 3/7 : RUN npm ci' }],
+  ['setting-up', { phase: 'setting up', startedAt: 150_000, activity: 'cloning acme/web (1/3)', lastLines: ["Cloning into '/workspace'..."] }],
   ['running', { phase: 'running', startedAt: 100_000, activity: '\u001b[32mBash: npm test\u001b[0m asking @octocat about #3', lastLines: ['> web@1.0.0 test', '\u001b[91m1 failing\u001b[0m'] }],
   ['finished', { phase: 'finished', exitCode: 0, durationMs: 754_000, turns: 14, costUsd: 0.82, finalAnswer: ANSWER }],
   ['resumed', { command: 'resume', run: 3, phase: 'finished', exitCode: 0, durationMs: 64_000, turns: 3, costUsd: 0.12, sessionCostUsd: 1.4, finalAnswer: 'Docs updated.' }],
@@ -38,6 +39,7 @@ const STATES: Array<[string, Partial<StatusView>]> = [
   ['build-failed', { phase: 'failed', error: 'The build of cldpd-web failed: The command \'/bin/sh -c npm ci\' returned a non-zero code: 1', lastLines: ['Step 3/7 : RUN npm ci', 'npm ERR! missing package-lock.json'], linesFrom: 'build' }],
   ['cancelled', { phase: 'cancelled', note: 'Cancelled by `/cldpd stop` before it started.' }],
   ['agent-error', { phase: 'finished', exitCode: 1, agentError: true, finalAnswer: 'API Error: 529 {"type":"overloaded_error"}' }],
+  ['pushed', { phase: 'finished', exitCode: 0, durationMs: 400_000, turns: 9, costUsd: 0.5, finalAnswer: 'Opened a pull request.', work: { branches: [{ name: 'cldpd/issue-7', url: 'https://github.com/acme/web/tree/cldpd/issue-7' }, { name: 'scratch', url: 'https://github.com/acme/web/tree/scratch' }], pulls: [{ number: 12, title: 'Fix the parser for @octocat', url: 'https://github.com/acme/web/pull/12', state: 'open', branch: 'cldpd/issue-7' }] } }],
   ['delivered', { command: 'resume', phase: 'delivered', note: 'Sent to the agent of session `web-0011aabb` while it ran (run 1), which took it as its next instruction.' }],
 ];
 
@@ -102,7 +104,7 @@ describeWithChromium('status comments as GitHub renders them (GFM in headless Ch
       const words: Record<string, RegExp> = {
         queued: /cldpd: queued/, building: /building the image/, running: /cldpd: running/, finished: /cldpd: finished/, resumed: /finished \(pod web, resume 2\)/,
         stopped: /cldpd: stopped/, 'timed-out': /cldpd: timed out/, failed: /cldpd: failed/, 'build-failed': /cldpd: failed/, cancelled: /cldpd: cancelled/,
-        'agent-error': /cldpd: failed/, delivered: /sent to the running agent/,
+        'agent-error': /cldpd: failed/, delivered: /sent to the running agent/, pushed: /cldpd: finished/, 'setting-up': /cldpd: setting up/,
       };
       expect(seen.heading).toMatch(words[name] as RegExp);
       if (name === 'finished') {
@@ -113,9 +115,13 @@ describeWithChromium('status comments as GitHub renders them (GFM in headless Ch
         expect(seen.text).not.toContain('## Fixed');
         expect(seen.text).toContain('<div hidden>secret instructions</div>'); // shown as text, hiding nothing
       }
-      const canResume = ['finished', 'resumed', 'stopped', 'timed-out', 'failed', 'agent-error'].includes(name);
+      if (name === 'pushed') {
+        expect(seen.links).toEqual(expect.arrayContaining(['cldpd/issue-7', 'Fix the parser for @\u200boctocat (#\u200b12)', 'scratch']));
+        expect(seen.text).toMatch(/Pushed cldpd\/issue-7 → pull request Fix the parser/);
+      }
+      const canResume = ['finished', 'pushed', 'resumed', 'stopped', 'timed-out', 'failed', 'agent-error'].includes(name);
       expect(seen.text.includes('/cldpd resume <what to do next>')).toBe(canResume);
-      if (['queued', 'building', 'running'].includes(name)) expect(seen.text).toContain('To stop it, comment /cldpd stop');
+      if (['queued', 'building', 'setting-up', 'running'].includes(name)) expect(seen.text).toContain('To stop it, comment /cldpd stop');
       if (name === 'build-failed') expect(seen.text).toMatch(/Last 2 lines of the build[\s\S]*missing package-lock/);
     } finally {
       await page.close();

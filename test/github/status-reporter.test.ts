@@ -60,6 +60,23 @@ describe('StatusReporter', () => {
     expect(comments.updates).toHaveLength(progress + 1);
   });
 
+  it('setting up: the comment names the step under way; a failing step\'s output and error are in the final one', async () => {
+    const comments = new FakeComments();
+    const run = reporter(comments, 10).forRun(command);
+    run.event({ type: 'container.started', at, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
+    run.event({ type: 'setup.step', at, step: 1, of: 2, name: 'cloning acme/web' }, {});
+    run.event(output("Cloning into '/workspace'..."), {});
+    await new Promise((r) => setTimeout(r, 60));
+    expect(comments.updates.at(-1)?.body).toMatch(/cldpd: setting up \(pod `web`\)[\s\S]*Latest: cloning acme\/web \(1\/2\)/);
+    run.event({ type: 'setup.step', at, step: 2, of: 2, name: 'npm ci' }, {});
+    run.event(output('npm ERR! missing lockfile'), {});
+    await run.finish({ kind: 'error', sessionId: 'web-00aa00aa', terminal: { type: 'error', at, code: 'SetupFailed', message: 'Setup step 2 of 2 (npm ci) exited with code 1, so the agent did not run.' }, lastLines: ['npm ERR! missing lockfile'] });
+    const final = comments.updates.at(-1)?.body ?? '';
+    expect(final).toContain('cldpd: failed');
+    expect(final).toContain('**Error:** Setup step 2 of 2 (npm ci) exited with code 1, so the agent did not run.');
+    expect(final).toContain('npm ERR! missing lockfile');
+  });
+
   it('skips progress edits when the write budget is spent, but the final edit waits for it', async () => {
     const comments = new FakeComments();
     let now = 0;

@@ -103,6 +103,40 @@ describeWithRedis('queue semantics on a real Redis', () => {
     }
   });
 
+  it('crash: a worker that dies between a run\'s final report and taking it off the queue does not run it again', async () => {
+    const home = await tempDir();
+    const pods = { podsDir: join(home, 'pods'), homeDir: home };
+    await writePod(pods.podsDir, 'web');
+    const runner = new FakeRunner();
+    runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"claude-c"}\n')], exitCode: 0 };
+    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId: 'host-crash', hostEnv: {} });
+    const reporter = new RecordingReporter();
+    // The first "done" never happens: what a SIGKILL right after the final comment leaves.
+    const dying = new IssueState(redis);
+    let killed = false;
+    dying.done = async (command) => {
+      if (!killed) {
+        killed = true;
+        throw new Error('killed before the command left the queue');
+      }
+      return IssueState.prototype.done.call(dying, command);
+    };
+    const worker = new RunWorker({ connection: redis, hostId: 'host-crash', concurrency: 1, dispatcher, state: dying, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+    await worker.start();
+    try {
+      const key = 'acme-web-310';
+      await producer.run(runCommand(key, 1, 'start', 'web-00000311'));
+      await until('the command to leave the queue after the retried drain', async () => killed && (await state.pending(key)) === 0, 30_000);
+      expect(runner.calls.filter((c) => c.method === 'run')).toHaveLength(1); // one container, ever
+      const finishes = reporter.runs.filter((r) => r.command.issueKey === key);
+      expect(finishes.every((r) => r.outcome?.kind === 'exited')).toBe(true);
+      expect(finishes.length).toBeGreaterThanOrEqual(1); // the final was written again, not the run
+      expect((await state.get(key)).running).toBe(0);
+    } finally {
+      await worker.close();
+    }
+  });
+
   it('host: a new session of an issue whose host is gone starts on a live host; one whose host is alive waits for it', async () => {
     const { reporter, worker } = await startWorker('host-live', 2, {});
     try {

@@ -1,0 +1,180 @@
+import type { Logger } from 'pino';
+import { CldpdError, messageOf } from './errors.js';
+
+/** A token for one repository, as GitHub minted it. */
+export interface RepoToken {
+  readonly token: string;
+  /** Epoch ms after which GitHub refuses it. */
+  readonly expiresAt: number;
+}
+
+/** The repository a run works on, as the API describes it. */
+export interface RepoInfo {
+  /** `owner/name`. */
+  readonly fullName: string;
+  /** The HTTPS URL git clones from, e.g. `https://github.com/acme/web.git`. */
+  readonly cloneUrl: string;
+  readonly defaultBranch: string;
+}
+
+/**
+ * Mints tokens for the issue's repository. Provided by the GitHub front end (it holds the
+ * app's key); the core only asks, hands the token to the container and keeps it fresh.
+ */
+export interface RepoTokenSource {
+  /** `owner/name` of the issue's repository, for messages. */
+  readonly fullName: string;
+  /** Where the repository is: asked of the API once, when a pod first needs a token. */
+  repository(): Promise<RepoInfo>;
+  /** The host name `gh` needs in `GH_HOST` on GitHub Enterprise Server; undefined on github.com. */
+  readonly ghHost?: string;
+  /**
+   * A new token limited to the repository and `permissions` (never more than the app was
+   * granted). Throws with GitHub's reason when it refuses.
+   */
+  mint(permissions: Readonly<Record<string, string>>): Promise<RepoToken>;
+}
+
+/** A file the runner writes into a container (created or running) before the agent reads it. */
+export interface ContainerFile {
+  readonly path: string;
+  readonly content: string;
+  readonly mode: number;
+}
+
+/** Where the container finds the current token: always the live one, rewritten before the last expires. */
+export const TOKEN_FILE = '/run/cldpd/github-token';
+
+/** How long before a token expires it is replaced. GitHub's live an hour. */
+const REFRESH_BEFORE_MS = 10 * 60_000;
+/** After a failed refresh, the next try. */
+const RETRY_MS = 30_000;
+
+/**
+ * The git credential helper cldpd gives a container: it answers `get` with the token file's
+ * current content, so every clone, fetch and push uses a live token however long the run.
+ * A `!` helper runs in `sh`; the token is read when git asks, never stored in git's config.
+ */
+export function credentialHelper(tokenFile = TOKEN_FILE): string {
+  return `!f() { test "$1" = get || exit 0; t=$(cat ${tokenFile} 2>/dev/null); test -n "$t" || { sleep 1; t=$(cat ${tokenFile}); }; echo username=x-access-token; echo "password=$t"; }; f`;
+}
+
+/**
+ * One run's access to its repository: the first token, the environment and files that hand
+ * it to the container, and a timer that rewrites the token file before each token expires.
+ * Every value it minted is in {@link secrets}, so the run's output can be cleaned of them.
+ */
+export class GitHubAccess {
+  private current: RepoToken;
+  private readonly minted: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly source: RepoTokenSource,
+    private readonly repo: RepoInfo,
+    private readonly permissions: Readonly<Record<string, string>>,
+    first: RepoToken,
+    private readonly logger?: Logger,
+  ) {
+    this.current = first;
+    this.minted.push(first.token);
+  }
+
+  /** Mints the run's first token. Throws `GitHubAccess` naming the repository, the permissions and GitHub's reason. */
+  static async open(source: RepoTokenSource, permissions: Readonly<Record<string, string>>, logger?: Logger): Promise<GitHubAccess> {
+    const first = await mintOrExplain(source, permissions);
+    let repo: RepoInfo;
+    try {
+      repo = await source.repository();
+    } catch (err) {
+      throw new CldpdError('GitHubAccess', `GitHub did not describe ${source.fullName} (${messageOf(err)}); the run cannot be given its repository.`, { cause: err });
+    }
+    return new GitHubAccess(source, repo, permissions, first, logger);
+  }
+
+  /** The repository the token is for. */
+  get repository(): RepoInfo {
+    return this.repo;
+  }
+
+  /** Every token this run was given: values to remove from whatever it printed. */
+  get secrets(): readonly string[] {
+    return this.minted;
+  }
+
+  /**
+   * The variables that hand the token to the container: `GH_TOKEN` and `GITHUB_TOKEN` (the
+   * first token: a process started later reads {@link TOKEN_FILE} for the live one),
+   * `GH_HOST` on Enterprise Server, git's credential helper for the repository's host (by
+   * `GIT_CONFIG_*`, so no file of the image changes), and where the repository is.
+   */
+  env(): Record<string, string> {
+    const origin = new URL(this.repo.cloneUrl).origin;
+    return {
+      GH_TOKEN: this.current.token,
+      GITHUB_TOKEN: this.current.token,
+      ...(this.source.ghHost ? { GH_HOST: this.source.ghHost } : {}),
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: `credential.${origin}.helper`,
+      GIT_CONFIG_VALUE_0: credentialHelper(),
+      CLDPD_GITHUB_TOKEN_FILE: TOKEN_FILE,
+      CLDPD_REPO: this.repo.fullName,
+      CLDPD_REPO_URL: this.repo.cloneUrl,
+      CLDPD_DEFAULT_BRANCH: this.repo.defaultBranch,
+    };
+  }
+
+  /** The token file as the container gets it: readable by the agent's user, whoever that is. */
+  files(): ContainerFile[] {
+    return [{ path: TOKEN_FILE, content: `${this.current.token}\n`, mode: 0o444 }];
+  }
+
+  /**
+   * Rewrites the token file with a new token before each one expires, through `write`, until
+   * {@link close}. A failed mint or write is logged and tried again soon; it never ends the run.
+   */
+  keepFresh(write: (files: ContainerFile[]) => Promise<void>): void {
+    const schedule = (inMs: number): void => {
+      if (this.closed) return;
+      this.timer = setTimeout(() => void refresh(), Math.max(1000, inMs));
+      this.timer.unref();
+    };
+    const refresh = async (): Promise<void> => {
+      try {
+        const next = await mintOrExplain(this.source, this.permissions);
+        this.minted.push(next.token);
+        if (this.closed) return;
+        this.current = next;
+        await write(this.files());
+        schedule(next.expiresAt - Date.now() - REFRESH_BEFORE_MS);
+      } catch (err) {
+        this.logger?.warn({ err: messageOf(err), repo: this.repo.fullName }, 'could not refresh the run\'s GitHub token; trying again');
+        schedule(RETRY_MS);
+      }
+    };
+    schedule(this.current.expiresAt - Date.now() - REFRESH_BEFORE_MS);
+  }
+
+  /** Stops refreshing. Idempotent. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+}
+
+async function mintOrExplain(source: RepoTokenSource, permissions: Readonly<Record<string, string>>): Promise<RepoToken> {
+  try {
+    return await source.mint(permissions);
+  } catch (err) {
+    const asked = Object.entries(permissions).map(([k, v]) => `${k}: ${v}`).join(', ');
+    throw new CldpdError('GitHubAccess', `GitHub did not give a token for ${source.fullName} with ${asked} (${messageOf(err)}). The pod's pod.json "github" asks for these: grant them to the GitHub App in its settings (Permissions), and accept the new permissions on the installation.`, { cause: err });
+  }
+}
+
+/** `text` with each of `secrets` replaced by `[redacted]`. */
+export function hideSecrets(text: string, secrets: readonly string[]): string {
+  let result = text;
+  for (const secret of secrets) if (secret && result.includes(secret)) result = result.split(secret).join('[redacted]');
+  return result;
+}

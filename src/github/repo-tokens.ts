@@ -1,0 +1,99 @@
+import type { RepoInfo } from '../core/index.js';
+import type { RunRepoAccess, RunWork } from '../queue/contract.js';
+import type { OctokitLike } from './comments-api.js';
+
+/** Where a run's token comes from: the app (its own JWT) and the installation that covers the issue's repository. */
+export interface RepoTokenSourceOptions {
+  /** An Octokit authenticated as the app itself (JWT), which may mint installation tokens. */
+  readonly appOctokit: () => Promise<OctokitLike>;
+  /** An Octokit authenticated as the installation, for reading the repository. */
+  readonly installationOctokit: () => Promise<OctokitLike>;
+  readonly installationId: number;
+  readonly owner: string;
+  readonly repo: string;
+  /** `GH_HOST` for `gh` on GitHub Enterprise Server; undefined on github.com. */
+  readonly ghHost?: string;
+}
+
+/** Branch heads listed at most: 10 pages of 100. */
+const MAX_HEAD_PAGES = 10;
+/** Changed branches whose pull requests are looked up, at most. */
+const MAX_BRANCHES = 10;
+
+/**
+ * A {@link RunRepoAccess} backed by GitHub's API: each token is an installation access
+ * token (`POST /app/installations/{id}/access_tokens`) restricted to the one repository and
+ * to exactly the permissions asked; GitHub refuses (422) a permission the app was not
+ * granted, so a token is never more than the app has. The repository's clone URL and
+ * default branch are asked once.
+ *
+ * What the run pushed is found by the API, not the agent's word: the repository's branch
+ * heads are listed before the first token is handed out and again after the run; a branch
+ * that is new or moved, and the pull requests from it, are the run's work.
+ */
+export function repoTokenSource(options: RepoTokenSourceOptions): RunRepoAccess {
+  let info: Promise<RepoInfo & { htmlUrl: string }> | undefined;
+  /** The heads before the first token; undefined when they could not be listed (then nothing is reported). */
+  let before: Promise<Map<string, string> | undefined> | undefined;
+  const installation = options.installationOctokit;
+  const heads = async (): Promise<Map<string, string>> => {
+    const octokit = await installation();
+    const found = new Map<string, string>();
+    for (let page = 1; page <= MAX_HEAD_PAGES; page++) {
+      const { data } = await octokit.request('GET /repos/{owner}/{repo}/git/matching-refs/heads/', { owner: options.owner, repo: options.repo, per_page: 100, page });
+      const refs = data as Array<{ ref: string; object: { sha: string } }>;
+      for (const r of refs) found.set(r.ref.replace(/^refs\/heads\//, ''), r.object.sha);
+      if (refs.length < 100) break;
+    }
+    return found;
+  };
+  const repository = () => {
+    info ??= (async () => {
+      const octokit = await installation();
+      const { data } = await octokit.request('GET /repos/{owner}/{repo}', { owner: options.owner, repo: options.repo });
+      const repo = data as { full_name: string; clone_url: string; default_branch: string; html_url: string };
+      return { fullName: repo.full_name, cloneUrl: repo.clone_url, defaultBranch: repo.default_branch, htmlUrl: repo.html_url };
+    })().catch((err: unknown) => {
+      info = undefined; // ask again next time
+      throw err;
+    });
+    return info;
+  };
+  return {
+    fullName: `${options.owner}/${options.repo}`,
+    ...(options.ghHost ? { ghHost: options.ghHost } : {}),
+    async repository() {
+      const { htmlUrl: _, ...repo } = await repository();
+      return repo;
+    },
+    async mint(permissions) {
+      // The heads before the container has any token: what differs after the run is its work.
+      before ??= heads().catch(() => undefined);
+      await before;
+      const octokit = await options.appOctokit();
+      const { data } = await octokit.request('POST /app/installations/{installation_id}/access_tokens', {
+        installation_id: options.installationId,
+        repositories: [options.repo],
+        permissions,
+      });
+      const token = data as { token: string; expires_at: string };
+      return { token: token.token, expiresAt: Date.parse(token.expires_at) };
+    },
+    async produced(): Promise<RunWork | undefined> {
+      const start = await before;
+      if (!start) return undefined;
+      const { htmlUrl } = await repository();
+      const after = await heads();
+      const changed = [...after].filter(([name, sha]) => start.get(name) !== sha).map(([name]) => name).sort().slice(0, MAX_BRANCHES);
+      const octokit = await installation();
+      const pulls: Array<RunWork['pulls'][number]> = [];
+      for (const branch of changed) {
+        const { data } = await octokit.request('GET /repos/{owner}/{repo}/pulls', { owner: options.owner, repo: options.repo, state: 'all', head: `${options.owner}:${branch}`, per_page: 10 });
+        for (const p of data as Array<{ number: number; title: string; html_url: string; state: string; merged_at?: string | null }>) {
+          pulls.push({ number: p.number, title: p.title, url: p.html_url, state: p.merged_at ? 'merged' : p.state, branch });
+        }
+      }
+      return { branches: changed.map((name) => ({ name, url: `${htmlUrl}/tree/${name.split('/').map(encodeURIComponent).join('/')}` })), pulls };
+    },
+  };
+}

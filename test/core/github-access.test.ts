@@ -1,0 +1,115 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { GitHubAccess, TOKEN_FILE, credentialHelper, hideSecrets, type RepoTokenSource } from '../../src/core/index.js';
+import { tarOf } from '../../src/core/tar-files.js';
+
+function source(lifetimeMs: number, fail = 0): RepoTokenSource & { asked: Array<Record<string, string>> } {
+  let n = 0;
+  let failures = fail;
+  const asked: Array<Record<string, string>> = [];
+  return {
+    asked,
+    fullName: 'acme/web',
+    repository: async () => ({ fullName: 'acme/web', cloneUrl: 'https://ghe.example.com/acme/web.git', defaultBranch: 'trunk' }),
+    mint: async (permissions) => {
+      asked.push({ ...permissions });
+      if (failures-- > 0) throw new Error('HTTP 502');
+      n += 1;
+      return { token: `ghs_token${n}`, expiresAt: Date.now() + lifetimeMs };
+    },
+  };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('GitHubAccess', () => {
+  it('hands the token over as env, a credential helper scoped to the repository\'s host, and a file', async () => {
+    const access = await GitHubAccess.open({ ...source(3600_000), ghHost: 'ghe.example.com' }, { contents: 'write' });
+    expect(access.env()).toEqual({
+      GH_TOKEN: 'ghs_token1', GITHUB_TOKEN: 'ghs_token1', GH_HOST: 'ghe.example.com',
+      GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'credential.https://ghe.example.com.helper', GIT_CONFIG_VALUE_0: credentialHelper(),
+      CLDPD_GITHUB_TOKEN_FILE: TOKEN_FILE, CLDPD_REPO: 'acme/web', CLDPD_REPO_URL: 'https://ghe.example.com/acme/web.git', CLDPD_DEFAULT_BRANCH: 'trunk',
+    });
+    expect(access.files()).toEqual([{ path: TOKEN_FILE, content: 'ghs_token1\n', mode: 0o444 }]);
+    access.close();
+  });
+
+  it('the credential helper answers git\'s "get" with the file\'s current token, and nothing else', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cldpd-cred-'));
+    const file = join(dir, 'token');
+    writeFileSync(file, 'ghs_first\n');
+    const helper = credentialHelper(file).slice(1); // git runs "!…" helpers with sh, appending the action
+    const run = (action: string) => execFileSync('sh', ['-c', `${helper} "$@"`, 'helper', action], { encoding: 'utf8' });
+    expect(run('get')).toBe('username=x-access-token\npassword=ghs_first\n');
+    writeFileSync(file, 'ghs_second\n');
+    expect(run('get')).toBe('username=x-access-token\npassword=ghs_second\n');
+    expect(run('store')).toBe('');
+    expect(run('erase')).toBe('');
+  });
+
+  it('rewrites the token file before each token expires, keeps every token for hiding, and survives a failed mint', async () => {
+    vi.useFakeTimers();
+    const tokens = source(11 * 60_000, 0);
+    const access = await GitHubAccess.open(tokens, { contents: 'read' });
+    const writes: string[] = [];
+    access.keepFresh(async (files) => void writes.push(files[0]?.content ?? ''));
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(writes).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2000); // 10 minutes before the first token's end
+    expect(writes).toEqual(['ghs_token2\n']);
+    expect(access.secrets).toEqual(['ghs_token1', 'ghs_token2']);
+    access.close();
+    await vi.advanceTimersByTimeAsync(3600_000);
+    expect(writes).toHaveLength(1);
+    expect(tokens.asked.every((p) => p.contents === 'read')).toBe(true);
+  });
+
+  it('a refresh GitHub refuses is tried again, and the run is not ended by it', async () => {
+    vi.useFakeTimers();
+    const tokens = source(11 * 60_000);
+    const access = await GitHubAccess.open(tokens, { contents: 'write' });
+    let fail = 2;
+    const writes: string[] = [];
+    access.keepFresh(async (files) => {
+      if (fail-- > 0) throw new Error('container busy');
+      writes.push(files[0]?.content ?? '');
+    });
+    await vi.advanceTimersByTimeAsync(60_000 + 2 * 30_000 + 1000);
+    expect(writes.length).toBe(1);
+    access.close();
+  });
+
+  it('says what to grant when GitHub refuses the first token', async () => {
+    await expect(GitHubAccess.open(source(3600_000, 1), { contents: 'write', workflows: 'write' })).rejects.toMatchObject({
+      code: 'GitHubAccess',
+      message: expect.stringMatching(/acme\/web with contents: write, workflows: write \(HTTP 502\)\. .*grant them to the GitHub App/),
+    });
+  });
+
+  it('hides every token in text', () => {
+    expect(hideSecrets('a ghs_1 b ghs_2 ghs_1', ['ghs_1', 'ghs_2'])).toBe('a [redacted] b [redacted] [redacted]');
+  });
+});
+
+describe('tarOf', () => {
+  it('is an archive tar reads back: the file at its path, its mode, owned by root', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cldpd-tar-'));
+    writeFileSync(join(dir, 'a.tar'), tarOf([{ path: '/run/cldpd/github-token', content: 'ghs_x\n', mode: 0o444 }, { path: '/etc/x', content: 'é'.repeat(600), mode: 0o600 }]));
+    const listing = execFileSync('tar', ['-tvf', join(dir, 'a.tar')], { encoding: 'utf8' });
+    expect(listing).toMatch(/^-r--r--r-- root\/root\s+6 .* run\/cldpd\/github-token$/m);
+    expect(listing).toMatch(/^-rw------- root\/root\s+1200 .* etc\/x$/m);
+    execFileSync('tar', ['-xf', join(dir, 'a.tar'), '-C', dir, '--no-same-owner']);
+    expect(readFileSync(join(dir, 'run/cldpd/github-token'), 'utf8')).toBe('ghs_x\n');
+    expect(statSync(join(dir, 'run/cldpd/github-token')).mode & 0o777).toBe(0o444);
+    expect(readFileSync(join(dir, 'etc/x'), 'utf8')).toBe('é'.repeat(600));
+  });
+
+  it('refuses paths that are not plain absolute paths', () => {
+    for (const path of ['relative', '/a/../etc/passwd', '/a//b', `/${'x'.repeat(120)}`]) expect(() => tarOf([{ path, content: '', mode: 0o444 }])).toThrow(/not a path cldpd writes/);
+  });
+});
