@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { benchCheckout } from './checkout.mjs';
 import { benchClaude } from './claude.mjs';
 import { benchDispatch } from './dispatch.mjs';
 import { ROOT, fmt, removeBenchHomes, version } from './lib.mjs';
@@ -43,6 +44,10 @@ if (want('scale')) {
 if (want('claude')) {
   console.log('claude…');
   results.claude = await benchClaude({ runs: quick ? 3 : 7 });
+}
+if (want('checkout')) {
+  console.log('checkout…');
+  results.checkout = await benchCheckout({ runs: quick ? 3 : 9 });
 }
 
 const s = (x, unit = '', d = 0) => `${fmt(x.median, d)}${unit} (${fmt(x.min, d)}–${fmt(x.max, d)}, n=${x.n})`;
@@ -130,6 +135,16 @@ if (results.claude) {
       `| docker run claude | ${s(c.docker)} | ${s(c.dockerTotal)} |`, '',
       `Ratio cldpd / docker run: **${fmt(c.ratio, 2)}×**; with new persisted volumes (created, then given to the image's user by a short-lived chown container): **${fmt(c.cldpdPersist.median / c.docker.median, 2)}×**. Later starts of the same issue find the volumes given to that user already and pay neither.`, '');
   }
+}
+if (results.checkout) {
+  const c = results.checkout;
+  lines.push('## 7. Checkout and setup before the agent', '',
+    `What \`"checkout": true\` and one \`"setup"\` step add to a start on a cached image (a Debian image, the agent \`true\`), in the worker's path (one process, \`Dispatcher.start\` to the run's end). The checkout is a fresh clone of a ${c.files}-file repository (${c.repoKiB} KiB on the server) from a real git smart-HTTP server (git http-backend) through the credential helper and the token file; the setup step is \`git log -1\` as an exec. The three pods take turns.`, '',
+    '| pod | start to end (ms) |', '|---|---|',
+    `| no checkout, no setup | ${s(c.plain)} |`,
+    `| checkout | ${s(c.checkout)} |`,
+    `| checkout + 1 setup step | ${s(c.setup)} |`, '',
+    `The checkout adds **${fmt(c.checkoutAdds)} ms** (median against median): the clone, the token file written into the container, and the release of the held agent; each setup step adds **${fmt(c.setupAdds)} ms** (an exec, its output read, its exit code asked).`, '');
 }
 lines.push('## What limits the figures', '',
   '- **Dispatch.** The engine work is the same on both paths (create, attach, start with an init, wait, remove: ≈ 200 ms here, most of it the engine starting the container), and inside a running worker cldpd is faster than the docker CLI because it skips the build call on an unchanged context and spawns no processes. What `cldpd start` adds is one Node process: Node\'s own start-up and loading cldpd (one bundled file, dist/main/cldpd.js, ≈ 220 KB). On this machine NODE_EXTRA_CA_CERTS is set for every process, and Node 20 then loads its whole CA store at start-up (≈ 30–60 ms, in the `node -e 0` rows); `cldpd start` makes no TLS connection, but Node pays it before any of cldpd\'s code runs. Done so far: the build call skipped when the context digest matches (≈ 80 ms), one bundled file instead of ≈ 400 modules (≈ 100 ms), zod/mini (≈ 40 ms), dockerode\'s ssh2, gRPC and protobufjs loaded on first use, tar-fs and pino only when needed, the build context sent uncompressed.',

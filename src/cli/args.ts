@@ -67,7 +67,7 @@ The exit code of start and resume is the container's.`;
 
 /** Where to look after an error: the command's synopsis, or the whole usage. */
 export function usageHint(command: string | undefined): string {
-  const synopsis = command ? SYNOPSIS[command] : undefined;
+  const synopsis = command && Object.hasOwn(SYNOPSIS, command) ? SYNOPSIS[command] : undefined;
   return synopsis ? `Usage: cldpd ${synopsis}\nRun "cldpd --help" for all commands and options.` : 'Run "cldpd --help" for the commands and options.';
 }
 
@@ -141,13 +141,13 @@ function suggest(word: string, candidates: readonly string[]): string {
 
 /** The spellings of `command`'s options (every option when the command is not known). */
 function optionSpellings(command: string | undefined): string[] {
-  const names = (command && ALLOWED[command]) || (Object.keys(OPTIONS) as (keyof Values)[]);
+  const names = (command && Object.hasOwn(ALLOWED, command) && ALLOWED[command]) || (Object.keys(OPTIONS) as (keyof Values)[]);
   return [...names, 'help'].map((n) => `--${n}`);
 }
 
 /** Node's parser messages, said plainly: which option, what is wrong, what was meant. */
 function parseError(err: NodeJS.ErrnoException, argv: readonly string[]): UsageError {
-  const command = argv.find((a) => a in ALLOWED);
+  const command = argv.find((a) => Object.hasOwn(ALLOWED, a));
   const option = /'(-{1,2}[^' =]+)/.exec(err.message)?.[1];
   switch (err.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
@@ -179,7 +179,7 @@ export function parseCommand(argv: readonly string[]): Command {
   if (values.version) return { name: 'version' };
   const [name, ...rest] = positionals;
   if (values.help || name === undefined || name === 'help') return { name: 'help' };
-  const allowed = ALLOWED[name];
+  const allowed = Object.hasOwn(ALLOWED, name) ? ALLOWED[name] : undefined;
   if (!allowed) throw new UsageError(`Unknown command "${name}".${suggest(name, [...Object.keys(ALLOWED), ...SERVICE_COMMANDS, 'help'])}`);
   for (const [key, value] of Object.entries(values)) {
     if (key === 'help' || key === 'version' || value === false || value === undefined) continue;

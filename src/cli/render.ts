@@ -139,6 +139,8 @@ export class TranscriptPrinter {
         return [this.note(`setting up (${event.step}/${event.of}): ${event.name}`)];
       case 'output': {
         const end = event.partial ? '' : '\n';
+        // A setup step's output is cldpd's business, not the agent's: never on the pipe.
+        if (event.step !== undefined) return [{ to: this.options.mode === 'log' ? 'stdout' : 'stderr', text: `${this.style[this.options.mode === 'log' ? 'stdout' : 'stderr'].dim(`  | ${stripEscapes(event.line)}`)}${end}` }];
         if (event.stream === 'stderr' || !event.agent) {
           const to = event.stream === 'stderr' ? 'stderr' : 'stdout';
           return [{ to: this.options.mode === 'log' ? 'stdout' : to, text: event.line + end }];

@@ -318,7 +318,7 @@ export class Dispatcher {
    * minus the lines already in the log, and followed to the end. Never starts a container.
    * Throws `SessionNotFound` when this host has no such session.
    */
-  async recover(sessionId: string): Promise<Recovery> {
+  async recover(sessionId: string, options: ResumeOptions = {}): Promise<Recovery> {
     const record = await this.options.store.load(sessionId);
     const run = record.runs;
     const logPath = this.options.store.logPath(sessionId);
@@ -366,7 +366,21 @@ export class Dispatcher {
     const session = await this.startRun(pod, record, run, {
       removeOnExit: true,
       ...(state.started ? { reattach: { ...state.lines, agent: state.agent } } : {}),
-      launch: async () => ({ handle: await this.options.runner.attach(container.id), containerName: container.name, exec: false }),
+      launch: async () => {
+        const handle = await this.options.runner.attach(container.id);
+        // Whoever kept its token fresh went away: a new one, where its git reads it, kept
+        // fresh and hidden from here on. Without one the run goes on as it can.
+        const access = container.state === 'running' ? await this.githubAccess(pod, options.github).catch((err: unknown) => {
+          this.options.logger?.warn({ err: messageOf(err), session: sessionId }, 'could not give the re-attached run a new GitHub token');
+          return undefined;
+        }) : undefined;
+        if (access) {
+          await this.options.runner.writeFiles(container.id, access.files()).catch((err: unknown) => {
+            this.options.logger?.warn({ err: messageOf(err), session: sessionId }, 'could not write the re-attached run\'s new GitHub token');
+          });
+        }
+        return { handle, containerName: container.name, exec: false, ...(access ? { access } : {}) };
+      },
     });
     return { kind: 'attached', session, lastLines: state.tail };
   }

@@ -45,10 +45,26 @@ export interface ContainerFile {
 /** Where the container finds the current token: always the live one, rewritten before the last expires. */
 export const TOKEN_FILE = '/run/cldpd/github-token';
 
+/**
+ * git's askpass program, for git older than 2.31 (which ignores `GIT_CONFIG_COUNT` and so
+ * the credential helper): it answers git's username and password prompts the same way.
+ */
+export const ASKPASS_FILE = '/run/cldpd/git-askpass';
+
 /** How long before a token expires it is replaced. GitHub's live an hour. */
 const REFRESH_BEFORE_MS = 10 * 60_000;
 /** After a failed refresh, the next try. */
 const RETRY_MS = 30_000;
+
+/**
+ * When to replace a token that expires at `expiresAt`: ten minutes before, or half way
+ * through its life when that is later (a clock ahead of GitHub's must not make it mint every
+ * second), never sooner than a second from now.
+ */
+function refreshDelay(expiresAt: number, now = Date.now()): number {
+  const life = expiresAt - now;
+  return Math.max(life - REFRESH_BEFORE_MS, life / 2, 1000);
+}
 
 /**
  * The git credential helper cldpd gives a container: it answers `get` with the token file's
@@ -107,7 +123,8 @@ export class GitHubAccess {
    * The variables that hand the token to the container: `GH_TOKEN` and `GITHUB_TOKEN` (the
    * first token: a process started later reads {@link TOKEN_FILE} for the live one),
    * `GH_HOST` on Enterprise Server, git's credential helper for the repository's host (by
-   * `GIT_CONFIG_*`, so no file of the image changes), and where the repository is.
+   * `GIT_CONFIG_*`, so no file of the image changes; `GIT_ASKPASS` for git before 2.31), and
+   * where the repository is.
    */
   env(): Record<string, string> {
     const origin = new URL(this.repo.cloneUrl).origin;
@@ -118,6 +135,7 @@ export class GitHubAccess {
       GIT_CONFIG_COUNT: '1',
       GIT_CONFIG_KEY_0: `credential.${origin}.helper`,
       GIT_CONFIG_VALUE_0: credentialHelper(),
+      GIT_ASKPASS: ASKPASS_FILE,
       CLDPD_GITHUB_TOKEN_FILE: TOKEN_FILE,
       CLDPD_REPO: this.repo.fullName,
       CLDPD_REPO_URL: this.repo.cloneUrl,
@@ -127,7 +145,10 @@ export class GitHubAccess {
 
   /** The token file as the container gets it: readable by the agent's user, whoever that is. */
   files(): ContainerFile[] {
-    return [{ path: TOKEN_FILE, content: `${this.current.token}\n`, mode: 0o444 }];
+    return [
+      { path: TOKEN_FILE, content: `${this.current.token}\n`, mode: 0o444 },
+      { path: ASKPASS_FILE, content: `#!/bin/sh\ncase "$1" in Username*) echo x-access-token ;; *) cat ${TOKEN_FILE} ;; esac\n`, mode: 0o555 },
+    ];
   }
 
   /**
@@ -147,13 +168,13 @@ export class GitHubAccess {
         if (this.closed) return;
         this.current = next;
         await write(this.files());
-        schedule(next.expiresAt - Date.now() - REFRESH_BEFORE_MS);
+        schedule(refreshDelay(next.expiresAt));
       } catch (err) {
         this.logger?.warn({ err: messageOf(err), repo: this.repo.fullName }, 'could not refresh the run\'s GitHub token; trying again');
         schedule(RETRY_MS);
       }
     };
-    schedule(this.current.expiresAt - Date.now() - REFRESH_BEFORE_MS);
+    schedule(refreshDelay(this.current.expiresAt));
   }
 
   /** Stops refreshing. Idempotent. */

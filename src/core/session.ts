@@ -6,6 +6,7 @@ import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
 import { LineSplitter, type SplitLine } from './line-splitter.js';
 import { streamJsonUserMessage, type PromptChannel } from './prompt.js';
 import { hideSecrets, type GitHubAccess } from './github-access.js';
+import { keepEnd } from './text.js';
 import type { BuildRequest, ProcessHandle, ProcessInput, Runner } from './runner.js';
 import { SessionLog } from './session-log.js';
 import { RELEASE_FILE, type SetupStep } from './setup-steps.js';
@@ -118,6 +119,8 @@ export class Session {
   private ended = false;
   /** The run's repository token, once launched with one. */
   private access: GitHubAccess | undefined;
+  /** Per stream, the end of a partial piece held back until the next (see toEvents). */
+  private readonly carry = { stdout: '', stderr: '' };
 
   private constructor(options: SessionOptions, log: SessionLog) {
     this.options = options;
@@ -464,8 +467,16 @@ export class Session {
   private toEvents(stream: 'stdout' | 'stderr', lines: SplitLine[], agent = true): SessionEvent[] {
     const at = Date.now();
     const secrets = this.access?.secrets ?? [];
-    return lines.map(({ line: raw, partial }) => {
-      // A token the run was given never reaches the log, whatever the agent printed.
+    return lines.map(({ line: piece, partial }) => {
+      // A token the run was given never reaches the log, whatever the agent printed; one cut
+      // in two by the line limit is found whole: a piece's last characters wait for the next.
+      let raw = this.carry[stream] + piece;
+      this.carry[stream] = '';
+      if (secrets.length > 0 && partial) {
+        const held = keepEnd(raw, Math.max(...secrets.map((t) => t.length)) - 1);
+        this.carry[stream] = held;
+        raw = raw.slice(0, raw.length - held.length);
+      }
       const line = secrets.length > 0 ? hideSecrets(raw, secrets) : raw;
       const said = agent && stream === 'stdout' && !partial ? parseStreamJsonLine(line) : [];
       if (said.length > 0) {

@@ -20,7 +20,8 @@ export const RELEASE_FILE = '/run/cldpd/release';
  * the container's user; steps that need root run beside it, as execs that end first.
  */
 export function holdCommand(cmd: readonly string[]): string[] {
-  return ['sh', '-c', `while [ ! -e ${RELEASE_FILE} ]; do sleep 0.2; done; exec "$@"`, 'cldpd-hold', ...cmd];
+  // A sleep without fractions sleeps a second; an image with no sleep at all ends at once (127).
+  return ['sh', '-c', `while [ ! -e ${RELEASE_FILE} ]; do sleep 0.2 2>/dev/null || sleep 1 || exit 127; done; exec "$@"`, 'cldpd-hold', ...cmd];
 }
 
 /**

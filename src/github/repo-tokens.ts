@@ -13,9 +13,15 @@ export interface RepoTokenSourceOptions {
   readonly repo: string;
   /** `GH_HOST` for `gh` on GitHub Enterprise Server; undefined on github.com. */
   readonly ghHost?: string;
+  /**
+   * The branch the run is told to push to (`cldpd/issue-<n>`): its work is what changed on it
+   * and on branches named after it (`cldpd/issue-<n>-…`, `cldpd/issue-<n>/…`), never what
+   * others pushed elsewhere meanwhile.
+   */
+  readonly branch: string;
 }
 
-/** Branch heads listed at most: 10 pages of 100. */
+/** Branch heads listed at most: 10 pages of 100 (of the run's own branch names, so few). */
 const MAX_HEAD_PAGES = 10;
 /** Changed branches whose pull requests are looked up, at most. */
 const MAX_BRANCHES = 10;
@@ -27,9 +33,10 @@ const MAX_BRANCHES = 10;
  * granted, so a token is never more than the app has. The repository's clone URL and
  * default branch are asked once.
  *
- * What the run pushed is found by the API, not the agent's word: the repository's branch
- * heads are listed before the first token is handed out and again after the run; a branch
- * that is new or moved, and the pull requests from it, are the run's work.
+ * What the run pushed is found by the API, not the agent's word: the heads of the run's
+ * branch (and branches named after it) are listed before the first token is handed out and
+ * again after the run; one that is new or moved, and the pull requests from it, are the
+ * run's work.
  */
 export function repoTokenSource(options: RepoTokenSourceOptions): RunRepoAccess {
   let info: Promise<RepoInfo & { htmlUrl: string }> | undefined;
@@ -40,9 +47,14 @@ export function repoTokenSource(options: RepoTokenSourceOptions): RunRepoAccess 
     const octokit = await installation();
     const found = new Map<string, string>();
     for (let page = 1; page <= MAX_HEAD_PAGES; page++) {
-      const { data } = await octokit.request('GET /repos/{owner}/{repo}/git/matching-refs/heads/', { owner: options.owner, repo: options.repo, per_page: 100, page });
+      const route = `GET /repos/{owner}/{repo}/git/matching-refs/heads/${options.branch.split('/').map(encodeURIComponent).join('/')}`;
+      const { data } = await octokit.request(route, { owner: options.owner, repo: options.repo, per_page: 100, page });
       const refs = data as Array<{ ref: string; object: { sha: string } }>;
-      for (const r of refs) found.set(r.ref.replace(/^refs\/heads\//, ''), r.object.sha);
+      for (const r of refs) {
+        const name = r.ref.replace(/^refs\/heads\//, '');
+        // A prefix match: cldpd/issue-5 also matches cldpd/issue-50, which is another issue's.
+        if (name === options.branch || name.startsWith(`${options.branch}-`) || name.startsWith(`${options.branch}/`)) found.set(name, r.object.sha);
+      }
       if (refs.length < 100) break;
     }
     return found;
@@ -93,7 +105,7 @@ export function repoTokenSource(options: RepoTokenSourceOptions): RunRepoAccess 
           pulls.push({ number: p.number, title: p.title, url: p.html_url, state: p.merged_at ? 'merged' : p.state, branch });
         }
       }
-      return { branches: changed.map((name) => ({ name, url: `${htmlUrl}/tree/${name.split('/').map(encodeURIComponent).join('/')}` })), pulls };
+      return { watched: options.branch, branches: changed.map((name) => ({ name, url: `${htmlUrl}/tree/${name.split('/').map(encodeURIComponent).join('/')}` })), pulls };
     },
   };
 }

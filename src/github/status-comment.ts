@@ -46,6 +46,7 @@ export interface StatusView {
   readonly linesFrom?: 'output' | 'build';
   /** What the run pushed, found through the API; absent when it had no token to push with. */
   readonly work?: {
+    readonly watched?: string;
     readonly branches: ReadonlyArray<{ readonly name: string; readonly url: string }>;
     readonly pulls: ReadonlyArray<{ readonly number: number; readonly title: string; readonly url: string; readonly state: string; readonly branch: string }>;
   };
@@ -58,7 +59,7 @@ function link(text: string, url: string): string {
 
 /** The run's branches and pull requests, one line each; "No changes pushed." when there are none. */
 function workLines(work: NonNullable<StatusView['work']>): string[] {
-  if (work.branches.length === 0) return ['No changes pushed.'];
+  if (work.branches.length === 0) return [work.watched ? `No changes pushed to \`${work.watched}\`.` : 'No changes pushed.'];
   return work.branches.map((b) => {
     const pulls = work.pulls.filter((p) => p.branch === b.name).map((p) => `pull request ${link(`${p.title} (#${p.number})`, p.url)}${p.state === 'open' ? '' : ` (${p.state})`}`);
     return `Pushed ${link(b.name, b.url)}${pulls.length > 0 ? ` → ${pulls.join(', ')}` : ' (no pull request)'}`;

@@ -168,6 +168,8 @@ class StatusRun implements RunReport {
         v.activity = `${event.name} (${event.step}/${event.of})`;
         break;
       case 'output':
+        // The container's own output (not a step's): the setup is over, the agent runs.
+        if (event.step === undefined && v.phase === 'setting up') v.phase = 'running';
         if (event.agent) {
           // What the agent is doing in its own words or tool calls; tool output never goes here.
           const last = [...event.agent].reverse().find((a) => a.kind === 'text' || a.kind === 'tool' || a.kind === 'thinking');

@@ -43,7 +43,7 @@ export async function runServices(mode: ServiceMode): Promise<number> {
       const { startSetupServer } = await import('./setup-server.js');
       const setup = await startSetupServer(config, logger);
       closers.push(['setup page', () => setup.close()]);
-      logSetupAddresses(logger, config, setup.port);
+      logSetupAddresses(logger, config, setup.port, setup.key);
     } catch (err) {
       const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
       logger.error({ err }, inUse
@@ -86,13 +86,13 @@ function externalAddresses(): string[] {
 }
 
 /** Says where to open the setup page: here, and from other machines when cldpd listens on every interface. */
-function logSetupAddresses(logger: Logger, config: Config, port: number): void {
+function logSetupAddresses(logger: Logger, config: Config, port: number, key: string): void {
   const { host } = config.github;
   const everyInterface = !host || host === '0.0.0.0' || host === '::';
   const here = everyInterface || host === '127.0.0.1' || host === 'localhost' || host === '::1' ? `http://localhost:${port}` : `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info(`No GitHub App yet: open ${here} to register one (cldpd writes its credentials to .env), then restart.`);
+  logger.info(`No GitHub App yet: open ${here}/?key=${key} to register one (cldpd writes its credentials to .env), then restart. The key keeps others on the network out of the setup.`);
   if (everyInterface) {
-    const others = externalAddresses().map((a) => `http://${a}:${port}`);
+    const others = externalAddresses().map((a) => `http://${a}:${port}/?key=${key}`);
     logger.info(`From another machine, open this machine's address instead${others.length > 0 ? `: ${others.join(', ')}` : ''}. HOST and PORT choose where cldpd listens.`);
   } else {
     logger.info(`cldpd listens on ${host} only (HOST); unset HOST, or set it to 0.0.0.0, to open the page from other machines.`);

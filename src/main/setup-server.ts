@@ -32,6 +32,11 @@ export interface SetupServerOptions {
 export interface RunningSetupServer {
   /** The port bound (the one asked for, or the one picked for 0). */
   readonly port: number;
+  /**
+   * The setup key: the pages answer only a browser that opened `/?key=<key>` (the address
+   * cldpd logs), since whoever completes the setup decides which app cldpd obeys.
+   */
+  readonly key: string;
   /** Stops listening and ends open connections. Idempotent. */
   close(): Promise<void>;
 }
@@ -265,6 +270,13 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
   // Sent to GitHub as `state` and put in the import form: a callback or import that does not
   // carry it did not start from this server's pages.
   const token = randomBytes(16).toString('hex');
+  // Only whoever can read cldpd's log may set it up: the pages are served on every interface.
+  const key = randomBytes(16).toString('hex');
+  const KEY_COOKIE = 'cldpd_setup';
+  const hasKey = (req: IncomingMessage): boolean => {
+    const cookie = /(?:^|;\s*)cldpd_setup=([0-9a-f]+)/.exec(headerOf(req, 'cookie') ?? '')?.[1] ?? '';
+    return sameToken(cookie, key);
+  };
   let bound = port;
   let done: DonePageView | undefined;
   let usedCode: string | undefined;
@@ -432,14 +444,35 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
         res.writeHead(200, { 'content-type': 'text/plain' });
         return void res.end('PONG');
       }
-      if (route === 'GET /') return send(res, 200, done ? renderDonePage(done) : setupPage(req, url));
-      if (route === 'GET /setup/import') return send(res, 200, importPage(req));
-      if (route === 'POST /setup/import') return importCredentials(req, res);
-      if (route === 'GET /setup/callback') return callback(req, res, url);
       if (req.method === 'POST' && (path === '/' || path === webhookPath.replace(/\/+$/, ''))) {
         res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '60' });
         return void res.end('cldpd is still being set up: restart it once .env holds the app\'s credentials.\n');
       }
+      const given = url.searchParams.get('key');
+      if (req.method === 'GET' && given !== null && sameToken(given, key)) {
+        // The key goes into a cookie and out of the address bar (and of any history or referrer).
+        url.searchParams.delete('key');
+        res.writeHead(303, { location: `${url.pathname}${url.search}`, 'set-cookie': `${KEY_COOKIE}=${key}; HttpOnly; SameSite=Lax; Path=/`, 'cache-control': 'no-store' });
+        return void res.end();
+      }
+      if (!hasKey(req)) {
+        return send(res, 403, renderProblemPage({
+          title: 'Open the address cldpd printed',
+          problem: 'Whoever completes this setup decides which GitHub App cldpd obeys, so the pages answer only a browser that opened the address with the setup key.',
+          steps: ['Look at the terminal (or log) where cldpd runs: it printed "open http://…/?key=…". Open that address.'],
+        }));
+      }
+      if (done && (route === 'POST /setup/import' || (route === 'GET /setup/callback' && url.searchParams.get('code') !== usedCode))) {
+        return send(res, 409, renderProblemPage({
+          title: 'cldpd is set up already',
+          problem: `Its credentials are in ${envPath}; this process takes no others.`,
+          steps: ['Restart cldpd (npm start) to use them.', `To use another app, edit ${envPath} (or delete it) and restart.`],
+        }));
+      }
+      if (route === 'GET /') return send(res, 200, done ? renderDonePage(done) : setupPage(req, url));
+      if (route === 'GET /setup/import') return send(res, 200, importPage(req));
+      if (route === 'POST /setup/import') return importCredentials(req, res);
+      if (route === 'GET /setup/callback') return callback(req, res, url);
       send(res, 404, renderProblemPage({ title: 'Not found', problem: `cldpd is being set up and serves nothing at ${path}.`, steps: ['Open the setup page at /.'] }));
     })().catch((err: unknown) => {
       if (err instanceof SetupProblem) return problem(res, err);
@@ -464,6 +497,7 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
   let closing: Promise<void> | undefined;
   return {
     port: bound,
+    key,
     close: () => (closing ??= new Promise<void>((resolveClose) => {
       http.close(() => resolveClose());
       http.closeAllConnections();

@@ -5,7 +5,7 @@ import { Probot } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
 import { containerEnvValues } from './secrets.js';
 import { sharedWriteBudget } from './write-budget.js';
-import { Dispatcher, DockerRunner, SessionStore } from '../core/index.js';
+import { Dispatcher, DockerRunner, SessionStore, issueBranch } from '../core/index.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { createRedactor } from '../github/redact.js';
 import { repoTokenSource } from '../github/repo-tokens.js';
@@ -56,7 +56,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     appOctokit: async () => (await app.auth()) as unknown as OctokitLike,
     installationOctokit: () => octokitFor(command.issue.installationId),
     installationId: command.issue.installationId, owner: command.issue.owner, repo: command.issue.repo,
-    ...(ghHost ? { ghHost } : {}),
+    branch: issueBranch(command.issue), ...(ghHost ? { ghHost } : {}),
   });
   const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, dispatcher, state, producer, reporter, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
   await worker.start();

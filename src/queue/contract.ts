@@ -78,6 +78,8 @@ export type ControlJob =
  */
 /** What a run produced on GitHub, found through the API after it (never from the agent's words). */
 export interface RunWork {
+  /** The branch the run was told to push to; its work is looked for there and on branches named after it. */
+  readonly watched: string;
   /** Branches created or moved while the run held its token. */
   readonly branches: ReadonlyArray<{ readonly name: string; readonly url: string }>;
   /** Pull requests whose head is one of those branches. */

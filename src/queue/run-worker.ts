@@ -246,11 +246,13 @@ export class RunWorker {
     await state.set(command.issueKey, { running: String(command.seq), runningCommand: JSON.stringify(command) });
     const report = reporter.forRun(command);
     let outcome: RunOutcome | undefined;
+    const access = this.options.github?.(command);
+    const github = access ? { github: access } : {};
     try {
       let session: Session | undefined;
       let earlier: readonly string[] = [];
       if (retried) {
-        const recovery = await dispatcher.recover(command.sessionId).catch((err: unknown) => {
+        const recovery = await dispatcher.recover(command.sessionId, github).catch((err: unknown) => {
           if (isCldpdError(err, 'SessionNotFound')) return { kind: 'none' as const };
           throw err;
         });
@@ -269,8 +271,6 @@ export class RunWorker {
         outcome = { kind: 'cancelled', sessionId: command.sessionId, message: 'Stopped by `/cldpd stop`.' };
         return;
       }
-      const access = this.options.github?.(command);
-      const github = access ? { github: access } : {};
       session ??= command.kind === 'start'
         ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId, ...github })
         : await dispatcher.resume(command.sessionId, command.prompt, github);

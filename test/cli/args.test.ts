@@ -32,6 +32,9 @@ describe('parseCommand', () => {
 
   it.each([
     [['frob'], 'Unknown command "frob".'],
+    [['constructor'], 'Unknown command "constructor".'],
+    [['--promt', 'constructor'], 'Unknown option --promt.'],
+    [['toString', '--promt', 'x'], 'Unknown option --promt.'],
     [['strat', 'web'], 'Unknown command "strat". Did you mean "start"?'],
     [['sevre'], 'Unknown command "sevre". Did you mean "serve"?'],
     [['ps', '--al'], 'Unknown option --al for "cldpd ps". Did you mean --all?'],

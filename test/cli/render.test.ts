@@ -113,6 +113,11 @@ describe('TranscriptPrinter', () => {
     expect(printer.end({ terminal, ...costs }).map((p) => [p.to, p.text])).toEqual(expected.map((t) => ['stderr', `${t}\n`]));
   });
 
+  it('setup: each step said, its output dim on stderr, never on the agent\'s stdout', () => {
+    const shown = live([started(), { type: 'setup.step', at: 0, step: 1, of: 2, name: 'cloning acme/web' }, { type: 'output', at: 0, stream: 'stdout', line: "Cloning into '/w'...", step: 1 }, { type: 'output', at: 0, stream: 'stdout', line: 'agent output' }]);
+    expect(shown).toEqual([['stderr', 'cldpd: running in cldpd-s (run 1)\n'], ['stderr', 'cldpd: setting up (1/2): cloning acme/web\n'], ['stderr', "  | Cloning into '/w'...\n"], ['stdout', 'agent output\n']]);
+  });
+
   it('log mode: everything on stdout, and where each run ended', () => {
     const printer = new TranscriptPrinter({ sessionId: 's-1', mode: 'log', verbose: false });
     const printed: Printed[] = [started(), { type: 'output', at: 0, stream: 'stderr', line: 'warn' } as SessionEvent, { type: 'container.exited', at: 0, exitCode: 143, reason: 'stopped', durationMs: 3000 } as SessionEvent].flatMap((e) => printer.event(e));

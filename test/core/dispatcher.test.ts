@@ -526,7 +526,7 @@ describe('setup steps', () => {
       'setup.step', '1 added 3 packages', 'setup.step', '2 jq installed', '- agent says hi', 'container.exited',
     ]);
     const released = runner.calls.findIndex((c) => c.method === 'writeFiles' && (c.args[1] as string[]).includes('/run/cldpd/release'));
-    expect(released).toBeGreaterThan(runner.calls.findLastIndex((c) => c.method === 'exec'));
+    expect(released).toBeGreaterThan(runner.calls.map((c) => c.method).lastIndexOf('exec'));
   });
 
   it('a failing step ends the run with SetupFailed and removes the container; the agent is never released', async () => {
@@ -561,3 +561,52 @@ async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
   if (!check()) throw new Error('timed out waiting');
 }
+
+describe('GitHub access', () => {
+  const tokens = () => {
+    let n = 0;
+    return {
+      fullName: 'acme/web',
+      repository: async () => ({ fullName: 'acme/web', cloneUrl: 'https://github.com/acme/web.git', defaultBranch: 'main' }),
+      mint: async () => ({ token: `ghs_fake${++n}`, expiresAt: Date.now() + 3600_000 }),
+    };
+  };
+
+  it('a token cut in two by the line limit is still hidden', async () => {
+    await writePod(pods.podsDir, 'gh', { 'pod.json': { workdir: '/work', github: { contents: 'write' }, command: ['agent', '{prompt}'] } });
+    const token = 'ghs_fake1';
+    for (const before of [2 ** 20 - 4, 2 ** 20 - 1, 2 ** 20]) {
+      runner.scripts.push({ chunks: [out(`${'x'.repeat(before)}${token} and again ${token}\n`)], exitCode: 0 });
+      const events = await drain(await dispatcher.start('gh', { prompt: 'go', issueUrl: 'https://github.com/acme/web/issues/3' }, { github: tokens() }));
+      const text = events.flatMap((e) => (e.type === 'output' ? [e.line] : [])).join('');
+      expect(text.includes('ghs_fake'), `cut after ${before}`).toBe(false);
+      expect(text).toBe(`${'x'.repeat(before)}[redacted] and again [redacted]`);
+      expect(events.filter((e) => e.type === 'output').length).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it('a run re-attached after its worker went away gets a new token, written into the container and hidden from what it prints', async () => {
+    await writePod(pods.podsDir, 'gh', { 'pod.json': { workdir: '/work', github: { contents: 'write' }, command: ['agent', '{prompt}'] } });
+    runner.scripts.push({ chunks: [out('started\n')], exitCode: 0, hold: true });
+    const session = await dispatcher.start('gh', { prompt: 'go', issueUrl: 'https://github.com/acme/web/issues/3' }, { github: tokens() });
+    const seen: SessionEvent[] = [];
+    const reading = (async () => {
+      for await (const e of session.events()) seen.push(e);
+    })();
+    await until(() => seen.some((e) => e.type === 'output'));
+    const containerId = session.containerId as string;
+    expect(runner.written.get(containerId)?.get('/run/cldpd/github-token')).toBe('ghs_fake1\n');
+    // The worker is gone; another picks the run up. Docker replays the output, then the agent prints its token.
+    const source = tokens();
+    await source.mint(); // this source's next token is ghs_fake2
+    runner.attachScripts.set(containerId, { chunks: [out('started\n'), out('my token is ghs_fake2\n')], exitCode: 0 });
+    const again = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: {} });
+    const recovery = await again.recover(session.id, { github: source });
+    expect(recovery.kind).toBe('attached');
+    if (recovery.kind !== 'attached') return;
+    const rest = await drain(recovery.session);
+    expect(runner.written.get(containerId)?.get('/run/cldpd/github-token')).toBe('ghs_fake2\n');
+    expect(rest.filter((e) => e.type === 'output').map((e) => (e.type === 'output' ? e.line : ''))).toEqual(['my token is [redacted]']);
+    void reading; // the first process's view of the container: it never hears of it again, as when it died
+  });
+});

@@ -33,9 +33,10 @@ describe('GitHubAccess', () => {
     expect(access.env()).toEqual({
       GH_TOKEN: 'ghs_token1', GITHUB_TOKEN: 'ghs_token1', GH_HOST: 'ghe.example.com',
       GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'credential.https://ghe.example.com.helper', GIT_CONFIG_VALUE_0: credentialHelper(),
-      CLDPD_GITHUB_TOKEN_FILE: TOKEN_FILE, CLDPD_REPO: 'acme/web', CLDPD_REPO_URL: 'https://ghe.example.com/acme/web.git', CLDPD_DEFAULT_BRANCH: 'trunk',
+      GIT_ASKPASS: '/run/cldpd/git-askpass', CLDPD_GITHUB_TOKEN_FILE: TOKEN_FILE, CLDPD_REPO: 'acme/web', CLDPD_REPO_URL: 'https://ghe.example.com/acme/web.git', CLDPD_DEFAULT_BRANCH: 'trunk',
     });
-    expect(access.files()).toEqual([{ path: TOKEN_FILE, content: 'ghs_token1\n', mode: 0o444 }]);
+    expect(access.files()[0]).toEqual({ path: TOKEN_FILE, content: 'ghs_token1\n', mode: 0o444 });
+    expect(access.files()[1]).toMatchObject({ path: '/run/cldpd/git-askpass', mode: 0o555 });
     access.close();
   });
 
@@ -58,9 +59,9 @@ describe('GitHubAccess', () => {
     const access = await GitHubAccess.open(tokens, { contents: 'read' });
     const writes: string[] = [];
     access.keepFresh(async (files) => void writes.push(files[0]?.content ?? ''));
-    await vi.advanceTimersByTimeAsync(59_000);
+    await vi.advanceTimersByTimeAsync(5.5 * 60_000 - 1000);
     expect(writes).toEqual([]);
-    await vi.advanceTimersByTimeAsync(2000); // 10 minutes before the first token's end
+    await vi.advanceTimersByTimeAsync(2000); // half way through its 11 minutes (later than 10 minutes before its end)
     expect(writes).toEqual(['ghs_token2\n']);
     expect(access.secrets).toEqual(['ghs_token1', 'ghs_token2']);
     access.close();
@@ -79,9 +80,23 @@ describe('GitHubAccess', () => {
       if (fail-- > 0) throw new Error('container busy');
       writes.push(files[0]?.content ?? '');
     });
-    await vi.advanceTimersByTimeAsync(60_000 + 2 * 30_000 + 1000);
+    await vi.advanceTimersByTimeAsync(5.5 * 60_000 + 2 * 30_000 + 1000);
     expect(writes.length).toBe(1);
     access.close();
+  });
+
+  it('an hour-long token is replaced ten minutes before its end; one that seems short-lived (a clock ahead of GitHub\'s) half way, not every second', async () => {
+    vi.useFakeTimers();
+    for (const [life, expected] of [[3600_000, 50 * 60_000], [5 * 60_000, 150_000]] as const) {
+      const access = await GitHubAccess.open(source(life), { contents: 'read' });
+      const writes: number[] = [];
+      const start = Date.now();
+      access.keepFresh(async () => void writes.push(Date.now() - start));
+      await vi.advanceTimersByTimeAsync(expected + 10);
+      access.close();
+      expect(writes).toHaveLength(1);
+      expect(writes[0]).toBeGreaterThanOrEqual(expected);
+    }
   });
 
   it('says what to grant when GitHub refuses the first token', async () => {

@@ -34,6 +34,6 @@ describe('setupSteps', () => {
 
 describe('holdCommand', () => {
   it('waits for the release file, then becomes the command with its arguments untouched', () => {
-    expect(holdCommand(['claude', '-p', '$HOME; rm x'])).toEqual(['sh', '-c', `while [ ! -e ${RELEASE_FILE} ]; do sleep 0.2; done; exec "$@"`, 'cldpd-hold', 'claude', '-p', '$HOME; rm x']);
+    expect(holdCommand(['claude', '-p', '$HOME; rm x'])).toEqual(['sh', '-c', `while [ ! -e ${RELEASE_FILE} ]; do sleep 0.2 2>/dev/null || sleep 1 || exit 127; done; exec "$@"`, 'cldpd-hold', 'claude', '-p', '$HOME; rm x']);
   });
 });

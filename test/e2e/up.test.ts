@@ -54,9 +54,14 @@ describeWithDocker('npm start (cldpd up) on one machine', () => {
     const first = new CldpdProcess('up', { ...bare, PORT: String(setupPort), CLDPD_LOG_FORMAT: 'json' }, logFile, dir);
     try {
       await until('the setup page', async () => (await fetch(`http://127.0.0.1:${setupPort}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
-      const page = await (await fetch(`http://127.0.0.1:${setupPort}/`)).text();
+      // Without the key the log printed, nobody else on the network gets the page.
+      expect((await fetch(`http://127.0.0.1:${setupPort}/`)).status).toBe(403);
+      const key = new RegExp(`open http://localhost:${setupPort}/\\?key=([0-9a-f]{32}) to register one`).exec(readFileSync(logFile, 'utf8'))?.[1];
+      expect(key).toBeTruthy();
+      const opened = await fetch(`http://127.0.0.1:${setupPort}/?key=${key}`, { redirect: 'manual' });
+      const cookie = (opened.headers.get('set-cookie') ?? '').split(';')[0] as string;
+      const page = await (await fetch(`http://127.0.0.1:${setupPort}/`, { headers: { cookie } })).text();
       for (const text of ['issues: write', 'contents: write', 'pull_requests: write', 'issue_comment', '/api/github/webhooks', 'cldpd:hello', 'npm start']) expect(page).toContain(text);
-      expect(readFileSync(logFile, 'utf8')).toContain(`open http://localhost:${setupPort} to register one`);
     } finally {
       expect(await first.stop('SIGTERM')).toBe(0);
     }

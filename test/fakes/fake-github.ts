@@ -131,11 +131,12 @@ export class FakeGitHub {
       if (repositories) this.onToken?.(minted);
       return send(201, { token: minted.token, expires_at: new Date(minted.expiresAt).toISOString(), permissions: minted.permissions ?? {}, repository_selection: repositories ? 'selected' : 'all' });
     }
-    if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/git\/matching-refs\/heads\/?$/.exec(path))) {
+    if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/git\/matching-refs\/heads\/(.*)$/.exec(path))) {
       if (!this.heads) return send(404, { message: 'Not Found' });
       const page = Number(url.searchParams.get('page') ?? 1);
       const perPage = Number(url.searchParams.get('per_page') ?? 30);
-      const all = (await this.heads(m[1] as string, m[2] as string)).map((h) => ({ ref: `refs/heads/${h.name}`, object: { sha: h.sha, type: 'commit' } }));
+      const prefix = decodeURIComponent(m[3] as string);
+      const all = (await this.heads(m[1] as string, m[2] as string)).filter((h) => h.name.startsWith(prefix)).map((h) => ({ ref: `refs/heads/${h.name}`, object: { sha: h.sha, type: 'commit' } }));
       return send(200, all.slice((page - 1) * perPage, page * perPage));
     }
     if ((m = /^\/repos\/([^/]+)\/([^/]+)\/pulls$/.exec(path))) {

@@ -40,7 +40,7 @@ describe('renderStatusComment', () => {
       ['Pushed [cldpd/issue-1](https://github.com/acme/web/tree/cldpd/issue-1) → pull request [Fix @&#8203;octocat \\[bug\\] (#&#8203;12)](https://github.com/acme/web/pull/12)', 'Pushed [wip](https://github.com/acme/web/tree/wip) (no pull request)'],
       ['No changes pushed', '@octocat'],
     ],
-    ['work: a run with a token that pushed nothing says so', { phase: 'finished', exitCode: 0, work: { branches: [], pulls: [] } }, ['No changes pushed.'], ['Pushed']],
+    ['work: a run with a token that pushed nothing says so', { phase: 'finished', exitCode: 0, work: { watched: 'cldpd/issue-1', branches: [], pulls: [] } }, ['No changes pushed to `cldpd/issue-1`.'], ['Pushed']],
     ['setting up: the step under way and its place', { phase: 'setting up', startedAt: 90_000, activity: 'npm ci (2/3)' }, ['cldpd: setting up (pod `web`)', 'Latest: npm ci (2/3)', '10s so far', 'To stop it, comment `/cldpd stop`.'], ['/cldpd resume']],
     ['work: none shown without a token', { phase: 'finished', exitCode: 0 }, [], ['No changes pushed', 'Pushed']],
   ])('%s', (_, patch, includes, excludes) => {

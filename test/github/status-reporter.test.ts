@@ -65,16 +65,31 @@ describe('StatusReporter', () => {
     const run = reporter(comments, 10).forRun(command);
     run.event({ type: 'container.started', at, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
     run.event({ type: 'setup.step', at, step: 1, of: 2, name: 'cloning acme/web' }, {});
-    run.event(output("Cloning into '/workspace'..."), {});
+    run.event({ ...output("Cloning into '/workspace'..."), step: 1 } as SessionEvent, {});
     await new Promise((r) => setTimeout(r, 60));
     expect(comments.updates.at(-1)?.body).toMatch(/cldpd: setting up \(pod `web`\)[\s\S]*Latest: cloning acme\/web \(1\/2\)/);
     run.event({ type: 'setup.step', at, step: 2, of: 2, name: 'npm ci' }, {});
-    run.event(output('npm ERR! missing lockfile'), {});
+    run.event({ ...output('npm ERR! missing lockfile'), step: 2 } as SessionEvent, {});
     await run.finish({ kind: 'error', sessionId: 'web-00aa00aa', terminal: { type: 'error', at, code: 'SetupFailed', message: 'Setup step 2 of 2 (npm ci) exited with code 1, so the agent did not run.' }, lastLines: ['npm ERR! missing lockfile'] });
     const final = comments.updates.at(-1)?.body ?? '';
     expect(final).toContain('cldpd: failed');
     expect(final).toContain('**Error:** Setup step 2 of 2 (npm ci) exited with code 1, so the agent did not run.');
     expect(final).toContain('npm ERR! missing lockfile');
+  });
+
+  it('setting up: once the steps are done and the agent prints, the comment says running again', async () => {
+    const comments = new FakeComments();
+    const run = reporter(comments, 10).forRun(command);
+    run.event({ type: 'container.started', at, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
+    run.event({ type: 'setup.step', at, step: 1, of: 1, name: 'npm ci' }, {});
+    run.event({ ...output('added 3 packages'), step: 1 } as SessionEvent, {});
+    run.event(output('agent: looking at the tests'), {});
+    await new Promise((r) => setTimeout(r, 60));
+    const body = comments.updates.at(-1)?.body ?? '';
+    expect(body).toContain('cldpd: running');
+    expect(body).toContain('Latest: agent: looking at the tests');
+    expect(body).not.toContain('setting up');
+    await run.finish({ kind: 'exited', sessionId: 'web-00aa00aa', terminal: { type: 'container.exited', at, exitCode: 0, reason: 'exited', durationMs: 5 } });
   });
 
   it('skips progress edits when the write budget is spent, but the final edit waits for it', async () => {

@@ -73,10 +73,10 @@ fi
       await world.close();
     });
 
-    const source = () => repoTokenSource({
+    const source = (branch = 'cldpd/issue-1') => repoTokenSource({
       appOctokit: async () => fakeOctokit(github),
       installationOctokit: async () => fakeOctokit(github),
-      installationId: 7, owner: 'acme', repo: 'web',
+      installationId: 7, owner: 'acme', repo: 'web', branch,
     });
 
     async function pod(name: string, podJson: object): Promise<void> {
@@ -132,16 +132,22 @@ fi
     });
 
     it('the final comment links the branch the run pushed and the pull request it opened, found through the API', async () => {
-      await pod('opener', { github: { contents: 'write', pull_requests: 'write' }, env: { API_HOST: gateway, API_PORT: String(github.port) } });
-      const access = source();
+      await pod('opener', { github: { contents: 'write', pull_requests: 'write' }, env: { API_HOST: gateway, API_PORT: String(github.port), BRANCH: 'cldpd/issue-8' } });
+      // Someone else pushes to another branch while the run goes: not the run's work.
+      github.onToken = ((previous) => (t: Parameters<NonNullable<typeof previous>>[0]) => {
+        previous?.(t);
+        void git.commit('acme', 'web', { branch: 'someone-else', files: { 'x.txt': t.token.slice(-6) } });
+      })(github.onToken);
+      const access = source('cldpd/issue-8');
       const events = await collect(world.dispatcher.start('opener', { prompt: 'open a pull request' }, { github: access }));
       const output = events.flatMap((e) => (e.type === 'output' ? [e.line] : [])).join('\n');
       expect(events.at(-1), output).toMatchObject({ type: 'container.exited', exitCode: 0 });
       expect(output).toContain('HTTP/1.1 201');
       const work = await access.produced();
       // Only what changed during the run: main and the earlier tests' branches are not the run's.
-      expect(work?.branches.map((b) => b.name)).toEqual(['cldpd/opener']);
-      expect(work?.pulls).toEqual([{ number: 1, title: 'Fix the parser', url: 'https://github.com/acme/web/pull/1', state: 'open', branch: 'cldpd/opener' }]);
+      expect(work?.branches.map((b) => b.name)).toEqual(['cldpd/issue-8']);
+      expect(work?.pulls).toEqual([{ number: 1, title: 'Fix the parser', url: 'https://github.com/acme/web/pull/1', state: 'open', branch: 'cldpd/issue-8' }]);
+      expect((await git.branches('acme', 'web')).map((b) => b.name)).toContain('someone-else');
 
       const comments = octokitComments(async () => fakeOctokit(github));
       const issue = { installationId: 7, owner: 'acme', repo: 'web', number: 1, url: 'https://github.com/acme/web/issues/1' };
@@ -152,7 +158,8 @@ fi
       const terminal = events.at(-1) as Extract<SessionEvent, { type: 'container.exited' }>;
       await report.finish({ kind: 'exited', sessionId, terminal, ...(work ? { work } : {}) });
       const body = github.comments.find((c) => c.id === posted.id)?.body ?? '';
-      expect(body).toContain('Pushed [cldpd/opener](https://github.com/acme/web/tree/cldpd/opener) → pull request [Fix the parser (#&#8203;1)](https://github.com/acme/web/pull/1)');
+      expect(body).toContain('Pushed [cldpd/issue-8](https://github.com/acme/web/tree/cldpd/issue-8) → pull request [Fix the parser (#&#8203;1)](https://github.com/acme/web/pull/1)');
+      expect(body).not.toContain('someone-else');
       await assertHidden(github.tokens.filter((t) => t.repositories).map((t) => t.token), 'opener', events);
       for (const token of github.tokens.map((t) => t.token)) expect(body.includes(token)).toBe(false);
     });
@@ -231,9 +238,9 @@ fi
     });
 
     it('a run outliving its first token still pushes: the token file is rewritten with a new one before the old one ends', async () => {
-      // GitHub's answer says the token lives 10 minutes and 3 seconds (so cldpd refreshes it after
-      // about 3 s); the git server stops taking it after 6 s. The second push, 12 s in, needs the new one.
-      github.tokenLifetimeMs = 10 * 60_000 + 3000;
+      // Tokens that live 6 s (cldpd replaces each half way through); the second push, 12 s in,
+      // needs one minted long after the first expired.
+      github.tokenLifetimeMs = 6000;
       serverLifetimeMs = 6000;
       try {
         await pod('long', { github: { contents: 'write' }, env: { WAIT_SECONDS: '12' } });

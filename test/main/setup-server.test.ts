@@ -75,8 +75,13 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** The browser of whoever opened the address with the setup key (the cookie it was given). */
+function withKey(init: RequestInit = {}): RequestInit {
+  return { ...init, headers: { ...(init.headers as Record<string, string> | undefined), cookie: `cldpd_setup=${setup.key}` } };
+}
+
 async function get(path: string): Promise<{ status: number; html: string }> {
-  const res = await fetch(`${base}${path}`);
+  const res = await fetch(`${base}${path}`, withKey());
   return { status: res.status, html: await res.text() };
 }
 
@@ -91,11 +96,36 @@ function manifestOf(html: string): AppManifest {
 
 async function postImport(fields: Record<string, string>): Promise<{ status: number; html: string }> {
   const token = /name="token" value="([0-9a-f]+)"/.exec((await get('/setup/import')).html)?.[1] ?? '';
-  const res = await fetch(`${base}/setup/import`, { method: 'POST', body: new URLSearchParams({ token, ...fields }) });
+  const res = await fetch(`${base}/setup/import`, withKey({ method: 'POST', body: new URLSearchParams({ token, ...fields }) }));
   return { status: res.status, html: await res.text() };
 }
 
 describe('the setup server', () => {
+  it('answers only the browser that opened the logged address with the setup key; once set up, takes no other credentials', async () => {
+    await start();
+    // Someone else on the network: no key, no page, no token to forge a form with.
+    for (const path of ['/', '/setup/import', '/setup/callback?code=abc&state=x']) {
+      const res = await fetch(`${base}${path}`);
+      expect(res.status, path).toBe(403);
+      expect(await res.text()).toContain('Open the address cldpd printed');
+    }
+    expect((await fetch(`${base}/setup/import`, { method: 'POST', body: new URLSearchParams({ app_id: '9', private_key: APP.privateKey, webhook_secret: 's' }) })).status).toBe(403);
+    expect((await fetch(`${base}/?key=${'0'.repeat(32)}`, { redirect: 'manual' })).status).toBe(403);
+    // The operator: the key becomes a cookie and leaves the address bar.
+    const opened = await fetch(`${base}/?key=${setup.key}&org=acme`, { redirect: 'manual' });
+    expect(opened.status).toBe(303);
+    expect(opened.headers.get('location')).toBe('/?org=acme');
+    expect(opened.headers.get('set-cookie')).toBe(`cldpd_setup=${setup.key}; HttpOnly; SameSite=Lax; Path=/`);
+    expect((await get('/')).status).toBe(200);
+    // Set up once: a second set of credentials is refused, the first kept.
+    expect((await postImport({ app_id: '424242', private_key: APP.privateKey, webhook_secret: 'first-secret' })).status).toBe(200);
+    const kept = await readFile(envPath, 'utf8');
+    const again = await postImport({ app_id: '424242', private_key: APP.privateKey, webhook_secret: 'second-secret' });
+    expect(again.status).toBe(409);
+    expect(again.html).toContain('cldpd is set up already');
+    expect(await readFile(envPath, 'utf8')).toBe(kept);
+  });
+
   it('GET / serves the setup page, whose manifest sends webhooks to this server\'s webhook path; /ping answers', async () => {
     const { status, html } = await get('/');
     expect(status).toBe(200);
@@ -200,7 +230,7 @@ describe('the setup server', () => {
     const other = await postImport({ app_id: '424242', private_key: OTHER.privateKey, webhook_secret: 's' });
     expect(other.status).toBe(400);
     expect(other.html).toMatch(/GitHub does not accept this private key for App ID 424242/);
-    const forged = await fetch(`${base}/setup/import`, { method: 'POST', body: new URLSearchParams({ app_id: '1', private_key: APP.privateKey, webhook_secret: 's' }) });
+    const forged = await fetch(`${base}/setup/import`, withKey({ method: 'POST', body: new URLSearchParams({ app_id: '1', private_key: APP.privateKey, webhook_secret: 's' }) }));
     expect(forged.status).toBe(403);
     await expect(stat(envPath)).rejects.toMatchObject({ code: 'ENOENT' });
   });
