@@ -2,8 +2,7 @@
 // and a token file, from a real git smart-HTTP server) and a setup step add to a start on a
 // cached image. In one process (the worker's path), the three variants taking turns.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { build } from 'esbuild';
@@ -14,7 +13,10 @@ const DEBIAN_IMAGE = 'cldpd-test/debian:bookworm';
 
 /** The test suite's git server (test/fakes/git-server.ts), bundled for this run. */
 async function loadGitServer() {
-  const out = join(mkdtempSync(join(tmpdir(), 'cldpd-bench-git-')), 'git-server.mjs');
+  // Inside the project, so the bundle's imports (dockerode) resolve from its node_modules.
+  const dir = join(ROOT, 'node_modules', '.cache', 'cldpd-bench');
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, 'git-server.mjs');
   await build({ entryPoints: [join(ROOT, 'test/fakes/git-server.ts')], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile: out, logLevel: 'error' });
   return import(out);
 }

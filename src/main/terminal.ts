@@ -34,7 +34,10 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     const config = loadConfig(process.env, { podsDir });
     const logger = lazyLogger(() => {
       const { pino } = require('pino') as typeof import('pino');
-      return pino({ level: config.logLevel }, pino.destination(2));
+      // A warning on a terminal reads as a line, like the rest of cldpd's notes; JSON when piped.
+      if ((config.logFormat ?? (process.stderr.isTTY === true ? 'pretty' : 'json')) === 'json') return pino({ level: config.logLevel }, pino.destination(2));
+      const pretty = require('pino-pretty') as typeof import('pino-pretty');
+      return pino({ level: config.logLevel }, pretty({ sync: true, destination: 2, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss', colorize: colorEnabled(process.env, process.stderr.isTTY === true) }));
     });
     const runner = new DockerRunner(new Docker());
     const store = new SessionStore(config.sessionsDir);

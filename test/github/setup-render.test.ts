@@ -1,19 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'puppeteer-core';
+import { expect, it } from 'vitest';
+import { describeWithChromium, useChromium } from '../fakes/chromium.js';
 import {
   APP_YML_URL, buildManifest, parseAppDefinition, renderDonePage, renderImportPage, renderProblemPage, renderSetupPage,
 } from '../../src/github/setup-page.js';
-
-/** Debian's chromium (scripts/lib.sh installs it); never a downloaded browser. */
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-const SHOTS = join(process.cwd(), 'test-artifacts', 'setup-page');
-
-const describeWithChromium = CHROMIUM ? describe : process.env.CI === 'true'
-  ? describe // under CI a missing browser is a failure, not a skip
-  : (name: string, fn: () => void) => describe.skip(`${name} (skipped: no chromium here; scripts/setup.sh installs it)`, fn);
 
 const app = parseAppDefinition(readFileSync(APP_YML_URL, 'utf8'));
 const webhookPath = '/api/github/webhooks';
@@ -40,16 +32,7 @@ const PAGES: Array<[string, string]> = [
 ];
 
 describeWithChromium('the setup pages as a browser shows them (headless Chromium)', () => {
-  let browser: Browser;
-
-  beforeAll(async () => {
-    await mkdir(SHOTS, { recursive: true });
-    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  }, 60_000);
-
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const { browser, shots: SHOTS } = useChromium('setup-page');
 
   /** Whether the element matching `selector` is on screen: laid out with a size, not hidden. */
   const visible = (page: Page, selector: string) => page.$eval(selector, (el) => {
@@ -59,7 +42,7 @@ describeWithChromium('the setup pages as a browser shows them (headless Chromium
   }).catch(() => false);
 
   it.each(PAGES)('render: %s', async (name, html) => {
-    const page = await browser.newPage();
+    const page = await browser().newPage();
     try {
       await page.setViewport({ width: 900, height: 700 });
       // Nothing may be fetched: the pages are self-contained (no CDN, no font, no image).

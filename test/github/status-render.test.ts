@@ -1,18 +1,8 @@
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { marked } from 'marked';
-import puppeteer, { type Browser } from 'puppeteer-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
+import { describeWithChromium, useChromium } from '../fakes/chromium.js';
 import { renderStatusComment, statusMarker, type StatusView } from '../../src/github/status-comment.js';
-
-/** Debian's chromium (scripts/lib.sh installs it); never a downloaded browser. */
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-const SHOTS = join(process.cwd(), 'test-artifacts', 'status-comments');
-
-const describeWithChromium = CHROMIUM ? describe : process.env.CI === 'true'
-  ? describe // under CI a missing browser is a failure, not a skip
-  : (name: string, fn: () => void) => describe.skip(`${name} (skipped: no chromium here; scripts/setup.sh installs it)`, fn);
 
 const ANSWER = [
   '## Fixed the parser', '',
@@ -51,20 +41,11 @@ const PAGE = (html: string) => `<!doctype html><html><head><meta charset="utf-8"
 </style></head><body><div class="comment">${html}</div></body></html>`;
 
 describeWithChromium('status comments as GitHub renders them (GFM in headless Chromium)', () => {
-  let browser: Browser;
-
-  beforeAll(async () => {
-    await mkdir(SHOTS, { recursive: true });
-    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  }, 60_000);
-
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const { browser, shots: SHOTS } = useChromium('status-comments');
 
   it.each(STATES)('render: %s', async (name, patch) => {
     const markdown = renderStatusComment({ ...base, ...patch }, statusMarker({ issueKey: 'acme.web-1', seq: 1 }), (t) => t);
-    const page = await browser.newPage();
+    const page = await browser().newPage();
     try {
       // Nothing may be fetched: a request at all means an image or a resource got through.
       const requests: string[] = [];

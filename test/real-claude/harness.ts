@@ -87,7 +87,9 @@ export class RealClaudeWorld extends TestWorld {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'Dockerfile'), dockerfile);
     const env = { ...fakeApiEnv(this.apiUrl), ...((podJson.env as Record<string, string> | undefined) ?? {}) };
-    await writeFile(join(dir, 'pod.json'), JSON.stringify({ ...EXAMPLE_POD_JSON, network: 'host', stopGraceSeconds: 5, ...podJson, env }));
+    // The example checks its issue's repository out; only a test with a git server to clone from asks for that.
+    const { checkout: _, ...example } = EXAMPLE_POD_JSON;
+    await writeFile(join(dir, 'pod.json'), JSON.stringify({ ...example, network: 'host', stopGraceSeconds: 5, ...podJson, env }));
   }
 
   override async close(): Promise<void> {
