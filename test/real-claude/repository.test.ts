@@ -31,7 +31,7 @@ const script: Script = (body) => {
     'cd /workspace',
     `git checkout -q -b ${branch}`,
     'echo fixed > fix.txt && git add fix.txt',
-    'git -c user.name=claude -c user.email=claude@example.com commit -qm "Fix the parser"',
+    'git commit -qm "Fix the parser"', // as the identity the pod's setup steps gave git
     `git push -q origin ${branch}`,
     `body='{"title":"Fix the parser","head":"${branch}","base":"main"}'`,
     `exec 3<>/dev/tcp/127.0.0.1/${apiPort}`,
@@ -54,7 +54,7 @@ describeWithRealClaude('the real Claude Code CLI works on the issue\'s repositor
     github.repos.set('acme/web', { cloneUrl: git.repoUrl('acme', 'web'), defaultBranch: 'main' });
     github.heads = (owner, repo) => git.branches(owner, repo);
     github.onToken = (t) => git.allow(t.token, { repo: 'acme/web', write: t.permissions?.contents === 'write' });
-    // examples/pods/claude's pod.json as it is (its "github" permissions), with the checkout on.
+    // examples/pods/claude's pod.json as it is: its "github" permissions, its setup steps, the checkout on.
     await world.claudePod('repo', { checkout: true });
   });
 
@@ -65,14 +65,16 @@ describeWithRealClaude('the real Claude Code CLI works on the issue\'s repositor
   });
 
   it('checkout, commit, push and pull request: the final comment links the branch and the pull request, and no token is shown', async () => {
-    expect(EXAMPLE_POD_JSON).toMatchObject({ github: { contents: 'write', pull_requests: 'write' }, checkout: true, workdir: '/workspace' });
+    expect(EXAMPLE_POD_JSON).toMatchObject({ github: { contents: 'write', pull_requests: 'write' }, checkout: true, workdir: '/workspace', setup: [expect.any(Array), expect.any(Array)] });
     const issue = { installationId: 7, owner: 'acme', repo: 'web', number: 9, url: 'https://github.com/acme/web/issues/9' };
     const access = repoTokenSource({ appOctokit: async () => fakeOctokit(github), installationOctokit: async () => fakeOctokit(github), installationId: 7, owner: 'acme', repo: 'web', branch: 'cldpd/issue-9' });
     const session = await world.dispatcher.start('repo', { issueUrl: issue.url }, { github: access });
     const events: SessionEvent[] = await collect(session);
     const lines = events.flatMap((e) => (e.type === 'output' ? [e.line] : [])).join('\n');
     expect(events.at(-1), lines).toMatchObject({ type: 'container.exited', exitCode: 0 });
-    expect(events.filter((e) => e.type === 'setup.step').map((e) => (e.type === 'setup.step' ? e.name : ''))).toEqual(['cloning acme/web']);
+    expect(events.filter((e) => e.type === 'setup.step').map((e) => (e.type === 'setup.step' ? e.name : ''))).toEqual([
+      'cloning acme/web', 'git config --global user.name Claude (cldpd)', 'git config --global user.email claude@cldpd.invalid',
+    ]);
 
     // The model was told the branch and that it may push and open a pull request.
     const prompt = world.api.requests.map((r) => JSON.stringify(r.body)).find((b) => b.includes('cldpd/issue-9')) ?? '';
@@ -81,6 +83,7 @@ describeWithRealClaude('the real Claude Code CLI works on the issue\'s repositor
 
     // What landed, on the real git server: the branch, pushed with the run's token.
     expect(await git.readFile('acme', 'web', 'cldpd/issue-9', 'fix.txt')).toBe('fixed\n');
+    expect((await git.log('acme', 'web', 'cldpd/issue-9'))[0]).toMatchObject({ subject: 'Fix the parser', authorName: 'Claude (cldpd)', authorEmail: 'claude@cldpd.invalid' });
     const minted = github.tokens.filter((t) => t.repositories).map((t) => t.token);
     expect(minted.length).toBeGreaterThan(0);
     expect(minted.map(tokenFingerprint)).toContain(git.pushes().at(-1)?.tokenFingerprint);
