@@ -379,7 +379,10 @@ export class Dispatcher {
             this.options.logger?.warn({ err: messageOf(err), session: sessionId }, 'could not write the re-attached run\'s new GitHub token');
           });
         }
-        return { handle, containerName: container.name, exec: false, ...(access ? { access } : {}) };
+        // The token it was started with is in its environment (GH_TOKEN): hidden as well.
+        const env = await this.options.runner.containerEnv(container.id).catch(() => ({} as Record<string, string>));
+        const secrets = [env.GH_TOKEN, env.GITHUB_TOKEN].filter((v): v is string => typeof v === 'string' && v.length >= 8);
+        return { handle, containerName: container.name, exec: false, ...(access ? { access } : {}), secrets };
       },
     });
     return { kind: 'attached', session, lastLines: state.tail };

@@ -636,6 +636,16 @@ export class DockerRunner implements Runner {
     }
   }
 
+  async containerEnv(containerId: string): Promise<Record<string, string>> {
+    try {
+      const info = await this.docker.getContainer(containerId).inspect();
+      return Object.fromEntries((info.Config.Env ?? []).map((e) => [e.slice(0, Math.max(0, e.indexOf('='))), e.slice(e.indexOf('=') + 1)]));
+    } catch (err) {
+      if (statusOf(err) === 404) return {};
+      throw dockerError(err, `inspect container ${containerId}`);
+    }
+  }
+
   async isRunning(containerId: string): Promise<boolean | undefined> {
     try {
       const info = await this.docker.getContainer(containerId).inspect();

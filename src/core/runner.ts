@@ -202,6 +202,8 @@ export interface Runner {
   list(labels: Readonly<Record<string, string | undefined>>): Promise<ContainerInfo[]>;
   /** Whether the container is running; undefined when it does not exist. */
   isRunning(containerId: string): Promise<boolean | undefined>;
+  /** The environment the container was created with; empty when it does not exist. */
+  containerEnv(containerId: string): Promise<Record<string, string>>;
   /** The container's output since `sinceMs` (epoch ms, whole seconds), as Docker's log driver kept it; follows a running container until it stops. */
   logs(containerId: string, sinceMs: number): AsyncIterable<OutputChunk>;
 }

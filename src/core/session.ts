@@ -24,6 +24,8 @@ export interface Launched {
   readonly access?: GitHubAccess;
   /** Steps to run in the container (held by holdCommand) before its agent is released. */
   readonly setup?: readonly SetupStep[];
+  /** More values to hide from the run's output (the tokens a container re-attached to was given before). */
+  readonly secrets?: readonly string[];
 }
 
 /** How one run of a session goes; built by the Dispatcher. */
@@ -119,6 +121,8 @@ export class Session {
   private ended = false;
   /** The run's repository token, once launched with one. */
   private access: GitHubAccess | undefined;
+  /** Values hidden from the output beside the run's own tokens. */
+  private readonly hidden: string[] = [];
   /** Per stream, the end of a partial piece held back until the next (see toEvents). */
   private readonly carry = { stdout: '', stderr: '' };
 
@@ -225,6 +229,7 @@ export class Session {
       const launched = await this.options.launch(imageId);
       this.launchedId = launched.handle.containerId;
       this.access = launched.access;
+      this.hidden.push(...(launched.secrets ?? []));
       const containerId = launched.handle.containerId;
       this.access?.keepFresh((files) => runner.writeFiles(containerId, files));
       startedAt = Date.now();
@@ -466,7 +471,7 @@ export class Session {
   /** Output events of `lines`; `agent` false for a setup step's output, which is never the agent's words. */
   private toEvents(stream: 'stdout' | 'stderr', lines: SplitLine[], agent = true): SessionEvent[] {
     const at = Date.now();
-    const secrets = this.access?.secrets ?? [];
+    const secrets = this.hidden.length > 0 ? [...this.hidden, ...(this.access?.secrets ?? [])] : this.access?.secrets ?? [];
     return lines.map(({ line: piece, partial }) => {
       // A token the run was given never reaches the log, whatever the agent printed; one cut
       // in two by the line limit is found whole: a piece's last characters wait for the next.

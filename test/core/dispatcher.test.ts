@@ -599,14 +599,14 @@ describe('GitHub access', () => {
     // The worker is gone; another picks the run up. Docker replays the output, then the agent prints its token.
     const source = tokens();
     await source.mint(); // this source's next token is ghs_fake2
-    runner.attachScripts.set(containerId, { chunks: [out('started\n'), out('my token is ghs_fake2\n')], exitCode: 0 });
+    runner.attachScripts.set(containerId, { chunks: [out('started\n'), out('my token is ghs_fake2\n'), out('and $GH_TOKEN is ghs_fake1\n')], exitCode: 0 });
     const again = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: {} });
     const recovery = await again.recover(session.id, { github: source });
     expect(recovery.kind).toBe('attached');
     if (recovery.kind !== 'attached') return;
     const rest = await drain(recovery.session);
     expect(runner.written.get(containerId)?.get('/run/cldpd/github-token')).toBe('ghs_fake2\n');
-    expect(rest.filter((e) => e.type === 'output').map((e) => (e.type === 'output' ? e.line : ''))).toEqual(['my token is [redacted]']);
+    expect(rest.filter((e) => e.type === 'output').map((e) => (e.type === 'output' ? e.line : ''))).toEqual(['my token is [redacted]', 'and $GH_TOKEN is [redacted]']);
     void reading; // the first process's view of the container: it never hears of it again, as when it died
   });
 });

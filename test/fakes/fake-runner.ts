@@ -265,6 +265,10 @@ export class FakeRunner implements Runner {
       .map(({ info, spec }) => ({ ...info, command: spec.cmd.join(' '), volumes: spec.mounts.flatMap((m) => (m.type === 'volume' ? [m.source] : [])) }));
   }
 
+  async containerEnv(containerId: string): Promise<Record<string, string>> {
+    return { ...this.containers.get(containerId)?.spec.env };
+  }
+
   async isRunning(containerId: string): Promise<boolean | undefined> {
     const c = this.containers.get(containerId);
     return c ? c.info.state === 'running' : undefined;
