@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe } from 'vitest';
 
 /** Debian's chromium (scripts/lib.sh installs it); never a downloaded browser. */
@@ -27,4 +27,20 @@ export function useChromium(shots: string): { browser: () => Browser; shots: str
     await browser?.close();
   });
   return { browser: () => browser as Browser, shots: dir };
+}
+
+/**
+ * A new page that loads nothing from anywhere: every request but the page's own content is
+ * aborted and listed in `requests`, so a test sees any image, font or script that got through.
+ */
+export async function offlinePage(browser: Browser): Promise<{ page: Page; requests: string[] }> {
+  const page = await browser.newPage();
+  const requests: string[] = [];
+  await page.setRequestInterception(true);
+  page.on('request', (request) => {
+    if (request.url().startsWith('data:') || request.url() === 'about:blank') return void request.continue();
+    requests.push(request.url());
+    void request.abort();
+  });
+  return { page, requests };
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { expect, it } from 'vitest';
-import { describeWithChromium, useChromium } from '../fakes/chromium.js';
+import { describeWithChromium, offlinePage, useChromium } from '../fakes/chromium.js';
 import {
   APP_YML_URL, buildManifest, parseAppDefinition, renderDonePage, renderImportPage, renderProblemPage, renderSetupPage,
 } from '../../src/github/setup-page.js';
@@ -42,17 +42,10 @@ describeWithChromium('the setup pages as a browser shows them (headless Chromium
   }).catch(() => false);
 
   it.each(PAGES)('render: %s', async (name, html) => {
-    const page = await browser().newPage();
+    // Nothing may be fetched: a request at all means an image, font or script got through.
+    const { page, requests } = await offlinePage(browser());
     try {
       await page.setViewport({ width: 900, height: 700 });
-      // Nothing may be fetched: the pages are self-contained (no CDN, no font, no image).
-      const requests: string[] = [];
-      await page.setRequestInterception(true);
-      page.on('request', (request) => {
-        if (request.url().startsWith('data:') || request.url() === 'about:blank') return void request.continue();
-        requests.push(request.url());
-        void request.abort();
-      });
       await page.setContent(html, { waitUntil: 'load' });
       await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
       const text = await page.evaluate(() => document.body.innerText);

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { marked } from 'marked';
 import { expect, it } from 'vitest';
-import { describeWithChromium, useChromium } from '../fakes/chromium.js';
+import { describeWithChromium, offlinePage, useChromium } from '../fakes/chromium.js';
 import { renderStatusComment, statusMarker, type StatusView } from '../../src/github/status-comment.js';
 
 const ANSWER = [
@@ -45,16 +45,9 @@ describeWithChromium('status comments as GitHub renders them (GFM in headless Ch
 
   it.each(STATES)('render: %s', async (name, patch) => {
     const markdown = renderStatusComment({ ...base, ...patch }, statusMarker({ issueKey: 'acme.web-1', seq: 1 }), (t) => t);
-    const page = await browser().newPage();
+    // Nothing may be fetched: a request at all means an image, font or script got through.
+    const { page, requests } = await offlinePage(browser());
     try {
-      // Nothing may be fetched: a request at all means an image or a resource got through.
-      const requests: string[] = [];
-      await page.setRequestInterception(true);
-      page.on('request', (request) => {
-        if (request.url().startsWith('data:') || request.url() === 'about:blank') return void request.continue();
-        requests.push(request.url());
-        void request.abort();
-      });
       await page.setContent(PAGE(await marked.parse(markdown, { gfm: true })), { waitUntil: 'load' });
       await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
       const seen = await page.evaluate(() => ({
