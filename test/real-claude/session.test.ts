@@ -7,7 +7,7 @@ import { StatusReporter } from '../../src/github/status-reporter.js';
 import { localWriteBudget } from '../../src/github/write-budget.js';
 import type { RunCommand } from '../../src/queue/contract.js';
 import { isToolResultTurn, lastUserText, userTexts, type Script } from '../fakes/fake-anthropic.js';
-import { collect } from '../integration/harness.js';
+import { collect, until } from '../integration/harness.js';
 import { CLAUDE_BASE_IMAGE, RealClaudeWorld, agentEvents, describeWithRealClaude } from './harness.js';
 
 /** "password=hunter2-in-a-file", base64: the tool's output carries the secret, the tool call does not. */
@@ -50,6 +50,8 @@ async function statusBodies(session: Session, events: readonly SessionEvent[]): 
     report.event(event, session.agent);
     await new Promise((r) => setImmediate(r)); // let each progress edit happen
   }
+  // At least one progress edit lands before the final one, however busy the machine is.
+  await until('a progress edit', () => bodies.length > 0, 10_000);
   const terminal = await session.outcome();
   await report.finish({ kind: terminal.type === 'error' ? 'error' : 'exited', sessionId: session.id, terminal, agent: session.agent, lastLines: events.flatMap((e) => (e.type === 'output' && !e.agent ? [e.line] : [])).slice(-20) });
   return bodies;
