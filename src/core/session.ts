@@ -425,15 +425,7 @@ export class Session {
       if (this.stopReason) return;
       await this.emit([{ type: 'setup.step', at: Date.now(), step: index + 1, of: steps.length, name: step.name }]);
       const handle = await runner.exec(containerId, step.cmd, step.user ? { user: step.user } : {});
-      const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
-      for await (const chunk of handle.output) {
-        const lines = splitters[chunk.stream].push(chunk.data);
-        if (lines.length > 0) await this.emit(this.stepEvents(index + 1, chunk.stream, lines));
-      }
-      for (const stream of ['stdout', 'stderr'] as const) {
-        const rest = splitters[stream].end();
-        if (rest.length > 0) await this.emit(this.stepEvents(index + 1, stream, rest));
-      }
+      await this.readLines(handle, (stream, lines) => this.stepEvents(index + 1, stream, lines));
       const exitCode = await handle.wait();
       if (this.stopReason) return;
       if (exitCode !== 0) {
@@ -444,23 +436,25 @@ export class Session {
   }
 
   private async pump(handle: ProcessHandle): Promise<void> {
-    const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
     // Lines a previous process of this run already logged: replayed by Docker, not emitted twice.
     const skip = { stdout: this.options.reattach?.stdout ?? 0, stderr: this.options.reattach?.stderr ?? 0 };
-    const fresh = (stream: 'stdout' | 'stderr', lines: SplitLine[]): SplitLine[] => {
-      if (skip[stream] === 0) return lines;
+    await this.readLines(handle, (stream, lines) => {
       const dropped = Math.min(skip[stream], lines.length);
       skip[stream] -= dropped;
-      return lines.slice(dropped);
+      return this.toEvents(stream, lines.slice(dropped));
+    });
+  }
+
+  /** Reads a process's output to its end, split into lines per stream; each batch becomes events by `toEvents`, logged and emitted. */
+  private async readLines(handle: ProcessHandle, toEvents: (stream: 'stdout' | 'stderr', lines: SplitLine[]) => SessionEvent[]): Promise<void> {
+    const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+    const emitLines = async (stream: 'stdout' | 'stderr', lines: SplitLine[]): Promise<void> => {
+      if (lines.length === 0) return;
+      const events = toEvents(stream, lines);
+      if (events.length > 0) await this.emit(events);
     };
-    for await (const chunk of handle.output) {
-      const lines = fresh(chunk.stream, splitters[chunk.stream].push(chunk.data));
-      if (lines.length > 0) await this.emit(this.toEvents(chunk.stream, lines));
-    }
-    for (const stream of ['stdout', 'stderr'] as const) {
-      const rest = fresh(stream, splitters[stream].end());
-      if (rest.length > 0) await this.emit(this.toEvents(stream, rest));
-    }
+    for await (const chunk of handle.output) await emitLines(chunk.stream, splitters[chunk.stream].push(chunk.data));
+    for (const stream of ['stdout', 'stderr'] as const) await emitLines(stream, splitters[stream].end());
   }
 
   /** A setup step's output: marked with its step, never read as the agent's words. */

@@ -10,7 +10,6 @@ import { stripEscapes } from '../core/index.js';
 /** A zero-width space as an HTML entity: GitHub shows nothing, and links nothing across it. */
 const BREAK = '&#8203;';
 
-export { stripEscapes };
 
 /** Prose outside code: mentions, references, images and HTML defused. */
 function defuse(prose: string): string {

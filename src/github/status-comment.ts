@@ -1,5 +1,5 @@
-import { keepEnd, keepStart, shorten, toWellFormed, type ExitReason } from '../core/index.js';
-import { keepMarkdownEnd, safeInline, safeMarkdown, stripEscapes } from './markdown-safe.js';
+import { keepEnd, keepStart, shorten, stripEscapes, toWellFormed, type ExitReason } from '../core/index.js';
+import { keepMarkdownEnd, safeInline, safeMarkdown } from './markdown-safe.js';
 
 /** GitHub refuses comment bodies over 65,536 characters; stay well inside. */
 export const MAX_COMMENT_CHARS = 60_000;
