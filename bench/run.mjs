@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { benchCheckout } from './checkout.mjs';
 import { benchClaude } from './claude.mjs';
 import { benchDispatch } from './dispatch.mjs';
+import { benchLivePage } from './live-page.mjs';
 import { ROOT, fmt, removeBenchHomes, version } from './lib.mjs';
 import { benchScale } from './scale.mjs';
 import { benchThroughput } from './throughput.mjs';
@@ -48,6 +49,10 @@ if (want('claude')) {
 if (want('checkout')) {
   console.log('checkout…');
   results.checkout = await benchCheckout({ runs: quick ? 3 : 9 });
+}
+if (want('live')) {
+  console.log('live page…');
+  results.live = await benchLivePage({ runs: quick ? 1 : 3 });
 }
 
 const s = (x, unit = '', d = 0) => `${fmt(x.median, d)}${unit} (${fmt(x.min, d)}–${fmt(x.max, d)}, n=${x.n})`;
@@ -145,6 +150,16 @@ if (results.checkout) {
     `| checkout | ${s(c.checkout)} |`,
     `| checkout + 1 setup step | ${s(c.setup)} |`, '',
     `The checkout adds **${fmt(c.checkoutAdds)} ms** (median against median): the clone, the token file written into the container, and the release of the held agent; each setup step adds **${fmt(c.setupAdds)} ms** (an exec, its output read, its exit code asked).`, '');
+}
+if (results.live) {
+  const l = results.live;
+  const m = l.memory;
+  lines.push('## 8. The live session page', '',
+    `A busybox container prints ${l.runs[0]?.lines ?? 1000} lines at ${fmt(l.runs[0]?.rate ?? 0, 1)} lines/s, each carrying the kernel's uptime as it read it just before printing; the worker's path (Dispatcher → FeedReporter, batched every 50 ms → Redis stream) and the page's (FeedFollower polling Redis every 200 ms → Server-Sent Events) run in this process, and headless Chromium follows the page, noting when each line is added to it. Latency is that moment less the line's own time (/proc/uptime has 10 ms steps). ${l.runs.length} runs.`, '',
+    '| run | lines | p50 (ms) | p99 (ms) | max (ms) |', '|---|---|---|---|---|',
+    ...l.runs.map((r, i) => `| ${i + 1} | ${r.lines} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} |`), '',
+    `Median over the runs: p50 **${fmt(l.p50.median)} ms**, p99 **${fmt(l.p99.median)} ms** (target: within a second: ${verdict(l.p99.median <= 1000)}).`, '',
+    `Redis memory of one session's feed of ${m.events.toLocaleString('en')} entries shaped like a Claude Code run's (tool calls, results, text, test output; ${fmt(m.jsonBytes / m.events)} bytes of JSON each): stream **${fmt(m.streamBytes / 2 ** 20, 2)} MiB** (MEMORY USAGE, exact), head ${m.headBytes} bytes. A feed keeps at most CLDPD_LIVE_MAX_ENTRIES (20,000) entries and is removed CLDPD_LIVE_KEEP_DAYS (7) days after its last entry.`, '');
 }
 lines.push('## What limits the figures', '',
   '- **Dispatch.** The engine work is the same on both paths (create, attach, start with an init, wait, remove: ≈ 200 ms here, most of it the engine starting the container), and inside a running worker cldpd is faster than the docker CLI because it skips the build call on an unchanged context and spawns no processes. What `cldpd start` adds is one Node process: Node\'s own start-up and loading cldpd (one bundled file, dist/main/cldpd.js, ≈ 220 KB). On this machine NODE_EXTRA_CA_CERTS is set for every process, and Node 20 then loads its whole CA store at start-up (≈ 30–60 ms, in the `node -e 0` rows); `cldpd start` makes no TLS connection, but Node pays it before any of cldpd\'s code runs. Done so far: the build call skipped when the context digest matches (≈ 80 ms), one bundled file instead of ≈ 400 modules (≈ 100 ms), zod/mini (≈ 40 ms), dockerode\'s ssh2, gRPC and protobufjs loaded on first use, tar-fs and pino only when needed, the build context sent uncompressed.',

@@ -25,6 +25,21 @@ export interface GitHubConfig {
   readonly host: string | undefined;
   /** `WEBHOOK_PROXY_URL` (smee.io) for development. */
   readonly webhookProxyUrl: string | undefined;
+  /** GitHub's web address, for sign-in: `https://github.com`, or `GHE_PROTOCOL://GHE_HOST`. */
+  readonly webUrl: string;
+  /** The app's OAuth client (`GITHUB_CLIENT_ID`, `GITHUB_CLIENT_SECRET`; the setup page writes both): people sign in with it to see private repositories' session pages. */
+  readonly clientId: string | undefined;
+  readonly clientSecret: string | undefined;
+}
+
+/** The live session page and what Redis keeps for it. */
+export interface LivePageConfig {
+  /** The address people reach `cldpd serve` by, with no trailing slash: `CLDPD_PUBLIC_URL`, default `http://<HOST or this host's name>:<PORT>`. Status comments link session pages under it. */
+  readonly publicUrl: string;
+  /** Entries of one session's feed Redis keeps (the oldest are trimmed): `CLDPD_LIVE_MAX_ENTRIES`, default 20,000. */
+  readonly maxEntries: number;
+  /** How long a session's feed, and its page's link, are kept after its last entry: `CLDPD_LIVE_KEEP_DAYS`, default 7. */
+  readonly keepSeconds: number;
 }
 
 /** Settings read from the environment, once, at start-up. */
@@ -57,7 +72,13 @@ export interface Config {
   readonly stopSeconds: number;
   /** GitHub writes (comments posted or edited) one process makes per minute at most. `CLDPD_GITHUB_WRITES_PER_MINUTE`, default 40. */
   readonly githubWritesPerMinute: number;
+  /**
+   * Where `cldpd worker` serves /metrics, /healthz and /readyz (on `HOST`): `CLDPD_METRICS_PORT`,
+   * default 9464; 0 turns it off. `serve` and `up` serve them on `PORT` instead.
+   */
+  readonly metricsPort: number;
   readonly github: GitHubConfig;
+  readonly live: LivePageConfig;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -68,6 +89,18 @@ function positiveInt(env: Env, name: string, fallback: number, problems: string[
   const value = Number(raw);
   if (!Number.isInteger(value) || value <= 0) {
     problems.push(`${name} is "${raw}"; it must be a whole number greater than 0 (default ${fallback}).`);
+    return fallback;
+  }
+  return value;
+}
+
+/** A TCP port, or 0 for "off". */
+function portOrOff(env: Env, name: string, fallback: number, problems: string[]): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) {
+    problems.push(`${name} is "${raw}"; it must be a port from 1 to 65535, or 0 to turn it off (default ${fallback}).`);
     return fallback;
   }
   return value;
@@ -111,6 +144,10 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
   if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'pretty') {
     problems.push(`CLDPD_LOG_FORMAT is "${logFormat}"; use json or pretty, or leave it empty (readable lines on a terminal, JSON otherwise).`);
   }
+  const publicUrl = (env.CLDPD_PUBLIC_URL || '').replace(/\/+$/, '');
+  if (publicUrl && !/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(publicUrl)) problems.push(`CLDPD_PUBLIC_URL is "${publicUrl}"; it must be the http(s) address people open cldpd serve by, such as https://cldpd.example.com.`);
+  const everyInterface = !env.HOST || env.HOST === '0.0.0.0' || env.HOST === '::';
+  const ownHost = everyInterface ? hostname() : env.HOST?.includes(':') ? `[${env.HOST}]` : env.HOST;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL is "${redisUrl}"; it must start with redis:// or rediss://.`);
   const config: Config = Object.freeze({
     home,
@@ -127,6 +164,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     reconcileMs: positiveInt(env, 'CLDPD_RECONCILE_SECONDS', 60, problems) * 1000,
     stopSeconds: positiveInt(env, 'CLDPD_STOP_SECONDS', 20, problems),
     githubWritesPerMinute: positiveInt(env, 'CLDPD_GITHUB_WRITES_PER_MINUTE', 40, problems),
+    metricsPort: portOrOff(env, 'CLDPD_METRICS_PORT', 9464, problems),
     github: Object.freeze({
       appId: env.APP_ID || undefined,
       privateKey: privateKeyFrom(env, problems),
@@ -136,6 +174,14 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
       port,
       host: env.HOST || undefined,
       webhookProxyUrl: env.WEBHOOK_PROXY_URL || undefined,
+      webUrl: gheHost ? `${protocol}://${gheHost}` : 'https://github.com',
+      clientId: env.GITHUB_CLIENT_ID || undefined,
+      clientSecret: env.GITHUB_CLIENT_SECRET || undefined,
+    }),
+    live: Object.freeze({
+      publicUrl: publicUrl || `http://${ownHost}:${port}`,
+      maxEntries: positiveInt(env, 'CLDPD_LIVE_MAX_ENTRIES', 20_000, problems),
+      keepSeconds: positiveInt(env, 'CLDPD_LIVE_KEEP_DAYS', 7, problems) * 86_400,
     }),
   });
   if (problems.length > 0) throw new ConfigError(`cldpd cannot start:\n- ${problems.join('\n- ')}`);

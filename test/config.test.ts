@@ -42,6 +42,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HOME: '/h', CLDPD_LOG_FORMAT: 'yaml' })).toThrow(/CLDPD_LOG_FORMAT is "yaml"; use json or pretty/);
   });
 
+  it('reads the worker\'s metrics port: 9464 unless set, 0 for off, anything else outside 0–65535 is a problem', () => {
+    expect(loadConfig({ HOME: '/h' }).metricsPort).toBe(9464);
+    expect(loadConfig({ HOME: '/h', CLDPD_METRICS_PORT: '0' }).metricsPort).toBe(0);
+    expect(loadConfig({ HOME: '/h', CLDPD_METRICS_PORT: '9100' }).metricsPort).toBe(9100);
+    for (const bad of ['70000', '-1', 'on', '1.5']) {
+      expect(() => loadConfig({ HOME: '/h', CLDPD_METRICS_PORT: bad })).toThrow(new RegExp(`CLDPD_METRICS_PORT is "${bad}"; it must be a port from 1 to 65535, or 0 to turn it off`));
+    }
+  });
+
   it('says which GitHub App settings are missing and how to get them', () => {
     expect(() => requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1' }))).toThrow(/PRIVATE_KEY \(or PRIVATE_KEY_PATH\), WEBHOOK_SECRET.*npm start/);
     expect(requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1', PRIVATE_KEY: 'k' }), { webhookSecret: false })).toMatchObject({ appId: '1', privateKey: 'k' });

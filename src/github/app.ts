@@ -65,37 +65,47 @@ export const MAX_EVENT_AGE_MS = 7 * 24 * 3600_000;
  * (no API calls, no Docker). A label `cldpd:<pod>` on an issue and a `/cldpd` command in a
  * new issue comment become intake jobs keyed by what the delivery's signature covers;
  * everything else, and anything a bot sends (the app's own comments first), is ignored
- * quietly.
+ * quietly. Resolves with `accepted` once a job was queued (a redelivery's too), `ignored`
+ * when the delivery asked for nothing; rejects when the queue does not take the job.
  */
-export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number = Date.now): (delivery: Delivery) => Promise<void> {
+export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number = Date.now): (delivery: Delivery) => Promise<'accepted' | 'ignored'> {
   const tooOld = (time: string | undefined) => Date.parse(time ?? '') < now() - MAX_EVENT_AGE_MS;
-
-  const labeled = async (delivery: Delivery) => {
-    const { deliveryId: id, payload: raw } = delivery;
-    if (!wellFormed(raw)) return log.warn({ delivery: id }, 'ignored an issues.labeled delivery without the fields cldpd needs');
-    const payload = raw as IssuePayload & { label?: { name: string } };
-    const pod = podFromLabel(payload.label?.name);
-    if (!pod || payload.issue.pull_request || isBot(payload.sender)) return;
-    // Labelling an issue updates it: an older issue time means an old delivery replayed.
-    if (tooOld(payload.issue.updated_at)) {
-      return log.warn({ delivery: id, updatedAt: payload.issue.updated_at }, 'ignored a label on an issue last updated over 7 days ago (a replayed delivery?)');
-    }
-    const job = intakeJob(delivery, payload, { kind: 'label', pod });
-    if (job) await sink.intake(job);
+  const queue = async (job: IntakeJob | undefined): Promise<'accepted' | 'ignored'> => {
+    if (!job) return 'ignored';
+    await sink.intake(job);
+    return 'accepted';
+  };
+  /** A delivery that looked like one cldpd acts on, but is not: said in the log, then ignored. */
+  const ignore = (fields: object, message: string): 'ignored' => {
+    log.warn(fields, message);
+    return 'ignored';
   };
 
-  const commented = async (delivery: Delivery) => {
+  const labeled = async (delivery: Delivery): Promise<'accepted' | 'ignored'> => {
+    const { deliveryId: id, payload: raw } = delivery;
+    if (!wellFormed(raw)) return ignore({ delivery: id }, 'ignored an issues.labeled delivery without the fields cldpd needs');
+    const payload = raw as IssuePayload & { label?: { name: string } };
+    const pod = podFromLabel(payload.label?.name);
+    if (!pod || payload.issue.pull_request || isBot(payload.sender)) return 'ignored';
+    // Labelling an issue updates it: an older issue time means an old delivery replayed.
+    if (tooOld(payload.issue.updated_at)) {
+      return ignore({ delivery: id, updatedAt: payload.issue.updated_at }, 'ignored a label on an issue last updated over 7 days ago (a replayed delivery?)');
+    }
+    return queue(intakeJob(delivery, payload, { kind: 'label', pod }));
+  };
+
+  const commented = async (delivery: Delivery): Promise<'accepted' | 'ignored'> => {
     const { deliveryId: id, payload: raw } = delivery;
     const comment = (raw as { comment?: { id?: unknown; body?: unknown } } | undefined)?.comment;
     if (!wellFormed(raw) || typeof comment?.id !== 'number' || typeof comment.body !== 'string') {
-      return log.warn({ delivery: id }, 'ignored an issue_comment.created delivery without the fields cldpd needs');
+      return ignore({ delivery: id }, 'ignored an issue_comment.created delivery without the fields cldpd needs');
     }
     const payload = raw as IssuePayload & { comment: { id: number; body: string; created_at?: string } };
-    if (payload.issue.pull_request || isBot(payload.sender)) return;
+    if (payload.issue.pull_request || isBot(payload.sender)) return 'ignored';
     const command = parseCommand(payload.comment.body);
-    if (!command) return;
+    if (!command) return 'ignored';
     if (tooOld(payload.comment.created_at)) {
-      return log.warn({ delivery: id, createdAt: payload.comment.created_at }, 'ignored a command in a comment written over 7 days ago (a replayed delivery?)');
+      return ignore({ delivery: id, createdAt: payload.comment.created_at }, 'ignored a command in a comment written over 7 days ago (a replayed delivery?)');
     }
     const commentId = payload.comment.id;
     const trigger: Trigger = command.kind === 'resume'
@@ -103,20 +113,18 @@ export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number
       : command.kind === 'invalid'
         ? { kind: 'invalid', problem: command.problem, commentId }
         : { kind: command.kind, commentId };
-    const job = intakeJob(delivery, payload, trigger);
-    if (job) await sink.intake(job);
+    return queue(intakeJob(delivery, payload, trigger));
   };
 
-  const transferred = async (delivery: Delivery) => {
+  const transferred = async (delivery: Delivery): Promise<'accepted' | 'ignored'> => {
     const { deliveryId: id, payload: raw } = delivery;
     const changes = (raw as { changes?: { new_issue?: { number?: unknown; html_url?: unknown }; new_repository?: { name?: unknown; owner?: { login?: unknown } } } } | undefined)?.changes;
     const to = changes?.new_issue;
     const repo = changes?.new_repository;
     if (!wellFormed(raw) || typeof to?.number !== 'number' || typeof to.html_url !== 'string' || typeof repo?.name !== 'string' || typeof repo.owner?.login !== 'string') {
-      return log.warn({ delivery: id }, 'ignored an issues.transferred delivery without the fields cldpd needs');
+      return ignore({ delivery: id }, 'ignored an issues.transferred delivery without the fields cldpd needs');
     }
-    const job = intakeJob(delivery, raw, { kind: 'transferred', to: { owner: repo.owner.login, repo: repo.name, number: to.number, url: to.html_url } });
-    if (job) await sink.intake(job);
+    return queue(intakeJob(delivery, raw, { kind: 'transferred', to: { owner: repo.owner.login, repo: repo.name, number: to.number, url: to.html_url } }));
   };
 
   return async (delivery) => {
@@ -124,5 +132,6 @@ export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number
     if (delivery.event === 'issues' && action === 'labeled') return labeled(delivery);
     if (delivery.event === 'issues' && action === 'transferred') return transferred(delivery);
     if (delivery.event === 'issue_comment' && action === 'created') return commented(delivery);
+    return 'ignored';
   };
 }

@@ -18,22 +18,39 @@ export interface CommentsApi {
   list(issue: IssueRef, options: { since: Date }): Promise<ListedComment[]>;
 }
 
+/**
+ * Told of each comment write as it is sent to GitHub (`post`: a new comment, `edit`: a
+ * changed one), whatever GitHub answers: each counts against GitHub's limits. Must not throw.
+ */
+export interface CommentWriteObserver {
+  write(kind: 'post' | 'edit'): void;
+}
+
 /** The Octokit surface {@link octokitComments} uses. */
 export interface OctokitLike {
   request(route: string, parameters?: Record<string, unknown>): Promise<{ data: unknown }>;
 }
 
-/** A CommentsApi over an installation Octokit per issue. */
-export function octokitComments(octokitFor: (installationId: number) => Promise<OctokitLike>): CommentsApi {
+/** A CommentsApi over an installation Octokit per issue; `observer` is told of each write it sends. */
+export function octokitComments(octokitFor: (installationId: number) => Promise<OctokitLike>, observer?: CommentWriteObserver): CommentsApi {
+  const sent = (kind: 'post' | 'edit') => {
+    try {
+      observer?.write(kind);
+    } catch {
+      // Counting a write never stops it.
+    }
+  };
   return {
     async create(issue, body) {
       const octokit = await octokitFor(issue.installationId);
+      sent('post');
       const { data } = await octokit.request('POST /repos/{owner}/{repo}/issues/{issue_number}/comments', { owner: issue.owner, repo: issue.repo, issue_number: issue.number, body });
       const comment = data as { id: number; html_url: string };
       return { id: comment.id, url: comment.html_url };
     },
     async update(issue, commentId, body) {
       const octokit = await octokitFor(issue.installationId);
+      sent('edit');
       await octokit.request('PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}', { owner: issue.owner, repo: issue.repo, comment_id: commentId, body });
     },
     async list(issue, { since }) {

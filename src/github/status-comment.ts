@@ -44,6 +44,8 @@ export interface StatusView {
   readonly host?: string;
   /** What `lastLines` are: the container's output (default) or the image build's. */
   readonly linesFrom?: 'output' | 'build';
+  /** The session's live page (a signed link), once the run has begun. */
+  readonly liveUrl?: string;
   /** What the run pushed, found through the API; absent when it had no token to push with. */
   readonly work?: {
     readonly watched?: string;
@@ -186,12 +188,14 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (view.error) head.push(`**Error:** ${safeInline(oneLine(redact(view.error), 1000))}`);
   if (view.note) head.push(safeInline(oneLine(view.note, 1000)));
   if (view.activity && active) head.push(`Latest: ${safeInline(oneLine(stripEscapes(redact(view.activity))))}`);
+  if (view.liveUrl && active) head.push(`**${link('Follow it live', view.liveUrl)}**: every line, as the container prints it.`);
   if (view.work && (view.phase === 'finished' || view.phase === 'failed')) head.push(workLines(view.work).join('  \n'));
 
   const done = view.phase === 'finished' || view.phase === 'failed' || view.phase === 'cancelled';
   const tail: string[] = [];
   const step = nextStep(view, shown);
   if (step) tail.push(step);
+  if (view.liveUrl && !active && view.phase !== 'queued') tail.push(`The session's transcript: ${link('session page', view.liveUrl)}.`);
   if (view.sessionId && view.host && view.phase !== 'queued' && view.phase !== 'delivered') tail.push(`The whole log: \`cldpd logs ${view.sessionId}\` on host \`${view.host}\`.`);
 
   // The answer is Markdown, rendered; output is shown as it was printed, in a code block.

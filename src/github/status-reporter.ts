@@ -18,6 +18,8 @@ export interface StatusReporterOptions {
   readonly logger: Logger;
   /** The worker host the runs are on, shown in the comment with where its whole log is. */
   readonly hostId?: string;
+  /** The signed link to a session's live page, valid from now for as long as its feed is kept; no link when absent. */
+  readonly liveLink?: (sessionId: string) => string;
   /** How long a final edit keeps being retried; default 15 minutes. */
   readonly finalDeadlineMs?: number;
   readonly now?: () => number;
@@ -219,7 +221,8 @@ class StatusRun implements RunReport {
   private async write(final: boolean): Promise<void> {
     this.lastEdit = this.now();
     const redact = await this.redactor;
-    const body = renderStatusComment({ ...this.view, now: this.now(), lastLines: [...this.lines] }, statusMarker({ issueKey: this.command.issueKey, seq: this.command.seq }), redact);
+    const liveUrl = this.view.phase !== 'queued' && this.view.sessionId ? this.options.liveLink?.(this.view.sessionId) : undefined;
+    const body = renderStatusComment({ ...this.view, now: this.now(), lastLines: [...this.lines], ...(liveUrl ? { liveUrl } : {}) }, statusMarker({ issueKey: this.command.issueKey, seq: this.command.seq }), redact);
     try {
       await this.options.comments.update(this.command.issue, this.commentId, body);
     } catch (err) {

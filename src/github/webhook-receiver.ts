@@ -14,12 +14,31 @@ export interface VerifiedDelivery {
   readonly payload: unknown;
 }
 
+/**
+ * What became of a request to the webhook path. `accepted`: queued for its intake step (a
+ * redelivery too); `ignored`: verified, but nothing cldpd acts on; `bad_signature`: no
+ * signature, or one that does not match the body; `refused`: turned away before its body was
+ * read (method, content type, missing event header); `too_large`: over the body limit;
+ * `busy`: too many large bodies at once; `bad_json`: signed, but not JSON; `failed`: it could
+ * not be queued (GitHub may redeliver it).
+ */
+export type DeliveryOutcome = 'accepted' | 'ignored' | 'bad_signature' | 'refused' | 'too_large' | 'busy' | 'bad_json' | 'failed';
+
 /** Options of {@link createWebhookReceiver}. */
 export interface WebhookReceiverOptions {
   readonly secret: string;
   readonly path: string;
-  /** Handles a verified delivery; the response waits for it (it only enqueues). */
-  readonly receive: (delivery: VerifiedDelivery) => Promise<void>;
+  /**
+   * Handles a verified delivery; the response waits for it (it only enqueues). Resolves with
+   * `ignored` when it acted on nothing; anything else counts as `accepted`.
+   */
+  readonly receive: (delivery: VerifiedDelivery) => Promise<'accepted' | 'ignored' | void>;
+  /**
+   * Told what became of each request to the webhook path, once it is answered, with the
+   * `X-GitHub-Event` it named ('' when none). The event header is not signed: whoever counts
+   * by it must bound what it keeps. Must not throw.
+   */
+  readonly observe?: (event: string, outcome: DeliveryOutcome) => void;
   readonly log: { warn(fields: object, message: string): void; error(fields: object, message: string): void };
   /** Largest body read; default {@link MAX_WEBHOOK_BYTES}. */
   readonly maxBodyBytes?: number;
@@ -70,25 +89,34 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
     // The configured path, and the root: an app registered through the setup page (GitHub's
     // manifest flow, as Probot writes it) sends its webhooks to "<base URL>/".
     if (path !== options.path.replace(/\/+$/, '') && !(path === '' && req.method === 'POST')) return false;
+    const event = header(req, 'x-github-event');
+    const observe = (outcome: DeliveryOutcome): void => {
+      try {
+        options.observe?.(event ?? '', outcome);
+      } catch {
+        // Counting a delivery never changes how it is answered.
+      }
+    };
     if (req.method !== 'POST') {
       answer(res, 405, 'Webhooks are POSTed here.', { allow: 'POST' });
+      observe('refused');
       return true;
     }
-    const refuse = (status: number, text: string): true => {
+    const refuse = (status: number, text: string, outcome: DeliveryOutcome = 'refused'): true => {
       answer(res, status, text, { connection: 'close' });
+      observe(outcome);
       // Read nothing more: once the answer is out, the connection goes, body and all.
       res.once('finish', () => req.destroy());
       return true;
     };
     if (!JSON_TYPE.test(header(req, 'content-type') ?? '')) return refuse(415, 'Content-Type must be application/json.');
-    // Not signed either: it only routes, and each route checks the payload has its event's shape.
-    const event = header(req, 'x-github-event');
+    // The event is not signed either: it only routes, and each route checks the payload has its event's shape.
     const deliveryId = header(req, 'x-github-delivery') ?? '';
     const signature = SIGNATURE.exec(header(req, 'x-hub-signature-256') ?? '')?.[1];
     if (!event) return refuse(400, 'X-GitHub-Event is missing.');
-    if (!signature) return refuse(401, 'X-Hub-Signature-256 is missing or is not "sha256=<64 hex>".');
+    if (!signature) return refuse(401, 'X-Hub-Signature-256 is missing or is not "sha256=<64 hex>".', 'bad_signature');
     const declared = Number(header(req, 'content-length') ?? Number.NaN);
-    if (declared > maxBody) return refuse(413, `The body is over ${maxBody} bytes.`);
+    if (declared > maxBody) return refuse(413, `The body is over ${maxBody} bytes.`, 'too_large');
 
     const hmac = createHmac('sha256', options.secret);
     const digest = createHash('sha256');
@@ -100,20 +128,21 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
       buffered -= held;
       held = 0;
     };
-    const fail = (status: number, text: string) => {
+    const fail = (status: number, text: string, outcome: DeliveryOutcome) => {
       if (done) return;
       done = true;
       release();
       chunks.length = 0;
       answer(res, status, text, { connection: 'close' });
+      observe(outcome);
       req.destroy();
     };
     req.on('data', (chunk: Buffer) => {
       if (done) return;
       size += chunk.length;
-      if (size > maxBody) return fail(413, `The body is over ${maxBody} bytes.`);
+      if (size > maxBody) return fail(413, `The body is over ${maxBody} bytes.`, 'too_large');
       const large = Math.min(chunk.length, Math.max(0, size - SMALL_BODY_BYTES));
-      if (buffered + large > maxBuffered) return fail(503, 'Too many large deliveries at once; retry later.');
+      if (buffered + large > maxBuffered) return fail(503, 'Too many large deliveries at once; retry later.', 'busy');
       buffered += large;
       held += large;
       hmac.update(chunk);
@@ -136,18 +165,26 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
       const body = Buffer.concat(chunks, size);
       chunks.length = 0;
       release();
-      if (!timingSafeEqual(hmac.digest(), Buffer.from(signature, 'hex'))) return answer(res, 401, 'The signature does not match the body.');
+      if (!timingSafeEqual(hmac.digest(), Buffer.from(signature, 'hex'))) {
+        answer(res, 401, 'The signature does not match the body.');
+        return observe('bad_signature');
+      }
       let payload: unknown;
       try {
         payload = JSON.parse(body.toString('utf8'));
       } catch {
-        return answer(res, 400, 'The body is not JSON.');
+        answer(res, 400, 'The body is not JSON.');
+        return observe('bad_json');
       }
       options.receive({ key: digest.digest('hex'), deliveryId, event, payload }).then(
-        () => answer(res, 200, 'ok'),
+        (handled) => {
+          answer(res, 200, 'ok');
+          observe(handled === 'ignored' ? 'ignored' : 'accepted');
+        },
         (err: unknown) => {
           options.log.error({ err, delivery: deliveryId }, 'could not accept a webhook delivery');
           answer(res, 500, 'The delivery could not be queued; GitHub may redeliver it.');
+          observe('failed');
         },
       );
     });

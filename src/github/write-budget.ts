@@ -13,6 +13,15 @@ export interface WriteBudget {
 }
 
 /**
+ * Told when the budget held a write back: `waited` when a write that must land had to wait
+ * for the bucket, `skipped` when a progress edit was left out because the bucket was empty.
+ * Must not throw.
+ */
+export interface BudgetObserver {
+  budget(kind: 'waited' | 'skipped'): void;
+}
+
+/**
  * The bucket every budget uses: `perMinute` writes a minute, refilled continuously, holding
  * at most half a minute's worth. A bucket nobody used is full. So no 60 s ever sees more
  * than 1.5 × `perMinute` writes (60 at the default 40: GitHub's limit is 80), and a burst of
@@ -31,20 +40,32 @@ export type TakeOrWait = (installationId: number) => Promise<number>;
 /**
  * The WriteBudget over a bucket. When the bucket cannot be reached, progress edits are
  * skipped and writes that must land go ahead: the budget protects GitHub's limits, it must
- * never keep an outcome off an issue.
+ * never keep an outcome off an issue. `observer` is told of each write held back by an
+ * empty bucket (one `waited` per write, however long it waited), not of an unreachable one
+ * (that goes to `onError`).
  */
-export function tokenBudget(takeOrWait: TakeOrWait, onError: (err: unknown) => void = () => undefined): WriteBudget {
+export function tokenBudget(takeOrWait: TakeOrWait, onError: (err: unknown) => void = () => undefined, observer?: BudgetObserver): WriteBudget {
+  const held = (kind: 'waited' | 'skipped') => {
+    try {
+      observer?.budget(kind);
+    } catch {
+      // Counting never changes what the budget decides.
+    }
+  };
   return {
     async tryTake(installationId) {
+      let wait: number;
       try {
-        return (await takeOrWait(installationId)) === 0;
+        wait = await takeOrWait(installationId);
       } catch (err) {
         onError(err);
         return false;
       }
+      if (wait !== 0) held('skipped');
+      return wait === 0;
     },
     async take(installationId) {
-      for (;;) {
+      for (let attempt = 0; ; attempt++) {
         let wait: number;
         try {
           wait = await takeOrWait(installationId);
@@ -53,14 +74,15 @@ export function tokenBudget(takeOrWait: TakeOrWait, onError: (err: unknown) => v
           return;
         }
         if (wait === 0) return;
+        if (attempt === 0) held('waited');
         await new Promise((resolve) => setTimeout(resolve, Math.max(wait, 10)));
       }
     },
   };
 }
 
-/** Buckets inside one process (tests, the bench); deployments share theirs through Redis. */
-export function localWriteBudget(perMinute: number, now: () => number = Date.now): WriteBudget {
+/** Buckets inside one process (tests, the bench); deployments share theirs through Redis. `observer`: see {@link tokenBudget}. */
+export function localWriteBudget(perMinute: number, now: () => number = Date.now, observer?: BudgetObserver): WriteBudget {
   const capacity = bucketCapacity(perMinute);
   const buckets = new Map<number, { tokens: number; last: number }>();
   return tokenBudget(async (installationId) => {
@@ -72,7 +94,7 @@ export function localWriteBudget(perMinute: number, now: () => number = Date.now
     if (bucket.tokens < 1) return Math.ceil(((1 - bucket.tokens) * 60_000) / perMinute);
     bucket.tokens -= 1;
     return 0;
-  });
+  }, undefined, observer);
 }
 
 /** A CommentsApi whose posts and edits wait for the budget: for writes that must land (the intake's). */

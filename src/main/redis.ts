@@ -26,6 +26,15 @@ async function ping(redis: Redis, timeoutMs: number): Promise<void> {
 }
 
 /**
+ * Resolves once Redis answers a PING. Rejects at once, naming the connection's state, while
+ * the connection is down: ioredis would otherwise hold the PING until it is back.
+ */
+export async function redisAnswers(redis: Redis): Promise<void> {
+  if (redis.status !== 'ready') throw new Error(`connection is ${redis.status}`);
+  await redis.ping();
+}
+
+/**
  * Connects to `REDIS_URL`, or — for the single-machine default — starts and supervises a
  * redis-server of its own: data under `<home>/redis` with AOF on, `noeviction`, reached
  * over a Unix socket so no port can clash. Closing stops what it started.

@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -13,6 +13,8 @@ import type { IntakeJob } from '../queue/contract.js';
 import { IssueState } from '../queue/issue-state.js';
 import { INTAKE_QUEUE } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
+import type { CldpdMetrics } from '../web/metrics.js';
+import { sessionPages, type SessionPages } from './session-pages.js';
 import { sharedWriteBudget } from './write-budget.js';
 
 /** A running `cldpd serve`. */
@@ -21,11 +23,21 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** What the webhook server serves besides the webhooks, and where it counts what it does. */
+export interface ServerExtras {
+  /** Counts webhook deliveries and the intake's GitHub writes. */
+  readonly metrics?: CldpdMetrics;
+  /** Tried in order before the webhook path; each answers (and returns true) or passes (false). */
+  readonly routes?: ReadonlyArray<(req: IncomingMessage, res: ServerResponse) => boolean>;
+}
+
 /**
  * `cldpd serve`: the Probot webhook server (signature check, filter, enqueue) and the
  * intake worker that checks permissions and acknowledges on the issue. Never touches Docker.
+ * `extras.routes` (/metrics, /healthz, /readyz) are served on the same port.
  */
-export async function startServer(config: Config, logger: Logger, redis: Redis): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger, redis: Redis, extras: ServerExtras = {}): Promise<RunningServer> {
+  const { metrics, routes = [] } = extras;
   const { appId, privateKey, webhookSecret } = requireGitHubApp(config);
   const { baseUrl, port, host, webhookPath, webhookProxyUrl } = config.github;
   const state = new IssueState(redis);
@@ -35,13 +47,20 @@ export async function startServer(config: Config, logger: Logger, redis: Redis):
   // Signature, size and replay checks are cldpd's own (see createWebhookReceiver); routing
   // is two events. Probot is used for what it is best at: the app's authentication.
   const handle = webhookHandler(producer, log);
-  const receiver = createWebhookReceiver({ secret: webhookSecret, path: webhookPath, log, receive: (delivery) => handle(delivery) });
+  const receiver = createWebhookReceiver({
+    secret: webhookSecret, path: webhookPath, log, receive: (delivery) => handle(delivery),
+    observe: (event, outcome) => metrics?.webhookDelivery(event, outcome),
+  });
+  // Built once the app can authenticate (below); until then nothing listens.
+  let pages: SessionPages | undefined;
   const http = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/ping') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('PONG');
       return;
     }
+    if (routes.some((route) => route(req, res))) return;
+    if (pages?.handle(req, res)) return;
     if (receiver(req, res)) return;
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('Not found');
@@ -66,7 +85,8 @@ export async function startServer(config: Config, logger: Logger, redis: Redis):
     appLogin = undefined; // ask again next time
     throw err;
   }));
-  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor), sharedWriteBudget(redis, config, logger)), octokitFor, appLogin: login, logger: logger.child({ name: 'intake' }) });
+  pages = sessionPages(config, privateKey, redis, octokitFor, logger);
+  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor, metrics?.github), sharedWriteBudget(redis, config, logger, metrics?.github)), octokitFor, appLogin: login, logger: logger.child({ name: 'intake' }) });
   const worker = new Worker<IntakeJob>(INTAKE_QUEUE, (job) => intake.process(job.data), { connection: redis, concurrency: 8 });
   worker.on('failed', (job, err) => logger.error({ err, delivery: job?.data.deliveryId, attempts: job?.attemptsMade }, 'intake failed'));
   worker.on('error', (err) => logger.error({ err }, 'intake worker error'));
@@ -79,6 +99,7 @@ export async function startServer(config: Config, logger: Logger, redis: Redis):
     port: boundPort,
     close: async () => {
       proxy?.close();
+      pages?.close();
       // Deliveries in flight are answered (GitHub does not retry a failed one); the stop
       // deadline bounds the wait. Idle keep-alive connections go at once.
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));

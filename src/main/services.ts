@@ -3,8 +3,11 @@ import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { INTAKE_QUEUE, RUN_QUEUE, hostQueue } from '../queue/names.js';
+import type { ReadinessCheck } from '../web/operations.js';
 import { createLogger } from './logger.js';
-import { openRedis } from './redis.js';
+import { openRedis, redisAnswers } from './redis.js';
+import type { RunningWorker } from './worker.js';
 
 /** Which long-running processes to run: `serve`, `worker`, or both (`up`, what `npm start` runs). */
 export type ServiceMode = 'serve' | 'worker' | 'up';
@@ -57,16 +60,34 @@ export async function runServices(mode: ServiceMode): Promise<number> {
   try {
     const redis = await openRedis(config, logger, { ownServer: mode === 'up' });
     closers.push(['redis', () => redis.close()]);
+    const [{ QueueDepths }, { createMetrics }, { operationsRoutes }] = await Promise.all([import('../queue/queue-depths.js'), import('../web/metrics.js'), import('../web/operations.js')]);
+    // One set of metrics per process: in `up` the server and the worker count into the same.
+    const depths = new QueueDepths(redis.redis, [...(mode !== 'worker' ? [INTAKE_QUEUE] : []), RUN_QUEUE, ...(mode !== 'serve' ? [hostQueue(config.hostId)] : [])]);
+    closers.unshift(['queue counts', () => depths.close()]);
+    const metrics = createMetrics({ queueDepths: () => depths.counts() });
+    let worker: RunningWorker | undefined;
+    const starting: ReadinessCheck = { name: 'worker', check: () => Promise.reject(new Error('still starting')) };
+    const routes = operationsRoutes({
+      metrics,
+      ready: () => [{ name: 'redis', check: () => redisAnswers(redis.redis) }, ...(mode === 'serve' ? [] : worker?.checks ?? [starting])],
+    });
+    if (mode === 'worker' && config.metricsPort !== 0) {
+      const { startMetricsServer } = await import('../web/metrics-server.js');
+      const operations = await startMetricsServer(routes, config.metricsPort, config.github.host);
+      closers.unshift(['metrics server', () => operations.close()]);
+      logger.info({ port: operations.port }, 'serving /metrics, /healthz and /readyz');
+    }
     if (mode !== 'worker') {
       const { startServer } = await import('./server.js');
-      const server = await startServer(config, logger, redis.redis);
+      const server = await startServer(config, logger, redis.redis, { metrics, routes: [routes] });
       closers.unshift(['webhook server', () => server.close()]);
-      logger.info({ port: server.port, path: config.github.webhookPath }, 'listening for webhooks');
+      logger.info({ port: server.port, path: config.github.webhookPath }, 'listening for webhooks (and /metrics, /healthz, /readyz)');
     }
     if (mode !== 'serve') {
       const { startWorker } = await import('./worker.js');
-      const worker = await startWorker(config, logger, redis.redis, process.env);
-      closers.unshift(['worker', () => worker.close()]);
+      const started = await startWorker(config, logger, redis.redis, process.env, { metrics });
+      worker = started;
+      closers.unshift(['worker', () => started.close()]);
       logger.info({ host: config.hostId, concurrency: config.concurrency }, 'worker taking jobs');
     }
   } catch (err) {

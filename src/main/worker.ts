@@ -4,27 +4,42 @@ import type { Logger } from 'pino';
 import { Probot } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
 import { containerEnvValues } from './secrets.js';
+import { feedStore, linkSigner } from './session-pages.js';
 import { sharedWriteBudget } from './write-budget.js';
 import { Dispatcher, DockerRunner, SessionStore, issueBranch } from '../core/index.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
+import { FeedReporter } from '../github/feed-reporter.js';
 import { createRedactor } from '../github/redact.js';
 import { repoTokenSource } from '../github/repo-tokens.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RunCommand } from '../queue/contract.js';
 import { IssueState } from '../queue/issue-state.js';
 import { Producer } from '../queue/producer.js';
+import { allReporters } from '../queue/reporters.js';
 import { RunWorker } from '../queue/run-worker.js';
+import type { CldpdMetrics } from '../web/metrics.js';
+import type { ReadinessCheck } from '../web/operations.js';
+import { RunMetrics } from '../web/run-metrics.js';
 
 /** A running `cldpd worker`. */
 export interface RunningWorker {
+  /** What /readyz asks of this worker besides Redis: that its Docker engine answers. */
+  readonly checks: readonly ReadinessCheck[];
   close(): Promise<void>;
+}
+
+/** Where the worker counts what it does. */
+export interface WorkerExtras {
+  /** Counts runs, their agents' cost and turns, this host's sessions and the GitHub writes. */
+  readonly metrics?: CldpdMetrics;
 }
 
 /**
  * `cldpd worker`: the runs of this Docker host. Checks the engine first, then adopts what
  * a previous worker left running and starts taking jobs.
  */
-export async function startWorker(config: Config, logger: Logger, redis: Redis, hostEnv: Readonly<Record<string, string | undefined>>): Promise<RunningWorker> {
+export async function startWorker(config: Config, logger: Logger, redis: Redis, hostEnv: Readonly<Record<string, string | undefined>>, extras: WorkerExtras = {}): Promise<RunningWorker> {
+  const { metrics } = extras;
   const { appId, privateKey } = requireGitHubApp(config, { webhookSecret: false });
   const runner = new DockerRunner(new Docker());
   const engine = await runner.preflight();
@@ -33,20 +48,24 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(config.sessionsDir), hostId: config.hostId, hostEnv, logger });
   const app = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
   const octokitFor = async (installationId: number) => (await app.auth(installationId)) as unknown as OctokitLike;
+  // The same redaction for the status comments and the live page: what leaves the host.
+  const redactorFor = async (pod: string): Promise<(text: string) => string> => {
+    const own = [privateKey, config.github.webhookSecret ?? ''];
+    const values = await containerEnvValues(pods, pod, hostEnv).catch((err: unknown) => {
+      logger.warn({ err, pod }, 'could not read the values injected into this pod; hiding cldpd\'s own secrets and token shapes only');
+      return [];
+    });
+    const redact = createRedactor([...values, ...own]);
+    return (text) => hideHostPaths(redact(text), config);
+  };
+  const links = linkSigner(config, privateKey);
   const reporter = new StatusReporter({
-    comments: octokitComments(octokitFor),
-    budget: sharedWriteBudget(redis, config, logger),
+    comments: octokitComments(octokitFor, metrics?.github),
+    budget: sharedWriteBudget(redis, config, logger, metrics?.github),
     intervalMs: config.statusIntervalMs,
     hostId: config.hostId,
-    redactorFor: async (pod) => {
-      const own = [privateKey, config.github.webhookSecret ?? ''];
-      const values = await containerEnvValues(pods, pod, hostEnv).catch((err: unknown) => {
-        logger.warn({ err, pod }, 'could not read the values injected into this pod; hiding cldpd\'s own secrets and token shapes only');
-        return [];
-      });
-      const redact = createRedactor([...values, ...own]);
-      return (text) => hideHostPaths(redact(text), config);
-    },
+    redactorFor,
+    liveLink: (sessionId) => links.link(sessionId, Date.now() + config.live.keepSeconds * 1000),
     logger: logger.child({ name: 'reporter' }),
   });
   const state = new IssueState(redis);
@@ -58,9 +77,14 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     installationId: command.issue.installationId, owner: command.issue.owner, repo: command.issue.repo,
     branch: issueBranch(command.issue), ...(ghHost ? { ghHost } : {}),
   });
-  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, dispatcher, state, producer, reporter, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
+  // The status comment first: only it may fail a run's finish. Side reports follow it.
+  const feed = new FeedReporter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
+  const reporters = allReporters(reporter, feed, ...(metrics ? [new RunMetrics(metrics)] : []));
+  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, dispatcher, state, producer, reporter: reporters, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
+  metrics?.countSessions(config.hostId, () => worker.activeRuns);
   await worker.start();
   return {
+    checks: [{ name: 'docker', check: () => runner.preflight() }],
     close: async () => {
       await worker.close();
       await producer.close();

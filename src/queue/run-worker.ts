@@ -66,6 +66,11 @@ export class RunWorker {
     this.recheckMs = options.recheckMs ?? 5_000;
   }
 
+  /** The runs this worker follows now to their end and reports on: one per issue at most. */
+  get activeRuns(): number {
+    return this.live.size;
+  }
+
   /** Adopts orphaned containers, then starts taking jobs. */
   async start(): Promise<void> {
     const beat = () => this.options.state.heartbeat(this.options.hostId, HOST_GONE_MS);

@@ -65,6 +65,17 @@ export class FakeGitHub {
   heads: ((owner: string, repo: string) => Promise<Array<{ name: string; sha: string }>>) | undefined;
   /** Pull requests opened through the API, per `owner/repo`. */
   readonly pulls: Array<{ repo: string; number: number; title: string; head: string; base: string; html_url: string; state: string }> = [];
+  /** `owner/repo` → whether `GET /repos/{owner}/{repo}` says it is public (default private). */
+  readonly visibility = new Map<string, 'public' | 'private'>();
+  /** `owner/repo` → the logins that can read it: what a signed-in person's own token may see. */
+  readonly readers = new Map<string, Set<string>>();
+  /** Who signs in through the OAuth authorize page (GitHub would ask the browser's user). */
+  signInAs = 'alice';
+  /** The OAuth client the app has (the manifest flow's client_id and client_secret). */
+  readonly oauthClient = { id: 'Iv1.fakeclient', secret: 'fake-client-secret' };
+  /** User tokens handed out by sign-in → whose they are. */
+  readonly userTokens = new Map<string, string>();
+  private readonly oauthCodes = new Map<string, { login: string; redirectUri: string }>();
   /** While positive, token requests for named repositories answer 422 as GitHub does for a permission the app lacks (and count down). */
   refuseTokens = 0;
   /** When set, how long each comment write waits before it is applied and answered, in ms (a slow API). */
@@ -117,6 +128,38 @@ export class FakeGitHub {
     };
     let m: RegExpExecArray | null;
     if (method === 'GET' && path === '/app') return send(200, { id: 1, slug: 'cldpd', name: 'cldpd' });
+    const bearer = /^(?:Bearer|token) (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const user = bearer ? this.userTokens.get(bearer) : undefined;
+    if (method === 'GET' && url.pathname === '/login/oauth/authorize') {
+      // GitHub asks its user to approve, then sends the browser back with a one-time code.
+      const redirectUri = url.searchParams.get('redirect_uri') ?? '';
+      if (url.searchParams.get('client_id') !== this.oauthClient.id || !redirectUri) return send(404, { message: 'Not Found' });
+      const code = randomBytes(10).toString('hex');
+      this.oauthCodes.set(code, { login: this.signInAs, redirectUri });
+      const back = new URL(redirectUri);
+      back.searchParams.set('code', code);
+      back.searchParams.set('state', url.searchParams.get('state') ?? '');
+      res.writeHead(302, { location: back.toString() });
+      res.end();
+      return;
+    }
+    if (method === 'POST' && url.pathname === '/login/oauth/access_token') {
+      const grant = this.oauthCodes.get(String(body.code));
+      this.oauthCodes.delete(String(body.code));
+      if (!grant || body.client_id !== this.oauthClient.id || body.client_secret !== this.oauthClient.secret || body.redirect_uri !== grant.redirectUri) {
+        return send(200, { error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.' });
+      }
+      const token = `ghu_${randomBytes(18).toString('hex')}`;
+      this.userTokens.set(token, grant.login);
+      return send(200, { access_token: token, token_type: 'bearer', scope: '' });
+    }
+    if (method === 'GET' && path === '/user') return user ? send(200, { login: user, id: 1 }) : send(401, { message: 'Bad credentials' });
+    if (method === 'GET' && user && (m = /^\/repos\/([^/]+)\/([^/]+)$/.exec(path))) {
+      // A person's own token sees a repository only if they can read it.
+      const key = `${m[1]}/${m[2]}`;
+      if (this.visibility.get(key) !== 'public' && !this.readers.get(key)?.has(user)) return send(404, { message: 'Not Found' });
+      return send(200, { full_name: key, private: this.visibility.get(key) !== 'public' });
+    }
     if (method === 'POST' && (m = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(path))) {
       const repositories = body.repositories as string[] | undefined;
       if (repositories && this.refuseTokens > 0) {
@@ -154,8 +197,10 @@ export class FakeGitHub {
     }
     if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)$/.exec(path))) {
       const repo = this.repos.get(`${m[1]}/${m[2]}`);
+      const visibility = this.visibility.get(`${m[1]}/${m[2]}`);
+      if (!repo && visibility) return send(200, { full_name: `${m[1]}/${m[2]}`, name: m[2], owner: { login: m[1] }, private: visibility === 'private', visibility });
       if (!repo) return send(404, { message: 'Not Found' });
-      return send(200, { full_name: `${m[1]}/${m[2]}`, name: m[2], owner: { login: m[1] }, clone_url: repo.cloneUrl, html_url: `https://github.com/${m[1]}/${m[2]}`, default_branch: repo.defaultBranch, private: true });
+      return send(200, { full_name: `${m[1]}/${m[2]}`, name: m[2], owner: { login: m[1] }, clone_url: repo.cloneUrl, html_url: `https://github.com/${m[1]}/${m[2]}`, default_branch: repo.defaultBranch, private: visibility !== 'public' });
     }
     if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)\/permission$/.exec(path))) {
       const login = decodeURIComponent(m[3] as string);

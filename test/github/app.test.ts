@@ -47,6 +47,14 @@ describe('the webhook handler', () => {
     expect(jobs).toEqual([]);
   });
 
+  it('says what it did with each delivery, for the metrics: accepted when it queued a job, ignored otherwise', async () => {
+    expect(await receive('issues', { action: 'labeled', label: { name: 'cldpd:web' }, issue, repository, installation: { id: 9 }, sender: alice })).toBe('accepted');
+    expect(await receive('issues', { action: 'labeled', label: { name: 'bug' }, issue, repository, installation: { id: 9 }, sender: alice })).toBe('ignored');
+    expect(await receive('issues', { action: 'labeled', label: { name: 'cldpd:web' } })).toBe('ignored'); // malformed
+    expect(await receive('push', { ref: 'refs/heads/main' })).toBe('ignored');
+    expect(jobs).toHaveLength(1);
+  });
+
   it.each([
     ['/cldpd resume and then\nthe tests', { kind: 'resume', prompt: 'and then\nthe tests', commentId: 5, commentBody: '/cldpd resume and then\nthe tests' }],
     ['/cldpd stop', { kind: 'stop', commentId: 5 }],

@@ -9,13 +9,23 @@ const MiB = 1024 * 1024;
 let server: Server;
 let port: number;
 let received: VerifiedDelivery[];
+let observed: string[];
+/** What the handler says of a verified delivery; `throw` makes it fail. */
+let handled: 'accepted' | 'ignored' | 'throw' | undefined;
 
 beforeEach(async () => {
   received = [];
+  observed = [];
+  handled = undefined;
   const receiver = createWebhookReceiver({
     secret: SECRET, path: '/hook', maxBodyBytes: 8 * MiB, maxBufferedBytes: 2 * MiB,
     log: { warn: () => undefined, error: () => undefined },
-    receive: async (d) => void received.push(d),
+    receive: async (d) => {
+      received.push(d);
+      if (handled === 'throw') throw new Error('Redis is down');
+      return handled;
+    },
+    observe: (event, outcome) => void observed.push(`${event}:${outcome}`),
   });
   server = createServer((req, res) => {
     if (!receiver(req, res)) res.writeHead(404).end();
@@ -89,4 +99,43 @@ it('first run: a delivery POSTed to the root, where an app registered through th
   expect(await post(body, { 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` }, '/')).toBe(401);
   expect(received).toHaveLength(1);
   expect(await post(body, {}, '/elsewhere')).toBe(404);
+});
+
+it('metrics: each answered request is told with its event and what became of it', async () => {
+  const body = Buffer.from('{"action":"labeled"}');
+  expect(await post(body)).toBe(200);
+  handled = 'ignored';
+  expect(await post(body, { 'x-github-event': 'issue_comment' })).toBe(200);
+  handled = 'throw';
+  expect(await post(body)).toBe(500);
+  expect(await post(body, { 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` })).toBe(401);
+  expect(await post(body, { 'x-hub-signature-256': 'none' })).toBe(401);
+  expect(await post(body, { 'content-type': 'text/plain' })).toBe(415);
+  expect(await post(body, { 'x-github-event': '' })).toBe(400);
+  const notJson = Buffer.from('not json');
+  expect(await post(notJson)).toBe(400);
+  expect(observed).toEqual([
+    'issues:accepted', 'issue_comment:ignored', 'issues:failed', 'issues:bad_signature', 'issues:bad_signature',
+    'issues:refused', ':refused', 'issues:bad_json',
+  ]);
+});
+
+it('metrics: an observer that throws changes no answer', async () => {
+  const receiver = createWebhookReceiver({ secret: SECRET, path: '/hook', log: { warn: () => undefined, error: () => undefined }, receive: async () => 'accepted', observe: () => { throw new Error('boom'); } });
+  const other = createServer((req, res) => {
+    if (!receiver(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+  const body = '{"action":"labeled"}';
+  try {
+    const response = await fetch(`http://127.0.0.1:${(other.address() as AddressInfo).port}/hook`, {
+      method: 'POST', body, signal: AbortSignal.timeout(10_000),
+      headers: { 'content-type': 'application/json', 'x-github-event': 'issues', 'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}` },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('ok\n');
+  } finally {
+    other.closeAllConnections();
+    await new Promise((r) => other.close(r));
+  }
 });

@@ -1,0 +1,182 @@
+import type { Redis } from 'ioredis';
+import { KEY_PREFIX } from './names.js';
+
+/**
+ * One thing a session's live page shows, already redacted by the worker that published it
+ * (the page shows exactly what a status comment could). `at` is ms since the epoch.
+ * - `run`: a run of the session begins (1 for the start, then one per resume);
+ * - `build`: the image build started, printed a line, or completed;
+ * - `step`: a setup step begins;
+ * - `text`: the agent's own words (Markdown);
+ * - `tool`: a tool call with its telling argument;
+ * - `result`: what a tool returned, as a size and its first line;
+ * - `message`: an instruction the agent took;
+ * - `line`: a plain output line of the container (or of a setup step);
+ * - `end`: the run's outcome.
+ */
+export type FeedEntry =
+  | { readonly k: 'run'; readonly at: number; readonly run: number; readonly command: 'start' | 'resume'; readonly by?: string }
+  | { readonly k: 'build'; readonly at: number; readonly text: string }
+  | { readonly k: 'step'; readonly at: number; readonly step: number; readonly of: number; readonly name: string }
+  | { readonly k: 'text'; readonly at: number; readonly text: string }
+  | { readonly k: 'tool'; readonly at: number; readonly name: string; readonly summary: string }
+  | { readonly k: 'result'; readonly at: number; readonly isError: boolean; readonly lines: number; readonly chars: number; readonly firstLine: string }
+  | { readonly k: 'message'; readonly at: number; readonly text: string }
+  | { readonly k: 'line'; readonly at: number; readonly stream: 'stdout' | 'stderr'; readonly text: string; readonly step?: number }
+  | {
+      readonly k: 'end';
+      readonly at: number;
+      readonly outcome: 'finished' | 'failed' | 'cancelled' | 'delivered';
+      readonly exitCode?: number;
+      readonly reason?: string;
+      readonly durationMs?: number;
+      /** Why it failed or was cancelled, in words. */
+      readonly note?: string;
+      readonly costUsd?: number;
+      readonly turns?: number;
+      /** The agent's final answer (Markdown). */
+      readonly answer?: string;
+    };
+
+/** An entry as read back: its place in the session's feed (1, 2, …) and its stream id (the page's cursor). */
+export interface StoredEntry {
+  readonly id: string;
+  readonly n: number;
+  readonly entry: FeedEntry;
+}
+
+/** What the page's header shows about a session; every field is as of the latest entry. */
+export interface FeedHead {
+  readonly sessionId: string;
+  readonly pod: string;
+  readonly owner: string;
+  readonly repo: string;
+  readonly number: number;
+  readonly issueUrl: string;
+  readonly installationId: number;
+  readonly host: string;
+  /** queued, building, setting up, running, finished, failed, cancelled, delivered. */
+  readonly phase: string;
+  readonly run: number;
+  /** When the session's first run began, and when the latest one did. */
+  readonly startedAt?: number;
+  readonly runStartedAt?: number;
+  /** When the latest run ended; absent while it runs. */
+  readonly endedAt?: number;
+  /** What the session has cost so far, and its turns. */
+  readonly costUsd?: number;
+  readonly turns?: number;
+  /** Entries published in all: the oldest ones are trimmed once there are more than the feed keeps. */
+  readonly total: number;
+}
+
+/** How much of a session's feed Redis keeps. */
+export interface FeedLimits {
+  /** Entries kept per session (roughly: Redis trims whole blocks); older ones are trimmed. */
+  readonly maxEntries: number;
+  /** How long a feed is kept after its last entry. */
+  readonly keepSeconds: number;
+}
+
+const HEAD_NUMBERS = ['number', 'installationId', 'run', 'startedAt', 'runStartedAt', 'endedAt', 'costUsd', 'turns', 'total'] as const;
+
+/**
+ * KEYS: stream, head. ARGV: maxEntries, keepSeconds, count of entries, the entries' JSON,
+ * then head field/value pairs (an empty value deletes the field). Numbers each entry in
+ * the head's `total` as it adds it, so entries keep one count across runs and workers.
+ */
+const PUBLISH = `
+local max, keep, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, count do
+  local n = redis.call('HINCRBY', KEYS[2], 'total', 1)
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', max, '*', 'n', n, 'e', ARGV[3 + i])
+end
+for i = 4 + count, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[2], ARGV[i]) else redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], keep) end
+redis.call('EXPIRE', KEYS[2], keep)
+return redis.call('HGET', KEYS[2], 'total')
+`;
+
+/**
+ * The live feed of each session in Redis: a stream of {@link FeedEntry} (bounded to
+ * `maxEntries`, oldest trimmed) and a head hash, both kept `keepSeconds` after the last
+ * entry. Workers publish; the page server reads. Nothing here touches Docker or disk, so
+ * the server and the workers may be on different machines.
+ */
+export class SessionFeedStore {
+  constructor(private readonly redis: Redis, readonly limits: FeedLimits) {}
+
+  private streamKey(sessionId: string): string {
+    return `${KEY_PREFIX}:feed:${sessionId}`;
+  }
+
+  private headKey(sessionId: string): string {
+    return `${KEY_PREFIX}:feed:${sessionId}:head`;
+  }
+
+  /**
+   * Appends `entries` in order and updates the head with `head` (an undefined field is left
+   * as it is, `null` removes it), in one atomic step. Resolves with the feed's total.
+   */
+  async publish(sessionId: string, entries: readonly FeedEntry[], head: { readonly [K in keyof FeedHead]?: FeedHead[K] | null }): Promise<number> {
+    const fields = Object.entries(head).filter(([, v]) => v !== undefined).flatMap(([k, v]) => [k, v === null ? '' : String(v)]);
+    const total = await this.redis.eval(PUBLISH, 2, this.streamKey(sessionId), this.headKey(sessionId),
+      this.limits.maxEntries, this.limits.keepSeconds, entries.length, ...entries.map((e) => JSON.stringify(e)), ...fields);
+    return Number(total);
+  }
+
+  /** The session's head; undefined when it has none (never published, or expired). */
+  async head(sessionId: string): Promise<FeedHead | undefined> {
+    const raw = await this.redis.hgetall(this.headKey(sessionId));
+    if (!raw.sessionId || !raw.owner || !raw.repo) return undefined;
+    const head: Record<string, string | number> = { ...raw };
+    for (const name of HEAD_NUMBERS) {
+      if (raw[name] === undefined) continue;
+      const value = Number(raw[name]);
+      if (Number.isFinite(value)) head[name] = value;
+      else delete head[name];
+    }
+    return head as unknown as FeedHead;
+  }
+
+  /** Up to `count` entries after stream id `after` (all from the oldest kept when absent), oldest first. */
+  async entries(sessionId: string, after?: string, count = this.limits.maxEntries + 1000): Promise<StoredEntry[]> {
+    const start = after ? `(${after}` : '-';
+    const rows = await this.redis.xrange(this.streamKey(sessionId), start, '+', 'COUNT', count);
+    return rows.map(parseRow).filter((e): e is StoredEntry => e !== undefined);
+  }
+
+  /**
+   * The entries published after each cursor (session id → stream id), at most `count` per
+   * session, without waiting: one round trip for every session a server follows.
+   */
+  async poll(cursors: ReadonlyMap<string, string>, count = 500): Promise<Map<string, StoredEntry[]>> {
+    const found = new Map<string, StoredEntry[]>();
+    if (cursors.size === 0) return found;
+    const ids = [...cursors.keys()];
+    const reply = (await this.redis.xread('COUNT', count, 'STREAMS', ...ids.map((id) => this.streamKey(id)), ...ids.map((id) => cursors.get(id) as string))) as Array<[string, Array<[string, string[]]>]> | null;
+    for (const [key, rows] of reply ?? []) {
+      const sessionId = key.slice(`${KEY_PREFIX}:feed:`.length);
+      found.set(sessionId, rows.map(parseRow).filter((e): e is StoredEntry => e !== undefined));
+    }
+    return found;
+  }
+
+  /** The id of the newest entry kept, or `0-0` for an empty or missing feed: a cursor that sees everything after now. */
+  async lastId(sessionId: string): Promise<string> {
+    const rows = await this.redis.xrevrange(this.streamKey(sessionId), '+', '-', 'COUNT', 1);
+    return rows[0]?.[0] ?? '0-0';
+  }
+}
+
+function parseRow([id, fields]: [string, string[]]): StoredEntry | undefined {
+  const values: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) values[fields[i] as string] = fields[i + 1] as string;
+  try {
+    return { id, n: Number(values.n), entry: JSON.parse(values.e ?? '') as FeedEntry };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,173 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FeedHead, SessionFeedStore, StoredEntry } from '../queue/session-feed.js';
+import { FeedFollower } from './feed-follower.js';
+import { SESSION_CSS, SESSION_JS } from './session-assets.js';
+import type { SessionLinkSigner } from './session-link.js';
+import { renderEntry, renderGap, renderHeader, renderSessionPage } from './session-page.js';
+
+/** Whether a person may see a session: yes, or the answer to give instead (a sign-in redirect, a refusal). */
+export type PageDecision =
+  | { readonly allow: true }
+  | { readonly allow: false; readonly status: number; readonly location?: string; readonly html?: string };
+
+/** Decides, after the link verified, who may see the session of `head` (see PageAccess in page-access.ts). */
+export type PageGate = (req: IncomingMessage, head: FeedHead) => Promise<PageDecision>;
+
+/** What the session page routes need. */
+export interface SessionRoutesOptions {
+  readonly store: Pick<SessionFeedStore, 'head' | 'entries' | 'poll'>;
+  readonly links: SessionLinkSigner;
+  readonly gate: PageGate;
+  readonly logger: { warn(fields: object, message: string): void };
+  /** How often open pages look for new entries; default 200 ms. */
+  readonly pollMs?: number;
+  /** Pages followed live at once by this process; default 500. More get 503 and their browser tries again. */
+  readonly maxFollowers?: number;
+  readonly now?: () => number;
+}
+
+/** What the session routes answer, and what they hold open. */
+export interface SessionRoutes {
+  /** Answers the request when it is the session page's (true), else leaves it (false). */
+  handle(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Ends every live tail and stops polling. */
+  close(): void;
+}
+
+/** No script but the page's own, no style but its own, nothing loaded from elsewhere, never framed. */
+const PAGE_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  // The link's signature is in its URL: never hand it to a site the page links to.
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+const SESSION_PATH = /^\/sessions\/([A-Za-z0-9._-]{1,120})(\/events)?$/;
+
+/** Larger than this waiting to go to one slow browser, and its live tail is closed (it reconnects where it was). */
+const MAX_BUFFERED = 1024 * 1024;
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+  res.end('Not found\n');
+}
+
+/** `<stream id>/<n>`: a live tail's position, as its browser hands it back when it reconnects. */
+function parsePosition(raw: string | undefined): { id: string; n: number } | undefined {
+  const match = /^(\d{1,20}-\d{1,20})\/(\d{1,12})$/.exec(raw ?? '');
+  return match ? { id: match[1] as string, n: Number(match[2]) } : undefined;
+}
+
+/**
+ * The live session page: `GET /sessions/<id>?exp&sig` (the transcript so far, server-rendered)
+ * and `GET /sessions/<id>/events?exp&sig` (Server-Sent Events: each new entry's HTML, with
+ * `<stream id>/<n>` as its event id, so a reconnecting browser resumes exactly after the
+ * last entry it has). A link that is unsigned, tampered with or expired, or a session the
+ * feed no longer holds, gets the same 404 as any unknown path; then `gate` decides.
+ */
+export function sessionRoutes(options: SessionRoutesOptions): SessionRoutes {
+  const now = options.now ?? Date.now;
+  const follower = new FeedFollower(options.store, options.pollMs ?? 200, (err) => options.logger.warn({ err }, 'could not read the live session feeds'));
+  const open = new Set<ServerResponse>();
+
+  async function admit(req: IncomingMessage, res: ServerResponse, sessionId: string, url: URL): Promise<FeedHead | undefined> {
+    if (!options.links.verify(sessionId, url.searchParams.get('exp'), url.searchParams.get('sig'), now())) {
+      notFound(res);
+      return undefined;
+    }
+    const head = await options.store.head(sessionId);
+    if (!head || head.sessionId !== sessionId) {
+      notFound(res);
+      return undefined;
+    }
+    const decision = await options.gate(req, head);
+    if (decision.allow) return head;
+    res.writeHead(decision.status, { ...PAGE_HEADERS, 'content-type': 'text/html; charset=utf-8', ...(decision.location ? { location: decision.location } : {}) });
+    res.end(decision.html ?? (decision.status === 404 ? 'Not found\n' : ''));
+    return undefined;
+  }
+
+  async function page(req: IncomingMessage, res: ServerResponse, sessionId: string, url: URL): Promise<void> {
+    const head = await admit(req, res, sessionId, url);
+    if (!head) return;
+    const entries = await options.store.entries(sessionId);
+    const signed = `exp=${encodeURIComponent(url.searchParams.get('exp') ?? '')}&sig=${encodeURIComponent(url.searchParams.get('sig') ?? '')}`;
+    const html = renderSessionPage({ head, entries, eventsUrl: `/sessions/${encodeURIComponent(sessionId)}/events?${signed}`, now: now() });
+    res.writeHead(200, { ...PAGE_HEADERS, 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  }
+
+  async function events(req: IncomingMessage, res: ServerResponse, sessionId: string, url: URL): Promise<void> {
+    const head = await admit(req, res, sessionId, url);
+    if (!head) return;
+    if (follower.followers >= (options.maxFollowers ?? 500)) {
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' });
+      res.end('Too many live pages are open on this server; try again shortly.\n');
+      return;
+    }
+    const lastEventId = req.headers['last-event-id'];
+    // A reconnecting browser says where it was; a new one, where its page ended.
+    const from = parsePosition(typeof lastEventId === 'string' ? lastEventId : undefined) ?? parsePosition(url.searchParams.get('after') ?? undefined) ?? { id: '0-0', n: 0 };
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', 'x-content-type-options': 'nosniff' });
+    res.write('retry: 2000\n\n');
+    open.add(res);
+    let shown = from.n;
+    const send = (entries: readonly StoredEntry[], latest: FeedHead | undefined): void => {
+      let chunk = '';
+      for (const stored of entries) {
+        const gap = stored.n > shown + 1 ? renderGap(shown + 1, stored.n - 1) : '';
+        chunk += `id: ${stored.id}/${stored.n}\nevent: entry\ndata: ${JSON.stringify({ n: stored.n, html: gap + renderEntry(stored) })}\n\n`;
+        shown = Math.max(shown, stored.n);
+      }
+      if (latest) chunk += `event: head\ndata: ${JSON.stringify({ html: renderHeader(latest, now()) })}\n\n`;
+      if (!res.write(chunk) && res.writableLength > MAX_BUFFERED) res.destroy();
+    };
+    send([], head);
+    const stop = follower.follow(sessionId, { cursor: from.id, deliver: send });
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    ping.unref();
+    res.on('close', () => {
+      stop();
+      clearInterval(ping);
+      open.delete(res);
+    });
+  }
+
+  function asset(res: ServerResponse, type: string, body: string): void {
+    res.writeHead(200, { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'public, max-age=300', 'x-content-type-options': 'nosniff' });
+    res.end(body);
+  }
+
+  return {
+    handle(req, res) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+      const url = new URL(req.url ?? '/', 'http://cldpd.invalid');
+      if (url.pathname === '/assets/session.js') {
+        asset(res, 'text/javascript', SESSION_JS);
+        return true;
+      }
+      if (url.pathname === '/assets/session.css') {
+        asset(res, 'text/css', SESSION_CSS);
+        return true;
+      }
+      const match = SESSION_PATH.exec(url.pathname);
+      if (!match) return false;
+      const sessionId = match[1] as string;
+      const work = match[2] ? events(req, res, sessionId, url) : page(req, res, sessionId, url);
+      work.catch((err: unknown) => {
+        options.logger.warn({ err, session: sessionId }, 'could not serve a session page');
+        if (!res.headersSent) {
+          res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5' });
+          res.end('The session page cannot be read right now (Redis does not answer); try again shortly.\n');
+        } else res.destroy();
+      });
+      return true;
+    },
+    close() {
+      follower.close();
+      for (const res of open) res.end();
+      open.clear();
+    },
+  };
+}

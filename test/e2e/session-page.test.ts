@@ -1,0 +1,208 @@
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import examples from '@octokit/webhooks-examples';
+import type { Redis } from 'ioredis';
+import type { Page } from 'puppeteer-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sessionLinkKey, sessionLinkSigner } from '../../src/web/session-link.js';
+import { describeWithChromium, useChromium } from '../fakes/chromium.js';
+import { FakeGitHub } from '../fakes/fake-github.js';
+import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
+import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
+import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
+
+const SECRET = 'e2e-page-webhook-secret';
+const OWNER = 'acme';
+const INSTALLATION = 4343;
+const INJECTED = 'tok-page-secret-9876';
+
+type Example = { name: string; examples: Array<Record<string, unknown>> };
+const all = (examples as unknown as { default?: Example[] }).default ?? (examples as unknown as Example[]);
+
+/** GitHub's example `issues.labeled` payload, pointed at our repository and issue. */
+function labeled(repo: string, issue: number, label: string): Record<string, unknown> {
+  const example = structuredClone(all.find((e) => e.name === 'issues')?.examples.find((e) => e.action === 'labeled')) as Record<string, any>;
+  example.installation = { id: INSTALLATION, node_id: 'x' };
+  Object.assign(example.repository, { name: repo, full_name: `${OWNER}/${repo}`, private: repo === 'secret' });
+  example.repository.owner.login = OWNER;
+  Object.assign(example.issue, { number: issue, html_url: `https://github.com/${OWNER}/${repo}/issues/${issue}`, title: `Issue ${issue}`, body: 'Please look.', updated_at: new Date().toISOString() });
+  delete example.issue.pull_request;
+  example.sender.login = 'alice';
+  example.sender.type = 'User';
+  example.label = { ...example.label, name: label };
+  return example;
+}
+
+/** What the agent of the `live` pod does: talks, calls a tool, prints a secret, then waits for the test's gate before it prints the rest. */
+const LIVE_SCRIPT = [
+  `echo '{"type":"system","subtype":"init","session_id":"c0ffee00-0000-4000-8000-000000000001","model":"fake"}'`,
+  `echo '{"type":"assistant","message":{"content":[{"type":"text","text":"I will **read the code** first. <script>document.title=1</script>"}]}}'`,
+  `echo '{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls -la src"}}]}}'`,
+  `echo '{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":"total 8\\nfile-a\\nfile-b"}]}}'`,
+  'echo "the token is $API_TOKEN"',
+  'i=1; while [ $i -le 5 ]; do echo "before the gate $i"; i=$((i+1)); done',
+  'while [ ! -e /gate/go ]; do sleep 0.1; done',
+  'i=1; while [ $i -le 5 ]; do echo "after the gate $i"; i=$((i+1)); sleep 0.05; done',
+  `echo '{"type":"result","subtype":"success","is_error":false,"result":"Done.","num_turns":2,"total_cost_usd":0.0125,"duration_ms":40}'`,
+].join('\n');
+
+describeWithDocker('the live session page', () => {
+  describeWithRedis('a real server and a worker in another process, real Docker and Redis, the fake GitHub', () => {
+    describeWithChromium('in Chromium', () => {
+      const { browser, shots } = useChromium('session-page');
+      const world = new TestWorld();
+      const github = new FakeGitHub();
+      const privateKey = appPrivateKey();
+      let redis: Redis;
+      let port: number;
+      let base: string;
+      let gate: string;
+      let server: CldpdProcess;
+      let worker: CldpdProcess;
+
+      const statusOf = (repo: string, n: number) => github.commentsOn(`${OWNER}/${repo}#${n}`).find((c) => c.body.startsWith('<!-- cldpd:status'));
+      const linkIn = (body: string | undefined, text: string) => new RegExp(`\\[${text}\\]\\((http[^)\\s]+)\\)`).exec(body ?? '')?.[1];
+      const bodyText = (page: Page) => page.evaluate(() => document.body.innerText);
+
+      beforeAll(async () => {
+        if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
+        await world.init();
+        gate = join(world.home, 'gate');
+        await mkdir(gate, { recursive: true });
+        await world.pod('live', { command: ['sh', '-c', LIVE_SCRIPT], env: { API_TOKEN: INJECTED }, mounts: [{ source: gate, target: '/gate', readOnly: true }] });
+        await world.pod('quick', { command: ['sh', '-c', 'echo "private work done"'] });
+        await github.start();
+        github.roles.set('alice', 'write');
+        github.visibility.set(`${OWNER}/widgets`, 'public');
+        github.visibility.set(`${OWNER}/secret`, 'private');
+        github.readers.set(`${OWNER}/secret`, new Set(['alice']));
+        const db = await testRedis(7);
+        redis = db.redis;
+        port = await freePort();
+        base = `http://127.0.0.1:${port}`;
+        const env: NodeJS.ProcessEnv = {
+          PATH: process.env.PATH, HOME: world.home,
+          APP_ID: '12345', PRIVATE_KEY: privateKey, WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
+          GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url, CLDPD_PUBLIC_URL: base,
+          GITHUB_CLIENT_ID: github.oauthClient.id, GITHUB_CLIENT_SECRET: github.oauthClient.secret,
+          CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
+          CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_PORT: '0', LOG_LEVEL: 'info', NODE_ENV: 'test',
+        };
+        server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
+        worker = new CldpdProcess('worker', env, join(world.home, 'worker.log'));
+        await until('the server', async () => (await fetch(`${base}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+      });
+
+      afterAll(async () => {
+        await writeFile(join(gate, 'go'), '').catch(() => undefined);
+        await worker?.stop();
+        await server?.stop();
+        await github.close();
+        redis?.disconnect();
+        await world.close();
+      });
+
+      it('opened from the status comment mid-run: the history, then new lines as the container prints them, then the final state; no injected secret', async () => {
+        expect(await deliver(port, 'issues', labeled('widgets', 1, 'cldpd:live'), { id: 'page-1', secret: SECRET })).toBe(200);
+        await until('the status comment links the live page', () => linkIn(statusOf('widgets', 1)?.body, 'Follow it live') !== undefined, 60_000);
+        const link = linkIn(statusOf('widgets', 1)?.body, 'Follow it live') as string;
+        expect(link.startsWith(`${base}/sessions/live-`)).toBe(true);
+        // The worker has published everything up to the gate.
+        await until('the history up to the gate', async () => (await (await fetch(link)).text()).includes('before the gate 5'), 30_000);
+
+        const page = await browser().newPage();
+        const elsewhere: string[] = [];
+        page.on('request', (request) => {
+          if (!request.url().startsWith(base)) elsewhere.push(request.url());
+        });
+        const response = await page.goto(link, { waitUntil: 'domcontentloaded' });
+        expect(response?.status()).toBe(200);
+        const history = await bodyText(page);
+        for (const text of ['before the gate 1', 'before the gate 5', 'ls -la src', 'widgets#1', 'running']) expect(history).toContain(text);
+        expect(history).not.toContain('after the gate');
+        expect(await page.$eval('.e.text strong', (el) => el.textContent)).toBe('read the code');
+        expect(history).toContain('<script>document.title=1</script>'); // shown as text, never run
+        await page.waitForFunction(() => document.getElementById('live')?.textContent === 'following live', { timeout: 10_000 });
+
+        await writeFile(join(gate, 'go'), '');
+        await page.waitForFunction(() => document.body.innerText.includes('after the gate 5'), { timeout: 30_000 });
+        await page.waitForFunction(() => document.querySelector('.e.end.finished') !== null && document.querySelector('[data-fact="phase"]')?.textContent === 'finished', { timeout: 30_000 });
+        const final = await bodyText(page);
+        expect(final).toMatch(/finished · exit code 0/);
+        expect(final).toContain('$0.0125');
+        // Every line once, in order, though it came in live.
+        const after = final.split('\n').filter((l) => l.includes('after the gate'));
+        expect(after.map((l) => l.replace(/^.*(after the gate \d).*$/, '$1'))).toEqual([1, 2, 3, 4, 5].map((i) => `after the gate ${i}`));
+        expect(final).not.toContain(INJECTED);
+        expect(final).toContain('the token is [redacted]');
+        expect(await page.title()).not.toBe('1');
+        expect(elsewhere).toEqual([]);
+        await page.screenshot({ path: join(shots, 'session-page.png'), fullPage: true });
+
+        // The final comment links the whole transcript; opened afresh, it is complete.
+        await until('the final comment', () => /cldpd: finished/.test(statusOf('widgets', 1)?.body ?? ''), 30_000);
+        const transcript = linkIn(statusOf('widgets', 1)?.body, 'session page') as string;
+        expect(transcript).toBeDefined();
+        const again = await page.goto(transcript, { waitUntil: 'domcontentloaded' });
+        expect(again?.status()).toBe(200);
+        const complete = await bodyText(page);
+        for (const text of ['before the gate 1', 'after the gate 5', 'finished · exit code 0']) expect(complete).toContain(text);
+        expect(complete).not.toContain(INJECTED);
+        await page.close();
+      });
+
+      it('a tampered, unsigned, expired or other-session link gets 404', async () => {
+        const link = linkIn(statusOf('widgets', 1)?.body, 'session page') as string;
+        const url = new URL(link);
+        const sessionId = url.pathname.split('/')[2] as string;
+        const sig = url.searchParams.get('sig') as string;
+        const signer = sessionLinkSigner(sessionLinkKey(privateKey), base);
+        const variants = {
+          tampered: link.replace(`sig=${sig}`, `sig=${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`),
+          unsigned: link.replace(/&sig=[^&]*/, ''),
+          'a later expiry': link.replace(/exp=(\d+)/, (_m, exp: string) => `exp=${Number(exp) + 60}`),
+          expired: signer.link(sessionId, Date.now() - 1000),
+          'another session': link.replace(sessionId, sessionId.replace(/.$/, (c) => (c === '0' ? '1' : '0'))),
+          'signed with another key': sessionLinkSigner(sessionLinkKey('not the app key'), base).link(sessionId, Date.now() + 60_000),
+        };
+        const page = await browser().newPage();
+        for (const [name, variant] of Object.entries(variants)) {
+          const response = await page.goto(variant, { waitUntil: 'domcontentloaded' });
+          expect({ name, status: response?.status() }).toEqual({ name, status: 404 });
+          expect(await bodyText(page)).not.toContain('before the gate');
+        }
+        expect((await page.goto(signer.link(sessionId, Date.now() + 60_000)))?.status()).toBe(200); // the same key, fresh: it opens
+        await page.close();
+      });
+
+      it('a private repository\'s page needs GitHub sign-in, and opens only for someone who can read it', async () => {
+        expect(await deliver(port, 'issues', labeled('secret', 2, 'cldpd:quick'), { id: 'page-2', secret: SECRET })).toBe(200);
+        await until('the private run\'s final comment', () => /cldpd: finished/.test(statusOf('secret', 2)?.body ?? ''), 60_000);
+        const link = linkIn(statusOf('secret', 2)?.body, 'session page') as string;
+
+        const reader = await browser().createBrowserContext();
+        const page = await reader.newPage();
+        github.signInAs = 'alice';
+        const opened = await page.goto(link, { waitUntil: 'domcontentloaded' });
+        expect(opened?.status()).toBe(200);
+        expect(page.url()).toBe(link); // back on the page after GitHub's sign-in
+        expect(await bodyText(page)).toContain('private work done');
+        expect(github.requests.some((r) => r.path === '/login/oauth/access_token')).toBe(true);
+        await reader.close();
+
+        const stranger = await browser().createBrowserContext();
+        const other = await stranger.newPage();
+        github.signInAs = 'mallory';
+        const refused = await other.goto(link, { waitUntil: 'domcontentloaded' });
+        expect(refused?.status()).toBe(404);
+        expect(await bodyText(other)).not.toContain('private work done');
+        // Without following GitHub's sign-in at all, the page only sends the browser there.
+        const direct = await fetch(link, { redirect: 'manual' });
+        expect(direct.status).toBe(302);
+        expect(direct.headers.get('location')).toMatch(/^\/auth\/github\?return=/);
+        await stranger.close();
+      });
+    });
+  });
+});

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import type { FeedEntry, FeedHead, StoredEntry } from '../../src/queue/session-feed.js';
+import { renderEntry, renderHeader, renderMarkdown, renderSessionPage } from '../../src/web/session-page.js';
+
+const head: FeedHead = {
+  sessionId: 'hello-0a1b2c3d', pod: 'hello', owner: 'acme', repo: 'web', number: 7, issueUrl: 'https://github.com/acme/web/issues/7',
+  installationId: 1, host: 'h1', phase: 'running', run: 1, startedAt: 1_000, runStartedAt: 1_000, total: 3,
+};
+const stored = (n: number, entry: FeedEntry): StoredEntry => ({ id: `${1000 + n}-0`, n, entry });
+
+describe('the session page', () => {
+  it.each([
+    ['raw HTML is shown as text', '<script>alert(1)</script><img src=x onerror=alert(2)>', /&lt;script&gt;/, /<script|<img/],
+    ['a javascript: link is not a link', '[click](javascript:alert(1))', /click/, /href="javascript/],
+    ['an image is a link, never loaded', '![logo](https://evil.example/x.png)', /\[image: logo\]/, /<img/],
+    ['a data: link is not a link', '[x](data:text/html,<script>alert(1)</script>)', /x/, /href="data:/],
+    ['links get rel=noopener noreferrer', '[docs](https://example.com)', /rel="noopener noreferrer nofollow"/, /target=/],
+    ['Markdown renders', '**bold** and `code`', /<strong>bold<\/strong> and <code>code<\/code>/, /\*\*/],
+  ])('%s', (_name, markdown, present, absent) => {
+    const html = renderMarkdown(markdown);
+    expect(html).toMatch(present);
+    expect(html).not.toMatch(absent);
+  });
+
+  it.each<[string, FeedEntry, RegExp]>([
+    ['a tool call with its argument', { k: 'tool', at: 0, name: 'Bash', summary: 'npm test <x>' }, /<b>Bash<\/b> <code>npm test &#60;x&#62;<\/code>/],
+    ['a tool result, collapsed', { k: 'result', at: 0, isError: false, lines: 42, chars: 900, firstLine: 'ok' }, /<details><summary>↳ result: 42 lines, 900 characters<\/summary><code>ok<\/code><\/details>/],
+    ['an output line, escaped', { k: 'line', at: 0, stream: 'stderr', text: '<b>x</b>' }, /class="e line stderr".*<code>&#60;b&#62;x&#60;\/b&#62;<\/code>/],
+    ['a setup step', { k: 'step', at: 0, step: 1, of: 2, name: 'npm ci' }, /setup 1\/2<\/span> npm ci/],
+    ['a run ending', { k: 'end', at: 0, outcome: 'finished', exitCode: 0, durationMs: 65_000, costUsd: 0.0123, turns: 3 }, /finished · exit code 0 · 1 min 5 s · \$0\.0123 · 3 turns/],
+    ['a failure with its reason', { k: 'end', at: 0, outcome: 'failed', note: 'BuildFailed: <oops>' }, /<p>BuildFailed: &#60;oops&#62;<\/p>/],
+  ])('renders %s', (_name, entry, expected) => {
+    expect(renderEntry(stored(1, entry))).toMatch(expected);
+  });
+
+  it('the header says what, where and how far; a running duration counts on in the browser', () => {
+    const html = renderHeader({ ...head, costUsd: 0.5, turns: 4 }, 61_000);
+    for (const text of ['hello', 'acme/web#7', 'h1', 'running', '1 min 0 s', '$0.5000', '4']) expect(html).toContain(text);
+    expect(html).toContain('data-since="1000"');
+    expect(renderHeader({ ...head, endedAt: 31_000 }, 99_000)).not.toContain('data-since');
+  });
+
+  it('the page starts its live tail after the last entry it shows, and says when earlier entries were trimmed', () => {
+    const html = renderSessionPage({ head, entries: [stored(5, { k: 'line', at: 0, stream: 'stdout', text: 'five' }), stored(6, { k: 'line', at: 0, stream: 'stdout', text: 'six' })], eventsUrl: '/sessions/hello-0a1b2c3d/events?exp=1&sig=a', now: 2_000 });
+    expect(html).toContain('data-after="1006-0/6"');
+    expect(html).toMatch(/4 earlier entries are no longer kept here/);
+    expect(html).toContain('<script src="/assets/session.js" defer></script>');
+    expect(html).not.toMatch(/<script>/);
+  });
+});
