@@ -29,6 +29,8 @@ export interface AppManifest {
   readonly description: string;
   readonly hook_attributes: { readonly url: string; readonly active: true };
   readonly redirect_url: string;
+  /** Where GitHub sends people back after they sign in to see a private repository's session page. */
+  readonly callback_urls: readonly string[];
   readonly setup_url?: string;
   readonly public: false;
   readonly default_events: readonly string[];
@@ -113,6 +115,7 @@ export function buildManifest(app: AppDefinition, at: { baseUrl: string; webhook
     description: app.description,
     hook_attributes: { url: webhookUrlFor(base, at.webhookPath, at.webhookProxyUrl), active: true },
     redirect_url: `${base}/setup/callback`,
+    callback_urls: [`${base}/auth/github/callback`],
     public: false,
     default_events: app.defaultEvents,
     default_permissions: app.defaultPermissions,

@@ -152,12 +152,13 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
     let up: CldpdProcess;
     let port: number;
     let unusedMetricsPort: number;
+    let redis: Redis;
 
     beforeAll(async () => {
       if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
       await world.init();
       const db = await testRedis(DB);
-      db.redis.disconnect();
+      redis = db.redis;
       port = await freePort();
       unusedMetricsPort = await freePort();
       up = new CldpdProcess('up', {
@@ -171,6 +172,8 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
 
     afterAll(async () => {
       await up?.stop();
+      await redis?.flushdb().catch(() => undefined);
+      redis?.disconnect();
       await world.close();
     });
 

@@ -31,7 +31,7 @@ describe('the manifest', () => {
     const manifest = buildManifest(app, { baseUrl: 'https://cldpd.example.com/', webhookPath });
     expect(manifest.default_events).toEqual(raw.default_events);
     expect(manifest.default_permissions).toEqual(raw.default_permissions);
-    expect(manifest).toMatchObject({ name: raw.name, public: false, redirect_url: 'https://cldpd.example.com/setup/callback' });
+    expect(manifest).toMatchObject({ name: raw.name, public: false, redirect_url: 'https://cldpd.example.com/setup/callback', callback_urls: ['https://cldpd.example.com/auth/github/callback'] });
     expect(manifest).not.toHaveProperty('setup_url');
   });
 

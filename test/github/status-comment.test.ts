@@ -17,6 +17,9 @@ describe('renderStatusComment', () => {
   it.each<[string, Partial<StatusView>, string[], string[]]>([
     ['queued with a position', { phase: 'queued', queuePosition: 2 }, ['cldpd: queued (pod `web`)', '2 ahead in the queue'], ['resume <']],
     ['queued next', { phase: 'queued', queuePosition: 0 }, ['next in the queue'], []],
+    ['links: a running run links its live page', { phase: 'running', startedAt: 0, liveUrl: 'https://c.example/sessions/web-0011aabb?exp=1&sig=a_b-c' }, ['**[Follow it live](https://c.example/sessions/web-0011aabb?exp=1&sig=a_b-c)**'], ['session page']],
+    ['links: a finished run links the transcript', { phase: 'finished', exitCode: 0, liveUrl: 'https://c.example/sessions/web-0011aabb?exp=1&sig=x' }, ["The session's transcript: [session page](https://c.example/sessions/web-0011aabb?exp=1&sig=x)."], ['Follow it live']],
+    ['links: a queued run has no page yet', { phase: 'queued', liveUrl: 'https://c.example/sessions/web-0011aabb?exp=1&sig=x' }, [], ['c.example']],
     ['building', { phase: 'building', startedAt: 95_000, activity: 'Step 2/5 : RUN npm ci' }, ['building the image', '5s so far', 'Latest: Step 2/5 : RUN npm ci'], []],
     ['running', { phase: 'running', startedAt: 0, activity: 'Bash: npm test', lastLines: ['a', 'b'] }, ['running', '1m 40s so far', 'Latest: Bash: npm test', 'Last 2 lines of output'], ['resume <']],
     [

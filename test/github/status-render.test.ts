@@ -20,7 +20,7 @@ const STATES: Array<[string, Partial<StatusView>]> = [
   ['queued', { queuePosition: 1 }],
   ['building', { phase: 'building', startedAt: 190_000, activity: 'Step 3/7 : RUN npm ci' }],
   ['setting-up', { phase: 'setting up', startedAt: 150_000, activity: 'cloning acme/web (1/3)', lastLines: ["Cloning into '/workspace'..."] }],
-  ['running', { phase: 'running', startedAt: 100_000, activity: '\u001b[32mBash: npm test\u001b[0m asking @octocat about #3', lastLines: ['> web@1.0.0 test', '\u001b[91m1 failing\u001b[0m'] }],
+  ['running', { phase: 'running', liveUrl: 'http://127.0.0.1:9/sessions/web-0a1b2c3d?exp=1&sig=x', startedAt: 100_000, activity: '\u001b[32mBash: npm test\u001b[0m asking @octocat about #3', lastLines: ['> web@1.0.0 test', '\u001b[91m1 failing\u001b[0m'] }],
   ['finished', { phase: 'finished', exitCode: 0, durationMs: 754_000, turns: 14, costUsd: 0.82, finalAnswer: ANSWER }],
   ['resumed', { command: 'resume', run: 3, phase: 'finished', exitCode: 0, durationMs: 64_000, turns: 3, costUsd: 0.12, sessionCostUsd: 1.4, finalAnswer: 'Docs updated.' }],
   ['stopped', { phase: 'finished', exitCode: 143, reason: 'stopped', durationMs: 31_000, lastLines: ['working…'] }],
@@ -96,6 +96,7 @@ describeWithChromium('status comments as GitHub renders them (GFM in headless Ch
       const canResume = ['finished', 'pushed', 'resumed', 'stopped', 'timed-out', 'failed', 'agent-error'].includes(name);
       expect(seen.text.includes('/cldpd resume <what to do next>')).toBe(canResume);
       if (['queued', 'building', 'setting-up', 'running'].includes(name)) expect(seen.text).toContain('To stop it, comment /cldpd stop');
+      if (name === 'running') expect(seen.links).toContain('Follow it live');
       if (name === 'build-failed') expect(seen.text).toMatch(/Last 2 lines of the build[\s\S]*missing package-lock/);
     } finally {
       await page.close();
