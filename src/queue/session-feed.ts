@@ -138,6 +138,10 @@ export class SessionFeedStore {
       if (Number.isFinite(value)) head[name] = value;
       else delete head[name];
     }
+    // A session whose only run was cancelled before it began has no phase or run of its own yet.
+    head.phase ??= 'queued';
+    head.run ??= 0;
+    head.total ??= 0;
     return head as unknown as FeedHead;
   }
 

@@ -114,6 +114,7 @@ export function sessionRoutes(options: SessionRoutesOptions): SessionRoutes {
     open.add(res);
     let shown = from.n;
     const send = (entries: readonly StoredEntry[], latest: FeedHead | undefined): void => {
+      if (res.writableEnded || res.destroyed) return;
       let chunk = '';
       for (const stored of entries) {
         const gap = stored.n > shown + 1 ? renderGap(shown + 1, stored.n - 1) : '';
@@ -125,7 +126,10 @@ export function sessionRoutes(options: SessionRoutesOptions): SessionRoutes {
     };
     send([], head);
     const stop = follower.follow(sessionId, { cursor: from.id, deliver: send });
-    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    // Proxies close a response that stays silent; a comment line every 15 s keeps it open.
+    const ping = setInterval(() => {
+      if (!res.writableEnded && !res.destroyed) res.write(': ping\n\n');
+    }, 15_000);
     ping.unref();
     res.on('close', () => {
       stop();
@@ -141,7 +145,7 @@ export function sessionRoutes(options: SessionRoutesOptions): SessionRoutes {
 
   return {
     handle(req, res) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+      if (req.method !== 'GET') return false;
       const url = new URL(req.url ?? '/', 'http://cldpd.invalid');
       if (url.pathname === '/assets/session.js') {
         asset(res, 'text/javascript', SESSION_JS);

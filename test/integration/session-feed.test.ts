@@ -111,6 +111,17 @@ describeWithRedis('the session feed in Redis, and its page', () => {
     expect((await fetch(base + bad.replace('?', '/events?'))).status).toBe(404);
   });
 
+  it('a session whose only run was cancelled before it began still has a page: queued, run 0, its note', async () => {
+    const id = 'c-00000005';
+    const { phase: _p, run: _r, ...bare } = identity;
+    await store.publish(id, [{ k: 'end', at: Date.now(), outcome: 'cancelled', note: 'Cancelled by /cldpd stop before it started.' }], { ...bare, sessionId: id });
+    const response = await fetch(base + path(id));
+    expect(response.status).toBe(200);
+    const html = await response.text();
+    expect(html).toContain('Cancelled by /cldpd stop before it started.');
+    expect(html).toMatch(/data-fact="phase"><span class="phase queued">queued/);
+  });
+
   it('an expired link gets 404, and so does a session the feed no longer holds', async () => {
     expect((await fetch(base + path('n-00000001', Date.now() - 1000))).status).toBe(404);
     expect((await fetch(base + path('gone-00000003'))).status).toBe(404);
