@@ -40,6 +40,12 @@ export interface LivePageConfig {
   readonly maxEntries: number;
   /** How long a session's feed, and its page's link, are kept after its last entry: `CLDPD_LIVE_KEEP_DAYS`, default 7. */
   readonly keepSeconds: number;
+  /**
+   * Which session pages ask people to sign in with GitHub: `private` (private repositories'
+   * only: a public one's issues are anyone's to read) or `always`. `CLDPD_LIVE_SIGN_IN`,
+   * default `always` on GitHub Enterprise Server (there "public" means the company) and `private` on github.com.
+   */
+  readonly signIn: 'private' | 'always';
 }
 
 /** Settings read from the environment, once, at start-up. */
@@ -145,7 +151,9 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     problems.push(`CLDPD_LOG_FORMAT is "${logFormat}"; use json or pretty, or leave it empty (readable lines on a terminal, JSON otherwise).`);
   }
   const publicUrl = (env.CLDPD_PUBLIC_URL || '').replace(/\/+$/, '');
-  if (publicUrl && !/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(publicUrl)) problems.push(`CLDPD_PUBLIC_URL is "${publicUrl}"; it must be the http(s) address people open cldpd serve by, such as https://cldpd.example.com.`);
+  if (publicUrl && !/^https?:\/\/[^/?#\s]+$/.test(publicUrl)) problems.push(`CLDPD_PUBLIC_URL is "${publicUrl}"; it must be the http(s) address people open cldpd serve by, with no path, such as https://cldpd.example.com.`);
+  const liveSignIn = env.CLDPD_LIVE_SIGN_IN || (gheHost ? 'always' : 'private');
+  if (liveSignIn !== 'private' && liveSignIn !== 'always') problems.push(`CLDPD_LIVE_SIGN_IN is "${liveSignIn}"; use private (sign-in for private repositories' session pages) or always.`);
   const everyInterface = !env.HOST || env.HOST === '0.0.0.0' || env.HOST === '::';
   const ownHost = everyInterface ? hostname() : env.HOST?.includes(':') ? `[${env.HOST}]` : env.HOST;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL is "${redisUrl}"; it must start with redis:// or rediss://.`);
@@ -182,6 +190,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
       publicUrl: publicUrl || `http://${ownHost}:${port}`,
       maxEntries: positiveInt(env, 'CLDPD_LIVE_MAX_ENTRIES', 20_000, problems),
       keepSeconds: positiveInt(env, 'CLDPD_LIVE_KEEP_DAYS', 7, problems) * 86_400,
+      signIn: liveSignIn === 'always' ? 'always' : 'private',
     }),
   });
   if (problems.length > 0) throw new ConfigError(`cldpd cannot start:\n- ${problems.join('\n- ')}`);

@@ -51,6 +51,19 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads the live page settings: the public address (no path), how much of a feed is kept, and who must sign in', () => {
+    const plain = loadConfig({ HOME: '/h', PORT: '3100', HOST: '10.0.0.5' });
+    expect(plain.live).toEqual({ publicUrl: 'http://10.0.0.5:3100', maxEntries: 20_000, keepSeconds: 7 * 86_400, signIn: 'private' });
+    expect(loadConfig({ HOME: '/h', CLDPD_PUBLIC_URL: 'https://cldpd.example.com/' }).live.publicUrl).toBe('https://cldpd.example.com');
+    expect(loadConfig({ HOME: '/h', GHE_HOST: 'ghe.corp' }).live.signIn).toBe('always');
+    expect(loadConfig({ HOME: '/h', GHE_HOST: 'ghe.corp', CLDPD_LIVE_SIGN_IN: 'private' }).live.signIn).toBe('private');
+    expect(loadConfig({ HOME: '/h', GHE_HOST: 'ghe.corp', GHE_PROTOCOL: 'http' }).github.webUrl).toBe('http://ghe.corp');
+    expect(() => loadConfig({ HOME: '/h', CLDPD_PUBLIC_URL: 'https://example.com/cldpd' })).toThrow(/CLDPD_PUBLIC_URL is "https:\/\/example.com\/cldpd"; .*with no path/);
+    expect(() => loadConfig({ HOME: '/h', CLDPD_PUBLIC_URL: 'example.com' })).toThrow(/CLDPD_PUBLIC_URL/);
+    expect(() => loadConfig({ HOME: '/h', CLDPD_LIVE_SIGN_IN: 'never' })).toThrow(/CLDPD_LIVE_SIGN_IN is "never"/);
+    expect(() => loadConfig({ HOME: '/h', CLDPD_LIVE_MAX_ENTRIES: '0' })).toThrow(/CLDPD_LIVE_MAX_ENTRIES/);
+  });
+
   it('says which GitHub App settings are missing and how to get them', () => {
     expect(() => requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1' }))).toThrow(/PRIVATE_KEY \(or PRIVATE_KEY_PATH\), WEBHOOK_SECRET.*npm start/);
     expect(requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1', PRIVATE_KEY: 'k' }), { webhookSecret: false })).toMatchObject({ appId: '1', privateKey: 'k' });

@@ -91,6 +91,8 @@ export class FeedReporter implements Reporter {
 
 class FeedRun implements RunReport {
   private pending: FeedEntry[] = [];
+  /** Entries ever taken off the front of `pending` (published or let go): where `pending[0]` is in the run's sequence. */
+  private shifted = 0;
   private head: Mutable<{ [K in keyof FeedHead]?: FeedHead[K] | null }>;
   private dropped = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -183,6 +185,7 @@ class FeedRun implements RunReport {
     if (this.pending.length > max) {
       const over = this.pending.length - max;
       this.pending.splice(0, over);
+      this.shifted += over;
       this.dropped += over;
     }
   }
@@ -202,16 +205,24 @@ class FeedRun implements RunReport {
       let failures = 0;
       while (this.pending.length > 0 || Object.keys(this.head).length > 0) {
         const redact = await this.redactor;
+        const from = this.shifted;
         const batch = this.pending.slice(0, BATCH);
         const entries = batch.map((e) => redactEntry(e, redact));
-        if (this.dropped > 0) entries.unshift({ k: 'line', at: Date.now(), stream: 'stderr', text: `[${this.dropped} entries could not be published while Redis did not answer]` });
+        const dropped = this.dropped;
+        if (dropped > 0) entries.unshift({ k: 'line', at: Date.now(), stream: 'stderr', text: `[${dropped} entries could not be published while Redis did not answer]` });
         // Events that come meanwhile write a fresh head: none is lost, none sent twice.
         const head = this.head;
         this.head = {};
         try {
           await this.options.store.publish(this.command.sessionId, entries, head);
-          this.pending.splice(0, batch.length);
-          this.dropped = 0;
+          // Entries let go while this publish was under way are off `pending` already (counted
+          // in `shifted`): only what is still there of this batch comes off now, and those of
+          // the batch among them were published after all, not lost.
+          const trimmedMeanwhile = this.shifted - from;
+          const published = Math.max(0, batch.length - trimmedMeanwhile);
+          this.pending.splice(0, published);
+          this.shifted += published;
+          this.dropped = Math.max(0, this.dropped - dropped - Math.min(batch.length, trimmedMeanwhile));
           failures = 0;
         } catch (err) {
           this.head = { ...head, ...this.head };

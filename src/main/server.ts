@@ -59,15 +59,26 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
       res.end('PONG');
       return;
     }
-    if (routes.some((route) => route(req, res))) return;
-    if (pages?.handle(req, res)) return;
-    if (receiver(req, res)) return;
+    try {
+      if (routes.some((route) => route(req, res))) return;
+      if (pages?.handle(req, res)) return;
+      if (receiver(req, res)) return;
+    } catch (err) {
+      // Whatever a request holds, it never takes the webhook server down with it.
+      logger.error({ err, url: req.url?.slice(0, 200) }, 'a request failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('Internal error');
+      return;
+    }
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('Not found');
   });
   // A client that sends its request slowly holds a socket, never memory; give up on it soon.
   http.requestTimeout = 60_000;
   http.headersTimeout = 20_000;
+  // Each connection may hold 1 MiB of an unverified body: this bounds the memory a stranger
+  // can take. Live session pages hold a connection each, at most 100 (see sessionRoutes), so
+  // GitHub's deliveries always have room beside them.
   http.maxConnections = 256;
   const listen = () => new Promise<HttpServer>((resolve, reject) => {
     http.once('error', reject);

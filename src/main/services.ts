@@ -73,9 +73,16 @@ export async function runServices(mode: ServiceMode): Promise<number> {
     });
     if (mode === 'worker' && config.metricsPort !== 0) {
       const { startMetricsServer } = await import('../web/metrics-server.js');
-      const operations = await startMetricsServer(routes, config.metricsPort, config.github.host);
-      closers.unshift(['metrics server', () => operations.close()]);
-      logger.info({ port: operations.port }, 'serving /metrics, /healthz and /readyz');
+      // The runs matter more than their metrics: a taken port (a second worker on one machine)
+      // is logged loudly, and the worker runs on without it.
+      const operations = await startMetricsServer(routes, config.metricsPort, config.github.host).catch((err: unknown) => {
+        logger.error({ err }, err instanceof Error ? err.message : 'could not serve /metrics');
+        return undefined;
+      });
+      if (operations) {
+        closers.unshift(['metrics server', () => operations.close()]);
+        logger.info({ port: operations.port }, 'serving /metrics, /healthz and /readyz');
+      }
     }
     if (mode !== 'worker') {
       const { startServer } = await import('./server.js');

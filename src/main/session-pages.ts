@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { OctokitLike } from '../github/comments-api.js';
+import { roleOf, type PermissionAnswer } from '../github/permissions.js';
 import { SessionFeedStore } from '../queue/session-feed.js';
 import { pageAccess } from '../web/page-access.js';
 import { sessionLinkKey, sessionLinkSigner, type SessionLinkSigner } from '../web/session-link.js';
@@ -32,18 +33,29 @@ export interface SessionPages {
 export function sessionPages(config: Config, privateKey: string, redis: Redis, octokitFor: (installationId: number) => Promise<OctokitLike>, logger: Logger): SessionPages {
   const { clientId, clientSecret, webUrl, baseUrl } = config.github;
   const log = logger.child({ name: 'session-pages' });
+  const key = sessionLinkKey(privateKey);
   const access = pageAccess({
     visibility: async (installationId, owner, repo) => {
       const { data } = await (await octokitFor(installationId)).request('GET /repos/{owner}/{repo}', { owner, repo });
       const { private: hidden, visibility } = data as { private?: boolean; visibility?: string };
       return hidden === false && (visibility === undefined || visibility === 'public') ? 'public' : 'private';
     },
+    reads: async (installationId, owner, repo, login) => {
+      try {
+        const { data } = await (await octokitFor(installationId)).request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', { owner, repo, username: login });
+        return roleOf(data as PermissionAnswer) !== 'none';
+      } catch (err) {
+        if ((err as { status?: number }).status === 404) return false; // not a collaborator, nor a member who can read it
+        throw err;
+      }
+    },
     ...(clientId && clientSecret ? { signIn: { clientId, clientSecret, webUrl, apiUrl: baseUrl ?? 'https://api.github.com' } } : {}),
-    store: redis,
+    key,
     publicUrl: config.live.publicUrl,
+    alwaysSignIn: config.live.signIn === 'always',
     logger: log,
   });
-  const routes = sessionRoutes({ store: feedStore(redis, config), links: linkSigner(config, privateKey), gate: access.gate, logger: log });
+  const routes = sessionRoutes({ store: feedStore(redis, config), links: sessionLinkSigner(key, config.live.publicUrl), gate: access.gate, logger: log });
   return {
     handle: (req, res) => access.handle(req, res) || routes.handle(req, res),
     close: () => routes.close(),

@@ -42,7 +42,7 @@ export interface RunningSetupServer {
 }
 
 /** The keys the manifest flow gives, in the order `.env` gets them. */
-const REGISTERED_KEYS = ['APP_ID', 'PRIVATE_KEY', 'WEBHOOK_SECRET', 'GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET'] as const;
+const REGISTERED_KEYS = ['APP_ID', 'PRIVATE_KEY', 'WEBHOOK_SECRET', 'GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET', 'CLDPD_PUBLIC_URL'] as const;
 const IMPORTED_KEYS = ['APP_ID', 'PRIVATE_KEY', 'WEBHOOK_SECRET'] as const;
 const MAX_FORM_BYTES = 64 * 1024;
 
@@ -391,6 +391,9 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
     await writeEnv({
       APP_ID: String(data.id), PRIVATE_KEY: data.pem, WEBHOOK_SECRET: data.webhook_secret,
       GITHUB_CLIENT_ID: data.client_id, GITHUB_CLIENT_SECRET: data.client_secret,
+      // The address this browser reached cldpd by: the manifest registered its sign-in
+      // callback there, and status comments link session pages under it.
+      CLDPD_PUBLIC_URL: baseUrlOf(req),
     }, data.html_url);
     usedCode = code;
     done = { appName: data.name, htmlUrl: data.html_url, envPath, keys: REGISTERED_KEYS, webhookUrl: webhookUrlFor(baseUrlOf(req), webhookPath, webhookProxyUrl) };

@@ -67,17 +67,22 @@ export class FeedFollower {
   private async tick(): Promise<void> {
     this.polling = true;
     try {
+      // Only the subscribers there now get this read: one that joins while it is under way
+      // may be behind the cursors it was made from, and waits for the next read.
       const cursors = new Map<string, string>();
+      const polled = new Map<string, FeedSubscriber[]>();
       for (const [sessionId, subs] of this.watching) {
         let oldest: string | undefined;
         for (const sub of subs) if (oldest === undefined || compareIds(sub.cursor, oldest) < 0) oldest = sub.cursor;
         if (oldest !== undefined) cursors.set(sessionId, oldest);
+        polled.set(sessionId, [...subs]);
       }
       const found = await this.store.poll(cursors);
       for (const [sessionId, entries] of found) {
         if (entries.length === 0) continue;
         const head = await this.store.head(sessionId);
-        for (const sub of this.watching.get(sessionId) ?? []) {
+        for (const sub of polled.get(sessionId) ?? []) {
+          if (!this.watching.get(sessionId)?.has(sub)) continue;
           const fresh = entries.filter((e) => compareIds(e.id, sub.cursor) > 0);
           if (fresh.length === 0) continue;
           sub.cursor = (fresh.at(-1) as StoredEntry).id;

@@ -25,7 +25,7 @@ export async function startMetricsServer(routes: (req: IncomingMessage, res: Ser
   await new Promise<void>((resolve, reject) => {
     http.once('error', (err: NodeJS.ErrnoException) => {
       reject(err.code === 'EADDRINUSE'
-        ? new Error(`Port ${port} (CLDPD_METRICS_PORT) is in use: stop what listens there, set CLDPD_METRICS_PORT to another port, or to 0 to serve no metrics.`, { cause: err })
+        ? new Error(`Port ${port} (CLDPD_METRICS_PORT) is in use: stop what listens there, set CLDPD_METRICS_PORT to another port, or to 0 to serve no metrics; the worker runs on without them.`, { cause: err })
         : err);
     });
     http.listen(port, host, () => resolve());

@@ -1,7 +1,8 @@
 /**
  * The session page's script: follows the live tail with an EventSource (which sends the
- * last id it saw when it reconnects, so nothing is lost or shown twice), appends each
- * entry's server-rendered HTML, keeps the view at the bottom when it was there, and counts
+ * last id it saw when it reconnects, so nothing is lost or shown twice; when the server
+ * refuses, it starts a new one from that id, and after three refusals reloads the page),
+ * appends each entry's server-rendered HTML, keeps the view at the bottom when it was there, and counts
  * the running duration. No build step: this is the whole of it.
  */
 export const SESSION_JS = `(() => {
@@ -10,23 +11,39 @@ export const SESSION_JS = `(() => {
   const live = document.getElementById('live');
   if (!log || !head || !live) return;
   let shown = Number(log.dataset.n || 0);
-  const url = new URL(log.dataset.events, location.href);
-  url.searchParams.set('after', log.dataset.after || '0-0');
-  const source = new EventSource(url);
+  let after = log.dataset.after || '0-0/0';
+  let failures = 0;
   const atBottom = () => window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
-  source.addEventListener('entry', (event) => {
-    const data = JSON.parse(event.data);
-    if (data.n <= shown) return;
-    const stick = atBottom();
-    const empty = log.querySelector('.empty');
-    if (empty) empty.remove();
-    log.insertAdjacentHTML('beforeend', data.html);
-    shown = data.n;
-    if (stick) window.scrollTo(0, document.body.scrollHeight);
-  });
-  source.addEventListener('head', (event) => { head.innerHTML = JSON.parse(event.data).html; });
-  source.onopen = () => { live.textContent = 'following live'; live.className = 'live on'; };
-  source.onerror = () => { live.textContent = 'reconnecting…'; live.className = 'live off'; };
+  const connect = () => {
+    const url = new URL(log.dataset.events, location.href);
+    url.searchParams.set('after', after);
+    const source = new EventSource(url);
+    source.addEventListener('entry', (event) => {
+      const data = JSON.parse(event.data);
+      if (event.lastEventId) after = event.lastEventId;
+      failures = 0;
+      if (data.n <= shown) return;
+      const stick = atBottom();
+      const empty = log.querySelector('.empty');
+      if (empty) empty.remove();
+      log.insertAdjacentHTML('beforeend', data.html);
+      shown = data.n;
+      if (stick) window.scrollTo(0, document.body.scrollHeight);
+    });
+    source.addEventListener('head', (event) => { head.innerHTML = JSON.parse(event.data).html; });
+    source.onopen = () => { live.textContent = 'following live'; live.className = 'live on'; };
+    source.onerror = () => {
+      live.textContent = 'reconnecting…';
+      live.className = 'live off';
+      if (source.readyState !== EventSource.CLOSED) return; // the browser reconnects by itself
+      // Refused (the server was busy, restarting, or wants a new sign-in): try again a few
+      // times from the last entry shown, then load the page anew, which asks what it needs.
+      failures += 1;
+      if (failures > 3) location.reload();
+      else setTimeout(connect, 1000 * 2 ** failures);
+    };
+  };
+  connect();
   const seconds = (ms) => {
     const s = Math.round(ms / 1000);
     if (s < 60) return s + ' s';
@@ -63,6 +80,6 @@ code, pre { font: 13px/1.45 ui-monospace, monospace; white-space: pre-wrap; }
 .end.finished h3 { color: #1a7f37; } .end.failed h3 { color: #cf222e; }
 .md p:first-child { margin-top: 0; } .md p:last-child { margin-bottom: 0; }
 .md pre { background: color-mix(in srgb, CanvasText 6%, Canvas); padding: .5rem; overflow-x: auto; }
-.gap, .empty { color: var(--dim); font-style: italic; }
+.gap, .empty { color: var(--dim); font-style: italic; } .dim { color: var(--dim); }
 details summary { cursor: pointer; color: var(--dim); }
 `;

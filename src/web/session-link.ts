@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createPrivateKey, timingSafeEqual } from 'node:crypto';
 
 /** How a session page link is signed: a key only cldpd's processes hold, and the link's lifetime. */
 export interface SessionLinkSigner {
@@ -14,7 +14,15 @@ export interface SessionLinkSigner {
  * and a new private key (the one step that recovers from a leaked one) also ends every link.
  */
 export function sessionLinkKey(privateKey: string): Buffer {
-  return createHmac('sha256', privateKey).update('cldpd session page link v1').digest();
+  // The key itself, not its text: a file read with a trailing newline, the "\n"-escaped
+  // variable, PKCS#1 or PKCS#8 all give every process the same link key.
+  let material: Buffer | string = privateKey.trim();
+  try {
+    material = createPrivateKey(privateKey).export({ type: 'pkcs8', format: 'der' });
+  } catch {
+    // Not a PEM key (tests may use any text): its text is the key.
+  }
+  return createHmac('sha256', material).update('cldpd session page link v1').digest();
 }
 
 function signature(key: Buffer, sessionId: string, exp: number): string {

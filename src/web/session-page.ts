@@ -12,7 +12,7 @@ markdown.renderer.rules.image = (tokens, idx) => {
   const token = tokens[idx];
   const src = token?.attrGet('src') ?? '';
   const alt = token?.content || 'image';
-  return `<a href="${escapeHtml(src)}" rel="noopener noreferrer nofollow">[image: ${escapeHtml(alt)}]</a>`;
+  return `<a href="${/^https?:/i.test(src) ? escapeHtml(src) : '#'}" rel="noopener noreferrer nofollow">[image: ${escapeHtml(alt)}]</a>`;
 };
 const defaultLinkOpen = markdown.renderer.rules.link_open ?? ((tokens, idx, options, _env, self) => self.renderToken(tokens, idx, options));
 markdown.renderer.rules.link_open = (tokens, idx, options, env, self) => {
@@ -33,7 +33,7 @@ export function renderMarkdown(text: string): string {
 }
 
 function clock(at: number): string {
-  return new Date(at).toISOString().slice(11, 19);
+  return Number.isFinite(at) && Math.abs(at) < 8.64e15 ? new Date(at).toISOString().slice(11, 19) : '';
 }
 
 function seconds(ms: number): string {
@@ -48,7 +48,12 @@ function usd(value: number): string {
   return `$${value.toFixed(value < 1 ? 4 : 2)}`;
 }
 
-function entryBody(entry: FeedEntry): string {
+/**
+ * What an entry may show: `full` for people GitHub said can read the (private) repository;
+ * without it (a public repository's page, open to anyone with the link) a tool's output
+ * and the instructions the agent took are shown by size only, as a status comment would.
+ */
+function entryBody(entry: FeedEntry, full: boolean): string | undefined {
   switch (entry.k) {
     case 'run':
       return `<h2>Run ${entry.run} · ${entry.command === 'start' ? 'start' : 'resume'}${entry.by ? ` · asked by @${escapeHtml(entry.by)}` : ''}</h2>`;
@@ -60,10 +65,14 @@ function entryBody(entry: FeedEntry): string {
       return `<div class="md">${renderMarkdown(entry.text)}</div>`;
     case 'tool':
       return `<span class="mark">tool</span> <b>${escapeHtml(entry.name)}</b>${entry.summary ? ` <code>${escapeHtml(entry.summary)}</code>` : ''}`;
-    case 'result':
-      return `<details><summary>${entry.isError ? '✗ error' : '↳ result'}: ${entry.lines} line${entry.lines === 1 ? '' : 's'}, ${entry.chars} characters</summary><code>${escapeHtml(entry.firstLine)}</code></details>`;
+    case 'result': {
+      const size = `${entry.isError ? '✗ error' : '↳ result'}: ${entry.lines} line${entry.lines === 1 ? '' : 's'}, ${entry.chars} characters`;
+      return full ? `<details><summary>${size}</summary><code>${escapeHtml(entry.firstLine)}</code></details>` : `<span class="dim">${size}</span>`;
+    }
     case 'message':
-      return `<details><summary><span class="mark">instruction</span> ${escapeHtml(entry.text.split('\n', 1)[0]?.slice(0, 160) ?? '')}</summary><pre>${escapeHtml(entry.text)}</pre></details>`;
+      return full
+        ? `<details><summary><span class="mark">instruction</span> ${escapeHtml(entry.text.split('\n', 1)[0]?.slice(0, 160) ?? '')}</summary><pre>${escapeHtml(entry.text)}</pre></details>`
+        : `<span class="mark">instruction</span> <span class="dim">taken (${entry.text.length} characters; its words are on the issue)</span>`;
     case 'line':
       return `<code>${escapeHtml(entry.text)}</code>`;
     case 'end': {
@@ -78,14 +87,24 @@ function entryBody(entry: FeedEntry): string {
   }
 }
 
-/** One entry of the transcript as an HTML fragment: what the page shows and what its live tail appends. */
-export function renderEntry(stored: StoredEntry): string {
+/**
+ * One entry of the transcript as an HTML fragment: what the page shows and what its live
+ * tail appends. An entry this server cannot show (from a newer worker) says so instead.
+ */
+export function renderEntry(stored: StoredEntry, full = false): string {
   const { entry } = stored;
+  let body: string | undefined;
+  try {
+    body = entryBody(entry, full);
+  } catch {
+    body = undefined;
+  }
+  if (typeof body !== 'string') body = '<span class="dim">(an entry this version of cldpd cannot show)</span>';
   const kind = entry.k === 'line' ? `line ${entry.stream}${entry.step !== undefined ? ' step' : ''}`
     : entry.k === 'end' ? `end ${entry.outcome}`
     : entry.k === 'build' && buildDetail(entry.text) ? 'build detail'
     : entry.k;
-  return `<div class="e ${kind}" id="e${stored.n}" data-n="${stored.n}"><time>${clock(entry.at)}</time><div class="b">${entryBody(entry)}</div></div>`;
+  return `<div class="e ${escapeHtml(String(kind))}" id="e${stored.n}" data-n="${stored.n}"><time>${clock(entry.at)}</time><div class="b">${body}</div></div>`;
 }
 
 /**
@@ -132,6 +151,8 @@ export interface SessionPageView {
   /** Where the page's script follows the live tail: the events URL, signed like the page's. */
   readonly eventsUrl: string;
   readonly now: number;
+  /** Whether tool output and instructions are shown in words (see entryBody). */
+  readonly full: boolean;
 }
 
 /**
@@ -145,7 +166,7 @@ export function renderSessionPage(view: SessionPageView): string {
   const first = entries[0];
   const parts: string[] = [];
   if (first && first.n > 1) parts.push(renderGap(1, first.n - 1));
-  for (const stored of entries) parts.push(renderEntry(stored));
+  for (const stored of entries) parts.push(renderEntry(stored, view.full));
   if (entries.length === 0) parts.push('<div class="e empty">Nothing yet.</div>');
   const title = `${head.pod} · ${head.owner}/${head.repo}#${head.number}`;
   return `<!doctype html>

@@ -1,13 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FeedHead, SessionFeedStore, StoredEntry } from '../queue/session-feed.js';
 import { FeedFollower } from './feed-follower.js';
+import { within } from './within.js';
 import { SESSION_CSS, SESSION_JS } from './session-assets.js';
 import type { SessionLinkSigner } from './session-link.js';
 import { renderEntry, renderGap, renderHeader, renderSessionPage } from './session-page.js';
 
 /** Whether a person may see a session: yes, or the answer to give instead (a sign-in redirect, a refusal). */
 export type PageDecision =
-  | { readonly allow: true }
+  /** `full`: the person is known to read the repository, so tool output and instructions are shown in words. */
+  | { readonly allow: true; readonly full: boolean }
   | { readonly allow: false; readonly status: number; readonly location?: string; readonly html?: string };
 
 /** Decides, after the link verified, who may see the session of `head` (see PageAccess in page-access.ts). */
@@ -21,8 +23,15 @@ export interface SessionRoutesOptions {
   readonly logger: { warn(fields: object, message: string): void };
   /** How often open pages look for new entries; default 200 ms. */
   readonly pollMs?: number;
-  /** Pages followed live at once by this process; default 500. More get 503 and their browser tries again. */
+  /**
+   * Pages followed live at once by this process; default 100 (keep it well under the HTTP
+   * server's connection limit, 256: each holds a connection). More get 503 and their browser tries again.
+   */
   readonly maxFollowers?: number;
+  /** Pages followed live at once from one address; default 20. */
+  readonly maxFollowersPerAddress?: number;
+  /** How long one live tail lasts before it is ended (the browser reconnects, and the link and access are checked again); default 5 minutes. */
+  readonly streamMs?: number;
   readonly now?: () => number;
 }
 
@@ -30,6 +39,8 @@ export interface SessionRoutesOptions {
 export interface SessionRoutes {
   /** Answers the request when it is the session page's (true), else leaves it (false). */
   handle(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Live tails open now. */
+  readonly followers: number;
   /** Ends every live tail and stops polling. */
   close(): void;
 }
@@ -47,6 +58,12 @@ const SESSION_PATH = /^\/sessions\/([A-Za-z0-9._-]{1,120})(\/events)?$/;
 
 /** Larger than this waiting to go to one slow browser, and its live tail is closed (it reconnects where it was). */
 const MAX_BUFFERED = 1024 * 1024;
+
+/** Entries a page shows when it opens (the newest); a note says how many earlier ones it leaves out. */
+const PAGE_ENTRIES = 5000;
+
+/** How long a page waits for Redis (and GitHub, through the gate) before it answers 503. */
+const READ_MS = 10_000;
 
 function notFound(res: ServerResponse): void {
   res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
@@ -70,72 +87,103 @@ export function sessionRoutes(options: SessionRoutesOptions): SessionRoutes {
   const now = options.now ?? Date.now;
   const follower = new FeedFollower(options.store, options.pollMs ?? 200, (err) => options.logger.warn({ err }, 'could not read the live session feeds'));
   const open = new Set<ServerResponse>();
+  const perAddress = new Map<string, number>();
 
-  async function admit(req: IncomingMessage, res: ServerResponse, sessionId: string, url: URL): Promise<FeedHead | undefined> {
+  let closed = false;
+
+  /** The session's head and how much the person may see, or undefined once the request was answered otherwise. */
+  async function admit(req: IncomingMessage, res: ServerResponse, sessionId: string, url: URL, stream: boolean): Promise<{ head: FeedHead; full: boolean } | undefined> {
     if (!options.links.verify(sessionId, url.searchParams.get('exp'), url.searchParams.get('sig'), now())) {
       notFound(res);
       return undefined;
     }
-    const head = await options.store.head(sessionId);
+    const head = await within(READ_MS, options.store.head(sessionId));
     if (!head || head.sessionId !== sessionId) {
       notFound(res);
       return undefined;
     }
-    const decision = await options.gate(req, head);
-    if (decision.allow) return head;
+    const decision = await within(READ_MS, options.gate(req, head));
+    if (res.destroyed || res.writableEnded) return undefined; // the browser left meanwhile
+    if (decision.allow) return { head, full: decision.full };
+    if (stream && decision.status !== 404) {
+      // A live tail is never sent to sign in: 204 tells the browser to stop; the page's
+      // script reloads the page, which asks for the sign-in.
+      res.writeHead(204, { 'cache-control': 'no-store' });
+      res.end();
+      return undefined;
+    }
     res.writeHead(decision.status, { ...PAGE_HEADERS, 'content-type': 'text/html; charset=utf-8', ...(decision.location ? { location: decision.location } : {}) });
     res.end(decision.html ?? (decision.status === 404 ? 'Not found\n' : ''));
     return undefined;
   }
 
   async function page(req: IncomingMessage, res: ServerResponse, sessionId: string, url: URL): Promise<void> {
-    const head = await admit(req, res, sessionId, url);
-    if (!head) return;
-    const entries = await options.store.entries(sessionId);
+    const admitted = await admit(req, res, sessionId, url, false);
+    if (!admitted) return;
+    const { head, full } = admitted;
+    const all = await within(READ_MS, options.store.entries(sessionId));
+    const entries = all.length > PAGE_ENTRIES ? all.slice(-PAGE_ENTRIES) : all;
     const signed = `exp=${encodeURIComponent(url.searchParams.get('exp') ?? '')}&sig=${encodeURIComponent(url.searchParams.get('sig') ?? '')}`;
-    const html = renderSessionPage({ head, entries, eventsUrl: `/sessions/${encodeURIComponent(sessionId)}/events?${signed}`, now: now() });
+    const html = renderSessionPage({ head, entries, eventsUrl: `/sessions/${encodeURIComponent(sessionId)}/events?${signed}`, now: now(), full });
     res.writeHead(200, { ...PAGE_HEADERS, 'content-type': 'text/html; charset=utf-8' });
     res.end(html);
   }
 
   async function events(req: IncomingMessage, res: ServerResponse, sessionId: string, url: URL): Promise<void> {
-    const head = await admit(req, res, sessionId, url);
-    if (!head) return;
-    if (follower.followers >= (options.maxFollowers ?? 500)) {
+    // Listened for first: a browser that leaves while it is admitted must leave nothing behind.
+    let stop = (): void => undefined;
+    res.on('close', () => stop());
+    const admitted = await admit(req, res, sessionId, url, true);
+    if (!admitted) return;
+    const address = req.socket.remoteAddress ?? '';
+    if (closed || follower.followers >= (options.maxFollowers ?? 100) || (perAddress.get(address) ?? 0) >= (options.maxFollowersPerAddress ?? 20)) {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' });
       res.end('Too many live pages are open on this server; try again shortly.\n');
       return;
     }
+    const { head, full } = admitted;
     const lastEventId = req.headers['last-event-id'];
     // A reconnecting browser says where it was; a new one, where its page ended.
     const from = parsePosition(typeof lastEventId === 'string' ? lastEventId : undefined) ?? parsePosition(url.searchParams.get('after') ?? undefined) ?? { id: '0-0', n: 0 };
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', 'x-content-type-options': 'nosniff' });
     res.write('retry: 2000\n\n');
     open.add(res);
+    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
     let shown = from.n;
     const send = (entries: readonly StoredEntry[], latest: FeedHead | undefined): void => {
       if (res.writableEnded || res.destroyed) return;
       let chunk = '';
       for (const stored of entries) {
         const gap = stored.n > shown + 1 ? renderGap(shown + 1, stored.n - 1) : '';
-        chunk += `id: ${stored.id}/${stored.n}\nevent: entry\ndata: ${JSON.stringify({ n: stored.n, html: gap + renderEntry(stored) })}\n\n`;
+        chunk += `id: ${stored.id}/${stored.n}\nevent: entry\ndata: ${JSON.stringify({ n: stored.n, html: gap + renderEntry(stored, full) })}\n\n`;
         shown = Math.max(shown, stored.n);
       }
       if (latest) chunk += `event: head\ndata: ${JSON.stringify({ html: renderHeader(latest, now()) })}\n\n`;
       if (!res.write(chunk) && res.writableLength > MAX_BUFFERED) res.destroy();
     };
     send([], head);
-    const stop = follower.follow(sessionId, { cursor: from.id, deliver: send });
+    const unfollow = follower.follow(sessionId, { cursor: from.id, deliver: send });
     // Proxies close a response that stays silent; a comment line every 15 s keeps it open.
     const ping = setInterval(() => {
       if (!res.writableEnded && !res.destroyed) res.write(': ping\n\n');
     }, 15_000);
     ping.unref();
-    res.on('close', () => {
-      stop();
+    // A tail ends after a while, and when its link does: the browser reconnects where it
+    // was, and the link and the person's access are checked again.
+    const expires = Number(url.searchParams.get('exp')) * 1000 - now();
+    const end = setTimeout(() => res.end(), Math.max(1000, Math.min(options.streamMs ?? 300_000, expires)));
+    end.unref();
+    stop = () => {
+      stop = () => undefined;
+      unfollow();
       clearInterval(ping);
+      clearTimeout(end);
       open.delete(res);
-    });
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left > 0) perAddress.set(address, left);
+      else perAddress.delete(address);
+    };
+    if (res.destroyed) stop();
   }
 
   function asset(res: ServerResponse, type: string, body: string): void {
@@ -144,9 +192,17 @@ export function sessionRoutes(options: SessionRoutesOptions): SessionRoutes {
   }
 
   return {
+    get followers() {
+      return follower.followers;
+    },
     handle(req, res) {
       if (req.method !== 'GET') return false;
-      const url = new URL(req.url ?? '/', 'http://cldpd.invalid');
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://cldpd.invalid');
+      } catch {
+        return false; // not a path this serves (a URL that does not parse, such as "//")
+      }
       if (url.pathname === '/assets/session.js') {
         asset(res, 'text/javascript', SESSION_JS);
         return true;
@@ -163,12 +219,13 @@ export function sessionRoutes(options: SessionRoutesOptions): SessionRoutes {
         options.logger.warn({ err, session: sessionId }, 'could not serve a session page');
         if (!res.headersSent) {
           res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5' });
-          res.end('The session page cannot be read right now (Redis does not answer); try again shortly.\n');
+          res.end('The session page cannot be read right now (Redis or GitHub does not answer); try again shortly.\n');
         } else res.destroy();
       });
       return true;
     },
     close() {
+      closed = true;
       follower.close();
       for (const res of open) res.end();
       open.clear();

@@ -76,7 +76,6 @@ describeWithDocker('the live session page', () => {
         github.roles.set('alice', 'write');
         github.visibility.set(`${OWNER}/widgets`, 'public');
         github.visibility.set(`${OWNER}/secret`, 'private');
-        github.readers.set(`${OWNER}/secret`, new Set(['alice']));
         const db = await testRedis(7);
         redis = db.redis;
         port = await freePort();
@@ -87,6 +86,8 @@ describeWithDocker('the live session page', () => {
           GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url, CLDPD_PUBLIC_URL: base,
           GITHUB_CLIENT_ID: github.oauthClient.id, GITHUB_CLIENT_SECRET: github.oauthClient.secret,
           CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
+          // The fake GitHub is reached as GitHub Enterprise Server, where every page would ask for sign-in.
+          CLDPD_LIVE_SIGN_IN: 'private',
           CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_PORT: '0', LOG_LEVEL: 'info', NODE_ENV: 'test',
         };
         server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
@@ -189,6 +190,8 @@ describeWithDocker('the live session page', () => {
         expect(page.url()).toBe(link); // back on the page after GitHub's sign-in
         expect(await bodyText(page)).toContain('private work done');
         expect(github.requests.some((r) => r.path === '/login/oauth/access_token')).toBe(true);
+        // Asked of GitHub with the app's installation, not with the person's token (which is not kept).
+        expect(github.requests.some((r) => r.path === `/repos/${OWNER}/secret/collaborators/alice/permission`)).toBe(true);
         await reader.close();
 
         const stranger = await browser().createBrowserContext();

@@ -67,8 +67,6 @@ export class FakeGitHub {
   readonly pulls: Array<{ repo: string; number: number; title: string; head: string; base: string; html_url: string; state: string }> = [];
   /** `owner/repo` → whether `GET /repos/{owner}/{repo}` says it is public (default private). */
   readonly visibility = new Map<string, 'public' | 'private'>();
-  /** `owner/repo` → the logins that can read it: what a signed-in person's own token may see. */
-  readonly readers = new Map<string, Set<string>>();
   /** Who signs in through the OAuth authorize page (GitHub would ask the browser's user). */
   signInAs = 'alice';
   /** The OAuth client the app has (the manifest flow's client_id and client_secret). */
@@ -154,12 +152,6 @@ export class FakeGitHub {
       return send(200, { access_token: token, token_type: 'bearer', scope: '' });
     }
     if (method === 'GET' && path === '/user') return user ? send(200, { login: user, id: 1 }) : send(401, { message: 'Bad credentials' });
-    if (method === 'GET' && user && (m = /^\/repos\/([^/]+)\/([^/]+)$/.exec(path))) {
-      // A person's own token sees a repository only if they can read it.
-      const key = `${m[1]}/${m[2]}`;
-      if (this.visibility.get(key) !== 'public' && !this.readers.get(key)?.has(user)) return send(404, { message: 'Not Found' });
-      return send(200, { full_name: key, private: this.visibility.get(key) !== 'public' });
-    }
     if (method === 'POST' && (m = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(path))) {
       const repositories = body.repositories as string[] | undefined;
       if (repositories && this.refuseTokens > 0) {

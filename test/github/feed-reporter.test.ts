@@ -115,3 +115,34 @@ describe('the live feed of a run', () => {
     expect(feed.entries).toContainEqual({ k: 'message', at: expect.any(Number), text: 'Sent to the agent.' });
   });
 });
+
+describe('the live feed while a publish hangs', () => {
+  it('a burst over the bound while Redis holds a publish: what was let go is counted, nothing else is missing', async () => {
+    let release: () => void = () => undefined;
+    const seen: FeedEntry[] = [];
+    let calls = 0;
+    const store = {
+      async publish(_s: string, entries: readonly FeedEntry[]) {
+        calls++;
+        if (calls === 1) await new Promise<void>((r) => (release = r)); // the first publish hangs (ioredis queues while reconnecting)
+        seen.push(...entries);
+        return seen.length;
+      },
+    };
+    const run = new FeedReporter({ store, redactorFor: async () => (t) => t, hostId: 'h', logger: pino({ level: 'silent' }), flushMs: 1, maxPending: 100 }).forRun(command);
+    for (let i = 0; i < 10; i++) run.event(line(`a${i}`), {});
+    await new Promise((r) => setTimeout(r, 20)); // the first batch (a0–a9) is being published
+    for (let i = 0; i < 250; i++) run.event(line(`b${i}`), {});
+    release();
+    await run.finish({ kind: 'exited', sessionId: command.sessionId, terminal: { type: 'container.exited', at, exitCode: 0, reason: 'exited', durationMs: 1 } });
+    const texts = seen.filter((e) => e.k === 'line').map((e) => (e as { text: string }).text);
+    const notice = texts.find((t) => t.startsWith('['));
+    const lost = Number(/^\[(\d+) entries/.exec(notice ?? '')?.[1] ?? 0);
+    const published = texts.filter((t) => !t.startsWith('['));
+    // Every entry is either published or counted as let go; the a's all went out in the first batch.
+    expect(published.length + lost).toBe(260);
+    expect(published.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `a${i}`));
+    expect(published.at(-1)).toBe('b249');
+    expect(new Set(published).size).toBe(published.length);
+  });
+});

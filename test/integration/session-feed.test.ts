@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,7 +46,7 @@ describeWithRedis('the session feed in Redis, and its page', () => {
   let server: Server;
   let routes: SessionRoutes;
   let base = '';
-  let gate: PageGate = async () => ({ allow: true });
+  let gate: PageGate = async () => ({ allow: true, full: true });
   const signer = sessionLinkSigner(sessionLinkKey('test key'), 'http://unused');
   const path = (sessionId: string, expiresAt = Date.now() + 60_000) => new URL(signer.link(sessionId, expiresAt)).pathname + new URL(signer.link(sessionId, expiresAt)).search;
 
@@ -134,8 +134,67 @@ describeWithRedis('the session feed in Redis, and its page', () => {
       expect(response.status).toBe(302);
       expect(response.headers.get('location')).toBe('/auth/github?return=x');
     } finally {
-      gate = async () => ({ allow: true });
+      gate = async () => ({ allow: true, full: true });
     }
+  });
+
+  it('a path that is not a URL ("//", "//a b") is left alone, not a crash', async () => {
+    for (const raw of ['//', '///x', '//a b']) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: Number(new URL(base).port), path: raw.replace(' ', '%20').replace('%20', ' '), method: 'GET' }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      }).catch(() => 400);
+      expect([400, 404]).toContain(status);
+    }
+    expect((await fetch(base + path('n-00000001'))).status).toBe(200); // still serving
+  });
+
+  it('a browser that leaves while its live tail is being admitted leaves nothing behind', async () => {
+    let slow: () => void = () => undefined;
+    gate = () => new Promise((resolve) => (slow = () => resolve({ allow: true, full: true })));
+    try {
+      const controller = new AbortController();
+      const pending = fetch(base + path('n-00000001').replace('?', '/events?'), { signal: controller.signal }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      controller.abort();
+      await pending;
+      await new Promise((r) => setTimeout(r, 50));
+      slow();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(routes.followers).toBe(0);
+    } finally {
+      gate = async () => ({ allow: true, full: true });
+    }
+  });
+
+  it('a live tail the gate refuses (sign-in needed) gets 204, never a redirect to sign in', async () => {
+    gate = async () => ({ allow: false, status: 302, location: '/auth/github?return=x' });
+    try {
+      const response = await fetch(base + path('n-00000001').replace('?', '/events?'), { redirect: 'manual' });
+      expect(response.status).toBe(204);
+    } finally {
+      gate = async () => ({ allow: true, full: true });
+    }
+  });
+
+  it('on a page open to anyone with the link, a tool\'s output and the instructions are shown by size only', async () => {
+    const id = 'r-00000006';
+    await store.publish(id, [{ k: 'result', at: Date.now(), isError: false, lines: 3, chars: 40, firstLine: 'PASSWORD=hunter2' }, { k: 'message', at: Date.now(), text: 'internal template words' }], { ...identity, sessionId: id });
+    gate = async () => ({ allow: true, full: false });
+    try {
+      const html = await (await fetch(base + path(id))).text();
+      expect(html).toContain('3 lines, 40 characters');
+      expect(html).not.toContain('hunter2');
+      expect(html).not.toContain('internal template words');
+    } finally {
+      gate = async () => ({ allow: true, full: true });
+    }
+    const html = await (await fetch(base + path(id))).text();
+    expect(html).toContain('PASSWORD=hunter2');
   });
 
   it('the live tail hands on new entries; a reconnect with Last-Event-ID loses none and repeats none', async () => {

@@ -155,6 +155,8 @@ describe('the setup server', () => {
       PORT: '3000', REDIS_URL: 'redis://r:6379', APP_ID: '424242', PRIVATE_KEY: APP.privateKey, WEBHOOK_SECRET: CONVERSION.webhook_secret,
       GITHUB_CLIENT_ID: CONVERSION.client_id, GITHUB_CLIENT_SECRET: CONVERSION.client_secret,
     });
+    // Where the manifest registered the sign-in callback, and where session page links point.
+    expect(env.CLDPD_PUBLIC_URL).toMatch(/^http:\/\/(127\.0\.0\.1|localhost):\d+$/);
     expect((await stat(envPath)).mode & 0o777).toBe(0o600);
 
     // What `npm start` does next: process.loadEnvFile, then loadConfig.

@@ -35,3 +35,16 @@ describe('session page links', () => {
     expect(signer.verify(id, exp, sig, now)).toBe(false);
   });
 });
+
+describe('the session link key', () => {
+  it('is the same for one private key however it is written: PKCS#1 or PKCS#8, with or without a final newline', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const pkcs1 = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+    const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const key = sessionLinkKey(pkcs1);
+    expect(sessionLinkKey(`${pkcs1.trim()}\n\n`).equals(key)).toBe(true);
+    expect(sessionLinkKey(pkcs8).equals(key)).toBe(true);
+    expect(sessionLinkKey(generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()).equals(key)).toBe(false);
+  });
+});

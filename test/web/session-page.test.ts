@@ -30,7 +30,17 @@ describe('the session page', () => {
     ['a run ending', { k: 'end', at: 0, outcome: 'finished', exitCode: 0, durationMs: 65_000, costUsd: 0.0123, turns: 3 }, /finished · exit code 0 · 1 min 5 s · \$0\.0123 · 3 turns/],
     ['a failure with its reason', { k: 'end', at: 0, outcome: 'failed', note: 'BuildFailed: <oops>' }, /<p>BuildFailed: &#60;oops&#62;<\/p>/],
   ])('renders %s', (_name, entry, expected) => {
-    expect(renderEntry(stored(1, entry))).toMatch(expected);
+    expect(renderEntry(stored(1, entry), true)).toMatch(expected);
+  });
+
+  it('without `full` (a page open to anyone with the link), a tool result and an instruction show their size only', () => {
+    expect(renderEntry(stored(1, { k: 'result', at: 0, isError: false, lines: 2, chars: 30, firstLine: 'TOKEN=abc' }))).not.toContain('TOKEN=abc');
+    expect(renderEntry(stored(1, { k: 'message', at: 0, text: 'the template says' }))).toMatch(/taken \(17 characters; its words are on the issue\)/);
+  });
+
+  it('an entry this version cannot show (from a newer worker) says so, and the rest of the page renders', () => {
+    const odd = { id: '1-0', n: 1, entry: { k: 'hologram', at: Number.NaN } } as unknown as StoredEntry;
+    expect(renderEntry(odd)).toContain('cannot show');
   });
 
   it('the header says what, where and how far; a running duration counts on in the browser', () => {
@@ -41,7 +51,7 @@ describe('the session page', () => {
   });
 
   it('the page starts its live tail after the last entry it shows, and says when earlier entries were trimmed', () => {
-    const html = renderSessionPage({ head, entries: [stored(5, { k: 'line', at: 0, stream: 'stdout', text: 'five' }), stored(6, { k: 'line', at: 0, stream: 'stdout', text: 'six' })], eventsUrl: '/sessions/hello-0a1b2c3d/events?exp=1&sig=a', now: 2_000 });
+    const html = renderSessionPage({ head, entries: [stored(5, { k: 'line', at: 0, stream: 'stdout', text: 'five' }), stored(6, { k: 'line', at: 0, stream: 'stdout', text: 'six' })], eventsUrl: '/sessions/hello-0a1b2c3d/events?exp=1&sig=a', now: 2_000, full: true });
     expect(html).toContain('data-after="1006-0/6"');
     expect(html).toMatch(/4 earlier entries are no longer kept here/);
     expect(html).toContain('<script src="/assets/session.js" defer></script>');
