@@ -190,7 +190,7 @@ export class Dispatcher {
     if (!isSessionId(sessionId) || !sessionId.startsWith(`${pod.name}-`)) {
       throw new CldpdError('InvalidInput', `"${sessionId}" is not a session id for pod "${pod.name}" (${pod.name}-<8 hex>).`);
     }
-    const cmd = renderCommand(pod.config.command, { prompt, sessionId, issueUrl: issue?.url });
+    const cmd = renderCommand(pod.config.command, { prompt, sessionId, issueUrl: issue?.url, ...limitValues(pod.config) });
     const containerName = `cldpd-${sessionId}`;
     const now = Date.now();
     const record: SessionRecord = {
@@ -243,7 +243,7 @@ export class Dispatcher {
     const pod = await loadPod(this.options.pods, record.pod);
     const channel = promptChannel(pod.config.resumeCommand);
     const cmd = renderCommand(pod.config.resumeCommand, {
-      prompt: checkPromptSize(prompt, channel), sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl,
+      prompt: checkPromptSize(prompt, channel), sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config),
     });
     const containers = await this.containersOf(sessionId);
     const running = containers.find((c) => c.state === 'running');
@@ -639,4 +639,12 @@ export class Dispatcher {
         : { exitCode: terminal.exitCode, reason: terminal.reason, endedAt: terminal.at, ...spent },
     });
   }
+}
+
+/** The pod's limits as its command's placeholders take them. */
+function limitValues(config: { readonly maxTurns: number | undefined; readonly maxBudgetUsd: number | undefined }): { maxTurns?: string; maxBudgetUsd?: string } {
+  return {
+    ...(config.maxTurns !== undefined ? { maxTurns: String(config.maxTurns) } : {}),
+    ...(config.maxBudgetUsd !== undefined ? { maxBudgetUsd: String(config.maxBudgetUsd) } : {}),
+  };
 }

@@ -33,7 +33,7 @@ const capability = z.string().check(z.refine((c) => LINUX_CAPABILITIES.includes(
 }));
 
 /** The placeholders a command may use; each is replaced inside an argv element, never by a shell. */
-export const COMMAND_PLACEHOLDERS = ['{prompt}', '{claudeSessionId}', '{sessionId}', '{issueUrl}'] as const;
+export const COMMAND_PLACEHOLDERS = ['{prompt}', '{claudeSessionId}', '{sessionId}', '{issueUrl}', '{maxTurns}', '{maxBudgetUsd}'] as const;
 
 /**
  * Claude Code in print mode, stream-json both ways: the prompt arrives as a user message on
@@ -99,10 +99,23 @@ export const podJsonSchema = z.strictObject({
   github: z.optional(githubPermissions),
   checkout: z.optional(z.boolean()),
   setup: z.optional(z.array(setupStep)),
-}).check(z.refine((pod) => !pod.checkout || pod.github?.contents !== undefined, {
-  path: ['checkout'],
-  error: 'clones with the run\'s token: add "github": {"contents": "read"} (or "write", to push)',
-}));
+  maxTurns: z.optional(z.number().check(z.refine(Number.isInteger, 'must be a whole number'), z.minimum(1, 'must be at least 1'), z.maximum(10_000, 'must be at most 10000'))),
+  maxBudgetUsd: z.optional(z.number().check(z.minimum(0.01, 'must be at least 0.01 (US dollars)'), z.maximum(100_000, 'must be at most 100000 (US dollars)'))),
+}).check(
+  z.refine((pod) => !pod.checkout || pod.github?.contents !== undefined, {
+    path: ['checkout'],
+    error: 'clones with the run\'s token: add "github": {"contents": "read"} (or "write", to push)',
+  }),
+  (ctx) => {
+    for (const field of ['command', 'resumeCommand'] as const) {
+      for (const limit of ['maxTurns', 'maxBudgetUsd'] as const) {
+        if (ctx.value[limit] === undefined && (ctx.value[field] ?? []).some((arg) => arg.includes(`{${limit}}`))) {
+          ctx.issues.push({ code: 'custom', input: ctx.value[field], path: [field], message: `uses {${limit}}, but pod.json sets no "${limit}": set it, or leave the placeholder out` });
+        }
+      }
+    }
+  },
+);
 
 /** pod.json as written by the user, before defaults. */
 export type PodJson = z.infer<typeof podJsonSchema>;
@@ -148,6 +161,22 @@ export interface PodConfig {
   readonly checkout: boolean;
   /** Commands run in the container before the agent, in order: as the image's user, or as root. */
   readonly setup: ReadonlyArray<{ readonly run: readonly string[]; readonly root: boolean }>;
+  /** The agent's turns per run at most (Claude Code's `--max-turns`); no limit when absent. */
+  readonly maxTurns: number | undefined;
+  /** What one run of the agent may spend, in US dollars (Claude Code's `--max-budget-usd`); no limit when absent. */
+  readonly maxBudgetUsd: number | undefined;
+}
+
+/**
+ * The default commands with the pod's limits as Claude Code's flags (`--max-turns`,
+ * `--max-budget-usd`); a pod's own command takes them as `{maxTurns}`, `{maxBudgetUsd}`.
+ */
+export function defaultCommands(limits: { readonly maxTurns?: number | undefined; readonly maxBudgetUsd?: number | undefined }): { command: string[]; resumeCommand: string[] } {
+  const flags = [
+    ...(limits.maxTurns !== undefined ? ['--max-turns', String(limits.maxTurns)] : []),
+    ...(limits.maxBudgetUsd !== undefined ? ['--max-budget-usd', String(limits.maxBudgetUsd)] : []),
+  ];
+  return { command: [...DEFAULT_COMMAND, ...flags], resumeCommand: [...DEFAULT_COMMAND, ...flags, '--resume', '{claudeSessionId}'] };
 }
 
 /** Defaults a shared bot can live with: bounded time, memory, CPU and processes; a network where containers do not reach each other. */
@@ -184,6 +213,7 @@ export function expandHome(path: string, homeDir: string): string {
  */
 export function resolvePodConfig(podName: string, json: PodJson, homeDir: string): PodConfig {
   const persist = json.persist ?? [...POD_DEFAULTS.persist, ...(json.workdir ? [json.workdir] : [])];
+  const defaults = defaultCommands(json);
   return Object.freeze({
     image: json.image ?? `cldpd-${podName}:latest`,
     env: Object.freeze({ ...(json.env ?? {}) }),
@@ -193,8 +223,8 @@ export function resolvePodConfig(podName: string, json: PodJson, homeDir: string
     mounts: Object.freeze(
       (json.mounts ?? []).map((m) => Object.freeze({ source: expandHome(m.source, homeDir), target: m.target, readOnly: m.readOnly ?? false })),
     ),
-    command: Object.freeze([...(json.command ?? DEFAULT_COMMAND)]),
-    resumeCommand: Object.freeze([...(json.resumeCommand ?? DEFAULT_RESUME_COMMAND)]),
+    command: Object.freeze([...(json.command ?? defaults.command)]),
+    resumeCommand: Object.freeze([...(json.resumeCommand ?? defaults.resumeCommand)]),
     persist: Object.freeze([...new Set(persist)]),
     timeoutSeconds: json.timeoutSeconds ?? POD_DEFAULTS.timeoutSeconds,
     buildTimeoutSeconds: json.buildTimeoutSeconds ?? POD_DEFAULTS.buildTimeoutSeconds,
@@ -207,6 +237,8 @@ export function resolvePodConfig(podName: string, json: PodJson, homeDir: string
     github: Object.freeze({ ...(json.github ?? {}) }),
     checkout: json.checkout ?? false,
     setup: Object.freeze((json.setup ?? []).map((step) => Object.freeze(Array.isArray(step) ? { run: Object.freeze([...step]), root: false } : { run: Object.freeze([...step.run]), root: step.user === 'root' }))),
+    maxTurns: json.maxTurns,
+    maxBudgetUsd: json.maxBudgetUsd,
   });
 }
 

@@ -132,16 +132,19 @@ export interface CommandValues {
   readonly sessionId: string;
   readonly claudeSessionId?: string | undefined;
   readonly issueUrl?: string | undefined;
+  /** The pod's limits (pod.json `maxTurns`, `maxBudgetUsd`), as the command takes them. */
+  readonly maxTurns?: string | undefined;
+  readonly maxBudgetUsd?: string | undefined;
 }
 
 /**
- * Fills `{prompt}`, `{claudeSessionId}`, `{sessionId}` and `{issueUrl}` in each argv
+ * Fills `{prompt}`, `{claudeSessionId}`, `{sessionId}`, `{issueUrl}`, `{maxTurns}` and `{maxBudgetUsd}` in each argv
  * element, in one pass (a prompt containing "{sessionId}" stays as written). No shell is
  * involved. Throws `InvalidInput` when the command needs a value that is unknown.
  */
 export function renderCommand(template: readonly string[], values: CommandValues): string[] {
   return template.map((arg) =>
-    arg.replace(/\{(prompt|claudeSessionId|sessionId|issueUrl)\}/g, (_, name: keyof CommandValues) => {
+    arg.replace(/\{(prompt|claudeSessionId|sessionId|issueUrl|maxTurns|maxBudgetUsd)\}/g, (_, name: keyof CommandValues) => {
       const value = values[name];
       if (value === undefined || value === '') {
         throw new CldpdError('InvalidInput', name === 'claudeSessionId'

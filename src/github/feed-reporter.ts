@@ -145,7 +145,11 @@ class FeedRun implements RunReport {
     const at = terminal?.at ?? Date.now();
     const end: Mutable<Extract<FeedEntry, { k: 'end' }>> = { k: 'end', at, outcome: phase };
     if (terminal?.type === 'container.exited') Object.assign(end, { exitCode: terminal.exitCode, reason: terminal.reason, durationMs: terminal.durationMs });
-    const note = terminal?.type === 'error' ? terminal.message : outcome.message;
+    const subtype = outcome.agent?.result?.subtype;
+    const limit = subtype === 'error_max_turns' ? 'The agent stopped at the pod\'s turn limit (maxTurns in its pod.json).'
+      : subtype === 'error_max_budget_usd' ? 'The agent stopped at the pod\'s spending limit for a run (maxBudgetUsd in its pod.json).'
+      : undefined;
+    const note = terminal?.type === 'error' ? terminal.message : outcome.message ?? limit;
     if (note) end.note = note;
     const cost = outcome.agent?.runCostUsd ?? outcome.agent?.result?.costUsd;
     const turns = outcome.agent?.runTurns ?? outcome.agent?.result?.turns;

@@ -44,6 +44,8 @@ export interface StatusView {
   readonly host?: string;
   /** What `lastLines` are: the container's output (default) or the image build's. */
   readonly linesFrom?: 'output' | 'build';
+  /** The pod's limit the agent stopped at (Claude Code's error_max_turns / error_max_budget_usd result). */
+  readonly limit?: 'turns' | 'budget';
   /** The session's live page (a signed link), once the run has begun. */
   readonly liveUrl?: string;
   /** What the run pushed, found through the API; absent when it had no token to push with. */
@@ -99,7 +101,7 @@ function oneLine(text: string, max = 300): string {
 }
 
 /** How a run stands in words a person expects: a stop or a timeout is not a failure. */
-type Shown = StatusPhase | 'stopped' | 'timed out';
+type Shown = StatusPhase | 'stopped' | 'timed out' | 'at its limit';
 
 const TITLES: Record<Shown, string> = {
   queued: 'queued',
@@ -112,6 +114,7 @@ const TITLES: Record<Shown, string> = {
   delivered: 'sent to the running agent',
   stopped: 'stopped',
   'timed out': 'timed out',
+  'at its limit': 'stopped at its limit',
 };
 
 const ICONS: Record<Shown, string> = {
@@ -125,10 +128,12 @@ const ICONS: Record<Shown, string> = {
   delivered: '\u{1F4E8}',
   stopped: '\u23F9\uFE0F',
   'timed out': '\u23F1\uFE0F',
+  'at its limit': '\u{1F6D1}',
 };
 
 function shownOf(view: StatusView): Shown {
   if (view.phase !== 'finished') return view.phase;
+  if (view.limit) return 'at its limit';
   if (view.reason === 'stopped') return 'stopped';
   if (view.reason === 'timeout') return 'timed out';
   return (view.exitCode ?? 0) !== 0 ? 'failed' : 'finished';
@@ -181,10 +186,12 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (view.turns !== undefined) facts.push(`${view.turns} turn${view.turns === 1 ? '' : 's'}`);
   if (view.costUsd !== undefined) facts.push(view.sessionCostUsd !== undefined ? `$${view.costUsd.toFixed(2)} this run ($${view.sessionCostUsd.toFixed(2)} in all)` : `$${view.costUsd.toFixed(2)}`);
   if (view.messagesTaken) facts.push(`${view.messagesTaken} more instruction${view.messagesTaken === 1 ? '' : 's'} taken while running`);
-  if (view.agentError) facts.push('the agent reported an error');
+  if (view.agentError && !view.limit) facts.push('the agent reported an error');
   if (facts.length > 0) head.push(facts.join(' · '));
   if (shown === 'stopped') head.push('It was stopped on request (`/cldpd stop`).');
   if (shown === 'timed out') head.push('It was stopped by the timeout (`timeoutSeconds` in the pod\'s pod.json).');
+  if (view.limit === 'turns') head.push(`The agent stopped at the pod's turn limit (\`maxTurns\` in its pod.json)${view.turns !== undefined ? ` after ${view.turns} turn${view.turns === 1 ? '' : 's'}` : ''}.`);
+  if (view.limit === 'budget') head.push(`The agent stopped at the pod's spending limit for a run (\`maxBudgetUsd\` in its pod.json)${view.costUsd !== undefined ? `, having spent $${view.costUsd.toFixed(2)}` : ''}.`);
   if (view.error) head.push(`**Error:** ${safeInline(oneLine(redact(view.error), 1000))}`);
   if (view.note) head.push(safeInline(oneLine(view.note, 1000)));
   if (view.activity && active) head.push(`Latest: ${safeInline(oneLine(stripEscapes(redact(view.activity))))}`);

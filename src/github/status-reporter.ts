@@ -270,6 +270,8 @@ class StatusRun implements RunReport {
       if (turns !== undefined) v.turns = turns;
       if (result.text) v.finalAnswer = result.text;
       if (result.isError) v.agentError = true;
+      if (result.subtype === 'error_max_turns') v.limit = 'turns';
+      if (result.subtype === 'error_max_budget_usd') v.limit = 'budget';
     }
     if (outcome.work) v.work = outcome.work;
     if (outcome.lastLines && outcome.lastLines.length > 0) {

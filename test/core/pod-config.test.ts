@@ -78,6 +78,37 @@ describe('validatePodJson and resolvePodConfig', () => {
     expect(config.capAdd).toEqual([]);
   });
 
+  it('limits: maxTurns and maxBudgetUsd become Claude Code\'s flags on the default commands, before --resume', () => {
+    const checked = validatePodJson({ maxTurns: 30, maxBudgetUsd: 2.5 });
+    if (!checked.ok) throw new Error(checked.problems.join());
+    const config = resolvePodConfig('web', checked.value, '/home/me');
+    expect(config.command).toEqual([...DEFAULT_COMMAND, '--max-turns', '30', '--max-budget-usd', '2.5']);
+    expect(config.resumeCommand).toEqual([...DEFAULT_COMMAND, '--max-turns', '30', '--max-budget-usd', '2.5', '--resume', '{claudeSessionId}']);
+    expect(config).toMatchObject({ maxTurns: 30, maxBudgetUsd: 2.5 });
+  });
+
+  it('limits: a pod\'s own command gets them only where it says {maxTurns} / {maxBudgetUsd}', () => {
+    const checked = validatePodJson({ maxTurns: 3, command: ['agent', '--turns={maxTurns}'] });
+    if (!checked.ok) throw new Error(checked.problems.join());
+    const config = resolvePodConfig('web', checked.value, '/home/me');
+    expect(config.command).toEqual(['agent', '--turns={maxTurns}']);
+    expect(config.resumeCommand).toEqual([...DEFAULT_COMMAND, '--max-turns', '3', '--resume', '{claudeSessionId}']);
+  });
+
+  it.each([
+    [{ maxTurns: 0 }, 'field "maxTurns" must be at least 1'],
+    [{ maxTurns: 2.5 }, 'field "maxTurns" must be a whole number'],
+    [{ maxTurns: '5' }, 'field "maxTurns" must be of type number'],
+    [{ maxBudgetUsd: 0 }, 'field "maxBudgetUsd" must be at least 0.01 (US dollars)'],
+    [{ maxBudgetUsd: 1e9 }, 'field "maxBudgetUsd" must be at most 100000 (US dollars)'],
+    [{ command: ['a', '{maxTurns}'] }, 'field "command" uses {maxTurns}, but pod.json sets no "maxTurns": set it, or leave the placeholder out'],
+    [{ resumeCommand: ['a', '--budget', '{maxBudgetUsd}'] }, 'field "resumeCommand" uses {maxBudgetUsd}, but pod.json sets no "maxBudgetUsd": set it, or leave the placeholder out'],
+  ])('limits: refuses %j', (json, problem) => {
+    const checked = validatePodJson(json);
+    expect(checked.ok).toBe(false);
+    if (!checked.ok) expect(checked.problems).toContain(problem);
+  });
+
   it('hardening: an empty pod.json runs on cldpd\'s isolated network, not Docker\'s shared bridge', () => {
     const checked = validatePodJson({});
     if (!checked.ok) throw new Error(checked.problems.join());

@@ -198,4 +198,18 @@ describe('localWriteBudget', () => {
     await posting;
     expect(comments.created.map((c) => c.body)).toEqual(['hello']);
   });
+
+  it('a run that ended on the pod\'s spending limit says so in its final edit, not "failed"', async () => {
+    const comments = new FakeComments();
+    const run = reporter(comments).forRun(command);
+    run.event({ type: 'container.started', at, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
+    await run.finish({
+      kind: 'exited', sessionId: 'web-00aa00aa', terminal: { type: 'container.exited', at, exitCode: 1, reason: 'exited', durationMs: 900 },
+      agent: { result: { kind: 'result', isError: true, subtype: 'error_max_budget_usd', costUsd: 0.31, turns: 2 }, runCostUsd: 0.31, runTurns: 2 },
+    });
+    const final = comments.updates.at(-1)?.body ?? '';
+    expect(final).toContain('cldpd: stopped at its limit');
+    expect(final).toContain('`maxBudgetUsd` in its pod.json), having spent $0.31');
+    expect(final).not.toContain('cldpd: failed');
+  });
 });

@@ -156,8 +156,8 @@ describeWithRealClaude(`the real Claude Code CLI in a Debian pod (${CLAUDE_BASE_
     expect(userTexts(request ?? { model: '', messages: [] }).some((t) => t.includes(prompt))).toBe(true);
   });
 
-  it('reports an error_max_turns result as the agent\'s error, with its message', async () => {
-    await world.claudePod('agent-one-turn', { command: ['claude', '-p', '--input-format', 'stream-json', '--output-format', 'stream-json', '--verbose', '--replay-user-messages', '--dangerously-skip-permissions', '--max-turns', '1'] });
+  it('limits: pod.json maxTurns reaches the real CLI as --max-turns; the run ends there and its comment says so', async () => {
+    await world.claudePod('agent-one-turn', { maxTurns: 1 });
     world.api.setScript(() => ({ blocks: [{ type: 'tool_use', name: 'Bash', input: { command: 'ls' } }] }));
     const session = await world.dispatcher.start('agent-one-turn', { prompt: 'loop forever' });
     const events = await collect(session);
@@ -165,7 +165,27 @@ describeWithRealClaude(`the real Claude Code CLI in a Debian pod (${CLAUDE_BASE_
     expect(session.agent.result).toMatchObject({ isError: true, subtype: 'error_max_turns', errors: [expect.stringContaining('maximum number of turns')] });
     expect(transcript(events, session.id)).toContain('cldpd: agent error (error_max_turns)');
     const final = (await statusBodies(session, events)).at(-1) ?? '';
-    expect(final).toContain('the agent reported an error');
+    expect(final).toContain('cldpd: stopped at its limit');
+    expect(final).toContain("the pod's turn limit (`maxTurns` in its pod.json)");
+  });
+
+  it('limits: a run stopped by its budget (pod.json maxBudgetUsd, the real CLI\'s --max-budget-usd) says so in its comment', async () => {
+    await world.claudePod('agent-budget', { maxBudgetUsd: 0.05 });
+    let calls = 0;
+    // Each answer costs dollars (the CLI prices the tokens the API says it used) and asks for another tool call.
+    world.api.setScript(() => {
+      calls += 1;
+      return { blocks: [{ type: 'tool_use', name: 'Bash', input: { command: `echo step ${calls}` } }], stopReason: 'tool_use', inputTokens: 2_000_000, outputTokens: 1000 };
+    });
+    const session = await world.dispatcher.start('agent-budget', { prompt: 'spend' });
+    const events = await collect(session);
+    expect(events.at(-1)).toMatchObject({ type: 'container.exited' });
+    expect(session.agent.result).toMatchObject({ isError: true, subtype: 'error_max_budget_usd' });
+    expect(session.agent.result?.costUsd).toBeGreaterThan(0.05);
+    expect(calls).toBeLessThan(5); // it stopped soon after the budget was spent, not at the API's pace
+    const final = (await statusBodies(session, events)).at(-1) ?? '';
+    expect(final).toContain('cldpd: stopped at its limit');
+    expect(final).toContain("the pod's spending limit for a run (`maxBudgetUsd` in its pod.json), having spent $");
   });
 
   it('reports an API error the agent gave up on', async () => {
