@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { NO_LIMITS, mergeLimits, parseLimits, type RepoLimits } from './queue/usage-limits.js';
 
 /** A setting that is missing or malformed; the message lists every problem and the fix. */
 export class ConfigError extends Error {
@@ -85,6 +87,12 @@ export interface Config {
   readonly metricsPort: number;
   readonly github: GitHubConfig;
   readonly live: LivePageConfig;
+  /**
+   * The installation-wide limits of runs and spending, for every repository that does not
+   * set its own in `.github/cldpd.yml`: `CLDPD_LIMITS`, JSON or YAML like
+   * `{"repository": {"spendPerDayUsd": 50}, "perPerson": {"runsPerDay": 20}}`. Default: none.
+   */
+  readonly limits: RepoLimits;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -118,6 +126,17 @@ function hostIdFrom(raw: string, problems: string[]): string {
     problems.push(`CLDPD_HOST_ID is "${raw}"; use letters, digits, ".", "_" and "-" (at most 63 characters).`);
   }
   return raw;
+}
+
+function limitsFrom(env: Env, problems: string[]): RepoLimits {
+  const raw = env.CLDPD_LIMITS;
+  if (!raw) return NO_LIMITS;
+  try {
+    return mergeLimits(NO_LIMITS, parseLimits(parseYaml(raw), 'CLDPD_LIMITS'));
+  } catch (err) {
+    problems.push(`${(err as Error).message.startsWith('CLDPD_LIMITS') ? '' : 'CLDPD_LIMITS is not JSON or YAML: '}${(err as Error).message.split('\n')[0]} (example: {"perPerson": {"runsPerDay": 20}}).`);
+    return NO_LIMITS;
+  }
 }
 
 function privateKeyFrom(env: Env, problems: string[]): string | undefined {
@@ -186,6 +205,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
       clientId: env.GITHUB_CLIENT_ID || undefined,
       clientSecret: env.GITHUB_CLIENT_SECRET || undefined,
     }),
+    limits: limitsFrom(env, problems),
     live: Object.freeze({
       publicUrl: publicUrl || `http://${ownHost}:${port}`,
       maxEntries: positiveInt(env, 'CLDPD_LIVE_MAX_ENTRIES', 20_000, problems),

@@ -64,6 +64,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HOME: '/h', CLDPD_LIVE_MAX_ENTRIES: '0' })).toThrow(/CLDPD_LIVE_MAX_ENTRIES/);
   });
 
+  it('reads the installation-wide limits from CLDPD_LIMITS, in JSON or YAML, and names what is wrong', () => {
+    expect(loadConfig({ HOME: '/h' }).limits).toEqual({ repository: {}, perPerson: {} });
+    expect(loadConfig({ HOME: '/h', CLDPD_LIMITS: '{"perPerson": {"runsPerDay": 20}}' }).limits).toEqual({ repository: {}, perPerson: { runsPerDay: 20 } });
+    expect(loadConfig({ HOME: '/h', CLDPD_LIMITS: 'repository: { spendPerDayUsd: 50 }' }).limits).toEqual({ repository: { spendPerDayUsd: 50 }, perPerson: {} });
+    expect(() => loadConfig({ HOME: '/h', CLDPD_LIMITS: '{"perPerson": {"runsPerDay": -2}}' })).toThrow(/CLDPD_LIMITS\.perPerson\.runsPerDay must be 0 or more/);
+    expect(() => loadConfig({ HOME: '/h', CLDPD_LIMITS: '{"people": {}}' })).toThrow(/CLDPD_LIMITS: unknown key "people"/);
+    expect(() => loadConfig({ HOME: '/h', CLDPD_LIMITS: '{unclosed' })).toThrow(/CLDPD_LIMITS is not JSON or YAML/);
+  });
+
   it('says which GitHub App settings are missing and how to get them', () => {
     expect(() => requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1' }))).toThrow(/PRIVATE_KEY \(or PRIVATE_KEY_PATH\), WEBHOOK_SECRET.*npm start/);
     expect(requireGitHubApp(loadConfig({ HOME: '/h', APP_ID: '1', PRIVATE_KEY: 'k' }), { webhookSecret: false })).toMatchObject({ appId: '1', privateKey: 'k' });

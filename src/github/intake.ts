@@ -5,6 +5,7 @@ import { issueKeyOf, type IntakeJob, type IssueRef, type RunCommand } from '../q
 import type { IssueState } from '../queue/issue-state.js';
 import type { Producer } from '../queue/producer.js';
 import { runsAhead } from '../queue/queue-position.js';
+import { dayEnds, mergeLimits, type LimitHit, type RepoLimits, type UsageLimits } from '../queue/usage-limits.js';
 import { COMMAND_HELP } from './commands.js';
 import type { CommentsApi, OctokitLike } from './comments-api.js';
 import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
@@ -21,6 +22,32 @@ export interface IntakeOptions {
   /** The app's own login (`<slug>[bot]`): only comments it wrote are ever taken for its status comments. */
   readonly appLogin: () => Promise<string>;
   readonly logger: Logger;
+  /** Daily run and spending limits: where they are counted, and the installation's defaults (a repository's `.github/cldpd.yml` overrides them). None when absent. */
+  readonly limits?: { readonly usage: UsageLimits; readonly defaults: RepoLimits };
+  readonly now?: () => number;
+}
+
+function money(usd: number): string {
+  return `$${usd.toFixed(2)}`;
+}
+
+function inWords(ms: number): string {
+  const minutes = Math.max(1, Math.ceil(ms / 60_000));
+  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** The reply to a trigger over a limit: which limit, the figures, when it resets; nothing was started. */
+export function limitReply(hit: LimitHit, login: string, now: number): string {
+  const who = hit.scope === 'repository' ? 'This repository' : 'You';
+  const whose = hit.scope === 'repository' ? 'its' : 'your';
+  const where = hit.scope === 'repository' ? '' : ' in this repository';
+  const resets = `It resets at 00:00 UTC, in ${inWords(dayEnds(now) - now)}.`;
+  const text = hit.limit === 'runsPerDay'
+    ? `${who} reached ${whose} limit of ${hit.value} run${hit.value === 1 ? '' : 's'} a day${where} (${hit.used} today, UTC). ${resets}`
+    : hit.limit === 'spendPerDayUsd'
+      ? `${who} reached ${whose} spending limit of ${money(hit.value)} a day${where}: the runs that ended today (UTC) cost ${money(hit.used)}. ${resets}`
+      : `${who} ${hit.scope === 'repository' ? 'has' : 'have'} ${hit.used} session${hit.used === 1 ? '' : 's'} running or queued${where}, ${whose} limit at once is ${hit.value}. It frees up when one of them ends.`;
+  return `@${login}, ${text.charAt(0).toLowerCase()}${text.slice(1)} Nothing was started; the limits are in \`.github/cldpd.yml\` (\`limits\`).`;
 }
 
 /** A refusal is posted once per person and issue in this time; later ones are only logged. */
@@ -147,6 +174,28 @@ export class Intake {
     }
   }
 
+  /** The repository's settings; undefined when they cannot be read, which is then said on the issue. */
+  private async settingsOrReply(job: IntakeJob): Promise<RepoSettings | undefined> {
+    try {
+      return await this.settings(job.issue);
+    } catch (err) {
+      if (statusOf(err) !== undefined) throw err; // the API failed: retry the intake
+      await this.replyOnce(job, `cldpd cannot read this repository's settings: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /** Admits the run against the repository's limits (see UsageLimits); true when it is over one, which is then said on the issue. */
+  private async overLimit(job: IntakeJob, key: string, settings: RepoSettings): Promise<boolean> {
+    const limits = this.options.limits;
+    if (!limits) return false;
+    const hit = await limits.usage.admit(job.deliveryId, `${job.issue.owner}/${job.issue.repo}`, key, job.sender.login, mergeLimits(limits.defaults, settings.limits));
+    if (!hit) return false;
+    this.options.logger.info({ issue: key, sender: job.sender.login, ...hit }, 'refused a run over a limit');
+    await this.replyOnce(job, limitReply(hit, job.sender.login, (this.options.now ?? Date.now)()));
+    return true;
+  }
+
   private async start(job: IntakeJob, pod: string, key: string): Promise<string> {
     try {
       assertPodName(pod);
@@ -154,20 +203,16 @@ export class Intake {
       await this.replyOnce(job, `The label \`cldpd:${keepStart(pod, 80)}\` does not name a usable pod: ${isCldpdError(err) ? err.message : String(err)}`);
       return 'invalid pod name';
     }
-    let settings: RepoSettings;
-    try {
-      settings = await this.settings(job.issue);
-    } catch (err) {
-      if (statusOf(err) !== undefined) throw err; // the API failed: retry the intake
-      await this.replyOnce(job, `cldpd cannot read this repository's settings: ${(err as Error).message}`);
-      return 'bad settings';
-    }
+    const settings = await this.settingsOrReply(job);
+    if (!settings) return 'bad settings';
     if (!allowsPod(settings, pod)) {
       await this.replyOnce(job, `The pod \`${pod}\` is not enabled for this repository: \`.github/cldpd.yml\` allows ${settings.pods?.length ? settings.pods.map((p) => `\`${p}\``).join(', ') : 'no pods'}.`);
       return 'pod not allowed';
     }
+    if (await this.overLimit(job, key, settings)) return 'over a limit';
     const prompt = buildIssuePrompt({ title: job.issue.title, body: job.issue.body });
     const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId: sessionIdFor(pod, job.deliveryId), prompt });
+    await this.options.limits?.usage.queued(key, job.sender.login);
     return `queued start #${command.seq}`;
   }
 
@@ -183,7 +228,13 @@ export class Intake {
       await this.replyOnce(job, `This instruction is ${bytes} bytes; cldpd passes at most ${MAX_PROMPT_BYTES} bytes to the agent. Nothing was queued: shorten it, or put the details in a file in the repository and point the agent at it.`);
       return 'resume too long';
     }
+    if (this.options.limits) {
+      const settings = await this.settingsOrReply(job);
+      if (!settings) return 'bad settings';
+      if (await this.overLimit(job, key, settings)) return 'over a limit';
+    }
     const command = await this.queueRun(job, key, { kind: 'resume', pod: issue.pod, sessionId: issue.sessionId, prompt: full });
+    await this.options.limits?.usage.queued(key, job.sender.login);
     if (issue.hostId) {
       // If the session's agent is running, its host gives it this as its next message;
       // otherwise the queued resume runs in its turn.
@@ -261,9 +312,23 @@ export class Intake {
       pending > (issue.running > 0 ? 1 : 0) ? `- queued: ${pending - (issue.running > 0 ? 1 : 0)}` : '- nothing queued',
       issue.lastState ? `- latest: ${issue.lastState}` : undefined,
       issue.lastStatusUrl ? `- [status comment](${issue.lastStatusUrl})` : undefined,
+      ...(await this.usageLines(job)),
     ].filter(Boolean);
     await this.replyOnce(job, lines.join('\n'));
     return 'status';
+  }
+
+  /** Today's runs, spending and sessions against the limits, for the repository and the sender; none without limits. */
+  private async usageLines(job: IntakeJob): Promise<string[]> {
+    const limits = this.options.limits;
+    if (!limits) return [];
+    const settings = await this.settings(job.issue).catch(() => undefined);
+    const applied = mergeLimits(limits.defaults, settings?.limits);
+    const today = await limits.usage.today(`${job.issue.owner}/${job.issue.repo}`, job.sender.login);
+    const of = (value: number | undefined, text: (v: number) => string): string => (value === undefined ? '' : ` of ${text(value)}`);
+    const line = (who: string, usage: { runs: number; spendUsd: number; sessions: number }, l: typeof applied.repository): string =>
+      `- today (UTC), ${who}: ${usage.runs} run${usage.runs === 1 ? '' : 's'}${of(l.runsPerDay, String)}, ${money(usage.spendUsd)} spent${of(l.spendPerDayUsd, money)}, ${usage.sessions} session${usage.sessions === 1 ? '' : 's'} running or queued${of(l.sessionsAtOnce, (v) => `${v} at once`)}`;
+    return [line('this repository', today.repository, applied.repository), line(`@${job.sender.login}`, today.person, applied.perPerson)];
   }
 
   /** Posts a reply for this delivery unless one was posted already (a retried intake stays quiet). */

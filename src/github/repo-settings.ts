@@ -1,14 +1,18 @@
 import { parse } from 'yaml';
 import * as z from 'zod/mini';
+import { parseLimits, type RepoLimits } from '../queue/usage-limits.js';
 
 /** Per-repository settings from `.github/cldpd.yml`. */
 export interface RepoSettings {
   /** Pods this repository may use; undefined means every pod of the host. */
   readonly pods: readonly string[] | undefined;
+  /** Limits of runs and spending; each one given overrides the installation's default (CLDPD_LIMITS). */
+  readonly limits?: Partial<RepoLimits>;
 }
 
 const schema = z.strictObject({
   pods: z.optional(z.array(z.string().check(z.minLength(1, 'a pod name must not be empty')))),
+  limits: z.optional(z.unknown()),
 });
 
 /** Settings of a repository without `.github/cldpd.yml`. */
@@ -25,7 +29,7 @@ export function parseRepoSettings(text: string): RepoSettings {
   const result = schema.safeParse(raw);
   if (!result.success) {
     const problem = result.error.issues.map((i) => {
-      if (i.code === 'unrecognized_keys') return `unknown key ${i.keys.map((k) => `"${k}"`).join(', ')} (known: pods)`;
+      if (i.code === 'unrecognized_keys') return `unknown key ${i.keys.map((k) => `"${k}"`).join(', ')} (known: pods, limits)`;
       const where = i.path.join('.');
       if (i.code !== 'invalid_type') return `"${where}": ${i.message}`;
       if (!where) return 'the file must be a mapping of settings, like "pods: [web]"';
@@ -33,7 +37,13 @@ export function parseRepoSettings(text: string): RepoSettings {
     });
     throw new Error(`.github/cldpd.yml: ${problem.join('; ')}`);
   }
-  return Object.freeze({ pods: result.data.pods ? Object.freeze([...result.data.pods]) : undefined });
+  let limits: Partial<RepoLimits> | undefined;
+  try {
+    limits = result.data.limits === undefined ? undefined : parseLimits(result.data.limits, 'limits');
+  } catch (err) {
+    throw new Error(`.github/cldpd.yml: ${(err as Error).message}`);
+  }
+  return Object.freeze({ pods: result.data.pods ? Object.freeze([...result.data.pods]) : undefined, ...(limits ? { limits } : {}) });
 }
 
 /** Whether `settings` allow `pod`. */

@@ -13,6 +13,7 @@ import type { IntakeJob } from '../queue/contract.js';
 import { IssueState } from '../queue/issue-state.js';
 import { INTAKE_QUEUE } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
+import { UsageLimits } from '../queue/usage-limits.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import { sessionPages, type SessionPages } from './session-pages.js';
 import { sharedWriteBudget } from './write-budget.js';
@@ -97,7 +98,7 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
     throw err;
   }));
   pages = sessionPages(config, privateKey, redis, octokitFor, logger);
-  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor, metrics?.github), sharedWriteBudget(redis, config, logger, metrics?.github)), octokitFor, appLogin: login, logger: logger.child({ name: 'intake' }) });
+  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor, metrics?.github), sharedWriteBudget(redis, config, logger, metrics?.github)), octokitFor, appLogin: login, logger: logger.child({ name: 'intake' }), limits: { usage: new UsageLimits(redis), defaults: config.limits } });
   const worker = new Worker<IntakeJob>(INTAKE_QUEUE, (job) => intake.process(job.data), { connection: redis, concurrency: 8 });
   worker.on('failed', (job, err) => logger.error({ err, delivery: job?.data.deliveryId, attempts: job?.attemptsMade }, 'intake failed'));
   worker.on('error', (err) => logger.error({ err }, 'intake worker error'));

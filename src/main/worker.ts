@@ -17,6 +17,8 @@ import { IssueState } from '../queue/issue-state.js';
 import { Producer } from '../queue/producer.js';
 import { allReporters } from '../queue/reporters.js';
 import { RunWorker } from '../queue/run-worker.js';
+import { UsageLimits } from '../queue/usage-limits.js';
+import { UsageReporter } from '../queue/usage-reporter.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import type { ReadinessCheck } from '../web/operations.js';
 import { RunMetrics } from '../web/run-metrics.js';
@@ -79,7 +81,8 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   });
   // The status comment first: only it may fail a run's finish. Side reports follow it.
   const feed = new FeedReporter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
-  const reporters = allReporters(reporter, feed, ...(metrics ? [new RunMetrics(metrics)] : []));
+  const usage = new UsageReporter(new UsageLimits(redis), logger.child({ name: 'usage' }));
+  const reporters = allReporters(reporter, feed, usage, ...(metrics ? [new RunMetrics(metrics)] : []));
   const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, dispatcher, state, producer, reporter: reporters, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
   metrics?.countSessions(config.hostId, () => worker.activeRuns);
   await worker.start();

@@ -259,6 +259,26 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(canaryConnections).toBe(0);
     });
 
+    it('limits: once a repository\'s runs have spent its daily limit, the next label gets one reply naming the limit and starts nothing; /cldpd status shows the figures', async () => {
+      github.settings.set(`${OWNER}/thrifty`, 'limits:\n  repository: { spendPerDayUsd: 0.01 }\n');
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: 1, label: 'cldpd:e2e', repo: 'thrifty' }), { id: randomUUID(), secret: SECRET });
+      const status = () => github.commentsOn(`${OWNER}/thrifty#1`).filter((c) => c.body.startsWith('<!-- cldpd:status'));
+      await until('the first run\'s end', () => /cldpd: finished/.test(status()[0]?.body ?? ''), 60_000);
+      expect(status()[0]?.body).toContain('$0.01'); // the fake agent reports $0.0125: over the limit once it ended
+      await until('its cost counted', async () => Number(await redis.hget(`cldpd:usage:${new Date().toISOString().slice(0, 10)}:r:${OWNER}/thrifty`, 'spend')) === 12_500, 10_000);
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: 2, label: 'cldpd:e2e', repo: 'thrifty' }), { id: randomUUID(), secret: SECRET });
+      await until('the reply', () => github.commentsOn(`${OWNER}/thrifty#2`).length === 1, 15_000);
+      const [reply] = github.commentsOn(`${OWNER}/thrifty#2`);
+      expect(reply?.body).toMatch(/^@alice, this repository reached its spending limit of \$0\.01 a day: the runs that ended today \(UTC\) cost \$0\.01\. It resets at 00:00 UTC, in \d+ (h \d+ )?min/);
+      expect(reply?.body).toContain('Nothing was started');
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(github.commentsOn(`${OWNER}/thrifty#2`)).toHaveLength(1); // no status comment, no run
+      await deliver(port, 'issue_comment', payload('issue_comment', 'created', { issue: 1, comment: '/cldpd status', repo: 'thrifty' }), { id: randomUUID(), secret: SECRET });
+      await until('the status reply', () => github.commentsOn(`${OWNER}/thrifty#1`).some((c) => c.body.startsWith('**cldpd status:**')), 15_000);
+      const answer = github.commentsOn(`${OWNER}/thrifty#1`).find((c) => c.body.startsWith('**cldpd status:**'))?.body ?? '';
+      expect(answer).toContain('- today (UTC), this repository: 1 run, $0.01 spent of $0.01, 0 sessions running or queued');
+    });
+
     it('.github/cldpd.yml limits the pods a repository may use', async () => {
       github.settings.set(`${OWNER}/strict`, 'pods: [e2e]');
       await deliver(port, 'issues', payload('issues', 'labeled', { issue: 1, label: 'cldpd:e2e-linger', repo: 'strict' }), { id: randomUUID(), secret: SECRET });

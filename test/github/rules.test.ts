@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { buildIssuePrompt } from '../../src/github/issue-prompt.js';
 import { isBot, mayTrigger, roleOf } from '../../src/github/permissions.js';
 import { allowsPod, parseRepoSettings } from '../../src/github/repo-settings.js';
+import { limitReply } from '../../src/github/intake.js';
+import { mergeLimits, type LimitHit } from '../../src/queue/usage-limits.js';
 
 describe('permissions', () => {
   const person = { login: 'alice', type: 'User' };
@@ -62,7 +64,7 @@ describe('parseRepoSettings', () => {
 
   it.each([
     ['pods: web', '"pods" must be a list of pod names'],
-    ['pod: [web]', 'unknown key "pod" (known: pods)'],
+    ['pod: [web]', 'unknown key "pod" (known: pods, limits)'],
     ['pods: [', 'not valid YAML'],
     ['- a\n- b', 'must be a mapping of settings'],
   ])('refuses %j', (text, message) => {
@@ -73,5 +75,38 @@ describe('parseRepoSettings', () => {
     expect(allowsPod(parseRepoSettings(''), 'x')).toBe(true);
     expect(allowsPod(parseRepoSettings('pods: [web]'), 'web')).toBe(true);
     expect(allowsPod(parseRepoSettings('pods: [web]'), 'api')).toBe(false);
+  });
+});
+
+describe('limits in .github/cldpd.yml', () => {
+  it('reads the repository\'s and each person\'s limits, and lays them on the installation\'s defaults', () => {
+    const settings = parseRepoSettings('limits:\n  repository: { runsPerDay: 50, spendPerDayUsd: 20 }\n  perPerson:\n    sessionsAtOnce: 1\n');
+    expect(settings.limits).toEqual({ repository: { runsPerDay: 50, spendPerDayUsd: 20 }, perPerson: { sessionsAtOnce: 1 } });
+    const defaults = { repository: { runsPerDay: 10, sessionsAtOnce: 4 }, perPerson: { spendPerDayUsd: 2 } };
+    expect(mergeLimits(defaults, settings.limits)).toEqual({ repository: { runsPerDay: 50, spendPerDayUsd: 20, sessionsAtOnce: 4 }, perPerson: { spendPerDayUsd: 2, sessionsAtOnce: 1 } });
+  });
+
+  it.each([
+    ['limits:\n  repo: { runsPerDay: 1 }', '.github/cldpd.yml: limits: unknown key "repo" (known: repository, perPerson)'],
+    ['limits:\n  repository: { runs: 1 }', '.github/cldpd.yml: limits.repository: unknown key "runs" (known: runsPerDay, spendPerDayUsd, sessionsAtOnce)'],
+    ['limits:\n  perPerson: { runsPerDay: 1.5 }', '.github/cldpd.yml: limits.perPerson.runsPerDay must be a whole number'],
+    ['limits:\n  repository: { spendPerDayUsd: -1 }', '.github/cldpd.yml: limits.repository.spendPerDayUsd must be 0 or more (US dollars)'],
+    ['limits: 5', '.github/cldpd.yml: limits must be a mapping like "runsPerDay: 20"'],
+  ])('refuses %j, naming the field', (text, message) => {
+    expect(() => parseRepoSettings(text)).toThrow(message);
+  });
+});
+
+describe('the reply to a trigger over a limit', () => {
+  const now = Date.UTC(2026, 10, 23, 18, 30);
+  it.each<[LimitHit, string]>([
+    [{ scope: 'repository', limit: 'runsPerDay', value: 20, used: 20 }, '@alice, this repository reached its limit of 20 runs a day (20 today, UTC). It resets at 00:00 UTC, in 5 h 30 min. Nothing was started'],
+    [{ scope: 'person', limit: 'runsPerDay', value: 1, used: 1 }, '@alice, you reached your limit of 1 run a day in this repository (1 today, UTC).'],
+    [{ scope: 'repository', limit: 'spendPerDayUsd', value: 5, used: 5.125 }, '@alice, this repository reached its spending limit of $5.00 a day: the runs that ended today (UTC) cost $5.13. It resets at 00:00 UTC'],
+    [{ scope: 'person', limit: 'sessionsAtOnce', value: 2, used: 2 }, '@alice, you have 2 sessions running or queued in this repository, your limit at once is 2. It frees up when one of them ends.'],
+  ])('%j', (hit, text) => {
+    const reply = limitReply(hit, 'alice', now);
+    expect(reply).toContain(text);
+    expect(reply).toContain('Nothing was started; the limits are in `.github/cldpd.yml` (`limits`).');
   });
 });
