@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { NO_LIMITS, mergeLimits, parseLimits, type RepoLimits } from './queue/usage-limits.js';
 
 /** A setting that is missing or malformed; the message lists every problem and the fix. */
@@ -76,6 +75,12 @@ export interface Config {
   readonly jobLockMs: number;
   /** How often a worker looks for containers of its host that nothing follows. `CLDPD_RECONCILE_SECONDS`, default 60. */
   readonly reconcileMs: number;
+  /**
+   * A host whose worker has not said it runs for this long is shown as not seen, and a new
+   * session of an issue it owned starts elsewhere. `CLDPD_HOST_GONE_SECONDS`, default 600:
+   * long enough for a restart or an upgrade. Workers say it every 30 s (or a third of this).
+   */
+  readonly hostGoneMs: number;
   /** How long `serve`, `worker` and `up` take at most to shut down on SIGTERM before they exit anyway. `CLDPD_STOP_SECONDS`, default 20. */
   readonly stopSeconds: number;
   /** GitHub writes (comments posted or edited) one process makes per minute at most. `CLDPD_GITHUB_WRITES_PER_MINUTE`, default 40. */
@@ -132,9 +137,9 @@ function limitsFrom(env: Env, problems: string[]): RepoLimits {
   const raw = env.CLDPD_LIMITS;
   if (!raw) return NO_LIMITS;
   try {
-    return mergeLimits(NO_LIMITS, parseLimits(parseYaml(raw), 'CLDPD_LIMITS'));
+    return mergeLimits(NO_LIMITS, parseLimits(JSON.parse(raw) as unknown, 'CLDPD_LIMITS'));
   } catch (err) {
-    problems.push(`${(err as Error).message.startsWith('CLDPD_LIMITS') ? '' : 'CLDPD_LIMITS is not JSON or YAML: '}${(err as Error).message.split('\n')[0]} (example: {"perPerson": {"runsPerDay": 20}}).`);
+    problems.push(`${(err as Error).message.startsWith('CLDPD_LIMITS') ? '' : 'CLDPD_LIMITS is not JSON: '}${(err as Error).message.split('\n')[0]} (example: {"perPerson": {"runsPerDay": 20}}).`);
     return NO_LIMITS;
   }
 }
@@ -189,6 +194,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     statusIntervalMs: positiveInt(env, 'CLDPD_STATUS_INTERVAL_SECONDS', 10, problems) * 1000,
     jobLockMs: positiveInt(env, 'CLDPD_JOB_LOCK_SECONDS', 60, problems) * 1000,
     reconcileMs: positiveInt(env, 'CLDPD_RECONCILE_SECONDS', 60, problems) * 1000,
+    hostGoneMs: positiveInt(env, 'CLDPD_HOST_GONE_SECONDS', 600, problems) * 1000,
     stopSeconds: positiveInt(env, 'CLDPD_STOP_SECONDS', 20, problems),
     githubWritesPerMinute: positiveInt(env, 'CLDPD_GITHUB_WRITES_PER_MINUTE', 40, problems),
     metricsPort: portOrOff(env, 'CLDPD_METRICS_PORT', 9464, problems),

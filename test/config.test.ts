@@ -64,13 +64,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HOME: '/h', CLDPD_LIVE_MAX_ENTRIES: '0' })).toThrow(/CLDPD_LIVE_MAX_ENTRIES/);
   });
 
-  it('reads the installation-wide limits from CLDPD_LIMITS, in JSON or YAML, and names what is wrong', () => {
+  it('reads the installation-wide limits from CLDPD_LIMITS, in JSON, and names what is wrong', () => {
     expect(loadConfig({ HOME: '/h' }).limits).toEqual({ repository: {}, perPerson: {} });
     expect(loadConfig({ HOME: '/h', CLDPD_LIMITS: '{"perPerson": {"runsPerDay": 20}}' }).limits).toEqual({ repository: {}, perPerson: { runsPerDay: 20 } });
-    expect(loadConfig({ HOME: '/h', CLDPD_LIMITS: 'repository: { spendPerDayUsd: 50 }' }).limits).toEqual({ repository: { spendPerDayUsd: 50 }, perPerson: {} });
     expect(() => loadConfig({ HOME: '/h', CLDPD_LIMITS: '{"perPerson": {"runsPerDay": -2}}' })).toThrow(/CLDPD_LIMITS\.perPerson\.runsPerDay must be 0 or more/);
     expect(() => loadConfig({ HOME: '/h', CLDPD_LIMITS: '{"people": {}}' })).toThrow(/CLDPD_LIMITS: unknown key "people"/);
-    expect(() => loadConfig({ HOME: '/h', CLDPD_LIMITS: '{unclosed' })).toThrow(/CLDPD_LIMITS is not JSON or YAML/);
+    expect(() => loadConfig({ HOME: '/h', CLDPD_LIMITS: '{unclosed' })).toThrow(/CLDPD_LIMITS is not JSON/);
   });
 
   it('says which GitHub App settings are missing and how to get them', () => {

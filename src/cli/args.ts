@@ -53,6 +53,8 @@ Commands:
   up                                           the GitHub App: webhook server and worker in one process (npm start)
   serve                                        the webhook server only (no Docker)
   worker                                       a worker for this Docker host only (REDIS_URL shared with the server)
+  hosts [forget <host>] [--json]               the worker hosts Redis knows, when each was last seen, its issues;
+                                               forget: release a decommissioned host's issues (an operator action)
 
 Options:
   --prompt-file <f>  read the prompt from a file ("-": standard input) instead of --prompt
@@ -124,7 +126,7 @@ const ALLOWED: Record<string, readonly (keyof Values)[]> = {
 };
 
 /** The commands the services entry point runs; named here so a typo of them is caught too. */
-const SERVICE_COMMANDS = ['up', 'serve', 'worker'];
+const SERVICE_COMMANDS = ['up', 'serve', 'worker', 'hosts'];
 
 function promptOf(values: Values, name: string): { prompt: string } | { promptFile: string } | undefined {
   if (values.prompt !== undefined && values['prompt-file'] !== undefined) throw new UsageError(`"cldpd ${name}" takes --prompt or --prompt-file, not both.`, name);

@@ -109,8 +109,14 @@ export const podJsonSchema = z.strictObject({
   (ctx) => {
     for (const field of ['command', 'resumeCommand'] as const) {
       for (const limit of ['maxTurns', 'maxBudgetUsd'] as const) {
-        if (ctx.value[limit] === undefined && (ctx.value[field] ?? []).some((arg) => arg.includes(`{${limit}}`))) {
-          ctx.issues.push({ code: 'custom', input: ctx.value[field], path: [field], message: `uses {${limit}}, but pod.json sets no "${limit}": set it, or leave the placeholder out` });
+        const own = ctx.value[field];
+        const uses = (own ?? []).some((arg) => arg.includes(`{${limit}}`));
+        if (ctx.value[limit] === undefined && uses) {
+          ctx.issues.push({ code: 'custom', input: own, path: [field], message: `uses {${limit}}, but pod.json sets no "${limit}": set it, or leave the placeholder out` });
+        }
+        // A limit a pod's own command never passes on would bound nothing, silently.
+        if (ctx.value[limit] !== undefined && own !== undefined && !uses) {
+          ctx.issues.push({ code: 'custom', input: own, path: [field], message: `has no {${limit}}, so the pod's "${limit}" would not reach the agent: add it where the agent takes that limit (Claude Code: "--${limit === 'maxTurns' ? 'max-turns' : 'max-budget-usd'}", "{${limit}}"), or leave "${field}" out to use the default` });
         }
       }
     }

@@ -22,9 +22,14 @@ export interface IntakeOptions {
   /** The app's own login (`<slug>[bot]`): only comments it wrote are ever taken for its status comments. */
   readonly appLogin: () => Promise<string>;
   readonly logger: Logger;
-  /** Daily run and spending limits: where they are counted, and the installation's defaults (a repository's `.github/cldpd.yml` overrides them). None when absent. */
+  /** Daily run and spending limits: where they are counted, and the installation's (a repository's `.github/cldpd.yml` may lower them). None when absent. */
   readonly limits?: { readonly usage: UsageLimits; readonly defaults: RepoLimits };
   readonly now?: () => number;
+}
+
+/** A moment as people read it on an issue: `2026-11-23 08:55 UTC`. */
+function when(at: number): string {
+  return `${new Date(at).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
 function money(usd: number): string {
@@ -47,7 +52,7 @@ export function limitReply(hit: LimitHit, login: string, now: number): string {
     : hit.limit === 'spendPerDayUsd'
       ? `${who} reached ${whose} spending limit of ${money(hit.value)} a day${where}: the runs that ended today (UTC) cost ${money(hit.used)}. ${resets}`
       : `${who} ${hit.scope === 'repository' ? 'has' : 'have'} ${hit.used} session${hit.used === 1 ? '' : 's'} running or queued${where}, ${whose} limit at once is ${hit.value}. It frees up when one of them ends.`;
-  return `@${login}, ${text.charAt(0).toLowerCase()}${text.slice(1)} Nothing was started; the limits are in \`.github/cldpd.yml\` (\`limits\`).`;
+  return `@${login}, ${text.charAt(0).toLowerCase()}${text.slice(1)} Nothing was started. The limits are this repository's \`.github/cldpd.yml\` (\`limits\`) and the installation's (\`CLDPD_LIMITS\`), the lower of the two.`;
 }
 
 /** A refusal is posted once per person and issue in this time; later ones are only logged. */
@@ -211,13 +216,21 @@ export class Intake {
     }
     if (await this.overLimit(job, key, settings)) return 'over a limit';
     const prompt = buildIssuePrompt({ title: job.issue.title, body: job.issue.body });
-    const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId: sessionIdFor(pod, job.deliveryId), prompt });
-    await this.options.limits?.usage.queued(key, job.sender.login);
+    const { forgotten } = await this.options.state.get(key);
+    const note = forgotten ? `The issue's earlier session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${when(forgotten.at)}: this one starts afresh.` : undefined;
+    const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId: sessionIdFor(pod, job.deliveryId), prompt }, note);
+    await this.options.limits?.usage.queued(`${job.issue.owner}/${job.issue.repo}`, key, job.sender.login);
+    if (forgotten) await this.options.state.clearForgotten(key);
     return `queued start #${command.seq}`;
   }
 
   private async resume(job: IntakeJob, prompt: string, key: string): Promise<string> {
     const issue = await this.options.state.get(key);
+    if ((!issue.sessionId || !issue.pod) && issue.forgotten) {
+      const { forgotten } = issue;
+      await this.replyOnce(job, `This issue's session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${when(forgotten.at)} (\`cldpd hosts forget\`): its state (the agent's memory, the workspace) stayed there and cannot be continued. Add the label \`cldpd:${issue.pod ?? '<pod>'}\` again to start afresh on a live host.`);
+      return 'session on a forgotten host';
+    }
     if (!issue.sessionId || !issue.pod) {
       await this.replyOnce(job, 'This issue has no cldpd session yet. Add the label `cldpd:<pod>` to start one; `/cldpd resume` continues it afterwards.');
       return 'no session';
@@ -234,7 +247,7 @@ export class Intake {
       if (await this.overLimit(job, key, settings)) return 'over a limit';
     }
     const command = await this.queueRun(job, key, { kind: 'resume', pod: issue.pod, sessionId: issue.sessionId, prompt: full });
-    await this.options.limits?.usage.queued(key, job.sender.login);
+    await this.options.limits?.usage.queued(`${job.issue.owner}/${job.issue.repo}`, key, job.sender.login);
     if (issue.hostId) {
       // If the session's agent is running, its host gives it this as its next message;
       // otherwise the queued resume runs in its turn.
@@ -243,7 +256,8 @@ export class Intake {
     return `queued resume #${command.seq}`;
   }
 
-  private async queueRun(job: IntakeJob, key: string, run: Pick<RunCommand, 'kind' | 'pod' | 'sessionId' | 'prompt'>): Promise<RunCommand> {
+  /** `note`: a line for the queued comment; a resume waiting for a host not seen for a while says so itself. */
+  private async queueRun(job: IntakeJob, key: string, run: Pick<RunCommand, 'kind' | 'pod' | 'sessionId' | 'prompt'>, note?: string): Promise<RunCommand> {
     const { state, producer, comments } = this.options;
     const seq = (await state.deliverySeq(job.deliveryId)) ?? (await state.deliverySeq(job.deliveryId, await state.nextSeq(key))) as number;
     const marker = statusMarker({ issueKey: key, seq });
@@ -258,7 +272,9 @@ export class Intake {
       });
       // Runs of this issue that will run first (the running one included); the worker keeps it up to date.
       const ahead = runsAhead(await state.queueSnapshot(key));
-      const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: ahead, now: Date.now(), requestedBy: job.sender.login }, marker, (t) => t);
+      const unseen = run.kind === 'resume' ? await this.unseenHost(key) : undefined;
+      const said = note ?? unseen;
+      const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: ahead, now: Date.now(), requestedBy: job.sender.login, ...(said ? { note: said } : {}) }, marker, (t) => t);
       const comment = found ?? (await comments.create(job.issue, body));
       if (!found) await state.showPosition(key, seq, ahead);
       commentId = await state.statusComment(key, seq, comment.id);
@@ -303,7 +319,7 @@ export class Intake {
     const issue = await this.options.state.get(key);
     const pending = await this.options.state.pending(key);
     if (!issue.sessionId) {
-      await this.replyOnce(job, 'This issue has no cldpd session. Add the label `cldpd:<pod>` to start one.');
+      await this.replyOnce(job, ['This issue has no cldpd session. Add the label `cldpd:<pod>` to start one.', ...(await this.usageLines(job))].join('\n'));
       return 'status: none';
     }
     const lines = [
@@ -312,10 +328,20 @@ export class Intake {
       pending > (issue.running > 0 ? 1 : 0) ? `- queued: ${pending - (issue.running > 0 ? 1 : 0)}` : '- nothing queued',
       issue.lastState ? `- latest: ${issue.lastState}` : undefined,
       issue.lastStatusUrl ? `- [status comment](${issue.lastStatusUrl})` : undefined,
+      await this.unseenHost(key).then((text) => (text ? `- ${text}` : undefined)),
       ...(await this.usageLines(job)),
     ].filter(Boolean);
     await this.replyOnce(job, lines.join('\n'));
     return 'status';
+  }
+
+  /** Says that the issue's host has not been seen for a while, and since when; undefined while it is alive (or the issue has none). */
+  private async unseenHost(key: string): Promise<string | undefined> {
+    const { state } = this.options;
+    const { hostId } = await state.get(key);
+    if (!hostId || (await state.hostAlive(hostId))) return undefined;
+    const seen = await state.lastSeen(hostId);
+    return `Host \`${hostId}\`, where this issue's session is, has not been seen ${seen ? `since ${when(seen)}` : 'for a while'}: its runs wait for it. If it is gone for good, an operator can release its issues with \`cldpd hosts forget ${hostId}\` (a new label then starts afresh elsewhere).`;
   }
 
   /** Today's runs, spending and sessions against the limits, for the repository and the sender; none without limits. */

@@ -6,7 +6,7 @@ import { parseLimits, type RepoLimits } from '../queue/usage-limits.js';
 export interface RepoSettings {
   /** Pods this repository may use; undefined means every pod of the host. */
   readonly pods: readonly string[] | undefined;
-  /** Limits of runs and spending; each one given overrides the installation's default (CLDPD_LIMITS). */
+  /** Limits of runs and spending; with the installation's (CLDPD_LIMITS), the lower of each applies. */
   readonly limits?: Partial<RepoLimits>;
 }
 

@@ -133,9 +133,9 @@ const ICONS: Record<Shown, string> = {
 
 function shownOf(view: StatusView): Shown {
   if (view.phase !== 'finished') return view.phase;
-  if (view.limit) return 'at its limit';
   if (view.reason === 'stopped') return 'stopped';
   if (view.reason === 'timeout') return 'timed out';
+  if (view.limit) return 'at its limit';
   return (view.exitCode ?? 0) !== 0 ? 'failed' : 'finished';
 }
 
@@ -190,8 +190,8 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (facts.length > 0) head.push(facts.join(' · '));
   if (shown === 'stopped') head.push('It was stopped on request (`/cldpd stop`).');
   if (shown === 'timed out') head.push('It was stopped by the timeout (`timeoutSeconds` in the pod\'s pod.json).');
-  if (view.limit === 'turns') head.push(`The agent stopped at the pod's turn limit (\`maxTurns\` in its pod.json)${view.turns !== undefined ? ` after ${view.turns} turn${view.turns === 1 ? '' : 's'}` : ''}.`);
-  if (view.limit === 'budget') head.push(`The agent stopped at the pod's spending limit for a run (\`maxBudgetUsd\` in its pod.json)${view.costUsd !== undefined ? `, having spent $${view.costUsd.toFixed(2)}` : ''}.`);
+  if (view.limit === 'turns' && shown === 'at its limit') head.push(`The agent stopped at the pod's turn limit (\`maxTurns\` in its pod.json)${view.turns !== undefined ? ` after ${view.turns} turn${view.turns === 1 ? '' : 's'}` : ''}.`);
+  if (view.limit === 'budget' && shown === 'at its limit') head.push(`The agent stopped at the pod's spending limit for a run (\`maxBudgetUsd\` in its pod.json)${view.costUsd !== undefined ? `, having spent $${view.costUsd.toFixed(2)}` : ''}.`);
   if (view.error) head.push(`**Error:** ${safeInline(oneLine(redact(view.error), 1000))}`);
   if (view.note) head.push(safeInline(oneLine(view.note, 1000)));
   if (view.activity && active) head.push(`Latest: ${safeInline(oneLine(stripEscapes(redact(view.activity))))}`);

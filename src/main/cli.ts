@@ -11,5 +11,7 @@ const [first] = argv;
 // The long-running processes load probot and bullmq; the terminal commands never do.
 const code = first && SERVICES.has(first)
   ? await (await import('./services.js')).runServices(first as 'serve' | 'worker' | 'up')
-  : await (await import('./terminal.js')).runTerminal(argv);
+  : first === 'hosts'
+    ? await (await import('./hosts-command.js')).runHosts(argv.slice(1), process.env, process.stdout, process.stderr)
+    : await (await import('./terminal.js')).runTerminal(argv);
 process.exit(code);

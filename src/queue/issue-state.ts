@@ -21,7 +21,43 @@ export interface IssueRecord {
   readonly running: number;
   /** The command being run, as JSON, for adoption after a restart. */
   readonly runningCommand: string | undefined;
+  /** Set when an operator forgot the host the issue's session was on (`cldpd hosts forget`): that host, the session, and when. */
+  readonly forgotten: { readonly hostId: string; readonly sessionId: string | undefined; readonly at: number } | undefined;
 }
+
+/** A worker host as Redis knows it. */
+export interface HostRecord {
+  readonly hostId: string;
+  /** When its worker last said it runs (ms); undefined for a host known only from its issues. */
+  readonly lastSeen: number | undefined;
+  /** Whether that was within its heartbeat's lifetime. */
+  readonly alive: boolean;
+  /** Issues whose sessions live there, and how many of them have a run going. */
+  readonly issues: readonly string[];
+  readonly running: number;
+}
+
+/** What forgetting a host released: per issue, its session and the commands it still had (the running one first). */
+export interface ReleasedIssue {
+  readonly issueKey: string;
+  readonly sessionId: string | undefined;
+  readonly commands: readonly RunCommand[];
+}
+
+/**
+ * KEYS: issue hash, runs list, positions hash. ARGV: host, now. Releases the issue from
+ * `host` if it still owns it: returns its session id and its commands (the running one
+ * first, then the queued), and leaves it with no host, no session and nothing queued.
+ */
+const FORGET = `
+if redis.call('HGET', KEYS[1], 'hostId') ~= ARGV[1] then return false end
+local session = redis.call('HGET', KEYS[1], 'sessionId') or ''
+local running = redis.call('HGET', KEYS[1], 'runningCommand') or ''
+local queued = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('HSET', KEYS[1], 'forgottenHost', ARGV[1], 'forgottenSession', session, 'forgottenAt', ARGV[2], 'running', '0', 'runningCommand', '')
+redis.call('HDEL', KEYS[1], 'hostId', 'sessionId')
+redis.call('DEL', KEYS[2], KEYS[3])
+return {session, running, unpack(queued)}`;
 
 const RELEASE_IF_EMPTY = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
@@ -88,7 +124,65 @@ export class IssueState {
       lastState: h.lastState || undefined,
       running: Number(h.running ?? 0),
       runningCommand: h.runningCommand || undefined,
+      forgotten: h.forgottenHost ? { hostId: h.forgottenHost, sessionId: h.forgottenSession || undefined, at: Number(h.forgottenAt ?? 0) } : undefined,
     };
+  }
+
+  /** Clears the note that the issue's session was on a forgotten host (a new session has begun). */
+  async clearForgotten(issueKey: string): Promise<void> {
+    await this.redis.hdel(this.key(issueKey), 'forgottenHost', 'forgottenSession', 'forgottenAt');
+  }
+
+  /** When host `hostId`'s worker last said it runs (ms), if it ever did since hosts are recorded. */
+  async lastSeen(hostId: string): Promise<number | undefined> {
+    const at = await this.redis.hget(`${KEY_PREFIX}:hosts`, hostId);
+    return at ? Number(at) : undefined;
+  }
+
+  /**
+   * Every host Redis knows: from the workers' heartbeats and from the issues they own, with
+   * those issues. Reads every issue's record (a SCAN): an operator's command, not a hot path.
+   */
+  async hosts(): Promise<HostRecord[]> {
+    const seen = await this.redis.hgetall(`${KEY_PREFIX}:hosts`);
+    const issues = new Map<string, { issues: string[]; running: number }>();
+    for (const id of Object.keys(seen)) issues.set(id, { issues: [], running: 0 });
+    for await (const keys of this.redis.scanStream({ match: `${KEY_PREFIX}:issue:{*}`, count: 500 }) as AsyncIterable<string[]>) {
+      for (const key of keys) {
+        const [hostId, running] = await this.redis.hmget(key, 'hostId', 'running');
+        if (!hostId) continue;
+        const entry = issues.get(hostId) ?? { issues: [], running: 0 };
+        entry.issues.push(key.slice(`${KEY_PREFIX}:issue:{`.length, -1));
+        if (Number(running ?? 0) > 0) entry.running += 1;
+        issues.set(hostId, entry);
+      }
+    }
+    const hosts: HostRecord[] = [];
+    for (const [hostId, entry] of issues) {
+      hosts.push({ hostId, lastSeen: seen[hostId] ? Number(seen[hostId]) : undefined, alive: await this.hostAlive(hostId), issues: entry.issues.sort(), running: entry.running });
+    }
+    return hosts.sort((a, b) => a.hostId.localeCompare(b.hostId));
+  }
+
+  /**
+   * Releases every issue host `hostId` owns (see FORGET) and forgets the host: the issues'
+   * next label starts a session on a live host, and their queued commands are handed back
+   * for the caller to report. Returns what each issue had.
+   */
+  async forgetHost(hostId: string): Promise<ReleasedIssue[]> {
+    const released: ReleasedIssue[] = [];
+    const host = (await this.hosts()).find((h) => h.hostId === hostId);
+    for (const issueKey of host?.issues ?? []) {
+      const reply = (await this.redis.eval(FORGET, 3, this.key(issueKey), this.key(issueKey, 'runs'), this.key(issueKey, 'positions'), hostId, String(Date.now()))) as string[] | null;
+      if (!reply) continue;
+      const [session = '', running = '', ...queued] = reply;
+      const commands = [running, ...queued].filter((text) => text !== '').map((text) => JSON.parse(text) as RunCommand);
+      // The running command is also at the head of the queue: once each.
+      const unique = commands.filter((c, i) => commands.findIndex((d) => d.seq === c.seq) === i);
+      released.push({ issueKey, sessionId: session || undefined, commands: unique });
+    }
+    await this.redis.hdel(`${KEY_PREFIX}:hosts`, hostId);
+    return released;
   }
 
   /** Hands out the next command number of the issue. */
@@ -110,7 +204,8 @@ export class IssueState {
 
   /** Says host `hostId` has a worker running, for `ttlMs`. */
   async heartbeat(hostId: string, ttlMs: number): Promise<void> {
-    await this.redis.set(`${KEY_PREFIX}:host:${hostId}`, String(Date.now()), 'PX', ttlMs);
+    const now = String(Date.now());
+    await this.redis.multi().set(`${KEY_PREFIX}:host:${hostId}`, now, 'PX', ttlMs).hset(`${KEY_PREFIX}:hosts`, hostId, now).exec();
   }
 
   /** Whether host `hostId` has said within its heartbeat's lifetime that it runs. */

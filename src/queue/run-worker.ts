@@ -27,6 +27,8 @@ export interface RunWorkerOptions {
   readonly recheckMs?: number;
   /** How often containers nothing follows are looked for; default 60 s. */
   readonly reconcileMs?: number;
+  /** How long this host counts as alive after its last heartbeat; default HOST_GONE_MS (10 minutes). Heartbeats come every 30 s, or a third of this. */
+  readonly hostGoneMs?: number;
   /** Mints tokens for a command's repository, for pods that ask for `github` permissions, and finds what the run pushed; none when absent. */
   readonly github?: (command: RunCommand) => RunRepoAccess;
 }
@@ -73,11 +75,12 @@ export class RunWorker {
 
   /** Adopts orphaned containers, then starts taking jobs. */
   async start(): Promise<void> {
-    const beat = () => this.options.state.heartbeat(this.options.hostId, HOST_GONE_MS);
+    const gone = this.options.hostGoneMs ?? HOST_GONE_MS;
+    const beat = () => this.options.state.heartbeat(this.options.hostId, gone);
     await beat();
     this.heartbeat = setInterval(() => {
       beat().catch((err: unknown) => this.options.logger.warn({ err }, 'could not say this host is alive'));
-    }, 30_000);
+    }, Math.min(30_000, Math.max(100, Math.floor(gone / 3))));
     this.heartbeat.unref();
     await this.reconcile();
     const { connection, concurrency } = this.options;
@@ -235,7 +238,7 @@ export class RunWorker {
     // runs on): it is never started a second time here.
     if (head?.kind !== 'start' || (await state.get(issueKey)).running === head.seq || (await state.hostAlive(owner))) return false;
     if (!(await state.rebindHost(issueKey, owner, hostId))) return false;
-    logger.warn({ issue: issueKey, from: owner }, `the host that owned this issue has not been seen for ${HOST_GONE_MS / 60_000} minutes; its new session runs here`);
+    logger.warn({ issue: issueKey, from: owner }, `the host that owned this issue has not been seen for ${Math.round((this.options.hostGoneMs ?? HOST_GONE_MS) / 1000)} s; its new session runs here`);
     return true;
   }
 

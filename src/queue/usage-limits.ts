@@ -44,12 +44,21 @@ export function parseLimits(raw: unknown, where: string): Partial<RepoLimits> {
   throw new Error(problems.join('; '));
 }
 
-/** `over` laid on `base`, limit by limit: a repository's own settings over the installation's defaults. */
+/**
+ * The limits that apply: `base` (the installation's, CLDPD_LIMITS) with `over` (a
+ * repository's `.github/cldpd.yml`), limit by limit, the lower where both set one. A
+ * repository may add limits and lower the installation's, never raise them: anyone who can
+ * push to it could otherwise lift the limits meant for them.
+ */
 export function mergeLimits(base: RepoLimits, over: Partial<RepoLimits> | undefined): RepoLimits {
-  return Object.freeze({
-    repository: Object.freeze({ ...base.repository, ...over?.repository }),
-    perPerson: Object.freeze({ ...base.perPerson, ...over?.perPerson }),
-  });
+  const lower = (a: Limits, b: Limits | undefined): Limits => {
+    const out: Record<string, number> = { ...a };
+    for (const [name, value] of Object.entries(b ?? {})) {
+      if (typeof value === 'number') out[name] = out[name] === undefined ? value : Math.min(out[name] as number, value);
+    }
+    return Object.freeze(out);
+  };
+  return Object.freeze({ repository: lower(base.repository, over?.repository), perPerson: lower(base.perPerson, over?.perPerson) });
 }
 
 /** Today's figures of one scope. */
@@ -80,8 +89,11 @@ export function dayEnds(at: number): number {
 
 const MICRO = 1_000_000;
 const DAY_TTL = 3 * 86_400;
-/** How long a session just admitted counts as active before its first command is queued. */
-const RESERVED_SECONDS = 120;
+/**
+ * How long a session just admitted counts as active before its command is queued (which
+ * ends it, see queued()): longer than an intake's retries may take, so a slow one keeps its place.
+ */
+const RESERVED_SECONDS = 3600;
 
 /**
  * KEYS: repo day hash, person day hash, repo sessions set, person sessions set, admitted marker.
@@ -90,21 +102,32 @@ const RESERVED_SECONDS = 120;
  *
  * A session counts while its issue has a command queued or running (the issue's `runs`
  * list), or for a short while after it was admitted (its first command not queued yet).
- * Sets are cleaned as they are read. Admitting is idempotent per delivery (the marker).
+ * Sets are cleaned as they are read, and expire a few days after the last admission.
+ * Admitting is idempotent per delivery (the marker); a readmission tracks the session again.
  */
 const ADMIT = `
 local prefix, issue, login = ARGV[9], ARGV[7], ARGV[8]
-if redis.call('EXISTS', KEYS[5]) == 1 then return {'ok'} end
+local setTtl = tonumber(ARGV[11])
+local function track()
+  redis.call('SADD', KEYS[3], issue)
+  redis.call('SADD', KEYS[4], issue)
+  redis.call('EXPIRE', KEYS[3], setTtl)
+  redis.call('EXPIRE', KEYS[4], setTtl)
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  track()
+  return {'ok'}
+end
 local function sessions(set, who)
   local n, here = 0, 0
   for _, member in ipairs(redis.call('SMEMBERS', set)) do
-    local items = redis.call('LRANGE', prefix .. ':issue:{' .. member .. '}:runs', 0, -1)
+    local list = prefix .. ':issue:{' .. member .. '}:runs'
     local active = redis.call('EXISTS', prefix .. ':reserved:' .. member .. ':' .. who) == 1
-    if not active then
-      for _, item in ipairs(items) do
-        if who == '' then active = true break end
-        local ok, command = pcall(cjson.decode, item)
-        if ok and type(command.requestedBy) == 'string' and string.lower(command.requestedBy) == who then active = true break end
+    if not active and who == '' then active = redis.call('LLEN', list) > 0 end
+    if not active and who ~= '' then
+      for _, item in ipairs(redis.call('LRANGE', list, 0, -1)) do
+        local ok, by = pcall(function() return string.lower(cjson.decode(item).requestedBy) end)
+        if ok and by == who then active = true break end
       end
     end
     if active then
@@ -134,12 +157,21 @@ end
 for _, c in ipairs(checks) do
   redis.call('HINCRBY', c[1], 'runs', 1)
   redis.call('EXPIRE', c[1], tonumber(ARGV[11]))
-  redis.call('SADD', c[2], issue)
   redis.call('SET', prefix .. ':reserved:' .. issue .. ':' .. c[3], '1', 'EX', tonumber(ARGV[10]))
 end
+track()
 redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[11]))
 return {'ok'}
 `;
+
+/** KEYS: the run's marker, repo day hash, person day hash. ARGV: µ$, ttl. Adds the cost once per run. */
+const SPEND = `
+if redis.call('SET', KEYS[1], '1', 'EX', tonumber(ARGV[2]), 'NX') == false then return 0 end
+for i = 2, 3 do
+  redis.call('HINCRBY', KEYS[i], 'spend', tonumber(ARGV[1]))
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2]))
+end
+return 1`;
 
 /**
  * Spending and run limits, counted in Redis so every server and worker of a deployment
@@ -180,8 +212,12 @@ export class UsageLimits {
   }
 
   /** Ends the grace of an admitted run's session once its command is queued: from then on its queue says whether it is active. */
-  async queued(issueKey: string, login: string): Promise<void> {
-    await this.redis.del(`${KEY_PREFIX}:reserved:${issueKey}:`, `${KEY_PREFIX}:reserved:${issueKey}:${login.toLowerCase()}`);
+  async queued(repo: string, issueKey: string, login: string): Promise<void> {
+    const s = this.scopes(repo, login);
+    await this.redis.multi()
+      .sadd(`${KEY_PREFIX}:sessions:${s.repo}`, issueKey).sadd(`${KEY_PREFIX}:sessions:${s.person}`, issueKey)
+      .del(`${KEY_PREFIX}:reserved:${issueKey}:`, `${KEY_PREFIX}:reserved:${issueKey}:${login.toLowerCase()}`)
+      .exec();
   }
 
   /**
@@ -192,13 +228,8 @@ export class UsageLimits {
     if (!(usd > 0)) return;
     const day = utcDay(this.now());
     const s = this.scopes(repo, login);
-    const first = await this.redis.set(`${KEY_PREFIX}:spent:${runId}`, '1', 'EX', DAY_TTL, 'NX');
-    if (first !== 'OK') return;
-    const micro = Math.round(usd * MICRO);
-    await this.redis.multi()
-      .hincrby(this.day(s.repo, day), 'spend', micro).expire(this.day(s.repo, day), DAY_TTL)
-      .hincrby(this.day(s.person, day), 'spend', micro).expire(this.day(s.person, day), DAY_TTL)
-      .exec();
+    // The marker and both sums in one step: a crash between them neither loses the cost nor counts it twice.
+    await this.redis.eval(SPEND, 3, `${KEY_PREFIX}:spent:${runId}`, this.day(s.repo, day), this.day(s.person, day), Math.round(usd * MICRO), DAY_TTL);
   }
 
   /** Today's figures for the repository and for `login` in it. */
@@ -211,8 +242,13 @@ export class UsageLimits {
       const members = await this.redis.smembers(`${KEY_PREFIX}:sessions:${scope}`);
       let sessions = 0;
       for (const member of members) {
-        const items = await this.redis.lrange(`${KEY_PREFIX}:issue:{${member}}:runs`, 0, -1);
-        if (items.some((item) => who === '' || (JSON.parse(item) as { requestedBy?: string }).requestedBy?.toLowerCase() === who)) sessions++;
+        const list = `${KEY_PREFIX}:issue:{${member}}:runs`;
+        if (who === '') {
+          if ((await this.redis.llen(list)) > 0) sessions++;
+          continue;
+        }
+        const items = await this.redis.lrange(list, 0, -1);
+        if (items.some((item) => { try { return (JSON.parse(item) as { requestedBy?: string }).requestedBy?.toLowerCase() === who; } catch { return false; } })) sessions++;
       }
       return { runs: Number(runs ?? 0), spendUsd: Number(spend ?? 0) / MICRO, sessions };
     };

@@ -93,6 +93,10 @@ describe('validatePodJson and resolvePodConfig', () => {
     const config = resolvePodConfig('web', checked.value, '/home/me');
     expect(config.command).toEqual(['agent', '--turns={maxTurns}']);
     expect(config.resumeCommand).toEqual([...DEFAULT_COMMAND, '--max-turns', '3', '--resume', '{claudeSessionId}']);
+    // A limit its own command would never pass on is refused, not ignored.
+    const silent = validatePodJson({ maxBudgetUsd: 1, command: ['agent', '--max-turns', '5'] });
+    expect(silent.ok).toBe(false);
+    if (!silent.ok) expect(silent.problems).toEqual([expect.stringMatching(/^field "command" has no \{maxBudgetUsd\}, so the pod's "maxBudgetUsd" would not reach the agent/)]);
   });
 
   it.each([

@@ -79,11 +79,12 @@ describe('parseRepoSettings', () => {
 });
 
 describe('limits in .github/cldpd.yml', () => {
-  it('reads the repository\'s and each person\'s limits, and lays them on the installation\'s defaults', () => {
+  it('reads the repository\'s and each person\'s limits; with the installation\'s, the lower of each applies (a repository cannot raise them)', () => {
     const settings = parseRepoSettings('limits:\n  repository: { runsPerDay: 50, spendPerDayUsd: 20 }\n  perPerson:\n    sessionsAtOnce: 1\n');
     expect(settings.limits).toEqual({ repository: { runsPerDay: 50, spendPerDayUsd: 20 }, perPerson: { sessionsAtOnce: 1 } });
     const defaults = { repository: { runsPerDay: 10, sessionsAtOnce: 4 }, perPerson: { spendPerDayUsd: 2 } };
-    expect(mergeLimits(defaults, settings.limits)).toEqual({ repository: { runsPerDay: 50, spendPerDayUsd: 20, sessionsAtOnce: 4 }, perPerson: { spendPerDayUsd: 2, sessionsAtOnce: 1 } });
+    expect(mergeLimits(defaults, settings.limits)).toEqual({ repository: { runsPerDay: 10, spendPerDayUsd: 20, sessionsAtOnce: 4 }, perPerson: { spendPerDayUsd: 2, sessionsAtOnce: 1 } });
+    expect(mergeLimits(defaults, { repository: { runsPerDay: 3 } }).repository.runsPerDay).toBe(3);
   });
 
   it.each([
@@ -107,6 +108,6 @@ describe('the reply to a trigger over a limit', () => {
   ])('%j', (hit, text) => {
     const reply = limitReply(hit, 'alice', now);
     expect(reply).toContain(text);
-    expect(reply).toContain('Nothing was started; the limits are in `.github/cldpd.yml` (`limits`).');
+    expect(reply).toContain('Nothing was started. The limits are this repository\'s `.github/cldpd.yml` (`limits`) and the installation\'s (`CLDPD_LIMITS`), the lower of the two.');
   });
 });

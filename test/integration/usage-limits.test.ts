@@ -61,6 +61,20 @@ describeWithRedis('daily limits, counted in Redis', () => {
     expect(await usage.admit('d4', 'acme/web', 'acme.web-2', 'bob', one)).toBeUndefined();
   });
 
+  it('sessions at once: an intake retried after its session was cleaned out counts it again, so a third session is refused', async () => {
+    const two = limits({ sessionsAtOnce: 2 });
+    expect(await usage.admit('d1', 'acme/web', 'acme.web-1', 'alice', two)).toBeUndefined();
+    // Its intake is slow (retries): its grace is over before its command is queued, and another admission cleans it out.
+    await redis.del('cldpd:reserved:acme.web-1:', 'cldpd:reserved:acme.web-1:alice');
+    expect(await usage.admit('d2', 'acme/web', 'acme.web-2', 'bob', two)).toBeUndefined();
+    await usage.queued('acme/web', 'acme.web-2', 'bob');
+    await queue(redis, 'acme.web-2', 'bob');
+    expect(await usage.admit('d1', 'acme/web', 'acme.web-1', 'alice', two)).toBeUndefined(); // the retry
+    await usage.queued('acme/web', 'acme.web-1', 'alice');
+    await queue(redis, 'acme.web-1', 'alice');
+    expect(await usage.admit('d3', 'acme/web', 'acme.web-3', 'carol', two)).toEqual({ scope: 'repository', limit: 'sessionsAtOnce', value: 2, used: 2 });
+  });
+
   it('sessions at once per person count only that person\'s', async () => {
     const one = limits({}, { sessionsAtOnce: 1 });
     expect(await usage.admit('d1', 'acme/web', 'acme.web-1', 'alice', one)).toBeUndefined();

@@ -188,6 +188,25 @@ describeWithRealClaude(`the real Claude Code CLI in a Debian pod (${CLAUDE_BASE_
     expect(final).toContain("the pod's spending limit for a run (`maxBudgetUsd` in its pod.json), having spent $");
   });
 
+  it('limits: on a resume, maxBudgetUsd bounds what that run spends, not the session\'s total', async () => {
+    await world.claudePod('agent-budget-resume', { maxBudgetUsd: 0.05 });
+    world.api.setScript(() => ({ blocks: [{ type: 'text', text: 'ok' }], stopReason: 'end_turn', inputTokens: 10_000, outputTokens: 10 }));
+    const first = await world.dispatcher.start('agent-budget-resume', { prompt: 'one' });
+    await collect(first);
+    let calls = 0;
+    world.api.setScript(() => {
+      calls += 1;
+      return { blocks: [{ type: 'tool_use', name: 'Bash', input: { command: `echo ${calls}` } }], stopReason: 'tool_use', inputTokens: 10_000, outputTokens: 10 };
+    });
+    const second = await world.dispatcher.resume(first.id, 'two');
+    await collect(second);
+    // The session had spent $0.04 of its $0.05 before this run: the run still took a second turn (its own $0.04), then stopped.
+    expect(calls).toBe(2);
+    expect(second.agent.result).toMatchObject({ isError: true, subtype: 'error_max_budget_usd' });
+    expect(second.agent.runCostUsd).toBeGreaterThan(0.05);
+    expect(second.agent.sessionCostUsd).toBeGreaterThan(second.agent.runCostUsd ?? 0);
+  });
+
   it('reports an API error the agent gave up on', async () => {
     world.api.setScript(() => ({ status: 400, errorType: 'invalid_request_error', message: 'this request is refused' }));
     const session = await world.dispatcher.start('agent', { prompt: 'anything' });

@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import examples from '@octokit/webhooks-examples';
+import Docker from 'dockerode';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LABELS } from '../../src/core/index.js';
+import { FakeGitHub } from '../fakes/fake-github.js';
+import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
+import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
+import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
+
+const run = promisify(execFile);
+const SECRET = 'e2e-hosts-secret';
+const OWNER = 'acme';
+const REPO = 'fleet';
+
+type Example = { name: string; examples: Array<Record<string, unknown>> };
+const all = (examples as unknown as { default?: Example[] }).default ?? (examples as unknown as Example[]);
+
+/** GitHub's example payload for `event.action`, pointed at our issue. */
+function payload(event: 'issues' | 'issue_comment', action: string, issue: number, patch: { label?: string; comment?: string }): Record<string, unknown> {
+  const example = structuredClone(all.find((e) => e.name === event)?.examples.find((e) => e.action === action)) as Record<string, any>;
+  example.installation = { id: 4444, node_id: 'x' };
+  Object.assign(example.repository, { name: REPO, full_name: `${OWNER}/${REPO}` });
+  example.repository.owner.login = OWNER;
+  Object.assign(example.issue, { number: issue, html_url: `https://github.com/${OWNER}/${REPO}/issues/${issue}`, title: `Issue ${issue}`, body: 'Work.', updated_at: new Date().toISOString() });
+  delete example.issue.pull_request;
+  example.sender.login = 'alice';
+  example.sender.type = 'User';
+  if (patch.label) example.label = { ...example.label, name: patch.label };
+  if (patch.comment) example.comment = { ...example.comment, id: Math.floor(Math.random() * 1e9), body: patch.comment, user: { ...example.comment.user, login: 'alice', type: 'User' }, created_at: new Date().toISOString(), updated_at: new Date().toISOString() };
+  return example;
+}
+
+describeWithDocker('hosts that go away', () => {
+  describeWithRedis('a worker host killed for good, shown as unseen, then forgotten: the issue starts afresh on another host', () => {
+    const world = new TestWorld();
+    const github = new FakeGitHub();
+    const otherHost = `${world.hostId}-b`;
+    let redis: Redis;
+    let env: NodeJS.ProcessEnv;
+    let port: number;
+    let server: CldpdProcess;
+    let workerA: CldpdProcess;
+    let workerB: CldpdProcess | undefined;
+
+    const comments = () => github.commentsOn(`${OWNER}/${REPO}#1`);
+    const replies = () => comments().filter((c) => !c.body.startsWith('<!-- cldpd:status'));
+    const statuses = () => comments().filter((c) => c.body.startsWith('<!-- cldpd:status'));
+    const comment = (text: string) => deliver(port, 'issue_comment', payload('issue_comment', 'created', 1, { comment: text }), { id: randomUUID(), secret: SECRET });
+    const cldpd = (...args: string[]) => run(process.execPath, [CLI, ...args], { env }).catch((err: { stdout: string; stderr: string; code: number }) => err);
+
+    beforeAll(async () => {
+      if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
+      await world.init();
+      await world.pod('long', { command: ['sh', '-c', 'echo working; sleep 300'], stopGraceSeconds: 1 });
+      await world.pod('quick', { command: ['sh', '-c', 'echo "fresh start"'] });
+      await github.start();
+      github.roles.set('alice', 'write');
+      const db = await testRedis(4);
+      redis = db.redis;
+      port = await freePort();
+      env = {
+        PATH: process.env.PATH, HOME: world.home,
+        APP_ID: '12345', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
+        GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url,
+        CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
+        CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_JOB_LOCK_SECONDS: '4', CLDPD_HOST_GONE_SECONDS: '3', CLDPD_METRICS_PORT: '0', LOG_LEVEL: 'info', NODE_ENV: 'test',
+      };
+      server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
+      workerA = new CldpdProcess('worker', env, join(world.home, 'worker-a.log'));
+      await until('the server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+    });
+
+    afterAll(async () => {
+      await workerB?.stop();
+      await workerA?.stop('SIGKILL');
+      await server?.stop();
+      await github.close();
+      redis?.disconnect();
+      const docker = new Docker();
+      for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABELS.host}=${otherHost}`] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      await world.close();
+    });
+
+    it('unseen: /cldpd status and a queued resume say since when; cldpd hosts lists it; forget cancels its runs on the issue; a resume says the session stayed there; a new label runs on a live host', async () => {
+      await deliver(port, 'issues', payload('issues', 'labeled', 1, { label: 'cldpd:long' }), { id: randomUUID(), secret: SECRET });
+      await until('the run on host A', () => /cldpd: running/.test(statuses()[0]?.body ?? ''), 60_000);
+      const sessionId = /session `(long-[0-9a-f]{8})`/.exec(statuses()[0]?.body ?? '')?.[1] as string;
+      // Host A goes away for good (its container runs on, with nothing to follow it).
+      await workerA.stop('SIGKILL');
+      await until('host A unseen', async () => (await redis.exists(`cldpd:host:${world.hostId}`)) === 0, 15_000);
+
+      await comment('/cldpd status');
+      await until('the status reply', () => replies().some((c) => c.body.startsWith('**cldpd status:**')), 15_000);
+      const status = replies().find((c) => c.body.startsWith('**cldpd status:**'))?.body ?? '';
+      expect(status).toMatch(new RegExp(`Host \`${world.hostId}\`, where this issue's session is, has not been seen since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC: its runs wait for it`));
+      expect(status).toContain(`\`cldpd hosts forget ${world.hostId}\``);
+
+      await comment('/cldpd resume carry on');
+      await until('the queued resume', () => statuses().length === 2, 15_000);
+      expect(statuses()[1]?.body).toContain(`Host \`${world.hostId}\`, where this issue's session is, has not been seen since`);
+
+      const listed = await cldpd('hosts');
+      expect(listed.stdout).toMatch(new RegExp(`^${world.hostId}\\s+not seen\\s+\\d+s ago\\s+1\\s+acme\\.fleet-1$`, 'm'));
+
+      workerB = new CldpdProcess('worker', { ...env, CLDPD_HOST_ID: otherHost }, join(world.home, 'worker-b.log'));
+      await until('host B alive', async () => (await redis.exists(`cldpd:host:${otherHost}`)) === 1, 30_000);
+      const refused = await cldpd('hosts', 'forget', otherHost);
+      expect(refused.stderr).toContain(`host "${otherHost}" was seen`);
+      expect((await cldpd('hosts', '--json')).stdout).toContain(`"hostId":"${otherHost}","lastSeen"`);
+
+      const forgot = await cldpd('hosts', 'forget', world.hostId);
+      expect(forgot.stdout).toContain(`released acme.fleet-1 (session ${sessionId}): 2 runs cancelled`);
+      expect(forgot.stdout).toContain(`forgot host ${world.hostId}: 1 issue released`);
+      for (const s of statuses()) {
+        expect(s.body).toContain('cldpd: cancelled');
+        expect(s.body).toContain(`host \`${world.hostId}\`, where this issue's session was, is gone and an operator released its issues`);
+      }
+
+      await comment('/cldpd resume please');
+      await until('the reply to the resume', () => replies().some((c) => c.body.includes('which an operator released')), 15_000);
+      expect(replies().find((c) => c.body.includes('which an operator released'))?.body).toMatch(new RegExp(`This issue's session \`${sessionId}\` was on host \`${world.hostId}\`, which an operator released on .* UTC .*cannot be continued`));
+
+      await deliver(port, 'issues', payload('issues', 'labeled', 1, { label: 'cldpd:quick' }), { id: randomUUID(), secret: SECRET });
+      await until('the new session on host B', () => statuses().some((s) => /cldpd: finished \(pod `quick`\)/.test(s.body)), 60_000);
+      const fresh = statuses().find((s) => /pod `quick`/.test(s.body));
+      expect(fresh?.body).toContain(`host \`${otherHost}\``);
+      expect(fresh?.history?.[0]).toContain(`The issue's earlier session \`${sessionId}\` was on host \`${world.hostId}\`, which an operator released`);
+    });
+  });
+});
