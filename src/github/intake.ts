@@ -201,7 +201,8 @@ export class Intake {
     return true;
   }
 
-  private async start(job: IntakeJob, pod: string, key: string): Promise<string> {
+  /** `instruction`: a resume's, when the session it meant to continue was on a forgotten host. */
+  private async start(job: IntakeJob, pod: string, key: string, instruction?: string): Promise<string> {
     try {
       assertPodName(pod);
     } catch (err) {
@@ -215,10 +216,12 @@ export class Intake {
       return 'pod not allowed';
     }
     if (await this.overLimit(job, key, settings)) return 'over a limit';
-    const prompt = buildIssuePrompt({ title: job.issue.title, body: job.issue.body });
+    const issuePrompt = buildIssuePrompt({ title: job.issue.title, body: job.issue.body });
+    // A resume of a session left on a forgotten host starts afresh, its instruction after the issue.
+    const prompt = instruction === undefined ? issuePrompt : `${issuePrompt}\n\n${buildResumePrompt({ author: job.sender.login, instruction })}`;
     const { forgotten } = await this.options.state.get(key);
-    const note = forgotten ? `The issue's earlier session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${when(forgotten.at)}: this one starts afresh.` : undefined;
-    const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId: sessionIdFor(pod, job.deliveryId), prompt }, note);
+    const note = forgotten ? `The issue's earlier session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${when(forgotten.at)} (\`cldpd hosts forget\`): its state stayed there, and this session starts afresh.` : undefined;
+    const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId: sessionIdFor(pod, job.deliveryId), prompt, ...(note ? { note } : {}) });
     await this.options.limits?.usage.queued(`${job.issue.owner}/${job.issue.repo}`, key, job.sender.login);
     if (forgotten) await this.options.state.clearForgotten(key);
     return `queued start #${command.seq}`;
@@ -226,10 +229,11 @@ export class Intake {
 
   private async resume(job: IntakeJob, prompt: string, key: string): Promise<string> {
     const issue = await this.options.state.get(key);
-    if ((!issue.sessionId || !issue.pod) && issue.forgotten) {
-      const { forgotten } = issue;
-      await this.replyOnce(job, `This issue's session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${when(forgotten.at)} (\`cldpd hosts forget\`): its state (the agent's memory, the workspace) stayed there and cannot be continued. Add the label \`cldpd:${issue.pod ?? '<pod>'}\` again to start afresh on a live host.`);
-      return 'session on a forgotten host';
+    if (!issue.sessionId && issue.forgotten && issue.pod) {
+      // Its session stayed on a host an operator forgot: a new one starts on a live host (the
+      // status comment says why), with this instruction after the issue.
+      const started = await this.start(job, issue.pod, key, prompt);
+      return started.startsWith('queued start') ? `${started} (its session was on a forgotten host)` : started;
     }
     if (!issue.sessionId || !issue.pod) {
       await this.replyOnce(job, 'This issue has no cldpd session yet. Add the label `cldpd:<pod>` to start one; `/cldpd resume` continues it afterwards.');
@@ -256,8 +260,8 @@ export class Intake {
     return `queued resume #${command.seq}`;
   }
 
-  /** `note`: a line for the queued comment; a resume waiting for a host not seen for a while says so itself. */
-  private async queueRun(job: IntakeJob, key: string, run: Pick<RunCommand, 'kind' | 'pod' | 'sessionId' | 'prompt'>, note?: string): Promise<RunCommand> {
+  /** `run.note` stays on its status comment; a resume waiting for a host not seen for a while says so on its queued comment. */
+  private async queueRun(job: IntakeJob, key: string, run: Pick<RunCommand, 'kind' | 'pod' | 'sessionId' | 'prompt' | 'note'>): Promise<RunCommand> {
     const { state, producer, comments } = this.options;
     const seq = (await state.deliverySeq(job.deliveryId)) ?? (await state.deliverySeq(job.deliveryId, await state.nextSeq(key))) as number;
     const marker = statusMarker({ issueKey: key, seq });
@@ -273,7 +277,7 @@ export class Intake {
       // Runs of this issue that will run first (the running one included); the worker keeps it up to date.
       const ahead = runsAhead(await state.queueSnapshot(key));
       const unseen = run.kind === 'resume' ? await this.unseenHost(key) : undefined;
-      const said = note ?? unseen;
+      const said = run.note ?? unseen;
       const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: ahead, now: Date.now(), requestedBy: job.sender.login, ...(said ? { note: said } : {}) }, marker, (t) => t);
       const comment = found ?? (await comments.create(job.issue, body));
       if (!found) await state.showPosition(key, seq, ahead);
@@ -319,7 +323,8 @@ export class Intake {
     const issue = await this.options.state.get(key);
     const pending = await this.options.state.pending(key);
     if (!issue.sessionId) {
-      await this.replyOnce(job, ['This issue has no cldpd session. Add the label `cldpd:<pod>` to start one.', ...(await this.usageLines(job))].join('\n'));
+      const forgotten = issue.forgotten ? `Its session${issue.forgotten.sessionId ? ` \`${issue.forgotten.sessionId}\`` : ''} was on host \`${issue.forgotten.hostId}\`, which an operator released on ${when(issue.forgotten.at)}; a label or \`/cldpd resume\` starts afresh on a live host.` : undefined;
+      await this.replyOnce(job, [forgotten ?? 'This issue has no cldpd session. Add the label `cldpd:<pod>` to start one.', ...(await this.usageLines(job))].join('\n'));
       return 'status: none';
     }
     const lines = [

@@ -42,6 +42,7 @@ function queuedView(command: RunCommand, now: number, hostId: string | undefined
   return {
     pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now,
     requestedBy: command.requestedBy, ...(hostId ? { host: hostId } : {}), ...(queuePosition !== undefined ? { queuePosition } : {}),
+    ...(command.note ? { note: command.note } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Probot } from 'probot';
@@ -8,6 +9,9 @@ import { ConfigError, loadConfig, requireGitHubApp, type Config } from '../confi
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import { IssueState, type HostRecord } from '../queue/issue-state.js';
+import { controlQueue, hostQueue } from '../queue/names.js';
+import { Producer } from '../queue/producer.js';
+import { loadDotEnv } from './dot-env.js';
 import { sharedWriteBudget } from './write-budget.js';
 
 const HELP = `Usage: cldpd hosts [--json]
@@ -18,14 +22,17 @@ forget <host>  release a decommissioned host's issues: their queued runs are can
                said so on their status comments), and the next label of each starts afresh
                on a live host. Refused while the host's worker still says it runs.
 
-Needs REDIS_URL (or a "cldpd up" of this machine, whose own Redis it finds); forget also
-needs the GitHub App's APP_ID and PRIVATE_KEY, to write on the issues.`;
+Reads .env like the other processes. Needs REDIS_URL (or a "cldpd up" of this machine, whose
+own Redis it finds); forget also needs the GitHub App's APP_ID and PRIVATE_KEY, to write on
+the issues. A forget that could not write on every issue says so; run it again to finish.`;
 
 /** The Redis the deployment shares: REDIS_URL, or the one `cldpd up` runs for this machine. */
-function connect(config: Config): Redis {
-  if (config.redisUrl) return new Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: true });
+function connect(config: Config): { redis: Redis; where: string } {
+  // One try: an operator's command says at once that Redis does not answer, never retries forever.
+  const options = { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 30_000, lazyConnect: true, retryStrategy: () => null } as const;
+  if (config.redisUrl) return { redis: new Redis(config.redisUrl, options), where: config.redisUrl.replace(/\/\/[^@]*@/, '//***@') };
   const socket = join(config.home, 'redis', 'redis.sock');
-  if (existsSync(socket)) return new Redis({ path: socket, maxRetriesPerRequest: 1, lazyConnect: true });
+  if (existsSync(socket)) return { redis: new Redis({ path: socket, ...options }), where: socket };
   throw new ConfigError(`REDIS_URL is not set, and no "cldpd up" runs here (no ${socket}). Set REDIS_URL to the Redis the workers share.`);
 }
 
@@ -64,18 +71,22 @@ export async function runHosts(argv: readonly string[], env: NodeJS.ProcessEnv, 
     stdout.write(`${HELP}\n`);
     return 0;
   }
-  if ((action !== undefined && action !== 'forget') || (action === 'forget' && (!hostId || extra.length > 0))) {
-    stderr.write(`cldpd hosts: ${action === 'forget' ? 'forget takes one host id' : `unknown action "${action}"`}.\n${HELP}\n`);
+  if ((action !== undefined && action !== 'forget') || (action === 'forget' && (!hostId || extra.length > 0 || parsed.values.json))) {
+    const problem = action !== 'forget' ? `unknown action "${action}"` : parsed.values.json ? 'forget takes no --json' : 'forget takes one host id';
+    stderr.write(`cldpd hosts: ${problem}.\n${HELP}\n`);
     return 2;
   }
+  loadDotEnv();
   let config: Config;
   let redis: Redis;
+  let where = '';
   try {
     config = loadConfig(env);
-    redis = connect(config);
+    ({ redis, where } = connect(config));
+    redis.on('error', () => undefined); // said below, once
     await redis.connect();
   } catch (err) {
-    stderr.write(`cldpd hosts: ${(err as Error).message}\n`);
+    stderr.write(`cldpd hosts: ${err instanceof ConfigError ? err.message : `Redis at ${where} does not answer (${(err as Error).message}). Start it, or fix REDIS_URL.`}\n`);
     return 1;
   }
   try {
@@ -97,18 +108,46 @@ export async function runHosts(argv: readonly string[], env: NodeJS.ProcessEnv, 
 
 async function forget(config: Config, state: IssueState, redis: Redis, hostId: string, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
   const host = (await state.hosts()).find((h) => h.hostId === hostId);
-  if (!host) {
+  const unreported = await state.releasedRuns(hostId);
+  if (!host && unreported.length === 0) {
     stderr.write(`cldpd hosts: no host "${hostId}" is known. "cldpd hosts" lists them.\n`);
     return 1;
   }
-  if (host.alive) {
+  if (host?.alive) {
     stderr.write(`cldpd hosts: host "${hostId}" was seen ${host.lastSeen ? age(Date.now() - host.lastSeen) : 'recently'}: its worker still runs. Stop it first; a host is forgotten only once it is gone (not seen for ${Math.round(config.hostGoneMs / 1000)} s).\n`);
     return 1;
   }
-  // Before anything changes: the issues must be told what happened to their runs.
+  // Before anything changes: the app must be able to write on the issues.
   const { appId, privateKey } = requireGitHubApp(config, { webhookSecret: false });
   const logger = pino({ level: 'warn' }, pino.destination(2));
   const app = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
+  try {
+    await ((await app.auth()) as unknown as OctokitLike).request('GET /app');
+  } catch (err) {
+    stderr.write(`cldpd hosts: GitHub does not accept the app's credentials (${(err as Error).message}): nothing was changed. Check APP_ID and PRIVATE_KEY (.env).\n`);
+    return 1;
+  }
+  if (host) {
+    const released = await state.forgetHost(hostId, host.issues);
+    const producer = new Producer(redis, state);
+    try {
+      for (const issue of released) {
+        // A start queued behind the host's runs is a new session: any live host takes it now.
+        if (issue.kept > 0) await producer.drain(issue.issueKey, undefined, `forget-${hostId}`);
+        stdout.write(`released ${issue.issueKey}${issue.sessionId ? ` (session ${issue.sessionId})` : ''}: ${issue.released === 0 ? 'nothing ran or waited there' : `${issue.released} run${issue.released === 1 ? '' : 's'} cancelled`}${issue.kept > 0 ? `, ${issue.kept} new session${issue.kept === 1 ? '' : 's'} left queued for a live host` : ''}\n`);
+      }
+    } finally {
+      await producer.close();
+    }
+    // What was queued for the host itself is of no use any more, and would run should the id come back.
+    for (const name of [hostQueue(hostId), controlQueue(hostId)]) {
+      const queue = new Queue(name, { connection: redis });
+      await queue.obliterate({ force: true }).catch((err: unknown) => stderr.write(`cldpd hosts: could not empty ${name} (${(err as Error).message})\n`));
+      await queue.close();
+    }
+    stdout.write(`forgot host ${hostId}: ${released.length} issue${released.length === 1 ? '' : 's'} released; their next label or resume starts afresh on a live host.\n`);
+  }
+  // Each run it held is said cancelled on its issue, then dropped from the host's released list.
   const reporter = new StatusReporter({
     comments: octokitComments(async (installationId) => (await app.auth(installationId)) as unknown as OctokitLike),
     budget: sharedWriteBudget(redis, config, logger),
@@ -117,21 +156,20 @@ async function forget(config: Config, state: IssueState, redis: Redis, hostId: s
     logger,
     finalDeadlineMs: 60_000,
   });
-  const released = await state.forgetHost(hostId);
   let failed = 0;
-  for (const issue of released) {
-    for (const command of issue.commands) {
+  for (const { command, reported } of await state.releasedRuns(hostId)) {
+    try {
       await reporter.forRun(command).finish({
         kind: 'cancelled',
         sessionId: command.sessionId,
-        message: `Cancelled: host \`${hostId}\`, where this issue's session was, is gone and an operator released its issues (\`cldpd hosts forget\`). Add the label \`cldpd:${command.pod}\` again to start afresh on a live host.`,
-      }).catch((err: unknown) => {
-        failed += 1;
-        stderr.write(`cldpd hosts: could not write on ${command.issue.url} (${(err as Error).message})\n`);
+        message: `Cancelled: host \`${hostId}\`, where this issue's session was, is gone, and an operator released its issues (\`cldpd hosts forget\`); should it come back, its container is stopped. A label or \`/cldpd resume\` starts afresh on a live host.`,
       });
+      await reported();
+    } catch (err) {
+      failed += 1;
+      stderr.write(`cldpd hosts: could not write on ${command.issue.url} (${(err as Error).message})\n`);
     }
-    stdout.write(`released ${issue.issueKey}${issue.sessionId ? ` (session ${issue.sessionId})` : ''}: ${issue.commands.length === 0 ? 'nothing was queued' : `${issue.commands.length} run${issue.commands.length === 1 ? '' : 's'} cancelled`}\n`);
   }
-  stdout.write(`forgot host ${hostId}: ${released.length} issue${released.length === 1 ? '' : 's'} released; their next label starts afresh on a live host.\n`);
+  if (failed > 0) stderr.write(`cldpd hosts: ${failed} status comment${failed === 1 ? '' : 's'} not written; run "cldpd hosts forget ${hostId}" again to finish.\n`);
   return failed > 0 ? 1 : 0;
 }

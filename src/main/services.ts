@@ -1,22 +1,15 @@
-import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { INTAKE_QUEUE, RUN_QUEUE, hostQueue } from '../queue/names.js';
 import type { ReadinessCheck } from '../web/operations.js';
+import { loadDotEnv } from './dot-env.js';
 import { createLogger } from './logger.js';
 import { openRedis, redisAnswers } from './redis.js';
 import type { RunningWorker } from './worker.js';
 
 /** Which long-running processes to run: `serve`, `worker`, or both (`up`, what `npm start` runs). */
 export type ServiceMode = 'serve' | 'worker' | 'up';
-
-/** Loads `.env` from the working directory into the environment, as Probot does. */
-function loadDotEnv(): void {
-  const file = resolve('.env');
-  if (existsSync(file)) process.loadEnvFile(file);
-}
 
 /**
  * Runs the server, the worker, or both until SIGTERM/SIGINT, then shuts down cleanly: stops

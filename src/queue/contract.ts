@@ -60,6 +60,8 @@ export interface RunCommand {
   readonly statusCommentId: number;
   readonly requestedBy: string;
   readonly enqueuedAt: number;
+  /** A line its status comment keeps while it waits and runs, such as where the earlier session was. */
+  readonly note?: string;
 }
 
 /**

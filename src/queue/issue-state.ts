@@ -37,27 +37,67 @@ export interface HostRecord {
   readonly running: number;
 }
 
-/** What forgetting a host released: per issue, its session and the commands it still had (the running one first). */
+/** What forgetting a host did to one of its issues. */
 export interface ReleasedIssue {
   readonly issueKey: string;
+  /** The session that was on the host. */
   readonly sessionId: string | undefined;
-  readonly commands: readonly RunCommand[];
+  /** Runs handed to the host's released list (see releasedRuns): the running one and the queued resumes. */
+  readonly released: number;
+  /** Queued starts left queued: new sessions, for a live host to take. */
+  readonly kept: number;
 }
 
 /**
- * KEYS: issue hash, runs list, positions hash. ARGV: host, now. Releases the issue from
- * `host` if it still owns it: returns its session id and its commands (the running one
- * first, then the queued), and leaves it with no host, no session and nothing queued.
+ * KEYS: issue hash, runs list, positions hash, the host's alive key, the host's released
+ * commands (a list), the forgotten sessions (a set). ARGV: host, now.
+ *
+ * Releases the issue from `host` if it still owns it and the host is still gone: its
+ * running command and queued resumes go to the released list (to be reported on the issue,
+ * then dropped); a queued start stays queued (it is a new session, for any host); the
+ * session that was on the host is remembered as forgotten (its container, should the host
+ * come back, is stopped). Returns {'ok', session, released, kept}, {'alive'}, or false.
  */
 const FORGET = `
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'alive'} end
 if redis.call('HGET', KEYS[1], 'hostId') ~= ARGV[1] then return false end
-local session = redis.call('HGET', KEYS[1], 'sessionId') or ''
 local running = redis.call('HGET', KEYS[1], 'runningCommand') or ''
-local queued = redis.call('LRANGE', KEYS[2], 0, -1)
+local runningSeq = tonumber(redis.call('HGET', KEYS[1], 'running') or '0') or 0
+local released, kept, session = {}, {}, ''
+if running ~= '' then
+  table.insert(released, running)
+  local ok, c = pcall(cjson.decode, running)
+  if ok and type(c.sessionId) == 'string' then session = c.sessionId end
+end
+for _, item in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local ok, c = pcall(cjson.decode, item)
+  if not ok then
+    table.insert(released, item)
+  elseif c.seq ~= runningSeq then
+    if c.kind == 'start' then
+      table.insert(kept, item)
+    else
+      table.insert(released, item)
+      if session == '' and type(c.sessionId) == 'string' then session = c.sessionId end
+    end
+  end
+end
+if session == '' and #kept == 0 then session = redis.call('HGET', KEYS[1], 'sessionId') or '' end
+if session ~= '' then redis.call('SADD', KEYS[6], session) end
 redis.call('HSET', KEYS[1], 'forgottenHost', ARGV[1], 'forgottenSession', session, 'forgottenAt', ARGV[2], 'running', '0', 'runningCommand', '')
-redis.call('HDEL', KEYS[1], 'hostId', 'sessionId')
+redis.call('HDEL', KEYS[1], 'hostId')
+if #kept == 0 then redis.call('HDEL', KEYS[1], 'sessionId') end
 redis.call('DEL', KEYS[2], KEYS[3])
-return {session, running, unpack(queued)}`;
+for _, item in ipairs(kept) do redis.call('RPUSH', KEYS[2], item) end
+for _, item in ipairs(released) do redis.call('RPUSH', KEYS[5], item) end
+return {'ok', session, tostring(#released), tostring(#kept)}`;
+
+/** KEYS: runs list, positions hash, issue hash. ARGV: the command's JSON, its seq. */
+const DONE = `
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[2])
+if redis.call('HGET', KEYS[3], 'running') == ARGV[2] then redis.call('HSET', KEYS[3], 'running', '0', 'runningCommand', '') end
+return 1`;
 
 const RELEASE_IF_EMPTY = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
@@ -147,15 +187,22 @@ export class IssueState {
     const seen = await this.redis.hgetall(`${KEY_PREFIX}:hosts`);
     const issues = new Map<string, { issues: string[]; running: number }>();
     for (const id of Object.keys(seen)) issues.set(id, { issues: [], running: 0 });
-    for await (const keys of this.redis.scanStream({ match: `${KEY_PREFIX}:issue:{*}`, count: 500 }) as AsyncIterable<string[]>) {
-      for (const key of keys) {
-        const [hostId, running] = await this.redis.hmget(key, 'hostId', 'running');
-        if (!hostId) continue;
+    const read = new Set<string>(); // SCAN may return a key twice
+    for await (const batch of this.redis.scanStream({ match: `${KEY_PREFIX}:issue:{*}`, count: 500 }) as AsyncIterable<string[]>) {
+      const keys = batch.filter((key) => !read.has(key));
+      for (const key of keys) read.add(key);
+      if (keys.length === 0) continue;
+      const pipeline = this.redis.pipeline();
+      for (const key of keys) pipeline.hmget(key, 'hostId', 'running');
+      const results = (await pipeline.exec()) ?? [];
+      keys.forEach((key, i) => {
+        const [hostId, running] = (results[i]?.[1] as Array<string | null> | undefined) ?? [];
+        if (!hostId) return;
         const entry = issues.get(hostId) ?? { issues: [], running: 0 };
         entry.issues.push(key.slice(`${KEY_PREFIX}:issue:{`.length, -1));
         if (Number(running ?? 0) > 0) entry.running += 1;
         issues.set(hostId, entry);
-      }
+      });
     }
     const hosts: HostRecord[] = [];
     for (const [hostId, entry] of issues) {
@@ -165,24 +212,40 @@ export class IssueState {
   }
 
   /**
-   * Releases every issue host `hostId` owns (see FORGET) and forgets the host: the issues'
-   * next label starts a session on a live host, and their queued commands are handed back
-   * for the caller to report. Returns what each issue had.
+   * Releases every issue host `hostId` owns (see FORGET) and forgets the host, if it is
+   * still gone (else throws): the issues are bound to no host, so their next label starts a
+   * session on a live host. Their runs that were on the host wait in its released list
+   * (releasedRuns) until the caller has reported each; a queued start stays queued.
    */
-  async forgetHost(hostId: string): Promise<ReleasedIssue[]> {
+  async forgetHost(hostId: string, issues?: readonly string[]): Promise<ReleasedIssue[]> {
     const released: ReleasedIssue[] = [];
-    const host = (await this.hosts()).find((h) => h.hostId === hostId);
-    for (const issueKey of host?.issues ?? []) {
-      const reply = (await this.redis.eval(FORGET, 3, this.key(issueKey), this.key(issueKey, 'runs'), this.key(issueKey, 'positions'), hostId, String(Date.now()))) as string[] | null;
+    for (const issueKey of issues ?? (await this.hosts()).find((h) => h.hostId === hostId)?.issues ?? []) {
+      const reply = (await this.redis.eval(FORGET, 6, this.key(issueKey), this.key(issueKey, 'runs'), this.key(issueKey, 'positions'),
+        `${KEY_PREFIX}:host:${hostId}`, `${KEY_PREFIX}:released:${hostId}`, `${KEY_PREFIX}:forgotten-sessions`, hostId, String(Date.now()))) as string[] | null;
       if (!reply) continue;
-      const [session = '', running = '', ...queued] = reply;
-      const commands = [running, ...queued].filter((text) => text !== '').map((text) => JSON.parse(text) as RunCommand);
-      // The running command is also at the head of the queue: once each.
-      const unique = commands.filter((c, i) => commands.findIndex((d) => d.seq === c.seq) === i);
-      released.push({ issueKey, sessionId: session || undefined, commands: unique });
+      if (reply[0] === 'alive') throw new Error(`host "${hostId}" says it runs again: nothing more of it was released.`);
+      released.push({ issueKey, sessionId: reply[1] || undefined, released: Number(reply[2]), kept: Number(reply[3]) });
     }
     await this.redis.hdel(`${KEY_PREFIX}:hosts`, hostId);
     return released;
+  }
+
+  /** The runs released from forgotten host `hostId` that are not reported yet, with what drops each once reported. */
+  async releasedRuns(hostId: string): Promise<Array<{ command: RunCommand; reported: () => Promise<void> }>> {
+    const key = `${KEY_PREFIX}:released:${hostId}`;
+    const items = await this.redis.lrange(key, 0, -1);
+    return items.flatMap((text) => {
+      try {
+        return [{ command: JSON.parse(text) as RunCommand, reported: async () => void (await this.redis.lrem(key, 1, text)) }];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  /** Whether session `sessionId` was on a host an operator forgot: its container, if that host comes back, is stopped. */
+  async sessionForgotten(sessionId: string): Promise<boolean> {
+    return (await this.redis.sismember(`${KEY_PREFIX}:forgotten-sessions`, sessionId)) === 1;
   }
 
   /** Hands out the next command number of the issue. */
@@ -294,12 +357,9 @@ export class IssueState {
   async done(command: RunCommand): Promise<void> {
     // One step with "nothing runs": a crash between a run's final comment and this leaves
     // the command both queued and on record as running, so the next drainer recovers it
-    // (its end is in the log: the final is written again, nothing runs twice).
-    await this.redis.multi()
-      .lrem(this.key(command.issueKey, 'runs'), 1, JSON.stringify(command))
-      .hdel(this.key(command.issueKey, 'positions'), String(command.seq))
-      .hset(this.key(command.issueKey), 'running', '0', 'runningCommand', '')
-      .exec();
+    // (its end is in the log: the final is written again, nothing runs twice). Only this
+    // command's own record is cleared: another's (a host released meanwhile) is left alone.
+    await this.redis.eval(DONE, 3, this.key(command.issueKey, 'runs'), this.key(command.issueKey, 'positions'), this.key(command.issueKey), JSON.stringify(command), String(command.seq));
   }
 
   /** Everything the queue positions of the issue's commands are computed from, read at once. */

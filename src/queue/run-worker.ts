@@ -477,6 +477,14 @@ export class RunWorker {
     await dispatcher.sweepHelpers().catch((err: unknown) => logger.warn({ err }, 'could not remove leftover helper containers'));
     for (const found of await dispatcher.containers(true)) {
       if (this.adopting.has(found.sessionId) || [...this.live.values()].some((l) => l.session.id === found.sessionId)) continue;
+      if (await state.sessionForgotten(found.sessionId)) {
+        // An operator released this host's issues while it was gone (`cldpd hosts forget`):
+        // its runs were reported cancelled and may have started afresh elsewhere. Never follow it.
+        await dispatcher.stop(found.sessionId).catch(() => undefined);
+        await dispatcher.recover(found.sessionId).catch(() => undefined); // removes the stopped container
+        logger.warn({ session: found.sessionId }, 'stopped and removed the container of a session whose host an operator forgot');
+        continue;
+      }
       const url = found.container.labels[LABELS.issue];
       const match = url ? /\/([^/]+)\/([^/]+)\/issues\/(\d+)$/.exec(url) : null;
       if (!match) continue; // a terminal session: not the worker's

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { cp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import examples from '@octokit/webhooks-examples';
@@ -59,6 +60,8 @@ describeWithDocker('hosts that go away', () => {
       await world.init();
       await world.pod('long', { command: ['sh', '-c', 'echo working; sleep 300'], stopGraceSeconds: 1 });
       await world.pod('quick', { command: ['sh', '-c', 'echo "fresh start"'] });
+      // Host B has its own pods: there "long" is quick.
+      await world.pod('long-b', { command: ['sh', '-c', 'echo "afresh on host B"'] });
       await github.start();
       github.roles.set('alice', 'write');
       const db = await testRedis(4);
@@ -87,7 +90,7 @@ describeWithDocker('hosts that go away', () => {
       await world.close();
     });
 
-    it('unseen: /cldpd status and a queued resume say since when; cldpd hosts lists it; forget cancels its runs on the issue; a resume says the session stayed there; a new label runs on a live host', async () => {
+    it('unseen: /cldpd status and a queued resume say since when; cldpd hosts lists it; forget cancels its runs on the issue; a resume starts afresh on a live host, saying where the session was; the host coming back stops its container', async () => {
       await deliver(port, 'issues', payload('issues', 'labeled', 1, { label: 'cldpd:long' }), { id: randomUUID(), secret: SECRET });
       await until('the run on host A', () => /cldpd: running/.test(statuses()[0]?.body ?? ''), 60_000);
       const sessionId = /session `(long-[0-9a-f]{8})`/.exec(statuses()[0]?.body ?? '')?.[1] as string;
@@ -108,7 +111,11 @@ describeWithDocker('hosts that go away', () => {
       const listed = await cldpd('hosts');
       expect(listed.stdout).toMatch(new RegExp(`^${world.hostId}\\s+not seen\\s+\\d+s ago\\s+1\\s+acme\\.fleet-1$`, 'm'));
 
-      workerB = new CldpdProcess('worker', { ...env, CLDPD_HOST_ID: otherHost }, join(world.home, 'worker-b.log'));
+      const podsB = join(world.home, 'pods-b');
+      await mkdir(podsB, { recursive: true });
+      await cp(join(world.podsDir, 'long-b'), join(podsB, 'long'), { recursive: true });
+      await cp(join(world.podsDir, 'quick'), join(podsB, 'quick'), { recursive: true });
+      workerB = new CldpdProcess('worker', { ...env, CLDPD_HOST_ID: otherHost, CLDPD_PODS_DIR: podsB }, join(world.home, 'worker-b.log'));
       await until('host B alive', async () => (await redis.exists(`cldpd:host:${otherHost}`)) === 1, 30_000);
       const refused = await cldpd('hosts', 'forget', otherHost);
       expect(refused.stderr).toContain(`host "${otherHost}" was seen`);
@@ -119,18 +126,30 @@ describeWithDocker('hosts that go away', () => {
       expect(forgot.stdout).toContain(`forgot host ${world.hostId}: 1 issue released`);
       for (const s of statuses()) {
         expect(s.body).toContain('cldpd: cancelled');
-        expect(s.body).toContain(`host \`${world.hostId}\`, where this issue's session was, is gone and an operator released its issues`);
+        expect(s.body).toContain(`host \`${world.hostId}\`, where this issue's session was, is gone, and an operator released its issues`);
       }
+      expect((await cldpd('hosts', 'forget', world.hostId)).stderr).toContain(`no host "${world.hostId}" is known`); // all reported: nothing left to do
 
+      await comment('/cldpd status');
+      await until('the second status reply', () => replies().filter((c) => c.body.includes('was on host')).length === 1, 15_000);
+      expect(replies().find((c) => c.body.includes('was on host'))?.body).toContain(`Its session \`${sessionId}\` was on host \`${world.hostId}\`, which an operator released on`);
+
+      // A resume now starts afresh on host B, its comment saying where the earlier session was.
       await comment('/cldpd resume please');
-      await until('the reply to the resume', () => replies().some((c) => c.body.includes('which an operator released')), 15_000);
-      expect(replies().find((c) => c.body.includes('which an operator released'))?.body).toMatch(new RegExp(`This issue's session \`${sessionId}\` was on host \`${world.hostId}\`, which an operator released on .* UTC .*cannot be continued`));
-
-      await deliver(port, 'issues', payload('issues', 'labeled', 1, { label: 'cldpd:quick' }), { id: randomUUID(), secret: SECRET });
-      await until('the new session on host B', () => statuses().some((s) => /cldpd: finished \(pod `quick`\)/.test(s.body)), 60_000);
-      const fresh = statuses().find((s) => /pod `quick`/.test(s.body));
+      await until('the fresh session on host B', () => statuses().some((s) => /cldpd: finished \(pod `long`\)/.test(s.body)), 60_000);
+      const fresh = statuses().find((s) => /cldpd: finished \(pod `long`\)/.test(s.body));
       expect(fresh?.body).toContain(`host \`${otherHost}\``);
-      expect(fresh?.history?.[0]).toContain(`The issue's earlier session \`${sessionId}\` was on host \`${world.hostId}\`, which an operator released`);
+      expect(fresh?.body).toContain(`The issue's earlier session \`${sessionId}\` was on host \`${world.hostId}\`, which an operator released`);
+      expect(fresh?.body).toContain('afresh on host B');
+
+      // Host A comes back: the container of its forgotten session is stopped, never followed.
+      expect((await world.containersOf(sessionId)).some((c) => c.State === 'running')).toBe(true);
+      workerA = new CldpdProcess('worker', env, join(world.home, 'worker-a2.log'));
+      await until('the forgotten session\'s container stopped', async () => !(await world.containersOf(sessionId)).some((c) => c.State === 'running'), 60_000);
+      // Its runs' comments still say cancelled: the returning host did not report over them.
+      const own = statuses().filter((s) => s.body.includes(`session \`${sessionId}\` ·`));
+      expect(own).toHaveLength(2);
+      expect(own.every((s) => s.body.includes('cldpd: cancelled'))).toBe(true);
     });
   });
 });

@@ -36,16 +36,41 @@ describeWithRedis('worker hosts in Redis', () => {
     expect(rows[2]).toMatch(/^h2\s+alive/);
   });
 
-  it('forgetting a host releases its issues: their commands are handed back once each, and nothing of the session stays bound', async () => {
+  it('forgetting a host releases its issues: its runs wait to be reported once each, a new session queued behind them stays queued, its session is remembered as forgotten', async () => {
     await state.append(command('acme.web-1', 1));
     await state.append(command('acme.web-1', 2, 'resume'));
+    await state.append({ ...command('acme.web-1', 3), sessionId: 'web-00dd00dd' }); // a new label, waiting behind them
     const released = await state.forgetHost('h1');
-    expect(released.map((r) => [r.issueKey, r.sessionId, r.commands.map((c) => c.seq)])).toEqual([['acme.web-1', 'web-00aa00aa', [1, 2]], ['acme.web-2', 'web-00bb00bb', []]]);
+    expect(released).toEqual([
+      { issueKey: 'acme.web-1', sessionId: 'web-00aa00aa', released: 2, kept: 1 },
+      { issueKey: 'acme.web-2', sessionId: 'web-00bb00bb', released: 0, kept: 0 },
+    ]);
     const issue = await state.get('acme.web-1');
-    expect(issue).toMatchObject({ hostId: undefined, sessionId: undefined, running: 0, pod: 'web', forgotten: { hostId: 'h1', sessionId: 'web-00aa00aa' } });
-    expect(await state.pending('acme.web-1')).toBe(0);
+    expect(issue).toMatchObject({ hostId: undefined, running: 0, pod: 'web', forgotten: { hostId: 'h1', sessionId: 'web-00aa00aa' } });
+    expect((await state.commands('acme.web-1')).map((c) => c.seq)).toEqual([3]);
+    expect((await state.get('acme.web-2')).sessionId).toBeUndefined();
+    expect(await state.sessionForgotten('web-00aa00aa')).toBe(true);
+    expect(await state.sessionForgotten('web-00dd00dd')).toBe(false);
+    const runs = await state.releasedRuns('h1');
+    expect(runs.map((r) => r.command.seq)).toEqual([1, 2]);
+    await runs[0]?.reported();
+    expect((await state.releasedRuns('h1')).map((r) => r.command.seq)).toEqual([2]); // a forget run again reports only what is left
     expect((await state.hosts()).map((h) => h.hostId)).toEqual(['h2']);
     expect((await state.get('acme.web-3')).hostId).toBe('h2'); // another host's issue is untouched
     expect(await state.forgetHost('h1')).toEqual([]); // once
+  });
+
+  it('a host that says it runs again is not released', async () => {
+    await state.set('acme.web-4', { hostId: 'h2', sessionId: 'web-00ee00ee', pod: 'web' });
+    await expect(state.forgetHost('h2', ['acme.web-4'])).rejects.toThrow('host "h2" says it runs again');
+    expect((await state.get('acme.web-4')).hostId).toBe('h2');
+  });
+
+  it('a run of a released issue that ends late on its old host does not clear the record of the run that replaced it', async () => {
+    await state.set('acme.web-5', { hostId: 'h3', running: '7', runningCommand: JSON.stringify(command('acme.web-5', 7)) });
+    await state.done(command('acme.web-5', 6)); // the old host's run, seq 6, finishing after the release
+    expect((await state.get('acme.web-5')).running).toBe(7);
+    await state.done(command('acme.web-5', 7));
+    expect((await state.get('acme.web-5')).running).toBe(0);
   });
 });
