@@ -81,6 +81,13 @@ export interface Config {
    * long enough for a restart or an upgrade. Workers say it every 30 s (or a third of this).
    */
   readonly hostGoneMs: number;
+  /**
+   * Waiting out the model provider's limits: a run that ends on a usage or rate limit
+   * continues by itself (with `prompt`) once it resets, at most `maxWaits` times per session
+   * (`CLDPD_PROVIDER_MAX_WAITS`, default 5); a rate refusal waits `retryMs`, doubled each time
+   * (`CLDPD_PROVIDER_RETRY_SECONDS`, default 60); `CLDPD_CONTINUE_PROMPT`, default "continue".
+   */
+  readonly providerWaits: { readonly maxWaits: number; readonly retryMs: number; readonly prompt: string };
   /** How long `serve`, `worker` and `up` take at most to shut down on SIGTERM before they exit anyway. `CLDPD_STOP_SECONDS`, default 20. */
   readonly stopSeconds: number;
   /** GitHub writes (comments posted or edited) one process makes per minute at most. `CLDPD_GITHUB_WRITES_PER_MINUTE`, default 40. */
@@ -195,6 +202,11 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     jobLockMs: positiveInt(env, 'CLDPD_JOB_LOCK_SECONDS', 60, problems) * 1000,
     reconcileMs: positiveInt(env, 'CLDPD_RECONCILE_SECONDS', 60, problems) * 1000,
     hostGoneMs: positiveInt(env, 'CLDPD_HOST_GONE_SECONDS', 600, problems) * 1000,
+    providerWaits: Object.freeze({
+      maxWaits: positiveInt(env, 'CLDPD_PROVIDER_MAX_WAITS', 5, problems),
+      retryMs: positiveInt(env, 'CLDPD_PROVIDER_RETRY_SECONDS', 60, problems) * 1000,
+      prompt: env.CLDPD_CONTINUE_PROMPT || 'continue',
+    }),
     stopSeconds: positiveInt(env, 'CLDPD_STOP_SECONDS', 20, problems),
     githubWritesPerMinute: positiveInt(env, 'CLDPD_GITHUB_WRITES_PER_MINUTE', 40, problems),
     metricsPort: portOrOff(env, 'CLDPD_METRICS_PORT', 9464, problems),

@@ -17,4 +17,5 @@ export { MAX_PROMPT_BYTES, issueKey, parseIssueUrl, buildStartPrompt, repository
 export { LABELS } from './labels.js';
 export { imageWarnings, rootProblem } from './claude-pod.js';
 export { keepStart, keepEnd, shorten, isWellFormed, toWellFormed, stripEscapes, closest } from './text.js';
+export { providerLimit, parseResetTime, type ProviderLimit } from './provider-limit.js';
 export { GitHubAccess, TOKEN_FILE, credentialHelper, hideSecrets, type ContainerFile, type RepoInfo, type RepoToken, type RepoTokenSource } from './github-access.js';

@@ -141,7 +141,7 @@ class FeedRun implements RunReport {
 
   async finish(outcome: RunOutcome): Promise<void> {
     const terminal = outcome.terminal;
-    const phase = outcome.kind === 'cancelled' ? 'cancelled' : outcome.kind === 'delivered' ? 'delivered' : terminal?.type === 'container.exited' ? 'finished' : 'failed';
+    const phase = outcome.kind === 'cancelled' ? 'cancelled' : outcome.kind === 'delivered' ? 'delivered' : outcome.kind === 'waiting' ? 'waiting' : terminal?.type === 'container.exited' ? 'finished' : 'failed';
     const at = terminal?.at ?? Date.now();
     const end: Mutable<Extract<FeedEntry, { k: 'end' }>> = { k: 'end', at, outcome: phase };
     if (terminal?.type === 'container.exited') Object.assign(end, { exitCode: terminal.exitCode, reason: terminal.reason, durationMs: terminal.durationMs });
@@ -149,7 +149,8 @@ class FeedRun implements RunReport {
     const limit = subtype === 'error_max_turns' ? 'The agent stopped at the pod\'s turn limit (maxTurns in its pod.json).'
       : subtype === 'error_max_budget_usd' ? 'The agent stopped at the pod\'s spending limit for a run (maxBudgetUsd in its pod.json).'
       : undefined;
-    const note = terminal?.type === 'error' ? terminal.message : outcome.message ?? limit;
+    const waitingNote = outcome.waiting ? `The model provider refused for its ${outcome.waiting.kind === 'usage' ? 'usage limit' : 'rate limit'}; the session continues by itself at ${new Date(outcome.waiting.resumeAt).toISOString().slice(0, 16).replace('T', ' ')} UTC (wait ${outcome.waiting.wait} of ${outcome.waiting.of}).` : undefined;
+    const note = terminal?.type === 'error' ? terminal.message : outcome.message ?? waitingNote ?? outcome.note ?? limit;
     if (note) end.note = note;
     const cost = outcome.agent?.runCostUsd ?? outcome.agent?.result?.costUsd;
     const turns = outcome.agent?.runTurns ?? outcome.agent?.result?.turns;

@@ -312,6 +312,8 @@ export class Intake {
     if (issue.hostId && target) {
       await producer.control(issue.hostId, { kind: 'stop', issueKey: key, sessionId: target, seq: issue.seq });
     }
+    // A run waiting for the model provider's limit is cancelled now, not when it would have woken.
+    if (pending > 0) await producer.drain(key, issue.hostId, `stop-${issue.seq}`);
     const queued = pending - (running ? 1 : 0);
     const what = running ? `Stopping session \`${running.sessionId}\` (run ${running.seq})` : 'Nothing is running';
     const cancelled = queued > 0 ? `${running ? ' and cancelling' : '; cancelling'} ${queued} queued run${queued > 1 ? 's' : ''}` : '';

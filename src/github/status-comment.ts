@@ -5,7 +5,7 @@ import { keepMarkdownEnd, safeInline, safeMarkdown } from './markdown-safe.js';
 export const MAX_COMMENT_CHARS = 60_000;
 
 /** Where a run stands, as the status comment shows it. */
-export type StatusPhase = 'queued' | 'building' | 'setting up' | 'running' | 'finished' | 'failed' | 'cancelled' | 'delivered';
+export type StatusPhase = 'queued' | 'waiting' | 'building' | 'setting up' | 'running' | 'finished' | 'failed' | 'cancelled' | 'delivered';
 
 /** Everything the status comment of one run shows. Pure data; built by the reporter. */
 export interface StatusView {
@@ -44,6 +44,8 @@ export interface StatusView {
   readonly host?: string;
   /** What `lastLines` are: the container's output (default) or the image build's. */
   readonly linesFrom?: 'output' | 'build';
+  /** While `waiting`: when the run continues by itself, why, and which wait this is (of how many); `because: 'shared'` when another run of the same credential hit the limit. */
+  readonly waitingFor?: { readonly resumeAt: number; readonly kind: 'usage' | 'rate'; readonly wait?: number; readonly of?: number; readonly because?: 'shared' };
   /** The pod's limit the agent stopped at (Claude Code's error_max_turns / error_max_budget_usd result). */
   readonly limit?: 'turns' | 'budget';
   /** The session's live page (a signed link), once the run has begun. */
@@ -105,6 +107,7 @@ type Shown = StatusPhase | 'stopped' | 'timed out' | 'at its limit';
 
 const TITLES: Record<Shown, string> = {
   queued: 'queued',
+  waiting: 'waiting for the model provider\'s limit',
   building: 'building the image',
   'setting up': 'setting up',
   running: 'running',
@@ -119,6 +122,7 @@ const TITLES: Record<Shown, string> = {
 
 const ICONS: Record<Shown, string> = {
   queued: '\u23F3',
+  waiting: '\u{1F4A4}',
   building: '\u{1F528}',
   'setting up': '\u{1F527}',
   running: '\u{1F3C3}',
@@ -144,6 +148,7 @@ function nextStep(view: StatusView, shown: Shown): string | undefined {
   const relabel = `remove the label \`cldpd:${view.pod}\` and add it again`;
   switch (shown) {
     case 'queued':
+    case 'waiting':
     case 'building':
     case 'setting up':
     case 'running':
@@ -190,6 +195,12 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (facts.length > 0) head.push(facts.join(' · '));
   if (shown === 'stopped') head.push('It was stopped on request (`/cldpd stop`).');
   if (shown === 'timed out') head.push('It was stopped by the timeout (`timeoutSeconds` in the pod\'s pod.json).');
+  if (view.phase === 'waiting' && view.waitingFor) {
+    const w = view.waitingFor;
+    const at = `${new Date(w.resumeAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    const why = w.because === 'shared' ? 'Another run using the same model credential hit the provider\'s limit' : `The model provider refused for its ${w.kind === 'usage' ? 'usage limit' : 'rate limit'}`;
+    head.push(`${why}; this run continues by itself at ${at}${w.wait !== undefined ? ` (wait ${w.wait}${w.of !== undefined ? ` of ${w.of}` : ''})` : ''}, not counted as a failure.`);
+  }
   if (view.limit === 'turns' && shown === 'at its limit') head.push(`The agent stopped at the pod's turn limit (\`maxTurns\` in its pod.json)${view.turns !== undefined ? ` after ${view.turns} turn${view.turns === 1 ? '' : 's'}` : ''}.`);
   if (view.limit === 'budget' && shown === 'at its limit') head.push(`The agent stopped at the pod's spending limit for a run (\`maxBudgetUsd\` in its pod.json)${view.costUsd !== undefined ? `, having spent $${view.costUsd.toFixed(2)}` : ''}.`);
   if (view.error) head.push(`**Error:** ${safeInline(oneLine(redact(view.error), 1000))}`);

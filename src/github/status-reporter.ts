@@ -37,8 +37,19 @@ function runKey(command: RunCommand): string {
   return `${command.issueKey}#${command.seq}`;
 }
 
-/** What the comment of a command that waits shows: what the intake posted, with the host once known. */
+/**
+ * What the comment of a command that waits shows: what the intake posted, with the host once
+ * known; for a run queued to continue after the provider's limit, that it waits, until when.
+ */
 function queuedView(command: RunCommand, now: number, hostId: string | undefined, queuePosition?: number): StatusView {
+  const wait = command.providerWait;
+  const last = wait?.waits.at(-1);
+  if (wait && last && wait.notBefore > now) {
+    return {
+      pod: command.pod, sessionId: command.sessionId, run: 0, command: command.kind, phase: 'waiting', now, requestedBy: command.requestedBy,
+      ...(hostId ? { host: hostId } : {}), waitingFor: { resumeAt: wait.notBefore, kind: last.kind, wait: wait.waits.length },
+    };
+  }
   return {
     pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now,
     requestedBy: command.requestedBy, ...(hostId ? { host: hostId } : {}), ...(queuePosition !== undefined ? { queuePosition } : {}),
@@ -94,6 +105,19 @@ export class StatusReporter implements Reporter, PositionReporter {
     return new StatusRun(command, this.options, this.rendering.get(key));
   }
 
+  async waiting(command: RunCommand, until: number): Promise<void> {
+    const key = runKey(command);
+    const { budget, comments, logger, hostId } = this.options;
+    if (this.begun.has(key) || this.rendering.has(key) || !(await budget.tryTake(command.issue.installationId))) return;
+    const body = renderStatusComment(waitingView(command, until, (this.options.now ?? Date.now)(), hostId), statusMarker({ issueKey: command.issueKey, seq: command.seq }), (text) => text);
+    const write = comments.update(command.issue, command.statusCommentId, body).then(() => undefined, (err: unknown) => {
+      if (statusOf(err) !== 404) logger.warn({ err: messageOf(err), issue: command.issueKey, seq: command.seq }, 'could not say a run waits for the provider\'s limit');
+    });
+    this.rendering.set(key, write);
+    await write;
+    this.rendering.delete(key);
+  }
+
   async queued(command: RunCommand, position: number): Promise<boolean> {
     const key = runKey(command);
     const { budget, comments, logger, hostId } = this.options;
@@ -116,6 +140,15 @@ export class StatusReporter implements Reporter, PositionReporter {
       this.rendering.delete(key);
     }
   }
+}
+
+/** The view of a command that waits for the provider's limit `until`: its own wait, or one another run hit. */
+function waitingView(command: RunCommand, until: number, now: number, hostId: string | undefined): StatusView {
+  const own = command.providerWait?.waits.at(-1);
+  return {
+    ...queuedView(command, now, hostId), phase: 'waiting',
+    waitingFor: own && command.providerWait?.notBefore === until ? { resumeAt: until, kind: own.kind, wait: command.providerWait.waits.length } : { resumeAt: until, kind: 'usage', because: 'shared' },
+  };
 }
 
 class StatusRun implements RunReport {
@@ -253,6 +286,9 @@ class StatusRun implements RunReport {
     } else if (outcome.kind === 'delivered') {
       v.phase = 'delivered';
       v.note = outcome.message;
+    } else if (outcome.kind === 'waiting' && outcome.waiting) {
+      v.phase = 'waiting';
+      v.waitingFor = { resumeAt: outcome.waiting.resumeAt, kind: outcome.waiting.kind, wait: outcome.waiting.wait, of: outcome.waiting.of };
     } else if (terminal?.type === 'container.exited') {
       v.phase = 'finished';
       v.exitCode = terminal.exitCode;
@@ -275,6 +311,7 @@ class StatusRun implements RunReport {
       if (result.subtype === 'error_max_budget_usd') v.limit = 'budget';
     }
     if (outcome.work) v.work = outcome.work;
+    if (outcome.note) v.note = outcome.note;
     if (outcome.lastLines && outcome.lastLines.length > 0) {
       this.lines.length = 0;
       this.lines.push(...outcome.lastLines.slice(-LAST_LINES));

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Probot } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
-import { containerEnvValues } from './secrets.js';
+import { containerEnvValues, modelCredential } from './secrets.js';
 import { feedStore, linkSigner } from './session-pages.js';
 import { sharedWriteBudget } from './write-budget.js';
 import { Dispatcher, DockerRunner, SessionStore, issueBranch } from '../core/index.js';
@@ -83,7 +83,8 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const feed = new FeedReporter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
   const usage = new UsageReporter(new UsageLimits(redis), logger.child({ name: 'usage' }));
   const reporters = allReporters(reporter, feed, usage, ...(metrics ? [new RunMetrics(metrics)] : []));
-  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher, state, producer, reporter: reporters, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
+  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher,
+    providerLimits: { ...config.providerWaits, credentialOf: (command) => modelCredential(pods, command.pod, hostEnv) }, state, producer, reporter: reporters, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
   metrics?.countSessions(config.hostId, () => worker.activeRuns);
   await worker.start();
   return {

@@ -62,6 +62,17 @@ export interface RunCommand {
   readonly enqueuedAt: number;
   /** A line its status comment keeps while it waits and runs, such as where the issue's earlier session was. */
   readonly note?: string;
+  /**
+   * Set on a resume cldpd queued itself to continue a session the model provider refused
+   * for quota or rate: it runs no sooner than `notBefore`, and `waits` is the history so far.
+   */
+  readonly providerWait?: ProviderWait;
+}
+
+/** The waits for a model provider's limit of one session's runs, oldest first, and when the next may run. */
+export interface ProviderWait {
+  readonly notBefore: number;
+  readonly waits: ReadonlyArray<{ readonly at: number; readonly resetAt: number; readonly kind: 'usage' | 'rate' }>;
 }
 
 /**
@@ -95,7 +106,8 @@ export interface RunRepoAccess extends RepoTokenSource {
 }
 
 export interface RunOutcome {
-  readonly kind: 'exited' | 'error' | 'cancelled' | 'delivered';
+  /** `waiting`: the model provider refused for quota or rate; the session continues by itself at `waiting.resumeAt`. */
+  readonly kind: 'exited' | 'error' | 'cancelled' | 'delivered' | 'waiting';
   readonly sessionId: string;
   readonly terminal?: Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
   readonly agent?: AgentSummary;
@@ -106,6 +118,10 @@ export interface RunOutcome {
   readonly startedAt?: number;
   /** What the run pushed, when it had a token to push with. */
   readonly work?: RunWork;
+  /** For `waiting`: when the session continues, and which wait this is of how many allowed. */
+  readonly waiting?: { readonly resumeAt: number; readonly wait: number; readonly of: number; readonly kind: 'usage' | 'rate' };
+  /** A line for the run's status comment (the provider's refusals, when it ends after too many). */
+  readonly note?: string;
 }
 
 /** The live report of one run: its status comment, edited as the run moves. */

@@ -92,6 +92,22 @@ for _, item in ipairs(kept) do redis.call('RPUSH', KEYS[2], item) end
 for _, item in ipairs(released) do redis.call('RPUSH', KEYS[5], item) end
 return {'ok', session, tostring(#released), tostring(#kept)}`;
 
+/**
+ * KEYS: the wait's marker, issue hash. ARGV: ttl seconds, the waiting command's seq. The seq
+ * of the run that continues after a provider wait: one, however often it is asked, and
+ * always after the command's own.
+ */
+const WAIT_SEQ = `
+local seq = redis.call('GET', KEYS[1])
+if seq then return tonumber(seq) end
+seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+if seq <= tonumber(ARGV[2]) then
+  seq = tonumber(ARGV[2]) + 1
+  redis.call('HSET', KEYS[2], 'seq', seq)
+end
+redis.call('SET', KEYS[1], seq, 'EX', tonumber(ARGV[1]))
+return seq`;
+
 /** KEYS: runs list, positions hash, issue hash. ARGV: the command's JSON, its seq. */
 const DONE = `
 redis.call('LREM', KEYS[1], 1, ARGV[1])
@@ -241,6 +257,30 @@ export class IssueState {
         return [];
       }
     });
+  }
+
+  /**
+   * The seq of the run that continues command `seq` of the issue after a provider wait: the
+   * same however often it is asked (a retried job queues it once).
+   */
+  async waitSeq(issueKey: string, seq: number): Promise<number> {
+    return Number(await this.redis.eval(WAIT_SEQ, 2, this.key(issueKey, `wait:${seq}`), this.key(issueKey), 30 * 86_400, seq));
+  }
+
+  /** Records that the model provider refuses `credential` until `until` (ms): every run using it waits. Keeps the later of two. */
+  async providerRefuses(credential: string, until: number): Promise<void> {
+    const ms = until - Date.now();
+    if (ms <= 0) return;
+    const key = `${KEY_PREFIX}:provider-wait:${credential}`;
+    const known = Number((await this.redis.get(key)) ?? 0);
+    if (known >= until) return;
+    await this.redis.set(key, String(until), 'PX', ms);
+  }
+
+  /** Until when the model provider refuses `credential` (ms), if it does now. */
+  async providerRefusesUntil(credential: string): Promise<number | undefined> {
+    const until = Number((await this.redis.get(`${KEY_PREFIX}:provider-wait:${credential}`)) ?? 0);
+    return until > Date.now() ? until : undefined;
   }
 
   /** Whether session `sessionId` was on a host an operator forgot: its container, if that host comes back, is stopped. */

@@ -64,11 +64,12 @@ export class Producer {
     return { ahead: Math.max(aheadInIssue, (busy.waiting ?? 0) + (busy.active ?? 0) - 1, 0) };
   }
 
-  /** Adds a drain job for the issue to `hostId`'s queue (or the shared one). */
-  async drain(issueKey: string, hostId: string | undefined, seq: number | string): Promise<void> {
+  /** Adds a drain job for the issue to `hostId`'s queue (or the shared one), to run at once or after `delayMs`. */
+  async drain(issueKey: string, hostId: string | undefined, seq: number | string, delayMs = 0): Promise<void> {
     const data: DrainJob = { issueKey };
     await this.queue(hostId ? hostQueue(hostId) : RUN_QUEUE).add('drain', data, {
       jobId: jobId('drain', issueKey, seq, hostId ?? 'any'),
+      ...(delayMs > 0 ? { delay: delayMs } : {}),
       attempts: 5,
       backoff: { type: 'exponential', delay: 5000 },
       ...KEEP,

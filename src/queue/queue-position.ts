@@ -75,4 +75,6 @@ export interface PositionReporter {
    * next change). Never rejects.
    */
   queued(command: RunCommand, position: number): Promise<boolean>;
+  /** Renders `command`'s status comment as waiting for the model provider's limit to reset at `until` (ms), when the write budget allows. Never rejects. */
+  waiting?(command: RunCommand, until: number): Promise<void>;
 }

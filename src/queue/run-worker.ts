@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { LABELS, isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
+import { LABELS, isCldpdError, messageOf, providerLimit, type Dispatcher, type Session } from '../core/index.js';
 import type { ControlJob, Reporter, RunCommand, RunOutcome, RunRepoAccess } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
@@ -31,6 +31,18 @@ export interface RunWorkerOptions {
   readonly hostGoneMs?: number;
   /** Mints tokens for a command's repository, for pods that ask for `github` permissions, and finds what the run pushed; none when absent. */
   readonly github?: (command: RunCommand) => RunRepoAccess;
+  /**
+   * Waiting out a model provider's quota or rate refusal instead of failing (see
+   * providerLimit): none when absent. `credentialOf` names the credential a command's pod
+   * uses (runs of pods sharing one wait together); `maxWaits` bounds the waits of one
+   * session; a rate refusal waits `retryMs`, doubled each time; `prompt` continues the session.
+   */
+  readonly providerLimits?: {
+    readonly credentialOf: (command: RunCommand) => Promise<string>;
+    readonly maxWaits: number;
+    readonly retryMs: number;
+    readonly prompt: string;
+  };
 }
 
 const LAST_LINES = 20;
@@ -169,6 +181,16 @@ export class RunWorker {
           await state.done(command);
           continue;
         }
+        const waitUntil = await this.waitUntil(command);
+        if (waitUntil !== undefined) {
+          // The provider refuses this command's credential for now: look again then, holding nothing meanwhile.
+          await this.positionsSettled(issueKey);
+          await state.release(issueKey, lockToken);
+          released = true;
+          await this.options.producer.drain(issueKey, (await state.get(issueKey)).hostId, `wait-${command.seq}-${Date.now()}`, waitUntil - Date.now());
+          logger.info({ issue: issueKey, seq: command.seq, until: new Date(waitUntil).toISOString() }, 'a run waits for the model provider\'s limit to reset');
+          return `waiting for the provider until ${new Date(waitUntil).toISOString()}`;
+        }
         if (command.kind === 'start') {
           const claimed = await state.claimHost(issueKey, hostId);
           if (claimed !== hostId && !(await this.takeOver(issueKey, claimed))) {
@@ -293,9 +315,64 @@ export class RunWorker {
       log.warn({ err }, 'the run could not start');
       outcome = { kind: 'error', sessionId: command.sessionId, message: messageOf(err) };
     } finally {
+      // A run that ended on the provider's limit waits for it, however it was found to have
+      // ended (followed, or read back after a restart): the resume it queues is queued once.
+      if (outcome) {
+        const ended = outcome;
+        outcome = await this.providerWait(command, ended).catch((err: unknown) => {
+          log.warn({ err }, 'could not queue the run that continues after the provider\'s limit');
+          return ended;
+        });
+      }
       // "running" is cleared with the command's removal (state.done), never before: see there.
       await this.finish(command, outcome ?? { kind: 'error', sessionId: command.sessionId, message: 'The run ended without an outcome.' }, report);
     }
+  }
+
+  /**
+   * When `command` may run, if not now: a run queued to continue after a provider wait, not
+   * before its time; any run whose pod's credential the provider refuses now (another run
+   * hit the limit), not before it resets. Its status comment says what it waits for.
+   */
+  private async waitUntil(command: RunCommand): Promise<number | undefined> {
+    const limits = this.options.providerLimits;
+    if (!limits) return undefined;
+    const credential = await limits.credentialOf(command).catch(() => undefined);
+    const until = Math.max(command.providerWait?.notBefore ?? 0, (credential ? await this.options.state.providerRefusesUntil(credential) : undefined) ?? 0);
+    if (until <= Date.now()) return undefined;
+    void this.options.positions?.waiting?.(command, until);
+    return until;
+  }
+
+  /**
+   * A run that ended on the model provider's quota or rate refusal is not a failure: the
+   * provider's reset is recorded for the pod's credential (its other runs wait too), a resume
+   * continuing the session is queued for then (once, however often this is retried), and the
+   * outcome says `waiting`. After `maxWaits` waits it ends as it is, with the history.
+   */
+  private async providerWait(command: RunCommand, outcome: RunOutcome): Promise<RunOutcome> {
+    const limits = this.options.providerLimits;
+    if (!limits || outcome.kind !== 'exited') return outcome;
+    const waits = command.providerWait?.waits ?? [];
+    const limit = providerLimit(outcome.agent?.result, Date.now(), limits.retryMs * 2 ** waits.length);
+    if (!limit) return outcome;
+    const history = [...waits, { at: Date.now(), resetAt: limit.resetAt, kind: limit.kind }];
+    if (waits.length >= limits.maxWaits) {
+      const said = history.map((w) => `${new Date(w.at).toISOString().slice(0, 16).replace('T', ' ')} UTC (${w.kind === 'usage' ? 'usage limit' : 'rate limit'})`).join(', ');
+      return { ...outcome, note: `The model provider refused ${history.length} times: ${said}. cldpd waited ${waits.length} times and stops waiting here; \`/cldpd resume\` continues the session.` };
+    }
+    const { state } = this.options;
+    const credential = await limits.credentialOf(command).catch(() => undefined);
+    if (credential) await state.providerRefuses(credential, limit.resetAt);
+    const seq = await state.waitSeq(command.issueKey, command.seq);
+    const { note: _note, ...rest } = command;
+    const next: RunCommand = { ...rest, seq, kind: 'resume', prompt: limits.prompt, enqueuedAt: Date.now(), providerWait: { notBefore: limit.resetAt, waits: history } };
+    // Queued once: a retry of this run finds it queued already (or run, and gone) under the same seq.
+    if ((await state.append(next)) === 0 && !(await state.commands(command.issueKey)).some((c) => c.seq === seq)) {
+      this.options.logger.warn({ issue: command.issueKey, seq }, 'the run to continue after the provider\'s limit has run already');
+    }
+    this.options.logger.info({ issue: command.issueKey, session: command.sessionId, resetAt: new Date(limit.resetAt).toISOString(), wait: history.length }, 'the model provider refused for its limit; the session continues by itself then');
+    return { ...outcome, kind: 'waiting', waiting: { resumeAt: limit.resetAt, wait: history.length, of: limits.maxWaits, kind: limit.kind } };
   }
 
   /**
@@ -354,6 +431,7 @@ export class RunWorker {
     // read the issue, and the status comment (redacted) is where the details are.
     const summary = outcome.kind === 'cancelled' ? 'cancelled'
       : outcome.kind === 'delivered' ? 'went into the running agent'
+      : outcome.kind === 'waiting' && outcome.waiting ? `waits for the model provider's limit until ${new Date(outcome.waiting.resumeAt).toISOString().slice(0, 16).replace('T', ' ')} UTC, then continues by itself`
       : outcome.terminal?.type === 'container.exited' ? `finished with exit code ${outcome.terminal.exitCode}`
       : `failed (${outcome.terminal?.type === 'error' ? outcome.terminal.code : 'before it started'}; the status comment says why)`;
     await this.options.state.set(command.issueKey, { lastState: `run ${command.seq} (${command.kind}) ${summary}`.slice(0, 500) }).catch(() => undefined);

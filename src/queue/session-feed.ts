@@ -26,7 +26,7 @@ export type FeedEntry =
   | {
       readonly k: 'end';
       readonly at: number;
-      readonly outcome: 'finished' | 'failed' | 'cancelled' | 'delivered';
+      readonly outcome: 'finished' | 'failed' | 'cancelled' | 'delivered' | 'waiting';
       readonly exitCode?: number;
       readonly reason?: string;
       readonly durationMs?: number;
@@ -55,7 +55,7 @@ export interface FeedHead {
   readonly issueUrl: string;
   readonly installationId: number;
   readonly host: string;
-  /** queued, building, setting up, running, finished, failed, cancelled, delivered. */
+  /** queued, building, setting up, running, waiting, finished, failed, cancelled, delivered. */
   readonly phase: string;
   readonly run: number;
   /** When the session's first run began, and when the latest one did. */

@@ -5,7 +5,7 @@ import type { BudgetObserver } from '../github/write-budget.js';
 import { within } from './within.js';
 
 /** How a run ended, as the metrics count it (see run-metrics.ts for how it is derived). */
-export type RunEnd = 'finished' | 'failed' | 'cancelled' | 'delivered' | 'stopped' | 'timeout';
+export type RunEnd = 'finished' | 'failed' | 'cancelled' | 'delivered' | 'waiting' | 'stopped' | 'timeout';
 
 /** What a finished run adds to the metrics. */
 export interface FinishedRun {

@@ -3,13 +3,13 @@ import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contr
 import type { CldpdMetrics, RunEnd } from './metrics.js';
 
 /**
- * How a run ended, for the metrics: `cancelled` and `delivered` as the outcome says; a
+ * How a run ended, for the metrics: `cancelled`, `delivered` and `waiting` (for the model provider's limit) as the outcome says; a
  * container that exited by itself `finished` with exit code 0 and `failed` with any other;
  * one stopped on request `stopped`, one past its time limit `timeout`; everything else
  * (an error, no container at all) `failed`.
  */
 export function runEnd(outcome: RunOutcome): RunEnd {
-  if (outcome.kind === 'cancelled' || outcome.kind === 'delivered') return outcome.kind;
+  if (outcome.kind === 'cancelled' || outcome.kind === 'delivered' || outcome.kind === 'waiting') return outcome.kind;
   const terminal = outcome.terminal;
   if (terminal?.type !== 'container.exited') return 'failed';
   if (terminal.reason !== 'exited') return terminal.reason;

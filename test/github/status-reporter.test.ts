@@ -212,4 +212,18 @@ describe('localWriteBudget', () => {
     expect(final).toContain('`maxBudgetUsd` in its pod.json), having spent $0.31');
     expect(final).not.toContain('cldpd: failed');
   });
+
+  it('provider: a run that waits for the provider says so in its final edit; the run queued to continue shows it waits until its time', async () => {
+    const comments = new FakeComments();
+    const rep = reporter(comments);
+    const run = rep.forRun(command);
+    run.event({ type: 'container.started', at, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
+    await run.finish({ kind: 'waiting', sessionId: 'web-00aa00aa', terminal: { type: 'container.exited', at, exitCode: 1, reason: 'exited', durationMs: 5 }, waiting: { resumeAt: Date.UTC(2030, 0, 1, 8), wait: 2, of: 5, kind: 'rate' } });
+    expect(comments.updates.at(-1)?.body).toContain("cldpd: waiting for the model provider's limit");
+    expect(comments.updates.at(-1)?.body).toContain('refused for its rate limit; this run continues by itself at 2030-01-01 08:00 UTC (wait 2 of 5)');
+    const next = { ...command, seq: 5, kind: 'resume' as const, providerWait: { notBefore: Date.UTC(2030, 0, 1, 8), waits: [{ at: 1, resetAt: 2, kind: 'rate' as const }, { at: 3, resetAt: Date.UTC(2030, 0, 1, 8), kind: 'rate' as const }] } };
+    expect(await rep.queued(next, 0)).toBe(true);
+    expect(comments.updates.at(-1)?.body).toContain('this run continues by itself at 2030-01-01 08:00 UTC (wait 2');
+    expect(comments.updates.at(-1)?.body).not.toContain('next in the queue');
+  });
 });

@@ -33,10 +33,13 @@ describeWithRealClaude('a worker with the real Claude Code CLI', () => {
     beforeAll(async () => {
       await world.init();
       await world.claudePod('live');
+      // Gives up on a 429 at once (the CLI's own retries would take minutes), so the worker's wait is what is tested.
+      await world.claudePod('quota', { env: { CLAUDE_CODE_MAX_RETRIES: '0' } });
       ({ redis } = await testRedis(14));
       state = new IssueState(redis);
       producer = new Producer(redis, state);
-      worker = new RunWorker({ connection: redis, hostId: world.hostId, concurrency: 2, dispatcher: world.dispatcher, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+      worker = new RunWorker({ connection: redis, hostId: world.hostId, concurrency: 2, dispatcher: world.dispatcher, state, producer, reporter, logger: pino({ level: process.env.CLDPD_TEST_LOG ?? 'silent' }), recheckMs: 200,
+        providerLimits: { credentialOf: async (c) => `pod:${c.pod}`, maxWaits: 3, retryMs: 1000, prompt: 'continue where you stopped' } });
       await worker.start();
     });
     afterAll(async () => {
@@ -101,6 +104,28 @@ describeWithRealClaude('a worker with the real Claude Code CLI', () => {
       expect(run?.outcome).toMatchObject({ kind: 'exited', terminal: { reason: 'stopped' } });
       expect(await world.containersOf(resume.sessionId)).toEqual([]);
       world.api.setScript(script);
+    });
+  
+    it('provider limits: a 429 from the model API ends the run "waiting", and the session continues by itself after the (shortened) reset', async () => {
+      let calls = 0;
+      world.api.setScript(() => {
+        calls += 1;
+        return calls === 1
+          ? { status: 429, errorType: 'rate_limit_error', message: 'Number of request tokens has exceeded your per-minute rate limit', headers: { 'retry-after': '1' } }
+          : { blocks: [{ type: 'text', text: 'Recovered after the wait.' }] };
+      });
+      const key = 'acme-web-42';
+      const start: RunCommand = { ...command(1, 'start', 'do the work'), issueKey: key, sessionId: 'quota-0000a042', pod: 'quota', issue: { ...command(1, 'start', '').issue, number: 42, url: 'https://github.com/acme/web/issues/42' } };
+      await producer.run(start);
+      await until('both runs to be reported', () => reporter.finished(key).length === 2, 90_000);
+      const [first, second] = reporter.runs.filter((r) => r.command.issueKey === key);
+      expect(first?.outcome).toMatchObject({ kind: 'waiting', waiting: { kind: 'rate', wait: 1, of: 3 } });
+      expect(first?.outcome?.agent?.result?.text).toContain('429');
+      expect(second?.command).toMatchObject({ kind: 'resume', sessionId: start.sessionId, prompt: 'continue where you stopped', providerWait: { waits: [expect.objectContaining({ kind: 'rate' })] } });
+      expect(second?.startedAt).toBeGreaterThanOrEqual(second?.command.providerWait?.notBefore ?? Number.POSITIVE_INFINITY); // not before the reset
+      expect(second?.outcome).toMatchObject({ kind: 'exited', terminal: { exitCode: 0 } });
+      expect(second?.outcome?.agent?.result?.text).toBe('Recovered after the wait.');
+      expect(world.api.conversation.at(-1)?.body?.messages.some((m: { content: unknown }) => JSON.stringify(m.content).includes('continue where you stopped'))).toBe(true);
     });
   });
 });

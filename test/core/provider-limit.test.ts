@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { parseResetTime, providerLimit } from '../../src/core/index.js';
+
+const now = Date.UTC(2026, 10, 23, 9, 30); // a Monday, 09:30 UTC
+const result = (text: string, errors?: string[]) => ({ kind: 'result' as const, isError: true, subtype: 'success', text, ...(errors ? { errors } : {}) });
+
+describe('providerLimit', () => {
+  it.each<[string, string, { kind: 'usage' | 'rate'; resetAt: number } | undefined]>([
+    ['the usage-limit result with its reset time', 'Claude AI usage limit reached|1795430000', { kind: 'usage', resetAt: 1795430000_000 }],
+    ['the newer wording, a time in UTC', "You've hit your limit · resets 5pm (UTC)", { kind: 'usage', resetAt: Date.UTC(2026, 10, 23, 17) }],
+    ['the newer wording, a time already past today: tomorrow', "You've hit your limit · resets 3:15am (UTC)", { kind: 'usage', resetAt: Date.UTC(2026, 10, 24, 3, 15) }],
+    ['the newer wording, in a zone', "You've hit your limit · resets 11am (Europe/Berlin)", { kind: 'usage', resetAt: Date.UTC(2026, 10, 23, 10) }],
+    ['the newer wording, a date', "You've hit your limit · resets Nov 25, 8am (UTC)", { kind: 'usage', resetAt: Date.UTC(2026, 10, 25, 8) }],
+    ['the newer wording, a time it cannot read: an hour', "You've hit your limit · resets soon", { kind: 'usage', resetAt: now + 3_600_000 }],
+    ['an API 429 the CLI gave up on', 'API Error: Request rejected (429) · Number of request tokens has exceeded your per-minute rate limit', { kind: 'rate', resetAt: now + 60_000 }],
+    ['an API 529 (overloaded)', 'API Error: 529 Overloaded. This is a server-side issue, usually temporary', { kind: 'rate', resetAt: now + 60_000 }],
+    ['another API error', 'API Error: 400 this request is refused', undefined],
+    ['an ordinary failure that mentions a limit', 'The test suite hit the 5 minute limit of the CI job', undefined],
+  ])('%s', (_name, text, expected) => {
+    const found = providerLimit(result(text), now, 60_000);
+    if (expected === undefined) expect(found).toBeUndefined();
+    else expect(found).toMatchObject(expected);
+  });
+
+  it('a result that is not an error is never a limit, whatever it says', () => {
+    expect(providerLimit({ kind: 'result', isError: false, text: 'Claude AI usage limit reached|1795430000' }, now, 60_000)).toBeUndefined();
+  });
+
+  it('finds the limit in the result\'s errors too', () => {
+    expect(providerLimit(result('', ['Claude AI usage limit reached|1795430000']), now, 60_000)?.kind).toBe('usage');
+  });
+
+  it('reads reset times in their zone, the next such moment', () => {
+    expect(parseResetTime('17:00', now)).toBe(Date.UTC(2026, 10, 23, 17));
+    expect(parseResetTime('9am (America/New_York)', now)).toBe(Date.UTC(2026, 10, 23, 14));
+    expect(parseResetTime('5pm (Not/AZone)', now)).toBeUndefined();
+    expect(parseResetTime('42', now)).toBeUndefined();
+  });
+});
