@@ -60,8 +60,8 @@ export function providerLimit(result: Extract<AgentEvent, { kind: 'result' }> | 
   const said = [result.text ?? '', ...(result.errors ?? [])].join('\n').trim();
   const stamped = /Claude AI usage limit reached\|(\d{9,11})/.exec(said);
   if (stamped) return { kind: 'usage', resetAt: Math.max(now, Number(stamped[1]) * 1000), said };
-  const worded = /(?:you(?:'|’)ve|you have) (?:hit|reached) your (?:usage )?limit\b[^\n]*?\bresets?\s+([^\n·]+)/i.exec(said) ?? /usage limit reached[^\n]*?\bresets?\s+([^\n·]+)/i.exec(said);
+  const worded = /(?:you(?:'|’)ve|you have) (?:hit|reached) your (?:[\w-]+ )?limit\b[^\n]*?\bresets?\s+([^\n·]+)/i.exec(said) ?? /usage limit reached[^\n]*?\bresets?\s+([^\n·]+)/i.exec(said);
   if (worded) return { kind: 'usage', resetAt: parseResetTime(worded[1] ?? '', now) ?? now + 3_600_000, said };
-  if (/API Error:[^\n]*\b(?:429|529)\b|\b(?:rate_limit_error|overloaded_error)\b/.test(said)) return { kind: 'rate', resetAt: now + retryMs, said };
+  if (/API Error:\s*(?:[A-Za-z ]*\()?(?:429|529)\b|API Error: Rate limit reached|"type":\s*"(?:rate_limit_error|overloaded_error)"/.test(said)) return { kind: 'rate', resetAt: now + retryMs, said };
   return undefined;
 }

@@ -336,7 +336,8 @@ export class RunWorker {
    */
   private async waitUntil(command: RunCommand): Promise<number | undefined> {
     const limits = this.options.providerLimits;
-    if (!limits) return undefined;
+    // A run already going (picked up again after a restart) is followed first, never parked.
+    if (!limits || (await this.options.state.get(command.issueKey)).running === command.seq) return undefined;
     const credential = await limits.credentialOf(command).catch(() => undefined);
     const until = Math.max(command.providerWait?.notBefore ?? 0, (credential ? await this.options.state.providerRefusesUntil(credential) : undefined) ?? 0);
     if (until <= Date.now()) return undefined;
@@ -352,7 +353,9 @@ export class RunWorker {
    */
   private async providerWait(command: RunCommand, outcome: RunOutcome): Promise<RunOutcome> {
     const limits = this.options.providerLimits;
-    if (!limits || outcome.kind !== 'exited') return outcome;
+    // A run that was stopped or timed out stays so, whatever its last result said.
+    if (!limits || outcome.kind !== 'exited' || outcome.terminal?.type !== 'container.exited' || outcome.terminal.reason !== 'exited') return outcome;
+    if (command.seq <= (await this.options.state.get(command.issueKey)).stoppedSeq) return outcome;
     const waits = command.providerWait?.waits ?? [];
     const limit = providerLimit(outcome.agent?.result, Date.now(), limits.retryMs * 2 ** waits.length);
     if (!limit) return outcome;

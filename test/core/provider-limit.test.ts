@@ -15,6 +15,10 @@ describe('providerLimit', () => {
     ['an API 429 the CLI gave up on', 'API Error: Request rejected (429) · Number of request tokens has exceeded your per-minute rate limit', { kind: 'rate', resetAt: now + 60_000 }],
     ['an API 529 (overloaded)', 'API Error: 529 Overloaded. This is a server-side issue, usually temporary', { kind: 'rate', resetAt: now + 60_000 }],
     ['another API error', 'API Error: 400 this request is refused', undefined],
+    ['a session limit, in the words of newer CLIs', "You've hit your session limit · resets 8:30pm (UTC)", { kind: 'usage', resetAt: Date.UTC(2026, 10, 23, 20, 30) }],
+    ['a weekly limit', "You've hit your weekly limit · resets Nov 25 at 7pm", { kind: 'usage', resetAt: Date.UTC(2026, 10, 25, 19) }],
+    ['the CLI\'s bare rate-limit text', 'API Error: Rate limit reached', { kind: 'rate', resetAt: now + 60_000 }],
+    ['a 400 whose message merely holds 529', 'API Error: 400 prompt is too long: 210 529 tokens', undefined],
     ['an ordinary failure that mentions a limit', 'The test suite hit the 5 minute limit of the CI job', undefined],
   ])('%s', (_name, text, expected) => {
     const found = providerLimit(result(text), now, 60_000);
