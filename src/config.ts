@@ -82,6 +82,12 @@ export interface Config {
    */
   readonly hostGoneMs: number;
   /**
+   * How long after an issue is closed its sessions are removed: containers, volumes, records
+   * and logs on their host, live feeds, the issue's keys. `CLDPD_RETENTION_DAYS`, default 14
+   * (a fraction of a day is allowed). Reopening the issue first keeps everything.
+   */
+  readonly retentionMs: number;
+  /**
    * Waiting out the model provider's limits: a run that ends on a usage or rate limit
    * continues by itself (with `prompt`) once it resets, at most `maxWaits` times per session
    * (`CLDPD_PROVIDER_MAX_WAITS`, default 5); a rate refusal waits `retryMs`, doubled each time
@@ -115,6 +121,17 @@ function positiveInt(env: Env, name: string, fallback: number, problems: string[
   const value = Number(raw);
   if (!Number.isInteger(value) || value <= 0) {
     problems.push(`${name} is "${raw}"; it must be a whole number greater than 0 (default ${fallback}).`);
+    return fallback;
+  }
+  return value;
+}
+
+function positiveNumber(env: Env, name: string, fallback: number, problems: string[]): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) {
+    problems.push(`${name} is "${raw}"; it must be a number greater than 0 (default ${fallback}).`);
     return fallback;
   }
   return value;
@@ -202,6 +219,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     jobLockMs: positiveInt(env, 'CLDPD_JOB_LOCK_SECONDS', 60, problems) * 1000,
     reconcileMs: positiveInt(env, 'CLDPD_RECONCILE_SECONDS', 60, problems) * 1000,
     hostGoneMs: positiveInt(env, 'CLDPD_HOST_GONE_SECONDS', 600, problems) * 1000,
+    retentionMs: positiveNumber(env, 'CLDPD_RETENTION_DAYS', 14, problems) * 86_400_000,
     providerWaits: Object.freeze({
       maxWaits: positiveInt(env, 'CLDPD_PROVIDER_MAX_WAITS', 5, problems),
       retryMs: positiveInt(env, 'CLDPD_PROVIDER_RETRY_SECONDS', 60, problems) * 1000,

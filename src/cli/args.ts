@@ -22,6 +22,7 @@ export type Command =
   | { readonly name: 'volumes rm'; readonly targets: readonly string[] }
   | { readonly name: 'pods'; readonly json: boolean; readonly podsDir?: string }
   | { readonly name: 'doctor'; readonly json: boolean; readonly podsDir?: string }
+  | { readonly name: 'gc'; readonly dryRun: boolean; readonly olderThanMs: number; readonly json: boolean }
   | { readonly name: 'help' }
   | { readonly name: 'version' };
 
@@ -35,6 +36,7 @@ const SYNOPSIS: Record<string, string> = {
   volumes: 'volumes [rm <session|volume>...]',
   pods: 'pods',
   doctor: 'doctor',
+  gc: 'gc [--dry-run] [--older-than 30d]',
 };
 
 /** The usage text. */
@@ -49,6 +51,7 @@ Commands:
   ${SYNOPSIS.volumes}            the volumes sessions keep (rm: a session's, or one by name)
   ${SYNOPSIS.pods}                                         the pods and whether each is valid
   ${SYNOPSIS.doctor}                                       check Docker, the pods directory and every pod
+  ${SYNOPSIS.gc}                  remove this host's finished terminal sessions older than that (containers, volumes, logs)
 
   up                                           the GitHub App: webhook server and worker in one process (npm start)
   serve                                        the webhook server only (no Docker)
@@ -84,6 +87,8 @@ const OPTIONS = {
   follow: { type: 'boolean', short: 'f', default: false },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
+  'dry-run': { type: 'boolean', default: false },
+  'older-than': { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parse>['values'];
@@ -123,7 +128,16 @@ const ALLOWED: Record<string, readonly (keyof Values)[]> = {
   volumes: ['json'],
   pods: ['pods-dir', 'json'],
   doctor: ['pods-dir', 'json'],
+  gc: ['dry-run', 'older-than', 'json'],
 };
+
+/** A duration like "30d", "12h", "45m", "90s" (or a bare number of days), in ms. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)([dhms]?)$/.exec(text.trim());
+  if (!m) return undefined;
+  const unit = m[2] === 'h' ? 3600_000 : m[2] === 'm' ? 60_000 : m[2] === 's' ? 1000 : 86_400_000;
+  return Number(m[1]) * unit;
+}
 
 /** The commands the services entry point runs; named here so a typo of them is caught too. */
 const SERVICE_COMMANDS = ['up', 'serve', 'worker', 'hosts'];
@@ -226,6 +240,13 @@ export function parseCommand(argv: readonly string[]): Command {
     case 'pods':
       none();
       return { name, json: values.json, ...podsDir };
+    case 'gc': {
+      none();
+      const raw = values['older-than'] ?? '30d';
+      const olderThanMs = parseDuration(raw);
+      if (olderThanMs === undefined) throw new UsageError(`"cldpd gc --older-than" takes a duration like 30d, 12h, 45m or 90s, not "${raw}".`, name);
+      return { name, dryRun: values['dry-run'], olderThanMs, json: values.json };
+    }
     default:
       none();
       return { name: 'doctor', json: values.json, ...podsDir };

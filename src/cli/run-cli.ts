@@ -129,6 +129,8 @@ async function execute(command: Exclude<Command, { name: 'help' | 'version' }>, 
       return removeVolumes(ctx, command.targets, io);
     case 'pods':
       return pods(ctx, command.json, io);
+    case 'gc':
+      return gc(ctx, command, io);
     case 'doctor':
       return doctor(ctx, command.json, io);
   }
@@ -303,6 +305,35 @@ async function removeVolumes(ctx: CliContext, targets: readonly string[], io: Cl
     refusedAny ||= refused.length > 0;
   }
   return refusedAny ? 1 : 0;
+}
+
+/**
+ * `cldpd gc`: removes this host's finished terminal sessions (started from a terminal, not
+ * from an issue) that last changed longer ago than `--older-than`: containers, volumes,
+ * records and logs, saying each and the space freed; `--dry-run` only says. An issue's
+ * sessions are never removed here, whatever their age: whether their issue is still open
+ * is GitHub's to say, and retention removes them once it has been closed long enough.
+ */
+async function gc(ctx: CliContext, command: Extract<Command, { name: 'gc' }>, io: CliIO): Promise<number> {
+  const cutoff = Date.now() - command.olderThanMs;
+  const records = await ctx.store.list();
+  const old = records.filter((r) => r.updatedAt < cutoff);
+  const mine = old.filter((r) => !r.issueUrl).map((r) => r.id);
+  const issues = old.filter((r) => r.issueUrl);
+  const { removed, kept } = await ctx.dispatcher.removeSessions(mine, { dryRun: command.dryRun });
+  const verb = command.dryRun ? 'would remove' : 'removed';
+  if (command.json) {
+    for (const r of removed) await write(io.stdout, `${JSON.stringify({ ...r, action: command.dryRun ? 'would-remove' : 'removed', lastActive: r.lastActive ? new Date(r.lastActive).toISOString() : null })}\n`);
+    for (const k of kept) await write(io.stdout, `${JSON.stringify({ sessionId: k.sessionId, action: 'kept', reason: k.reason })}\n`);
+    for (const r of issues) await write(io.stdout, `${JSON.stringify({ sessionId: r.id, action: 'kept', reason: 'an issue\'s session' })}\n`);
+    return 0;
+  }
+  for (const r of removed) await write(io.stdout, `${verb}  ${r.sessionId}  last active ${formatAge(r.lastActive, Date.now())}  ${r.containers} container${r.containers === 1 ? '' : 's'}, ${r.volumes.length} volume${r.volumes.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)}\n`);
+  for (const k of kept) await write(io.stderr, `cldpd: kept ${k.sessionId}: ${k.reason}\n`);
+  if (issues.length > 0) await write(io.stderr, `cldpd: kept ${issues.length} issue session${issues.length === 1 ? '' : 's'} as old: an issue's sessions are removed by retention once the issue has been closed for CLDPD_RETENTION_DAYS, never by gc\n`);
+  const freed = removed.reduce((sum, r) => sum + r.bytes, 0);
+  await write(io.stdout, `${command.dryRun ? 'would free' : 'freed'} ${formatBytes(freed)} (${removed.length} session${removed.length === 1 ? '' : 's'})${command.dryRun ? '; nothing was removed (--dry-run)' : ''}\n`);
+  return 0;
 }
 
 /** Warnings about each valid pod's built image; a Docker engine that does not answer gives none. */

@@ -120,6 +120,24 @@ export interface RefusedVolume {
 }
 
 /** What {@link Dispatcher.removeVolumes} did, volume by volume. */
+/** One session removeSessions removed (or, in a dry run, would remove). */
+export interface RemovedSession {
+  readonly sessionId: string;
+  readonly issueUrl: string | undefined;
+  readonly containers: number;
+  readonly volumes: readonly string[];
+  /** What it freed: its record and log, and its volumes' sizes as the engine reports them. */
+  readonly bytes: number;
+  /** When it last changed (its record), if it has one. */
+  readonly lastActive: number | undefined;
+}
+
+/** What removeSessions did: the sessions removed, and those kept with why. */
+export interface SessionRemoval {
+  readonly removed: readonly RemovedSession[];
+  readonly kept: ReadonlyArray<{ readonly sessionId: string; readonly reason: string }>;
+}
+
 export interface VolumeRemoval {
   readonly removed: readonly RemovedVolume[];
   readonly refused: readonly RefusedVolume[];
@@ -453,6 +471,56 @@ export class Dispatcher {
         inUse: mounted.has(v.name),
       }))
       .sort((a, b) => (b.createdAt ?? 0) - (a.createdAt ?? 0) || a.name.localeCompare(b.name));
+  }
+
+  /** The sessions of this host that belong to the issue at `issueUrl`: from their records, containers and volumes. */
+  async sessionsOfIssue(issueUrl: string): Promise<string[]> {
+    const { runner, store, hostId } = this.options;
+    const [records, containers, volumes] = await Promise.all([
+      store.list(),
+      runner.list({ [LABELS.session]: undefined, [LABELS.host]: hostId, [LABELS.issue]: issueUrl }),
+      runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.host]: hostId, [LABELS.issue]: issueUrl }, { sizes: false }),
+    ]);
+    return [...new Set([
+      ...records.filter((r) => r.issueUrl === issueUrl).map((r) => r.id),
+      ...containers.map((c) => c.labels[LABELS.session] ?? '').filter(isSessionId),
+      ...volumes.map((v) => v.labels[LABELS.session] ?? '').filter(isSessionId),
+    ])];
+  }
+
+  /**
+   * Removes finished sessions of this host for good: their containers, the volumes their
+   * records list or that carry their label (a volume an issue's running session still
+   * mounts is kept), and their records and logs. A session with a running container is
+   * never touched (it is in `kept`). With `dryRun`, only says what it would remove. What it
+   * frees is counted from the volumes' sizes as the engine reports them and the files'.
+   */
+  async removeSessions(sessionIds: readonly string[], options: { dryRun?: boolean } = {}): Promise<SessionRemoval> {
+    const { runner, store } = this.options;
+    const sizes = new Map((await this.volumes()).map((v) => [v.name, v.sizeBytes ?? 0]));
+    const removal: { removed: RemovedSession[]; kept: Array<{ sessionId: string; reason: string }> } = { removed: [], kept: [] };
+    for (const sessionId of [...new Set(sessionIds)]) {
+      const containers = await this.containersOf(sessionId);
+      if (containers.some((c) => c.state === 'running')) {
+        removal.kept.push({ sessionId, reason: `it is running (stop it first: cldpd stop ${sessionId})` });
+        continue;
+      }
+      const record = await store.load(sessionId).catch(() => undefined);
+      const labelled = (await runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.session]: sessionId }, { sizes: false })).filter(isCldpdVolume).map((v) => v.name);
+      const volumes = [...new Set([...(record?.volumes ?? []).map((v) => v.volume), ...labelled])];
+      const recordBytes = await store.size(sessionId);
+      let bytes = recordBytes + volumes.reduce((sum, v) => sum + (sizes.get(v) ?? 0), 0);
+      let removedVolumes = volumes;
+      if (!options.dryRun) {
+        for (const c of containers) await runner.remove(c.id).catch(() => undefined);
+        const outcome = await this.removeVolumes(sessionId);
+        removedVolumes = outcome.removed.filter((v) => v.existed).map((v) => v.name);
+        for (const refused of outcome.refused) bytes -= sizes.get(refused.name) ?? 0;
+        await store.remove(sessionId);
+      }
+      removal.removed.push({ sessionId, issueUrl: record?.issueUrl, containers: containers.length, volumes: removedVolumes, bytes, lastActive: record?.updatedAt });
+    }
+    return removal;
   }
 
   /**

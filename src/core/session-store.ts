@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CldpdError } from './errors.js';
 
@@ -152,6 +152,20 @@ export class SessionStore {
     await rm(join(this.dir, '.volume-owners', encodeURIComponent(volume)), { force: true });
   }
 
+  /** Removes a session's record and log (its whole directory); resolves with the bytes that freed. Idempotent. */
+  async remove(id: string): Promise<number> {
+    if (!isSessionId(id)) throw new Error(`not a session id: ${id}`);
+    const dir = this.sessionDir(id);
+    const bytes = await dirBytes(dir);
+    await rm(dir, { recursive: true, force: true });
+    return bytes;
+  }
+
+  /** The bytes a session's record and log take on disk. */
+  async size(id: string): Promise<number> {
+    return dirBytes(this.sessionDir(id));
+  }
+
   /** Every record, newest first. Unreadable entries are skipped. */
   async list(): Promise<SessionRecord[]> {
     let names: string[];
@@ -164,4 +178,16 @@ export class SessionStore {
     const records = await Promise.all(names.filter(isSessionId).map((id) => this.load(id).catch(() => undefined)));
     return records.filter((r): r is SessionRecord => r !== undefined).sort((a, b) => b.createdAt - a.createdAt);
   }
+}
+
+/** The bytes of the files in `dir` (not recursing further: a session directory is flat); 0 when it is gone. */
+async function dirBytes(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  const sizes = await Promise.all(names.map((name) => stat(join(dir, name)).then((s) => (s.isFile() ? s.size : 0), () => 0)));
+  return sizes.reduce((a, b) => a + b, 0);
 }

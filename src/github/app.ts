@@ -116,6 +116,18 @@ export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number
     return queue(intakeJob(delivery, payload, trigger));
   };
 
+  /** A close or reopen of an issue (by anyone, a bot too): when it happened decides which came last. */
+  const closedOrReopened = async (delivery: Delivery, action: 'closed' | 'reopened'): Promise<'accepted' | 'ignored'> => {
+    const { deliveryId: id, payload: raw } = delivery;
+    if (!wellFormed(raw)) return ignore({ delivery: id }, `ignored an issues.${action} delivery without the fields cldpd needs`);
+    const payload = raw as IssuePayload & { issue: { closed_at?: string | null } };
+    if (payload.issue.pull_request) return 'ignored';
+    const at = Date.parse((action === 'closed' ? payload.issue.closed_at : undefined) ?? payload.issue.updated_at ?? '');
+    if (!Number.isFinite(at)) return ignore({ delivery: id }, `ignored an issues.${action} delivery without its time`);
+    if (tooOld(new Date(at).toISOString())) return ignore({ delivery: id, at }, `ignored an issues.${action} of over 7 days ago (a replayed delivery?)`);
+    return queue(intakeJob(delivery, payload, { kind: action, at }));
+  };
+
   const transferred = async (delivery: Delivery): Promise<'accepted' | 'ignored'> => {
     const { deliveryId: id, payload: raw } = delivery;
     const changes = (raw as { changes?: { new_issue?: { number?: unknown; html_url?: unknown }; new_repository?: { name?: unknown; owner?: { login?: unknown } } } } | undefined)?.changes;
@@ -131,6 +143,7 @@ export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number
     const action = (delivery.payload as { action?: unknown } | null)?.action;
     if (delivery.event === 'issues' && action === 'labeled') return labeled(delivery);
     if (delivery.event === 'issues' && action === 'transferred') return transferred(delivery);
+    if (delivery.event === 'issues' && (action === 'closed' || action === 'reopened')) return closedOrReopened(delivery, action);
     if (delivery.event === 'issue_comment' && action === 'created') return commented(delivery);
     return 'ignored';
   };

@@ -24,6 +24,8 @@ export interface IntakeOptions {
   readonly logger: Logger;
   /** Daily run and spending limits: where they are counted, and the installation's (a repository's `.github/cldpd.yml` may lower them). None when absent. */
   readonly limits?: { readonly usage: UsageLimits; readonly defaults: RepoLimits };
+  /** How long after an issue is closed its sessions are removed (CLDPD_RETENTION_DAYS); never when absent. */
+  readonly retentionMs?: number;
   readonly now?: () => number;
 }
 
@@ -105,6 +107,7 @@ export class Intake {
       await state.alias(issueKeyOf(trigger.to), await this.options.state.keyFor(issue));
       return 'transferred';
     }
+    if (trigger.kind === 'closed' || trigger.kind === 'reopened') return this.closedOrReopened(job, trigger);
     if (isBot(sender)) return 'ignored: bot';
     const role = roleOf(await this.permission(issue, sender.login));
     if (!mayTrigger(sender, role)) {
@@ -349,6 +352,25 @@ export class Intake {
     if (!hostId || (await state.hostAlive(hostId))) return undefined;
     const seen = await state.lastSeen(hostId);
     return `Host \`${hostId}\`, where this issue's session is, has not been seen ${seen ? `since ${when(seen)}` : 'for a while'}: its runs wait for it. If it is gone for good, an operator can release its issues with \`cldpd hosts forget ${hostId}\` (a new label then starts afresh elsewhere).`;
+  }
+
+  /**
+   * An issue closed: its sessions are removed after the retention period (see RunWorker's
+   * retire), unless it is reopened first. An issue reopened: nothing of it is removed. Who
+   * closed it does not matter (a bot may); an issue cldpd never worked on is left alone.
+   */
+  private async closedOrReopened(job: IntakeJob, trigger: Extract<IntakeJob['trigger'], { kind: 'closed' | 'reopened' }>): Promise<string> {
+    const { state, producer, retentionMs } = this.options;
+    const key = await state.keyFor(job.issue);
+    const issue = await state.get(key);
+    if (!issue.sessionId && issue.seq === 0) return `${trigger.kind}: not an issue cldpd worked on`;
+    if (trigger.kind === 'reopened') {
+      await state.reopened(key, trigger.at);
+      return 'reopened: nothing is removed';
+    }
+    if (retentionMs === undefined || !(await state.closed(key, trigger.at))) return 'closed: kept (reopened since, or no retention)';
+    await producer.retire({ kind: 'retire', issueKey: key, issueUrl: job.issue.url, closedAt: trigger.at }, issue.hostId, trigger.at + retentionMs - Date.now());
+    return `closed: its sessions are removed after ${new Date(trigger.at + retentionMs).toISOString()}`;
   }
 
   /** Today's runs, spending and sessions against the limits, for the repository and the sender; none without limits. */

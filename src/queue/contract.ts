@@ -22,6 +22,10 @@ export type Trigger =
   | { readonly kind: 'stop'; readonly commentId: number }
   | { readonly kind: 'status'; readonly commentId: number }
   | { readonly kind: 'invalid'; readonly problem: string; readonly commentId: number }
+  /** The issue was closed (`at`: when): its sessions are removed after the retention period, unless it is reopened first. */
+  | { readonly kind: 'closed'; readonly at: number }
+  /** The issue was reopened (`at`: when): nothing of it is removed. */
+  | { readonly kind: 'reopened'; readonly at: number }
   /** The issue was moved to another repository: it is reached from there from now on. */
   | { readonly kind: 'transferred'; readonly to: Pick<IssueRef, 'owner' | 'repo' | 'number' | 'url'> };
 
@@ -83,7 +87,20 @@ export interface ProviderWait {
  */
 export type ControlJob =
   | { readonly kind: 'stop'; readonly issueKey: string; readonly sessionId: string; readonly seq: number }
+  | RetireJob
   | { readonly kind: 'message'; readonly issueKey: string; readonly sessionId: string; readonly seq: number; readonly command: RunCommand };
+
+/**
+ * Removes a closed issue's sessions for good once its retention period is over (see
+ * RunWorker): only if it is still closed since `closedAt`. On the host that owns the issue
+ * (its control queue), or any worker when it has none.
+ */
+export interface RetireJob {
+  readonly kind: 'retire';
+  readonly issueKey: string;
+  readonly issueUrl: string;
+  readonly closedAt: number;
+}
 
 /**
  * How a run ended, for its final status edit. `delivered`: a resume that went into the

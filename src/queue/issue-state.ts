@@ -21,6 +21,8 @@ export interface IssueRecord {
   readonly running: number;
   /** The command being run, as JSON, for adoption after a restart. */
   readonly runningCommand: string | undefined;
+  /** When the issue was closed, while it is (its sessions are removed after the retention period). */
+  readonly closedAt: number | undefined;
   /** Set when an operator forgot the host the issue's session was on (`cldpd hosts forget`): that host, the session, and when. */
   readonly forgotten: { readonly hostId: string; readonly sessionId: string | undefined; readonly at: number } | undefined;
 }
@@ -108,6 +110,22 @@ end
 redis.call('SET', KEYS[1], seq, 'EX', tonumber(ARGV[1]))
 return seq`;
 
+/** KEYS: issue hash. ARGV: when it was closed. Sets closedAt unless a reopen came after. */
+const CLOSED = `
+local reopened = tonumber(redis.call('HGET', KEYS[1], 'reopenedAt') or '0')
+if reopened >= tonumber(ARGV[1]) then return 0 end
+local closed = tonumber(redis.call('HGET', KEYS[1], 'closedAt') or '0')
+if closed < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'closedAt', ARGV[1]) end
+return 1`;
+
+/** KEYS: issue hash. ARGV: when it was reopened. */
+const REOPENED = `
+local reopened = tonumber(redis.call('HGET', KEYS[1], 'reopenedAt') or '0')
+if reopened < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'reopenedAt', ARGV[1]) end
+local closed = tonumber(redis.call('HGET', KEYS[1], 'closedAt') or '0')
+if closed > 0 and closed <= tonumber(ARGV[1]) then redis.call('HDEL', KEYS[1], 'closedAt') end
+return 1`;
+
 /** KEYS: runs list, positions hash, issue hash. ARGV: the command's JSON, its seq. */
 const DONE = `
 redis.call('LREM', KEYS[1], 1, ARGV[1])
@@ -180,8 +198,33 @@ export class IssueState {
       lastState: h.lastState || undefined,
       running: Number(h.running ?? 0),
       runningCommand: h.runningCommand || undefined,
+      closedAt: h.closedAt ? Number(h.closedAt) : undefined,
       forgotten: h.forgottenHost ? { hostId: h.forgottenHost, sessionId: h.forgottenSession || undefined, at: Number(h.forgottenAt ?? 0) } : undefined,
     };
+  }
+
+  /**
+   * Records that the issue was closed at `at`, unless it was reopened later (deliveries may
+   * come out of order). True when it is closed now, since `at`.
+   */
+  async closed(issueKey: string, at: number): Promise<boolean> {
+    return Number(await this.redis.eval(CLOSED, 1, this.key(issueKey), at)) === 1;
+  }
+
+  /** Records that the issue was reopened at `at`: a close before that no longer holds. */
+  async reopened(issueKey: string, at: number): Promise<void> {
+    await this.redis.eval(REOPENED, 1, this.key(issueKey), at);
+  }
+
+  /** Removes every key of the issue's own (its record, queue, markers); what it was aliased from stays. */
+  async retire(issueKey: string): Promise<number> {
+    let removed = 0;
+    const match = `${this.key(issueKey)}*`.replace(/[?[\]\\]/g, '\\$&');
+    for await (const keys of this.redis.scanStream({ match, count: 500 }) as AsyncIterable<string[]>) {
+      const own = keys.filter((k) => k === this.key(issueKey) || k.startsWith(`${this.key(issueKey)}:`));
+      if (own.length > 0) removed += await this.redis.del(...own);
+    }
+    return removed;
   }
 
   /** Clears the note that the issue's session was on a forgotten host (a new session has begun). */

@@ -1,5 +1,5 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
-import type { ControlJob, IntakeJob, RunCommand } from './contract.js';
+import type { ControlJob, IntakeJob, RetireJob, RunCommand } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { INTAKE_QUEUE, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 
@@ -76,9 +76,16 @@ export class Producer {
     });
   }
 
+  /** Queues the removal of a closed issue's sessions for `delayMs` from now: on its host, or any worker's when it has none. Once per close. */
+  async retire(job: RetireJob, hostId: string | undefined, delayMs: number): Promise<void> {
+    await this.queue(hostId ? controlQueue(hostId) : RUN_QUEUE).add('retire', job, {
+      jobId: jobId('retire', job.issueKey, job.closedAt), delay: Math.max(0, delayMs), attempts: 5, backoff: { type: 'exponential', delay: 60_000 }, ...KEEP,
+    });
+  }
+
   /** Asks the host that owns a session to act on it now: stop it, or offer its running agent a message. */
   async control(hostId: string, job: ControlJob): Promise<void> {
-    await this.queue(controlQueue(hostId)).add(job.kind, job, { jobId: jobId(job.kind, job.issueKey, job.seq), attempts: 5, backoff: { type: 'exponential', delay: 1000 }, ...KEEP });
+    await this.queue(controlQueue(hostId)).add(job.kind, job, { jobId: jobId(job.kind, job.issueKey, job.kind === 'retire' ? job.closedAt : job.seq), attempts: 5, backoff: { type: 'exponential', delay: 1000 }, ...KEEP });
   }
 
   async close(): Promise<void> {

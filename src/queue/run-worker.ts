@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { LABELS, isCldpdError, messageOf, providerLimit, type Dispatcher, type Session } from '../core/index.js';
-import type { ControlJob, Reporter, RunCommand, RunOutcome, RunRepoAccess } from './contract.js';
+import type { ControlJob, Reporter, RetireJob, RunCommand, RunOutcome, RunRepoAccess } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 import type { DrainJob, Producer } from './producer.js';
@@ -29,6 +29,8 @@ export interface RunWorkerOptions {
   readonly reconcileMs?: number;
   /** How long this host counts as alive after its last heartbeat; default HOST_GONE_MS (10 minutes). Heartbeats come every 30 s, or a third of this. */
   readonly hostGoneMs?: number;
+  /** The live feeds of sessions, removed with a closed issue's sessions; none when absent. */
+  readonly feed?: { remove(sessionIds: readonly string[]): Promise<void> };
   /** Mints tokens for a command's repository, for pods that ask for `github` permissions, and finds what the run pushed; none when absent. */
   readonly github?: (command: RunCommand) => RunRepoAccess;
   /**
@@ -100,7 +102,7 @@ export class RunWorker {
     // picked up again (and re-attach) many times rather than fail it.
     const common = { connection, maxStalledCount: 100, lockDuration: this.lockTtlMs, stalledInterval: Math.max(1000, Math.floor(this.lockTtlMs / 2)) };
     for (const name of [RUN_QUEUE, hostQueue(this.options.hostId)]) {
-      this.workers.push(new Worker<DrainJob>(name, (job, token) => this.drain(job, token), { ...common, concurrency }));
+      this.workers.push(new Worker<DrainJob | RetireJob>(name, (job, token) => this.drain(job, token), { ...common, concurrency }));
     }
     this.workers.push(new Worker<ControlJob>(controlQueue(this.options.hostId), (job) => this.control(job.data), { ...common, concurrency: 4 }));
     this.reconciler = setInterval(() => {
@@ -125,7 +127,8 @@ export class RunWorker {
     await Promise.all([...this.positioning.keys()].map((issueKey) => this.positionsSettled(issueKey)));
   }
 
-  private async drain(job: Job<DrainJob>, token: string | undefined): Promise<string> {
+  private async drain(job: Job<DrainJob | RetireJob>, token: string | undefined): Promise<string> {
+    if (job.name === 'retire') return this.retire(job.data as RetireJob);
     const { state, hostId, logger } = this.options;
     const { issueKey } = job.data;
     const owner = (await state.get(issueKey)).hostId;
@@ -440,6 +443,39 @@ export class RunWorker {
     await this.options.state.set(command.issueKey, { lastState: `run ${command.seq} (${command.kind}) ${summary}`.slice(0, 500) }).catch(() => undefined);
   }
 
+  /**
+   * Removes a closed issue's sessions once its retention period is over: their containers,
+   * volumes, records and logs on this host, their live feeds, and the issue's own keys in
+   * Redis. Nothing is removed when the issue was reopened (or closed again later: that close
+   * has its own job), while it has a run queued or running (looked at again in an hour), or
+   * when its sessions live on another host (the job goes there).
+   */
+  private async retire(job: RetireJob): Promise<string> {
+    const { state, dispatcher, hostId, logger, producer } = this.options;
+    const issue = await state.get(job.issueKey);
+    if (issue.closedAt !== job.closedAt) return 'kept: reopened, or closed again since';
+    if (issue.running > 0 || (await state.pending(job.issueKey)) > 0) {
+      await producer.retire({ ...job }, issue.hostId, 3600_000).catch(() => undefined);
+      return 'kept for now: a run is queued or running';
+    }
+    if (issue.hostId && issue.hostId !== hostId) {
+      await producer.retire(job, issue.hostId, 0);
+      return `forwarded to ${issue.hostId}`;
+    }
+    const sessions = await dispatcher.sessionsOfIssue(job.issueUrl);
+    const { removed, kept } = await dispatcher.removeSessions(sessions);
+    if (kept.length > 0) {
+      await producer.retire({ ...job }, issue.hostId, 3600_000).catch(() => undefined);
+      return `kept for now: ${kept.map((k) => `${k.sessionId} (${k.reason})`).join(', ')}`;
+    }
+    const ids = new Set([...sessions, ...(issue.sessionId ? [issue.sessionId] : [])]);
+    await this.options.feed?.remove([...ids]);
+    const keys = await state.retire(job.issueKey);
+    const bytes = removed.reduce((sum, r) => sum + r.bytes, 0);
+    logger.info({ issue: job.issueKey, sessions: [...ids], containers: removed.reduce((n, r) => n + r.containers, 0), volumes: removed.flatMap((r) => r.volumes), bytes, keys }, 'removed a closed issue\'s sessions after its retention period');
+    return `removed ${removed.length} session${removed.length === 1 ? '' : 's'} (${bytes} bytes) and ${keys} key${keys === 1 ? '' : 's'}`;
+  }
+
   /** The drain's claim on a resume, waiting out a delivery into the running agent that is under way. */
   private async drainClaim(command: RunCommand): Promise<'run' | 'delivered'> {
     for (;;) {
@@ -530,6 +566,7 @@ export class RunWorker {
 
   private async control(job: ControlJob): Promise<string> {
     if (job.kind === 'message') return this.deliver(job);
+    if (job.kind === 'retire') return this.retire(job);
     // Whatever this worker runs for the issue at or below the stop's seq is stopped, whichever
     // session it belongs to: a start queued behind it may already be the issue's session.
     const live = this.live.get(job.issueKey);

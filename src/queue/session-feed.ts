@@ -168,6 +168,12 @@ export class SessionFeedStore {
     return found;
   }
 
+  /** Removes sessions' feeds and heads at once (a closed issue's, after its retention period). */
+  async remove(sessionIds: readonly string[]): Promise<void> {
+    const keys = sessionIds.flatMap((id) => [this.streamKey(id), this.headKey(id)]);
+    if (keys.length > 0) await this.redis.del(...keys);
+  }
+
   /** The id of the newest entry kept, or `0-0` for an empty or missing feed: a cursor that sees everything after now. */
   async lastId(sessionId: string): Promise<string> {
     const rows = await this.redis.xrevrange(this.streamKey(sessionId), '+', '-', 'COUNT', 1);

@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import examples from '@octokit/webhooks-examples';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LABELS } from '../../src/core/index.js';
+import { FakeGitHub } from '../fakes/fake-github.js';
+import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
+import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
+import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
+
+const run = promisify(execFile);
+const SECRET = 'e2e-retention-secret';
+const OWNER = 'acme';
+const REPO = 'archive';
+/** 0.00005 days: 4.3 s. */
+const RETENTION_DAYS = '0.00005';
+
+type Example = { name: string; examples: Array<Record<string, unknown>> };
+const all = (examples as unknown as { default?: Example[] }).default ?? (examples as unknown as Example[]);
+
+function issuesEvent(action: 'labeled' | 'closed' | 'reopened', issue: number, label?: string): Record<string, unknown> {
+  const example = structuredClone(all.find((e) => e.name === 'issues')?.examples.find((e) => e.action === (action === 'reopened' ? 'reopened' : action)) ?? all.find((e) => e.name === 'issues')?.examples.find((e) => e.action === 'labeled')) as Record<string, any>;
+  example.action = action;
+  example.installation = { id: 4646, node_id: 'x' };
+  Object.assign(example.repository, { name: REPO, full_name: `${OWNER}/${REPO}` });
+  example.repository.owner.login = OWNER;
+  const now = new Date().toISOString();
+  Object.assign(example.issue, { number: issue, html_url: `https://github.com/${OWNER}/${REPO}/issues/${issue}`, title: `Issue ${issue}`, body: 'Work.', updated_at: now, closed_at: action === 'closed' ? now : null, state: action === 'closed' ? 'closed' : 'open' });
+  delete example.issue.pull_request;
+  example.sender.login = 'alice';
+  example.sender.type = 'User';
+  if (label) example.label = { ...example.label, name: label };
+  return example;
+}
+
+describeWithDocker('retention', () => {
+  describeWithRedis('a closed issue\'s sessions are removed after the retention period; an open or reopened one\'s never; gc', () => {
+    const world = new TestWorld();
+    const github = new FakeGitHub();
+    let redis: Redis;
+    let env: NodeJS.ProcessEnv;
+    let port: number;
+    let server: CldpdProcess;
+    let worker: CldpdProcess;
+    const statusOf = (n: number) => github.commentsOn(`${OWNER}/${REPO}#${n}`).find((c) => c.body.startsWith('<!-- cldpd:status'));
+    const send = (action: 'labeled' | 'closed' | 'reopened', n: number, label?: string) => deliver(port, 'issues', issuesEvent(action, n, label), { id: randomUUID(), secret: SECRET });
+    const cldpd = (...args: string[]) => run(process.execPath, [CLI, ...args], { env }).catch((err: { stdout: string; stderr: string; code: number }) => err);
+
+    /** What a session leaves on this host and in Redis. */
+    async function traces(sessionId: string, issue: number) {
+      const volumes = (await world.docker.listVolumes({ filters: { label: [`${LABELS.session}=${sessionId}`] } })).Volumes ?? [];
+      return {
+        record: existsSync(join(world.home, 'sessions', sessionId, 'session.json')),
+        log: existsSync(join(world.home, 'sessions', sessionId, 'log.jsonl')),
+        volumes: volumes.length,
+        containers: (await world.containersOf(sessionId)).length,
+        issueKeys: (await redis.keys(`cldpd:issue:{${OWNER}.${REPO}-${issue}}*`)).length,
+        feed: await redis.exists(`cldpd:feed:${sessionId}`, `cldpd:feed:${sessionId}:head`),
+      };
+    }
+
+    beforeAll(async () => {
+      if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
+      await world.init();
+      await world.pod('quick', { command: ['sh', '-c', 'echo kept > /work/notes.txt; echo done'] });
+      await github.start();
+      github.roles.set('alice', 'write');
+      const db = await testRedis(2);
+      redis = db.redis;
+      port = await freePort();
+      env = {
+        PATH: process.env.PATH, HOME: world.home,
+        APP_ID: '12345', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
+        GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url,
+        CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
+        CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_PORT: '0', CLDPD_RETENTION_DAYS: RETENTION_DAYS, LOG_LEVEL: 'info', NODE_ENV: 'test',
+      };
+      server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
+      worker = new CldpdProcess('worker', env, join(world.home, 'worker.log'));
+      await until('the server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+    });
+
+    afterAll(async () => {
+      await worker?.stop();
+      await server?.stop();
+      await github.close();
+      redis?.disconnect();
+      await world.close();
+    });
+
+    it('removes exactly the closed issue\'s containers, volumes, records, logs, feed and keys after the period; an open and a reopened issue keep all of theirs', async () => {
+      for (const n of [1, 2, 3]) await send('labeled', n, 'cldpd:quick');
+      for (const n of [1, 2, 3]) await until(`issue ${n} finished`, () => /cldpd: finished/.test(statusOf(n)?.body ?? ''), 60_000);
+      const session = (n: number) => /session `(quick-[0-9a-f]{8})`/.exec(statusOf(n)?.body ?? '')?.[1] as string;
+      const [one, two, three] = [session(1), session(2), session(3)];
+      for (const [s, n] of [[one, 1], [two, 2], [three, 3]] as const) {
+        expect(await traces(s, n)).toMatchObject({ record: true, log: true, volumes: 1, issueKeys: expect.any(Number), feed: 2 });
+      }
+      const before2 = await traces(two, 2);
+      const before3 = await traces(three, 3);
+
+      await send('closed', 1);
+      await send('closed', 3);
+      await new Promise((r) => setTimeout(r, 200));
+      await send('reopened', 3);
+
+      await until('issue 1\'s sessions removed', async () => {
+        const t = await traces(one, 1);
+        return !t.record && !t.log && t.volumes === 0 && t.containers === 0 && t.issueKeys === 0 && t.feed === 0;
+      }, 60_000);
+      // Well past the period for issue 3 too: reopened, it keeps everything; issue 2 was never closed.
+      await new Promise((r) => setTimeout(r, 6000));
+      expect(await traces(three, 3)).toEqual(before3);
+      expect(await traces(two, 2)).toEqual(before2);
+    });
+
+    it('gc --dry-run changes nothing; gc removes old terminal sessions and never an issue\'s', async () => {
+      const started = await cldpd('start', 'quick', '--prompt', 'from a terminal');
+      const terminal = /(quick-[0-9a-f]{8})/.exec(`${started.stdout}${started.stderr}`)?.[1] as string;
+      expect(terminal).toBeDefined();
+      const issue = /session `(quick-[0-9a-f]{8})`/.exec(statusOf(2)?.body ?? '')?.[1] as string;
+      const before = { terminal: await traces(terminal, 0), issue: await traces(issue, 2) };
+      expect(before.terminal.record).toBe(true);
+
+      const dry = await cldpd('gc', '--dry-run', '--older-than', '0s');
+      expect(dry.stdout).toMatch(new RegExp(`^would remove  ${terminal}  last active .* \\d+ containers?, 1 volume, .+$`, 'm'));
+      expect(dry.stdout).toMatch(/would free .* \(1 session\); nothing was removed \(--dry-run\)/);
+      expect(dry.stderr).toContain('issue session');
+      expect({ terminal: await traces(terminal, 0), issue: await traces(issue, 2) }).toEqual(before);
+
+      const real = await cldpd('gc', '--older-than', '0s');
+      expect(real.stdout).toMatch(new RegExp(`^removed  ${terminal}`, 'm'));
+      expect(await traces(terminal, 0)).toMatchObject({ record: false, log: false, volumes: 0, containers: 0 });
+      expect(await traces(issue, 2)).toEqual(before.issue);
+      expect((await cldpd('gc', '--older-than', 'soon')).stderr).toContain('"cldpd gc --older-than" takes a duration like 30d');
+    });
+  });
+});
