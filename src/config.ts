@@ -88,6 +88,12 @@ export interface Config {
    */
   readonly retentionMs: number;
   /**
+   * Bytes one run may write to its session's log on disk; past it, output lines are counted
+   * rather than kept, and the log says where it was cut. `CLDPD_RUN_LOG_MAX_MB`, default 100
+   * (a fraction is allowed).
+   */
+  readonly runLogMaxBytes: number;
+  /**
    * Waiting out the model provider's limits: a run that ends on a usage or rate limit
    * continues by itself (with `prompt`) once it resets, at most `maxWaits` times per session
    * (`CLDPD_PROVIDER_MAX_WAITS`, default 5); a rate refusal waits `retryMs`, doubled each time
@@ -220,6 +226,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     reconcileMs: positiveInt(env, 'CLDPD_RECONCILE_SECONDS', 60, problems) * 1000,
     hostGoneMs: positiveInt(env, 'CLDPD_HOST_GONE_SECONDS', 600, problems) * 1000,
     retentionMs: positiveNumber(env, 'CLDPD_RETENTION_DAYS', 14, problems) * 86_400_000,
+    runLogMaxBytes: Math.round(positiveNumber(env, 'CLDPD_RUN_LOG_MAX_MB', 100, problems) * 1024 * 1024),
     providerWaits: Object.freeze({
       maxWaits: positiveInt(env, 'CLDPD_PROVIDER_MAX_WAITS', 5, problems),
       retryMs: positiveInt(env, 'CLDPD_PROVIDER_RETRY_SECONDS', 60, problems) * 1000,

@@ -1,4 +1,5 @@
-import { shorten, stripEscapes, type AgentEvent, type ErrorCode, type ExitReason, type SessionEvent } from '../core/index.js';
+import { shorten, stripEscapes, type AgentEvent, type ErrorCode, type ExitReason, type LogNote, type SessionEvent } from '../core/index.js';
+import { formatBytes } from './volumes-view.js';
 import { createStyle, type Style } from './style.js';
 
 /** How much of a tool call's argument a transcript line shows. */
@@ -116,6 +117,20 @@ export class TranscriptPrinter {
 
   private note(text: string, kind: Kind = 'note'): Printed {
     return this.print('stderr', kind, `cldpd: ${text}`);
+  }
+
+  /** The lines to print for a note of the log's own: where a run's log was cut, and what it left out. */
+  logNote(note: LogNote): Printed[] {
+    if (note.type === 'log.cut') {
+      return [this.note(`the log of run ${note.run} was cut here, at its bound of ${formatBytes(note.limitBytes)} (CLDPD_RUN_LOG_MAX_MB): the run's output after this is not kept, only the agent's result`, 'warn')];
+    }
+    return [];
+  }
+
+  /** The count of what a cut log left out, once the log has been read to its end or to the run's end. */
+  logSkipped(note: Extract<LogNote, { type: 'log.skipped' }>): Printed[] {
+    const lines = note.stdout + note.stderr;
+    return [this.note(`run ${note.run}: ${lines} output line${lines === 1 ? '' : 's'} (${formatBytes(note.bytes)}) after the cut were not kept`, 'warn')];
   }
 
   /** The lines to print for `event`. */

@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { open, readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import {
-  CldpdError, imageWarnings, isCldpdError, isTerminal, listPods, parseLogLine,
+  CldpdError, imageWarnings, isCldpdError, isLogNote, isTerminal, listPods, parseLogRecord, type LogNote,
   type Dispatcher, type PodListing, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
 import { parseCommand, USAGE, usageHint, UsageError, type Command } from './args.js';
@@ -243,6 +243,7 @@ async function logs(ctx: CliContext, command: { session: string; follow: boolean
     let position = 0;
     let rest = '';
     let lastTerminal = false;
+    let skipped: Extract<LogNote, { type: 'log.skipped' }> | undefined;
     const buffer = Buffer.alloc(256 * 1024);
     // A read may end inside a character: the decoder keeps its first bytes for the next read.
     const decoder = new StringDecoder('utf8');
@@ -254,13 +255,22 @@ async function logs(ctx: CliContext, command: { session: string; follow: boolean
         const lines = text.split('\n');
         rest = lines.pop() ?? '';
         for (const line of lines) {
-          const event = parseLogLine(line);
-          if (!event) continue;
-          lastTerminal = isTerminal(event);
-          await show(event, sessionId, printer, io);
+          const record = parseLogRecord(line);
+          if (!record) continue;
+          if (isLogNote(record)) {
+            if (!printer) await write(io.stdout, `${JSON.stringify({ session: sessionId, ...record })}\n`);
+            else if (record.type === 'log.cut') await print(io, printer.logNote(record));
+            else skipped = record; // the count so far: said once, where the run ends
+            continue;
+          }
+          if (isTerminal(record) && skipped && printer) await print(io, printer.logSkipped(skipped));
+          if (isTerminal(record)) skipped = undefined;
+          lastTerminal = isTerminal(record);
+          await show(record, sessionId, printer, io);
         }
         continue;
       }
+      if (skipped && printer && !followLog) await print(io, printer.logSkipped(skipped));
       if (!followLog) return 0;
       if (lastTerminal) {
         const running = (await ctx.dispatcher.containers(false)).some((c) => c.sessionId === sessionId);

@@ -28,6 +28,8 @@ export interface DispatcherOptions {
   readonly logger?: Logger;
   /** Eight hex characters; random by default. */
   readonly newSuffix?: () => string;
+  /** Bytes each run may write to its session's log (past it, output is counted, not kept); unbounded when absent. */
+  readonly maxLogBytesPerRun?: number;
 }
 
 /** What to start a session on: an issue URL, a prompt, or both. */
@@ -383,7 +385,7 @@ export class Dispatcher {
     const pod = await loadPod(this.options.pods, record.pod);
     const session = await this.startRun(pod, record, run, {
       removeOnExit: true,
-      ...(state.started ? { reattach: { ...state.lines, agent: state.agent } } : {}),
+      ...(state.started ? { reattach: { ...state.lines, agent: state.agent, log: state.log } } : {}),
       launch: async () => {
         const handle = await this.options.runner.attach(container.id);
         // Whoever kept its token fresh went away: a new one, where its git reads it, kept
@@ -684,6 +686,7 @@ export class Dispatcher {
       run,
       runner,
       logPath: store.logPath(record.id),
+      ...(this.options.maxLogBytesPerRun !== undefined ? { maxLogBytes: this.options.maxLogBytesPerRun } : {}),
       timeoutSeconds: pod.config.timeoutSeconds,
       stopGraceSeconds: pod.config.stopGraceSeconds,
       ...(logger ? { logger: logger.child({ session: record.id, pod: pod.name }) } : {}),

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { AgentSummaryAccumulator, type AgentSummary, type SpentBefore } from './agent-summary.js';
 import { isTerminal, type SessionEvent } from './events.js';
-import { parseLogLine } from './session-log.js';
+import { isLogNote, parseLogRecord, type SkippedOutput } from './session-log.js';
 
 type Terminal = Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
 
@@ -12,8 +12,10 @@ export interface RunLogState {
   readonly started: boolean;
   /** The run's terminal event, when it was logged. */
   readonly terminal: Terminal | undefined;
-  /** Output events of the run logged per stream. */
+  /** Output events of the run per stream: those logged, and those its cut log counted. */
   readonly lines: { readonly stdout: number; readonly stderr: number };
+  /** The run's part of the log: its bytes from `container.started` on, whether it was cut at its bound, and what was left out. */
+  readonly log: { readonly bytes: number; readonly cut: boolean; readonly skipped: SkippedOutput };
   /** The last plain output lines of the run (at most `keep`; stream-json lines are not), for summaries. */
   readonly tail: readonly string[];
   /** What the agent said in the run's logged output, as a live run would have summed it up. */
@@ -45,10 +47,13 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
   const tail: string[] = [];
   let agent = new AgentSummaryAccumulator();
   let current = 0;
+  let bytes = 0;
+  let cut = false;
+  let skipped: SkippedOutput = { stdout: 0, stderr: 0, bytes: 0 };
   const input = createReadStream(logPath, { encoding: 'utf8' });
   try {
     for await (const text of createInterface({ input, crlfDelay: Infinity })) {
-      const event = parseLogLine(text);
+      const event = parseLogRecord(text);
       if (!event) continue;
       if (event.type === 'container.started') {
         current = event.run;
@@ -59,11 +64,17 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
           lines.stderr = 0;
           tail.length = 0;
           agent = new AgentSummaryAccumulator();
+          bytes = 0;
+          cut = false;
+          skipped = { stdout: 0, stderr: 0, bytes: 0 };
         }
-        continue;
       }
       if (current !== run) continue;
-      if (event.type === 'output') {
+      bytes += Buffer.byteLength(text) + 1;
+      if (isLogNote(event)) {
+        if (event.type === 'log.cut') cut = true;
+        else skipped = { stdout: event.stdout, stderr: event.stderr, bytes: event.bytes };
+      } else if (event.type === 'output') {
         // A setup step's output is not in the container's own log, which a re-attach replays.
         if (event.step === undefined) lines[event.stream] += 1;
         if (event.agent) {
@@ -80,5 +91,5 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (options.before) agent.rebase(options.before(terminal));
-  return { started, terminal, lines, tail, agent: agent.summary };
+  return { started, terminal, lines: { stdout: lines.stdout + skipped.stdout, stderr: lines.stderr + skipped.stderr }, tail, agent: agent.summary, log: { bytes, cut, skipped } };
 }

@@ -8,7 +8,7 @@ import { streamJsonUserMessage, type PromptChannel } from './prompt.js';
 import { hideSecrets, type GitHubAccess } from './github-access.js';
 import { keepEnd } from './text.js';
 import type { BuildRequest, ProcessHandle, ProcessInput, Runner } from './runner.js';
-import { SessionLog } from './session-log.js';
+import { SessionLog, type SessionLogOptions } from './session-log.js';
 import { RELEASE_FILE, type SetupStep } from './setup-steps.js';
 import { parseStreamJsonLine } from './stream-json.js';
 
@@ -49,7 +49,9 @@ export interface SessionOptions {
    * `agent` is the summary of what the agent said in the lines already logged: the run's
    * summary continues from it.
    */
-  readonly reattach?: { readonly stdout: number; readonly stderr: number; readonly agent?: AgentSummary };
+  readonly reattach?: { readonly stdout: number; readonly stderr: number; readonly agent?: AgentSummary; readonly log?: SessionLogOptions['already'] };
+  /** Bytes the run may write to the session's log; past it, output is counted rather than kept (see SessionLog). Unbounded when absent. */
+  readonly maxLogBytes?: number;
   /** Remove the container once it has exited and its output is read (not for an exec). */
   readonly removeOnExit: boolean;
   /** Called once with the terminal event, after it is logged and before it is emitted. */
@@ -143,7 +145,11 @@ export class Session {
 
   /** Opens the session's log and starts the run. */
   static async start(options: SessionOptions): Promise<Session> {
-    return new Session(options, await SessionLog.open(options.logPath));
+    return new Session(options, await SessionLog.open(options.logPath, {
+      run: options.run,
+      ...(options.maxLogBytes !== undefined ? { maxRunBytes: options.maxLogBytes } : {}),
+      ...(options.reattach?.log ? { already: options.reattach.log } : {}),
+    }));
   }
 
   /** The container's id once it is launched. */

@@ -42,7 +42,7 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     const runner = new DockerRunner(new Docker());
     const store = new SessionStore(config.sessionsDir);
     const pods = { podsDir: config.podsDir, homeDir: config.userHome };
-    const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger });
+    const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger, maxLogBytesPerRun: config.runLogMaxBytes });
     return { dispatcher, runner, store, pods };
   },
   {

@@ -47,7 +47,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const engine = await runner.preflight();
   logger.info({ engine: engine.version, host: config.hostId }, 'Docker engine ready');
   const pods = { podsDir: config.podsDir, homeDir: config.userHome };
-  const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(config.sessionsDir), hostId: config.hostId, hostEnv, logger });
+  const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(config.sessionsDir), hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes });
   const app = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
   const octokitFor = async (installationId: number) => (await app.auth(installationId)) as unknown as OctokitLike;
   // The same redaction for the status comments and the live page: what leaves the host.

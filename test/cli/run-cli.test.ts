@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { runCli, type CliContext, type CliIO } from '../../src/cli/run-cli.js';
 import { Dispatcher, SessionStore } from '../../src/core/index.js';
+import { SessionLog } from '../../src/core/session-log.js';
 import { FakeRunner, err, out } from '../fakes/fake-runner.js';
 import { tempDir, writePod } from '../fakes/pods.js';
 
@@ -138,6 +139,33 @@ describe('runCli', () => {
     expect(await cli('stop', id)).toBe(0);
     expect(await cli('logs', 'web-ffffffff')).toBe(1);
     expect(io.stderrText()).toContain('No session "web-ffffffff"');
+  });
+
+  it('logs says where a run\'s log was cut and how much it left out', async () => {
+    runner.scripts.push({ chunks: [out('first\n')], exitCode: 0 });
+    await cli('start', 'web', '--prompt', 'go', '--json');
+    const id = (JSON.parse(io.stdoutText().split('\n')[0] as string) as { session: string }).session;
+    const log = await SessionLog.open(context.store.logPath(id), { run: 2, maxRunBytes: 300 });
+    await log.append([
+      { type: 'container.started', at: 5, containerId: 'c2', containerName: `cldpd-${id}`, exec: false, run: 2 },
+      ...Array.from({ length: 50 }, (_, i) => ({ type: 'output' as const, at: 6, stream: 'stdout' as const, line: `second run line ${i + 1}` })),
+      { type: 'container.exited', at: 7, exitCode: 0, reason: 'exited', durationMs: 2 },
+    ]);
+    await log.close();
+    const before = io.stdoutText().length;
+    expect(await cli('logs', id)).toBe(0);
+    const shown = io.stdoutText().slice(before);
+    expect(shown).toContain('second run line 1\n');
+    expect(shown).not.toContain('second run line 50\n');
+    expect(shown).toMatch(/cldpd: the log of run 2 was cut here, at its bound of 300 B \(CLDPD_RUN_LOG_MAX_MB\)/);
+    expect(shown).toMatch(/cldpd: run 2: 4\d output lines \([\d.]+ kB\) after the cut were not kept\n/);
+    // The count comes once, before the run's end, not for every note in the log.
+    expect(shown.indexOf('after the cut')).toBeLessThan(shown.lastIndexOf('run ended'));
+    expect(shown.match(/after the cut/g)).toHaveLength(1);
+    const jsonBefore = io.stdoutText().length;
+    expect(await cli('logs', '--json', id)).toBe(0);
+    const types = io.stdoutText().slice(jsonBefore).trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+    expect(types.filter((t) => t.startsWith('log.'))).toEqual(['log.cut', 'log.skipped']);
   });
 
   it('unicode: logs keeps a character whole that straddles a 256 KiB read', async () => {

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_COMMAND, Dispatcher, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
 import { FakeRunner, out } from '../fakes/fake-runner.js';
@@ -608,5 +609,30 @@ describe('GitHub access', () => {
     expect(runner.written.get(containerId)?.get('/run/cldpd/github-token')).toBe('ghs_fake2\n');
     expect(rest.filter((e) => e.type === 'output').map((e) => (e.type === 'output' ? e.line : ''))).toEqual(['my token is [redacted]', 'and $GH_TOKEN is [redacted]']);
     void reading; // the first process's view of the container: it never hears of it again, as when it died
+  });
+});
+
+describe('Dispatcher: a run\'s log bounded by maxLogBytesPerRun', () => {
+  it('re-attaching to a run whose log was cut skips exactly the lines already shown, and keeps the log bounded', async () => {
+    const bounded = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: {}, maxLogBytesPerRun: 2048 });
+    const numbered = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}\n`).join('');
+    runner.scripts.push({ chunks: [out(numbered(1, 300))], exitCode: 0, hold: true });
+    const first = await bounded.start('web', { prompt: 'go' }, { sessionId: 'web-0c0ffee0' });
+    const seen: string[] = [];
+    for await (const e of first.events()) {
+      if (e.type === 'output') seen.push(e.line);
+      if (e.type === 'output' && e.line === 'line 300') break; // the worker "dies" here
+    }
+    expect(seen).toHaveLength(300);
+
+    runner.attachScripts.set(first.containerId as string, { chunks: [out(numbered(1, 320))], exitCode: 0 });
+    const recovery = await bounded.recover('web-0c0ffee0');
+    expect(recovery.kind).toBe('attached');
+    if (recovery.kind !== 'attached') return;
+    const rest = (await drain(recovery.session)).flatMap((e) => (e.type === 'output' ? [e.line] : []));
+    expect(rest).toEqual(Array.from({ length: 20 }, (_, i) => `line ${301 + i}`));
+    const log = await readFile(store.logPath('web-0c0ffee0'), 'utf8');
+    expect(log.split('\n').filter((l) => l.includes('"log.cut"'))).toHaveLength(1);
+    expect(Buffer.byteLength(log)).toBeLessThan(2048 + 1024);
   });
 });

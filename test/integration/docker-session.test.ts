@@ -1,9 +1,9 @@
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DockerRunner, parseLogLine, type Session, type SessionEvent } from '../../src/core/index.js';
+import { Dispatcher, DockerRunner, parseLogLine, scanRun, type Session, type SessionEvent } from '../../src/core/index.js';
 import { AGENT_CAPABILITIES, ISOLATED_NETWORK } from '../../src/core/runner.js';
 import { BUSYBOX, TestWorld, collect, describeWithDocker, outputLines, until } from './harness.js';
 
@@ -72,6 +72,27 @@ describeWithDocker('sessions on a real Docker engine', () => {
     const loggedLines = logged.flatMap((e) => (e.type === 'output' ? [e.line] : []));
     expect(loggedLines).toHaveLength(200_000);
     expect(loggedLines.every((line, i) => line === String(i + 1))).toBe(true);
+  });
+
+  it('a bounded run log: all 200,000 lines are still shown, the log on disk stays within its bound and counts the rest', async () => {
+    const bound = 64 * 1024;
+    const bounded = new Dispatcher({ runner: world.runner, pods: { podsDir: world.podsDir, homeDir: world.home }, store: world.store, hostId: world.hostId, hostEnv: {}, maxLogBytesPerRun: bound });
+    const session = await bounded.start('it-lines', { prompt: 'x' });
+    let expected = 1;
+    let outOfOrder = 0;
+    await collect(session, (e) => {
+      if (e.type !== 'output') return;
+      if (e.line !== String(expected)) outOfOrder += 1;
+      expected += 1;
+    });
+    expect(outOfOrder).toBe(0);
+    expect(expected - 1).toBe(200_000);
+    const path = world.store.logPath(session.id);
+    expect((await stat(path)).size).toBeLessThan(bound + 2048);
+    const state = await scanRun(path, 1);
+    expect(state.log.cut).toBe(true);
+    expect(state.lines.stdout).toBe(200_000);
+    expect(state.terminal).toMatchObject({ type: 'container.exited', exitCode: 0 });
   });
 
   it('reports a failed build as build.started → build.output* → error with the build error', async () => {
