@@ -132,12 +132,12 @@ function positiveInt(env: Env, name: string, fallback: number, problems: string[
   return value;
 }
 
-function positiveNumber(env: Env, name: string, fallback: number, problems: string[]): number {
+function positiveNumber(env: Env, name: string, fallback: number, problems: string[], max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) {
-    problems.push(`${name} is "${raw}"; it must be a number greater than 0 (default ${fallback}).`);
+  const value = /^\s*\d*\.?\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isFinite(value) || value <= 0 || value > max) {
+    problems.push(`${name} is "${raw}"; it must be a number greater than 0 and at most ${max} (default ${fallback}).`);
     return fallback;
   }
   return value;
@@ -225,8 +225,8 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     jobLockMs: positiveInt(env, 'CLDPD_JOB_LOCK_SECONDS', 60, problems) * 1000,
     reconcileMs: positiveInt(env, 'CLDPD_RECONCILE_SECONDS', 60, problems) * 1000,
     hostGoneMs: positiveInt(env, 'CLDPD_HOST_GONE_SECONDS', 600, problems) * 1000,
-    retentionMs: positiveNumber(env, 'CLDPD_RETENTION_DAYS', 14, problems) * 86_400_000,
-    runLogMaxBytes: Math.round(positiveNumber(env, 'CLDPD_RUN_LOG_MAX_MB', 100, problems) * 1024 * 1024),
+    retentionMs: positiveNumber(env, 'CLDPD_RETENTION_DAYS', 14, problems, 36_500) * 86_400_000,
+    runLogMaxBytes: Math.round(positiveNumber(env, 'CLDPD_RUN_LOG_MAX_MB', 100, problems, 1_000_000) * 1024 * 1024),
     providerWaits: Object.freeze({
       maxWaits: positiveInt(env, 'CLDPD_PROVIDER_MAX_WAITS', 5, problems),
       retryMs: positiveInt(env, 'CLDPD_PROVIDER_RETRY_SECONDS', 60, problems) * 1000,

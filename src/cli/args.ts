@@ -96,17 +96,21 @@ type Values = ReturnType<typeof parse>['values'];
 /** Option spellings, so a prompt that merely starts with "-" can be told from a forgotten value. */
 const OPTION_NAMES = new Set(Object.entries(OPTIONS).flatMap(([name, o]) => ['--' + name, ...('short' in o ? ['-' + o.short] : [])]));
 
+/** Options whose value may start with "-": a prompt's list, a mistyped duration ("-1d", refused by its own parser). */
+const DASH_VALUES = new Set(['--prompt', '--older-than']);
+
 /**
- * `--prompt "- a list"` is a prompt, not an option: the value after --prompt is joined to
- * it (`--prompt=…`) unless it is one of cldpd's own options, which means the value was forgotten.
+ * `--prompt "- a list"` is a prompt, not an option: the value after --prompt (or
+ * --older-than) is joined to it (`--prompt=…`) unless it is one of cldpd's own options,
+ * which means the value was forgotten.
  */
-function joinPromptValues(argv: readonly string[]): string[] {
+function joinDashValues(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const next = argv[i + 1];
-    if (arg === '--prompt' && next !== undefined && next.startsWith('-') && !OPTION_NAMES.has(next.split('=')[0] as string)) {
-      out.push(`--prompt=${next}`);
+    if (DASH_VALUES.has(arg) && next !== undefined && next.startsWith('-') && !OPTION_NAMES.has(next.split('=')[0] as string)) {
+      out.push(`${arg}=${next}`);
       i++;
     } else {
       out.push(arg);
@@ -116,7 +120,7 @@ function joinPromptValues(argv: readonly string[]): string[] {
 }
 
 function parse(argv: readonly string[]) {
-  return parseArgs({ args: joinPromptValues(argv), options: OPTIONS, allowPositionals: true, strict: true });
+  return parseArgs({ args: joinDashValues(argv), options: OPTIONS, allowPositionals: true, strict: true });
 }
 
 const ALLOWED: Record<string, readonly (keyof Values)[]> = {
@@ -131,12 +135,13 @@ const ALLOWED: Record<string, readonly (keyof Values)[]> = {
   gc: ['dry-run', 'older-than', 'json'],
 };
 
-/** A duration like "30d", "12h", "45m", "90s" (or a bare number of days), in ms. */
+/** A duration like "30d", "12h", "45m", "90s" (or a bare number of days), in ms; undefined for anything else, or too long to count. */
 export function parseDuration(text: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)([dhms]?)$/.exec(text.trim());
   if (!m) return undefined;
   const unit = m[2] === 'h' ? 3600_000 : m[2] === 'm' ? 60_000 : m[2] === 's' ? 1000 : 86_400_000;
-  return Number(m[1]) * unit;
+  const ms = Number(m[1]) * unit;
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /** The commands the services entry point runs; named here so a typo of them is caught too. */

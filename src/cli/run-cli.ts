@@ -2,9 +2,10 @@ import { StringDecoder } from 'node:string_decoder';
 import { open, readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import {
-  CldpdError, imageWarnings, isCldpdError, isLogNote, isTerminal, listPods, parseLogRecord, type LogNote,
+  CldpdError, imageWarnings, isCldpdError, isLogNote, messageOf, isTerminal, listPods, parseLogRecord, type LogNote,
   type Dispatcher, type PodListing, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
+import type { Retirement } from '../queue/retire.js';
 import { parseCommand, USAGE, usageHint, UsageError, type Command } from './args.js';
 import { TranscriptPrinter, type Printed } from './render.js';
 import { createStyle, type Style } from './style.js';
@@ -16,6 +17,15 @@ export interface CliContext {
   readonly runner: Runner;
   readonly store: SessionStore;
   readonly pods: PodSource;
+  /** Connects what `cldpd gc` needs to remove an issue's sessions (the deployment's Redis); rejects saying why it cannot. */
+  readonly retirer?: () => Promise<IssueRetirer>;
+}
+
+/** Removes a closed issue's sessions on this host, as retention does (see retireIssue). */
+export interface IssueRetirer {
+  /** Only when the issue has been closed since before `closedBefore`; `dryRun` only says. */
+  retire(issueUrl: string, closedBefore: number, dryRun: boolean): Promise<Retirement>;
+  close(): Promise<void>;
 }
 
 /** The CLI's outside world, injectable for tests. */
@@ -318,31 +328,61 @@ async function removeVolumes(ctx: CliContext, targets: readonly string[], io: Cl
 }
 
 /**
- * `cldpd gc`: removes this host's finished terminal sessions (started from a terminal, not
- * from an issue) that last changed longer ago than `--older-than`: containers, volumes,
- * records and logs, saying each and the space freed; `--dry-run` only says. An issue's
- * sessions are never removed here, whatever their age: whether their issue is still open
- * is GitHub's to say, and retention removes them once it has been closed long enough.
+ * `cldpd gc`: removes this host's finished sessions, saying each and the space freed;
+ * `--dry-run` only says. A session started from a terminal goes once it last changed longer
+ * ago than `--older-than`. An issue's sessions go only once Redis says the issue has been
+ * closed that long (as retention does, with the issue's keys and live feeds); never while
+ * it is open, and never when there is no Redis to ask.
  */
 async function gc(ctx: CliContext, command: Extract<Command, { name: 'gc' }>, io: CliIO): Promise<number> {
-  const cutoff = Date.now() - command.olderThanMs;
+  const now = Date.now();
+  const cutoff = now - command.olderThanMs;
   const records = await ctx.store.list();
-  const old = records.filter((r) => r.updatedAt < cutoff);
-  const mine = old.filter((r) => !r.issueUrl).map((r) => r.id);
-  const issues = old.filter((r) => r.issueUrl);
-  const { removed, kept } = await ctx.dispatcher.removeSessions(mine, { dryRun: command.dryRun });
-  const verb = command.dryRun ? 'would remove' : 'removed';
+  const terminal = records.filter((r) => !r.issueUrl && r.updatedAt < cutoff).map((r) => r.id);
+  const issueUrls = [...new Set(records.flatMap((r) => (r.issueUrl ? [r.issueUrl] : [])))];
+  const { removed, kept } = await ctx.dispatcher.removeSessions(terminal, { dryRun: command.dryRun });
+  const all = [...removed];
+  const keptAll: Array<{ sessionId: string; reason: string }> = [...kept];
+  const retired: Array<{ issueUrl: string; keys: number; feeds: number }> = [];
+  if (issueUrls.length > 0) {
+    let retirer: IssueRetirer | undefined;
+    let unavailable = '';
+    try {
+      retirer = await ctx.retirer?.();
+      if (!retirer) unavailable = 'there is no Redis to say whether its issue is closed';
+    } catch (err) {
+      unavailable = messageOf(err);
+    }
+    try {
+      for (const issueUrl of issueUrls) {
+        // Said for the sessions old enough that a reader might expect them gone.
+        const ids = records.filter((r) => r.issueUrl === issueUrl && r.updatedAt < cutoff).map((r) => r.id);
+        if (!retirer) {
+          keptAll.push(...ids.map((sessionId) => ({ sessionId, reason: `an issue's session, and ${unavailable}` })));
+          continue;
+        }
+        const outcome = await retirer.retire(issueUrl, cutoff, command.dryRun).catch((err: unknown) => ({ kind: 'kept' as const, reason: messageOf(err), later: false }));
+        if (outcome.kind === 'kept') keptAll.push(...ids.map((sessionId) => ({ sessionId, reason: outcome.reason })));
+        else all.push(...outcome.removed);
+        if (outcome.kind === 'removed') retired.push({ issueUrl, keys: outcome.keys, feeds: outcome.feeds.length });
+      }
+    } finally {
+      await retirer?.close();
+    }
+  }
+  const action = command.dryRun ? 'would-remove' : 'removed';
   if (command.json) {
-    for (const r of removed) await write(io.stdout, `${JSON.stringify({ ...r, action: command.dryRun ? 'would-remove' : 'removed', lastActive: r.lastActive ? new Date(r.lastActive).toISOString() : null })}\n`);
-    for (const k of kept) await write(io.stdout, `${JSON.stringify({ sessionId: k.sessionId, action: 'kept', reason: k.reason })}\n`);
-    for (const r of issues) await write(io.stdout, `${JSON.stringify({ sessionId: r.id, action: 'kept', reason: 'an issue\'s session' })}\n`);
+    for (const r of all) await write(io.stdout, `${JSON.stringify({ ...r, action, lastActive: r.lastActive ? new Date(r.lastActive).toISOString() : null })}\n`);
+    for (const r of retired) await write(io.stdout, `${JSON.stringify({ issueUrl: r.issueUrl, action, redisKeys: r.keys, liveFeeds: r.feeds })}\n`);
+    for (const k of keptAll) await write(io.stdout, `${JSON.stringify({ sessionId: k.sessionId, action: 'kept', reason: k.reason })}\n`);
     return 0;
   }
-  for (const r of removed) await write(io.stdout, `${verb}  ${r.sessionId}  last active ${formatAge(r.lastActive, Date.now())}  ${r.containers} container${r.containers === 1 ? '' : 's'}, ${r.volumes.length} volume${r.volumes.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)}\n`);
-  for (const k of kept) await write(io.stderr, `cldpd: kept ${k.sessionId}: ${k.reason}\n`);
-  if (issues.length > 0) await write(io.stderr, `cldpd: kept ${issues.length} issue session${issues.length === 1 ? '' : 's'} as old: an issue's sessions are removed by retention once the issue has been closed for CLDPD_RETENTION_DAYS, never by gc\n`);
-  const freed = removed.reduce((sum, r) => sum + r.bytes, 0);
-  await write(io.stdout, `${command.dryRun ? 'would free' : 'freed'} ${formatBytes(freed)} (${removed.length} session${removed.length === 1 ? '' : 's'})${command.dryRun ? '; nothing was removed (--dry-run)' : ''}\n`);
+  const verb = command.dryRun ? 'would remove' : 'removed';
+  for (const r of all) await write(io.stdout, `${verb}  ${r.sessionId}  ${r.issueUrl ?? 'terminal session'}  last active ${formatAge(r.lastActive, now)}  ${r.containers} container${r.containers === 1 ? '' : 's'}, ${r.volumes.length} volume${r.volumes.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)}\n`);
+  for (const r of retired) await write(io.stdout, `${verb}  ${r.issueUrl}  its ${r.keys} Redis key${r.keys === 1 ? '' : 's'} and ${r.feeds} live feed${r.feeds === 1 ? '' : 's'}\n`);
+  for (const k of keptAll) await write(io.stderr, `cldpd: kept ${k.sessionId}: ${k.reason}\n`);
+  const freed = all.reduce((sum, r) => sum + r.bytes, 0);
+  await write(io.stdout, `${command.dryRun ? 'would free' : 'freed'} ${formatBytes(freed)} (${all.length} session${all.length === 1 ? '' : 's'})${command.dryRun ? '; nothing was removed (--dry-run)' : ''}\n`);
   return 0;
 }
 

@@ -510,6 +510,7 @@ export class Dispatcher {
       const record = await store.load(sessionId).catch(() => undefined);
       const labelled = (await runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.session]: sessionId }, { sizes: false })).filter(isCldpdVolume).map((v) => v.name);
       const volumes = [...new Set([...(record?.volumes ?? []).map((v) => v.volume), ...labelled])];
+      if (!record && containers.length === 0 && volumes.length === 0) continue; // nothing of it on this host
       const recordBytes = await store.size(sessionId);
       let bytes = recordBytes + volumes.reduce((sum, v) => sum + (sizes.get(v) ?? 0), 0);
       let removedVolumes = volumes;

@@ -1,17 +1,16 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Probot } from 'probot';
-import { ConfigError, loadConfig, requireGitHubApp, type Config } from '../config.js';
+import { loadConfig, requireGitHubApp, type Config } from '../config.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import { IssueState, type HostRecord } from '../queue/issue-state.js';
 import { controlQueue, hostQueue } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
 import { loadDotEnv } from './dot-env.js';
+import { operatorRedis } from './operator-redis.js';
 import { sharedWriteBudget } from './write-budget.js';
 
 const HELP = `Usage: cldpd hosts [--json]
@@ -25,16 +24,6 @@ forget <host>  release a decommissioned host's issues: their queued runs are can
 Reads .env like the other processes. Needs REDIS_URL (or a "cldpd up" of this machine, whose
 own Redis it finds); forget also needs the GitHub App's APP_ID and PRIVATE_KEY, to write on
 the issues. A forget that could not write on every issue says so; run it again to finish.`;
-
-/** The Redis the deployment shares: REDIS_URL, or the one `cldpd up` runs for this machine. */
-function connect(config: Config): { redis: Redis; where: string } {
-  // One try: an operator's command says at once that Redis does not answer, never retries forever.
-  const options = { maxRetriesPerRequest: 1, connectTimeout: 5000, commandTimeout: 30_000, lazyConnect: true, retryStrategy: () => null } as const;
-  if (config.redisUrl) return { redis: new Redis(config.redisUrl, options), where: config.redisUrl.replace(/\/\/[^@]*@/, '//***@') };
-  const socket = join(config.home, 'redis', 'redis.sock');
-  if (existsSync(socket)) return { redis: new Redis({ path: socket, ...options }), where: socket };
-  throw new ConfigError(`REDIS_URL is not set, and no "cldpd up" runs here (no ${socket}). Set REDIS_URL to the Redis the workers share.`);
-}
 
 function age(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -79,14 +68,11 @@ export async function runHosts(argv: readonly string[], env: NodeJS.ProcessEnv, 
   loadDotEnv();
   let config: Config;
   let redis: Redis;
-  let where = '';
   try {
     config = loadConfig(env);
-    ({ redis, where } = connect(config));
-    redis.on('error', () => undefined); // said below, once
-    await redis.connect();
+    ({ redis } = await operatorRedis(config));
   } catch (err) {
-    stderr.write(`cldpd hosts: ${err instanceof ConfigError ? err.message : `Redis at ${where} does not answer (${(err as Error).message}). Start it, or fix REDIS_URL.`}\n`);
+    stderr.write(`cldpd hosts: ${(err as Error).message}\n`);
     return 1;
   }
   try {

@@ -43,7 +43,9 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     const store = new SessionStore(config.sessionsDir);
     const pods = { podsDir: config.podsDir, homeDir: config.userHome };
     const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger, maxLogBytesPerRun: config.runLogMaxBytes });
-    return { dispatcher, runner, store, pods };
+    // Only `cldpd gc` asks; the module (and ioredis) is loaded then.
+    const retirer = async () => (await import('./gc-retirer.js')).gcRetirer(config, dispatcher);
+    return { dispatcher, runner, store, pods, retirer };
   },
   {
     stdout: process.stdout,

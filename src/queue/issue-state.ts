@@ -216,14 +216,22 @@ export class IssueState {
     await this.redis.eval(REOPENED, 1, this.key(issueKey), at);
   }
 
-  /** Removes every key of the issue's own (its record, queue, markers); what it was aliased from stays. */
-  async retire(issueKey: string): Promise<number> {
-    let removed = 0;
-    const match = `${this.key(issueKey)}*`.replace(/[?[\]\\]/g, '\\$&');
+  /** The keys of the issue's own: its record, queue and markers (what it was aliased from is not among them). */
+  async keysOf(issueKey: string): Promise<string[]> {
+    const found: string[] = [];
+    const base = this.key(issueKey);
+    const match = `${base}*`.replace(/[*?[\]\\]/g, (c, i: number) => (i === base.length ? c : `\\${c}`));
     for await (const keys of this.redis.scanStream({ match, count: 500 }) as AsyncIterable<string[]>) {
-      const own = keys.filter((k) => k === this.key(issueKey) || k.startsWith(`${this.key(issueKey)}:`));
-      if (own.length > 0) removed += await this.redis.del(...own);
+      found.push(...keys.filter((k) => k === base || k.startsWith(`${base}:`)));
     }
+    return [...new Set(found)];
+  }
+
+  /** Removes every key of the issue's own (see keysOf); says how many there were. */
+  async retire(issueKey: string): Promise<number> {
+    const keys = await this.keysOf(issueKey);
+    let removed = 0;
+    for (let i = 0; i < keys.length; i += 500) removed += await this.redis.del(...keys.slice(i, i + 500));
     return removed;
   }
 

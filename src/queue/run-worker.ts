@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { LABELS, isCldpdError, messageOf, providerLimit, type Dispatcher, type Session } from '../core/index.js';
+import { LABELS, isCldpdError, messageOf, providerLimit, type Dispatcher, type RemovedSession, type Session } from '../core/index.js';
 import type { ControlJob, Reporter, RetireJob, RunCommand, RunOutcome, RunRepoAccess } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 import type { DrainJob, Producer } from './producer.js';
+import { retireIssue } from './retire.js';
 import { positionUpdates, type PositionReporter } from './queue-position.js';
 
 /** What a run worker needs; the composition root builds the real ones. */
@@ -444,36 +445,26 @@ export class RunWorker {
   }
 
   /**
-   * Removes a closed issue's sessions once its retention period is over: their containers,
-   * volumes, records and logs on this host, their live feeds, and the issue's own keys in
-   * Redis. Nothing is removed when the issue was reopened (or closed again later: that close
-   * has its own job), while it has a run queued or running (looked at again in an hour), or
-   * when its sessions live on another host (the job goes there).
+   * Removes a closed issue's sessions once its retention period is over (see retireIssue).
+   * Looked at again in an hour while the issue has a run queued or running; sent on to the
+   * host that owns the issue once this host's sessions of it are gone.
    */
   private async retire(job: RetireJob): Promise<string> {
-    const { state, dispatcher, hostId, logger, producer } = this.options;
-    const issue = await state.get(job.issueKey);
-    if (issue.closedAt !== job.closedAt) return 'kept: reopened, or closed again since';
-    if (issue.running > 0 || (await state.pending(job.issueKey)) > 0) {
-      await producer.retire({ ...job }, issue.hostId, 3600_000).catch(() => undefined);
-      return 'kept for now: a run is queued or running';
+    const { state, dispatcher, hostId, logger, producer, feed } = this.options;
+    const outcome = await retireIssue({ state, dispatcher, hostId, feed }, job.issueKey, job.issueUrl, { closedAt: job.closedAt });
+    const sessions = (removed: readonly RemovedSession[]) => ({ sessions: removed.map((r) => r.sessionId), containers: removed.reduce((n, r) => n + r.containers, 0), volumes: removed.flatMap((r) => r.volumes), bytes: removed.reduce((n, r) => n + r.bytes, 0) });
+    switch (outcome.kind) {
+      case 'kept':
+        if (outcome.later) await producer.retire(job, (await state.get(job.issueKey)).hostId, 3600_000);
+        return `kept${outcome.later ? ' for now' : ''}: ${outcome.reason}`;
+      case 'elsewhere':
+        if (outcome.removed.length > 0) logger.info({ issue: job.issueKey, ...sessions(outcome.removed) }, 'removed this host\'s sessions of a closed issue after its retention period');
+        await producer.retire(job, outcome.hostId, 0);
+        return `forwarded to ${outcome.hostId}`;
+      case 'removed':
+        logger.info({ issue: job.issueKey, ...sessions(outcome.removed), feeds: outcome.feeds, keys: outcome.keys }, 'removed a closed issue\'s sessions after its retention period');
+        return `removed ${outcome.removed.length} session${outcome.removed.length === 1 ? '' : 's'} and ${outcome.keys} key${outcome.keys === 1 ? '' : 's'}`;
     }
-    if (issue.hostId && issue.hostId !== hostId) {
-      await producer.retire(job, issue.hostId, 0);
-      return `forwarded to ${issue.hostId}`;
-    }
-    const sessions = await dispatcher.sessionsOfIssue(job.issueUrl);
-    const { removed, kept } = await dispatcher.removeSessions(sessions);
-    if (kept.length > 0) {
-      await producer.retire({ ...job }, issue.hostId, 3600_000).catch(() => undefined);
-      return `kept for now: ${kept.map((k) => `${k.sessionId} (${k.reason})`).join(', ')}`;
-    }
-    const ids = new Set([...sessions, ...(issue.sessionId ? [issue.sessionId] : [])]);
-    await this.options.feed?.remove([...ids]);
-    const keys = await state.retire(job.issueKey);
-    const bytes = removed.reduce((sum, r) => sum + r.bytes, 0);
-    logger.info({ issue: job.issueKey, sessions: [...ids], containers: removed.reduce((n, r) => n + r.containers, 0), volumes: removed.flatMap((r) => r.volumes), bytes, keys }, 'removed a closed issue\'s sessions after its retention period');
-    return `removed ${removed.length} session${removed.length === 1 ? '' : 's'} (${bytes} bytes) and ${keys} key${keys === 1 ? '' : 's'}`;
   }
 
   /** The drain's claim on a resume, waiting out a delivery into the running agent that is under way. */

@@ -118,25 +118,57 @@ describeWithDocker('retention', () => {
       expect(await traces(two, 2)).toEqual(before2);
     });
 
-    it('gc --dry-run changes nothing; gc removes old terminal sessions and never an issue\'s', async () => {
+    it('gc --dry-run changes nothing; gc removes old terminal sessions, and an issue\'s only once Redis says it was closed that long', async () => {
+      await send('labeled', 4, 'cldpd:quick');
+      await until('issue 4 finished', () => /cldpd: finished/.test(statusOf(4)?.body ?? ''), 60_000);
+      // With no worker to run its retention job, only gc can remove issue 4's session.
+      await worker.stop();
+      await send('closed', 4);
+      await until('issue 4 recorded as closed', async () => (await redis.hget(`cldpd:issue:{${OWNER}.${REPO}-4}`, 'closedAt')) !== null, 30_000);
+      await new Promise((r) => setTimeout(r, 20));
+
       const started = await cldpd('start', 'quick', '--prompt', 'from a terminal');
       const terminal = /(quick-[0-9a-f]{8})/.exec(`${started.stdout}${started.stderr}`)?.[1] as string;
       expect(terminal).toBeDefined();
-      const issue = /session `(quick-[0-9a-f]{8})`/.exec(statusOf(2)?.body ?? '')?.[1] as string;
-      const before = { terminal: await traces(terminal, 0), issue: await traces(issue, 2) };
+      const session = (n: number) => /session `(quick-[0-9a-f]{8})`/.exec(statusOf(n)?.body ?? '')?.[1] as string;
+      const [open, reopened, closed] = [session(2), session(3), session(4)];
+      const snapshot = async () => ({ terminal: await traces(terminal, 0), open: await traces(open, 2), reopened: await traces(reopened, 3), closed: await traces(closed, 4) });
+      const before = await snapshot();
       expect(before.terminal.record).toBe(true);
+      expect(before.closed).toMatchObject({ record: true, volumes: 1, feed: 2 });
+      expect(before.closed.issueKeys).toBeGreaterThan(0);
 
       const dry = await cldpd('gc', '--dry-run', '--older-than', '0s');
-      expect(dry.stdout).toMatch(new RegExp(`^would remove  ${terminal}  last active .* \\d+ containers?, 1 volume, .+$`, 'm'));
-      expect(dry.stdout).toMatch(/would free .* \(1 session\); nothing was removed \(--dry-run\)/);
-      expect(dry.stderr).toContain('issue session');
-      expect({ terminal: await traces(terminal, 0), issue: await traces(issue, 2) }).toEqual(before);
+      expect(dry.stdout).toMatch(new RegExp(`^would remove  ${terminal}  terminal session  last active .* \\d+ containers?, 1 volume, .+$`, 'm'));
+      expect(dry.stdout).toMatch(new RegExp(`^would remove  ${closed}  https://github.com/${OWNER}/${REPO}/issues/4  last active .* 1 volume, .+$`, 'm'));
+      expect(dry.stdout).toMatch(new RegExp(`^would remove  https://github.com/${OWNER}/${REPO}/issues/4  its ${before.closed.issueKeys} Redis keys? and 1 live feed$`, 'm'));
+      expect(dry.stdout).toMatch(/would free .* \(2 sessions\); nothing was removed \(--dry-run\)/);
+      expect(dry.stderr).toContain(`kept ${open}: its issue is open`);
+      expect(dry.stderr).toContain(`kept ${reopened}: its issue is open`);
+      expect(await snapshot()).toEqual(before);
+
+      // Closed, but not for an hour: kept.
+      const young = await cldpd('gc', '--older-than', '1h');
+      expect(young.stdout).toMatch(/^freed 0 B \(0 sessions\)$/m);
+      expect((await snapshot()).closed).toEqual(before.closed);
 
       const real = await cldpd('gc', '--older-than', '0s');
       expect(real.stdout).toMatch(new RegExp(`^removed  ${terminal}`, 'm'));
-      expect(await traces(terminal, 0)).toMatchObject({ record: false, log: false, volumes: 0, containers: 0 });
-      expect(await traces(issue, 2)).toEqual(before.issue);
+      expect(real.stdout).toMatch(new RegExp(`^removed  ${closed}`, 'm'));
+      const after = await snapshot();
+      expect(after.terminal).toMatchObject({ record: false, log: false, volumes: 0, containers: 0 });
+      expect(after.closed).toEqual({ record: false, log: false, volumes: 0, containers: 0, issueKeys: 0, feed: 0 });
+      expect(after.open).toEqual(before.open);
+      expect(after.reopened).toEqual(before.reopened);
       expect((await cldpd('gc', '--older-than', 'soon')).stderr).toContain('"cldpd gc --older-than" takes a duration like 30d');
+    });
+
+    it('gc without a Redis to ask keeps every issue\'s session, saying why', async () => {
+      const open = /session `(quick-[0-9a-f]{8})`/.exec(statusOf(2)?.body ?? '')?.[1] as string;
+      const before = await traces(open, 2);
+      const noRedis = await run(process.execPath, [CLI, 'gc', '--older-than', '0s'], { env: { ...env, REDIS_URL: 'redis://127.0.0.1:1' } }).catch((err: { stdout: string; stderr: string }) => err);
+      expect(noRedis.stderr).toMatch(new RegExp(`kept ${open}: an issue's session, and Redis at redis://127.0.0.1:1 does not answer`));
+      expect(await traces(open, 2)).toEqual(before);
     });
   });
 });

@@ -1,0 +1,27 @@
+import type { Config } from '../config.js';
+import { issueKey, parseIssueUrl, type Dispatcher } from '../core/index.js';
+import type { IssueRetirer } from '../cli/run-cli.js';
+import { IssueState } from '../queue/issue-state.js';
+import { retireIssue } from '../queue/retire.js';
+import { SessionFeedStore } from '../queue/session-feed.js';
+import { loadDotEnv } from './dot-env.js';
+import { operatorRedis } from './operator-redis.js';
+
+/**
+ * What `cldpd gc` needs to remove an issue's sessions: the deployment's Redis, which says
+ * whether and since when the issue is closed, and holds its keys and live feeds. Loaded
+ * only by gc, and only when this machine has a Redis to ask.
+ */
+export async function gcRetirer(config: Config, dispatcher: Dispatcher): Promise<IssueRetirer> {
+  // The Redis the workers share may be named only in .env, which they read (as `cldpd hosts` does).
+  loadDotEnv();
+  const { redis } = await operatorRedis(process.env.REDIS_URL && !config.redisUrl ? { ...config, redisUrl: process.env.REDIS_URL } : config);
+  const state = new IssueState(redis);
+  const feed = new SessionFeedStore(redis, { maxEntries: config.live.maxEntries, keepSeconds: config.live.keepSeconds });
+  return {
+    retire: (issueUrl, closedBefore, dryRun) => retireIssue({ state, dispatcher, hostId: config.hostId, feed }, issueKey(parseIssueUrl(issueUrl)), issueUrl, { closedBefore }, { dryRun }),
+    close: async () => {
+      redis.disconnect();
+    },
+  };
+}
