@@ -10,6 +10,7 @@ import { benchClaude } from './claude.mjs';
 import { benchDispatch } from './dispatch.mjs';
 import { benchLivePage } from './live-page.mjs';
 import { ROOT, fmt, removeBenchHomes, version } from './lib.mjs';
+import { benchRetention } from './retention.mjs';
 import { benchScale } from './scale.mjs';
 import { benchThroughput } from './throughput.mjs';
 import { benchWebhook } from './webhook.mjs';
@@ -53,6 +54,10 @@ if (want('checkout')) {
 if (want('live')) {
   console.log('live page…');
   results.live = await benchLivePage({ runs: quick ? 1 : 3 });
+}
+if (want('retention')) {
+  console.log('retention…');
+  results.retention = await benchRetention({ issues: quick ? 5 : 20 });
 }
 
 const s = (x, unit = '', d = 0) => `${fmt(x.median, d)}${unit} (${fmt(x.min, d)}–${fmt(x.max, d)}, n=${x.n})`;

@@ -3,9 +3,8 @@ import { open, readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import {
   CldpdError, imageWarnings, isCldpdError, isLogNote, messageOf, isTerminal, listPods, parseLogRecord, type LogNote,
-  type Dispatcher, type PodListing, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
+  type Dispatcher, type PodListing, type RemovedSession, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
-import type { Retirement } from '../queue/retire.js';
 import { parseCommand, USAGE, usageHint, UsageError, type Command } from './args.js';
 import { TranscriptPrinter, type Printed } from './render.js';
 import { createStyle, type Style } from './style.js';
@@ -21,10 +20,16 @@ export interface CliContext {
   readonly retirer?: () => Promise<IssueRetirer>;
 }
 
-/** Removes a closed issue's sessions on this host, as retention does (see retireIssue). */
+/** What removing an issue's sessions did: kept them (why), or removed this host's (and, when it owns the issue, its keys and feeds). */
+export type IssueRetirement =
+  | { readonly kind: 'kept'; readonly reason: string }
+  | { readonly kind: 'elsewhere'; readonly removed: readonly RemovedSession[] }
+  | { readonly kind: 'removed'; readonly removed: readonly RemovedSession[]; readonly feeds: readonly string[]; readonly keys: number };
+
+/** Removes a closed issue's sessions on this host, as retention does (the services' retireIssue, which needs Redis). */
 export interface IssueRetirer {
   /** Only when the issue has been closed since before `closedBefore`; `dryRun` only says. */
-  retire(issueUrl: string, closedBefore: number, dryRun: boolean): Promise<Retirement>;
+  retire(issueUrl: string, closedBefore: number, dryRun: boolean): Promise<IssueRetirement>;
   close(): Promise<void>;
 }
 
@@ -361,7 +366,7 @@ async function gc(ctx: CliContext, command: Extract<Command, { name: 'gc' }>, io
           keptAll.push(...ids.map((sessionId) => ({ sessionId, reason: `an issue's session, and ${unavailable}` })));
           continue;
         }
-        const outcome = await retirer.retire(issueUrl, cutoff, command.dryRun).catch((err: unknown) => ({ kind: 'kept' as const, reason: messageOf(err), later: false }));
+        const outcome = await retirer.retire(issueUrl, cutoff, command.dryRun).catch((err: unknown): IssueRetirement => ({ kind: 'kept', reason: messageOf(err) }));
         if (outcome.kind === 'kept') keptAll.push(...ids.map((sessionId) => ({ sessionId, reason: outcome.reason })));
         else all.push(...outcome.removed);
         if (outcome.kind === 'removed') retired.push({ issueUrl, keys: outcome.keys, feeds: outcome.feeds.length });
