@@ -7,13 +7,15 @@ import { spawn } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import examples from '@octokit/webhooks-examples';
 import { build } from 'esbuild';
 import { Redis } from 'ioredis';
 import { CLI, ROOT, benchHome, busyboxPod } from './lib.mjs';
 
+// The package's entry is JSON, which Node 20's import needs an attribute for: read it with require.
+const examples = createRequire(import.meta.url)('@octokit/webhooks-examples');
 const REDIS_BASE = (process.env.CLDPD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379').replace(/\/\d*$/, '');
 const SECRET = 'bench-retention';
 const OWNER = 'acme';

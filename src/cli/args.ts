@@ -51,7 +51,7 @@ Commands:
   ${SYNOPSIS.volumes}            the volumes sessions keep (rm: a session's, or one by name)
   ${SYNOPSIS.pods}                                         the pods and whether each is valid
   ${SYNOPSIS.doctor}                                       check Docker, the pods directory and every pod
-  ${SYNOPSIS.gc}                  remove this host's finished terminal sessions older than that (containers, volumes, logs)
+  ${SYNOPSIS.gc}                  remove this host's finished sessions that old: terminal ones, and closed issues' (--json, --dry-run)
 
   up                                           the GitHub App: webhook server and worker in one process (npm start)
   serve                                        the webhook server only (no Docker)

@@ -349,6 +349,7 @@ async function gc(ctx: CliContext, command: Extract<Command, { name: 'gc' }>, io
   const all = [...removed];
   const keptAll: Array<{ sessionId: string; reason: string }> = [...kept];
   const retired: Array<{ issueUrl: string; keys: number; feeds: number }> = [];
+  let failed = false;
   if (issueUrls.length > 0) {
     let retirer: IssueRetirer | undefined;
     let unavailable = '';
@@ -357,6 +358,8 @@ async function gc(ctx: CliContext, command: Extract<Command, { name: 'gc' }>, io
       if (!retirer) unavailable = 'there is no Redis to say whether its issue is closed';
     } catch (err) {
       unavailable = messageOf(err);
+      // A Redis that is configured but does not answer fails the command; none configured is a terminal-only machine.
+      failed = !(err instanceof CldpdError) && (err as { name?: string }).name !== 'ConfigError';
     }
     try {
       for (const issueUrl of issueUrls) {
@@ -366,7 +369,10 @@ async function gc(ctx: CliContext, command: Extract<Command, { name: 'gc' }>, io
           keptAll.push(...ids.map((sessionId) => ({ sessionId, reason: `an issue's session, and ${unavailable}` })));
           continue;
         }
-        const outcome = await retirer.retire(issueUrl, cutoff, command.dryRun).catch((err: unknown): IssueRetirement => ({ kind: 'kept', reason: messageOf(err) }));
+        const outcome = await retirer.retire(issueUrl, cutoff, command.dryRun).catch((err: unknown): IssueRetirement => {
+          failed = true;
+          return { kind: 'kept', reason: messageOf(err) };
+        });
         if (outcome.kind === 'kept') keptAll.push(...ids.map((sessionId) => ({ sessionId, reason: outcome.reason })));
         else all.push(...outcome.removed);
         if (outcome.kind === 'removed') retired.push({ issueUrl, keys: outcome.keys, feeds: outcome.feeds.length });
@@ -380,7 +386,7 @@ async function gc(ctx: CliContext, command: Extract<Command, { name: 'gc' }>, io
     for (const r of all) await write(io.stdout, `${JSON.stringify({ ...r, action, lastActive: r.lastActive ? new Date(r.lastActive).toISOString() : null })}\n`);
     for (const r of retired) await write(io.stdout, `${JSON.stringify({ issueUrl: r.issueUrl, action, redisKeys: r.keys, liveFeeds: r.feeds })}\n`);
     for (const k of keptAll) await write(io.stdout, `${JSON.stringify({ sessionId: k.sessionId, action: 'kept', reason: k.reason })}\n`);
-    return 0;
+    return failed ? 1 : 0;
   }
   const verb = command.dryRun ? 'would remove' : 'removed';
   for (const r of all) await write(io.stdout, `${verb}  ${r.sessionId}  ${r.issueUrl ?? 'terminal session'}  last active ${formatAge(r.lastActive, now)}  ${r.containers} container${r.containers === 1 ? '' : 's'}, ${r.volumes.length} volume${r.volumes.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)}\n`);
@@ -388,7 +394,7 @@ async function gc(ctx: CliContext, command: Extract<Command, { name: 'gc' }>, io
   for (const k of keptAll) await write(io.stderr, `cldpd: kept ${k.sessionId}: ${k.reason}\n`);
   const freed = all.reduce((sum, r) => sum + r.bytes, 0);
   await write(io.stdout, `${command.dryRun ? 'would free' : 'freed'} ${formatBytes(freed)} (${all.length} session${all.length === 1 ? '' : 's'})${command.dryRun ? '; nothing was removed (--dry-run)' : ''}\n`);
-  return 0;
+  return failed ? 1 : 0;
 }
 
 /** Warnings about each valid pod's built image; a Docker engine that does not answer gives none. */

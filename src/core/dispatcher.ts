@@ -490,6 +490,16 @@ export class Dispatcher {
     ])];
   }
 
+  /** When any of these sessions was last used (its record last changed); undefined when none has a record here. */
+  async lastActive(sessionIds: readonly string[]): Promise<number | undefined> {
+    let last: number | undefined;
+    for (const id of sessionIds) {
+      const record = await this.options.store.load(id).catch(() => undefined);
+      if (record && (last === undefined || record.updatedAt > last)) last = record.updatedAt;
+    }
+    return last;
+  }
+
   /**
    * Removes finished sessions of this host for good: their containers, the volumes their
    * records list or that carry their label (a volume an issue's running session still
@@ -503,8 +513,11 @@ export class Dispatcher {
     const removal: { removed: RemovedSession[]; kept: Array<{ sessionId: string; reason: string }> } = { removed: [], kept: [] };
     for (const sessionId of [...new Set(sessionIds)]) {
       const containers = await this.containersOf(sessionId);
-      if (containers.some((c) => c.state === 'running')) {
-        removal.kept.push({ sessionId, reason: `it is running (stop it first: cldpd stop ${sessionId})` });
+      // Only a container that has ended may go, or one created long ago that never started: any
+      // other (being created, running, paused, restarting) is in use.
+      const busy = containers.find((c) => c.state !== 'exited' && c.state !== 'dead' && !(c.state === 'created' && c.createdAt < Date.now() - 3600_000));
+      if (busy) {
+        removal.kept.push({ sessionId, reason: busy.state === 'running' ? `it is running (stop it first: cldpd stop ${sessionId})` : `its container is ${busy.state}` });
         continue;
       }
       const record = await store.load(sessionId).catch(() => undefined);

@@ -32,8 +32,8 @@ export interface SessionLogOptions {
   readonly already?: { readonly bytes: number; readonly cut: boolean; readonly skipped: SkippedOutput };
 }
 
-/** How often, at most, the count of what a cut log left out is written. */
-const SKIPPED_NOTE_MS = 1000;
+/** How often, at most, the count of what a cut log left out is written (and before every line written after the cut). */
+const SKIPPED_NOTE_MS = 5000;
 
 /**
  * Appends session events to a JSON-lines file, one event per line. `append` resolves once
@@ -43,8 +43,9 @@ const SKIPPED_NOTE_MS = 1000;
  * A run's log is bounded (`maxRunBytes`): past the bound its output lines are counted, not
  * written, after one `log.cut` note. What a later reader needs is still written: every
  * lifecycle event, and the agent's `init` and `result` lines (its session id, cost and
- * answer). The count of what was left out (`log.skipped`) lets a worker that re-attaches
- * after a restart skip the lines already shown, to within the last second.
+ * answer). The count of what was left out (`log.skipped`, at most every 5 s and before each
+ * line written after the cut) lets a worker that re-attaches after a restart skip the lines
+ * already shown: exactly up to the last line written, to within 5 s of output after it.
  */
 export class SessionLog {
   private written: number;
@@ -100,7 +101,8 @@ export class SessionLog {
         this.skipped.bytes += bytes;
         continue;
       }
-      if (isTerminal(event)) text += this.skippedNote(event.at, true);
+      // A line written after the cut comes after an exact count: a re-attach skips it, not what precedes it.
+      if (this.cut) text += this.skippedNote(event.at, true);
       this.written += bytes;
       text += line;
     }

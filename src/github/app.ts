@@ -10,7 +10,7 @@ export interface IntakeSink {
 }
 
 interface IssuePayload {
-  issue: { number: number; html_url: string; title: string; body?: string | null; pull_request?: unknown; updated_at?: string };
+  issue: { number: number; html_url: string; title: string; body?: string | null; pull_request?: unknown; updated_at?: string; state?: string; closed_at?: string | null };
   repository: { name: string; owner: { login: string } };
   installation?: { id: number };
   sender: { login: string; type: string };
@@ -39,10 +39,17 @@ function intakeJob(delivery: Delivery, payload: IssuePayload, trigger: Trigger):
       url: payload.issue.html_url,
       title: payload.issue.title,
       body: payload.issue.body ?? null,
+      ...closedSince(payload),
     },
     sender: { login: payload.sender.login, type: payload.sender.type },
     receivedAt: Date.now(),
   };
+}
+
+/** When the payload's issue was closed, while it is. */
+function closedSince(payload: IssuePayload): { closedAt?: number } {
+  const at = payload.issue.state === 'closed' ? Date.parse(payload.issue.closed_at ?? '') : NaN;
+  return Number.isFinite(at) ? { closedAt: at } : {};
 }
 
 /** A delivery whose signature was checked (see createWebhookReceiver). */

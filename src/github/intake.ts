@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MAX_PROMPT_BYTES, assertPodName, isCldpdError, keepStart } from '../core/index.js';
-import { issueKeyOf, type IntakeJob, type IssueRef, type RunCommand } from '../queue/contract.js';
+import { issueKeyOf, type IntakeJob, type IssueRef, type RetireJob, type RunCommand } from '../queue/contract.js';
 import type { IssueState } from '../queue/issue-state.js';
 import type { Producer } from '../queue/producer.js';
 import { runsAhead } from '../queue/queue-position.js';
@@ -73,6 +73,12 @@ export function sessionIdFor(pod: string, deliveryId: string): string {
   return `${pod}-${createHash('sha256').update(deliveryId).digest('hex').slice(0, 8)}`;
 }
 
+/** The removal of a closed issue's sessions, as its worker receives it. */
+function retireJob(job: IntakeJob, issueKey: string, closedAt: number, retentionMs: number): RetireJob {
+  const { installationId, owner, repo, number, url } = job.issue;
+  return { kind: 'retire', issueKey, issueUrl: url, closedAt, retentionMs, issue: { installationId, owner, repo, number, url } };
+}
+
 /**
  * The intake step of a webhook delivery, off the request path: checks the sender's
  * permission with the API, reads the repository's settings, acknowledges on the issue and
@@ -132,9 +138,9 @@ export class Intake {
     const key = await this.options.state.keyFor(issue);
     switch (trigger.kind) {
       case 'label':
-        return this.start(job, trigger.pod, key);
+        return this.closedRetention(job, key, await this.start(job, trigger.pod, key));
       case 'resume':
-        return this.resume(job, trigger.prompt, key);
+        return this.closedRetention(job, key, await this.resume(job, trigger.prompt, key));
       case 'stop':
         return this.stop(job, key);
       case 'status':
@@ -355,6 +361,19 @@ export class Intake {
   }
 
   /**
+   * A run asked for on a closed issue: the close is recorded (it may predate cldpd's work on
+   * the issue, or its record may have been removed since) and its removal scheduled; the
+   * removal then waits the retention period from the session's last use.
+   */
+  private async closedRetention(job: IntakeJob, key: string, result: string): Promise<string> {
+    const { state, producer, retentionMs } = this.options;
+    const closedAt = job.issue.closedAt;
+    if (closedAt === undefined || retentionMs === undefined || !(await state.closed(key, closedAt))) return result;
+    await producer.retire(retireJob(job, key, closedAt, retentionMs), (await state.get(key)).hostId, closedAt + retentionMs);
+    return result;
+  }
+
+  /**
    * An issue closed: its sessions are removed after the retention period (see RunWorker's
    * retire), unless it is reopened first. An issue reopened: nothing of it is removed. Who
    * closed it does not matter (a bot may); an issue cldpd never worked on is left alone.
@@ -369,7 +388,7 @@ export class Intake {
       return 'reopened: nothing is removed';
     }
     if (retentionMs === undefined || !(await state.closed(key, trigger.at))) return 'closed: kept (reopened since, or no retention)';
-    await producer.retire({ kind: 'retire', issueKey: key, issueUrl: job.issue.url, closedAt: trigger.at }, issue.hostId, trigger.at + retentionMs - Date.now());
+    await producer.retire(retireJob(job, key, trigger.at, retentionMs), issue.hostId, trigger.at + retentionMs);
     return `closed: its sessions are removed after ${new Date(trigger.at + retentionMs).toISOString()}`;
   }
 

@@ -4,7 +4,6 @@ import type { IssueRetirer } from '../cli/run-cli.js';
 import { IssueState } from '../queue/issue-state.js';
 import { retireIssue } from '../queue/retire.js';
 import { SessionFeedStore } from '../queue/session-feed.js';
-import { loadDotEnv } from './dot-env.js';
 import { operatorRedis } from './operator-redis.js';
 
 /**
@@ -13,9 +12,7 @@ import { operatorRedis } from './operator-redis.js';
  * only by gc, and only when this machine has a Redis to ask.
  */
 export async function gcRetirer(config: Config, dispatcher: Dispatcher): Promise<IssueRetirer> {
-  // The Redis the workers share may be named only in .env, which they read (as `cldpd hosts` does).
-  loadDotEnv();
-  const { redis } = await operatorRedis(process.env.REDIS_URL && !config.redisUrl ? { ...config, redisUrl: process.env.REDIS_URL } : config);
+  const { redis } = await operatorRedis(config);
   const state = new IssueState(redis);
   const feed = new SessionFeedStore(redis, { maxEntries: config.live.maxEntries, keepSeconds: config.live.keepSeconds });
   return {

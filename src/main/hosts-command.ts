@@ -6,6 +6,7 @@ import { Probot } from 'probot';
 import { loadConfig, requireGitHubApp, type Config } from '../config.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { StatusReporter } from '../github/status-reporter.js';
+import type { RetireJob } from '../queue/contract.js';
 import { IssueState, type HostRecord } from '../queue/issue-state.js';
 import { controlQueue, hostQueue } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
@@ -121,6 +122,15 @@ async function forget(config: Config, state: IssueState, redis: Redis, hostId: s
         // A start queued behind the host's runs is a new session: any live host takes it now.
         if (issue.kept > 0) await producer.drain(issue.issueKey, undefined, `forget-${hostId}`);
         stdout.write(`released ${issue.issueKey}${issue.sessionId ? ` (session ${issue.sessionId})` : ''}: ${issue.released === 0 ? 'nothing ran or waited there' : `${issue.released} run${issue.released === 1 ? '' : 's'} cancelled`}${issue.kept > 0 ? `, ${issue.kept} new session${issue.kept === 1 ? '' : 's'} left queued for a live host` : ''}\n`);
+      }
+      // The removals of closed issues scheduled on the host still have keys and feeds to remove: any worker takes them.
+      const control = new Queue(controlQueue(hostId), { connection: redis });
+      try {
+        for (const job of await control.getJobs(['delayed', 'waiting', 'prioritized'])) {
+          if (job?.name === 'retire') await producer.retire(job.data as RetireJob, undefined, job.timestamp + (job.opts.delay ?? 0));
+        }
+      } finally {
+        await control.close();
       }
     } finally {
       await producer.close();

@@ -85,6 +85,16 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const reporters = allReporters(reporter, feed, usage, ...(metrics ? [new RunMetrics(metrics)] : []));
   const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher,
     feed: feedStore(redis, config),
+    issueClosed: async (issue) => {
+      try {
+        const { data } = await (await octokitFor(issue.installationId)).request('GET /repos/{owner}/{repo}/issues/{issue_number}', { owner: issue.owner, repo: issue.repo, issue_number: issue.number });
+        return (data as { state?: string }).state !== 'open';
+      } catch (err) {
+        // Deleted, or moved where this installation cannot see it: nobody can reopen it here.
+        if ([404, 410].includes((err as { status?: number }).status ?? 0)) return true;
+        throw err;
+      }
+    },
     providerLimits: { ...config.providerWaits, credentialOf: (command) => modelCredential(pods, command.pod, hostEnv) }, state, producer, reporter: reporters, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
   metrics?.countSessions(config.hostId, () => worker.activeRuns);
   await worker.start();

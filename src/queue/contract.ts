@@ -40,7 +40,7 @@ export interface IntakeJob {
   /** GitHub's X-GitHub-Delivery id, for logs (not signed, so never a key). */
   readonly githubDelivery?: string;
   readonly trigger: Trigger;
-  readonly issue: IssueRef & { readonly title: string; readonly body: string | null };
+  readonly issue: IssueRef & { readonly title: string; readonly body: string | null; /** When the issue was closed, when the delivery says it is. */ readonly closedAt?: number };
   readonly sender: { readonly login: string; readonly type: string };
   readonly receivedAt: number;
 }
@@ -100,6 +100,12 @@ export interface RetireJob {
   readonly issueKey: string;
   readonly issueUrl: string;
   readonly closedAt: number;
+  /** The issue, to ask GitHub whether it is still closed before anything is removed (a reopen's delivery may have been lost). */
+  readonly issue?: IssueRef;
+  /** The retention period it was scheduled with: a session used after the close is kept that long after its last use. */
+  readonly retentionMs?: number;
+  /** How many times it was looked at again (a run going, a session running, an error): each time an hour later, at most MAX_RETIRE_RECHECKS. */
+  readonly recheck?: number;
 }
 
 /**

@@ -126,6 +126,35 @@ local closed = tonumber(redis.call('HGET', KEYS[1], 'closedAt') or '0')
 if closed > 0 and closed <= tonumber(ARGV[1]) then redis.call('HDEL', KEYS[1], 'closedAt') end
 return 1`;
 
+/**
+ * KEYS: issue hash, runs list, the retired marker, then the issue's other keys. ARGV: the
+ * closedAt and seq the removal was decided on, the marker's ttl seconds. Removes the issue's
+ * keys only while it is still closed since then, with no command added, queued or running;
+ * leaves the marker, so its next command numbers follow the old ones. -1 when it kept them.
+ */
+const RETIRE = `
+if redis.call('HGET', KEYS[1], 'closedAt') ~= ARGV[1] then return -1 end
+if tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') ~= tonumber(ARGV[2]) then return -1 end
+if tonumber(redis.call('HGET', KEYS[1], 'running') or '0') ~= 0 then return -1 end
+if redis.call('LLEN', KEYS[2]) > 0 then return -1 end
+local removed = 0
+for i = 1, #KEYS do
+  if i ~= 3 then removed = removed + redis.call('DEL', KEYS[i]) end
+end
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], ARGV[2], 'EX', tonumber(ARGV[3])) end
+return removed`;
+
+/** KEYS: issue hash, retired marker. The next command number; after a retirement, one past the issue's last. */
+const NEXT_SEQ = `
+if redis.call('HEXISTS', KEYS[1], 'seq') == 0 then
+  local retired = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if retired > 0 then redis.call('HSET', KEYS[1], 'seq', retired) end
+end
+return redis.call('HINCRBY', KEYS[1], 'seq', 1)`;
+
+/** How long the marker of a retired issue lasts: longer than any job named by its command numbers (failed ones are kept 7 days). */
+const RETIRED_MARKER_SECONDS = 8 * 86_400;
+
 /** KEYS: runs list, positions hash, issue hash. ARGV: the command's JSON, its seq. */
 const DONE = `
 redis.call('LREM', KEYS[1], 1, ARGV[1])
@@ -227,12 +256,17 @@ export class IssueState {
     return [...new Set(found)];
   }
 
-  /** Removes every key of the issue's own (see keysOf); says how many there were. */
-  async retire(issueKey: string): Promise<number> {
-    const keys = await this.keysOf(issueKey);
-    let removed = 0;
-    for (let i = 0; i < keys.length; i += 500) removed += await this.redis.del(...keys.slice(i, i + 500));
-    return removed;
+  /**
+   * Removes every key of the issue's own (see keysOf) in one step, only while the issue is
+   * still as the removal was decided on (`closedAt`, `seq`) with nothing queued or running.
+   * Says how many keys went; undefined when it kept them (a command came meanwhile).
+   */
+  async retire(issueKey: string, expect: { readonly closedAt: number; readonly seq: number }): Promise<number | undefined> {
+    const base = this.key(issueKey);
+    const runs = this.key(issueKey, 'runs');
+    const others = (await this.keysOf(issueKey)).filter((k) => k !== base && k !== runs);
+    const removed = Number(await this.redis.eval(RETIRE, 3 + others.length, base, runs, this.retiredKey(issueKey), ...others, String(expect.closedAt), expect.seq, RETIRED_MARKER_SECONDS));
+    return removed < 0 ? undefined : removed;
   }
 
   /** Clears the note that the issue's session was on a forgotten host (a new session has begun). */
@@ -340,8 +374,13 @@ export class IssueState {
   }
 
   /** Hands out the next command number of the issue. */
-  nextSeq(issueKey: string): Promise<number> {
-    return this.redis.hincrby(this.key(issueKey), 'seq', 1);
+  async nextSeq(issueKey: string): Promise<number> {
+    return Number(await this.redis.eval(NEXT_SEQ, 2, this.key(issueKey), this.retiredKey(issueKey)));
+  }
+
+  /** The marker a retired issue leaves for a while: its last command number. */
+  private retiredKey(issueKey: string): string {
+    return `${KEY_PREFIX}:retired:{${issueKey}}`;
   }
 
   /** Sets fields of the issue's record. */

@@ -76,10 +76,10 @@ export class Producer {
     });
   }
 
-  /** Queues the removal of a closed issue's sessions for `delayMs` from now: on its host, or any worker's when it has none. Once per close. */
-  async retire(job: RetireJob, hostId: string | undefined, delayMs: number): Promise<void> {
+  /** Queues the removal of a closed issue's sessions for `dueAt`: on its host, or any worker's when it has none. Once per close and time. */
+  async retire(job: RetireJob, hostId: string | undefined, dueAt: number): Promise<void> {
     await this.queue(hostId ? controlQueue(hostId) : RUN_QUEUE).add('retire', job, {
-      jobId: jobId('retire', job.issueKey, job.closedAt), delay: Math.max(0, delayMs), attempts: 5, backoff: { type: 'exponential', delay: 60_000 }, ...KEEP,
+      jobId: jobId('retire', job.issueKey, job.closedAt, Math.round(dueAt)), delay: Math.max(0, dueAt - Date.now()), attempts: 5, backoff: { type: 'exponential', delay: 60_000 }, ...KEEP,
     });
   }
 

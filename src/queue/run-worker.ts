@@ -2,14 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { LABELS, isCldpdError, messageOf, providerLimit, type Dispatcher, type RemovedSession, type Session } from '../core/index.js';
-import type { ControlJob, Reporter, RetireJob, RunCommand, RunOutcome, RunRepoAccess } from './contract.js';
+import type { ControlJob, IssueRef, Reporter, RetireJob, RunCommand, RunOutcome, RunRepoAccess } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 import type { DrainJob, Producer } from './producer.js';
-import { retireIssue } from './retire.js';
+import { retireIssue, type Retirement } from './retire.js';
 import { positionUpdates, type PositionReporter } from './queue-position.js';
 
 /** What a run worker needs; the composition root builds the real ones. */
+/** How long a closed issue's removal waits before it looks again (a run going, a session running, an error), and how often at most: a month. */
+const RETIRE_RECHECK_MS = 3600_000;
+const MAX_RETIRE_RECHECKS = 24 * 30;
+
 export interface RunWorkerOptions {
   readonly connection: ConnectionOptions;
   readonly hostId: string;
@@ -30,6 +34,8 @@ export interface RunWorkerOptions {
   readonly reconcileMs?: number;
   /** How long this host counts as alive after its last heartbeat; default HOST_GONE_MS (10 minutes). Heartbeats come every 30 s, or a third of this. */
   readonly hostGoneMs?: number;
+  /** Whether GitHub says the issue is still closed (or gone), asked before a retirement removes anything; not asked when absent. */
+  readonly issueClosed?: (issue: IssueRef) => Promise<boolean>;
   /** The live feeds of sessions, removed with a closed issue's sessions; none when absent. */
   readonly feed?: { remove(sessionIds: readonly string[]): Promise<void> };
   /** Mints tokens for a command's repository, for pods that ask for `github` permissions, and finds what the run pushed; none when absent. */
@@ -450,16 +456,38 @@ export class RunWorker {
    * host that owns the issue once this host's sessions of it are gone.
    */
   private async retire(job: RetireJob): Promise<string> {
-    const { state, dispatcher, hostId, logger, producer, feed } = this.options;
-    const outcome = await retireIssue({ state, dispatcher, hostId, feed }, job.issueKey, job.issueUrl, { closedAt: job.closedAt });
+    const { state, dispatcher, hostId, logger, producer, feed, issueClosed } = this.options;
+    const issue = job.issue;
+    const stillClosed = issueClosed && issue ? () => issueClosed(issue) : undefined;
+    let outcome: Retirement;
+    try {
+      outcome = await retireIssue({ state, dispatcher, hostId, feed, stillClosed }, job.issueKey, job.issueUrl, { closedAt: job.closedAt, retentionMs: job.retentionMs ?? 0 });
+    } catch (err) {
+      // Docker, Redis or GitHub did not answer: looked at again later, as a run going would be.
+      logger.warn({ err: messageOf(err), issue: job.issueKey }, 'could not remove a closed issue\'s sessions; trying again in an hour');
+      outcome = { kind: 'kept', reason: messageOf(err), later: true };
+    }
     const sessions = (removed: readonly RemovedSession[]) => ({ sessions: removed.map((r) => r.sessionId), containers: removed.reduce((n, r) => n + r.containers, 0), volumes: removed.flatMap((r) => r.volumes), bytes: removed.reduce((n, r) => n + r.bytes, 0) });
     switch (outcome.kind) {
-      case 'kept':
-        if (outcome.later) await producer.retire(job, (await state.get(job.issueKey)).hostId, 3600_000);
-        return `kept${outcome.later ? ' for now' : ''}: ${outcome.reason}`;
+      case 'kept': {
+        const owner = (await state.get(job.issueKey)).hostId;
+        if (outcome.at !== undefined) {
+          await producer.retire(job, owner, outcome.at);
+          return `kept until ${new Date(outcome.at).toISOString()}: ${outcome.reason}`;
+        }
+        if (!outcome.later) return `kept: ${outcome.reason}`;
+        const recheck = (job.recheck ?? 0) + 1;
+        if (recheck > MAX_RETIRE_RECHECKS) {
+          logger.error({ issue: job.issueKey, reason: outcome.reason }, 'gave up removing a closed issue\'s sessions after a month of trying; "cldpd gc" removes them once nothing of them runs');
+          return `given up: ${outcome.reason}`;
+        }
+        // An hour, or the retention period when that is shorter (a test's few seconds).
+        await producer.retire({ ...job, recheck }, owner, Date.now() + Math.min(RETIRE_RECHECK_MS, Math.max(1000, job.retentionMs ?? RETIRE_RECHECK_MS)));
+        return `kept for now: ${outcome.reason}`;
+      }
       case 'elsewhere':
         if (outcome.removed.length > 0) logger.info({ issue: job.issueKey, ...sessions(outcome.removed) }, 'removed this host\'s sessions of a closed issue after its retention period');
-        await producer.retire(job, outcome.hostId, 0);
+        await producer.retire(job, outcome.hostId, Date.now());
         return `forwarded to ${outcome.hostId}`;
       case 'removed':
         logger.info({ issue: job.issueKey, ...sessions(outcome.removed), feeds: outcome.feeds, keys: outcome.keys }, 'removed a closed issue\'s sessions after its retention period');

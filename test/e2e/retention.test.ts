@@ -22,14 +22,14 @@ const RETENTION_DAYS = '0.00005';
 type Example = { name: string; examples: Array<Record<string, unknown>> };
 const all = (examples as unknown as { default?: Example[] }).default ?? (examples as unknown as Example[]);
 
-function issuesEvent(action: 'labeled' | 'closed' | 'reopened', issue: number, label?: string): Record<string, unknown> {
+function issuesEvent(action: 'labeled' | 'closed' | 'reopened', issue: number, label?: string, closedAt?: string): Record<string, unknown> {
   const example = structuredClone(all.find((e) => e.name === 'issues')?.examples.find((e) => e.action === (action === 'reopened' ? 'reopened' : action)) ?? all.find((e) => e.name === 'issues')?.examples.find((e) => e.action === 'labeled')) as Record<string, any>;
   example.action = action;
   example.installation = { id: 4646, node_id: 'x' };
   Object.assign(example.repository, { name: REPO, full_name: `${OWNER}/${REPO}` });
   example.repository.owner.login = OWNER;
   const now = new Date().toISOString();
-  Object.assign(example.issue, { number: issue, html_url: `https://github.com/${OWNER}/${REPO}/issues/${issue}`, title: `Issue ${issue}`, body: 'Work.', updated_at: now, closed_at: action === 'closed' ? now : null, state: action === 'closed' ? 'closed' : 'open' });
+  Object.assign(example.issue, { number: issue, html_url: `https://github.com/${OWNER}/${REPO}/issues/${issue}`, title: `Issue ${issue}`, body: 'Work.', updated_at: now, closed_at: action === 'closed' ? now : closedAt ?? null, state: action === 'closed' || closedAt ? 'closed' : 'open' });
   delete example.issue.pull_request;
   example.sender.login = 'alice';
   example.sender.type = 'User';
@@ -47,7 +47,7 @@ describeWithDocker('retention', () => {
     let server: CldpdProcess;
     let worker: CldpdProcess;
     const statusOf = (n: number) => github.commentsOn(`${OWNER}/${REPO}#${n}`).find((c) => c.body.startsWith('<!-- cldpd:status'));
-    const send = (action: 'labeled' | 'closed' | 'reopened', n: number, label?: string) => deliver(port, 'issues', issuesEvent(action, n, label), { id: randomUUID(), secret: SECRET });
+    const send = (action: 'labeled' | 'closed' | 'reopened', n: number, label?: string, closedAt?: string) => deliver(port, 'issues', issuesEvent(action, n, label, closedAt), { id: randomUUID(), secret: SECRET });
     const cldpd = (...args: string[]) => run(process.execPath, [CLI, ...args], { env }).catch((err: { stdout: string; stderr: string; code: number }) => err);
 
     /** What a session leaves on this host and in Redis. */
@@ -118,6 +118,23 @@ describeWithDocker('retention', () => {
       expect(await traces(two, 2)).toEqual(before2);
     });
 
+    it('a session started on a closed issue is removed the period after its last use; one whose issue GitHub says is open again (its reopen never arrived) is kept', async () => {
+      const session = (n: number) => /session `(quick-[0-9a-f]{8})`/.exec(statusOf(n)?.body ?? '')?.[1] as string;
+      // Issue 5 was closed before anyone asked cldpd to work on it.
+      await send('labeled', 5, 'cldpd:quick', new Date(Date.now() - 60_000).toISOString());
+      await send('labeled', 6, 'cldpd:quick');
+      for (const n of [5, 6]) await until(`issue ${n} finished`, () => /cldpd: finished/.test(statusOf(n)?.body ?? ''), 60_000);
+      const [five, six] = [session(5), session(6)];
+      github.issueStates.set(`${OWNER}/${REPO}#6`, 'open');
+      await send('closed', 6);
+      await until('issue 5\'s session removed', async () => {
+        const t = await traces(five, 5);
+        return !t.record && t.volumes === 0 && t.issueKeys === 0 && t.feed === 0;
+      }, 60_000);
+      await until('issue 6 seen open again', async () => (await redis.hget(`cldpd:issue:{${OWNER}.${REPO}-6}`, 'closedAt')) === null && (await redis.hget(`cldpd:issue:{${OWNER}.${REPO}-6}`, 'reopenedAt')) !== null, 30_000);
+      expect(await traces(six, 6)).toMatchObject({ record: true, log: true, volumes: 1, feed: 2 });
+    });
+
     it('gc --dry-run changes nothing; gc removes old terminal sessions, and an issue\'s only once Redis says it was closed that long', async () => {
       await send('labeled', 4, 'cldpd:quick');
       await until('issue 4 finished', () => /cldpd: finished/.test(statusOf(4)?.body ?? ''), 60_000);
@@ -168,6 +185,7 @@ describeWithDocker('retention', () => {
       const before = await traces(open, 2);
       const noRedis = await run(process.execPath, [CLI, 'gc', '--older-than', '0s'], { env: { ...env, REDIS_URL: 'redis://127.0.0.1:1' } }).catch((err: { stdout: string; stderr: string }) => err);
       expect(noRedis.stderr).toMatch(new RegExp(`kept ${open}: an issue's session, and Redis at redis://127.0.0.1:1 does not answer`));
+      expect((noRedis as { code?: number }).code).toBe(1);
       expect(await traces(open, 2)).toEqual(before);
     });
   });

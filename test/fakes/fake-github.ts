@@ -49,6 +49,8 @@ export class FakeGitHub {
   readonly comments: FakeComment[] = [];
   /** login (or `owner/repo:login` for one repository) → role_name; anyone else is not a collaborator (404). */
   readonly roles = new Map<string, string>();
+  /** `owner/repo#n` → open or closed, for GET of an issue; an issue not set is 404 (deleted). */
+  readonly issueStates = new Map<string, 'open' | 'closed'>();
   /** `owner/repo` → contents of .github/cldpd.yml. */
   readonly settings = new Map<string, string>();
   /** While positive, comment writes answer with this status (and count down). */
@@ -193,6 +195,11 @@ export class FakeGitHub {
       if (!repo && visibility) return send(200, { full_name: `${m[1]}/${m[2]}`, name: m[2], owner: { login: m[1] }, private: visibility === 'private', visibility });
       if (!repo) return send(404, { message: 'Not Found' });
       return send(200, { full_name: `${m[1]}/${m[2]}`, name: m[2], owner: { login: m[1] }, clone_url: repo.cloneUrl, html_url: `https://github.com/${m[1]}/${m[2]}`, default_branch: repo.defaultBranch, private: visibility !== 'public' });
+    }
+    if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)$/.exec(path))) {
+      const state = this.issueStates.get(`${m[1]}/${m[2]}#${m[3]}`);
+      if (!state) return send(404, { message: 'Not Found' });
+      return send(200, { number: Number(m[3]), state, html_url: `https://github.com/${m[1]}/${m[2]}/issues/${m[3]}` });
     }
     if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)\/permission$/.exec(path))) {
       const login = decodeURIComponent(m[3] as string);

@@ -61,12 +61,12 @@ class FakeIssueState {
   }
 }
 
-/** The part of Producer a close uses: the retire jobs it would queue, with their host and delay. */
+/** The part of Producer a close uses: the retire jobs it would queue, with their host and when they are due. */
 class FakeProducer {
-  readonly retired: Array<{ job: RetireJob; hostId: string | undefined; delayMs: number }> = [];
+  readonly retired: Array<{ job: RetireJob; hostId: string | undefined; dueAt: number }> = [];
 
-  async retire(job: RetireJob, hostId: string | undefined, delayMs: number): Promise<void> {
-    this.retired.push({ job, hostId, delayMs });
+  async retire(job: RetireJob, hostId: string | undefined, dueAt: number): Promise<void> {
+    this.retired.push({ job, hostId, dueAt });
   }
 }
 
@@ -128,9 +128,9 @@ describe('Intake: a closed issue', () => {
     const result = await intake().process(job({ kind: 'closed', at: NOW }));
 
     expect(producer.retired).toEqual([{
-      job: { kind: 'retire', issueKey: KEY, issueUrl: ref.url, closedAt: NOW },
+      job: { kind: 'retire', issueKey: KEY, issueUrl: ref.url, closedAt: NOW, retentionMs: RETENTION_MS, issue: ref },
       hostId: 'h1',
-      delayMs: RETENTION_MS,
+      dueAt: NOW + RETENTION_MS,
     }]);
     expect((await state.get(KEY)).closedAt).toBe(NOW);
     expect(result).toBe(`closed: its sessions are removed after ${new Date(NOW + RETENTION_MS).toISOString()}`);
@@ -143,15 +143,15 @@ describe('Intake: a closed issue', () => {
 
     await intake().process(job({ kind: 'closed', at: closedAt }));
 
-    expect(producer.retired.map((r) => [r.job.closedAt, r.delayMs])).toEqual([[closedAt, RETENTION_MS - 90_000]]);
+    expect(producer.retired.map((r) => [r.job.closedAt, r.dueAt])).toEqual([[closedAt, closedAt + RETENTION_MS]]);
   });
 
-  it('passes on a removal already due as a delay of 0 or less (the producer runs it at once)', async () => {
+  it('passes on a removal already due with its time in the past (the producer runs it at once)', async () => {
     state.worked(ref, { seq: 1, sessionId: 'web-00aa11bb', hostId: 'h1' });
 
     await intake({ retentionMs: DAY / 2 }).process(job({ kind: 'closed', at: NOW - DAY }));
 
-    expect(producer.retired.map((r) => r.delayMs)).toEqual([-DAY / 2]);
+    expect(producer.retired.map((r) => r.dueAt)).toEqual([NOW - DAY / 2]);
   });
 
   it('schedules the removal on any worker when the issue has no host', async () => {
@@ -159,7 +159,7 @@ describe('Intake: a closed issue', () => {
 
     await intake().process(job({ kind: 'closed', at: NOW }));
 
-    expect(producer.retired).toEqual([expect.objectContaining({ hostId: undefined, delayMs: RETENTION_MS })]);
+    expect(producer.retired).toEqual([expect.objectContaining({ hostId: undefined, dueAt: NOW + RETENTION_MS })]);
   });
 
   it('treats an issue with commands but no session now (its host was forgotten) as one cldpd worked on', async () => {

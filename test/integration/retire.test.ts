@@ -1,0 +1,120 @@
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { Dispatcher, SessionStore, type SessionEvent } from '../../src/core/index.js';
+import { IssueState } from '../../src/queue/issue-state.js';
+import { retireIssue, type RetireDeps } from '../../src/queue/retire.js';
+import { SessionFeedStore } from '../../src/queue/session-feed.js';
+import { FakeRunner, out } from '../fakes/fake-runner.js';
+import { tempDir, writePod } from '../fakes/pods.js';
+import { describeWithRedis, testRedis } from './redis-harness.js';
+
+const URL_OF = (n: number) => `https://github.com/acme/web/issues/${n}`;
+const KEY_OF = (n: number) => `acme.web-${n}`;
+const DAY = 86_400_000;
+
+describeWithRedis('retiring a closed issue: what keeps it, against a real Redis', () => {
+  let redis: Redis;
+  let state: IssueState;
+  let runner: FakeRunner;
+  let store: SessionStore;
+  let dispatcher: Dispatcher;
+  let feed: SessionFeedStore;
+  let deps: RetireDeps;
+
+  beforeAll(async () => {
+    redis = (await testRedis(15)).redis;
+  });
+  afterAll(() => redis.disconnect());
+
+  beforeEach(async () => {
+    await redis.flushdb();
+    const root = await tempDir();
+    const pods = { podsDir: join(root, 'pods'), homeDir: root };
+    await writePod(pods.podsDir, 'web', { 'pod.json': { persist: ['/work'] } });
+    runner = new FakeRunner({ id: 'sha256:img', user: 'agent', env: { HOME: '/home/agent' }, workingDir: '/', labels: {} });
+    store = new SessionStore(join(root, 'sessions'));
+    dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: {} });
+    state = new IssueState(redis);
+    feed = new SessionFeedStore(redis, { maxEntries: 100, keepSeconds: 3600 });
+    deps = { state, dispatcher, hostId: 'host-a', feed };
+  });
+
+  /** A finished session of issue `n` on host-a, its record in Redis, and a feed entry; the issue closed at `closedAt`. */
+  async function finishedIssue(n: number, closedAt: number): Promise<string> {
+    runner.scripts.push({ chunks: [out('done\n')], exitCode: 0 });
+    const session = await dispatcher.start('web', { issueUrl: URL_OF(n) });
+    for await (const _ of session.events() as AsyncIterable<SessionEvent>);
+    const seq = await state.nextSeq(KEY_OF(n));
+    await state.set(KEY_OF(n), { sessionId: session.id, pod: 'web', hostId: 'host-a' });
+    expect(seq).toBe(1);
+    await feed.publish(session.id, [{ k: 'line', at: 1, stream: 'stdout', text: 'done' }], { sessionId: session.id, pod: 'web', owner: 'acme', repo: 'web', number: n, issueUrl: URL_OF(n), installationId: 1, host: 'host-a', phase: 'finished', run: 1 });
+    expect(await state.closed(KEY_OF(n), closedAt)).toBe(true);
+    return session.id;
+  }
+
+  it('removes the sessions, feed and keys of an issue closed long enough, leaving a marker so its next command numbers go on', async () => {
+    // Closed just after its session's last use; the (here zero) period has passed.
+    const closedAt = Date.now() + 5;
+    const id = await finishedIssue(1, closedAt);
+    await new Promise((r) => setTimeout(r, 10));
+    const outcome = await retireIssue(deps, KEY_OF(1), URL_OF(1), { closedAt, retentionMs: 0 });
+    expect(outcome).toMatchObject({ kind: 'removed', removed: [{ sessionId: id }], feeds: [id] });
+    expect(await store.list()).toEqual([]);
+    expect(await redis.keys('cldpd:issue:*')).toEqual([]);
+    expect(await redis.keys(`cldpd:feed:${id}*`)).toEqual([]);
+    // Job ids are named by command numbers: a new label after the removal must not reuse one.
+    expect(await state.nextSeq(KEY_OF(1))).toBe(2);
+  });
+
+  it('keeps everything of an issue whose session was used after the close, until the period has passed since that use', async () => {
+    const closedAt = Date.now() - 2 * DAY;
+    const id = await finishedIssue(2, closedAt);
+    const outcome = await retireIssue(deps, KEY_OF(2), URL_OF(2), { closedAt, retentionMs: DAY });
+    expect(outcome).toMatchObject({ kind: 'kept', later: false, reason: expect.stringContaining('used after the close') });
+    if (outcome.kind !== 'kept') return;
+    expect(outcome.at).toBeGreaterThan(Date.now() + DAY - 60_000);
+    expect((await store.list()).map((r) => r.id)).toEqual([id]);
+    expect(await redis.exists(`cldpd:issue:{${KEY_OF(2)}}`)).toBe(1);
+  });
+
+  it('keeps everything while a drain holds the issue, and when a command was added while the sessions were being removed', async () => {
+    const closedAt = Date.now() - 2 * DAY;
+    await finishedIssue(3, closedAt);
+    expect(await state.lock(KEY_OF(3), 'a-drain', 60_000)).toBe(true);
+    expect(await retireIssue(deps, KEY_OF(3), URL_OF(3), { closedBefore: Date.now() })).toMatchObject({ kind: 'kept', later: true });
+    expect(await state.release(KEY_OF(3), 'a-drain')).toBeUndefined();
+
+    // A label lands between the sessions' removal and the keys': the keys stay, with its command.
+    const racing: RetireDeps = { ...deps, dispatcher: new Proxy(dispatcher, { get: (target, p) => p === 'removeSessions' ? async (...args: Parameters<Dispatcher['removeSessions']>) => {
+      const done = await target.removeSessions(...args);
+      await state.nextSeq(KEY_OF(3));
+      return done;
+    } : Reflect.get(target, p) as unknown }) };
+    expect(await retireIssue(racing, KEY_OF(3), URL_OF(3), { closedBefore: Date.now() })).toMatchObject({ kind: 'kept', reason: 'its issue was asked for a run meanwhile' });
+    expect(await redis.hget(`cldpd:issue:{${KEY_OF(3)}}`, 'seq')).toBe('2');
+  });
+
+  it('keeps everything when GitHub says the issue is open again (its reopen never arrived), and records the reopen', async () => {
+    const closedAt = Date.now() - 2 * DAY;
+    const id = await finishedIssue(4, closedAt);
+    await redis.hset(`cldpd:issue:{${KEY_OF(4)}}`, 'closedAt', String(closedAt)); // as it was
+    const outcome = await retireIssue({ ...deps, stillClosed: async () => false }, KEY_OF(4), URL_OF(4), { closedBefore: Date.now() });
+    expect(outcome).toMatchObject({ kind: 'kept', reason: 'GitHub says its issue is open again' });
+    expect((await store.list()).map((r) => r.id)).toEqual([id]);
+    expect((await state.get(KEY_OF(4))).closedAt).toBeUndefined();
+    // GitHub not answering keeps everything too; the caller looks again later.
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await state.closed(KEY_OF(4), Date.now())).toBe(true);
+    await expect(retireIssue({ ...deps, stillClosed: async () => { throw new Error('GitHub is down'); } }, KEY_OF(4), URL_OF(4), { closedBefore: Date.now() + 1000 })).rejects.toThrow('GitHub is down');
+    expect((await store.list()).map((r) => r.id)).toEqual([id]);
+  });
+
+  it('never touches an open issue, nor an issue Redis does not know', async () => {
+    const id = await finishedIssue(5, Date.now() - 2 * DAY);
+    await state.reopened(KEY_OF(5), Date.now());
+    expect(await retireIssue(deps, KEY_OF(5), URL_OF(5), { closedBefore: Date.now() })).toMatchObject({ kind: 'kept', reason: 'its issue is open' });
+    expect(await retireIssue(deps, KEY_OF(6), URL_OF(6), { closedBefore: Date.now() })).toMatchObject({ kind: 'kept', reason: expect.stringContaining('no record') });
+    expect((await store.list()).map((r) => r.id)).toEqual([id]);
+  });
+});
