@@ -96,6 +96,8 @@ function category(key) {
   if (key.startsWith('cldpd:feed:')) return 'live feeds';
   if (key.startsWith('bull:')) return 'queue jobs';
   if (key.startsWith('cldpd:usage')) return 'usage counters';
+  if (/^cldpd:(handled|delivery|replied):/.test(key)) return 'delivery markers';
+  if (key.startsWith('cldpd:retired:')) return 'retired markers';
   return 'other';
 }
 

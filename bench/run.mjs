@@ -169,7 +169,7 @@ if (results.live) {
 if (results.retention) {
   const r = results.retention;
   const kib = (b) => fmt(b / 1024, 1);
-  const cats = ['issue records', 'live feeds', 'queue jobs', 'usage counters', 'other'];
+  const cats = ['issue records', 'live feeds', 'queue jobs', 'usage counters', 'delivery markers', 'retired markers', 'other'];
   const sum = (o) => cats.reduce((n, c) => n + (o[c] ?? 0), 0);
   const queueDay = r.perIssueBefore['queue jobs'] ?? 0;
   lines.push('## 9. Retention: Redis memory per finished issue', '',
@@ -177,7 +177,7 @@ if (results.retention) {
     '| per finished issue | before retention (KiB) | after retention (KiB) |', '|---|---|---|',
     ...cats.map((c) => `| ${c} | ${kib(r.perIssueBefore[c] ?? 0)} | ${kib(r.perIssueAfter[c] ?? 0)} |`),
     `| **all** | **${kib(sum(r.perIssueBefore))}** | **${kib(sum(r.perIssueAfter))}** |`, '',
-    `Redis's used_memory grew by ${kib(r.usedPerIssueFinished)} KiB per finished issue (allocator overhead included). After retention an issue keeps nothing of its own (${r.ownKeysPerIssue} keys before); what remains are the queue's finished jobs, which BullMQ removes after a day (at most 50,000 per queue), and the day's usage counters (three days).`, '',
+    `Redis's used_memory grew by ${kib(r.usedPerIssueFinished)} KiB per finished issue (allocator overhead included). After retention an issue keeps nothing of its own (${r.ownKeysPerIssue} keys before) but the marker of its last command number (8 days); what remains beside it expires by itself: the queue's finished jobs, the close's and the removal's among them (BullMQ removes them after a day, at most 50,000 per queue), the webhook deliveries' markers (7–8 days) and the day's usage counters (three days).`, '',
     `**10,000 finished issues.** One finished issue's own keys (record, queue, markers and live feed) copied ${r.copies.toLocaleString('en')} times with DUMP/RESTORE: used_memory grew by **${fmt(r.copiesBytes / 2 ** 20, 1)} MiB** (${kib(r.copiesBytes / r.copies)} KiB each). Without retention that is what 10,000 finished issues hold while their live feeds last (CLDPD_LIVE_KEEP_DAYS, 7 days after a feed's last entry), and their records (≈ ${fmt(((r.perIssueBefore['issue records'] ?? 0) * r.copies) / 2 ** 20, 1)} MiB) for good; with it, nothing once each issue's retention has passed. The finished queue jobs (${kib(queueDay)} KiB per issue, ≈ ${fmt((queueDay * r.copies) / 2 ** 20, 1)} MiB for 10,000 finished within one day) leave after a day either way.`, '');
 }
 lines.push('## What limits the figures', '',

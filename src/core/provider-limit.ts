@@ -23,10 +23,14 @@ function zoneOffset(zone: string, at: number): number | undefined {
   }
 }
 
+/** A reset this recent is taken as now rather than the next day's: the provider's clock and ours differ, and its words lag. */
+const JUST_PASSED_MS = 10 * 60_000;
+
 /**
  * Reads the reset time of "You've hit your limit · resets 5pm (Europe/Berlin)" (also "3:30am",
- * "Jan 24, 5pm", "17:00"; UTC without a zone): the next such moment after `now`. Undefined
- * when the words cannot be read.
+ * "Jan 24, 5pm", "17:00"; UTC without a zone): the next such moment after `now`, in the
+ * zone's offset on that day (daylight saving time included); `now` for one that passed in
+ * the last few minutes. Undefined when the words cannot be read.
  */
 export function parseResetTime(text: string, now: number): number | undefined {
   const m = /(?:([A-Za-z]{3})[a-z]*\s+(\d{1,2}),?\s+(?:at\s+)?)?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\s*(?:\(([^)]+)\))?/i.exec(text);
@@ -41,11 +45,22 @@ export function parseResetTime(text: string, now: number): number | undefined {
   const offset = zoneOffset(zone, now);
   if (offset === undefined) return undefined;
   const local = new Date(now + offset); // the wall clock of the zone, read as UTC
+  /** The moment the zone's clocks show this day at hour:minute, with the offset of that moment. */
+  const at = (year: number, month: number, day: number): number => {
+    const guess = Date.UTC(year, month, day, hour, minute) - offset;
+    return Date.UTC(year, month, day, hour, minute) - (zoneOffset(zone, guess) ?? offset);
+  };
   const month = m[1] ? MONTHS.indexOf(m[1].toLowerCase()) : -1;
-  let year = local.getUTCFullYear();
-  let candidate = Date.UTC(year, month >= 0 ? month : local.getUTCMonth(), m[2] ? Number(m[2]) : local.getUTCDate(), hour, minute) - offset;
-  if (month >= 0 && candidate <= now) candidate = Date.UTC(++year, month, Number(m[2]), hour, minute) - offset;
-  while (candidate <= now) candidate += 86_400_000;
+  const year = local.getUTCFullYear();
+  if (month >= 0) {
+    const candidate = at(year, month, Number(m[2]));
+    if (candidate > now) return candidate;
+    return now - candidate <= JUST_PASSED_MS ? now : at(year + 1, month, Number(m[2]));
+  }
+  let day = local.getUTCDate();
+  let candidate = at(year, local.getUTCMonth(), day);
+  if (candidate <= now && now - candidate <= JUST_PASSED_MS) return now;
+  while (candidate <= now) candidate = at(year, local.getUTCMonth(), ++day); // Date.UTC rolls the month over
   return candidate;
 }
 

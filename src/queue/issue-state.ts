@@ -155,6 +155,14 @@ return redis.call('HINCRBY', KEYS[1], 'seq', 1)`;
 /** How long the marker of a retired issue lasts: longer than any job named by its command numbers (failed ones are kept 7 days). */
 const RETIRED_MARKER_SECONDS = 8 * 86_400;
 
+/** KEYS: a credential's provider wait. ARGV: when the provider answered. Removes a wait recorded before then. */
+const PROVIDER_ACCEPTED = `
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local since = tonumber(string.match(v, ':(%d+)$') or '0')
+if since < tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 /** KEYS: runs list, positions hash, issue hash. ARGV: the command's JSON, its seq. */
 const DONE = `
 redis.call('LREM', KEYS[1], 1, ARGV[1])
@@ -352,20 +360,29 @@ export class IssueState {
     return Number(await this.redis.eval(WAIT_SEQ, 2, this.key(issueKey, `wait:${seq}`), this.key(issueKey), 30 * 86_400, seq));
   }
 
-  /** Records that the model provider refuses `credential` until `until` (ms): every run using it waits. Keeps the later of two. */
+  /**
+   * Records that the model provider refuses `credential` until `until` (ms), and when it said
+   * so; a wait already recorded that lasts longer stays (a rate refusal never shortens a usage
+   * limit's). A run the provider answers since clears it (providerAccepted).
+   */
   async providerRefuses(credential: string, until: number): Promise<void> {
     const ms = until - Date.now();
     if (ms <= 0) return;
     const key = `${KEY_PREFIX}:provider-wait:${credential}`;
-    const known = Number((await this.redis.get(key)) ?? 0);
+    const known = Number(((await this.redis.get(key)) ?? '0').split(':')[0]);
     if (known >= until) return;
-    await this.redis.set(key, String(until), 'PX', ms);
+    await this.redis.set(key, `${until}:${Date.now()}`, 'PX', ms);
   }
 
   /** Until when the model provider refuses `credential` (ms), if it does now. */
   async providerRefusesUntil(credential: string): Promise<number | undefined> {
-    const until = Number((await this.redis.get(`${KEY_PREFIX}:provider-wait:${credential}`)) ?? 0);
+    const until = Number(((await this.redis.get(`${KEY_PREFIX}:provider-wait:${credential}`)) ?? '0').split(':')[0]);
     return until > Date.now() ? until : undefined;
+  }
+
+  /** The provider answered a run of `credential` at `at`: a refusal recorded before then no longer holds. */
+  async providerAccepted(credential: string, at: number): Promise<void> {
+    await this.redis.eval(PROVIDER_ACCEPTED, 1, `${KEY_PREFIX}:provider-wait:${credential}`, at);
   }
 
   /** Whether session `sessionId` was on a host an operator forgot: its container, if that host comes back, is stopped. */

@@ -368,7 +368,14 @@ export class RunWorker {
     if (command.seq <= (await this.options.state.get(command.issueKey)).stoppedSeq) return outcome;
     const waits = command.providerWait?.waits ?? [];
     const limit = providerLimit(outcome.agent?.result, Date.now(), limits.retryMs * 2 ** waits.length);
-    if (!limit) return outcome;
+    if (!limit) {
+      // The provider answered this credential: runs held back by an earlier refusal of it may go.
+      if (outcome.agent?.result && !outcome.agent.result.isError) {
+        const credential = await limits.credentialOf(command).catch(() => undefined);
+        if (credential) await this.options.state.providerAccepted(credential, outcome.terminal.at);
+      }
+      return outcome;
+    }
     const history = [...waits, { at: Date.now(), resetAt: limit.resetAt, kind: limit.kind }];
     if (waits.length >= limits.maxWaits) {
       const said = history.map((w) => `${new Date(w.at).toISOString().slice(0, 16).replace('T', ' ')} UTC (${w.kind === 'usage' ? 'usage limit' : 'rate limit'})`).join(', ');

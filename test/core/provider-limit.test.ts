@@ -41,3 +41,27 @@ describe('providerLimit', () => {
     expect(parseResetTime('42', now)).toBeUndefined();
   });
 });
+
+describe('parseResetTime across daylight saving time and a reset just passed', () => {
+  it('takes the zone\'s offset on the day of the reset, not today\'s (Berlin moves to summer time on 29 March 2026)', () => {
+    const evening = Date.parse('2026-03-28T20:00:00Z'); // 21:00 in Berlin, winter time
+    expect(new Date(parseResetTime('5pm (Europe/Berlin)', evening) as number).toISOString()).toBe('2026-03-29T15:00:00.000Z');
+    expect(new Date(parseResetTime('Mar 29, 5pm (Europe/Berlin)', evening) as number).toISOString()).toBe('2026-03-29T15:00:00.000Z');
+    // Back to winter time on 25 October 2026.
+    const autumn = Date.parse('2026-10-24T20:00:00Z');
+    expect(new Date(parseResetTime('9am (Europe/Berlin)', autumn) as number).toISOString()).toBe('2026-10-25T08:00:00.000Z');
+  });
+
+  it('a reset a few minutes ago is now, not tomorrow; one half an hour ago is tomorrow\'s', () => {
+    const justAfter = Date.parse('2026-06-10T15:04:00Z'); // 17:04 in Berlin
+    expect(parseResetTime('5pm (Europe/Berlin)', justAfter)).toBe(justAfter);
+    expect(parseResetTime('Jun 10, 5pm (Europe/Berlin)', justAfter)).toBe(justAfter);
+    const later = Date.parse('2026-06-10T15:30:00Z');
+    expect(new Date(parseResetTime('5pm (Europe/Berlin)', later) as number).toISOString()).toBe('2026-06-11T15:00:00.000Z');
+  });
+
+  it('rolls over the end of a month', () => {
+    const lastEvening = Date.parse('2026-04-30T22:00:00Z');
+    expect(new Date(parseResetTime('3:30am', lastEvening) as number).toISOString()).toBe('2026-05-01T03:30:00.000Z');
+  });
+});
