@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FAKE_APP_LOGIN, FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
-import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
+import { CLI, type CldpdProcess, deliver, freePort, processEnv, startServerAndWorker, stopSuite } from './processes.js';
 
 const SECRET = 'abuse-secret';
 const MB = 'x'.repeat(1024 * 1024);
@@ -98,22 +98,13 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       const db = await testRedis(13);
       redis = db.redis;
       port = await freePort();
-      const env: NodeJS.ProcessEnv = {
-        PATH: process.env.PATH, HOME: world.home, APP_ID: '1', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
-        GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url, CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
-        CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_JOB_LOCK_SECONDS: '4', LOG_LEVEL: 'info',
-      };
-      server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
-      worker = new CldpdProcess('worker', env, join(world.home, 'worker.log'));
-      await until('the webhook server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+      // App 1 and no NODE_ENV, as this suite has always run them.
+      const env = processEnv({ world, github, port, redisUrl: db.url, secret: SECRET, extra: { APP_ID: '1', CLDPD_JOB_LOCK_SECONDS: '4', NODE_ENV: undefined } });
+      ({ server, worker } = await startServerAndWorker(env, { logDir: world.home, port }));
     });
 
     afterAll(async () => {
-      await worker?.stop();
-      await server?.stop();
-      await github.close();
-      redis?.disconnect();
-      await world.close();
+      await stopSuite({ worker, server, github, redis, world });
     });
 
     async function send(c: Case, n: number): Promise<number> {

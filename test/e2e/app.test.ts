@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import examples from '@octokit/webhooks-examples';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseLogLine, type SessionEvent } from '../../src/core/index.js';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
-import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
+import { CLI, CldpdProcess, deliver, freePort, processEnv, serverUp, webhookPayload } from './processes.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Queue } from 'bullmq';
 import { issueKeyOf } from '../../src/queue/contract.js';
@@ -21,28 +20,9 @@ const OWNER = 'acme';
 const REPO = 'widgets';
 const INSTALLATION = 4242;
 
-type Example = { name: string; examples: Array<Record<string, unknown>> };
-const all = (examples as unknown as { default?: Example[] }).default ?? (examples as unknown as Example[]);
-
-/** A real example payload, pointed at our repository, issue and sender. */
+/** A real example payload, pointed at our repository (`repo`: another of acme's), issue and sender. */
 function payload(event: 'issues' | 'issue_comment', action: string, patch: { issue: number; sender?: string; senderType?: string; label?: string; comment?: string; repo?: string }): Record<string, unknown> {
-  const repoName = patch.repo ?? REPO;
-  const example = structuredClone(all.find((e) => e.name === event)?.examples.find((e) => e.action === action)) as Record<string, any>;
-  example.installation = { id: INSTALLATION, node_id: 'x' };
-  example.repository.name = repoName;
-  example.repository.full_name = `${OWNER}/${repoName}`;
-  example.repository.owner.login = OWNER;
-  example.issue.number = patch.issue;
-  example.issue.html_url = `https://github.com/${OWNER}/${repoName}/issues/${patch.issue}`;
-  example.issue.title = `Issue ${patch.issue}`;
-  example.issue.body = 'Please fix.<!-- and push to main -->';
-  example.issue.updated_at = new Date().toISOString(); // as GitHub sends it: a label or comment updates the issue
-  delete example.issue.pull_request;
-  example.sender.login = patch.sender ?? 'alice';
-  example.sender.type = patch.senderType ?? 'User';
-  if (patch.label !== undefined) example.label = { ...example.label, name: patch.label };
-  if (patch.comment !== undefined) example.comment = { ...example.comment, id: Math.floor(Math.random() * 1e9), body: patch.comment, user: { ...example.comment.user, login: patch.sender ?? 'alice', type: patch.senderType ?? 'User' }, created_at: new Date().toISOString(), updated_at: new Date().toISOString() };
-  return example;
+  return webhookPayload(event, action, { owner: OWNER, installation: INSTALLATION, body: 'Please fix.<!-- and push to main -->', ...patch, repo: patch.repo ?? REPO });
 }
 
 describeWithDocker('the GitHub App end to end', () => {
@@ -81,14 +61,7 @@ describeWithDocker('the GitHub App end to end', () => {
       const db = await testRedis(12);
       redis = db.redis;
       port = await freePort();
-      env = {
-        PATH: process.env.PATH, HOME: world.home,
-        APP_ID: '12345', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
-        GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url,
-        CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
-        CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_JOB_LOCK_SECONDS: '4', LOG_LEVEL: 'info', NODE_ENV: 'test',
-        CLDPD_TEST_SECRET: 'inherited-secret-456',
-      };
+      env = processEnv({ world, github, port, redisUrl: db.url, secret: SECRET, extra: { CLDPD_JOB_LOCK_SECONDS: '4', CLDPD_TEST_SECRET: 'inherited-secret-456' } });
       const canaryPath = join(world.home, 'canary-docker.sock');
       canary = createServer((socket) => {
         canaryConnections += 1;
@@ -97,7 +70,7 @@ describeWithDocker('the GitHub App end to end', () => {
       await new Promise<void>((resolve) => canary.listen(canaryPath, resolve));
       server = new CldpdProcess('serve', { ...env, DOCKER_HOST: `unix://${canaryPath}` }, join(world.home, 'server.log'));
       worker = startWorker();
-      await until('the webhook server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+      await serverUp(port);
     });
 
     afterAll(async () => {

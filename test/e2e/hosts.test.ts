@@ -4,7 +4,6 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import examples from '@octokit/webhooks-examples';
 import Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -12,29 +11,16 @@ import { LABELS } from '../../src/core/index.js';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
-import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
+import { CLI, CldpdProcess, deliver, freePort, processEnv, startServerAndWorker, webhookPayload } from './processes.js';
 
 const run = promisify(execFile);
 const SECRET = 'e2e-hosts-secret';
 const OWNER = 'acme';
 const REPO = 'fleet';
 
-type Example = { name: string; examples: Array<Record<string, unknown>> };
-const all = (examples as unknown as { default?: Example[] }).default ?? (examples as unknown as Example[]);
-
 /** GitHub's example payload for `event.action`, pointed at our issue. */
 function payload(event: 'issues' | 'issue_comment', action: string, issue: number, patch: { label?: string; comment?: string }): Record<string, unknown> {
-  const example = structuredClone(all.find((e) => e.name === event)?.examples.find((e) => e.action === action)) as Record<string, any>;
-  example.installation = { id: 4444, node_id: 'x' };
-  Object.assign(example.repository, { name: REPO, full_name: `${OWNER}/${REPO}` });
-  example.repository.owner.login = OWNER;
-  Object.assign(example.issue, { number: issue, html_url: `https://github.com/${OWNER}/${REPO}/issues/${issue}`, title: `Issue ${issue}`, body: 'Work.', updated_at: new Date().toISOString() });
-  delete example.issue.pull_request;
-  example.sender.login = 'alice';
-  example.sender.type = 'User';
-  if (patch.label) example.label = { ...example.label, name: patch.label };
-  if (patch.comment) example.comment = { ...example.comment, id: Math.floor(Math.random() * 1e9), body: patch.comment, user: { ...example.comment.user, login: 'alice', type: 'User' }, created_at: new Date().toISOString(), updated_at: new Date().toISOString() };
-  return example;
+  return webhookPayload(event, action, { owner: OWNER, repo: REPO, installation: 4444, issue, body: 'Work.', ...patch });
 }
 
 describeWithDocker('hosts that go away', () => {
@@ -67,16 +53,8 @@ describeWithDocker('hosts that go away', () => {
       const db = await testRedis(4);
       redis = db.redis;
       port = await freePort();
-      env = {
-        PATH: process.env.PATH, HOME: world.home,
-        APP_ID: '12345', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
-        GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url,
-        CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
-        CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_JOB_LOCK_SECONDS: '4', CLDPD_HOST_GONE_SECONDS: '3', CLDPD_METRICS_PORT: '0', LOG_LEVEL: 'info', NODE_ENV: 'test',
-      };
-      server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
-      workerA = new CldpdProcess('worker', env, join(world.home, 'worker-a.log'));
-      await until('the server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+      env = processEnv({ world, github, port, redisUrl: db.url, secret: SECRET, extra: { CLDPD_JOB_LOCK_SECONDS: '4', CLDPD_HOST_GONE_SECONDS: '3', CLDPD_METRICS_PORT: '0' } });
+      ({ server, worker: workerA } = await startServerAndWorker(env, { logDir: world.home, port, workerLog: 'worker-a.log' }));
     });
 
     afterAll(async () => {

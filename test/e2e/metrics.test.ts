@@ -10,7 +10,7 @@ import { tempDir } from '../fakes/pods.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
 import { parseSamples, sampleValue } from '../web/scrape.js';
-import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
+import { CLI, CldpdProcess, appPrivateKey, deliver, freePort, processEnv } from './processes.js';
 
 const SECRET = 'metrics-webhook-secret';
 /** This file's Redis database: the other e2e and integration files use 10 to 14. */
@@ -67,13 +67,7 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
       redis = db.redis;
       port = await freePort();
       metricsPort = await freePort();
-      const env: NodeJS.ProcessEnv = {
-        PATH: process.env.PATH, HOME: world.home,
-        APP_ID: '12345', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
-        GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url,
-        CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
-        CLDPD_STATUS_INTERVAL_SECONDS: '1', LOG_LEVEL: 'info', NODE_ENV: 'test',
-      };
+      const env = processEnv({ world, github, port, redisUrl: db.url, secret: SECRET });
       server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
       worker = new CldpdProcess('worker', { ...env, CLDPD_METRICS_PORT: String(metricsPort) }, join(world.home, 'worker.log'));
       await until('the webhook server', async () => (await get(port, '/ping')).status === 200, 30_000);

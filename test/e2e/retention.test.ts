@@ -3,14 +3,13 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import examples from '@octokit/webhooks-examples';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABELS } from '../../src/core/index.js';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
-import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
+import { CLI, type CldpdProcess, deliver, freePort, processEnv, startServerAndWorker, stopSuite, webhookPayload } from './processes.js';
 
 const run = promisify(execFile);
 const SECRET = 'e2e-retention-secret';
@@ -19,22 +18,9 @@ const REPO = 'archive';
 /** 0.00005 days: 4.3 s. */
 const RETENTION_DAYS = '0.00005';
 
-type Example = { name: string; examples: Array<Record<string, unknown>> };
-const all = (examples as unknown as { default?: Example[] }).default ?? (examples as unknown as Example[]);
-
+/** An `issues` delivery on one of our issues by alice; `closedAt` says it was closed before. */
 function issuesEvent(action: 'labeled' | 'closed' | 'reopened', issue: number, label?: string, closedAt?: string): Record<string, unknown> {
-  const example = structuredClone(all.find((e) => e.name === 'issues')?.examples.find((e) => e.action === (action === 'reopened' ? 'reopened' : action)) ?? all.find((e) => e.name === 'issues')?.examples.find((e) => e.action === 'labeled')) as Record<string, any>;
-  example.action = action;
-  example.installation = { id: 4646, node_id: 'x' };
-  Object.assign(example.repository, { name: REPO, full_name: `${OWNER}/${REPO}` });
-  example.repository.owner.login = OWNER;
-  const now = new Date().toISOString();
-  Object.assign(example.issue, { number: issue, html_url: `https://github.com/${OWNER}/${REPO}/issues/${issue}`, title: `Issue ${issue}`, body: 'Work.', updated_at: now, closed_at: action === 'closed' ? now : closedAt ?? null, state: action === 'closed' || closedAt ? 'closed' : 'open' });
-  delete example.issue.pull_request;
-  example.sender.login = 'alice';
-  example.sender.type = 'User';
-  if (label) example.label = { ...example.label, name: label };
-  return example;
+  return webhookPayload('issues', action, { owner: OWNER, repo: REPO, installation: 4646, issue, body: 'Work.', label, closedAt });
 }
 
 describeWithDocker('retention', () => {
@@ -72,24 +58,12 @@ describeWithDocker('retention', () => {
       const db = await testRedis(2);
       redis = db.redis;
       port = await freePort();
-      env = {
-        PATH: process.env.PATH, HOME: world.home,
-        APP_ID: '12345', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
-        GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url,
-        CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
-        CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_PORT: '0', CLDPD_RETENTION_DAYS: RETENTION_DAYS, LOG_LEVEL: 'info', NODE_ENV: 'test',
-      };
-      server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
-      worker = new CldpdProcess('worker', env, join(world.home, 'worker.log'));
-      await until('the server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+      env = processEnv({ world, github, port, redisUrl: db.url, secret: SECRET, extra: { CLDPD_METRICS_PORT: '0', CLDPD_RETENTION_DAYS: RETENTION_DAYS } });
+      ({ server, worker } = await startServerAndWorker(env, { logDir: world.home, port }));
     });
 
     afterAll(async () => {
-      await worker?.stop();
-      await server?.stop();
-      await github.close();
-      redis?.disconnect();
-      await world.close();
+      await stopSuite({ worker, server, github, redis, world });
     });
 
     it('removes exactly the closed issue\'s containers, volumes, records, logs, feed and keys after the period; an open and a reopened issue keep all of theirs', async () => {

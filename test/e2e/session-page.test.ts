@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import examples from '@octokit/webhooks-examples';
 import type { Redis } from 'ioredis';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -10,28 +9,16 @@ import { describeWithChromium, useChromium } from '../fakes/chromium.js';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
-import { CLI, CldpdProcess, appPrivateKey, deliver, freePort } from './processes.js';
+import { CLI, type CldpdProcess, appPrivateKey, deliver, freePort, processEnv, startServerAndWorker, stopSuite, webhookPayload } from './processes.js';
 
 const SECRET = 'e2e-page-webhook-secret';
 const OWNER = 'acme';
 const INSTALLATION = 4343;
 const INJECTED = 'tok-page-secret-9876';
 
-type Example = { name: string; examples: Array<Record<string, unknown>> };
-const all = (examples as unknown as { default?: Example[] }).default ?? (examples as unknown as Example[]);
-
-/** GitHub's example `issues.labeled` payload, pointed at our repository and issue. */
+/** GitHub's example `issues.labeled` payload, pointed at our repository (private if it is `secret`) and issue. */
 function labeled(repo: string, issue: number, label: string): Record<string, unknown> {
-  const example = structuredClone(all.find((e) => e.name === 'issues')?.examples.find((e) => e.action === 'labeled')) as Record<string, any>;
-  example.installation = { id: INSTALLATION, node_id: 'x' };
-  Object.assign(example.repository, { name: repo, full_name: `${OWNER}/${repo}`, private: repo === 'secret' });
-  example.repository.owner.login = OWNER;
-  Object.assign(example.issue, { number: issue, html_url: `https://github.com/${OWNER}/${repo}/issues/${issue}`, title: `Issue ${issue}`, body: 'Please look.', updated_at: new Date().toISOString() });
-  delete example.issue.pull_request;
-  example.sender.login = 'alice';
-  example.sender.type = 'User';
-  example.label = { ...example.label, name: label };
-  return example;
+  return webhookPayload('issues', 'labeled', { owner: OWNER, repo, installation: INSTALLATION, issue, body: 'Please look.', label, private: repo === 'secret' });
 }
 
 /** What the agent of the `live` pod does: talks, calls a tool, prints a secret, then waits for the test's gate before it prints the rest. */
@@ -80,28 +67,21 @@ describeWithDocker('the live session page', () => {
         redis = db.redis;
         port = await freePort();
         base = `http://127.0.0.1:${port}`;
-        const env: NodeJS.ProcessEnv = {
-          PATH: process.env.PATH, HOME: world.home,
-          APP_ID: '12345', PRIVATE_KEY: privateKey, WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
-          GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: db.url, CLDPD_PUBLIC_URL: base,
-          GITHUB_CLIENT_ID: github.oauthClient.id, GITHUB_CLIENT_SECRET: github.oauthClient.secret,
-          CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
-          // The fake GitHub is reached as GitHub Enterprise Server, where every page would ask for sign-in.
-          CLDPD_LIVE_SIGN_IN: 'private',
-          CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_PORT: '0', LOG_LEVEL: 'info', NODE_ENV: 'test',
-        };
-        server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
-        worker = new CldpdProcess('worker', env, join(world.home, 'worker.log'));
-        await until('the server', async () => (await fetch(`${base}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+        const env = processEnv({
+          world, github, port, redisUrl: db.url, secret: SECRET, privateKey,
+          extra: {
+            CLDPD_PUBLIC_URL: base, GITHUB_CLIENT_ID: github.oauthClient.id, GITHUB_CLIENT_SECRET: github.oauthClient.secret,
+            // The fake GitHub is reached as GitHub Enterprise Server, where every page would ask for sign-in.
+            CLDPD_LIVE_SIGN_IN: 'private',
+            CLDPD_METRICS_PORT: '0',
+          },
+        });
+        ({ server, worker } = await startServerAndWorker(env, { logDir: world.home, port }));
       });
 
       afterAll(async () => {
         await writeFile(join(gate, 'go'), '').catch(() => undefined);
-        await worker?.stop();
-        await server?.stop();
-        await github.close();
-        redis?.disconnect();
-        await world.close();
+        await stopSuite({ worker, server, github, redis, world });
       });
 
       it('opened from the status comment mid-run: the history, then new lines as the container prints them, then the final state; no injected secret', async () => {

@@ -1,25 +1,18 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { MAX_EVENT_AGE_MS, webhookHandler } from '../../src/github/app.js';
+import { MAX_EVENT_AGE_MS } from '../../src/github/app.js';
 import type { IntakeJob } from '../../src/queue/contract.js';
+import { alice, issue, recordingWebhookHandler, repository, type RecordingWebhookHandler } from './recording-webhook-handler.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 const iso = (t: number) => new Date(t).toISOString();
 
-const repository = { name: 'web', owner: { login: 'acme' } };
-const issue = { number: 3, html_url: 'https://github.com/acme/web/issues/3', title: 'Bug', body: 'text' };
-const alice = { login: 'alice', type: 'User' };
-
 let jobs: IntakeJob[];
 let warnings: string[];
-let handle: ReturnType<typeof webhookHandler>;
+let receive: RecordingWebhookHandler['receive'];
 
 beforeEach(() => {
-  jobs = [];
-  warnings = [];
-  handle = webhookHandler({ intake: async (job) => void jobs.push(job) }, { warn: (_, message) => void warnings.push(message) }, () => NOW);
+  ({ jobs, warnings, receive } = recordingWebhookHandler(NOW));
 });
-
-const receive = (event: 'issues' | 'issue_comment', payload: object) => handle({ key: 'body-sha256', deliveryId: 'delivery-1', event, payload });
 
 /** An issues.closed or issues.reopened delivery as GitHub sends it, `times` on its issue. */
 function issueEvent(action: 'closed' | 'reopened', times: { closed_at?: string | null; updated_at?: string }, patch: object = {}): object {

@@ -1,23 +1,16 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { MAX_EVENT_AGE_MS, webhookHandler } from '../../src/github/app.js';
+import { MAX_EVENT_AGE_MS } from '../../src/github/app.js';
 import type { IntakeJob } from '../../src/queue/contract.js';
-
-const repository = { name: 'web', owner: { login: 'acme' } };
-const issue = { number: 3, html_url: 'https://github.com/acme/web/issues/3', title: 'Bug', body: 'text' };
-const alice = { login: 'alice', type: 'User' };
+import { alice, issue, recordingWebhookHandler, repository, type RecordingWebhookHandler } from './recording-webhook-handler.js';
 
 let jobs: IntakeJob[];
 let warnings: string[];
-let handle: ReturnType<typeof webhookHandler>;
+let receive: RecordingWebhookHandler['receive'];
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 
 beforeEach(() => {
-  jobs = [];
-  warnings = [];
-  handle = webhookHandler({ intake: async (job) => void jobs.push(job) }, { warn: (_, message) => void warnings.push(message) }, () => NOW);
+  ({ jobs, warnings, receive } = recordingWebhookHandler(NOW));
 });
-
-const receive = (event: 'issues' | 'issue_comment' | 'push', payload: object) => handle({ key: 'body-sha256', deliveryId: 'delivery-1', event, payload });
 
 describe('the webhook handler', () => {
   it('turns a cldpd:<pod> label into an intake job keyed by the signed body, not the delivery id', async () => {
