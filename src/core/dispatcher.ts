@@ -490,6 +490,11 @@ export class Dispatcher {
     ])];
   }
 
+  /** When the session was made (its record's), if this host has its record. */
+  async createdAt(sessionId: string): Promise<number | undefined> {
+    return (await this.options.store.load(sessionId).catch(() => undefined))?.createdAt;
+  }
+
   /** When any of these sessions was last used (its record last changed); undefined when none has a record here. */
   async lastActive(sessionIds: readonly string[]): Promise<number | undefined> {
     let last: number | undefined;

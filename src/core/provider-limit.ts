@@ -45,23 +45,35 @@ export function parseResetTime(text: string, now: number): number | undefined {
   const offset = zoneOffset(zone, now);
   if (offset === undefined) return undefined;
   const local = new Date(now + offset); // the wall clock of the zone, read as UTC
-  /** The moment the zone's clocks show this day at hour:minute, with the offset of that moment. */
-  const at = (year: number, month: number, day: number): number => {
-    const guess = Date.UTC(year, month, day, hour, minute) - offset;
-    return Date.UTC(year, month, day, hour, minute) - (zoneOffset(zone, guess) ?? offset);
+  /**
+   * The moments the zone's clocks show this day at hour:minute, each with the offset of that
+   * moment: two on the night the clocks go back, one (after the jump) on the night they go
+   * forward past it.
+   */
+  const moments = (year: number, month: number, day: number): number[] => {
+    const wall = Date.UTC(year, month, day, hour, minute);
+    const offsets = [...new Set([zoneOffset(zone, wall - 43_200_000), zoneOffset(zone, wall + 43_200_000)].filter((o): o is number => o !== undefined))];
+    const found = offsets.map((o) => wall - o).filter((t) => zoneOffset(zone, t) === wall - t).sort((x, y) => x - y);
+    return found.length > 0 ? found : [wall - (offsets[0] ?? offset)];
   };
+  /** The first such moment after now on this day, or the last one before it. */
+  const pick = (times: number[]): { next?: number; last?: number } => ({ next: times.find((t) => t > now), last: times.filter((t) => t <= now).at(-1) });
   const month = m[1] ? MONTHS.indexOf(m[1].toLowerCase()) : -1;
   const year = local.getUTCFullYear();
   if (month >= 0) {
-    const candidate = at(year, month, Number(m[2]));
-    if (candidate > now) return candidate;
-    return now - candidate <= JUST_PASSED_MS ? now : at(year + 1, month, Number(m[2]));
+    const { next, last } = pick(moments(year, month, Number(m[2])));
+    if (next !== undefined) return next;
+    if (last !== undefined && now - last <= JUST_PASSED_MS) return now;
+    return moments(year + 1, month, Number(m[2]))[0];
   }
   let day = local.getUTCDate();
-  let candidate = at(year, local.getUTCMonth(), day);
-  if (candidate <= now && now - candidate <= JUST_PASSED_MS) return now;
-  while (candidate <= now) candidate = at(year, local.getUTCMonth(), ++day); // Date.UTC rolls the month over
-  return candidate;
+  const today = pick(moments(year, local.getUTCMonth(), day));
+  if (today.next !== undefined) return today.next;
+  if (today.last !== undefined && now - today.last <= JUST_PASSED_MS) return now;
+  for (;;) {
+    const { next } = pick(moments(year, local.getUTCMonth(), ++day)); // Date.UTC rolls the month over
+    if (next !== undefined) return next;
+  }
 }
 
 /**
@@ -74,9 +86,11 @@ export function providerLimit(result: Extract<AgentEvent, { kind: 'result' }> | 
   if (!result?.isError) return undefined;
   const said = [result.text ?? '', ...(result.errors ?? [])].join('\n').trim();
   const stamped = /Claude AI usage limit reached\|(\d{9,11})/.exec(said);
-  if (stamped) return { kind: 'usage', resetAt: Math.max(now, Number(stamped[1]) * 1000), said };
+  // A reset that has passed (clocks differ) is retried after the rate refusal's delay, never at once.
+  const ahead = (at: number) => (at > now ? at : now + retryMs);
+  if (stamped) return { kind: 'usage', resetAt: ahead(Number(stamped[1]) * 1000), said };
   const worded = /(?:you(?:'|’)ve|you have) (?:hit|reached) your (?:[\w-]+ )?limit\b[^\n]*?\bresets?\s+([^\n·]+)/i.exec(said) ?? /usage limit reached[^\n]*?\bresets?\s+([^\n·]+)/i.exec(said);
-  if (worded) return { kind: 'usage', resetAt: parseResetTime(worded[1] ?? '', now) ?? now + 3_600_000, said };
+  if (worded) return { kind: 'usage', resetAt: ahead(parseResetTime(worded[1] ?? '', now) ?? now + 3_600_000), said };
   if (/API Error:\s*(?:[A-Za-z ]*\()?(?:429|529)\b|API Error: Rate limit reached|"type":\s*"(?:rate_limit_error|overloaded_error)"/.test(said)) return { kind: 'rate', resetAt: now + retryMs, said };
   return undefined;
 }

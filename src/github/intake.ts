@@ -368,8 +368,13 @@ export class Intake {
   private async closedRetention(job: IntakeJob, key: string, result: string): Promise<string> {
     const { state, producer, retentionMs } = this.options;
     const closedAt = job.issue.closedAt;
-    if (closedAt === undefined || retentionMs === undefined || !(await state.closed(key, closedAt))) return result;
-    await producer.retire(retireJob(job, key, closedAt, retentionMs), (await state.get(key)).hostId, closedAt + retentionMs);
+    if (closedAt === undefined || retentionMs === undefined) return result;
+    // Only when a run was queued: a refused or invalid request leaves nothing to remove.
+    const issue = await state.get(key);
+    if (issue.running === 0 && (await state.pending(key)) === 0) return result;
+    if (!(await state.closed(key, closedAt))) return result;
+    // Its own job: the close's may be running or kept under the close's id.
+    await producer.retire(retireJob(job, key, closedAt, retentionMs), issue.hostId, closedAt + retentionMs, `run-${job.deliveryId.slice(0, 16)}`);
     return result;
   }
 
@@ -382,7 +387,7 @@ export class Intake {
     const { state, producer, retentionMs } = this.options;
     const key = await state.keyFor(job.issue);
     const issue = await state.get(key);
-    if (!issue.sessionId && issue.seq === 0) return `${trigger.kind}: not an issue cldpd worked on`;
+    if (!issue.sessionId && issue.seq === 0 && issue.closedAt === undefined) return `${trigger.kind}: not an issue cldpd worked on`;
     if (trigger.kind === 'reopened') {
       await state.reopened(key, trigger.at);
       return 'reopened: nothing is removed';

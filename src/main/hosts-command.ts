@@ -126,7 +126,8 @@ async function forget(config: Config, state: IssueState, redis: Redis, hostId: s
       // The removals of closed issues scheduled on the host still have keys and feeds to remove: any worker takes them.
       const control = new Queue(controlQueue(hostId), { connection: redis });
       try {
-        for (const job of await control.getJobs(['delayed', 'waiting', 'prioritized'])) {
+        // An active one too: its worker is gone with the host.
+        for (const job of await control.getJobs(['delayed', 'waiting', 'prioritized', 'active', 'failed'])) {
           if (job?.name === 'retire') await producer.retire(job.data as RetireJob, undefined, job.timestamp + (job.opts.delay ?? 0));
         }
       } finally {

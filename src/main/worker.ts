@@ -85,13 +85,16 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const reporters = allReporters(reporter, feed, usage, ...(metrics ? [new RunMetrics(metrics)] : []));
   const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher,
     feed: feedStore(redis, config),
-    issueClosed: async (issue) => {
+    issueOnGitHub: async (issue) => {
       try {
         const { data } = await (await octokitFor(issue.installationId)).request('GET /repos/{owner}/{repo}/issues/{issue_number}', { owner: issue.owner, repo: issue.repo, issue_number: issue.number });
-        return (data as { state?: string }).state !== 'open';
+        const { state: now, closed_at: closedAt } = data as { state?: string; closed_at?: string | null };
+        if (now === 'open') return { state: 'open' };
+        const at = Date.parse(closedAt ?? '');
+        return { state: 'closed', closedAt: Number.isFinite(at) ? at : undefined };
       } catch (err) {
-        // Deleted, or moved where this installation cannot see it: nobody can reopen it here.
-        if ([404, 410].includes((err as { status?: number }).status ?? 0)) return true;
+        // Deleted, or out of the installation's reach: whether it is open cannot be told.
+        if ([404, 410].includes((err as { status?: number }).status ?? 0)) return { state: 'unknown' };
         throw err;
       }
     },

@@ -27,6 +27,15 @@ export interface IssueRecord {
   readonly forgotten: { readonly hostId: string; readonly sessionId: string | undefined; readonly at: number } | undefined;
 }
 
+/** The marker a retired issue leaves: see IssueState.retire. */
+export interface RetiredIssue {
+  readonly seq: number;
+  readonly closedAt: number;
+  /** When the keys went. */
+  readonly at: number;
+  readonly sessionId?: string;
+}
+
 /** A worker host as Redis knows it. */
 export interface HostRecord {
   readonly hostId: string;
@@ -128,9 +137,11 @@ return 1`;
 
 /**
  * KEYS: issue hash, runs list, the retired marker, then the issue's other keys. ARGV: the
- * closedAt and seq the removal was decided on, the marker's ttl seconds. Removes the issue's
- * keys only while it is still closed since then, with no command added, queued or running;
- * leaves the marker, so its next command numbers follow the old ones. -1 when it kept them.
+ * closedAt and seq the removal was decided on, the marker's ttl seconds, the marker's JSON.
+ * Removes the issue's keys only while it is still closed since then, with no command added,
+ * queued or running; leaves the marker (its last command number, the close and the session
+ * it retired), so its next command numbers follow the old ones and an interrupted removal
+ * finishes. -1 when it kept them.
  */
 const RETIRE = `
 if redis.call('HGET', KEYS[1], 'closedAt') ~= ARGV[1] then return -1 end
@@ -141,13 +152,14 @@ local removed = 0
 for i = 1, #KEYS do
   if i ~= 3 then removed = removed + redis.call('DEL', KEYS[i]) end
 end
-if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], ARGV[2], 'EX', tonumber(ARGV[3])) end
+redis.call('SET', KEYS[3], ARGV[4], 'EX', tonumber(ARGV[3]))
 return removed`;
 
 /** KEYS: issue hash, retired marker. The next command number; after a retirement, one past the issue's last. */
 const NEXT_SEQ = `
 if redis.call('HEXISTS', KEYS[1], 'seq') == 0 then
-  local retired = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local marker = redis.call('GET', KEYS[2])
+  local retired = marker and tonumber(cjson.decode(marker).seq) or 0
   if retired > 0 then redis.call('HSET', KEYS[1], 'seq', retired) end
 end
 return redis.call('HINCRBY', KEYS[1], 'seq', 1)`;
@@ -155,13 +167,28 @@ return redis.call('HINCRBY', KEYS[1], 'seq', 1)`;
 /** How long the marker of a retired issue lasts: longer than any job named by its command numbers (failed ones are kept 7 days). */
 const RETIRED_MARKER_SECONDS = 8 * 86_400;
 
-/** KEYS: a credential's provider wait. ARGV: when the provider answered. Removes a wait recorded before then. */
+/**
+ * KEYS: a credential's provider wait, the issues parked on it. ARGV: when the answered run
+ * began. Removes a wait last recorded before then, and hands out the parked issues.
+ */
 const PROVIDER_ACCEPTED = `
 local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local since = tonumber(string.match(v, ':(%d+)$') or '0')
-if since < tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
-return 0`;
+if v then
+  local since = tonumber(string.match(v, ':(%d+)$') or '0')
+  if since >= tonumber(ARGV[1]) then return {} end
+  redis.call('DEL', KEYS[1])
+end
+local parked = redis.call('SMEMBERS', KEYS[2])
+redis.call('DEL', KEYS[2])
+return parked`;
+
+/** KEYS: a credential's provider wait. ARGV: until when it refuses, now. Keeps the later end, and notes when it was last said. */
+const PROVIDER_REFUSES = `
+local v = redis.call('GET', KEYS[1])
+local known = v and tonumber(string.match(v, '^(%d+)')) or 0
+local untilAt = math.max(known, tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], string.format('%d:%d', untilAt, tonumber(ARGV[2])), 'PX', untilAt - tonumber(ARGV[2]))
+return untilAt`;
 
 /** KEYS: runs list, positions hash, issue hash. ARGV: the command's JSON, its seq. */
 const DONE = `
@@ -269,12 +296,23 @@ export class IssueState {
    * still as the removal was decided on (`closedAt`, `seq`) with nothing queued or running.
    * Says how many keys went; undefined when it kept them (a command came meanwhile).
    */
-  async retire(issueKey: string, expect: { readonly closedAt: number; readonly seq: number }): Promise<number | undefined> {
+  async retire(issueKey: string, expect: { readonly closedAt: number; readonly seq: number; readonly sessionId: string | undefined }): Promise<number | undefined> {
     const base = this.key(issueKey);
     const runs = this.key(issueKey, 'runs');
     const others = (await this.keysOf(issueKey)).filter((k) => k !== base && k !== runs);
-    const removed = Number(await this.redis.eval(RETIRE, 3 + others.length, base, runs, this.retiredKey(issueKey), ...others, String(expect.closedAt), expect.seq, RETIRED_MARKER_SECONDS));
+    const marker: RetiredIssue = { seq: expect.seq, closedAt: expect.closedAt, at: Date.now(), ...(expect.sessionId ? { sessionId: expect.sessionId } : {}) };
+    const removed = Number(await this.redis.eval(RETIRE, 3 + others.length, base, runs, this.retiredKey(issueKey), ...others, String(expect.closedAt), expect.seq, RETIRED_MARKER_SECONDS, JSON.stringify(marker)));
     return removed < 0 ? undefined : removed;
+  }
+
+  /** What a retirement of the issue left (for 8 days): its last command number, the close it was for and its session. */
+  async retired(issueKey: string): Promise<RetiredIssue | undefined> {
+    const raw = await this.redis.get(this.retiredKey(issueKey));
+    try {
+      return raw ? (JSON.parse(raw) as RetiredIssue) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Clears the note that the issue's session was on a forgotten host (a new session has begun). */
@@ -366,12 +404,14 @@ export class IssueState {
    * limit's). A run the provider answers since clears it (providerAccepted).
    */
   async providerRefuses(credential: string, until: number): Promise<void> {
-    const ms = until - Date.now();
-    if (ms <= 0) return;
-    const key = `${KEY_PREFIX}:provider-wait:${credential}`;
-    const known = Number(((await this.redis.get(key)) ?? '0').split(':')[0]);
-    if (known >= until) return;
-    await this.redis.set(key, `${until}:${Date.now()}`, 'PX', ms);
+    if (until <= Date.now()) return;
+    await this.redis.eval(PROVIDER_REFUSES, 1, `${KEY_PREFIX}:provider-wait:${credential}`, Math.round(until), Date.now());
+  }
+
+  /** Notes that `issueKey`'s run waits for `credential`'s refusal to end (until `until`), so an answer of the provider wakes it. */
+  async parkForProvider(credential: string, issueKey: string, until: number): Promise<void> {
+    const key = `${KEY_PREFIX}:provider-parked:${credential}`;
+    await this.redis.multi().sadd(key, issueKey).pexpireat(key, Math.round(until) + 3600_000).exec();
   }
 
   /** Until when the model provider refuses `credential` (ms), if it does now. */
@@ -380,9 +420,12 @@ export class IssueState {
     return until > Date.now() ? until : undefined;
   }
 
-  /** The provider answered a run of `credential` at `at`: a refusal recorded before then no longer holds. */
-  async providerAccepted(credential: string, at: number): Promise<void> {
-    await this.redis.eval(PROVIDER_ACCEPTED, 1, `${KEY_PREFIX}:provider-wait:${credential}`, at);
+  /**
+   * The provider answered a run of `credential` that began at `at`: a refusal recorded before
+   * then no longer holds. Returns the issues whose runs were held back by it, to wake now.
+   */
+  async providerAccepted(credential: string, at: number): Promise<string[]> {
+    return (await this.redis.eval(PROVIDER_ACCEPTED, 2, `${KEY_PREFIX}:provider-wait:${credential}`, `${KEY_PREFIX}:provider-parked:${credential}`, at)) as string[];
   }
 
   /** Whether session `sessionId` was on a host an operator forgot: its container, if that host comes back, is stopped. */

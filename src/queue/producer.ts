@@ -76,10 +76,13 @@ export class Producer {
     });
   }
 
-  /** Queues the removal of a closed issue's sessions for `dueAt`: on its host, or any worker's when it has none. Once per close and time. */
-  async retire(job: RetireJob, hostId: string | undefined, dueAt: number): Promise<void> {
+  /**
+   * Queues the removal of a closed issue's sessions for `dueAt`: on its host, or any worker's
+   * when it has none. Once per close, time and `tag` (what asked for it, when that is not the close).
+   */
+  async retire(job: RetireJob, hostId: string | undefined, dueAt: number, tag = ''): Promise<void> {
     await this.queue(hostId ? controlQueue(hostId) : RUN_QUEUE).add('retire', job, {
-      jobId: jobId('retire', job.issueKey, job.closedAt, Math.round(dueAt)), delay: Math.max(0, dueAt - Date.now()), attempts: 5, backoff: { type: 'exponential', delay: 60_000 }, ...KEEP,
+      jobId: jobId('retire', job.issueKey, job.closedAt, Math.round(dueAt), tag), delay: Math.max(0, dueAt - Date.now()), attempts: 5, backoff: { type: 'exponential', delay: 60_000 }, ...KEEP,
     });
   }
 

@@ -9,11 +9,12 @@ export interface RetireDeps {
   readonly hostId: string;
   readonly feed?: { remove(sessionIds: readonly string[]): Promise<void> } | undefined;
   /**
-   * Asks GitHub whether the issue is still closed, right before anything is removed: a
-   * reopen whose delivery never arrived must not cost the issue its sessions. Undefined when
-   * it cannot ask (a terminal's gc); a rejection keeps everything for now.
+   * Asks GitHub about the issue right before anything is removed: a reopen whose delivery
+   * never arrived must not cost it its sessions. `closed` with when it was closed last;
+   * `open`; `unknown` when GitHub does not show it (deleted, or out of the app's reach).
+   * Undefined when it cannot ask (a terminal's gc); a rejection keeps everything for now.
    */
-  readonly stillClosed?: (() => Promise<boolean>) | undefined;
+  readonly onGitHub?: (() => Promise<{ readonly state: 'open' | 'unknown' } | { readonly state: 'closed'; readonly closedAt: number | undefined }>) | undefined;
 }
 
 /** Which close a retirement is for. */
@@ -25,35 +26,51 @@ export type RetireWhen =
 
 /** What {@link retireIssue} did, or why it did nothing. */
 export type Retirement =
-  /** `later`: look again (a run going, a session running); `at`: not before then (a session was used after the close). */
-  | { readonly kind: 'kept'; readonly reason: string; readonly later: boolean; readonly at?: number }
+  /** `later`: look again (a run going, a session running); `at`: not before then (used, or closed again, after the close). */
+  | { readonly kind: 'kept'; readonly reason: string; readonly later: boolean; readonly at?: number; /** The close a later look is for, when it is another. */ readonly closedAt?: number }
   /** The issue's record says another host owns it: its own sessions are that host's to remove. */
   | { readonly kind: 'elsewhere'; readonly hostId: string; readonly removed: readonly RemovedSession[] }
   | { readonly kind: 'removed'; readonly removed: readonly RemovedSession[]; readonly feeds: readonly string[]; readonly keys: number };
 
-/** How long the issue's lock is held while its sessions are removed, renewed meanwhile. */
+/** How long the issue's lock is held while it is retired, renewed meanwhile. */
 const LOCK_MS = 60_000;
 
 /**
- * Removes a closed issue's sessions for good: their containers, volumes, records and logs on
- * this host, their live feeds, and the issue's own keys in Redis. Nothing is removed while
- * the issue is open (or was reopened, or closed again after `when`), while a session of it
- * was used since (the period then runs from that use), while it has a run queued or running
- * (`later`: look again), or while one of its sessions here still runs. The issue's drain
- * lock is held throughout, so no run of it starts meanwhile, and its keys go in one step
- * that checks nothing was asked of it since. When another host owns the issue, only this
- * host's sessions of it go (`elsewhere`). `dryRun` says what would go and changes nothing.
+ * Removes a closed issue's sessions for good: the issue's own keys in Redis and its live
+ * feeds first, then its sessions' containers, volumes, records and logs on this host.
+ *
+ * Nothing is removed while the issue is open (or was reopened, or closed again after
+ * `when`), while a session of it was used since the close (the period then runs from that
+ * use), while it has a run queued or running (`later`: look again), or while GitHub says it
+ * is open. The issue's drain lock is held throughout, and its keys go in one step that checks
+ * nothing was asked of it since: from then on a new label starts a new session, and no
+ * command can reach the sessions being removed. Their removal is idempotent: one that did not
+ * finish (a container still running, Docker away) finishes when looked at again, from the
+ * marker the keys' removal left. When another host owns the issue, only this host's
+ * sessions of it go (`elsewhere`). `dryRun` says what would go and changes nothing.
  */
 export async function retireIssue(deps: RetireDeps, issueKey: string, issueUrl: string, when: RetireWhen, options: { dryRun?: boolean } = {}): Promise<Retirement> {
-  const { state, dispatcher, hostId, feed } = deps;
+  const { state, dispatcher, hostId } = deps;
   const first = await state.get(issueKey);
   if (first.closedAt === undefined) {
+    // Its keys may be gone already, by a removal that did not finish with the sessions.
+    const retired = await state.retired(issueKey);
+    if (retired && 'closedAt' in when && retired.closedAt === when.closedAt && first.seq <= retired.seq) {
+      // Only what was there at the retirement: a session started since is a new one's.
+      const candidates = [...new Set([...(await dispatcher.sessionsOfIssue(issueUrl)), ...(retired.sessionId ? [retired.sessionId] : [])])];
+      const old: string[] = [];
+      for (const id of candidates) if (((await dispatcher.createdAt(id)) ?? 0) <= retired.at) old.push(id);
+      return removeSessions(deps, old, 0, options);
+    }
     const known = first.sessionId !== undefined || first.hostId !== undefined || first.seq > 0;
     return { kind: 'kept', reason: known ? 'its issue is open' : 'Redis has no record of its issue, so whether it is closed is unknown', later: false };
   }
   const token = `retire:${hostId}:${randomBytes(4).toString('hex')}`;
   if (!options.dryRun && !(await state.lock(issueKey, token, LOCK_MS))) return { kind: 'kept', reason: 'its issue has a run going', later: true };
-  const renew = options.dryRun ? undefined : setInterval(() => void state.renew(issueKey, token, LOCK_MS).catch(() => undefined), LOCK_MS / 3);
+  let lost = false;
+  const renew = options.dryRun ? undefined : setInterval(() => {
+    state.renew(issueKey, token, LOCK_MS).then((ok) => (lost ||= !ok), () => undefined);
+  }, LOCK_MS / 3);
   try {
     const issue = await state.get(issueKey);
     const closedAt = issue.closedAt;
@@ -72,21 +89,46 @@ export async function retireIssue(deps: RetireDeps, issueKey: string, issueUrl: 
     if ('closedBefore' in when && lastUsed !== undefined && lastUsed > when.closedBefore) {
       return { kind: 'kept', reason: `a session of it was used after the cut-off, at ${new Date(lastUsed).toISOString()}`, later: false };
     }
-    if (!options.dryRun && deps.stillClosed && !(await deps.stillClosed())) {
+    if (issue.hostId && issue.hostId !== hostId) {
+      const { removed, kept } = await dispatcher.removeSessions(sessions, options);
+      if (kept.length > 0) return { kind: 'kept', reason: kept.map((k) => `${k.sessionId}: ${k.reason}`).join('; '), later: true };
+      return { kind: 'elsewhere', hostId: issue.hostId, removed };
+    }
+    if (options.dryRun) {
+      const { removed } = await dispatcher.removeSessions(sessions, options);
+      return { kind: 'removed', removed, feeds: feedsOf(sessions, issue.sessionId), keys: (await state.keysOf(issueKey)).length };
+    }
+    const github = await deps.onGitHub?.();
+    if (github?.state === 'open') {
       await state.reopened(issueKey, Date.now());
       return { kind: 'kept', reason: 'GitHub says its issue is open again', later: false };
     }
-    const { removed, kept } = await dispatcher.removeSessions(sessions, options);
-    if (kept.length > 0) return { kind: 'kept', reason: kept.map((k) => `${k.sessionId}: ${k.reason}`).join('; '), later: true };
-    if (issue.hostId && issue.hostId !== hostId) return { kind: 'elsewhere', hostId: issue.hostId, removed };
-    const feeds = [...new Set([...sessions, ...(issue.sessionId ? [issue.sessionId] : [])])];
-    if (options.dryRun) return { kind: 'removed', removed, feeds, keys: (await state.keysOf(issueKey)).length };
-    const keys = await state.retire(issueKey, { closedAt, seq: issue.seq });
-    if (keys === undefined) return { kind: 'kept', reason: 'its issue was asked for a run meanwhile', later: false };
-    await feed?.remove(feeds);
-    return { kind: 'removed', removed, feeds, keys };
+    if (github?.state === 'unknown') return { kind: 'kept', reason: 'GitHub does not show its issue (deleted, or out of the app\'s reach): "cldpd gc" removes it', later: false };
+    if (github?.state === 'closed' && github.closedAt !== undefined && 'retentionMs' in when && github.closedAt > closedAt + 1000) {
+      // Reopened and closed again, both unheard of: the period runs from that close.
+      await state.closed(issueKey, github.closedAt);
+      return { kind: 'kept', reason: `GitHub says its issue was closed again at ${new Date(github.closedAt).toISOString()}`, later: false, at: github.closedAt + when.retentionMs, closedAt: github.closedAt };
+    }
+    if (lost) return { kind: 'kept', reason: 'its issue\'s lock was lost', later: true };
+    const keys = await state.retire(issueKey, { closedAt, seq: issue.seq, sessionId: issue.sessionId });
+    if (keys === undefined) return { kind: 'kept', reason: 'its issue was asked for a run meanwhile', later: true };
+    const feeds = feedsOf(sessions, issue.sessionId);
+    await deps.feed?.remove(feeds);
+    const outcome = await removeSessions(deps, sessions, keys, options);
+    return outcome.kind === 'removed' ? { ...outcome, feeds } : outcome;
   } finally {
     if (renew) clearInterval(renew);
     if (!options.dryRun) await state.release(issueKey, token).catch(() => undefined);
   }
+}
+
+function feedsOf(sessions: readonly string[], current: string | undefined): string[] {
+  return [...new Set([...sessions, ...(current ? [current] : [])])];
+}
+
+/** The sessions' part of a retirement, once the issue's keys are gone: kept for later while one still runs. */
+async function removeSessions(deps: RetireDeps, sessions: readonly string[], keys: number, options: { dryRun?: boolean }): Promise<Retirement> {
+  const { removed, kept } = await deps.dispatcher.removeSessions(sessions, options);
+  if (kept.length > 0) return { kind: 'kept', reason: `its keys are removed; ${kept.map((k) => `${k.sessionId}: ${k.reason}`).join('; ')}`, later: true };
+  return { kind: 'removed', removed, feeds: [], keys };
 }

@@ -6,7 +6,7 @@ import type { ControlJob, IssueRef, Reporter, RetireJob, RunCommand, RunOutcome,
 import type { IssueState } from './issue-state.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 import type { DrainJob, Producer } from './producer.js';
-import { retireIssue, type Retirement } from './retire.js';
+import { retireIssue, type RetireDeps, type Retirement } from './retire.js';
 import { positionUpdates, type PositionReporter } from './queue-position.js';
 
 /** What a run worker needs; the composition root builds the real ones. */
@@ -34,8 +34,8 @@ export interface RunWorkerOptions {
   readonly reconcileMs?: number;
   /** How long this host counts as alive after its last heartbeat; default HOST_GONE_MS (10 minutes). Heartbeats come every 30 s, or a third of this. */
   readonly hostGoneMs?: number;
-  /** Whether GitHub says the issue is still closed (or gone), asked before a retirement removes anything; not asked when absent. */
-  readonly issueClosed?: (issue: IssueRef) => Promise<boolean>;
+  /** What GitHub says of the issue (open, closed and since when, or not shown), asked before a retirement removes anything; not asked when absent. */
+  readonly issueOnGitHub?: (issue: IssueRef) => Promise<NonNullable<Awaited<ReturnType<NonNullable<RetireDeps['onGitHub']>>>>>;
   /** The live feeds of sessions, removed with a closed issue's sessions; none when absent. */
   readonly feed?: { remove(sessionIds: readonly string[]): Promise<void> };
   /** Mints tokens for a command's repository, for pods that ask for `github` permissions, and finds what the run pushed; none when absent. */
@@ -349,8 +349,11 @@ export class RunWorker {
     // A run already going (picked up again after a restart) is followed first, never parked.
     if (!limits || (await this.options.state.get(command.issueKey)).running === command.seq) return undefined;
     const credential = await limits.credentialOf(command).catch(() => undefined);
-    const until = Math.max(command.providerWait?.notBefore ?? 0, (credential ? await this.options.state.providerRefusesUntil(credential) : undefined) ?? 0);
+    const refused = credential ? await this.options.state.providerRefusesUntil(credential) : undefined;
+    const until = Math.max(command.providerWait?.notBefore ?? 0, refused ?? 0);
     if (until <= Date.now()) return undefined;
+    // Held back by the credential's refusal (not only its own reset): an answer of the provider to another run wakes it.
+    if (credential && refused !== undefined && refused >= (command.providerWait?.notBefore ?? 0)) await this.options.state.parkForProvider(credential, command.issueKey, until);
     void this.options.positions?.waiting?.(command, until);
     return until;
   }
@@ -372,7 +375,9 @@ export class RunWorker {
       // The provider answered this credential: runs held back by an earlier refusal of it may go.
       if (outcome.agent?.result && !outcome.agent.result.isError) {
         const credential = await limits.credentialOf(command).catch(() => undefined);
-        if (credential) await this.options.state.providerAccepted(credential, outcome.terminal.at);
+        // A refusal recorded after this run began may have come after its last answer: only an earlier one is cleared.
+        const woken = credential ? await this.options.state.providerAccepted(credential, outcome.terminal.at - outcome.terminal.durationMs) : [];
+        for (const issueKey of woken) await this.options.producer.drain(issueKey, (await this.options.state.get(issueKey)).hostId, `wake-${Date.now()}`).catch(() => undefined);
       }
       return outcome;
     }
@@ -463,12 +468,12 @@ export class RunWorker {
    * host that owns the issue once this host's sessions of it are gone.
    */
   private async retire(job: RetireJob): Promise<string> {
-    const { state, dispatcher, hostId, logger, producer, feed, issueClosed } = this.options;
+    const { state, dispatcher, hostId, logger, producer, feed, issueOnGitHub } = this.options;
     const issue = job.issue;
-    const stillClosed = issueClosed && issue ? () => issueClosed(issue) : undefined;
+    const onGitHub = issueOnGitHub && issue ? () => issueOnGitHub(issue) : undefined;
     let outcome: Retirement;
     try {
-      outcome = await retireIssue({ state, dispatcher, hostId, feed, stillClosed }, job.issueKey, job.issueUrl, { closedAt: job.closedAt, retentionMs: job.retentionMs ?? 0 });
+      outcome = await retireIssue({ state, dispatcher, hostId, feed, onGitHub }, job.issueKey, job.issueUrl, { closedAt: job.closedAt, retentionMs: job.retentionMs ?? 0 });
     } catch (err) {
       // Docker, Redis or GitHub did not answer: looked at again later, as a run going would be.
       logger.warn({ err: messageOf(err), issue: job.issueKey }, 'could not remove a closed issue\'s sessions; trying again in an hour');
@@ -479,7 +484,7 @@ export class RunWorker {
       case 'kept': {
         const owner = (await state.get(job.issueKey)).hostId;
         if (outcome.at !== undefined) {
-          await producer.retire(job, owner, outcome.at);
+          await producer.retire({ ...job, closedAt: outcome.closedAt ?? job.closedAt }, owner, outcome.at);
           return `kept until ${new Date(outcome.at).toISOString()}: ${outcome.reason}`;
         }
         if (!outcome.later) return `kept: ${outcome.reason}`;

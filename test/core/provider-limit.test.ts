@@ -65,3 +65,33 @@ describe('parseResetTime across daylight saving time and a reset just passed', (
     expect(new Date(parseResetTime('3:30am', lastEvening) as number).toISOString()).toBe('2026-05-01T03:30:00.000Z');
   });
 });
+
+describe('parseResetTime on the nights the clocks change', () => {
+  it('a doubled hour (clocks go back): the first 2:30 still to come, then the second', () => {
+    // Berlin, 25 October 2026: 02:00–03:00 happens twice, first in summer time (00:00–01:00 UTC), then in winter time (01:00–02:00 UTC).
+    const between = Date.parse('2026-10-25T00:45:00Z'); // 02:45 summer time: the first 02:30 has passed, the second is to come
+    expect(new Date(parseResetTime('2:30am (Europe/Berlin)', between) as number).toISOString()).toBe('2026-10-25T01:30:00.000Z');
+    const before = Date.parse('2026-10-24T23:00:00Z');
+    expect(new Date(parseResetTime('2:30am (Europe/Berlin)', before) as number).toISOString()).toBe('2026-10-25T00:30:00.000Z');
+  });
+
+  it('a skipped hour (clocks go forward): 2:30 that never shows is read as the moment after the jump', () => {
+    const evening = Date.parse('2026-03-28T22:00:00Z');
+    expect(new Date(parseResetTime('2:30am (Europe/Berlin)', evening) as number).toISOString()).toBe('2026-03-29T01:30:00.000Z');
+  });
+
+  it('a half-hour zone', () => {
+    const now = Date.parse('2026-06-10T00:00:00Z');
+    expect(new Date(parseResetTime('9am (Asia/Kolkata)', now) as number).toISOString()).toBe('2026-06-10T03:30:00.000Z');
+  });
+});
+
+describe('providerLimit: a reset that has passed', () => {
+  it('is retried after the rate delay, never at once (the provider may keep saying it while our clock is past it)', () => {
+    const now = Date.parse('2026-06-10T15:04:00Z');
+    const result = (text: string) => ({ kind: 'result' as const, isError: true, text });
+    expect(providerLimit(result(`Claude AI usage limit reached|${Math.floor(now / 1000) - 30}`), now, 60_000)?.resetAt).toBe(now + 60_000);
+    expect(providerLimit(result("You've hit your limit · resets 5pm (Europe/Berlin)"), now, 60_000)?.resetAt).toBe(now + 60_000);
+    expect(providerLimit(result(`Claude AI usage limit reached|${Math.floor(now / 1000) + 30}`), now, 60_000)?.resetAt).toBe(now + 30_000);
+  });
+});

@@ -33,7 +33,11 @@ describeWithDocker('retention', () => {
     let server: CldpdProcess;
     let worker: CldpdProcess;
     const statusOf = (n: number) => github.commentsOn(`${OWNER}/${REPO}#${n}`).find((c) => c.body.startsWith('<!-- cldpd:status'));
-    const send = (action: 'labeled' | 'closed' | 'reopened', n: number, label?: string, closedAt?: string) => deliver(port, 'issues', issuesEvent(action, n, label, closedAt), { id: randomUUID(), secret: SECRET });
+    /** Sends the delivery, GitHub's API then telling the same state (what the worker asks before it removes anything). */
+    const send = (action: 'labeled' | 'closed' | 'reopened', n: number, label?: string, closedAt?: string) => {
+      github.issueStates.set(`${OWNER}/${REPO}#${n}`, action === 'closed' || closedAt ? 'closed' : 'open');
+      return deliver(port, 'issues', issuesEvent(action, n, label, closedAt), { id: randomUUID(), secret: SECRET });
+    };
     const cldpd = (...args: string[]) => run(process.execPath, [CLI, ...args], { env }).catch((err: { stdout: string; stderr: string; code: number }) => err);
 
     /** What a session leaves on this host and in Redis. */
@@ -99,8 +103,8 @@ describeWithDocker('retention', () => {
       await send('labeled', 6, 'cldpd:quick');
       for (const n of [5, 6]) await until(`issue ${n} finished`, () => /cldpd: finished/.test(statusOf(n)?.body ?? ''), 60_000);
       const [five, six] = [session(5), session(6)];
-      github.issueStates.set(`${OWNER}/${REPO}#6`, 'open');
       await send('closed', 6);
+      github.issueStates.set(`${OWNER}/${REPO}#6`, 'open'); // reopened on GitHub; that delivery never arrived
       await until('issue 5\'s session removed', async () => {
         const t = await traces(five, 5);
         return !t.record && t.volumes === 0 && t.issueKeys === 0 && t.feed === 0;

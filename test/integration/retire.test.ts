@@ -41,8 +41,8 @@ describeWithRedis('retiring a closed issue: what keeps it, against a real Redis'
   });
 
   /** A finished session of issue `n` on host-a, its record in Redis, and a feed entry; the issue closed at `closedAt`. */
-  async function finishedIssue(n: number, closedAt: number): Promise<string> {
-    runner.scripts.push({ chunks: [out('done\n')], exitCode: 0 });
+  async function finishedIssue(n: number, closedAt: number, chunks = [out('done\n')]): Promise<string> {
+    runner.scripts.push({ chunks, exitCode: 0 });
     const session = await dispatcher.start('web', { issueUrl: URL_OF(n) });
     for await (const _ of session.events() as AsyncIterable<SessionEvent>);
     const seq = await state.nextSeq(KEY_OF(n));
@@ -85,13 +85,13 @@ describeWithRedis('retiring a closed issue: what keeps it, against a real Redis'
     expect(await retireIssue(deps, KEY_OF(3), URL_OF(3), { closedBefore: Date.now() })).toMatchObject({ kind: 'kept', later: true });
     expect(await state.release(KEY_OF(3), 'a-drain')).toBeUndefined();
 
-    // A label lands between the sessions' removal and the keys': the keys stay, with its command.
-    const racing: RetireDeps = { ...deps, dispatcher: new Proxy(dispatcher, { get: (target, p) => p === 'removeSessions' ? async (...args: Parameters<Dispatcher['removeSessions']>) => {
-      const done = await target.removeSessions(...args);
+    // A label lands between the last checks and the keys' removal: the keys stay, with its command, and no session is touched.
+    const racing: RetireDeps = { ...deps, onGitHub: async () => {
       await state.nextSeq(KEY_OF(3));
-      return done;
-    } : Reflect.get(target, p) as unknown }) };
-    expect(await retireIssue(racing, KEY_OF(3), URL_OF(3), { closedBefore: Date.now() })).toMatchObject({ kind: 'kept', reason: 'its issue was asked for a run meanwhile' });
+      return { state: 'closed' as const, closedAt: undefined };
+    } };
+    expect(await retireIssue(racing, KEY_OF(3), URL_OF(3), { closedBefore: Date.now() })).toMatchObject({ kind: 'kept', later: true, reason: 'its issue was asked for a run meanwhile' });
+    expect(await store.list()).toHaveLength(1);
     expect(await redis.hget(`cldpd:issue:{${KEY_OF(3)}}`, 'seq')).toBe('2');
   });
 
@@ -99,15 +99,48 @@ describeWithRedis('retiring a closed issue: what keeps it, against a real Redis'
     const closedAt = Date.now() - 2 * DAY;
     const id = await finishedIssue(4, closedAt);
     await redis.hset(`cldpd:issue:{${KEY_OF(4)}}`, 'closedAt', String(closedAt)); // as it was
-    const outcome = await retireIssue({ ...deps, stillClosed: async () => false }, KEY_OF(4), URL_OF(4), { closedBefore: Date.now() });
+    const outcome = await retireIssue({ ...deps, onGitHub: async () => ({ state: 'open' as const }) }, KEY_OF(4), URL_OF(4), { closedBefore: Date.now() });
     expect(outcome).toMatchObject({ kind: 'kept', reason: 'GitHub says its issue is open again' });
     expect((await store.list()).map((r) => r.id)).toEqual([id]);
     expect((await state.get(KEY_OF(4))).closedAt).toBeUndefined();
     // GitHub not answering keeps everything too; the caller looks again later.
     await new Promise((r) => setTimeout(r, 5));
     expect(await state.closed(KEY_OF(4), Date.now())).toBe(true);
-    await expect(retireIssue({ ...deps, stillClosed: async () => { throw new Error('GitHub is down'); } }, KEY_OF(4), URL_OF(4), { closedBefore: Date.now() + 1000 })).rejects.toThrow('GitHub is down');
+    await expect(retireIssue({ ...deps, onGitHub: async () => { throw new Error('GitHub is down'); } }, KEY_OF(4), URL_OF(4), { closedBefore: Date.now() + 1000 })).rejects.toThrow('GitHub is down');
     expect((await store.list()).map((r) => r.id)).toEqual([id]);
+  });
+
+  it('GitHub not showing the issue keeps it (for gc); GitHub saying it was closed again later moves the period to that close', async () => {
+    const closedAt = Date.now() + 300;
+    const id = await finishedIssue(7, closedAt);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await retireIssue({ ...deps, onGitHub: async () => ({ state: 'unknown' as const }) }, KEY_OF(7), URL_OF(7), { closedAt, retentionMs: 0 })).toMatchObject({ kind: 'kept', later: false, reason: expect.stringContaining('cldpd gc') });
+    await new Promise((r) => setTimeout(r, 300));
+    const again = closedAt + 60_000;
+    const outcome = await retireIssue({ ...deps, onGitHub: async () => ({ state: 'closed' as const, closedAt: again }) }, KEY_OF(7), URL_OF(7), { closedAt, retentionMs: DAY });
+    expect(outcome).toMatchObject({ kind: 'kept', at: again + DAY, closedAt: again });
+    expect((await state.get(KEY_OF(7))).closedAt).toBe(again);
+    expect((await store.list()).map((r) => r.id)).toEqual([id]);
+  });
+
+  it('a removal that could not finish with the sessions (one still running) finishes when looked at again, from the marker its keys left', async () => {
+    const closedAt = Date.now() + 300;
+    const id = await finishedIssue(8, closedAt, [out('{"type":"system","subtype":"init","session_id":"claude-8"}\n'), out('done\n')]);
+    await new Promise((r) => setTimeout(r, 300));
+    // A container of the session runs again (a terminal's `cldpd resume`, say).
+    runner.scripts.push({ chunks: [out('again\n')], exitCode: 0, hold: true });
+    const again = await dispatcher.resume(id, 'x');
+    const reading = (async () => { for await (const _ of again.events() as AsyncIterable<SessionEvent>); })();
+    while (!again.containerId) await new Promise((r) => setTimeout(r, 5));
+    await redis.hset(`cldpd:issue:{${KEY_OF(8)}}`, 'closedAt', String(closedAt)); // the resume's record came after the close; keep the close as it was
+    const first = await retireIssue(deps, KEY_OF(8), URL_OF(8), { closedAt, retentionMs: 0 });
+    expect(first).toMatchObject({ kind: 'kept', later: true, reason: expect.stringContaining('its keys are removed') });
+    expect(await redis.exists(`cldpd:issue:{${KEY_OF(8)}}`)).toBe(0);
+    await again.stop();
+    await reading;
+    const second = await retireIssue(deps, KEY_OF(8), URL_OF(8), { closedAt, retentionMs: 0 });
+    expect(second).toMatchObject({ kind: 'removed', removed: [{ sessionId: id }] });
+    expect(await store.list()).toEqual([]);
   });
 
   it('never touches an open issue, nor an issue Redis does not know', async () => {
