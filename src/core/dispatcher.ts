@@ -514,6 +514,8 @@ export class Dispatcher {
    */
   async removeSessions(sessionIds: readonly string[], options: { dryRun?: boolean } = {}): Promise<SessionRemoval> {
     const { runner, store } = this.options;
+    if (sessionIds.length === 0) return { removed: [], kept: [] };
+    // The engine's disk-usage call is slow: asked once, and only when there is something to remove.
     const sizes = new Map((await this.volumes()).map((v) => [v.name, v.sizeBytes ?? 0]));
     const removal: { removed: RemovedSession[]; kept: Array<{ sessionId: string; reason: string }> } = { removed: [], kept: [] };
     for (const sessionId of [...new Set(sessionIds)]) {
