@@ -116,6 +116,8 @@ describeWithDocker('retention', () => {
     it('gc --dry-run changes nothing; gc removes old terminal sessions, and an issue\'s only once Redis says it was closed that long', async () => {
       await send('labeled', 4, 'cldpd:quick');
       await until('issue 4 finished', () => /cldpd: finished/.test(statusOf(4)?.body ?? ''), 60_000);
+      // The comment is written before the run is taken off the issue's queue: wait for that too, or gc sees a run going.
+      await until('issue 4\'s run taken off its queue', async () => Number((await redis.hget(`cldpd:issue:{${OWNER}.${REPO}-4}`, 'running')) ?? 0) === 0 && (await redis.llen(`cldpd:issue:{${OWNER}.${REPO}-4}:runs`)) === 0, 30_000);
       // With no worker to run its retention job, only gc can remove issue 4's session.
       await worker.stop();
       await send('closed', 4);
@@ -134,6 +136,7 @@ describeWithDocker('retention', () => {
       expect(before.closed.issueKeys).toBeGreaterThan(0);
 
       const dry = await cldpd('gc', '--dry-run', '--older-than', '0s');
+      expect(dry.stderr).not.toContain(`kept ${closed}`);
       expect(dry.stdout).toMatch(new RegExp(`^would remove  ${terminal}  terminal session  last active .* \\d+ containers?, 1 volume, .+$`, 'm'));
       expect(dry.stdout).toMatch(new RegExp(`^would remove  ${closed}  https://github.com/${OWNER}/${REPO}/issues/4  last active .* 1 volume, .+$`, 'm'));
       expect(dry.stdout).toMatch(new RegExp(`^would remove  https://github.com/${OWNER}/${REPO}/issues/4  its ${before.closed.issueKeys} Redis keys? and 1 live feed$`, 'm'));
