@@ -5,9 +5,10 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { NetworkInterfaceInfo } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUSYBOX, describeWithDocker, until } from '../integration/harness.js';
-import { GitServer, describeWithGit, dockerGateway, tokenFingerprint } from './git-server.js';
+import { GitServer, describeWithGit, dockerGateway, inSubnet, tokenFingerprint } from './git-server.js';
 import { tempDir } from './pods.js';
 
 /** An image with git in it: Debian bookworm made by scripts/real-claude.sh (which .ci/run runs). */
@@ -364,7 +365,6 @@ describeWithGit('GitServer (git-http-backend, driven by the real git client)', (
     let gateway: string;
 
     beforeAll(async () => {
-      gateway = await dockerGateway('bridge', docker);
       const context = await tempDir('cldpd-git-probe-');
       await copyFile(BUSYBOX, join(context, 'busybox'));
       await writeFile(join(context, 'Dockerfile'), ['FROM scratch', 'COPY busybox /bin/busybox', 'RUN ["/bin/busybox", "--install", "-s", "/bin"]', 'ENV PATH=/bin', ''].join('\n'));
@@ -373,6 +373,7 @@ describeWithGit('GitServer (git-http-backend, driven by the real git client)', (
       const failed = output.find((o) => o.error);
       if (failed) throw new Error(`building ${PROBE_IMAGE}: ${failed.error}`);
       await rm(context, { recursive: true, force: true });
+      gateway = await dockerGateway('bridge', docker, { probeImage: PROBE_IMAGE });
     });
 
     /** Runs `cmd` in a new container of `image` on Docker's default bridge; its exit code and output (killed after 90 s). */
@@ -444,5 +445,30 @@ describeWithGit('GitServer (git-http-backend, driven by the real git client)', (
       expect(push?.remoteAddress).not.toBe('127.0.0.1');
       expect(push?.remoteAddress?.split('.').slice(0, 2)).toEqual(gateway.split('.').slice(0, 2));
     });
+  });
+});
+
+describe('dockerGateway', () => {
+  /** A Docker client whose network `name` inspects as `ipam`. */
+  const engine = (ipam: unknown) => ({ getNetwork: () => ({ inspect: async () => ({ IPAM: ipam }) }) }) as unknown as Docker;
+  const iface = (address: string, family = 'IPv4') => ({ address, family, netmask: '', mac: '', internal: false, cidr: null }) as NetworkInterfaceInfo;
+  const host = { lo: [iface('127.0.0.1')], eth0: [iface('10.0.2.15'), iface('fe80::1', 'IPv6')], docker0: [iface('172.17.0.1')] };
+
+  it('takes the gateway the network lists', async () => {
+    expect(await dockerGateway('bridge', engine({ Config: [{ Subnet: '172.17.0.0/16', Gateway: '172.17.0.1' }] }), { interfaces: () => ({}) })).toBe('172.17.0.1');
+  });
+
+  it('finds this host\'s address in the subnet when a just-installed engine lists only the subnet', async () => {
+    expect(await dockerGateway('bridge', engine({ Config: [{ Subnet: '172.17.0.0/16' }] }), { interfaces: () => host })).toBe('172.17.0.1');
+    expect(await dockerGateway('cldpd', engine({ Config: [{ Subnet: 'fd00::/64' }, { Subnet: '10.0.0.0/8' }] }), { interfaces: () => host })).toBe('10.0.2.15');
+  });
+
+  it('says which network and subnets when the host has no address there', async () => {
+    await expect(dockerGateway('bridge', engine({ Config: [{ Subnet: '192.168.99.0/24' }] }), { interfaces: () => host })).rejects.toThrow(/bridge lists no IPv4 gateway.*192\.168\.99\.0\/24.*probeImage/);
+    await expect(dockerGateway('none', engine({ Config: [] }), { interfaces: () => host })).rejects.toThrow(/none lists no IPv4 gateway.*lists none/);
+  });
+
+  it('tells subnets apart at their edges', () => {
+    expect([inSubnet('172.17.255.255', '172.17.0.0/16'), inSubnet('172.18.0.1', '172.17.0.0/16'), inSubnet('10.1.2.3', '0.0.0.0/0'), inSubnet('10.0.0.1', '10.0.0.1/32')]).toEqual([true, false, true, true]);
   });
 });

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { describe } from 'vitest';
@@ -125,15 +126,62 @@ export function tokenFingerprint(token: string): string {
 
 /**
  * The address containers on the Docker network `network` reach this host by: the network's
- * gateway (172.17.0.1 on Docker's default `bridge`). Pods on cldpd's own isolated network
- * need that network's gateway, so the network must exist already. Rejects when the network
- * is missing or has no IPv4 gateway.
+ * gateway (172.17.0.1 on Docker's default `bridge`). An engine does not always list it: a
+ * freshly installed one's default bridge has only `Subnet` in `IPAM.Config`. Then it is this
+ * host's own address inside that subnet, which the bridge interface holds once it is up; while
+ * no container runs on it the interface is down and unlisted, so with `probeImage` (any image
+ * with `/bin/busybox`) a container is started on the network and the gateway the engine gave
+ * its endpoint is read. Pods on cldpd's own isolated network need that network's gateway, so
+ * the network must exist already. Rejects, naming the network and what it lists, when none
+ * of these finds it (an IPv6-only network, no probe image given).
  */
-export async function dockerGateway(network = 'bridge', docker: Docker = new Docker()): Promise<string> {
-  const info = (await docker.getNetwork(network).inspect()) as { IPAM?: { Config?: Array<{ Gateway?: string }> } };
-  const gateway = info.IPAM?.Config?.map((c) => c.Gateway).find((g) => g !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(g));
-  if (!gateway) throw new Error(`Docker network ${network} has no IPv4 gateway for containers to reach the host by`);
-  return gateway;
+export async function dockerGateway(
+  network = 'bridge',
+  docker: Docker = new Docker(),
+  options: { probeImage?: string; interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]> } = {},
+): Promise<string> {
+  const info = (await docker.getNetwork(network).inspect()) as { IPAM?: { Config?: Array<{ Gateway?: string; Subnet?: string }> } };
+  const configs = info.IPAM?.Config ?? [];
+  const listed = configs.map((c) => c.Gateway).find((g) => g !== undefined && IPV4.test(g));
+  if (listed) return listed;
+  const subnets = configs.map((c) => c.Subnet).filter((s): s is string => s !== undefined && IPV4_CIDR.test(s));
+  const own = Object.values((options.interfaces ?? networkInterfaces)())
+    .flatMap((addresses) => addresses ?? [])
+    .find((a) => a.family === 'IPv4' && subnets.some((subnet) => inSubnet(a.address, subnet)));
+  if (own) return own.address;
+  const endpoint = options.probeImage ? await endpointGateway(docker, network, options.probeImage) : undefined;
+  if (endpoint) return endpoint;
+  throw new Error(
+    `Docker network ${network} lists no IPv4 gateway and this host has no address up in its subnet${subnets.length ? `s (${subnets.join(', ')})` : ' (it lists none)'}${options.probeImage ? `, nor did a container of ${options.probeImage} on it get one` : '; pass a probeImage to ask a container on it'}`,
+  );
+}
+
+/** The IPv4 gateway the engine gives a container of `image` started on `network` (removed again). */
+async function endpointGateway(docker: Docker, network: string, image: string): Promise<string | undefined> {
+  const container = await docker.createContainer({ Image: image, Entrypoint: ['/bin/busybox'], Cmd: ['sleep', '30'], Labels: { 'dev.cldpd.test': 'gateway-probe' }, HostConfig: { NetworkMode: network, AutoRemove: false } });
+  try {
+    await container.start();
+    const inspected = (await container.inspect()) as { NetworkSettings?: { Networks?: Record<string, { Gateway?: string }> } };
+    const gateway = inspected.NetworkSettings?.Networks?.[network]?.Gateway;
+    return gateway && IPV4.test(gateway) ? gateway : undefined;
+  } finally {
+    await container.remove({ force: true }).catch(() => undefined);
+  }
+}
+
+const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+const IPV4_CIDR = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\/\d{1,2}$/;
+
+/** An IPv4 address as a 32-bit unsigned number. */
+function ipv4Number(address: string): number {
+  return address.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+/** Whether IPv4 `address` lies in `cidr` (`a.b.c.d/n`). */
+export function inSubnet(address: string, cidr: string): boolean {
+  const [base, bits] = cidr.split('/') as [string, string];
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(ipv4Number(address) / size) === Math.floor(ipv4Number(base) / size);
 }
 
 const NAME = /^[A-Za-z0-9_.-]+$/;

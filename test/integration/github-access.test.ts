@@ -60,7 +60,7 @@ fi
       // The isolated network the pods run on must exist for its gateway to be known.
       await world.pod('warm', { command: ['true'] });
       await (await world.dispatcher.start('warm', { prompt: 'x' })).wait();
-      gateway = await dockerGateway('cldpd');
+      gateway = await dockerGateway('cldpd', undefined, { probeImage: specs[0]?.image });
       await git.createRepo('acme', 'web', { files: { 'README.md': 'hello\n' } });
       github.repos.set('acme/web', { cloneUrl: git.repoUrl('acme', 'web', gateway), defaultBranch: 'main' });
       github.heads = (owner, repo) => git.branches(owner, repo);
