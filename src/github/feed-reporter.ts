@@ -62,7 +62,9 @@ export function feedEntries(event: SessionEvent, command: Pick<RunCommand, 'kind
 /**
  * An entry as the page may show it: every text from the run redacted first, then stripped
  * of terminal escapes, made well-formed and cut (a line to 2,000 characters, other text to
- * 20,000), so a cut never reveals part of a secret.
+ * 20,000), so a cut never reveals part of a secret. A character is at most 3 bytes of the
+ * entry's JSON (control characters but tab and newline are stripped), so a line entry is at
+ * most about 6 KB and a text one about 60 KB per field.
  */
 export function redactEntry(entry: FeedEntry, redact: (text: string) => string): FeedEntry {
   const out: Record<string, unknown> = { ...entry };
