@@ -12,7 +12,7 @@ import { KEY_PREFIX } from './names.js';
  * - `result`: what a tool returned, as a size and its first line;
  * - `message`: an instruction the agent took;
  * - `line`: a plain output line of the container (or of a setup step);
- * - `end`: the run's outcome.
+ * - `end`: the run's outcome, and the agent's final answer when the entries before do not end with it.
  */
 export type FeedEntry =
   | { readonly k: 'run'; readonly at: number; readonly run: number; readonly command: 'start' | 'resume'; readonly by?: string }
@@ -34,8 +34,10 @@ export type FeedEntry =
       readonly note?: string;
       readonly costUsd?: number;
       readonly turns?: number;
-      /** The agent's final answer (Markdown). */
+      /** The agent's final answer (Markdown), when it is not the same as its last words (a `text` entry before). */
       readonly answer?: string;
+      /** Whether that answer is the agent's error (Claude Code's result said so). */
+      readonly answerIsError?: boolean;
     };
 
 /** An entry as read back: its place in the session's feed (1, 2, …) and its stream id (the page's cursor). */

@@ -82,7 +82,10 @@ function entryBody(entry: FeedEntry, full: boolean): string | undefined {
       if (entry.durationMs !== undefined) parts.push(seconds(entry.durationMs));
       if (entry.costUsd !== undefined) parts.push(usd(entry.costUsd));
       if (entry.turns !== undefined) parts.push(`${entry.turns} turns`);
-      return `<h3>${escapeHtml(parts.join(' · '))}</h3>${entry.note ? `<p>${escapeHtml(entry.note)}</p>` : ''}`;
+      const answer = typeof entry.answer === 'string' && entry.answer
+        ? `<details open class="answer"><summary>${entry.answerIsError ? 'The agent\'s error' : 'Final answer'}</summary><div class="md">${renderMarkdown(entry.answer)}</div></details>`
+        : '';
+      return `<h3>${escapeHtml(parts.join(' · '))}</h3>${entry.note ? `<p>${escapeHtml(entry.note)}</p>` : ''}${answer}`;
     }
   }
 }

@@ -38,6 +38,13 @@ const LIVE_SCRIPT = [
 const WIDE_LINES = 4000;
 const WIDE_SCRIPT = `l=$(head -c 4990 /dev/zero | tr '\\0' '<'); i=1; while [ $i -le ${WIDE_LINES} ]; do printf '%09d %s\\n' $i "$l"; i=$((i+1)); done`;
 
+/** An agent whose final answer is only in its result: its last words are something else. */
+const ANSWER_SCRIPT = [
+  `echo '{"type":"system","subtype":"init","session_id":"c0ffee00-0000-4000-8000-000000000002","model":"fake"}'`,
+  `echo '{"type":"assistant","message":{"content":[{"type":"text","text":"Looking at the tests."}]}}'`,
+  `echo '{"type":"result","subtype":"success","is_error":false,"result":"The fix: **two lines** changed. <img src=x onerror=document.title=2> ![t](http://evil.example/t.png)","num_turns":3,"total_cost_usd":0.02,"duration_ms":40}'`,
+].join('\n');
+
 /** What one session's feed keeps by default (CLDPD_LIVE_MAX_MB, 4), and what one page shows of it. */
 const FEED_BYTES = 4 * 1024 * 1024;
 const PAGE_BYTES = 1024 * 1024;
@@ -68,6 +75,7 @@ describeWithDocker('the live session page', () => {
         await world.pod('live', { command: ['sh', '-c', LIVE_SCRIPT], env: { API_TOKEN: INJECTED }, mounts: [{ source: gate, target: '/gate', readOnly: true }] });
         await world.pod('quick', { command: ['sh', '-c', 'echo "private work done"'] });
         await world.pod('wide', { command: ['sh', '-c', WIDE_SCRIPT] });
+        await world.pod('answer', { command: ['sh', '-c', ANSWER_SCRIPT] });
         await github.start();
         github.roles.set('alice', 'write');
         github.visibility.set(`${OWNER}/widgets`, 'public');
@@ -139,6 +147,24 @@ describeWithDocker('the live session page', () => {
         const complete = await bodyText(page);
         for (const text of ['before the gate 1', 'after the gate 5', 'finished · exit code 0']) expect(complete).toContain(text);
         expect(complete).not.toContain(INJECTED);
+        await page.close();
+      });
+
+      it('page answer: a run whose final answer is only in its result ends the page with it, as safe Markdown, as the status comment does', async () => {
+        expect(await deliver(port, 'issues', labeled('widgets', 3, 'cldpd:answer'), { id: 'page-3', secret: SECRET })).toBe(200);
+        await until('the final comment', () => /cldpd: finished/.test(statusOf('widgets', 3)?.body ?? ''), 60_000);
+        expect(statusOf('widgets', 3)?.body).toContain('**two lines**');
+        const page = await browser().newPage();
+        expect((await page.goto(linkIn(statusOf('widgets', 3)?.body, 'session page') as string, { waitUntil: 'domcontentloaded' }))?.status()).toBe(200);
+        expect(await page.$eval('.e.end .answer summary', (el) => el.textContent)).toBe('Final answer');
+        expect(await page.$eval('.e.end .answer strong', (el) => el.textContent)).toBe('two lines');
+        expect(await page.$$('.e.end .answer img')).toEqual([]);
+        const text = await bodyText(page);
+        expect(text).toContain('Looking at the tests.');
+        expect(text).toContain('<img src=x onerror=document.title=2>'); // shown as text, never an element
+        expect(text).toContain('[image: t]');
+        expect(await page.title()).not.toBe('2');
+        await page.screenshot({ path: join(shots, 'session-page-answer.png'), fullPage: true });
         await page.close();
       });
 

@@ -57,6 +57,15 @@ describe('the session page', () => {
     expect(html).toContain('<script src="/assets/session.js" defer></script>');
     expect(html).not.toMatch(/<script>/);
   });
+  it('page answer: the end of a run shows the final answer as safe Markdown, or the agent\'s error', () => {
+    const html = renderEntry(stored(9, { k: 'end', at: 0, outcome: 'finished', exitCode: 0, answer: 'All **done**. <img src=x onerror=alert(1)> ![t](https://evil.example/t.png) [x](javascript:alert(1))' }));
+    expect(html).toMatch(/finished · exit code 0<\/h3><details open class="answer"><summary>Final answer<\/summary><div class="md"><p>All <strong>done<\/strong>\. &lt;img/);
+    expect(html).not.toMatch(/<img|<script|href="javascript/);
+    expect(html).toContain('[image: t]');
+    expect(renderEntry(stored(9, { k: 'end', at: 0, outcome: 'finished', answer: 'It broke.', answerIsError: true }))).toContain('<summary>The agent\'s error</summary>');
+    expect(renderEntry(stored(9, { k: 'end', at: 0, outcome: 'finished' }))).not.toContain('answer');
+  });
+
   it('feed bytes: the page shows the newest entries within its bytes, and says how many earlier ones it leaves out and where all of them are', () => {
     const entries = Array.from({ length: 300 }, (_, i) => stored(i + 101, { k: 'line', at: 0, stream: 'stdout', text: `${i + 101} ${'<'.repeat(2000)}` }));
     const html = renderSessionPage({ head, entries, eventsUrl: '/e', now: 0, full: true, maxBytes: 100_000 });
