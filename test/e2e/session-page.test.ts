@@ -164,6 +164,13 @@ describeWithDocker('the live session page', () => {
         expect(text).toContain('<img src=x onerror=document.title=2>'); // shown as text, never an element
         expect(text).toContain('[image: t]');
         expect(await page.title()).not.toBe('2');
+        // The builder's bookkeeping waits for "build details".
+        const shownDetails = () => page.$$eval('.e.build.detail', (els) => els.filter((el) => getComputedStyle(el).display !== 'none').length);
+        expect(await page.$$eval('.e.build.detail', (els) => els.length)).toBeGreaterThan(0);
+        expect(await shownDetails()).toBe(0);
+        await page.click('label[for=details]');
+        expect(await shownDetails()).toBeGreaterThan(0);
+        await page.click('label[for=details]');
         await page.screenshot({ path: join(shots, 'session-page-answer.png'), fullPage: true });
         await page.close();
       });
