@@ -85,7 +85,7 @@ async function latency({ lines, perSecond, redis }) {
   }
 }
 
-/** Redis memory of one session's feed of `events` entries shaped like a Claude Code run's. */
+/** Redis memory of one session's feed of `events` entries shaped like a Claude Code run's (bounded by entries, not by bytes). */
 async function memory({ events, redis }) {
   const store = new SessionFeedStore(redis, { maxEntries: 20_000, keepSeconds: 3600 });
   const sessionId = 'bench-mem-00000001';
@@ -115,8 +115,55 @@ export async function benchLivePage({ lines = 1000, perSecond = 50, runs = 3 } =
     const results = [];
     for (let i = 0; i < runs; i++) results.push(await latency({ lines, perSecond, redis }));
     const mem = await memory({ events: 10_000, redis });
-    return { runs: results, p50: stats(results.map((r) => r.p50)), p99: stats(results.map((r) => r.p99)), memory: mem };
+    const wide = await benchWideFeed();
+    return { runs: results, p50: stats(results.map((r) => r.p50)), p99: stats(results.map((r) => r.p99)), memory: mem, wide };
   } finally {
     redis.disconnect();
   }
 }
+
+/**
+ * One session of `lines` output lines of `width` characters, as the worker publishes them
+ * (redactEntry's cut, batches of 500): its Redis memory (MEMORY USAGE of stream and head),
+ * then one page view of it through the page's routes: the HTML's bytes, the time it took and
+ * this process's RSS before and after.
+ */
+export async function benchWideFeed({ lines = 25_000, width = 5000, char = '<' } = {}) {
+  const { redactEntry } = await import('../dist/github/feed-reporter.js');
+  const redis = new Redis(REDIS_URL);
+  const config = { maxEntries: 20_000, keepSeconds: 3600 };
+  const store = new SessionFeedStore(redis, config);
+  const signer = sessionLinkSigner(sessionLinkKey('bench'), 'http://127.0.0.1');
+  const routes = sessionRoutes({ store, links: signer, gate: async () => ({ allow: true, full: true }), logger: { warn: () => undefined } });
+  const server = createServer((req, res) => routes.handle(req, res) || (res.writeHead(404), res.end()));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const sessionId = 'bench-wide-00000001';
+  try {
+    await redis.del(`cldpd:feed:${sessionId}`, `cldpd:feed:${sessionId}:head`);
+    const at = Date.now();
+    const text = char.repeat(width);
+    for (let i = 0; i < lines; i += 500) {
+      const batch = Array.from({ length: Math.min(500, lines - i) }, (_, k) => redactEntry({ k: 'line', at: at + i + k, stream: 'stdout', text: `${i + k} ${text}`.slice(0, width) }, (t) => t));
+      await store.publish(sessionId, batch, i === 0 ? { sessionId, pod: 'p', owner: 'o', repo: 'r', number: 1, issueUrl: 'https://github.com/o/r/issues/1', installationId: 1, host: 'h', phase: 'running', run: 1 } : {});
+    }
+    const streamBytes = Number(await redis.call('MEMORY', 'USAGE', `cldpd:feed:${sessionId}`, 'SAMPLES', '0'));
+    const headBytes = Number(await redis.call('MEMORY', 'USAGE', `cldpd:feed:${sessionId}:head`, 'SAMPLES', '0'));
+    const kept = Number(await redis.xlen(`cldpd:feed:${sessionId}`));
+    const url = new URL(signer.link(sessionId, Date.now() + 3600_000));
+    global.gc?.();
+    const rssBefore = process.memoryUsage().rss;
+    const t0 = performance.now();
+    const response = await fetch(`http://127.0.0.1:${server.address().port}${url.pathname}${url.search}`);
+    const html = Buffer.from(await response.arrayBuffer());
+    const pageMs = performance.now() - t0;
+    const rssAfter = process.memoryUsage().rss;
+    return { lines, width, char, kept, streamBytes, headBytes, htmlBytes: html.length, pageMs, rssBefore, rssAfter };
+  } finally {
+    await redis.del(`cldpd:feed:${sessionId}`, `cldpd:feed:${sessionId}:head`);
+    routes.close();
+    await new Promise((resolve) => server.close(resolve));
+    redis.disconnect();
+  }
+}
+
+if (process.argv[1]?.endsWith('live-page.mjs') && process.argv[2] === 'wide') console.log(JSON.stringify(await benchWideFeed({ char: process.argv[3] ?? '<' })));

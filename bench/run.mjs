@@ -164,7 +164,8 @@ if (results.live) {
     '| run | lines | p50 (ms) | p99 (ms) | max (ms) |', '|---|---|---|---|---|',
     ...l.runs.map((r, i) => `| ${i + 1} | ${r.lines} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} |`), '',
     `Median over the runs: p50 **${fmt(l.p50.median)} ms**, p99 **${fmt(l.p99.median)} ms** (target: within a second: ${verdict(l.p99.median <= 1000)}).`, '',
-    `Redis memory of one session's feed of ${m.events.toLocaleString('en')} entries shaped like a Claude Code run's (tool calls, results, text, test output; ${fmt(m.jsonBytes / m.events)} bytes of JSON each): stream **${fmt(m.streamBytes / 2 ** 20, 2)} MiB** (MEMORY USAGE, exact), head ${m.headBytes} bytes. A feed keeps at most CLDPD_LIVE_MAX_ENTRIES (20,000) entries and is removed CLDPD_LIVE_KEEP_DAYS (7) days after its last entry.`, '');
+    `Redis memory of one session's feed of ${m.events.toLocaleString('en')} entries shaped like a Claude Code run's (tool calls, results, text, test output; ${fmt(m.jsonBytes / m.events)} bytes of JSON each): stream **${fmt(m.streamBytes / 2 ** 20, 2)} MiB** (MEMORY USAGE, exact), head ${m.headBytes} bytes. A feed keeps at most CLDPD_LIVE_MAX_ENTRIES (20,000) entries and is removed CLDPD_LIVE_KEEP_DAYS (7) days after its last entry.`, '',
+    ...(l.wide ? [`A session of ${l.wide.lines.toLocaleString('en')} lines of ${l.wide.width.toLocaleString('en')} characters (\`${l.wide.char}\`, which the page escapes): the feed keeps ${l.wide.kept.toLocaleString('en')} entries, stream **${fmt(l.wide.streamBytes / 2 ** 20, 2)} MiB** (MEMORY USAGE; CLDPD_LIVE_MAX_MB, 4, bounds its entries' JSON); one page view of it **${fmt(l.wide.htmlBytes / 2 ** 20, 2)} MiB** of HTML in ${fmt(l.wide.pageMs)} ms (\`node bench/live-page.mjs wide\` measures it alone).`, ''] : []));
 }
 if (results.retention) {
   const r = results.retention;

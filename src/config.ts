@@ -39,6 +39,8 @@ export interface LivePageConfig {
   readonly publicUrl: string;
   /** Entries of one session's feed Redis keeps (the oldest are trimmed): `CLDPD_LIVE_MAX_ENTRIES`, default 20,000. */
   readonly maxEntries: number;
+  /** Bytes of entries (their JSON) one session's feed keeps (the oldest are trimmed): `CLDPD_LIVE_MAX_MB`, default 4 (fractions allowed). */
+  readonly maxBytes: number;
   /** How long a session's feed, and its page's link, are kept after its last entry: `CLDPD_LIVE_KEEP_DAYS`, default 7. */
   readonly keepSeconds: number;
   /**
@@ -252,6 +254,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     live: Object.freeze({
       publicUrl: publicUrl || `http://${ownHost}:${port}`,
       maxEntries: positiveInt(env, 'CLDPD_LIVE_MAX_ENTRIES', 20_000, problems),
+      maxBytes: Math.round(positiveNumber(env, 'CLDPD_LIVE_MAX_MB', 4, problems, 1024) * 1024 * 1024),
       keepSeconds: positiveInt(env, 'CLDPD_LIVE_KEEP_DAYS', 7, problems) * 86_400,
       signIn: liveSignIn === 'always' ? 'always' : 'private',
     }),

@@ -53,7 +53,8 @@ describe('loadConfig', () => {
 
   it('reads the live page settings: the public address (no path), how much of a feed is kept, and who must sign in', () => {
     const plain = loadConfig({ HOME: '/h', PORT: '3100', HOST: '10.0.0.5' });
-    expect(plain.live).toEqual({ publicUrl: 'http://10.0.0.5:3100', maxEntries: 20_000, keepSeconds: 7 * 86_400, signIn: 'private' });
+    expect(plain.live).toEqual({ publicUrl: 'http://10.0.0.5:3100', maxEntries: 20_000, maxBytes: 4 * 1024 * 1024, keepSeconds: 7 * 86_400, signIn: 'private' });
+    expect(loadConfig({ HOME: '/h', CLDPD_LIVE_MAX_MB: '0.5' }).live.maxBytes).toBe(512 * 1024);
     expect(loadConfig({ HOME: '/h', CLDPD_PUBLIC_URL: 'https://cldpd.example.com/' }).live.publicUrl).toBe('https://cldpd.example.com');
     expect(loadConfig({ HOME: '/h', GHE_HOST: 'ghe.corp' }).live.signIn).toBe('always');
     expect(loadConfig({ HOME: '/h', GHE_HOST: 'ghe.corp', CLDPD_LIVE_SIGN_IN: 'private' }).live.signIn).toBe('private');
@@ -62,6 +63,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HOME: '/h', CLDPD_PUBLIC_URL: 'example.com' })).toThrow(/CLDPD_PUBLIC_URL/);
     expect(() => loadConfig({ HOME: '/h', CLDPD_LIVE_SIGN_IN: 'never' })).toThrow(/CLDPD_LIVE_SIGN_IN is "never"/);
     expect(() => loadConfig({ HOME: '/h', CLDPD_LIVE_MAX_ENTRIES: '0' })).toThrow(/CLDPD_LIVE_MAX_ENTRIES/);
+    expect(() => loadConfig({ HOME: '/h', CLDPD_LIVE_MAX_MB: 'lots' })).toThrow(/CLDPD_LIVE_MAX_MB is "lots"; it must be a number greater than 0/);
   });
 
   it('reads the installation-wide limits from CLDPD_LIMITS, in JSON, and names what is wrong', () => {

@@ -25,7 +25,7 @@ const MAX_LINE = 2_000;
 const BATCH = 500;
 
 /** The entry fields that hold text from the run (everything else is cldpd's own). */
-const TEXT_FIELDS = new Set(['text', 'name', 'summary', 'firstLine', 'note', 'by']);
+const TEXT_FIELDS = new Set(['text', 'name', 'summary', 'firstLine', 'note', 'by', 'answer']);
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -62,7 +62,9 @@ export function feedEntries(event: SessionEvent, command: Pick<RunCommand, 'kind
 /**
  * An entry as the page may show it: every text from the run redacted first, then stripped
  * of terminal escapes, made well-formed and cut (a line to 2,000 characters, other text to
- * 20,000), so a cut never reveals part of a secret.
+ * 20,000), so a cut never reveals part of a secret. A character is at most 3 bytes of the
+ * entry's JSON (control characters but tab and newline are stripped), so a line entry is at
+ * most about 6 KB and a text one about 60 KB per field.
  */
 export function redactEntry(entry: FeedEntry, redact: (text: string) => string): FeedEntry {
   const out: Record<string, unknown> = { ...entry };
@@ -97,6 +99,8 @@ class FeedRun implements RunReport {
   private dropped = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** The agent's last words in this run, as its entries had them: a final answer the same as these is not shown twice. */
+  private lastText: string | undefined;
   /** Whether the run reached its build or container: only then does it own the header's phase. */
   private began = false;
   /** Set once the finish has waited its time: a publish that fails after it is not retried. */
@@ -110,7 +114,9 @@ class FeedRun implements RunReport {
   }
 
   event(event: SessionEvent, agent: AgentSummary): void {
-    this.push(...feedEntries(event, this.command));
+    const entries = feedEntries(event, this.command);
+    for (const entry of entries) if (entry.k === 'text') this.lastText = entry.text;
+    this.push(...entries);
     const h = this.head;
     switch (event.type) {
       case 'build.started':
@@ -156,6 +162,12 @@ class FeedRun implements RunReport {
     const turns = outcome.agent?.runTurns ?? outcome.agent?.result?.turns;
     if (cost !== undefined) end.costUsd = cost;
     if (turns !== undefined) end.turns = turns;
+    // The final answer, as the status comment shows it, unless the page shows it already as the agent's last words.
+    const answer = outcome.agent?.result?.text?.trim();
+    if (answer && answer !== this.lastText?.trim()) {
+      end.answer = answer;
+      if (outcome.agent?.result?.isError) end.answerIsError = true;
+    }
     if (outcome.kind === 'delivered') {
       // Not a run of its own: its instruction went into the running one, which keeps the header.
       this.push({ k: 'message', at, text: outcome.message ?? 'Sent to the running agent.' });

@@ -11,7 +11,7 @@ import { sessionRoutes } from '../web/session-routes.js';
 
 /** The feed store of a deployment, as its config bounds it. */
 export function feedStore(redis: Redis, config: Config): SessionFeedStore {
-  return new SessionFeedStore(redis, { maxEntries: config.live.maxEntries, keepSeconds: config.live.keepSeconds });
+  return new SessionFeedStore(redis, { maxEntries: config.live.maxEntries, maxBytes: config.live.maxBytes, keepSeconds: config.live.keepSeconds });
 }
 
 /** The signer of session page links under the deployment's public address. */

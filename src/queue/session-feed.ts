@@ -12,7 +12,7 @@ import { KEY_PREFIX } from './names.js';
  * - `result`: what a tool returned, as a size and its first line;
  * - `message`: an instruction the agent took;
  * - `line`: a plain output line of the container (or of a setup step);
- * - `end`: the run's outcome.
+ * - `end`: the run's outcome, and the agent's final answer when the entries before do not end with it.
  */
 export type FeedEntry =
   | { readonly k: 'run'; readonly at: number; readonly run: number; readonly command: 'start' | 'resume'; readonly by?: string }
@@ -34,8 +34,10 @@ export type FeedEntry =
       readonly note?: string;
       readonly costUsd?: number;
       readonly turns?: number;
-      /** The agent's final answer (Markdown). */
+      /** The agent's final answer (Markdown), when it is not the same as its last words (a `text` entry before). */
       readonly answer?: string;
+      /** Whether that answer is the agent's error (Claude Code's result said so). */
+      readonly answerIsError?: boolean;
     };
 
 /** An entry as read back: its place in the session's feed (1, 2, …) and its stream id (the page's cursor). */
@@ -68,32 +70,85 @@ export interface FeedHead {
   readonly turns?: number;
   /** Entries published in all: the oldest ones are trimmed once there are more than the feed keeps. */
   readonly total: number;
+  /** Bytes of the entries the feed holds now (their JSON), as its trimming counts them. */
+  readonly bytes?: number;
 }
+
+/** Bytes of entries a session's feed keeps unless told otherwise: 4 MiB. */
+export const DEFAULT_FEED_BYTES = 4 * 1024 * 1024;
 
 /** How much of a session's feed Redis keeps. */
 export interface FeedLimits {
-  /** Entries kept per session (roughly: Redis trims whole blocks); older ones are trimmed. */
+  /** Entries kept per session; older ones are trimmed. */
   readonly maxEntries: number;
+  /**
+   * Bytes of entries (their JSON) kept per session, default {@link DEFAULT_FEED_BYTES}; older
+   * entries are trimmed, but never the newest one. Redis holds about 40 bytes more per entry.
+   */
+  readonly maxBytes?: number;
   /** How long a feed is kept after its last entry. */
   readonly keepSeconds: number;
 }
 
-const HEAD_NUMBERS = ['number', 'installationId', 'run', 'startedAt', 'runStartedAt', 'endedAt', 'costUsd', 'turns', 'total'] as const;
+const HEAD_NUMBERS = ['number', 'installationId', 'run', 'startedAt', 'runStartedAt', 'endedAt', 'costUsd', 'turns', 'total', 'bytes'] as const;
 
 /**
- * KEYS: stream, head. ARGV: maxEntries, keepSeconds, count of entries, the entries' JSON,
- * then head field/value pairs (an empty value deletes the field). Numbers each entry in
- * the head's `total` as it adds it, so entries keep one count across runs and workers.
+ * KEYS: stream, head. ARGV: maxEntries, maxBytes, keepSeconds, count of entries, the
+ * entries' JSON, then head field/value pairs (an empty value deletes the field). Numbers
+ * each entry in the head's `total` as it adds it, so entries keep one count across runs and
+ * workers. The head's `bytes` counts the JSON the stream holds (a feed from before it was
+ * counted is counted once, here); past either bound the oldest entries are trimmed, the
+ * newest always kept, with one exact XTRIM MINID (Redis 6.2 or later).
  */
 const PUBLISH = `
-local max, keep, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local maxEntries, maxBytes, keep, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local function size(row)
+  local fields = row[2]
+  for j = 1, #fields, 2 do
+    if fields[j] == 'e' then return #fields[j + 1] end
+  end
+  return 0
+end
+local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes'))
+if not bytes then
+  bytes = 0
+  local from = '-'
+  repeat
+    local rows = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 500)
+    for _, row in ipairs(rows) do
+      bytes = bytes + size(row)
+      from = '(' .. row[1]
+    end
+  until #rows < 500
+end
 for i = 1, count do
   local n = redis.call('HINCRBY', KEYS[2], 'total', 1)
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', max, '*', 'n', n, 'e', ARGV[3 + i])
+  local e = ARGV[4 + i]
+  redis.call('XADD', KEYS[1], '*', 'n', n, 'e', e)
+  bytes = bytes + #e
 end
-for i = 4 + count, #ARGV, 2 do
+local len = redis.call('XLEN', KEYS[1])
+if len > 1 and (len > maxEntries or bytes > maxBytes) then
+  local from, kept = '-', nil
+  while not kept do
+    local rows = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 100)
+    if #rows == 0 then break end
+    for _, row in ipairs(rows) do
+      if len <= 1 or (len <= maxEntries and bytes <= maxBytes) then
+        kept = row[1]
+        break
+      end
+      bytes = bytes - size(row)
+      len = len - 1
+      from = '(' .. row[1]
+    end
+  end
+  if kept then redis.call('XTRIM', KEYS[1], 'MINID', kept) end
+end
+for i = 5 + count, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[2], ARGV[i]) else redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 end
+redis.call('HSET', KEYS[2], 'bytes', bytes)
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], keep) end
 redis.call('EXPIRE', KEYS[2], keep)
 return redis.call('HGET', KEYS[2], 'total')
@@ -101,7 +156,7 @@ return redis.call('HGET', KEYS[2], 'total')
 
 /**
  * The live feed of each session in Redis: a stream of {@link FeedEntry} (bounded to
- * `maxEntries`, oldest trimmed) and a head hash, both kept `keepSeconds` after the last
+ * `maxEntries` and `maxBytes`, oldest trimmed) and a head hash, both kept `keepSeconds` after the last
  * entry. Workers publish; the page server reads. Nothing here touches Docker or disk, so
  * the server and the workers may be on different machines.
  */
@@ -123,7 +178,7 @@ export class SessionFeedStore {
   async publish(sessionId: string, entries: readonly FeedEntry[], head: { readonly [K in keyof FeedHead]?: FeedHead[K] | null }): Promise<number> {
     const fields = Object.entries(head).filter(([, v]) => v !== undefined).flatMap(([k, v]) => [k, v === null ? '' : String(v)]);
     const total = await this.redis.eval(PUBLISH, 2, this.streamKey(sessionId), this.headKey(sessionId),
-      this.limits.maxEntries, this.limits.keepSeconds, entries.length, ...entries.map((e) => JSON.stringify(e)), ...fields);
+      this.limits.maxEntries, this.limits.maxBytes ?? DEFAULT_FEED_BYTES, this.limits.keepSeconds, entries.length, ...entries.map((e) => JSON.stringify(e)), ...fields);
     return Number(total);
   }
 
@@ -149,6 +204,12 @@ export class SessionFeedStore {
   async entries(sessionId: string, after?: string, count = this.limits.maxEntries + 1000): Promise<StoredEntry[]> {
     const start = after ? `(${after}` : '-';
     const rows = await this.redis.xrange(this.streamKey(sessionId), start, '+', 'COUNT', count);
+    return rows.map(parseRow).filter((e): e is StoredEntry => e !== undefined);
+  }
+
+  /** Up to `count` entries before stream id `before` (from the newest when absent), newest first. */
+  async newest(sessionId: string, count: number, before?: string): Promise<StoredEntry[]> {
+    const rows = await this.redis.xrevrange(this.streamKey(sessionId), before ? `(${before}` : '+', '-', 'COUNT', count);
     return rows.map(parseRow).filter((e): e is StoredEntry => e !== undefined);
   }
 

@@ -68,7 +68,7 @@ dl div { display: flex; gap: .35rem; } dt { color: var(--dim); } dd { margin: 0;
 .bar { display: flex; gap: 1rem; margin: .2rem 0 0; font-size: .85rem; color: var(--dim); }
 .live.on::before { content: "● "; color: #1a7f37; }
 label[for=details] { cursor: pointer; text-decoration: underline dotted; } #details:checked ~ header label[for=details] { font-weight: 600; }
-.detail { display: none; } #details:checked ~ main .detail { display: flex; }
+.e.detail { display: none; } #details:checked ~ main .e.detail { display: flex; }
 main { padding-top: .5rem; }
 .e { display: flex; gap: .75rem; padding: .1rem 0; align-items: baseline; }
 .e > .b { min-width: 0; flex: 1; overflow-wrap: anywhere; }

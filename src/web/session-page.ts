@@ -82,7 +82,10 @@ function entryBody(entry: FeedEntry, full: boolean): string | undefined {
       if (entry.durationMs !== undefined) parts.push(seconds(entry.durationMs));
       if (entry.costUsd !== undefined) parts.push(usd(entry.costUsd));
       if (entry.turns !== undefined) parts.push(`${entry.turns} turns`);
-      return `<h3>${escapeHtml(parts.join(' · '))}</h3>${entry.note ? `<p>${escapeHtml(entry.note)}</p>` : ''}`;
+      const answer = typeof entry.answer === 'string' && entry.answer
+        ? `<details open class="answer"><summary>${entry.answerIsError ? 'The agent\'s error' : 'Final answer'}</summary><div class="md">${renderMarkdown(entry.answer)}</div></details>`
+        : '';
+      return `<h3>${escapeHtml(parts.join(' · '))}</h3>${entry.note ? `<p>${escapeHtml(entry.note)}</p>` : ''}${answer}`;
     }
   }
 }
@@ -117,10 +120,14 @@ function buildDetail(text: string): boolean {
   return !/^(building image |image .* ready$)/.test(text);
 }
 
-/** A note in place of entries the feed no longer holds (trimmed, or published while the page was away). */
+/**
+ * A note in place of entries the page does not show: trimmed from the feed (it keeps the
+ * newest, bounded in entries and bytes), left out of a page that shows the newest only, or
+ * published while a live tail was away.
+ */
 export function renderGap(from: number, to: number): string {
   const count = to - from + 1;
-  return `<div class="e gap">… ${count} earlier entr${count === 1 ? 'y is' : 'ies are'} no longer kept here; the whole log is on the worker host (<code>cldpd logs</code>).</div>`;
+  return `<div class="e gap">… ${count} earlier entr${count === 1 ? 'y is' : 'ies are'} not shown here (the page keeps the newest); the whole log is on the worker host (<code>cldpd logs</code>).</div>`;
 }
 
 /** The header: pod, issue, host, phase, run, started, duration, cost and turns so far. */
@@ -153,20 +160,38 @@ export interface SessionPageView {
   readonly now: number;
   /** Whether tool output and instructions are shown in words (see entryBody). */
   readonly full: boolean;
+  /** At most this many of the newest entries are shown; default all. */
+  readonly maxEntries?: number;
+  /** At most this many bytes of the entries' HTML (the newest entry is always shown); default no bound. */
+  readonly maxBytes?: number;
 }
 
 /**
- * The whole session page, server-rendered: the header and the transcript so far. Its script
- * (`/assets/session.js`) follows the live tail from the last entry shown, so a person who
- * opens it mid-run sees the history, then new entries as they come.
+ * The whole session page, server-rendered: the header and the newest entries of the
+ * transcript so far (within `maxEntries` and `maxBytes`), after a note saying how many
+ * earlier ones it leaves out. Its script (`/assets/session.js`) follows the live tail from
+ * the last entry shown, so a person who opens it mid-run sees the history, then new entries as they come.
  */
 export function renderSessionPage(view: SessionPageView): string {
   const { head, entries } = view;
   const last = entries.at(-1);
-  const first = entries[0];
+  const maxEntries = view.maxEntries ?? Number.POSITIVE_INFINITY;
+  const maxBytes = view.maxBytes ?? Number.POSITIVE_INFINITY;
+  const shown: string[] = [];
+  let bytes = 0;
+  let first: StoredEntry | undefined;
+  for (let i = entries.length - 1; i >= 0 && shown.length < maxEntries; i--) {
+    const stored = entries[i] as StoredEntry;
+    const html = renderEntry(stored, view.full);
+    const size = Buffer.byteLength(html);
+    if (shown.length > 0 && bytes + size > maxBytes) break;
+    shown.push(html);
+    bytes += size;
+    first = stored;
+  }
   const parts: string[] = [];
   if (first && first.n > 1) parts.push(renderGap(1, first.n - 1));
-  for (const stored of entries) parts.push(renderEntry(stored, view.full));
+  parts.push(...shown.reverse());
   if (entries.length === 0) parts.push('<div class="e empty">Nothing yet.</div>');
   const title = `${head.pod} · ${head.owner}/${head.repo}#${head.number}`;
   return `<!doctype html>

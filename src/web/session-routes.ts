@@ -17,7 +17,7 @@ export type PageGate = (req: IncomingMessage, head: FeedHead) => Promise<PageDec
 
 /** What the session page routes need. */
 export interface SessionRoutesOptions {
-  readonly store: Pick<SessionFeedStore, 'head' | 'entries' | 'poll'>;
+  readonly store: Pick<SessionFeedStore, 'head' | 'newest' | 'poll'>;
   readonly links: SessionLinkSigner;
   readonly gate: PageGate;
   readonly logger: { warn(fields: object, message: string): void };
@@ -59,8 +59,14 @@ const SESSION_PATH = /^\/sessions\/([A-Za-z0-9._-]{1,120})(\/events)?$/;
 /** Larger than this waiting to go to one slow browser, and its live tail is closed (it reconnects where it was). */
 const MAX_BUFFERED = 1024 * 1024;
 
-/** Entries a page shows when it opens (the newest); a note says how many earlier ones it leaves out. */
+/**
+ * What a page shows when it opens: the newest entries, at most this many and at most
+ * {@link PAGE_BYTES} of their HTML; a note says how many earlier ones it leaves out.
+ */
 const PAGE_ENTRIES = 5000;
+const PAGE_BYTES = 1024 * 1024;
+/** Entries read from Redis at a time, newest first, until the page has what it shows. */
+const READ_BATCH = 100;
 
 /** How long a page waits for Redis (and GitHub, through the gate) before it answers 503. */
 const READ_MS = 10_000;
@@ -121,10 +127,18 @@ export function sessionRoutes(options: SessionRoutesOptions): SessionRoutes {
     const admitted = await admit(req, res, sessionId, url, false);
     if (!admitted) return;
     const { head, full } = admitted;
-    const all = await within(READ_MS, options.store.entries(sessionId));
-    const entries = all.length > PAGE_ENTRIES ? all.slice(-PAGE_ENTRIES) : all;
+    // Newest first, until there is enough to fill the page (an entry's JSON is about as long as its HTML).
+    const entries: StoredEntry[] = [];
+    let bytes = 0;
+    while (entries.length < PAGE_ENTRIES && bytes < PAGE_BYTES) {
+      const batch = await within(READ_MS, options.store.newest(sessionId, READ_BATCH, entries.at(-1)?.id));
+      for (const stored of batch) bytes += Buffer.byteLength(JSON.stringify(stored.entry));
+      entries.push(...batch);
+      if (batch.length < READ_BATCH) break;
+    }
+    entries.reverse();
     const signed = `exp=${encodeURIComponent(url.searchParams.get('exp') ?? '')}&sig=${encodeURIComponent(url.searchParams.get('sig') ?? '')}`;
-    const html = renderSessionPage({ head, entries, eventsUrl: `/sessions/${encodeURIComponent(sessionId)}/events?${signed}`, now: now(), full });
+    const html = renderSessionPage({ head, entries, eventsUrl: `/sessions/${encodeURIComponent(sessionId)}/events?${signed}`, now: now(), full, maxEntries: PAGE_ENTRIES, maxBytes: PAGE_BYTES });
     res.writeHead(200, { ...PAGE_HEADERS, 'content-type': 'text/html; charset=utf-8' });
     res.end(html);
   }

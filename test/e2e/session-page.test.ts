@@ -34,6 +34,21 @@ const LIVE_SCRIPT = [
   `echo '{"type":"result","subtype":"success","is_error":false,"result":"Done.","num_turns":2,"total_cost_usd":0.0125,"duration_ms":40}'`,
 ].join('\n');
 
+/** Lines the `wide` pod prints, each of 5,000 characters: far more than one session's feed keeps. */
+const WIDE_LINES = 4000;
+const WIDE_SCRIPT = `l=$(head -c 4990 /dev/zero | tr '\\0' '<'); i=1; while [ $i -le ${WIDE_LINES} ]; do printf '%09d %s\\n' $i "$l"; i=$((i+1)); done`;
+
+/** An agent whose final answer is only in its result: its last words are something else. */
+const ANSWER_SCRIPT = [
+  `echo '{"type":"system","subtype":"init","session_id":"c0ffee00-0000-4000-8000-000000000002","model":"fake"}'`,
+  `echo '{"type":"assistant","message":{"content":[{"type":"text","text":"Looking at the tests."}]}}'`,
+  `echo '{"type":"result","subtype":"success","is_error":false,"result":"The fix: **two lines** changed. <img src=x onerror=document.title=2> ![t](http://evil.example/t.png)","num_turns":3,"total_cost_usd":0.02,"duration_ms":40}'`,
+].join('\n');
+
+/** What one session's feed keeps by default (CLDPD_LIVE_MAX_MB, 4), and what one page shows of it. */
+const FEED_BYTES = 4 * 1024 * 1024;
+const PAGE_BYTES = 1024 * 1024;
+
 describeWithDocker('the live session page', () => {
   describeWithRedis('a real server and a worker in another process, real Docker and Redis, the fake GitHub', () => {
     describeWithChromium('in Chromium', () => {
@@ -59,6 +74,8 @@ describeWithDocker('the live session page', () => {
         await mkdir(gate, { recursive: true });
         await world.pod('live', { command: ['sh', '-c', LIVE_SCRIPT], env: { API_TOKEN: INJECTED }, mounts: [{ source: gate, target: '/gate', readOnly: true }] });
         await world.pod('quick', { command: ['sh', '-c', 'echo "private work done"'] });
+        await world.pod('wide', { command: ['sh', '-c', WIDE_SCRIPT] });
+        await world.pod('answer', { command: ['sh', '-c', ANSWER_SCRIPT] });
         await github.start();
         github.roles.set('alice', 'write');
         github.visibility.set(`${OWNER}/widgets`, 'public');
@@ -131,6 +148,55 @@ describeWithDocker('the live session page', () => {
         for (const text of ['before the gate 1', 'after the gate 5', 'finished · exit code 0']) expect(complete).toContain(text);
         expect(complete).not.toContain(INJECTED);
         await page.close();
+      });
+
+      it('page answer: a run whose final answer is only in its result ends the page with it, as safe Markdown, as the status comment does', async () => {
+        expect(await deliver(port, 'issues', labeled('widgets', 3, 'cldpd:answer'), { id: 'page-3', secret: SECRET })).toBe(200);
+        await until('the final comment', () => /cldpd: finished/.test(statusOf('widgets', 3)?.body ?? ''), 60_000);
+        expect(statusOf('widgets', 3)?.body).toContain('**two lines**');
+        const page = await browser().newPage();
+        expect((await page.goto(linkIn(statusOf('widgets', 3)?.body, 'session page') as string, { waitUntil: 'domcontentloaded' }))?.status()).toBe(200);
+        expect(await page.$eval('.e.end .answer summary', (el) => el.textContent)).toBe('Final answer');
+        expect(await page.$eval('.e.end .answer strong', (el) => el.textContent)).toBe('two lines');
+        expect(await page.$$('.e.end .answer img')).toEqual([]);
+        const text = await bodyText(page);
+        expect(text).toContain('Looking at the tests.');
+        expect(text).toContain('<img src=x onerror=document.title=2>'); // shown as text, never an element
+        expect(text).toContain('[image: t]');
+        expect(await page.title()).not.toBe('2');
+        // The builder's bookkeeping waits for "build details".
+        const shownDetails = () => page.$$eval('.e.build.detail', (els) => els.filter((el) => getComputedStyle(el).display !== 'none').length);
+        expect(await page.$$eval('.e.build.detail', (els) => els.length)).toBeGreaterThan(0);
+        expect(await shownDetails()).toBe(0);
+        await page.click('label[for=details]');
+        expect(await shownDetails()).toBeGreaterThan(0);
+        await page.click('label[for=details]');
+        await page.screenshot({ path: join(shots, 'session-page-answer.png'), fullPage: true });
+        await page.close();
+      });
+
+      it('feed bytes: a session of thousands of 5,000-character lines holds at most the feed\'s bytes in Redis, and its page at most the page\'s', async () => {
+        expect(await deliver(port, 'issues', labeled('widgets', 4, 'cldpd:wide'), { id: 'page-4', secret: SECRET })).toBe(200);
+        await until('the final comment', () => /cldpd: finished/.test(statusOf('widgets', 4)?.body ?? ''), 120_000);
+        const link = linkIn(statusOf('widgets', 4)?.body, 'session page') as string;
+        const sessionId = new URL(link).pathname.split('/')[2] as string;
+        const stream = `cldpd:feed:${sessionId}`;
+        await until('the last line in the feed', async () => (await redis.xrevrange(stream, '+', '-', 'COUNT', 2)).some(([, f]) => (f[f.indexOf('e') + 1] ?? '').includes(`${String(WIDE_LINES).padStart(9, '0')} <`)), 30_000);
+        const kept = await redis.xrange(stream, '-', '+');
+        const json = kept.reduce((sum, [, f]) => sum + Buffer.byteLength(f[f.indexOf('e') + 1] ?? ''), 0);
+        const memory = Number(await redis.call('MEMORY', 'USAGE', stream, 'SAMPLES', '0'));
+        expect(json).toBeLessThanOrEqual(FEED_BYTES);
+        expect(json).toBeGreaterThan(FEED_BYTES - 10_000); // the newest, up to the bound
+        expect(memory).toBeLessThanOrEqual(1.5 * FEED_BYTES); // Redis's own bookkeeping on top
+        expect(Number(await redis.hget(`${stream}:head`, 'bytes'))).toBe(json);
+
+        const response = await fetch(link);
+        expect(response.status).toBe(200);
+        const html = Buffer.from(await response.arrayBuffer()).toString('utf8');
+        expect(Buffer.byteLength(html)).toBeLessThanOrEqual(PAGE_BYTES + 16 * 1024);
+        expect(html).toContain(`${String(WIDE_LINES).padStart(9, '0')} &#60;&#60;`);
+        const left = /… (\d+) earlier entries are not shown here \(the page keeps the newest\); the whole log is on the worker host \(<code>cldpd logs<\/code>\)/.exec(html);
+        expect(Number(left?.[1])).toBeGreaterThan(WIDE_LINES - kept.length);
       });
 
       it('a tampered, unsigned, expired or other-session link gets 404', async () => {

@@ -114,6 +114,27 @@ describe('the live feed of a run', () => {
     expect(feed.head.phase).toBe('running');
     expect(feed.entries).toContainEqual({ k: 'message', at: expect.any(Number), text: 'Sent to the agent.' });
   });
+
+  it.each<[string, string | undefined, boolean, Partial<Extract<FeedEntry, { k: 'end' }>>]>([
+    ['an answer only in the result is on the end entry, redacted', 'I did it.', false, { answer: `All done with [redacted].` }],
+    ['an error result is the agent\'s error', 'I did it.', true, { answer: `All done with [redacted].`, answerIsError: true }],
+    ['an answer that is the agent\'s last words is not shown twice', `All done with ${SECRET}.`, false, {}],
+  ])('page answer: %s', async (_name, lastWords, isError, expected) => {
+    const feed = new MemoryFeed();
+    const run = reporter(feed).forRun(command);
+    run.event({ type: 'container.started', at: 10, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
+    if (lastWords) run.event({ type: 'output', at, stream: 'stdout', line: '{}', agent: [{ kind: 'text', text: lastWords }] }, {});
+    await run.finish({ kind: 'exited', sessionId: command.sessionId, terminal: { type: 'container.exited', at: 99, exitCode: 0, reason: 'exited', durationMs: 89 }, agent: { result: { kind: 'result', isError, text: `\nAll done with ${SECRET}.\n` } } });
+    const end = feed.entries.at(-1) as Extract<FeedEntry, { k: 'end' }>;
+    expect(end.k).toBe('end');
+    expect({ answer: end.answer, answerIsError: end.answerIsError }).toEqual({ answer: undefined, answerIsError: undefined, ...expected });
+  });
+
+  it('page answer: a long answer is cut, after redaction', () => {
+    const entry = redactEntry({ k: 'end', at, outcome: 'finished', answer: `${'y'.repeat(19_990)}${SECRET}${'z'.repeat(30_000)}` }, redact) as Extract<FeedEntry, { k: 'end' }>;
+    expect(entry.answer?.length).toBeLessThan(20_100);
+    expect(entry.answer).not.toContain(SECRET.slice(0, 10));
+  });
 });
 
 describe('the live feed while a publish hangs', () => {

@@ -41,6 +41,8 @@ async function readEvents(url: string, headers: Record<string, string>, enough: 
 }
 
 describeWithRedis('the session feed in Redis, and its page', () => {
+  /** The bytes of every entry's JSON the stream of `sessionId` holds, as Redis has them. */
+  const sumOfStream = async (sessionId: string) => (await redis.xrange(`cldpd:feed:${sessionId}`, '-', '+')).reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[fields.indexOf('e') + 1] ?? ''), 0);
   let redis: Redis;
   let store: SessionFeedStore;
   let server: Server;
@@ -86,17 +88,38 @@ describeWithRedis('the session feed in Redis, and its page', () => {
     }
   });
 
-  it('keeps about the last maxEntries entries; the page says how many earlier ones are gone', async () => {
+  it('keeps the last maxEntries entries; the page says how many earlier ones are gone', async () => {
     const id = 't-00000002';
     for (let batch = 0; batch < 10; batch++) await store.publish(id, Array.from({ length: 100 }, (_, i) => line(`l${batch * 100 + i + 1}`)), { ...identity, sessionId: id });
     const kept = await store.entries(id);
-    expect(kept.length).toBeGreaterThanOrEqual(100);
-    expect(kept.length).toBeLessThan(300);
+    expect(kept.length).toBe(100);
     expect(kept.at(-1)?.n).toBe(1000);
     expect((await store.head(id))?.total).toBe(1000);
     const page = await (await fetch(base + path(id))).text();
-    expect(page).toContain(`${(kept[0]?.n ?? 0) - 1} earlier entries are no longer kept here`);
+    expect(page).toContain(`${(kept[0]?.n ?? 0) - 1} earlier entries are not shown here`);
     expect(page).toContain('l1000');
+  });
+
+  it('feed bytes: keeps the newest entries within maxBytes of JSON (the newest one always), counting a feed written before bytes were counted', async () => {
+    const small = new SessionFeedStore(redis, { maxEntries: 1000, maxBytes: 50_000, keepSeconds: 3600 });
+    const id = 'b-00000006';
+    const wide = (i: number) => line(`${i} ${'<'.repeat(5000)}`);
+    const json = (i: number) => Buffer.byteLength(JSON.stringify(wide(i)));
+    // Written as before: entries without a byte count in the head.
+    for (let i = 1; i <= 30; i++) await redis.xadd(`cldpd:feed:${id}`, '*', 'n', String(i), 'e', JSON.stringify(wide(i)));
+    await redis.hset(`cldpd:feed:${id}:head`, { ...identity, sessionId: id, total: 30 });
+    for (let i = 31; i <= 200; i += 10) await small.publish(id, Array.from({ length: 10 }, (_, k) => wide(i + k)), {});
+    const kept = await small.entries(id);
+    const bytes = kept.reduce((sum, e) => sum + Buffer.byteLength(JSON.stringify(e.entry)), 0);
+    expect(kept.at(-1)?.n).toBe(200);
+    expect(kept.map((e) => e.n)).toEqual(Array.from({ length: kept.length }, (_, i) => 201 - kept.length + i));
+    expect(bytes).toBeLessThanOrEqual(50_000);
+    expect(bytes + json(200)).toBeGreaterThan(50_000);
+    expect((await small.head(id))?.bytes).toBe(await sumOfStream(id));
+    // One entry larger than the whole bound is still kept, alone.
+    await small.publish(id, [line('x'.repeat(60_000))], {});
+    expect((await small.entries(id)).map((e) => e.n)).toEqual([201]);
+    expect((await small.head(id))?.bytes).toBe(await sumOfStream(id));
   });
 
   it.each([

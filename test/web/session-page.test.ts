@@ -53,8 +53,30 @@ describe('the session page', () => {
   it('the page starts its live tail after the last entry it shows, and says when earlier entries were trimmed', () => {
     const html = renderSessionPage({ head, entries: [stored(5, { k: 'line', at: 0, stream: 'stdout', text: 'five' }), stored(6, { k: 'line', at: 0, stream: 'stdout', text: 'six' })], eventsUrl: '/sessions/hello-0a1b2c3d/events?exp=1&sig=a', now: 2_000, full: true });
     expect(html).toContain('data-after="1006-0/6"');
-    expect(html).toMatch(/4 earlier entries are no longer kept here/);
+    expect(html).toMatch(/4 earlier entries are not shown here/);
     expect(html).toContain('<script src="/assets/session.js" defer></script>');
     expect(html).not.toMatch(/<script>/);
+  });
+  it('page answer: the end of a run shows the final answer as safe Markdown, or the agent\'s error', () => {
+    const html = renderEntry(stored(9, { k: 'end', at: 0, outcome: 'finished', exitCode: 0, answer: 'All **done**. <img src=x onerror=alert(1)> ![t](https://evil.example/t.png) [x](javascript:alert(1))' }));
+    expect(html).toMatch(/finished · exit code 0<\/h3><details open class="answer"><summary>Final answer<\/summary><div class="md"><p>All <strong>done<\/strong>\. &lt;img/);
+    expect(html).not.toMatch(/<img|<script|href="javascript/);
+    expect(html).toContain('[image: t]');
+    expect(renderEntry(stored(9, { k: 'end', at: 0, outcome: 'finished', answer: 'It broke.', answerIsError: true }))).toContain('<summary>The agent\'s error</summary>');
+    expect(renderEntry(stored(9, { k: 'end', at: 0, outcome: 'finished' }))).not.toContain('answer');
+  });
+
+  it('feed bytes: the page shows the newest entries within its bytes, and says how many earlier ones it leaves out and where all of them are', () => {
+    const entries = Array.from({ length: 300 }, (_, i) => stored(i + 101, { k: 'line', at: 0, stream: 'stdout', text: `${i + 101} ${'<'.repeat(2000)}` }));
+    const html = renderSessionPage({ head, entries, eventsUrl: '/e', now: 0, full: true, maxBytes: 100_000 });
+    const shown = [...html.matchAll(/data-n="(\d+)"><time>/g)].map((m) => Number(m[1]));
+    expect(shown.at(-1)).toBe(400);
+    expect(shown).toEqual(Array.from({ length: shown.length }, (_, i) => 401 - shown.length + i));
+    const body = html.slice(html.indexOf('<main'));
+    expect(Buffer.byteLength(body)).toBeLessThanOrEqual(100_000 + 1000);
+    expect(Buffer.byteLength(body)).toBeGreaterThan(90_000);
+    expect(html).toContain(`… ${(shown[0] as number) - 1} earlier entries are not shown here (the page keeps the newest); the whole log is on the worker host (<code>cldpd logs</code>)`);
+    // The newest entry is shown, however large.
+    expect(renderSessionPage({ head, entries, eventsUrl: '/e', now: 0, full: true, maxBytes: 10 })).toContain('data-n="400"');
   });
 });
