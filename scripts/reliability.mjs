@@ -15,6 +15,7 @@ const FILES = [
   'test/core/container-spec.test.ts', 'test/core/pod-config.test.ts', 'test/core/stream-json.test.ts', 'test/cli/render.test.ts', 'test/cli/run-cli.test.ts',
   'test/github/status-comment.test.ts', 'test/github/status-reporter.test.ts', 'test/github/redact.test.ts', 'test/github/app.test.ts', 'test/github/webhook-receiver.test.ts',
   'test/real-claude/session.test.ts',
+  'test/e2e/session-page.test.ts', 'test/integration/session-feed.test.ts', 'test/web/session-page.test.ts', 'test/github/feed-reporter.test.ts',
 ];
 
 /** [scenario, what was tried (and how many inputs), what was checked, file parts (| between several), test title pattern] */
@@ -64,6 +65,8 @@ const ROWS = [
   ['H11. Host paths in issue comments', 'a label naming a pod that does not exist', 'the error shows neither the pods folder nor cldpd\'s home', 'e2e/abuse.test', /^paths:/],
   ['H12. A long-running process that does not exit', 'cldpd up SIGKILLed (its redis-server left running), restarted, then SIGTERM', 'the leftover redis-server is replaced; SIGTERM exits 0 and leaves no redis-server', 'e2e/up.test', /^exit:/],
   ['H13. Production image on an end-of-life Node', 'the Dockerfile\'s FROM lines against the Node release schedule', 'a Node LTS before its end of life', 'production-image.test', /./],
+  ['H19. The live feed bounded in entries, not bytes', 'a pod printing 4,000 lines of 5,000 `<` through the real server and worker; a feed written before the bound; one entry larger than the whole bound', 'the stream holds at most CLDPD_LIVE_MAX_MB of JSON (Redis MEMORY USAGE within 1.5 times it), its head counts exactly what it holds; a page is at most 1 MiB of entries, shows the newest, counts those left out and points to cldpd logs', 'e2e/session-page.test|integration/session-feed.test|web/session-page.test', /^feed bytes:/],
+  ['H26. The page without the final answer', 'a run whose answer is only in Claude Code\'s result (Markdown, a raw `<img onerror>`, a remote image); an error result; an answer equal to the last words', 'the page ends with the answer as safe Markdown (no img element, raw HTML as text), redacted and cut; an error labelled as such; never shown twice', 'e2e/session-page.test|github/feed-reporter.test|web/session-page.test', /^page answer:/],
 ];
 
 const THREATS = [
