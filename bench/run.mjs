@@ -14,6 +14,7 @@ import { benchRetention } from './retention.mjs';
 import { benchScale } from './scale.mjs';
 import { benchThroughput } from './throughput.mjs';
 import { benchWebhook } from './webhook.mjs';
+import { benchWebhookFloods } from './webhook-floods.mjs';
 import { benchWrites } from './writes.mjs';
 
 const quick = process.argv.includes('--quick');
@@ -34,6 +35,10 @@ if (want('throughput')) {
 if (want('webhook')) {
   console.log('webhook…');
   results.webhook = await benchWebhook({ total: 2000 });
+}
+if (want('webhook') || want('floods')) {
+  console.log('webhook floods…');
+  results.floods = await benchWebhookFloods({ seconds: quick ? 4 : 8 });
 }
 if (want('writes')) {
   console.log('writes…');
@@ -115,6 +120,14 @@ if (results.webhook) {
     lines.push('', `Oversized deliveries: ${o.bodies} POSTs of ${o.mib} MiB at once, streamed without a length and with a wrong signature, against the same \`cldpd serve\` just started, before the load above. Its peak resident memory went from ${fmt(o.peakBefore)} MiB to ${fmt(o.peakAfter)} MiB (**+${fmt(o.peakAfter - o.peakBefore)} MiB**; resident before: ${fmt(o.rssBefore)} MiB). Answers: ${o.statuses.join(', ')} (0: the connection was closed under the sender); MiB sent before that: ${o.sentMiB.map((m) => fmt(m)).join(', ')}. The server refuses a body at 25 MB and holds at most 100 MB of unverified bodies at once (the rest are turned away with 503).`);
   }
   lines.push('');
+}
+if (results.floods) {
+  const { chunks: c, connections: k } = results.floods;
+  const probe = (p) => `${p.ok} of ${p.sent} accepted${p.ok ? `, p50 ${fmt(p.p50, 1)} ms, p99 ${fmt(p.p99, 1)} ms, max ${fmt(p.max, 1)} ms` : ''}`;
+  if (!results.webhook) lines.push('## 3. Webhook acknowledgement', '');
+  lines.push(`Floods (bench/webhook-floods.mjs), each against a \`cldpd serve\` of its own while a genuine signed delivery is sent every 200 ms on a new connection, as GitHub sends them (answered within 10 s or counted failed); the intake step runs (its GitHub calls fail and are retried off the request path).`, '',
+    `- **1-byte chunks**: ${c.connections} connections each streaming a 1 MiB body one byte per chunk (chunked encoding, wrong signature), again as soon as one is answered or cut, for ${c.seconds} s. Resident memory ${fmt(c.before.rss)} MiB before, ${c.died ? '**the process died**' : `${fmt(c.after.rss)} MiB after, peak ${fmt(c.before.peak)} → ${fmt(c.after.peak)} MiB (**+${fmt(c.after.peak - c.before.peak)} MiB**)`}. Flood answers: ${Object.entries(c.statuses).map(([s, n]) => `${n} × ${s === '0' ? 'cut' : s}`).join(', ')}. Deliveries: before the flood ${probe(c.quiet)}; during it ${probe(c.during)}.`,
+    `- **Slow connections**: ${k.slow} connections from 127.0.0.2 (half sending a request head that never ends, half a webhook request whose body never comes), each opened again a second after the server closes it (${k.opened} opened in ${k.seconds} s); the deliveries come from 127.0.0.1. Deliveries: before the flood ${probe(k.quiet)}; during it ${probe(k.during)}.`, '');
 }
 if (results.writes) {
   lines.push('## 4. GitHub writes', '',

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NO_LIMITS, mergeLimits, parseLimits, type RepoLimits } from './queue/usage-limits.js';
@@ -107,10 +108,17 @@ export interface Config {
   /** GitHub writes (comments posted or edited) one process makes per minute at most. `CLDPD_GITHUB_WRITES_PER_MINUTE`, default 40. */
   readonly githubWritesPerMinute: number;
   /**
-   * Where `cldpd worker` serves /metrics, /healthz and /readyz (on `HOST`): `CLDPD_METRICS_PORT`,
-   * default 9464; 0 turns it off. `serve` and `up` serve them on `PORT` instead.
+   * Where every long-running process (`serve`, `worker`, `up`) serves /metrics, /healthz and
+   * /readyz: `CLDPD_METRICS_PORT`, default 9464; 0 turns it off. The webhook port answers
+   * /healthz only.
    */
   readonly metricsPort: number;
+  /**
+   * The address the metrics port listens on: `CLDPD_METRICS_ADDRESS`, default 127.0.0.1, so
+   * that only this machine reads the metrics and readiness (pod names, host ids, costs, Redis's
+   * errors); 0.0.0.0 (or an address of a private network) lets a Prometheus elsewhere scrape it.
+   */
+  readonly metricsAddress: string;
   readonly github: GitHubConfig;
   readonly live: LivePageConfig;
   /**
@@ -155,6 +163,17 @@ function portOrOff(env: Env, name: string, fallback: number, problems: string[])
     return fallback;
   }
   return value;
+}
+
+/** An address to listen on: an IPv4 or IPv6 address, or a host name. */
+function listenAddress(env: Env, name: string, fallback: string, problems: string[]): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (isIP(raw) === 0 && !/^(?=.*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(raw)) {
+    problems.push(`${name} is "${raw}"; it must be an address to listen on, such as 127.0.0.1 (this machine only, the default), 0.0.0.0 (every interface) or ::1.`);
+    return fallback;
+  }
+  return raw;
 }
 
 /** Host ids name queues and labels: keep them to safe characters. */
@@ -237,6 +256,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     stopSeconds: positiveInt(env, 'CLDPD_STOP_SECONDS', 20, problems),
     githubWritesPerMinute: positiveInt(env, 'CLDPD_GITHUB_WRITES_PER_MINUTE', 40, problems),
     metricsPort: portOrOff(env, 'CLDPD_METRICS_PORT', 9464, problems),
+    metricsAddress: listenAddress(env, 'CLDPD_METRICS_ADDRESS', '127.0.0.1', problems),
     github: Object.freeze({
       appId: env.APP_ID || undefined,
       privateKey: privateKeyFrom(env, problems),

@@ -42,12 +42,22 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HOME: '/h', CLDPD_LOG_FORMAT: 'yaml' })).toThrow(/CLDPD_LOG_FORMAT is "yaml"; use json or pretty/);
   });
 
-  it('reads the worker\'s metrics port: 9464 unless set, 0 for off, anything else outside 0–65535 is a problem', () => {
+  it('reads the metrics port: 9464 unless set, 0 for off, anything else outside 0–65535 is a problem', () => {
     expect(loadConfig({ HOME: '/h' }).metricsPort).toBe(9464);
     expect(loadConfig({ HOME: '/h', CLDPD_METRICS_PORT: '0' }).metricsPort).toBe(0);
     expect(loadConfig({ HOME: '/h', CLDPD_METRICS_PORT: '9100' }).metricsPort).toBe(9100);
     for (const bad of ['70000', '-1', 'on', '1.5']) {
       expect(() => loadConfig({ HOME: '/h', CLDPD_METRICS_PORT: bad })).toThrow(new RegExp(`CLDPD_METRICS_PORT is "${bad}"; it must be a port from 1 to 65535, or 0 to turn it off`));
+    }
+  });
+
+  it('metrics access: the metrics port listens on loopback unless CLDPD_METRICS_ADDRESS says otherwise, whatever HOST is', () => {
+    expect(loadConfig({ HOME: '/h', HOST: '0.0.0.0' }).metricsAddress).toBe('127.0.0.1');
+    expect(loadConfig({ HOME: '/h', CLDPD_METRICS_ADDRESS: '0.0.0.0' }).metricsAddress).toBe('0.0.0.0');
+    expect(loadConfig({ HOME: '/h', CLDPD_METRICS_ADDRESS: '::1' }).metricsAddress).toBe('::1');
+    expect(loadConfig({ HOME: '/h', CLDPD_METRICS_ADDRESS: 'metrics.internal' }).metricsAddress).toBe('metrics.internal');
+    for (const bad of ['http://0.0.0.0', '10.0.0.1:9464', 'a b']) {
+      expect(() => loadConfig({ HOME: '/h', CLDPD_METRICS_ADDRESS: bad })).toThrow(/CLDPD_METRICS_ADDRESS is ".*"; it must be an address to listen on, such as 127\.0\.0\.1/);
     }
   });
 

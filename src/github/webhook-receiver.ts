@@ -18,7 +18,7 @@ export interface VerifiedDelivery {
  * What became of a request to the webhook path. `accepted`: queued for its intake step (a
  * redelivery too); `ignored`: verified, but nothing cldpd acts on; `bad_signature`: no
  * signature, or one that does not match the body; `refused`: turned away before its body was
- * read (method, content type, missing event header); `too_large`: over the body limit;
+ * read (method, content type, missing event header), or while it trickled in in tiny pieces; `too_large`: over the body limit;
  * `busy`: too many large bodies at once; `bad_json`: signed, but not JSON; `failed`: it could
  * not be queued (GitHub may redeliver it).
  */
@@ -56,6 +56,17 @@ export interface WebhookReceiverOptions {
  */
 export const SMALL_BODY_BYTES = 1024 * 1024;
 
+/**
+ * A body may arrive in this many pieces whatever their size; past it, pieces must average at
+ * least {@link MIN_PIECE_BYTES}. Each piece costs an event and two hash updates, so a body
+ * streamed a byte at a time is refused (400) rather than paid for a million times per MiB.
+ */
+export const FREE_PIECES = 1024;
+/** The least average size of a body's pieces past the first {@link FREE_PIECES}. */
+export const MIN_PIECE_BYTES = 64;
+/** The first buffer a body is copied into; it doubles as the body grows. */
+const FIRST_CAPACITY = 16 * 1024;
+
 const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
 const JSON_TYPE = /^\s*application\/json\s*(?:;|$)/i;
 
@@ -73,10 +84,11 @@ function header(req: IncomingMessage, name: string): string | undefined {
 /**
  * The webhook endpoint. Everything that can be refused without reading the body is refused
  * first (method, path, content type, headers, a signature of the wrong shape, a declared size
- * over the limit); the body is then read with a limit per request and a limit on the large
- * unverified bodies all requests hold together, hashed as it arrives, and dropped unless its
- * HMAC matches. So a stranger can make cldpd hold at most `maxBufferedBytes` plus 1 MiB per
- * open connection (the server bounds those), never parse anything, and never reach Redis. A verified delivery is handed on keyed by the hash of its
+ * over the limit); the body is then read into one buffer with a limit per request, a limit on
+ * the large unverified bodies all requests hold together and a least average piece size,
+ * hashed as it arrives, and dropped unless its HMAC matches. So a stranger can make cldpd hold
+ * at most `maxBufferedBytes` plus 1 MiB per open connection (the server bounds those), however
+ * the body is cut up, never parse anything, and never reach Redis. A verified delivery is handed on keyed by the hash of its
  * body, which the signature covers: a replay with a new delivery id is the same delivery.
  */
 export function createWebhookReceiver(options: WebhookReceiverOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
@@ -120,8 +132,12 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
 
     const hmac = createHmac('sha256', options.secret);
     const digest = createHash('sha256');
-    const chunks: Buffer[] = [];
+    // The body is copied into one buffer that grows by doubling: what a request holds is that
+    // buffer, whatever the size of the pieces it arrives in (a Buffer per 1-byte piece would
+    // cost some 200 bytes of heap per byte).
+    let body: Buffer | undefined;
     let size = 0;
+    let pieces = 0;
     let held = 0;
     let done = false;
     const release = () => {
@@ -132,7 +148,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
       if (done) return;
       done = true;
       release();
-      chunks.length = 0;
+      body = undefined;
       answer(res, status, text, { connection: 'close' });
       observe(outcome);
       req.destroy();
@@ -140,30 +156,42 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
     req.on('data', (chunk: Buffer) => {
       if (done) return;
       size += chunk.length;
+      pieces += 1;
       if (size > maxBody) return fail(413, `The body is over ${maxBody} bytes.`, 'too_large');
-      const large = Math.min(chunk.length, Math.max(0, size - SMALL_BODY_BYTES));
-      if (buffered + large > maxBuffered) return fail(503, 'Too many large deliveries at once; retry later.', 'busy');
-      buffered += large;
-      held += large;
+      if (pieces > FREE_PIECES && size < pieces * MIN_PIECE_BYTES) {
+        return fail(400, `The body arrives in pieces of under ${MIN_PIECE_BYTES} bytes (${pieces} pieces for ${size} bytes); send it in larger writes.`, 'refused');
+      }
+      if (!body || size > body.length) {
+        const capacity = Math.min(maxBody, Math.max(size, 2 * (body?.length ?? 0), FIRST_CAPACITY));
+        const large = Math.max(0, capacity - SMALL_BODY_BYTES) - held;
+        if (buffered + large > maxBuffered) return fail(503, 'Too many large deliveries at once; retry later.', 'busy');
+        buffered += large;
+        held += large;
+        const grown = Buffer.allocUnsafeSlow(capacity);
+        body?.copy(grown, 0, 0, size - chunk.length);
+        body = grown;
+      }
+      chunk.copy(body, size - chunk.length);
       hmac.update(chunk);
       digest.update(chunk);
-      chunks.push(chunk);
     });
     req.on('error', () => {
       done = true;
       release();
+      body = undefined;
     });
     req.on('close', () => {
       if (!done) {
         done = true;
         release();
+        body = undefined;
       }
     });
     req.on('end', () => {
       if (done) return;
       done = true;
-      const body = Buffer.concat(chunks, size);
-      chunks.length = 0;
+      const text = body?.toString('utf8', 0, size) ?? '';
+      body = undefined;
       release();
       if (!timingSafeEqual(hmac.digest(), Buffer.from(signature, 'hex'))) {
         answer(res, 401, 'The signature does not match the body.');
@@ -171,7 +199,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
       }
       let payload: unknown;
       try {
-        payload = JSON.parse(body.toString('utf8'));
+        payload = JSON.parse(text);
       } catch {
         answer(res, 400, 'The body is not JSON.');
         return observe('bad_json');

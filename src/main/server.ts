@@ -14,6 +14,7 @@ import { IssueState } from '../queue/issue-state.js';
 import { INTAKE_QUEUE } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
 import { UsageLimits } from '../queue/usage-limits.js';
+import { limitConnections } from '../web/connection-limits.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import { sessionPages, type SessionPages } from './session-pages.js';
 import { sharedWriteBudget } from './write-budget.js';
@@ -28,14 +29,14 @@ export interface RunningServer {
 export interface ServerExtras {
   /** Counts webhook deliveries and the intake's GitHub writes. */
   readonly metrics?: CldpdMetrics;
-  /** Tried in order before the webhook path; each answers (and returns true) or passes (false). */
+  /** Tried in order before the webhook path; each answers (and returns true) or passes (false). Anyone on the webhook port reaches them. */
   readonly routes?: ReadonlyArray<(req: IncomingMessage, res: ServerResponse) => boolean>;
 }
 
 /**
  * `cldpd serve`: the Probot webhook server (signature check, filter, enqueue) and the
  * intake worker that checks permissions and acknowledges on the issue. Never touches Docker.
- * `extras.routes` (/metrics, /healthz, /readyz) are served on the same port.
+ * `extras.routes` (/healthz) are served on the same port.
  */
 export async function startServer(config: Config, logger: Logger, redis: Redis, extras: ServerExtras = {}): Promise<RunningServer> {
   const { metrics, routes = [] } = extras;
@@ -54,7 +55,10 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
   });
   // Built once the app can authenticate (below); until then nothing listens.
   let pages: SessionPages | undefined;
-  const http = createServer((req, res) => {
+  // A client that sends its request slowly holds a socket, never memory, and not for long:
+  // GitHub sends a delivery's head at once and gives up on an answer after 10 s. Node looks
+  // for overdue requests every connectionsCheckingInterval.
+  const http = createServer({ headersTimeout: 5_000, requestTimeout: 15_000, connectionsCheckingInterval: 1_000 }, (req, res) => {
     if (req.method === 'GET' && req.url === '/ping') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('PONG');
@@ -74,13 +78,11 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('Not found');
   });
-  // A client that sends its request slowly holds a socket, never memory; give up on it soon.
-  http.requestTimeout = 60_000;
-  http.headersTimeout = 20_000;
-  // Each connection may hold 1 MiB of an unverified body: this bounds the memory a stranger
-  // can take. Live session pages hold a connection each, at most 100 (see sessionRoutes), so
-  // GitHub's deliveries always have room beside them.
-  http.maxConnections = 256;
+  // Each connection may hold 1 MiB of an unverified body: the limits bound the memory a
+  // stranger can take. A connection still sending its head, or idle, makes room for a new
+  // one; live session pages hold at most 100 (see sessionRoutes). So slow connections, from
+  // one address or to other routes, cannot turn GitHub's deliveries away.
+  limitConnections(http, { perAddress: 32, total: 512 });
   const listen = () => new Promise<HttpServer>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, host, () => resolve(http));

@@ -53,7 +53,7 @@ export async function runServices(mode: ServiceMode): Promise<number> {
   try {
     const redis = await openRedis(config, logger, { ownServer: mode === 'up' });
     closers.push(['redis', () => redis.close()]);
-    const [{ QueueDepths }, { createMetrics }, { operationsRoutes }] = await Promise.all([import('../queue/queue-depths.js'), import('../web/metrics.js'), import('../web/operations.js')]);
+    const [{ QueueDepths }, { createMetrics }, { healthRoute, operationsRoutes }] = await Promise.all([import('../queue/queue-depths.js'), import('../web/metrics.js'), import('../web/operations.js')]);
     // One set of metrics per process: in `up` the server and the worker count into the same.
     const depths = new QueueDepths(redis.redis, [...(mode !== 'worker' ? [INTAKE_QUEUE] : []), RUN_QUEUE, ...(mode !== 'serve' ? [hostQueue(config.hostId)] : [])]);
     closers.unshift(['queue counts', () => depths.close()]);
@@ -64,24 +64,25 @@ export async function runServices(mode: ServiceMode): Promise<number> {
       metrics,
       ready: () => [{ name: 'redis', check: () => redisAnswers(redis.redis) }, ...(mode === 'serve' ? [] : worker?.checks ?? [starting])],
     });
-    if (mode === 'worker' && config.metricsPort !== 0) {
+    if (config.metricsPort !== 0) {
       const { startMetricsServer } = await import('../web/metrics-server.js');
       // The runs matter more than their metrics: a taken port (a second worker on one machine)
-      // is logged loudly, and the worker runs on without it.
-      const operations = await startMetricsServer(routes, config.metricsPort, config.github.host).catch((err: unknown) => {
+      // is logged loudly, and the process runs on without it.
+      const operations = await startMetricsServer(routes, config.metricsPort, config.metricsAddress).catch((err: unknown) => {
         logger.error({ err }, err instanceof Error ? err.message : 'could not serve /metrics');
         return undefined;
       });
       if (operations) {
         closers.unshift(['metrics server', () => operations.close()]);
-        logger.info({ port: operations.port }, 'serving /metrics, /healthz and /readyz');
+        logger.info({ address: config.metricsAddress, port: operations.port }, 'serving /metrics, /healthz and /readyz');
       }
     }
     if (mode !== 'worker') {
       const { startServer } = await import('./server.js');
-      const server = await startServer(config, logger, redis.redis, { metrics, routes: [routes] });
+      // Anyone may reach the webhook port: it tells them the process lives, nothing more.
+      const server = await startServer(config, logger, redis.redis, { metrics, routes: [healthRoute()] });
       closers.unshift(['webhook server', () => server.close()]);
-      logger.info({ port: server.port, path: config.github.webhookPath }, 'listening for webhooks (and /metrics, /healthz, /readyz)');
+      logger.info({ port: server.port, path: config.github.webhookPath }, 'listening for webhooks (and /healthz)');
     }
     if (mode !== 'serve') {
       const { startWorker } = await import('./worker.js');

@@ -8,9 +8,9 @@ export interface RunningMetricsServer {
 
 /**
  * Serves `routes` (see operationsRoutes) on `port` and `host` (all interfaces when
- * undefined; port 0 picks a free one), for a process without a web server of its own: a
- * `cldpd worker`. Anything else is answered 404. Rejects naming the setting to change when
- * the port is taken.
+ * undefined; port 0 picks a free one), apart from the webhook port: CLDPD_METRICS_ADDRESS
+ * decides who may read them. Anything else is answered 404. Rejects naming the setting to
+ * change when the port is taken.
  */
 export async function startMetricsServer(routes: (req: IncomingMessage, res: ServerResponse) => boolean, port: number, host: string | undefined): Promise<RunningMetricsServer> {
   const http = createServer((req, res) => {
@@ -25,7 +25,7 @@ export async function startMetricsServer(routes: (req: IncomingMessage, res: Ser
   await new Promise<void>((resolve, reject) => {
     http.once('error', (err: NodeJS.ErrnoException) => {
       reject(err.code === 'EADDRINUSE'
-        ? new Error(`Port ${port} (CLDPD_METRICS_PORT) is in use: stop what listens there, set CLDPD_METRICS_PORT to another port, or to 0 to serve no metrics; the worker runs on without them.`, { cause: err })
+        ? new Error(`Port ${port} (CLDPD_METRICS_PORT) is in use: stop what listens there, set CLDPD_METRICS_PORT to another port, or to 0 to serve no metrics; cldpd runs on without them.`, { cause: err })
         : err);
     });
     http.listen(port, host, () => resolve());

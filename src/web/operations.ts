@@ -24,16 +24,30 @@ function answer(res: ServerResponse, status: number, body: string, contentType =
 }
 
 /**
+ * `/healthz` alone (GET and HEAD: 200 `ok`), for a port anyone may reach: it says the process
+ * serves requests and nothing more. Returns false for anything else.
+ */
+export function healthRoute(): (req: IncomingMessage, res: ServerResponse) => boolean {
+  return (req, res) => {
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || (req.url ?? '').split('?')[0] !== '/healthz') return false;
+    answer(res, 200, 'ok\n');
+    return true;
+  };
+}
+
+/**
  * The operations endpoints of a long-running process, as a request handler that answers
  * (and returns true) for GET and HEAD of `/metrics` (Prometheus text), `/healthz` (200 `ok`
  * while the process serves requests at all) and `/readyz` (200 `ready: <checks>` when every
  * check answered within its timeout, else 503 `not ready: <name> (<why>)` for each that did
  * not), and returns false for anything else, so it sits in front of the other routes.
- * A failed check is never thrown: it is the answer.
+ * A failed check is never thrown: it is the answer. /metrics and /readyz tell pod names, host
+ * ids, costs and Redis's errors: serve them where only the operator's scraper reaches.
  */
 export function operationsRoutes(options: OperationsOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const timeoutMs = options.checkTimeoutMs ?? 2_000;
   const { registry } = options.metrics;
+  const health = healthRoute();
 
   const readiness = async (): Promise<{ ready: boolean; text: string }> => {
     const checks = options.ready();
@@ -48,12 +62,9 @@ export function operationsRoutes(options: OperationsOptions): (req: IncomingMess
   };
 
   return (req, res) => {
+    if (health(req, res)) return true;
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const path = (req.url ?? '').split('?')[0];
-    if (path === '/healthz') {
-      answer(res, 200, 'ok\n');
-      return true;
-    }
     if (path === '/readyz') {
       readiness().then(
         ({ ready, text }) => answer(res, ready ? 200 : 503, text),

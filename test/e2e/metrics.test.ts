@@ -25,10 +25,10 @@ const labeled = (label: string, number: number) => ({
   sender: { login: 'alice', type: 'User' },
 });
 
-/** GETs a path of a process, giving up after 10 s (a process that does not answer fails the test, never hangs it). */
-async function get(port: number, path: string): Promise<{ status: number; text: string }> {
+/** GETs a path of a process (on 127.0.0.1 unless told), giving up after 10 s (a process that does not answer fails the test, never hangs it). */
+async function get(port: number, path: string, address = '127.0.0.1'): Promise<{ status: number; text: string }> {
   try {
-    const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(10_000) });
+    const response = await fetch(`http://${address}:${port}${path}`, { signal: AbortSignal.timeout(10_000) });
     return { status: response.status, text: await response.text() };
   } catch (err) {
     return { status: 0, text: (err as Error).message };
@@ -51,6 +51,7 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
     let redis: Redis;
     let port: number;
     let metricsPort: number;
+    let serverMetricsPort: number;
     let server: CldpdProcess;
     let worker: CldpdProcess;
     const statusOf = (n: number) => github.commentsOn(`acme/metrics#${n}`).find((c) => c.body.startsWith('<!-- cldpd:status'));
@@ -67,9 +68,11 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
       redis = db.redis;
       port = await freePort();
       metricsPort = await freePort();
+      serverMetricsPort = await freePort();
       const env = processEnv({ world, github, port, redisUrl: db.url, secret: SECRET });
-      server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
-      worker = new CldpdProcess('worker', { ...env, CLDPD_METRICS_PORT: String(metricsPort) }, join(world.home, 'worker.log'));
+      server = new CldpdProcess('serve', { ...env, CLDPD_METRICS_PORT: String(serverMetricsPort) }, join(world.home, 'server.log'));
+      // HOST is every interface; the metrics stay on loopback (CLDPD_METRICS_ADDRESS's default).
+      worker = new CldpdProcess('worker', { ...env, CLDPD_METRICS_PORT: String(metricsPort), HOST: '0.0.0.0' }, join(world.home, 'worker.log'));
       await until('the webhook server', async () => (await get(port, '/ping')).status === 200, 30_000);
       await until('the worker to be ready', async () => (await get(metricsPort, '/readyz')).status === 200, 60_000);
     });
@@ -84,14 +87,24 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
     });
 
     it('health and readiness: the server checks Redis, the worker Redis and Docker', async () => {
-      expect(await get(port, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
-      expect(await get(port, '/readyz')).toEqual({ status: 200, text: 'ready: redis\n' });
+      expect(await get(serverMetricsPort, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
+      expect(await get(serverMetricsPort, '/readyz')).toEqual({ status: 200, text: 'ready: redis\n' });
       expect(await get(metricsPort, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
       expect(await get(metricsPort, '/readyz')).toEqual({ status: 200, text: 'ready: redis, docker\n' });
     });
 
+    it('metrics access: the webhook port answers /healthz only; the metrics ports answer on loopback, not on another address of the machine', async () => {
+      expect(await get(port, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
+      for (const path of ['/metrics', '/readyz']) expect((await get(port, path)).status).toBe(404);
+      for (const p of [serverMetricsPort, metricsPort]) {
+        expect((await get(p, '/metrics')).status).toBe(200);
+        // 127.0.0.2 is this machine too, but not the loopback address the metrics listen on.
+        expect(await get(p, '/readyz', '127.0.0.2')).toMatchObject({ status: 0 });
+      }
+    });
+
     it('a labelled issue run to its end moves the server\'s and the worker\'s counters and histograms', async () => {
-      const before = { server: await scrape(port), worker: await scrape(metricsPort) };
+      const before = { server: await scrape(serverMetricsPort), worker: await scrape(metricsPort) };
       expect(sampleValue(before.worker, 'cldpd_runs_started_total', { pod: 'metrics' })).toBeUndefined();
 
       expect(await deliver(port, 'issues', labeled('cldpd:metrics', 1), { id: randomUUID(), secret: SECRET })).toBe(200);
@@ -108,7 +121,7 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
       expect(sampleValue(running, 'cldpd_runs_finished_total', { pod: 'metrics', outcome: 'finished' })).toBeUndefined();
 
       await until('the final status comment', () => /cldpd: finished/.test(statusOf(1)?.body ?? ''), 60_000);
-      const served = await scrape(port);
+      const served = await scrape(serverMetricsPort);
       expect(sampleValue(served, 'cldpd_webhook_deliveries_total', { event: 'issues', outcome: 'accepted' })).toBe(1);
       expect(sampleValue(served, 'cldpd_webhook_deliveries_total', { event: 'issues', outcome: 'bad_signature' })).toBe(1);
       expect(sampleValue(served, 'cldpd_webhook_deliveries_total', { event: 'issues', outcome: 'ignored' })).toBe(1);
@@ -145,7 +158,7 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
     const world = new TestWorld();
     let up: CldpdProcess;
     let port: number;
-    let unusedMetricsPort: number;
+    let metricsPort: number;
     let redis: Redis;
 
     beforeAll(async () => {
@@ -154,14 +167,14 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
       const db = await testRedis(DB);
       redis = db.redis;
       port = await freePort();
-      unusedMetricsPort = await freePort();
+      metricsPort = await freePort();
       up = new CldpdProcess('up', {
         PATH: process.env.PATH, HOME: world.home, APP_ID: '1', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
         GHE_HOST: '127.0.0.1:9', GHE_PROTOCOL: 'http', REDIS_URL: db.url, CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
-        // `up` serves the routes on PORT: it opens no metrics port, whatever this says.
-        CLDPD_METRICS_PORT: String(unusedMetricsPort), LOG_LEVEL: 'info',
+        // `up` serves the server's and the worker's metrics on one metrics port.
+        CLDPD_METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info',
       }, join(world.home, 'up.log'));
-      await until('cldpd up to be ready', async () => (await get(port, '/readyz')).status === 200, 60_000);
+      await until('cldpd up to be ready', async () => (await get(metricsPort, '/readyz')).status === 200, 60_000);
     });
 
     afterAll(async () => {
@@ -171,14 +184,16 @@ describeWithDocker('/metrics, /healthz and /readyz of the real processes', () =>
       await world.close();
     });
 
-    it('serves the server\'s and the worker\'s metrics on its one port, and checks Redis and Docker', async () => {
-      expect(await get(port, '/readyz')).toEqual({ status: 200, text: 'ready: redis, docker\n' });
-      const text = await scrape(port);
+    it('serves the server\'s and the worker\'s metrics on its one metrics port, and checks Redis and Docker', async () => {
+      expect(await get(metricsPort, '/readyz')).toEqual({ status: 200, text: 'ready: redis, docker\n' });
+      const text = await scrape(metricsPort);
       expect(queuesIn(text)).toEqual([`cldpd-host-${world.hostId}`, 'cldpd-intake', 'cldpd-run']);
       expect(sampleValue(text, 'cldpd_sessions_active', { host: world.hostId })).toBe(0);
       expect(text).toContain('# TYPE cldpd_webhook_deliveries_total counter');
       expect(sampleValue(text, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
-      expect((await get(unusedMetricsPort, '/healthz')).status).toBe(0); // nothing listens there
+      // The webhook port tells anyone the process lives, nothing more.
+      expect(await get(port, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
+      expect((await get(port, '/metrics')).status).toBe(404);
     });
   });
 });
@@ -187,6 +202,7 @@ describeWithRedis('/readyz when Redis stops', () => {
   let redisServer: ChildProcess | undefined;
   let server: CldpdProcess | undefined;
   let port: number;
+  let metricsPort: number;
 
   beforeAll(async () => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
@@ -203,11 +219,13 @@ describeWithRedis('/readyz when Redis stops', () => {
       probe.disconnect();
     }
     port = await freePort();
+    metricsPort = await freePort();
     server = new CldpdProcess('serve', {
       PATH: process.env.PATH, HOME: home, APP_ID: '1', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
       GHE_HOST: '127.0.0.1:9', GHE_PROTOCOL: 'http', REDIS_URL: `redis://127.0.0.1:${redisPort}/0`, CLDPD_HOME: home, CLDPD_STOP_SECONDS: '3', LOG_LEVEL: 'info',
+      CLDPD_METRICS_PORT: String(metricsPort),
     }, join(home, 'server.log'));
-    await until('the server to be ready', async () => (await get(port, '/readyz')).status === 200, 30_000);
+    await until('the server to be ready', async () => (await get(metricsPort, '/readyz')).status === 200, 30_000);
   });
 
   afterAll(async () => {
@@ -216,20 +234,20 @@ describeWithRedis('/readyz when Redis stops', () => {
   });
 
   it('turns 503 naming Redis once its Redis is gone, while /healthz stays 200 and /metrics still answers', async () => {
-    expect(await get(port, '/readyz')).toEqual({ status: 200, text: 'ready: redis\n' });
+    expect(await get(metricsPort, '/readyz')).toEqual({ status: 200, text: 'ready: redis\n' });
     const gone = new Promise((resolve) => redisServer?.once('exit', resolve));
     redisServer?.kill('SIGKILL');
     await gone;
 
     let last = { status: 0, text: '' };
     await until('/readyz to say Redis is not ready', async () => {
-      last = await get(port, '/readyz');
+      last = await get(metricsPort, '/readyz');
       return last.status === 503;
     }, 20_000);
     expect(last.text).toMatch(/^not ready: redis \(.+\)\n$/);
-    expect(await get(port, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
+    expect(await get(metricsPort, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
     // The queues cannot be counted now: the scrape leaves them out rather than hang.
-    const text = await scrape(port);
+    const text = await scrape(metricsPort);
     expect(queuesIn(text)).toEqual([]);
     expect(sampleValue(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
   });

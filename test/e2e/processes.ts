@@ -79,7 +79,7 @@ export interface ProcessEnvOptions {
 /**
  * The environment of the `cldpd serve` and `cldpd worker` processes of an end-to-end test:
  * app 12345, listening on 127.0.0.1, status comments edited every second, info logs,
- * NODE_ENV=test, then `extra`. Nothing is inherited from this process but PATH.
+ * NODE_ENV=test, no metrics port, then `extra`. Nothing is inherited from this process but PATH.
  */
 export function processEnv(options: ProcessEnvOptions): NodeJS.ProcessEnv {
   const { world, github, port, redisUrl, secret, privateKey = appPrivateKey(), extra = {} } = options;
@@ -89,6 +89,8 @@ export function processEnv(options: ProcessEnvOptions): NodeJS.ProcessEnv {
     GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: redisUrl,
     CLDPD_HOME: world.home, CLDPD_PODS_DIR: world.podsDir, CLDPD_HOST_ID: world.hostId,
     CLDPD_STATUS_INTERVAL_SECONDS: '1', LOG_LEVEL: 'info', NODE_ENV: 'test',
+    // No metrics port: a server and a worker on one machine would both ask for 9464.
+    CLDPD_METRICS_PORT: '0',
     ...extra,
   };
 }

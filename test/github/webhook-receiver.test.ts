@@ -139,3 +139,45 @@ it('metrics: an observer that throws changes no answer', async () => {
     await new Promise((r) => other.close(r));
   }
 });
+
+/** POSTs `body` signed, in chunked transfer encoding, one chunk per `piece` bytes; resolves with the status (0: cut off) and the pieces written before the answer. */
+function postInPieces(body: Buffer, piece: number): Promise<{ status: number; written: number }> {
+  return new Promise((resolve) => {
+    let written = 0;
+    let status: number | undefined;
+    const req = request({ host: '127.0.0.1', port, path: '/hook', method: 'POST', headers: {
+      'content-type': 'application/json', 'x-github-event': 'issues', 'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`,
+    } }, (res) => {
+      status = res.statusCode ?? 0;
+      res.resume();
+      res.on('end', () => resolve({ status: status ?? 0, written }));
+    });
+    req.on('error', () => resolve({ status: status ?? 0, written }));
+    const pump = (): void => {
+      while (written * piece < body.length && status === undefined && !req.destroyed) {
+        const chunk = body.subarray(written * piece, (written + 1) * piece);
+        written += 1;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      if (status === undefined && !req.destroyed) req.end();
+    };
+    pump();
+  });
+}
+
+it('chunks: a body that arrives a byte at a time is refused once it passes the free pieces, and nothing is handed on', async () => {
+  const body = Buffer.from(JSON.stringify({ action: 'labeled', pad: 'x'.repeat(64 * 1024) }));
+  const sent = await postInPieces(body, 1);
+  expect(sent.status).toBeOneOf([0, 400]);
+  expect(sent.written).toBeLessThan(body.length);
+  expect(observed).toEqual(['issues:refused']);
+  expect(received).toEqual([]);
+});
+
+it('chunks: a genuine body in small pieces, over several growths of its buffer, is handed on whole', async () => {
+  const payload = { action: 'labeled', pad: 'é'.repeat(150 * 1024) };
+  const body = Buffer.from(JSON.stringify(payload));
+  expect((await postInPieces(body, 100)).status).toBe(200);
+  expect((await postInPieces(body, 64 * 1024 + 7)).status).toBe(200);
+  expect(received.map((d) => d.payload)).toEqual([payload, payload]);
+});
