@@ -14,6 +14,11 @@ const HTML_COMMENT = /<!--[\s\S]*?(?:-->|$)/g;
  */
 const DEFINITION = /^ {0,3}\[(?!\^)(?:[^[\]\\\n]|\\.)+\]:[ \t]*(?:\n[ \t]*)?\S[^\n]*(?:\n[ \t]*(?:"[^\n]*"|'[^\n]*'|\([^\n]*\))[ \t]*(?=\n|$))?/gm;
 
+/** The text without the characters `INVISIBLE` names: one linear pass. */
+export function withoutInvisible(text: string): string {
+  return text.replace(INVISIBLE, '');
+}
+
 export const HIDDEN_MARKUP_REFUSED = '[removed: this text hides content in markup that re-forms each time it is removed]';
 
 /** Removing one hidden piece can join the text around it into another; this many rounds, then give up safely. */
@@ -30,9 +35,8 @@ const MAX_REMOVAL_ROUNDS = 8;
 export function sanitizeUntrusted(text: string): string {
   const visible = text
     .replace(/\r\n?/g, '\n')
-    .replace(/[\u2028\u2029]/g, ' ')
-    .replace(INVISIBLE, '');
-  return tidy(replaceImages(removeHiddenMarkup(visible).replace(DEFINITION, '')));
+    .replace(/[\u2028\u2029]/g, ' ');
+  return tidy(replaceImages(removeHiddenMarkup(withoutInvisible(visible)).replace(DEFINITION, '')));
 }
 
 /** Trailing blanks of each line go, runs of blank lines become one, blank lines at the ends go. */
