@@ -1,5 +1,5 @@
 import type { IntakeJob, Trigger } from '../queue/contract.js';
-import { parseCommand, podFromLabel } from './commands.js';
+import { mayHoldCommand, podFromLabel } from './commands.js';
 import { isBot } from './permissions.js';
 import type { VerifiedDelivery } from './webhook-receiver.js';
 
@@ -109,17 +109,12 @@ export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number
     }
     const payload = raw as IssuePayload & { comment: { id: number; body: string; created_at?: string } };
     if (payload.issue.pull_request || isBot(payload.sender)) return 'ignored';
-    const command = parseCommand(payload.comment.body);
-    if (!command) return 'ignored';
+    // Only a cheap look at the raw text here: sanitising and parsing wait for the intake step.
+    if (!mayHoldCommand(payload.comment.body)) return 'ignored';
     if (tooOld(payload.comment.created_at)) {
       return ignore({ delivery: id, createdAt: payload.comment.created_at }, 'ignored a command in a comment written over 7 days ago (a replayed delivery?)');
     }
-    const commentId = payload.comment.id;
-    const trigger: Trigger = command.kind === 'resume'
-      ? { kind: 'resume', prompt: command.prompt, commentId, commentBody: payload.comment.body }
-      : command.kind === 'invalid'
-        ? { kind: 'invalid', problem: command.problem, commentId }
-        : { kind: command.kind, commentId };
+    const trigger: Trigger = { kind: 'comment', commentId: payload.comment.id, commentBody: payload.comment.body };
     return queue(intakeJob(delivery, payload, trigger));
   };
 

@@ -1,5 +1,6 @@
 import { keepStart } from '../core/index.js';
-import { sanitizeUntrusted } from './sanitize.js';
+import type { Trigger } from '../queue/contract.js';
+import { sanitizeUntrusted, withoutInvisible } from './sanitize.js';
 
 /** A `/cldpd` command found in a comment. */
 export type IssueCommand =
@@ -61,7 +62,8 @@ const COMMAND_LINE = /^ {0,3}\/cldpd(?=\s|$)(.*)$/i;
  */
 export function parseCommand(body: string | undefined | null): IssueCommand | undefined {
   if (typeof body !== 'string' || !body.includes('/')) return undefined;
-  const lines = visibleCommandLines(sanitizeUntrusted(body));
+  const clean = sanitizeUntrusted(body);
+  const lines = visibleCommandLines(clean);
   const at = lines.findIndex((line) => COMMAND_LINE.test(line));
   if (at === -1) return undefined;
   const rest = (COMMAND_LINE.exec(lines[at] as string)?.[1] ?? '').replace(/^\s+/, '');
@@ -69,7 +71,7 @@ export function parseCommand(body: string | undefined | null): IssueCommand | un
   const after = rest.slice(word.length);
   switch (word) {
     case 'resume': {
-      const original = sanitizeUntrusted(body).split('\n');
+      const original = clean.split('\n');
       const prompt = [after, ...original.slice(at + 1)].join('\n').trim();
       return prompt ? { kind: 'resume', prompt } : { kind: 'invalid', problem: '`/cldpd resume` needs a prompt: `/cldpd resume <what to do next>`.' };
     }
@@ -81,6 +83,54 @@ export function parseCommand(body: string | undefined | null): IssueCommand | un
       return { kind: 'invalid', problem: '`/cldpd` needs a command.' };
     default:
       return { kind: 'invalid', problem: `\`/cldpd ${keepStart(word, 40)}\` is not a command.` };
+  }
+}
+
+const COMMAND_WORD = '/cldpd';
+
+/**
+ * Whether a comment may hold a command, read from its raw text in one pass, without
+ * sanitising it: the webhook request path asks this and leaves the rest to the intake step.
+ * True whenever `parseCommand` finds a command: invisible characters are skipped, and the
+ * letters of `/cldpd` may lie apart where markup that sanitising removes (it starts with `<`)
+ * could stand between them. It may be true where `parseCommand` finds none (a `/cldpd` in a
+ * quote or in code): the intake step then ignores the comment.
+ */
+export function mayHoldCommand(body: unknown): boolean {
+  if (typeof body !== 'string' || !body.includes('/')) return false;
+  const text = withoutInvisible(body);
+  // adjacent[m]: the first m characters of `/cldpd` end right before this one; apart[m]: they
+  // end before a run that starts with `<` (removed markup, maybe) and reaches this one.
+  let adjacent = new Array<boolean>(COMMAND_WORD.length + 1).fill(false);
+  const apart = new Array<boolean>(COMMAND_WORD.length).fill(false);
+  for (let i = 0; i < text.length; i++) {
+    const char = (text[i] as string).toLowerCase();
+    const next = new Array<boolean>(COMMAND_WORD.length + 1).fill(false);
+    for (let m = 0; m < COMMAND_WORD.length; m++) {
+      const reached = m === 0 || adjacent[m] === true || apart[m] === true;
+      if (reached && char === COMMAND_WORD[m]) next[m + 1] = true;
+      if (m > 0 && adjacent[m] === true && char === '<') apart[m] = true;
+    }
+    if (next[COMMAND_WORD.length]) return true;
+    adjacent = next;
+  }
+  return false;
+}
+
+/**
+ * The trigger a comment's command makes (see `parseCommand`), or undefined when the comment
+ * holds none. The intake step calls it on the comment as written.
+ */
+export function commandTrigger(body: string, commentId: number): Trigger | undefined {
+  const command = parseCommand(body);
+  if (!command) return undefined;
+  switch (command.kind) {
+    case 'resume':
+      return { kind: 'resume', prompt: command.prompt, commentId, commentBody: body };
+    case 'invalid':
+      return { kind: 'invalid', problem: command.problem, commentId };
+    default:
+      return { kind: command.kind, commentId };
   }
 }
 

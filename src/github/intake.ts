@@ -6,7 +6,7 @@ import type { IssueState } from '../queue/issue-state.js';
 import type { Producer } from '../queue/producer.js';
 import { runsAhead } from '../queue/queue-position.js';
 import { dayEnds, mergeLimits, type LimitHit, type RepoLimits, type UsageLimits } from '../queue/usage-limits.js';
-import { COMMAND_HELP } from './commands.js';
+import { COMMAND_HELP, commandTrigger } from './commands.js';
 import type { CommentsApi, OctokitLike } from './comments-api.js';
 import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
 import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
@@ -104,6 +104,11 @@ export class Intake {
 
   private async handle(job: IntakeJob): Promise<string> {
     const { trigger, issue, sender } = job;
+    if (trigger.kind === 'comment') {
+      // Before the permission check: a comment without a command costs no API read.
+      const command = commandTrigger(trigger.commentBody, trigger.commentId);
+      return command ? this.handle({ ...job, trigger: command }) : 'ignored: no command';
+    }
     if (trigger.kind === 'transferred') {
       // GitHub moved the issue (its sender needed write access on both sides): its session,
       // queue and running run stay under the old key, reached from the new place, and stay

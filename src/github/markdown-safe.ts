@@ -1,3 +1,4 @@
+import MarkdownIt from 'markdown-it';
 import { stripEscapes } from '../core/index.js';
 
 /**
@@ -23,46 +24,145 @@ function defuse(prose: string): string {
     // An image would be fetched from wherever the agent says: a break after the ! leaves a link.
     .replace(/!\[/g, `!${BREAK}[`)
     // @user and @org/team notify.
-    .replace(/(^|[^\w`])@(?=[A-Za-z0-9])/g, `$1@${BREAK}`);
+    .replace(/(^|[^\w])@(?=[A-Za-z0-9])/g, `$1@${BREAK}`);
 }
 
-/** Applies `defuse` to the parts of one line that are not inline code. */
-function defuseLine(line: string): string {
-  let result = '';
-  let rest = line;
-  for (;;) {
-    const open = /`+/.exec(rest);
-    if (!open) return result + defuse(rest);
-    const after = rest.slice(open.index + open[0].length);
-    // An inline code span ends at the next run of exactly as many backticks.
-    const close = new RegExp(`(?<!\`)${open[0]}(?!\`)`).exec(after);
-    if (!close) return result + defuse(rest);
-    result += defuse(rest.slice(0, open.index)) + open[0] + after.slice(0, close.index + close[0].length);
-    rest = after.slice(close.index + close[0].length);
+/**
+ * Applies `defuse` to the parts of a run of non-blank lines that are not inline code. Spans
+ * are paired within a line; once a line leaves a run of backticks unpaired, that line and
+ * the rest are defused whole: a span may run on over lines, and parsers differ on where a
+ * paragraph starts (lazy lines in lists), so no pairing after it is certain.
+ */
+function defuseLine(text: string): string {
+  let paired = true;
+  return text.split('\n').map((line) => {
+    const { spans, unpaired } = codeSpans(line);
+    paired &&= !unpaired;
+    if (!paired) return defuse(line);
+    let result = '';
+    let copied = 0;
+    for (const [start, end] of spans) {
+      result += defuse(line.slice(copied, start)) + line.slice(start, end);
+      copied = end;
+    }
+    return result + defuse(line.slice(copied));
+  }).join('\n');
+}
+
+/** Inline code spans of one line as [start, end), and whether a run of backticks was left unpaired: a run of backticks opens one that the next run of as many closes; a backslash escapes the character after it. */
+function codeSpans(text: string): { spans: Array<[number, number]>; unpaired: boolean } {
+  const spans: Array<[number, number]> = [];
+  let unpaired = false;
+  let at = 0;
+  while (at < text.length) {
+    if (text[at] === '\\') {
+      at += 2;
+      continue;
+    }
+    if (text[at] !== '`') {
+      at++;
+      continue;
+    }
+    const run = backticksAt(text, at);
+    let close = text.indexOf('`', at + run);
+    while (close !== -1 && backticksAt(text, close) !== run) close = text.indexOf('`', close + backticksAt(text, close));
+    if (close === -1) {
+      unpaired = true;
+      at += run;
+      continue;
+    }
+    spans.push([at, close + run]);
+    at = close + run;
   }
+  return { spans, unpaired };
+}
+
+/** The length of the run of backticks starting at `at`. */
+function backticksAt(text: string, at: number): number {
+  let end = at;
+  while (text[end] === '`') end++;
+  return end - at;
+}
+
+/** CommonMark with GitHub's tables; raw HTML read as HTML, as GitHub does. */
+const parser = new MarkdownIt({ html: true });
+
+type Tokens = ReturnType<MarkdownIt['parse']>;
+
+/** What GitHub turns into a notification or an issue link in text. */
+const LIVE_TEXT = /(^|[^\w])@[A-Za-z0-9]|#\d|\bGH-\d/i;
+
+/**
+ * True when the text, parsed as CommonMark, holds no raw HTML, no image and, outside code,
+ * no text that would mention someone or link an issue (entities and escapes read as what
+ * they show).
+ */
+export function isSafeMarkdown(markdown: string): boolean {
+  return safeTokens(parser.parse(markdown, {}));
+}
+
+function safeTokens(tokens: Tokens): boolean {
+  // Text runs on across text tokens and line breaks: `@` and a name may be split between them.
+  let text = '';
+  for (const token of tokens) {
+    if (token.type === 'html_block' || token.type === 'html_inline' || token.type === 'image') return false;
+    if (token.type === 'text' || token.type === 'text_special' || token.type === 'softbreak' || token.type === 'hardbreak') {
+      text += token.type.endsWith('break') ? '\n' : token.content;
+      continue;
+    }
+    if (LIVE_TEXT.test(text)) return false;
+    text = '';
+    if (token.children && !safeTokens(token.children)) return false;
+  }
+  return !LIVE_TEXT.test(text);
+}
+
+/** Text shown as written, in a code block: its fence is longer than any run of backticks in it. */
+function asCode(text: string): string {
+  const fence = '`'.repeat(Math.max(2, ...(text.match(/`+/g) ?? []).map((run) => run.length)) + 1);
+  return `${fence}\n${text}\n${fence}`;
 }
 
 /**
  * Markdown from an agent, made safe to render in a comment: outside code, `@mentions`,
  * `#123`/`GH-123` references, images and raw HTML are defused (as Dependabot and Renovate
- * do); code blocks and spans are kept as written. Escape codes are removed everywhere.
+ * do); code blocks and spans are kept as written. Which lines are code is what a CommonMark
+ * parser says, so lazy continuation lines, indentation inside list items and fences that
+ * are not fences read as GitHub reads them. The result is parsed again: one with anything
+ * live left in it (entities, say) is shown whole as a code block instead. Escape codes are
+ * removed everywhere.
  */
 export function safeMarkdown(markdown: string): string {
-  const lines = stripEscapes(markdown).split('\n');
-  let fence: string | undefined;
-  return lines.map((line) => {
-    const marker = /^ {0,3}(`{3,}|~{3,})/.exec(line)?.[1];
-    if (fence) {
-      if (marker && marker[0] === fence[0] && marker.length >= fence.length && line.trim() === marker) fence = undefined;
-      return line;
+  const text = stripEscapes(markdown);
+  const lines = text.split('\n');
+  const code = new Array<boolean>(lines.length).fill(false);
+  for (const token of parser.parse(text, {})) {
+    if ((token.type !== 'fence' && token.type !== 'code_block') || !token.map) continue;
+    // Indented code cannot interrupt a paragraph: right after a line of text, GitHub may read
+    // it as that paragraph's lazy continuation (in nested quotes parsers differ), so it is defused.
+    if (token.type === 'code_block' && token.map[0] > 0 && lines[token.map[0] - 1]?.trim()) continue;
+    const last = lines[token.map[1] - 1]?.trim() ?? '';
+    const closed = token.map[1] - token.map[0] > 1 && last.length >= token.markup.length && [...last].every((c) => c === token.markup[0]);
+    // A fence the answer leaves open may be read as closing an earlier one (parsers differ in
+    // lists): its lines are defused, and it is closed so that it takes in nothing after the answer.
+    if (token.type === 'fence' && !closed) {
+      code[token.map[0]] = true;
+      lines[lines.length - 1] += `\n${token.markup}`;
+      continue;
     }
-    if (marker) {
-      fence = marker;
-      return line;
-    }
-    if (/^( {4}|\t)/.test(line)) return line; // indented code
-    return defuseLine(line);
-  }).join('\n');
+    code.fill(true, token.map[0], token.map[1]);
+  }
+  // A code span may run over lines of a paragraph: text is defused a run of non-blank lines at a time.
+  const parts: string[] = [];
+  for (let i = 0; i < lines.length;) {
+    let end = i + 1;
+    if (!code[i] && lines[i]?.trim()) while (end < lines.length && !code[end] && lines[end]?.trim()) end++;
+    const part = lines.slice(i, end).join('\n');
+    parts.push(code[i] ? part : defuseLine(part));
+    i = end;
+  }
+  const defused = parts.join('\n');
+  return isSafeMarkdown(defused) ? defused : asCode(text);
 }
 
 /** One line of agent or container text for a sentence of the comment: escapes removed, mentions and references defused. */
@@ -72,7 +172,9 @@ export function safeInline(text: string): string {
 
 /**
  * The end of a Markdown text within `max` characters, cut at a line and reopening a code
- * fence the cut fell inside, so what is kept renders as it would have whole.
+ * fence the cut fell inside, so what is kept renders as it would have whole. Cut from a
+ * text `safeMarkdown` made, it stays safe: a cut that leaves something live (a line that
+ * was code in a list item, now read as text) shows what is kept as a code block.
  */
 export function keepMarkdownEnd(markdown: string, max: number): { text: string; cut: number } {
   if (markdown.length <= max) return { text: markdown, cut: 0 };
@@ -86,5 +188,6 @@ export function keepMarkdownEnd(markdown: string, max: number): { text: string; 
     else if (!fence && marker) fence = marker;
   }
   const kept = markdown.slice(start);
-  return { text: fence ? `${fence}\n${kept}` : kept, cut: start };
+  const text = fence ? `${fence}\n${kept}` : kept;
+  return { text: isSafeMarkdown(text) ? text : asCode(kept), cut: start };
 }

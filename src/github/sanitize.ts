@@ -8,14 +8,16 @@ const INVISIBLE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u00AD\u0
 
 const HTML_COMMENT = /<!--[\s\S]*?(?:-->|$)/g;
 
-/** Elements a reader of the rendered issue never sees. */
-const HIDDEN_ELEMENT = /<([a-z][a-z0-9]*)\b[^>]*?(?:\shidden\b|style\s*=\s*["'][^"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0)[^"']*["'])[^>]*>[\s\S]*?<\/\1\s*>/gi;
-
 /**
  * Link reference definitions (`[label]: url "title"`, the url or the title possibly on
  * the next line) render as nothing. Footnotes (`[^1]: text`) render, so they stay.
  */
 const DEFINITION = /^ {0,3}\[(?!\^)(?:[^[\]\\\n]|\\.)+\]:[ \t]*(?:\n[ \t]*)?\S[^\n]*(?:\n[ \t]*(?:"[^\n]*"|'[^\n]*'|\([^\n]*\))[ \t]*(?=\n|$))?/gm;
+
+/** The text without the characters `INVISIBLE` names: one linear pass. */
+export function withoutInvisible(text: string): string {
+  return text.replace(INVISIBLE, '');
+}
 
 export const HIDDEN_MARKUP_REFUSED = '[removed: this text hides content in markup that re-forms each time it is removed]';
 
@@ -33,25 +35,148 @@ const MAX_REMOVAL_ROUNDS = 8;
 export function sanitizeUntrusted(text: string): string {
   const visible = text
     .replace(/\r\n?/g, '\n')
-    .replace(/[\u2028\u2029]/g, ' ')
-    .replace(INVISIBLE, '');
-  return replaceImages(removeHiddenMarkup(visible).replace(DEFINITION, ''))
-    .replace(/[ \t]+$/gm, '')
+    .replace(/[\u2028\u2029]/g, ' ');
+  return tidy(replaceImages(removeHiddenMarkup(withoutInvisible(visible)).replace(DEFINITION, '')));
+}
+
+/** Trailing blanks of each line go, runs of blank lines become one, blank lines at the ends go. */
+function tidy(text: string): string {
+  return text
+    .split('\n')
+    .map(trimLineEnd)
+    .join('\n')
     .replace(/\n{3,}/g, '\n\n')
     // Blank lines at the ends go; the first line's indentation stays (it can make code).
-    .replace(/^(?:[ \t]*\n)+/, '')
+    .replace(/^\n+/, '')
     .trimEnd();
+}
+
+/** A line without its trailing spaces and tabs (a loop: `/[ \t]+$/` retries at every blank of a long run). */
+function trimLineEnd(line: string): string {
+  let end = line.length;
+  while (end > 0 && (line[end - 1] === ' ' || line[end - 1] === '\t')) end--;
+  return end === line.length ? line : line.slice(0, end);
 }
 
 function removeHiddenMarkup(text: string): string {
   let current = text;
   for (let round = 0; round < MAX_REMOVAL_ROUNDS; round++) {
-    const next = current.replace(HTML_COMMENT, '').replace(HIDDEN_ELEMENT, '');
-    if (next === current) return current.replace(/<img\b[^>]*>/gi, '[image]');
+    const next = removeHiddenElements(current.replace(HTML_COMMENT, ''));
+    if (next === current) return replaceImgTags(current);
     current = next;
   }
   // Markup built to re-form after every removal has no honest reading: keep none of it.
   return HIDDEN_MARKUP_REFUSED;
+}
+
+/**
+ * `<img ...>` becomes `[image]`. The match runs to the end of the text when no `>` follows
+ * (and is then kept as it is), so a long run of unclosed `<img` is read once, not once each.
+ */
+function replaceImgTags(text: string): string {
+  return text.replace(/<img\b[^>]*(?:>|$)/gi, (tag) => tag.endsWith('>') ? '[image]' : tag);
+}
+
+const TAG_NAME = /[a-z][a-z0-9]*(?![a-z0-9_])/iy;
+const HIDDEN_ATTRIBUTE = /\shidden\b/gi;
+const STYLE_START = /style\s*=\s*["']/gi;
+const INVISIBLE_STYLE = /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0/i;
+const CLOSING_TAG = /<\/([a-z][a-z0-9]*)\s*>/gi;
+
+/** Where an attribute that hides its element starts, and where it ends. */
+interface HidingAttribute { readonly at: number; readonly end: number; readonly hidden: boolean }
+
+/**
+ * Removes elements a reader never sees: an opening tag whose attributes (before its first
+ * `>`) hold `hidden` or a `style` of `display: none`, `visibility: hidden` or `font-size: 0`,
+ * with everything up to the first closing tag of the same name after it. The leftmost such
+ * element goes first and the search goes on after it; an opening tag without a closing one
+ * is kept. Each candidate attribute and closing tag is found once, in one pass over the
+ * text, and each `<` looks them up: no start re-reads the text after it.
+ */
+function removeHiddenElements(text: string): string {
+  if (!text.includes('<')) return text;
+  const attributes = hidingAttributes(text);
+  const closings = closingTags(text);
+  let out = '';
+  let copiedTo = 0;
+  // The first `>` after a tag's name, looked up again only once a name ends past it.
+  let gt: number | undefined;
+  for (let at = text.indexOf('<'); at !== -1; at = text.indexOf('<', at + 1)) {
+    TAG_NAME.lastIndex = at + 1;
+    const name = TAG_NAME.exec(text)?.[0];
+    if (!name) continue;
+    const nameEnd = at + 1 + name.length;
+    if (gt === undefined || gt < nameEnd) gt = text.indexOf('>', nameEnd);
+    if (gt === -1) break; // no tag can end anywhere after this
+    const element = hiddenElementAt(text, nameEnd, gt, name, attributes, closings);
+    if (element === undefined) continue;
+    out += text.slice(copiedTo, at);
+    copiedTo = element;
+    at = element - 1;
+  }
+  return copiedTo === 0 ? text : out + text.slice(copiedTo);
+}
+
+/** The end of the hidden element whose name ends at `nameEnd` and whose opening tag's first `>` is at `gt`, or undefined. */
+function hiddenElementAt(text: string, nameEnd: number, gt: number, name: string, attributes: HidingAttribute[], closings: Map<string, number[][]>): number | undefined {
+  const closes = closings.get(name.toLowerCase());
+  if (!closes) return undefined;
+  const first = firstAtOrAfter(attributes, nameEnd, (a) => a.at);
+  const attribute = attributes[first];
+  if (!attribute || attribute.at >= gt) return undefined;
+  // A hidden attribute ends the tag at the first `>`; a style value may hold a `>`, and the tag ends at the first one after it.
+  const tagEnd = attribute.hidden ? gt : text.indexOf('>', attribute.end);
+  const closed = tagEnd === -1 ? undefined : closingAfter(closes, tagEnd);
+  if (closed !== undefined || attribute.hidden || tagEnd === gt) return closed;
+  // The style ran past `>` and found no closing tag: a `hidden` after it, before `gt`, ends the tag sooner.
+  for (let i = first + 1; i < attributes.length && (attributes[i] as HidingAttribute).at < gt; i++) {
+    if ((attributes[i] as HidingAttribute).hidden) return closingAfter(closes, gt);
+  }
+  return undefined;
+}
+
+/** The end of the first closing tag that starts at or after `from`. */
+function closingAfter(closes: number[][], from: number): number | undefined {
+  return closes[firstAtOrAfter(closes, from, (c) => c[0] as number)]?.[1];
+}
+
+/** Every `hidden` attribute and every style that hides, in order of position. */
+function hidingAttributes(text: string): HidingAttribute[] {
+  const found: HidingAttribute[] = [];
+  for (const match of text.matchAll(HIDDEN_ATTRIBUTE)) found.push({ at: match.index, end: match.index + match[0].length, hidden: true });
+  for (const match of text.matchAll(STYLE_START)) {
+    const valueStart = match.index + match[0].length;
+    const quote = /["']/g;
+    quote.lastIndex = valueStart;
+    const valueEnd = quote.exec(text)?.index;
+    if (valueEnd !== undefined && INVISIBLE_STYLE.test(text.slice(valueStart, valueEnd))) found.push({ at: match.index, end: valueEnd + 1, hidden: false });
+  }
+  return found.sort((a, b) => a.at - b.at);
+}
+
+/** Closing tags by lowercase name: [start, end] pairs in order of position. */
+function closingTags(text: string): Map<string, number[][]> {
+  const byName = new Map<string, number[][]>();
+  for (const match of text.matchAll(CLOSING_TAG)) {
+    const name = (match[1] as string).toLowerCase();
+    const list = byName.get(name) ?? [];
+    list.push([match.index, match.index + match[0].length]);
+    byName.set(name, list);
+  }
+  return byName;
+}
+
+/** The index of the first item whose key is at least `from` (binary search over items in key order). */
+function firstAtOrAfter<T>(items: readonly T[], from: number, key: (item: T) => number): number {
+  let low = 0;
+  let high = items.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (key(items[mid] as T) < from) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 /**

@@ -18,6 +18,12 @@ export function issueKeyOf(issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>): 
 /** A trigger as the webhook handler saw it; the intake step checks and acts on it. */
 export type Trigger =
   | { readonly kind: 'label'; readonly pod: string }
+  /**
+   * A comment that may hold a command, as written: the intake step finds the command (and
+   * becomes one of the four kinds below) or ignores the comment.
+   */
+  | { readonly kind: 'comment'; readonly commentId: number; readonly commentBody: string }
+  /** What a comment's command is; servers before `comment` queued these directly. */
   | { readonly kind: 'resume'; readonly prompt: string; readonly commentId: number; readonly commentBody: string }
   | { readonly kind: 'stop'; readonly commentId: number }
   | { readonly kind: 'status'; readonly commentId: number }

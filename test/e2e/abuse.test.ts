@@ -1,10 +1,13 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { INTAKE_QUEUE } from '../../src/queue/names.js';
+import { jobId } from '../../src/queue/producer.js';
 import { FAKE_APP_LOGIN, FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
@@ -193,6 +196,36 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
         expect(await deliver(port, 'issues', labeled(920, { name: 'bug' }), { id: randomUUID(), secret: SECRET })).toBe(200);
       } finally {
         for (const h of held) h.abort();
+      }
+    });
+
+    it('sanitize: comments built to make sanitising slow are answered, and a command sent with them is answered within GitHub\'s 10 s', async () => {
+      // `<a` after `<a` with no `>` near, then a nest of HTML comments that forms again after each removal.
+      const nest = (depth: number): string => depth === 0 ? '<!---->' : `<!${nest(depth - 1)}---->`;
+      const crafted = `/cldpd status\n${'<a'.repeat(32_700)}${nest(10)}`;
+      // GitHub gives up on a delivery after 10 s and never sends it again: this sender does the same.
+      const payloads = new Map<number, string>();
+      const send = (n: number, body: string): Promise<number> => {
+        const payload = JSON.stringify(commented(n, body));
+        payloads.set(n, payload);
+        const headers = { 'content-type': 'application/json', 'x-github-event': 'issue_comment', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(payload).digest('hex')}` };
+        return fetch(`http://127.0.0.1:${port}/api/github/webhooks`, { method: 'POST', headers, body: payload, signal: AbortSignal.timeout(10_000) })
+          .then(async (response) => { await response.text(); return response.status; });
+      };
+      const craftedIssues = [930, 931, 932, 933, 934];
+      const statuses = await Promise.all(craftedIssues.map((n) => send(n, crafted)).concat(send(935, '/cldpd status')));
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+      await until('the reply to the genuine command', () => github.commentsOn('abuse/app#935').some((c) => /has no cldpd session/.test(c.body)), 15_000);
+      // The intake step sanitised them: the crafted text is refused whole (markup that re-forms), so no command is left.
+      const intake = new Queue(INTAKE_QUEUE, { connection: redis });
+      try {
+        for (const n of craftedIssues) {
+          const id = jobId('delivery', createHash('sha256').update(payloads.get(n) as string).digest('hex'));
+          await until(`the intake of issue ${n}'s comment`, async () => (await intake.getJob(id))?.returnvalue === 'ignored: no command', 15_000);
+          expect(github.commentsOn(`abuse/app#${n}`)).toEqual([]);
+        }
+      } finally {
+        await intake.close();
       }
     });
 

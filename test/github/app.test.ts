@@ -31,7 +31,7 @@ describe('the webhook handler', () => {
     ['label removal', 'issues', { action: 'unlabeled', label: { name: 'cldpd:web' } }],
     ['bots', 'issues', { action: 'labeled', label: { name: 'cldpd:web' }, sender: { login: 'renovate[bot]', type: 'Bot' } }],
     ['plain comments', 'issue_comment', { action: 'created', comment: { id: 1, body: 'LGTM' } }],
-    ['quoted commands', 'issue_comment', { action: 'created', comment: { id: 1, body: '> /cldpd stop' } }],
+    ['comments that cannot hold a command', 'issue_comment', { action: 'created', comment: { id: 1, body: 'see /cl dpd and https://x.y/cldp/d' } }],
     ['the app\'s own comments', 'issue_comment', { action: 'created', comment: { id: 1, body: '/cldpd status' }, sender: { login: 'cldpd[bot]', type: 'Bot' } }],
     ['edited comments', 'issue_comment', { action: 'edited', comment: { id: 1, body: '/cldpd stop' } }],
     ['comments on pull requests', 'issue_comment', { action: 'created', comment: { id: 1, body: '/cldpd stop' }, issue: { ...issue, pull_request: {} } }],
@@ -49,13 +49,21 @@ describe('the webhook handler', () => {
   });
 
   it.each([
-    ['/cldpd resume and then\nthe tests', { kind: 'resume', prompt: 'and then\nthe tests', commentId: 5, commentBody: '/cldpd resume and then\nthe tests' }],
-    ['/cldpd stop', { kind: 'stop', commentId: 5 }],
-    ['/cldpd status', { kind: 'status', commentId: 5 }],
-    ['/cldpd nope', { kind: 'invalid', problem: '`/cldpd nope` is not a command.', commentId: 5 }],
-  ])('queues the command in %j', async (body, trigger) => {
+    '/cldpd resume and then\nthe tests',
+    '/cldpd stop',
+    '/cldpd nope',
+    '> /cldpd stop', // quoted: the intake step finds no command in it
+    '/cl<!-- -->dpd status',
+  ])('queues the comment %j as written, for the intake step to read', async (body) => {
     await receive('issue_comment', { action: 'created', comment: { id: 5, body }, issue, repository, installation: { id: 9 }, sender: alice });
-    expect(jobs.map((j) => j.trigger)).toEqual([trigger]);
+    expect(jobs.map((j) => j.trigger)).toEqual([{ kind: 'comment', commentId: 5, commentBody: body }]);
+  });
+
+  it('sanitize: a comment built to make sanitising slow is queued as written, not sanitised on the request path', async () => {
+    const nest = (depth: number): string => depth === 0 ? '<!---->' : `<!${nest(depth - 1)}---->`;
+    const body = `/cldpd status\n${'<a'.repeat(32_000)}${nest(10)}`;
+    await receive('issue_comment', { action: 'created', comment: { id: 5, body }, issue, repository, installation: { id: 9 }, sender: alice });
+    expect(jobs.map((j) => j.trigger)).toEqual([{ kind: 'comment', commentId: 5, commentBody: body }]);
   });
 
   it('replay: ignores a command in a comment written more than 7 days ago', async () => {

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseCommand, podFromLabel } from '../../src/github/commands.js';
+import { commandTrigger, mayHoldCommand, parseCommand, podFromLabel } from '../../src/github/commands.js';
 
 describe('podFromLabel', () => {
   it.each([
@@ -64,5 +65,42 @@ describe('parseCommand', () => {
   it('handles a 1 MB comment', () => {
     const body = `${'x'.repeat(1024 * 1024)}\n/cldpd status`;
     expect(parseCommand(body)).toEqual({ kind: 'status' });
+  });
+});
+
+describe('mayHoldCommand', () => {
+  it.each([
+    ['/cldpd status', true],
+    ['> /cldpd stop', true], // the intake step finds it quoted
+    ['/CL\u200Bdpd stop', true],
+    ['/cl<!-- hidden -->dpd stop', true],
+    ['/cl<span hidden>x</span>d<!---->pd stop', true],
+    ['Looks good to me', false],
+    ['see https://example.com/cldp/d', false],
+    ['/cl dpd', false],
+    ['/cl>dpd', false],
+    [null, false],
+  ])('%j → %j', (body, expected) => {
+    expect(mayHoldCommand(body)).toBe(expected);
+  });
+
+  it('sanitize: is true whenever parseCommand finds a command, so the request path drops no command', () => {
+    const piece = fc.constantFrom('/cldpd', '/cl', 'dpd', 'd', 'p', 'c', 'l', '/', ' status', ' resume x', '\n', ' ', '> ', '```\n', '    ',
+      '<!--', '-->', '<b hidden>', '</b>', '<i style="display:none">', '</i>', '<', '>', '\u200B', '\u2028', '![a](b)', '[r]: u\n');
+    fc.assert(fc.property(fc.array(piece, { maxLength: 24 }).map((parts) => parts.join('')), (body) => {
+      if (parseCommand(body) !== undefined) expect(mayHoldCommand(body)).toBe(true);
+    }), { numRuns: 3000 });
+  });
+});
+
+describe('commandTrigger', () => {
+  it.each([
+    ['/cldpd resume and then\nthe tests', { kind: 'resume', prompt: 'and then\nthe tests', commentId: 5, commentBody: '/cldpd resume and then\nthe tests' }],
+    ['/cldpd stop', { kind: 'stop', commentId: 5 }],
+    ['/cldpd status', { kind: 'status', commentId: 5 }],
+    ['/cldpd nope', { kind: 'invalid', problem: '`/cldpd nope` is not a command.', commentId: 5 }],
+    ['> /cldpd stop', undefined],
+  ])('%j', (body, trigger) => {
+    expect(commandTrigger(body, 5)).toEqual(trigger);
   });
 });

@@ -1,5 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HIDDEN_MARKUP_REFUSED, sanitizeUntrusted } from '../../src/github/sanitize.js';
+import { sanitizeReference } from './sanitize-reference.js';
 
 describe('sanitizeUntrusted', () => {
   it.each([
@@ -42,5 +44,32 @@ describe('sanitizeUntrusted', () => {
     const nested = (depth: number): string => depth === 0 ? '<!-- hidden -->' : `<!${nested(depth - 1)}-- hidden -->`;
     expect(sanitizeUntrusted(`a${nested(6)} b`)).toBe('a b');
     expect(sanitizeUntrusted(`${nested(12)} seen`)).toBe(HIDDEN_MARKUP_REFUSED);
+  });
+});
+
+describe('sanitize: one linear pass', () => {
+  /** Pieces hidden markup and its near misses are made of. */
+  const piece = fc.constantFrom(
+    '<', '>', '<!', '--', '<!--', '-->', '!', ' ', '\n', 'x', '"', "'", '=',
+    '<a', '<b', '<A', '<div', '<img', '</a>', '</b >', '</A>', '</div>', '</a', 'a_',
+    ' hidden', ' hidden>', '\thidden', 'hidden', 'style=', 'style = "', "style='", 'display:none', 'display: none', 'visibility:hidden', 'font-size:0',
+    '![', '](', ')', '[', ']', ':', '\\',
+  );
+
+  it('sanitize: removes what removing hidden markup round by round removed, re-forming nests included', () => {
+    fc.assert(fc.property(fc.array(piece, { maxLength: 40 }).map((parts) => parts.join('')), (text) => {
+      expect(sanitizeUntrusted(text)).toBe(sanitizeReference(text));
+    }), { numRuns: 3000 });
+    // A style value may hold a `>`: the tag then ends after it, or at the first `>` when a `hidden` comes before.
+    for (const text of ['<a style="display:none hidden>x</a>" y', '<a style="display:none>x</a>"> y</a> z', '<a style=\'display:none>\' hidden>x</a>', '<a style="display:none>x</a>" hidden> y']) {
+      expect(sanitizeUntrusted(text)).toBe(sanitizeReference(text));
+    }
+    const nested = (depth: number, inner: string): string => depth === 0 ? inner : `<!${nested(depth - 1, inner)}---->`;
+    for (let depth = 0; depth <= 12; depth++) {
+      for (const inner of ['<!---->', '<b hidden>x</b>', '<i style="display:none">y</i >']) {
+        const text = `a ${nested(depth, inner)} b <a<a hidden>`;
+        expect(sanitizeUntrusted(text)).toBe(sanitizeReference(text));
+      }
+    }
   });
 });

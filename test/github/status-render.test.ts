@@ -33,6 +33,14 @@ const STATES: Array<[string, Partial<StatusView>]> = [
   ['delivered', { command: 'resume', phase: 'delivered', note: 'Sent to the agent of session `web-0011aabb` while it ran (run 1), which took it as its next instruction.' }],
 ];
 
+/** Answers in which a line scanner took text for code that CommonMark reads as prose. */
+const LIVE = '@octocat @acme/core see #12 ![p](https://evil.test/pixel.png) <div hidden>secret instructions</div>';
+const BYPASSES: Array<[string, string]> = [
+  ['a lazy continuation line', `Thanks for the report.\n    ${LIVE}`],
+  ['a 4-space indented paragraph in a list item', `- first\n\n    ${LIVE}`],
+  ['a backtick fence whose info string holds a backtick', `\`\`\`a\`b\n${LIVE}\n\`\`\``],
+];
+
 const PAGE = (html: string) => `<!doctype html><html><head><meta charset="utf-8"><style>
   body { font: 14px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328; margin: 0; padding: 16px; width: 760px; }
   .comment { border: 1px solid #d0d7de; border-radius: 6px; padding: 16px; }
@@ -102,4 +110,27 @@ describeWithChromium('status comments as GitHub renders them (GFM in headless Ch
       await page.close();
     }
   }, 60_000);
+
+  it.each(BYPASSES)('markdown bypass: %s', async (name, answer) => {
+    const markdown = renderStatusComment({ ...base, phase: 'finished', exitCode: 0, finalAnswer: answer }, statusMarker({ issueKey: 'acme.web-1', seq: 1 }), (t) => t);
+    const { page, requests } = await offlinePage(browser());
+    try {
+      await page.setContent(PAGE(await marked.parse(markdown, { gfm: true })), { waitUntil: 'load' });
+      await page.screenshot({ path: join(SHOTS, `bypass-${name.replace(/\W+/g, '-')}.png`), fullPage: true });
+      const seen = await page.evaluate(() => {
+        const copy = document.body.cloneNode(true) as HTMLElement;
+        for (const code of copy.querySelectorAll('pre, code')) code.remove();
+        return { prose: copy.textContent ?? '', text: document.body.innerText, images: document.querySelectorAll('img').length, hidden: document.querySelectorAll('[hidden], div').length - 1 };
+      });
+      expect(requests).toEqual([]);
+      expect(seen.images).toBe(0);
+      expect(seen.hidden).toBe(0);
+      expect(seen.prose).not.toMatch(/(^|[^\w])@[A-Za-z0-9]/m);
+      expect(seen.prose).not.toMatch(/(^|[^\w])#\d/m);
+      expect(seen.text).toContain('secret instructions'); // shown, hiding nothing
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
 });
+
