@@ -241,13 +241,15 @@ export class Dispatcher {
         await this.prepareVolumes(pod, info, volumes, labels);
         await this.options.store.update(sessionId, { imageId: info.id, volumes });
         const access = await this.githubAccess(pod, options.github);
-        const setup = this.setupFor(pod, info, issue, access, false);
-        const spec = buildContainerSpec({
-          pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
-          issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
-          agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+        return this.runWith(access, async () => {
+          const setup = this.setupFor(pod, info, issue, access, false);
+          const spec = buildContainerSpec({
+            pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
+            issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
+            agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+          });
+          return { handle: await this.options.runner.run(spec), containerName, exec: false, ...(access ? { access } : {}), setup };
         });
-        return { handle: await this.runWith(spec, access), containerName, exec: false, ...(access ? { access } : {}), setup };
       },
     });
   }
@@ -286,7 +288,7 @@ export class Dispatcher {
             const handle = await this.options.runner.exec(running.id, cmd, { env, ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) });
             return { handle, containerName: running.name, exec: true, ...(access ? { access } : {}) };
           } catch (err) {
-            access?.close();
+            await access?.close();
             throw err;
           }
         },
@@ -308,13 +310,15 @@ export class Dispatcher {
         // not as Docker would make it on its own: unlabelled, root-owned, unknown to cldpd.
         await this.prepareVolumes(pod, info, record.volumes, { sessionId, pod: pod.name, hostId: this.options.hostId, issueUrl: record.issueUrl });
         const access = await this.githubAccess(pod, options.github);
-        const setup = this.setupFor(pod, info, record.issueUrl ? parseIssueUrl(record.issueUrl) : undefined, access, true);
-        const spec = buildContainerSpec({
-          pod, sessionId, containerName: record.containerName, image: record.imageId, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
-          issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
-          agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+        return this.runWith(access, async () => {
+          const setup = this.setupFor(pod, info, record.issueUrl ? parseIssueUrl(record.issueUrl) : undefined, access, true);
+          const spec = buildContainerSpec({
+            pod, sessionId, containerName: record.containerName, image: record.imageId, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
+            issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
+            agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+          });
+          return { handle: await this.options.runner.run(spec), containerName: record.containerName, exec: false, ...(access ? { access } : {}), setup };
         });
-        return { handle: await this.runWith(spec, access), containerName: record.containerName, exec: false, ...(access ? { access } : {}), setup };
       },
     });
   }
@@ -687,12 +691,12 @@ export class Dispatcher {
     return setupSteps(pod, { issue, cloneUrl, workdir, resume });
   }
 
-  /** Runs the container; a token minted for it stops being refreshed when it never started. */
-  private async runWith(spec: ContainerSpec, access: GitHubAccess | undefined): Promise<ProcessHandle> {
+  /** Runs `launch` (the container's creation); a token minted for a container that never started is revoked. */
+  private async runWith<T>(access: GitHubAccess | undefined, launch: () => Promise<T>): Promise<T> {
     try {
-      return await this.options.runner.run(spec);
+      return await launch();
     } catch (err) {
-      access?.close();
+      await access?.close();
       throw err;
     }
   }

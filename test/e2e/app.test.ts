@@ -227,6 +227,22 @@ describeWithDocker('the GitHub App end to end', () => {
       }
     });
 
+    it('revoke: a run whose pod asks for a token is given one, and the worker revokes it at GitHub when the run ends', async () => {
+      const n = issueNumber++;
+      await world.pod('e2e-token', { command: ['sh', '-c', 'test -n "$GH_TOKEN" && echo "a token of ${#GH_TOKEN} characters"'], github: { contents: 'read' } });
+      github.repos.set(`${OWNER}/${REPO}`, { cloneUrl: `https://github.com/${OWNER}/${REPO}.git`, defaultBranch: 'main' });
+      const before = github.tokens.length;
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e-token' }), { id: randomUUID(), secret: SECRET });
+      const [status] = await finalOf(n);
+      expect(status?.body).toContain('exit code 0');
+      const runTokens = github.tokens.slice(before).filter((t) => t.repositories).map((t) => t.token);
+      expect(runTokens).toHaveLength(1);
+      // The final comment is written after the run ended, and so after its revocation was answered.
+      expect(github.revoked).toEqual(expect.arrayContaining(runTokens));
+      // Only the run's: the worker's own installation token (for comments) goes on working.
+      expect(github.revoked.filter((t) => !runTokens.includes(t))).toEqual([]);
+    });
+
     it('the server process never opens the Docker socket', () => {
       // Every test above went through the server; its DOCKER_HOST is a canary socket.
       expect(canaryConnections).toBe(0);
