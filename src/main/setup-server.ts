@@ -515,6 +515,8 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
           steps: ['Restart cldpd (npm start) to use them.', `To use another app, edit ${envPath} (or delete it) and restart.`],
         }));
       }
+      // The callback is not among the refused: a code that reached it has crossed the network
+      // already, and converting it at once is what leaves an onlooker nothing to convert.
       const fromAfar = done ? undefined : plainHttpFromAfar(req);
       if (fromAfar && ['GET /', 'GET /setup/import', 'POST /setup/import'].includes(route)) {
         if (!config.github.setupAllowHttp) {
