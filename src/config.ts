@@ -32,6 +32,13 @@ export interface GitHubConfig {
   /** The app's OAuth client (`GITHUB_CLIENT_ID`, `GITHUB_CLIENT_SECRET`; the setup page writes both): people sign in with it to see private repositories' session pages. */
   readonly clientId: string | undefined;
   readonly clientSecret: string | undefined;
+  /**
+   * `CLDPD_SETUP_ALLOW_HTTP=1`: the first-run setup pages answer a browser on another machine
+   * over plain HTTP too (with a warning), though GitHub's registration code and a pasted private
+   * key then cross the network unencrypted. Default off: such a browser is told to use an SSH
+   * tunnel to localhost or HTTPS instead.
+   */
+  readonly setupAllowHttp: boolean;
 }
 
 /** The live session page and what Redis keeps for it. */
@@ -153,6 +160,16 @@ function positiveNumber(env: Env, name: string, fallback: number, problems: stri
   return value;
 }
 
+/** A yes/no setting: `1`/`true`/`yes` or `0`/`false`/`no`; unset or empty is `fallback`. */
+function flag(env: Env, name: string, fallback: boolean, problems: string[]): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  problems.push(`${name} is "${env[name]}"; use 1 (yes) or 0 (no).`);
+  return fallback;
+}
+
 /** A TCP port, or 0 for "off". */
 function portOrOff(env: Env, name: string, fallback: number, problems: string[]): number {
   const raw = env[name];
@@ -269,6 +286,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
       webUrl: gheHost ? `${protocol}://${gheHost}` : 'https://github.com',
       clientId: env.GITHUB_CLIENT_ID || undefined,
       clientSecret: env.GITHUB_CLIENT_SECRET || undefined,
+      setupAllowHttp: flag(env, 'CLDPD_SETUP_ALLOW_HTTP', false, problems),
     }),
     limits: limitsFrom(env, problems),
     live: Object.freeze({

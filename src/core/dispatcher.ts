@@ -14,7 +14,7 @@ import type { SessionEvent } from './events.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
 import type { ContainerInfo, ContainerSpec, ImageInfo, ProcessHandle, Runner, VolumeInfo } from './runner.js';
 import { Session, type SessionOptions } from './session.js';
-import { isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
+import { SESSION_SUFFIX_HEX, isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
 /** What the Dispatcher needs; the composition root builds the real ones. */
 export interface DispatcherOptions {
@@ -40,7 +40,11 @@ export interface StartInput {
 
 /** Options of {@link Dispatcher.start}. */
 export interface StartOptions {
-  /** Use this id (`<pod>-<8 hex>`) instead of a random one: lets a retried job find its session again. */
+  /**
+   * Use this id (`<pod>-<16 hex>`) instead of a random one: lets a retried job find its session
+   * again, so a record of that id is taken over. Whoever chooses it keeps it unique (the queue
+   * claims it in Redis for its issue).
+   */
   readonly sessionId?: string;
   /**
    * Mints tokens for the issue's repository, for a pod whose pod.json asks for `github`
@@ -206,19 +210,34 @@ export class Dispatcher {
     const channel = promptChannel(pod.config.command);
     const github = options.github && Object.keys(pod.config.github).length > 0 ? pod.config.github : undefined;
     const prompt = buildStartPrompt(pod.template, { issueUrl: issue?.url, prompt: input.prompt, github }, channel);
-    const sessionId = options.sessionId ?? `${pod.name}-${(this.options.newSuffix ?? (() => randomBytes(4).toString('hex')))()}`;
-    if (!isSessionId(sessionId) || !sessionId.startsWith(`${pod.name}-`)) {
-      throw new CldpdError('InvalidInput', `"${sessionId}" is not a session id for pod "${pod.name}" (${pod.name}-<8 hex>).`);
-    }
-    const cmd = renderCommand(pod.config.command, { prompt, sessionId, issueUrl: issue?.url, ...limitValues(pod.config) });
-    const containerName = `cldpd-${sessionId}`;
-    const now = Date.now();
-    const record: SessionRecord = {
-      id: sessionId, pod: pod.name, image: pod.config.image, imageId: '', hostId: this.options.hostId,
-      containerName, createdAt: now, updatedAt: now, runs: 1, volumes: [],
-      ...(issue ? { issueUrl: issue.url } : {}),
+    const newSuffix = this.options.newSuffix ?? (() => randomBytes(SESSION_SUFFIX_HEX / 2).toString('hex'));
+    const recordOf = (sessionId: string): SessionRecord => {
+      if (!isSessionId(sessionId) || !sessionId.startsWith(`${pod.name}-`)) {
+        throw new CldpdError('InvalidInput', `"${sessionId}" is not a session id for pod "${pod.name}" (${pod.name}-<${SESSION_SUFFIX_HEX} hex>).`);
+      }
+      const now = Date.now();
+      return {
+        id: sessionId, pod: pod.name, image: pod.config.image, imageId: '', hostId: this.options.hostId,
+        containerName: `cldpd-${sessionId}`, createdAt: now, updatedAt: now, runs: 1, volumes: [],
+        ...(issue ? { issueUrl: issue.url } : {}),
+      };
     };
-    await this.options.store.save(record);
+    let record: SessionRecord;
+    if (options.sessionId !== undefined) {
+      record = recordOf(options.sessionId);
+      await this.options.store.save(record);
+    } else {
+      // A random id another session of this host holds already is never reused: a fresh one instead.
+      for (let attempt = 1; ; attempt++) {
+        record = recordOf(`${pod.name}-${newSuffix()}`);
+        if (await this.options.store.create(record)) break;
+        this.options.logger?.warn({ session: record.id }, 'a new session id was taken already; choosing another');
+        if (attempt >= 5) throw new CldpdError('InvalidInput', `Five new session ids for pod "${pod.name}" were all taken on this host (${record.id} last); check ${this.options.store.dir} for leftover sessions.`);
+      }
+    }
+    const sessionId = record.id;
+    const { containerName } = record;
+    const cmd = renderCommand(pod.config.command, { prompt, sessionId, issueUrl: issue?.url, ...limitValues(pod.config) });
     const labels = { sessionId, pod: pod.name, hostId: this.options.hostId, issueUrl: issue?.url };
 
     return this.startRun(pod, record, 1, {
@@ -241,13 +260,15 @@ export class Dispatcher {
         await this.prepareVolumes(pod, info, volumes, labels);
         await this.options.store.update(sessionId, { imageId: info.id, volumes });
         const access = await this.githubAccess(pod, options.github);
-        const setup = this.setupFor(pod, info, issue, access, false);
-        const spec = buildContainerSpec({
-          pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
-          issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
-          agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+        return this.runWith(access, async () => {
+          const setup = this.setupFor(pod, info, issue, access, false);
+          const spec = buildContainerSpec({
+            pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
+            issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
+            agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+          });
+          return { handle: await this.options.runner.run(spec), containerName, exec: false, ...(access ? { access } : {}), setup };
         });
-        return { handle: await this.runWith(spec, access), containerName, exec: false, ...(access ? { access } : {}), setup };
       },
     });
   }
@@ -286,7 +307,7 @@ export class Dispatcher {
             const handle = await this.options.runner.exec(running.id, cmd, { env, ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) });
             return { handle, containerName: running.name, exec: true, ...(access ? { access } : {}) };
           } catch (err) {
-            access?.close();
+            await access?.close();
             throw err;
           }
         },
@@ -308,13 +329,15 @@ export class Dispatcher {
         // not as Docker would make it on its own: unlabelled, root-owned, unknown to cldpd.
         await this.prepareVolumes(pod, info, record.volumes, { sessionId, pod: pod.name, hostId: this.options.hostId, issueUrl: record.issueUrl });
         const access = await this.githubAccess(pod, options.github);
-        const setup = this.setupFor(pod, info, record.issueUrl ? parseIssueUrl(record.issueUrl) : undefined, access, true);
-        const spec = buildContainerSpec({
-          pod, sessionId, containerName: record.containerName, image: record.imageId, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
-          issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
-          agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+        return this.runWith(access, async () => {
+          const setup = this.setupFor(pod, info, record.issueUrl ? parseIssueUrl(record.issueUrl) : undefined, access, true);
+          const spec = buildContainerSpec({
+            pod, sessionId, containerName: record.containerName, image: record.imageId, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
+            issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
+            agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+          });
+          return { handle: await this.options.runner.run(spec), containerName: record.containerName, exec: false, ...(access ? { access } : {}), setup };
         });
-        return { handle: await this.runWith(spec, access), containerName: record.containerName, exec: false, ...(access ? { access } : {}), setup };
       },
     });
   }
@@ -687,12 +710,12 @@ export class Dispatcher {
     return setupSteps(pod, { issue, cloneUrl, workdir, resume });
   }
 
-  /** Runs the container; a token minted for it stops being refreshed when it never started. */
-  private async runWith(spec: ContainerSpec, access: GitHubAccess | undefined): Promise<ProcessHandle> {
+  /** Runs `launch` (the container's creation); a token minted for a container that never started is revoked. */
+  private async runWith<T>(access: GitHubAccess | undefined, launch: () => Promise<T>): Promise<T> {
     try {
-      return await this.options.runner.run(spec);
+      return await launch();
     } catch (err) {
-      access?.close();
+      await access?.close();
       throw err;
     }
   }

@@ -33,6 +33,12 @@ export interface RepoTokenSource {
    * granted). Throws with GitHub's reason when it refuses.
    */
   mint(permissions: Readonly<Record<string, string>>): Promise<RepoToken>;
+  /**
+   * Ends `token` at GitHub (`DELETE /installation/token`, authenticated with the token itself),
+   * so it works no longer, whoever copied it. Called once for each token minted for a run, when
+   * the run ends; throws with GitHub's reason when it could not. Absent: tokens live out their hour.
+   */
+  revoke?(token: string): Promise<void>;
 }
 
 /** A file the runner writes into a container (created or running) before the agent reads it. */
@@ -55,6 +61,8 @@ export const ASKPASS_FILE = '/run/cldpd/git-askpass';
 const REFRESH_BEFORE_MS = 10 * 60_000;
 /** After a failed refresh, the next try. */
 const RETRY_MS = 30_000;
+/** How long one revocation may take before it is given up (and logged). */
+const REVOKE_TIMEOUT_MS = 10_000;
 
 /**
  * When to replace a token that expires at `expiresAt`: ten minutes before, or half way
@@ -75,16 +83,31 @@ export function credentialHelper(tokenFile = TOKEN_FILE): string {
   return `!f() { test "$1" = get || exit 0; t=$(cat ${tokenFile} 2>/dev/null); test -n "$t" || { sleep 1; t=$(cat ${tokenFile}); }; echo username=x-access-token; echo "password=$t"; }; f`;
 }
 
+/** What {@link GitHubAccess.close} leaves working. */
+export interface CloseOptions {
+  /**
+   * Keep the live token (the one in the token file): an exec into a container whose own run
+   * reads that file until its next refresh. It expires within the hour by itself.
+   */
+  readonly keepLive?: boolean;
+}
+
 /**
  * One run's access to its repository: the first token, the environment and files that hand
  * it to the container, and a timer that rewrites the token file before each token expires.
- * Every value it minted is in {@link secrets}, so the run's output can be cleaned of them.
+ * Every value it minted is in {@link secrets}, so the run's output can be cleaned of them,
+ * and each is revoked at GitHub when the run ends ({@link close}).
  */
 export class GitHubAccess {
   private current: RepoToken;
   private readonly minted: string[] = [];
+  /** When each minted token expires (epoch ms): one past it is dead already, and GitHub would refuse to revoke it. */
+  private readonly expiries = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The refresh under way, if any: a token it mints after close is revoked too. */
+  private refreshing: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly source: RepoTokenSource,
@@ -95,6 +118,7 @@ export class GitHubAccess {
   ) {
     this.current = first;
     this.minted.push(first.token);
+    this.expiries.set(first.token, first.expiresAt);
   }
 
   /** Mints the run's first token. Throws `GitHubAccess` naming the repository, the permissions and GitHub's reason. */
@@ -158,13 +182,18 @@ export class GitHubAccess {
   keepFresh(write: (files: ContainerFile[]) => Promise<void>): void {
     const schedule = (inMs: number): void => {
       if (this.closed) return;
-      this.timer = setTimeout(() => void refresh(), Math.max(1000, inMs));
+      this.timer = setTimeout(() => {
+        this.refreshing = refresh().finally(() => {
+          this.refreshing = undefined;
+        });
+      }, Math.max(1000, inMs));
       this.timer.unref();
     };
     const refresh = async (): Promise<void> => {
       try {
         const next = await mintOrExplain(this.source, this.permissions);
         this.minted.push(next.token);
+        this.expiries.set(next.token, next.expiresAt);
         if (this.closed) return;
         this.current = next;
         await write(this.files());
@@ -177,10 +206,38 @@ export class GitHubAccess {
     schedule(refreshDelay(this.current.expiresAt));
   }
 
-  /** Stops refreshing. Idempotent. */
-  close(): void {
+  /**
+   * Stops refreshing, then revokes every token this run was given that has not expired (one a
+   * refresh under way mints as well), all at once, each within {@link REVOKE_TIMEOUT_MS}. A token GitHub would
+   * not revoke is logged and left to expire: never an error, never a failed run. Idempotent:
+   * every call resolves when the revocations have been answered.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    this.closing ??= (async () => {
+      await this.refreshing?.catch(() => undefined);
+      const revoke = this.source.revoke?.bind(this.source);
+      if (!revoke) return;
+      const now = Date.now();
+      const tokens = this.minted.filter((t) => (this.expiries.get(t) ?? Infinity) > now && !(options.keepLive && t === this.current.token));
+      await Promise.all(tokens.map(async (token) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            revoke(token),
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`no answer in ${REVOKE_TIMEOUT_MS / 1000} s`)), REVOKE_TIMEOUT_MS);
+            }),
+          ]);
+        } catch (err) {
+          this.logger?.warn({ err: messageOf(err), repo: this.repo.fullName }, 'could not revoke one of the run\'s GitHub tokens; it expires within the hour');
+        } finally {
+          clearTimeout(timer);
+        }
+      }));
+    })();
+    return this.closing;
   }
 }
 

@@ -2,7 +2,11 @@ import { chmod, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'no
 import { join } from 'node:path';
 import { CldpdError } from './errors.js';
 
-const SESSION_ID = /^[a-z0-9][a-z0-9._-]*-[0-9a-f]{8}$/;
+/** `<pod>-<16 hex>` (64 random or hashed bits); `<pod>-<8 hex>` is what cldpd made before, still read. */
+const SESSION_ID = /^[a-z0-9][a-z0-9._-]*-(?:[0-9a-f]{16}|[0-9a-f]{8})$/;
+
+/** Hex digits of a new session id's suffix: 64 bits, so two issues' ids do not meet by chance. */
+export const SESSION_SUFFIX_HEX = 16;
 
 /** A persisted path of a session and the named volume that holds it. */
 export interface PersistedVolume {
@@ -55,7 +59,7 @@ export async function privateDir(dir: string): Promise<void> {
   if (first === undefined) await chmod(dir, PRIVATE_DIR_MODE);
 }
 
-/** True for ids of the form `<pod>-<8 hex>`. */
+/** True for ids of the form `<pod>-<16 hex>`, or `<pod>-<8 hex>` (sessions of an older cldpd). */
 export function isSessionId(id: string): boolean {
   return SESSION_ID.test(id);
 }
@@ -73,7 +77,7 @@ export class SessionStore {
   /** The directory of one session; throws `SessionNotFound` for a malformed id. */
   sessionDir(id: string): string {
     if (!isSessionId(id)) {
-      throw new CldpdError('SessionNotFound', `"${id}" is not a session id (they look like my-pod-1a2b3c4d). List sessions with "cldpd ps --all".`);
+      throw new CldpdError('SessionNotFound', `"${id}" is not a session id (they look like my-pod-1a2b3c4d5e6f7a8b, or my-pod-1a2b3c4d from an older cldpd). List sessions with "cldpd ps --all".`);
     }
     return join(this.dir, id);
   }
@@ -92,6 +96,23 @@ export class SessionStore {
     await writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: PRIVATE_FILE_MODE });
     await chmod(tmp, PRIVATE_FILE_MODE);
     await rename(tmp, join(dir, 'session.json'));
+  }
+
+  /**
+   * Saves the record of a new session, only if no session of that id exists on this host (the
+   * session's directory is made exclusively): false when one does, and nothing is written.
+   */
+  async create(record: SessionRecord): Promise<boolean> {
+    const dir = this.sessionDir(record.id);
+    await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    try {
+      await mkdir(dir, { mode: PRIVATE_DIR_MODE });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+    await this.save(record);
+    return true;
   }
 
   /** Reads a record; throws `SessionNotFound` when there is none. */

@@ -123,6 +123,8 @@ export class Session {
   private ended = false;
   /** The run's repository token, once launched with one. */
   private access: GitHubAccess | undefined;
+  /** Whether the run is an exec into a container that another run started (and whose token file it shares). */
+  private execRun = false;
   /** Values hidden from the output beside the run's own tokens. */
   private readonly hidden: string[] = [];
   /** Per stream, the end of a partial piece held back until the next (see toEvents). */
@@ -235,6 +237,7 @@ export class Session {
       const launched = await this.options.launch(imageId);
       this.launchedId = launched.handle.containerId;
       this.access = launched.access;
+      this.execRun = launched.exec;
       this.hidden.push(...(launched.secrets ?? []));
       const containerId = launched.handle.containerId;
       this.access?.keepFresh((files) => runner.writeFiles(containerId, files));
@@ -265,12 +268,13 @@ export class Session {
       await this.cleanUpAfterError();
     } finally {
       clearTimeout(this.timer);
-      this.access?.close();
       this.resolveLaunched(undefined);
       this.inputOpen = false;
       this.ended = true;
       this.resolveInput(undefined);
       for (const tag of [...this.takenWaiters.keys()]) this.settleTaken(tag, false);
+      // Its tokens end with the run (an exec leaves the live one to the container's own run).
+      await this.access?.close({ keepLive: this.execRun });
     }
     try {
       await this.log.append([terminal]);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MAX_PROMPT_BYTES, assertPodName, isCldpdError, keepStart } from '../core/index.js';
+import { MAX_PROMPT_BYTES, SESSION_SUFFIX_HEX, assertPodName, isCldpdError, keepStart } from '../core/index.js';
 import { issueKeyOf, type IntakeJob, type IssueRef, type RetireJob, type RunCommand } from '../queue/contract.js';
 import type { IssueState } from '../queue/issue-state.js';
 import type { Producer } from '../queue/producer.js';
@@ -68,10 +68,17 @@ function statusOf(err: unknown): number | undefined {
   return (err as { status?: number }).status;
 }
 
-/** A session id that is the same on every retry of one delivery: `<pod>-<8 hex of the delivery id>`. */
-export function sessionIdFor(pod: string, deliveryId: string): string {
-  return `${pod}-${createHash('sha256').update(deliveryId).digest('hex').slice(0, 8)}`;
+/**
+ * A session id that is the same on every retry of one delivery: `<pod>-<16 hex>` of the delivery
+ * id (64 bits). `attempt` > 0 gives the delivery's next candidates, for when another issue holds one.
+ */
+export function sessionIdFor(pod: string, deliveryId: string, attempt = 0): string {
+  const seed = attempt === 0 ? deliveryId : `${deliveryId}\n${attempt}`;
+  return `${pod}-${createHash('sha256').update(seed).digest('hex').slice(0, SESSION_SUFFIX_HEX)}`;
 }
+
+/** Candidates of one delivery tried before its start is given up (each taken by another issue). */
+const SESSION_ID_ATTEMPTS = 8;
 
 /** The removal of a closed issue's sessions, as its worker receives it. */
 function retireJob(job: IntakeJob, issueKey: string, closedAt: number, retentionMs: number): RetireJob {
@@ -235,10 +242,24 @@ export class Intake {
     const prompt = instruction === undefined ? issuePrompt : `${issuePrompt}\n\n${buildResumePrompt({ author: job.sender.login, instruction })}`;
     const { forgotten } = await this.options.state.get(key);
     const note = forgotten ? `The issue's earlier session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${when(forgotten.at)} (\`cldpd hosts forget\`): its state stayed there, and this session starts afresh.` : undefined;
-    const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId: sessionIdFor(pod, job.deliveryId), prompt, ...(note ? { note } : {}) });
+    const sessionId = await this.claimSessionId(pod, job.deliveryId, key);
+    const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId, prompt, ...(note ? { note } : {}) });
     await this.options.limits?.usage.queued(`${job.issue.owner}/${job.issue.repo}`, key, job.sender.login);
     if (forgotten) await this.options.state.clearForgotten(key);
     return `queued start #${command.seq}`;
+  }
+
+  /**
+   * The new session's id: the delivery's first candidate (see sessionIdFor) that no other issue
+   * holds, claimed for this one in Redis, so a retried intake finds the same one again.
+   */
+  private async claimSessionId(pod: string, deliveryId: string, issueKey: string): Promise<string> {
+    for (let attempt = 0; attempt < SESSION_ID_ATTEMPTS; attempt++) {
+      const sessionId = sessionIdFor(pod, deliveryId, attempt);
+      if (await this.options.state.claimSession(sessionId, issueKey)) return sessionId;
+      this.options.logger.warn({ session: sessionId, issue: issueKey }, 'another issue holds this session id; trying the next');
+    }
+    throw new Error(`${SESSION_ID_ATTEMPTS} session ids for delivery ${deliveryId} are all held by other issues; this cannot happen by chance: look for a tampered session-issues hash in Redis.`);
   }
 
   private async resume(job: IntakeJob, prompt: string, key: string): Promise<string> {

@@ -8,6 +8,8 @@ export interface RepoTokenSourceOptions {
   readonly appOctokit: () => Promise<OctokitLike>;
   /** An Octokit authenticated as the installation, for reading the repository. */
   readonly installationOctokit: () => Promise<OctokitLike>;
+  /** An Octokit authenticated with `token` alone, which revokes it; absent, tokens are not revoked (they expire in an hour). */
+  readonly tokenOctokit?: (token: string) => OctokitLike;
   readonly installationId: number;
   readonly owner: string;
   readonly repo: string;
@@ -37,6 +39,9 @@ const MAX_BRANCHES = 10;
  * branch (and branches named after it) are listed before the first token is handed out and
  * again after the run; one that is new or moved, and the pull requests from it, are the
  * run's work.
+ *
+ * Each token is revoked when the run ends (`DELETE /installation/token` with the token
+ * itself, through `tokenOctokit`).
  */
 export function repoTokenSource(options: RepoTokenSourceOptions): RunRepoAccess {
   let info: Promise<RepoInfo & { htmlUrl: string }> | undefined;
@@ -91,6 +96,11 @@ export function repoTokenSource(options: RepoTokenSourceOptions): RunRepoAccess 
       const token = data as { token: string; expires_at: string };
       return { token: token.token, expiresAt: Date.parse(token.expires_at) };
     },
+    ...(options.tokenOctokit ? {
+      async revoke(token: string) {
+        await options.tokenOctokit?.(token).request('DELETE /installation/token');
+      },
+    } : {}),
     async produced(): Promise<RunWork | undefined> {
       const start = await before;
       if (!start) return undefined;

@@ -157,6 +157,17 @@ export function unreachableReason(url: string): string | undefined {
   return undefined;
 }
 
+/** Whether `host` (a URL's hostname, brackets allowed) names this machine's loopback: `localhost`, `*.localhost`, 127.0.0.0/8, ::1. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h.endsWith('.localhost') || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::1';
+}
+
+/** Whether a socket's remote address (as Node gives it, IPv4-mapped included) is a loopback one. */
+export function isLoopbackAddress(address: string): boolean {
+  return isLoopbackHost(address.replace(/^::ffff:/i, ''));
+}
+
 /** GitHub's web origin: `https://github.com`, or the GitHub Enterprise Server of `apiBaseUrl` (`https://ghe/api/v3` → `https://ghe`). */
 export function githubWebUrl(apiBaseUrl: string | undefined): string {
   if (!apiBaseUrl) return 'https://github.com';
@@ -272,12 +283,28 @@ export interface ListenView {
 function otherMachines(listen: ListenView): string {
   const all = !listen.host || listen.host === '0.0.0.0' || listen.host === '::';
   const where = all
-    ? `cldpd listens on every interface, port ${listen.port}: from another machine open <code>http://&lt;this machine's address&gt;:${listen.port}</code>.`
-    : `cldpd listens on <code>${escapeHtml(listen.host ?? '')}</code>, port ${listen.port} only: other machines reach it only if that address is theirs to reach.`;
+    ? `cldpd listens on every interface, port ${listen.port}.`
+    : `cldpd listens on <code>${escapeHtml(listen.host ?? '')}</code>, port ${listen.port} only.`;
   return `<h2>Opening this page from another machine</h2>
-<p>${where} Set <code>HOST</code> (the address to listen on, for example <code>0.0.0.0</code> for every interface) and
-<code>PORT</code> in <code>.env</code> or the environment, and restart. The webhook URL above is built from the address you
-opened this page with, so open it the way GitHub should reach cldpd.</p>`;
+<p>${where} GitHub sends the registration code back to the address you opened this page with, and whoever sees
+that code can exchange it once for the app's private key: so from another machine use an SSH tunnel
+(<code>ssh -L ${listen.port}:localhost:${listen.port} &lt;this machine&gt;</code>, then open
+<code>http://localhost:${listen.port}/?key=…</code>) or an HTTPS address (a proxy in front that sets
+<code>X-Forwarded-Proto: https</code>). Plain HTTP from another machine is refused unless
+<code>CLDPD_SETUP_ALLOW_HTTP=1</code> is set. The webhook URL above is built from the address you opened this page with;
+<code>HOST</code> and <code>PORT</code> choose where cldpd listens.</p>`;
+}
+
+/**
+ * The warning on a page opened over plain HTTP from another machine (allowed by
+ * `CLDPD_SETUP_ALLOW_HTTP`): `how` is how it was opened (address and peer).
+ */
+function plainHttpWarning(how: string | undefined): string {
+  if (!how) return '';
+  return `<div class="problem" id="plain-http"><b>This page travels unencrypted</b>: it was opened as ${escapeHtml(how)}, over plain HTTP
+across a network. GitHub's registration code (and any private key pasted here) crosses it the same way, and whoever sees the code can
+exchange it for the app's private key. Open it through <code>ssh -L</code> to localhost or over HTTPS instead, unless you trust every
+machine on the way (<code>CLDPD_SETUP_ALLOW_HTTP</code> is set).</div>`;
 }
 
 function webhookSection(webhookUrl: string, viaProxy: boolean): string {
@@ -313,6 +340,8 @@ export interface SetupPageView {
   readonly state: string;
   readonly viaProxy: boolean;
   readonly listen: ListenView;
+  /** How the page was opened when that is plain HTTP from another machine (then a warning says what that risks). */
+  readonly plainHttp?: string | undefined;
 }
 
 /**
@@ -329,6 +358,7 @@ export function renderSetupPage(view: SetupPageView): string {
 <p>cldpd runs coding agents in Docker containers (pods) on this machine when someone labels a GitHub issue
 <code>cldpd:&lt;pod&gt;</code>, and reports on the issue as they run. It talks to GitHub as a GitHub App of its own,
 which does not exist yet. This page registers it on GitHub for you; cldpd then keeps its credentials in <code>.env</code>.</p>
+${plainHttpWarning(view.plainHttp)}
 
 <h2>What the app may do, and why</h2>
 ${accessList(app)}
@@ -402,6 +432,8 @@ export interface ImportPageView {
   readonly suggestedSecret: string;
   readonly values?: { readonly appId?: string; readonly privateKey?: string; readonly webhookSecret?: string };
   readonly problems?: readonly string[];
+  /** How the page was opened when that is plain HTTP from another machine (then a warning says what that risks). */
+  readonly plainHttp?: string | undefined;
 }
 
 /**
@@ -414,6 +446,7 @@ export function renderImportPage(view: ImportPageView): string {
   const problems = (view.problems ?? []).map((p) => `<li>${escapeHtml(p)}</li>`).join('');
   return page('Use an existing GitHub App with cldpd', `<h1>Use an existing GitHub App</h1>
 <p class="lead">cldpd writes these to <code>.env</code>; nothing leaves this machine except a check with GitHub that the key belongs to the app.</p>
+${plainHttpWarning(view.plainHttp)}
 ${problems ? `<div class="problem" id="problems"><b>Not saved:</b><ul>${problems}</ul></div>` : ''}
 <p>Open the app's settings: <a href="${escapeHtml(settings)}">${escapeHtml(settings)}</a> → <b>Edit</b> on the app
 (for an organization's app: the organization's <b>Settings → Developer settings → GitHub Apps</b>).</p>

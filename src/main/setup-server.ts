@@ -7,7 +7,7 @@ import { parseEnv } from 'node:util';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import {
-  APP_YML_URL, buildManifest, githubWebUrl, isAppName, isOrgName, parseAppDefinition, renderDonePage, renderImportPage,
+  APP_YML_URL, buildManifest, githubWebUrl, isAppName, isLoopbackAddress, isLoopbackHost, isOrgName, parseAppDefinition, renderDonePage, renderImportPage,
   renderProblemPage, renderSetupPage, requestBaseUrl, webhookUrlFor, type AppDefinition, type DonePageView, type ProblemView,
 } from '../github/setup-page.js';
 
@@ -256,6 +256,13 @@ function sameToken(a: string, b: string): boolean {
  * - `GET /ping`.
  * Each failure is a page that names it and what to do, and a log line. Webhooks that arrive
  * before cldpd restarts with its credentials get 503. Never shows or logs a secret.
+ *
+ * A browser on another machine over plain HTTP (neither https, by the address or a proxy's
+ * `X-Forwarded-Proto`, nor a loopback address and name, as an SSH tunnel gives) is refused the
+ * setup and import pages, and told how to open them safely, unless `config.github.setupAllowHttp`
+ * (then they carry a warning): GitHub's registration code would cross the network in the clear,
+ * and GitHub converts it, once and without authentication, into the app's private key. A code
+ * GitHub calls used that this process never sent is reported as such: delete the app.
  */
 export async function startSetupServer(config: Config, logger: Logger, options: SetupServerOptions = {}): Promise<RunningSetupServer> {
   const log = logger.child({ name: 'setup' });
@@ -280,9 +287,28 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
   let bound = port;
   let done: DonePageView | undefined;
   let usedCode: string | undefined;
+  // The codes this process sent GitHub to convert: one GitHub calls used that is not among
+  // them was converted by someone else, who holds the app's private key.
+  const sentCodes = new Set<string>();
 
   const baseUrlOf = (req: IncomingMessage) => options.baseUrl?.replace(/\/+$/, '')
     ?? requestBaseUrl(req.headers.host, headerOf(req, 'x-forwarded-proto'), `http://localhost:${bound}`);
+
+  /**
+   * How the browser reached this page when that is plain HTTP across a network (its address,
+   * and the peer's when not this machine's loopback), else undefined: a page opened by https,
+   * or from this machine (or an SSH tunnel) by a loopback address and name.
+   */
+  const plainHttpFromAfar = (req: IncomingMessage): string | undefined => {
+    const base = new URL(baseUrlOf(req));
+    if (base.protocol === 'https:') return undefined;
+    const peer = req.socket.remoteAddress ?? '';
+    if (isLoopbackAddress(peer) && isLoopbackHost(base.hostname)) return undefined;
+    return isLoopbackAddress(peer) ? base.origin : `${base.origin} from ${peer.replace(/^::ffff:/i, '')}`;
+  };
+  const tunnelStep = () => `From your own computer, open it through an SSH tunnel: run "ssh -L ${bound}:localhost:${bound} <you>@<this machine>", then open http://localhost:${bound}/?key=<the key cldpd printed>.`;
+  const httpsStep = 'Or put an HTTPS proxy in front of cldpd (one that sets X-Forwarded-Proto: https) and open the page by its https:// address.';
+  const acceptStep = 'Or, on a network where you trust every machine on the way, set CLDPD_SETUP_ALLOW_HTTP=1 and restart cldpd: the pages then answer plain HTTP with a warning.';
 
   const send = (res: ServerResponse, status: number, html: string) => {
     res.writeHead(status, {
@@ -311,13 +337,13 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
     const manifest = buildManifest(app, { baseUrl: baseUrlOf(req), webhookPath, webhookProxyUrl, name: name && isAppName(name) ? name : undefined });
     return renderSetupPage({
       app, manifest, githubUrl, org: org && isOrgName(org) ? org : undefined, problems, state: token,
-      viaProxy: Boolean(webhookProxyUrl), listen: { port: bound, host },
+      viaProxy: Boolean(webhookProxyUrl), listen: { port: bound, host }, plainHttp: plainHttpFromAfar(req),
     });
   };
 
   const importPage = (req: IncomingMessage, extra: { values?: { appId: string; privateKey: string; webhookSecret: string }; problems?: string[] } = {}) => renderImportPage({
     app, webhookUrl: webhookUrlFor(baseUrlOf(req), webhookPath, webhookProxyUrl), viaProxy: Boolean(webhookProxyUrl),
-    githubUrl, token, suggestedSecret: randomBytes(20).toString('hex'), ...extra,
+    githubUrl, token, suggestedSecret: randomBytes(20).toString('hex'), plainHttp: plainHttpFromAfar(req), ...extra,
   });
 
   const writeEnv = async (values: Record<string, string>, registered: string | undefined): Promise<void> => {
@@ -360,6 +386,8 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
         steps: [`Make ${envPath} (and its directory) writable by the user running cldpd.`, 'Then reload this page: the code GitHub sent stays valid for an hour.'],
       }, { cause: err });
     }
+    const sentBefore = sentCodes.has(code);
+    if (sentCodes.size < 100) sentCodes.add(code);
     let response: Response;
     try {
       response = await doFetch(`${apiBase}/app-manifests/${encodeURIComponent(code)}/conversions`, { method: 'POST', headers: GITHUB_HEADERS, signal: AbortSignal.timeout(20_000) });
@@ -371,6 +399,21 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
       }, { cause: err });
     }
     const data: unknown = await response.json().catch(() => undefined);
+    if ((response.status === 404 || response.status === 422) && !sentBefore) {
+      // GitHub sends the browser back at once, with a code that works for an hour: refused on
+      // its first use here, it was converted already, and not by cldpd.
+      const apps = `${githubUrl}/settings/apps`;
+      log.error({ status: response.status }, `setup: GitHub says the registration code was used, and cldpd never converted it: someone else may hold the new app's private key. Delete the app (${apps}, or the organization's Settings → Developer settings → GitHub Apps) and register again over HTTPS or an SSH tunnel.`);
+      throw new SetupProblem(409, {
+        title: 'Someone else may have the app\'s private key',
+        problem: `GitHub did not accept the registration code (HTTP ${response.status}), and this cldpd never sent it before: the code works once, so someone who saw it on its way here has most likely converted it and holds the new app's private key and webhook secret.`,
+        steps: [
+          `Delete the app now: open ${apps} (for an organization: ${githubUrl}/organizations/<organization>/settings/apps), choose the app, Advanced → Delete GitHub App.`,
+          `Then register a new one from the setup page, opened over HTTPS or through an SSH tunnel to localhost (ssh -L ${bound}:localhost:${bound} <this machine>), never over plain HTTP across a network.`,
+          'If you are sure the code expired instead (more than an hour passed since GitHub sent you back), register again from the setup page.',
+        ],
+      });
+    }
     if (response.status === 404 || response.status === 422) {
       throw new SetupProblem(400, {
         title: 'The registration code is used or expired',
@@ -471,6 +514,34 @@ export async function startSetupServer(config: Config, logger: Logger, options: 
           problem: `Its credentials are in ${envPath}; this process takes no others.`,
           steps: ['Restart cldpd (npm start) to use them.', `To use another app, edit ${envPath} (or delete it) and restart.`],
         }));
+      }
+      // The callback is not among the refused: a code that reached it has crossed the network
+      // already, and converting it at once is what leaves an onlooker nothing to convert.
+      const fromAfar = done ? undefined : plainHttpFromAfar(req);
+      if (fromAfar && ['GET /', 'GET /setup/import', 'POST /setup/import'].includes(route)) {
+        if (!config.github.setupAllowHttp) {
+          if (req.method === 'POST') {
+            // The form is not read: the key in it went over the wire already and is not kept.
+            res.setHeader('connection', 'close');
+            res.once('finish', () => req.destroy());
+          }
+          log.warn({ opened: fromAfar }, `setup: refused a setup page opened as ${fromAfar} over plain HTTP; open it through an SSH tunnel to localhost or over HTTPS, or set CLDPD_SETUP_ALLOW_HTTP=1`);
+          return send(res, 403, renderProblemPage(req.method === 'POST'
+            ? {
+              title: 'The private key crossed the network unencrypted',
+              problem: `This form was sent to ${fromAfar} over plain HTTP, so the private key in it could be read on the way. cldpd did not save it.`,
+              steps: [
+                'In the app\'s settings on GitHub (General → Private keys), delete the key you pasted and generate a new one.',
+                tunnelStep().replace('/?key=', '/setup/import?key='), httpsStep, acceptStep,
+              ],
+            }
+            : {
+              title: 'Open this page over HTTPS or from this machine',
+              problem: `This page was opened as ${fromAfar}: plain HTTP across a network. GitHub sends the registration code back the same way, and whoever sees that code can exchange it once, without signing in, for the new app's private key and webhook secret. So cldpd does not offer the registration here.`,
+              steps: [tunnelStep(), httpsStep, acceptStep],
+            }));
+        }
+        log.warn({ opened: fromAfar }, `setup: serving the setup page over plain HTTP to another machine (${fromAfar}) because CLDPD_SETUP_ALLOW_HTTP is set; the registration code and any pasted key cross the network unencrypted`);
       }
       if (route === 'GET /') return send(res, 200, done ? renderDonePage(done) : setupPage(req, url));
       if (route === 'GET /setup/import') return send(res, 200, importPage(req));

@@ -1,7 +1,7 @@
 import Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { Probot } from 'probot';
+import { Probot, ProbotOctokit } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
 import { containerEnvValues, modelCredential } from './secrets.js';
 import { feedStore, linkSigner } from './session-pages.js';
@@ -76,6 +76,8 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const github = (command: RunCommand) => repoTokenSource({
     appOctokit: async () => (await app.auth()) as unknown as OctokitLike,
     installationOctokit: () => octokitFor(command.issue.installationId),
+    // Authenticated with the run's token alone, which is what revokes it.
+    tokenOctokit: (token) => new ProbotOctokit({ auth: { token }, log: logger, throttle: { enabled: false }, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) }) as unknown as OctokitLike,
     installationId: command.issue.installationId, owner: command.issue.owner, repo: command.issue.repo,
     branch: issueBranch(command.issue), ...(ghHost ? { ghHost } : {}),
   });

@@ -302,7 +302,13 @@ export class IssueState {
     const others = (await this.keysOf(issueKey)).filter((k) => k !== base && k !== runs);
     const marker: RetiredIssue = { seq: expect.seq, closedAt: expect.closedAt, at: Date.now(), ...(expect.sessionId ? { sessionId: expect.sessionId } : {}) };
     const removed = Number(await this.redis.eval(RETIRE, 3 + others.length, base, runs, this.retiredKey(issueKey), ...others, String(expect.closedAt), expect.seq, RETIRED_MARKER_SECONDS, JSON.stringify(marker)));
+    if (removed >= 0 && expect.sessionId) await this.releaseSession(expect.sessionId, issueKey);
     return removed < 0 ? undefined : removed;
+  }
+
+  /** Gives up the issue's claim on `sessionId` (see claimSession); another issue's claim stays. */
+  private async releaseSession(sessionId: string, issueKey: string): Promise<void> {
+    await this.redis.eval("if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0", 1, `${KEY_PREFIX}:session-issues`, sessionId, issueKey);
   }
 
   /** What a retirement of the issue left (for 8 days): its last command number, the close it was for and its session. */
@@ -447,6 +453,18 @@ export class IssueState {
   async set(issueKey: string, fields: Partial<Record<'sessionId' | 'pod' | 'hostId' | 'lastStatusUrl' | 'lastState' | 'running' | 'runningCommand', string>>): Promise<void> {
     const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
     if (entries.length > 0) await this.redis.hset(this.key(issueKey), Object.fromEntries(entries));
+  }
+
+  /**
+   * Claims session id `sessionId` for the issue, atomically (HSETNX on one hash of every
+   * session id the queue gave out): true when it is now the issue's or was already (a retried
+   * intake), false when another issue holds it, whose feed, record, log and stop target it
+   * would otherwise share. The claim goes when the issue is retired.
+   */
+  async claimSession(sessionId: string, issueKey: string): Promise<boolean> {
+    const key = `${KEY_PREFIX}:session-issues`;
+    if ((await this.redis.hsetnx(key, sessionId, issueKey)) === 1) return true;
+    return (await this.redis.hget(key, sessionId)) === issueKey;
   }
 
   /** Makes `hostId` the owner of the issue unless another host already is; returns the owner. */

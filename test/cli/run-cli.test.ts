@@ -50,9 +50,9 @@ describe('runCli', () => {
     expect(io.stdoutText()).toBe('hello\n');
     expect(io.stderrText()).toContain('careful\n');
     expect(io.stderrText()).toContain('cldpd: building image cldpd-web:latest');
-    expect(io.stderrText()).toMatch(/✗ exited with code 4 · \d+\.\d s\n {2}continue: cldpd resume web-[0-9a-f]{8} --prompt '<what next>'\n$/);
+    expect(io.stderrText()).toMatch(/✗ exited with code 4 · \d+\.\d s\n {2}continue: cldpd resume web-[0-9a-f]{16} --prompt '<what next>'\n$/);
     // The session id is said once before the build, not again when the container starts.
-    expect(io.stderrText().match(/web-[0-9a-f]{8}/g)?.length).toBe(3); // the note, the container's name, the resume command
+    expect(io.stderrText().match(/web-[0-9a-f]{16}/g)?.length).toBe(3); // the note, the container's name, the resume command
     expect(io.stderrText()).not.toContain('\u001b'); // no colour unless asked for
     expect(interrupt).toBeUndefined(); // the signal handler is released afterwards
   });
@@ -139,6 +139,29 @@ describe('runCli', () => {
     expect(await cli('stop', id)).toBe(0);
     expect(await cli('logs', 'web-ffffffff')).toBe(1);
     expect(io.stderrText()).toContain('No session "web-ffffffff"');
+  });
+
+  it('session id: a new session\'s id carries 64 bits (16 hex); ps, logs and stop read a session an older cldpd made, whose id has 8', async () => {
+    runner.scripts.push({ chunks: [out('new run\n')], exitCode: 0 });
+    await cli('start', 'web', '--prompt', 'go', '--json');
+    const id = (JSON.parse(io.stdoutText().split('\n')[0] as string) as { session: string }).session;
+    expect(id).toMatch(/^web-[0-9a-f]{16}$/);
+    // A session an older cldpd left on this host: its record and its log, with an 8-hex id.
+    const old = 'web-0a1b2c3d';
+    await context.store.save({ id: old, pod: 'web', image: 'cldpd-web:latest', imageId: 'sha256:old', hostId: 'h', containerName: `cldpd-${old}`, createdAt: 1, updatedAt: 2, runs: 1, volumes: [], last: { exitCode: 0, endedAt: 2 } });
+    const log = await SessionLog.open(context.store.logPath(old));
+    await log.append([{ type: 'container.started', at: 1, containerId: 'gone', containerName: `cldpd-${old}`, exec: false, run: 1 }, { type: 'output', at: 1, stream: 'stdout', line: 'from an older cldpd' }, { type: 'container.exited', at: 2, exitCode: 0, reason: 'exited', durationMs: 1 }]);
+    await log.close();
+    expect(await cli('ps', '--all', '--json')).toBe(0);
+    expect(io.stdoutText()).toContain(`"session":"${old}"`);
+    expect(io.stdoutText()).toContain(`"session":"${id}"`);
+    const before = io.stdoutText().length;
+    expect(await cli('logs', old)).toBe(0);
+    expect(io.stdoutText().slice(before)).toContain('from an older cldpd\n');
+    expect(await cli('stop', old)).toBe(0);
+    // Neither shape with another length is a session id.
+    expect(await cli('logs', 'web-0a1b2c3d4')).toBe(1);
+    expect(io.stderrText()).toContain('"web-0a1b2c3d4" is not a session id (they look like my-pod-1a2b3c4d5e6f7a8b, or my-pod-1a2b3c4d from an older cldpd)');
   });
 
   it('logs says where a run\'s log was cut and how much it left out', async () => {

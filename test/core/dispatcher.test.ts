@@ -17,7 +17,7 @@ beforeEach(async () => {
   pods = { podsDir: join(root, 'pods'), homeDir: root };
   store = new SessionStore(join(root, 'sessions'));
   runner = new FakeRunner({ id: 'sha256:img', user: 'agent', env: { HOME: '/home/agent' }, workingDir: '/', labels: {} });
-  dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: { SECRET: 'v' }, newSuffix: () => (++suffix).toString(16).padStart(8, '0') });
+  dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: { SECRET: 'v' }, newSuffix: () => (++suffix).toString(16).padStart(16, '0') });
   await writePod(pods.podsDir, 'web', { 'pod.json': { inheritEnv: ['SECRET'], workdir: '/work' }, 'template.md': 'Be careful.' });
 });
 
@@ -32,10 +32,29 @@ function runSpecs(): ContainerSpec[] {
 }
 
 describe('Dispatcher.start', () => {
+  it('session id: a random id another session of this host holds is never reused: a fresh one instead, the older record untouched; ids carry 64 bits', async () => {
+    const taken = `web-${'a'.repeat(16)}`;
+    const now = Date.now();
+    await store.save({ id: taken, pod: 'web', image: 'i', imageId: 'sha256:other', hostId: 'host-a', containerName: `cldpd-${taken}`, createdAt: now, updatedAt: now, runs: 3, volumes: [], issueUrl: 'https://github.com/acme/other/issues/1' });
+    const suffixes = ['a'.repeat(16), 'b'.repeat(16)];
+    const colliding = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: {}, newSuffix: () => suffixes.shift() ?? 'c'.repeat(16) });
+    runner.scripts.push({ chunks: [out('hi\n')], exitCode: 0 });
+    const session = await colliding.start('web', { issueUrl: 'https://github.com/acme/web/issues/5' });
+    await drain(session);
+    expect(session.id).toBe(`web-${'b'.repeat(16)}`);
+    expect(await store.load(taken)).toMatchObject({ imageId: 'sha256:other', runs: 3, issueUrl: 'https://github.com/acme/other/issues/1' });
+    expect(await store.load(session.id)).toMatchObject({ issueUrl: 'https://github.com/acme/web/issues/5' });
+    // The default: 16 random hex digits.
+    runner.scripts.push({ chunks: [out('hi\n')], exitCode: 0 });
+    const plain = await new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: {} }).start('web', { prompt: 'x' });
+    await drain(plain);
+    expect(plain.id).toMatch(/^web-[0-9a-f]{16}$/);
+  });
+
   it('builds, then runs the start command with template + issue, on per-issue volumes', async () => {
     runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-9"}\n')], exitCode: 0 });
     const session = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/5' });
-    expect(session.id).toMatch(/^web-[0-9a-f]{8}$/);
+    expect(session.id).toMatch(/^web-[0-9a-f]{16}$/);
     await drain(session);
     const [spec] = runSpecs();
     expect(spec?.name).toBe(`cldpd-${session.id}`);

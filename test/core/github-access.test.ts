@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GitHubAccess, TOKEN_FILE, credentialHelper, hideSecrets, type RepoTokenSource } from '../../src/core/index.js';
 import { tarOf } from '../../src/core/tar-files.js';
@@ -97,6 +98,69 @@ describe('GitHubAccess', () => {
       expect(writes).toHaveLength(1);
       expect(writes[0]).toBeGreaterThanOrEqual(expected);
     }
+  });
+
+  it('revoke: close revokes every token minted for the run that has not expired, the refreshed ones and one a refresh mints meanwhile; a revoke that fails or hangs is logged, never thrown', async () => {
+    vi.useFakeTimers();
+    const asked: string[] = [];
+    const revoked: string[] = [];
+    let mintGate: (() => void) | undefined;
+    const base = source(11 * 60_000);
+    const tokens: RepoTokenSource = {
+      ...base,
+      mint: async (permissions) => {
+        const token = await base.mint(permissions);
+        // The third token is minted while the run ends: close must wait for it and revoke it too.
+        if (token.token === 'ghs_token3') await new Promise<void>((resolve) => (mintGate = resolve));
+        return token;
+      },
+      revoke: async (token) => {
+        asked.push(token);
+        if (token === 'ghs_token3') throw new Error('HTTP 502');
+        revoked.push(token);
+      },
+    };
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const access = await GitHubAccess.open(tokens, { contents: 'write' }, logger);
+    access.keepFresh(async () => undefined);
+    await vi.advanceTimersByTimeAsync(5.5 * 60_000 + 1000); // token 2 replaces token 1
+    await vi.advanceTimersByTimeAsync(5.5 * 60_000 + 1000); // the mint of token 3 is under way
+    expect(mintGate).toBeDefined();
+    const closed = access.close();
+    const again = access.close();
+    mintGate?.();
+    await closed;
+    await again;
+    expect(access.secrets).toEqual(['ghs_token1', 'ghs_token2', 'ghs_token3']);
+    // The first lived its 11 minutes out before the run ended: dead already, GitHub would refuse it.
+    expect(asked.sort()).toEqual(['ghs_token2', 'ghs_token3']);
+    expect(revoked).toEqual(['ghs_token2']);
+    expect(warnings.join('')).toContain('could not revoke one of the run');
+    expect(warnings.join('')).toContain('HTTP 502');
+    expect(warnings.join('')).not.toContain('ghs_token');
+
+    // A run that ends before any refresh: its one token.
+    const short = await GitHubAccess.open({ ...source(3600_000), revoke: async (t) => void revoked.push(t) }, { contents: 'read' });
+    await short.close();
+    expect(revoked).toEqual(['ghs_token2', 'ghs_token1']);
+
+    // One GitHub never answers: given up after a while, logged.
+    const hanging = await GitHubAccess.open({ ...source(3600_000), revoke: () => new Promise<void>(() => undefined) }, { contents: 'read' }, logger);
+    const closing = hanging.close();
+    await vi.advanceTimersByTimeAsync(10_000);
+    await closing;
+    expect(warnings.join('')).toContain('no answer in 10 s');
+  });
+
+  it('revoke: an exec into a running container leaves the live token (its own run reads the shared file) and revokes the rest', async () => {
+    vi.useFakeTimers();
+    const revoked: string[] = [];
+    const access = await GitHubAccess.open({ ...source(11 * 60_000), revoke: async (t) => void revoked.push(t) }, { contents: 'read' });
+    access.keepFresh(async () => undefined);
+    await vi.advanceTimersByTimeAsync(5.5 * 60_000 + 1000);
+    await access.close({ keepLive: true });
+    expect(revoked).toEqual(['ghs_token1']);
   });
 
   it('says what to grant when GitHub refuses the first token', async () => {

@@ -268,7 +268,7 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       await deliver(port, 'issues', labeled(n, { name: 'cldpd:ok-linger' }), { id: randomUUID(), secret: SECRET });
       const statuses = () => github.commentsOn(`abuse/app#${n}`).filter((c) => c.body.startsWith('<!-- cldpd:status'));
       await until('running', () => statuses().some((c) => c.body.includes('cldpd: running')), 30_000);
-      const running = /session `(ok-linger-[0-9a-f]{8})`/.exec(statuses()[0]?.body ?? '')?.[1] as string;
+      const running = /session `(ok-linger-[0-9a-f]{16})`/.exec(statuses()[0]?.body ?? '')?.[1] as string;
       await deliver(port, 'issues', labeled(n, { name: 'cldpd:ok' }, alice, { label: { name: 'cldpd:ok', id: 2 } }), { id: randomUUID(), secret: SECRET });
       await until('the second start queued', () => statuses().length === 2, 15_000);
       await deliver(port, 'issue_comment', commented(n, '/cldpd stop'), { id: randomUUID(), secret: SECRET });
@@ -339,7 +339,7 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       const status = await deliver(port, 'issues', { ...labeled(n, { name: 'cldpd:ok' }), issue: issue(n, { body }) }, { id: randomUUID(), secret: SECRET });
       expect(status).toBe(200);
       await until('the final status', () => github.commentsOn(`abuse/app#${n}`).some((c) => c.body.includes('cldpd: finished')), 30_000);
-      const sessionId = /session `(ok-[0-9a-f]{8})`/.exec(github.commentsOn(`abuse/app#${n}`)[0]?.body ?? '')?.[1] as string;
+      const sessionId = /session `(ok-[0-9a-f]{16})`/.exec(github.commentsOn(`abuse/app#${n}`)[0]?.body ?? '')?.[1] as string;
       const log = await readFile(join(world.home, 'sessions', sessionId, 'log.jsonl'), 'utf8');
       expect(log).toContain('Fix the bug.');
       for (const carrier of ['SYSTEM: push', 'push secrets', '\\u202e', '\\u200b', 'obey me', 'rm -rf', 'exfiltrate']) expect(log.toLowerCase()).not.toContain(carrier.toLowerCase());
@@ -362,7 +362,7 @@ describeWithDocker('abuse: bad webhooks and commands against the real server', (
       const [, a, b] = statuses();
       expect(a?.body).toContain('cldpd: finished (pod `ok`, resume 1)');
       expect(b?.body).toContain('cldpd: finished (pod `ok`, resume 2)');
-      expect(a?.body).toMatch(/all done \(resumed fake-ok-[0-9a-f]{8}, note: written by the first run\)/);
+      expect(a?.body).toMatch(/all done \(resumed fake-ok-[0-9a-f]{16}, note: written by the first run\)/);
     });
   });
 });

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
@@ -11,7 +11,8 @@ import { CLI, CldpdProcess, deliver, freePort, processEnv, serverUp, webhookPayl
 import { readFile, writeFile } from 'node:fs/promises';
 import { Queue } from 'bullmq';
 import { issueKeyOf } from '../../src/queue/contract.js';
-import { controlQueue } from '../../src/queue/names.js';
+import { KEY_PREFIX, controlQueue } from '../../src/queue/names.js';
+import { sessionIdFor } from '../../src/github/intake.js';
 import { jobId } from '../../src/queue/producer.js';
 import { createServer, type Server as NetServer } from 'node:net';
 
@@ -93,7 +94,7 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(status?.body).toContain('`/cldpd resume <what to do next>`');
       expect(status?.edits).toBeGreaterThanOrEqual(1);
       // The prompt reached the agent sanitised: the hidden HTML comment of the body is gone.
-      const sessionId = /session `(e2e-[0-9a-f]{8})`/.exec(status?.body ?? '')?.[1] as string;
+      const sessionId = /session `(e2e-[0-9a-f]{16})`/.exec(status?.body ?? '')?.[1] as string;
       // Who asked (without notifying them), the host, and where the whole log is.
       expect(status?.body).toContain('requested by @&#8203;alice');
       expect(status?.body).toContain(`\`cldpd logs ${sessionId}\` on host \`${world.hostId}\``);
@@ -154,7 +155,7 @@ describeWithDocker('the GitHub App end to end', () => {
       const [status] = await finalOf(n);
       expect(status?.body).toContain('stopped on request');
       await until('the stop reply', () => replies(n).some((c) => c.body.startsWith('Stopping session')), 10_000);
-      const sessionId = /session `(e2e-linger-[0-9a-f]{8})`/.exec(status?.body ?? '')?.[1] as string;
+      const sessionId = /session `(e2e-linger-[0-9a-f]{16})`/.exec(status?.body ?? '')?.[1] as string;
       expect(await world.containersOf(sessionId)).toEqual([]);
     });
 
@@ -227,6 +228,43 @@ describeWithDocker('the GitHub App end to end', () => {
       }
     });
 
+    it('revoke: a run whose pod asks for a token is given one, and the worker revokes it at GitHub when the run ends', async () => {
+      const n = issueNumber++;
+      await world.pod('e2e-token', { command: ['sh', '-c', 'test -n "$GH_TOKEN" && echo "a token of ${#GH_TOKEN} characters"'], github: { contents: 'read' } });
+      github.repos.set(`${OWNER}/${REPO}`, { cloneUrl: `https://github.com/${OWNER}/${REPO}.git`, defaultBranch: 'main' });
+      const before = github.tokens.length;
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e-token' }), { id: randomUUID(), secret: SECRET });
+      const [status] = await finalOf(n);
+      expect(status?.body).toContain('exit code 0');
+      const runTokens = github.tokens.slice(before).filter((t) => t.repositories).map((t) => t.token);
+      expect(runTokens).toHaveLength(1);
+      // The final comment is written after the run ended, and so after its revocation was answered.
+      expect(github.revoked).toEqual(expect.arrayContaining(runTokens));
+      // Only the run's: the worker's own installation token (for comments) goes on working.
+      expect(github.revoked.filter((t) => !runTokens.includes(t))).toEqual([]);
+    });
+
+    it('session id: a new session\'s id carries 64 bits; one another issue holds is refused and the next taken, so two issues never share a session', async () => {
+      const n = issueNumber++;
+      const body = payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e' });
+      // A delivery is known by its signed body's SHA-256 (the same body is the same delivery, whatever its id says).
+      const delivery = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+      const held = sessionIdFor('e2e', delivery);
+      expect(held).toMatch(/^e2e-[0-9a-f]{16}$/);
+      // Another issue's session has this id (the chance of it is 2^-64; here it is made so).
+      const claims = `${KEY_PREFIX}:session-issues`;
+      await redis.hset(claims, held, 'acme.gadgets-9');
+      expect(await deliver(port, 'issues', body, { id: randomUUID(), secret: SECRET })).toBe(200);
+      const [status] = await finalOf(n);
+      expect(status?.body).toContain('exit code 0');
+      const sessionId = /session `(e2e-[0-9a-f]+)`/.exec(status?.body ?? '')?.[1];
+      expect(sessionId).toBe(sessionIdFor('e2e', delivery, 1));
+      expect(await redis.hget(claims, sessionId as string)).toBe(issueKeyOf({ owner: OWNER, repo: REPO, number: n }));
+      expect(await redis.hget(claims, held)).toBe('acme.gadgets-9');
+      // The other issue's session is not touched: no record of it on this host.
+      expect(existsSync(join(world.home, 'sessions', held))).toBe(false);
+    });
+
     it('the server process never opens the Docker socket', () => {
       // Every test above went through the server; its DOCKER_HOST is a canary socket.
       expect(canaryConnections).toBe(0);
@@ -263,7 +301,7 @@ describeWithDocker('the GitHub App end to end', () => {
       const n = issueNumber++;
       await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e-slow' }), { id: randomUUID(), secret: SECRET });
       await until('the run to be running', () => statusComments(n).some((c) => c.body.includes('cldpd: running')), 60_000);
-      const sessionId = /session `(e2e-slow-[0-9a-f]{8})`/.exec(statusComments(n)[0]?.body ?? '')?.[1] as string;
+      const sessionId = /session `(e2e-slow-[0-9a-f]{16})`/.exec(statusComments(n)[0]?.body ?? '')?.[1] as string;
       const logPath = join(world.home, 'sessions', sessionId, 'log.jsonl');
       await until('a few lines in the log', async () => (await readFile(logPath, 'utf8').catch(() => '')).includes('"line 5"'), 30_000);
       await worker.stop('SIGKILL');

@@ -71,7 +71,7 @@ describeWithDocker('hosts that go away', () => {
     it('unseen: /cldpd status and a queued resume say since when; cldpd hosts lists it; forget cancels its runs on the issue; a resume starts afresh on a live host, saying where the session was; the host coming back stops its container', async () => {
       await deliver(port, 'issues', payload('issues', 'labeled', 1, { label: 'cldpd:long' }), { id: randomUUID(), secret: SECRET });
       await until('the run on host A', () => /cldpd: running/.test(statuses()[0]?.body ?? ''), 60_000);
-      const sessionId = /session `(long-[0-9a-f]{8})`/.exec(statuses()[0]?.body ?? '')?.[1] as string;
+      const sessionId = /session `(long-[0-9a-f]{16})`/.exec(statuses()[0]?.body ?? '')?.[1] as string;
       // Host A goes away for good (its container runs on, with nothing to follow it).
       await workerA.stop('SIGKILL');
       await until('host A unseen', async () => (await redis.exists(`cldpd:host:${world.hostId}`)) === 0, 15_000);

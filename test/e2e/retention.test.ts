@@ -73,7 +73,7 @@ describeWithDocker('retention', () => {
     it('removes exactly the closed issue\'s containers, volumes, records, logs, feed and keys after the period; an open and a reopened issue keep all of theirs', async () => {
       for (const n of [1, 2, 3]) await send('labeled', n, 'cldpd:quick');
       for (const n of [1, 2, 3]) await until(`issue ${n} finished`, () => /cldpd: finished/.test(statusOf(n)?.body ?? ''), 60_000);
-      const session = (n: number) => /session `(quick-[0-9a-f]{8})`/.exec(statusOf(n)?.body ?? '')?.[1] as string;
+      const session = (n: number) => /session `(quick-[0-9a-f]{16})`/.exec(statusOf(n)?.body ?? '')?.[1] as string;
       const [one, two, three] = [session(1), session(2), session(3)];
       for (const [s, n] of [[one, 1], [two, 2], [three, 3]] as const) {
         expect(await traces(s, n)).toMatchObject({ record: true, log: true, volumes: 1, issueKeys: expect.any(Number), feed: 2 });
@@ -97,7 +97,7 @@ describeWithDocker('retention', () => {
     });
 
     it('a session started on a closed issue is removed the period after its last use; one whose issue GitHub says is open again (its reopen never arrived) is kept', async () => {
-      const session = (n: number) => /session `(quick-[0-9a-f]{8})`/.exec(statusOf(n)?.body ?? '')?.[1] as string;
+      const session = (n: number) => /session `(quick-[0-9a-f]{16})`/.exec(statusOf(n)?.body ?? '')?.[1] as string;
       // Issue 5 was closed before anyone asked cldpd to work on it.
       await send('labeled', 5, 'cldpd:quick', new Date(Date.now() - 60_000).toISOString());
       await send('labeled', 6, 'cldpd:quick');
@@ -125,9 +125,9 @@ describeWithDocker('retention', () => {
       await new Promise((r) => setTimeout(r, 20));
 
       const started = await cldpd('start', 'quick', '--prompt', 'from a terminal');
-      const terminal = /(quick-[0-9a-f]{8})/.exec(`${started.stdout}${started.stderr}`)?.[1] as string;
+      const terminal = /(quick-[0-9a-f]{16})/.exec(`${started.stdout}${started.stderr}`)?.[1] as string;
       expect(terminal).toBeDefined();
-      const session = (n: number) => /session `(quick-[0-9a-f]{8})`/.exec(statusOf(n)?.body ?? '')?.[1] as string;
+      const session = (n: number) => /session `(quick-[0-9a-f]{16})`/.exec(statusOf(n)?.body ?? '')?.[1] as string;
       const [open, reopened, closed] = [session(2), session(3), session(4)];
       const snapshot = async () => ({ terminal: await traces(terminal, 0), open: await traces(open, 2), reopened: await traces(reopened, 3), closed: await traces(closed, 4) });
       const before = await snapshot();
@@ -162,7 +162,7 @@ describeWithDocker('retention', () => {
     });
 
     it('gc without a Redis to ask keeps every issue\'s session, saying why', async () => {
-      const open = /session `(quick-[0-9a-f]{8})`/.exec(statusOf(2)?.body ?? '')?.[1] as string;
+      const open = /session `(quick-[0-9a-f]{16})`/.exec(statusOf(2)?.body ?? '')?.[1] as string;
       const before = await traces(open, 2);
       const noRedis = await run(process.execPath, [CLI, 'gc', '--older-than', '0s'], { env: { ...env, REDIS_URL: 'redis://127.0.0.1:1' } }).catch((err: { stdout: string; stderr: string }) => err);
       expect(noRedis.stderr).toMatch(new RegExp(`kept ${open}: an issue's session, and Redis at redis://127.0.0.1:1 does not answer`));

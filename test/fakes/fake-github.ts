@@ -63,6 +63,10 @@ export class FakeGitHub {
   tokenLifetimeMs = 3600_000;
   /** Called with each token minted for named repositories: a test lets its git server accept it. */
   onToken: ((token: FakeGitHub['tokens'][number]) => void) | undefined;
+  /** Tokens revoked (`DELETE /installation/token` with the token itself), in order; revoking one again, or an expired one, is refused (401) as GitHub does. */
+  readonly revoked: string[] = [];
+  /** Called with each token revoked: a test makes its git server refuse it. */
+  onRevoke: ((token: string) => void) | undefined;
   /** The branch heads of a repository, for `git/matching-refs/heads/` (a test answers from its git server); 404 when unset. */
   heads: ((owner: string, repo: string) => Promise<Array<{ name: string; sha: string }>>) | undefined;
   /** Pull requests opened through the API, per `owner/repo`. */
@@ -154,6 +158,16 @@ export class FakeGitHub {
       return send(200, { access_token: token, token_type: 'bearer', scope: '' });
     }
     if (method === 'GET' && path === '/user') return user ? send(200, { login: user, id: 1 }) : send(401, { message: 'Bad credentials' });
+    if (method === 'DELETE' && path === '/installation/token') {
+      // GitHub: the token in the Authorization header revokes itself; a revoked or unknown one is bad credentials.
+      const minted = this.tokens.find((t) => t.token === bearer);
+      if (!bearer || !minted || minted.expiresAt <= Date.now() || this.revoked.includes(bearer)) return send(401, { message: 'Bad credentials' });
+      this.revoked.push(bearer);
+      this.onRevoke?.(bearer);
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     if (method === 'POST' && (m = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(path))) {
       const repositories = body.repositories as string[] | undefined;
       if (repositories && this.refuseTokens > 0) {
@@ -257,7 +271,7 @@ export class FakeGitHub {
  * An OctokitLike that talks to `github` as an installation's Octokit would (the route's
  * placeholders filled, the rest as query or JSON body); a refusal rejects with its `status`.
  */
-export function fakeOctokit(github: FakeGitHub): OctokitLike {
+export function fakeOctokit(github: FakeGitHub, token?: string): OctokitLike {
   return {
     async request(route, parameters = {}) {
       const [method = 'GET', template = '/'] = route.split(' ');
@@ -269,8 +283,9 @@ export function fakeOctokit(github: FakeGitHub): OctokitLike {
       });
       const url = new URL(`http://${github.host}/api/v3${path}`);
       if (method === 'GET') for (const [k, v] of Object.entries(rest)) url.searchParams.set(k, String(v));
-      const response = await fetch(url, { method, headers: { 'content-type': 'application/json' }, ...(method === 'GET' ? {} : { body: JSON.stringify(rest) }) });
-      const data = (await response.json()) as unknown;
+      const headers = { 'content-type': 'application/json', ...(token ? { authorization: `token ${token}` } : {}) };
+      const response = await fetch(url, { method, headers, ...(method === 'GET' || method === 'DELETE' ? {} : { body: JSON.stringify(rest) }) });
+      const data = response.status === 204 ? undefined : (await response.json()) as unknown;
       if (!response.ok) throw Object.assign(new Error((data as { message?: string }).message ?? `HTTP ${response.status}`), { status: response.status });
       return { data };
     },

@@ -178,7 +178,7 @@ export class FaultWorld {
   }
 
   sessionOf(n: number): string {
-    const id = /session `([a-z0-9._-]+-[0-9a-f]{8})`/.exec(this.statusComments(n)[0]?.body ?? '')?.[1];
+    const id = /session `([a-z0-9._-]+-[0-9a-f]{16})`/.exec(this.statusComments(n)[0]?.body ?? '')?.[1];
     if (!id) throw new Error(`no session on #${n}`);
     return id;
   }

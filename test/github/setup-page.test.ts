@@ -93,8 +93,16 @@ describe('the setup page', () => {
     expect(page).toMatch(/Install it on repositories/);
     expect(page).toMatch(/run npm start again/);
     expect(page).toMatch(/add the label cldpd:hello to an issue/);
-    expect(page).toMatch(/Set HOST .* and PORT/);
-    expect(page).toMatch(/from another machine open http:\/\/<this machine's address>:3000/);
+    expect(page).toMatch(/from another machine use an SSH tunnel \(ssh -L 3000:localhost:3000 <this machine>, then open http:\/\/localhost:3000\/\?key=…\) or an HTTPS address/);
+    expect(page).toMatch(/Plain HTTP from another machine is refused unless CLDPD_SETUP_ALLOW_HTTP=1 is set/);
+    expect(page).toMatch(/HOST and PORT choose where cldpd listens/);
+    expect(page).not.toMatch(/travels unencrypted/);
+  });
+
+  it('setup http: a page opened over plain HTTP from another machine (allowed) says what that risks', () => {
+    const page = text(renderSetupPage(setupView({ plainHttp: 'http://192.0.2.7:3000 from 192.0.2.9' })));
+    expect(page).toMatch(/This page travels unencrypted: it was opened as http:\/\/192\.0\.2\.7:3000 from 192\.0\.2\.9, over plain HTTP/);
+    expect(page).toMatch(/whoever sees the code can\s+exchange it for the app's private key/);
   });
 
   it('posts the manifest to GitHub (an organization\'s page when one is chosen) with the state', () => {

@@ -9,15 +9,16 @@ import {
 
 const app = parseAppDefinition(readFileSync(APP_YML_URL, 'utf8'));
 const webhookPath = '/api/github/webhooks';
-const setupAt = (baseUrl: string) => renderSetupPage({
+const setupAt = (baseUrl: string, plainHttp?: string) => renderSetupPage({
   app, manifest: buildManifest(app, { baseUrl, webhookPath }), githubUrl: 'https://github.com', state: '0f'.repeat(16),
-  viaProxy: false, listen: { port: 3000, host: undefined },
+  viaProxy: false, listen: { port: 3000, host: undefined }, plainHttp,
 });
 
 /** Every page a newcomer meets, as the setup server serves it. */
 const PAGES: Array<[string, string]> = [
   ['setup-localhost', setupAt('http://localhost:3000')],
   ['setup-public', setupAt('https://cldpd.example.com')],
+  ['setup-plain-http', setupAt('http://cldpd.example.com:3000', 'http://cldpd.example.com:3000 from 192.0.2.9')],
   ['done', renderDonePage({
     appName: 'cldpd-lab', htmlUrl: 'https://github.com/apps/cldpd-lab', envPath: '/home/me/cldpd/.env',
     keys: ['APP_ID', 'PRIVATE_KEY', 'WEBHOOK_SECRET', 'GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET'], webhookUrl: `https://cldpd.example.com${webhookPath}`,
@@ -62,6 +63,9 @@ describeWithChromium('the setup pages as a browser shows them (headless Chromium
         expect(text).toContain(`Where GitHub sends webhooks`);
         expect(text).toMatch(/Install it on repositories/);
         expect(await visible(page, '#unreachable')).toBe(name === 'setup-localhost');
+        // setup http: plain HTTP from another machine (allowed) is said at the top, in the problem colour.
+        expect(await visible(page, '#plain-http')).toBe(name === 'setup-plain-http');
+        if (name === 'setup-plain-http') expect(text).toMatch(/This page travels unencrypted: it was opened as http:\/\/cldpd\.example\.com:3000 from 192\.0\.2\.9/);
       }
       if (name === 'done') {
         expect(await visible(page, '#next-steps')).toBe(true);

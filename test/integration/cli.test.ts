@@ -67,7 +67,7 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
     expect(run.stderr).not.toMatch(/Step \d|--->|dev\.cldpd|Successfully/);
     expect(run.stderr).toContain('warning\n');
     expect(run.stderr).toMatch(/✗ exited with code 5 · [\d.]+ s\n/);
-    const session = /cldpd: session (it-cli-[0-9a-f]{8})/.exec(run.stderr)?.[1] as string;
+    const session = /cldpd: session (it-cli-[0-9a-f]{16})/.exec(run.stderr)?.[1] as string;
     expect(run.stderr).toContain(`continue: cldpd resume ${session} --prompt '<what next>'`);
     expect(run.stderr + run.stdout).not.toContain('\u001b'); // pipes get no colour
     expect(await world.containersOf(session)).toEqual([]);
@@ -105,7 +105,7 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
     expect(sent).toBe(true);
     expect(run.stderr).toContain('stopping session');
     expect(run.code).toBe(143);
-    const session = /cldpd: session (it-cli-linger-[0-9a-f]{8})/.exec(run.stderr)?.[1] as string;
+    const session = /cldpd: session (it-cli-linger-[0-9a-f]{16})/.exec(run.stderr)?.[1] as string;
     expect(await world.containersOf(session)).toEqual([]);
   });
 
@@ -117,7 +117,7 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
     child.stdout.once('data', () => child.stdout.destroy());
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code).toBe(143);
-    const session = /cldpd: session (it-cli-chatty-[0-9a-f]{8})/.exec(stderr)?.[1] as string;
+    const session = /cldpd: session (it-cli-chatty-[0-9a-f]{16})/.exec(stderr)?.[1] as string;
     expect(session).toBeTruthy();
     expect(await world.containersOf(session)).toEqual([]);
   });
@@ -144,7 +144,7 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
   it('stop, doctor and pods answer from another terminal', async () => {
     let session = '';
     const running = cldpd(['start', 'it-cli-linger', '--prompt', 'go'], (stderr) => {
-      session ||= /cldpd: session (it-cli-linger-[0-9a-f]{8})/.exec(stderr)?.[1] ?? '';
+      session ||= /cldpd: session (it-cli-linger-[0-9a-f]{16})/.exec(stderr)?.[1] ?? '';
     });
     await until('the container', async () => !!session && (await world.containersOf(session)).some((c) => c.State === 'running'));
     const ps = await cldpd(['ps']);

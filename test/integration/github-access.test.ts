@@ -65,6 +65,8 @@ fi
       github.repos.set('acme/web', { cloneUrl: git.repoUrl('acme', 'web', gateway), defaultBranch: 'main' });
       github.heads = (owner, repo) => git.branches(owner, repo);
       github.onToken = (t) => git.allow(t.token, { repo: 'acme/web', write: t.permissions?.contents === 'write', expiresAt: Date.now() + serverLifetimeMs });
+      // GitHub's revocation reaches git at once: the git server refuses a revoked token from then on.
+      github.onRevoke = (token) => git.revoke(token);
     });
 
     afterAll(async () => {
@@ -77,7 +79,15 @@ fi
       appOctokit: async () => fakeOctokit(github),
       installationOctokit: async () => fakeOctokit(github),
       installationId: 7, owner: 'acme', repo: 'web', branch,
+      tokenOctokit: (token) => fakeOctokit(github, token),
     });
+
+    /** Whether the git server lets `token` read acme/web now (as git's first request of a clone would). */
+    async function gitTakes(token: string): Promise<boolean> {
+      const res = await fetch(`${git.repoUrl('acme', 'web')}/info/refs?service=git-upload-pack`, { headers: { authorization: `Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}` } });
+      await res.arrayBuffer();
+      return res.ok;
+    }
 
     async function pod(name: string, podJson: object): Promise<void> {
       const dir = join(world.podsDir, name);
@@ -129,6 +139,10 @@ fi
       expect(output).toContain('the token in the env: [redacted]');
       expect(output).toContain('the token file: [redacted]');
       await assertHidden([token], 'pusher', events);
+      // revoke: the run has ended, so has its token, at GitHub and at git.
+      expect(github.revoked).toContain(token);
+      expect(await gitTakes(token)).toBe(false);
+      expect(git.requests.at(-1)?.auth).toBe('revoked');
     });
 
     it('the final comment links the branch the run pushed and the pull request it opened, found through the API', async () => {
@@ -255,6 +269,30 @@ fi
         expect(last?.tokenFingerprint).not.toBe(tokenFingerprint(minted[0] as string));
         expect(minted.map(tokenFingerprint)).toContain(last?.tokenFingerprint);
         await assertHidden(minted, 'long', events);
+      } finally {
+        github.tokenLifetimeMs = 3600_000;
+        serverLifetimeMs = 3600_000;
+      }
+    });
+
+    it('revoke: when a run ends, every token minted for it that has not expired, the refreshed ones too, is revoked at GitHub, and git refuses each', async () => {
+      // Tokens that live 4 s, replaced half way: a run of 5 s and more is given at least two.
+      github.tokenLifetimeMs = 4000;
+      serverLifetimeMs = 4000;
+      try {
+        await pod('revoked', { github: { contents: 'write' }, env: { WAIT_SECONDS: '5' } });
+        const before = github.tokens.length;
+        const events = await collect(world.dispatcher.start('revoked', { prompt: 'push twice' }, { github: source() }));
+        const output = events.flatMap((e) => (e.type === 'output' ? [e.line] : [])).join('\n');
+        expect(events.at(-1), output).toMatchObject({ type: 'container.exited', exitCode: 0 });
+        const minted = github.tokens.slice(before).filter((t) => t.repositories);
+        expect(minted.length).toBeGreaterThanOrEqual(2);
+        // Each one is revoked, or had expired when the run ended (GitHub refuses to revoke those).
+        const now = Date.now();
+        for (const t of minted) expect(github.revoked.includes(t.token) || t.expiresAt <= now, `token ${minted.indexOf(t) + 1} of ${minted.length}`).toBe(true);
+        expect(github.revoked).toContain(minted.at(-1)?.token);
+        for (const t of minted) expect(await gitTakes(t.token)).toBe(false);
+        expect(git.requests.at(-1)?.auth).toMatch(/^(revoked|expired)$/);
       } finally {
         github.tokenLifetimeMs = 3600_000;
         serverLifetimeMs = 3600_000;

@@ -351,7 +351,7 @@ describeWithRedis('queue semantics on a real Redis', () => {
         const third = statusComment(n, 3).body;
         // Everything else it showed is kept, and the host is known now.
         expect(third).toContain('cldpd: queued (pod `web`, resume)');
-        expect(third).toMatch(/session `web-[0-9a-f]{8}`/);
+        expect(third).toMatch(/session `web-[0-9a-f]{16}`/);
         expect(third).toContain('requested by');
         expect(third).toContain('host `host-pos1`');
         await until('the second run to run', shows(n, 2, 'cldpd: running'), 15_000);

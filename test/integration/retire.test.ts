@@ -53,6 +53,18 @@ describeWithRedis('retiring a closed issue: what keeps it, against a real Redis'
     return session.id;
   }
 
+  it('session id: the claim an issue has on its session id (no other issue may take it) goes when the issue is retired, and only that issue\'s', async () => {
+    const closedAt = Date.now() + 5;
+    const id = await finishedIssue(4, closedAt);
+    expect(await state.claimSession(id, KEY_OF(4))).toBe(true);
+    expect(await state.claimSession(id, KEY_OF(4))).toBe(true); // a retried intake: still the issue's
+    expect(await state.claimSession(id, KEY_OF(5))).toBe(false); // another issue: refused
+    expect(await state.claimSession('web-00000000000000ff', KEY_OF(5))).toBe(true);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await retireIssue(deps, KEY_OF(4), URL_OF(4), { closedAt, retentionMs: 0 })).toMatchObject({ kind: 'removed' });
+    expect(await redis.hgetall('cldpd:session-issues')).toEqual({ 'web-00000000000000ff': KEY_OF(5) });
+  });
+
   it('removes the sessions, feed and keys of an issue closed long enough, leaving a marker so its next command numbers go on', async () => {
     // Closed just after its session's last use; the (here zero) period has passed.
     const closedAt = Date.now() + 5;

@@ -2,7 +2,7 @@ import { createHmac, createVerify, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { pino } from 'pino';
@@ -177,13 +177,80 @@ describe('the setup server', () => {
     expect(conversions).toEqual(['good-code']);
   });
 
-  it('a used or expired code gives a page naming the problem and what to do; .env is untouched', async () => {
+  it('setup http: a code GitHub calls used that this cldpd never sent says someone else may hold the key: delete the app, at its URL; a reload of one it sent says used or expired; .env is untouched', async () => {
     await writeFile(envPath, 'PORT=3000\n');
-    const { status, html } = await get(`/setup/callback?code=used-code&state=${stateOf((await get('/')).html)}`);
-    expect(status).toBe(400);
-    expect(html).toMatch(/The registration code is used or expired/);
-    expect(html).toMatch(/register again from the setup page/);
+    const state = stateOf((await get('/')).html);
+    const first = await get(`/setup/callback?code=used-code&state=${state}`);
+    expect(first.status).toBe(409);
+    expect(first.html).toContain('Someone else may have the app&#39;s private key');
+    expect(first.html).toContain('Delete the app now: open https://github.com/settings/apps');
+    expect(first.html).toContain('https://github.com/organizations/&lt;organization&gt;/settings/apps');
+    expect(first.html).toContain(`ssh -L ${setup.port}:localhost:${setup.port}`);
+    // Sent once by this cldpd (and refused): a reload is no sign of anyone else.
+    const again = await get(`/setup/callback?code=used-code&state=${state}`);
+    expect(again.status).toBe(400);
+    expect(again.html).toMatch(/The registration code is used or expired/);
+    expect(again.html).toMatch(/register again from the setup page/);
+    expect(conversions).toEqual(['used-code', 'used-code']);
     expect(await readFile(envPath, 'utf8')).toBe('PORT=3000\n');
+  });
+
+  describe('setup http: plain HTTP from another machine', () => {
+    /** This machine's address on a network (not loopback): a browser elsewhere reaches cldpd by it, and cldpd sees it as the peer. */
+    const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
+    async function from(address: string, path: string, init: RequestInit = {}): Promise<{ status: number; html: string }> {
+      const res = await fetch(`http://${address}:${setup.port}${path}`, withKey(init));
+      return { status: res.status, html: await res.text() };
+    }
+
+    it('setup http: a browser on another machine over plain HTTP gets no registration form and no import form, and is told to tunnel or use HTTPS; a posted key is not saved', async () => {
+      expect(external, 'this machine has no non-loopback IPv4 address to be reached by from "another machine"').toBeTruthy();
+      await setup.close();
+      await start({ host: '0.0.0.0' });
+      const page = await from(external as string, '/');
+      expect(page.status).toBe(403);
+      expect(page.html).toContain('Open this page over HTTPS or from this machine');
+      expect(page.html).toContain(`opened as http://${external}:${setup.port} from ${external}: plain HTTP across a network`);
+      expect(page.html).toContain(`ssh -L ${setup.port}:localhost:${setup.port}`);
+      expect(page.html).toContain('X-Forwarded-Proto: https');
+      expect(page.html).toContain('CLDPD_SETUP_ALLOW_HTTP=1');
+      expect(page.html).not.toContain('name="manifest"');
+      expect(stateOf(page.html)).toBe('');
+      const form = await from(external as string, '/setup/import');
+      expect(form.status).toBe(403);
+      expect(form.html).not.toContain('name="token"');
+      const posted = await from(external as string, '/setup/import', { method: 'POST', body: new URLSearchParams({ token: 'x', app_id: '424242', private_key: APP.privateKey, webhook_secret: 's' }) });
+      expect(posted.status).toBe(403);
+      expect(posted.html).toContain('The private key crossed the network unencrypted');
+      expect(posted.html).toContain('delete the key you pasted and generate a new one');
+      await expect(stat(envPath)).rejects.toMatchObject({ code: 'ENOENT' });
+      // This machine (or an SSH tunnel, which arrives from loopback too) by a loopback name: served.
+      const local = await from('127.0.0.1', '/');
+      expect(local.status).toBe(200);
+      expect(manifestOf(local.html).redirect_url).toBe(`http://127.0.0.1:${setup.port}/setup/callback`);
+      expect(local.html).not.toContain('id="plain-http"');
+      // Behind an HTTPS proxy: GitHub sends the code back by https.
+      const proxied = await from(external as string, '/', { headers: { 'x-forwarded-proto': 'https' } });
+      expect(proxied.status).toBe(200);
+      expect(manifestOf(proxied.html).redirect_url).toBe(`https://${external}:${setup.port}/setup/callback`);
+      expect(conversions).toEqual([]);
+    });
+
+    it('setup http: CLDPD_SETUP_ALLOW_HTTP=1 serves plain HTTP from another machine, with a warning on the page', async () => {
+      expect(external).toBeTruthy();
+      await setup.close();
+      setup = await startSetupServer(loadConfig({ HOME: '/home/nobody', CLDPD_SETUP_ALLOW_HTTP: '1' }), silent, { envPath, apiBaseUrl: githubUrl, port: 0, host: '0.0.0.0' });
+      const page = await from(external as string, '/');
+      expect(page.status).toBe(200);
+      expect(page.html).toContain('id="plain-http"');
+      expect(page.html).toContain('This page travels unencrypted');
+      expect(manifestOf(page.html).redirect_url).toBe(`http://${external}:${setup.port}/setup/callback`);
+      const form = await from(external as string, '/setup/import');
+      expect(form.status).toBe(200);
+      expect(form.html).toContain('id="plain-http"');
+      expect(() => loadConfig({ HOME: '/home/nobody', CLDPD_SETUP_ALLOW_HTTP: 'maybe' })).toThrow(/CLDPD_SETUP_ALLOW_HTTP is "maybe"; use 1 \(yes\) or 0 \(no\)/);
+    });
   });
 
   it('a callback that did not start from this server\'s page is refused before GitHub is asked', async () => {
