@@ -13,7 +13,7 @@ import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import type { SessionEvent } from './events.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
 import type { ContainerInfo, ContainerSpec, ImageInfo, ProcessHandle, Runner, VolumeInfo } from './runner.js';
-import { Session, type SessionOptions } from './session.js';
+import { Session, type Launched, type SessionOptions } from './session.js';
 import { isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
 /** What the Dispatcher needs; the composition root builds the real ones. */
@@ -181,6 +181,18 @@ function sessionsByVolume(records: readonly SessionRecord[]): Map<string, string
   return sessions;
 }
 
+/**
+ * How long a run may take from its image being ready to its container being created
+ * (volumes made and given to the image's user, a GitHub token minted): past it, a start
+ * marked in a record (see SessionRecord `startingUntil`) is taken for one whose process died.
+ */
+const LAUNCH_SECONDS = 600;
+
+/** True when the record says its session is being started (see SessionRecord `startingUntil`). */
+function isStarting(record: SessionRecord | undefined): boolean {
+  return (record?.startingUntil ?? 0) > Date.now();
+}
+
 /** The Session option that carries a prompt on standard input; none for a prompt in argv. */
 function promptOption(channel: PromptChannel, prompt: string): Pick<SessionOptions, 'prompt'> {
   return channel.kind === 'stream-json' ? { prompt: { text: prompt, channel } } : {};
@@ -216,6 +228,7 @@ export class Dispatcher {
     const record: SessionRecord = {
       id: sessionId, pod: pod.name, image: pod.config.image, imageId: '', hostId: this.options.hostId,
       containerName, createdAt: now, updatedAt: now, runs: 1, volumes: [],
+      startingUntil: now + (pod.config.buildTimeoutSeconds + LAUNCH_SECONDS) * 1000,
       ...(issue ? { issueUrl: issue.url } : {}),
     };
     await this.options.store.save(record);
@@ -231,7 +244,7 @@ export class Dispatcher {
         timeoutSeconds: pod.config.buildTimeoutSeconds,
       },
       removeOnExit: true,
-      launch: async (imageId) => {
+      launch: (imageId) => this.launching(sessionId, now, false, async () => {
         const image = imageId ?? pod.config.image;
         const info = await this.options.runner.inspectImage(image);
         if (!info) throw new CldpdError('BuildFailed', `The image ${image} of pod "${pod.name}" is missing after its build.`);
@@ -247,8 +260,9 @@ export class Dispatcher {
           issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
           agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
         });
+        await this.unlessStopped(sessionId, now, access);
         return { handle: await this.runWith(spec, access), containerName, exec: false, ...(access ? { access } : {}), setup };
-      },
+      }),
     });
   }
 
@@ -294,10 +308,11 @@ export class Dispatcher {
     }
     // The name is the session's: an exited leftover must go before a new container can take it.
     for (const c of containers) await this.options.runner.remove(c.id);
+    const asked = Date.now();
     return this.startRun(pod, record, run, {
       ...promptOption(channel, prompt),
       removeOnExit: true,
-      launch: async () => {
+      launch: () => this.launching(sessionId, asked, true, async () => {
         const info = record.imageId ? await this.options.runner.inspectImage(record.imageId) : undefined;
         if (!info) {
           throw new CldpdError('SessionNotFound', `The image of session ${sessionId} (${record.image}) is gone from this Docker host, so it cannot be resumed. Start a new session.`);
@@ -314,9 +329,43 @@ export class Dispatcher {
           issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
           agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
         });
+        await this.unlessStopped(sessionId, asked, access);
         return { handle: await this.runWith(spec, access), containerName: record.containerName, exec: false, ...(access ? { access } : {}), setup };
-      },
+      }),
     });
+  }
+
+  /**
+   * Runs `launch`, which prepares a run's volumes and creates its container, with the session
+   * marked as starting in its record (from `since`; `mark`: marked here, else since the
+   * record was made) until its container exists: a removal meanwhile (gc, retention,
+   * \`cldpd volumes rm\`) finds the session in use and leaves its volumes and record alone,
+   * and a stop meanwhile from another process, which finds no container to stop yet, is
+   * found by the launch (see unlessStopped) or stops what it just created.
+   */
+  private async launching(sessionId: string, since: number, mark: boolean, launch: () => Promise<Launched>): Promise<Launched> {
+    const { store, runner } = this.options;
+    if (mark) await store.update(sessionId, { startingUntil: Date.now() + LAUNCH_SECONDS * 1000 });
+    let launched: Launched;
+    try {
+      launched = await launch();
+    } finally {
+      await store.update(sessionId, { startingUntil: undefined }).catch(() => undefined);
+    }
+    // A stop asked for while the container was being created found none to stop.
+    if (((await store.load(sessionId).catch(() => undefined))?.stopAskedAt ?? 0) >= since) {
+      const pod = await store.load(sessionId).then((r) => loadPod(this.options.pods, r.pod)).catch(() => undefined);
+      await runner.stop(launched.handle.containerId, pod?.config.stopGraceSeconds ?? 10);
+    }
+    return launched;
+  }
+
+  /** Throws `Stopped` when a stop of the session was asked for since `since` (see launching); the run's token is closed then. */
+  private async unlessStopped(sessionId: string, since: number, access: GitHubAccess | undefined): Promise<void> {
+    const record = await this.options.store.load(sessionId).catch(() => undefined);
+    if ((record?.stopAskedAt ?? 0) < since) return;
+    access?.close();
+    throw new CldpdError('Stopped', `Session ${sessionId} was stopped before its container started.`);
   }
 
   /**
@@ -427,6 +476,8 @@ export class Dispatcher {
     if (!record && containers.length === 0) {
       throw new CldpdError('SessionNotFound', `No session "${sessionId}" on this host. List sessions with "cldpd ps --all".`);
     }
+    // Starting, with no container to stop yet: its launch finds this and starts nothing (see launching).
+    if (record && (record.startingUntil ?? 0) > Date.now()) await this.options.store.update(sessionId, { stopAskedAt: Date.now() });
     const grace = record ? await loadPod(this.options.pods, record.pod).then((p) => p.config.stopGraceSeconds, () => 10) : 10;
     await Promise.all(containers.filter((c) => c.state === 'running').map((c) => this.options.runner.stop(c.id, grace)));
   }
@@ -528,6 +579,10 @@ export class Dispatcher {
         continue;
       }
       const record = await store.load(sessionId).catch(() => undefined);
+      if (isStarting(record)) {
+        removal.kept.push({ sessionId, reason: `it is starting (its volumes are ready, its container not yet; stop it first: cldpd stop ${sessionId})` });
+        continue;
+      }
       const labelled = (await runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.session]: sessionId }, { sizes: false })).filter(isCldpdVolume).map((v) => v.name);
       const volumes = [...new Set([...(record?.volumes ?? []).map((v) => v.volume), ...labelled])];
       if (!record && containers.length === 0 && volumes.length === 0) continue; // nothing of it on this host
@@ -576,8 +631,8 @@ export class Dispatcher {
         const volumes = new Map<string, string | undefined>();
         for (const v of record?.volumes ?? []) volumes.set(v.volume, v.path);
         for (const v of labelled) if (!volumes.has(v.name)) volumes.set(v.name, v.labels[LABELS.path]);
-        if (containers.some((c) => c.state === 'running')) {
-          const reason = `Session ${target} is running; stop it first: cldpd stop ${target}`;
+        if (containers.some((c) => c.state === 'running') || isStarting(record)) {
+          const reason = `Session ${target} is ${isStarting(record) ? 'starting' : 'running'}; stop it first: cldpd stop ${target}`;
           return { removed: [], refused: [...volumes].map(([name, path]) => ({ name, path, reason })) };
         }
         const outcomes: VolumeOutcome[] = [];
