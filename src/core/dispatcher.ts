@@ -353,9 +353,10 @@ export class Dispatcher {
       await store.update(sessionId, { startingUntil: undefined }).catch(() => undefined);
     }
     // A stop asked for while the container was being created found none to stop.
-    if (((await store.load(sessionId).catch(() => undefined))?.stopAskedAt ?? 0) >= since) {
-      const pod = await store.load(sessionId).then((r) => loadPod(this.options.pods, r.pod)).catch(() => undefined);
-      await runner.stop(launched.handle.containerId, pod?.config.stopGraceSeconds ?? 10);
+    const record = await store.load(sessionId).catch(() => undefined);
+    if (record && (record.stopAskedAt ?? 0) >= since) {
+      const grace = await loadPod(this.options.pods, record.pod).then((p) => p.config.stopGraceSeconds, () => 10);
+      await runner.stop(launched.handle.containerId, grace);
     }
     return launched;
   }
@@ -580,7 +581,7 @@ export class Dispatcher {
       }
       const record = await store.load(sessionId).catch(() => undefined);
       if (isStarting(record)) {
-        removal.kept.push({ sessionId, reason: `it is starting (its volumes are ready, its container not yet; stop it first: cldpd stop ${sessionId})` });
+        removal.kept.push({ sessionId, reason: `it is starting (its container is not created yet; stop it first: cldpd stop ${sessionId})` });
         continue;
       }
       const labelled = (await runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.session]: sessionId }, { sizes: false })).filter(isCldpdVolume).map((v) => v.name);
