@@ -254,6 +254,7 @@ export class TranscriptPrinter {
         return [['stdout', 'quote', `> ${firstLine(a.text)}`]];
       case 'system':
       case 'other':
+      case 'usage':
         return [];
       case 'result': {
         // No duration here: the closing line gives the run's, which is the one that counts.

@@ -1,4 +1,5 @@
 import type { AgentEvent } from './events.js';
+import { estimateUsd, type TokenUsage } from './model-prices.js';
 
 /** What Claude Code said during the run, as far as it was understood. */
 export interface AgentSummary {
@@ -17,6 +18,61 @@ export interface AgentSummary {
   sessionTurns?: number;
   /** Instructions sent into this run while it ran (beyond its first prompt). */
   messagesSent?: number;
+  /** What this run has spent so far, counted as it goes; absent until the agent reports a cost or a usage. */
+  spend?: RunSpend;
+}
+
+/** One assistant message's usage, as counted: the most each line of it said (see AgentEvent `usage`). */
+export interface CountedMessage {
+  readonly id?: string;
+  readonly model?: string;
+  readonly tokens: TokenUsage;
+  /** Characters of its content so far, over all its lines. */
+  readonly chars: number;
+}
+
+/**
+ * What a run has spent: the cost its agent's last result gave (`runCostUsd`), plus an
+ * estimate for the assistant messages since, from their token usage at their model's list
+ * price (see estimateUsd). A result replaces the estimate of everything before it. The
+ * stream gives a message's output tokens as at its start, so a message counts at least a
+ * token for each 4 characters of its content.
+ */
+export interface RunSpend {
+  /** US dollars. */
+  readonly usd: number;
+  /** The part of `usd` that is an estimate: 0 when the agent's last word was its result. */
+  readonly estimatedUsd: number;
+  /** Messages since the last result that fell out of `recent`, in US dollars. */
+  readonly settledUsd: number;
+  /**
+   * The latest messages since the last result, at most {@link RECENT_MESSAGES}, the one
+   * whose line came last at the end: a message's later lines (and lines read again after a re-attach) find it here
+   * and are not counted twice.
+   */
+  readonly recent: readonly CountedMessage[];
+}
+
+/** Messages kept apart in a run's spend (more may interleave: subagents). */
+export const RECENT_MESSAGES = 16;
+
+/** About this many characters of content make a token. */
+const CHARS_PER_TOKEN = 4;
+
+function messageUsd(m: CountedMessage): number {
+  return estimateUsd({ ...m.tokens, output: Math.max(m.tokens.output, Math.ceil(m.chars / CHARS_PER_TOKEN)) }, m.model);
+}
+
+function mostOf(a: TokenUsage, b: TokenUsage): TokenUsage {
+  return {
+    input: Math.max(a.input, b.input),
+    output: Math.max(a.output, b.output),
+    cacheWrite5m: Math.max(a.cacheWrite5m, b.cacheWrite5m),
+    cacheWrite1h: Math.max(a.cacheWrite1h, b.cacheWrite1h),
+    cacheRead: Math.max(a.cacheRead, b.cacheRead),
+    webSearches: Math.max(a.webSearches, b.webSearches),
+    usOnly: a.usOnly || b.usOnly,
+  };
 }
 
 /** What the Claude session had cost, and the turns it had taken, before a run. */
@@ -41,11 +97,16 @@ export class AgentSummaryAccumulator {
   /** The latest cost and turns the agent reported in this run, before any counting. */
   private reportedCostUsd: number | undefined;
   private reportedTurns: number | undefined;
+  /** Messages since the last result with a cost: see RunSpend. */
+  private settledUsd: number;
+  private recent: CountedMessage[];
 
   /** `seed`: the summary of the part of the run already seen elsewhere (copied, not kept). */
   constructor(before: SpentBefore = NOTHING_SPENT, seed: AgentSummary = {}) {
     this.before = before;
     this.summary = { ...seed };
+    this.settledUsd = seed.spend?.settledUsd ?? 0;
+    this.recent = [...(seed.spend?.recent ?? [])];
   }
 
   /** Adds events in the order the agent wrote them. */
@@ -70,10 +131,19 @@ export class AgentSummaryAccumulator {
         case 'message':
           if (event.replay) summary.activity = 'reading a new instruction';
           break;
+        case 'usage':
+          this.countUsage(event);
+          this.count();
+          break;
         case 'result':
           summary.result = event;
           if (event.claudeSessionId) summary.claudeSessionId = event.claudeSessionId;
-          if (event.costUsd !== undefined && event.costUsd >= 0) this.reportedCostUsd = event.costUsd;
+          if (event.costUsd !== undefined && event.costUsd >= 0) {
+            this.reportedCostUsd = event.costUsd;
+            // The result's cost counts every message before it.
+            this.settledUsd = 0;
+            this.recent = [];
+          }
           if (event.turns !== undefined && event.turns >= 0) this.reportedTurns = event.turns;
           this.count();
           break;
@@ -92,6 +162,19 @@ export class AgentSummaryAccumulator {
     this.count();
   }
 
+  private countUsage(event: Extract<AgentEvent, { kind: 'usage' }>): void {
+    const at = event.messageId === undefined ? -1 : this.recent.findIndex((m) => m.id === event.messageId);
+    const known = this.recent[at];
+    if (known) {
+      // The latest-used last: a message still being written is never the one settled.
+      this.recent.splice(at, 1);
+      this.recent.push({ ...known, tokens: mostOf(known.tokens, event.tokens), chars: known.chars + event.contentChars, ...(known.model === undefined && event.model !== undefined ? { model: event.model } : {}) });
+      return;
+    }
+    this.recent.push({ ...(event.messageId !== undefined ? { id: event.messageId } : {}), ...(event.model !== undefined ? { model: event.model } : {}), tokens: event.tokens, chars: event.contentChars });
+    while (this.recent.length > RECENT_MESSAGES) this.settledUsd += messageUsd(this.recent.shift() as CountedMessage);
+  }
+
   private count(): void {
     const { summary, before } = this;
     if (this.reportedCostUsd !== undefined) {
@@ -106,6 +189,10 @@ export class AgentSummaryAccumulator {
       // …but the turns of this process only.
       summary.runTurns = this.reportedTurns;
       summary.sessionTurns = before.turns + this.reportedTurns;
+    }
+    if (summary.runCostUsd !== undefined || this.recent.length > 0 || this.settledUsd > 0) {
+      const estimatedUsd = this.recent.reduce((sum, m) => sum + messageUsd(m), this.settledUsd);
+      summary.spend = { usd: (summary.runCostUsd ?? 0) + estimatedUsd, estimatedUsd, settledUsd: this.settledUsd, recent: [...this.recent] };
     }
   }
 }

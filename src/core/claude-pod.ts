@@ -1,4 +1,5 @@
 import type { Pod } from './pod.js';
+import { defaultCommands } from './pod-config.js';
 import type { ImageInfo, Runner } from './runner.js';
 
 /** True when the image's processes run as root (no USER, or USER root / 0). */
@@ -12,9 +13,23 @@ function isClaude(cmd: readonly string[]): boolean {
   return (cmd[0] ?? '').split('/').pop() === 'claude';
 }
 
-/** True when the pod's start or resume command runs Claude Code. */
+/**
+ * The pod's commands that run Claude Code: its start command when that is Claude Code
+ * (the default, or one whose program is `claude`); its resume command when that is too,
+ * unless it is the default one under a start command of the pod's own that is not (every
+ * pod gets the default resume command, and it resumes the Claude session only a start of
+ * Claude Code makes).
+ */
+function claudeCommands(pod: Pod): Array<readonly string[]> {
+  const { command, resumeCommand } = pod.config;
+  const defaultResume = defaultCommands(pod.config).resumeCommand;
+  const ownResume = resumeCommand.length !== defaultResume.length || resumeCommand.some((arg, i) => arg !== defaultResume[i]);
+  return [command, ...(isClaude(command) || ownResume ? [resumeCommand] : [])].filter(isClaude);
+}
+
+/** True when the pod runs Claude Code (see claudeCommands). */
 function runsClaude(pod: Pod): boolean {
-  return isClaude(pod.config.command) || isClaude(pod.config.resumeCommand);
+  return claudeCommands(pod).length > 0;
 }
 
 /** True when the command starts Claude Code with --dangerously-skip-permissions. */
@@ -23,12 +38,12 @@ export function skipsPermissions(cmd: readonly string[]): boolean {
 }
 
 /**
- * Pure: why `commands` (default: the pod's start and resume commands) cannot run in
+ * Pure: why `commands` (default: the pod's commands that run Claude Code) cannot run in
  * `image` as configured, or undefined. Claude
  * Code refuses `--dangerously-skip-permissions` as root (exit 1) unless IS_SANDBOX=1 says
  * the container is a sandbox.
  */
-export function rootProblem(pod: Pod, image: Pick<ImageInfo, 'user' | 'env'>, commands: ReadonlyArray<readonly string[]> = [pod.config.command, pod.config.resumeCommand]): string | undefined {
+export function rootProblem(pod: Pod, image: Pick<ImageInfo, 'user' | 'env'>, commands: ReadonlyArray<readonly string[]> = claudeCommands(pod)): string | undefined {
   if (!runsAsRoot(image)) return undefined;
   if (!commands.some(skipsPermissions)) return undefined;
   if (pod.config.env.IS_SANDBOX || image.env.IS_SANDBOX) return undefined;

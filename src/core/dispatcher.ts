@@ -13,7 +13,7 @@ import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import type { SessionEvent } from './events.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
 import type { ContainerInfo, ContainerSpec, ImageInfo, ProcessHandle, Runner, VolumeInfo } from './runner.js';
-import { Session, type SessionOptions } from './session.js';
+import { Session, type Launched, type SessionOptions } from './session.js';
 import { SESSION_SUFFIX_HEX, isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
 /** What the Dispatcher needs; the composition root builds the real ones. */
@@ -185,6 +185,18 @@ function sessionsByVolume(records: readonly SessionRecord[]): Map<string, string
   return sessions;
 }
 
+/**
+ * How long a run may take from its image being ready to its container being created
+ * (volumes made and given to the image's user, a GitHub token minted): past it, a start
+ * marked in a record (see SessionRecord `startingUntil`) is taken for one whose process died.
+ */
+const LAUNCH_SECONDS = 600;
+
+/** True when the record says its session is being started (see SessionRecord `startingUntil`). */
+function isStarting(record: SessionRecord | undefined): boolean {
+  return (record?.startingUntil ?? 0) > Date.now();
+}
+
 /** The Session option that carries a prompt on standard input; none for a prompt in argv. */
 function promptOption(channel: PromptChannel, prompt: string): Pick<SessionOptions, 'prompt'> {
   return channel.kind === 'stream-json' ? { prompt: { text: prompt, channel } } : {};
@@ -211,14 +223,15 @@ export class Dispatcher {
     const github = options.github && Object.keys(pod.config.github).length > 0 ? pod.config.github : undefined;
     const prompt = buildStartPrompt(pod.template, { issueUrl: issue?.url, prompt: input.prompt, github }, channel);
     const newSuffix = this.options.newSuffix ?? (() => randomBytes(SESSION_SUFFIX_HEX / 2).toString('hex'));
+    const now = Date.now();
     const recordOf = (sessionId: string): SessionRecord => {
       if (!isSessionId(sessionId) || !sessionId.startsWith(`${pod.name}-`)) {
         throw new CldpdError('InvalidInput', `"${sessionId}" is not a session id for pod "${pod.name}" (${pod.name}-<${SESSION_SUFFIX_HEX} hex>).`);
       }
-      const now = Date.now();
       return {
         id: sessionId, pod: pod.name, image: pod.config.image, imageId: '', hostId: this.options.hostId,
         containerName: `cldpd-${sessionId}`, createdAt: now, updatedAt: now, runs: 1, volumes: [],
+        startingUntil: now + (pod.config.buildTimeoutSeconds + LAUNCH_SECONDS) * 1000,
         ...(issue ? { issueUrl: issue.url } : {}),
       };
     };
@@ -250,7 +263,7 @@ export class Dispatcher {
         timeoutSeconds: pod.config.buildTimeoutSeconds,
       },
       removeOnExit: true,
-      launch: async (imageId) => {
+      launch: (imageId) => this.launching(sessionId, now, false, async () => {
         const image = imageId ?? pod.config.image;
         const info = await this.options.runner.inspectImage(image);
         if (!info) throw new CldpdError('BuildFailed', `The image ${image} of pod "${pod.name}" is missing after its build.`);
@@ -267,9 +280,10 @@ export class Dispatcher {
             issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
             agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
           });
+          await this.unlessStopped(sessionId, now);
           return { handle: await this.options.runner.run(spec), containerName, exec: false, ...(access ? { access } : {}), setup };
         });
-      },
+      }),
     });
   }
 
@@ -315,10 +329,11 @@ export class Dispatcher {
     }
     // The name is the session's: an exited leftover must go before a new container can take it.
     for (const c of containers) await this.options.runner.remove(c.id);
+    const asked = Date.now();
     return this.startRun(pod, record, run, {
       ...promptOption(channel, prompt),
       removeOnExit: true,
-      launch: async () => {
+      launch: () => this.launching(sessionId, asked, true, async () => {
         const info = record.imageId ? await this.options.runner.inspectImage(record.imageId) : undefined;
         if (!info) {
           throw new CldpdError('SessionNotFound', `The image of session ${sessionId} (${record.image}) is gone from this Docker host, so it cannot be resumed. Start a new session.`);
@@ -336,10 +351,44 @@ export class Dispatcher {
             issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
             agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
           });
+          await this.unlessStopped(sessionId, asked);
           return { handle: await this.options.runner.run(spec), containerName: record.containerName, exec: false, ...(access ? { access } : {}), setup };
         });
-      },
+      }),
     });
+  }
+
+  /**
+   * Runs `launch`, which prepares a run's volumes and creates its container, with the session
+   * marked as starting in its record (from `since`; `mark`: marked here, else since the
+   * record was made) until its container exists: a removal meanwhile (gc, retention,
+   * \`cldpd volumes rm\`) finds the session in use and leaves its volumes and record alone,
+   * and a stop meanwhile from another process, which finds no container to stop yet, is
+   * found by the launch (see unlessStopped) or stops what it just created.
+   */
+  private async launching(sessionId: string, since: number, mark: boolean, launch: () => Promise<Launched>): Promise<Launched> {
+    const { store, runner } = this.options;
+    if (mark) await store.update(sessionId, { startingUntil: Date.now() + LAUNCH_SECONDS * 1000 });
+    let launched: Launched;
+    try {
+      launched = await launch();
+    } finally {
+      await store.update(sessionId, { startingUntil: undefined }).catch(() => undefined);
+    }
+    // A stop asked for while the container was being created found none to stop.
+    const record = await store.load(sessionId).catch(() => undefined);
+    if (record && (record.stopAskedAt ?? 0) >= since) {
+      const grace = await loadPod(this.options.pods, record.pod).then((p) => p.config.stopGraceSeconds, () => 10);
+      await runner.stop(launched.handle.containerId, grace);
+    }
+    return launched;
+  }
+
+  /** Throws `Stopped` when a stop of the session was asked for since `since` (see launching); runWith then revokes the run's token. */
+  private async unlessStopped(sessionId: string, since: number): Promise<void> {
+    const record = await this.options.store.load(sessionId).catch(() => undefined);
+    if ((record?.stopAskedAt ?? 0) < since) return;
+    throw new CldpdError('Stopped', `Session ${sessionId} was stopped before its container started.`);
   }
 
   /**
@@ -450,6 +499,8 @@ export class Dispatcher {
     if (!record && containers.length === 0) {
       throw new CldpdError('SessionNotFound', `No session "${sessionId}" on this host. List sessions with "cldpd ps --all".`);
     }
+    // Starting, with no container to stop yet: its launch finds this and starts nothing (see launching).
+    if (record && (record.startingUntil ?? 0) > Date.now()) await this.options.store.update(sessionId, { stopAskedAt: Date.now() });
     const grace = record ? await loadPod(this.options.pods, record.pod).then((p) => p.config.stopGraceSeconds, () => 10) : 10;
     await Promise.all(containers.filter((c) => c.state === 'running').map((c) => this.options.runner.stop(c.id, grace)));
   }
@@ -551,6 +602,10 @@ export class Dispatcher {
         continue;
       }
       const record = await store.load(sessionId).catch(() => undefined);
+      if (isStarting(record)) {
+        removal.kept.push({ sessionId, reason: `it is starting (its container is not created yet; stop it first: cldpd stop ${sessionId})` });
+        continue;
+      }
       const labelled = (await runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.session]: sessionId }, { sizes: false })).filter(isCldpdVolume).map((v) => v.name);
       const volumes = [...new Set([...(record?.volumes ?? []).map((v) => v.volume), ...labelled])];
       if (!record && containers.length === 0 && volumes.length === 0) continue; // nothing of it on this host
@@ -599,8 +654,8 @@ export class Dispatcher {
         const volumes = new Map<string, string | undefined>();
         for (const v of record?.volumes ?? []) volumes.set(v.volume, v.path);
         for (const v of labelled) if (!volumes.has(v.name)) volumes.set(v.name, v.labels[LABELS.path]);
-        if (containers.some((c) => c.state === 'running')) {
-          const reason = `Session ${target} is running; stop it first: cldpd stop ${target}`;
+        if (containers.some((c) => c.state === 'running') || isStarting(record)) {
+          const reason = `Session ${target} is ${isStarting(record) ? 'starting' : 'running'}; stop it first: cldpd stop ${target}`;
           return { removed: [], refused: [...volumes].map(([name, path]) => ({ name, path, reason })) };
         }
         const outcomes: VolumeOutcome[] = [];

@@ -123,6 +123,52 @@ function timeOf(text: unknown): number | undefined {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
+/**
+ * What of one stream of a process's output was handed on: its newlines, and the bytes
+ * after the last one (a line not finished yet). Counted in lines, as a re-attach after a
+ * restart counts what its log has, since Docker's log keeps every newline but may not keep
+ * every byte as written (it stores text).
+ */
+interface Given {
+  lines: number;
+  tail: number;
+}
+
+function countGiven(given: Given, data: Buffer): void {
+  const last = data.lastIndexOf(0x0a);
+  if (last < 0) {
+    given.tail += data.length;
+    return;
+  }
+  for (let at = data.indexOf(0x0a); at >= 0 && at <= last; at = data.indexOf(0x0a, at + 1)) given.lines++;
+  given.tail = data.length - last - 1;
+}
+
+/**
+ * Pure: what of `data`, a piece of a stream replayed from its start, comes after what was
+ * given already (`left`, counted down as it is skipped). The unfinished line's bytes are
+ * skipped up to its end at most, so a line the log keeps shorter is still ended.
+ */
+export function afterGiven(left: Given, data: Buffer): Buffer {
+  let at = 0;
+  while (left.lines > 0 && at < data.length) {
+    const nl = data.indexOf(0x0a, at);
+    if (nl < 0) return Buffer.alloc(0);
+    left.lines--;
+    at = nl + 1;
+  }
+  if (left.lines === 0 && left.tail > 0 && at < data.length) {
+    const nl = data.indexOf(0x0a, at);
+    const skip = Math.min(left.tail, (nl < 0 ? data.length : nl) - at);
+    at += skip;
+    left.tail = nl >= 0 && at === nl ? 0 : left.tail - skip;
+  }
+  return data.subarray(at);
+}
+
+/** How often the output of one process is followed again from the log after its stream broke, at most. */
+const MAX_FOLLOWS = 10;
+
 function toVolumeInfo(v: Docker.VolumeInspectInfo, sizeBytes: number | undefined): VolumeInfo {
   // The engine sends CreatedAt (API 1.24+); the dockerode types do not declare it.
   return { name: v.Name, labels: v.Labels ?? {}, createdAt: timeOf((v as { CreatedAt?: unknown }).CreatedAt), sizeBytes };
@@ -506,7 +552,7 @@ export class DockerRunner implements Runner {
       await container.start();
       return {
         containerId: container.id,
-        output: demuxDockerStream(stream as AsyncIterable<Buffer>),
+        output: this.outputOf(container.id, stream as AsyncIterable<Buffer>),
         ...(spec.stdin ? { input: inputOf(stream) } : {}),
         wait: async () => {
           try {
@@ -554,7 +600,7 @@ export class DockerRunner implements Runner {
     }
     return {
       containerId,
-      output: this.logs(containerId, 0),
+      output: this.outputOf(containerId, undefined),
       wait: async () => {
         try {
           const result = (await container.wait()) as { StatusCode: number };
@@ -653,6 +699,42 @@ export class DockerRunner implements Runner {
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw dockerError(err, `inspect container ${containerId}`);
+    }
+  }
+
+  /**
+   * The output of a container's main process: `attached` (its attach stream; none: from its
+   * log) and, when that ends or breaks while the container still runs (a connection cut,
+   * an engine that closed it), the rest from the container's log, followed to its exit. The
+   * log is read from the start, less what was given already (counted per stream, as a
+   * re-attach after a restart counts it), so no output is lost or given twice, and the
+   * output ends only once the container has.
+   */
+  private async *outputOf(containerId: string, attached: AsyncIterable<Buffer> | undefined): AsyncGenerator<OutputChunk> {
+    const given: Record<OutputChunk['stream'], Given> = { stdout: { lines: 0, tail: 0 }, stderr: { lines: 0, tail: 0 } };
+    for (let follows = 0; ; follows++) {
+      const left = { stdout: { ...given.stdout }, stderr: { ...given.stderr } };
+      let broke: unknown;
+      try {
+        const source = attached ? demuxDockerStream(attached) : this.logs(containerId, 0);
+        attached = undefined;
+        for await (const chunk of source) {
+          const data = follows === 0 ? chunk.data : afterGiven(left[chunk.stream], chunk.data);
+          if (data.length === 0) continue;
+          countGiven(given[chunk.stream], data);
+          yield data === chunk.data ? chunk : { stream: chunk.stream, data };
+        }
+      } catch (err) {
+        broke = err;
+      }
+      // A stream that ended while the container still runs was cut, whatever it said.
+      const running = await this.isRunning(containerId).catch(() => undefined);
+      if (broke === undefined && running !== true) return;
+      // Gone, or the engine does not answer: nothing to follow the output in.
+      if (running === undefined) throw broke instanceof CldpdError ? broke : dockerError(broke, `read the output of container ${containerId}`);
+      if (follows >= MAX_FOLLOWS) {
+        throw new CldpdError('ContainerFailed', `The output of container ${containerId} was cut off ${follows + 1} times while it ran; Docker's log of it ("docker logs ${containerId}") has it whole.`);
+      }
     }
   }
 

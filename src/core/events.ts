@@ -1,10 +1,11 @@
 import type { ErrorCode } from './errors.js';
+import type { TokenUsage } from './model-prices.js';
 
 /**
  * What the agent said, understood from a Claude Code stream-json line. Every message type of
  * the stream maps to one of these, so no stream-json line is ever shown as raw JSON:
  * `system` init → `init`, other `system` → `system`; `assistant` content → `text`,
- * `thinking`, `tool`; `user` content → `tool_result` (what a tool returned) or `message`
+ * `thinking`, `tool`, and its `usage` → `usage`; `user` content → `tool_result` (what a tool returned) or `message`
  * (a typed user message the CLI replays); `result` → `result`; anything else the CLI prints
  * as stream-json → `other`.
  */
@@ -26,6 +27,19 @@ export type AgentEvent =
   | { readonly kind: 'message'; readonly text: string; readonly replay: boolean }
   | { readonly kind: 'system'; readonly subtype: string }
   | { readonly kind: 'other'; readonly type: string }
+  | {
+      /**
+       * The tokens an assistant message used. Claude Code writes a message as one line per
+       * content block, each with the message's `usage` as known when it was written (its
+       * output tokens as at the message's start): `messageId` tells the lines of one message
+       * apart, and `contentChars` is what this line's content holds (text, thinking, tool input).
+       */
+      readonly kind: 'usage';
+      readonly messageId?: string;
+      readonly model?: string;
+      readonly tokens: TokenUsage;
+      readonly contentChars: number;
+    }
   | {
       readonly kind: 'result';
       readonly isError: boolean;

@@ -28,6 +28,15 @@ export interface SessionRecord {
   readonly runs: number;
   readonly volumes: readonly PersistedVolume[];
   readonly claudeSessionId?: string;
+  /**
+   * Set while a run is being started (its image built, its volumes prepared, its container
+   * not created yet): until this time (epoch ms) the session is in use although no
+   * container shows it, so a removal leaves its volumes and record alone. Cleared once the
+   * container exists; a process that dies meanwhile leaves it to run out.
+   */
+  readonly startingUntil?: number;
+  /** When a stop was asked for while the session was starting (see startingUntil): the start then starts nothing. */
+  readonly stopAskedAt?: number;
   /** What the Claude session has cost in all runs, as the agent last reported it. */
   readonly costUsd?: number;
   /** Turns the agent took in all runs. */

@@ -1,4 +1,5 @@
 import type { AgentEvent } from './events.js';
+import type { TokenUsage } from './model-prices.js';
 import { shorten } from './text.js';
 
 /** A tool result's first line, for a person's terminal. */
@@ -66,19 +67,54 @@ function userEvents(value: Record<string, unknown>): AgentEvent[] {
   return events.length > 0 ? events : [{ kind: 'other', type: 'user' }];
 }
 
+/** A token count of the API's `usage`: a whole number of 0 or more, else 0. */
+function tokens(v: unknown): number {
+  const n = num(v);
+  return n !== undefined && n > 0 ? Math.floor(n) : 0;
+}
+
+/** The tokens an assistant message's `usage` reports; undefined when it has none. */
+function tokenUsage(usage: unknown): TokenUsage | undefined {
+  if (!isRecord(usage)) return undefined;
+  const written = tokens(usage.cache_creation_input_tokens);
+  const split = isRecord(usage.cache_creation) ? usage.cache_creation : {};
+  const hour = Math.min(written, tokens(split.ephemeral_1h_input_tokens));
+  const server = isRecord(usage.server_tool_use) ? usage.server_tool_use : {};
+  return {
+    input: tokens(usage.input_tokens),
+    output: tokens(usage.output_tokens),
+    cacheWrite5m: written - hour,
+    cacheWrite1h: hour,
+    cacheRead: tokens(usage.cache_read_input_tokens),
+    webSearches: tokens(server.web_search_requests),
+    usOnly: usage.inference_geo === 'us',
+  };
+}
+
 function assistantEvents(message: unknown): AgentEvent[] {
   if (!isRecord(message) || !Array.isArray(message.content)) return [{ kind: 'other', type: 'assistant' }];
   const events: AgentEvent[] = [];
+  let chars = 0;
   for (const block of message.content) {
     if (!isRecord(block)) continue;
     if (block.type === 'text' && typeof block.text === 'string' && block.text.trim()) {
       events.push({ kind: 'text', text: block.text });
+      chars += block.text.length;
     } else if (block.type === 'thinking' || block.type === 'redacted_thinking') {
-      events.push({ kind: 'thinking', chars: typeof block.thinking === 'string' ? block.thinking.length : 0 });
+      const thinking = typeof block.thinking === 'string' ? block.thinking.length : 0;
+      events.push({ kind: 'thinking', chars: thinking });
+      chars += thinking + (typeof block.data === 'string' ? block.data.length : 0);
     } else if (block.type === 'tool_use' && typeof block.name === 'string') {
       const id = str(block.id);
       events.push({ kind: 'tool', name: block.name, summary: toolSummary(block.input), ...(id ? { id } : {}) });
+      chars += block.name.length + (JSON.stringify(block.input ?? null)?.length ?? 0);
     }
+  }
+  const usage = tokenUsage(message.usage);
+  if (usage) {
+    const messageId = str(message.id);
+    const model = str(message.model);
+    events.push({ kind: 'usage', ...(messageId ? { messageId } : {}), ...(model ? { model } : {}), tokens: usage, contentChars: chars });
   }
   return events.length > 0 ? events : [{ kind: 'other', type: 'assistant' }];
 }

@@ -52,7 +52,7 @@ export function limitReply(hit: LimitHit, login: string, now: number): string {
   const text = hit.limit === 'runsPerDay'
     ? `${who} reached ${whose} limit of ${hit.value} run${hit.value === 1 ? '' : 's'} a day${where} (${hit.used} today, UTC). ${resets}`
     : hit.limit === 'spendPerDayUsd'
-      ? `${who} reached ${whose} spending limit of ${money(hit.value)} a day${where}: the runs that ended today (UTC) cost ${money(hit.used)}. ${resets}`
+      ? `${who} reached ${whose} spending limit of ${money(hit.value)} a day${where}: runs have spent ${money(hit.used)} today (UTC). ${resets}`
       : `${who} ${hit.scope === 'repository' ? 'has' : 'have'} ${hit.used} session${hit.used === 1 ? '' : 's'} running or queued${where}, ${whose} limit at once is ${hit.value}. It frees up when one of them ends.`;
   return `@${login}, ${text.charAt(0).toLowerCase()}${text.slice(1)} Nothing was started. The limits are this repository's \`.github/cldpd.yml\` (\`limits\`) and the installation's (\`CLDPD_LIMITS\`), the lower of the two.`;
 }

@@ -6,7 +6,7 @@ import { KEY_PREFIX } from './names.js';
 export interface Limits {
   /** Runs (starts and resumes) asked for per UTC day. */
   readonly runsPerDay?: number;
-  /** What the runs that ended in a UTC day may have cost together, in US dollars. */
+  /** What runs may spend in a UTC day together, in US dollars, counted as they spend it (see UsageLimits.spend). */
   readonly spendPerDayUsd?: number;
   /** Sessions with a run queued or running at once. */
   readonly sessionsAtOnce?: number;
@@ -164,14 +164,35 @@ redis.call('SET', KEYS[5], '1', 'EX', tonumber(ARGV[11]))
 return {'ok'}
 `;
 
-/** KEYS: the run's marker, repo day hash, person day hash. ARGV: µ$, ttl. Adds the cost once per run. */
+/**
+ * KEYS: the run's marker, today's repo and person hashes, the day before's.
+ * ARGV: what the run has spent so far (µ$), 1 when exact or 0 for an estimate, today, the day before, ttl.
+ *
+ * The marker holds what the run counts for (`usd`) and the day of its last increase (`day`);
+ * a marker that is a plain string was left by a version that counted a run's cost once,
+ * whole, when it ended: that run is counted already.
+ */
 const SPEND = `
-if redis.call('SET', KEYS[1], '1', 'EX', tonumber(ARGV[2]), 'NX') == false then return 0 end
-for i = 2, 3 do
-  redis.call('HINCRBY', KEYS[i], 'spend', tonumber(ARGV[1]))
-  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2]))
+if redis.call('TYPE', KEYS[1]).ok == 'string' then return 0 end
+local had = tonumber(redis.call('HGET', KEYS[1], 'usd') or '0')
+local want, ttl = tonumber(ARGV[1]), tonumber(ARGV[5])
+if want == had or (ARGV[2] == '0' and want < had) then return 0 end
+local delta = want - had
+local repo, person, day = KEYS[2], KEYS[3], ARGV[3]
+if delta < 0 and redis.call('HGET', KEYS[1], 'day') == ARGV[4] then repo, person, day = KEYS[4], KEYS[5], ARGV[4] end
+for _, key in ipairs({repo, person}) do
+  local by = delta
+  local now = tonumber(redis.call('HGET', key, 'spend') or '0')
+  if now + by < 0 then by = -now end
+  redis.call('HINCRBY', key, 'spend', by)
+  redis.call('EXPIRE', key, ttl)
 end
+redis.call('HSET', KEYS[1], 'usd', want, 'day', day)
+redis.call('EXPIRE', KEYS[1], ttl)
 return 1`;
+
+/** What one run can count for at most, in US dollars: a bound on a figure the agent's output gives. */
+const MAX_RUN_USD = 1_000_000;
 
 /**
  * Spending and run limits, counted in Redis so every server and worker of a deployment
@@ -221,15 +242,22 @@ export class UsageLimits {
   }
 
   /**
-   * Adds what a run cost to the day it ended, for its repository and the person who asked
-   * for it; once per `runId`, however often a run's end is reported.
+   * Records what run `runId` (one per issue and command) has spent so far, `usd` in all, on
+   * the day it is spent, for its repository and the person who asked for it: a run counts
+   * as it goes, so a run stopped or cut short counts what it spent, and one that is running
+   * counts against the next admission. The same figure reported again counts once. An
+   * estimate (`estimate: true`) only ever raises what the run counts for; an exact figure
+   * (its agent's result) replaces it, lower or higher. A decrease comes off the day of the
+   * run's last increase (today or the day before), never below nothing.
    */
-  async spend(runId: string, repo: string, login: string, usd: number): Promise<void> {
-    if (!(usd > 0)) return;
-    const day = utcDay(this.now());
+  async spend(runId: string, repo: string, login: string, usd: number, options: { readonly estimate?: boolean } = {}): Promise<void> {
+    if (!Number.isFinite(usd) || usd < 0) return;
+    const now = this.now();
+    const [today, before] = [utcDay(now), utcDay(now - 86_400_000)];
     const s = this.scopes(repo, login);
     // The marker and both sums in one step: a crash between them neither loses the cost nor counts it twice.
-    await this.redis.eval(SPEND, 3, `${KEY_PREFIX}:spent:${runId}`, this.day(s.repo, day), this.day(s.person, day), Math.round(usd * MICRO), DAY_TTL);
+    await this.redis.eval(SPEND, 5, `${KEY_PREFIX}:spent:${runId}`, this.day(s.repo, today), this.day(s.person, today), this.day(s.repo, before), this.day(s.person, before),
+      Math.round(Math.min(usd, MAX_RUN_USD) * MICRO), options.estimate ? 0 : 1, today, before, DAY_TTL);
   }
 
   /** Today's figures for the repository and for `login` in it. */

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -218,6 +218,23 @@ describe('runCli', () => {
     const web = checks.filter((c) => c.check === 'pod web' && c.warning);
     expect(web.map((c) => c.detail)).toEqual([expect.stringContaining('runs as root'), expect.stringContaining('has no bash')]);
     expect(web.every((c) => c.ok)).toBe(true); // warnings, not failures
+  });
+
+  it('pods warning: no root warning for a pod whose command is not Claude Code (the example hello), nor a missing bash; one for a Claude Code resume it sets itself', async () => {
+    const hello = await readFile(new URL('../../examples/pods/hello/pod.json', import.meta.url), 'utf8');
+    await writePod(context.pods.podsDir, 'hello', { 'pod.json': hello });
+    await writePod(context.pods.podsDir, 'wrapped', { 'pod.json': { command: ['sh', '-c', 'echo hi'], resumeCommand: ['/usr/local/bin/claude', '-p', '{prompt}', '--dangerously-skip-permissions', '--resume', '{claudeSessionId}'] } });
+    await rm(join(context.pods.podsDir, 'broken'), { recursive: true });
+    const root = { id: 'sha256:rootimg', user: '', env: {}, workingDir: '/', labels: {} };
+    for (const pod of ['hello', 'wrapped', 'web']) runner.images.set(`cldpd-${pod}:latest`, root);
+    runner.paths.clear(); // no bash in any image
+    expect(await cli('pods')).toBe(0);
+    expect(io.stdoutText()).toMatch(/hello\s+ok\s+cldpd-hello:latest\n/);
+    expect(io.stdoutText()).toMatch(/wrapped\s+warning\s+cldpd-wrapped:latest — Pod "wrapped": its image runs as root/);
+    expect(io.stdoutText()).toMatch(/web\s+warning\s+cldpd-web:latest — Pod "web": its image runs as root/);
+    expect(await cli('doctor', '--json')).toBe(0);
+    const checks = io.stdoutText().trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { check: string; ok: boolean; warning?: boolean; detail: string });
+    expect(checks.filter((c) => c.check === 'pod hello' && c.warning)).toEqual([]);
   });
 
   it('reads the prompt from a file or standard input', async () => {

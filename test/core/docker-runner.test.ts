@@ -1,7 +1,7 @@
 import Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { DockerRunner } from '../../src/core/index.js';
-import { dockerError } from '../../src/core/docker-runner.js';
+import { afterGiven, dockerError } from '../../src/core/docker-runner.js';
 
 // An engine that is not there: every call must fail fast with DockerUnavailable and say what to do.
 const absent = new DockerRunner(new Docker({ socketPath: '/nonexistent/docker.sock' }));
@@ -34,5 +34,18 @@ describe('dockerError', () => {
     const e = dockerError(err, 'create x');
     expect(e.code).toBe(code);
     expect(e.message).toContain(message);
+  });
+});
+
+describe('afterGiven', () => {
+  it.each([
+    ['nothing given: all of it', { lines: 0, tail: 0 }, ['a\nb\n'], 'a\nb\n'],
+    ['two lines given, over pieces', { lines: 2, tail: 0 }, ['a\nb', '\nc\n'], 'c\n'],
+    ['a line and part of the next given: the rest of that line', { lines: 1, tail: 2 }, ['a\nbc', 'd\ne\n'], 'd\ne\n'],
+    ['the unfinished part is skipped to its line\'s end at most: a line kept shorter is still ended', { lines: 0, tail: 5 }, ['ab\nc\n'], '\nc\n'],
+    ['everything given: nothing', { lines: 2, tail: 0 }, ['a\n', 'b\n'], ''],
+  ])('attach end: %s', (_, given, pieces, rest) => {
+    const left = { ...given };
+    expect(pieces.map((p) => afterGiven(left, Buffer.from(p)).toString()).join('')).toBe(rest);
   });
 });

@@ -50,6 +50,7 @@ describe('scanRun', () => {
       claudeSessionId: 'claude-1', lastText: 'Fixed it.', lastTool: 'Bash: npm test', activity: 'Bash: npm test',
       result: expect.objectContaining({ kind: 'result', text: 'All green.', costUsd: 0.75, turns: 2 }),
       runCostUsd: 0.75, sessionCostUsd: 0.75, runTurns: 2, sessionTurns: 2,
+      spend: { usd: 0.75, estimatedUsd: 0, settledUsd: 0, recent: [] },
     });
   });
 

@@ -55,6 +55,19 @@ describe('parseStreamJsonLine', () => {
       JSON.stringify({ type: 'result', subtype: 'error_max_turns', is_error: false, num_turns: 50 }),
       [{ kind: 'result', isError: true, subtype: 'error_max_turns', turns: 50 }],
     ],
+    [
+      'stopped spend: an assistant message\'s usage, with its id, model and the characters of its content',
+      JSON.stringify({ type: 'assistant', message: { id: 'msg_1', model: 'claude-opus-5-5', content: [{ type: 'text', text: 'Looking.' }, { type: 'tool_use', name: 'Bash', input: { command: 'ls' } }], usage: { input_tokens: 10, output_tokens: 1, cache_creation_input_tokens: 300, cache_read_input_tokens: 4000, cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 }, server_tool_use: { web_search_requests: 2 }, inference_geo: 'us' } } }),
+      [
+        { kind: 'text', text: 'Looking.' }, { kind: 'tool', name: 'Bash', summary: 'ls' },
+        { kind: 'usage', messageId: 'msg_1', model: 'claude-opus-5-5', contentChars: 8 + 4 + 16, tokens: { input: 10, output: 1, cacheWrite5m: 100, cacheWrite1h: 200, cacheRead: 4000, webSearches: 2, usOnly: true } },
+      ],
+    ],
+    [
+      'stopped spend: usage of wrong types counts nothing, and a message of usage alone is understood',
+      JSON.stringify({ type: 'assistant', message: { content: [], usage: { input_tokens: 'many', output_tokens: -5, cache_read_input_tokens: 1e400, cache_creation_input_tokens: 7, cache_creation: { ephemeral_1h_input_tokens: 50 } } } }),
+      [{ kind: 'usage', contentChars: 0, tokens: { input: 0, output: 0, cacheWrite5m: 0, cacheWrite1h: 7, cacheRead: 0, webSearches: 0, usOnly: false } }],
+    ],
     ['result with wrong types', JSON.stringify({ type: 'result', is_error: true, total_cost_usd: 'lots' }), [{ kind: 'result', isError: true }]],
   ])('%s', (_, line, expected) => {
     expect(parseStreamJsonLine(line)).toEqual(expected);

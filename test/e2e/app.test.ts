@@ -280,7 +280,7 @@ describeWithDocker('the GitHub App end to end', () => {
       await deliver(port, 'issues', payload('issues', 'labeled', { issue: 2, label: 'cldpd:e2e', repo: 'thrifty' }), { id: randomUUID(), secret: SECRET });
       await until('the reply', () => github.commentsOn(`${OWNER}/thrifty#2`).length === 1, 15_000);
       const [reply] = github.commentsOn(`${OWNER}/thrifty#2`);
-      expect(reply?.body).toMatch(/^@alice, this repository reached its spending limit of \$0\.01 a day: the runs that ended today \(UTC\) cost \$0\.01\. It resets at 00:00 UTC, in \d+ (h \d+ )?min/);
+      expect(reply?.body).toMatch(/^@alice, this repository reached its spending limit of \$0\.01 a day: runs have spent \$0\.01 today \(UTC\)\. It resets at 00:00 UTC, in \d+ (h \d+ )?min/);
       expect(reply?.body).toContain('Nothing was started');
       await new Promise((r) => setTimeout(r, 1500));
       expect(github.commentsOn(`${OWNER}/thrifty#2`)).toHaveLength(1); // no status comment, no run

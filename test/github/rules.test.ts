@@ -103,7 +103,7 @@ describe('the reply to a trigger over a limit', () => {
   it.each<[LimitHit, string]>([
     [{ scope: 'repository', limit: 'runsPerDay', value: 20, used: 20 }, '@alice, this repository reached its limit of 20 runs a day (20 today, UTC). It resets at 00:00 UTC, in 5 h 30 min. Nothing was started'],
     [{ scope: 'person', limit: 'runsPerDay', value: 1, used: 1 }, '@alice, you reached your limit of 1 run a day in this repository (1 today, UTC).'],
-    [{ scope: 'repository', limit: 'spendPerDayUsd', value: 5, used: 5.125 }, '@alice, this repository reached its spending limit of $5.00 a day: the runs that ended today (UTC) cost $5.13. It resets at 00:00 UTC'],
+    [{ scope: 'repository', limit: 'spendPerDayUsd', value: 5, used: 5.125 }, '@alice, this repository reached its spending limit of $5.00 a day: runs have spent $5.13 today (UTC). It resets at 00:00 UTC'],
     [{ scope: 'person', limit: 'sessionsAtOnce', value: 2, used: 2 }, '@alice, you have 2 sessions running or queued in this repository, your limit at once is 2. It frees up when one of them ends.'],
   ])('%j', (hit, text) => {
     const reply = limitReply(hit, 'alice', now);

@@ -49,6 +49,38 @@ describeWithRedis('daily limits, counted in Redis', () => {
     expect(await usage.admit('d4', 'acme/other', 'acme.other-1', 'alice', limits({ spendPerDayUsd: 1 }, { spendPerDayUsd: 0.5 }))).toBeUndefined(); // another repository's day
   });
 
+  it('stopped spend: a run counts as it goes; an estimate only raises it, the exact figure replaces it, never adding to it', async () => {
+    const spent = async () => (await usage.today('acme/web', 'alice')).person.spendUsd;
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.2, { estimate: true });
+    expect(await spent()).toBe(0.2);
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.35, { estimate: true });
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.3, { estimate: true }); // read back from a cut log: lower, ignored
+    expect(await spent()).toBe(0.35);
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.25); // the result: below the estimate, and it counts
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.25); // its end reported again
+    expect(await usage.today('acme/web', 'alice')).toMatchObject({ repository: { spendUsd: 0.25 }, person: { spendUsd: 0.25 } });
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.4, { estimate: true }); // more work after the result
+    expect(await spent()).toBe(0.4);
+  });
+
+  it('stopped spend: a run over midnight counts each day what was spent in it; a correction comes off the day it was counted in', async () => {
+    now = Date.UTC(2026, 10, 23, 23, 50);
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.5, { estimate: true });
+    now = Date.UTC(2026, 10, 24, 0, 10);
+    expect((await usage.today('acme/web', 'alice')).person.spendUsd).toBe(0);
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.3); // the result: less than counted yesterday
+    expect(Number(await redis.hget('cldpd:usage:2026-11-23:u:acme/web:alice', 'spend'))).toBe(300_000);
+    expect((await usage.today('acme/web', 'alice')).person.spendUsd).toBe(0);
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.45, { estimate: true });
+    expect((await usage.today('acme/web', 'alice')).person.spendUsd).toBe(0.15);
+  });
+
+  it('stopped spend: a run whose cost was counted whole when it ended (before counting as it goes) is not counted again', async () => {
+    await redis.set('cldpd:spent:acme.web-1#1', '1', 'EX', 60);
+    await usage.spend('acme.web-1#1', 'acme/web', 'alice', 0.6);
+    expect((await usage.today('acme/web', 'alice')).person.spendUsd).toBe(0);
+  });
+
   it('sessions at once count issues with a run queued or running; one that ended frees its place; more runs of one issue are one session', async () => {
     const one = limits({ sessionsAtOnce: 1 });
     expect(await usage.admit('d1', 'acme/web', 'acme.web-1', 'alice', one)).toBeUndefined();
