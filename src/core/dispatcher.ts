@@ -710,6 +710,8 @@ export class Dispatcher {
       ...(this.options.maxLogBytesPerRun !== undefined ? { maxLogBytes: this.options.maxLogBytesPerRun } : {}),
       timeoutSeconds: pod.config.timeoutSeconds,
       stopGraceSeconds: pod.config.stopGraceSeconds,
+      // What the pod injects may be printed; the reporters redact it, the pieces keep it whole.
+      injected: Object.values(containerEnv(pod, this.options.hostEnv, record.id)),
       ...(logger ? { logger: logger.child({ session: record.id, pod: pod.name }) } : {}),
       onClaudeSession: async (claudeSessionId) => {
         await store.update(record.id, { claudeSessionId });

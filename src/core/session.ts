@@ -66,6 +66,12 @@ export interface SessionOptions {
   readonly before?: SpentBefore;
   /** Called when the agent reports its Claude session id. */
   readonly onClaudeSession?: (claudeSessionId: string) => Promise<void>;
+  /**
+   * Values the container was given (its environment) that whoever shows its output redacts:
+   * not hidden here, but never cut in two between the pieces of an over-long line, so each
+   * reaches a redactor whole (see `toEvents`).
+   */
+  readonly injected?: readonly string[];
   readonly logger?: Logger;
   /** Events buffered ahead of the consumer before the container is slowed down; default 1024. */
   readonly capacity?: number;
@@ -127,12 +133,19 @@ export class Session {
   private readonly hidden: string[] = [];
   /** Per stream, the end of a partial piece held back until the next (see toEvents). */
   private readonly carry = { stdout: '', stderr: '' };
+  /** Per stream, whether the last piece read was partial: the next one continues its line. */
+  private readonly open = { stdout: false, stderr: false };
+  /** The stream-json line being read in pieces: its text while within MAX_PARSED_LINE_BYTES, and its size. */
+  private long: { parts: string[] | undefined; bytes: number; chars: number } | undefined;
+  /** Characters a piece's end is held back for the injected values (see toEvents). */
+  private readonly injectedCarry: number;
 
   private constructor(options: SessionOptions, log: SessionLog) {
     this.options = options;
     this.id = options.id;
     this.podName = options.podName;
     this.run = options.run;
+    this.injectedCarry = carryLength(options.injected ?? []);
     this.log = log;
     this.summary = new AgentSummaryAccumulator(options.before, options.reattach?.agent);
     this.agent = this.summary.summary;
@@ -468,21 +481,37 @@ export class Session {
     return this.toEvents(stream, lines, false).map((e) => ({ ...e, step }) as SessionEvent);
   }
 
-  /** Output events of `lines`; `agent` false for a setup step's output, which is never the agent's words. */
+  /**
+   * Output events of `lines`; `agent` false for a setup step's output, which is never the
+   * agent's words. A line of the agent's stdout that begins with `{` and is longer than a
+   * piece is read as stream-json whole (up to MAX_PARSED_LINE_BYTES): its pieces are marked
+   * as the agent's (`agent: []`), so no part of it is ever taken for plain output, and its
+   * last piece carries what the whole line says; a line too long to parse, or not
+   * stream-json, is what a tool returned, by its size only. The log keeps every piece.
+   */
   private toEvents(stream: 'stdout' | 'stderr', lines: SplitLine[], agent = true): SessionEvent[] {
     const at = Date.now();
     const secrets = this.hidden.length > 0 ? [...this.hidden, ...(this.access?.secrets ?? [])] : this.access?.secrets ?? [];
+    const carry = Math.max(carryLength(secrets), this.injectedCarry);
     return lines.map(({ line: piece, partial }) => {
       // A token the run was given never reaches the log, whatever the agent printed; one cut
       // in two by the line limit is found whole: a piece's last characters wait for the next.
+      // So do an injected value's, for the redactors of what leaves the host.
       let raw = this.carry[stream] + piece;
       this.carry[stream] = '';
-      if (secrets.length > 0 && partial) {
-        const held = keepEnd(raw, Math.max(...secrets.map((t) => t.length)) - 1);
+      if (carry > 0 && partial) {
+        const held = keepEnd(raw, carry);
         this.carry[stream] = held;
         raw = raw.slice(0, raw.length - held.length);
       }
       const line = secrets.length > 0 ? hideSecrets(raw, secrets) : raw;
+      const startsLine = !this.open[stream];
+      this.open[stream] = partial;
+      if (agent && stream === 'stdout') {
+        if (startsLine && partial && line.charCodeAt(0) === 0x7b /* { */) this.long = { parts: [], bytes: 0, chars: 0 };
+        const long = startsLine && !partial ? undefined : this.long;
+        if (long) return this.longLineEvent(long, { at, stream, line, partial });
+      }
       const said = agent && stream === 'stdout' && !partial ? parseStreamJsonLine(line) : [];
       if (said.length > 0) {
         this.observe(said);
@@ -490,6 +519,21 @@ export class Session {
       }
       return partial ? { type: 'output', at, stream, line, partial: true } : { type: 'output', at, stream, line };
     });
+  }
+
+  /** A piece of a long stream-json line: kept for parsing while the line is within bound; the last one says what the line said. */
+  private longLineEvent(long: NonNullable<Session['long']>, piece: { at: number; stream: 'stdout'; line: string; partial: boolean }): SessionEvent {
+    const { at, stream, line, partial } = piece;
+    long.bytes += Buffer.byteLength(line);
+    long.chars += line.length;
+    if (long.parts && long.bytes <= MAX_PARSED_LINE_BYTES) long.parts.push(line);
+    else long.parts = undefined;
+    if (partial) return { type: 'output', at, stream, line, partial: true, agent: [] };
+    this.long = undefined;
+    const parsed = long.parts ? parseStreamJsonLine(long.parts.join('')) : [];
+    const said: AgentEvent[] = parsed.length > 0 ? parsed : [{ kind: 'tool_result', isError: false, chars: long.chars, lines: 1, firstLine: '' }];
+    this.observe(said);
+    return { type: 'output', at, stream, line, agent: said };
   }
 
   /** Keeps the summary, and the live input's bookkeeping, in step with what the agent says. */
@@ -542,4 +586,17 @@ export class Session {
       this.options.logger?.error({ err, session: this.id, container: this.launchedId }, 'could not stop the container after an error');
     }
   }
+}
+
+/**
+ * 8 MiB: a stream-json line longer than a piece is read whole up to this size to be
+ * understood; a longer one is shown by its size only (its pieces are all in the log).
+ */
+export const MAX_PARSED_LINE_BYTES = 8 * 1024 * 1024;
+
+/** Characters a piece's end is held back so that none of `values` is cut in two: the longest, as it is or JSON-escaped, less one; at most 64 Ki. */
+function carryLength(values: readonly string[]): number {
+  let longest = 0;
+  for (const value of values) longest = Math.max(longest, value.length, JSON.stringify(value).length - 2);
+  return Math.min(64 * 1024, Math.max(0, longest - 1));
 }
