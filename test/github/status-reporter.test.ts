@@ -99,7 +99,7 @@ describe('StatusReporter', () => {
     const run = new StatusReporter({ comments, budget: localWriteBudget(600_000), intervalMs: 10, redactorFor: async () => createRedactor([key]), logger: pino({ level: 'silent' }) }).forRun(command);
     run.event({ type: 'container.started', at, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
     const said = `The key is ${key.slice(0, 24)}\n${key.slice(24)}, as asked.`;
-    run.event({ ...output('{}'), agent: [{ kind: 'text', text: said }] }, {});
+    run.event({ type: 'output', at, stream: 'stdout', line: '{}', agent: [{ kind: 'text', text: said }] }, {});
     const deadline = Date.now() + 5000;
     while (!comments.updates.some((u) => u.body.includes('Latest:')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const progress = comments.updates.find((u) => u.body.includes('Latest:'))?.body ?? '';
