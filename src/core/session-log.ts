@@ -100,8 +100,9 @@ export class SessionLog {
     const max = this.options?.maxRunBytes;
     let text = '';
     for (const event of events) {
-      // Plain output lines are most of any log: written without walking the object.
-      const line = event.type === 'output' && !event.agent
+      // Plain output lines are most of any log: written without walking the object (a setup
+      // step's keep their step: a re-attach counts only the container's own lines).
+      const line = event.type === 'output' && !event.agent && event.step === undefined
         ? `{"type":"output","at":${event.at},"stream":"${event.stream}","line":${NEEDS_ESCAPE.test(event.line) ? JSON.stringify(event.line) : `"${event.line}"`}${event.partial ? ',"partial":true' : ''}}\n`
         : `${JSON.stringify(event)}\n`;
       if (max === undefined) {

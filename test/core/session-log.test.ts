@@ -167,5 +167,14 @@ describe('SessionLog: a run\'s log is bounded', () => {
     expect(Buffer.byteLength(line)).toBeLessThanOrEqual(64 * 1024);
     expect((await scanRun(path, 1)).agent.result?.text?.endsWith('end')).toBe(true);
   });
+
+  it('setup output: a setup step\'s output keeps its step in the log, so a re-attach counts only the container\'s own lines', async () => {
+    const path = join(await tempDir(), 'log.jsonl');
+    const log = await SessionLog.open(path, { run: 1 });
+    await log.append([started(1), { ...plain('Cloning into /work'), step: 1 } as SessionEvent, plain('agent says hi')]);
+    await log.close();
+    expect((await records(path))[1]).toEqual({ type: 'output', at: 1, stream: 'stdout', line: 'Cloning into /work', step: 1 });
+    expect((await scanRun(path, 1)).lines.stdout).toBe(1);
+  });
 });
 
