@@ -6,7 +6,6 @@ import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
 import { LineSplitter, type SplitLine } from './line-splitter.js';
 import { streamJsonUserMessage, type PromptChannel } from './prompt.js';
 import { hideSecrets, type GitHubAccess } from './github-access.js';
-import { keepEnd } from './text.js';
 import type { BuildRequest, ProcessHandle, ProcessInput, Runner } from './runner.js';
 import { SessionLog, type SessionLogOptions } from './session-log.js';
 import { RELEASE_FILE, type SetupStep } from './setup-steps.js';
@@ -137,15 +136,15 @@ export class Session {
   private readonly open = { stdout: false, stderr: false };
   /** The stream-json line being read in pieces: its text while within MAX_PARSED_LINE_BYTES, and its size. */
   private long: { parts: string[] | undefined; bytes: number; chars: number } | undefined;
-  /** Characters a piece's end is held back for the injected values (see toEvents). */
-  private readonly injectedCarry: number;
+  /** The injected values as a piece's end may begin them: as they are and JSON-escaped (see toEvents). */
+  private readonly injectedForms: readonly string[];
 
   private constructor(options: SessionOptions, log: SessionLog) {
     this.options = options;
     this.id = options.id;
     this.podName = options.podName;
     this.run = options.run;
-    this.injectedCarry = carryLength(options.injected ?? []);
+    this.injectedForms = (options.injected ?? []).flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]);
     this.log = log;
     this.summary = new AgentSummaryAccumulator(options.before, options.reattach?.agent);
     this.agent = this.summary.summary;
@@ -492,17 +491,16 @@ export class Session {
   private toEvents(stream: 'stdout' | 'stderr', lines: SplitLine[], agent = true): SessionEvent[] {
     const at = Date.now();
     const secrets = this.hidden.length > 0 ? [...this.hidden, ...(this.access?.secrets ?? [])] : this.access?.secrets ?? [];
-    const carry = Math.max(carryLength(secrets), this.injectedCarry);
     return lines.map(({ line: piece, partial }) => {
       // A token the run was given never reaches the log, whatever the agent printed; one cut
       // in two by the line limit is found whole: a piece's last characters wait for the next.
       // So do an injected value's, for the redactors of what leaves the host.
       let raw = this.carry[stream] + piece;
       this.carry[stream] = '';
-      if (carry > 0 && partial) {
-        const held = keepEnd(raw, carry);
-        this.carry[stream] = held;
-        raw = raw.slice(0, raw.length - held.length);
+      if (partial) {
+        const held = Math.max(startOfAny(raw, secrets), startOfAny(raw, this.injectedForms));
+        this.carry[stream] = raw.slice(raw.length - held);
+        raw = raw.slice(0, raw.length - held);
       }
       const line = secrets.length > 0 ? hideSecrets(raw, secrets) : raw;
       const startsLine = !this.open[stream];
@@ -594,9 +592,25 @@ export class Session {
  */
 export const MAX_PARSED_LINE_BYTES = 8 * 1024 * 1024;
 
-/** Characters a piece's end is held back so that none of `values` is cut in two: the longest, as it is or JSON-escaped, less one; at most 64 Ki. */
-function carryLength(values: readonly string[]): number {
-  let longest = 0;
-  for (const value of values) longest = Math.max(longest, value.length, JSON.stringify(value).length - 2);
-  return Math.min(64 * 1024, Math.max(0, longest - 1));
+/** Values longer than this are not held whole across pieces (a piece's end is held back at most this much). */
+const MAX_HELD_CHARS = 64 * 1024;
+
+/**
+ * How many characters at the end of `text` begin one of `values` without finishing it: the
+ * longest such end, which the next piece may complete (0 when none). Each value costs a
+ * scan of the text's last `value.length - 1` characters.
+ */
+function startOfAny(text: string, values: readonly string[]): number {
+  let held = 0;
+  for (const value of values) {
+    if (value.length < 2 || value.length > MAX_HELD_CHARS) continue;
+    const first = value.charAt(0);
+    for (let i = text.indexOf(first, Math.max(0, text.length - value.length + 1)); i !== -1 && text.length - i > held; i = text.indexOf(first, i + 1)) {
+      if (value.startsWith(text.slice(i))) {
+        held = text.length - i;
+        break;
+      }
+    }
+  }
+  return held;
 }
