@@ -290,8 +290,9 @@ n=$((1048576 - $(printf %s "$pre" | wc -c) - 16))
       await scriptPod('e2e-long-tool', `${PLAIN_LINE}${TOOL_LINE}exit 3\n`);
       const { status, sent, output } = await runOn('e2e-long-tool');
       expect(status).toContain('exit code 3');
-      expect(status).not.toContain('tool_result');
-      expect(status).not.toContain('BBBBBBBB');
+      // Neither in the final comment nor in any edit before it.
+      expect(sent).not.toContain('tool_result');
+      expect(sent).not.toContain('BBBBBBBB');
       expect(showsKey(sent)).toBe(false);
       // Every byte of both lines is in the session's log, in its pieces.
       expect(output.join('').length).toBe(1048560 + KEY.length + 4 + 1048576 - 16 + KEY.length + 2000 + 5);
