@@ -590,10 +590,13 @@ export class Session {
  * 8 MiB: a stream-json line longer than a piece is read whole up to this size to be
  * understood; a longer one is shown by its size only (its pieces are all in the log).
  */
-export const MAX_PARSED_LINE_BYTES = 8 * 1024 * 1024;
+const MAX_PARSED_LINE_BYTES = 8 * 1024 * 1024;
 
-/** Values longer than this are not held whole across pieces (a piece's end is held back at most this much). */
-const MAX_HELD_CHARS = 64 * 1024;
+/**
+ * Values longer than this (16 Ki characters: a PEM key is a few) are not held whole across
+ * pieces: a piece's end is held back at most this much, and each check stays cheap.
+ */
+const MAX_HELD_CHARS = 16 * 1024;
 
 /**
  * How many characters at the end of `text` begin one of `values` without finishing it: the
