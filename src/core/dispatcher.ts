@@ -385,7 +385,7 @@ export class Dispatcher {
     const pod = await loadPod(this.options.pods, record.pod);
     const session = await this.startRun(pod, record, run, {
       removeOnExit: true,
-      ...(state.started ? { reattach: { ...state.lines, agent: state.agent, log: state.log } } : {}),
+      ...(state.started ? { reattach: { ...state.lines, agent: state.agent, log: state.log, ...(state.openLine ? { openLine: state.openLine } : {}) } } : {}),
       launch: async () => {
         const handle = await this.options.runner.attach(container.id);
         // Whoever kept its token fresh went away: a new one, where its git reads it, kept

@@ -7,6 +7,7 @@ import { LineSplitter, type SplitLine } from './line-splitter.js';
 import { streamJsonUserMessage, type PromptChannel } from './prompt.js';
 import { hideSecrets, type GitHubAccess } from './github-access.js';
 import type { BuildRequest, ProcessHandle, ProcessInput, Runner } from './runner.js';
+import type { RunLogState } from './log-scan.js';
 import { SessionLog, type SessionLogOptions } from './session-log.js';
 import { RELEASE_FILE, type SetupStep } from './setup-steps.js';
 import { parseStreamJsonLine } from './stream-json.js';
@@ -46,9 +47,10 @@ export interface SessionOptions {
    * container's output is replayed from its start, the first lines of each stream are
    * already in the log and are skipped, and no second `container.started` is emitted.
    * `agent` is the summary of what the agent said in the lines already logged: the run's
-   * summary continues from it.
+   * summary continues from it; `openLine`, the long line the logged lines stopped inside,
+   * which the first piece read continues.
    */
-  readonly reattach?: { readonly stdout: number; readonly stderr: number; readonly agent?: AgentSummary; readonly log?: SessionLogOptions['already'] };
+  readonly reattach?: { readonly stdout: number; readonly stderr: number; readonly agent?: AgentSummary; readonly log?: SessionLogOptions['already']; readonly openLine?: RunLogState['openLine'] };
   /** Bytes the run may write to the session's log; past it, output is counted rather than kept (see SessionLog). Unbounded when absent. */
   readonly maxLogBytes?: number;
   /** Remove the container once it has exited and its output is read (not for an exec). */
@@ -145,6 +147,10 @@ export class Session {
     this.podName = options.podName;
     this.run = options.run;
     this.injectedForms = (options.injected ?? []).flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]);
+    if (options.reattach?.openLine) {
+      this.open.stdout = true;
+      if (options.reattach.openLine === 'stream-json') this.long = { parts: undefined, bytes: 0, chars: 0 };
+    }
     this.log = log;
     this.summary = new AgentSummaryAccumulator(options.before, options.reattach?.agent);
     this.agent = this.summary.summary;

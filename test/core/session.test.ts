@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AgentSummaryAccumulator, Session, parseLogLine, type AgentEvent, type SessionEvent, type SessionOptions } from '../../src/core/index.js';
+import { AgentSummaryAccumulator, Session, parseLogLine, scanRun, type AgentEvent, type SessionEvent, type SessionOptions } from '../../src/core/index.js';
 import { FakeRunner, err, out, type Script } from '../fakes/fake-runner.js';
 import { tempDir } from '../fakes/pods.js';
 
@@ -455,6 +455,25 @@ describe('Session: lines longer than a piece', () => {
       [{ kind: 'tool_result', isError: false, chars: notJson.length, lines: 1, firstLine: '' }],
     ]);
     expect(outputs(await logged(logPath)).map((e) => e.line).join('')).toBe(huge + notJson);
+  });
+
+  it('long lines: a worker that re-attaches inside a long stream-json line goes on reading it as the agent\'s, never as plain output', async () => {
+    const line = toolResult('F'.repeat(3 * MiB));
+    // The previous worker logged the first piece, then went away.
+    const first = withScript({ chunks: [out(line.slice(0, MiB + 10))], exitCode: 0, hold: true });
+    const { session: before, logPath } = await startSession(first);
+    const reading = collect(before);
+    while (!(await readFile(logPath, 'utf8')).includes('"partial":true')) await new Promise((r) => setTimeout(r, 5));
+    const state = await scanRun(logPath, 1);
+    expect(state.openLine).toBe('stream-json');
+    await before.stop();
+    await reading;
+    // Docker replays the container's output from its start; the new process skips what was logged.
+    const again = withScript({ chunks: [out(`${line}\nafter\n`)], exitCode: 0 });
+    const { session } = await startSession(again, { build: undefined, reattach: { stdout: 1, stderr: 0, openLine: state.openLine } });
+    const events = await collect(session);
+    expect(plain(events).map((e) => e.line)).toEqual(['after']);
+    expect(outputs(events).find((e) => !e.partial)?.agent).toEqual([{ kind: 'tool_result', isError: false, chars: line.length - MiB, lines: 1, firstLine: '' }]);
   });
 
   it('long lines: an injected value across the cut of a plain line reaches one piece whole, and the pieces still join to the line', async () => {
