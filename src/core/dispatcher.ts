@@ -457,7 +457,7 @@ export class Dispatcher {
     const pod = await loadPod(this.options.pods, record.pod);
     const session = await this.startRun(pod, record, run, {
       removeOnExit: true,
-      ...(state.started ? { reattach: { ...state.lines, agent: state.agent, log: state.log } } : {}),
+      ...(state.started ? { reattach: { ...state.lines, agent: state.agent, log: state.log, ...(state.openLine ? { openLine: state.openLine } : {}) } } : {}),
       launch: async () => {
         const handle = await this.options.runner.attach(container.id);
         // Whoever kept its token fresh went away: a new one, where its git reads it, kept
@@ -788,6 +788,8 @@ export class Dispatcher {
       ...(this.options.maxLogBytesPerRun !== undefined ? { maxLogBytes: this.options.maxLogBytesPerRun } : {}),
       timeoutSeconds: pod.config.timeoutSeconds,
       stopGraceSeconds: pod.config.stopGraceSeconds,
+      // What the pod injects may be printed; the reporters redact it, the pieces keep it whole.
+      injected: Object.values(containerEnv(pod, this.options.hostEnv, record.id)),
       ...(logger ? { logger: logger.child({ session: record.id, pod: pod.name }) } : {}),
       onClaudeSession: async (claudeSessionId) => {
         await store.update(record.id, { claudeSessionId });

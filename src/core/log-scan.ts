@@ -20,6 +20,12 @@ export interface RunLogState {
   readonly tail: readonly string[];
   /** What the agent said in the run's logged output, as a live run would have summed it up. */
   readonly agent: AgentSummary;
+  /**
+   * When the run's stdout, as far as the log kept it, stopped inside a line longer than a
+   * piece: whether that line was being read as stream-json or as plain output (absent for a
+   * cut log, which cannot tell).
+   */
+  readonly openLine?: 'stream-json' | 'plain';
 }
 
 /** Options of {@link scanRun}. */
@@ -50,6 +56,7 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
   let bytes = 0;
   let cut = false;
   let skipped: SkippedOutput = { stdout: 0, stderr: 0, bytes: 0 };
+  let open: RunLogState['openLine'];
   const input = createReadStream(logPath, { encoding: 'utf8' });
   try {
     for await (const text of createInterface({ input, crlfDelay: Infinity })) {
@@ -67,6 +74,7 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
           bytes = 0;
           cut = false;
           skipped = { stdout: 0, stderr: 0, bytes: 0 };
+          open = undefined;
         }
       }
       if (current !== run) continue;
@@ -77,6 +85,7 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
       } else if (event.type === 'output') {
         // A setup step's output is not in the container's own log, which a re-attach replays.
         if (event.step === undefined) lines[event.stream] += 1;
+        if (event.step === undefined && event.stream === 'stdout') open = !event.partial ? undefined : event.agent ? 'stream-json' : 'plain';
         if (event.agent) {
           agent.add(event.agent);
         } else {
@@ -91,5 +100,5 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (options.before) agent.rebase(options.before(terminal));
-  return { started, terminal, lines: { stdout: lines.stdout + skipped.stdout, stderr: lines.stderr + skipped.stderr }, tail, agent: agent.summary, log: { bytes, cut, skipped } };
+  return { started, terminal, lines: { stdout: lines.stdout + skipped.stdout, stderr: lines.stderr + skipped.stderr }, tail, agent: agent.summary, log: { bytes, cut, skipped }, ...(open && !cut ? { openLine: open } : {}) };
 }

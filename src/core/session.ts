@@ -6,8 +6,8 @@ import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
 import { LineSplitter, type SplitLine } from './line-splitter.js';
 import { streamJsonUserMessage, type PromptChannel } from './prompt.js';
 import { hideSecrets, type GitHubAccess } from './github-access.js';
-import { keepEnd } from './text.js';
 import type { BuildRequest, ProcessHandle, ProcessInput, Runner } from './runner.js';
+import type { RunLogState } from './log-scan.js';
 import { SessionLog, type SessionLogOptions } from './session-log.js';
 import { RELEASE_FILE, type SetupStep } from './setup-steps.js';
 import { parseStreamJsonLine } from './stream-json.js';
@@ -47,9 +47,10 @@ export interface SessionOptions {
    * container's output is replayed from its start, the first lines of each stream are
    * already in the log and are skipped, and no second `container.started` is emitted.
    * `agent` is the summary of what the agent said in the lines already logged: the run's
-   * summary continues from it.
+   * summary continues from it; `openLine`, the long line the logged lines stopped inside,
+   * which the first piece read continues.
    */
-  readonly reattach?: { readonly stdout: number; readonly stderr: number; readonly agent?: AgentSummary; readonly log?: SessionLogOptions['already'] };
+  readonly reattach?: { readonly stdout: number; readonly stderr: number; readonly agent?: AgentSummary; readonly log?: SessionLogOptions['already']; readonly openLine?: RunLogState['openLine'] };
   /** Bytes the run may write to the session's log; past it, output is counted rather than kept (see SessionLog). Unbounded when absent. */
   readonly maxLogBytes?: number;
   /** Remove the container once it has exited and its output is read (not for an exec). */
@@ -66,6 +67,12 @@ export interface SessionOptions {
   readonly before?: SpentBefore;
   /** Called when the agent reports its Claude session id. */
   readonly onClaudeSession?: (claudeSessionId: string) => Promise<void>;
+  /**
+   * Values the container was given (its environment) that whoever shows its output redacts:
+   * not hidden here, but never cut in two between the pieces of an over-long line, so each
+   * reaches a redactor whole (see `toEvents`).
+   */
+  readonly injected?: readonly string[];
   readonly logger?: Logger;
   /** Events buffered ahead of the consumer before the container is slowed down; default 1024. */
   readonly capacity?: number;
@@ -129,12 +136,23 @@ export class Session {
   private readonly hidden: string[] = [];
   /** Per stream, the end of a partial piece held back until the next (see toEvents). */
   private readonly carry = { stdout: '', stderr: '' };
+  /** Per stream, whether the last piece read was partial: the next one continues its line. */
+  private readonly open = { stdout: false, stderr: false };
+  /** The stream-json line being read in pieces: its text while within MAX_PARSED_LINE_BYTES, and its size. */
+  private long: { parts: string[] | undefined; bytes: number; chars: number } | undefined;
+  /** The injected values as a piece's end may begin them: as they are and JSON-escaped (see toEvents). */
+  private readonly injectedForms: readonly string[];
 
   private constructor(options: SessionOptions, log: SessionLog) {
     this.options = options;
     this.id = options.id;
     this.podName = options.podName;
     this.run = options.run;
+    this.injectedForms = (options.injected ?? []).flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]);
+    if (options.reattach?.openLine) {
+      this.open.stdout = true;
+      if (options.reattach.openLine === 'stream-json') this.long = { parts: undefined, bytes: 0, chars: 0 };
+    }
     this.log = log;
     this.summary = new AgentSummaryAccumulator(options.before, options.reattach?.agent);
     this.agent = this.summary.summary;
@@ -472,21 +490,36 @@ export class Session {
     return this.toEvents(stream, lines, false).map((e) => ({ ...e, step }) as SessionEvent);
   }
 
-  /** Output events of `lines`; `agent` false for a setup step's output, which is never the agent's words. */
+  /**
+   * Output events of `lines`; `agent` false for a setup step's output, which is never the
+   * agent's words. A line of the agent's stdout that begins with `{` and is longer than a
+   * piece is read as stream-json whole (up to MAX_PARSED_LINE_BYTES): its pieces are marked
+   * as the agent's (`agent: []`), so no part of it is ever taken for plain output, and its
+   * last piece carries what the whole line says; a line too long to parse, or not
+   * stream-json, is what a tool returned, by its size only. The log keeps every piece.
+   */
   private toEvents(stream: 'stdout' | 'stderr', lines: SplitLine[], agent = true): SessionEvent[] {
     const at = Date.now();
     const secrets = this.hidden.length > 0 ? [...this.hidden, ...(this.access?.secrets ?? [])] : this.access?.secrets ?? [];
     return lines.map(({ line: piece, partial }) => {
       // A token the run was given never reaches the log, whatever the agent printed; one cut
       // in two by the line limit is found whole: a piece's last characters wait for the next.
+      // So do an injected value's, for the redactors of what leaves the host.
       let raw = this.carry[stream] + piece;
       this.carry[stream] = '';
-      if (secrets.length > 0 && partial) {
-        const held = keepEnd(raw, Math.max(...secrets.map((t) => t.length)) - 1);
-        this.carry[stream] = held;
-        raw = raw.slice(0, raw.length - held.length);
+      if (partial) {
+        const held = Math.max(startOfAny(raw, secrets), startOfAny(raw, this.injectedForms));
+        this.carry[stream] = raw.slice(raw.length - held);
+        raw = raw.slice(0, raw.length - held);
       }
       const line = secrets.length > 0 ? hideSecrets(raw, secrets) : raw;
+      const startsLine = !this.open[stream];
+      this.open[stream] = partial;
+      if (agent && stream === 'stdout') {
+        if (startsLine && partial && line.charCodeAt(0) === 0x7b /* { */) this.long = { parts: [], bytes: 0, chars: 0 };
+        const long = startsLine && !partial ? undefined : this.long;
+        if (long) return this.longLineEvent(long, { at, stream, line, partial });
+      }
       const said = agent && stream === 'stdout' && !partial ? parseStreamJsonLine(line) : [];
       if (said.length > 0) {
         this.observe(said);
@@ -494,6 +527,21 @@ export class Session {
       }
       return partial ? { type: 'output', at, stream, line, partial: true } : { type: 'output', at, stream, line };
     });
+  }
+
+  /** A piece of a long stream-json line: kept for parsing while the line is within bound; the last one says what the line said. */
+  private longLineEvent(long: NonNullable<Session['long']>, piece: { at: number; stream: 'stdout'; line: string; partial: boolean }): SessionEvent {
+    const { at, stream, line, partial } = piece;
+    long.bytes += Buffer.byteLength(line);
+    long.chars += line.length;
+    if (long.parts && long.bytes <= MAX_PARSED_LINE_BYTES) long.parts.push(line);
+    else long.parts = undefined;
+    if (partial) return { type: 'output', at, stream, line, partial: true, agent: [] };
+    this.long = undefined;
+    const parsed = long.parts ? parseStreamJsonLine(long.parts.join('')) : [];
+    const said: AgentEvent[] = parsed.length > 0 ? parsed : [{ kind: 'tool_result', isError: false, chars: long.chars, lines: 1, firstLine: '' }];
+    this.observe(said);
+    return { type: 'output', at, stream, line, agent: said };
   }
 
   /** Keeps the summary, and the live input's bookkeeping, in step with what the agent says. */
@@ -546,4 +594,36 @@ export class Session {
       this.options.logger?.error({ err, session: this.id, container: this.launchedId }, 'could not stop the container after an error');
     }
   }
+}
+
+/**
+ * 8 MiB: a stream-json line longer than a piece is read whole up to this size to be
+ * understood; a longer one is shown by its size only (its pieces are all in the log).
+ */
+const MAX_PARSED_LINE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Values longer than this (16 Ki characters: a PEM key is a few) are not held whole across
+ * pieces: a piece's end is held back at most this much, and each check stays cheap.
+ */
+const MAX_HELD_CHARS = 16 * 1024;
+
+/**
+ * How many characters at the end of `text` begin one of `values` without finishing it: the
+ * longest such end, which the next piece may complete (0 when none). Each value costs a
+ * scan of the text's last `value.length - 1` characters.
+ */
+function startOfAny(text: string, values: readonly string[]): number {
+  let held = 0;
+  for (const value of values) {
+    if (value.length < 2 || value.length > MAX_HELD_CHARS) continue;
+    const first = value.charAt(0);
+    for (let i = text.indexOf(first, Math.max(0, text.length - value.length + 1)); i !== -1 && text.length - i > held; i = text.indexOf(first, i + 1)) {
+      if (value.startsWith(text.slice(i))) {
+        held = text.length - i;
+        break;
+      }
+    }
+  }
+  return held;
 }

@@ -11,29 +11,45 @@ const TOKEN_PATTERNS: readonly RegExp[] = [
 /** Shorter values are too likely to be ordinary words to hunt for. */
 const MIN_SECRET_LENGTH = 6;
 
+/** What may stand between two characters of a secret on its way to a comment: whitespace, as it is or JSON-escaped. */
+const GAP = String.raw`(?:\s|\\[nrt])*`;
+
 /**
- * The forms a secret value can take on its way to a comment: as it is, JSON-escaped (a
- * stream-json line, an error's JSON), whitespace-folded (one-line display), and both.
+ * A pattern that finds `value` however it was broken or wrapped: its characters in order
+ * (each as it is or JSON-escaped, as in a stream-json line or an error's JSON) with any
+ * whitespace between them, line breaks included, and its own whitespace optional.
+ * A value of fewer other characters than MIN_SECRET_LENGTH is found only as it is.
  */
-function formsOf(value: string): string[] {
-  const folded = value.replace(/\s+/g, ' ');
-  return [value, folded].flatMap((form) => [form, JSON.stringify(form).slice(1, -1)]);
+function patternOf(value: string): RegExp {
+  const chars = [...value].filter((c) => !/\s/.test(c));
+  if (chars.length >= MIN_SECRET_LENGTH) return new RegExp(chars.map(charPattern).join(GAP), 'g');
+  // Mostly whitespace: only the value itself, as it is or JSON-escaped, is distinctive enough.
+  return new RegExp([value, JSON.stringify(value).slice(1, -1)].map(escapeRegExp).join('|'), 'g');
+}
+
+/** One character of a secret: as it is, or as JSON escapes it. */
+function charPattern(char: string): string {
+  const escaped = JSON.stringify(char).slice(1, -1);
+  return escaped === char ? escapeRegExp(char) : `(?:${escapeRegExp(char)}|${escapeRegExp(escaped)})`;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 }
 
 /**
  * Returns a function that replaces every known secret value, and anything shaped like a
- * token, with `[redacted]`. Each value is also found JSON-escaped and with its whitespace
- * folded, forms at least as long as the shortest secret hunted. Longer forms are replaced
- * first, so one that contains another is not half-revealed.
+ * token, with `[redacted]`. A value is found however whitespace or line breaks split it
+ * (the agent's own wrapping, a line cut in pieces and joined again, a one-line display)
+ * and JSON-escaped. Longer values are replaced first, so one that contains another is
+ * not half-revealed. Each value costs one linear scan of the text.
  */
 export function createRedactor(secrets: Iterable<string>): (text: string) => string {
-  const values = [...secrets].filter((s) => typeof s === 'string' && s.length >= MIN_SECRET_LENGTH);
-  const forms = [...new Set(values.flatMap(formsOf))].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+  const values = [...new Set([...secrets].filter((s) => typeof s === 'string' && s.length >= MIN_SECRET_LENGTH))].sort((a, b) => b.length - a.length);
+  const patterns = values.map(patternOf);
   return (text: string): string => {
     let result = text;
-    for (const form of forms) {
-      if (result.includes(form)) result = result.split(form).join('[redacted]');
-    }
+    for (const pattern of patterns) result = result.replace(pattern, '[redacted]');
     for (const pattern of TOKEN_PATTERNS) result = result.replace(pattern, '[redacted]');
     return result;
   };

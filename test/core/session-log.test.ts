@@ -108,4 +108,73 @@ describe('SessionLog: a run\'s log is bounded', () => {
     await log.close();
     expect((await stat(path)).size).toBeLessThan(2000 + 400);
   });
+
+  const bigResult = (text: string, cost = 0.5) => agentLine({ type: 'result', subtype: 'success', is_error: false, result: text, total_cost_usd: cost, num_turns: 7, session_id: 'claude-1' });
+
+  it('log bound: 200 result-shaped lines of 1 MB past the bound add at most about 1.2 MiB; the last result is still found, its answer\'s end kept', async () => {
+    const path = join(await tempDir(), 'log.jsonl');
+    const limit = 1024 * 1024;
+    const log = await SessionLog.open(path, { run: 1, maxRunBytes: limit });
+    await log.append([started(1), init, ...lines(1, 100)]);
+    const filler = 'R'.repeat(1_000_000);
+    for (let i = 0; i < 200; i++) await log.append([bigResult(`${filler} answer ${i}`, i / 100), ...lines(1000 + i * 10, 10)]);
+    await log.append([exited]);
+    await log.close();
+
+    const size = (await stat(path)).size;
+    expect(size).toBeLessThan(limit + 1.25 * 1024 * 1024);
+    const state = await scanRun(path, 1);
+    expect(state.terminal).toMatchObject({ type: 'container.exited' });
+    expect(state.agent.result?.text?.endsWith(' answer 199')).toBe(true);
+    expect(state.agent.result?.text?.length).toBe(32 * 1024);
+    expect(state.agent).toMatchObject({ claudeSessionId: 'claude-1', runCostUsd: 1.99, runTurns: 7 });
+    // Every output line is logged or counted, once: a re-attach skips exactly what was shown.
+    expect(state.lines.stdout).toBe(1 + 100 + 200 * 11);
+    // The last result comes right before the end.
+    expect((await records(path)).map((r) => r.type).slice(-3)).toEqual(['log.skipped', 'output', 'container.exited']);
+  });
+
+  it('log bound: held lines are written when the log is closed mid-run, where a restarted worker reads them', async () => {
+    const path = join(await tempDir(), 'log.jsonl');
+    const log = await SessionLog.open(path, { run: 1, maxRunBytes: 4096 });
+    await log.append([started(1), ...lines(1, 200)]);
+    for (let i = 0; i < 40; i++) await log.append([bigResult(`${'Q'.repeat(100_000)} ${i}`)]);
+    await log.close();
+    const state = await scanRun(path, 1);
+    expect(state.agent.result?.text?.endsWith('Q 39')).toBe(true);
+    expect(state.lines.stdout).toBe(240);
+    expect((await stat(path)).size).toBeLessThan(4096 + 1.25 * 1024 * 1024);
+  });
+
+  it('log bound: a result line that would cross the bound is cut there and written trimmed; a small one is written as it is', async () => {
+    const path = join(await tempDir(), 'log.jsonl');
+    const log = await SessionLog.open(path, { run: 1, maxRunBytes: 64 * 1024 });
+    await log.append([started(1), bigResult('S'.repeat(500_000)), result, exited]);
+    await log.close();
+    const logged = await records(path);
+    expect(logged.map((r) => r.type)).toEqual(['container.started', 'log.cut', 'output', 'output', 'container.exited']);
+    expect(logged[2]).toMatchObject({ line: '', agent: [{ kind: 'result', text: 'S'.repeat(32 * 1024) }] });
+    expect(logged[3]).toEqual(result);
+  });
+
+  it('log bound: a trimmed line stays within 64 KiB when its characters take six bytes each escaped', async () => {
+    const path = join(await tempDir(), 'log.jsonl');
+    const log = await SessionLog.open(path, { run: 1, maxRunBytes: 1024 });
+    await log.append([started(1), bigResult(`${'\u0001'.repeat(200_000)}end`), exited]);
+    await log.close();
+    const text = await readFile(path, 'utf8');
+    const line = text.split('\n').find((l) => l.includes('"kind":"result"')) ?? '';
+    expect(Buffer.byteLength(line)).toBeLessThanOrEqual(64 * 1024);
+    expect((await scanRun(path, 1)).agent.result?.text?.endsWith('end')).toBe(true);
+  });
+
+  it('setup output: a setup step\'s output keeps its step in the log, so a re-attach counts only the container\'s own lines', async () => {
+    const path = join(await tempDir(), 'log.jsonl');
+    const log = await SessionLog.open(path, { run: 1 });
+    await log.append([started(1), { ...plain('Cloning into /work'), step: 1 } as SessionEvent, plain('agent says hi')]);
+    await log.close();
+    expect((await records(path))[1]).toEqual({ type: 'output', at: 1, stream: 'stdout', line: 'Cloning into /work', step: 1 });
+    expect((await scanRun(path, 1)).lines.stdout).toBe(1);
+  });
 });
+

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AgentSummaryAccumulator, Session, parseLogLine, type AgentEvent, type SessionEvent, type SessionOptions } from '../../src/core/index.js';
+import { AgentSummaryAccumulator, Session, parseLogLine, scanRun, type AgentEvent, type SessionEvent, type SessionOptions } from '../../src/core/index.js';
 import { FakeRunner, err, out, type Script } from '../fakes/fake-runner.js';
 import { tempDir } from '../fakes/pods.js';
 
@@ -416,6 +416,76 @@ describe('Session live input (stream-json with replayed user messages)', () => {
     expect(session.reserve()).toBeUndefined();
     expect(await session.send('x')).toBe(false);
     await events;
+  });
+
+});
+
+describe('Session: lines longer than a piece', () => {
+  const MiB = 1024 * 1024;
+  const secret = 'Zq8vL2mN4pR7tX1yB6cD9fG3hJ5kW0sE';
+  const toolResult = (content: string) => JSON.stringify({ type: 'user', message: { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content }] } });
+  const outputs = (events: SessionEvent[]) => events.filter((e): e is Extract<SessionEvent, { type: 'output' }> => e.type === 'output');
+  /** Pieces that would reach a comment or page as plain output. */
+  const plain = (events: SessionEvent[]) => outputs(events).filter((e) => !e.agent);
+
+  it('long lines: a stream-json tool result over a piece is read whole; no piece of it is plain output, the log keeps every byte', async () => {
+    const line = toolResult(`${'A'.repeat(MiB - 40)}${secret}${'B'.repeat(MiB + 3)}`);
+    const runner = withScript({ chunks: [out(`${line.slice(0, 700_000)}`), out(`${line.slice(700_000)}\nafter\n`)], exitCode: 0 });
+    const { session, logPath } = await startSession(runner);
+    const events = await collect(session);
+    const pieces = outputs(events).slice(0, -1);
+    expect(pieces.length).toBe(3);
+    expect(pieces.slice(0, -1).every((e) => e.partial && e.agent?.length === 0)).toBe(true);
+    expect(pieces.at(-1)?.agent).toEqual([{ kind: 'tool_result', toolUseId: 't1', isError: false, chars: 2 * MiB - 37 + secret.length, lines: 1, firstLine: expect.any(String) as string }]);
+    expect(plain(events).map((e) => e.line)).toEqual(['after']);
+    const log = outputs(await logged(logPath));
+    expect(log.slice(0, -1).map((e) => e.line).join('')).toBe(line);
+  });
+
+  it('long lines: a "{" line beyond the parsing bound, or not stream-json, is a payload shown by its size', async () => {
+    const huge = toolResult('C'.repeat(9 * MiB));
+    const notJson = `{${'D'.repeat(MiB + 10)}`;
+    const runner = withScript({ chunks: [out(`${huge}\n`), out(`${notJson}\n`)], exitCode: 0 });
+    const { session, logPath } = await startSession(runner);
+    const events = await collect(session);
+    expect(plain(events)).toEqual([]);
+    const ends = outputs(events).filter((e) => !e.partial);
+    expect(ends.map((e) => e.agent)).toEqual([
+      [{ kind: 'tool_result', isError: false, chars: huge.length, lines: 1, firstLine: '' }],
+      [{ kind: 'tool_result', isError: false, chars: notJson.length, lines: 1, firstLine: '' }],
+    ]);
+    expect(outputs(await logged(logPath)).map((e) => e.line).join('')).toBe(huge + notJson);
+  });
+
+  it('long lines: a worker that re-attaches inside a long stream-json line goes on reading it as the agent\'s, never as plain output', async () => {
+    const line = toolResult('F'.repeat(3 * MiB));
+    // The previous worker logged the first piece, then went away.
+    const first = withScript({ chunks: [out(line.slice(0, MiB + 10))], exitCode: 0, hold: true });
+    const { session: before, logPath } = await startSession(first);
+    const reading = collect(before);
+    while (!(await readFile(logPath, 'utf8')).includes('"partial":true')) await new Promise((r) => setTimeout(r, 5));
+    const state = await scanRun(logPath, 1);
+    expect(state.openLine).toBe('stream-json');
+    await before.stop();
+    await reading;
+    // Docker replays the container's output from its start; the new process skips what was logged.
+    const again = withScript({ chunks: [out(`${line}\nafter\n`)], exitCode: 0 });
+    const { session } = await startSession(again, { build: undefined, reattach: { stdout: 1, stderr: 0, openLine: state.openLine } });
+    const events = await collect(session);
+    expect(plain(events).map((e) => e.line)).toEqual(['after']);
+    expect(outputs(events).find((e) => !e.partial)?.agent).toEqual([{ kind: 'tool_result', isError: false, chars: line.length - MiB, lines: 1, firstLine: '' }]);
+  });
+
+  it('long lines: an injected value across the cut of a plain line reaches one piece whole, and the pieces still join to the line', async () => {
+    for (const before of [MiB - 16, MiB - 1, MiB]) {
+      const line = `${'x'.repeat(before)}${secret} and more`;
+      const runner = withScript({ chunks: [out(`${line}\n`)], exitCode: 0 });
+      const { session } = await startSession(runner, { injected: [secret, 'short'] });
+      const lines = plain(await collect(session)).map((e) => e.line);
+      expect(lines.join('')).toBe(line);
+      expect(lines.filter((l) => l.includes(secret))).toHaveLength(1);
+      for (const l of lines.filter((l) => !l.includes(secret))) expect(l.endsWith(secret.slice(0, 4)), `cut after ${before}`).toBe(false);
+    }
   });
 
 });

@@ -297,6 +297,64 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(github.commentsOn(`${OWNER}/strict#1`)[0]?.body).toContain('The pod `e2e-linger` is not enabled for this repository: `.github/cldpd.yml` allows `e2e`.');
     });
 
+    const KEY = 'Zq8vL2mN4pR7tX1yB6cD9fG3hJ5kW0sE';
+    /** Whether `text` holds any 8 characters of KEY in a row, whatever whitespace (or escaped line break) was put between them. */
+    const showsKey = (text: string) => {
+      const joined = text.replace(/\\[nrt]|\s/g, '');
+      return Array.from({ length: KEY.length - 7 }, (_, i) => KEY.slice(i, i + 8)).some((part) => joined.includes(part));
+    };
+    /** A pod whose agent prints `script` (busybox sh, $KEY in its environment), in the way a Bash tool can: to /proc/1/fd/1. */
+    const scriptPod = async (name: string, script: string) => {
+      await world.pod(name, { command: ['sh', '/bin/run.sh'], env: { LONG_KEY: KEY } }, 'COPY run.sh /bin/run.sh');
+      await writeFile(join(world.podsDir, name, 'run.sh'), script);
+    };
+    const runOn = async (pod: string) => {
+      const n = issueNumber++;
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: `cldpd:${pod}` }), { id: randomUUID(), secret: SECRET });
+      const [status] = await finalOf(n);
+      const sessionId = new RegExp(`session \`(${pod}-[0-9a-f]{8})\``).exec(status?.body ?? '')?.[1] as string;
+      const log = (await readFile(join(world.home, 'sessions', sessionId, 'log.jsonl'), 'utf8')).split('\n').map(parseLogLine).filter((e): e is SessionEvent => !!e);
+      return { n, status: status?.body ?? '', sent: JSON.stringify(github.requests.filter((r) => r.path.includes(`/issues/${n}/`) || r.path.includes('/issues/comments/'))), output: log.flatMap((e) => (e.type === 'output' ? [e.line] : [])) };
+    };
+    // A tool result of 1 MiB and a bit, KEY across the 1 MiB cut: the pieces the line limit makes.
+    const TOOL_LINE = String.raw`pre='{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"'
+n=$((1048576 - $(printf %s "$pre" | wc -c) - 16))
+{ printf %s "$pre"; head -c $n /dev/zero | tr '\0' A; printf %s "$LONG_KEY"; head -c 2000 /dev/zero | tr '\0' B; printf '"}]}}\n'; } > /proc/1/fd/1
+`;
+    const PLAIN_LINE = String.raw`{ head -c 1048560 /dev/zero | tr '\0' x; printf '%s end\n' "$LONG_KEY"; } > /proc/1/fd/1
+`;
+
+    it('long lines: a stream-json tool result over 1 MiB never shows on the issue as output, nor a key placed across its cut; the log keeps every byte', async () => {
+      await scriptPod('e2e-long-tool', `${PLAIN_LINE}${TOOL_LINE}exit 3\n`);
+      const { status, sent, output } = await runOn('e2e-long-tool');
+      expect(status).toContain('exit code 3');
+      // Neither in the final comment nor in any edit before it.
+      expect(sent).not.toContain('tool_result');
+      expect(sent).not.toContain('BBBBBBBB');
+      expect(showsKey(sent)).toBe(false);
+      // Every byte of both lines is in the session's log, in its pieces.
+      expect(output.join('').length).toBe(1048560 + KEY.length + 4 + 1048576 - 16 + KEY.length + 2000 + 5);
+    });
+
+    it('long lines: a plain line over 1 MiB with an injected key across its cut shows on the issue with the key redacted whole', async () => {
+      await scriptPod('e2e-long-plain', `${TOOL_LINE}${PLAIN_LINE}exit 3\n`);
+      const { status, sent } = await runOn('e2e-long-plain');
+      expect(status).toContain('exit code 3');
+      expect(status).toMatch(/x\n?\[redacted\] end/);
+      expect(showsKey(sent)).toBe(false);
+    });
+
+    it('split secret: an injected key the agent breaks with a line break reaches neither "Latest:" nor the final answer', async () => {
+      await scriptPod('e2e-split-key', String.raw`head=$(printf %s "$LONG_KEY" | cut -c1-24); tail=$(printf %s "$LONG_KEY" | cut -c25-)
+printf '{"type":"assistant","message":{"content":[{"type":"text","text":"The key is %s\\n%s."}]}}\n' "$head" "$tail"
+sleep 2
+printf '{"type":"result","subtype":"success","is_error":false,"result":"The key is %s\\n%s.","num_turns":1,"total_cost_usd":0.001}\n' "$head" "$tail"
+`);
+      const { status, sent } = await runOn('e2e-split-key');
+      expect(status).toContain('The key is [redacted].');
+      expect(showsKey(sent)).toBe(false);
+    });
+
     it('a worker killed mid-run: the run is taken up again, re-attaches to its container, loses no line, and ends with one final comment', async () => {
       const n = issueNumber++;
       await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: 'cldpd:e2e-slow' }), { id: randomUUID(), secret: SECRET });

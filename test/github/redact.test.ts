@@ -29,4 +29,25 @@ describe('createRedactor', () => {
   it('secrets in part: a folded form shorter than the least secret length is not hunted', () => {
     expect(createRedactor(['ab\n\n\n\n\ncd'])('ab cd stays')).toBe('ab cd stays');
   });
+
+  const key = 'Zq8vL2mN4pR7tX1yB6cD9fG3hJ5kW0sE';
+  it.each([
+    ['a line break', `key ${key.slice(0, 24)}\n${key.slice(24)} end`],
+    ['a Windows line break and indent', `key ${key.slice(0, 24)}\r\n    ${key.slice(24)} end`],
+    ['spaces between characters', `key ${[...key].join(' ')} end`],
+    ['a JSON-escaped line break', `key ${key.slice(0, 24)}\\n${key.slice(24)} end`],
+    ['a line break, then folded to one line', `key ${key.slice(0, 24)} ${key.slice(24)} end`],
+  ])('split secret: a value broken by %s is hidden whole', (_, seen) => {
+    expect(createRedactor([key])(seen)).toBe('key [redacted] end');
+  });
+
+  it('split secret: a value of mostly whitespace is still found as it is', () => {
+    expect(createRedactor(['ab\n\n\n\n\ncd'])('x ab\n\n\n\n\ncd y')).toBe('x [redacted] y');
+  });
+
+  it('split secret: 30 values hunted through 20 MiB of text find the one at its end', () => {
+    const text = `${'0123456789abcdef'.repeat(64)}\n`.repeat(20 * 1024);
+    const values = Array.from({ length: 30 }, (_, i) => `${key}${i}`);
+    expect(createRedactor(values)(`${text}${key}0`)).toBe(`${text}[redacted]`);
+  });
 });

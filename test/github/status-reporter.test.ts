@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
 import type { CommentsApi } from '../../src/github/comments-api.js';
+import { createRedactor } from '../../src/github/redact.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
 import { bucketCapacity, budgetedComments, localWriteBudget } from '../../src/github/write-budget.js';
 import { spend } from '../fakes/budget.js';
@@ -90,6 +91,22 @@ describe('StatusReporter', () => {
     expect(body).toContain('Latest: agent: looking at the tests');
     expect(body).not.toContain('setting up');
     await run.finish({ kind: 'exited', sessionId: 'web-00aa00aa', terminal: { type: 'container.exited', at, exitCode: 0, reason: 'exited', durationMs: 5 } });
+  });
+
+  it('split secret: an injected value the agent\'s text breaks with a line break never reaches "Latest:", nor the final answer', async () => {
+    const key = 'Zq8vL2mN4pR7tX1yB6cD9fG3hJ5kW0sE';
+    const comments = new FakeComments();
+    const run = new StatusReporter({ comments, budget: localWriteBudget(600_000), intervalMs: 10, redactorFor: async () => createRedactor([key]), logger: pino({ level: 'silent' }) }).forRun(command);
+    run.event({ type: 'container.started', at, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
+    const said = `The key is ${key.slice(0, 24)}\n${key.slice(24)}, as asked.`;
+    run.event({ type: 'output', at, stream: 'stdout', line: '{}', agent: [{ kind: 'text', text: said }] }, {});
+    const deadline = Date.now() + 5000;
+    while (!comments.updates.some((u) => u.body.includes('Latest:')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const progress = comments.updates.find((u) => u.body.includes('Latest:'))?.body ?? '';
+    expect(progress).toContain('Latest: The key is [redacted], as asked.');
+    await run.finish({ kind: 'exited', sessionId: 'web-00aa00aa', terminal: { type: 'container.exited', at, exitCode: 0, reason: 'exited', durationMs: 5 }, agent: { result: { kind: 'result', isError: false, text: said } } });
+    const everything = comments.updates.map((u) => u.body).join('\n').replace(/\s+/g, '');
+    for (let i = 0; i + 8 <= key.length; i++) expect(everything).not.toContain(key.slice(i, i + 8));
   });
 
   it('skips progress edits when the write budget is spent, but the final edit waits for it', async () => {

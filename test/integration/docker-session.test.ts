@@ -95,6 +95,22 @@ describeWithDocker('sessions on a real Docker engine', () => {
     expect(state.terminal).toMatchObject({ type: 'container.exited', exitCode: 0 });
   });
 
+  it('log bound: 40 result-shaped lines of 1 MB from a container keep a 1 MiB-bounded log within about 1.2 MiB more, and the last result is read back from it', async () => {
+    await world.pod('it-results', { command: ['sh', '-c', 'big=$(head -c 1000000 /dev/zero | tr "\\0" R); i=1; while [ $i -le 40 ]; do printf \'{"type":"result","subtype":"success","is_error":false,"result":"%s answer %s","num_turns":%s,"total_cost_usd":0.5}\\n\' "$big" $i $i; i=$((i+1)); done'] });
+    const bound = 1024 * 1024;
+    const bounded = new Dispatcher({ runner: world.runner, pods: { podsDir: world.podsDir, homeDir: world.home }, store: world.store, hostId: world.hostId, hostEnv: {}, maxLogBytesPerRun: bound });
+    const session = await bounded.start('it-results', { prompt: 'x' });
+    const events = await collect(session);
+    expect(events.filter((e) => e.type === 'output' && e.agent?.some((a) => a.kind === 'result'))).toHaveLength(40);
+    const path = world.store.logPath(session.id);
+    expect((await stat(path)).size).toBeLessThan(bound + 1.25 * 1024 * 1024);
+    const state = await scanRun(path, 1);
+    expect(state.log.cut).toBe(true);
+    expect(state.agent.result?.text?.endsWith(' answer 40')).toBe(true);
+    expect(state.agent.runTurns).toBe(40);
+    expect(state.lines.stdout).toBe(40);
+  });
+
   it('reports a failed build as build.started → build.output* → error with the build error', async () => {
     const session = await world.dispatcher.start('it-broken', { prompt: 'x' });
     const events = await collect(session);
