@@ -50,7 +50,7 @@ describeWithDocker('spending counted as a run goes, end to end', () => {
       await world.pod('spend-result', { command: agent(`i=0; while [ ! -e /go ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done; printf '%s\\n' '${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'Done.', total_cost_usd: 0.05, num_turns: 2, session_id: 'claude-spend' })}'`) });
       await github.start();
       github.roles.set('alice', 'write');
-      const db = await testRedis(9);
+      const db = await testRedis(16);
       redis = db.redis;
       port = await freePort();
       processes = await startServerAndWorker(processEnv({ world, github, port, redisUrl: db.url, secret: SECRET }), { logDir: world.home, port });

@@ -34,6 +34,10 @@ export const describeWithRedis = unavailable ? describe.skip : describe;
 export async function testRedis(db: number): Promise<{ redis: Redis; url: string }> {
   const url = `${TEST_REDIS_URL.replace(/\/\d*$/, '')}/${db}`;
   const redis = new Redis(url, { maxRetriesPerRequest: null });
+  await redis.select(db).catch((err: Error) => {
+    redis.disconnect();
+    throw new Error(`Redis at ${TEST_REDIS_URL} has no database ${db} (${err.message}): the test files use 32; start one with redis-server --databases 32 (bash .ci/run does) and point CLDPD_TEST_REDIS_URL at it.`);
+  });
   await redis.flushdb();
   return { redis, url };
 }
