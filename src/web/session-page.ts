@@ -27,8 +27,45 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Renders the agent's Markdown as safe HTML (see above). */
+/**
+ * Table cells one text may make at most. markdown-it fills every row of a table up to its
+ * header's width and builds tokens for each cell: 20 KB of a wide header and one-character
+ * rows would cost over half a second and 7 MB of HTML.
+ */
+const MAX_TABLE_CELLS = 10_000;
+
+/** What a GFM table's delimiter row (`|---|:--:|`, in a quote too) holds: with a dash and a pipe, nothing else. */
+const DELIMITER_ROW = /^[ \t>:|-]*$/;
+
+/**
+ * The most cells the tables of `text` can make: each delimiter row's columns times the
+ * lines up to the next blank one (a table may end sooner, never later). One pass.
+ */
+function tableCells(text: string): number {
+  if (!text.includes('|')) return 0;
+  const lines = text.split('\n');
+  let cells = 0;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (!line.includes('|') || !line.includes('-') || !DELIMITER_ROW.test(line)) continue;
+    const columns = line.split('|').length;
+    let rows = 0;
+    while (i + 1 < lines.length && (lines[i + 1] as string).trim() !== '') {
+      i++;
+      rows++;
+    }
+    cells += columns * (rows + 1);
+  }
+  return cells;
+}
+
+/**
+ * Renders the agent's Markdown as safe HTML (see above). A text whose tables could make over
+ * {@link MAX_TABLE_CELLS} cells is shown as it is written, in a `<pre>`: its HTML stays
+ * within a few times its size, whatever it holds.
+ */
 export function renderMarkdown(text: string): string {
+  if (tableCells(text) > MAX_TABLE_CELLS) return `<pre>${escapeHtml(text)}</pre>`;
   return markdown.render(text);
 }
 
