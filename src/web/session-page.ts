@@ -1,4 +1,5 @@
 import MarkdownIt from 'markdown-it';
+import { MAX_TABLE_CELLS, tableCells } from '../github/markdown-safe.js';
 import type { FeedEntry, FeedHead, StoredEntry } from '../queue/session-feed.js';
 
 /**
@@ -25,38 +26,6 @@ markdown.renderer.rules.link_open = (tokens, idx, options, env, self) => {
 /** Text as HTML text or a double-quoted attribute value. */
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/**
- * Table cells one text may make at most. markdown-it fills every row of a table up to its
- * header's width and builds tokens for each cell: 20 KB of a wide header and one-character
- * rows would cost over half a second and 7 MB of HTML.
- */
-const MAX_TABLE_CELLS = 10_000;
-
-/** What a GFM table's delimiter row (`|---|:--:|`, in a quote too) holds: with a dash and a pipe, nothing else. */
-const DELIMITER_ROW = /^[ \t>:|-]*$/;
-
-/**
- * The most cells the tables of `text` can make: each delimiter row's columns times the
- * lines up to the next blank one (a table may end sooner, never later). One pass.
- */
-function tableCells(text: string): number {
-  if (!text.includes('|')) return 0;
-  const lines = text.split('\n');
-  let cells = 0;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    if (!line.includes('|') || !line.includes('-') || !DELIMITER_ROW.test(line)) continue;
-    const columns = line.split('|').length;
-    let rows = 0;
-    while (i + 1 < lines.length && (lines[i + 1] as string).trim() !== '') {
-      i++;
-      rows++;
-    }
-    cells += columns * (rows + 1);
-  }
-  return cells;
 }
 
 /**

@@ -99,7 +99,7 @@ describe('a text whose tables would fill in cells', () => {
     expect(Buffer.byteLength(page)).toBeLessThan(10 * text.length);
   });
 
-  it('review: an ordinary table still renders as a table', () => {
+  it('an ordinary table still renders as a table', () => {
     const html = renderMarkdown('| a | b |\n|---|---|\n| 1 | 2 |\n| 3 |\n');
     expect(html).toContain('<table>');
     expect((html.match(/<td>/g) ?? []).length).toBe(4);
