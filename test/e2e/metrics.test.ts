@@ -254,7 +254,7 @@ describeWithRedis('/readyz when Redis stops', () => {
 });
 
 describeWithRedis('a metrics port that is the webhook port', () => {
-  it('review: cldpd serve refuses to start and names both settings, before it takes either port', async () => {
+  it('metrics port: cldpd serve refuses to start and names both settings, before it takes either port', async () => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
     const home = await tempDir('cldpd-same-port-');
     const db = await testRedis(DB);

@@ -7,14 +7,14 @@ const fillingTable = (columns: number, rows: number) => `|${'a|'.repeat(columns)
 describe('an answer whose tables would fill in cells', () => {
   const answer = fillingTable(100, 660).repeat(5);
 
-  it('review: is shown whole as a code block, not parsed as Markdown', () => {
+  it('cell fill: is shown whole as a code block, not parsed as Markdown', () => {
     const safe = safeMarkdown(answer);
     expect(safe.startsWith('```\n')).toBe(true);
     expect(safe.endsWith('\n```')).toBe(true);
     expect(isSafeMarkdown(answer)).toBe(false);
   });
 
-  it('review: its end, cut to fit a comment, stays a code block', () => {
+  it('cell fill: its end, cut to fit a comment, stays a code block', () => {
     const { text } = keepMarkdownEnd(safeMarkdown(answer), 20_000);
     expect(text.startsWith('```')).toBe(true);
   });

@@ -87,13 +87,13 @@ describe('a text whose tables would fill in cells', () => {
   let text = '';
   while (text.length + table(100, 660).length <= 20_000) text += table(100, 660);
 
-  it('review: renders within a few times its own size, as plain text', () => {
+  it('cell fill: renders within a few times its own size, as plain text', () => {
     const html = renderMarkdown(text);
     expect(Buffer.byteLength(html)).toBeLessThan(10 * text.length);
     expect(html).toContain('x\nx\n');
   });
 
-  it('review: a page with one such entry stays within its bound', () => {
+  it('cell fill: a page with one such entry stays within its bound', () => {
     const entry: StoredEntry = { n: 1, id: '1-0', entry: { k: 'text', at: 0, text } };
     const page = renderEntry(entry);
     expect(Buffer.byteLength(page)).toBeLessThan(10 * text.length);
@@ -107,7 +107,7 @@ describe('a text whose tables would fill in cells', () => {
 });
 
 describe('tables in a quote', () => {
-  it('review: a quoted table that would fill in cells renders as plain text too', () => {
+  it('cell fill: a quoted table that would fill in cells renders as plain text too', () => {
     const table = `> |${'a|'.repeat(100)}\n> |${'-|'.repeat(100)}\n${'> x\n'.repeat(400)}\n`;
     const text = table.repeat(Math.floor(20_000 / table.length));
     expect(Buffer.byteLength(renderMarkdown(text))).toBeLessThan(10 * text.length);
