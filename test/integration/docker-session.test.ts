@@ -184,9 +184,11 @@ describeWithDocker('sessions on a real Docker engine', () => {
   it('runs two sessions of one pod at the same time', async () => {
     const a = await world.dispatcher.start('it-claude', { prompt: 'linger a' });
     const b = await world.dispatcher.start('it-claude', { prompt: 'linger b' });
-    const reading = [collect(a), collect(b)];
-    await until('both containers running', async () =>
-      (await world.containersOf(a.id)).some((c) => c.State === 'running') && (await world.containersOf(b.id)).some((c) => c.State === 'running'));
+    // Each has printed its prompt before the stop (a busy engine may start a container well before its agent writes).
+    const printed = new Set<string>();
+    const note = (e: SessionEvent) => (e.type === 'output' ? printed.add(e.line) : undefined);
+    const reading = [collect(a, note), collect(b, note)];
+    await until('both agents printing', () => printed.has('prompt: linger a') && printed.has('prompt: linger b'));
     const running = await world.dispatcher.containers();
     expect(running.map((c) => c.sessionId).sort()).toEqual([a.id, b.id].sort());
     await Promise.all([a.stop(), b.stop()]);
