@@ -6,7 +6,7 @@ import { requireGitHubApp, type Config } from '../config.js';
 import { containerEnvValues, modelCredential } from './secrets.js';
 import { feedStore, linkSigner } from './session-pages.js';
 import { sharedWriteBudget } from './write-budget.js';
-import { Dispatcher, DockerRunner, SessionStore, issueBranch } from '../core/index.js';
+import { Dispatcher, DockerRunner, HostInventory, SessionStore, issueBranch } from '../core/index.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { FeedReporter } from '../github/feed-reporter.js';
 import { createRedactor } from '../github/redact.js';
@@ -47,7 +47,9 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const engine = await runner.preflight();
   logger.info({ engine: engine.version, host: config.hostId }, 'Docker engine ready');
   const pods = { podsDir: config.podsDir, homeDir: config.userHome };
-  const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(config.sessionsDir), hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes });
+  const store = new SessionStore(config.sessionsDir);
+  const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes });
+  const inventory = new HostInventory({ runner, store, hostId: config.hostId });
   const app = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
   const octokitFor = async (installationId: number) => (await app.auth(installationId)) as unknown as OctokitLike;
   // The same redaction for the status comments and the live page: what leaves the host.
@@ -85,7 +87,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const feed = new FeedReporter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
   const usage = new UsageReporter(new UsageLimits(redis), logger.child({ name: 'usage' }));
   const reporters = allReporters(reporter, feed, usage, ...(metrics ? [new RunMetrics(metrics)] : []));
-  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher,
+  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher, inventory,
     feed: feedStore(redis, config),
     issueOnGitHub: async (issue) => {
       try {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_COMMAND, Dispatcher, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
+import { DEFAULT_COMMAND, Dispatcher, HostInventory, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
 import { FakeRunner, out } from '../fakes/fake-runner.js';
 import { tempDir, writePod } from '../fakes/pods.js';
 import { issueVolumeKey } from '../../src/core/prompt.js';
@@ -10,6 +10,7 @@ let runner: FakeRunner;
 let store: SessionStore;
 let pods: PodSource;
 let dispatcher: Dispatcher;
+let inventory: HostInventory;
 let suffix = 0;
 
 beforeEach(async () => {
@@ -18,6 +19,7 @@ beforeEach(async () => {
   store = new SessionStore(join(root, 'sessions'));
   runner = new FakeRunner({ id: 'sha256:img', user: 'agent', env: { HOME: '/home/agent' }, workingDir: '/', labels: {} });
   dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: { SECRET: 'v' }, newSuffix: () => (++suffix).toString(16).padStart(16, '0') });
+  inventory = new HostInventory({ runner, store, hostId: 'host-a' });
   await writePod(pods.podsDir, 'web', { 'pod.json': { inheritEnv: ['SECRET'], workdir: '/work' }, 'template.md': 'Be careful.' });
 });
 
@@ -77,7 +79,7 @@ describe('Dispatcher.start', () => {
     const events = [drain(a), drain(b)];
     while (!a.containerId || !b.containerId) await new Promise((r) => setTimeout(r, 5));
     expect(a.id).not.toBe(b.id);
-    expect((await dispatcher.containers()).map((c) => c.sessionId).sort()).toEqual([a.id, b.id].sort());
+    expect((await inventory.containers()).map((c) => c.sessionId).sort()).toEqual([a.id, b.id].sort());
     await Promise.all([dispatcher.stop(a.id), dispatcher.stop(b.id)]);
     await Promise.all(events);
   });
@@ -409,7 +411,7 @@ describe('Dispatcher.volumes and removeVolumes', () => {
     await runner.ensureVolume('cldpd-elsewhere', { 'dev.cldpd.session': 'web-99999999', 'dev.cldpd.pod': 'web', 'dev.cldpd.host': 'host-b', 'dev.cldpd.issue': '', 'dev.cldpd.path': '/work' });
     await runner.ensureVolume('cldpd-looks-like-ours', { 'dev.cldpd.host': 'host-a' });
 
-    const rows = await dispatcher.volumes();
+    const rows = await inventory.volumes();
 
     expect(rows.map((r) => r.name).sort()).toEqual([...(await store.load(first)).volumes, ...(await store.load(alone)).volumes].map((v) => v.volume).sort());
     const shared = rows.filter((r) => r.issueUrl === issue);
@@ -421,14 +423,14 @@ describe('Dispatcher.volumes and removeVolumes', () => {
     expect(rows.find((r) => r.name === claudeDir?.volume)).toMatchObject({ pod: 'web', issueUrl: undefined, sessionId: alone, sessions: [alone], path: '/home/agent/.claude', sizeBytes: 12_345, inUse: false, createdAt: expect.any(Number) });
     await dispatcher.stop(live.id);
     await live.done;
-    expect((await dispatcher.volumes()).every((r) => !r.inUse)).toBe(true);
+    expect((await inventory.volumes()).every((r) => !r.inUse)).toBe(true);
   });
 
   it('refuses every volume of a running session, then removes them once it has ended, forgetting their owner', async () => {
     const live = await running({ prompt: 'go' });
     const names = (await store.load(live.id)).volumes.map((v) => v.volume);
 
-    const refused = await dispatcher.removeVolumes(live.id);
+    const refused = await inventory.removeVolumes(live.id);
 
     expect(refused.removed).toEqual([]);
     expect(refused.refused.map((r) => r.name)).toEqual(names);
@@ -437,7 +439,7 @@ describe('Dispatcher.volumes and removeVolumes', () => {
 
     await dispatcher.stop(live.id);
     await live.done;
-    const result = await dispatcher.removeVolumes(live.id);
+    const result = await inventory.removeVolumes(live.id);
 
     expect(result.refused).toEqual([]);
     expect(result.removed).toEqual([
@@ -447,14 +449,14 @@ describe('Dispatcher.volumes and removeVolumes', () => {
     expect(names.some((n) => runner.volumes.has(n))).toBe(false);
     expect(await store.volumeOwner(names[0] as string)).toBeUndefined();
     // Again: nothing left, and that is fine.
-    expect((await dispatcher.removeVolumes(live.id)).removed.map((r) => r.existed)).toEqual([false, false]);
+    expect((await inventory.removeVolumes(live.id)).removed.map((r) => r.existed)).toEqual([false, false]);
   });
 
   it('refuses a volume shared with a running session of the same issue, naming it; removes one shared with finished sessions and says so', async () => {
     const first = await finished({ issueUrl: issue });
     const live = await running({ issueUrl: issue });
 
-    const refused = await dispatcher.removeVolumes(first);
+    const refused = await inventory.removeVolumes(first);
 
     expect(refused.removed).toEqual([]);
     expect(refused.refused).toHaveLength(2);
@@ -463,7 +465,7 @@ describe('Dispatcher.volumes and removeVolumes', () => {
 
     await dispatcher.stop(live.id);
     await live.done;
-    const result = await dispatcher.removeVolumes(first);
+    const result = await inventory.removeVolumes(first);
 
     expect(result.refused).toEqual([]);
     expect(result.removed.map((r) => ({ existed: r.existed, sharedWith: r.sharedWith }))).toEqual([
@@ -479,17 +481,17 @@ describe('Dispatcher.volumes and removeVolumes', () => {
     const name = claudeDir?.volume as string;
     await runner.ensureVolume('cldpd-looks-like-ours', {});
 
-    await expect(dispatcher.removeVolumes('cldpd-looks-like-ours')).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringMatching(/not cldpd's.*docker volume rm cldpd-looks-like-ours/) });
+    await expect(inventory.removeVolumes('cldpd-looks-like-ours')).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringMatching(/not cldpd's.*docker volume rm cldpd-looks-like-ours/) });
     expect(runner.volumes.has('cldpd-looks-like-ours')).toBe(true);
-    expect(await dispatcher.removeVolumes(name)).toEqual({
+    expect(await inventory.removeVolumes(name)).toEqual({
       removed: [],
       refused: [{ name, path: '/home/agent/.claude', reason: `In use by running session ${live.id}; stop it first: cldpd stop ${live.id}` }],
     });
 
     await dispatcher.stop(live.id);
     await live.done;
-    expect(await dispatcher.removeVolumes(name)).toEqual({ removed: [{ name, path: '/home/agent/.claude', existed: true, sharedWith: [live.id] }], refused: [] });
-    expect(await dispatcher.removeVolumes(name)).toEqual({ removed: [{ name, path: undefined, existed: false, sharedWith: [live.id] }], refused: [] });
+    expect(await inventory.removeVolumes(name)).toEqual({ removed: [{ name, path: '/home/agent/.claude', existed: true, sharedWith: [live.id] }], refused: [] });
+    expect(await inventory.removeVolumes(name)).toEqual({ removed: [{ name, path: undefined, existed: false, sharedWith: [live.id] }], refused: [] });
     expect(runner.methods().filter((m) => m === 'removeVolume')).toHaveLength(1);
   });
 
@@ -499,7 +501,7 @@ describe('Dispatcher.volumes and removeVolumes', () => {
     // As if the run's container had not been removed (its worker died before it could).
     runner.containers.set('leftover', { info: { id: 'leftover', name: spec.name, labels: { ...spec.labels }, state: 'exited', createdAt: 0 }, spec, stop: () => undefined });
 
-    const result = await dispatcher.removeVolumes(id);
+    const result = await inventory.removeVolumes(id);
 
     expect(result.removed).toEqual([]);
     expect(result.refused.map((r) => r.reason)).toEqual([expect.stringContaining(`in use by container ${spec.name} (exited)`), expect.stringContaining(`in use by container ${spec.name} (exited)`)]);
@@ -508,7 +510,7 @@ describe('Dispatcher.volumes and removeVolumes', () => {
   it('finds a session\'s volumes by label when its record is gone, and says so for an unknown session', async () => {
     const id = await finished({ prompt: 'go' });
     const names = (await store.load(id)).volumes.map((v) => v.volume);
-    const amnesiac = new Dispatcher({ runner, pods, store: new SessionStore(join(await tempDir(), 'sessions')), hostId: 'host-a', hostEnv: {} });
+    const amnesiac = new HostInventory({ runner, store: new SessionStore(join(await tempDir(), 'sessions')), hostId: 'host-a' });
 
     expect((await amnesiac.removeVolumes(id)).removed.map((r) => r.name).sort()).toEqual([...names].sort());
     // An id nobody knows is taken as a volume name, and there is no such volume.
@@ -518,13 +520,13 @@ describe('Dispatcher.volumes and removeVolumes', () => {
   it('resume brings a removed volume back labelled and given to the image user, not as Docker would make it', async () => {
     runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-3"}\n')], exitCode: 0 });
     const id = await finished({ issueUrl: issue });
-    await dispatcher.removeVolumes(id);
+    await inventory.removeVolumes(id);
     const chowns = () => runner.calls.filter((c) => c.method === 'chownVolumes').length;
     const before = chowns();
 
     await within(await dispatcher.resume(id, 'again'));
 
-    const rows = await dispatcher.volumes();
+    const rows = await inventory.volumes();
     expect(rows.map((r) => r.path).sort()).toEqual(['/home/agent/.claude', '/work']);
     for (const r of rows) expect(r).toMatchObject({ pod: 'web', issueUrl: issue, sessionId: id });
     expect(chowns()).toBe(before + 1);

@@ -186,7 +186,7 @@ describeWithDocker('sessions on a real Docker engine', () => {
     const reading = [collect(a), collect(b)];
     await until('both containers running', async () =>
       (await world.containersOf(a.id)).some((c) => c.State === 'running') && (await world.containersOf(b.id)).some((c) => c.State === 'running'));
-    const running = await world.dispatcher.containers();
+    const running = await world.inventory.containers();
     expect(running.map((c) => c.sessionId).sort()).toEqual([a.id, b.id].sort());
     await Promise.all([a.stop(), b.stop()]);
     const [ea, eb] = await Promise.all(reading);
