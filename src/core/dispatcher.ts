@@ -4,7 +4,8 @@ import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLa
 import { CldpdError, messageOf } from './errors.js';
 import { LABELS } from './labels.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
-import { buildStartPrompt, checkPromptSize, issueVolumeKey, parseIssueUrl, promptChannel, renderCommand, type IssueRef, type PromptChannel } from './prompt.js';
+import { issueVolumeKey, parseIssueUrl, type IssueAddress } from './issue-address.js';
+import { buildStartPrompt, checkPromptSize, promptChannel, renderCommand, type PromptChannel } from './prompt.js';
 import { recordEnd, recoverRun, type Recovery, type RunPlan } from './recovery.js';
 import { holdCommand, setupSteps, type SetupStep } from './setup-steps.js';
 import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
@@ -390,7 +391,7 @@ export class Dispatcher {
    * the issue's host without a token (a public repository). Throws `InvalidPod` when a
    * checkout has no workdir to clone into.
    */
-  private setupFor(pod: Pod, image: ImageInfo, issue: IssueRef | undefined, access: GitHubAccess | undefined, resume: boolean): SetupStep[] {
+  private setupFor(pod: Pod, image: ImageInfo, issue: IssueAddress | undefined, access: GitHubAccess | undefined, resume: boolean): SetupStep[] {
     const workdir = pod.config.workdir ?? image.workingDir;
     if (pod.config.checkout && issue && (!workdir || workdir === '/')) {
       throw new CldpdError('InvalidPod', `Pod "${pod.name}" asks for a checkout but has no working directory to clone into: set "workdir" in its pod.json (it is persisted by default).`);

@@ -15,7 +15,8 @@ export { HostInventory, type HostInventoryOptions, type SessionContainer, type V
 export { scanRun, type RunLogState } from './log-scan.js';
 export type { ScanRunOptions } from './log-scan.js';
 export { AgentSummaryAccumulator, type SpentBefore } from './agent-summary.js';
-export { MAX_PROMPT_BYTES, issueKey, parseIssueUrl, buildStartPrompt, repositoryBrief, issueBranch, renderCommand, promptChannel, type IssueRef, type PromptChannel } from './prompt.js';
+export { MAX_PROMPT_BYTES, buildStartPrompt, repositoryBrief, renderCommand, promptChannel, type PromptChannel } from './prompt.js';
+export { issueKey, issueBranch, issueVolumeKey, parseIssueUrl, type IssueAddress } from './issue-address.js';
 export { LABELS } from './labels.js';
 export { imageWarnings, rootProblem } from './claude-pod.js';
 export { keepStart, keepEnd, shorten, isWellFormed, toWellFormed, stripEscapes, closest } from './text.js';

@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_COMMAND, Dispatcher, HostInventory, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
 import { FakeRunner, out } from '../fakes/fake-runner.js';
 import { tempDir, writePod } from '../fakes/pods.js';
-import { issueVolumeKey } from '../../src/core/prompt.js';
+import { issueVolumeKey } from '../../src/core/issue-address.js';
 
 let runner: FakeRunner;
 let store: SessionStore;
