@@ -7,10 +7,9 @@ import { baseImages, contextDigest, contextFiles, packContext } from './build-co
 import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
 import { LABELS } from './labels.js';
-import type { ContainerFile } from './github-access.js';
 import { LineSplitter } from './line-splitter.js';
 import { tarOf } from './tar-files.js';
-import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerInfo, type ContainerSpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type VolumeInfo } from './runner.js';
+import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerFile, type ContainerInfo, type ContainerSpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type VolumeInfo } from './runner.js';
 
 /** How long the helper that sets the owner of new volumes may take. */
 const CHOWN_TIMEOUT_MS = 60_000;

@@ -1,7 +1,7 @@
 import type { AgentEvent, SessionEvent } from './events.js';
-import { hideSecrets } from './github-access.js';
 import type { SplitLine } from './line-splitter.js';
 import type { RunLogState } from './log-scan.js';
+import { hideSecrets } from './redact.js';
 import { parseStreamJsonLine } from './stream-json.js';
 
 /** What {@link OutputEvents} reads a run's output with. */

@@ -3,13 +3,11 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Probot, ProbotOctokit } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
-import { containerEnvValues, modelCredential } from './secrets.js';
 import { feedStore, linkSigner } from './session-pages.js';
 import { sharedWriteBudget } from './write-budget.js';
-import { Dispatcher, DockerRunner, HostInventory, SessionStore, issueBranch } from '../core/index.js';
+import { Dispatcher, DockerRunner, HostInventory, SessionStore, containerEnvValues, createRedactor, hideHostPaths, issueBranch, modelCredential } from '../core/index.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { FeedReporter } from '../github/feed-reporter.js';
-import { createRedactor } from '../github/redact.js';
 import { repoTokenSource } from '../github/repo-tokens.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RunCommand } from '../queue/contract.js';
@@ -112,16 +110,4 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
       await producer.close();
     },
   };
-}
-
-/**
- * Error messages name files of this host (the pods folder, cldpd's home) so the operator
- * at the terminal can act on them; on an issue anyone can read they become placeholders.
- */
-export function hideHostPaths(text: string, places: Pick<Config, 'podsDir' | 'home' | 'userHome'>): string {
-  let result = text;
-  for (const [path, name] of [[places.podsDir, '<pods>'], [places.home, '<cldpd home>'], [places.userHome, '~']] as const) {
-    if (path.length > 1) result = result.split(path).join(name);
-  }
-  return result;
 }

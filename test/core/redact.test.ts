@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRedactor } from '../../src/github/redact.js';
+import { createRedactor } from '../../src/core/redact.js';
 
 describe('createRedactor', () => {
   it.each([
