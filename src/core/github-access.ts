@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { CldpdError, messageOf } from './errors.js';
 import type { ContainerFile } from './runner.js';
+import { within } from './within.js';
 
 /** A token for one repository, as GitHub minted it. */
 export interface RepoToken {
@@ -216,18 +217,10 @@ export class GitHubAccess {
       const now = Date.now();
       const tokens = this.minted.filter((t) => (this.expiries.get(t) ?? Infinity) > now && !(options.keepLive && t === this.current.token));
       await Promise.all(tokens.map(async (token) => {
-        let timer: NodeJS.Timeout | undefined;
         try {
-          await Promise.race([
-            revoke(token),
-            new Promise<never>((_, reject) => {
-              timer = setTimeout(() => reject(new Error(`no answer in ${REVOKE_TIMEOUT_MS / 1000} s`)), REVOKE_TIMEOUT_MS);
-            }),
-          ]);
+          await within(REVOKE_TIMEOUT_MS, revoke(token), () => new Error(`no answer in ${REVOKE_TIMEOUT_MS / 1000} s`));
         } catch (err) {
           this.logger?.warn({ err: messageOf(err), repo: this.repo.fullName }, 'could not revoke one of the run\'s GitHub tokens; it expires within the hour');
-        } finally {
-          clearTimeout(timer);
         }
       }));
     })();
