@@ -7,6 +7,7 @@ export { isTerminal, type AgentEvent, type ExitReason, type SessionEvent } from 
 export type { Runner, ContainerFile, ContainerSpec, ProcessHandle, ProcessInput, OutputChunk, BuildRequest, ImageInfo, ContainerInfo, MountSpec, VolumeInfo } from './runner.js';
 export { DockerRunner, toCreateOptions } from './docker-runner.js';
 export { Session, type AgentSummary, type SessionOptions } from './session.js';
+export type { InputReservation } from './agent-input.js';
 export { SESSION_SUFFIX_HEX, SessionStore, isSessionId, type SessionRecord, type PersistedVolume } from './session-store.js';
 export { parseLogLine, parseLogRecord, isLogNote, type LogNote, type SkippedOutput } from './session-log.js';
 export { Dispatcher, type DispatcherOptions, type StartInput, type StartOptions } from './dispatcher.js';
