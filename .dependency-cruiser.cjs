@@ -9,6 +9,13 @@ module.exports = {
       to: { path: '^src/(queue|github|cli|main)/' },
     },
     {
+      name: 'core-has-no-front-ends',
+      comment: 'The web pages and the first-run setup are front ends beside the library, never parts of it.',
+      severity: 'error',
+      from: { path: '^src/core/' },
+      to: { path: '^src/(web|setup)/' },
+    },
+    {
       name: 'core-reads-no-config',
       comment: 'Configuration is parsed once in src/config.ts and passed in; core never reads it.',
       severity: 'error',

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { keepStart, messageOf, stripEscapes, toWellFormed, type AgentSummary, type SessionEvent } from '../core/index.js';
 import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
 import type { FeedEntry, FeedHead, SessionFeedStore } from '../queue/session-feed.js';
-import { createRedactor } from './redact.js';
+import { createRedactor } from '../core/redact.js';
 
 /** What the feed reporter needs. */
 export interface FeedReporterOptions {

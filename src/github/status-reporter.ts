@@ -3,7 +3,7 @@ import { messageOf, type AgentSummary, type SessionEvent } from '../core/index.j
 import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
 import type { PositionReporter } from '../queue/queue-position.js';
 import type { CommentsApi } from './comments-api.js';
-import { createRedactor } from './redact.js';
+import { createRedactor } from '../core/redact.js';
 import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
 import type { WriteBudget } from './write-budget.js';
 

@@ -3,13 +3,11 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Probot, ProbotOctokit } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
-import { containerEnvValues, modelCredential } from './secrets.js';
 import { feedStore, linkSigner } from './session-pages.js';
 import { sharedWriteBudget } from './write-budget.js';
-import { Dispatcher, DockerRunner, SessionStore, issueBranch } from '../core/index.js';
+import { Dispatcher, DockerRunner, HostInventory, SessionStore, containerEnvValues, createRedactor, hideHostPaths, issueBranch, modelCredential } from '../core/index.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { FeedReporter } from '../github/feed-reporter.js';
-import { createRedactor } from '../github/redact.js';
 import { repoTokenSource } from '../github/repo-tokens.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RunCommand } from '../queue/contract.js';
@@ -47,7 +45,9 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const engine = await runner.preflight();
   logger.info({ engine: engine.version, host: config.hostId }, 'Docker engine ready');
   const pods = { podsDir: config.podsDir, homeDir: config.userHome };
-  const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(config.sessionsDir), hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes });
+  const store = new SessionStore(config.sessionsDir);
+  const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes });
+  const inventory = new HostInventory({ runner, store, hostId: config.hostId });
   const app = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
   const octokitFor = async (installationId: number) => (await app.auth(installationId)) as unknown as OctokitLike;
   // The same redaction for the status comments and the live page: what leaves the host.
@@ -85,7 +85,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const feed = new FeedReporter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
   const usage = new UsageReporter(new UsageLimits(redis), logger.child({ name: 'usage' }));
   const reporters = allReporters(reporter, feed, usage, ...(metrics ? [new RunMetrics(metrics)] : []));
-  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher,
+  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher, inventory,
     feed: feedStore(redis, config),
     issueOnGitHub: async (issue) => {
       try {
@@ -110,16 +110,4 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
       await producer.close();
     },
   };
-}
-
-/**
- * Error messages name files of this host (the pods folder, cldpd's home) so the operator
- * at the terminal can act on them; on an issue anyone can read they become placeholders.
- */
-export function hideHostPaths(text: string, places: Pick<Config, 'podsDir' | 'home' | 'userHome'>): string {
-  let result = text;
-  for (const [path, name] of [[places.podsDir, '<pods>'], [places.home, '<cldpd home>'], [places.userHome, '~']] as const) {
-    if (path.length > 1) result = result.split(path).join(name);
-  }
-  return result;
 }

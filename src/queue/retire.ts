@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import type { Dispatcher, RemovedSession } from '../core/index.js';
+import type { HostInventory, RemovedSession } from '../core/index.js';
 import type { IssueState } from './issue-state.js';
 
 /** What retiring a closed issue needs: its record in Redis, this host's sessions, and the live feeds. */
 export interface RetireDeps {
   readonly state: IssueState;
-  readonly dispatcher: Dispatcher;
+  readonly inventory: HostInventory;
   readonly hostId: string;
   readonly feed?: { remove(sessionIds: readonly string[]): Promise<void> } | undefined;
   /**
@@ -50,16 +50,16 @@ const LOCK_MS = 60_000;
  * sessions of it go (`elsewhere`). `dryRun` says what would go and changes nothing.
  */
 export async function retireIssue(deps: RetireDeps, issueKey: string, issueUrl: string, when: RetireWhen, options: { dryRun?: boolean } = {}): Promise<Retirement> {
-  const { state, dispatcher, hostId } = deps;
+  const { state, inventory, hostId } = deps;
   const first = await state.get(issueKey);
   if (first.closedAt === undefined) {
     // Its keys may be gone already, by a removal that did not finish with the sessions.
     const retired = await state.retired(issueKey);
     if (retired && 'closedAt' in when && retired.closedAt === when.closedAt && first.seq <= retired.seq) {
       // Only what was there at the retirement: a session started since is a new one's.
-      const candidates = [...new Set([...(await dispatcher.sessionsOfIssue(issueUrl)), ...(retired.sessionId ? [retired.sessionId] : [])])];
+      const candidates = [...new Set([...(await inventory.sessionsOfIssue(issueUrl)), ...(retired.sessionId ? [retired.sessionId] : [])])];
       const old: string[] = [];
-      for (const id of candidates) if (((await dispatcher.createdAt(id)) ?? 0) <= retired.at) old.push(id);
+      for (const id of candidates) if (((await inventory.createdAt(id)) ?? 0) <= retired.at) old.push(id);
       return removeSessions(deps, old, 0, options);
     }
     const known = first.sessionId !== undefined || first.hostId !== undefined || first.seq > 0;
@@ -80,8 +80,8 @@ export async function retireIssue(deps: RetireDeps, issueKey: string, issueUrl: 
     if (issue.running > 0 || (await state.pending(issueKey)) > 0) return { kind: 'kept', reason: 'its issue has a run queued or running', later: true };
     // An issue transferred since keeps its sessions under the address they were started with.
     const ownSession = issue.sessionId && (!issue.hostId || issue.hostId === hostId) ? [issue.sessionId] : [];
-    const sessions = [...new Set([...(await dispatcher.sessionsOfIssue(issueUrl)), ...ownSession])];
-    const lastUsed = await dispatcher.lastActive(sessions);
+    const sessions = [...new Set([...(await inventory.sessionsOfIssue(issueUrl)), ...ownSession])];
+    const lastUsed = await inventory.lastActive(sessions);
     if ('retentionMs' in when && lastUsed !== undefined && lastUsed > closedAt) {
       const at = lastUsed + when.retentionMs;
       if (at > Date.now()) return { kind: 'kept', reason: `a session of it was used after the close, at ${new Date(lastUsed).toISOString()}`, later: false, at };
@@ -90,12 +90,12 @@ export async function retireIssue(deps: RetireDeps, issueKey: string, issueUrl: 
       return { kind: 'kept', reason: `a session of it was used after the cut-off, at ${new Date(lastUsed).toISOString()}`, later: false };
     }
     if (issue.hostId && issue.hostId !== hostId) {
-      const { removed, kept } = await dispatcher.removeSessions(sessions, options);
+      const { removed, kept } = await inventory.removeSessions(sessions, options);
       if (kept.length > 0) return { kind: 'kept', reason: kept.map((k) => `${k.sessionId}: ${k.reason}`).join('; '), later: true };
       return { kind: 'elsewhere', hostId: issue.hostId, removed };
     }
     if (options.dryRun) {
-      const { removed } = await dispatcher.removeSessions(sessions, options);
+      const { removed } = await inventory.removeSessions(sessions, options);
       return { kind: 'removed', removed, feeds: feedsOf(sessions, issue.sessionId), keys: (await state.keysOf(issueKey)).length };
     }
     const github = await deps.onGitHub?.();
@@ -128,7 +128,7 @@ function feedsOf(sessions: readonly string[], current: string | undefined): stri
 
 /** The sessions' part of a retirement, once the issue's keys are gone: kept for later while one still runs. */
 async function removeSessions(deps: RetireDeps, sessions: readonly string[], keys: number, options: { dryRun?: boolean }): Promise<Retirement> {
-  const { removed, kept } = await deps.dispatcher.removeSessions(sessions, options);
+  const { removed, kept } = await deps.inventory.removeSessions(sessions, options);
   if (kept.length > 0) return { kind: 'kept', reason: `its keys are removed; ${kept.map((k) => `${k.sessionId}: ${k.reason}`).join('; ')}`, later: true };
   return { kind: 'removed', removed, feeds: [], keys };
 }

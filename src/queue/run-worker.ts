@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { LABELS, isCldpdError, messageOf, providerLimit, type Dispatcher, type RemovedSession, type Session } from '../core/index.js';
+import { LABELS, isCldpdError, messageOf, providerLimit, type Dispatcher, type HostInventory, type RemovedSession, type Session } from '../core/index.js';
 import type { ControlJob, IssueRef, Reporter, RetireJob, RunCommand, RunOutcome, RunRepoAccess } from './contract.js';
 import type { IssueState } from './issue-state.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
@@ -20,6 +20,8 @@ export interface RunWorkerOptions {
   /** Runs at once from each of the shared and the host queue. */
   readonly concurrency: number;
   readonly dispatcher: Dispatcher;
+  /** This host's containers and volumes, for reconciling and retiring; the same runner, store and host as the dispatcher's. */
+  readonly inventory: HostInventory;
   readonly state: IssueState;
   readonly producer: Producer;
   readonly reporter: Reporter;
@@ -468,12 +470,12 @@ export class RunWorker {
    * host that owns the issue once this host's sessions of it are gone.
    */
   private async retire(job: RetireJob): Promise<string> {
-    const { state, dispatcher, hostId, logger, producer, feed, issueOnGitHub } = this.options;
+    const { state, inventory, hostId, logger, producer, feed, issueOnGitHub } = this.options;
     const issue = job.issue;
     const onGitHub = issueOnGitHub && issue ? () => issueOnGitHub(issue) : undefined;
     let outcome: Retirement;
     try {
-      outcome = await retireIssue({ state, dispatcher, hostId, feed, onGitHub }, job.issueKey, job.issueUrl, { closedAt: job.closedAt, retentionMs: job.retentionMs ?? 0 });
+      outcome = await retireIssue({ state, inventory, hostId, feed, onGitHub }, job.issueKey, job.issueUrl, { closedAt: job.closedAt, retentionMs: job.retentionMs ?? 0 });
     } catch (err) {
       // Docker, Redis or GitHub did not answer: looked at again later, as a run going would be.
       logger.warn({ err: messageOf(err), issue: job.issueKey }, 'could not remove a closed issue\'s sessions; trying again in an hour');
@@ -622,9 +624,9 @@ export class RunWorker {
    * stopped answering) is stopped and removed. Runs at start-up and every `reconcileMs`.
    */
   private async reconcile(): Promise<void> {
-    const { dispatcher, state, logger } = this.options;
-    await dispatcher.sweepHelpers().catch((err: unknown) => logger.warn({ err }, 'could not remove leftover helper containers'));
-    for (const found of await dispatcher.containers(true)) {
+    const { dispatcher, inventory, state, logger } = this.options;
+    await inventory.sweepHelpers().catch((err: unknown) => logger.warn({ err }, 'could not remove leftover helper containers'));
+    for (const found of await inventory.containers(true)) {
       if (this.adopting.has(found.sessionId) || [...this.live.values()].some((l) => l.session.id === found.sessionId)) continue;
       if (await state.sessionForgotten(found.sessionId)) {
         // An operator released this host's issues while it was gone (`cldpd hosts forget`):

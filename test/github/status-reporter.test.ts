@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
 import type { CommentsApi } from '../../src/github/comments-api.js';
-import { createRedactor } from '../../src/github/redact.js';
+import { createRedactor } from '../../src/core/redact.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
 import { bucketCapacity, budgetedComments, localWriteBudget } from '../../src/github/write-budget.js';
 import { spend } from '../fakes/budget.js';

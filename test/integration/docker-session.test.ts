@@ -189,7 +189,7 @@ describeWithDocker('sessions on a real Docker engine', () => {
     const note = (e: SessionEvent) => (e.type === 'output' ? printed.add(e.line) : undefined);
     const reading = [collect(a, note), collect(b, note)];
     await until('both agents printing', () => printed.has('prompt: linger a') && printed.has('prompt: linger b'));
-    const running = await world.dispatcher.containers();
+    const running = await world.inventory.containers();
     expect(running.map((c) => c.sessionId).sort()).toEqual([a.id, b.id].sort());
     await Promise.all([a.stop(), b.stop()]);
     const [ea, eb] = await Promise.all(reading);

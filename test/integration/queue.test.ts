@@ -3,7 +3,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dispatcher, SessionStore } from '../../src/core/index.js';
+import { Dispatcher, HostInventory, SessionStore } from '../../src/core/index.js';
 import { octokitComments } from '../../src/github/comments-api.js';
 import { Intake } from '../../src/github/intake.js';
 import { parseStatusMarker } from '../../src/github/status-comment.js';
@@ -67,9 +67,11 @@ describeWithRedis('queue semantics on a real Redis', () => {
     await writePod(pods.podsDir, 'web');
     const runner = new FakeRunner();
     runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"claude-x"}\n')], exitCode: 0, ...script };
-    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId, hostEnv: {} });
+    const store = new SessionStore(join(home, 'sessions'));
+    const dispatcher = new Dispatcher({ runner, pods, store, hostId, hostEnv: {} });
+    const inventory = new HostInventory({ runner, store, hostId });
     const reporter = new RecordingReporter();
-    const worker = new RunWorker({ connection: redis, hostId, concurrency, dispatcher, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+    const worker = new RunWorker({ connection: redis, hostId, concurrency, dispatcher, inventory, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
     await worker.start();
     return { runner, reporter, worker };
   }
@@ -109,7 +111,9 @@ describeWithRedis('queue semantics on a real Redis', () => {
     await writePod(pods.podsDir, 'web');
     const runner = new FakeRunner();
     runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"claude-c"}\n')], exitCode: 0 };
-    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId: 'host-crash', hostEnv: {} });
+    const store = new SessionStore(join(home, 'sessions'));
+    const dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-crash', hostEnv: {} });
+    const inventory = new HostInventory({ runner, store, hostId: 'host-crash' });
     const reporter = new RecordingReporter();
     // The first "done" never happens: what a SIGKILL right after the final comment leaves.
     const dying = new IssueState(redis);
@@ -121,7 +125,7 @@ describeWithRedis('queue semantics on a real Redis', () => {
       }
       return IssueState.prototype.done.call(dying, command);
     };
-    const worker = new RunWorker({ connection: redis, hostId: 'host-crash', concurrency: 1, dispatcher, state: dying, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+    const worker = new RunWorker({ connection: redis, hostId: 'host-crash', concurrency: 1, dispatcher, inventory, state: dying, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
     await worker.start();
     try {
       const key = 'acme-web-310';
@@ -298,9 +302,11 @@ describeWithRedis('queue semantics on a real Redis', () => {
       const pods = { podsDir: join(home, 'pods'), homeDir: home };
       await writePod(pods.podsDir, 'web');
       runner.defaultScript = { chunks: [init], exitCode: 0 };
-      const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId, hostEnv: {} });
+      const store = new SessionStore(join(home, 'sessions'));
+      const dispatcher = new Dispatcher({ runner, pods, store, hostId, hostEnv: {} });
+      const inventory = new HostInventory({ runner, store, hostId });
       const reporter = new StatusReporter({ comments, budget: localWriteBudget(600_000), intervalMs: 20, hostId, redactorFor: async () => (text: string) => text, logger: silent });
-      const worker = new RunWorker({ connection: redis, hostId, concurrency: 2, dispatcher, state, producer, reporter, positions: reporter, logger: silent, recheckMs: 200 });
+      const worker = new RunWorker({ connection: redis, hostId, concurrency: 2, dispatcher, inventory, state, producer, reporter, positions: reporter, logger: silent, recheckMs: 200 });
       await worker.start();
       return worker;
     }

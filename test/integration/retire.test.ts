@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { Dispatcher, SessionStore, type SessionEvent } from '../../src/core/index.js';
+import { Dispatcher, HostInventory, SessionStore, type SessionEvent } from '../../src/core/index.js';
 import { IssueState } from '../../src/queue/issue-state.js';
 import { retireIssue, type RetireDeps } from '../../src/queue/retire.js';
 import { SessionFeedStore } from '../../src/queue/session-feed.js';
@@ -37,7 +37,7 @@ describeWithRedis('retiring a closed issue: what keeps it, against a real Redis'
     dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: {} });
     state = new IssueState(redis);
     feed = new SessionFeedStore(redis, { maxEntries: 100, keepSeconds: 3600 });
-    deps = { state, dispatcher, hostId: 'host-a', feed };
+    deps = { state, inventory: new HostInventory({ runner, store, hostId: 'host-a' }), hostId: 'host-a', feed };
   });
 
   /** A finished session of issue `n` on host-a, its record in Redis, and a feed entry; the issue closed at `closedAt`. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { loadPod, type PodSource } from '../core/index.js';
+import { loadPod, type PodSource } from './pod.js';
 
 /** The variables that choose the model provider's account and endpoint for Claude Code. */
 const MODEL_CREDENTIALS = ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN', 'ANTHROPIC_BASE_URL'];

@@ -54,3 +54,32 @@ export function createRedactor(secrets: Iterable<string>): (text: string) => str
     return result;
   };
 }
+
+/** `text` with each of `secrets` replaced by `[redacted]`: exactly as they are, nothing else (see createRedactor for what leaves the host). */
+export function hideSecrets(text: string, secrets: readonly string[]): string {
+  let result = text;
+  for (const secret of secrets) if (secret && result.includes(secret)) result = result.split(secret).join('[redacted]');
+  return result;
+}
+
+/** Folders of this host whose paths are not shown where anyone can read them (see hideHostPaths). */
+export interface HostPlaces {
+  /** The pods folder: shown as `<pods>`. */
+  readonly podsDir: string;
+  /** cldpd's home: shown as `<cldpd home>`. */
+  readonly home: string;
+  /** The user's home folder: shown as `~`. */
+  readonly userHome: string;
+}
+
+/**
+ * Error messages name files of this host (the pods folder, cldpd's home) so the operator
+ * at the terminal can act on them; on an issue anyone can read they become placeholders.
+ */
+export function hideHostPaths(text: string, places: HostPlaces): string {
+  let result = text;
+  for (const [path, name] of [[places.podsDir, '<pods>'], [places.home, '<cldpd home>'], [places.userHome, '~']] as const) {
+    if (path.length > 1) result = result.split(path).join(name);
+  }
+  return result;
+}

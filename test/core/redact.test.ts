@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRedactor } from '../../src/github/redact.js';
+import { createRedactor, hideHostPaths, hideSecrets } from '../../src/core/redact.js';
 
 describe('createRedactor', () => {
   it.each([
@@ -49,5 +49,27 @@ describe('createRedactor', () => {
     const text = `${'0123456789abcdef'.repeat(64)}\n`.repeat(20 * 1024);
     const values = Array.from({ length: 30 }, (_, i) => `${key}${i}`);
     expect(createRedactor(values)(`${text}${key}0`)).toBe(`${text}[redacted]`);
+  });
+});
+
+describe('hideSecrets', () => {
+  it('hides every token in text', () => {
+    expect(hideSecrets('a ghs_1 b ghs_2 ghs_1', ['ghs_1', 'ghs_2'])).toBe('a [redacted] b [redacted] [redacted]');
+  });
+});
+
+describe('hideHostPaths', () => {
+  const places = { podsDir: '/home/ann/.cldpd/pods', home: '/home/ann/.cldpd', userHome: '/home/ann' };
+  it.each([
+    ['/home/ann/.cldpd/pods/web/pod.json is not valid JSON', '<pods>/web/pod.json is not valid JSON'],
+    ['see /home/ann/.cldpd/sessions/web-1.jsonl', 'see <cldpd home>/sessions/web-1.jsonl'],
+    ['the key in /home/ann/key.pem', 'the key in ~/key.pem'],
+    ['nothing of this host', 'nothing of this host'],
+  ])('%s', (text, shown) => {
+    expect(hideHostPaths(text, places)).toBe(shown);
+  });
+
+  it('leaves a root folder alone: "/" would hide every path', () => {
+    expect(hideHostPaths('/etc/passwd', { podsDir: '/', home: '/', userHome: '/' })).toBe('/etc/passwd');
   });
 });
