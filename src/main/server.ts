@@ -10,7 +10,7 @@ import { Intake } from '../github/intake.js';
 import { createWebhookReceiver } from '../github/webhook-receiver.js';
 import { budgetedComments } from '../github/write-budget.js';
 import type { IntakeJob } from '../queue/contract.js';
-import { IssueState } from '../queue/issue-state.js';
+import { issueStores } from '../queue/issue-stores.js';
 import { INTAKE_QUEUE } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
 import { UsageLimits } from '../queue/usage-limits.js';
@@ -42,7 +42,7 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
   const { metrics, routes = [] } = extras;
   const { appId, privateKey, webhookSecret } = requireGitHubApp(config);
   const { baseUrl, port, host, webhookPath, webhookProxyUrl } = config.github;
-  const state = new IssueState(redis);
+  const state = issueStores(redis);
   const producer = new Producer(redis, state);
   const probotOptions = { appId, privateKey, secret: webhookSecret, log: logger, ...(baseUrl ? { baseUrl } : {}) };
   const log = logger.child({ name: 'webhooks' });

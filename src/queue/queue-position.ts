@@ -2,7 +2,7 @@ import type { RunCommand } from './contract.js';
 
 /**
  * What the position of an issue's queued commands is computed from: one read of the issue's
- * state in Redis (see IssueState.queueSnapshot).
+ * state in Redis (see IssueQueue.queueSnapshot).
  */
 export interface QueueSnapshot<C extends { readonly seq: number } = { readonly seq: number }> {
   /** The issue's commands, oldest first: the first is running, or the next the drain takes. */

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Dispatcher, RemovedSession } from '../core/index.js';
-import type { IssueState } from './issue-state.js';
+import type { IssueQueue } from './issue-queue.js';
+import type { IssueRecords } from './issue-record.js';
 
 /** What retiring a closed issue needs: its record in Redis, this host's sessions, and the live feeds. */
 export interface RetireDeps {
-  readonly state: IssueState;
+  readonly state: Pick<IssueRecords, 'get' | 'retired' | 'keysOf' | 'reopened' | 'closed' | 'retire'> & Pick<IssueQueue, 'lock' | 'renew' | 'pending' | 'release'>;
   readonly dispatcher: Dispatcher;
   readonly hostId: string;
   readonly feed?: { remove(sessionIds: readonly string[]): Promise<void> } | undefined;

@@ -3,7 +3,7 @@ import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { LABELS, isCldpdError, messageOf, providerLimit, type Dispatcher, type RemovedSession, type Session } from '../core/index.js';
 import type { ControlJob, IssueRef, Reporter, RetireJob, RunCommand, RunOutcome, RunRepoAccess } from './contract.js';
-import type { IssueState } from './issue-state.js';
+import type { WorkerStores } from './issue-stores.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 import type { DrainJob, Producer } from './producer.js';
 import { retireIssue, type RetireDeps, type Retirement } from './retire.js';
@@ -20,7 +20,7 @@ export interface RunWorkerOptions {
   /** Runs at once from each of the shared and the host queue. */
   readonly concurrency: number;
   readonly dispatcher: Dispatcher;
-  readonly state: IssueState;
+  readonly state: WorkerStores;
   readonly producer: Producer;
   readonly reporter: Reporter;
   /** Keeps the queue position on the status comments of waiting commands up to date; none when absent. */
