@@ -5,7 +5,8 @@ import { issueKeyOf, type IntakeJob, type IssueRef, type RetireJob, type RunComm
 import type { IntakeStores } from '../queue/issue-stores.js';
 import type { Producer } from '../queue/producer.js';
 import { runsAhead } from '../queue/queue-position.js';
-import { dayEnds, mergeLimits, type LimitHit, type RepoLimits, type UsageLimits } from '../queue/usage-limits.js';
+import { dayEnds, mergeLimits, type LimitHit, type RepoLimits } from '../queue/limits-policy.js';
+import type { UsageLimits } from '../queue/usage-counters.js';
 import { COMMAND_HELP, commandTrigger } from './commands.js';
 import type { CommentsApi, OctokitLike } from './comments-api.js';
 import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';

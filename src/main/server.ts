@@ -13,7 +13,7 @@ import type { IntakeJob } from '../queue/contract.js';
 import { issueStores } from '../queue/issue-stores.js';
 import { INTAKE_QUEUE } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
-import { UsageLimits } from '../queue/usage-limits.js';
+import { UsageLimits } from '../queue/usage-counters.js';
 import { limitConnections } from '../web/connection-limits.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import { sessionPages, type SessionPages } from './session-pages.js';

@@ -17,7 +17,7 @@ import { issueStores } from '../queue/issue-stores.js';
 import { Producer } from '../queue/producer.js';
 import { allReporters } from '../queue/reporters.js';
 import { RunWorker } from '../queue/run-worker.js';
-import { UsageLimits } from '../queue/usage-limits.js';
+import { UsageLimits } from '../queue/usage-counters.js';
 import { UsageReporter } from '../queue/usage-reporter.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import type { ReadinessCheck } from '../web/operations.js';

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { NO_LIMITS, UsageLimits, type RepoLimits } from '../../src/queue/usage-limits.js';
+import { NO_LIMITS, type RepoLimits } from '../../src/queue/limits-policy.js';
+import { UsageLimits } from '../../src/queue/usage-counters.js';
 import { describeWithRedis, testRedis } from './redis-harness.js';
 
 const limits = (repository: RepoLimits['repository'], perPerson: RepoLimits['perPerson'] = {}): RepoLimits => ({ repository, perPerson });
