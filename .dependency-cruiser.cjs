@@ -44,6 +44,13 @@ module.exports = {
       to: { path: '^src/(queue/run-worker|cli|main)' },
     },
     {
+      name: 'queue-parts-below-run-worker',
+      comment: 'RunWorker composes the queue\'s parts (drain, one command\'s run, waits, delivery, orphans, retirement); none of them imports it.',
+      severity: 'error',
+      from: { path: '^src/queue/', pathNot: '^src/queue/run-worker\\.ts$' },
+      to: { path: '^src/queue/run-worker\\.ts$' },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: {},

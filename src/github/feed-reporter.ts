@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { keepStart, messageOf, stripEscapes, toWellFormed, type AgentSummary, type SessionEvent } from '../core/index.js';
 import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
 import type { FeedEntry, FeedHead, SessionFeedStore } from '../queue/session-feed.js';
+import { outcomePhase, phaseAfter, utcMinute } from '../queue/run-view.js';
 import { createRedactor } from '../core/redact.js';
 
 /** What the feed reporter needs. */
@@ -118,25 +119,19 @@ class FeedRun implements RunReport {
     for (const entry of entries) if (entry.k === 'text') this.lastText = entry.text;
     this.push(...entries);
     const h = this.head;
+    if (event.type === 'build.started' || event.type === 'container.started') this.began = true;
+    // The container's own output owns the phase only once this run reached its build or container.
+    const phase = event.type !== 'output' || this.began ? phaseAfter(h.phase, event) : h.phase;
+    if (phase !== h.phase) h.phase = phase;
     switch (event.type) {
       case 'build.started':
-        this.began = true;
-        h.phase = 'building';
         h.endedAt = null;
         break;
       case 'container.started':
-        this.began = true;
-        h.phase = 'running';
         h.run = event.run;
         h.runStartedAt = event.at;
         h.endedAt = null;
         if (event.run === 1) h.startedAt = event.at;
-        break;
-      case 'setup.step':
-        h.phase = 'setting up';
-        break;
-      case 'output':
-        if (event.step === undefined && this.began) h.phase = 'running';
         break;
       default:
         break;
@@ -147,7 +142,7 @@ class FeedRun implements RunReport {
 
   async finish(outcome: RunOutcome): Promise<void> {
     const terminal = outcome.terminal;
-    const phase = outcome.kind === 'cancelled' ? 'cancelled' : outcome.kind === 'delivered' ? 'delivered' : outcome.kind === 'waiting' ? 'waiting' : terminal?.type === 'container.exited' ? 'finished' : 'failed';
+    const phase = outcomePhase(outcome);
     const at = terminal?.at ?? Date.now();
     const end: Mutable<Extract<FeedEntry, { k: 'end' }>> = { k: 'end', at, outcome: phase };
     if (terminal?.type === 'container.exited') Object.assign(end, { exitCode: terminal.exitCode, reason: terminal.reason, durationMs: terminal.durationMs });
@@ -155,7 +150,7 @@ class FeedRun implements RunReport {
     const limit = subtype === 'error_max_turns' ? 'The agent stopped at the pod\'s turn limit (maxTurns in its pod.json).'
       : subtype === 'error_max_budget_usd' ? 'The agent stopped at the pod\'s spending limit for a run (maxBudgetUsd in its pod.json).'
       : undefined;
-    const waitingNote = outcome.waiting ? `The model provider refused for its ${outcome.waiting.kind === 'usage' ? 'usage limit' : 'rate limit'}; the session continues by itself at ${new Date(outcome.waiting.resumeAt).toISOString().slice(0, 16).replace('T', ' ')} UTC (wait ${outcome.waiting.wait} of ${outcome.waiting.of}).` : undefined;
+    const waitingNote = outcome.waiting ? `The model provider refused for its ${outcome.waiting.kind === 'usage' ? 'usage limit' : 'rate limit'}; the session continues by itself at ${utcMinute(outcome.waiting.resumeAt)} UTC (wait ${outcome.waiting.wait} of ${outcome.waiting.of}).` : undefined;
     const note = terminal?.type === 'error' ? terminal.message : outcome.message ?? waitingNote ?? outcome.note ?? limit;
     if (note) end.note = note;
     const cost = outcome.agent?.runCostUsd ?? outcome.agent?.result?.costUsd;

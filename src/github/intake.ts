@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MAX_PROMPT_BYTES, SESSION_SUFFIX_HEX, assertPodName, isCldpdError, keepStart } from '../core/index.js';
 import { issueKeyOf, type IntakeJob, type IssueRef, type RetireJob, type RunCommand } from '../queue/contract.js';
-import type { IssueState } from '../queue/issue-state.js';
+import type { IntakeStores } from '../queue/issue-stores.js';
 import type { Producer } from '../queue/producer.js';
 import { runsAhead } from '../queue/queue-position.js';
-import { dayEnds, mergeLimits, type LimitHit, type RepoLimits, type UsageLimits } from '../queue/usage-limits.js';
+import { dayEnds, mergeLimits, type LimitHit, type RepoLimits } from '../queue/limits-policy.js';
+import type { UsageLimits } from '../queue/usage-counters.js';
 import { COMMAND_HELP, commandTrigger } from './commands.js';
 import type { CommentsApi, OctokitLike } from './comments-api.js';
 import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
@@ -15,7 +16,7 @@ import { renderStatusComment, statusMarker, parseStatusMarker } from './status-c
 
 /** What the intake step needs. */
 export interface IntakeOptions {
-  readonly state: IssueState;
+  readonly state: IntakeStores;
   readonly producer: Producer;
   readonly comments: CommentsApi;
   readonly octokitFor: (installationId: number) => Promise<OctokitLike>;

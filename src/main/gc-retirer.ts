@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import { issueKey, parseIssueUrl, type HostInventory } from '../core/index.js';
 import type { IssueRetirer } from '../cli/run-cli.js';
-import { IssueState } from '../queue/issue-state.js';
+import { issueStores } from '../queue/issue-stores.js';
 import { retireIssue } from '../queue/retire.js';
 import { SessionFeedStore } from '../queue/session-feed.js';
 import { operatorRedis } from './operator-redis.js';
@@ -13,7 +13,7 @@ import { operatorRedis } from './operator-redis.js';
  */
 export async function gcRetirer(config: Config, inventory: HostInventory): Promise<IssueRetirer> {
   const { redis } = await operatorRedis(config);
-  const state = new IssueState(redis);
+  const state = issueStores(redis);
   const feed = new SessionFeedStore(redis, { maxEntries: config.live.maxEntries, keepSeconds: config.live.keepSeconds });
   return {
     retire: (issueUrl, closedBefore, dryRun) => retireIssue({ state, inventory, hostId: config.hostId, feed }, issueKey(parseIssueUrl(issueUrl)), issueUrl, { closedBefore }, { dryRun }),

@@ -7,7 +7,8 @@ import { loadConfig, requireGitHubApp, type Config } from '../config.js';
 import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RetireJob } from '../queue/contract.js';
-import { IssueState, type HostRecord } from '../queue/issue-state.js';
+import type { HostRecord } from '../queue/host-registry.js';
+import { issueStores, type IssueStores } from '../queue/issue-stores.js';
 import { controlQueue, hostQueue } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
 import { loadDotEnv } from './dot-env.js';
@@ -77,7 +78,7 @@ export async function runHosts(argv: readonly string[], env: NodeJS.ProcessEnv, 
     return 1;
   }
   try {
-    const state = new IssueState(redis);
+    const state = issueStores(redis);
     if (action === undefined) {
       const hosts = await state.hosts();
       if (parsed.values.json) for (const h of hosts) stdout.write(`${JSON.stringify({ ...h, lastSeen: h.lastSeen ? new Date(h.lastSeen).toISOString() : null })}\n`);
@@ -93,7 +94,7 @@ export async function runHosts(argv: readonly string[], env: NodeJS.ProcessEnv, 
   }
 }
 
-async function forget(config: Config, state: IssueState, redis: Redis, hostId: string, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
+async function forget(config: Config, state: IssueStores, redis: Redis, hostId: string, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
   const host = (await state.hosts()).find((h) => h.hostId === hostId);
   const unreported = await state.releasedRuns(hostId);
   if (!host && unreported.length === 0) {

@@ -11,11 +11,11 @@ import { FeedReporter } from '../github/feed-reporter.js';
 import { repoTokenSource } from '../github/repo-tokens.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RunCommand } from '../queue/contract.js';
-import { IssueState } from '../queue/issue-state.js';
+import { issueStores } from '../queue/issue-stores.js';
 import { Producer } from '../queue/producer.js';
 import { allReporters } from '../queue/reporters.js';
 import { RunWorker } from '../queue/run-worker.js';
-import { UsageLimits } from '../queue/usage-limits.js';
+import { UsageLimits } from '../queue/usage-counters.js';
 import { UsageReporter } from '../queue/usage-reporter.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import type { ReadinessCheck } from '../web/operations.js';
@@ -70,7 +70,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     liveLink: (sessionId) => links.link(sessionId, Date.now() + config.live.keepSeconds * 1000),
     logger: logger.child({ name: 'reporter' }),
   });
-  const state = new IssueState(redis);
+  const state = issueStores(redis);
   const producer = new Producer(redis, state);
   const ghHost = config.github.baseUrl ? new URL(config.github.baseUrl).host : undefined;
   const github = (command: RunCommand) => repoTokenSource({

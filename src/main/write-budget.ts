@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { bucketCapacity, tokenBudget, type BudgetObserver, type WriteBudget } from '../github/write-budget.js';
-import { redisBuckets } from '../queue/write-budget.js';
+import { redisBuckets } from '../queue/redis-write-buckets.js';
 
 /** The deployment's GitHub write budget: one bucket per installation in the shared Redis; `observer` is told of writes it held back. */
 export function sharedWriteBudget(redis: Redis, config: Config, logger: Logger, observer?: BudgetObserver): WriteBudget {

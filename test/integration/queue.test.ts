@@ -10,7 +10,8 @@ import { parseStatusMarker } from '../../src/github/status-comment.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
 import { localWriteBudget } from '../../src/github/write-budget.js';
 import type { IntakeJob, RunCommand, Trigger } from '../../src/queue/contract.js';
-import { IssueState } from '../../src/queue/issue-state.js';
+import { IssueQueue } from '../../src/queue/issue-queue.js';
+import { issueStores, type IssueStores } from '../../src/queue/issue-stores.js';
 import { INTAKE_QUEUE } from '../../src/queue/names.js';
 import { Producer } from '../../src/queue/producer.js';
 import { RunWorker } from '../../src/queue/run-worker.js';
@@ -23,12 +24,12 @@ import { describeWithRedis, testRedis } from './redis-harness.js';
 
 describeWithRedis('queue semantics on a real Redis', () => {
   let redis: Redis;
-  let state: IssueState;
+  let state: IssueStores;
   let producer: Producer;
 
   beforeAll(async () => {
     ({ redis } = await testRedis(11));
-    state = new IssueState(redis);
+    state = issueStores(redis);
     producer = new Producer(redis, state);
   });
 
@@ -116,14 +117,14 @@ describeWithRedis('queue semantics on a real Redis', () => {
     const inventory = new HostInventory({ runner, store, hostId: 'host-crash' });
     const reporter = new RecordingReporter();
     // The first "done" never happens: what a SIGKILL right after the final comment leaves.
-    const dying = new IssueState(redis);
+    const dying = issueStores(redis);
     let killed = false;
     dying.done = async (command) => {
       if (!killed) {
         killed = true;
         throw new Error('killed before the command left the queue');
       }
-      return IssueState.prototype.done.call(dying, command);
+      return IssueQueue.prototype.done.call(new IssueQueue(redis), command);
     };
     const worker = new RunWorker({ connection: redis, hostId: 'host-crash', concurrency: 1, dispatcher, inventory, state: dying, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
     await worker.start();
