@@ -15,7 +15,7 @@ export type ServiceMode = 'serve' | 'worker' | 'up';
  * Runs the server, the worker, or both until SIGTERM/SIGINT, then shuts down cleanly: stops
  * taking webhooks and jobs, leaves running containers running (a restarted worker adopts
  * them), closes Redis. Without GitHub App credentials, `up` and `serve` serve cldpd's setup
- * page instead (src/main/setup-server.ts), which registers the app from app.yml and writes
+ * page instead (src/setup/setup-server.ts), which registers the app from app.yml and writes
  * `.env`; the process then waits for a restart. Logs are readable lines on a terminal, JSON
  * otherwise (`CLDPD_LOG_FORMAT` decides when set).
  */
@@ -36,7 +36,7 @@ export async function runServices(mode: ServiceMode): Promise<number> {
   const closers: Array<[string, () => Promise<void>]> = [];
   if (mode !== 'worker' && (!config.github.appId || !config.github.privateKey)) {
     try {
-      const { startSetupServer } = await import('./setup-server.js');
+      const { startSetupServer } = await import('../setup/setup-server.js');
       const setup = await startSetupServer(config, logger);
       closers.push(['setup page', () => setup.close()]);
       logSetupAddresses(logger, config, setup.port, setup.key);
