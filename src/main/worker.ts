@@ -8,7 +8,7 @@ import { sharedWriteBudget } from './write-budget.js';
 import { Dispatcher, DockerRunner, SessionStore, issueBranch } from '../core/index.js';
 import { appAuth } from '../github/app-auth.js';
 import { octokitComments } from '../github/comments-api.js';
-import { FeedReporter } from '../github/feed-reporter.js';
+import { FeedWriter } from '../web/feed-writer.js';
 import { issueLookup } from '../github/issue-lookup.js';
 import { createRedactor } from '../github/redact.js';
 import { repoTokenSource } from '../github/repo-tokens.js';
@@ -83,7 +83,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     branch: issueBranch(command.issue), ...(ghHost ? { ghHost } : {}),
   });
   // The status comment first: only it may fail a run's finish. Side reports follow it.
-  const feed = new FeedReporter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
+  const feed = new FeedWriter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
   const usage = new UsageReporter(new UsageLimits(redis), logger.child({ name: 'usage' }));
   const reporters = allReporters(reporter, feed, usage, ...(metrics ? [new RunMetrics(metrics)] : []));
   const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher,

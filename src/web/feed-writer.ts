@@ -2,10 +2,12 @@ import type { Logger } from 'pino';
 import { keepStart, messageOf, stripEscapes, toWellFormed, type AgentSummary, type SessionEvent } from '../core/index.js';
 import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
 import type { FeedEntry, FeedHead, SessionFeedStore } from '../queue/session-feed.js';
-import { createRedactor } from './redact.js';
+import { createRedactor } from '../github/redact.js';
+import { utcMinute } from '../github/utc-minute.js';
+import { within } from './within.js';
 
-/** What the feed reporter needs. */
-export interface FeedReporterOptions {
+/** What the feed writer needs. */
+export interface FeedWriterOptions {
   readonly store: Pick<SessionFeedStore, 'publish'>;
   /** The redactor of a pod's runs: the same one its status comments go through. */
   readonly redactorFor: (pod: string) => Promise<(text: string) => string>;
@@ -83,8 +85,8 @@ export function redactEntry(entry: FeedEntry, redact: (text: string) => string):
  * blocks or fails a run: entries are published in batches every `flushMs`, and while Redis
  * does not take them a bounded number wait (the page says how many were let go).
  */
-export class FeedReporter implements Reporter {
-  constructor(private readonly options: FeedReporterOptions) {}
+export class FeedWriter implements Reporter {
+  constructor(private readonly options: FeedWriterOptions) {}
 
   forRun(command: RunCommand): RunReport {
     return new FeedRun(command, this.options);
@@ -107,7 +109,7 @@ class FeedRun implements RunReport {
   private abandoned = false;
   private readonly redactor: Promise<(text: string) => string>;
 
-  constructor(private readonly command: RunCommand, private readonly options: FeedReporterOptions) {
+  constructor(private readonly command: RunCommand, private readonly options: FeedWriterOptions) {
     const { issue } = command;
     this.head = { sessionId: command.sessionId, pod: command.pod, owner: issue.owner, repo: issue.repo, number: issue.number, issueUrl: issue.url, installationId: issue.installationId, host: options.hostId };
     this.redactor = options.redactorFor(command.pod).catch(() => createRedactor([]));
@@ -155,7 +157,7 @@ class FeedRun implements RunReport {
     const limit = subtype === 'error_max_turns' ? 'The agent stopped at the pod\'s turn limit (maxTurns in its pod.json).'
       : subtype === 'error_max_budget_usd' ? 'The agent stopped at the pod\'s spending limit for a run (maxBudgetUsd in its pod.json).'
       : undefined;
-    const waitingNote = outcome.waiting ? `The model provider refused for its ${outcome.waiting.kind === 'usage' ? 'usage limit' : 'rate limit'}; the session continues by itself at ${new Date(outcome.waiting.resumeAt).toISOString().slice(0, 16).replace('T', ' ')} UTC (wait ${outcome.waiting.wait} of ${outcome.waiting.of}).` : undefined;
+    const waitingNote = outcome.waiting ? `The model provider refused for its ${outcome.waiting.kind === 'usage' ? 'usage limit' : 'rate limit'}; the session continues by itself at ${utcMinute(outcome.waiting.resumeAt)} (wait ${outcome.waiting.wait} of ${outcome.waiting.of}).` : undefined;
     const note = terminal?.type === 'error' ? terminal.message : outcome.message ?? waitingNote ?? outcome.note ?? limit;
     if (note) end.note = note;
     const cost = outcome.agent?.runCostUsd ?? outcome.agent?.result?.costUsd;
@@ -181,10 +183,7 @@ class FeedRun implements RunReport {
     if (outcome.agent) this.spent(outcome.agent);
     clearTimeout(this.timer);
     this.timer = undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.finishWaitMs ?? 10_000)));
-    await Promise.race([this.drain(), waited]);
-    clearTimeout(timer);
+    await within(this.options.finishWaitMs ?? 10_000, this.drain()).catch(() => undefined);
     // A finished run keeps nothing waiting for a Redis that does not come back.
     this.abandoned = true;
   }
