@@ -5,7 +5,7 @@ import type { PositionReporter } from '../queue/queue-position.js';
 import type { CommentsApi } from './comments-api.js';
 import { createRedactor } from './redact.js';
 import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
-import type { WriteBudget } from './write-budget.js';
+import type { WriteBudget } from './write-budget-policy.js';
 
 /** What the status reporter needs. */
 export interface StatusReporterOptions {

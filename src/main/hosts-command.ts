@@ -12,7 +12,7 @@ import { controlQueue, hostQueue } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
 import { loadDotEnv } from './dot-env.js';
 import { operatorRedis } from './operator-redis.js';
-import { sharedWriteBudget } from './write-budget.js';
+import { sharedWriteBudget } from './shared-write-budget.js';
 
 const HELP = `Usage: cldpd hosts [--json]
        cldpd hosts forget <host>

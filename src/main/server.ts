@@ -4,11 +4,11 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { requireGitHubApp, type Config } from '../config.js';
 import { appAuth } from '../github/app-auth.js';
-import { webhookHandler } from '../github/app.js';
 import { octokitComments } from '../github/comments-api.js';
 import { Intake } from '../github/intake.js';
+import { webhookHandler } from '../github/triggers.js';
 import { createWebhookReceiver } from '../github/webhook-receiver.js';
-import { budgetedComments } from '../github/write-budget.js';
+import { budgetedComments } from '../github/write-budget-policy.js';
 import type { IntakeJob } from '../queue/contract.js';
 import { IssueState } from '../queue/issue-state.js';
 import { INTAKE_QUEUE } from '../queue/names.js';
@@ -17,7 +17,7 @@ import { UsageLimits } from '../queue/usage-limits.js';
 import { limitConnections } from '../web/connection-limits.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import { sessionPages, type SessionPages } from './session-pages.js';
-import { sharedWriteBudget } from './write-budget.js';
+import { sharedWriteBudget } from './shared-write-budget.js';
 
 /** A running `cldpd serve`. */
 export interface RunningServer {

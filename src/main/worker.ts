@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { requireGitHubApp, type Config } from '../config.js';
 import { containerEnvValues, modelCredential } from './secrets.js';
 import { feedStore, linkSigner } from './session-pages.js';
-import { sharedWriteBudget } from './write-budget.js';
+import { sharedWriteBudget } from './shared-write-budget.js';
 import { Dispatcher, DockerRunner, SessionStore, issueBranch } from '../core/index.js';
 import { appAuth } from '../github/app-auth.js';
 import { octokitComments } from '../github/comments-api.js';
