@@ -8,7 +8,7 @@ export type { Runner, ContainerSpec, ProcessHandle, ProcessInput, OutputChunk, B
 export { DockerRunner, toCreateOptions } from './docker-runner.js';
 export { Session, type AgentSummary, type SessionOptions } from './session.js';
 export { SESSION_SUFFIX_HEX, SessionStore, isSessionId, type SessionRecord, type PersistedVolume } from './session-store.js';
-export { parseLogLine, parseLogRecord, isLogNote, type LogNote, type SkippedOutput } from './session-log.js';
+export { parseLogRecord, isLogNote, type LogNote, type SkippedOutput } from './session-log.js';
 export { Dispatcher, type DispatcherOptions, type StartInput, type StartOptions, type Recovery, type SessionContainer, type VolumeRow, type VolumeRemoval, type RemovedVolume, type RefusedVolume, type RemovedSession, type SessionRemoval } from './dispatcher.js';
 export { scanRun, type RunLogState } from './log-scan.js';
 export type { ScanRunOptions } from './log-scan.js';

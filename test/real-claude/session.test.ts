@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { renderTranscript } from '../../src/cli/render.js';
+import { renderTranscript } from '../fakes/transcript.js';
 import type { Session, SessionEvent } from '../../src/core/index.js';
 import type { CommentsApi } from '../../src/github/comments-api.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
