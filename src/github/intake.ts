@@ -12,6 +12,7 @@ import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
 import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
 import { DEFAULT_REPO_SETTINGS, allowsPod, parseRepoSettings, type RepoSettings } from './repo-settings.js';
 import { renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
+import { statusOf } from './status-of.js';
 import { utcMinute } from './utc-minute.js';
 
 /** What the intake step needs. */
@@ -59,10 +60,6 @@ const REFUSAL_QUIET_SECONDS = 24 * 3600;
 const REFUSALS_PER_HOUR = 20;
 /** How long an answer without write access is reused before the API is asked again. */
 const REFUSED_CACHE_MS = 5 * 60_000;
-
-function statusOf(err: unknown): number | undefined {
-  return (err as { status?: number }).status;
-}
 
 /**
  * A session id that is the same on every retry of one delivery: `<pod>-<16 hex>` of the delivery

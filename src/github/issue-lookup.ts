@@ -1,5 +1,6 @@
 import type { IssueRef } from '../queue/contract.js';
 import type { OctokitLike } from './comments-api.js';
+import { statusOf } from './status-of.js';
 
 /** Whether an issue is open on GitHub: closed with when; `unknown` when GitHub does not show it. */
 export type IssueOnGitHub = { readonly state: 'open' | 'unknown' } | { readonly state: 'closed'; readonly closedAt: number | undefined };
@@ -19,7 +20,7 @@ export function issueLookup(octokitFor: (installationId: number) => Promise<Octo
       return { state: 'closed', closedAt: Number.isFinite(at) ? at : undefined };
     } catch (err) {
       // Deleted, or out of the installation's reach: whether it is open cannot be told.
-      if ([404, 410].includes((err as { status?: number }).status ?? 0)) return { state: 'unknown' };
+      if ([404, 410].includes(statusOf(err) ?? 0)) return { state: 'unknown' };
       throw err;
     }
   };

@@ -1,5 +1,6 @@
 import type { OctokitLike } from './comments-api.js';
 import { roleOf, type PermissionAnswer } from './permissions.js';
+import { statusOf } from './status-of.js';
 
 /** An installation's Octokit, as `AppAuth.octokitFor` gives it. */
 type OctokitFor = (installationId: number) => Promise<OctokitLike>;
@@ -29,7 +30,7 @@ export function repoReader(octokitFor: OctokitFor): (installationId: number, own
       const { data } = await (await octokitFor(installationId)).request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', { owner, repo, username: login });
       return roleOf(data as PermissionAnswer) !== 'none';
     } catch (err) {
-      if ((err as { status?: number }).status === 404) return false; // not a collaborator, nor a member who can read it
+      if (statusOf(err) === 404) return false; // not a collaborator, nor a member who can read it
       throw err;
     }
   };

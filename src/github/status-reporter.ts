@@ -5,6 +5,7 @@ import type { PositionReporter } from '../queue/queue-position.js';
 import type { CommentsApi } from './comments-api.js';
 import { createRedactor } from './redact.js';
 import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
+import { statusOf } from './status-of.js';
 import type { WriteBudget } from './write-budget-policy.js';
 
 /** What the status reporter needs. */
@@ -62,10 +63,6 @@ async function settled(write: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([write.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
-}
-
-function statusOf(err: unknown): number | undefined {
-  return (err as { status?: number }).status;
 }
 
 /**
