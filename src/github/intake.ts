@@ -234,7 +234,7 @@ export class Intake {
     // A resume of a session left on a forgotten host starts afresh, its instruction after the issue.
     const prompt = instruction === undefined ? issuePrompt : `${issuePrompt}\n\n${buildResumePrompt({ author: job.sender.login, instruction })}`;
     const { forgotten } = await this.options.state.get(key);
-    const note = forgotten ? `The issue's earlier session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${utcMinute(forgotten.at)} (\`cldpd hosts forget\`): its state stayed there, and this session starts afresh.` : undefined;
+    const note = forgotten ? `The issue's earlier session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${utcMinute(forgotten.at)} UTC (\`cldpd hosts forget\`): its state stayed there, and this session starts afresh.` : undefined;
     const sessionId = await this.claimSessionId(pod, job.deliveryId, key);
     const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId, prompt, ...(note ? { note } : {}) });
     await this.options.limits?.usage.queued(`${job.issue.owner}/${job.issue.repo}`, key, job.sender.login);
@@ -353,7 +353,7 @@ export class Intake {
     const issue = await this.options.state.get(key);
     const pending = await this.options.state.pending(key);
     if (!issue.sessionId) {
-      const forgotten = issue.forgotten ? `Its session${issue.forgotten.sessionId ? ` \`${issue.forgotten.sessionId}\`` : ''} was on host \`${issue.forgotten.hostId}\`, which an operator released on ${utcMinute(issue.forgotten.at)}; a label or \`/cldpd resume\` starts afresh on a live host.` : undefined;
+      const forgotten = issue.forgotten ? `Its session${issue.forgotten.sessionId ? ` \`${issue.forgotten.sessionId}\`` : ''} was on host \`${issue.forgotten.hostId}\`, which an operator released on ${utcMinute(issue.forgotten.at)} UTC; a label or \`/cldpd resume\` starts afresh on a live host.` : undefined;
       await this.replyOnce(job, [forgotten ?? 'This issue has no cldpd session. Add the label `cldpd:<pod>` to start one.', ...(await this.usageLines(job))].join('\n'));
       return 'status: none';
     }
@@ -376,7 +376,7 @@ export class Intake {
     const { hostId } = await state.get(key);
     if (!hostId || (await state.hostAlive(hostId))) return undefined;
     const seen = await state.lastSeen(hostId);
-    return `Host \`${hostId}\`, where this issue's session is, has not been seen ${seen ? `since ${utcMinute(seen)}` : 'for a while'}: its runs wait for it. If it is gone for good, an operator can release its issues with \`cldpd hosts forget ${hostId}\` (a new label then starts afresh elsewhere).`;
+    return `Host \`${hostId}\`, where this issue's session is, has not been seen ${seen ? `since ${utcMinute(seen)} UTC` : 'for a while'}: its runs wait for it. If it is gone for good, an operator can release its issues with \`cldpd hosts forget ${hostId}\` (a new label then starts afresh elsewhere).`;
   }
 
   /**

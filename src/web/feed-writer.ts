@@ -157,7 +157,7 @@ class FeedRun implements RunReport {
     const limit = subtype === 'error_max_turns' ? 'The agent stopped at the pod\'s turn limit (maxTurns in its pod.json).'
       : subtype === 'error_max_budget_usd' ? 'The agent stopped at the pod\'s spending limit for a run (maxBudgetUsd in its pod.json).'
       : undefined;
-    const waitingNote = outcome.waiting ? `The model provider refused for its ${outcome.waiting.kind === 'usage' ? 'usage limit' : 'rate limit'}; the session continues by itself at ${utcMinute(outcome.waiting.resumeAt)} (wait ${outcome.waiting.wait} of ${outcome.waiting.of}).` : undefined;
+    const waitingNote = outcome.waiting ? `The model provider refused for its ${outcome.waiting.kind === 'usage' ? 'usage limit' : 'rate limit'}; the session continues by itself at ${utcMinute(outcome.waiting.resumeAt)} UTC (wait ${outcome.waiting.wait} of ${outcome.waiting.of}).` : undefined;
     const note = terminal?.type === 'error' ? terminal.message : outcome.message ?? waitingNote ?? outcome.note ?? limit;
     if (note) end.note = note;
     const cost = outcome.agent?.runCostUsd ?? outcome.agent?.result?.costUsd;
