@@ -56,7 +56,6 @@ function fsCode(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : 'error');
 }
 
-
 function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
   return new Promise((resolveForm, reject) => {
     const chunks: Buffer[] = [];
