@@ -19,7 +19,7 @@ const FILES = [
   'test/e2e/flood.test.ts', 'test/web/connection-limits.test.ts', 'test/e2e/metrics.test.ts', 'test/config.test.ts',
   'test/github/sanitize.test.ts', 'test/github/commands.test.ts', 'test/github/status-render.test.ts',
   'test/setup/setup-server.test.ts', 'test/setup/setup-pages.test.ts', 'test/setup/setup-render.test.ts', 'test/core/github-access.test.ts', 'test/integration/github-access.test.ts', 'test/integration/retire.test.ts',
-  'test/core/session-log.test.ts', 'test/e2e/spend.test.ts', 'test/real-claude/spend.test.ts', 'test/integration/usage-limits.test.ts', 'test/core/agent-summary.test.ts', 'test/core/model-prices.test.ts', 'test/queue/usage-reporter.test.ts', 'test/integration/attach-end.test.ts', 'test/core/docker-runner.test.ts', 'test/integration/volumes-window.test.ts',
+  'test/core/session-log.test.ts', 'test/e2e/spend.test.ts', 'test/real-claude/spend.test.ts', 'test/integration/usage-limits.test.ts', 'test/core/agent-summary.test.ts', 'test/core/model-prices.test.ts', 'test/queue/usage-reporter.test.ts', 'test/integration/attach-end.test.ts', 'test/core/docker-runner.test.ts', 'test/integration/volumes-window.test.ts', 'test/github/markdown-safe.test.ts',
 ];
 
 /** [scenario, what was tried (and how many inputs), what was checked, file parts (| between several), test title pattern] */
@@ -86,6 +86,8 @@ const ROWS = [
   ['H22. Run tokens outliving the run', 'runs with one token and with 4-second tokens refreshed twice or more, through the dispatcher on Docker and through the worker process; a failed and a hanging revocation', 'after the run every unexpired token it was given is revoked at GitHub and refused by the git server; the worker\'s own installation token untouched; a failed or hanging revocation is logged and never fails the run', 'core/github-access.test|integration/github-access.test|e2e/app.test', /^revoke:/],
   ['H23. Session ids colliding across issues', 'new ids from the queue and the terminal; an id claimed in Redis by another issue, and a record of the next random id already on the host; records and logs with 8-hex ids', 'ids have 16 hex digits; a taken id is never reused (the next one is claimed for its issue); the other record untouched; the claim goes at retirement; ps, logs and stop read 8-hex sessions', 'dispatcher.test|run-cli.test|e2e/app.test|retire.test', /^session id:/],
   ['H24. Metrics and readiness on the webhook port', 'GET /metrics, /readyz, /healthz on the webhook port; the server\'s and worker\'s metrics ports on 127.0.0.1 and on 127.0.0.2 with the worker\'s HOST=0.0.0.0', 'the webhook port answers /healthz only (404 for the others); the metrics ports answer on loopback only', 'e2e/metrics.test|config.test', /^metrics access:/],
+  ['H18. Markdown tables that fill in cells', 'a 19 KB session-page entry of 100-column table headers and one-character rows, also inside a quote; a 98 KB final answer of five such tables, and its end cut to 20,000 characters', 'the page renders it as plain text within a few times its size (was 7.36 MB of HTML); the answer is shown whole as a code block, never parsed, and its cut end stays code', 'web/session-page.test|github/markdown-safe.test', /^cell fill:/],
+  ['H24. The metrics port equal to the webhook port', '`cldpd serve` with PORT = CLDPD_METRICS_PORT', 'exits 1 before taking either port, and the log names both settings', 'e2e/metrics.test', /^metrics port:/],
 ];
 
 const THREATS = [

@@ -49,6 +49,11 @@ export async function runServices(mode: ServiceMode): Promise<number> {
     return waitForSignal(logger, config, closers);
   }
 
+  if (mode !== 'worker' && config.metricsPort !== 0 && config.metricsPort === config.github.port) {
+    // Else the metrics take the port first and the webhook server fails with a bare EADDRINUSE.
+    logger.error(`CLDPD_METRICS_PORT and PORT are both ${config.github.port}: /metrics and /readyz are served on a port of their own, apart from the webhook port anyone may reach. Set CLDPD_METRICS_PORT to another port (9464 is the default), or to 0 to serve none, and start again.`);
+    return 1;
+  }
   try {
     const redis = await openRedis(config, logger, { ownServer: mode === 'up' });
     closers.push(['redis', () => redis.close()]);

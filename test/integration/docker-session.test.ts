@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -238,11 +239,13 @@ describeWithDocker('sessions on a real Docker engine', () => {
   });
 
   it('puts labels, limits, an init and no-new-privileges on the container', async () => {
-    const session = await world.dispatcher.start('it-claude', { prompt: 'linger', issueUrl: 'https://github.com/acme/web/issues/1' });
+    // An issue of its own: a volume an earlier run on this engine left for issue 1 (another host's) is not this one's.
+    const issueUrl = `https://github.com/acme/web/issues/${randomInt(1_000_000, 9_999_999)}`;
+    const session = await world.dispatcher.start('it-claude', { prompt: 'linger', issueUrl });
     const reading = collect(session);
     await until('the container', () => !!session.containerId);
     const info = await world.docker.getContainer(session.containerId as string).inspect();
-    expect(info.Config.Labels).toMatchObject({ 'dev.cldpd.session': session.id, 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.host': world.hostId, 'dev.cldpd.issue': 'https://github.com/acme/web/issues/1' });
+    expect(info.Config.Labels).toMatchObject({ 'dev.cldpd.session': session.id, 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.host': world.hostId, 'dev.cldpd.issue': issueUrl });
     expect(info.HostConfig).toMatchObject({
       Init: true, Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128, SecurityOpt: ['no-new-privileges'],
       CapDrop: ['ALL'], CapAdd: [...AGENT_CAPABILITIES], NetworkMode: ISOLATED_NETWORK,
