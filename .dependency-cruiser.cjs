@@ -51,6 +51,20 @@ module.exports = {
       to: { path: '^src/queue/run-worker\\.ts$' },
     },
     {
+      name: 'github-serves-no-pages',
+      comment: 'The GitHub side knows GitHub only; the web front end may use it, not the reverse.',
+      severity: 'error',
+      from: { path: '^src/github/' },
+      to: { path: '^src/web/' },
+    },
+    {
+      name: 'setup-stands-alone',
+      comment: 'The first-run setup runs while no GitHub App exists: it needs the configuration and nothing else of cldpd.',
+      severity: 'error',
+      from: { path: '^src/setup/' },
+      to: { path: '^src/(?!setup/|config\\.ts$)' },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: {},

@@ -178,7 +178,7 @@ if (results.live) {
   const l = results.live;
   const m = l.memory;
   lines.push('## 8. The live session page', '',
-    `A busybox container prints ${l.runs[0]?.lines ?? 1000} lines at ${fmt(l.runs[0]?.rate ?? 0, 1)} lines/s, each carrying the kernel's uptime as it read it just before printing; the worker's path (Dispatcher → FeedReporter, batched every 50 ms → Redis stream) and the page's (FeedFollower polling Redis every 200 ms → Server-Sent Events) run in this process, and headless Chromium follows the page, noting when each line is added to it. Latency is that moment less the line's own time (/proc/uptime has 10 ms steps). ${l.runs.length} runs.`, '',
+    `A busybox container prints ${l.runs[0]?.lines ?? 1000} lines at ${fmt(l.runs[0]?.rate ?? 0, 1)} lines/s, each carrying the kernel's uptime as it read it just before printing; the worker's path (Dispatcher → FeedWriter, batched every 50 ms → Redis stream) and the page's (FeedFollower polling Redis every 200 ms → Server-Sent Events) run in this process, and headless Chromium follows the page, noting when each line is added to it. Latency is that moment less the line's own time (/proc/uptime has 10 ms steps). ${l.runs.length} runs.`, '',
     '| run | lines | p50 (ms) | p99 (ms) | max (ms) |', '|---|---|---|---|---|',
     ...l.runs.map((r, i) => `| ${i + 1} | ${r.lines} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} |`), '',
     `Median over the runs: p50 **${fmt(l.p50.median)} ms**, p99 **${fmt(l.p99.median)} ms** (target: within a second: ${verdict(l.p99.median <= 1000)}).`, '',

@@ -9,7 +9,7 @@ export { DockerRunner, toCreateOptions } from './docker-runner.js';
 export { Session, type AgentSummary, type SessionOptions } from './session.js';
 export type { InputReservation } from './agent-input.js';
 export { SESSION_SUFFIX_HEX, SessionStore, isSessionId, type SessionRecord, type PersistedVolume } from './session-store.js';
-export { parseLogLine, parseLogRecord, isLogNote, type LogNote, type SkippedOutput } from './session-log.js';
+export { parseLogRecord, isLogNote, type LogNote, type SkippedOutput } from './session-log.js';
 export { Dispatcher, type DispatcherOptions, type StartInput, type StartOptions } from './dispatcher.js';
 export type { Recovery } from './recovery.js';
 export { HostInventory, type HostInventoryOptions, type SessionContainer, type VolumeRow, type VolumeRemoval, type RemovedVolume, type RefusedVolume, type RemovedSession, type SessionRemoval } from './host-inventory.js';

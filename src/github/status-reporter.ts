@@ -6,7 +6,8 @@ import { outcomePhase, phaseAfter } from '../queue/run-view.js';
 import type { CommentsApi } from './comments-api.js';
 import { createRedactor } from '../core/redact.js';
 import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
-import type { WriteBudget } from './write-budget.js';
+import { statusOf } from './status-of.js';
+import type { WriteBudget } from './write-budget-policy.js';
 
 /** What the status reporter needs. */
 export interface StatusReporterOptions {
@@ -63,10 +64,6 @@ async function settled(write: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([write.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
-}
-
-function statusOf(err: unknown): number | undefined {
-  return (err as { status?: number }).status;
 }
 
 /**

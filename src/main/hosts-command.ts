@@ -2,9 +2,9 @@ import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Probot } from 'probot';
 import { loadConfig, requireGitHubApp, type Config } from '../config.js';
-import { octokitComments, type OctokitLike } from '../github/comments-api.js';
+import { appAuth } from '../github/app-auth.js';
+import { octokitComments } from '../github/comments-api.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RetireJob } from '../queue/contract.js';
 import type { HostRecord } from '../queue/host-registry.js';
@@ -13,7 +13,7 @@ import { controlQueue, hostQueue } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
 import { loadDotEnv } from './dot-env.js';
 import { operatorRedis } from './operator-redis.js';
-import { sharedWriteBudget } from './write-budget.js';
+import { sharedWriteBudget } from './shared-write-budget.js';
 
 const HELP = `Usage: cldpd hosts [--json]
        cldpd hosts forget <host>
@@ -108,9 +108,9 @@ async function forget(config: Config, state: IssueStores, redis: Redis, hostId: 
   // Before anything changes: the app must be able to write on the issues.
   const { appId, privateKey } = requireGitHubApp(config, { webhookSecret: false });
   const logger = pino({ level: 'warn' }, pino.destination(2));
-  const app = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
+  const auth = appAuth({ appId, privateKey, baseUrl: config.github.baseUrl, logger });
   try {
-    await ((await app.auth()) as unknown as OctokitLike).request('GET /app');
+    await (await auth.appOctokit()).request('GET /app');
   } catch (err) {
     stderr.write(`cldpd hosts: GitHub does not accept the app's credentials (${(err as Error).message}): nothing was changed. Check APP_ID and PRIVATE_KEY (.env).\n`);
     return 1;
@@ -147,7 +147,7 @@ async function forget(config: Config, state: IssueStores, redis: Redis, hostId: 
   }
   // Each run it held is said cancelled on its issue, then dropped from the host's released list.
   const reporter = new StatusReporter({
-    comments: octokitComments(async (installationId) => (await app.auth(installationId)) as unknown as OctokitLike),
+    comments: octokitComments(auth.octokitFor),
     budget: sharedWriteBudget(redis, config, logger),
     intervalMs: config.statusIntervalMs,
     redactorFor: async () => (text) => text,

@@ -4,7 +4,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Dispatcher, DockerRunner, parseLogLine, scanRun, type Session, type SessionEvent } from '../../src/core/index.js';
+import { Dispatcher, DockerRunner, scanRun, type Session, type SessionEvent } from '../../src/core/index.js';
+import { parseLogLine } from '../fakes/session-log.js';
 import { AGENT_CAPABILITIES, ISOLATED_NETWORK } from '../../src/core/runner.js';
 import { BUSYBOX, TestWorld, collect, describeWithDocker, outputLines, until } from './harness.js';
 

@@ -8,7 +8,7 @@ import { octokitComments } from '../../src/github/comments-api.js';
 import { Intake } from '../../src/github/intake.js';
 import { parseStatusMarker } from '../../src/github/status-comment.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
-import { localWriteBudget } from '../../src/github/write-budget.js';
+import { localWriteBudget } from '../../src/github/write-budget-policy.js';
 import type { IntakeJob, RunCommand, Trigger } from '../../src/queue/contract.js';
 import { IssueQueue } from '../../src/queue/issue-queue.js';
 import { issueStores, type IssueStores } from '../../src/queue/issue-stores.js';

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
-import { FeedReporter, feedEntries, redactEntry } from '../../src/github/feed-reporter.js';
+import { FeedWriter as FeedReporter, feedEntries, redactEntry } from '../../src/web/feed-writer.js';
 import type { RunCommand } from '../../src/queue/contract.js';
 import type { FeedEntry, FeedHead } from '../../src/queue/session-feed.js';
 

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { MAX_EVENT_AGE_MS } from '../../src/github/app.js';
+import { MAX_EVENT_AGE_MS } from '../../src/github/triggers.js';
 import type { IntakeJob } from '../../src/queue/contract.js';
 import { alice, issue, recordingWebhookHandler, repository, type RecordingWebhookHandler } from './recording-webhook-handler.js';
 

@@ -63,7 +63,7 @@ export interface WarnLog {
 /**
  * An event older than this (a comment's creation, a label's update of its issue) is not acted
  * on: a real delivery arrives within seconds and GitHub redelivers for 3 days. Deliveries are
- * remembered a little longer (IssueState.handled), so no signed body is ever acted on twice.
+ * remembered a little longer (IntakeLedger.handled), so no signed body is ever acted on twice.
  */
 export const MAX_EVENT_AGE_MS = 7 * 24 * 3600_000;
 

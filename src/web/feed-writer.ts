@@ -4,9 +4,10 @@ import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contr
 import type { FeedEntry, FeedHead, SessionFeedStore } from '../queue/session-feed.js';
 import { outcomePhase, phaseAfter, utcMinute } from '../queue/run-view.js';
 import { createRedactor } from '../core/redact.js';
+import { within } from '../core/within.js';
 
-/** What the feed reporter needs. */
-export interface FeedReporterOptions {
+/** What the feed writer needs. */
+export interface FeedWriterOptions {
   readonly store: Pick<SessionFeedStore, 'publish'>;
   /** The redactor of a pod's runs: the same one its status comments go through. */
   readonly redactorFor: (pod: string) => Promise<(text: string) => string>;
@@ -84,8 +85,8 @@ export function redactEntry(entry: FeedEntry, redact: (text: string) => string):
  * blocks or fails a run: entries are published in batches every `flushMs`, and while Redis
  * does not take them a bounded number wait (the page says how many were let go).
  */
-export class FeedReporter implements Reporter {
-  constructor(private readonly options: FeedReporterOptions) {}
+export class FeedWriter implements Reporter {
+  constructor(private readonly options: FeedWriterOptions) {}
 
   forRun(command: RunCommand): RunReport {
     return new FeedRun(command, this.options);
@@ -108,7 +109,7 @@ class FeedRun implements RunReport {
   private abandoned = false;
   private readonly redactor: Promise<(text: string) => string>;
 
-  constructor(private readonly command: RunCommand, private readonly options: FeedReporterOptions) {
+  constructor(private readonly command: RunCommand, private readonly options: FeedWriterOptions) {
     const { issue } = command;
     this.head = { sessionId: command.sessionId, pod: command.pod, owner: issue.owner, repo: issue.repo, number: issue.number, issueUrl: issue.url, installationId: issue.installationId, host: options.hostId };
     this.redactor = options.redactorFor(command.pod).catch(() => createRedactor([]));
@@ -176,10 +177,7 @@ class FeedRun implements RunReport {
     if (outcome.agent) this.spent(outcome.agent);
     clearTimeout(this.timer);
     this.timer = undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.finishWaitMs ?? 10_000)));
-    await Promise.race([this.drain(), waited]);
-    clearTimeout(timer);
+    await within(this.options.finishWaitMs ?? 10_000, this.drain()).catch(() => undefined);
     // A finished run keeps nothing waiting for a Redis that does not come back.
     this.abandoned = true;
   }

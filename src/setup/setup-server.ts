@@ -1,15 +1,16 @@
-import { createPrivateKey, createSign, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { access, chmod, constants, readFile, realpath, rename, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { dirname, resolve } from 'node:path';
-import { parseEnv } from 'node:util';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import {
-  APP_YML_URL, buildManifest, githubWebUrl, isAppName, isLoopbackAddress, isLoopbackHost, isOrgName, parseAppDefinition, renderDonePage, renderImportPage,
-  renderProblemPage, renderSetupPage, requestBaseUrl, webhookUrlFor, type AppDefinition, type DonePageView, type ProblemView,
-} from '../github/setup-page.js';
+  APP_YML_URL, buildManifest, githubWebUrl, isAppName, isLoopbackAddress, isLoopbackHost, isOrgName, parseAppDefinition, requestBaseUrl, webhookUrlFor,
+  type AppDefinition,
+} from './app-manifest.js';
+import { GITHUB_HEADERS, IMPORTED_KEYS, REGISTERED_KEYS, appJwt, checkImport, isConversion } from './app-registration.js';
+import { EnvFileError, checkWritable, writeEnvFile } from './env-file.js';
+import { renderDonePage, renderImportPage, renderProblemPage, renderSetupPage, type DonePageView, type ProblemView } from './setup-pages.js';
 
 /** Options of {@link startSetupServer}; each has the real thing as default. */
 export interface SetupServerOptions {
@@ -41,128 +42,7 @@ export interface RunningSetupServer {
   close(): Promise<void>;
 }
 
-/** The keys the manifest flow gives, in the order `.env` gets them. */
-const REGISTERED_KEYS = ['APP_ID', 'PRIVATE_KEY', 'WEBHOOK_SECRET', 'GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET', 'CLDPD_PUBLIC_URL'] as const;
-const IMPORTED_KEYS = ['APP_ID', 'PRIVATE_KEY', 'WEBHOOK_SECRET'] as const;
 const MAX_FORM_BYTES = 64 * 1024;
-
-/** A value `.env` cannot hold so that Node's reader gives it back unchanged. */
-export class EnvFileError extends Error {
-  override readonly name = 'EnvFileError';
-}
-
-/**
- * One `.env` value as Node's reader (`process.loadEnvFile`, `util.parseEnv`) reads it back:
- * bare when plain, a PEM double-quoted with `\n` for its newlines (as .env.example says),
- * otherwise in the first quote it does not contain.
- * @throws EnvFileError when no quoting gives the value back exactly.
- */
-export function formatEnvValue(key: string, value: string): string {
-  let formatted: string | undefined;
-  if (value.includes('\n')) {
-    if (!value.includes('"') && !value.includes('\\n')) formatted = `"${value.replace(/\n/g, '\\n')}"`;
-  } else if (/^[\w.\/+=:@,-]*$/.test(value)) {
-    formatted = value;
-  } else {
-    const quote = ["'", '`', '"'].find((q) => !value.includes(q) && !(q === '"' && value.includes('\\n')));
-    if (quote) formatted = `${quote}${value}${quote}`;
-  }
-  if (formatted === undefined || parseEnv(`${key}=${formatted}\n`)[key] !== value) {
-    throw new EnvFileError(`${key} has characters .env cannot hold as they are (quotes of every kind, or a "\\n" beside a newline); choose a value without them.`);
-  }
-  return formatted;
-}
-
-const ASSIGNMENT = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
-
-/** The quote a value opens and does not close on its first line, if any: the lines up to its closing one belong to it. */
-function unclosedQuote(value: string): string | undefined {
-  const quote = value[0];
-  if (quote !== '"' && quote !== "'" && quote !== '`') return undefined;
-  return value.indexOf(quote, 1) === -1 ? quote : undefined;
-}
-
-/**
- * `.env` text with `values` set: each key's first assignment replaced in place, any later one
- * (and the lines of a multi-line value) removed, new keys appended; every other line kept as it was.
- */
-export function mergeEnvFile(existing: string, values: Readonly<Record<string, string>>): string {
-  const lines = existing.replace(/\r\n/g, '\n').split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  const out: string[] = [];
-  const placed = new Set<string>();
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] as string;
-    const match = ASSIGNMENT.exec(line);
-    let end = i;
-    const quote = match ? unclosedQuote(match[2] ?? '') : undefined;
-    if (quote) {
-      while (end + 1 < lines.length && !(lines[end + 1] as string).includes(quote)) end++;
-      if (end + 1 < lines.length) end++;
-    }
-    const key = match?.[1];
-    if (key !== undefined && Object.hasOwn(values, key)) {
-      if (!placed.has(key)) out.push(`${key}=${formatEnvValue(key, values[key] as string)}`);
-      placed.add(key);
-    } else {
-      out.push(...lines.slice(i, end + 1));
-    }
-    i = end;
-  }
-  const added = Object.keys(values).filter((k) => !placed.has(k));
-  if (added.length > 0) {
-    if (out.length > 0 && out.at(-1) !== '') out.push('');
-    out.push('# The GitHub App, written by cldpd\'s setup page.');
-    for (const key of added) out.push(`${key}=${formatEnvValue(key, values[key] as string)}`);
-  }
-  return `${out.join('\n')}\n`;
-}
-
-/** Throws (with the file system's code) unless `.env` can be created or replaced at `path`. */
-async function checkWritable(path: string): Promise<void> {
-  await access(dirname(path), constants.W_OK);
-  await access(path, constants.W_OK).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
-}
-
-/**
- * Writes `values` into the `.env` at `path`, keeping its other lines, readable by its owner only
- * (0600), and replaced at once (a new file renamed over it), so a crash leaves the old or the new.
- * Checks that Node reads each value back unchanged before anything is written.
- */
-export async function writeEnvFile(path: string, values: Readonly<Record<string, string>>): Promise<void> {
-  const target = await realpath(path).catch(() => path);
-  const existing = await readFile(target, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return '';
-    throw err;
-  });
-  const text = mergeEnvFile(existing, values);
-  const readBack = parseEnv(text);
-  for (const [key, value] of Object.entries(values)) {
-    if (readBack[key] !== value) throw new EnvFileError(`${key} would not read back from .env as written; another line of ${target} may break it. Fix or remove that file and try again.`);
-  }
-  const temporary = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(temporary, text, { mode: 0o600, flag: 'wx' });
-    await chmod(temporary, 0o600);
-    await rename(temporary, target);
-  } catch (err) {
-    await unlink(temporary).catch(() => undefined);
-    throw err;
-  }
-}
-
-/** What GitHub's manifest conversion answers (the fields cldpd uses). */
-interface Conversion {
-  readonly id: number;
-  readonly name: string;
-  readonly html_url: string;
-  readonly pem: string;
-  readonly webhook_secret: string;
-  readonly client_id: string;
-  readonly client_secret: string;
-}
 
 /** A step of the setup that failed, with the page that says what to do. */
 class SetupProblem extends Error {
@@ -174,48 +54,6 @@ class SetupProblem extends Error {
 
 function fsCode(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : 'error');
-}
-
-function isConversion(data: unknown): data is Conversion {
-  const d = data as Partial<Record<keyof Conversion, unknown>> | null;
-  return typeof d === 'object' && d !== null && typeof d.id === 'number' && typeof d.pem === 'string' && d.pem !== ''
-    && typeof d.webhook_secret === 'string' && d.webhook_secret !== '' && typeof d.client_id === 'string'
-    && typeof d.client_secret === 'string' && typeof d.html_url === 'string' && typeof d.name === 'string';
-}
-
-/** A JSON Web Token that authenticates as the app (RS256, ten minutes at most, as GitHub requires). */
-function appJwt(appId: string, key: KeyObject, now = Math.floor(Date.now() / 1000)): string {
-  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const unsigned = `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ iat: now - 60, exp: now + 540, iss: appId })}`;
-  return `${unsigned}.${createSign('RSA-SHA256').update(unsigned).sign(key, 'base64url')}`;
-}
-
-const GITHUB_HEADERS = { accept: 'application/vnd.github+json', 'user-agent': 'cldpd-setup', 'x-github-api-version': '2022-11-28' };
-
-/** The form fields of the import page, checked; `problems` names each field that is wrong and how to fix it. */
-function checkImport(form: URLSearchParams): { appId: string; privateKey: string; webhookSecret: string; key: KeyObject | undefined; problems: string[] } {
-  const appId = (form.get('app_id') ?? '').trim();
-  const privateKey = `${(form.get('private_key') ?? '').replace(/\r\n?/g, '\n').trim()}\n`;
-  const webhookSecret = (form.get('webhook_secret') ?? '').trim();
-  const problems: string[] = [];
-  if (!/^\d{1,12}$/.test(appId)) problems.push('App ID must be the number shown as "App ID" at the top of the app\'s General settings page (digits only).');
-  let key: KeyObject | undefined;
-  if (privateKey.trim() === '') {
-    problems.push('Private key is empty: paste the whole .pem file, from -----BEGIN to the -----END line.');
-  } else {
-    try {
-      key = createPrivateKey(privateKey);
-      if (key.asymmetricKeyType !== 'rsa') {
-        problems.push(`Private key is an ${key.asymmetricKeyType ?? 'unknown'} key; GitHub Apps use RSA keys: generate one under General → Private keys.`);
-        key = undefined;
-      }
-    } catch {
-      problems.push('Private key is not a PEM private key: paste the whole .pem file GitHub downloaded, from -----BEGIN RSA PRIVATE KEY----- to -----END RSA PRIVATE KEY-----, unchanged.');
-    }
-  }
-  if (webhookSecret === '') problems.push('Webhook secret is empty: use the suggested value (or your own) here and in the app\'s Webhook secret field.');
-  else if (/[\u0000-\u001f\u007f]/.test(webhookSecret)) problems.push('Webhook secret has control characters; use letters, digits and punctuation.');
-  return { appId, privateKey, webhookSecret, key, problems };
 }
 
 function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {

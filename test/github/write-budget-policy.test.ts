@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { budgetedComments, localWriteBudget, tokenBudget, type BudgetObserver } from '../../src/github/write-budget.js';
+import { budgetedComments, localWriteBudget, tokenBudget, type BudgetObserver } from '../../src/github/write-budget-policy.js';
 import type { CommentsApi } from '../../src/github/comments-api.js';
 import { spend } from '../fakes/budget.js';
 

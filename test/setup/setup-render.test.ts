@@ -3,9 +3,8 @@ import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { expect, it } from 'vitest';
 import { describeWithChromium, offlinePage, useChromium } from '../fakes/chromium.js';
-import {
-  APP_YML_URL, buildManifest, parseAppDefinition, renderDonePage, renderImportPage, renderProblemPage, renderSetupPage,
-} from '../../src/github/setup-page.js';
+import { APP_YML_URL, buildManifest, parseAppDefinition } from '../../src/setup/app-manifest.js';
+import { renderDonePage, renderImportPage, renderProblemPage, renderSetupPage } from '../../src/setup/setup-pages.js';
 
 const app = parseAppDefinition(readFileSync(APP_YML_URL, 'utf8'));
 const webhookPath = '/api/github/webhooks';
