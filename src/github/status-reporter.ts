@@ -5,6 +5,7 @@ import type { PositionReporter } from '../queue/queue-position.js';
 import { outcomePhase, phaseAfter } from '../queue/run-view.js';
 import type { CommentsApi } from './comments-api.js';
 import { createRedactor } from '../core/redact.js';
+import { within } from '../core/within.js';
 import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
 import { statusOf } from './status-of.js';
 import type { WriteBudget } from './write-budget-policy.js';
@@ -61,9 +62,7 @@ function queuedView(command: RunCommand, now: number, hostId: string | undefined
 
 /** Resolves when `write` has settled, or after `ms`, whichever is first; never rejects. */
 async function settled(write: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([write.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
+  await within(ms, write).then(() => undefined, () => undefined);
 }
 
 /**
