@@ -7,6 +7,8 @@ export interface ConnectionLimitsOptions {
   readonly perAddress?: number;
   /** Connections open in all; default 512. */
   readonly total?: number;
+  /** Connections open in all from which `perAddress` applies; default half of `total`. */
+  readonly pressure?: number;
 }
 
 /** What {@link limitConnections} keeps count of, for logs and tests. */
@@ -42,12 +44,16 @@ export function addressKey(remote: string | undefined): string {
  * oldest idle connection of that address (or, over the total, of any address) to make room;
  * only when every one of them is busy is the new one closed at once. So a sender of slow
  * heads holds nothing a prompt request needs, and requests answered promptly (webhook
- * deliveries) find room whatever one address does; what one address holds busy is bounded by
- * `perAddress`. Replaces `server.maxConnections`; call once, before the server listens.
+ * deliveries) find room whatever one address does. `perAddress` applies once the server
+ * holds `pressure` connections (half the total by default): until then one address may hold
+ * more, as a reverse proxy or a burst of deliveries from one of GitHub's addresses does, and
+ * once it applies, what one address holds busy is bounded by it, so the other half stays for
+ * the others. Replaces `server.maxConnections`; call once, before the server listens.
  */
 export function limitConnections(server: Server, options: ConnectionLimitsOptions = {}): ConnectionCounts {
   const perAddress = options.perAddress ?? 32;
   const total = options.total ?? 512;
+  const pressure = options.pressure ?? Math.floor(total / 2);
   /** Every open connection and how many of its requests are being answered; oldest first. */
   const open = new Map<Socket, { address: string; busy: number }>();
   const byAddress = new Map<string, Set<Socket>>();
@@ -77,7 +83,8 @@ export function limitConnections(server: Server, options: ConnectionLimitsOption
   server.on('connection', (socket: Socket) => {
     const address = addressKey(socket.remoteAddress);
     const mine = byAddress.get(address);
-    if ((mine && mine.size >= perAddress && !evictFrom(mine)) || (open.size >= total && !evictFrom(open.keys()))) {
+    const overOwn = mine !== undefined && mine.size >= perAddress && open.size >= pressure;
+    if ((overOwn && !evictFrom(mine)) || (open.size >= total && !evictFrom(open.keys()))) {
       counts.refused += 1;
       socket.destroy();
       return;

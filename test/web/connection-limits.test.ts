@@ -89,3 +89,39 @@ it('connections: over the total, the oldest idle connection of any address makes
   expect(counts.open).toBe(8);
   expect(await get('127.0.0.5')).toBe(200);
 });
+
+it('connections: below the pressure, one address (a reverse proxy, a burst of deliveries) may hold more than its share, all answered', async () => {
+  // Arrange: another server, whose per-address limit applies only from 6 connections on.
+  const roomy = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  const roomyCounts = limitConnections(roomy, { perAddress: 2, total: 8, pressure: 6 });
+  await new Promise<void>((r) => roomy.listen(0, '127.0.0.1', r));
+  const roomyPort = (roomy.address() as AddressInfo).port;
+  const held: Socket[] = [];
+  try {
+    // Act: five requests in progress at once from one address, then their bodies.
+    for (let i = 0; i < 5; i++) {
+      const socket = connect({ port: roomyPort, host: '127.0.0.1', localAddress: '127.0.0.2' });
+      socket.on('error', () => undefined);
+      held.push(socket);
+      await new Promise<void>((r) => socket.once('connect', () => socket.write('POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n', () => r())));
+    }
+    await until('five connections held', () => roomyCounts.open === 5, 5_000);
+    const answers = held.map((socket) => new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (d) => (text += String(d)));
+      socket.on('close', () => resolve(text.slice(0, 15)));
+    }));
+    for (const socket of held) socket.write('ok');
+
+    // Assert
+    expect(await Promise.all(answers)).toEqual(Array(5).fill('HTTP/1.1 200 OK'));
+    expect(roomyCounts).toMatchObject({ evicted: 0, refused: 0 });
+  } finally {
+    for (const socket of held) socket.destroy();
+    roomy.closeAllConnections();
+    await new Promise((r) => roomy.close(r));
+  }
+});
