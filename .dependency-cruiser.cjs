@@ -9,6 +9,13 @@ module.exports = {
       to: { path: '^src/(queue|github|cli|main)/' },
     },
     {
+      name: 'core-has-no-front-ends',
+      comment: 'The web pages and the first-run setup are front ends beside the library, never parts of it.',
+      severity: 'error',
+      from: { path: '^src/core/' },
+      to: { path: '^src/(web|setup)/' },
+    },
+    {
       name: 'core-reads-no-config',
       comment: 'Configuration is parsed once in src/config.ts and passed in; core never reads it.',
       severity: 'error',
@@ -35,6 +42,27 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/github/' },
       to: { path: '^src/(queue/run-worker|cli|main)' },
+    },
+    {
+      name: 'queue-parts-below-run-worker',
+      comment: 'RunWorker composes the queue\'s parts (drain, one command\'s run, waits, delivery, orphans, retirement); none of them imports it.',
+      severity: 'error',
+      from: { path: '^src/queue/', pathNot: '^src/queue/run-worker\\.ts$' },
+      to: { path: '^src/queue/run-worker\\.ts$' },
+    },
+    {
+      name: 'github-serves-no-pages',
+      comment: 'The GitHub side knows GitHub only; the web front end may use it, not the reverse.',
+      severity: 'error',
+      from: { path: '^src/github/' },
+      to: { path: '^src/web/' },
+    },
+    {
+      name: 'setup-stands-alone',
+      comment: 'The first-run setup runs while no GitHub App exists: it needs the configuration and nothing else of cldpd.',
+      severity: 'error',
+      from: { path: '^src/setup/' },
+      to: { path: '^src/(?!setup/|config\\.ts$)' },
     },
     {
       name: 'no-circular',

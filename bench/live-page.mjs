@@ -1,6 +1,6 @@
 // 8. The live session page: how long a line the container prints takes to appear in a
 // browser following the page, and what one session's feed holds in Redis.
-// The worker's data path in this process (Dispatcher → FeedReporter → Redis), the page's
+// The worker's data path in this process (Dispatcher → FeedWriter → Redis), the page's
 // routes on a local HTTP server (FeedFollower → Server-Sent Events), headless Chromium.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import puppeteer from 'puppeteer-core';
 import { Dispatcher, DockerRunner, SessionStore } from '../dist/core/index.js';
-import { FeedReporter } from '../dist/github/feed-reporter.js';
+import { FeedWriter } from '../dist/web/feed-writer.js';
 import { SessionFeedStore } from '../dist/queue/session-feed.js';
 import { sessionLinkKey, sessionLinkSigner } from '../dist/web/session-link.js';
 import { sessionRoutes } from '../dist/web/session-routes.js';
@@ -40,7 +40,7 @@ async function latency({ lines, perSecond, redis }) {
   const server = createServer((req, res) => routes.handle(req, res) || (res.writeHead(404), res.end()));
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${server.address().port}`;
-  const feed = new FeedReporter({ store, redactorFor: async () => (t) => t, hostId: 'bench', logger: pino({ level: 'silent' }) });
+  const feed = new FeedWriter({ store, redactorFor: async () => (t) => t, hostId: 'bench', logger: pino({ level: 'silent' }) });
   const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   try {
     const sessionId = `bench-live-${Date.now().toString(16).slice(-8)}`;
@@ -129,7 +129,7 @@ export async function benchLivePage({ lines = 1000, perSecond = 50, runs = 3 } =
  * this process's RSS before and after.
  */
 export async function benchWideFeed({ lines = 25_000, width = 5000, char = '<' } = {}) {
-  const { redactEntry } = await import('../dist/github/feed-reporter.js');
+  const { redactEntry } = await import('../dist/web/feed-writer.js');
   const redis = new Redis(REDIS_URL);
   const config = { maxEntries: 20_000, keepSeconds: 3600 };
   const store = new SessionFeedStore(redis, config);

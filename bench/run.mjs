@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { benchCheckout } from './checkout.mjs';
 import { benchClaude } from './claude.mjs';
 import { benchDispatch } from './dispatch.mjs';
+import { benchHostileText } from './hostile-text.mjs';
 import { benchLivePage } from './live-page.mjs';
 import { ROOT, fmt, removeBenchHomes, version } from './lib.mjs';
 import { benchRetention } from './retention.mjs';
@@ -59,6 +60,10 @@ if (want('checkout')) {
 if (want('live')) {
   console.log('live page…');
   results.live = await benchLivePage({ runs: quick ? 1 : 3 });
+}
+if (want('text')) {
+  console.log('hostile text…');
+  results.text = await benchHostileText({ runs: quick ? 3 : 9 });
 }
 if (want('retention')) {
   console.log('retention…');
@@ -173,7 +178,7 @@ if (results.live) {
   const l = results.live;
   const m = l.memory;
   lines.push('## 8. The live session page', '',
-    `A busybox container prints ${l.runs[0]?.lines ?? 1000} lines at ${fmt(l.runs[0]?.rate ?? 0, 1)} lines/s, each carrying the kernel's uptime as it read it just before printing; the worker's path (Dispatcher → FeedReporter, batched every 50 ms → Redis stream) and the page's (FeedFollower polling Redis every 200 ms → Server-Sent Events) run in this process, and headless Chromium follows the page, noting when each line is added to it. Latency is that moment less the line's own time (/proc/uptime has 10 ms steps). ${l.runs.length} runs.`, '',
+    `A busybox container prints ${l.runs[0]?.lines ?? 1000} lines at ${fmt(l.runs[0]?.rate ?? 0, 1)} lines/s, each carrying the kernel's uptime as it read it just before printing; the worker's path (Dispatcher → FeedWriter, batched every 50 ms → Redis stream) and the page's (FeedFollower polling Redis every 200 ms → Server-Sent Events) run in this process, and headless Chromium follows the page, noting when each line is added to it. Latency is that moment less the line's own time (/proc/uptime has 10 ms steps). ${l.runs.length} runs.`, '',
     '| run | lines | p50 (ms) | p99 (ms) | max (ms) |', '|---|---|---|---|---|',
     ...l.runs.map((r, i) => `| ${i + 1} | ${r.lines} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} |`), '',
     `Median over the runs: p50 **${fmt(l.p50.median)} ms**, p99 **${fmt(l.p99.median)} ms** (target: within a second: ${verdict(l.p99.median <= 1000)}).`, '',
@@ -193,6 +198,15 @@ if (results.retention) {
     `| **all** | **${kib(sum(r.perIssueBefore))}** | **${kib(sum(r.perIssueAfter))}** |`, '',
     `Redis's used_memory grew by ${kib(r.usedPerIssueFinished)} KiB per finished issue (allocator overhead included). After retention an issue keeps nothing of its own (${r.ownKeysPerIssue} keys before) but the marker of its last command number (8 days); what remains beside it expires by itself: the queue's finished jobs, the close's and the removal's among them (BullMQ removes them after a day, at most 50,000 per queue), the webhook deliveries' markers (7–8 days) and the day's usage counters (three days).`, '',
     `**10,000 finished issues.** One finished issue's own keys (record, queue, markers and live feed) copied ${r.copies.toLocaleString('en')} times with DUMP/RESTORE: used_memory grew by **${fmt(r.copiesBytes / 2 ** 20, 1)} MiB** (${kib(r.copiesBytes / r.copies)} KiB each). Without retention that is what 10,000 finished issues hold while their live feeds last (CLDPD_LIVE_KEEP_DAYS, 7 days after a feed's last entry), and their records (≈ ${fmt(((r.perIssueBefore['issue records'] ?? 0) * r.copies) / 2 ** 20, 1)} MiB) for good; with it, nothing once each issue's retention has passed. The finished queue jobs (${kib(queueDay)} KiB per issue, ≈ ${fmt((queueDay * r.copies) / 2 ** 20, 1)} MiB for 10,000 finished within one day) leave after a day either way.`, '');
+}
+if (results.text) {
+  const t = results.text;
+  lines.push('## 10. Hostile text', '',
+    `One call of each function on text built to be slow (\`node bench/hostile-text.mjs [dist dir]\` measures it alone, against any build). The comment (${t.commentChars.toLocaleString('en')} characters: \`/\` + \`<a\` × 32,700 + a nest of HTML comments that re-forms after each removal) goes through sanitising, which intake does, and through reading the command; the request path only looks for \`/cldpd\` in the raw text. The answer (${t.tablesChars.toLocaleString('en')} characters of 100-column tables whose rows have one cell) goes through the status comment's Markdown filter in the worker.`, '',
+    '| input | function | time |', '|---|---|---|',
+    `| crafted comment | sanitizeUntrusted | ${s(t.sanitize, ' ms', 1)} |`,
+    `| crafted comment | parseCommand | ${s(t.parseCommand, ' ms', 1)} |`,
+    `| filling tables | safeMarkdown | ${s(t.safeMarkdown, ' ms', 1)} |`, '');
 }
 lines.push('## What limits the figures', '',
   '- **Dispatch.** The engine work is the same on both paths (create, attach, start with an init, wait, remove: ≈ 200 ms here, most of it the engine starting the container), and inside a running worker cldpd is faster than the docker CLI because it skips the build call on an unchanged context and spawns no processes. What `cldpd start` adds is one Node process: Node\'s own start-up and loading cldpd (one bundled file, dist/main/cldpd.js, ≈ 220 KB). On this machine NODE_EXTRA_CA_CERTS is set for every process, and Node 20 then loads its whole CA store at start-up (≈ 30–60 ms, in the `node -e 0` rows); `cldpd start` makes no TLS connection, but Node pays it before any of cldpd\'s code runs. Done so far: the build call skipped when the context digest matches (≈ 80 ms), one bundled file instead of ≈ 400 modules (≈ 100 ms), zod/mini (≈ 40 ms), dockerode\'s ssh2, gRPC and protobufjs loaded on first use, tar-fs and pino only when needed, the build context sent uncompressed.',

@@ -9,7 +9,7 @@ export async function benchWrites({ sessions = [1, 20], minutes = 10, lines = 10
     const clock = FakeTimers.install({ now: 0, toFake: ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
     try {
       const { StatusReporter } = await import('../dist/github/status-reporter.js');
-      const { localWriteBudget } = await import('../dist/github/write-budget.js');
+      const { localWriteBudget } = await import('../dist/github/write-budget-policy.js');
       const writes = [];
       const comments = {
         async create(issue) {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { NO_LIMITS, mergeLimits, parseLimits, type RepoLimits } from './queue/usage-limits.js';
+import { NO_LIMITS, mergeLimits, parseLimits, type RepoLimits } from './queue/limits-policy.js';
 
 /** A setting that is missing or malformed; the message lists every problem and the fix. */
 export class ConfigError extends Error {

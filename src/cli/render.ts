@@ -282,9 +282,3 @@ function failedBefore(code: ErrorCode): string {
   if (code === 'Stopped') return 'stopped before the container started';
   return `failed before the container started (${code})`;
 }
-
-/** All of `events` as plain text, the way a live run shows them: for tests and tools. */
-export function renderTranscript(events: readonly SessionEvent[], options: Omit<TranscriptOptions, 'mode'> & { mode?: TranscriptOptions['mode'] }): Printed[] {
-  const printer = new TranscriptPrinter({ mode: 'live', ...options });
-  return events.flatMap((e) => printer.event(e));
-}

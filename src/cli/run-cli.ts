@@ -3,7 +3,7 @@ import { open, readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import {
   CldpdError, imageWarnings, isCldpdError, isLogNote, messageOf, isTerminal, listPods, parseLogRecord, type LogNote,
-  type Dispatcher, type PodListing, type RemovedSession, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
+  type Dispatcher, type HostInventory, type PodListing, type RemovedSession, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
 import { parseCommand, USAGE, usageHint, UsageError, type Command } from './args.js';
 import { TranscriptPrinter, type Printed } from './render.js';
@@ -13,6 +13,8 @@ import { formatAge, formatBytes, volumeRows } from './volumes-view.js';
 /** What the CLI works with; built by the composition root once the pods directory is known. */
 export interface CliContext {
   readonly dispatcher: Dispatcher;
+  /** This host's containers and volumes: `ps`, `volumes` and `gc`. */
+  readonly inventory: HostInventory;
   readonly runner: Runner;
   readonly store: SessionStore;
   readonly pods: PodSource;
@@ -194,7 +196,7 @@ async function show(event: SessionEvent, sessionId: string, printer: TranscriptP
 }
 
 async function ps(ctx: CliContext, all: boolean, json: boolean, io: CliIO): Promise<number> {
-  const containers = await ctx.dispatcher.containers(all);
+  const containers = await ctx.inventory.containers(all);
   const now = (io.now ?? Date.now)();
   type Row = { session: string; pod: string; state: string; container: string; issue: string; created: string; createdAt: number; since?: number; endedAt?: string; runs?: number; costUsd?: number; lastRunCostUsd?: number; turns?: number };
   const rows: Row[] = containers.map((c) => ({ session: c.sessionId, pod: c.pod, state: c.container.state, container: c.container.name, issue: c.issueUrl ?? '', created: new Date(c.container.createdAt).toISOString(), createdAt: c.container.createdAt, since: c.container.createdAt }));
@@ -288,7 +290,7 @@ async function logs(ctx: CliContext, command: { session: string; follow: boolean
       if (skipped && printer && !followLog) await print(io, printer.logSkipped(skipped));
       if (!followLog) return 0;
       if (lastTerminal) {
-        const running = (await ctx.dispatcher.containers(false)).some((c) => c.sessionId === sessionId);
+        const running = (await ctx.inventory.containers(false)).some((c) => c.sessionId === sessionId);
         if (!running) return 0;
       }
       await new Promise((resolve) => setTimeout(resolve, io.followIntervalMs ?? 250));
@@ -299,7 +301,7 @@ async function logs(ctx: CliContext, command: { session: string; follow: boolean
 }
 
 async function volumes(ctx: CliContext, json: boolean, io: CliIO): Promise<number> {
-  const rows = await ctx.dispatcher.volumes();
+  const rows = await ctx.inventory.volumes();
   if (json) {
     for (const row of rows) await write(io.stdout, `${JSON.stringify(row)}\n`);
     return 0;
@@ -320,7 +322,7 @@ async function removeVolumes(ctx: CliContext, targets: readonly string[], io: Cl
   const style = stylesOf(io);
   let refusedAny = false;
   for (const target of targets) {
-    const { removed, refused } = await ctx.dispatcher.removeVolumes(target);
+    const { removed, refused } = await ctx.inventory.removeVolumes(target);
     for (const v of removed) {
       const shared = v.sharedWith.length > 0 ? ` (also used by ${v.sharedWith.join(', ')})` : '';
       await write(io.stdout, `${v.existed ? 'removed' : 'already gone'}  ${v.name}${v.path ? `  ${v.path}` : ''}${shared}\n`);
@@ -345,7 +347,7 @@ async function gc(ctx: CliContext, command: Extract<Command, { name: 'gc' }>, io
   const records = await ctx.store.list();
   const terminal = records.filter((r) => !r.issueUrl && r.updatedAt < cutoff).map((r) => r.id);
   const issueUrls = [...new Set(records.flatMap((r) => (r.issueUrl ? [r.issueUrl] : [])))];
-  const { removed, kept } = await ctx.dispatcher.removeSessions(terminal, { dryRun: command.dryRun });
+  const { removed, kept } = await ctx.inventory.removeSessions(terminal, { dryRun: command.dryRun });
   const all = [...removed];
   const keptAll: Array<{ sessionId: string; reason: string }> = [...kept];
   const retired: Array<{ issueUrl: string; keys: number; feeds: number }> = [];

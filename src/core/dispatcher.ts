@@ -1,18 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { AgentSummary } from './agent-summary.js';
 import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLabels } from './container-spec.js';
 import { CldpdError, messageOf } from './errors.js';
 import { LABELS } from './labels.js';
-import { scanRun } from './log-scan.js';
-import { SessionLog } from './session-log.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
-import { buildStartPrompt, checkPromptSize, issueVolumeKey, parseIssueUrl, promptChannel, renderCommand, type IssueRef, type PromptChannel } from './prompt.js';
-import { RELEASE_FILE, holdCommand, setupSteps, type SetupStep } from './setup-steps.js';
+import { issueVolumeKey, parseIssueUrl, type IssueAddress } from './issue-address.js';
+import { buildStartPrompt, checkPromptSize, promptChannel, renderCommand, type PromptChannel } from './prompt.js';
+import { recordEnd, recoverRun, type Recovery, type RunPlan } from './recovery.js';
+import { holdCommand, setupSteps, type SetupStep } from './setup-steps.js';
 import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
-import type { SessionEvent } from './events.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
-import type { ContainerInfo, ContainerSpec, ImageInfo, ProcessHandle, Runner, VolumeInfo } from './runner.js';
+import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type Launched, type SessionOptions } from './session.js';
 import { SESSION_SUFFIX_HEX, isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
@@ -59,132 +57,6 @@ export interface ResumeOptions {
   readonly github?: RepoTokenSource;
 }
 
-/** What {@link Dispatcher.recover} found of a session's current run. */
-export type Recovery =
-  /** The run never reached its container: start it (again). */
-  | { readonly kind: 'none' }
-  /**
-   * The run is over; its terminal event is in the log. `agent` is what the agent said in the
-   * run, from the log; `lastLines` its last plain output lines, oldest first.
-   */
-  | {
-      readonly kind: 'finished';
-      readonly terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }>;
-      readonly agent: AgentSummary;
-      readonly lastLines: readonly string[];
-    }
-  /** The run's container is there: this session continues it; `lastLines` is what was logged of it before. */
-  | { readonly kind: 'attached'; readonly session: Session; readonly lastLines: readonly string[] };
-
-/** A session container as found on the Docker host. */
-export interface SessionContainer {
-  readonly sessionId: string;
-  readonly pod: string;
-  readonly issueUrl: string | undefined;
-  readonly container: ContainerInfo;
-}
-
-/** A persisted volume of this host, as `cldpd volumes` lists it. */
-export interface VolumeRow {
-  readonly name: string;
-  readonly pod: string;
-  /** The issue whose sessions share it; undefined for a volume of one session alone (see `sessionId`). */
-  readonly issueUrl: string | undefined;
-  /** The session that created it (its label): the volume's owner when it belongs to no issue. */
-  readonly sessionId: string;
-  /** Sessions of this host whose records say they used it, newest first. */
-  readonly sessions: readonly string[];
-  /** Where the session's container mounts it. */
-  readonly path: string;
-  /** Bytes it holds; undefined when the engine does not report it. */
-  readonly sizeBytes: number | undefined;
-  /** Epoch ms; undefined when the engine does not say. */
-  readonly createdAt: number | undefined;
-  /** Whether a running container of this host mounts it. */
-  readonly inUse: boolean;
-}
-
-/** A volume {@link Dispatcher.removeVolumes} removed, or found already gone. */
-export interface RemovedVolume {
-  readonly name: string;
-  /** Where sessions mounted it; undefined when that is not known (a volume already gone). */
-  readonly path: string | undefined;
-  /** False when there was no such volume: removed before, which is as good. */
-  readonly existed: boolean;
-  /**
-   * The other sessions that used it (all finished, or it would have been refused): what
-   * they persisted there went with it. For a volume named directly, every session that used it.
-   */
-  readonly sharedWith: readonly string[];
-}
-
-/** A volume {@link Dispatcher.removeVolumes} kept: why, and what to do about it. */
-export interface RefusedVolume {
-  readonly name: string;
-  readonly path: string | undefined;
-  readonly reason: string;
-}
-
-/** What {@link Dispatcher.removeVolumes} did, volume by volume. */
-/** One session removeSessions removed (or, in a dry run, would remove). */
-export interface RemovedSession {
-  readonly sessionId: string;
-  readonly issueUrl: string | undefined;
-  readonly containers: number;
-  readonly volumes: readonly string[];
-  /** What it freed: its record and log, and its volumes' sizes as the engine reports them. */
-  readonly bytes: number;
-  /** When it last changed (its record), if it has one. */
-  readonly lastActive: number | undefined;
-}
-
-/** What removeSessions did: the sessions removed, and those kept with why. */
-export interface SessionRemoval {
-  readonly removed: readonly RemovedSession[];
-  readonly kept: ReadonlyArray<{ readonly sessionId: string; readonly reason: string }>;
-}
-
-export interface VolumeRemoval {
-  readonly removed: readonly RemovedVolume[];
-  readonly refused: readonly RefusedVolume[];
-}
-
-/** Labels every persisted volume cldpd creates carries (see volumeLabels): what tells it from a foreign one. */
-const PERSISTED_VOLUME = Object.freeze({ [LABELS.path]: undefined, [LABELS.pod]: undefined, [LABELS.session]: undefined });
-
-function isCldpdVolume(volume: VolumeInfo): boolean {
-  return Object.keys(PERSISTED_VOLUME).every((label) => Boolean(volume.labels[label]));
-}
-
-/** What removing volumes needs to know once: who used each volume, and what runs now. */
-interface RemovalContext {
-  readonly sessions: ReadonlyMap<string, readonly string[]>;
-  readonly running: readonly ContainerInfo[];
-}
-
-/** What happened to one volume. */
-type VolumeOutcome = { readonly removed: RemovedVolume } | { readonly refused: RefusedVolume };
-
-function removal(outcomes: readonly VolumeOutcome[]): VolumeRemoval {
-  return {
-    removed: outcomes.flatMap((o) => ('removed' in o ? [o.removed] : [])),
-    refused: outcomes.flatMap((o) => ('refused' in o ? [o.refused] : [])),
-  };
-}
-
-/** Volume name → the sessions whose records list it, in the records' order (newest first). */
-function sessionsByVolume(records: readonly SessionRecord[]): Map<string, string[]> {
-  const sessions = new Map<string, string[]>();
-  for (const r of records) {
-    for (const v of r.volumes) {
-      const ids = sessions.get(v.volume) ?? [];
-      if (!ids.includes(r.id)) ids.push(r.id);
-      sessions.set(v.volume, ids);
-    }
-  }
-  return sessions;
-}
-
 /**
  * How long a run may take from its image being ready to its container being created
  * (volumes made and given to the image's user, a GitHub token minted): past it, a start
@@ -192,9 +64,31 @@ function sessionsByVolume(records: readonly SessionRecord[]): Map<string, string
  */
 const LAUNCH_SECONDS = 600;
 
-/** True when the record says its session is being started (see SessionRecord `startingUntil`). */
-function isStarting(record: SessionRecord | undefined): boolean {
-  return (record?.startingUntil ?? 0) > Date.now();
+/** What {@link Dispatcher} creates a new container of a run from: a start's, or a resume's. */
+interface ContainerPlan {
+  readonly pod: Pod;
+  readonly sessionId: string;
+  readonly containerName: string;
+  readonly run: number;
+  readonly issueUrl: string | undefined;
+  /** The agent's command, rendered; held while setup steps run. */
+  readonly cmd: readonly string[];
+  /** The pod's command it was rendered from: what a root user is checked against (see rootProblem). */
+  readonly podCommand: readonly string[];
+  /** Whether the agent takes its prompt on standard input. */
+  readonly stdin: boolean;
+  /** When the run was asked for: a stop asked for since means no container starts (see launching). */
+  readonly since: number;
+  /**
+   * A resume's: the record is marked as starting from now (a start's was marked when it was
+   * made), the setup steps know it, and the volumes are the record's already.
+   */
+  readonly resume: boolean;
+  readonly github: RepoTokenSource | undefined;
+  /** The image to run, or throws saying why there is none. */
+  readonly image: () => Promise<ImageInfo>;
+  /** The persisted volumes to mount in that image. */
+  readonly volumes: (image: ImageInfo) => readonly PersistedVolume[];
 }
 
 /** The Session option that carries a prompt on standard input; none for a prompt in argv. */
@@ -251,7 +145,6 @@ export class Dispatcher {
     const sessionId = record.id;
     const { containerName } = record;
     const cmd = renderCommand(pod.config.command, { prompt, sessionId, issueUrl: issue?.url, ...limitValues(pod.config) });
-    const labels = { sessionId, pod: pod.name, hostId: this.options.hostId, issueUrl: issue?.url };
 
     return this.startRun(pod, record, 1, {
       ...promptOption(channel, prompt),
@@ -263,26 +156,16 @@ export class Dispatcher {
         timeoutSeconds: pod.config.buildTimeoutSeconds,
       },
       removeOnExit: true,
-      launch: (imageId) => this.launching(sessionId, now, false, async () => {
-        const image = imageId ?? pod.config.image;
-        const info = await this.options.runner.inspectImage(image);
-        if (!info) throw new CldpdError('BuildFailed', `The image ${image} of pod "${pod.name}" is missing after its build.`);
-        const problem = rootProblem(pod, info, [pod.config.command]);
-        if (problem) throw new CldpdError('InvalidPod', problem);
-        const volumes = persistedVolumes(pod.config.persist, info, issue ? issueVolumeKey(pod.name, issue) : sessionId);
-        await this.prepareVolumes(pod, info, volumes, labels);
-        await this.options.store.update(sessionId, { imageId: info.id, volumes });
-        const access = await this.githubAccess(pod, options.github);
-        return this.runWith(access, async () => {
-          const setup = this.setupFor(pod, info, issue, access, false);
-          const spec = buildContainerSpec({
-            pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
-            issueUrl: issue?.url, run: 1, volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
-            agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
-          });
-          await this.unlessStopped(sessionId, now);
-          return { handle: await this.options.runner.run(spec), containerName, exec: false, ...(access ? { access } : {}), setup };
-        });
+      launch: (imageId) => this.launchContainer({
+        pod, sessionId, containerName, run: 1, issueUrl: issue?.url, cmd, podCommand: pod.config.command,
+        stdin: channel.kind === 'stream-json', since: now, resume: false, github: options.github,
+        image: async () => {
+          const image = imageId ?? pod.config.image;
+          const info = await this.options.runner.inspectImage(image);
+          if (!info) throw new CldpdError('BuildFailed', `The image ${image} of pod "${pod.name}" is missing after its build.`);
+          return info;
+        },
+        volumes: (info) => persistedVolumes(pod.config.persist, info, issue ? issueVolumeKey(pod.name, issue) : sessionId),
       }),
     });
   }
@@ -333,28 +216,51 @@ export class Dispatcher {
     return this.startRun(pod, record, run, {
       ...promptOption(channel, prompt),
       removeOnExit: true,
-      launch: () => this.launching(sessionId, asked, true, async () => {
-        const info = record.imageId ? await this.options.runner.inspectImage(record.imageId) : undefined;
-        if (!info) {
-          throw new CldpdError('SessionNotFound', `The image of session ${sessionId} (${record.image}) is gone from this Docker host, so it cannot be resumed. Start a new session.`);
-        }
-        const problem = rootProblem(pod, info, [pod.config.resumeCommand]);
-        if (problem) throw new CldpdError('InvalidPod', problem);
+      launch: () => this.launchContainer({
+        pod, sessionId, containerName: record.containerName, run, issueUrl: record.issueUrl, cmd, podCommand: pod.config.resumeCommand,
+        stdin: channel.kind === 'stream-json', since: asked, resume: true, github: options.github,
+        image: async () => {
+          const info = record.imageId ? await this.options.runner.inspectImage(record.imageId) : undefined;
+          if (!info) {
+            throw new CldpdError('SessionNotFound', `The image of session ${sessionId} (${record.image}) is gone from this Docker host, so it cannot be resumed. Start a new session.`);
+          }
+          return info;
+        },
         // A volume removed since (cldpd volumes rm) comes back empty, labelled and the user's,
         // not as Docker would make it on its own: unlabelled, root-owned, unknown to cldpd.
-        await this.prepareVolumes(pod, info, record.volumes, { sessionId, pod: pod.name, hostId: this.options.hostId, issueUrl: record.issueUrl });
-        const access = await this.githubAccess(pod, options.github);
-        return this.runWith(access, async () => {
-          const setup = this.setupFor(pod, info, record.issueUrl ? parseIssueUrl(record.issueUrl) : undefined, access, true);
-          const spec = buildContainerSpec({
-            pod, sessionId, containerName: record.containerName, image: record.imageId, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId: this.options.hostId,
-            issueUrl: record.issueUrl, run, volumes: record.volumes, hostEnv: this.options.hostEnv, stdin: channel.kind === 'stream-json',
-            agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
-          });
-          await this.unlessStopped(sessionId, asked);
-          return { handle: await this.options.runner.run(spec), containerName: record.containerName, exec: false, ...(access ? { access } : {}), setup };
-        });
+        volumes: () => record.volumes,
       }),
+    });
+  }
+
+  /**
+   * Creates and starts a new container for a run, a start's or a resume's (see launching):
+   * finds its image and refuses a root user the pod does not allow; makes its persisted
+   * volumes the image user's (a start's are then remembered in the record, with the image);
+   * mints its repository token; builds its spec, holding the agent while setup steps run.
+   * A token minted for a container that never started is revoked (see runWith).
+   */
+  private launchContainer(plan: ContainerPlan): Promise<Launched> {
+    const { pod, sessionId, containerName, issueUrl, resume } = plan;
+    const { hostId, hostEnv } = this.options;
+    return this.launching(sessionId, plan.since, resume, async () => {
+      const info = await plan.image();
+      const problem = rootProblem(pod, info, [plan.podCommand]);
+      if (problem) throw new CldpdError('InvalidPod', problem);
+      const volumes = plan.volumes(info);
+      await this.prepareVolumes(pod, info, volumes, { sessionId, pod: pod.name, hostId, issueUrl });
+      if (!resume) await this.options.store.update(sessionId, { imageId: info.id, volumes });
+      const access = await this.githubAccess(pod, plan.github);
+      return this.runWith(access, async () => {
+        const setup = this.setupFor(pod, info, issueUrl ? parseIssueUrl(issueUrl) : undefined, access, resume);
+        const spec = buildContainerSpec({
+          pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(plan.cmd) : plan.cmd, hostId,
+          issueUrl, run: plan.run, volumes, hostEnv, stdin: plan.stdin,
+          agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+        });
+        await this.unlessStopped(sessionId, plan.since);
+        return { handle: await this.options.runner.run(spec), containerName, exec: false, ...(access ? { access } : {}), setup };
+      });
     });
   }
 
@@ -406,87 +312,16 @@ export class Dispatcher {
 
   /**
    * Finds where the session's latest run got to after the process that ran it went away,
-   * and continues it when its container is still there: the output Docker kept is replayed,
-   * minus the lines already in the log, and followed to the end. Never starts a container.
-   * Throws `SessionNotFound` when this host has no such session.
+   * and continues it when its container is still there (see recoverRun). Never starts a
+   * container. Throws `SessionNotFound` when this host has no such session.
    */
-  async recover(sessionId: string, options: ResumeOptions = {}): Promise<Recovery> {
-    const record = await this.options.store.load(sessionId);
-    const run = record.runs;
-    const logPath = this.options.store.logPath(sessionId);
-    const state = await scanRun(logPath, run, {
-      // The record's totals include the run once its end was recorded (same time as the log's).
-      before: (terminal) => {
-        const included = terminal !== undefined && record.last?.endedAt === terminal.at;
-        return {
-          costUsd: (record.costUsd ?? 0) - (included ? record.last?.costUsd ?? 0 : 0),
-          turns: (record.turns ?? 0) - (included ? record.last?.turns ?? 0 : 0),
-        };
-      },
-    });
-    let all = await this.containersOf(sessionId);
-    // A container that was created but never started (its process went away in between)
-    // holds nothing: remove it and let the run start over.
-    for (const c of all.filter((c) => c.state === 'created')) await this.options.runner.remove(c.id);
-    all = all.filter((c) => c.state !== 'created');
-    const containers = all.filter((c) => c.labels[LABELS.run] === String(run));
-    const container = containers.sort((a, b) => b.createdAt - a.createdAt)[0];
-    if (state.terminal) {
-      for (const c of containers) if (c.state !== 'running') await this.options.runner.remove(c.id);
-      // The process went away between logging the end and recording it: record it now.
-      if (record.last?.endedAt !== state.terminal.at) await this.recordEnd(sessionId, state.terminal, state.agent);
-      return { kind: 'finished', terminal: state.terminal, agent: state.agent, lastLines: state.tail };
-    }
-    if (!container) {
-      if (!state.started) return { kind: 'none' };
-      // Started, never finished, and gone: say so in the log rather than leave the run open.
-      const execLost = all.some((c) => c.state === 'running');
-      const message = execLost
-        ? `Run ${run} of session ${sessionId} was executing inside the running container when its worker went away; an exec cannot be re-attached, so its outcome is unknown. The container is still running: "/cldpd resume" continues it, "/cldpd stop" ends it.`
-        : `The container of session ${sessionId} (run ${run}) disappeared while nobody was watching it; its exit code is unknown.`;
-      return this.endRun(sessionId, { type: 'error', at: Date.now(), code: 'ContainerFailed', message }, state);
-    }
-    if (container.state === 'running' && container.command?.includes(RELEASE_FILE) && !(await this.options.runner.hasFile(container.id, RELEASE_FILE))) {
-      // Its setup steps were running here, as execs nobody can re-attach to; its agent waits
-      // for a release that would skip what was left. End it; a resume runs the steps again.
-      await this.options.runner.stop(container.id, 0);
-      await this.options.runner.remove(container.id);
-      const message = `The worker went away while the setup steps of session ${sessionId} (run ${run}) were running, so the container was stopped before its agent started. Run it again to repeat them.`;
-      return this.endRun(sessionId, { type: 'error', at: Date.now(), code: 'SetupFailed', message }, state);
-    }
-    const pod = await loadPod(this.options.pods, record.pod);
-    const session = await this.startRun(pod, record, run, {
-      removeOnExit: true,
-      ...(state.started ? { reattach: { ...state.lines, agent: state.agent, log: state.log, ...(state.openLine ? { openLine: state.openLine } : {}) } } : {}),
-      launch: async () => {
-        const handle = await this.options.runner.attach(container.id);
-        // Whoever kept its token fresh went away: a new one, where its git reads it, kept
-        // fresh and hidden from here on. Without one the run goes on as it can.
-        const access = container.state === 'running' ? await this.githubAccess(pod, options.github).catch((err: unknown) => {
-          this.options.logger?.warn({ err: messageOf(err), session: sessionId }, 'could not give the re-attached run a new GitHub token');
-          return undefined;
-        }) : undefined;
-        if (access) {
-          await this.options.runner.writeFiles(container.id, access.files()).catch((err: unknown) => {
-            this.options.logger?.warn({ err: messageOf(err), session: sessionId }, 'could not write the re-attached run\'s new GitHub token');
-          });
-        }
-        // The token it was started with is in its environment (GH_TOKEN): hidden as well.
-        const env = await this.options.runner.containerEnv(container.id).catch(() => ({} as Record<string, string>));
-        const secrets = [env.GH_TOKEN, env.GITHUB_TOKEN].filter((v): v is string => typeof v === 'string' && v.length >= 8);
-        return { handle, containerName: container.name, exec: false, ...(access ? { access } : {}), secrets };
-      },
-    });
-    return { kind: 'attached', session, lastLines: state.tail };
-  }
-
-  /** Ends a run nobody can follow any more: its terminal event logged and recorded. */
-  private async endRun(sessionId: string, terminal: Extract<SessionEvent, { type: 'error' }>, state: { agent: AgentSummary; tail: readonly string[] }): Promise<Recovery> {
-    const log = await SessionLog.open(this.options.store.logPath(sessionId));
-    await log.append([terminal]);
-    await log.close();
-    await this.recordEnd(sessionId, terminal, state.agent);
-    return { kind: 'finished', terminal, agent: state.agent, lastLines: [...state.tail] };
+  recover(sessionId: string, options: ResumeOptions = {}): Promise<Recovery> {
+    const { runner, store, pods, logger } = this.options;
+    return recoverRun({
+      runner, store, pods, ...(logger ? { logger } : {}),
+      startRun: (pod, record, run, plan) => this.startRun(pod, record, run, plan),
+      githubAccess: (pod, source) => this.githubAccess(pod, source),
+    }, sessionId, options);
   }
 
   /**
@@ -505,202 +340,6 @@ export class Dispatcher {
     await Promise.all(containers.filter((c) => c.state === 'running').map((c) => this.options.runner.stop(c.id, grace)));
   }
 
-  /** Session containers of this host, newest first; with `all` false only running ones. */
-  async containers(all = false): Promise<SessionContainer[]> {
-    const found = await this.options.runner.list({ [LABELS.session]: undefined, [LABELS.host]: this.options.hostId });
-    return found
-      .filter((c) => all || c.state === 'running')
-      .sort((a, b) => b.createdAt - a.createdAt)
-      .map((c) => ({
-        sessionId: c.labels[LABELS.session] ?? '',
-        pod: c.labels[LABELS.pod] ?? '',
-        issueUrl: c.labels[LABELS.issue] || undefined,
-        container: c,
-      }));
-  }
-
-  /**
-   * The persisted volumes of this host (cldpd's labels, this host's id), newest first: whose
-   * they are, the sessions whose records list them, their size when the engine reports it,
-   * and whether a running container of this host mounts them.
-   */
-  async volumes(): Promise<VolumeRow[]> {
-    const { runner, store, hostId } = this.options;
-    const [found, records, containers] = await Promise.all([
-      runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.host]: hostId }),
-      store.list(),
-      runner.list({ [LABELS.session]: undefined, [LABELS.host]: hostId }),
-    ]);
-    const sessions = sessionsByVolume(records);
-    const mounted = new Set(containers.filter((c) => c.state === 'running').flatMap((c) => c.volumes ?? []));
-    return found
-      .filter(isCldpdVolume)
-      .map((v) => ({
-        name: v.name,
-        pod: v.labels[LABELS.pod] ?? '',
-        issueUrl: v.labels[LABELS.issue] || undefined,
-        sessionId: v.labels[LABELS.session] ?? '',
-        sessions: sessions.get(v.name) ?? [],
-        path: v.labels[LABELS.path] ?? '',
-        sizeBytes: v.sizeBytes,
-        createdAt: v.createdAt,
-        inUse: mounted.has(v.name),
-      }))
-      .sort((a, b) => (b.createdAt ?? 0) - (a.createdAt ?? 0) || a.name.localeCompare(b.name));
-  }
-
-  /** The sessions of this host that belong to the issue at `issueUrl`: from their records, containers and volumes. */
-  async sessionsOfIssue(issueUrl: string): Promise<string[]> {
-    const { runner, store, hostId } = this.options;
-    const [records, containers, volumes] = await Promise.all([
-      store.list(),
-      runner.list({ [LABELS.session]: undefined, [LABELS.host]: hostId, [LABELS.issue]: issueUrl }),
-      runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.host]: hostId, [LABELS.issue]: issueUrl }, { sizes: false }),
-    ]);
-    return [...new Set([
-      ...records.filter((r) => r.issueUrl === issueUrl).map((r) => r.id),
-      ...containers.map((c) => c.labels[LABELS.session] ?? '').filter(isSessionId),
-      ...volumes.map((v) => v.labels[LABELS.session] ?? '').filter(isSessionId),
-    ])];
-  }
-
-  /** When the session was made (its record's), if this host has its record. */
-  async createdAt(sessionId: string): Promise<number | undefined> {
-    return (await this.options.store.load(sessionId).catch(() => undefined))?.createdAt;
-  }
-
-  /** When any of these sessions was last used (its record last changed); undefined when none has a record here. */
-  async lastActive(sessionIds: readonly string[]): Promise<number | undefined> {
-    let last: number | undefined;
-    for (const id of sessionIds) {
-      const record = await this.options.store.load(id).catch(() => undefined);
-      if (record && (last === undefined || record.updatedAt > last)) last = record.updatedAt;
-    }
-    return last;
-  }
-
-  /**
-   * Removes finished sessions of this host for good: their containers, the volumes their
-   * records list or that carry their label (a volume an issue's running session still
-   * mounts is kept), and their records and logs. A session with a running container is
-   * never touched (it is in `kept`). With `dryRun`, only says what it would remove. What it
-   * frees is counted from the volumes' sizes as the engine reports them and the files'.
-   */
-  async removeSessions(sessionIds: readonly string[], options: { dryRun?: boolean } = {}): Promise<SessionRemoval> {
-    const { runner, store } = this.options;
-    if (sessionIds.length === 0) return { removed: [], kept: [] };
-    // The engine's disk-usage call is slow: asked once, and only when there is something to remove.
-    const sizes = new Map((await this.volumes()).map((v) => [v.name, v.sizeBytes ?? 0]));
-    const removal: { removed: RemovedSession[]; kept: Array<{ sessionId: string; reason: string }> } = { removed: [], kept: [] };
-    for (const sessionId of [...new Set(sessionIds)]) {
-      const containers = await this.containersOf(sessionId);
-      // Only a container that has ended may go, or one created long ago that never started: any
-      // other (being created, running, paused, restarting) is in use.
-      const busy = containers.find((c) => c.state !== 'exited' && c.state !== 'dead' && !(c.state === 'created' && c.createdAt < Date.now() - 3600_000));
-      if (busy) {
-        removal.kept.push({ sessionId, reason: busy.state === 'running' ? `it is running (stop it first: cldpd stop ${sessionId})` : `its container is ${busy.state}` });
-        continue;
-      }
-      const record = await store.load(sessionId).catch(() => undefined);
-      if (isStarting(record)) {
-        removal.kept.push({ sessionId, reason: `it is starting (its container is not created yet; stop it first: cldpd stop ${sessionId})` });
-        continue;
-      }
-      const labelled = (await runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.session]: sessionId }, { sizes: false })).filter(isCldpdVolume).map((v) => v.name);
-      const volumes = [...new Set([...(record?.volumes ?? []).map((v) => v.volume), ...labelled])];
-      if (!record && containers.length === 0 && volumes.length === 0) continue; // nothing of it on this host
-      const recordBytes = await store.size(sessionId);
-      let bytes = recordBytes + volumes.reduce((sum, v) => sum + (sizes.get(v) ?? 0), 0);
-      let removedVolumes = volumes;
-      if (!options.dryRun) {
-        for (const c of containers) await runner.remove(c.id).catch(() => undefined);
-        const outcome = await this.removeVolumes(sessionId);
-        removedVolumes = outcome.removed.filter((v) => v.existed).map((v) => v.name);
-        for (const refused of outcome.refused) bytes -= sizes.get(refused.name) ?? 0;
-        await store.remove(sessionId);
-      }
-      removal.removed.push({ sessionId, issueUrl: record?.issueUrl, containers: containers.length, volumes: removedVolumes, bytes, lastActive: record?.updatedAt });
-    }
-    return removal;
-  }
-
-  /**
-   * Removes persisted volumes, and forgets who this host gave them to. `target` is a session
-   * id (the volumes its record lists, and any labelled with it) or a volume's name.
-   *
-   * Refused, each volume with its reason, never thrown: every volume of a running session
-   * ("Session X is running; stop it first: cldpd stop X"); a volume a running container of
-   * another session mounts (the issue's sessions share theirs); one that is not cldpd's (no
-   * labels); one Docker will not remove (a stopped container still holds it). A volume
-   * shared with finished sessions is removed, and `sharedWith` names them. Idempotent: a
-   * volume already gone is in `removed` with `existed` false.
-   *
-   * Throws `InvalidInput` when `target` names a volume that exists but is not cldpd's: cldpd
-   * never removes a foreign volume. Throws `DockerUnavailable` when the engine does not answer.
-   */
-  async removeVolumes(target: string): Promise<VolumeRemoval> {
-    const { runner, store } = this.options;
-    const records = await store.list();
-    const context: RemovalContext = {
-      sessions: sessionsByVolume(records),
-      // Any session container of this engine, whichever host started it: Docker would refuse anyway.
-      running: (await runner.list({ [LABELS.session]: undefined })).filter((c) => c.state === 'running'),
-    };
-    if (isSessionId(target)) {
-      const record = records.find((r) => r.id === target);
-      const labelled = (await runner.listVolumes({ ...PERSISTED_VOLUME, [LABELS.session]: target }, { sizes: false })).filter(isCldpdVolume);
-      const containers = await this.containersOf(target);
-      if (record || labelled.length > 0 || containers.length > 0) {
-        const volumes = new Map<string, string | undefined>();
-        for (const v of record?.volumes ?? []) volumes.set(v.volume, v.path);
-        for (const v of labelled) if (!volumes.has(v.name)) volumes.set(v.name, v.labels[LABELS.path]);
-        if (containers.some((c) => c.state === 'running') || isStarting(record)) {
-          const reason = `Session ${target} is ${isStarting(record) ? 'starting' : 'running'}; stop it first: cldpd stop ${target}`;
-          return { removed: [], refused: [...volumes].map(([name, path]) => ({ name, path, reason })) };
-        }
-        const outcomes: VolumeOutcome[] = [];
-        for (const [name, path] of volumes) {
-          outcomes.push(await this.removeVolume(name, path, await runner.inspectVolume(name), target, context));
-        }
-        return removal(outcomes);
-      }
-    }
-    const info = await runner.inspectVolume(target);
-    if (info && !isCldpdVolume(info)) {
-      throw new CldpdError('InvalidInput', `The volume "${target}" is not cldpd's (it has none of the dev.cldpd.* labels of a persisted path): cldpd removes only volumes it created. Remove it with "docker volume rm ${target}" if you mean to; "cldpd volumes" lists cldpd's.`);
-    }
-    return removal([await this.removeVolume(target, info?.labels[LABELS.path], info, undefined, context)]);
-  }
-
-  /**
-   * Removes one persisted volume (`info` undefined: it is gone already) unless it is not
-   * cldpd's, a running session container mounts it, or Docker refuses; `forSession` is the
-   * session whose volumes are being removed, if any.
-   */
-  private async removeVolume(name: string, path: string | undefined, info: VolumeInfo | undefined, forSession: string | undefined, context: RemovalContext): Promise<VolumeOutcome> {
-    const refused = (reason: string): VolumeOutcome => ({ refused: { name, path, reason } });
-    if (info && !isCldpdVolume(info)) {
-      return refused(`A volume named ${name} exists but is not cldpd's (it has no dev.cldpd.* labels), so cldpd keeps it. Remove it with "docker volume rm ${name}" if you mean to.`);
-    }
-    const users = [...new Set(context.running.filter((c) => (c.volumes ?? []).includes(name)).map((c) => c.labels[LABELS.session] || c.name))];
-    if (info && users.length > 0) {
-      const many = users.length > 1;
-      const stop = `stop ${many ? 'them' : 'it'} first: ${users.map((u) => `cldpd stop ${u}`).join('; ')}`;
-      const who = users.map((u) => `session ${u}`).join(', ');
-      return refused(forSession ? `Shared with ${who} of the same issue, which ${many ? 'are' : 'is'} running; ${stop}` : `In use by running ${who}; ${stop}`);
-    }
-    if (info) {
-      try {
-        await this.options.runner.removeVolume(name);
-      } catch (err) {
-        // Docker's refusal (a stopped container still holds it) says which container and what to do.
-        if (err instanceof CldpdError && err.code === 'ContainerFailed') return refused(err.message);
-        throw err;
-      }
-    }
-    await this.options.store.forgetVolumeOwner(name);
-    return { removed: { name, path, existed: info !== undefined, sharedWith: (context.sessions.get(name) ?? []).filter((s) => s !== forSession) } };
-  }
 
   /**
    * Creates the persisted volumes that do not exist yet and makes each one the image
@@ -727,14 +366,10 @@ export class Dispatcher {
     for (const v of unowned) await store.setVolumeOwner(v.volume, image.user);
   }
 
-  /** Removes helper containers of this engine that a process which died while they ran left behind. */
-  sweepHelpers(): Promise<number> {
-    return this.options.runner.removeHelpers(10 * 60_000);
-  }
-
   private containersOf(sessionId: string): Promise<ContainerInfo[]> {
     return this.options.runner.list({ [LABELS.session]: sessionId });
   }
+
 
   /**
    * The run's repository token, when the pod asks for `github` permissions: minted now
@@ -756,7 +391,7 @@ export class Dispatcher {
    * the issue's host without a token (a public repository). Throws `InvalidPod` when a
    * checkout has no workdir to clone into.
    */
-  private setupFor(pod: Pod, image: ImageInfo, issue: IssueRef | undefined, access: GitHubAccess | undefined, resume: boolean): SetupStep[] {
+  private setupFor(pod: Pod, image: ImageInfo, issue: IssueAddress | undefined, access: GitHubAccess | undefined, resume: boolean): SetupStep[] {
     const workdir = pod.config.workdir ?? image.workingDir;
     if (pod.config.checkout && issue && (!workdir || workdir === '/')) {
       throw new CldpdError('InvalidPod', `Pod "${pod.name}" asks for a checkout but has no working directory to clone into: set "workdir" in its pod.json (it is persisted by default).`);
@@ -775,7 +410,7 @@ export class Dispatcher {
     }
   }
 
-  private startRun(pod: Pod, record: SessionRecord, run: number, plan: Pick<SessionOptions, 'build' | 'launch' | 'removeOnExit' | 'reattach' | 'prompt'>): Promise<Session> {
+  private startRun(pod: Pod, record: SessionRecord, run: number, plan: RunPlan): Promise<Session> {
     const { store, runner, logger } = this.options;
     return Session.start({
       ...plan,
@@ -794,21 +429,7 @@ export class Dispatcher {
       onClaudeSession: async (claudeSessionId) => {
         await store.update(record.id, { claudeSessionId });
       },
-      onFinish: (terminal, session) => this.recordEnd(record.id, terminal, session.agent),
-    });
-  }
-
-  /** Records a run's end and what it cost in the session's record. */
-  private async recordEnd(sessionId: string, terminal: Extract<SessionEvent, { type: 'container.exited' | 'error' }>, agent: AgentSummary): Promise<void> {
-    const { claudeSessionId, sessionCostUsd, sessionTurns, runCostUsd, runTurns } = agent;
-    const spent = { ...(runCostUsd !== undefined ? { costUsd: runCostUsd } : {}), ...(runTurns !== undefined ? { turns: runTurns } : {}) };
-    await this.options.store.update(sessionId, {
-      ...(claudeSessionId ? { claudeSessionId } : {}),
-      ...(sessionCostUsd !== undefined ? { costUsd: sessionCostUsd } : {}),
-      ...(sessionTurns !== undefined ? { turns: sessionTurns } : {}),
-      last: terminal.type === 'error'
-        ? { error: terminal.message, endedAt: terminal.at, ...spent }
-        : { exitCode: terminal.exitCode, reason: terminal.reason, endedAt: terminal.at, ...spent },
+      onFinish: (terminal, session) => recordEnd(store, record.id, terminal, session.agent),
     });
   }
 }

@@ -7,10 +7,10 @@ import { baseImages, contextDigest, contextFiles, packContext } from './build-co
 import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
 import { LABELS } from './labels.js';
-import type { ContainerFile } from './github-access.js';
 import { LineSplitter } from './line-splitter.js';
 import { tarOf } from './tar-files.js';
-import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerInfo, type ContainerSpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type VolumeInfo } from './runner.js';
+import { within } from './within.js';
+import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerFile, type ContainerInfo, type ContainerSpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type VolumeInfo } from './runner.js';
 
 /** How long the helper that sets the owner of new volumes may take. */
 const CHOWN_TIMEOUT_MS = 60_000;
@@ -49,7 +49,7 @@ interface DockerApiError {
   message?: string;
 }
 
-function statusOf(err: unknown): number | undefined {
+function dockerStatusOf(err: unknown): number | undefined {
   return (err as DockerApiError | undefined)?.statusCode;
 }
 
@@ -316,7 +316,7 @@ export class DockerRunner implements Runner {
       }
       return { id: info.Id, user: info.Config?.User ?? '', env, workingDir: info.Config?.WorkingDir ?? '', labels: info.Config?.Labels ?? {} };
     } catch (err) {
-      if (statusOf(err) === 404) return undefined;
+      if (dockerStatusOf(err) === 404) return undefined;
       throw dockerError(err, `inspect image ${ref}`);
     }
   }
@@ -326,13 +326,13 @@ export class DockerRunner implements Runner {
       await this.docker.getVolume(name).inspect();
       return false;
     } catch (err) {
-      if (statusOf(err) !== 404) throw dockerError(err, `inspect volume ${name}`);
+      if (dockerStatusOf(err) !== 404) throw dockerError(err, `inspect volume ${name}`);
     }
     try {
       await this.docker.createVolume({ Name: name, Labels: { ...labels } });
       return true;
     } catch (err) {
-      if (statusOf(err) !== 409) throw dockerError(err, `create volume ${name}`);
+      if (dockerStatusOf(err) !== 409) throw dockerError(err, `create volume ${name}`);
       return false;
     }
   }
@@ -374,7 +374,7 @@ export class DockerRunner implements Runner {
     try {
       return toVolumeInfo(await this.docker.getVolume(name).inspect(), undefined);
     } catch (err) {
-      if (statusOf(err) === 404) return undefined;
+      if (dockerStatusOf(err) === 404) return undefined;
       throw dockerError(err, `inspect volume ${name}`);
     }
   }
@@ -383,7 +383,7 @@ export class DockerRunner implements Runner {
     try {
       await this.docker.getVolume(name).remove();
     } catch (err) {
-      const status = statusOf(err);
+      const status = dockerStatusOf(err);
       if (status === 404) return;
       if (status !== 409) throw dockerError(err, `remove volume ${name}`);
       const users = await this.docker.listContainers({ all: true, filters: { volume: [name] } }).catch(() => []);
@@ -419,7 +419,6 @@ export class DockerRunner implements Runner {
     } catch (err) {
       throw dockerError(err, `create a container to set the owner of ${volumes.map((v) => v.path).join(', ')}`);
     }
-    let timer: NodeJS.Timeout | undefined;
     try {
       let stream: NodeJS.ReadableStream;
       try {
@@ -435,13 +434,9 @@ export class DockerRunner implements Runner {
         const { StatusCode } = (await container.wait()) as { StatusCode: number };
         return { said, StatusCode };
       })();
-      const limit = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new CldpdError('ContainerFailed', `chown did not finish within ${CHOWN_TIMEOUT_MS / 1000} s`)), CHOWN_TIMEOUT_MS);
-      });
-      const { said, StatusCode } = await Promise.race([done, limit]);
+      const { said, StatusCode } = await within(CHOWN_TIMEOUT_MS, done, () => new CldpdError('ContainerFailed', `chown did not finish within ${CHOWN_TIMEOUT_MS / 1000} s`));
       if (StatusCode !== 0) throw new CldpdError('ContainerFailed', `chown ${owner} exited with ${StatusCode}${said.trim() ? `: ${said.trim()}` : ''}`);
     } finally {
-      clearTimeout(timer);
       await container.remove({ force: true }).catch(() => undefined);
     }
   }
@@ -469,7 +464,7 @@ export class DockerRunner implements Runner {
       await container.infoArchive({ path });
       return true;
     } catch (err) {
-      if (statusOf(err) === 404) return false;
+      if (dockerStatusOf(err) === 404) return false;
       throw dockerError(err, `look for ${path} in image ${image}`);
     } finally {
       await container.remove({ force: true }).catch(() => undefined);
@@ -506,7 +501,7 @@ export class DockerRunner implements Runner {
         created = true;
       } catch (err) {
         // 409: another process created it first, which is as good.
-        if (statusOf(err) !== 409) throw dockerError(err, `create network ${name}`);
+        if (dockerStatusOf(err) !== 409) throw dockerError(err, `create network ${name}`);
       }
       found = await this.networksNamed(name);
     }
@@ -586,7 +581,7 @@ export class DockerRunner implements Runner {
       await this.docker.getContainer(containerId).infoArchive({ path });
       return true;
     } catch (err) {
-      if (statusOf(err) === 404) return false;
+      if (dockerStatusOf(err) === 404) return false;
       throw dockerError(err, `look for ${path} in container ${containerId}`);
     }
   }
@@ -649,7 +644,7 @@ export class DockerRunner implements Runner {
     try {
       await this.docker.getContainer(containerId).stop({ t: graceSeconds });
     } catch (err) {
-      const status = statusOf(err);
+      const status = dockerStatusOf(err);
       if (status === 304 || status === 404) return;
       throw dockerError(err, `stop container ${containerId}`);
     }
@@ -659,7 +654,7 @@ export class DockerRunner implements Runner {
     try {
       await this.docker.getContainer(containerId).remove({ force: true, v: false });
     } catch (err) {
-      const status = statusOf(err);
+      const status = dockerStatusOf(err);
       if (status === 404 || status === 409) return;
       throw dockerError(err, `remove container ${containerId}`);
     }
@@ -687,7 +682,7 @@ export class DockerRunner implements Runner {
       const info = await this.docker.getContainer(containerId).inspect();
       return Object.fromEntries((info.Config.Env ?? []).map((e) => [e.slice(0, Math.max(0, e.indexOf('='))), e.slice(e.indexOf('=') + 1)]));
     } catch (err) {
-      if (statusOf(err) === 404) return {};
+      if (dockerStatusOf(err) === 404) return {};
       throw dockerError(err, `inspect container ${containerId}`);
     }
   }
@@ -697,7 +692,7 @@ export class DockerRunner implements Runner {
       const info = await this.docker.getContainer(containerId).inspect();
       return info.State.Running;
     } catch (err) {
-      if (statusOf(err) === 404) return undefined;
+      if (dockerStatusOf(err) === 404) return undefined;
       throw dockerError(err, `inspect container ${containerId}`);
     }
   }

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import { CldpdError, messageOf } from './errors.js';
+import type { ContainerFile } from './runner.js';
+import { within } from './within.js';
 
 /** A token for one repository, as GitHub minted it. */
 export interface RepoToken {
@@ -39,13 +41,6 @@ export interface RepoTokenSource {
    * the run ends; throws with GitHub's reason when it could not. Absent: tokens live out their hour.
    */
   revoke?(token: string): Promise<void>;
-}
-
-/** A file the runner writes into a container (created or running) before the agent reads it. */
-export interface ContainerFile {
-  readonly path: string;
-  readonly content: string;
-  readonly mode: number;
 }
 
 /** Where the container finds the current token: always the live one, rewritten before the last expires. */
@@ -222,18 +217,10 @@ export class GitHubAccess {
       const now = Date.now();
       const tokens = this.minted.filter((t) => (this.expiries.get(t) ?? Infinity) > now && !(options.keepLive && t === this.current.token));
       await Promise.all(tokens.map(async (token) => {
-        let timer: NodeJS.Timeout | undefined;
         try {
-          await Promise.race([
-            revoke(token),
-            new Promise<never>((_, reject) => {
-              timer = setTimeout(() => reject(new Error(`no answer in ${REVOKE_TIMEOUT_MS / 1000} s`)), REVOKE_TIMEOUT_MS);
-            }),
-          ]);
+          await within(REVOKE_TIMEOUT_MS, revoke(token), () => new Error(`no answer in ${REVOKE_TIMEOUT_MS / 1000} s`));
         } catch (err) {
           this.logger?.warn({ err: messageOf(err), repo: this.repo.fullName }, 'could not revoke one of the run\'s GitHub tokens; it expires within the hour');
-        } finally {
-          clearTimeout(timer);
         }
       }));
     })();
@@ -248,11 +235,4 @@ async function mintOrExplain(source: RepoTokenSource, permissions: Readonly<Reco
     const asked = Object.entries(permissions).map(([k, v]) => `${k}: ${v}`).join(', ');
     throw new CldpdError('GitHubAccess', `GitHub did not give a token for ${source.fullName} with ${asked} (${messageOf(err)}). The pod's pod.json "github" asks for these: grant them to the GitHub App in its settings (Permissions), and accept the new permissions on the installation.`, { cause: err });
   }
-}
-
-/** `text` with each of `secrets` replaced by `[redacted]`. */
-export function hideSecrets(text: string, secrets: readonly string[]): string {
-  let result = text;
-  for (const secret of secrets) if (secret && result.includes(secret)) result = result.split(secret).join('[redacted]');
-  return result;
 }

@@ -32,9 +32,6 @@ const capability = z.string().check(z.refine((c) => LINUX_CAPABILITIES.includes(
     : `must be a Linux capability name like "NET_RAW" or "SYS_PTRACE", not ${JSON.stringify(issue.input)} (see "man 7 capabilities"; "CAP_" may be left out)`,
 }));
 
-/** The placeholders a command may use; each is replaced inside an argv element, never by a shell. */
-export const COMMAND_PLACEHOLDERS = ['{prompt}', '{claudeSessionId}', '{sessionId}', '{issueUrl}', '{maxTurns}', '{maxBudgetUsd}'] as const;
-
 /**
  * Claude Code in print mode, stream-json both ways: the prompt arrives as a user message on
  * standard input (never read as an option, not bounded by argv), and later instructions can

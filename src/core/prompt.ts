@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { CldpdError } from './errors.js';
+import { issueBranch, parseIssueUrl, type IssueAddress } from './issue-address.js';
 
 /** 100 KiB: a prompt that travels as one argv element (Linux caps one at 128 KiB). */
 export const MAX_PROMPT_BYTES = 100 * 1024;
@@ -35,55 +35,12 @@ export function streamJsonUserMessage(text: string): string {
   return `${JSON.stringify({ type: 'user', message: { role: 'user', content: [{ type: 'text', text }] } })}\n`;
 }
 
-const ISSUE_URL = /^https?:\/\/[^/\s]+\/([^/\s]+)\/([^/\s]+)\/issues\/(\d+)\/?$/;
-
-/** An issue reference parsed from its URL. */
-export interface IssueRef {
-  readonly url: string;
-  readonly owner: string;
-  readonly repo: string;
-  readonly number: number;
-}
-
-/** Parses `https://<host>/<owner>/<repo>/issues/<n>` (github.com or Enterprise Server); throws `InvalidInput` otherwise. */
-export function parseIssueUrl(url: string): IssueRef {
-  const match = ISSUE_URL.exec(url.trim());
-  if (!match) {
-    throw new CldpdError('InvalidInput', `"${url}" is not an issue URL. Use the form https://github.com/OWNER/REPO/issues/NUMBER.`);
-  }
-  return { url: url.trim().replace(/\/$/, ''), owner: match[1] as string, repo: match[2] as string, number: Number(match[3]) };
-}
-
-/**
- * A stable, Docker-safe key for an issue: `owner.repo-<n>`, lowercase (GitHub's names are
- * case-insensitive). One key per issue: an owner never contains a dot and the number
- * follows the last hyphen, so `acme-web/app` and `acme/web-app` cannot meet.
- */
-export function issueKey(issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>): string {
-  return `${issue.owner}.${issue.repo}-${issue.number}`.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
-}
-
-/**
- * What a pod's persisted volumes for an issue are named by: readable, plus a hash of the
- * pod and the issue, since a pod name may hold the same characters as an owner and
- * `<pod>-<key>` alone could name two pairs.
- */
-export function issueVolumeKey(pod: string, issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>): string {
-  const key = issueKey(issue);
-  return `${pod}-${key}-${createHash('sha256').update(`${pod}\n${key}`).digest('hex').slice(0, 12)}`;
-}
-
-/** The branch a run's agent is asked to push its work to: one per issue. */
-export function issueBranch(issue: Pick<IssueRef, 'number'>): string {
-  return `cldpd/issue-${issue.number}`;
-}
-
 /**
  * Pure: what the agent is told of the repository when its run has a token: where it is,
  * how git is set up, the branch to push to and, when its token may, that it may open a pull
  * request. Only what the token allows is offered.
  */
-export function repositoryBrief(issue: IssueRef, permissions: Readonly<Record<string, string>>): string {
+export function repositoryBrief(issue: IssueAddress, permissions: Readonly<Record<string, string>>): string {
   const lines = [
     `The issue's repository is ${issue.owner}/${issue.repo} ($CLDPD_REPO_URL; default branch $CLDPD_DEFAULT_BRANCH). git is set up to fetch${permissions.contents === 'write' ? ' and push' : ''} it over HTTPS with a token cldpd keeps fresh for the whole run: $GH_TOKEN holds it at the start, the file $CLDPD_GITHUB_TOKEN_FILE always holds the current one.`,
   ];

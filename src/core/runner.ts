@@ -1,4 +1,9 @@
-import type { ContainerFile } from './github-access.js';
+/** A file the runner writes into a container (created or running) before the agent reads it. */
+export interface ContainerFile {
+  readonly path: string;
+  readonly content: string;
+  readonly mode: number;
+}
 
 /** A piece of a process's output, as the container wrote it. */
 export interface OutputChunk {

@@ -242,9 +242,3 @@ export function parseLogRecord(line: string): SessionEvent | LogNote | undefined
 export function isLogNote(record: SessionEvent | LogNote): record is LogNote {
   return record.type === 'log.cut' || record.type === 'log.skipped';
 }
-
-/** Parses one log line as an event; undefined for a torn or foreign line, or a note of the log's own. */
-export function parseLogLine(line: string): SessionEvent | undefined {
-  const record = parseLogRecord(line);
-  return record && !isLogNote(record) ? record : undefined;
-}

@@ -1,16 +1,17 @@
 import type { Logger } from 'pino';
+import { AgentInput, type InputReservation } from './agent-input.js';
 import { AgentSummaryAccumulator, type AgentSummary, type SpentBefore } from './agent-summary.js';
 import { Channel } from './channel.js';
 import { CldpdError, isCldpdError, messageOf, type ErrorCode } from './errors.js';
 import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
 import { LineSplitter, type SplitLine } from './line-splitter.js';
-import { streamJsonUserMessage, type PromptChannel } from './prompt.js';
-import { hideSecrets, type GitHubAccess } from './github-access.js';
-import type { BuildRequest, ProcessHandle, ProcessInput, Runner } from './runner.js';
+import { OutputEvents } from './output-events.js';
+import type { PromptChannel } from './prompt.js';
+import type { GitHubAccess } from './github-access.js';
+import type { BuildRequest, ProcessHandle, Runner } from './runner.js';
 import type { RunLogState } from './log-scan.js';
 import { SessionLog, type SessionLogOptions } from './session-log.js';
 import { RELEASE_FILE, type SetupStep } from './setup-steps.js';
-import { parseStreamJsonLine } from './stream-json.js';
 
 export type { AgentSummary } from './agent-summary.js';
 
@@ -70,7 +71,7 @@ export interface SessionOptions {
   /**
    * Values the container was given (its environment) that whoever shows its output redacts:
    * not hidden here, but never cut in two between the pieces of an over-long line, so each
-   * reaches a redactor whole (see `toEvents`).
+   * reaches a redactor whole (see OutputEvents).
    */
   readonly injected?: readonly string[];
   readonly logger?: Logger;
@@ -112,54 +113,37 @@ export class Session {
   /** Resolves with the container's id once launched, or undefined once the run ended without one. */
   private readonly launched: Promise<string | undefined>;
   private resolveLaunched: (containerId: string | undefined) => void = () => undefined;
-  private input: ProcessInput | undefined;
-  /** Resolves with the input once the first prompt is written (undefined when the run never got that far). */
-  private readonly inputReady: Promise<ProcessInput | undefined>;
-  private resolveInput: (input: ProcessInput | undefined) => void = () => undefined;
-  /** Live input: messages written, messages the CLI echoed as taken, reservations not yet sent. */
-  private sent = 0;
-  private taken = 0;
-  private reserved = 0;
-  private inputOpen: boolean;
-  /** The tags of the messages sent after the first prompt, in the order they were written. */
-  private readonly sentTags: string[] = [];
-  /** Tags the agent has taken, and callers waiting to hear whether it takes theirs. */
-  private readonly takenTags = new Set<string>();
-  private readonly takenWaiters = new Map<string, Array<(taken: boolean) => void>>();
+  /** The agent's live input (a live stream-json channel only; closed from the start otherwise). */
+  private readonly input: AgentInput;
+  /** The output's lines as events. */
+  private readonly output: OutputEvents;
   /** Set once the run has ended: nothing more can be written. */
   private ended = false;
   /** The run's repository token, once launched with one. */
   private access: GitHubAccess | undefined;
   /** Whether the run is an exec into a container that another run started (and whose token file it shares). */
   private execRun = false;
-  /** Values hidden from the output beside the run's own tokens. */
-  private readonly hidden: string[] = [];
-  /** Per stream, the end of a partial piece held back until the next (see toEvents). */
-  private readonly carry = { stdout: '', stderr: '' };
-  /** Per stream, whether the last piece read was partial: the next one continues its line. */
-  private readonly open = { stdout: false, stderr: false };
-  /** The stream-json line being read in pieces: its text while within MAX_PARSED_LINE_BYTES, and its size. */
-  private long: { parts: string[] | undefined; bytes: number; chars: number } | undefined;
-  /** The injected values as a piece's end may begin them: as they are and JSON-escaped (see toEvents). */
-  private readonly injectedForms: readonly string[];
 
   private constructor(options: SessionOptions, log: SessionLog) {
     this.options = options;
     this.id = options.id;
     this.podName = options.podName;
     this.run = options.run;
-    this.injectedForms = (options.injected ?? []).flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]);
-    if (options.reattach?.openLine) {
-      this.open.stdout = true;
-      if (options.reattach.openLine === 'stream-json') this.long = { parts: undefined, bytes: 0, chars: 0 };
-    }
+    this.output = new OutputEvents({
+      injected: options.injected,
+      openLine: options.reattach?.openLine,
+      tokens: () => this.access?.secrets ?? [],
+      observe: (said) => this.observe(said),
+    });
     this.log = log;
     this.summary = new AgentSummaryAccumulator(options.before, options.reattach?.agent);
     this.agent = this.summary.summary;
     this.launched = new Promise((resolve) => (this.resolveLaunched = resolve));
     this.channel = new Channel(options.capacity ?? 1024);
-    this.inputOpen = options.prompt?.channel.kind === 'stream-json' && options.prompt.channel.live && !options.reattach;
-    this.inputReady = new Promise((resolve) => (this.resolveInput = resolve));
+    const live = options.prompt?.channel.kind === 'stream-json' && options.prompt.channel.live && !options.reattach;
+    this.input = new AgentInput(options.id, live, () => {
+      this.agent.messagesSent = (this.agent.messagesSent ?? 0) + 1;
+    });
     this.finished = this.drive();
   }
 
@@ -256,7 +240,7 @@ export class Session {
       this.launchedId = launched.handle.containerId;
       this.access = launched.access;
       this.execRun = launched.exec;
-      this.hidden.push(...(launched.secrets ?? []));
+      this.output.hide(launched.secrets ?? []);
       const containerId = launched.handle.containerId;
       this.access?.keepFresh((files) => runner.writeFiles(containerId, files));
       startedAt = Date.now();
@@ -287,10 +271,8 @@ export class Session {
     } finally {
       clearTimeout(this.timer);
       this.resolveLaunched(undefined);
-      this.inputOpen = false;
       this.ended = true;
-      this.resolveInput(undefined);
-      for (const tag of [...this.takenWaiters.keys()]) this.settleTaken(tag, false);
+      this.input.end();
       // Its tokens end with the run (an exec leaves the live one to the container's own run).
       await this.access?.close({ keepLive: this.execRun });
     }
@@ -311,7 +293,7 @@ export class Session {
    * input is still open (it closes once every message sent has been answered).
    */
   get acceptsInput(): boolean {
-    return this.inputOpen && this.options.prompt?.channel.kind === 'stream-json' && this.options.prompt.channel.live && !this.stopReason;
+    return this.input.open && this.options.prompt?.channel.kind === 'stream-json' && this.options.prompt.channel.live && !this.stopReason;
   }
 
   /**
@@ -320,33 +302,9 @@ export class Session {
    * input. A caller that must first record the message elsewhere reserves, records, then
    * sends, so the input cannot close in between; `cancel()` gives the reservation back.
    */
-  reserve(): { send(prompt: string, tag?: string): Promise<void>; cancel(): void } | undefined {
+  reserve(): InputReservation | undefined {
     if (!this.acceptsInput) return undefined;
-    this.reserved++;
-    let used = false;
-    return {
-      send: async (prompt: string, tag = '') => {
-        if (used) throw new Error('this reservation was used already');
-        used = true;
-        this.sent++;
-        this.reserved--;
-        // The first prompt goes first: a message reserved while the run was starting waits for it.
-        const input = await this.inputReady;
-        if (!input || this.ended) {
-          this.sent--;
-          throw new CldpdError('Stopped', `Session ${this.id} ended before the message could be delivered.`);
-        }
-        this.agent.messagesSent = (this.agent.messagesSent ?? 0) + 1;
-        this.sentTags.push(tag);
-        await input.write(streamJsonUserMessage(prompt));
-      },
-      cancel: () => {
-        if (used) return;
-        used = true;
-        this.reserved--;
-        this.closeInputIfAnswered();
-      },
-    };
+    return this.input.reserve();
   }
 
   /**
@@ -355,19 +313,7 @@ export class Session {
    * any time after: an echo is never missed.
    */
   whenTaken(tag: string): Promise<boolean> {
-    if (this.takenTags.has(tag)) return Promise.resolve(true);
-    if (this.ended) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const waiting = this.takenWaiters.get(tag) ?? [];
-      waiting.push(resolve);
-      this.takenWaiters.set(tag, waiting);
-    });
-  }
-
-  private settleTaken(tag: string, taken: boolean): void {
-    if (taken) this.takenTags.add(tag);
-    for (const resolve of this.takenWaiters.get(tag) ?? []) resolve(taken);
-    this.takenWaiters.delete(tag);
+    return this.input.whenTaken(tag);
   }
 
   /**
@@ -376,7 +322,7 @@ export class Session {
    * delivered another way (a resume after the run). Oldest first.
    */
   untakenMessages(): string[] {
-    return this.sentTags.slice(Math.max(0, this.taken - 1));
+    return this.input.untaken();
   }
 
   /**
@@ -395,21 +341,8 @@ export class Session {
     const prompt = this.options.prompt;
     if (!prompt || this.options.reattach) return;
     if (!handle.input) throw new CldpdError('ContainerFailed', `The command of pod "${this.podName}" takes its prompt on standard input, but the process was started without one.`);
-    this.input = handle.input;
-    this.sent++;
-    await handle.input.write(streamJsonUserMessage(prompt.text));
-    if (!prompt.channel.live) handle.input.end();
-    this.resolveInput(handle.input);
+    await this.input.begin(handle.input, prompt.text, prompt.channel.live);
   }
-
-  /** Closes live input once every message sent was taken by the agent and answered, and none is on its way. */
-  private closeInputIfAnswered(): void {
-    if (!this.inputOpen || this.reserved > 0 || this.taken < this.sent || !this.answeredSinceTaken) return;
-    this.inputOpen = false;
-    this.input?.end();
-  }
-
-  private answeredSinceTaken = false;
 
   private stoppedError(): CldpdError {
     return new CldpdError('Stopped', this.stopReason === 'timeout'
@@ -453,7 +386,7 @@ export class Session {
       if (this.stopReason) return;
       await this.emit([{ type: 'setup.step', at: Date.now(), step: index + 1, of: steps.length, name: step.name }]);
       const handle = await runner.exec(containerId, step.cmd, step.user ? { user: step.user } : {});
-      await this.readLines(handle, (stream, lines) => this.stepEvents(index + 1, stream, lines));
+      await this.readLines(handle, (stream, lines) => this.output.stepEvents(index + 1, stream, lines));
       const exitCode = await handle.wait();
       if (this.stopReason) return;
       if (exitCode !== 0) {
@@ -469,7 +402,7 @@ export class Session {
     await this.readLines(handle, (stream, lines) => {
       const dropped = Math.min(skip[stream], lines.length);
       skip[stream] -= dropped;
-      return this.toEvents(stream, lines.slice(dropped));
+      return this.output.toEvents(stream, lines.slice(dropped));
     });
   }
 
@@ -485,65 +418,6 @@ export class Session {
     for (const stream of ['stdout', 'stderr'] as const) await emitLines(stream, splitters[stream].end());
   }
 
-  /** A setup step's output: marked with its step, never read as the agent's words. */
-  private stepEvents(step: number, stream: 'stdout' | 'stderr', lines: SplitLine[]): SessionEvent[] {
-    return this.toEvents(stream, lines, false).map((e) => ({ ...e, step }) as SessionEvent);
-  }
-
-  /**
-   * Output events of `lines`; `agent` false for a setup step's output, which is never the
-   * agent's words. A line of the agent's stdout that begins with `{` and is longer than a
-   * piece is read as stream-json whole (up to MAX_PARSED_LINE_BYTES): its pieces are marked
-   * as the agent's (`agent: []`), so no part of it is ever taken for plain output, and its
-   * last piece carries what the whole line says; a line too long to parse, or not
-   * stream-json, is what a tool returned, by its size only. The log keeps every piece.
-   */
-  private toEvents(stream: 'stdout' | 'stderr', lines: SplitLine[], agent = true): SessionEvent[] {
-    const at = Date.now();
-    const secrets = this.hidden.length > 0 ? [...this.hidden, ...(this.access?.secrets ?? [])] : this.access?.secrets ?? [];
-    return lines.map(({ line: piece, partial }) => {
-      // A token the run was given never reaches the log, whatever the agent printed; one cut
-      // in two by the line limit is found whole: a piece's last characters wait for the next.
-      // So do an injected value's, for the redactors of what leaves the host.
-      let raw = this.carry[stream] + piece;
-      this.carry[stream] = '';
-      if (partial) {
-        const held = Math.max(startOfAny(raw, secrets), startOfAny(raw, this.injectedForms));
-        this.carry[stream] = raw.slice(raw.length - held);
-        raw = raw.slice(0, raw.length - held);
-      }
-      const line = secrets.length > 0 ? hideSecrets(raw, secrets) : raw;
-      const startsLine = !this.open[stream];
-      this.open[stream] = partial;
-      if (agent && stream === 'stdout') {
-        if (startsLine && partial && line.charCodeAt(0) === 0x7b /* { */) this.long = { parts: [], bytes: 0, chars: 0 };
-        const long = startsLine && !partial ? undefined : this.long;
-        if (long) return this.longLineEvent(long, { at, stream, line, partial });
-      }
-      const said = agent && stream === 'stdout' && !partial ? parseStreamJsonLine(line) : [];
-      if (said.length > 0) {
-        this.observe(said);
-        return partial ? { type: 'output', at, stream, line, partial: true, agent: said } : { type: 'output', at, stream, line, agent: said };
-      }
-      return partial ? { type: 'output', at, stream, line, partial: true } : { type: 'output', at, stream, line };
-    });
-  }
-
-  /** A piece of a long stream-json line: kept for parsing while the line is within bound; the last one says what the line said. */
-  private longLineEvent(long: NonNullable<Session['long']>, piece: { at: number; stream: 'stdout'; line: string; partial: boolean }): SessionEvent {
-    const { at, stream, line, partial } = piece;
-    long.bytes += Buffer.byteLength(line);
-    long.chars += line.length;
-    if (long.parts && long.bytes <= MAX_PARSED_LINE_BYTES) long.parts.push(line);
-    else long.parts = undefined;
-    if (partial) return { type: 'output', at, stream, line, partial: true, agent: [] };
-    this.long = undefined;
-    const parsed = long.parts ? parseStreamJsonLine(long.parts.join('')) : [];
-    const said: AgentEvent[] = parsed.length > 0 ? parsed : [{ kind: 'tool_result', isError: false, chars: long.chars, lines: 1, firstLine: '' }];
-    this.observe(said);
-    return { type: 'output', at, stream, line, agent: said };
-  }
-
   /** Keeps the summary, and the live input's bookkeeping, in step with what the agent says. */
   private observe(events: readonly AgentEvent[]): void {
     for (const event of events) {
@@ -557,17 +431,11 @@ export class Session {
           }
           break;
         case 'message':
-          if (event.replay) {
-            this.taken++;
-            // The first echo is the run's own prompt; each later one, the next message sent.
-            const tag = this.taken >= 2 ? this.sentTags[this.taken - 2] : undefined;
-            if (tag !== undefined) this.settleTaken(tag, true);
-            this.answeredSinceTaken = false;
-          }
+          // The first echo is the run's own prompt; each later one, the next message sent.
+          if (event.replay) this.input.echoed();
           break;
         case 'result':
-          this.answeredSinceTaken = true;
-          this.closeInputIfAnswered();
+          this.input.answered();
           break;
         default:
           break;
@@ -596,34 +464,3 @@ export class Session {
   }
 }
 
-/**
- * 8 MiB: a stream-json line longer than a piece is read whole up to this size to be
- * understood; a longer one is shown by its size only (its pieces are all in the log).
- */
-const MAX_PARSED_LINE_BYTES = 8 * 1024 * 1024;
-
-/**
- * Values longer than this (16 Ki characters: a PEM key is a few) are not held whole across
- * pieces: a piece's end is held back at most this much, and each check stays cheap.
- */
-const MAX_HELD_CHARS = 16 * 1024;
-
-/**
- * How many characters at the end of `text` begin one of `values` without finishing it: the
- * longest such end, which the next piece may complete (0 when none). Each value costs a
- * scan of the text's last `value.length - 1` characters.
- */
-function startOfAny(text: string, values: readonly string[]): number {
-  let held = 0;
-  for (const value of values) {
-    if (value.length < 2 || value.length > MAX_HELD_CHARS) continue;
-    const first = value.charAt(0);
-    for (let i = text.indexOf(first, Math.max(0, text.length - value.length + 1)); i !== -1 && text.length - i > held; i = text.indexOf(first, i + 1)) {
-      if (value.startsWith(text.slice(i))) {
-        held = text.length - i;
-        break;
-      }
-    }
-  }
-  return held;
-}

@@ -1,5 +1,5 @@
 import type { Pod } from './pod.js';
-import { issueBranch, type IssueRef } from './prompt.js';
+import { issueBranch, type IssueAddress } from './issue-address.js';
 
 /** One step run in a pod's container before its agent: the checkout, then each pod.json `setup` command. */
 export interface SetupStep {
@@ -53,7 +53,7 @@ fi`;
  * last container). A resume's checkout only fetches into the persisted clone, leaving the
  * agent's work as it was. Empty when there is nothing to do.
  */
-export function setupSteps(pod: Pod, input: { issue?: IssueRef | undefined; cloneUrl?: string | undefined; workdir: string; resume: boolean }): SetupStep[] {
+export function setupSteps(pod: Pod, input: { issue?: IssueAddress | undefined; cloneUrl?: string | undefined; workdir: string; resume: boolean }): SetupStep[] {
   const steps: SetupStep[] = [];
   if (pod.config.checkout && input.issue && input.cloneUrl) {
     steps.push({

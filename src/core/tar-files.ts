@@ -1,4 +1,4 @@
-import type { ContainerFile } from './github-access.js';
+import type { ContainerFile } from './runner.js';
 
 const BLOCK = 512;
 

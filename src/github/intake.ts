@@ -2,20 +2,23 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MAX_PROMPT_BYTES, SESSION_SUFFIX_HEX, assertPodName, isCldpdError, keepStart } from '../core/index.js';
 import { issueKeyOf, type IntakeJob, type IssueRef, type RetireJob, type RunCommand } from '../queue/contract.js';
-import type { IssueState } from '../queue/issue-state.js';
+import type { IntakeStores } from '../queue/issue-stores.js';
 import type { Producer } from '../queue/producer.js';
 import { runsAhead } from '../queue/queue-position.js';
-import { dayEnds, mergeLimits, type LimitHit, type RepoLimits, type UsageLimits } from '../queue/usage-limits.js';
+import { dayEnds, mergeLimits, type LimitHit, type RepoLimits } from '../queue/limits-policy.js';
+import type { UsageLimits } from '../queue/usage-counters.js';
 import { COMMAND_HELP, commandTrigger } from './commands.js';
 import type { CommentsApi, OctokitLike } from './comments-api.js';
 import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
 import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
 import { DEFAULT_REPO_SETTINGS, allowsPod, parseRepoSettings, type RepoSettings } from './repo-settings.js';
 import { renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
+import { statusOf } from './status-of.js';
+import { utcMinute } from '../queue/run-view.js';
 
 /** What the intake step needs. */
 export interface IntakeOptions {
-  readonly state: IssueState;
+  readonly state: IntakeStores;
   readonly producer: Producer;
   readonly comments: CommentsApi;
   readonly octokitFor: (installationId: number) => Promise<OctokitLike>;
@@ -27,11 +30,6 @@ export interface IntakeOptions {
   /** How long after an issue is closed its sessions are removed (CLDPD_RETENTION_DAYS); never when absent. */
   readonly retentionMs?: number;
   readonly now?: () => number;
-}
-
-/** A moment as people read it on an issue: `2026-11-23 08:55 UTC`. */
-function when(at: number): string {
-  return `${new Date(at).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
 function money(usd: number): string {
@@ -63,10 +61,6 @@ const REFUSAL_QUIET_SECONDS = 24 * 3600;
 const REFUSALS_PER_HOUR = 20;
 /** How long an answer without write access is reused before the API is asked again. */
 const REFUSED_CACHE_MS = 5 * 60_000;
-
-function statusOf(err: unknown): number | undefined {
-  return (err as { status?: number }).status;
-}
 
 /**
  * A session id that is the same on every retry of one delivery: `<pod>-<16 hex>` of the delivery
@@ -241,7 +235,7 @@ export class Intake {
     // A resume of a session left on a forgotten host starts afresh, its instruction after the issue.
     const prompt = instruction === undefined ? issuePrompt : `${issuePrompt}\n\n${buildResumePrompt({ author: job.sender.login, instruction })}`;
     const { forgotten } = await this.options.state.get(key);
-    const note = forgotten ? `The issue's earlier session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${when(forgotten.at)} (\`cldpd hosts forget\`): its state stayed there, and this session starts afresh.` : undefined;
+    const note = forgotten ? `The issue's earlier session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${utcMinute(forgotten.at)} UTC (\`cldpd hosts forget\`): its state stayed there, and this session starts afresh.` : undefined;
     const sessionId = await this.claimSessionId(pod, job.deliveryId, key);
     const command = await this.queueRun(job, key, { kind: 'start', pod, sessionId, prompt, ...(note ? { note } : {}) });
     await this.options.limits?.usage.queued(`${job.issue.owner}/${job.issue.repo}`, key, job.sender.login);
@@ -360,7 +354,7 @@ export class Intake {
     const issue = await this.options.state.get(key);
     const pending = await this.options.state.pending(key);
     if (!issue.sessionId) {
-      const forgotten = issue.forgotten ? `Its session${issue.forgotten.sessionId ? ` \`${issue.forgotten.sessionId}\`` : ''} was on host \`${issue.forgotten.hostId}\`, which an operator released on ${when(issue.forgotten.at)}; a label or \`/cldpd resume\` starts afresh on a live host.` : undefined;
+      const forgotten = issue.forgotten ? `Its session${issue.forgotten.sessionId ? ` \`${issue.forgotten.sessionId}\`` : ''} was on host \`${issue.forgotten.hostId}\`, which an operator released on ${utcMinute(issue.forgotten.at)} UTC; a label or \`/cldpd resume\` starts afresh on a live host.` : undefined;
       await this.replyOnce(job, [forgotten ?? 'This issue has no cldpd session. Add the label `cldpd:<pod>` to start one.', ...(await this.usageLines(job))].join('\n'));
       return 'status: none';
     }
@@ -383,7 +377,7 @@ export class Intake {
     const { hostId } = await state.get(key);
     if (!hostId || (await state.hostAlive(hostId))) return undefined;
     const seen = await state.lastSeen(hostId);
-    return `Host \`${hostId}\`, where this issue's session is, has not been seen ${seen ? `since ${when(seen)}` : 'for a while'}: its runs wait for it. If it is gone for good, an operator can release its issues with \`cldpd hosts forget ${hostId}\` (a new label then starts afresh elsewhere).`;
+    return `Host \`${hostId}\`, where this issue's session is, has not been seen ${seen ? `since ${utcMinute(seen)} UTC` : 'for a while'}: its runs wait for it. If it is gone for good, an operator can release its issues with \`cldpd hosts forget ${hostId}\` (a new label then starts afresh elsewhere).`;
   }
 
   /**

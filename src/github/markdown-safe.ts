@@ -84,6 +84,39 @@ function backticksAt(text: string, at: number): number {
   return end - at;
 }
 
+/**
+ * Table cells a text may make at most before it is not parsed as Markdown. markdown-it fills
+ * every row of a table up to its header's width and builds tokens for each cell: 20 KB of a
+ * wide header and one-character rows cost over half a second to parse and 7 MB of HTML.
+ */
+export const MAX_TABLE_CELLS = 10_000;
+
+/** What a GFM table's delimiter row (`|---|:--:|`, in a quote too) holds: with a dash and a pipe, nothing else. */
+const DELIMITER_ROW = /^[ \t>:|-]*$/;
+
+/**
+ * The most cells the tables of `text` can make (rows filled in to the header's width
+ * included): each delimiter row's columns times the lines up to the next blank one, since a
+ * table may end sooner, never later. One pass over the text.
+ */
+export function tableCells(text: string): number {
+  if (!text.includes('|')) return 0;
+  const lines = text.split('\n');
+  let cells = 0;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (!line.includes('|') || !line.includes('-') || !DELIMITER_ROW.test(line)) continue;
+    const columns = line.split('|').length;
+    let rows = 0;
+    while (i + 1 < lines.length && (lines[i + 1] as string).trim() !== '') {
+      i++;
+      rows++;
+    }
+    cells += columns * (rows + 1);
+  }
+  return cells;
+}
+
 /** CommonMark with GitHub's tables; raw HTML read as HTML, as GitHub does. */
 const parser = new MarkdownIt({ html: true });
 
@@ -98,6 +131,8 @@ const LIVE_TEXT = /(^|[^\w])@[A-Za-z0-9]|#\d|\bGH-\d/i;
  * they show).
  */
 export function isSafeMarkdown(markdown: string): boolean {
+  // Not parsed at all when its tables could cost seconds (see MAX_TABLE_CELLS): not known safe.
+  if (tableCells(markdown) > MAX_TABLE_CELLS) return false;
   return safeTokens(parser.parse(markdown, {}));
 }
 
@@ -129,11 +164,12 @@ function asCode(text: string): string {
  * do); code blocks and spans are kept as written. Which lines are code is what a CommonMark
  * parser says, so lazy continuation lines, indentation inside list items and fences that
  * are not fences read as GitHub reads them. The result is parsed again: one with anything
- * live left in it (entities, say) is shown whole as a code block instead. Escape codes are
- * removed everywhere.
+ * live left in it (entities, say) is shown whole as a code block instead, and so is a text
+ * whose tables could make over {@link MAX_TABLE_CELLS} cells. Escape codes are removed everywhere.
  */
 export function safeMarkdown(markdown: string): string {
   const text = stripEscapes(markdown);
+  if (tableCells(text) > MAX_TABLE_CELLS) return asCode(text);
   const lines = text.split('\n');
   const code = new Array<boolean>(lines.length).fill(false);
   for (const token of parser.parse(text, {})) {

@@ -1,6 +1,6 @@
 import { parse } from 'yaml';
 import * as z from 'zod/mini';
-import { parseLimits, type RepoLimits } from '../queue/usage-limits.js';
+import { parseLimits, type RepoLimits } from '../queue/limits-policy.js';
 
 /** Per-repository settings from `.github/cldpd.yml`. */
 export interface RepoSettings {

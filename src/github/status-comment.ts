@@ -1,5 +1,6 @@
 import { keepEnd, keepStart, shorten, stripEscapes, toWellFormed, type ExitReason } from '../core/index.js';
 import { keepMarkdownEnd, safeInline, safeMarkdown } from './markdown-safe.js';
+import { utcMinute } from '../queue/run-view.js';
 
 /** GitHub refuses comment bodies over 65,536 characters; stay well inside. */
 export const MAX_COMMENT_CHARS = 60_000;
@@ -197,7 +198,7 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (shown === 'timed out') head.push('It was stopped by the timeout (`timeoutSeconds` in the pod\'s pod.json).');
   if (view.phase === 'waiting' && view.waitingFor) {
     const w = view.waitingFor;
-    const at = `${new Date(w.resumeAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    const at = `${utcMinute(w.resumeAt)} UTC`;
     const why = w.because === 'shared' ? 'Another run using the same model credential hit the provider\'s limit' : `The model provider refused for its ${w.kind === 'usage' ? 'usage limit' : 'rate limit'}`;
     head.push(`${why}; this run continues by itself at ${at}${w.wait !== undefined ? ` (wait ${w.wait}${w.of !== undefined ? ` of ${w.of}` : ''})` : ''}, not counted as a failure.`);
   }

@@ -2,10 +2,13 @@ import type { Logger } from 'pino';
 import { messageOf, type AgentSummary, type SessionEvent } from '../core/index.js';
 import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
 import type { PositionReporter } from '../queue/queue-position.js';
+import { outcomePhase, phaseAfter } from '../queue/run-view.js';
 import type { CommentsApi } from './comments-api.js';
-import { createRedactor } from './redact.js';
+import { createRedactor } from '../core/redact.js';
+import { within } from '../core/within.js';
 import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
-import type { WriteBudget } from './write-budget.js';
+import { statusOf } from './status-of.js';
+import type { WriteBudget } from './write-budget-policy.js';
 
 /** What the status reporter needs. */
 export interface StatusReporterOptions {
@@ -59,13 +62,7 @@ function queuedView(command: RunCommand, now: number, hostId: string | undefined
 
 /** Resolves when `write` has settled, or after `ms`, whichever is first; never rejects. */
 async function settled(write: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([write.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
-
-function statusOf(err: unknown): number | undefined {
-  return (err as { status?: number }).status;
+  await within(ms, write).then(() => undefined, () => undefined);
 }
 
 /**
@@ -183,9 +180,9 @@ class StatusRun implements RunReport {
   event(event: SessionEvent, agent: AgentSummary): void {
     if (this.finished) return;
     const v = { ...this.view } as { -readonly [K in keyof StatusView]: StatusView[K] };
+    v.phase = phaseAfter(v.phase, event);
     switch (event.type) {
       case 'build.started':
-        v.phase = 'building';
         v.startedAt = event.at;
         break;
       case 'build.output':
@@ -194,18 +191,14 @@ class StatusRun implements RunReport {
         if (this.buildLines.length > LAST_LINES) this.buildLines.shift();
         break;
       case 'container.started':
-        v.phase = 'running';
         v.run = event.run;
         v.startedAt = event.at;
         v.activity = undefined;
         break;
       case 'setup.step':
-        v.phase = 'setting up';
         v.activity = `${event.name} (${event.step}/${event.of})`;
         break;
       case 'output':
-        // The container's own output (not a step's): the setup is over, the agent runs.
-        if (event.step === undefined && v.phase === 'setting up') v.phase = 'running';
         if (event.agent) {
           // What the agent is doing in its own words or tool calls; tool output never goes here.
           const last = [...event.agent].reverse().find((a) => a.kind === 'text' || a.kind === 'tool' || a.kind === 'thinking');
@@ -280,22 +273,18 @@ class StatusRun implements RunReport {
     const v = { ...this.view, sessionId: outcome.sessionId } as { -readonly [K in keyof StatusView]: StatusView[K] };
     v.activity = undefined;
     const terminal = outcome.terminal;
+    v.phase = outcomePhase(outcome);
     if (outcome.kind === 'cancelled') {
-      v.phase = 'cancelled';
       v.note = outcome.message;
     } else if (outcome.kind === 'delivered') {
-      v.phase = 'delivered';
       v.note = outcome.message;
     } else if (outcome.kind === 'waiting' && outcome.waiting) {
-      v.phase = 'waiting';
       v.waitingFor = { resumeAt: outcome.waiting.resumeAt, kind: outcome.waiting.kind, wait: outcome.waiting.wait, of: outcome.waiting.of };
     } else if (terminal?.type === 'container.exited') {
-      v.phase = 'finished';
       v.exitCode = terminal.exitCode;
       v.reason = terminal.reason;
       v.durationMs = terminal.durationMs;
     } else {
-      v.phase = 'failed';
       v.error = terminal?.type === 'error' ? terminal.message : outcome.message ?? 'The run failed.';
     }
     const result = outcome.agent?.result;

@@ -2,17 +2,18 @@ import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Probot } from 'probot';
 import { loadConfig, requireGitHubApp, type Config } from '../config.js';
-import { octokitComments, type OctokitLike } from '../github/comments-api.js';
+import { appAuth } from '../github/app-auth.js';
+import { octokitComments } from '../github/comments-api.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RetireJob } from '../queue/contract.js';
-import { IssueState, type HostRecord } from '../queue/issue-state.js';
+import type { HostRecord } from '../queue/host-registry.js';
+import { issueStores, type IssueStores } from '../queue/issue-stores.js';
 import { controlQueue, hostQueue } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
 import { loadDotEnv } from './dot-env.js';
 import { operatorRedis } from './operator-redis.js';
-import { sharedWriteBudget } from './write-budget.js';
+import { sharedWriteBudget } from './shared-write-budget.js';
 
 const HELP = `Usage: cldpd hosts [--json]
        cldpd hosts forget <host>
@@ -77,7 +78,7 @@ export async function runHosts(argv: readonly string[], env: NodeJS.ProcessEnv, 
     return 1;
   }
   try {
-    const state = new IssueState(redis);
+    const state = issueStores(redis);
     if (action === undefined) {
       const hosts = await state.hosts();
       if (parsed.values.json) for (const h of hosts) stdout.write(`${JSON.stringify({ ...h, lastSeen: h.lastSeen ? new Date(h.lastSeen).toISOString() : null })}\n`);
@@ -93,7 +94,7 @@ export async function runHosts(argv: readonly string[], env: NodeJS.ProcessEnv, 
   }
 }
 
-async function forget(config: Config, state: IssueState, redis: Redis, hostId: string, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
+async function forget(config: Config, state: IssueStores, redis: Redis, hostId: string, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
   const host = (await state.hosts()).find((h) => h.hostId === hostId);
   const unreported = await state.releasedRuns(hostId);
   if (!host && unreported.length === 0) {
@@ -107,9 +108,9 @@ async function forget(config: Config, state: IssueState, redis: Redis, hostId: s
   // Before anything changes: the app must be able to write on the issues.
   const { appId, privateKey } = requireGitHubApp(config, { webhookSecret: false });
   const logger = pino({ level: 'warn' }, pino.destination(2));
-  const app = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
+  const auth = appAuth({ appId, privateKey, baseUrl: config.github.baseUrl, logger });
   try {
-    await ((await app.auth()) as unknown as OctokitLike).request('GET /app');
+    await (await auth.appOctokit()).request('GET /app');
   } catch (err) {
     stderr.write(`cldpd hosts: GitHub does not accept the app's credentials (${(err as Error).message}): nothing was changed. Check APP_ID and PRIVATE_KEY (.env).\n`);
     return 1;
@@ -146,7 +147,7 @@ async function forget(config: Config, state: IssueState, redis: Redis, hostId: s
   }
   // Each run it held is said cancelled on its issue, then dropped from the host's released list.
   const reporter = new StatusReporter({
-    comments: octokitComments(async (installationId) => (await app.auth(installationId)) as unknown as OctokitLike),
+    comments: octokitComments(auth.octokitFor),
     budget: sharedWriteBudget(redis, config, logger),
     intervalMs: config.statusIntervalMs,
     redactorFor: async () => (text) => text,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { within } from '../core/within.js';
 
 /** A Redis connection for BullMQ (no per-request retry limit, as its workers need), plus what closes it. */
 export interface RedisHandle {
@@ -94,7 +95,7 @@ export async function openRedis(config: Config, logger: Logger, options: { ownSe
     redis,
     close: async () => {
       closing = true;
-      await Promise.race([redis.quit(), new Promise((r) => setTimeout(r, 2000))]).catch(() => undefined);
+      await within(2000, redis.quit()).catch(() => undefined);
       redis.disconnect();
       child.kill('SIGTERM');
       // redis-server defers SIGTERM while it loads a large AOF: do not wait for it forever.

@@ -2,22 +2,22 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { Probot } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
-import { webhookHandler } from '../github/app.js';
-import { octokitComments, type OctokitLike } from '../github/comments-api.js';
+import { appAuth } from '../github/app-auth.js';
+import { octokitComments } from '../github/comments-api.js';
 import { Intake } from '../github/intake.js';
+import { webhookHandler } from '../github/triggers.js';
 import { createWebhookReceiver } from '../github/webhook-receiver.js';
-import { budgetedComments } from '../github/write-budget.js';
+import { budgetedComments } from '../github/write-budget-policy.js';
 import type { IntakeJob } from '../queue/contract.js';
-import { IssueState } from '../queue/issue-state.js';
+import { issueStores } from '../queue/issue-stores.js';
 import { INTAKE_QUEUE } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
-import { UsageLimits } from '../queue/usage-limits.js';
+import { UsageLimits } from '../queue/usage-counters.js';
 import { limitConnections } from '../web/connection-limits.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import { sessionPages, type SessionPages } from './session-pages.js';
-import { sharedWriteBudget } from './write-budget.js';
+import { sharedWriteBudget } from './shared-write-budget.js';
 
 /** A running `cldpd serve`. */
 export interface RunningServer {
@@ -42,12 +42,11 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
   const { metrics, routes = [] } = extras;
   const { appId, privateKey, webhookSecret } = requireGitHubApp(config);
   const { baseUrl, port, host, webhookPath, webhookProxyUrl } = config.github;
-  const state = new IssueState(redis);
+  const state = issueStores(redis);
   const producer = new Producer(redis, state);
-  const probotOptions = { appId, privateKey, secret: webhookSecret, log: logger, ...(baseUrl ? { baseUrl } : {}) };
   const log = logger.child({ name: 'webhooks' });
   // Signature, size and replay checks are cldpd's own (see createWebhookReceiver); routing
-  // is two events. Probot is used for what it is best at: the app's authentication.
+  // is two events. The app's authentication is Probot's (see appAuth).
   const handle = webhookHandler(producer, log);
   const receiver = createWebhookReceiver({
     secret: webhookSecret, path: webhookPath, log, receive: (delivery) => handle(delivery),
@@ -89,18 +88,9 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
   });
   let proxy: { close(): void } | undefined;
 
-  const github = new Probot(probotOptions);
-  const octokitFor = async (installationId: number) => (await github.auth(installationId)) as unknown as OctokitLike;
-  let appLogin: Promise<string> | undefined;
-  const login = () => (appLogin ??= (async () => {
-    const { data } = await ((await github.auth()) as unknown as OctokitLike).request('GET /app');
-    return `${(data as { slug: string }).slug}[bot]`;
-  })().catch((err: unknown) => {
-    appLogin = undefined; // ask again next time
-    throw err;
-  }));
+  const { octokitFor, appLogin } = appAuth({ appId, privateKey, baseUrl, logger });
   pages = sessionPages(config, privateKey, redis, octokitFor, logger);
-  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor, metrics?.github), sharedWriteBudget(redis, config, logger, metrics?.github)), octokitFor, appLogin: login, logger: logger.child({ name: 'intake' }), limits: { usage: new UsageLimits(redis), defaults: config.limits }, retentionMs: config.retentionMs });
+  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor, metrics?.github), sharedWriteBudget(redis, config, logger, metrics?.github)), octokitFor, appLogin, logger: logger.child({ name: 'intake' }), limits: { usage: new UsageLimits(redis), defaults: config.limits }, retentionMs: config.retentionMs });
   const worker = new Worker<IntakeJob>(INTAKE_QUEUE, (job) => intake.process(job.data), { connection: redis, concurrency: 8 });
   worker.on('failed', (job, err) => logger.error({ err, delivery: job?.data.deliveryId, attempts: job?.attemptsMade }, 'intake failed'));
   worker.on('error', (err) => logger.error({ err }, 'intake worker error'));

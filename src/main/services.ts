@@ -1,4 +1,3 @@
-import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { INTAKE_QUEUE, RUN_QUEUE, hostQueue } from '../queue/names.js';
@@ -15,7 +14,7 @@ export type ServiceMode = 'serve' | 'worker' | 'up';
  * Runs the server, the worker, or both until SIGTERM/SIGINT, then shuts down cleanly: stops
  * taking webhooks and jobs, leaves running containers running (a restarted worker adopts
  * them), closes Redis. Without GitHub App credentials, `up` and `serve` serve cldpd's setup
- * page instead (src/main/setup-server.ts), which registers the app from app.yml and writes
+ * page instead (src/setup/setup-server.ts), which registers the app from app.yml and writes
  * `.env`; the process then waits for a restart. Logs are readable lines on a terminal, JSON
  * otherwise (`CLDPD_LOG_FORMAT` decides when set).
  */
@@ -36,7 +35,7 @@ export async function runServices(mode: ServiceMode): Promise<number> {
   const closers: Array<[string, () => Promise<void>]> = [];
   if (mode !== 'worker' && (!config.github.appId || !config.github.privateKey)) {
     try {
-      const { startSetupServer } = await import('./setup-server.js');
+      const [{ startSetupServer }, { logSetupAddresses }] = await Promise.all([import('../setup/setup-server.js'), import('../setup/setup-addresses.js')]);
       const setup = await startSetupServer(config, logger);
       closers.push(['setup page', () => setup.close()]);
       logSetupAddresses(logger, config, setup.port, setup.key);
@@ -50,6 +49,11 @@ export async function runServices(mode: ServiceMode): Promise<number> {
     return waitForSignal(logger, config, closers);
   }
 
+  if (mode !== 'worker' && config.metricsPort !== 0 && config.metricsPort === config.github.port) {
+    // Else the metrics take the port first and the webhook server fails with a bare EADDRINUSE.
+    logger.error(`CLDPD_METRICS_PORT and PORT are both ${config.github.port}: /metrics and /readyz are served on a port of their own, apart from the webhook port anyone may reach. Set CLDPD_METRICS_PORT to another port (9464 is the default), or to 0 to serve none, and start again.`);
+    return 1;
+  }
   try {
     const redis = await openRedis(config, logger, { ownServer: mode === 'up' });
     closers.push(['redis', () => redis.close()]);
@@ -98,29 +102,6 @@ export async function runServices(mode: ServiceMode): Promise<number> {
   }
 
   return waitForSignal(logger, config, closers);
-}
-
-/** The addresses other machines may open: this machine's external IPv4 and IPv6 addresses. */
-function externalAddresses(): string[] {
-  return Object.values(networkInterfaces()).flat()
-    .filter((a) => a !== undefined && !a.internal && !(a.family === 'IPv6' && a.address.startsWith('fe80:')))
-    .map((a) => (a?.family === 'IPv6' ? `[${a.address}]` : (a?.address ?? '')));
-}
-
-/** Says where to open the setup page: here, and from other machines when cldpd listens on every interface. */
-function logSetupAddresses(logger: Logger, config: Config, port: number, key: string): void {
-  const { host } = config.github;
-  const everyInterface = !host || host === '0.0.0.0' || host === '::';
-  const here = everyInterface || host === '127.0.0.1' || host === 'localhost' || host === '::1' ? `http://localhost:${port}` : `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info(`No GitHub App yet: open ${here}/?key=${key} to register one (cldpd writes its credentials to .env), then restart. The key keeps others on the network out of the setup.`);
-  if (everyInterface && config.github.setupAllowHttp) {
-    const others = externalAddresses().map((a) => `http://${a}:${port}/?key=${key}`);
-    logger.warn(`From another machine, open this machine's address instead${others.length > 0 ? `: ${others.join(', ')}` : ''}. CLDPD_SETUP_ALLOW_HTTP is set, so these pages answer plain HTTP: the registration code and any pasted key cross the network unencrypted.`);
-  } else if (everyInterface) {
-    logger.info(`From another machine, tunnel to this one (ssh -L ${port}:localhost:${port} <this machine>) and open http://localhost:${port}/?key=${key}, or use an HTTPS proxy in front: plain HTTP from another machine is refused (CLDPD_SETUP_ALLOW_HTTP=1 accepts the risk). HOST and PORT choose where cldpd listens.`);
-  } else {
-    logger.info(`cldpd listens on ${host} only (HOST); unset HOST, or set it to 0.0.0.0, to open the page from other machines.`);
-  }
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { OctokitLike } from '../github/comments-api.js';
-import { roleOf, type PermissionAnswer } from '../github/permissions.js';
+import { repoReader, repoVisibility } from '../github/repo-access.js';
 import { SessionFeedStore } from '../queue/session-feed.js';
 import { pageAccess } from '../web/page-access.js';
 import { sessionLinkKey, sessionLinkSigner, type SessionLinkSigner } from '../web/session-link.js';
@@ -35,20 +35,8 @@ export function sessionPages(config: Config, privateKey: string, redis: Redis, o
   const log = logger.child({ name: 'session-pages' });
   const key = sessionLinkKey(privateKey);
   const access = pageAccess({
-    visibility: async (installationId, owner, repo) => {
-      const { data } = await (await octokitFor(installationId)).request('GET /repos/{owner}/{repo}', { owner, repo });
-      const { private: hidden, visibility } = data as { private?: boolean; visibility?: string };
-      return hidden === false && (visibility === undefined || visibility === 'public') ? 'public' : 'private';
-    },
-    reads: async (installationId, owner, repo, login) => {
-      try {
-        const { data } = await (await octokitFor(installationId)).request('GET /repos/{owner}/{repo}/collaborators/{username}/permission', { owner, repo, username: login });
-        return roleOf(data as PermissionAnswer) !== 'none';
-      } catch (err) {
-        if ((err as { status?: number }).status === 404) return false; // not a collaborator, nor a member who can read it
-        throw err;
-      }
-    },
+    visibility: repoVisibility(octokitFor),
+    reads: repoReader(octokitFor),
     ...(clientId && clientSecret ? { signIn: { clientId, clientSecret, webUrl, apiUrl: baseUrl ?? 'https://api.github.com' } } : {}),
     key,
     publicUrl: config.live.publicUrl,

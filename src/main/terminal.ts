@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { runCli } from '../cli/run-cli.js';
 import { colorEnabled } from '../cli/style.js';
 import { loadConfig } from '../config.js';
-import { Dispatcher, DockerRunner, SessionStore } from '../core/index.js';
+import { Dispatcher, DockerRunner, HostInventory, SessionStore } from '../core/index.js';
 
 const require = createRequire(import.meta.url);
 
@@ -43,9 +43,10 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     const store = new SessionStore(config.sessionsDir);
     const pods = { podsDir: config.podsDir, homeDir: config.userHome };
     const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger, maxLogBytesPerRun: config.runLogMaxBytes });
+    const inventory = new HostInventory({ runner, store, hostId: config.hostId });
     // Only `cldpd gc` asks; the module (and ioredis) is loaded then.
-    const retirer = async () => (await import('./gc-retirer.js')).gcRetirer(config, dispatcher);
-    return { dispatcher, runner, store, pods, retirer };
+    const retirer = async () => (await import('./gc-retirer.js')).gcRetirer(config, inventory);
+    return { dispatcher, inventory, runner, store, pods, retirer };
   },
   {
     stdout: process.stdout,

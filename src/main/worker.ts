@@ -1,23 +1,22 @@
 import Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { Probot, ProbotOctokit } from 'probot';
 import { requireGitHubApp, type Config } from '../config.js';
-import { containerEnvValues, modelCredential } from './secrets.js';
 import { feedStore, linkSigner } from './session-pages.js';
-import { sharedWriteBudget } from './write-budget.js';
-import { Dispatcher, DockerRunner, SessionStore, issueBranch } from '../core/index.js';
-import { octokitComments, type OctokitLike } from '../github/comments-api.js';
-import { FeedReporter } from '../github/feed-reporter.js';
-import { createRedactor } from '../github/redact.js';
+import { sharedWriteBudget } from './shared-write-budget.js';
+import { Dispatcher, DockerRunner, HostInventory, SessionStore, containerEnvValues, createRedactor, hideHostPaths, issueBranch, modelCredential } from '../core/index.js';
+import { appAuth } from '../github/app-auth.js';
+import { octokitComments } from '../github/comments-api.js';
+import { FeedWriter } from '../web/feed-writer.js';
+import { issueLookup } from '../github/issue-lookup.js';
 import { repoTokenSource } from '../github/repo-tokens.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RunCommand } from '../queue/contract.js';
-import { IssueState } from '../queue/issue-state.js';
+import { issueStores } from '../queue/issue-stores.js';
 import { Producer } from '../queue/producer.js';
 import { allReporters } from '../queue/reporters.js';
 import { RunWorker } from '../queue/run-worker.js';
-import { UsageLimits } from '../queue/usage-limits.js';
+import { UsageLimits } from '../queue/usage-counters.js';
 import { UsageReporter } from '../queue/usage-reporter.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import type { ReadinessCheck } from '../web/operations.js';
@@ -47,9 +46,11 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const engine = await runner.preflight();
   logger.info({ engine: engine.version, host: config.hostId }, 'Docker engine ready');
   const pods = { podsDir: config.podsDir, homeDir: config.userHome };
-  const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(config.sessionsDir), hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes });
-  const app = new Probot({ appId, privateKey, log: logger, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) });
-  const octokitFor = async (installationId: number) => (await app.auth(installationId)) as unknown as OctokitLike;
+  const store = new SessionStore(config.sessionsDir);
+  const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes });
+  const inventory = new HostInventory({ runner, store, hostId: config.hostId });
+  const auth = appAuth({ appId, privateKey, baseUrl: config.github.baseUrl, logger });
+  const { octokitFor } = auth;
   // The same redaction for the status comments and the live page: what leaves the host.
   const redactorFor = async (pod: string): Promise<(text: string) => string> => {
     const own = [privateKey, config.github.webhookSecret ?? ''];
@@ -70,36 +71,24 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     liveLink: (sessionId) => links.link(sessionId, Date.now() + config.live.keepSeconds * 1000),
     logger: logger.child({ name: 'reporter' }),
   });
-  const state = new IssueState(redis);
+  const state = issueStores(redis);
   const producer = new Producer(redis, state);
   const ghHost = config.github.baseUrl ? new URL(config.github.baseUrl).host : undefined;
   const github = (command: RunCommand) => repoTokenSource({
-    appOctokit: async () => (await app.auth()) as unknown as OctokitLike,
+    appOctokit: auth.appOctokit,
     installationOctokit: () => octokitFor(command.issue.installationId),
     // Authenticated with the run's token alone, which is what revokes it.
-    tokenOctokit: (token) => new ProbotOctokit({ auth: { token }, log: logger, throttle: { enabled: false }, ...(config.github.baseUrl ? { baseUrl: config.github.baseUrl } : {}) }) as unknown as OctokitLike,
+    tokenOctokit: auth.tokenOctokit,
     installationId: command.issue.installationId, owner: command.issue.owner, repo: command.issue.repo,
     branch: issueBranch(command.issue), ...(ghHost ? { ghHost } : {}),
   });
   // The status comment first: only it may fail a run's finish. Side reports follow it.
-  const feed = new FeedReporter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
+  const feed = new FeedWriter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
   const usage = new UsageReporter(new UsageLimits(redis), logger.child({ name: 'usage' }));
   const reporters = allReporters(reporter, feed, usage, ...(metrics ? [new RunMetrics(metrics)] : []));
-  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher,
+  const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher, inventory,
     feed: feedStore(redis, config),
-    issueOnGitHub: async (issue) => {
-      try {
-        const { data } = await (await octokitFor(issue.installationId)).request('GET /repos/{owner}/{repo}/issues/{issue_number}', { owner: issue.owner, repo: issue.repo, issue_number: issue.number });
-        const { state: now, closed_at: closedAt } = data as { state?: string; closed_at?: string | null };
-        if (now === 'open') return { state: 'open' };
-        const at = Date.parse(closedAt ?? '');
-        return { state: 'closed', closedAt: Number.isFinite(at) ? at : undefined };
-      } catch (err) {
-        // Deleted, or out of the installation's reach: whether it is open cannot be told.
-        if ([404, 410].includes((err as { status?: number }).status ?? 0)) return { state: 'unknown' };
-        throw err;
-      }
-    },
+    issueOnGitHub: issueLookup(octokitFor),
     providerLimits: { ...config.providerWaits, credentialOf: (command) => modelCredential(pods, command.pod, hostEnv) }, state, producer, reporter: reporters, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
   metrics?.countSessions(config.hostId, () => worker.activeRuns);
   await worker.start();
@@ -110,16 +99,4 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
       await producer.close();
     },
   };
-}
-
-/**
- * Error messages name files of this host (the pods folder, cldpd's home) so the operator
- * at the terminal can act on them; on an issue anyone can read they become placeholders.
- */
-export function hideHostPaths(text: string, places: Pick<Config, 'podsDir' | 'home' | 'userHome'>): string {
-  let result = text;
-  for (const [path, name] of [[places.podsDir, '<pods>'], [places.home, '<cldpd home>'], [places.userHome, '~']] as const) {
-    if (path.length > 1) result = result.split(path).join(name);
-  }
-  return result;
 }

@@ -1,6 +1,8 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { ControlJob, IntakeJob, RetireJob, RunCommand } from './contract.js';
-import type { IssueState } from './issue-state.js';
+import type { HostRegistry } from './host-registry.js';
+import type { IssueQueue } from './issue-queue.js';
+import type { IssueRecords } from './issue-record.js';
 import { INTAKE_QUEUE, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
 
 /** Job ids may not contain ":"; keep them to safe characters. */
@@ -25,7 +27,7 @@ const KEEP = {
 export class Producer {
   private readonly queues = new Map<string, Queue>();
 
-  constructor(private readonly connection: ConnectionOptions, private readonly state: IssueState) {}
+  constructor(private readonly connection: ConnectionOptions, private readonly state: Pick<IssueQueue, 'append' | 'pending'> & Pick<IssueRecords, 'get'> & Pick<HostRegistry, 'hostAlive'>) {}
 
   private queue(name: string): Queue {
     let queue = this.queues.get(name);

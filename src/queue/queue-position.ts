@@ -1,8 +1,9 @@
+import type { Logger } from 'pino';
 import type { RunCommand } from './contract.js';
 
 /**
  * What the position of an issue's queued commands is computed from: one read of the issue's
- * state in Redis (see IssueState.queueSnapshot).
+ * state in Redis (see IssueQueue.queueSnapshot).
  */
 export interface QueueSnapshot<C extends { readonly seq: number } = { readonly seq: number }> {
   /** The issue's commands, oldest first: the first is running, or the next the drain takes. */
@@ -77,4 +78,73 @@ export interface PositionReporter {
   queued(command: RunCommand, position: number): Promise<boolean>;
   /** Renders `command`'s status comment as waiting for the model provider's limit to reset at `until` (ms), when the write budget allows. Never rejects. */
   waiting?(command: RunCommand, until: number): Promise<void>;
+}
+
+/** How long the drain waits at most for queue position renders under way before it acts on its next command. */
+const POSITIONS_WAIT_MS = 60_000;
+
+/** What the queue position renders need. */
+export interface QueuePositionsOptions {
+  /** Keeps the queue position on the status comments of waiting commands up to date; none when absent. */
+  readonly positions?: PositionReporter | undefined;
+  /** The issue's queue as IssueQueue keeps it. */
+  readonly state: {
+    queueSnapshot(issueKey: string): Promise<QueueSnapshot<RunCommand>>;
+    waiting(command: RunCommand): Promise<boolean>;
+    showPosition(issueKey: string, seq: number, position: number): Promise<void>;
+  };
+  readonly logger: Logger;
+}
+
+/**
+ * The queue position renders of each issue, one after the other. The drain waits for them
+ * (settled) before it acts on its next command, so no "queued" render lands on a comment
+ * after its run has begun reporting.
+ */
+export class QueuePositions {
+  private readonly positioning = new Map<string, Promise<void>>();
+
+  constructor(private readonly options: QueuePositionsOptions) {}
+
+  /**
+   * Shows the issue's waiting commands their new place in its queue (see positionUpdates),
+   * after the renders begun before; never rejects. Commands are looked at once, then each is
+   * checked again right before its comment is written: one that started, was cancelled or
+   * went into the running agent meanwhile is left alone.
+   */
+  refresh(issueKey: string): Promise<void> {
+    const { positions, state, logger } = this.options;
+    if (!positions) return Promise.resolve();
+    const render = async (): Promise<void> => {
+      for (const { command, position } of positionUpdates(await state.queueSnapshot(issueKey))) {
+        if (!(await state.waiting(command))) continue;
+        if (await positions.queued(command, position)) await state.showPosition(issueKey, command.seq, position);
+      }
+    };
+    const previous = this.positioning.get(issueKey) ?? Promise.resolve();
+    const next = previous.then(render).catch((err: unknown) => logger.warn({ err, issue: issueKey }, 'could not update the queue positions of waiting runs'));
+    this.positioning.set(issueKey, next);
+    void next.then(() => {
+      if (this.positioning.get(issueKey) === next) this.positioning.delete(issueKey);
+    });
+    return next;
+  }
+
+  /**
+   * Resolves once the issue's queue position renders begun so far have landed (or failed), or
+   * after POSITIONS_WAIT_MS: a write GitHub never answers must not hold the issue's runs (the
+   * reporter still keeps a late one off a run's comment, see PositionReporter).
+   */
+  async settled(issueKey: string): Promise<void> {
+    const pending = this.positioning.get(issueKey);
+    if (!pending) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([pending, new Promise<void>((resolve) => (timer = setTimeout(resolve, POSITIONS_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /** Resolves once every issue's renders begun so far have settled. */
+  async close(): Promise<void> {
+    await Promise.all([...this.positioning.keys()].map((issueKey) => this.settled(issueKey)));
+  }
 }

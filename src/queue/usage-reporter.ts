@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AgentSummary } from '../core/index.js';
 import type { Reporter, RunOutcome, RunReport } from './contract.js';
-import type { UsageLimits } from './usage-limits.js';
+import type { UsageLimits } from './usage-counters.js';
 
 /** What a run has spent so far by its summary, and whether that is exact (its agent's last word was its result). */
 function spentBy(agent: AgentSummary | undefined): { usd: number; estimate: boolean } | undefined {

@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CommentWriteObserver } from '../github/comments-api.js';
 import type { DeliveryOutcome } from '../github/webhook-receiver.js';
-import type { BudgetObserver } from '../github/write-budget.js';
-import { within } from './within.js';
+import type { BudgetObserver } from '../github/write-budget-policy.js';
+import { within } from '../core/within.js';
 
 /** How a run ended, as the metrics count it (see run-metrics.ts for how it is derived). */
 export type RunEnd = 'finished' | 'failed' | 'cancelled' | 'delivered' | 'waiting' | 'stopped' | 'timeout';

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import { within } from './within.js';
+import { within } from '../core/within.js';
 
 /** One thing a process needs to do its work (Redis, the Docker engine): resolves when it answers, rejects saying why not. */
 export interface ReadinessCheck {

@@ -1,4 +1,5 @@
 import MarkdownIt from 'markdown-it';
+import { MAX_TABLE_CELLS, tableCells } from '../github/markdown-safe.js';
 import type { FeedEntry, FeedHead, StoredEntry } from '../queue/session-feed.js';
 
 /**
@@ -27,8 +28,13 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Renders the agent's Markdown as safe HTML (see above). */
+/**
+ * Renders the agent's Markdown as safe HTML (see above). A text whose tables could make over
+ * {@link MAX_TABLE_CELLS} cells is shown as it is written, in a `<pre>`: its HTML stays
+ * within a few times its size, whatever it holds.
+ */
 export function renderMarkdown(text: string): string {
+  if (tableCells(text) > MAX_TABLE_CELLS) return `<pre>${escapeHtml(text)}</pre>`;
   return markdown.render(text);
 }
 

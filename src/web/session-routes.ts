@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FeedHead, SessionFeedStore, StoredEntry } from '../queue/session-feed.js';
 import { FeedFollower } from './feed-follower.js';
-import { within } from './within.js';
+import { within } from '../core/within.js';
 import { SESSION_CSS, SESSION_JS } from './session-assets.js';
 import type { SessionLinkSigner } from './session-link.js';
 import { renderEntry, renderGap, renderHeader, renderSessionPage } from './session-page.js';

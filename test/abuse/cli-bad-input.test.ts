@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliContext } from '../../src/cli/run-cli.js';
-import { Dispatcher, SessionStore } from '../../src/core/index.js';
+import { Dispatcher, HostInventory, SessionStore } from '../../src/core/index.js';
 import { FakeRunner } from '../fakes/fake-runner.js';
 import { tempDir, writePod } from '../fakes/pods.js';
 
@@ -51,7 +51,7 @@ async function run(argv: string[]): Promise<{ code: number; stderr: string; runn
   const runner = new FakeRunner();
   const store = new SessionStore(join(root, 'sessions'));
   const pods = { podsDir, homeDir: root };
-  const context: CliContext = { runner, store, pods, dispatcher: new Dispatcher({ runner, pods, store, hostId: 'h', hostEnv: {} }) };
+  const context: CliContext = { runner, store, pods, dispatcher: new Dispatcher({ runner, pods, store, hostId: 'h', hostEnv: {} }), inventory: new HostInventory({ runner, store, hostId: 'h' }) };
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let text = '';

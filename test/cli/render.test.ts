@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TranscriptPrinter, renderTranscript, type Printed } from '../../src/cli/render.js';
+import { TranscriptPrinter, type Printed } from '../../src/cli/render.js';
+import { renderTranscript } from '../fakes/transcript.js';
 import { createStyle } from '../../src/cli/style.js';
 import type { AgentEvent, SessionEvent } from '../../src/core/index.js';
 import { isWellFormed } from '../../src/core/text.js';

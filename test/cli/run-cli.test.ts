@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { runCli, type CliContext, type CliIO } from '../../src/cli/run-cli.js';
-import { Dispatcher, SessionStore } from '../../src/core/index.js';
+import { Dispatcher, HostInventory, SessionStore } from '../../src/core/index.js';
 import { SessionLog } from '../../src/core/session-log.js';
 import { FakeRunner, err, out } from '../fakes/fake-runner.js';
 import { tempDir, writePod } from '../fakes/pods.js';
@@ -27,7 +27,7 @@ beforeEach(async () => {
   await writePod(pods.podsDir, 'broken', { 'pod.json': '{' });
   runner = new FakeRunner();
   const store = new SessionStore(join(root, 'sessions'));
-  context = { runner, store, pods, dispatcher: new Dispatcher({ runner, pods, store, hostId: 'h', hostEnv: {} }) };
+  context = { runner, store, pods, dispatcher: new Dispatcher({ runner, pods, store, hostId: 'h', hostEnv: {} }), inventory: new HostInventory({ runner, store, hostId: 'h' }) };
   const stdout = capture();
   const stderr = capture();
   interrupt = undefined;

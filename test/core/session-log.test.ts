@@ -1,7 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseLogLine, parseLogRecord, scanRun, type LogNote, type SessionEvent } from '../../src/core/index.js';
+import { parseLogRecord, scanRun, type LogNote, type SessionEvent } from '../../src/core/index.js';
+import { parseLogLine } from '../fakes/session-log.js';
 import { SessionLog } from '../../src/core/session-log.js';
 import { parseStreamJsonLine } from '../../src/core/stream-json.js';
 import { tempDir } from '../fakes/pods.js';

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AgentSummaryAccumulator, Session, parseLogLine, scanRun, type AgentEvent, type SessionEvent, type SessionOptions } from '../../src/core/index.js';
+import { AgentSummaryAccumulator, Session, scanRun, type AgentEvent, type SessionEvent, type SessionOptions } from '../../src/core/index.js';
+import { parseLogLine } from '../fakes/session-log.js';
 import { FakeRunner, err, out, type Script } from '../fakes/fake-runner.js';
 import { tempDir } from '../fakes/pods.js';
 

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { parseLogLine, type SessionEvent } from '../../src/core/index.js';
+import type { SessionEvent } from '../../src/core/index.js';
+import { parseLogLine } from '../fakes/session-log.js';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
@@ -312,7 +313,7 @@ describeWithDocker('the GitHub App end to end', () => {
       const n = issueNumber++;
       await deliver(port, 'issues', payload('issues', 'labeled', { issue: n, label: `cldpd:${pod}` }), { id: randomUUID(), secret: SECRET });
       const [status] = await finalOf(n);
-      const sessionId = new RegExp(`session \`(${pod}-[0-9a-f]{8})\``).exec(status?.body ?? '')?.[1] as string;
+      const sessionId = new RegExp(`session \`(${pod}-[0-9a-f]{16})\``).exec(status?.body ?? '')?.[1] as string;
       const log = (await readFile(join(world.home, 'sessions', sessionId, 'log.jsonl'), 'utf8')).split('\n').map(parseLogLine).filter((e): e is SessionEvent => !!e);
       return { n, status: status?.body ?? '', sent: JSON.stringify(github.requests.filter((r) => r.path.includes(`/issues/${n}/`) || r.path.includes('/issues/comments/'))), output: log.flatMap((e) => (e.type === 'output' ? [e.line] : [])) };
     };

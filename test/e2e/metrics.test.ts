@@ -252,3 +252,26 @@ describeWithRedis('/readyz when Redis stops', () => {
     expect(sampleValue(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
   });
 });
+
+describeWithRedis('a metrics port that is the webhook port', () => {
+  it('metrics port: cldpd serve refuses to start and names both settings, before it takes either port', async () => {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
+    const home = await tempDir('cldpd-same-port-');
+    const db = await testRedis(DB);
+    const port = await freePort();
+    const serve = new CldpdProcess('serve', {
+      PATH: process.env.PATH, HOME: home, APP_ID: '1', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1',
+      REDIS_URL: db.url, CLDPD_HOME: home, CLDPD_METRICS_PORT: String(port), LOG_LEVEL: 'info',
+    }, join(home, 'serve.log'));
+    try {
+      const code = await Promise.race([serve.exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 30_000).unref())]);
+      expect(code).toBe(1);
+      const { readFile } = await import('node:fs/promises');
+      const log = await readFile(join(home, 'serve.log'), 'utf8');
+      expect(log).toContain('CLDPD_METRICS_PORT and PORT are both');
+    } finally {
+      await serve.stop();
+      db.redis.disconnect();
+    }
+  });
+});

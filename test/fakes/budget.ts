@@ -1,4 +1,4 @@
-import type { WriteBudget } from '../../src/github/write-budget.js';
+import type { WriteBudget } from '../../src/github/write-budget-policy.js';
 
 /** Takes every write `budget` has free for `installationId`; resolves with how many. */
 export async function spend(budget: WriteBudget, installationId: number): Promise<number> {

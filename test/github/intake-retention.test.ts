@@ -3,7 +3,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CommentsApi } from '../../src/github/comments-api.js';
 import { Intake, type IntakeOptions } from '../../src/github/intake.js';
 import { issueKeyOf, type IntakeJob, type IssueRef, type RetireJob, type Trigger } from '../../src/queue/contract.js';
-import type { IssueRecord, IssueState } from '../../src/queue/issue-state.js';
+import type { IssueRecord } from '../../src/queue/issue-record.js';
+import type { IntakeStores } from '../../src/queue/issue-stores.js';
 import type { Producer } from '../../src/queue/producer.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
@@ -16,8 +17,8 @@ const EMPTY: IssueRecord = {
 };
 
 /**
- * The part of IssueState a close or a reopen uses, in memory. `closed` and `reopened` keep
- * IssueState's contract: a close holds unless a reopen at or after it was recorded (deliveries
+ * The part of the issue stores a close or a reopen uses, in memory. `closed` and `reopened` keep
+ * IssueRecords' contract: a close holds unless a reopen at or after it was recorded (deliveries
  * may come out of order); a reopen clears a close at or before it. Nothing else is there: a
  * call to any other method fails the test.
  */
@@ -88,7 +89,7 @@ function intake(extra: Partial<IntakeOptions> = { retentionMs: RETENTION_MS }): 
     },
   } as unknown as CommentsApi;
   return new Intake({
-    state: state as unknown as IssueState,
+    state: state as unknown as IntakeStores,
     producer: producer as unknown as Producer,
     comments: commentsApi,
     octokitFor: async () => {

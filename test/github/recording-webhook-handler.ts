@@ -1,4 +1,4 @@
-import { webhookHandler } from '../../src/github/app.js';
+import { webhookHandler } from '../../src/github/triggers.js';
 import type { IntakeJob } from '../../src/queue/contract.js';
 
 /** The repository the webhook handler's unit tests deliver from: acme/web. */

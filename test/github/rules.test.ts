@@ -3,7 +3,7 @@ import { buildIssuePrompt } from '../../src/github/issue-prompt.js';
 import { isBot, mayTrigger, roleOf } from '../../src/github/permissions.js';
 import { allowsPod, parseRepoSettings } from '../../src/github/repo-settings.js';
 import { limitReply } from '../../src/github/intake.js';
-import { mergeLimits, type LimitHit } from '../../src/queue/usage-limits.js';
+import { mergeLimits, type LimitHit } from '../../src/queue/limits-policy.js';
 
 describe('permissions', () => {
   const person = { login: 'alice', type: 'User' };

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseStreamJsonLine } from '../../src/core/stream-json.js';
 import { isWellFormed } from '../../src/core/text.js';
-import { createRedactor } from '../../src/github/redact.js';
+import { createRedactor } from '../../src/core/redact.js';
 import { MAX_COMMENT_CHARS, parseStatusMarker, renderStatusComment, statusMarker, type StatusView } from '../../src/github/status-comment.js';
 import { FakeGitHub } from '../fakes/fake-github.js';
 

@@ -2,9 +2,9 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
 import type { CommentsApi } from '../../src/github/comments-api.js';
-import { createRedactor } from '../../src/github/redact.js';
+import { createRedactor } from '../../src/core/redact.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
-import { bucketCapacity, budgetedComments, localWriteBudget } from '../../src/github/write-budget.js';
+import { bucketCapacity, budgetedComments, localWriteBudget } from '../../src/github/write-budget-policy.js';
 import { spend } from '../fakes/budget.js';
 import type { RunCommand } from '../../src/queue/contract.js';
 

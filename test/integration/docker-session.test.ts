@@ -1,9 +1,11 @@
+import { randomInt } from 'node:crypto';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Dispatcher, DockerRunner, parseLogLine, scanRun, type Session, type SessionEvent } from '../../src/core/index.js';
+import { Dispatcher, DockerRunner, scanRun, type Session, type SessionEvent } from '../../src/core/index.js';
+import { parseLogLine } from '../fakes/session-log.js';
 import { AGENT_CAPABILITIES, ISOLATED_NETWORK } from '../../src/core/runner.js';
 import { BUSYBOX, TestWorld, collect, describeWithDocker, outputLines, until } from './harness.js';
 
@@ -183,10 +185,12 @@ describeWithDocker('sessions on a real Docker engine', () => {
   it('runs two sessions of one pod at the same time', async () => {
     const a = await world.dispatcher.start('it-claude', { prompt: 'linger a' });
     const b = await world.dispatcher.start('it-claude', { prompt: 'linger b' });
-    const reading = [collect(a), collect(b)];
-    await until('both containers running', async () =>
-      (await world.containersOf(a.id)).some((c) => c.State === 'running') && (await world.containersOf(b.id)).some((c) => c.State === 'running'));
-    const running = await world.dispatcher.containers();
+    // Each has printed its prompt before the stop (a busy engine may start a container well before its agent writes).
+    const printed = new Set<string>();
+    const note = (e: SessionEvent) => (e.type === 'output' ? printed.add(e.line) : undefined);
+    const reading = [collect(a, note), collect(b, note)];
+    await until('both agents printing', () => printed.has('prompt: linger a') && printed.has('prompt: linger b'));
+    const running = await world.inventory.containers();
     expect(running.map((c) => c.sessionId).sort()).toEqual([a.id, b.id].sort());
     await Promise.all([a.stop(), b.stop()]);
     const [ea, eb] = await Promise.all(reading);
@@ -237,11 +241,13 @@ describeWithDocker('sessions on a real Docker engine', () => {
   });
 
   it('puts labels, limits, an init and no-new-privileges on the container', async () => {
-    const session = await world.dispatcher.start('it-claude', { prompt: 'linger', issueUrl: 'https://github.com/acme/web/issues/1' });
+    // An issue of its own: a volume an earlier run on this engine left for issue 1 (another host's) is not this one's.
+    const issueUrl = `https://github.com/acme/web/issues/${randomInt(1_000_000, 9_999_999)}`;
+    const session = await world.dispatcher.start('it-claude', { prompt: 'linger', issueUrl });
     const reading = collect(session);
     await until('the container', () => !!session.containerId);
     const info = await world.docker.getContainer(session.containerId as string).inspect();
-    expect(info.Config.Labels).toMatchObject({ 'dev.cldpd.session': session.id, 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.host': world.hostId, 'dev.cldpd.issue': 'https://github.com/acme/web/issues/1' });
+    expect(info.Config.Labels).toMatchObject({ 'dev.cldpd.session': session.id, 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.host': world.hostId, 'dev.cldpd.issue': issueUrl });
     expect(info.HostConfig).toMatchObject({
       Init: true, Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128, SecurityOpt: ['no-new-privileges'],
       CapDrop: ['ALL'], CapAdd: [...AGENT_CAPABILITIES], NetworkMode: ISOLATED_NETWORK,

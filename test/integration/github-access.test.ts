@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { octokitComments } from '../../src/github/comments-api.js';
 import { repoTokenSource } from '../../src/github/repo-tokens.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
-import { localWriteBudget } from '../../src/github/write-budget.js';
+import { localWriteBudget } from '../../src/github/write-budget-policy.js';
 import type { RunCommand } from '../../src/queue/contract.js';
 import { FakeGitHub, fakeOctokit } from '../fakes/fake-github.js';
 import { GitServer, describeWithGit, dockerGateway, tokenFingerprint } from '../fakes/git-server.js';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { describe } from 'vitest';
-import { Dispatcher, DockerRunner, LABELS, SessionStore, type Session, type SessionEvent } from '../../src/core/index.js';
+import { Dispatcher, DockerRunner, HostInventory, LABELS, SessionStore, type Session, type SessionEvent } from '../../src/core/index.js';
 import { tempDir } from '../fakes/pods.js';
 
 /** The static busybox the test pods are made of (Debian's busybox-static). */
@@ -69,6 +69,7 @@ export class TestWorld {
   readonly runner = new DockerRunner(this.docker);
   readonly hostId = `it-${randomBytes(4).toString('hex')}`;
   dispatcher!: Dispatcher;
+  inventory!: HostInventory;
   store!: SessionStore;
   podsDir!: string;
   home!: string;
@@ -84,6 +85,7 @@ export class TestWorld {
       hostId: this.hostId,
       hostEnv: { CLDPD_TEST_SECRET: 'from-the-host' },
     });
+    this.inventory = new HostInventory({ runner: this.runner, store: this.store, hostId: this.hostId });
     return this;
   }
 

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunCommand } from '../../src/queue/contract.js';
-import { IssueState } from '../../src/queue/issue-state.js';
+import { issueStores, type IssueStores } from '../../src/queue/issue-stores.js';
 import { hostRows } from '../../src/main/hosts-command.js';
 import { describeWithRedis, testRedis } from './redis-harness.js';
 
@@ -12,10 +12,10 @@ const command = (issueKey: string, seq: number, kind: 'start' | 'resume' = 'star
 
 describeWithRedis('worker hosts in Redis', () => {
   let redis: Redis;
-  let state: IssueState;
+  let state: IssueStores;
   beforeAll(async () => {
     ({ redis } = await testRedis(5));
-    state = new IssueState(redis);
+    state = issueStores(redis);
   });
   afterAll(() => redis?.disconnect());
 

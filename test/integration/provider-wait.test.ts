@@ -1,14 +1,14 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { IssueState } from '../../src/queue/issue-state.js';
+import { issueStores, type IssueStores } from '../../src/queue/issue-stores.js';
 import { describeWithRedis, testRedis } from './redis-harness.js';
 
 describeWithRedis('a credential\'s provider wait in Redis', () => {
   let redis: Redis;
-  let state: IssueState;
+  let state: IssueStores;
   beforeAll(async () => {
     redis = (await testRedis(1)).redis;
-    state = new IssueState(redis);
+    state = issueStores(redis);
   });
   afterAll(() => redis.disconnect());
 

@@ -3,14 +3,15 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dispatcher, SessionStore } from '../../src/core/index.js';
+import { Dispatcher, HostInventory, SessionStore } from '../../src/core/index.js';
 import { octokitComments } from '../../src/github/comments-api.js';
 import { Intake } from '../../src/github/intake.js';
 import { parseStatusMarker } from '../../src/github/status-comment.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
-import { localWriteBudget } from '../../src/github/write-budget.js';
+import { localWriteBudget } from '../../src/github/write-budget-policy.js';
 import type { IntakeJob, RunCommand, Trigger } from '../../src/queue/contract.js';
-import { IssueState } from '../../src/queue/issue-state.js';
+import { IssueQueue } from '../../src/queue/issue-queue.js';
+import { issueStores, type IssueStores } from '../../src/queue/issue-stores.js';
 import { INTAKE_QUEUE } from '../../src/queue/names.js';
 import { Producer } from '../../src/queue/producer.js';
 import { RunWorker } from '../../src/queue/run-worker.js';
@@ -23,12 +24,12 @@ import { describeWithRedis, testRedis } from './redis-harness.js';
 
 describeWithRedis('queue semantics on a real Redis', () => {
   let redis: Redis;
-  let state: IssueState;
+  let state: IssueStores;
   let producer: Producer;
 
   beforeAll(async () => {
     ({ redis } = await testRedis(11));
-    state = new IssueState(redis);
+    state = issueStores(redis);
     producer = new Producer(redis, state);
   });
 
@@ -67,9 +68,11 @@ describeWithRedis('queue semantics on a real Redis', () => {
     await writePod(pods.podsDir, 'web');
     const runner = new FakeRunner();
     runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"claude-x"}\n')], exitCode: 0, ...script };
-    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId, hostEnv: {} });
+    const store = new SessionStore(join(home, 'sessions'));
+    const dispatcher = new Dispatcher({ runner, pods, store, hostId, hostEnv: {} });
+    const inventory = new HostInventory({ runner, store, hostId });
     const reporter = new RecordingReporter();
-    const worker = new RunWorker({ connection: redis, hostId, concurrency, dispatcher, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+    const worker = new RunWorker({ connection: redis, hostId, concurrency, dispatcher, inventory, state, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
     await worker.start();
     return { runner, reporter, worker };
   }
@@ -109,19 +112,21 @@ describeWithRedis('queue semantics on a real Redis', () => {
     await writePod(pods.podsDir, 'web');
     const runner = new FakeRunner();
     runner.defaultScript = { chunks: [out('{"type":"system","subtype":"init","session_id":"claude-c"}\n')], exitCode: 0 };
-    const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId: 'host-crash', hostEnv: {} });
+    const store = new SessionStore(join(home, 'sessions'));
+    const dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-crash', hostEnv: {} });
+    const inventory = new HostInventory({ runner, store, hostId: 'host-crash' });
     const reporter = new RecordingReporter();
     // The first "done" never happens: what a SIGKILL right after the final comment leaves.
-    const dying = new IssueState(redis);
+    const dying = issueStores(redis);
     let killed = false;
     dying.done = async (command) => {
       if (!killed) {
         killed = true;
         throw new Error('killed before the command left the queue');
       }
-      return IssueState.prototype.done.call(dying, command);
+      return IssueQueue.prototype.done.call(new IssueQueue(redis), command);
     };
-    const worker = new RunWorker({ connection: redis, hostId: 'host-crash', concurrency: 1, dispatcher, state: dying, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
+    const worker = new RunWorker({ connection: redis, hostId: 'host-crash', concurrency: 1, dispatcher, inventory, state: dying, producer, reporter, logger: pino({ level: 'silent' }), recheckMs: 200 });
     await worker.start();
     try {
       const key = 'acme-web-310';
@@ -298,9 +303,11 @@ describeWithRedis('queue semantics on a real Redis', () => {
       const pods = { podsDir: join(home, 'pods'), homeDir: home };
       await writePod(pods.podsDir, 'web');
       runner.defaultScript = { chunks: [init], exitCode: 0 };
-      const dispatcher = new Dispatcher({ runner, pods, store: new SessionStore(join(home, 'sessions')), hostId, hostEnv: {} });
+      const store = new SessionStore(join(home, 'sessions'));
+      const dispatcher = new Dispatcher({ runner, pods, store, hostId, hostEnv: {} });
+      const inventory = new HostInventory({ runner, store, hostId });
       const reporter = new StatusReporter({ comments, budget: localWriteBudget(600_000), intervalMs: 20, hostId, redactorFor: async () => (text: string) => text, logger: silent });
-      const worker = new RunWorker({ connection: redis, hostId, concurrency: 2, dispatcher, state, producer, reporter, positions: reporter, logger: silent, recheckMs: 200 });
+      const worker = new RunWorker({ connection: redis, hostId, concurrency: 2, dispatcher, inventory, state, producer, reporter, positions: reporter, logger: silent, recheckMs: 200 });
       await worker.start();
       return worker;
     }

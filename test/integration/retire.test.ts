@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { Dispatcher, SessionStore, type SessionEvent } from '../../src/core/index.js';
-import { IssueState } from '../../src/queue/issue-state.js';
+import { Dispatcher, HostInventory, SessionStore, type SessionEvent } from '../../src/core/index.js';
+import { issueStores, type IssueStores } from '../../src/queue/issue-stores.js';
 import { retireIssue, type RetireDeps } from '../../src/queue/retire.js';
 import { SessionFeedStore } from '../../src/queue/session-feed.js';
 import { FakeRunner, out } from '../fakes/fake-runner.js';
@@ -15,7 +15,7 @@ const DAY = 86_400_000;
 
 describeWithRedis('retiring a closed issue: what keeps it, against a real Redis', () => {
   let redis: Redis;
-  let state: IssueState;
+  let state: IssueStores;
   let runner: FakeRunner;
   let store: SessionStore;
   let dispatcher: Dispatcher;
@@ -35,9 +35,9 @@ describeWithRedis('retiring a closed issue: what keeps it, against a real Redis'
     runner = new FakeRunner({ id: 'sha256:img', user: 'agent', env: { HOME: '/home/agent' }, workingDir: '/', labels: {} });
     store = new SessionStore(join(root, 'sessions'));
     dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: {} });
-    state = new IssueState(redis);
+    state = issueStores(redis);
     feed = new SessionFeedStore(redis, { maxEntries: 100, keepSeconds: 3600 });
-    deps = { state, dispatcher, hostId: 'host-a', feed };
+    deps = { state, inventory: new HostInventory({ runner, store, hostId: 'host-a' }), hostId: 'host-a', feed };
   });
 
   /** A finished session of issue `n` on host-a, its record in Redis, and a feed entry; the issue closed at `closedAt`. */

@@ -1,10 +1,11 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { NO_LIMITS, UsageLimits, type RepoLimits } from '../../src/queue/usage-limits.js';
+import { NO_LIMITS, type RepoLimits } from '../../src/queue/limits-policy.js';
+import { UsageLimits } from '../../src/queue/usage-counters.js';
 import { describeWithRedis, testRedis } from './redis-harness.js';
 
 const limits = (repository: RepoLimits['repository'], perPerson: RepoLimits['perPerson'] = {}): RepoLimits => ({ repository, perPerson });
-/** An issue with a command queued or running, as IssueState keeps it. */
+/** An issue with a command queued or running, as the issue's record and queue keep it. */
 const queue = (redis: Redis, issueKey: string, requestedBy: string) => redis.rpush(`cldpd:issue:{${issueKey}}:runs`, JSON.stringify({ seq: 1, issueKey, requestedBy }));
 
 describeWithRedis('daily limits, counted in Redis', () => {

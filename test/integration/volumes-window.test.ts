@@ -41,10 +41,10 @@ describeWithDocker('the window between preparing a run\'s volumes and starting i
     await until('the start to wait between its volumes and its container', () => held.asked(), 60_000);
     expect(await volumesOf(session.id)).toHaveLength(1);
 
-    const removal = await world.dispatcher.removeSessions([session.id]);
+    const removal = await world.inventory.removeSessions([session.id]);
     expect(removal.removed).toEqual([]);
     expect(removal.kept).toEqual([{ sessionId: session.id, reason: expect.stringContaining('it is starting') }]);
-    expect((await world.dispatcher.removeVolumes(session.id)).refused).toEqual([expect.objectContaining({ reason: expect.stringContaining(`Session ${session.id} is starting`) })]);
+    expect((await world.inventory.removeVolumes(session.id)).refused).toEqual([expect.objectContaining({ reason: expect.stringContaining(`Session ${session.id} is starting`) })]);
 
     held.release();
     const events = await collect(session);
@@ -55,7 +55,7 @@ describeWithDocker('the window between preparing a run\'s volumes and starting i
     expect(await world.store.load(session.id)).toMatchObject({ volumes: [expect.objectContaining({ volume: volume?.Name })], last: { exitCode: 0 } });
     expect((await world.store.load(session.id)).startingUntil).toBeUndefined();
     // Once it has ended, a removal takes it all.
-    expect((await world.dispatcher.removeSessions([session.id])).removed).toEqual([expect.objectContaining({ sessionId: session.id, volumes: [volume?.Name] })]);
+    expect((await world.inventory.removeSessions([session.id])).removed).toEqual([expect.objectContaining({ sessionId: session.id, volumes: [volume?.Name] })]);
   });
 
   it('volumes window: a stop from another process meanwhile (which finds no container to stop) is not lost: no container starts', async () => {

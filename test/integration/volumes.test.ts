@@ -34,12 +34,12 @@ describeWithDocker('persisted volumes on a real Docker engine', () => {
       const name = volume?.volume as string;
       expect(volume?.path).toBe('/work');
 
-      const row = (await world.dispatcher.volumes()).find((r) => r.name === name);
+      const row = (await world.inventory.volumes()).find((r) => r.name === name);
       expect(row).toMatchObject({ pod: 'it-persist', issueUrl: undefined, sessionId: session.id, sessions: [session.id], path: '/work', inUse: true });
       expect(row?.sizeBytes).toBeGreaterThanOrEqual(65_536);
       expect(row?.createdAt).toBeGreaterThan(Date.now() - 10 * 60_000);
 
-      const refused = await world.dispatcher.removeVolumes(session.id);
+      const refused = await world.inventory.removeVolumes(session.id);
       expect(refused).toEqual({ removed: [], refused: [{ name, path: '/work', reason: `Session ${session.id} is running; stop it first: cldpd stop ${session.id}` }] });
       expect(await exists(name)).toBe(true);
       // Docker's own refusal, as the runner reports it: which container, and what to do.
@@ -53,11 +53,11 @@ describeWithDocker('persisted volumes on a real Docker engine', () => {
       expect((await done).at(-1)).toMatchObject({ type: 'container.exited' });
       await until('the session container to be removed', async () => (await world.containersOf(session.id)).length === 0);
 
-      const result = await world.dispatcher.removeVolumes(session.id);
+      const result = await world.inventory.removeVolumes(session.id);
       expect(result).toEqual({ removed: [{ name, path: '/work', existed: true, sharedWith: [] }], refused: [] });
       expect(await exists(name)).toBe(false);
-      expect((await world.dispatcher.volumes()).some((r) => r.name === name)).toBe(false);
-      expect(await world.dispatcher.removeVolumes(session.id)).toEqual({ removed: [{ name, path: '/work', existed: false, sharedWith: [] }], refused: [] });
+      expect((await world.inventory.volumes()).some((r) => r.name === name)).toBe(false);
+      expect(await world.inventory.removeVolumes(session.id)).toEqual({ removed: [{ name, path: '/work', existed: false, sharedWith: [] }], refused: [] });
     } finally {
       await world.dispatcher.stop(session.id).catch(() => undefined);
       await done.catch(() => undefined);
@@ -70,11 +70,11 @@ describeWithDocker('persisted volumes on a real Docker engine', () => {
     expect((await collect(session)).at(-1)).toMatchObject({ type: 'container.exited', exitCode: 0 });
     const [volume] = (await world.store.load(session.id)).volumes;
     const name = volume?.volume as string;
-    expect((await world.dispatcher.volumes()).find((r) => r.name === name)).toMatchObject({ pod: 'it-persist-quick', issueUrl, sessionId: session.id, path: '/work', inUse: false });
+    expect((await world.inventory.volumes()).find((r) => r.name === name)).toMatchObject({ pod: 'it-persist-quick', issueUrl, sessionId: session.id, path: '/work', inUse: false });
 
-    expect(await world.dispatcher.removeVolumes(name)).toEqual({ removed: [{ name, path: '/work', existed: true, sharedWith: [session.id] }], refused: [] });
+    expect(await world.inventory.removeVolumes(name)).toEqual({ removed: [{ name, path: '/work', existed: true, sharedWith: [session.id] }], refused: [] });
     expect(await exists(name)).toBe(false);
-    expect(await world.dispatcher.removeVolumes(name)).toEqual({ removed: [{ name, path: undefined, existed: false, sharedWith: [session.id] }], refused: [] });
+    expect(await world.inventory.removeVolumes(name)).toEqual({ removed: [{ name, path: undefined, existed: false, sharedWith: [session.id] }], refused: [] });
     await expect(world.runner.removeVolume(name)).resolves.toBeUndefined();
   });
 
@@ -83,8 +83,8 @@ describeWithDocker('persisted volumes on a real Docker engine', () => {
     foreign.push(name);
     await world.docker.createVolume({ Name: name });
 
-    await expect(world.dispatcher.removeVolumes(name)).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringContaining("is not cldpd's") });
+    await expect(world.inventory.removeVolumes(name)).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringContaining("is not cldpd's") });
     expect(await exists(name)).toBe(true);
-    expect((await world.dispatcher.volumes()).some((r) => r.name === name)).toBe(false);
+    expect((await world.inventory.volumes()).some((r) => r.name === name)).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { bucketCapacity, tokenBudget } from '../../src/github/write-budget.js';
-import { redisBuckets } from '../../src/queue/write-budget.js';
+import { bucketCapacity, tokenBudget } from '../../src/github/write-budget-policy.js';
+import { redisBuckets } from '../../src/queue/redis-write-buckets.js';
 import { spend } from '../fakes/budget.js';
 import { describeWithRedis, testRedis } from './redis-harness.js';
 

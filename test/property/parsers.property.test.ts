@@ -5,7 +5,7 @@ import { LineSplitter } from '../../src/core/line-splitter.js';
 import { parseStreamJsonLine } from '../../src/core/stream-json.js';
 import { isWellFormed } from '../../src/core/text.js';
 import { parseCommand, podFromLabel } from '../../src/github/commands.js';
-import { createRedactor } from '../../src/github/redact.js';
+import { createRedactor } from '../../src/core/redact.js';
 import { sanitizeUntrusted } from '../../src/github/sanitize.js';
 import { MAX_COMMENT_CHARS, renderStatusComment, statusMarker, type StatusView } from '../../src/github/status-comment.js';
 

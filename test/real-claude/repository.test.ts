@@ -5,7 +5,7 @@ import type { SessionEvent } from '../../src/core/index.js';
 import { octokitComments } from '../../src/github/comments-api.js';
 import { repoTokenSource } from '../../src/github/repo-tokens.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
-import { localWriteBudget } from '../../src/github/write-budget.js';
+import { localWriteBudget } from '../../src/github/write-budget-policy.js';
 import type { RunCommand } from '../../src/queue/contract.js';
 import { isToolResultTurn, lastUserText, type Script } from '../fakes/fake-anthropic.js';
 import { FakeGitHub, fakeOctokit } from '../fakes/fake-github.js';

@@ -1,10 +1,10 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { renderTranscript } from '../../src/cli/render.js';
+import { renderTranscript } from '../fakes/transcript.js';
 import type { Session, SessionEvent } from '../../src/core/index.js';
 import type { CommentsApi } from '../../src/github/comments-api.js';
 import { StatusReporter } from '../../src/github/status-reporter.js';
-import { localWriteBudget } from '../../src/github/write-budget.js';
+import { localWriteBudget } from '../../src/github/write-budget-policy.js';
 import type { RunCommand } from '../../src/queue/contract.js';
 import { isToolResultTurn, lastUserText, userTexts, type Script } from '../fakes/fake-anthropic.js';
 import { collect, until } from '../integration/harness.js';

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunCommand } from '../../src/queue/contract.js';
-import { IssueState } from '../../src/queue/issue-state.js';
+import { issueStores, type IssueStores } from '../../src/queue/issue-stores.js';
 import { Producer } from '../../src/queue/producer.js';
 import { RunWorker } from '../../src/queue/run-worker.js';
 import { isToolResultTurn } from '../fakes/fake-anthropic.js';
@@ -25,7 +25,7 @@ function command(seq: number, kind: 'start' | 'resume', prompt: string): RunComm
 describeWithRealClaude('a worker with the real Claude Code CLI', () => {
   describeWithRedis('on a real Redis', () => {
     let redis: Redis;
-    let state: IssueState;
+    let state: IssueStores;
     let producer: Producer;
     let worker: RunWorker;
     const reporter = new RecordingReporter();
@@ -36,9 +36,9 @@ describeWithRealClaude('a worker with the real Claude Code CLI', () => {
       // Gives up on a 429 at once (the CLI's own retries would take minutes), so the worker's wait is what is tested.
       await world.claudePod('quota', { env: { CLAUDE_CODE_MAX_RETRIES: '0' } });
       ({ redis } = await testRedis(14));
-      state = new IssueState(redis);
+      state = issueStores(redis);
       producer = new Producer(redis, state);
-      worker = new RunWorker({ connection: redis, hostId: world.hostId, concurrency: 2, dispatcher: world.dispatcher, state, producer, reporter, logger: pino({ level: process.env.CLDPD_TEST_LOG ?? 'silent' }), recheckMs: 200,
+      worker = new RunWorker({ connection: redis, hostId: world.hostId, concurrency: 2, dispatcher: world.dispatcher, inventory: world.inventory, state, producer, reporter, logger: pino({ level: process.env.CLDPD_TEST_LOG ?? 'silent' }), recheckMs: 200,
         providerLimits: { credentialOf: async (c) => `pod:${c.pod}`, maxWaits: 3, retryMs: 1000, prompt: 'continue where you stopped' } });
       await worker.start();
     });

@@ -80,3 +80,36 @@ describe('the session page', () => {
     expect(renderSessionPage({ head, entries, eventsUrl: '/e', now: 0, full: true, maxBytes: 10 })).toContain('data-n="400"');
   });
 });
+
+describe('a text whose tables would fill in cells', () => {
+  // A wide header row and many one-character rows: markdown-it fills in every missing cell.
+  const table = (columns: number, rows: number) => `|${'a|'.repeat(columns)}\n|${'-|'.repeat(columns)}\n${'x\n'.repeat(rows)}\n`;
+  let text = '';
+  while (text.length + table(100, 660).length <= 20_000) text += table(100, 660);
+
+  it('cell fill: renders within a few times its own size, as plain text', () => {
+    const html = renderMarkdown(text);
+    expect(Buffer.byteLength(html)).toBeLessThan(10 * text.length);
+    expect(html).toContain('x\nx\n');
+  });
+
+  it('cell fill: a page with one such entry stays within its bound', () => {
+    const entry: StoredEntry = { n: 1, id: '1-0', entry: { k: 'text', at: 0, text } };
+    const page = renderEntry(entry);
+    expect(Buffer.byteLength(page)).toBeLessThan(10 * text.length);
+  });
+
+  it('an ordinary table still renders as a table', () => {
+    const html = renderMarkdown('| a | b |\n|---|---|\n| 1 | 2 |\n| 3 |\n');
+    expect(html).toContain('<table>');
+    expect((html.match(/<td>/g) ?? []).length).toBe(4);
+  });
+});
+
+describe('tables in a quote', () => {
+  it('cell fill: a quoted table that would fill in cells renders as plain text too', () => {
+    const table = `> |${'a|'.repeat(100)}\n> |${'-|'.repeat(100)}\n${'> x\n'.repeat(400)}\n`;
+    const text = table.repeat(Math.floor(20_000 / table.length));
+    expect(Buffer.byteLength(renderMarkdown(text))).toBeLessThan(10 * text.length);
+  });
+});

@@ -1,0 +1,29 @@
+import { createHash } from 'node:crypto';
+import { loadPod, type PodSource } from './pod.js';
+
+/** The variables that choose the model provider's account and endpoint for Claude Code. */
+const MODEL_CREDENTIALS = ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN', 'ANTHROPIC_BASE_URL'];
+
+/**
+ * Names the model credential a pod's runs use, without revealing it: a hash of the values of
+ * its model variables (pod.json env, or inherited from the host); `pod:<name>` when it sets
+ * none (its agent signs in some other way, the same for all its runs). Runs that share one
+ * wait together when the provider refuses it.
+ */
+export async function modelCredential(pods: PodSource, pod: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<string> {
+  const loaded = await loadPod(pods, pod);
+  const values = MODEL_CREDENTIALS.map((name) => loaded.config.env[name] ?? (loaded.config.inheritEnv.includes(name) ? hostEnv[name] : undefined) ?? '');
+  if (values.every((v) => v === '')) return `pod:${pod}`;
+  return createHash('sha256').update(values.join('\n')).digest('hex').slice(0, 24);
+}
+
+/** Values of the environment a pod's containers get (pod.json env and inherited host variables): secrets to redact. */
+export async function containerEnvValues(pods: PodSource, pod: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<string[]> {
+  try {
+    const loaded = await loadPod(pods, pod);
+    const inherited = loaded.config.inheritEnv.map((name) => hostEnv[name]).filter((v): v is string => typeof v === 'string');
+    return [...Object.values(loaded.config.env), ...inherited];
+  } catch {
+    return [];
+  }
+}
