@@ -132,9 +132,12 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
 
     const hmac = createHmac('sha256', options.secret);
     const digest = createHash('sha256');
-    // The body is copied into one buffer that grows by doubling: what a request holds is that
+    // A body in one piece is kept as it came; one in several is copied into one buffer that
+    // grows by doubling (never sized from Content-Length, which costs a stranger nothing to
+    // claim): what a request holds is that
     // buffer, whatever the size of the pieces it arrives in (a Buffer per 1-byte piece would
     // cost some 200 bytes of heap per byte).
+    let first: Buffer | undefined;
     let body: Buffer | undefined;
     let size = 0;
     let pieces = 0;
@@ -148,7 +151,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
       if (done) return;
       done = true;
       release();
-      body = undefined;
+      body = first = undefined;
       answer(res, status, text, { connection: 'close' });
       observe(outcome);
       req.destroy();
@@ -161,37 +164,45 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): (req: In
       if (pieces > FREE_PIECES && size < pieces * MIN_PIECE_BYTES) {
         return fail(400, `The body arrives in pieces of under ${MIN_PIECE_BYTES} bytes (${pieces} pieces for ${size} bytes); send it in larger writes.`, 'refused');
       }
-      if (!body || size > body.length) {
-        const capacity = Math.min(maxBody, Math.max(size, 2 * (body?.length ?? 0), FIRST_CAPACITY));
-        const large = Math.max(0, capacity - SMALL_BODY_BYTES) - held;
-        if (buffered + large > maxBuffered) return fail(503, 'Too many large deliveries at once; retry later.', 'busy');
-        buffered += large;
-        held += large;
-        const grown = Buffer.allocUnsafeSlow(capacity);
-        body?.copy(grown, 0, 0, size - chunk.length);
-        body = grown;
+      // What the request holds once this piece is in: the piece alone, or the buffer.
+      const holds = first === undefined && body === undefined ? chunk.length : size > (body?.length ?? 0)
+        ? Math.min(maxBody, Math.max(size, 2 * (body?.length ?? 0), FIRST_CAPACITY))
+        : body?.length ?? 0;
+      const large = Math.max(0, holds - SMALL_BODY_BYTES - held);
+      if (buffered + large > maxBuffered) return fail(503, 'Too many large deliveries at once; retry later.', 'busy');
+      buffered += large;
+      held += large;
+      if (first === undefined && body === undefined) {
+        first = chunk;
+      } else {
+        if (!body || size > body.length) {
+          const grown = Buffer.allocUnsafe(holds);
+          (body ?? first)?.copy(grown, 0, 0, size - chunk.length);
+          body = grown;
+          first = undefined;
+        }
+        chunk.copy(body, size - chunk.length);
       }
-      chunk.copy(body, size - chunk.length);
       hmac.update(chunk);
       digest.update(chunk);
     });
     req.on('error', () => {
       done = true;
       release();
-      body = undefined;
+      body = first = undefined;
     });
     req.on('close', () => {
       if (!done) {
         done = true;
         release();
-        body = undefined;
+        body = first = undefined;
       }
     });
     req.on('end', () => {
       if (done) return;
       done = true;
-      const text = body?.toString('utf8', 0, size) ?? '';
-      body = undefined;
+      const text = (body ?? first)?.toString('utf8', 0, size) ?? '';
+      body = first = undefined;
       release();
       if (!timingSafeEqual(hmac.digest(), Buffer.from(signature, 'hex'))) {
         answer(res, 401, 'The signature does not match the body.');
