@@ -204,7 +204,9 @@ export class Dispatcher {
             const handle = await this.options.runner.exec(running.id, cmd, { env, ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) });
             return { handle, containerName: running.name, exec: true, ...(access ? { access } : {}) };
           } catch (err) {
-            await access?.close();
+            // The token may be in the running container's token file already, which its own run
+            // reads: that one stays, the others go.
+            await access?.close({ keepLive: true });
             throw err;
           }
         },
@@ -330,12 +332,14 @@ export class Dispatcher {
    */
   async stop(sessionId: string): Promise<void> {
     const record = await this.options.store.load(sessionId).catch(() => undefined);
+    // Starting, perhaps with no container to stop yet: its launch finds this and starts nothing,
+    // or stops what it has just made (see launching). Marked before the containers are listed,
+    // so a container made in between is one the launch stops.
+    if (record && (record.startingUntil ?? 0) > Date.now()) await this.options.store.update(sessionId, { stopAskedAt: Date.now() });
     const containers = await this.containersOf(sessionId);
     if (!record && containers.length === 0) {
       throw new CldpdError('SessionNotFound', `No session "${sessionId}" on this host. List sessions with "cldpd ps --all".`);
     }
-    // Starting, with no container to stop yet: its launch finds this and starts nothing (see launching).
-    if (record && (record.startingUntil ?? 0) > Date.now()) await this.options.store.update(sessionId, { stopAskedAt: Date.now() });
     const grace = record ? await loadPod(this.options.pods, record.pod).then((p) => p.config.stopGraceSeconds, () => 10) : 10;
     await Promise.all(containers.filter((c) => c.state === 'running').map((c) => this.options.runner.stop(c.id, grace)));
   }

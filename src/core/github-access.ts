@@ -211,7 +211,9 @@ export class GitHubAccess {
     this.closed = true;
     clearTimeout(this.timer);
     this.closing ??= (async () => {
-      await this.refreshing?.catch(() => undefined);
+      // A refresh under way is waited for, so the token it mints is revoked too; but never for
+      // longer than a revocation may take: a mint GitHub does not answer must not hold the run's end.
+      await within(REVOKE_TIMEOUT_MS, this.refreshing ?? Promise.resolve()).catch(() => undefined);
       const revoke = this.source.revoke?.bind(this.source);
       if (!revoke) return;
       const now = Date.now();

@@ -100,6 +100,31 @@ describe('GitHubAccess', () => {
     }
   });
 
+  it('revoke: a refresh whose mint GitHub never answers does not hold the run\'s end; the tokens minted before it are revoked', async () => {
+    vi.useFakeTimers();
+    const revoked: string[] = [];
+    const base = source(11 * 60_000);
+    const tokens: RepoTokenSource = {
+      ...base,
+      mint: async (permissions) => {
+        const token = await base.mint(permissions);
+        if (token.token === 'ghs_token2') await new Promise<never>(() => undefined);
+        return token;
+      },
+      revoke: async (token) => void revoked.push(token),
+    };
+    const access = await GitHubAccess.open(tokens, { contents: 'write' }, pino({ level: 'silent' }));
+    access.keepFresh(async () => undefined);
+    await vi.advanceTimersByTimeAsync(5.5 * 60_000 + 1000); // the mint of token 2 never answers
+    let ended = false;
+    const closed = access.close().then(() => (ended = true));
+    await vi.advanceTimersByTimeAsync(11_000);
+    await closed;
+    expect(ended).toBe(true);
+    expect(revoked).toEqual(['ghs_token1']);
+    vi.useRealTimers();
+  });
+
   it('revoke: close revokes every token minted for the run that has not expired, the refreshed ones and one a refresh mints meanwhile; a revoke that fails or hangs is logged, never thrown', async () => {
     vi.useFakeTimers();
     const asked: string[] = [];
