@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_COMMAND, Dispatcher, HostInventory, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
 import { FakeRunner, out } from '../fakes/fake-runner.js';
+import { dispatchWorld, drain } from '../fakes/dispatch-world.js';
 import { tempDir, writePod } from '../fakes/pods.js';
 import { issueVolumeKey } from '../../src/core/issue-address.js';
 
@@ -11,23 +12,9 @@ let store: SessionStore;
 let pods: PodSource;
 let dispatcher: Dispatcher;
 let inventory: HostInventory;
-let suffix = 0;
-
 beforeEach(async () => {
-  const root = await tempDir();
-  pods = { podsDir: join(root, 'pods'), homeDir: root };
-  store = new SessionStore(join(root, 'sessions'));
-  runner = new FakeRunner({ id: 'sha256:img', user: 'agent', env: { HOME: '/home/agent' }, workingDir: '/', labels: {} });
-  dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: { SECRET: 'v' }, newSuffix: () => (++suffix).toString(16).padStart(16, '0') });
-  inventory = new HostInventory({ runner, store, hostId: 'host-a' });
-  await writePod(pods.podsDir, 'web', { 'pod.json': { inheritEnv: ['SECRET'], workdir: '/work' }, 'template.md': 'Be careful.' });
+  ({ runner, store, pods, dispatcher, inventory } = await dispatchWorld());
 });
-
-async function drain(session: { events(): AsyncIterable<SessionEvent> }): Promise<SessionEvent[]> {
-  const events: SessionEvent[] = [];
-  for await (const e of session.events()) events.push(e);
-  return events;
-}
 
 function runSpecs(): ContainerSpec[] {
   return runner.calls.filter((c) => c.method === 'run').map((c) => c.args[0] as ContainerSpec);

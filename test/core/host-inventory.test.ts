@@ -2,30 +2,17 @@ import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { Dispatcher, HostInventory, SessionStore, type ContainerSpec, type PodSource, type SessionEvent } from '../../src/core/index.js';
 import { FakeRunner } from '../fakes/fake-runner.js';
-import { tempDir, writePod } from '../fakes/pods.js';
+import { dispatchWorld, drain } from '../fakes/dispatch-world.js';
+import { tempDir } from '../fakes/pods.js';
 
 let runner: FakeRunner;
 let store: SessionStore;
 let pods: PodSource;
 let dispatcher: Dispatcher;
 let inventory: HostInventory;
-let suffix = 0;
-
 beforeEach(async () => {
-  const root = await tempDir();
-  pods = { podsDir: join(root, 'pods'), homeDir: root };
-  store = new SessionStore(join(root, 'sessions'));
-  runner = new FakeRunner({ id: 'sha256:img', user: 'agent', env: { HOME: '/home/agent' }, workingDir: '/', labels: {} });
-  dispatcher = new Dispatcher({ runner, pods, store, hostId: 'host-a', hostEnv: { SECRET: 'v' }, newSuffix: () => (++suffix).toString(16).padStart(16, '0') });
-  inventory = new HostInventory({ runner, store, hostId: 'host-a' });
-  await writePod(pods.podsDir, 'web', { 'pod.json': { inheritEnv: ['SECRET'], workdir: '/work' }, 'template.md': 'Be careful.' });
+  ({ runner, store, pods, dispatcher, inventory } = await dispatchWorld());
 });
-
-async function drain(session: { events(): AsyncIterable<SessionEvent> }): Promise<SessionEvent[]> {
-  const events: SessionEvent[] = [];
-  for await (const e of session.events()) events.push(e);
-  return events;
-}
 
 function runSpecs(): ContainerSpec[] {
   return runner.calls.filter((c) => c.method === 'run').map((c) => c.args[0] as ContainerSpec);
