@@ -8,15 +8,30 @@ export interface RepoSettings {
   readonly pods: readonly string[] | undefined;
   /** Limits of runs and spending; with the installation's (CLDPD_LIMITS), the lower of each applies. */
   readonly limits?: Partial<RepoLimits>;
+  /**
+   * Whether cldpd opens the pull request of a run that pushed to `cldpd/issue-<n>` when none
+   * is open from it: as a draft (the default), ready for review, or not at all.
+   */
+  readonly pullRequest: 'draft' | 'ready' | 'off';
+  /**
+   * How many times per pull request a failing check on the head the agent pushed resumes the
+   * session to fix it; 0 (the default) never.
+   */
+  readonly fixChecks: number;
 }
+
+/** The most automatic fixes of failing checks a repository may ask per pull request. */
+export const MAX_CHECK_FIXES = 10;
 
 const schema = z.strictObject({
   pods: z.optional(z.array(z.string().check(z.minLength(1, 'a pod name must not be empty')))),
   limits: z.optional(z.unknown()),
+  pullRequest: z.optional(z.enum(['draft', 'ready', 'off'])),
+  fixChecks: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(MAX_CHECK_FIXES))),
 });
 
 /** Settings of a repository without `.github/cldpd.yml`. */
-export const DEFAULT_REPO_SETTINGS: RepoSettings = Object.freeze({ pods: undefined });
+export const DEFAULT_REPO_SETTINGS: RepoSettings = Object.freeze({ pods: undefined, pullRequest: 'draft', fixChecks: 0 });
 
 /** Parses `.github/cldpd.yml`; throws an Error whose message names the field and the fix. */
 export function parseRepoSettings(text: string): RepoSettings {
@@ -29,11 +44,13 @@ export function parseRepoSettings(text: string): RepoSettings {
   const result = schema.safeParse(raw);
   if (!result.success) {
     const problem = result.error.issues.map((i) => {
-      if (i.code === 'unrecognized_keys') return `unknown key ${i.keys.map((k) => `"${k}"`).join(', ')} (known: pods, limits)`;
+      if (i.code === 'unrecognized_keys') return `unknown key ${i.keys.map((k) => `"${k}"`).join(', ')} (known: pods, limits, pullRequest, fixChecks)`;
       const where = i.path.join('.');
+      if (where === 'pullRequest') return '"pullRequest" must be draft, ready or off';
+      if (where === 'fixChecks') return `"fixChecks" must be a whole number from 0 to ${MAX_CHECK_FIXES} (how many times a failing check resumes the session per pull request)`;
       if (i.code !== 'invalid_type') return `"${where}": ${i.message}`;
       if (!where) return 'the file must be a mapping of settings, like "pods: [web]"';
-      return `"${where}" must be ${where === 'pods' ? 'a list of pod names, like "pods: [web]"' : `a ${i.expected}`}`;
+      return `"${where}" must be ${where === 'pods' ? 'a list of pod names, like "pods: [web]"' : where === 'pullRequest' ? 'draft, ready or off' : where === 'fixChecks' ? `a whole number from 0 to ${MAX_CHECK_FIXES}` : `a ${i.expected}`}`;
     });
     throw new Error(`.github/cldpd.yml: ${problem.join('; ')}`);
   }
@@ -43,7 +60,12 @@ export function parseRepoSettings(text: string): RepoSettings {
   } catch (err) {
     throw new Error(`.github/cldpd.yml: ${(err as Error).message}`);
   }
-  return Object.freeze({ pods: result.data.pods ? Object.freeze([...result.data.pods]) : undefined, ...(limits ? { limits } : {}) });
+  return Object.freeze({
+    pods: result.data.pods ? Object.freeze([...result.data.pods]) : undefined,
+    ...(limits ? { limits } : {}),
+    pullRequest: result.data.pullRequest ?? 'draft',
+    fixChecks: result.data.fixChecks ?? 0,
+  });
 }
 
 /** Whether `settings` allow `pod`. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { messageOf, type AgentSummary, type SessionEvent } from '../core/index.js';
-import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
+import { reportTarget, type Reporter, type RunCommand, type RunOutcome, type RunReport } from '../queue/contract.js';
 import type { PositionReporter } from '../queue/queue-position.js';
 import { outcomePhase, phaseAfter } from '../queue/run-view.js';
 import type { CommentsApi } from './comments-api.js';
@@ -107,7 +107,7 @@ export class StatusReporter implements Reporter, PositionReporter {
     const { budget, comments, logger, hostId } = this.options;
     if (this.begun.has(key) || this.rendering.has(key) || !(await budget.tryTake(command.issue.installationId))) return;
     const body = renderStatusComment(waitingView(command, until, (this.options.now ?? Date.now)(), hostId), statusMarker({ issueKey: command.issueKey, seq: command.seq }), (text) => text);
-    const write = comments.update(command.issue, command.statusCommentId, body).then(() => undefined, (err: unknown) => {
+    const write = comments.update(reportTarget(command), command.statusCommentId, body).then(() => undefined, (err: unknown) => {
       if (statusOf(err) !== 404) logger.warn({ err: messageOf(err), issue: command.issueKey, seq: command.seq }, 'could not say a run waits for the provider\'s limit');
     });
     this.rendering.set(key, write);
@@ -122,7 +122,7 @@ export class StatusReporter implements Reporter, PositionReporter {
     if (!(await budget.tryTake(command.issue.installationId))) return false;
     if (this.begun.has(key) || this.rendering.has(key)) return false; // its run began while the budget was asked
     const body = renderStatusComment(queuedView(command, (this.options.now ?? Date.now)(), hostId, position), statusMarker({ issueKey: command.issueKey, seq: command.seq }), (text) => text);
-    const write = comments.update(command.issue, command.statusCommentId, body);
+    const write = comments.update(reportTarget(command), command.statusCommentId, body);
     const done = write.then(() => undefined, () => undefined);
     this.rendering.set(key, done);
     try {
@@ -251,11 +251,11 @@ class StatusRun implements RunReport {
     const liveUrl = this.view.phase !== 'queued' && this.view.sessionId ? this.options.liveLink?.(this.view.sessionId) : undefined;
     const body = renderStatusComment({ ...this.view, now: this.now(), lastLines: [...this.lines], ...(liveUrl ? { liveUrl } : {}) }, statusMarker({ issueKey: this.command.issueKey, seq: this.command.seq }), redact);
     try {
-      await this.options.comments.update(this.command.issue, this.commentId, body);
+      await this.options.comments.update(reportTarget(this.command), this.commentId, body);
     } catch (err) {
       if (statusOf(err) === 404) {
         // Someone deleted the status comment: the outcome still belongs on the issue.
-        const created = await this.options.comments.create(this.command.issue, body);
+        const created = await this.options.comments.create(reportTarget(this.command), body);
         this.commentId = created.id;
         return;
       }

@@ -10,6 +10,11 @@ export interface IssueRef {
   readonly url: string;
 }
 
+/** Where a run's status comment is: the pull request it was asked for on, or its issue. */
+export function reportTarget(command: Pick<RunCommand, 'issue' | 'reportOn'>): IssueRef {
+  return command.reportOn ? { ...command.issue, number: command.reportOn.number, url: command.reportOn.url } : command.issue;
+}
+
 /** `owner.repo-number`, lowercase: the key of an issue in Redis (see the core's issueKey). */
 export function issueKeyOf(issue: Pick<IssueRef, 'owner' | 'repo' | 'number'>): string {
   return issueKey(issue);
@@ -68,6 +73,11 @@ export interface RunCommand {
   readonly prompt: string;
   /** The status comment this run edits. */
   readonly statusCommentId: number;
+  /**
+   * The session's pull request the run was asked for on (a comment or review there): its
+   * status comment is there, not on the issue. Absent: the issue.
+   */
+  readonly reportOn?: { readonly number: number; readonly url: string };
   readonly requestedBy: string;
   readonly enqueuedAt: number;
   /** A line its status comment keeps while it waits and runs, such as where the issue's earlier session was. */

@@ -6,15 +6,16 @@ import { IssueIdentity } from './issue-identity.js';
 import { IssueQueue } from './issue-queue.js';
 import { IssueRecords } from './issue-record.js';
 import { ProviderWaitStore } from './provider-wait-store.js';
+import { PullRequestLinks } from './pull-request-links.js';
 
 /** A store's public methods, as a structural type (what a fake implements). */
 export type StoreOf<T> = Pick<T, keyof T>;
 
 /** What the intake step keeps in Redis: the record, identity, queue and hosts of issues, and its own ledger. */
-export type IntakeStores = StoreOf<IssueRecords> & StoreOf<IssueIdentity> & StoreOf<IssueQueue> & StoreOf<HostRegistry> & StoreOf<IntakeLedger>;
+export type IntakeStores = StoreOf<IssueRecords> & StoreOf<IssueIdentity> & StoreOf<IssueQueue> & StoreOf<HostRegistry> & StoreOf<IntakeLedger> & StoreOf<PullRequestLinks>;
 
 /** What the run worker keeps in Redis: all but the intake ledger. */
-export type WorkerStores = StoreOf<IssueRecords> & StoreOf<IssueIdentity> & StoreOf<IssueQueue> & StoreOf<HostRegistry> & StoreOf<ProviderWaitStore> & StoreOf<DeliveryClaims>;
+export type WorkerStores = StoreOf<IssueRecords> & StoreOf<IssueIdentity> & StoreOf<IssueQueue> & StoreOf<HostRegistry> & StoreOf<ProviderWaitStore> & StoreOf<DeliveryClaims> & StoreOf<PullRequestLinks>;
 
 /** Every store of the per-issue state, as one object. */
 export type IssueStores = IntakeStores & WorkerStores;
@@ -26,7 +27,7 @@ export type IssueStores = IntakeStores & WorkerStores;
  */
 export function issueStores(redis: Redis): IssueStores {
   const records = new IssueRecords(redis);
-  const parts: object[] = [records, new IssueIdentity(redis, records), new IssueQueue(redis), new HostRegistry(redis), new IntakeLedger(redis), new ProviderWaitStore(redis), new DeliveryClaims(redis)];
+  const parts: object[] = [records, new IssueIdentity(redis, records), new IssueQueue(redis), new HostRegistry(redis), new IntakeLedger(redis), new ProviderWaitStore(redis), new DeliveryClaims(redis), new PullRequestLinks(redis)];
   const all: Record<string, unknown> = {};
   for (const part of parts) {
     for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(part))) {

@@ -1,0 +1,79 @@
+import type { Redis } from 'ioredis';
+import { issueKeyName } from './issue-keys.js';
+import { KEY_PREFIX } from './names.js';
+
+/** A pull request, by its repository and number. */
+export interface PullRef {
+  readonly owner: string;
+  readonly repo: string;
+  readonly number: number;
+}
+
+/** What cldpd recorded of a session's pull request. */
+export interface PullLink extends PullRef {
+  readonly url: string;
+  /** The branch it is from. */
+  readonly head: string;
+  /** The branch it merges into. */
+  readonly base: string;
+  /** The last commit a run of the session pushed to its head; a check on another commit is not the agent's. */
+  readonly agentSha?: string;
+  /** Whether cldpd opened it (a person or the agent did otherwise). */
+  readonly opened?: boolean;
+  /** When it was last recorded. */
+  readonly at: number;
+}
+
+/** Every session pull request cldpd recorded → the issue whose session it is. */
+const PULL_ISSUES_KEY = `${KEY_PREFIX}:pull-issues`;
+
+function field(pull: PullRef): string {
+  return `${pull.owner}/${pull.repo}#${pull.number}`.toLowerCase();
+}
+
+/**
+ * The pull requests of issues' sessions (`cldpd:pull-issues`, and each issue's `…:pulls`
+ * hash): which issue a pull request belongs to, so commands and reviews on it reach that
+ * issue's session, and the head its agent pushed last. An issue's own hash goes when the
+ * issue is retired; the global entry then points at an issue without a session, which reads
+ * as no link.
+ */
+export class PullRequestLinks {
+  constructor(private readonly redis: Redis) {}
+
+  /** Records `link` as a pull request of issue `issueKey`'s session; a later call updates it (an `agentSha` left out is kept). */
+  async linkPull(issueKey: string, link: PullLink): Promise<void> {
+    const own = issueKeyName(issueKey, 'pulls');
+    const before = await this.pullOf(issueKey, link);
+    const merged: PullLink = { ...before, ...link, ...(link.agentSha ?? before?.agentSha ? { agentSha: link.agentSha ?? before?.agentSha } : {}), ...(link.opened || before?.opened ? { opened: true } : {}) };
+    await this.redis.multi().hset(PULL_ISSUES_KEY, field(link), issueKey).hset(own, field(link), JSON.stringify(merged)).exec();
+  }
+
+  /** The issue whose session `pull` is, when cldpd recorded it (and the issue was not retired since). */
+  async issueOfPull(pull: PullRef): Promise<string | undefined> {
+    const issueKey = await this.redis.hget(PULL_ISSUES_KEY, field(pull));
+    if (!issueKey) return undefined;
+    return (await this.redis.hexists(issueKeyName(issueKey, 'pulls'), field(pull))) === 1 ? issueKey : undefined;
+  }
+
+  /** What was recorded of `pull` for issue `issueKey`. */
+  async pullOf(issueKey: string, pull: PullRef): Promise<PullLink | undefined> {
+    const raw = await this.redis.hget(issueKeyName(issueKey, 'pulls'), field(pull));
+    return raw ? parseLink(raw) : undefined;
+  }
+
+  /** Every pull request recorded for issue `issueKey`, newest first. */
+  async pullsOf(issueKey: string): Promise<PullLink[]> {
+    const all = await this.redis.hvals(issueKeyName(issueKey, 'pulls'));
+    return all.map(parseLink).filter((l): l is PullLink => l !== undefined).sort((a, b) => b.at - a.at);
+  }
+}
+
+function parseLink(raw: string): PullLink | undefined {
+  try {
+    const link = JSON.parse(raw) as PullLink;
+    return typeof link.number === 'number' && typeof link.owner === 'string' && typeof link.repo === 'string' ? link : undefined;
+  } catch {
+    return undefined;
+  }
+}
