@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MAX_PROMPT_BYTES, SESSION_SUFFIX_HEX, assertPodName, isCldpdError, keepStart } from '../core/index.js';
-import { issueKeyOf, type IntakeJob, type IssueRef, type RetireJob, type RunCommand } from '../queue/contract.js';
+import { issueKeyOf, type IntakeJob, type IssueRef, type RetireJob, type RunCommand, type Trigger } from '../queue/contract.js';
 import type { IntakeStores } from '../queue/issue-stores.js';
 import type { Producer } from '../queue/producer.js';
 import { runsAhead } from '../queue/queue-position.js';
@@ -9,7 +9,10 @@ import { dayEnds, mergeLimits, type LimitHit, type RepoLimits } from '../queue/l
 import type { UsageLimits } from '../queue/usage-counters.js';
 import { COMMAND_HELP, commandTrigger } from './commands.js';
 import type { CommentsApi, OctokitLike } from './comments-api.js';
+import { buildChecksPrompt, failedChecks } from './check-failures.js';
 import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
+import { onSessionIssue } from './pull-sessions.js';
+import { buildReviewPrompt, readReview, reviewCommand } from './review-prompt.js';
 import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
 import { DEFAULT_REPO_SETTINGS, allowsPod, parseRepoSettings, type RepoSettings } from './repo-settings.js';
 import { renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
@@ -110,6 +113,13 @@ export class Intake {
       const command = commandTrigger(trigger.commentBody, trigger.commentId);
       return command ? this.handle({ ...job, trigger: command }) : 'ignored: no command';
     }
+    if (job.pull && job.issue.number === job.pull.number) {
+      // About a pull request: it acts on the session whose pull request it is, or on nothing.
+      const moved = await onSessionIssue(job, { state: this.options.state, octokit: () => this.options.octokitFor(job.issue.installationId) });
+      return moved ? this.handle(moved) : 'ignored: not a session\'s pull request';
+    }
+    if (trigger.kind === 'review' || trigger.kind === 'review-comment') return this.review(job, trigger);
+    if (trigger.kind === 'checks') return this.fixChecks(job, trigger);
     if (trigger.kind === 'transferred') {
       // GitHub moved the issue (its sender needed write access on both sides): its session,
       // queue and running run stay under the old key, reached from the new place, and stay
@@ -145,8 +155,11 @@ export class Intake {
     switch (trigger.kind) {
       case 'label':
         return this.closedRetention(job, key, await this.start(job, trigger.pod, key));
-      case 'resume':
-        return this.closedRetention(job, key, await this.resume(job, trigger.prompt, key));
+      case 'resume': {
+        const on = job.pull ? { number: job.pull.number, head: job.pull.head } : undefined;
+        const message = trigger.framed ? trigger.prompt : buildResumePrompt({ author: sender.login, instruction: trigger.prompt, ...(on ? { on } : {}) });
+        return this.closedRetention(job, key, await this.resume(job, message, key, trigger.note));
+      }
       case 'stop':
         return this.stop(job, key);
       case 'status':
@@ -216,7 +229,7 @@ export class Intake {
     return true;
   }
 
-  /** `instruction`: a resume's, when the session it meant to continue was on a forgotten host. */
+  /** `instruction`: a resume's message, when the session it meant to continue was on a forgotten host. */
   private async start(job: IntakeJob, pod: string, key: string, instruction?: string): Promise<string> {
     try {
       assertPodName(pod);
@@ -231,9 +244,11 @@ export class Intake {
       return 'pod not allowed';
     }
     if (await this.overLimit(job, key, settings)) return 'over a limit';
-    const issuePrompt = buildIssuePrompt({ title: job.issue.title, body: job.issue.body });
+    // Asked on a pull request (a forgotten host's session starting afresh): the issue's own words.
+    const { title, body } = job.pull ? await this.issueText(job.issue) : job.issue;
+    const issuePrompt = buildIssuePrompt({ title, body });
     // A resume of a session left on a forgotten host starts afresh, its instruction after the issue.
-    const prompt = instruction === undefined ? issuePrompt : `${issuePrompt}\n\n${buildResumePrompt({ author: job.sender.login, instruction })}`;
+    const prompt = instruction === undefined ? issuePrompt : `${issuePrompt}\n\n${instruction}`;
     const { forgotten } = await this.options.state.get(key);
     const note = forgotten ? `The issue's earlier session${forgotten.sessionId ? ` \`${forgotten.sessionId}\`` : ''} was on host \`${forgotten.hostId}\`, which an operator released on ${utcMinute(forgotten.at)} UTC (\`cldpd hosts forget\`): its state stayed there, and this session starts afresh.` : undefined;
     const sessionId = await this.claimSessionId(pod, job.deliveryId, key);
@@ -256,19 +271,20 @@ export class Intake {
     throw new Error(`${SESSION_ID_ATTEMPTS} session ids for delivery ${deliveryId} are all held by other issues; this cannot happen by chance: look for a tampered session-issues hash in Redis.`);
   }
 
-  private async resume(job: IntakeJob, prompt: string, key: string): Promise<string> {
+  /** `message`: what the agent receives (a comment's instruction framed, a review, failing checks); `note`: a line its status comment keeps. */
+  private async resume(job: IntakeJob, message: string, key: string, note?: string): Promise<string> {
     const issue = await this.options.state.get(key);
     if (!issue.sessionId && issue.forgotten && issue.pod) {
       // Its session stayed on a host an operator forgot: a new one starts on a live host (the
       // status comment says why), with this instruction after the issue.
-      const started = await this.start(job, issue.pod, key, prompt);
+      const started = await this.start(job, issue.pod, key, message);
       return started.startsWith('queued start') ? `${started} (its session was on a forgotten host)` : started;
     }
     if (!issue.sessionId || !issue.pod) {
       await this.replyOnce(job, 'This issue has no cldpd session yet. Add the label `cldpd:<pod>` to start one; `/cldpd resume` continues it afterwards.');
       return 'no session';
     }
-    const full = buildResumePrompt({ author: job.sender.login, instruction: prompt });
+    const full = message;
     const bytes = Buffer.byteLength(full);
     if (bytes > MAX_PROMPT_BYTES) {
       await this.replyOnce(job, `This instruction is ${bytes} bytes; cldpd passes at most ${MAX_PROMPT_BYTES} bytes to the agent. Nothing was queued: shorten it, or put the details in a file in the repository and point the agent at it.`);
@@ -279,7 +295,7 @@ export class Intake {
       if (!settings) return 'bad settings';
       if (await this.overLimit(job, key, settings)) return 'over a limit';
     }
-    const command = await this.queueRun(job, key, { kind: 'resume', pod: issue.pod, sessionId: issue.sessionId, prompt: full });
+    const command = await this.queueRun(job, key, { kind: 'resume', pod: issue.pod, sessionId: issue.sessionId, prompt: full, ...(note ? { note } : {}) });
     await this.options.limits?.usage.queued(`${job.issue.owner}/${job.issue.repo}`, key, job.sender.login);
     if (issue.hostId) {
       // If the session's agent is running, its host gives it this as its next message;
@@ -299,7 +315,7 @@ export class Intake {
       // A retried intake may have posted before it died: look for our marker first.
       // Only comments the app wrote, since this delivery arrived: anyone can write a marker.
       const appLogin = await this.options.appLogin();
-      const found = (await comments.list(job.issue, { since: new Date(job.receivedAt - 60_000) })).find((c) => {
+      const found = (await comments.list(askedOn(job), { since: new Date(job.receivedAt - 60_000) })).find((c) => {
         const m = parseStatusMarker(c.body);
         return c.author.login === appLogin && c.author.type === 'Bot' && m?.issueKey === key && m.seq === seq;
       });
@@ -308,15 +324,16 @@ export class Intake {
       const unseen = run.kind === 'resume' ? await this.unseenHost(key) : undefined;
       const said = run.note ?? unseen;
       const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: ahead, now: Date.now(), requestedBy: job.sender.login, ...(said ? { note: said } : {}) }, marker, (t) => t);
-      const comment = found ?? (await comments.create(job.issue, body));
+      const comment = found ?? (await comments.create(askedOn(job), body));
       if (!found) await state.showPosition(key, seq, ahead);
       commentId = await state.statusComment(key, seq, comment.id);
-      await state.set(key, { lastStatusUrl: comment.url });
+      await state.set(key, { lastStatusUrl: comment.url, ...(job.pull ? { continuesOn: job.pull.url } : {}) });
     }
     if (run.kind === 'start') await state.set(key, { sessionId: run.sessionId, pod: run.pod });
     const command: RunCommand = {
       seq, issueKey: key, issue: { installationId: job.issue.installationId, owner: job.issue.owner, repo: job.issue.repo, number: job.issue.number, url: job.issue.url },
       requestedBy: job.sender.login, enqueuedAt: job.receivedAt, statusCommentId: commentId as number, ...run,
+      ...(job.pull ? { reportOn: { number: job.pull.number, url: job.pull.url } } : {}),
     };
     await producer.run(command);
     return command;
@@ -364,6 +381,7 @@ export class Intake {
       pending > (issue.running > 0 ? 1 : 0) ? `- queued: ${pending - (issue.running > 0 ? 1 : 0)}` : '- nothing queued',
       issue.lastState ? `- latest: ${issue.lastState}` : undefined,
       issue.lastStatusUrl ? `- [status comment](${issue.lastStatusUrl})` : undefined,
+      issue.continuesOn ? `- the conversation continues on [the pull request](${issue.continuesOn}): \`/cldpd resume\` there, or a review that carries it` : undefined,
       await this.unseenHost(key).then((text) => (text ? `- ${text}` : undefined)),
       ...(await this.usageLines(job)),
     ].filter(Boolean);
@@ -430,11 +448,89 @@ export class Intake {
     return [line('this repository', today.repository, applied.repository), line(`@${job.sender.login}`, today.person, applied.perPerson)];
   }
 
+  /** The issue's title and body, from the API. */
+  private async issueText(issue: IssueRef): Promise<{ title: string; body: string | null }> {
+    const octokit = await this.options.octokitFor(issue.installationId);
+    const { data } = await octokit.request('GET /repos/{owner}/{repo}/issues/{issue_number}', { owner: issue.owner, repo: issue.repo, issue_number: issue.number });
+    const found = data as { title?: unknown; body?: unknown };
+    return { title: typeof found.title === 'string' ? found.title : `#${issue.number}`, body: typeof found.body === 'string' ? found.body : null };
+  }
+
+  /**
+   * A review on a session's pull request (or a reply in one of its threads): read whole, and
+   * acted on once per review when its body carries a command or a line comment carries
+   * `/cldpd resume` (which delivery of the review comes first does not matter). A resume's
+   * message is the whole review. Everything else is ignored, before any permission check.
+   */
+  private async review(job: IntakeJob, trigger: Extract<Trigger, { kind: 'review' | 'review-comment' }>): Promise<string> {
+    const pull = job.pull;
+    if (!pull) return 'ignored: no pull request';
+    const octokit = await this.options.octokitFor(job.issue.installationId);
+    const read = await readReview(octokit, { owner: job.issue.owner, repo: job.issue.repo, number: pull.number }, trigger.reviewId);
+    const command = reviewCommand(read);
+    if (!command) return 'ignored: no command';
+    if (!(await this.options.state.claimFor(`review:${job.issue.owner}/${job.issue.repo}#${trigger.reviewId}`.toLowerCase(), job.deliveryId))) {
+      return 'ignored: this review was acted on already';
+    }
+    const commentId = trigger.kind === 'review' ? trigger.reviewId : trigger.commentId;
+    const next: Trigger = command.kind === 'resume'
+      ? { kind: 'resume', prompt: buildReviewPrompt(read, { number: pull.number, head: pull.head }), commentId, commentBody: '', framed: true }
+      : command.kind === 'invalid' ? { kind: 'invalid', problem: command.problem, commentId } : { kind: command.kind, commentId };
+    return this.handle({ ...job, trigger: next });
+  }
+
+  /**
+   * Checks that failed on a session's pull request: with `fixChecks` in the repository's
+   * settings, the session resumes with the failures, once per commit and at most `fixChecks`
+   * times per pull request, only on the commit its agent pushed last and never while a run of
+   * the issue goes or waits. Checks on a commit a person pushed (the pull request's head, not
+   * the agent's) stop the automatic fixes of that pull request for good.
+   */
+  private async fixChecks(job: IntakeJob, trigger: Extract<Trigger, { kind: 'checks' }>): Promise<string> {
+    const { state, logger } = this.options;
+    const pull = job.pull;
+    if (!pull) return 'ignored: no pull request';
+    const key = await state.keyFor(job.issue);
+    const ref = { owner: job.issue.owner, repo: job.issue.repo, number: pull.number };
+    const settings = await this.settings(job.issue).catch((err: unknown) => {
+      if (statusOf(err) !== undefined) throw err;
+      logger.warn({ issue: key, err: (err as Error).message }, 'failing checks not acted on: the repository\'s settings cannot be read');
+      return undefined;
+    });
+    if (!settings || settings.fixChecks === 0) return 'ignored: fixChecks is off';
+    const link = await state.pullOf(key, ref);
+    if (!link?.agentSha) return 'ignored: no commit of the agent is known on this pull request';
+    const issue = await state.get(key);
+    if (issue.running > 0 || (await state.pending(key)) > 0) return 'ignored: a run of the issue goes or waits';
+    if (trigger.sha !== link.agentSha) {
+      const octokit = await this.options.octokitFor(job.issue.installationId);
+      const { data } = await octokit.request('GET /repos/{owner}/{repo}/pulls/{pull_number}', { owner: ref.owner, repo: ref.repo, pull_number: ref.number });
+      const headSha = (data as { head?: { sha?: unknown } }).head?.sha;
+      if (headSha !== trigger.sha) return 'ignored: checks of an earlier commit';
+      await state.stopCheckFixes(key, ref);
+      logger.info({ issue: key, pull: pull.number, sha: trigger.sha }, 'a person pushed to the session\'s pull request: its failing checks are not fixed automatically any more');
+      return 'ignored: a person pushed; automatic fixes stop';
+    }
+    const claim = await state.claimCheckFix(key, ref, trigger.sha, settings.fixChecks, job.deliveryId);
+    if ('refused' in claim) return `ignored: fix ${claim.refused}`;
+    const octokit = await this.options.octokitFor(job.issue.installationId);
+    const checks = await failedChecks(octokit, ref, trigger.sha);
+    const message = buildChecksPrompt(checks, { number: pull.number, head: pull.head ?? link.head, sha: trigger.sha }, { n: claim.fix, of: settings.fixChecks });
+    const names = checks.slice(0, 5).map((c) => c.name).join(', ') || 'checks';
+    const note = `Started because checks failed on \`${trigger.sha.slice(0, 7)}\` (${names}): automatic fix ${claim.fix} of ${settings.fixChecks} for this pull request.`;
+    return this.resume({ ...job, trigger: { kind: 'resume', prompt: message, commentId: trigger.suiteId, commentBody: '', framed: true, note } }, message, key, note);
+  }
+
   /** Posts a reply for this delivery unless one was posted already (a retried intake stays quiet). */
   private async replyOnce(job: IntakeJob, text: string): Promise<void> {
     const { state, comments } = this.options;
     if (await state.replied(job.deliveryId)) return;
-    await comments.create(job.issue, text);
+    await comments.create(askedOn(job), text);
     await state.replied(job.deliveryId, true);
   }
+}
+
+/** Where a delivery's replies and status comment go: the pull request it was asked on, or its issue. */
+function askedOn(job: IntakeJob): IssueRef {
+  return job.pull ? { ...job.issue, number: job.pull.number, url: job.pull.url } : job.issue;
 }

@@ -27,6 +27,8 @@ export function buildIssuePrompt(input: { title: string; body: string | null | u
  * command parser) and who gave it. The issue itself is not repeated: the session has it
  * from its start, and the instruction is the comment.
  */
-export function buildResumePrompt(input: { author: string; instruction: string }): string {
-  return `${input.instruction}\n\n(Instruction from @${input.author}, in a comment on the issue.)`;
+export function buildResumePrompt(input: { author: string; instruction: string; on?: { number: number; head: string | undefined } }): string {
+  if (!input.on) return `${input.instruction}\n\n(Instruction from @${input.author}, in a comment on the issue.)`;
+  const branch = input.on.head ? ` \`${keepStart(sanitizeUntrusted(input.on.head), 255)}\`` : '';
+  return `${input.instruction}\n\n(Instruction from @${input.author}, in a comment on pull request #${input.on.number}. Push your changes to its branch${branch}: the pull request follows it.)`;
 }

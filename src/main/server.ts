@@ -1,10 +1,12 @@
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { requireGitHubApp, type Config } from '../config.js';
 import { appAuth } from '../github/app-auth.js';
-import { octokitComments } from '../github/comments-api.js';
+import { missingSubscriptions, missingSubscriptionsMessage } from '../github/app-subscriptions.js';
+import { octokitComments, type OctokitLike } from '../github/comments-api.js';
 import { Intake } from '../github/intake.js';
 import { webhookHandler } from '../github/triggers.js';
 import { createWebhookReceiver } from '../github/webhook-receiver.js';
@@ -14,6 +16,7 @@ import { issueStores } from '../queue/issue-stores.js';
 import { INTAKE_QUEUE } from '../queue/names.js';
 import { Producer } from '../queue/producer.js';
 import { UsageLimits } from '../queue/usage-counters.js';
+import { APP_YML_URL, parseAppDefinition } from '../setup/app-manifest.js';
 import { limitConnections } from '../web/connection-limits.js';
 import type { CldpdMetrics } from '../web/metrics.js';
 import { sessionPages, type SessionPages } from './session-pages.js';
@@ -88,7 +91,8 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
   });
   let proxy: { close(): void } | undefined;
 
-  const { octokitFor, appLogin } = appAuth({ appId, privateKey, baseUrl, logger });
+  const { octokitFor, appLogin, appOctokit } = appAuth({ appId, privateKey, baseUrl, logger });
+  void sayMissingSubscriptions(appOctokit, logger);
   pages = sessionPages(config, privateKey, redis, octokitFor, logger);
   const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor, metrics?.github), sharedWriteBudget(redis, config, logger, metrics?.github)), octokitFor, appLogin, logger: logger.child({ name: 'intake' }), limits: { usage: new UsageLimits(redis), defaults: config.limits }, retentionMs: config.retentionMs });
   const worker = new Worker<IntakeJob>(INTAKE_QUEUE, (job) => intake.process(job.data), { connection: redis, concurrency: 8 });
@@ -113,6 +117,18 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
       await producer.close();
     },
   };
+}
+
+/** Logs what the registered app is not subscribed to of what app.yml asks (an app registered before cldpd asked it); never throws. */
+async function sayMissingSubscriptions(appOctokit: () => Promise<OctokitLike>, logger: Logger): Promise<void> {
+  try {
+    const wanted = parseAppDefinition(await readFile(APP_YML_URL, 'utf8'));
+    const { data } = await (await appOctokit()).request('GET /app');
+    const message = missingSubscriptionsMessage(missingSubscriptions(data as { events?: unknown; permissions?: unknown }, { events: wanted.defaultEvents, permissions: wanted.defaultPermissions }));
+    if (message) logger.warn(message);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'could not compare the GitHub App\'s events and permissions with app.yml');
+  }
 }
 
 /**

@@ -29,7 +29,8 @@ export type Trigger =
    */
   | { readonly kind: 'comment'; readonly commentId: number; readonly commentBody: string }
   /** What a comment's command is; servers before `comment` queued these directly. */
-  | { readonly kind: 'resume'; readonly prompt: string; readonly commentId: number; readonly commentBody: string }
+  /** `framed`: the prompt is the whole message (a review's, failing checks'), not an instruction to frame as a comment's. */
+  | { readonly kind: 'resume'; readonly prompt: string; readonly commentId: number; readonly commentBody: string; readonly framed?: boolean; readonly note?: string }
   | { readonly kind: 'stop'; readonly commentId: number }
   | { readonly kind: 'status'; readonly commentId: number }
   | { readonly kind: 'invalid'; readonly problem: string; readonly commentId: number }
@@ -38,7 +39,30 @@ export type Trigger =
   /** The issue was reopened (`at`: when): nothing of it is removed. */
   | { readonly kind: 'reopened'; readonly at: number }
   /** The issue was moved to another repository: it is reached from there from now on. */
-  | { readonly kind: 'transferred'; readonly to: Pick<IssueRef, 'owner' | 'repo' | 'number' | 'url'> };
+  | { readonly kind: 'transferred'; readonly to: Pick<IssueRef, 'owner' | 'repo' | 'number' | 'url'> }
+  /**
+   * A review submitted on a pull request (its body as written): the intake step reads its
+   * line comments too, and resumes the session once when any part carries `/cldpd resume`.
+   */
+  | { readonly kind: 'review'; readonly reviewId: number; readonly body: string; readonly state: string }
+  /** A reply in a review thread that may hold a command (as written); it belongs to review `reviewId`. */
+  | { readonly kind: 'review-comment'; readonly commentId: number; readonly reviewId: number; readonly body: string }
+  /** Checks on commit `sha` completed with a failure: with `fixChecks`, the session may be resumed to fix them. */
+  | { readonly kind: 'checks'; readonly sha: string; readonly suiteId: number; readonly conclusion: string };
+
+/**
+ * The pull request a delivery is about (a comment, review or check there). The intake step
+ * finds the issue whose session it is (recorded by cldpd, or its head `cldpd/issue-<n>` in the
+ * same repository) and ignores the delivery quietly when it is no session's.
+ */
+export interface PullTarget {
+  readonly number: number;
+  readonly url: string;
+  /** Its head branch, when the delivery says it (a comment's does not). */
+  readonly head?: string;
+  /** Whether its head is in the same repository (a fork's never is a session's). */
+  readonly sameRepo?: boolean;
+}
 
 /**
  * Job of the intake queue, one per accepted webhook delivery. Keyed by what the delivery's
@@ -54,6 +78,8 @@ export interface IntakeJob {
   readonly issue: IssueRef & { readonly title: string; readonly body: string | null; /** When the issue was closed, when the delivery says it is. */ readonly closedAt?: number };
   readonly sender: { readonly login: string; readonly type: string };
   readonly receivedAt: number;
+  /** Set when the delivery is about a pull request: `issue` is then the pull request, until the intake step finds the session's issue. */
+  readonly pull?: PullTarget;
 }
 
 /**

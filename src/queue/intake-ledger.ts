@@ -35,6 +35,17 @@ export class IntakeLedger {
     return (await this.redis.exists(key)) === 1;
   }
 
+  /**
+   * Claims `what` (such as a review, which two deliveries may bring) for delivery `deliveryId`
+   * for 8 days: true for the first delivery to ask and for it again (a retried intake), false
+   * for any other.
+   */
+  async claimFor(what: string, deliveryId: string): Promise<boolean> {
+    const key = `${KEY_PREFIX}:claim:${what}`;
+    if ((await this.redis.set(key, deliveryId, 'EX', 8 * 24 * 3600, 'NX')) === 'OK') return true;
+    return (await this.redis.get(key)) === deliveryId;
+  }
+
   /** The seq a delivery was given, so a retried intake reuses it; sets it when `seq` is given. */
   async deliverySeq(deliveryId: string, seq?: number): Promise<number | undefined> {
     const key = `${KEY_PREFIX}:delivery:${deliveryId}`;

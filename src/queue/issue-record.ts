@@ -15,6 +15,8 @@ export interface IssueRecord {
   readonly lastStatusUrl: string | undefined;
   /** One line on the latest run, for `/cldpd status`. */
   readonly lastState: string | undefined;
+  /** The session's pull request where its latest run was asked for, when it was (the conversation goes on there). */
+  readonly continuesOn: string | undefined;
   /** The seq of the command being run (0 when none): a retried job with this seq re-attaches. */
   readonly running: number;
   /** The command being run, as JSON, for adoption after a restart. */
@@ -107,6 +109,7 @@ export class IssueRecords {
       hostId: h.hostId || undefined,
       lastStatusUrl: h.lastStatusUrl || undefined,
       lastState: h.lastState || undefined,
+      continuesOn: h.continuesOn || undefined,
       running: Number(h.running ?? 0),
       runningCommand: h.runningCommand || undefined,
       closedAt: h.closedAt ? Number(h.closedAt) : undefined,
@@ -115,7 +118,7 @@ export class IssueRecords {
   }
 
   /** Sets fields of the issue's record. */
-  async set(issueKey: string, fields: Partial<Record<'sessionId' | 'pod' | 'hostId' | 'lastStatusUrl' | 'lastState' | 'running' | 'runningCommand', string>>): Promise<void> {
+  async set(issueKey: string, fields: Partial<Record<'sessionId' | 'pod' | 'hostId' | 'lastStatusUrl' | 'lastState' | 'continuesOn' | 'running' | 'runningCommand', string>>): Promise<void> {
     const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
     if (entries.length > 0) await this.redis.hset(issueKeyName(issueKey), Object.fromEntries(entries));
   }

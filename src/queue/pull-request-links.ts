@@ -27,6 +27,21 @@ export interface PullLink extends PullRef {
 /** Every session pull request cldpd recorded → the issue whose session it is. */
 const PULL_ISSUES_KEY = `${KEY_PREFIX}:pull-issues`;
 
+/** KEYS: the issue's check-fix hash. ARGV: pull field, sha, max, claimant → {1, fix number} | {0, why}. */
+const CLAIM_FIX = `
+local held = redis.call('HGET', KEYS[1], ARGV[1] .. '@' .. ARGV[2])
+if held then
+  local claimant, fix = string.match(held, '^(.*) (%d+)$')
+  if claimant == ARGV[4] then return {1, fix} end
+  return {0, 'taken'}
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1] .. ':stopped') == 1 then return {0, 'stopped'} end
+local count = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':count') or '0')
+if count >= tonumber(ARGV[3]) then return {0, 'spent'} end
+redis.call('HSET', KEYS[1], ARGV[1] .. '@' .. ARGV[2], ARGV[4] .. ' ' .. (count + 1), ARGV[1] .. ':count', count + 1)
+return {1, tostring(count + 1)}
+`;
+
 function field(pull: PullRef): string {
   return `${pull.owner}/${pull.repo}#${pull.number}`.toLowerCase();
 }
@@ -60,6 +75,22 @@ export class PullRequestLinks {
   async pullOf(issueKey: string, pull: PullRef): Promise<PullLink | undefined> {
     const raw = await this.redis.hget(issueKeyName(issueKey, 'pulls'), field(pull));
     return raw ? parseLink(raw) : undefined;
+  }
+
+  /**
+   * Claims the automatic fix of failing checks on commit `sha` of `pull` for `claimant` (a
+   * delivery): at most `max` fixes per pull request, one per commit, none after a person's push
+   * (stopCheckFixes). The same claimant claiming again (a retried intake) gets its claim back.
+   * Says which fix this is, or why there is none.
+   */
+  async claimCheckFix(issueKey: string, pull: PullRef, sha: string, max: number, claimant: string): Promise<{ readonly fix: number } | { readonly refused: 'taken' | 'spent' | 'stopped' }> {
+    const [claimed, value] = (await this.redis.eval(CLAIM_FIX, 1, issueKeyName(issueKey, 'checkfix'), field(pull), sha, max, claimant)) as [number, string];
+    return claimed === 1 ? { fix: Number(value) } : { refused: value as 'taken' | 'spent' | 'stopped' };
+  }
+
+  /** Stops the automatic fixes of `pull`'s failing checks for good (a person pushed to its branch). */
+  async stopCheckFixes(issueKey: string, pull: PullRef): Promise<void> {
+    await this.redis.hset(issueKeyName(issueKey, 'checkfix'), `${field(pull)}:stopped`, String(Date.now()));
   }
 
   /** Every pull request recorded for issue `issueKey`, newest first. */

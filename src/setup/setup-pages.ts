@@ -14,14 +14,18 @@ import { unreachableReason, newAppUrl, type AppDefinition, type AppManifest } fr
  */
 export const EVENT_REASONS: Readonly<Record<string, string>> = {
   issues: 'to see an issue labelled cldpd:<pod>, which starts an agent in that pod',
-  issue_comment: 'to read the /cldpd resume, /cldpd stop and /cldpd status comments on such an issue',
+  issue_comment: 'to read the /cldpd resume, /cldpd stop and /cldpd status comments on such an issue and on its session\'s pull request',
+  pull_request_review: 'to resume a session from a review of its pull request that carries /cldpd resume, with the review\'s line comments',
+  pull_request_review_comment: 'to resume a session from a reply in a review thread that carries /cldpd resume',
+  check_suite: 'to resume a session when checks fail on the commit its agent pushed (only for repositories that set fixChecks)',
 };
 
 /** See {@link EVENT_REASONS}. */
 export const PERMISSION_REASONS: Readonly<Record<string, string>> = {
   issues: 'to post one status comment per run, keep it up to date, and answer triggers it refuses',
   contents: "to read the repository's .github/cldpd.yml (which pods it may use, its limits), and as the most a pod's token may have: a run gets a token for its issue's repository only, with just what its pod.json \"github\" asks (contents: write lets its agent push a branch); a pod that asks nothing gets no token",
-  pull_requests: 'as the most a pod\'s token may have, for agents that open a pull request from their branch; cldpd itself only reads which pull requests a run opened, to link them',
+  pull_requests: 'to open the pull request of a run that pushed its branch (draft by default), to read reviews and their line comments, and as the most a pod\'s token may have',
+  checks: 'to read the names, summaries and output of failing checks for fixChecks',
   metadata: 'to check that whoever labels or comments may write to the repository (every app has it)',
 };
 

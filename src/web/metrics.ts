@@ -52,7 +52,7 @@ export interface CldpdMetrics {
 }
 
 /** The events cldpd is sent (app.yml) or may be: anything else is counted as `other`, so no sender can grow the label set. */
-const KNOWN_EVENTS = new Set(['issues', 'issue_comment', 'ping', 'installation', 'installation_repositories']);
+const KNOWN_EVENTS = new Set(['issues', 'issue_comment', 'pull_request_review', 'pull_request_review_comment', 'check_suite', 'ping', 'installation', 'installation_repositories']);
 
 /** From a second to eight hours: agent runs last minutes to hours. */
 const RUN_SECONDS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14_400, 28_800];

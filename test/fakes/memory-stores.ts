@@ -2,7 +2,7 @@ import type { IssueRef, RunCommand } from '../../src/queue/contract.js';
 import type { IssueRecord } from '../../src/queue/issue-record.js';
 import type { QueueSnapshot } from '../../src/queue/queue-position.js';
 
-type Fields = Partial<Record<'sessionId' | 'pod' | 'hostId' | 'lastStatusUrl' | 'lastState' | 'running' | 'runningCommand', string>>;
+type Fields = Partial<Record<'sessionId' | 'pod' | 'hostId' | 'lastStatusUrl' | 'lastState' | 'continuesOn' | 'running' | 'runningCommand', string>>;
 
 /** A RunCommand of issue `issueKey` for the unit tests: a start at seq 1, a resume after. */
 export function command(issueKey: string, seq: number, extra: Partial<RunCommand> = {}): RunCommand {
@@ -46,7 +46,7 @@ export class MemoryStores {
     const h = this.records.get(issueKey) ?? {};
     return {
       seq: Number(h.seq ?? 0), stoppedSeq: Number(h.stoppedSeq ?? 0), sessionId: h.sessionId || undefined, pod: h.pod || undefined, hostId: h.hostId || undefined,
-      lastStatusUrl: h.lastStatusUrl || undefined, lastState: h.lastState || undefined, running: Number(h.running ?? 0), runningCommand: h.runningCommand || undefined,
+      lastStatusUrl: h.lastStatusUrl || undefined, lastState: h.lastState || undefined, continuesOn: h.continuesOn || undefined, running: Number(h.running ?? 0), runningCommand: h.runningCommand || undefined,
       closedAt: h.closedAt ? Number(h.closedAt) : undefined, forgotten: undefined,
     };
   }

@@ -12,7 +12,7 @@ const DAY = 86_400_000;
 const RETENTION_MS = 14 * DAY;
 
 const EMPTY: IssueRecord = {
-  seq: 0, stoppedSeq: 0, sessionId: undefined, pod: undefined, hostId: undefined, lastStatusUrl: undefined, lastState: undefined,
+  seq: 0, stoppedSeq: 0, sessionId: undefined, pod: undefined, hostId: undefined, lastStatusUrl: undefined, lastState: undefined, continuesOn: undefined,
   running: 0, runningCommand: undefined, closedAt: undefined, forgotten: undefined,
 };
 
