@@ -191,3 +191,58 @@ export function webhookPayload(event: 'issues' | 'issue_comment', action: string
   if (fields.comment !== undefined) example.comment = { ...example.comment, id: Math.floor(Math.random() * 1e9), body: fields.comment, user: { ...example.comment.user, login: sender, type: senderType }, created_at: now, updated_at: now };
   return example;
 }
+
+/** Where a {@link pullPayload} points, and what it changes in GitHub's example. */
+export interface PullPayloadFields {
+  owner: string;
+  repo: string;
+  installation: number;
+  /** The pull request's number and head branch (`fork`: its head is in another repository). */
+  pull: number;
+  head: string;
+  fork?: boolean;
+  /** The sender's login: `alice` unless given. */
+  sender?: string;
+  senderType?: string;
+  /** pull_request_review: the review's id, body and state. */
+  review?: { id: number; body: string; state?: string };
+  /** pull_request_review_comment: the comment (a reply when `inReplyTo` is set). */
+  comment?: { id: number; body: string; reviewId: number; inReplyTo?: number };
+  /** check_suite: the commit and conclusion. */
+  checks?: { id: number; sha: string; conclusion: string };
+}
+
+/**
+ * GitHub's example payload of `event.action` (pull_request_review, pull_request_review_comment,
+ * check_suite) from @octokit/webhooks-examples, pointed at `fields` and written now.
+ */
+export function pullPayload(event: 'pull_request_review' | 'pull_request_review_comment' | 'check_suite', action: string, fields: PullPayloadFields): Record<string, unknown> {
+  const { owner, repo, pull, sender = 'alice', senderType = 'User' } = fields;
+  const found = EXAMPLES.find((e) => e.name === event)?.examples.find((e) => e.action === action);
+  if (!found) throw new Error(`@octokit/webhooks-examples has no ${event}.${action} payload`);
+  const example = structuredClone(found) as Record<string, any>;
+  const now = new Date().toISOString();
+  const repoId = example.repository.id as number;
+  example.installation = { id: fields.installation, node_id: 'x' };
+  Object.assign(example.repository, { name: repo, full_name: `${owner}/${repo}`, html_url: `https://github.com/${owner}/${repo}` });
+  example.repository.owner.login = owner;
+  example.sender.login = sender;
+  example.sender.type = senderType;
+  const head = { ref: fields.head, sha: fields.checks?.sha ?? 'f'.repeat(40), repo: { ...(example.repository as object), id: fields.fork ? repoId + 1 : repoId } };
+  if (example.pull_request) {
+    Object.assign(example.pull_request, { number: pull, html_url: `https://github.com/${owner}/${repo}/pull/${pull}`, title: `Pull ${pull}`, body: 'Closes #1' });
+    example.pull_request.head = { ...example.pull_request.head, ...head };
+    example.pull_request.base = { ...example.pull_request.base, repo: { ...(example.repository as object), id: repoId } };
+  }
+  if (fields.review) Object.assign(example.review, { id: fields.review.id, body: fields.review.body, state: fields.review.state ?? 'commented', submitted_at: now, user: { ...example.review.user, login: sender, type: senderType } });
+  if (fields.comment) {
+    Object.assign(example.comment, { id: fields.comment.id, body: fields.comment.body, pull_request_review_id: fields.comment.reviewId, created_at: now, updated_at: now, user: { ...example.comment.user, login: sender, type: senderType } });
+    if (fields.comment.inReplyTo !== undefined) example.comment.in_reply_to_id = fields.comment.inReplyTo;
+    else delete example.comment.in_reply_to_id;
+  }
+  if (fields.checks) {
+    Object.assign(example.check_suite, { id: fields.checks.id, head_sha: fields.checks.sha, conclusion: fields.checks.conclusion, status: 'completed', updated_at: now, head_branch: fields.head });
+    example.check_suite.pull_requests = [{ number: pull, head, base: { ref: 'main', repo: { id: repoId } } }];
+  }
+  return example;
+}

@@ -71,6 +71,14 @@ export class FakeGitHub {
   heads: ((owner: string, repo: string) => Promise<Array<{ name: string; sha: string }>>) | undefined;
   /** Pull requests opened through the API, per `owner/repo`. */
   readonly pulls: Array<{ repo: string; number: number; title: string; head: string; base: string; html_url: string; state: string }> = [];
+  /** Pull requests a test sets up, by `owner/repo#n`, for `GET …/pulls/{n}`: head branch and commit, and whether the head is in a fork. */
+  readonly pullHeads = new Map<string, { ref: string; sha: string; fork?: boolean }>();
+  /** Reviews by `owner/repo#pull` and id, for `GET …/pulls/{n}/reviews/{id}`. */
+  readonly reviews = new Map<string, { body: string; state: string; user: string }>();
+  /** Review comments of pull requests, for `GET …/pulls/{n}/comments` (`pull`: `owner/repo#n`). */
+  readonly reviewComments: Array<{ pull: string; id: number; reviewId: number; path: string; line?: number; startLine?: number; diffHunk: string; body: string; user: string; inReplyTo?: number }> = [];
+  /** Check runs per commit, for `GET …/commits/{sha}/check-runs`. */
+  readonly checkRuns = new Map<string, Array<{ name: string; conclusion: string; title?: string; summary?: string; text?: string }>>();
   /** `owner/repo` → whether `GET /repos/{owner}/{repo}` says it is public (default private). */
   readonly visibility = new Map<string, 'public' | 'private'>();
   /** Who signs in through the OAuth authorize page (GitHub would ask the browser's user). */
@@ -189,6 +197,33 @@ export class FakeGitHub {
       const prefix = decodeURIComponent(m[3] as string);
       const all = (await this.heads(m[1] as string, m[2] as string)).filter((h) => h.name.startsWith(prefix)).map((h) => ({ ref: `refs/heads/${h.name}`, object: { sha: h.sha, type: 'commit' } }));
       return send(200, all.slice((page - 1) * perPage, page * perPage));
+    }
+    // Pull requests' heads, reviews, review comments and check runs, as a test set them up.
+    if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)$/.exec(path))) {
+      const key = `${m[1]}/${m[2]}#${m[3]}`;
+      const opened = this.pulls.find((p) => p.repo === `${m?.[1]}/${m?.[2]}` && p.number === Number(m?.[3]));
+      const head = this.pullHeads.get(key) ?? (opened ? { ref: opened.head, sha: '0'.repeat(40) } : undefined);
+      if (!head) return send(404, { message: 'Not Found' });
+      return send(200, { number: Number(m[3]), state: 'open', html_url: `https://github.com/${m[1]}/${m[2]}/pull/${m[3]}`, head: { ref: head.ref, sha: head.sha, repo: { id: head.fork ? 2 : 1 } }, base: { ref: 'main', repo: { id: 1 } } });
+    }
+    if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)\/reviews\/(\d+)$/.exec(path))) {
+      const review = this.reviews.get(`${m[1]}/${m[2]}#${m[3]}/${m[4]}`);
+      if (!review) return send(404, { message: 'Not Found' });
+      return send(200, { id: Number(m[4]), body: review.body, state: review.state, user: { login: review.user, type: 'User' } });
+    }
+    if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)\/comments$/.exec(path))) {
+      const pull = `${m[1]}/${m[2]}#${m[3]}`;
+      const perPage = Number(url.searchParams.get('per_page') ?? 30);
+      const page = Number(url.searchParams.get('page') ?? 1);
+      const all = this.reviewComments.filter((c) => c.pull === pull).sort((a, b) => (url.searchParams.get('direction') === 'desc' ? b.id - a.id : a.id - b.id));
+      return send(200, all.slice((page - 1) * perPage, page * perPage).map((c) => ({
+        id: c.id, pull_request_review_id: c.reviewId, path: c.path, line: c.line ?? null, start_line: c.startLine ?? null, diff_hunk: c.diffHunk, body: c.body,
+        user: { login: c.user, type: 'User' }, ...(c.inReplyTo ? { in_reply_to_id: c.inReplyTo } : {}),
+      })));
+    }
+    if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/commits\/([0-9a-f]+)\/check-runs$/.exec(path))) {
+      const runs = this.checkRuns.get(m[3] as string) ?? [];
+      return send(200, { total_count: runs.length, check_runs: runs.map((r, i) => ({ id: i + 1, name: r.name, status: 'completed', conclusion: r.conclusion, html_url: `https://github.com/${m?.[1]}/${m?.[2]}/runs/${i + 1}`, output: { title: r.title ?? null, summary: r.summary ?? null, text: r.text ?? null } })) });
     }
     if ((m = /^\/repos\/([^/]+)\/([^/]+)\/pulls$/.exec(path))) {
       const repo = `${m[1]}/${m[2]}`;
