@@ -64,11 +64,23 @@ describe('parseRepoSettings', () => {
 
   it.each([
     ['pods: web', '"pods" must be a list of pod names'],
-    ['pod: [web]', 'unknown key "pod" (known: pods, limits)'],
+    ['pod: [web]', 'unknown key "pod" (known: pods, limits, pullRequest, fixChecks)'],
     ['pods: [', 'not valid YAML'],
+    ['pullRequest: yes', '"pullRequest" must be draft, ready or off'],
+    ['pullRequest: 3', '"pullRequest" must be draft, ready or off'],
+    ['fixChecks: -1', '"fixChecks" must be a whole number from 0 to 10'],
+    ['fixChecks: 1.5', '"fixChecks" must be a whole number from 0 to 10'],
+    ['fixChecks: 11', '"fixChecks" must be a whole number from 0 to 10'],
+    ['fixChecks: "2"', '"fixChecks" must be a whole number from 0 to 10'],
     ['- a\n- b', 'must be a mapping of settings'],
   ])('refuses %j', (text, message) => {
     expect(() => parseRepoSettings(text)).toThrow(message);
+  });
+
+  it('pull request: opens drafts and fixes no checks unless told', () => {
+    expect(parseRepoSettings('')).toMatchObject({ pullRequest: 'draft', fixChecks: 0 });
+    expect(parseRepoSettings('pullRequest: ready\nfixChecks: 2')).toMatchObject({ pullRequest: 'ready', fixChecks: 2 });
+    expect(parseRepoSettings('pullRequest: "off"')).toMatchObject({ pullRequest: 'off' });
   });
 
   it('allows every pod without a list, and only the listed ones with one', () => {
