@@ -12,7 +12,7 @@ import type { CommentsApi, OctokitLike } from './comments-api.js';
 import { buildChecksPrompt, failedChecks } from './check-failures.js';
 import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
 import { onSessionIssue } from './pull-sessions.js';
-import { buildReviewPrompt, readReview, reviewCommand } from './review-prompt.js';
+import { buildReviewPrompt, readReview, reviewCommand, type ReviewRead } from './review-prompt.js';
 import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
 import { DEFAULT_REPO_SETTINGS, allowsPod, parseRepoSettings, type RepoSettings } from './repo-settings.js';
 import { renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
@@ -466,7 +466,13 @@ export class Intake {
     const pull = job.pull;
     if (!pull) return 'ignored: no pull request';
     const octokit = await this.options.octokitFor(job.issue.installationId);
-    const read = await readReview(octokit, { owner: job.issue.owner, repo: job.issue.repo, number: pull.number }, trigger.reviewId);
+    let read: ReviewRead;
+    try {
+      read = await readReview(octokit, { owner: job.issue.owner, repo: job.issue.repo, number: pull.number }, trigger.reviewId);
+    } catch (err) {
+      if (statusOf(err) === 404) return 'ignored: the review is gone';
+      throw err;
+    }
     const command = reviewCommand(read);
     if (!command) return 'ignored: no command';
     if (!(await this.options.state.claimFor(`review:${job.issue.owner}/${job.issue.repo}#${trigger.reviewId}`.toLowerCase(), job.deliveryId))) {
