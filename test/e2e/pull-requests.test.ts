@@ -173,7 +173,23 @@ describeWithDocker('a session\'s pull request end to end', () => {
       for (const body of [other, fork, reader]) await handled(body);
       // The reader is told, once, on the pull request; nothing else is written anywhere.
       expect(replies(100 + n).map((c) => c.body)).toEqual([expect.stringContaining('@rita, only people with write access')]);
-      expect(github.comments.length).toBe(before + 1);
+      // A reader's review: without a command it costs no permission read and says nothing;
+      // with one, it is refused on the pull request like a comment.
+      github.roles.set('rob', 'read');
+      const fields = { owner: OWNER, repo: REPO, installation: INSTALLATION, pull: 100 + n, head: `cldpd/issue-${n}`, sender: 'rob' };
+      const plain = nextId++;
+      github.reviews.set(`${on(100 + n)}/${plain}`, { body: 'nice', state: 'COMMENTED', user: 'rob' });
+      const plainReview = pullPayload('pull_request_review', 'submitted', { ...fields, review: { id: plain, body: 'nice' } });
+      expect(await send('pull_request_review', plainReview)).toBe(200);
+      await handled(plainReview);
+      expect(github.requests.filter((r) => r.path.includes('/collaborators/rob/'))).toEqual([]);
+      const asking = nextId++;
+      github.reviews.set(`${on(100 + n)}/${asking}`, { body: '/cldpd resume delete everything', state: 'COMMENTED', user: 'rob' });
+      const askingReview = pullPayload('pull_request_review', 'submitted', { ...fields, review: { id: asking, body: '/cldpd resume delete everything' } });
+      expect(await send('pull_request_review', askingReview)).toBe(200);
+      await handled(askingReview);
+      expect(replies(100 + n).map((c) => c.body)).toEqual([expect.stringContaining('@rita, only people'), expect.stringContaining('@rob, only people with write access')]);
+      expect(github.comments.length).toBe(before + 2);
       expect(await redis.hget(`cldpd:issue:{${issueKeyOf({ owner: OWNER, repo: REPO, number: n })}}`, 'seq')).toBe('1');
     });
 
