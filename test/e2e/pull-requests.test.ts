@@ -85,6 +85,12 @@ describeWithDocker('a session\'s pull request end to end', () => {
       await world.close();
     });
 
+    it('app events: the server says at start which events and permissions an app registered before lacks', async () => {
+      await until('the warning in the server\'s log', async () => (await readFile(join(world.home, 'server.log'), 'utf8')).includes('is not sent the events'));
+      const log = await readFile(join(world.home, 'server.log'), 'utf8');
+      expect(log).toContain('is not sent the events pull_request_review, pull_request_review_comment, check_suite and lacks the permissions checks: read');
+    });
+
     it('pull request: /cldpd resume on the session\'s pull request resumes the same session and reports there; the issue says where it goes on', async () => {
       const { n, sessionId } = await session();
       const pull = 100 + n;

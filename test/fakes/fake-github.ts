@@ -71,6 +71,8 @@ export class FakeGitHub {
   heads: ((owner: string, repo: string) => Promise<Array<{ name: string; sha: string }>>) | undefined;
   /** Pull requests opened through the API, per `owner/repo`. */
   readonly pulls: Array<{ repo: string; number: number; title: string; head: string; base: string; html_url: string; state: string }> = [];
+  /** What `GET /app` says the app is sent and may do: by default an app registered before reviews and checks. */
+  app: { events: string[]; permissions: Record<string, string> } = { events: ['issues', 'issue_comment'], permissions: { issues: 'write', contents: 'write', pull_requests: 'write', metadata: 'read' } };
   /** Pull requests a test sets up, by `owner/repo#n`, for `GET …/pulls/{n}`: head branch and commit, and whether the head is in a fork. */
   readonly pullHeads = new Map<string, { ref: string; sha: string; fork?: boolean }>();
   /** Reviews by `owner/repo#pull` and id, for `GET …/pulls/{n}/reviews/{id}`. */
@@ -139,7 +141,7 @@ export class FakeGitHub {
       res.end(JSON.stringify(data));
     };
     let m: RegExpExecArray | null;
-    if (method === 'GET' && path === '/app') return send(200, { id: 1, slug: 'cldpd', name: 'cldpd' });
+    if (method === 'GET' && path === '/app') return send(200, { id: 1, slug: 'cldpd', name: 'cldpd', ...this.app });
     const bearer = /^(?:Bearer|token) (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const user = bearer ? this.userTokens.get(bearer) : undefined;
     if (method === 'GET' && url.pathname === '/login/oauth/authorize') {
