@@ -168,7 +168,7 @@ export class SessionTakeover {
       await this.refuseBusy(await store.load(sessionId), containerId);
       await this.markOnboarded(containerId, session);
       const process = await runner.startTerminal(containerId, size);
-      logger?.info({ session: sessionId, container: containerName }, 'a person attached to the session');
+      logger?.debug({ session: sessionId, container: containerName }, 'a person attached to the session');
       let left: Promise<void> | undefined;
       return { sessionId, claudeSessionId: record.claudeSessionId, containerName, process, leave: () => (left ??= remove()) };
     } catch (err) {

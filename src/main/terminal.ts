@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { runCli } from '../cli/run-cli.js';
 import { colorEnabled } from '../cli/style.js';
 import { loadConfig } from '../config.js';
-import { Dispatcher, DockerRunner, HostInventory, SessionStore } from '../core/index.js';
+import { Dispatcher, DockerRunner, HostInventory, SessionStore, SessionTakeover } from '../core/index.js';
 
 const require = createRequire(import.meta.url);
 
@@ -46,13 +46,28 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     const inventory = new HostInventory({ runner, store, hostId: config.hostId });
     // Only `cldpd gc` asks; the module (and ioredis) is loaded then.
     const retirer = async () => (await import('./gc-retirer.js')).gcRetirer(config, inventory);
-    return { dispatcher, inventory, runner, store, pods, retirer };
+    const takeover = { sessions: new SessionTakeover({ runner, store, pods, hostId: config.hostId, hostEnv: process.env, logger }), claudeConfigDir: config.claudeConfigDir, hostId: config.hostId };
+    return { dispatcher, inventory, runner, store, pods, retirer, takeover };
   },
   {
     stdout: process.stdout,
     stderr: process.stderr,
     stdin: process.stdin,
     version,
+    ...(process.stdin.isTTY === true && process.stdout.isTTY === true ? {
+      terminal: {
+        input: process.stdin,
+        output: process.stdout,
+        onHangup: (handler: () => void) => {
+          process.on('SIGHUP', handler);
+          process.on('SIGTERM', handler);
+          return () => {
+            process.off('SIGHUP', handler);
+            process.off('SIGTERM', handler);
+          };
+        },
+      },
+    } : {}),
     color: { stdout: colorEnabled(process.env, process.stdout.isTTY === true), stderr: colorEnabled(process.env, process.stderr.isTTY === true) },
     onInterrupt: (handler) => {
       // A reader that went away (`cldpd start … | head`) is an interrupt too: stop, leave no container.
