@@ -39,6 +39,9 @@ export async function attachCommand(sessionId: string, takeover: SessionTakeover
     agent.stream.on('close', resolve);
     agent.stream.on('error', () => resolve());
   });
+  // A terminal that went away (EIO) takes nothing more; the hangup handler ends the container.
+  const ignore = (): void => undefined;
+  terminal.output.on('error', ignore);
   agent.stream.pipe(terminal.output, { end: false });
   const wasRaw = terminal.input.isRaw === true;
   terminal.input.setRawMode(true);
@@ -58,6 +61,7 @@ export async function attachCommand(sessionId: string, takeover: SessionTakeover
     terminal.input.pause();
     agent.stream.unpipe(terminal.output);
     await attached.leave();
+    terminal.output.off('error', ignore);
   }
   await writeTo(stderr, `\ncldpd: left session ${sessionId}; its container is removed. Continue it: cldpd resume ${sessionId} --prompt '<what next>', or /cldpd resume on its issue.\n`);
   return code;

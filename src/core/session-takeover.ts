@@ -136,9 +136,8 @@ export class SessionTakeover {
    */
   async attach(sessionId: string, size: TerminalSize): Promise<AttachedTerminal> {
     const { runner, store, hostId, hostEnv, logger } = this.options;
-    const session = await this.claudeSession(sessionId, 'attach to');
+    const session = await this.claudeSession(sessionId, 'attach to', (record) => this.refuseBusy(record));
     const { record, pod, image } = session;
-    await this.refuseBusy(record);
     for (const v of record.volumes) {
       if (!(await runner.inspectVolume(v.volume))) {
         throw new CldpdError('SessionNotFound', `The volume ${v.volume} that kept ${v.path} of session ${sessionId} is gone (removed with "cldpd volumes rm" or gc?), so its conversation cannot be taken over.`);
@@ -208,8 +207,11 @@ export class SessionTakeover {
     };
   }
 
-  /** The session, checked to be a Claude Code conversation this host can open; `doing` names what is refused. */
-  private async claudeSession(sessionId: string, doing: string): Promise<ClaudeSession> {
+  /**
+   * The session, checked to be a Claude Code conversation (then by `check`, when given) that
+   * this host can open; `doing` names what is refused.
+   */
+  private async claudeSession(sessionId: string, doing: string, check?: (record: SessionRecord) => Promise<void>): Promise<ClaudeSession> {
     const { runner, store, pods } = this.options;
     const record = await store.load(sessionId);
     const pod = await loadPod(pods, record.pod);
@@ -220,6 +222,7 @@ export class SessionTakeover {
     if (!record.claudeSessionId) {
       throw new CldpdError('InvalidInput', `Session ${sessionId} has no Claude Code conversation on record (its agent never reported a session id), so there is nothing to ${doing}.`);
     }
+    await check?.(record);
     const image = record.imageId ? await runner.inspectImage(record.imageId) : undefined;
     if (!image) {
       throw new CldpdError('SessionNotFound', `The image of session ${sessionId} (${record.image}) is gone from this Docker host, so its conversation cannot be opened here.`);

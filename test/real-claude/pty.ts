@@ -52,7 +52,9 @@ export class PseudoTerminal {
 
   constructor(argv: readonly string[], env: NodeJS.ProcessEnv, size = { rows: 40, columns: 120 }) {
     this.child = spawn('python3', ['-c', RELAY, String(size.rows), String(size.columns), ...argv], { env, stdio: ['pipe', 'pipe', 'inherit'] });
-    this.child.stdout?.on('data', (d: Buffer) => (this.raw += d.toString('utf8')));
+    this.child.stdout?.on('data', (d: Buffer) => {
+      this.raw += d.toString('utf8');
+    });
     this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
   }
 
@@ -72,6 +74,25 @@ export class PseudoTerminal {
     while (!pattern.test(this.screen.slice(from).replace(/\s+/g, ''))) {
       if (Date.now() > deadline) throw new Error(`the terminal did not show ${pattern} within ${timeoutMs} ms; it shows:\n${this.screen.slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /**
+   * Waits until the terminal has shown nothing new for `quietMs` (a screen drawn and waiting
+   * for a key: a key pressed while it is still being set up may go to a screen about to be
+   * drawn afresh), failing after `timeoutMs`.
+   */
+  async settle(quietMs = 1500, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let seen = this.raw.length;
+    let since = Date.now();
+    while (Date.now() - since < quietMs) {
+      if (Date.now() > deadline) throw new Error(`the terminal did not settle within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+      if (this.raw.length !== seen) {
+        seen = this.raw.length;
+        since = Date.now();
+      }
     }
   }
 
