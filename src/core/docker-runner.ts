@@ -593,6 +593,11 @@ export class DockerRunner implements Runner {
       const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
       stream.on('error', () => undefined); // a write after the process ended is no one's error
       await container.start();
+      // Asked for at once, so the exit code is known even once the container is removed.
+      const exited = container.wait().then((r: { StatusCode: number }) => r.StatusCode, (err: unknown) => {
+        throw dockerError(err, `wait for container ${containerId}`);
+      });
+      exited.catch(() => undefined);
       const resize = async (s: TerminalSize): Promise<void> => {
         await container.resize({ h: s.rows, w: s.columns }).catch((err: unknown) => {
           // A container that has just ended has no window to set.
@@ -604,13 +609,7 @@ export class DockerRunner implements Runner {
         containerId,
         stream,
         resize,
-        wait: async () => {
-          try {
-            return ((await container.wait()) as { StatusCode: number }).StatusCode;
-          } catch (err) {
-            throw dockerError(err, `wait for container ${containerId}`);
-          }
-        },
+        wait: () => exited,
       };
     } catch (err) {
       throw dockerError(err, `start container ${containerId}`);
