@@ -4,7 +4,7 @@ import { claudeEnv, claudeResumeCommand } from './claude-pod.js';
 import { CldpdError } from './errors.js';
 import { LABELS } from './labels.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
-import { renderCommand } from './prompt.js';
+import { promptChannel, renderCommand } from './prompt.js';
 import type { ContainerInfo, ImageInfo, Runner, TerminalProcess, TerminalSize } from './runner.js';
 import type { SessionRecord, SessionStore } from './session-store.js';
 
@@ -136,7 +136,7 @@ export class SessionTakeover {
    */
   async attach(sessionId: string, size: TerminalSize): Promise<AttachedTerminal> {
     const { runner, store, hostId, hostEnv, logger } = this.options;
-    const session = await this.claudeSession(sessionId, 'attach to', (record) => this.refuseBusy(record));
+    const session = await this.claudeSession(sessionId, 'attach to', (record, pod) => this.refuseBusy(record, pod));
     const { record, pod, image } = session;
     for (const v of record.volumes) {
       if (!(await runner.inspectVolume(v.volume))) {
@@ -164,7 +164,7 @@ export class SessionTakeover {
     try {
       // Made before this looked: a run that started meanwhile (its launch looks for this
       // container before it creates its own) is seen here, and this one gives way.
-      await this.refuseBusy(await store.load(sessionId), containerId);
+      await this.refuseBusy(await store.load(sessionId), pod, containerId);
       await this.markOnboarded(containerId, session);
       const process = await runner.startTerminal(containerId, size);
       logger?.debug({ session: sessionId, container: containerName }, 'a person attached to the session');
@@ -211,7 +211,7 @@ export class SessionTakeover {
    * The session, checked to be a Claude Code conversation (then by `check`, when given) that
    * this host can open; `doing` names what is refused.
    */
-  private async claudeSession(sessionId: string, doing: string, check?: (record: SessionRecord) => Promise<void>): Promise<ClaudeSession> {
+  private async claudeSession(sessionId: string, doing: string, check?: (record: SessionRecord, pod: Pod) => Promise<void>): Promise<ClaudeSession> {
     const { runner, store, pods } = this.options;
     const record = await store.load(sessionId);
     const pod = await loadPod(pods, record.pod);
@@ -222,7 +222,7 @@ export class SessionTakeover {
     if (!record.claudeSessionId) {
       throw new CldpdError('InvalidInput', `Session ${sessionId} has no Claude Code conversation on record (its agent never reported a session id), so there is nothing to ${doing}.`);
     }
-    await check?.(record);
+    await check?.(record, pod);
     const image = record.imageId ? await runner.inspectImage(record.imageId) : undefined;
     if (!image) {
       throw new CldpdError('SessionNotFound', `The image of session ${sessionId} (${record.image}) is gone from this Docker host, so its conversation cannot be opened here.`);
@@ -233,13 +233,17 @@ export class SessionTakeover {
   }
 
   /** Throws `SessionBusy` when a run of the session goes or starts, or a person has it (other than container `own`). */
-  private async refuseBusy(record: SessionRecord, own?: string): Promise<void> {
+  private async refuseBusy(record: SessionRecord, pod: Pod, own?: string): Promise<void> {
     const containers = (await this.options.runner.list({ [LABELS.session]: record.id })).filter((c) => c.id !== own && isLive(c));
     const attached = containers.find(isTakeover);
     if (attached) {
       throw new CldpdError('SessionBusy', `A person is attached to session ${record.id} already (container ${attached.name}, since ${attached.labels[LABELS.attach]}). One terminal at a time: wait for them to leave, or end it with "cldpd stop ${record.id}".`);
     }
     const running = containers[0];
+    if (running && promptChannel(pod.config.resumeCommand).kind !== 'stream-json') {
+      // Such a pod's container stays up between runs, and its resumes are execs in it.
+      throw new CldpdError('SessionBusy', `The container ${running.name} of session ${record.id} is ${running.state}: its pod resumes by exec, so it stays up between runs, and a terminal in it could meet a run the queue starts there. Stop it with "cldpd stop ${record.id}" (its volumes stay), then attach again: a new container with its volumes takes the terminal.`);
+    }
     if (running || (record.startingUntil ?? 0) > Date.now()) {
       const what = running ? `its container ${running.name} is ${running.state}` : 'it is starting';
       throw new CldpdError('SessionBusy', `A run of session ${record.id} is going (${what}): its agent is at work on the conversation. Wait for the run to end ("cldpd logs -f ${record.id}" follows it), or stop it with "cldpd stop ${record.id}", then attach again.`);

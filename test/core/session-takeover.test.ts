@@ -125,6 +125,21 @@ describe('a person takes a session over (cldpd attach), on a fake runner', () =>
     expect(world.runner.methods().filter((m) => m === 'createTerminal')).toHaveLength(1);
   });
 
+  it('attach: the running container of a pod that resumes by exec is left to its runs: stop it, and the terminal gets a new one', async () => {
+    await writePod(world.pods.podsDir, 'argv', { 'pod.json': { command: ['claude', '-p', '{prompt}'], resumeCommand: ['claude', '-p', '{prompt}', '--resume', '{claudeSessionId}'] } });
+    world.runner.defaultScript = { chunks: [], exitCode: 0, hold: true };
+    const session = await world.dispatcher.start('argv', { prompt: 'go' });
+    await world.store.update(session.id, { claudeSessionId: 'conv-1' });
+    for (let i = 0; i < 200 && !world.runner.methods().includes('run'); i++) await new Promise((r) => setTimeout(r, 5));
+    await expect(takeover.attach(session.id, SIZE)).rejects.toThrow(/its pod resumes by exec, so it stays up between runs.*"cldpd stop .*new container/);
+    await world.dispatcher.stop(session.id);
+    await drain(session);
+    world.runner.defaultScript = { chunks: [], exitCode: 0 };
+    const attached = await takeover.attach(session.id, SIZE);
+    expect(terminalSpec().cmd).toEqual(['claude', '--resume', 'conv-1']);
+    await attached.leave();
+  });
+
   it('attach: a run that started while the terminal was being made wins; the terminal gives way and leaves nothing', async () => {
     const session = await finishedSession();
     const create = world.runner.createTerminal.bind(world.runner);

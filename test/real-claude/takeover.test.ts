@@ -178,6 +178,12 @@ describeWithRealClaude(`a person takes over a finished session of the real Claud
     expect(await world.containersOf(session.id)).toEqual([]);
     expect(await world.dispatcher.isBusy(session.id)).toBe(false);
 
+    // The onboarding mark is in the session's Claude state, still the agent's own file.
+    const record = await world.store.load(session.id);
+    const settings = await world.runner.readVolumeFile(record.imageId, record.volumes, '/home/agent/.claude/.claude.json', 8 << 20);
+    expect(settings).toMatchObject({ uid: 1000, gid: 1000, mode: 0o600 });
+    expect(JSON.parse(settings?.content.toString() ?? '{}')).toMatchObject({ hasCompletedOnboarding: true });
+
     // What the person said is part of the session's conversation: the next run has it.
     const next = world.api.conversation.length;
     const resumed = await world.dispatcher.resume(session.id, 'and now?');
