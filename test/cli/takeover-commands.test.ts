@@ -12,9 +12,15 @@ import { tempDir } from '../fakes/pods.js';
 describe('attach and export on the command line', () => {
   it.each([
     [['attach', 'web-0123456789abcdef'], { name: 'attach', session: 'web-0123456789abcdef' }],
+    [['attach', 'web-0123456789abcdef', '--pods-dir', '/p'], { name: 'attach', session: 'web-0123456789abcdef', podsDir: '/p' }],
+  ])('attach: parses %j', (argv, expected) => {
+    expect(parseCommand(argv)).toEqual(expected);
+  });
+
+  it.each([
     [['export', 'web-0123456789abcdef'], { name: 'export', session: 'web-0123456789abcdef', portable: false }],
     [['export', 'web-0123456789abcdef', '--out', 'here', '--portable'], { name: 'export', session: 'web-0123456789abcdef', out: 'here', portable: true }],
-  ])('parses %j', (argv, expected) => {
+  ])('export: parses %j', (argv, expected) => {
     expect(parseCommand(argv)).toEqual(expected);
   });
 
@@ -22,10 +28,17 @@ describe('attach and export on the command line', () => {
     [['attach'], /"cldpd attach" needs exactly one session id/],
     [['attach', 'a', 'b'], /needs exactly one session id, got 2/],
     [['attach', 'web-1', '--portable'], /"cldpd attach" takes no --portable option/],
+    [['attch', 'web-1'], /Did you mean "attach"/],
+  ])('attach: refuses %j, saying why', (argv, message) => {
+    expect(() => parseCommand(argv)).toThrow(UsageError);
+    expect(() => parseCommand(argv)).toThrow(message);
+  });
+
+  it.each([
     [['export', 'web-1', '--out', ' '], /"cldpd export --out" needs a directory/],
     [['export', 'web-1', '--out'], /Option --out needs a value/],
-    [['attch', 'web-1'], /Did you mean "attach"/],
-  ])('refuses %j, saying why', (argv, message) => {
+    [['export', '--portable'], /"cldpd export" needs exactly one session id/],
+  ])('export: refuses %j, saying why', (argv, message) => {
     expect(() => parseCommand(argv)).toThrow(UsageError);
     expect(() => parseCommand(argv)).toThrow(message);
   });
@@ -35,7 +48,7 @@ describe('attach and export on the command line', () => {
     ['/tmp/a b', `'/tmp/a b'`],
     [`it's`, `'it'\\''s'`],
     ['$(rm -rf ~)', `'$(rm -rf ~)'`],
-  ])('shellWord(%s)', (text, quoted) => {
+  ])('export: shellWord(%s) quotes what a shell would read otherwise', (text, quoted) => {
     expect(shellWord(text)).toBe(quoted);
   });
 

@@ -152,7 +152,7 @@ describe('a person takes a session over (cldpd attach), on a fake runner', () =>
     expect(await world.runner.list({ [LABELS.session]: session.id })).toEqual([]);
   });
 
-  it('attach and export: a pod whose agent is a command of its own is refused, saying so; so is a session without a conversation', async () => {
+  it('attach: (and export) a pod whose agent is a command of its own is refused, saying so; so is a session without a conversation', async () => {
     await writePod(world.pods.podsDir, 'own', { 'pod.json': { command: ['sh', '-c', 'echo hi'] } });
     const own = await finishedSession('own');
     await expect(takeover.attach(own.id, SIZE)).rejects.toThrow(/a command of its own \(.*\), not Claude Code: cldpd can attach to Claude Code's conversations only/);
@@ -217,7 +217,7 @@ describe('pure parts of a takeover', () => {
     ['the default resume command', ['claude', '-p', '--input-format', 'stream-json', '--output-format', 'stream-json', '--verbose', '--replay-user-messages', '--dangerously-skip-permissions', '--max-turns', '5', '--resume', '{claudeSessionId}'], ['claude', '--resume', 'conv-1']],
     ['a pod\'s own, with a model and a prompt in argv', ['/usr/local/bin/claude', '--model', 'opus', '-p', '{prompt}', '--output-format=json', '-r', '{claudeSessionId}'], ['/usr/local/bin/claude', '--model', 'opus', '--resume', 'conv-1']],
     ['placeholders of the session', ['claude', '--append-system-prompt', 'session {sessionId}', '--print'], ['claude', '--append-system-prompt', 'session web-1', '--resume', 'conv-1']],
-  ])('interactiveCommand: %s', (_, resume, expected) => {
+  ])('attach: interactiveCommand: %s', (_, resume, expected) => {
     expect(interactiveCommand(resume, { sessionId: 'web-1', claudeSessionId: 'conv-1' })).toEqual(expected);
   });
 
@@ -226,11 +226,11 @@ describe('pure parts of a takeover', () => {
     ['/home/agent/my.repo_x', '-home-agent-my-repo-x'],
     ['/tmp/é', '-tmp--'],
     [`/${'a'.repeat(250)}`, `-${'a'.repeat(199)}-${Math.abs([...`/${'a'.repeat(250)}`].reduce((h, c) => ((h << 5) - h + c.charCodeAt(0)) | 0, 0)).toString(36)}`],
-  ])('claudeProjectKey(%s)', (cwd, key) => {
+  ])('export: claudeProjectKey(%s) is where Claude Code keeps that directory\'s transcripts', (cwd, key) => {
     expect(claudeProjectKey(cwd)).toBe(key);
   });
 
-  it('errors are CldpdErrors a caller can match', async () => {
+  it('attach: errors are CldpdErrors a caller can match', async () => {
     world = await dispatchWorld();
     const err = await new SessionTakeover({ runner: world.runner, store: world.store, pods: world.pods, hostId: 'h', hostEnv: {} }).attach('nope', SIZE).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CldpdError);

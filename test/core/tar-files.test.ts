@@ -15,13 +15,13 @@ function pax(records: string): Buffer {
 }
 
 describe('tar archives of single files (what Docker gives for one path)', () => {
-  it('a file written with an owner reads back with its bytes, owner and mode', () => {
+  it('export: a file written with an owner reads back with its bytes, owner and mode', () => {
     const archive = tarOf([{ path: '/home/agent/.claude.json', content: '{"a":1}', mode: 0o600, owner: { uid: 1000, gid: 1001 } }]);
     const read = firstFileOf(archive);
     expect(read).toEqual({ content: Buffer.from('{"a":1}'), uid: 1000, gid: 1001, mode: 0o600 });
   });
 
-  it('a PAX header before the file is read past, and its size taken', () => {
+  it('export: a PAX header before the file is read past, and its size taken', () => {
     const file = tarOf([{ path: '/t.jsonl', content: 'line\n', mode: 0o644 }]);
     const read = firstFileOf(Buffer.concat([pax('15 size=000005\n'), file]));
     expect(read).toMatchObject({ content: Buffer.from('line\n') });
@@ -30,13 +30,13 @@ describe('tar archives of single files (what Docker gives for one path)', () => 
   it.each([
     ['a directory', '5', 'a directory'],
     ['a symbolic link', '2', 'a symbolic link'],
-  ])('%s is said to be one, not read', (_, type, kind) => {
+  ])('export: %s is said to be one, not read', (_, type, kind) => {
     const archive = tarOf([{ path: '/x', content: '', mode: 0o755 }]);
     archive.write(type, 156);
     expect(firstFileOf(archive)).toEqual({ kind });
   });
 
-  it('an archive cut short or empty is said to be so', () => {
+  it('export: an archive cut short or empty is said to be so', () => {
     const archive = tarOf([{ path: '/x', content: 'x'.repeat(2000), mode: 0o644 }]);
     expect(firstFileOf(archive.subarray(0, 1024))).toEqual({ kind: 'a file cut short' });
     expect(firstFileOf(Buffer.alloc(1024))).toEqual({ kind: 'nothing' });

@@ -113,7 +113,7 @@ describe('tables in a quote', () => {
     expect(Buffer.byteLength(renderMarkdown(text))).toBeLessThan(10 * text.length);
   });
 
-  it('attach and export: the page shows both commands, with the host to attach on; what the worker published is escaped', () => {
+  it('attach: the page shows both commands (attach on its host, export), with the host to attach on; what the worker published is escaped', () => {
     const html = renderSessionPage({ head, entries: [], eventsUrl: '/e', now: 0, full: false });
     expect(html).toContain('On host <code>h1</code>: <code>cldpd attach hello-0a1b2c3d</code>');
     expect(html).toContain('<code>cldpd export hello-0a1b2c3d --out &lt;dir&gt;</code>');
