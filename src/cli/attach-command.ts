@@ -6,7 +6,7 @@ import { writeTo } from './stream-write.js';
 export interface TerminalIO {
   readonly input: NodeJS.ReadableStream & { setRawMode(raw: boolean): unknown; isRaw?: boolean };
   readonly output: Writable & { readonly columns?: number; readonly rows?: number; on(event: 'resize', listener: () => void): unknown; off(event: 'resize', listener: () => void): unknown };
-  /** Registers `handler` for the terminal going away and for SIGTERM; returns a function that unregisters it. */
+  /** Registers `handler` for the terminal going away (SIGHUP) and for SIGTERM and SIGINT sent from elsewhere; returns a function that unregisters it. */
   readonly onHangup: (handler: () => void) => () => void;
 }
 

@@ -12,7 +12,7 @@ import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
 import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type Launched, type SessionOptions } from './session.js';
-import { isTakeover } from './session-takeover.js';
+import { holdsSession } from './session-takeover.js';
 import { SESSION_SUFFIX_HEX, isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
 /** What the Dispatcher needs; the composition root builds the real ones. */
@@ -303,9 +303,9 @@ export class Dispatcher {
     throw new CldpdError('Stopped', `Session ${sessionId} was stopped before its container started.`);
   }
 
-  /** Throws `SessionBusy` when a person has the session (a takeover container that has not ended: see SessionTakeover). */
+  /** Throws `SessionBusy` when a person has the session (see holdsSession). */
   private refuseTakenOver(sessionId: string, containers: readonly ContainerInfo[]): void {
-    const attached = containers.find((c) => isTakeover(c) && c.state !== 'exited' && c.state !== 'dead');
+    const attached = containers.find((c) => holdsSession(c));
     if (!attached) return;
     throw new CldpdError('SessionBusy', `A person is attached to session ${sessionId} (container ${attached.name}, "cldpd attach"): the conversation is theirs until they leave. Resume it once they have, or end their terminal with "cldpd stop ${sessionId}".`);
   }
@@ -320,7 +320,7 @@ export class Dispatcher {
     const record = await this.options.store.load(sessionId).catch(() => undefined);
     if (!record) return false;
     const containers = await this.containersOf(sessionId);
-    if (containers.some((c) => isTakeover(c) && c.state !== 'exited' && c.state !== 'dead')) return true;
+    if (containers.some((c) => holdsSession(c))) return true;
     const pod = await loadPod(this.options.pods, record.pod).catch(() => undefined);
     if (!pod || promptChannel(pod.config.resumeCommand).kind !== 'stream-json') return false;
     return containers.some((c) => c.state === 'running');

@@ -25,4 +25,4 @@ export { providerLimit, parseResetTime, type ProviderLimit } from './provider-li
 export { GitHubAccess, TOKEN_FILE, credentialHelper, type RepoInfo, type RepoToken, type RepoTokenSource } from './github-access.js';
 export { createRedactor, hideSecrets, hideHostPaths, type HostPlaces } from './redact.js';
 export { modelCredential, containerEnvValues } from './pod-secrets.js';
-export { SessionTakeover, claudeProjectKey, interactiveCommand, isTakeover, MAX_TRANSCRIPT_BYTES, type SessionTakeoverOptions, type AttachedTerminal, type ConversationExport } from './session-takeover.js';
+export { SessionTakeover, claudeProjectKey, interactiveCommand, isTakeover, holdsSession, MAX_TRANSCRIPT_BYTES, type SessionTakeoverOptions, type AttachedTerminal, type ConversationExport } from './session-takeover.js';

@@ -62,9 +62,24 @@ export function isTakeover(container: Pick<ContainerInfo, 'labels'>): boolean {
   return Boolean(container.labels[LABELS.attach]);
 }
 
+/**
+ * How long a person's container may stay created and not started: past it, the process that
+ * made it went away before starting it, and it holds the session no more.
+ */
+const TERMINAL_START_MS = 120_000;
+
 /** Whether a container still holds (or is about to hold) a process: anything but ended. */
 function isLive(container: Pick<ContainerInfo, 'state'>): boolean {
   return container.state !== 'exited' && container.state !== 'dead';
+}
+
+/**
+ * True when a person has the session in this container (see SessionTakeover.attach): a
+ * takeover container that runs, or was created less than two minutes ago and is being started.
+ */
+export function holdsSession(container: Pick<ContainerInfo, 'labels' | 'state' | 'createdAt'>, now = Date.now()): boolean {
+  if (!isTakeover(container) || !isLive(container)) return false;
+  return container.state !== 'created' || container.createdAt > now - TERMINAL_START_MS;
 }
 
 /** What a {@link SessionTakeover} works with: the Dispatcher's runner, store and pods. */
@@ -145,7 +160,7 @@ export class SessionTakeover {
     }
     const containerName = `cldpd-${sessionId}-attach`;
     // A terminal that ended without its container being removed (its process was killed) leaves it behind.
-    for (const c of await runner.list({ [LABELS.session]: sessionId })) if (isTakeover(c) && !isLive(c)) await runner.remove(c.id);
+    for (const c of await runner.list({ [LABELS.session]: sessionId })) if (isTakeover(c) && !holdsSession(c)) await runner.remove(c.id);
     const base = buildContainerSpec({
       pod, sessionId, containerName, image: image.id, hostId, issueUrl: record.issueUrl, run: record.runs, volumes: record.volumes, hostEnv,
       cmd: interactiveCommand(session.resumeCommand, { sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl }),
@@ -234,7 +249,7 @@ export class SessionTakeover {
 
   /** Throws `SessionBusy` when a run of the session goes or starts, or a person has it (other than container `own`). */
   private async refuseBusy(record: SessionRecord, pod: Pod, own?: string): Promise<void> {
-    const containers = (await this.options.runner.list({ [LABELS.session]: record.id })).filter((c) => c.id !== own && isLive(c));
+    const containers = (await this.options.runner.list({ [LABELS.session]: record.id })).filter((c) => c.id !== own && isLive(c) && (!isTakeover(c) || holdsSession(c)));
     const attached = containers.find(isTakeover);
     if (attached) {
       throw new CldpdError('SessionBusy', `A person is attached to session ${record.id} already (container ${attached.name}, since ${attached.labels[LABELS.attach]}). One terminal at a time: wait for them to leave, or end it with "cldpd stop ${record.id}".`);

@@ -58,12 +58,11 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
       terminal: {
         input: process.stdin,
         output: process.stdout,
+        // The terminal going away, and signals from elsewhere (in raw mode Ctrl+C is a key, not SIGINT).
         onHangup: (handler: () => void) => {
-          process.on('SIGHUP', handler);
-          process.on('SIGTERM', handler);
+          for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.on(signal, handler);
           return () => {
-            process.off('SIGHUP', handler);
-            process.off('SIGTERM', handler);
+            for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.off(signal, handler);
           };
         },
       },

@@ -140,6 +140,21 @@ describe('a person takes a session over (cldpd attach), on a fake runner', () =>
     await attached.leave();
   });
 
+  it('attach: a terminal whose process died before starting it (created long ago, never started) holds the session no more, and goes', async () => {
+    const session = await finishedSession();
+    const first = await takeover.attach(session.id, SIZE);
+    const container = world.runner.containers.get(first.process.containerId);
+    if (!container) throw new Error('no container');
+    container.info.state = 'created';
+    container.info.createdAt = Date.now() - 60_000;
+    expect(await world.dispatcher.isBusy(session.id)).toBe(true); // being started, perhaps
+    container.info.createdAt = Date.now() - 300_000;
+    expect(await world.dispatcher.isBusy(session.id)).toBe(false);
+    const second = await takeover.attach(session.id, SIZE);
+    expect(world.runner.containers.has(first.process.containerId)).toBe(false);
+    await second.leave();
+  });
+
   it('attach: a run that started while the terminal was being made wins; the terminal gives way and leaves nothing', async () => {
     const session = await finishedSession();
     const create = world.runner.createTerminal.bind(world.runner);
