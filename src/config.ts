@@ -71,6 +71,8 @@ export interface Config {
   readonly hostId: string;
   /** The user's home, for `~` in pod mounts. */
   readonly userHome: string;
+  /** Where this user's Claude Code keeps its state (`cldpd export` puts transcripts there). `CLAUDE_CONFIG_DIR`, default `~/.claude`. */
+  readonly claudeConfigDir: string;
   /** pino level. `LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
   /** `CLDPD_LOG_FORMAT`: `json` or `pretty`; undefined: readable lines on a terminal, JSON otherwise. */
@@ -255,6 +257,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     sessionsDir: join(home, 'sessions'),
     hostId: hostIdFrom(env.CLDPD_HOST_ID || hostname(), problems),
     userHome,
+    claudeConfigDir: resolve(env.CLAUDE_CONFIG_DIR || join(userHome, '.claude')),
     logLevel: env.LOG_LEVEL || 'info',
     logFormat: logFormat === 'json' || logFormat === 'pretty' ? logFormat : undefined,
     redisUrl,

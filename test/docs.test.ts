@@ -114,7 +114,7 @@ describe('docs/cli.md', () => {
     for (const command of terminalCommands) {
       for (const option of sourceOptions) {
         if (option === 'help' || option === 'version') continue;
-        const value = /prompt|issue|dir|older-than/.test(option) ? ['30d'] : [];
+        const value = /prompt|issue|dir|older-than|^out$/.test(option) ? ['30d'] : [];
         let refused = false;
         try {
           parseCommand([command, `--${option}`, ...value]);

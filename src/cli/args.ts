@@ -16,6 +16,8 @@ export type Command =
   | { readonly name: 'start'; readonly pod: string; readonly issueUrl?: string; readonly prompt?: string; readonly promptFile?: string; readonly json: boolean; readonly verbose: boolean; readonly podsDir?: string }
   | { readonly name: 'resume'; readonly session: string; readonly prompt?: string; readonly promptFile?: string; readonly json: boolean; readonly verbose: boolean; readonly podsDir?: string }
   | { readonly name: 'stop'; readonly session: string; readonly podsDir?: string }
+  | { readonly name: 'attach'; readonly session: string; readonly podsDir?: string }
+  | { readonly name: 'export'; readonly session: string; readonly out?: string; readonly portable: boolean; readonly podsDir?: string }
   | { readonly name: 'ps'; readonly all: boolean; readonly json: boolean }
   | { readonly name: 'logs'; readonly session: string; readonly follow: boolean; readonly json: boolean; readonly verbose: boolean }
   | { readonly name: 'volumes'; readonly json: boolean }
@@ -31,6 +33,8 @@ const SYNOPSIS: Record<string, string> = {
   start: 'start <pod> --issue <url> | --prompt <text>',
   resume: 'resume <session> --prompt <text>',
   stop: 'stop <session>',
+  attach: 'attach <session>',
+  export: 'export <session> [--out <dir>] [--portable]',
   ps: 'ps [--all]',
   logs: 'logs <session> [-f]',
   volumes: 'volumes [rm <session|volume>...]',
@@ -46,6 +50,10 @@ Commands:
   ${SYNOPSIS.start}   build the pod, run its agent, stream its output
   ${SYNOPSIS.resume}             continue a finished session in a new container, with its history
   ${SYNOPSIS.stop}                               stop a session's container (SIGTERM, grace, SIGKILL)
+  ${SYNOPSIS.attach}                             take over: Claude Code's own terminal UI on the session's conversation
+                                               (a new container with its volumes; removed when you leave)
+  ${SYNOPSIS.export}  the conversation's transcript where Claude Code finds it for <dir>,
+                                               the branch to check out and the commands, in <dir>/CLDPD-EXPORT.md
   ${SYNOPSIS.ps}                                   sessions on this host, running (--all: finished ones too)
   ${SYNOPSIS.logs}                          a session's whole log on stdout (-f: follow until it ends)
   ${SYNOPSIS.volumes}            the volumes sessions keep (rm: a session's, or one by name)
@@ -62,6 +70,8 @@ Commands:
 Options:
   --prompt-file <f>  read the prompt from a file ("-": standard input) instead of --prompt
   --pods-dir <dir>   pods directory (default $CLDPD_PODS_DIR or ~/.cldpd/pods)
+  --out <dir>        export: the directory to go on in (default ./cldpd-<session>)
+  --portable         export: the transcript into <dir>/.cldpd-export, to carry to another machine
   -v, --verbose      the whole image build output (start, resume, logs)
   --json             machine-readable output (one JSON object per line)
   -h, --help         this text
@@ -89,6 +99,8 @@ const OPTIONS = {
   version: { type: 'boolean', default: false },
   'dry-run': { type: 'boolean', default: false },
   'older-than': { type: 'string' },
+  out: { type: 'string' },
+  portable: { type: 'boolean', default: false },
 } as const;
 
 type Values = ReturnType<typeof parse>['values'];
@@ -127,6 +139,8 @@ const ALLOWED: Record<string, readonly (keyof Values)[]> = {
   start: ['issue', 'prompt', 'prompt-file', 'pods-dir', 'json', 'verbose'],
   resume: ['prompt', 'prompt-file', 'pods-dir', 'json', 'verbose'],
   stop: ['pods-dir'],
+  attach: ['pods-dir'],
+  export: ['out', 'portable', 'pods-dir'],
   ps: ['all', 'json'],
   logs: ['follow', 'json', 'verbose'],
   volumes: ['json'],
@@ -228,7 +242,13 @@ export function parseCommand(argv: readonly string[]): Command {
       return { name, session, json: values.json, verbose: values.verbose, ...podsDir, ...prompt };
     }
     case 'stop':
+    case 'attach':
       return { name, session: one('session id'), ...podsDir };
+    case 'export': {
+      const session = one('session id');
+      if (values.out !== undefined && !values.out.trim()) throw new UsageError('"cldpd export --out" needs a directory.', name);
+      return { name, session, portable: values.portable, ...podsDir, ...(values.out !== undefined ? { out: values.out } : {}) };
+    }
     case 'ps':
       none();
       return { name, all: values.all, json: values.json };

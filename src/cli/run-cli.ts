@@ -3,9 +3,11 @@ import { open, readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import {
   CldpdError, imageWarnings, isCldpdError, isLogNote, messageOf, isTerminal, listPods, parseLogRecord, type LogNote,
-  type Dispatcher, type HostInventory, type PodListing, type RemovedSession, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
+  type Dispatcher, type HostInventory, type SessionTakeover, type PodListing, type RemovedSession, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
 import { parseCommand, USAGE, usageHint, UsageError, type Command } from './args.js';
+import { attachCommand, type TerminalIO } from './attach-command.js';
+import { exportCommand, type ExportPlaces } from './export-command.js';
 import { TranscriptPrinter, type Printed } from './render.js';
 import { createStyle, type Style } from './style.js';
 import { formatAge, formatBytes, volumeRows } from './volumes-view.js';
@@ -18,6 +20,8 @@ export interface CliContext {
   readonly runner: Runner;
   readonly store: SessionStore;
   readonly pods: PodSource;
+  /** A person taking sessions over (`attach`, `export`), and where this user's Claude Code keeps its state. */
+  readonly takeover?: { readonly sessions: SessionTakeover } & Omit<ExportPlaces, 'cwd'>;
   /** Connects what `cldpd gc` needs to remove an issue's sessions (the deployment's Redis); rejects saying why it cannot. */
   readonly retirer?: () => Promise<IssueRetirer>;
 }
@@ -50,6 +54,10 @@ export interface CliIO {
   readonly color?: { readonly stdout: boolean; readonly stderr: boolean };
   /** The clock, for ages in `ps`. */
   readonly now?: () => number;
+  /** The person's terminal, when standard input and output are one (`attach`). */
+  readonly terminal?: TerminalIO;
+  /** The working directory (`export --out` is relative to it); the process's by default. */
+  readonly cwd?: string;
 }
 
 function stylesOf(io: CliIO): { stdout: Style; stderr: Style } {
@@ -136,6 +144,12 @@ async function execute(command: Exclude<Command, { name: 'help' | 'version' }>, 
       await ctx.dispatcher.stop(command.session);
       await write(io.stderr, `cldpd: session ${command.session} stopped\n`);
       return 0;
+    case 'attach':
+      return attachCommand(command.session, takeoverOf(ctx).sessions, io.terminal, io.stderr);
+    case 'export': {
+      const { sessions, ...places } = takeoverOf(ctx);
+      return exportCommand(command, sessions, { ...places, cwd: io.cwd ?? process.cwd() }, io);
+    }
     case 'ps':
       return ps(ctx, command.all, command.json, io);
     case 'logs':
@@ -151,6 +165,11 @@ async function execute(command: Exclude<Command, { name: 'help' | 'version' }>, 
     case 'doctor':
       return doctor(ctx, command.json, io);
   }
+}
+
+function takeoverOf(ctx: CliContext): NonNullable<CliContext['takeover']> {
+  if (!ctx.takeover) throw new CldpdError('InvalidInput', 'This cldpd cannot take sessions over (no takeover in its context).');
+  return ctx.takeover;
 }
 
 /** The prompt from a file, or from standard input for "-". */

@@ -27,6 +27,14 @@ function claudeCommands(pod: Pod): Array<readonly string[]> {
   return [command, ...(isClaude(command) || ownResume ? [resumeCommand] : [])].filter(isClaude);
 }
 
+/**
+ * The pod's resume command when it continues a Claude Code conversation (see
+ * claudeCommands); undefined for a pod whose agent is a command of its own.
+ */
+export function claudeResumeCommand(pod: Pod): readonly string[] | undefined {
+  return claudeCommands(pod).includes(pod.config.resumeCommand) ? pod.config.resumeCommand : undefined;
+}
+
 /** True when the pod runs Claude Code (see claudeCommands). */
 function runsClaude(pod: Pod): boolean {
   return claudeCommands(pod).length > 0;

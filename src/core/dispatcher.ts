@@ -12,6 +12,7 @@ import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
 import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type Launched, type SessionOptions } from './session.js';
+import { holdsSession } from './session-takeover.js';
 import { SESSION_SUFFIX_HEX, isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
 /** What the Dispatcher needs; the composition root builds the real ones. */
@@ -184,6 +185,7 @@ export class Dispatcher {
       prompt: checkPromptSize(prompt, channel), sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config),
     });
     const containers = await this.containersOf(sessionId);
+    this.refuseTakenOver(sessionId, containers);
     const running = containers.find((c) => c.state === 'running');
     if (running && channel.kind === 'stream-json') {
       // A second agent process on one conversation would write one transcript twice over.
@@ -261,6 +263,8 @@ export class Dispatcher {
           agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
         });
         await this.unlessStopped(sessionId, plan.since);
+        // A person who attached since the resume looked (see SessionTakeover.attach) has the conversation.
+        this.refuseTakenOver(sessionId, await this.containersOf(sessionId));
         return { handle: await this.options.runner.run(spec), containerName, exec: false, ...(access ? { access } : {}), setup };
       });
     });
@@ -299,17 +303,27 @@ export class Dispatcher {
     throw new CldpdError('Stopped', `Session ${sessionId} was stopped before its container started.`);
   }
 
+  /** Throws `SessionBusy` when a person has the session (see holdsSession). */
+  private refuseTakenOver(sessionId: string, containers: readonly ContainerInfo[]): void {
+    const attached = containers.find((c) => holdsSession(c));
+    if (!attached) return;
+    throw new CldpdError('SessionBusy', `A person is attached to session ${sessionId} (container ${attached.name}, "cldpd attach"): the conversation is theirs until they leave. Resume it once they have, or end their terminal with "cldpd stop ${sessionId}".`);
+  }
+
   /**
-   * Whether a resume of the session must wait: its container runs an agent that takes
-   * live input, which only the process that started it can reach (see resume). False for an
-   * unknown session (the resume then says so) or a pod that resumes by exec.
+   * Whether a resume of the session must wait: a person is attached to it (see
+   * SessionTakeover), or its container runs an agent that takes live input, which only the
+   * process that started it can reach (see resume). False for an unknown session (the resume
+   * then says so); for a pod that resumes by exec, only while a person is attached.
    */
   async isBusy(sessionId: string): Promise<boolean> {
     const record = await this.options.store.load(sessionId).catch(() => undefined);
     if (!record) return false;
+    const containers = await this.containersOf(sessionId);
+    if (containers.some((c) => holdsSession(c))) return true;
     const pod = await loadPod(this.options.pods, record.pod).catch(() => undefined);
     if (!pod || promptChannel(pod.config.resumeCommand).kind !== 'stream-json') return false;
-    return (await this.containersOf(sessionId)).some((c) => c.state === 'running');
+    return containers.some((c) => c.state === 'running');
   }
 
   /**

@@ -8,9 +8,9 @@ import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
 import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
-import { tarOf } from './tar-files.js';
+import { firstFileOf, tarOf } from './tar-files.js';
 import { within } from './within.js';
-import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerFile, type ContainerInfo, type ContainerSpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type VolumeInfo } from './runner.js';
+import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerFile, type ContainerInfo, type ContainerSpec, type FileRead, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type TerminalProcess, type TerminalSize, type VolumeInfo } from './runner.js';
 
 /** How long the helper that sets the owner of new volumes may take. */
 const CHOWN_TIMEOUT_MS = 60_000;
@@ -76,7 +76,8 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
     Labels: { ...spec.labels },
-    Tty: false,
+    // A person's terminal (see Runner createTerminal): one raw stream, not split by Docker.
+    Tty: spec.tty === true,
     // StdinOnce: the process reads end-of-file once the client that attached closes its input.
     OpenStdin: spec.stdin,
     StdinOnce: spec.stdin,
@@ -573,6 +574,88 @@ export class DockerRunner implements Runner {
       await this.upload(this.docker.getContainer(containerId), files);
     } catch (err) {
       throw dockerError(err, `write ${files.map((f) => f.path).join(', ')} into container ${containerId}`);
+    }
+  }
+
+  async createTerminal(spec: ContainerSpec): Promise<string> {
+    if (spec.network === ISOLATED_NETWORK) await this.ensureIsolatedNetwork(ISOLATED_NETWORK);
+    try {
+      return (await this.docker.createContainer(toCreateOptions({ ...spec, tty: true, stdin: true }))).id;
+    } catch (err) {
+      throw dockerError(err, `create container ${spec.name}`);
+    }
+  }
+
+  async startTerminal(containerId: string, size: TerminalSize): Promise<TerminalProcess> {
+    const container = this.docker.getContainer(containerId);
+    try {
+      // Attach before start, so not a byte it shows is missed.
+      const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
+      stream.on('error', () => undefined); // a write after the process ended is no one's error
+      await container.start();
+      // Asked for at once, so the exit code is known even once the container is removed.
+      const exited = container.wait().then((r: { StatusCode: number }) => r.StatusCode, (err: unknown) => {
+        throw dockerError(err, `wait for container ${containerId}`);
+      });
+      exited.catch(() => undefined);
+      const resize = async (s: TerminalSize): Promise<void> => {
+        await container.resize({ h: s.rows, w: s.columns }).catch((err: unknown) => {
+          // A container that has just ended has no window to set.
+          if (dockerStatusOf(err) !== 404 && dockerStatusOf(err) !== 409 && dockerStatusOf(err) !== 500) throw dockerError(err, `resize the terminal of container ${containerId}`);
+        });
+      };
+      await resize(size);
+      return {
+        containerId,
+        stream,
+        resize,
+        wait: () => exited,
+      };
+    } catch (err) {
+      throw dockerError(err, `start container ${containerId}`);
+    }
+  }
+
+  async readFile(containerId: string, path: string, maxBytes: number): Promise<FileRead | undefined> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.getContainer(containerId).getArchive({ path });
+    } catch (err) {
+      if (dockerStatusOf(err) === 404) return undefined;
+      throw dockerError(err, `read ${path} in container ${containerId}`);
+    }
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    // The archive of a file is the file and its headers: a few blocks more than the file.
+    const bound = maxBytes + 64 * 1024;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      if (bytes > bound) {
+        (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+        throw new CldpdError('ContainerFailed', `${path} in container ${containerId} is larger than ${maxBytes} bytes, more than cldpd reads.`);
+      }
+      chunks.push(chunk);
+    }
+    const found = firstFileOf(Buffer.concat(chunks));
+    if ('kind' in found) throw new CldpdError('ContainerFailed', `${path} in container ${containerId} is ${found.kind}, not a regular file.`);
+    if (found.content.length > maxBytes) throw new CldpdError('ContainerFailed', `${path} in container ${containerId} is larger than ${maxBytes} bytes, more than cldpd reads.`);
+    return found;
+  }
+
+  async readVolumeFile(image: string, volumes: readonly { readonly volume: string; readonly path: string }[], path: string, maxBytes: number): Promise<FileRead | undefined> {
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        Image: image, Entrypoint: ['/nonexistent'], Cmd: [], Labels: { [LABELS.helper]: 'read' },
+        HostConfig: { NetworkMode: 'none', Mounts: volumes.map((v) => ({ Type: 'volume' as const, Source: v.volume, Target: v.path, ReadOnly: true })) },
+      });
+    } catch (err) {
+      throw dockerError(err, `create a container to read ${path} from image ${image}`);
+    }
+    try {
+      return await this.readFile(container.id, path, maxBytes);
+    } finally {
+      await container.remove({ force: true }).catch(() => undefined);
     }
   }
 

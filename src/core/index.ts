@@ -4,7 +4,7 @@ export { assertPodName } from './pod-name.js';
 export { loadPod, listPods, type Pod, type PodListing, type PodSource } from './pod.js';
 export { POD_DEFAULTS, DEFAULT_COMMAND, DEFAULT_RESUME_COMMAND, validatePodJson, resolvePodConfig, type PodConfig, type PodJson, type PodMount } from './pod-config.js';
 export { isTerminal, type AgentEvent, type ExitReason, type SessionEvent } from './events.js';
-export type { Runner, ContainerFile, ContainerSpec, ProcessHandle, ProcessInput, OutputChunk, BuildRequest, ImageInfo, ContainerInfo, MountSpec, VolumeInfo } from './runner.js';
+export type { Runner, ContainerFile, ContainerSpec, ProcessHandle, ProcessInput, OutputChunk, BuildRequest, ImageInfo, ContainerInfo, MountSpec, VolumeInfo, FileRead, TerminalProcess, TerminalSize } from './runner.js';
 export { DockerRunner, toCreateOptions } from './docker-runner.js';
 export { Session, type AgentSummary, type SessionOptions } from './session.js';
 export type { InputReservation } from './agent-input.js';
@@ -25,3 +25,4 @@ export { providerLimit, parseResetTime, type ProviderLimit } from './provider-li
 export { GitHubAccess, TOKEN_FILE, credentialHelper, type RepoInfo, type RepoToken, type RepoTokenSource } from './github-access.js';
 export { createRedactor, hideSecrets, hideHostPaths, type HostPlaces } from './redact.js';
 export { modelCredential, containerEnvValues } from './pod-secrets.js';
+export { SessionTakeover, claudeProjectKey, interactiveCommand, isTakeover, holdsSession, MAX_TRANSCRIPT_BYTES, type SessionTakeoverOptions, type AttachedTerminal, type ConversationExport } from './session-takeover.js';

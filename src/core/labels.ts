@@ -8,6 +8,11 @@ export const LABELS = Object.freeze({
   path: 'dev.cldpd.path',
   /** On images: the digest of what they were built from (see contextDigest). */
   context: 'dev.cldpd.context',
+  /**
+   * On a container where a person took a session over (`cldpd attach`): it is the session's
+   * (busy while it exists) but no run's, so recovery never adopts or ends it as one.
+   */
+  attach: 'dev.cldpd.attach',
   /** On short-lived helper containers (setting volume owners, looking into an image). */
   helper: 'dev.cldpd.helper',
 });

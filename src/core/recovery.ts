@@ -9,6 +9,7 @@ import { loadPod, type Pod, type PodSource } from './pod.js';
 import type { Runner } from './runner.js';
 import type { Session, SessionOptions } from './session.js';
 import { SessionLog } from './session-log.js';
+import { isTakeover } from './session-takeover.js';
 import type { SessionRecord, SessionStore } from './session-store.js';
 import { RELEASE_FILE } from './setup-steps.js';
 
@@ -65,7 +66,8 @@ export async function recoverRun(context: RecoveryContext, sessionId: string, op
       };
     },
   });
-  let all = await runner.list({ [LABELS.session]: sessionId });
+  // A person's terminal (cldpd attach) is the session's, never a run's: not this run's to continue or end.
+  let all = (await runner.list({ [LABELS.session]: sessionId })).filter((c) => !isTakeover(c));
   // A container that was created but never started (its process went away in between)
   // holds nothing: remove it and let the run start over.
   for (const c of all.filter((c) => c.state === 'created')) await runner.remove(c.id);

@@ -3,6 +3,34 @@ export interface ContainerFile {
   readonly path: string;
   readonly content: string;
   readonly mode: number;
+  /** The numeric owner the file gets; root (0:0) when absent. */
+  readonly owner?: { readonly uid: number; readonly gid: number };
+}
+
+/** A regular file as read out of a container: its bytes, owner and mode. */
+export interface FileRead {
+  readonly content: Buffer;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mode: number;
+}
+
+/** A terminal's window: columns and rows. */
+export interface TerminalSize {
+  readonly columns: number;
+  readonly rows: number;
+}
+
+/**
+ * A process on a terminal (a pseudo-terminal Docker allocates): `stream` carries its raw
+ * bytes both ways (what is typed in, what the terminal shows out; one stream, not split into
+ * stdout and stderr), `resize` sets its window, `wait()` resolves with its exit code.
+ */
+export interface TerminalProcess {
+  readonly containerId: string;
+  readonly stream: NodeJS.ReadWriteStream;
+  resize(size: TerminalSize): Promise<void>;
+  wait(): Promise<number>;
 }
 
 /** A piece of a process's output, as the container wrote it. */
@@ -85,6 +113,8 @@ export interface ContainerSpec {
   readonly stopGraceSeconds: number;
   /** Open the process's standard input (closed for good once the runner's `end()` is called). */
   readonly stdin: boolean;
+  /** Give the process a terminal (see Runner `createTerminal`); none when absent. */
+  readonly tty?: boolean;
   /** Files written into the container after it is created and before it starts (parent directories made). */
   readonly files?: readonly ContainerFile[];
 }
@@ -180,6 +210,27 @@ export interface Runner {
    * directories are made). The files never reach an image or a log.
    */
   writeFiles(containerId: string, files: readonly ContainerFile[]): Promise<void>;
+  /**
+   * Creates a container for a person's terminal from `spec` (`tty` set), without starting
+   * it: files may be read and written into it first. Resolves with its id.
+   */
+  createTerminal(spec: ContainerSpec): Promise<string>;
+  /**
+   * Attaches to a container made by createTerminal, with its input open, then starts it at
+   * `size`: nothing it shows is missed.
+   */
+  startTerminal(containerId: string, size: TerminalSize): Promise<TerminalProcess>;
+  /**
+   * One regular file of a container (created or running; its volumes included), with its
+   * owner and mode; undefined when there is none. Throws `ContainerFailed` when it is not a
+   * regular file or is larger than `maxBytes`.
+   */
+  readFile(containerId: string, path: string, maxBytes: number): Promise<FileRead | undefined>;
+  /**
+   * One regular file of the named volumes mounted in `image` (at their paths), read through
+   * a helper container that is created, never started, and removed; as {@link readFile}.
+   */
+  readVolumeFile(image: string, volumes: readonly { readonly volume: string; readonly path: string }[], path: string, maxBytes: number): Promise<FileRead | undefined>;
   /** Whether `path` exists in the container's filesystem (created or running). */
   hasFile(containerId: string, path: string): Promise<boolean>;
   /** Runs a command inside a running container; as `user` (a name or uid) when given, else as the container's user. */

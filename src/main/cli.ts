@@ -9,8 +9,8 @@ const argv = process.argv.slice(2);
 const [first] = argv;
 
 // The long-running processes load probot and bullmq; the terminal commands never do.
-// gc acts for this host's worker: it reads the worker's settings (.env) as `cldpd hosts` does.
-if (first === 'gc') (await import('./dot-env.js')).loadDotEnv();
+// gc, attach and export act on this host's worker's sessions: they read its settings (.env) as `cldpd hosts` does.
+if (first === 'gc' || first === 'attach' || first === 'export') (await import('./dot-env.js')).loadDotEnv();
 
 const code = first && SERVICES.has(first)
   ? await (await import('./services.js')).runServices(first as 'serve' | 'worker' | 'up')

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { runCli } from '../cli/run-cli.js';
 import { colorEnabled } from '../cli/style.js';
 import { loadConfig } from '../config.js';
-import { Dispatcher, DockerRunner, HostInventory, SessionStore } from '../core/index.js';
+import { Dispatcher, DockerRunner, HostInventory, SessionStore, SessionTakeover } from '../core/index.js';
 
 const require = createRequire(import.meta.url);
 
@@ -46,13 +46,27 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     const inventory = new HostInventory({ runner, store, hostId: config.hostId });
     // Only `cldpd gc` asks; the module (and ioredis) is loaded then.
     const retirer = async () => (await import('./gc-retirer.js')).gcRetirer(config, inventory);
-    return { dispatcher, inventory, runner, store, pods, retirer };
+    const takeover = { sessions: new SessionTakeover({ runner, store, pods, hostId: config.hostId, hostEnv: process.env, logger }), claudeConfigDir: config.claudeConfigDir, hostId: config.hostId };
+    return { dispatcher, inventory, runner, store, pods, retirer, takeover };
   },
   {
     stdout: process.stdout,
     stderr: process.stderr,
     stdin: process.stdin,
     version,
+    ...(process.stdin.isTTY === true && process.stdout.isTTY === true ? {
+      terminal: {
+        input: process.stdin,
+        output: process.stdout,
+        // The terminal going away, and signals from elsewhere (in raw mode Ctrl+C is a key, not SIGINT).
+        onHangup: (handler: () => void) => {
+          for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.on(signal, handler);
+          return () => {
+            for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.off(signal, handler);
+          };
+        },
+      },
+    } : {}),
     color: { stdout: colorEnabled(process.env, process.stdout.isTTY === true), stderr: colorEnabled(process.env, process.stderr.isTTY === true) },
     onInterrupt: (handler) => {
       // A reader that went away (`cldpd start … | head`) is an interrupt too: stop, leave no container.

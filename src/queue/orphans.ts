@@ -37,6 +37,8 @@ export class Orphans {
     await inventory.sweepHelpers().catch((err: unknown) => logger.warn({ err }, 'could not remove leftover helper containers'));
     for (const found of await inventory.containers(true)) {
       if (this.adopting.has(found.sessionId) || runner.follows(found.sessionId)) continue;
+      // A person's terminal (cldpd attach) is no run: theirs until they leave.
+      if (found.container.labels[LABELS.attach]) continue;
       if (await state.sessionForgotten(found.sessionId)) {
         // An operator released this host's issues while it was gone (`cldpd hosts forget`):
         // its runs were reported cancelled and may have started afresh elsewhere. Never follow it.

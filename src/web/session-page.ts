@@ -157,6 +157,17 @@ export function renderHeader(head: FeedHead, now: number): string {
   return `<dl>${facts.map(([k, v]) => `<div><dt>${k}</dt><dd data-fact="${k}">${v}</dd></div>`).join('')}</dl>`;
 }
 
+/**
+ * How a person takes the session over, for those who may see it: `cldpd attach` on the
+ * worker's host (Claude Code's own terminal on the conversation, once no run goes) and
+ * `cldpd export` (the transcript, the branch and the commands to go on elsewhere).
+ */
+export function renderTakeover(head: Pick<FeedHead, 'sessionId' | 'host' | 'number'>): string {
+  const id = escapeHtml(head.sessionId);
+  return `<details class="takeover"><summary>Take over</summary><p>On host <code>${escapeHtml(head.host)}</code>: <code>cldpd attach ${id}</code> opens Claude Code's own terminal on this conversation (while no run goes; the queue waits until you leave).</p>`
+    + `<p>To go on elsewhere: <code>cldpd export ${id} --out &lt;dir&gt;</code> on that host writes the conversation's transcript, the branch <code>cldpd/issue-${Number(head.number)}</code> and the commands to run (<code>--portable</code>: all in &lt;dir&gt;, to carry to your machine).</p></details>`;
+}
+
 /** Everything the full page needs. */
 export interface SessionPageView {
   readonly head: FeedHead;
@@ -212,7 +223,7 @@ export function renderSessionPage(view: SessionPageView): string {
 </head>
 <body>
 <input type="checkbox" id="details" hidden>
-<header><h1>${escapeHtml(head.sessionId)}</h1><div id="head">${renderHeader(head, view.now)}</div><p class="bar"><span id="live" class="live"></span><label for="details">build details</label></p></header>
+<header><h1>${escapeHtml(head.sessionId)}</h1><div id="head">${renderHeader(head, view.now)}</div><p class="bar"><span id="live" class="live"></span><label for="details">build details</label></p>${renderTakeover(head)}</header>
 <main id="log" data-events="${escapeHtml(view.eventsUrl)}" data-after="${escapeHtml(last ? `${last.id}/${last.n}` : '0-0/0')}" data-n="${last?.n ?? 0}">
 ${parts.join('\n')}
 </main>

@@ -1,4 +1,5 @@
-import type { BuildRequest, ContainerFile, ContainerInfo, ContainerSpec, ImageInfo, OutputChunk, ProcessHandle, Runner, VolumeInfo } from '../../src/core/index.js';
+import { PassThrough } from 'node:stream';
+import type { BuildRequest, ContainerFile, ContainerInfo, ContainerSpec, FileRead, ImageInfo, OutputChunk, ProcessHandle, Runner, TerminalProcess, TerminalSize, VolumeInfo } from '../../src/core/index.js';
 import { CldpdError } from '../../src/core/index.js';
 
 /** What the next process (run or exec) does: print these chunks, then exit with this code, or wait to be stopped. */
@@ -224,6 +225,61 @@ export class FakeRunner implements Runner {
     const byPath = this.written.get(containerId) ?? new Map<string, string>();
     for (const f of files) byPath.set(f.path, f.content);
     this.written.set(containerId, byPath);
+  }
+
+  /** Files readFile and readVolumeFile find, by path (any container). */
+  readonly files = new Map<string, FileRead>();
+  /** Terminals started, by container id: what was typed, and `leave()` ends the process with its code. */
+  readonly terminals = new Map<string, { typed: string; sizes: TerminalSize[]; leave: (code?: number) => void }>();
+
+  async createTerminal(spec: ContainerSpec): Promise<string> {
+    this.calls.push({ method: 'createTerminal', args: [spec] });
+    if ([...this.containers.values()].some((c) => c.info.name === spec.name)) {
+      throw new CldpdError('ContainerFailed', `Docker refused to create container ${spec.name}: name in use`);
+    }
+    const id = `c${++this.seq}`;
+    const info = { id, name: spec.name, labels: { ...spec.labels }, state: 'created', createdAt: Date.now() + this.seq };
+    this.containers.set(id, { info, spec, stop: () => undefined });
+    return id;
+  }
+
+  async startTerminal(containerId: string, size: TerminalSize): Promise<TerminalProcess> {
+    this.calls.push({ method: 'startTerminal', args: [containerId, size] });
+    const container = this.containers.get(containerId);
+    if (!container) throw new CldpdError('ContainerFailed', `no container ${containerId}`);
+    container.info.state = 'running';
+    const stream = new PassThrough();
+    const terminal = { typed: '', sizes: [size], leave: (_code?: number) => undefined as void };
+    let exit: (code: number) => void = () => undefined;
+    const exited = new Promise<number>((resolve) => (exit = resolve));
+    const input = new PassThrough();
+    input.on('data', (d: Buffer) => (terminal.typed += d.toString()));
+    const end = (code: number): void => {
+      if (container.info.state !== 'running') return;
+      container.info.state = 'exited';
+      stream.end();
+      exit(code);
+    };
+    terminal.leave = (code = 0) => end(code);
+    container.stop = () => end(137);
+    this.terminals.set(containerId, terminal);
+    // Writes go to `input` (what the person typed); reads come from `stream` (what the terminal shows).
+    const duplex = Object.assign(stream, { write: input.write.bind(input) }) as unknown as NodeJS.ReadWriteStream;
+    return {
+      containerId, stream: duplex,
+      resize: async (s) => void terminal.sizes.push(s),
+      wait: () => exited,
+    };
+  }
+
+  async readFile(containerId: string, path: string): Promise<FileRead | undefined> {
+    this.calls.push({ method: 'readFile', args: [containerId, path] });
+    return this.files.get(path);
+  }
+
+  async readVolumeFile(image: string, volumes: readonly { volume: string; path: string }[], path: string): Promise<FileRead | undefined> {
+    this.calls.push({ method: 'readVolumeFile', args: [image, volumes, path] });
+    return this.files.get(path);
   }
 
   async hasFile(containerId: string, path: string): Promise<boolean> {

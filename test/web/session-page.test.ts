@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FeedEntry, FeedHead, StoredEntry } from '../../src/queue/session-feed.js';
-import { renderEntry, renderHeader, renderMarkdown, renderSessionPage } from '../../src/web/session-page.js';
+import { renderEntry, renderHeader, renderMarkdown, renderSessionPage, renderTakeover } from '../../src/web/session-page.js';
 
 const head: FeedHead = {
   sessionId: 'hello-0a1b2c3d', pod: 'hello', owner: 'acme', repo: 'web', number: 7, issueUrl: 'https://github.com/acme/web/issues/7',
@@ -111,5 +111,14 @@ describe('tables in a quote', () => {
     const table = `> |${'a|'.repeat(100)}\n> |${'-|'.repeat(100)}\n${'> x\n'.repeat(400)}\n`;
     const text = table.repeat(Math.floor(20_000 / table.length));
     expect(Buffer.byteLength(renderMarkdown(text))).toBeLessThan(10 * text.length);
+  });
+
+  it('attach: the page shows both commands (attach on its host, export), with the host to attach on; what the worker published is escaped', () => {
+    const html = renderSessionPage({ head, entries: [], eventsUrl: '/e', now: 0, full: false });
+    expect(html).toContain('On host <code>h1</code>: <code>cldpd attach hello-0a1b2c3d</code>');
+    expect(html).toContain('<code>cldpd export hello-0a1b2c3d --out &lt;dir&gt;</code>');
+    expect(html).toContain('<code>cldpd/issue-7</code>');
+    const odd = renderTakeover({ sessionId: 'x"><script>', host: '<b>h</b>', number: 7 });
+    expect(odd).not.toMatch(/<script>|<b>/);
   });
 });
