@@ -7,6 +7,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { benchCheckout } from './checkout.mjs';
 import { benchClaude } from './claude.mjs';
+import { benchConversation } from './conversation.mjs';
 import { benchDispatch } from './dispatch.mjs';
 import { benchHostileText } from './hostile-text.mjs';
 import { benchLivePage } from './live-page.mjs';
@@ -68,6 +69,10 @@ if (want('text')) {
 if (want('retention')) {
   console.log('retention…');
   results.retention = await benchRetention({ issues: quick ? 5 : 20 });
+}
+if (want('conversation')) {
+  console.log('conversation…');
+  results.conversation = await benchConversation({ runs: quick ? 3 : 9 });
 }
 
 const s = (x, unit = '', d = 0) => `${fmt(x.median, d)}${unit} (${fmt(x.min, d)}–${fmt(x.max, d)}, n=${x.n})`;
@@ -207,6 +212,24 @@ if (results.text) {
     `| crafted comment | sanitizeUntrusted | ${s(t.sanitize, ' ms', 1)} |`,
     `| crafted comment | parseCommand | ${s(t.parseCommand, ' ms', 1)} |`,
     `| filling tables | safeMarkdown | ${s(t.safeMarkdown, ' ms', 1)} |`, '');
+}
+if (results.conversation) {
+  const c = results.conversation;
+  const { label: a, review: b, close: k } = c;
+  const step = (x) => (x.n ? s(x) : '—');
+  const row = (name, x) => `| ${name} | **${s(x.first)}** | ${s(x.ack, '', 1)} | ${step(x.intakeDone)} | ${step(x.runTaken)} | ${step(x.containerStarted)} | ${fmt(x.apiCounts.median)} |`;
+  const more = (d) => `${fmt(Math.abs(d))} ms ${d >= 0 ? 'more' : 'less'}`;
+  const intakeReads = b.permissionAt.median - a.permissionAt.median;
+  const worker = (b.containerStarted.median - b.runTaken.median) - (a.containerStarted.median - a.runTaken.median);
+  lines.push('## 11. The conversation: a review to the agent\'s first event', '',
+    `The real \`cldpd serve\` and \`cldpd worker\` processes against the fake GitHub API, real Docker and Redis; a busybox pod (image cached by one warm-up label; \`~/.claude\` persisted, as in the default pod) whose \`claude\` prints Claude Code's stream-json init line and an assistant line at once, and goes on with \`--resume <id>\`. ${c.runs} rounds of two deliveries, in alternating order: **label**, a signed \`issues.labeled\` (\`cldpd:bench\`) on a new issue; **review**, a signed \`pull_request_review.submitted\` on the pull request (head \`cldpd/issue-<n>\`) of an issue whose session had finished, the review carrying \`/cldpd resume\` in its body and two line comments. Each is timed from sending the delivery to the first \`output\` event with agent text in the session's log (\`sessions/<session>/log.jsonl\`, polled every 5 ms from outside): the worker appends each event there before passing it on, while the live feed in Redis gets it in 50 ms batches. The steps come afterwards from the queues' job times and the log's own event times, from the same start. Before each delivery the installation's write budget held five writes and no comment had been created for 3 s (see below).`, '',
+    'All times in ms from sending the delivery.', '',
+    '| delivery | first agent event | acknowledged | intake done | run taken by the worker | container started | GitHub API calls before the first event |', '|---|---|---|---|---|---|---|',
+    row('label, new issue', a),
+    row('review, finished session resumed', b),
+    row('label, 1 s after another issue\'s label', k), '',
+    `Review against label: **${fmt(b.first.median - a.first.median)} ms** (median against median, ${fmt(b.first.median / a.first.median, 2)}×). Where it comes from: the review's intake first reads the review and its line comments (\`GET …/pulls/{n}/reviews/{id}\`, \`GET …/pulls/{n}/comments\`: two API reads a label does not make, ${fmt(intakeReads)} ms here against a local fake, a round trip each to GitHub in a deployment), then makes the permission check, settings read and "queued" comment both paths make (intake done ${more(b.intakeDone.median - a.intakeDone.median)}); the worker's resume path (a new container with \`--resume\` on the session's existing volumes, nothing built or created) against a start (build-context digest and image check, a new volume) takes ${more(worker)} from the run taken to the container started. The agent's first line follows its container's start within a few ms on both paths.`, '',
+    `A label a second after another issue's waits **${fmt(k.first.median - a.first.median)} ms** more: the intake posts its "queued" comment before it queues the run, and the app's Octokit (@octokit/plugin-throttling, as Probot configures it) spaces requests that notify, such as a new comment, 3 s apart in each process, so any delivery that starts or resumes a run within 3 s of another's comment waits for it (by up to 3 s) before its run is even queued.`, '');
 }
 lines.push('## What limits the figures', '',
   '- **Dispatch.** The engine work is the same on both paths (create, attach, start with an init, wait, remove: ≈ 200 ms here, most of it the engine starting the container), and inside a running worker cldpd is faster than the docker CLI because it skips the build call on an unchanged context and spawns no processes. What `cldpd start` adds is one Node process: Node\'s own start-up and loading cldpd (one bundled file, dist/main/cldpd.js, ≈ 220 KB). On this machine NODE_EXTRA_CA_CERTS is set for every process, and Node 20 then loads its whole CA store at start-up (≈ 30–60 ms, in the `node -e 0` rows); `cldpd start` makes no TLS connection, but Node pays it before any of cldpd\'s code runs. Done so far: the build call skipped when the context digest matches (≈ 80 ms), one bundled file instead of ≈ 400 modules (≈ 100 ms), zod/mini (≈ 40 ms), dockerode\'s ssh2, gRPC and protobufjs loaded on first use, tar-fs and pino only when needed, the build context sent uncompressed.',
