@@ -341,11 +341,12 @@ export async function benchConversation({ runs = 9 } = {}) {
       runTaken: stats(rows.map((x) => x.steps.runTaken).filter((x) => x !== undefined)),
       containerStarted: stats(rows.map((x) => x.steps.containerStarted).filter((x) => x !== undefined)),
       textAt: stats(rows.map((x) => x.steps.textAt).filter((x) => x !== undefined)),
-      api: rows[0].api.map((c) => c.call),
+      api: rows[0].api.filter((c) => !c.call.startsWith('PATCH')).map((c) => c.call),
       // When the permission check reached GitHub: after the review's reads on a review.
       permissionAt: stats(rows.map((x) => x.api.find((c) => c.call.includes('/collaborators/'))?.at).filter((x) => x !== undefined)),
       queuedCommentAt: stats(rows.map((x) => x.api.find((c) => c.call.startsWith('POST') && c.call.endsWith('/comments'))?.at).filter((x) => x !== undefined)),
-      apiCounts: stats(rows.map((x) => x.api.length)),
+      // The intake's own calls: the worker's status edits (PATCH) are coalesced and never hold a run.
+      apiCounts: stats(rows.map((x) => x.api.filter((c) => !c.call.startsWith('PATCH')).length)),
     });
     return { runs, label: summary(labels), review: summary(reviews), close: summary(close), rounds: { labels, reviews, close } };
   } finally {
