@@ -348,7 +348,7 @@ export async function benchConversation({ runs = 9 } = {}) {
       // The intake's own calls: the worker's status edits (PATCH) are coalesced and never hold a run.
       apiCounts: stats(rows.map((x) => x.api.filter((c) => !c.call.startsWith('PATCH')).length)),
     });
-    return { runs, label: summary(labels), review: summary(reviews), close: summary(close), rounds: { labels, reviews, close } };
+    return { runs, label: summary(labels), review: summary(reviews), close: summary(close), paired: stats(labels.map((x, i) => reviews[i].first - x.first)), rounds: { labels, reviews, close } };
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', r)))));
