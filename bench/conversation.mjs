@@ -11,6 +11,9 @@
 // the live feed in Redis is written from the same events in 50 ms batches, so the log is the
 // earliest place outside the worker that shows the event, and it carries the worker's own
 // time of each event (`at`) besides, which splits the wait into its steps.
+//
+// Alone: `node bench/conversation.mjs [rounds]`; BENCH_LOG_LEVEL=debug logs the processes'
+// GitHub requests, BENCH_KEEP=1 keeps their logs (serve.log, worker.log) in the temporary home.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, createWriteStream, existsSync, openSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -222,8 +225,8 @@ export async function benchConversation({ runs = 9 } = {}) {
     const finished = (n) => statuses(n).filter((c) => /cldpd: (finished|failed|cancelled|stopped|timed out)/.test(c.body));
     const sessionOf = (n) => /session `([a-z0-9-]+)`/.exec(statuses(n)[0]?.body ?? '')?.[1];
     /** Waits for issue (or pull request) `n`'s run to end and its last status edit to land. */
-    const settle = async (n, count = 1) => {
-      await until(`#${n} finished`, () => finished(n).length >= count, 120_000);
+    const settle = async (n) => {
+      await until(`#${n} finished`, () => finished(n).length >= 1, 120_000);
       if (!/cldpd: finished/.test(finished(n).at(-1).body)) throw new Error(`#${n} did not finish: ${finished(n).at(-1).body.slice(0, 400)}`);
       await new Promise((r) => setTimeout(r, 1500));
     };
@@ -242,7 +245,7 @@ export async function benchConversation({ runs = 9 } = {}) {
         return Number.isFinite(held) ? held + (Date.now() - last) * (40 / 60_000) : Infinity;
       };
       const lastPost = () => github.requests.findLast((r) => r.method === 'POST' && /\/comments$/.test(r.path))?.at ?? 0;
-      await until('the write budget', async () => (await tokens()) >= writes && Date.now() - lastPost() >= 3100, 60_000);
+      await until('the write budget and the comment spacing', async () => (await tokens()) >= writes && Date.now() - lastPost() >= 3100, 60_000);
       return tokens();
     };
 
