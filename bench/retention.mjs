@@ -22,7 +22,7 @@ const OWNER = 'acme';
 const REPO = 'archive';
 
 /** The fake GitHub API of the tests, compiled for this process. */
-async function fakeGitHub() {
+export async function fakeGitHub() {
   const dir = mkdtempSync(join(tmpdir(), 'cldpd-bench-fake-'));
   await build({ entryPoints: [join(ROOT, 'test/fakes/fake-github.ts')], outfile: join(dir, 'fake-github.mjs'), bundle: true, platform: 'node', format: 'esm', packages: 'external', logLevel: 'warning' });
   const { FakeGitHub } = await import(join(dir, 'fake-github.mjs'));
@@ -30,7 +30,8 @@ async function fakeGitHub() {
   return new FakeGitHub();
 }
 
-async function freePort() {
+/** A TCP port nobody listens on right now. */
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
