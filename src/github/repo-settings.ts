@@ -1,6 +1,7 @@
 import { parse } from 'yaml';
 import * as z from 'zod/mini';
 import { parseLimits, type RepoLimits } from '../queue/limits-policy.js';
+import type { OctokitLike } from './comments-api.js';
 
 /** Per-repository settings from `.github/cldpd.yml`. */
 export interface RepoSettings {
@@ -71,4 +72,21 @@ export function parseRepoSettings(text: string): RepoSettings {
 /** Whether `settings` allow `pod`. */
 export function allowsPod(settings: RepoSettings, pod: string): boolean {
   return settings.pods === undefined || settings.pods.includes(pod);
+}
+
+/**
+ * Reads and parses a repository's `.github/cldpd.yml` with an installation's Octokit: the
+ * defaults when there is none (404). Rejects with the API's error (it carries a `status`) when
+ * GitHub fails, and with {@link parseRepoSettings}'s Error (no `status`) when the file is wrong.
+ */
+export async function readRepoSettings(octokit: OctokitLike, repo: { readonly owner: string; readonly repo: string }): Promise<RepoSettings> {
+  let file: { content?: string; encoding?: string };
+  try {
+    const { data } = await octokit.request('GET /repos/{owner}/{repo}/contents/{path}', { owner: repo.owner, repo: repo.repo, path: '.github/cldpd.yml' });
+    file = data as { content?: string; encoding?: string };
+  } catch (err) {
+    if ((err as { status?: number }).status === 404) return DEFAULT_REPO_SETTINGS;
+    throw err;
+  }
+  return parseRepoSettings(Buffer.from(file.content ?? '', file.encoding === 'base64' ? 'base64' : 'utf8').toString('utf8'));
 }

@@ -1,5 +1,5 @@
 import type { RepoInfo } from '../core/index.js';
-import type { RunRepoAccess, RunWork } from '../queue/contract.js';
+import type { RunRepoAccess, RunWork, WorkPull } from '../queue/contract.js';
 import type { OctokitLike } from './comments-api.js';
 
 /** Where a run's token comes from: the app (its own JWT) and the installation that covers the issue's repository. */
@@ -108,14 +108,14 @@ export function repoTokenSource(options: RepoTokenSourceOptions): RunRepoAccess 
       const after = await heads();
       const changed = [...after].filter(([name, sha]) => start.get(name) !== sha).map(([name]) => name).sort().slice(0, MAX_BRANCHES);
       const octokit = await installation();
-      const pulls: Array<RunWork['pulls'][number]> = [];
+      const pulls: WorkPull[] = [];
       for (const branch of changed) {
         const { data } = await octokit.request('GET /repos/{owner}/{repo}/pulls', { owner: options.owner, repo: options.repo, state: 'all', head: `${options.owner}:${branch}`, per_page: 10 });
-        for (const p of data as Array<{ number: number; title: string; html_url: string; state: string; merged_at?: string | null }>) {
-          pulls.push({ number: p.number, title: p.title, url: p.html_url, state: p.merged_at ? 'merged' : p.state, branch });
+        for (const p of data as Array<{ number: number; title: string; html_url: string; state: string; merged_at?: string | null; draft?: boolean; base?: { ref?: string } }>) {
+          pulls.push({ number: p.number, title: p.title, url: p.html_url, state: p.merged_at ? 'merged' : p.state, branch, ...(p.base?.ref ? { base: p.base.ref } : {}), ...(p.draft ? { draft: true } : {}) });
         }
       }
-      return { watched: options.branch, branches: changed.map((name) => ({ name, url: `${htmlUrl}/tree/${name.split('/').map(encodeURIComponent).join('/')}` })), pulls };
+      return { watched: options.branch, branches: changed.map((name) => ({ name, url: `${htmlUrl}/tree/${name.split('/').map(encodeURIComponent).join('/')}`, sha: after.get(name) as string })), pulls };
     },
   };
 }

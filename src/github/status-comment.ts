@@ -55,7 +55,9 @@ export interface StatusView {
   readonly work?: {
     readonly watched?: string;
     readonly branches: ReadonlyArray<{ readonly name: string; readonly url: string }>;
-    readonly pulls: ReadonlyArray<{ readonly number: number; readonly title: string; readonly url: string; readonly state: string; readonly branch: string }>;
+    readonly pulls: ReadonlyArray<{ readonly number: number; readonly title: string; readonly url: string; readonly state: string; readonly branch: string; readonly draft?: boolean; readonly openedByCldpd?: boolean }>;
+    /** Branches whose pull request cldpd could not open, and why. */
+    readonly notOpened?: ReadonlyArray<{ readonly branch: string; readonly reason: string }>;
   };
 }
 
@@ -68,8 +70,13 @@ function link(text: string, url: string): string {
 function workLines(work: NonNullable<StatusView['work']>): string[] {
   if (work.branches.length === 0) return [work.watched ? `No changes pushed to \`${work.watched}\`.` : 'No changes pushed.'];
   return work.branches.map((b) => {
-    const pulls = work.pulls.filter((p) => p.branch === b.name).map((p) => `pull request ${link(`${p.title} (#${p.number})`, p.url)}${p.state === 'open' ? '' : ` (${p.state})`}`);
-    return `Pushed ${link(b.name, b.url)}${pulls.length > 0 ? ` → ${pulls.join(', ')}` : ' (no pull request)'}`;
+    const pulls = work.pulls.filter((p) => p.branch === b.name).map((p) => {
+      const kind = p.draft && p.state === 'open' ? 'draft pull request' : 'pull request';
+      return `${kind} ${link(`${p.title} (#${p.number})`, p.url)}${p.state === 'open' ? '' : ` (${p.state})`}${p.openedByCldpd ? ', opened by cldpd' : ''}`;
+    });
+    const failed = work.notOpened?.find((n) => n.branch === b.name);
+    const none = failed ? ` (no pull request: cldpd could not open one, ${safeInline(oneLine(failed.reason, 500))})` : ' (no pull request)';
+    return `Pushed ${link(b.name, b.url)}${pulls.length > 0 ? ` → ${pulls.join(', ')}` : none}`;
   });
 }
 

@@ -4,11 +4,12 @@ import type { Logger } from 'pino';
 import { requireGitHubApp, type Config } from '../config.js';
 import { feedStore, linkSigner } from './session-pages.js';
 import { sharedWriteBudget } from './shared-write-budget.js';
-import { Dispatcher, DockerRunner, HostInventory, SessionStore, containerEnvValues, createRedactor, hideHostPaths, issueBranch, modelCredential } from '../core/index.js';
+import { Dispatcher, DockerRunner, HostInventory, SessionStore, containerEnvValues, createRedactor, hideHostPaths, issueBranch, loadPod, modelCredential } from '../core/index.js';
 import { appAuth } from '../github/app-auth.js';
 import { octokitComments } from '../github/comments-api.js';
 import { FeedWriter } from '../web/feed-writer.js';
 import { issueLookup } from '../github/issue-lookup.js';
+import { PullOpener } from '../github/pull-opener.js';
 import { repoTokenSource } from '../github/repo-tokens.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RunCommand } from '../queue/contract.js';
@@ -62,13 +63,14 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     return (text) => hideHostPaths(redact(text), config);
   };
   const links = linkSigner(config, privateKey);
+  const liveLink = (sessionId: string): string => links.link(sessionId, Date.now() + config.live.keepSeconds * 1000);
   const reporter = new StatusReporter({
     comments: octokitComments(octokitFor, metrics?.github),
     budget: sharedWriteBudget(redis, config, logger, metrics?.github),
     intervalMs: config.statusIntervalMs,
     hostId: config.hostId,
     redactorFor,
-    liveLink: (sessionId) => links.link(sessionId, Date.now() + config.live.keepSeconds * 1000),
+    liveLink,
     logger: logger.child({ name: 'reporter' }),
   });
   const state = issueStores(redis);
@@ -82,6 +84,11 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     installationId: command.issue.installationId, owner: command.issue.owner, repo: command.issue.repo,
     branch: issueBranch(command.issue), ...(ghHost ? { ghHost } : {}),
   });
+  // After a run that pushed: its pull request, opened with the installation's own token.
+  const pulls = new PullOpener({
+    octokitFor, links: state, redactorFor, liveLink, logger: logger.child({ name: 'pull-opener' }),
+    podPermissions: async (pod) => (await loadPod(pods, pod)).config.github,
+  });
   // The status comment first: only it may fail a run's finish. Side reports follow it.
   const feed = new FeedWriter({ store: feedStore(redis, config), redactorFor, hostId: config.hostId, logger: logger.child({ name: 'live-feed' }) });
   const usage = new UsageReporter(new UsageLimits(redis), logger.child({ name: 'usage' }));
@@ -89,7 +96,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher, inventory,
     feed: feedStore(redis, config),
     issueOnGitHub: issueLookup(octokitFor),
-    providerLimits: { ...config.providerWaits, credentialOf: (command) => modelCredential(pods, command.pod, hostEnv) }, state, producer, reporter: reporters, positions: reporter, github, logger: logger.child({ name: 'worker' }) });
+    providerLimits: { ...config.providerWaits, credentialOf: (command) => modelCredential(pods, command.pod, hostEnv) }, state, producer, reporter: reporters, positions: reporter, github, pulls, logger: logger.child({ name: 'worker' }) });
   metrics?.countSessions(config.hostId, () => worker.activeRuns);
   await worker.start();
   return {

@@ -158,10 +158,44 @@ export interface RetireJob {
 export interface RunWork {
   /** The branch the run was told to push to; its work is looked for there and on branches named after it. */
   readonly watched: string;
-  /** Branches created or moved while the run held its token. */
-  readonly branches: ReadonlyArray<{ readonly name: string; readonly url: string }>;
-  /** Pull requests whose head is one of those branches. */
-  readonly pulls: ReadonlyArray<{ readonly number: number; readonly title: string; readonly url: string; readonly state: string; readonly branch: string }>;
+  /** Branches created or moved while the run held its token, with their head commit after it (`sha`). */
+  readonly branches: ReadonlyArray<{ readonly name: string; readonly url: string; readonly sha?: string }>;
+  /** Pull requests whose head is one of those branches, with the one cldpd opened after the run (see PullRequestOpener). */
+  readonly pulls: ReadonlyArray<WorkPull>;
+  /** Branches whose pull request cldpd meant to open and could not, each with why in words (GitHub's refusal, a setting it could not read). */
+  readonly notOpened?: ReadonlyArray<{ readonly branch: string; readonly reason: string }>;
+}
+
+/** A pull request of a run's work. */
+export interface WorkPull {
+  readonly number: number;
+  readonly title: string;
+  readonly url: string;
+  /** `open`, `closed` or `merged`. */
+  readonly state: string;
+  /** Its head branch: one of the run's. */
+  readonly branch: string;
+  /** The branch it merges into, when GitHub said. */
+  readonly base?: string;
+  readonly draft?: boolean;
+  /** cldpd opened it after this run. */
+  readonly openedByCldpd?: boolean;
+}
+
+/**
+ * What follows a run that pushed: opens a pull request for each of its branches that has no
+ * open one (as `.github/cldpd.yml` `pullRequest` and the pod's `github` permissions allow),
+ * and records every pull request of the work as the session's. Owned by the queue,
+ * implemented by the GitHub side.
+ */
+export interface PullRequestOpener {
+  /**
+   * `work` with the pull request it opened added to `pulls`, and what it could not open in
+   * `notOpened`. Never throws: a failure is said in the result (and logged), never a failed
+   * run. Safe to call again for the same work (a retried job): it looks before it opens, so a
+   * branch never gets two.
+   */
+  afterPush(command: RunCommand, outcome: RunOutcome, work: RunWork): Promise<RunWork>;
 }
 
 /** A source of the run's repository token that can also say, after the run, what it pushed. */

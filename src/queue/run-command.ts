@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { isCldpdError, messageOf, type Dispatcher, type Session } from '../core/index.js';
-import type { RunCommand, RunOutcome, RunRepoAccess, RunReport, Reporter } from './contract.js';
+import type { PullRequestOpener, RunCommand, RunOutcome, RunRepoAccess, RunReport, Reporter } from './contract.js';
 import type { IssueRecords } from './issue-record.js';
 import type { ProviderWaits } from './provider-waits.js';
 import { outcomeWords } from './run-view.js';
@@ -16,6 +16,8 @@ export interface CommandRunnerOptions {
   readonly waits?: Pick<ProviderWaits, 'afterRun'> | undefined;
   /** Mints tokens for a command's repository, for pods that ask for `github` permissions, and finds what the run pushed; none when absent. */
   readonly github?: ((command: RunCommand) => RunRepoAccess) | undefined;
+  /** Opens the pull request of what a run pushed and records the session's pull requests; none when absent. */
+  readonly pulls?: PullRequestOpener | undefined;
   readonly logger: Logger;
   /** How long a resume waits between looks at a session still running; default 2 s. */
   readonly busyPollMs?: number;
@@ -93,7 +95,13 @@ export class CommandRunner {
         log.warn({ err: messageOf(err) }, 'could not find what the run pushed');
         return undefined;
       });
-      if (work) outcome = { ...outcome, work };
+      if (work) {
+        const ended = outcome;
+        outcome = { ...ended, work: await Promise.resolve(this.options.pulls?.afterPush(command, ended, work) ?? work).catch((err: unknown) => {
+          log.warn({ err: messageOf(err) }, 'could not open or record the pull request of what the run pushed');
+          return work;
+        }) };
+      }
     } catch (err) {
       log.warn({ err }, 'the run could not start');
       outcome = { kind: 'error', sessionId: command.sessionId, message: messageOf(err) };

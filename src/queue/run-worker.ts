@@ -1,7 +1,7 @@
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { isCldpdError, type Dispatcher, type HostInventory } from '../core/index.js';
-import type { ControlJob, Reporter, RetireJob, RunCommand, RunRepoAccess } from './contract.js';
+import type { ControlJob, PullRequestOpener, Reporter, RetireJob, RunCommand, RunRepoAccess } from './contract.js';
 import { IssueDrain } from './issue-drain.js';
 import type { WorkerStores } from './issue-stores.js';
 import { LiveDelivery } from './live-delivery.js';
@@ -42,6 +42,8 @@ export interface RunWorkerOptions {
   readonly feed?: { remove(sessionIds: readonly string[]): Promise<void> };
   /** Mints tokens for a command's repository, for pods that ask for `github` permissions, and finds what the run pushed; none when absent. */
   readonly github?: (command: RunCommand) => RunRepoAccess;
+  /** Opens the pull request of what a run pushed and records the session's pull requests (see PullRequestOpener); none when absent. */
+  readonly pulls?: PullRequestOpener;
   /** Waiting out a model provider's quota or rate refusal instead of failing (see ProviderLimits): none when absent. */
   readonly providerLimits?: ProviderLimits;
 }
@@ -69,7 +71,7 @@ export class RunWorker {
     this.lockTtlMs = options.lockTtlMs ?? 60_000;
     this.positions = new QueuePositions({ positions: options.positions, state, logger });
     const waits = options.providerLimits ? new ProviderWaits({ limits: options.providerLimits, state, producer, positions: options.positions, logger }) : undefined;
-    this.runner = new CommandRunner({ dispatcher, state, reporter, waits, github: options.github, logger });
+    this.runner = new CommandRunner({ dispatcher, state, reporter, waits, github: options.github, pulls: options.pulls, logger });
     this.delivery = new LiveDelivery({ state, runner: this.runner, positions: this.positions, logger });
     this.issueDrain = new IssueDrain({ hostId, state, producer, runner: this.runner, delivery: this.delivery, positions: this.positions, waits, logger,
       lockTtlMs: this.lockTtlMs, recheckMs: options.recheckMs ?? 5_000, hostGoneMs: options.hostGoneMs });
