@@ -64,7 +64,7 @@ export function decidePull(input: { readonly work: RunWork; readonly permissions
 
 /** Pure: a pull request's title from its issue's: hidden text removed, one line, at most {@link MAX_PULL_TITLE_CHARS}; `Issue #<n>` when nothing is left. */
 export function pullRequestTitle(issueTitle: string | null | undefined, issueNumber: number): string {
-  const line = stripEscapes(sanitizeUntrusted(issueTitle ?? '')).replace(/\s+/g, ' ').trim();
+  const line = sanitizeUntrusted(stripEscapes(issueTitle ?? '')).replace(/\s+/g, ' ').trim();
   return toWellFormed(shorten(line || `Issue #${issueNumber}`, MAX_PULL_TITLE_CHARS));
 }
 
@@ -97,7 +97,7 @@ export function pullRequestBody(input: PullBodyInput): string {
     parts.push('_The agent gave no summary of this run; the session page shows what it did._');
   }
   parts.push(`Closes #${input.issueNumber}`);
-  const session = input.sessionUrl ? `[session \`${input.sessionId}\`](${input.sessionUrl.replace(/[()\s]/g, encodeURIComponent)})` : `session \`${input.sessionId}\``;
+  const session = input.sessionUrl ? `[session \`${input.sessionId}\`](${input.sessionUrl.replace(/[()\s]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)})` : `session \`${input.sessionId}\``;
   parts.push([
     '---',
     `Opened by cldpd from the work of ${session}.`,

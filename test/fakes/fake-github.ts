@@ -33,6 +33,24 @@ export interface FakeComment {
   history?: string[];
 }
 
+/** A pull request on the fake GitHub. */
+export interface FakePull {
+  /** `owner/repo`. */
+  repo: string;
+  number: number;
+  title: string;
+  /** The head branch (of the same repository). */
+  head: string;
+  base: string;
+  body: string | null;
+  draft: boolean;
+  html_url: string;
+  state: 'open' | 'closed';
+  merged?: boolean;
+  /** Who opened it: the app (an installation token) or a person. */
+  user: { login: string; type: string };
+}
+
 /** The app's own login on the fake GitHub (`GET /app` answers slug "cldpd"). */
 export const FAKE_APP_LOGIN = 'cldpd[bot]';
 
@@ -69,8 +87,14 @@ export class FakeGitHub {
   onRevoke: ((token: string) => void) | undefined;
   /** The branch heads of a repository, for `git/matching-refs/heads/` (a test answers from its git server); 404 when unset. */
   heads: ((owner: string, repo: string) => Promise<Array<{ name: string; sha: string }>>) | undefined;
-  /** Pull requests opened through the API, per `owner/repo`. */
-  readonly pulls: Array<{ repo: string; number: number; title: string; head: string; base: string; html_url: string; state: string }> = [];
+  /** Pull requests opened through the API (or put here by a test), in every repository. */
+  readonly pulls: FakePull[] = [];
+  /** While positive, `POST …/pulls` answers with this status and message (and counts down), as GitHub refusing it would. */
+  refusePulls: { status: number; message: string; times: number } | undefined;
+  /** `owner/repo` of repositories without draft pull requests (GitHub's free plan, private repositories): a draft is refused (422). */
+  readonly noDrafts = new Set<string>();
+  /** `owner/repo#n` → the issue's title for `GET` of an issue; `Issue <n>` when unset (as the e2e payloads name them). */
+  readonly issueTitles = new Map<string, string>();
   /** What `GET /app` says the app is sent and may do: by default an app registered before reviews and checks. */
   app: { events: string[]; permissions: Record<string, string> } = { events: ['issues', 'issue_comment'], permissions: { issues: 'write', contents: 'write', pull_requests: 'write', metadata: 'read' } };
   /** Pull requests a test sets up, by `owner/repo#n`, for `GET …/pulls/{n}`: head branch and commit, and whether the head is in a fork. */
@@ -227,19 +251,46 @@ export class FakeGitHub {
       const runs = this.checkRuns.get(m[3] as string) ?? [];
       return send(200, { total_count: runs.length, check_runs: runs.map((r, i) => ({ id: i + 1, name: r.name, status: 'completed', conclusion: r.conclusion, html_url: `https://github.com/${m?.[1]}/${m?.[2]}/runs/${i + 1}`, output: { title: r.title ?? null, summary: r.summary ?? null, text: r.text ?? null } })) });
     }
+    // ── Pull requests: list (state, head filters), open (one open per head, drafts), as GitHub does ──
     if ((m = /^\/repos\/([^/]+)\/([^/]+)\/pulls$/.exec(path))) {
       const repo = `${m[1]}/${m[2]}`;
+      const asApi = (p: FakePull) => ({ number: p.number, title: p.title, body: p.body, html_url: p.html_url, state: p.state, draft: p.draft, merged_at: p.merged ? new Date(0).toISOString() : null, head: { ref: p.head }, base: { ref: p.base }, user: p.user });
       if (method === 'POST') {
-        const number = this.pulls.length + 1;
-        const pull = { repo, number, title: String(body.title ?? ''), head: String(body.head ?? ''), base: String(body.base ?? ''), html_url: `https://github.com/${repo}/pull/${number}`, state: 'open' };
+        if (this.refusePulls && this.refusePulls.times > 0) {
+          this.refusePulls.times -= 1;
+          return send(this.refusePulls.status, { message: this.refusePulls.message });
+        }
+        const head = String(body.head ?? '');
+        const base = String(body.base ?? '');
+        const title = String(body.title ?? '');
+        const invalid = (message: string) => {
+          this.rejected.push({ ...recorded, status: 422, message });
+          return send(422, { message: 'Validation Failed', errors: [{ resource: 'PullRequest', code: 'custom', message }] });
+        };
+        if (!title || title.length > 256 || !isWellFormed(title)) return invalid('title is missing, over 256 characters or not well-formed');
+        if (typeof body.body === 'string' && (body.body.length > 65_536 || !isWellFormed(body.body))) return invalid('body is too long (maximum is 65536 characters) or not well-formed');
+        if (!head || !base || head === base) return invalid(`head ${head} and base ${base} must be two branches`);
+        if (this.pulls.some((p) => p.repo === repo && p.head === head && p.state === 'open')) {
+          // Not a mistake of the caller: what GitHub answers when it is asked twice (a retry, a race).
+          return send(422, { message: `Validation Failed: A pull request already exists for ${m[1]}:${head}.`, errors: [{ resource: 'PullRequest', code: 'custom', message: `A pull request already exists for ${m[1]}:${head}.` }] });
+        }
+        if (body.draft === true && this.noDrafts.has(repo)) return send(422, { message: 'Validation Failed: Draft pull requests are not supported in this repository.' });
+        const number = this.pulls.filter((p) => p.repo === repo).length + 1;
+        const pull: FakePull = {
+          repo, number, title, head, base, body: typeof body.body === 'string' ? body.body : null, draft: body.draft === true,
+          html_url: `https://github.com/${repo}/pull/${number}`, state: 'open', user: user ? { login: user, type: 'User' } : { login: FAKE_APP_LOGIN, type: 'Bot' },
+        };
         this.pulls.push(pull);
-        return send(201, { number, title: pull.title, html_url: pull.html_url, state: 'open', head: { ref: pull.head }, base: { ref: pull.base } });
+        return send(201, asApi(pull));
       }
+      const state = url.searchParams.get('state') ?? 'open';
       const head = url.searchParams.get('head') ?? '';
       const branch = head.includes(':') ? head.slice(head.indexOf(':') + 1) : head;
-      const found = this.pulls.filter((p) => p.repo === repo && (!head || p.head === branch));
-      return send(200, found.map((p) => ({ number: p.number, title: p.title, html_url: p.html_url, state: p.state, merged_at: null, head: { ref: p.head } })));
+      const perPage = Number(url.searchParams.get('per_page') ?? 30);
+      const found = this.pulls.filter((p) => p.repo === repo && (!head || p.head === branch) && (state === 'all' || p.state === state)).reverse();
+      return send(200, found.slice(0, perPage).map(asApi));
     }
+    // ── end of pull requests ──
     if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)$/.exec(path))) {
       const repo = this.repos.get(`${m[1]}/${m[2]}`);
       const visibility = this.visibility.get(`${m[1]}/${m[2]}`);
@@ -250,7 +301,7 @@ export class FakeGitHub {
     if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)$/.exec(path))) {
       const state = this.issueStates.get(`${m[1]}/${m[2]}#${m[3]}`);
       if (!state) return send(404, { message: 'Not Found' });
-      return send(200, { number: Number(m[3]), state, html_url: `https://github.com/${m[1]}/${m[2]}/issues/${m[3]}` });
+      return send(200, { number: Number(m[3]), state, title: this.issueTitles.get(`${m[1]}/${m[2]}#${m[3]}`) ?? `Issue ${m[3]}`, html_url: `https://github.com/${m[1]}/${m[2]}/issues/${m[3]}` });
     }
     if (method === 'GET' && (m = /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)\/permission$/.exec(path))) {
       const login = decodeURIComponent(m[3] as string);

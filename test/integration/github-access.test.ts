@@ -160,7 +160,8 @@ fi
       const work = await access.produced();
       // Only what changed during the run: main and the earlier tests' branches are not the run's.
       expect(work?.branches.map((b) => b.name)).toEqual(['cldpd/issue-8']);
-      expect(work?.pulls).toEqual([{ number: 1, title: 'Fix the parser', url: 'https://github.com/acme/web/pull/1', state: 'open', branch: 'cldpd/issue-8' }]);
+      expect(work?.pulls).toEqual([{ number: 1, title: 'Fix the parser', url: 'https://github.com/acme/web/pull/1', state: 'open', branch: 'cldpd/issue-8', base: 'main' }]);
+      expect(work?.branches[0]?.sha).toBe((await git.branches('acme', 'web')).find((b) => b.name === 'cldpd/issue-8')?.sha);
       expect((await git.branches('acme', 'web')).map((b) => b.name)).toContain('someone-else');
 
       const comments = octokitComments(async () => fakeOctokit(github));
