@@ -11,7 +11,7 @@ import { FakeGitHub } from '../fakes/fake-github.js';
 import { GitServer, describeWithGit, dockerGateway } from '../fakes/git-server.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
-import { CLI, type CldpdProcess, deliver, freePort, processEnv, startServerAndWorker, stopSuite, webhookPayload } from './processes.js';
+import { CLI, CldpdProcess, deliver, freePort, processEnv, startServerAndWorker, stopSuite, webhookPayload } from './processes.js';
 
 const SECRET = 'e2e-pull-open-secret';
 const OWNER = 'acme';
@@ -53,6 +53,7 @@ printf '%s\\n' '{"type":"result","subtype":"success","is_error":false,"result":"
       let redis: Redis | undefined;
       let port: number;
       let processes: { server: CldpdProcess; worker: CldpdProcess } | undefined;
+      let env: NodeJS.ProcessEnv;
       let issueNumber = 1;
 
       const statusComments = (n: number) => github.commentsOn(`${OWNER}/${REPO}#${n}`).filter((c) => c.body.startsWith('<!-- cldpd:status'));
@@ -99,7 +100,9 @@ printf '%s\\n' '{"type":"result","subtype":"success","is_error":false,"result":"
         const db = await testRedis(19);
         redis = db.redis;
         port = await freePort();
-        processes = await startServerAndWorker(processEnv({ world, github, port, redisUrl: db.url, secret: SECRET, extra: { CLDPD_PUBLIC_URL: 'https://cldpd.example' } }), { logDir: world.home, port });
+        // A short job lock: a worker that dies leaves its job to the next one within seconds.
+        env = processEnv({ world, github, port, redisUrl: db.url, secret: SECRET, extra: { CLDPD_PUBLIC_URL: 'https://cldpd.example', CLDPD_JOB_LOCK_SECONDS: '4' } });
+        processes = await startServerAndWorker(env, { logDir: world.home, port });
       }, 180_000);
 
       afterAll(async () => {
@@ -150,6 +153,31 @@ printf '%s\\n' '{"type":"result","subtype":"success","is_error":false,"result":"
         expect(secondHead).not.toBe(firstHead);
         expect(await links.pullOf(key, ref)).toMatchObject({ agentSha: secondHead, opened: true });
         expect(github.rejected).toEqual([]);
+      });
+
+      it('a worker killed just after GitHub opened the pull request, before it answered: the next worker finishes the run and no second one is opened', async () => {
+        const n = newIssue();
+        const branch = `cldpd/issue-${n}`;
+        github.pullAnswerDelayMs = 60_000;
+        try {
+          await label(n, 'pr-pusher');
+          await until('the pull request opened', () => pullsFrom(branch).length === 1, 120_000);
+          await processes?.worker.stop('SIGKILL');
+        } finally {
+          github.pullAnswerDelayMs = 0;
+        }
+        if (processes) processes.worker = new CldpdProcess('worker', env, join(world.home, 'worker-after-crash.log'));
+        const [status] = await finals(n);
+        expect(status?.body, status?.body).toContain('exit code 0');
+        expect(statusComments(n)).toHaveLength(1);
+        expect(pullsFrom(branch)).toHaveLength(1);
+        // A later run of the session finds it and records it.
+        await comment(n, `/cldpd resume push more to ${branch}`);
+        const [, second] = await finals(n, 2);
+        expect(second?.body, second?.body).toContain(`→ draft pull request [Issue ${n} (#&#8203;${pullsFrom(branch)[0]?.number})]`);
+        expect(pullsFrom(branch)).toHaveLength(1);
+        const ref = { owner: OWNER, repo: REPO, number: pullsFrom(branch)[0]?.number as number };
+        expect(await new PullRequestLinks(redis as Redis).issueOfPull(ref)).toBe(issueKeyOf({ owner: OWNER, repo: REPO, number: n }));
       });
 
       it('pullRequest: off in .github/cldpd.yml: the branch is pushed and no pull request is opened', async () => {

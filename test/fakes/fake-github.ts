@@ -91,6 +91,8 @@ export class FakeGitHub {
   readonly pulls: FakePull[] = [];
   /** While positive, `POST …/pulls` answers with this status and message (and counts down), as GitHub refusing it would. */
   refusePulls: { status: number; message: string; times: number } | undefined;
+  /** When set, how long `POST …/pulls` waits after the pull request is opened before it answers, in ms (a crash in between leaves it opened). */
+  pullAnswerDelayMs = 0;
   /** `owner/repo` of repositories without draft pull requests (GitHub's free plan, private repositories): a draft is refused (422). */
   readonly noDrafts = new Set<string>();
   /** `owner/repo#n` → the issue's title for `GET` of an issue; `Issue <n>` when unset (as the e2e payloads name them). */
@@ -281,6 +283,7 @@ export class FakeGitHub {
           html_url: `https://github.com/${repo}/pull/${number}`, state: 'open', user: user ? { login: user, type: 'User' } : { login: FAKE_APP_LOGIN, type: 'Bot' },
         };
         this.pulls.push(pull);
+        if (this.pullAnswerDelayMs > 0) await new Promise((r) => setTimeout(r, this.pullAnswerDelayMs));
         return send(201, asApi(pull));
       }
       const state = url.searchParams.get('state') ?? 'open';
