@@ -45,7 +45,7 @@ export function repositoryBrief(issue: IssueAddress, permissions: Readonly<Recor
     `The issue's repository is ${issue.owner}/${issue.repo} ($CLDPD_REPO_URL; default branch $CLDPD_DEFAULT_BRANCH). git is set up to fetch${permissions.contents === 'write' ? ' and push' : ''} it over HTTPS with a token cldpd keeps fresh for the whole run: $GH_TOKEN holds it at the start, the file $CLDPD_GITHUB_TOKEN_FILE always holds the current one.`,
   ];
   if (permissions.contents === 'write') lines.push(`Commit your work on the branch ${issueBranch(issue)} and push it there.`);
-  if (permissions.pull_requests === 'write') lines.push(`You may open a pull request from that branch to the default branch (for example: GH_TOKEN=$(cat "$CLDPD_GITHUB_TOKEN_FILE") gh pr create --fill), or update the one that is open.`);
+  if (permissions.pull_requests === 'write') lines.push(`You may open a pull request from that branch to the default branch (for example: GH_TOKEN=$(cat "$CLDPD_GITHUB_TOKEN_FILE") gh pr create --fill), or update the one that is open; when none is open after your run, cldpd opens one itself (unless the repository turned that off), with your final answer in its description.`);
   if (permissions.contents === 'write') lines.push('cldpd links the branches you push and the pull requests you open in its final comment on the issue.');
   return lines.join(' ');
 }

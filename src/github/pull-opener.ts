@@ -252,7 +252,7 @@ export class PullOpener implements PullRequestOpener {
       if (statusOf(err) !== 422) throw err;
       const found = await this.openPull(octokit, command, branch);
       if (found) return found;
-      if (draft && /draft/i.test(messageOf(err))) return this.create(octokit, command, branch, fields, false);
+      if (draft && /draft pull requests are not supported/i.test(messageOf(err))) return this.create(octokit, command, branch, fields, false);
       throw err;
     }
   }
