@@ -21,6 +21,16 @@ export interface RepoTokenSourceOptions {
    * others pushed elsewhere meanwhile.
    */
   readonly branch: string;
+  /**
+   * Where the heads from before the run are kept beyond this process (see the queue's
+   * RunHeads), so the job picked up again after a worker died compares with them; kept in
+   * memory only when absent.
+   */
+  readonly headsBefore?: {
+    /** Keeps `heads` unless some were kept already; resolves with the ones kept. */
+    keep(heads: ReadonlyMap<string, string>): Promise<Map<string, string>>;
+    load(): Promise<Map<string, string> | undefined>;
+  };
 }
 
 /** Branch heads listed at most: 10 pages of 100 (of the run's own branch names, so few). */
@@ -36,9 +46,9 @@ const MAX_BRANCHES = 10;
  * default branch are asked once.
  *
  * What the run pushed is found by the API, not the agent's word: the heads of the run's
- * branch (and branches named after it) are listed before the first token is handed out and
- * again after the run; one that is new or moved, and the pull requests from it, are the
- * run's work.
+ * branch (and branches named after it) are listed before the first token is handed out (and
+ * kept, with `headsBefore`, for a retried job) and again after the run; one that is new or
+ * moved, and the pull requests from it, are the run's work.
  *
  * Each token is revoked when the run ends (`DELETE /installation/token` with the token
  * itself, through `tokenOctokit`).
@@ -85,7 +95,13 @@ export function repoTokenSource(options: RepoTokenSourceOptions): RunRepoAccess 
     },
     async mint(permissions) {
       // The heads before the container has any token: what differs after the run is its work.
-      before ??= heads().catch(() => undefined);
+      // A retried job's run compares with the ones its first try kept.
+      before ??= (async () => {
+        const kept = await options.headsBefore?.load().catch(() => undefined);
+        if (kept) return kept;
+        const now = await heads();
+        return (await options.headsBefore?.keep(now).catch(() => undefined)) ?? now;
+      })().catch(() => undefined);
       await before;
       const octokit = await options.appOctokit();
       const { data } = await octokit.request('POST /app/installations/{installation_id}/access_tokens', {
@@ -102,6 +118,8 @@ export function repoTokenSource(options: RepoTokenSourceOptions): RunRepoAccess 
       },
     } : {}),
     async produced(): Promise<RunWork | undefined> {
+      // A run found finished after a restart minted nothing here: its first try kept the heads.
+      before ??= options.headsBefore?.load().catch(() => undefined);
       const start = await before;
       if (!start) return undefined;
       const { htmlUrl } = await repository();

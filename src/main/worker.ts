@@ -16,6 +16,7 @@ import type { RunCommand } from '../queue/contract.js';
 import { issueStores } from '../queue/issue-stores.js';
 import { Producer } from '../queue/producer.js';
 import { allReporters } from '../queue/reporters.js';
+import { RunHeads } from '../queue/run-heads.js';
 import { RunWorker } from '../queue/run-worker.js';
 import { UsageLimits } from '../queue/usage-counters.js';
 import { UsageReporter } from '../queue/usage-reporter.js';
@@ -75,6 +76,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   });
   const state = issueStores(redis);
   const producer = new Producer(redis, state);
+  const runHeads = new RunHeads(redis);
   const ghHost = config.github.baseUrl ? new URL(config.github.baseUrl).host : undefined;
   const github = (command: RunCommand) => repoTokenSource({
     appOctokit: auth.appOctokit,
@@ -83,6 +85,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     tokenOctokit: auth.tokenOctokit,
     installationId: command.issue.installationId, owner: command.issue.owner, repo: command.issue.repo,
     branch: issueBranch(command.issue), ...(ghHost ? { ghHost } : {}),
+    headsBefore: { keep: (heads) => runHeads.keepHeadsBefore(command.issueKey, command.seq, heads), load: () => runHeads.headsBefore(command.issueKey, command.seq) },
   });
   // After a run that pushed: its pull request, opened with the installation's own token.
   const pulls = new PullOpener({

@@ -73,7 +73,7 @@ export class CommandRunner {
         });
         log.info({ recovery: recovery.kind }, 'picked up a run that was interrupted');
         if (recovery.kind === 'finished') {
-          outcome = { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId: command.sessionId, terminal: recovery.terminal, agent: recovery.agent, lastLines: recovery.lastLines };
+          outcome = await this.withWork(command, { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId: command.sessionId, terminal: recovery.terminal, agent: recovery.agent, lastLines: recovery.lastLines }, access, log);
           return;
         }
         if (recovery.kind === 'attached') {
@@ -90,18 +90,7 @@ export class CommandRunner {
         ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId, ...github })
         : await dispatcher.resume(command.sessionId, command.prompt, github);
       if (command.kind === 'start') await state.set(command.issueKey, { sessionId: session.id, pod: command.pod });
-      outcome = await this.follow(command, session, report, earlier);
-      const work = await access?.produced().catch((err: unknown) => {
-        log.warn({ err: messageOf(err) }, 'could not find what the run pushed');
-        return undefined;
-      });
-      if (work) {
-        const ended = outcome;
-        outcome = { ...ended, work: await Promise.resolve(this.options.pulls?.afterPush(command, ended, work) ?? work).catch((err: unknown) => {
-          log.warn({ err: messageOf(err) }, 'could not open or record the pull request of what the run pushed');
-          return work;
-        }) };
-      }
+      outcome = await this.withWork(command, await this.follow(command, session, report, earlier), access, log);
     } catch (err) {
       log.warn({ err }, 'the run could not start');
       outcome = { kind: 'error', sessionId: command.sessionId, message: messageOf(err) };
@@ -119,6 +108,22 @@ export class CommandRunner {
       // "running" is cleared with the command's removal (IssueQueue.done), never before: see there.
       await this.finish(command, outcome ?? { kind: 'error', sessionId: command.sessionId, message: 'The run ended without an outcome.' }, report);
     }
+  }
+
+  /**
+   * The outcome with what the run pushed (found through `access`) and the pull request opened
+   * for it (see PullRequestOpener); as it was when nothing was pushed or nothing could be found.
+   */
+  private async withWork(command: RunCommand, outcome: RunOutcome, access: RunRepoAccess | undefined, log: Logger): Promise<RunOutcome> {
+    const work = await access?.produced().catch((err: unknown) => {
+      log.warn({ err: messageOf(err) }, 'could not find what the run pushed');
+      return undefined;
+    });
+    if (!work) return outcome;
+    return { ...outcome, work: await Promise.resolve(this.options.pulls?.afterPush(command, outcome, work) ?? work).catch((err: unknown) => {
+      log.warn({ err: messageOf(err) }, 'could not open or record the pull request of what the run pushed');
+      return work;
+    }) };
   }
 
   /**

@@ -155,7 +155,7 @@ printf '%s\\n' '{"type":"result","subtype":"success","is_error":false,"result":"
         expect(github.rejected).toEqual([]);
       });
 
-      it('a worker killed just after GitHub opened the pull request, before it answered: the next worker finishes the run and no second one is opened', async () => {
+      it('a worker killed just after GitHub opened the pull request, before it answered: the next worker finishes the run, finds and records that one, and opens no second', async () => {
         const n = newIssue();
         const branch = `cldpd/issue-${n}`;
         github.pullAnswerDelayMs = 60_000;
@@ -171,13 +171,41 @@ printf '%s\\n' '{"type":"result","subtype":"success","is_error":false,"result":"
         expect(status?.body, status?.body).toContain('exit code 0');
         expect(statusComments(n)).toHaveLength(1);
         expect(pullsFrom(branch)).toHaveLength(1);
-        // A later run of the session finds it and records it.
+        // The next worker found what the run pushed, with the pull request GitHub had opened, and recorded it.
+        expect(status?.body).toContain(`→ draft pull request [Issue ${n} (#&#8203;${pullsFrom(branch)[0]?.number})]`);
+        const key = issueKeyOf({ owner: OWNER, repo: REPO, number: n });
+        expect(await new PullRequestLinks(redis as Redis).pullOf(key, { owner: OWNER, repo: REPO, number: pullsFrom(branch)[0]?.number as number })).toMatchObject({ head: branch, agentSha: await headOf(branch) });
+        // A later run of the session finds it again and opens no other.
         await comment(n, `/cldpd resume push more to ${branch}`);
         const [, second] = await finals(n, 2);
         expect(second?.body, second?.body).toContain(`→ draft pull request [Issue ${n} (#&#8203;${pullsFrom(branch)[0]?.number})]`);
         expect(pullsFrom(branch)).toHaveLength(1);
         const ref = { owner: OWNER, repo: REPO, number: pullsFrom(branch)[0]?.number as number };
         expect(await new PullRequestLinks(redis as Redis).issueOfPull(ref)).toBe(issueKeyOf({ owner: OWNER, repo: REPO, number: n }));
+      });
+
+      it('a worker killed after the run ended, before it looked for what the run pushed: the next worker finds the run finished, its pushed branch, and opens the pull request', async () => {
+        const n = newIssue();
+        const branch = `cldpd/issue-${n}`;
+        const listed = () => github.requests.some((r) => r.method === 'GET' && r.path === `/repos/${OWNER}/${REPO}/pulls`);
+        github.requests.length = 0;
+        github.pullListDelayMs = 60_000;
+        try {
+          await label(n, 'pr-pusher');
+          await until('the worker looking for the pull requests of what the run pushed', listed, 120_000);
+          await processes?.worker.stop('SIGKILL');
+        } finally {
+          github.pullListDelayMs = 0;
+        }
+        expect(pullsFrom(branch)).toEqual([]);
+        if (processes) processes.worker = new CldpdProcess('worker', env, join(world.home, 'worker-after-second-crash.log'));
+        const [status] = await finals(n);
+        expect(status?.body, status?.body).toContain('exit code 0');
+        expect(pullsFrom(branch)).toHaveLength(1);
+        expect(pullsFrom(branch)[0]).toMatchObject({ draft: true, base: 'main' });
+        expect(status?.body).toContain(`Pushed [${branch}](https://github.com/${OWNER}/${REPO}/tree/${branch}) → draft pull request [Issue ${n} (#&#8203;${pullsFrom(branch)[0]?.number})]`);
+        const key = issueKeyOf({ owner: OWNER, repo: REPO, number: n });
+        expect(await new PullRequestLinks(redis as Redis).pullOf(key, { owner: OWNER, repo: REPO, number: pullsFrom(branch)[0]?.number as number })).toMatchObject({ agentSha: await headOf(branch), opened: true });
       });
 
       it('pullRequest: off in .github/cldpd.yml: the branch is pushed and no pull request is opened', async () => {

@@ -93,6 +93,8 @@ export class FakeGitHub {
   refusePulls: { status: number; message: string; times: number } | undefined;
   /** When set, how long `POST …/pulls` waits after the pull request is opened before it answers, in ms (a crash in between leaves it opened). */
   pullAnswerDelayMs = 0;
+  /** When set, how long `GET …/pulls` (a list) waits before it answers, in ms (a worker killed meanwhile). */
+  pullListDelayMs = 0;
   /** `owner/repo` of repositories without draft pull requests (GitHub's free plan, private repositories): a draft is refused (422). */
   readonly noDrafts = new Set<string>();
   /** `owner/repo#n` → the issue's title for `GET` of an issue; `Issue <n>` when unset (as the e2e payloads name them). */
@@ -286,6 +288,7 @@ export class FakeGitHub {
         if (this.pullAnswerDelayMs > 0) await new Promise((r) => setTimeout(r, this.pullAnswerDelayMs));
         return send(201, asApi(pull));
       }
+      if (this.pullListDelayMs > 0) await new Promise((r) => setTimeout(r, this.pullListDelayMs));
       const state = url.searchParams.get('state') ?? 'open';
       const head = url.searchParams.get('head') ?? '';
       const branch = head.includes(':') ? head.slice(head.indexOf(':') + 1) : head;
