@@ -14,7 +14,7 @@ import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
 import { onSessionIssue } from './pull-sessions.js';
 import { buildReviewPrompt, readReview, reviewCommand, type ReviewRead } from './review-prompt.js';
 import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
-import { DEFAULT_REPO_SETTINGS, allowsPod, parseRepoSettings, type RepoSettings } from './repo-settings.js';
+import { allowsPod, readRepoSettings, type RepoSettings } from './repo-settings.js';
 import { renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
 import { statusOf } from './status-of.js';
 import { utcMinute } from '../queue/run-view.js';
@@ -196,15 +196,7 @@ export class Intake {
   }
 
   private async settings(issue: IssueRef): Promise<RepoSettings> {
-    const octokit = await this.options.octokitFor(issue.installationId);
-    try {
-      const { data } = await octokit.request('GET /repos/{owner}/{repo}/contents/{path}', { owner: issue.owner, repo: issue.repo, path: '.github/cldpd.yml' });
-      const file = data as { content?: string; encoding?: string };
-      return parseRepoSettings(Buffer.from(file.content ?? '', file.encoding === 'base64' ? 'base64' : 'utf8').toString('utf8'));
-    } catch (err) {
-      if (statusOf(err) === 404) return DEFAULT_REPO_SETTINGS;
-      throw err;
-    }
+    return readRepoSettings(await this.options.octokitFor(issue.installationId), issue);
   }
 
   /** The repository's settings; undefined when they cannot be read, which is then said on the issue. */

@@ -63,7 +63,7 @@ export interface StatusView {
 
 /** A link in cldpd's words: the text defused (a branch or title is anyone's text), the URL cldpd's. */
 function link(text: string, url: string): string {
-  return `[${safeInline(oneLine(text, 200)).replace(/[[\]]/g, '\\$&')}](${url.replace(/[()\s]/g, encodeURIComponent)})`;
+  return `[${safeInline(oneLine(text, 200)).replace(/[[\]]/g, '\\$&')}](${url.replace(/[()\s]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)})`;
 }
 
 /** The run's branches and pull requests, one line each; "No changes pushed." when there are none. */

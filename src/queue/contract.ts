@@ -150,10 +150,6 @@ export interface RetireJob {
   readonly recheck?: number;
 }
 
-/**
- * How a run ended, for its final status edit. `delivered`: a resume that went into the
- * session's running agent as its next message instead of running on its own.
- */
 /** What a run produced on GitHub, found through the API after it (never from the agent's words). */
 export interface RunWork {
   /** The branch the run was told to push to; its work is looked for there and on branches named after it. */
@@ -204,6 +200,10 @@ export interface RunRepoAccess extends RepoTokenSource {
   produced(): Promise<RunWork | undefined>;
 }
 
+/**
+ * How a run ended, for its final status edit. `delivered`: a resume that went into the
+ * session's running agent as its next message instead of running on its own.
+ */
 export interface RunOutcome {
   /** `waiting`: the model provider refused for quota or rate; the session continues by itself at `waiting.resumeAt`. */
   readonly kind: 'exited' | 'error' | 'cancelled' | 'delivered' | 'waiting';

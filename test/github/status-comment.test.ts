@@ -47,6 +47,7 @@ describe('renderStatusComment', () => {
       ['Pushed [cldpd/issue-1](https://github.com/acme/web/tree/cldpd/issue-1) → pull request [Fix @&#8203;octocat \\[bug\\] (#&#8203;12)](https://github.com/acme/web/pull/12)', 'Pushed [wip](https://github.com/acme/web/tree/wip) (no pull request)'],
       ['No changes pushed', '@octocat'],
     ],
+    ['work: a branch whose name holds parentheses keeps its link whole', { phase: 'finished', exitCode: 0, work: { branches: [{ name: 'cldpd/issue-1-(x)', url: 'https://github.com/acme/web/tree/cldpd/issue-1-(x)' }], pulls: [] } }, ['(https://github.com/acme/web/tree/cldpd/issue-1-%28x%29)'], ['issue-1-(x))']],
     ['work: a run with a token that pushed nothing says so', { phase: 'finished', exitCode: 0, work: { watched: 'cldpd/issue-1', branches: [], pulls: [] } }, ['No changes pushed to `cldpd/issue-1`.'], ['Pushed']],
     ['setting up: the step under way and its place', { phase: 'setting up', startedAt: 90_000, activity: 'npm ci (2/3)' }, ['cldpd: setting up (pod `web`)', 'Latest: npm ci (2/3)', '10s so far', 'To stop it, comment `/cldpd stop`.'], ['/cldpd resume']],
     ['work: none shown without a token', { phase: 'finished', exitCode: 0 }, [], ['No changes pushed', 'Pushed']],
