@@ -266,6 +266,7 @@ export class PullOpener implements PullRequestOpener {
       await this.options.links.linkPull(command.issueKey, {
         owner, repo, number: pull.number, url: pull.url, head: pull.branch, base: pull.base ?? '',
         ...(sha ? { agentSha: sha } : {}), ...(pull.openedByCldpd ? { opened: true } : {}), at: now,
+        issue: { number: command.issue.number, url: command.issue.url },
       });
     }
   }

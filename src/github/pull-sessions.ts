@@ -1,6 +1,7 @@
-import type { IntakeJob, PullTarget } from '../queue/contract.js';
+import { issueKeyOf, type IntakeJob, type PullTarget } from '../queue/contract.js';
 import type { IntakeStores } from '../queue/issue-stores.js';
 import type { OctokitLike } from './comments-api.js';
+import { statusOf } from './status-of.js';
 
 /** A session's branch: `cldpd/issue-<n>`, or one named after it (`cldpd/issue-<n>-…`, `cldpd/issue-<n>/…`). */
 const SESSION_BRANCH = /^cldpd\/issue-([1-9][0-9]{0,9})(?:[-/].*)?$/;
@@ -37,12 +38,22 @@ export async function onSessionIssue(job: IntakeJob, deps: PullSessionDeps): Pro
   let number: number | undefined;
   let key = await deps.state.issueOfPull(ref);
   if (key) {
-    head ??= (await deps.state.pullOf(key, ref))?.head;
-    number = Number(/-(\d+)$/.exec(key)?.[1]);
+    const link = await deps.state.pullOf(key, ref);
+    head ??= link?.head;
+    // The issue as recorded beside the pull request; an older record has only the key, whose
+    // number is this repository's only when the key is this repository's (not after a transfer).
+    const fromKey = Number(/-(\d+)$/.exec(key)?.[1]);
+    number = link?.issue?.number ?? (issueKeyOf({ ...ref, number: fromKey }) === key ? fromKey : undefined);
   } else {
     let sameRepo = pull.sameRepo;
     if (head === undefined || sameRepo === undefined) {
-      const { data } = await (await deps.octokit()).request('GET /repos/{owner}/{repo}/pulls/{pull_number}', { owner: ref.owner, repo: ref.repo, pull_number: pull.number });
+      let data: unknown;
+      try {
+        ({ data } = await (await deps.octokit()).request('GET /repos/{owner}/{repo}/pulls/{pull_number}', { owner: ref.owner, repo: ref.repo, pull_number: pull.number }));
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined; // gone, or not a pull request after all
+        throw err;
+      }
       const pr = data as { head?: { ref?: string; repo?: { id?: number } | null }; base?: { repo?: { id?: number } | null } };
       head = typeof pr.head?.ref === 'string' ? pr.head.ref : undefined;
       sameRepo = pr.head?.repo?.id !== undefined && pr.head.repo.id === pr.base?.repo?.id;
@@ -56,5 +67,5 @@ export async function onSessionIssue(job: IntakeJob, deps: PullSessionDeps): Pro
   const record = await deps.state.get(key);
   if (!record.sessionId && !record.forgotten) return undefined;
   const target: PullTarget = { ...pull, ...(head !== undefined ? { head } : {}), sameRepo: true };
-  return { ...job, issue: { ...job.issue, number, url: issueUrlBeside(pull.url, number), title: '', body: null }, pull: target };
+  return { ...job, issue: { ...job.issue, number, url: issueUrlBeside(pull.url, number as number), title: '', body: null }, pull: target };
 }

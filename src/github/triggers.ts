@@ -1,5 +1,6 @@
 import type { IntakeJob, PullTarget, Trigger } from '../queue/contract.js';
 import { mayHoldCommand, podFromLabel } from './commands.js';
+import { issueOfBranch } from './pull-sessions.js';
 import { isBot } from './permissions.js';
 import type { VerifiedDelivery } from './webhook-receiver.js';
 
@@ -63,7 +64,7 @@ function pullIntakeJob(delivery: Delivery, payload: PullPayload, trigger: Trigge
 }
 
 interface CheckSuitePayload {
-  check_suite?: { id?: unknown; head_sha?: unknown; conclusion?: unknown; updated_at?: unknown; pull_requests?: Array<{ number?: number; head?: { ref?: string; repo?: { id?: number } }; base?: { repo?: { id?: number } } }> };
+  check_suite?: { id?: unknown; head_sha?: unknown; head_branch?: unknown; conclusion?: unknown; updated_at?: unknown; pull_requests?: Array<{ number?: number; head?: { ref?: string; repo?: { id?: number } }; base?: { repo?: { id?: number } } }> };
   repository?: { name?: string; html_url?: string; owner?: { login?: string } };
   installation?: { id?: number };
   sender?: { login?: string; type?: string };
@@ -211,13 +212,28 @@ export function webhookHandler(sink: IntakeSink, log: WarnLog, now: () => number
       return ignore({ delivery: id }, 'ignored a check_suite.completed delivery without the fields cldpd needs');
     }
     if (!FAILED_CONCLUSIONS.has(String(suite.conclusion))) return 'ignored';
-    const found = (Array.isArray(suite.pull_requests) ? suite.pull_requests : []).find((pr) => typeof pr?.number === 'number' && pr.head?.repo?.id !== undefined && pr.head.repo.id === pr.base?.repo?.id);
-    if (!found || typeof found.number !== 'number') return 'ignored';
-    const pull = { number: found.number, head: found.head };
+    // A session's pull request first, when GitHub lists several (a stranger may open one from the same branch).
+    const listed = (Array.isArray(suite.pull_requests) ? suite.pull_requests : []).filter((pr) => typeof pr?.number === 'number' && pr.head?.repo?.id !== undefined && pr.head.repo.id === pr.base?.repo?.id);
+    const found = listed.find((pr) => issueOfBranch(String(pr.head?.ref ?? '')) !== undefined) ?? listed[0];
+    // None listed: the session's pull request may not be open yet (cldpd opens it after the run), so a session branch's checks go on.
+    const branch = typeof suite.head_branch === 'string' && listed.length === 0 ? suite.head_branch : undefined;
+    const branchIssue = branch !== undefined ? issueOfBranch(branch) : undefined;
+    if (!found && branchIssue === undefined) return 'ignored';
     if (tooOld(typeof suite.updated_at === 'string' ? suite.updated_at : undefined)) {
       return ignore({ delivery: id, updatedAt: suite.updated_at }, 'ignored checks completed over 7 days ago (a replayed delivery?)');
     }
     const repoUrl = typeof p.repository.html_url === 'string' ? p.repository.html_url : `https://github.com/${p.repository.owner.login}/${p.repository.name}`;
+    if (!found) {
+      return queue({
+        deliveryId: delivery.key,
+        ...(delivery.deliveryId ? { githubDelivery: delivery.deliveryId } : {}),
+        trigger: { kind: 'checks', sha: suite.head_sha, suiteId: suite.id, conclusion: String(suite.conclusion), branch: branch as string },
+        issue: { installationId: p.installation.id, owner: p.repository.owner.login, repo: p.repository.name, number: branchIssue as number, url: `${repoUrl}/issues/${branchIssue}`, title: '', body: null },
+        sender: { login: p.sender.login, type: typeof p.sender.type === 'string' ? p.sender.type : 'Bot' },
+        receivedAt: Date.now(),
+      });
+    }
+    const pull = { number: found.number as number, head: found.head };
     const url = `${repoUrl}/pull/${pull.number}`;
     return queue({
       deliveryId: delivery.key,

@@ -47,8 +47,12 @@ export type Trigger =
   | { readonly kind: 'review'; readonly reviewId: number; readonly body: string; readonly state: string }
   /** A reply in a review thread that may hold a command (as written); it belongs to review `reviewId`. */
   | { readonly kind: 'review-comment'; readonly commentId: number; readonly reviewId: number; readonly body: string }
-  /** Checks on commit `sha` completed with a failure: with `fixChecks`, the session may be resumed to fix them. */
-  | { readonly kind: 'checks'; readonly sha: string; readonly suiteId: number; readonly conclusion: string };
+  /**
+   * Checks on commit `sha` completed with a failure: with `fixChecks`, the session may be
+   * resumed to fix them. `branch`: the session branch they ran on, when GitHub listed no pull
+   * request (it was not open yet); `later`: how many times they were put off while a run went.
+   */
+  | { readonly kind: 'checks'; readonly sha: string; readonly suiteId: number; readonly conclusion: string; readonly branch?: string; readonly later?: number };
 
 /**
  * The pull request a delivery is about (a comment, review or check there). The intake step

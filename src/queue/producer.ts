@@ -39,13 +39,13 @@ export class Producer {
   }
 
   /**
-   * Queues a webhook delivery for its intake step. The job id is the delivery id: a
-   * redelivery within a day is a no-op.
+   * Queues a webhook delivery for its intake step (after `delayMs`, for one put off). The job
+   * id is the delivery id: a redelivery within a day is a no-op.
    */
-  async intake(job: IntakeJob): Promise<void> {
+  async intake(job: IntakeJob, delayMs = 0): Promise<void> {
     // One BullMQ add, idempotent by job id: a redelivery adds nothing. This is all the
     // request path GitHub waits on does with Redis.
-    await this.queue(INTAKE_QUEUE).add('intake', job, { jobId: jobId('delivery', job.deliveryId), attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...KEEP });
+    await this.queue(INTAKE_QUEUE).add('intake', job, { jobId: jobId('delivery', job.deliveryId), attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...(delayMs > 0 ? { delay: delayMs } : {}), ...KEEP });
   }
 
   /**

@@ -20,6 +20,8 @@ export interface PullLink extends PullRef {
   readonly agentSha?: string;
   /** Whether cldpd opened it (a person or the agent did otherwise). */
   readonly opened?: boolean;
+  /** The session's issue, in the pull request's repository (its number may differ from the one in the issue's key after a transfer). */
+  readonly issue?: { readonly number: number; readonly url: string };
   /** When it was last recorded. */
   readonly at: number;
 }
@@ -27,7 +29,10 @@ export interface PullLink extends PullRef {
 /** Every session pull request cldpd recorded → the issue whose session it is. */
 const PULL_ISSUES_KEY = `${KEY_PREFIX}:pull-issues`;
 
-/** KEYS: the issue's check-fix hash. ARGV: pull field, sha, max, claimant → {1, fix number} | {0, why}. */
+/**
+ * KEYS: the issue's check-fix hash. ARGV: pull field, sha, max, claimant, the agent's last
+ * commit (fixes are stopped while the `:stopped` field holds it) → {1, fix number} | {0, why}.
+ */
 const CLAIM_FIX = `
 local held = redis.call('HGET', KEYS[1], ARGV[1] .. '@' .. ARGV[2])
 if held then
@@ -35,7 +40,7 @@ if held then
   if claimant == ARGV[4] then return {1, fix} end
   return {0, 'taken'}
 end
-if redis.call('HEXISTS', KEYS[1], ARGV[1] .. ':stopped') == 1 then return {0, 'stopped'} end
+if redis.call('HGET', KEYS[1], ARGV[1] .. ':stopped') == ARGV[5] then return {0, 'stopped'} end
 local count = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':count') or '0')
 if count >= tonumber(ARGV[3]) then return {0, 'spent'} end
 redis.call('HSET', KEYS[1], ARGV[1] .. '@' .. ARGV[2], ARGV[4] .. ' ' .. (count + 1), ARGV[1] .. ':count', count + 1)
@@ -84,13 +89,22 @@ export class PullRequestLinks {
    * Says which fix this is, or why there is none.
    */
   async claimCheckFix(issueKey: string, pull: PullRef, sha: string, max: number, claimant: string): Promise<{ readonly fix: number } | { readonly refused: 'taken' | 'spent' | 'stopped' }> {
-    const [claimed, value] = (await this.redis.eval(CLAIM_FIX, 1, issueKeyName(issueKey, 'checkfix'), field(pull), sha, max, claimant)) as [number, string];
+    const [claimed, value] = (await this.redis.eval(CLAIM_FIX, 1, issueKeyName(issueKey, 'checkfix'), field(pull), sha, max, claimant, sha)) as [number, string];
     return claimed === 1 ? { fix: Number(value) } : { refused: value as 'taken' | 'spent' | 'stopped' };
   }
 
-  /** Stops the automatic fixes of `pull`'s failing checks for good (a person pushed to its branch). */
-  async stopCheckFixes(issueKey: string, pull: PullRef): Promise<void> {
-    await this.redis.hset(issueKeyName(issueKey, 'checkfix'), `${field(pull)}:stopped`, String(Date.now()));
+  /**
+   * Stops the automatic fixes of `pull`'s failing checks (a person pushed to its branch) while
+   * `agentSha` is the agent's last commit there: they go on once a run of the session pushes
+   * another (the person asked for it).
+   */
+  async stopCheckFixes(issueKey: string, pull: PullRef, agentSha: string): Promise<void> {
+    await this.redis.hset(issueKeyName(issueKey, 'checkfix'), `${field(pull)}:stopped`, agentSha);
+  }
+
+  /** Whether the automatic fixes of `pull` are stopped while `agentSha` is the agent's last commit (see stopCheckFixes). */
+  async checkFixesStopped(issueKey: string, pull: PullRef, agentSha: string): Promise<boolean> {
+    return (await this.redis.hget(issueKeyName(issueKey, 'checkfix'), `${field(pull)}:stopped`)) === agentSha;
   }
 
   /** Every pull request recorded for issue `issueKey`, newest first. */

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
+import { Queue } from 'bullmq';
 import { issueKeyOf } from '../../src/queue/contract.js';
+import { INTAKE_QUEUE } from '../../src/queue/names.js';
+import { jobId } from '../../src/queue/producer.js';
 import { PullRequestLinks } from '../../src/queue/pull-request-links.js';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { parseLogLine } from '../fakes/session-log.js';
@@ -41,7 +44,7 @@ describeWithDocker('a session\'s pull request end to end', () => {
     const send = (event: string, body: Record<string, unknown>) => deliver(port, event, body, { id: randomUUID(), secret: SECRET });
     /** Waits until the intake step handled the delivery of `body` (what it did is then done). */
     const handled = (body: Record<string, unknown>) => until('the delivery handled', async () => (await redis.exists(`cldpd:handled:${createHash('sha256').update(JSON.stringify(body)).digest('hex')}`)) === 1);
-    const issuePayload = (event: 'issues' | 'issue_comment', action: string, patch: { issue: number; sender?: string; label?: string; comment?: string }) =>
+    const issuePayload = (event: 'issues' | 'issue_comment', action: string, patch: { issue: number; sender?: string; label?: string; comment?: string; body?: string }) =>
       webhookPayload(event, action, { owner: OWNER, repo: REPO, installation: INSTALLATION, body: 'Rename the widget.', ...patch });
     /** A comment on pull request `pull` (an issue_comment whose issue is a pull request). */
     const pullComment = (pull: number, comment: string, sender = 'alice') => {
@@ -53,9 +56,9 @@ describeWithDocker('a session\'s pull request end to end', () => {
     const outputOf = async (sessionId: string) => (await readFile(join(world.home, 'sessions', sessionId, 'log.jsonl'), 'utf8')).split('\n').map(parseLogLine)
       .filter((e): e is SessionEvent => !!e).flatMap((e) => (e.type === 'output' ? [e.line] : []));
     /** Labels a new issue and waits for its first run; its session id. */
-    const session = async (): Promise<{ n: number; sessionId: string }> => {
+    const session = async (body?: string): Promise<{ n: number; sessionId: string }> => {
       const n = issueNumber++;
-      expect(await send('issues', issuePayload('issues', 'labeled', { issue: n, label: 'cldpd:e2e' }))).toBe(200);
+      expect(await send('issues', issuePayload('issues', 'labeled', { issue: n, label: 'cldpd:e2e', ...(body ? { body } : {}) }))).toBe(200);
       const [status] = await finalOf(n);
       return { n, sessionId: /session `(e2e-[0-9a-f]{16})`/.exec(status?.body ?? '')?.[1] as string };
     };
@@ -179,8 +182,8 @@ describeWithDocker('a session\'s pull request end to end', () => {
       for (const body of [other, fork, reader]) await handled(body);
       // The reader is told, once, on the pull request; nothing else is written anywhere.
       expect(replies(100 + n).map((c) => c.body)).toEqual([expect.stringContaining('@rita, only people with write access')]);
-      // A reader's review: without a command it costs no permission read and says nothing;
-      // with one, it is refused on the pull request like a comment.
+      // A reader's review is never read: without a command in its body it says nothing; with
+      // one, it is refused on the pull request like a comment.
       github.roles.set('rob', 'read');
       const fields = { owner: OWNER, repo: REPO, installation: INSTALLATION, pull: 100 + n, head: `cldpd/issue-${n}`, sender: 'rob' };
       const plain = nextId++;
@@ -188,7 +191,7 @@ describeWithDocker('a session\'s pull request end to end', () => {
       const plainReview = pullPayload('pull_request_review', 'submitted', { ...fields, review: { id: plain, body: 'nice' } });
       expect(await send('pull_request_review', plainReview)).toBe(200);
       await handled(plainReview);
-      expect(github.requests.filter((r) => r.path.includes('/collaborators/rob/'))).toEqual([]);
+      expect(github.requests.filter((r) => r.path.includes(`/reviews/${plain}`) || r.path.endsWith(`/pulls/${100 + n}/comments`))).toEqual([]);
       const asking = nextId++;
       github.reviews.set(`${on(100 + n)}/${asking}`, { body: '/cldpd resume delete everything', state: 'COMMENTED', user: 'rob' });
       const askingReview = pullPayload('pull_request_review', 'submitted', { ...fields, review: { id: asking, body: '/cldpd resume delete everything' } });
@@ -249,6 +252,37 @@ describeWithDocker('a session\'s pull request end to end', () => {
       await handled(later);
       expect(statusComments(pull)).toHaveLength(0);
       expect(await redis.hget(`cldpd:issue:{${key}}`, 'seq')).toBe('1');
+    });
+
+    it('pull request: checks that fail while the issue\'s run goes are looked at again after it, and fixed then', async () => {
+      github.settings.set(`${OWNER}/${REPO}`, 'fixChecks: 2\n');
+      const n = issueNumber++;
+      const pull = 100 + n;
+      const key = issueKeyOf({ owner: OWNER, repo: REPO, number: n });
+      const sha = '5'.repeat(40);
+      // The agent's first run holds for 4 s ("pause"): the checks fail meanwhile.
+      expect(await send('issues', issuePayload('issues', 'labeled', { issue: n, label: 'cldpd:e2e', body: 'pause, then rename' }))).toBe(200);
+      await until('the run going', async () => (await redis.hget(`cldpd:issue:{${key}}`, 'running')) === '1');
+      github.pullHeads.set(on(pull), { ref: `cldpd/issue-${n}`, sha });
+      await links.linkPull(key, { owner: OWNER, repo: REPO, number: pull, url: `https://github.com/${OWNER}/${REPO}/pull/${pull}`, head: `cldpd/issue-${n}`, base: 'main', agentSha: sha, at: Date.now() });
+      github.checkRuns.set(sha, [{ name: 'build', conclusion: 'failure', summary: 'it broke' }]);
+      // GitHub lists no pull request for checks that ran before the pull request was open: the branch says whose they are.
+      const checks = pullPayload('check_suite', 'completed', { owner: OWNER, repo: REPO, installation: INSTALLATION, pull, head: `cldpd/issue-${n}`, sender: 'github-actions[bot]', senderType: 'Bot', checks: { id: nextId++, sha, conclusion: 'failure' } });
+      (checks.check_suite as { pull_requests: unknown[] }).pull_requests = [];
+      expect(await send('check_suite', checks)).toBe(200);
+      await handled(checks);
+      const intake = new Queue(INTAKE_QUEUE, { connection: redis.duplicate() });
+      try {
+        const later = await intake.getJob(jobId('delivery', `${createHash('sha256').update(JSON.stringify(checks)).digest('hex')}:later1`));
+        expect(await later?.getState()).toBe('delayed');
+        await finalOf(n);
+        // Its minute is not waited out here: the put-off delivery is taken now that the run ended.
+        await later?.promote();
+        const [status] = await finalOf(pull);
+        expect(status?.body).toContain('Started because checks failed on `5555555` (build): automatic fix 1 of 2 for this pull request.');
+      } finally {
+        await intake.close();
+      }
     });
   });
 });

@@ -183,7 +183,7 @@ describe('PullOpener against the fake GitHub API', () => {
     expect(result.pulls).toEqual([expect.objectContaining({ number: pull?.number, branch: watched(), base: 'trunk', draft: true, openedByCldpd: true })]);
     expect(result.notOpened).toBeUndefined();
     expect(links.of({ owner: 'acme', repo: 'web', number: pull?.number as number })).toEqual({
-      owner: 'acme', repo: 'web', number: pull?.number, url: pull?.html_url, head: watched(), base: 'trunk', agentSha: SHA, opened: true, at: 1000,
+      owner: 'acme', repo: 'web', number: pull?.number, url: pull?.html_url, head: watched(), base: 'trunk', agentSha: SHA, opened: true, at: 1000, issue: { number: 100, url: 'https://github.com/acme/web/issues/100' },
     });
     expect(github.rejected).toEqual([]);
   });

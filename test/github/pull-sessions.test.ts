@@ -42,11 +42,12 @@ describe('onSessionIssue', () => {
       },
     });
     const links = new Map<string, string>();
+    const recorded = new Map<string, { issue?: { number: number; url: string }; head: string }>();
     const state = Object.assign(stores, {
       issueOfPull: async (p: { number: number }) => links.get(String(p.number)),
-      pullOf: async () => undefined,
+      pullOf: async (_key: string, p: { number: number }) => recorded.get(String(p.number)),
     });
-    return { deps: { state, octokit }, asked, links };
+    return { deps: { state, octokit }, asked, links, recorded, stores };
   };
 
   it('pull request: a same-repository head cldpd/issue-<n> with a session moves the delivery onto issue n', async () => {
@@ -65,6 +66,19 @@ describe('onSessionIssue', () => {
   ])('pull request: no session\'s for %s', async (_, head, session) => {
     const { deps } = world(head, session);
     expect(await onSessionIssue(job({ number: 7, url: 'https://github.com/acme/web/pull/7' }), deps as never)).toBeUndefined();
+  });
+
+  it('pull request: one recorded for a transferred issue reaches that issue\'s session, not the issue of the same number here', async () => {
+    const { deps, links, recorded, stores } = world(undefined, false);
+    // Issue a/x#5 (key a.x-5) moved to acme/web#12; its pull request acme/web#7 was recorded under the old key.
+    await stores.set('a.x-5', { sessionId: 'web-1', pod: 'web' });
+    links.set('7', 'a.x-5');
+    recorded.set('7', { head: 'cldpd/issue-12', issue: { number: 12, url: 'https://github.com/acme/web/issues/12' } });
+    const moved = await onSessionIssue(job({ number: 7, url: 'https://github.com/acme/web/pull/7', head: 'cldpd/issue-12', sameRepo: true }), deps as never);
+    expect(moved?.issue).toMatchObject({ owner: 'acme', repo: 'web', number: 12 });
+    // An older record without the issue: the key's number is not this repository's, so no guess.
+    recorded.set('7', { head: 'cldpd/issue-12' });
+    expect(await onSessionIssue(job({ number: 7, url: 'https://github.com/acme/web/pull/7', head: 'cldpd/issue-12', sameRepo: true }), deps as never)).toBeUndefined();
   });
 
   it('pull request: one cldpd recorded needs no API call, whatever its head', async () => {

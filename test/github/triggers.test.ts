@@ -102,6 +102,27 @@ describe('the webhook handler', () => {
       expect(jobs).toEqual([expect.objectContaining({ trigger: { kind: 'review', reviewId: 11, body: 'Looks fine', state: 'approved' }, pull: { number: 7, url: 'https://github.com/acme/web/pull/7', head: 'cldpd/issue-3', sameRepo: true } })]);
     });
 
+    it('pull request: queues failed checks on a session branch GitHub lists no pull request for (not open yet), by the branch', async () => {
+      await receive('check_suite', {
+        action: 'completed', check_suite: { id: 22, head_sha: 'b'.repeat(40), head_branch: 'cldpd/issue-3-x', conclusion: 'failure', updated_at: at, pull_requests: [] },
+        repository: { ...repository, html_url: 'https://github.com/acme/web' }, installation: { id: 9 }, sender: { login: 'github-actions[bot]', type: 'Bot' },
+      });
+      expect(jobs).toEqual([expect.objectContaining({ trigger: { kind: 'checks', sha: 'b'.repeat(40), suiteId: 22, conclusion: 'failure', branch: 'cldpd/issue-3-x' }, issue: expect.objectContaining({ number: 3, url: 'https://github.com/acme/web/issues/3' }) })]);
+      expect(jobs[0]?.pull).toBeUndefined();
+    });
+
+    it('pull request: of several pull requests a check suite lists, the session\'s', async () => {
+      await receive('check_suite', {
+        action: 'completed', check_suite: { id: 23, head_sha: 'c'.repeat(40), conclusion: 'failure', updated_at: at, pull_requests: [
+          { number: 8, head: { ref: 'cldpd/issue-3', repo: { id: 1 } }, base: { repo: { id: 2 } } },
+          { number: 9, head: { ref: 'stranger', repo: { id: 1 } }, base: { repo: { id: 1 } } },
+          { number: 7, head: { ref: 'cldpd/issue-3', repo: { id: 1 } }, base: { repo: { id: 1 } } },
+        ] },
+        repository: { ...repository, html_url: 'https://github.com/acme/web' }, installation: { id: 9 }, sender: { login: 'github-actions[bot]', type: 'Bot' },
+      });
+      expect(jobs.map((j) => j.pull?.number)).toEqual([7]);
+    });
+
     it('pull request: queues a reply in a review thread that may hold a command', async () => {
       await receive('pull_request_review_comment', { action: 'created', comment: { id: 12, body: '/cldpd resume rename it', in_reply_to_id: 10, pull_request_review_id: 13, created_at: at }, pull_request: pull(), repository, installation: { id: 9 }, sender: alice });
       expect(jobs.map((j) => j.trigger)).toEqual([{ kind: 'review-comment', commentId: 12, reviewId: 13, body: '/cldpd resume rename it' }]);
@@ -124,6 +145,7 @@ describe('the webhook handler', () => {
       ['a reply without a command', 'pull_request_review_comment', { comment: { id: 1, body: 'agreed', in_reply_to_id: 3, pull_request_review_id: 2, created_at: at }, pull_request: pull() }],
       ['checks that passed', 'check_suite', { check_suite: { id: 1, head_sha: 'a', conclusion: 'success', updated_at: at, pull_requests: [{ number: 7, head: { repo: { id: 1 } }, base: { repo: { id: 1 } } }] } }],
       ['failed checks of no pull request', 'check_suite', { check_suite: { id: 1, head_sha: 'a', conclusion: 'failure', updated_at: at, pull_requests: [] } }],
+      ['failed checks of another branch without a pull request', 'check_suite', { check_suite: { id: 1, head_sha: 'a', head_branch: 'feature', conclusion: 'failure', updated_at: at, pull_requests: [] } }],
       ['failed checks of a fork\'s pull request', 'check_suite', { check_suite: { id: 1, head_sha: 'a', conclusion: 'failure', updated_at: at, pull_requests: [{ number: 7, head: { repo: { id: 2 } }, base: { repo: { id: 1 } } }] } }],
       ['a dismissed review', 'pull_request_review', { action: 'dismissed', review: { id: 1, body: '/cldpd resume', submitted_at: at }, pull_request: pull() }],
     ] as const)('pull request: ignores %s quietly', async (_, event, patch) => {

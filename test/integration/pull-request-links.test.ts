@@ -48,9 +48,12 @@ describeWithRedis('the pull requests of sessions, in Redis', () => {
     await (other as unknown as { redis: Redis }).redis.quit();
   });
 
-  it('pull request: a person\'s push stops the fixes for good', async () => {
-    await links.stopCheckFixes('acme.web-3', pull);
+  it('pull request: a person\'s push stops the fixes until the agent pushes again', async () => {
+    await links.stopCheckFixes('acme.web-3', pull, 'sha1');
+    expect(await links.checkFixesStopped('acme.web-3', pull, 'sha1')).toBe(true);
     expect(await links.claimCheckFix('acme.web-3', pull, 'sha1', 5, 'd')).toEqual({ refused: 'stopped' });
+    // A run of the session pushed sha2 (a person asked for it): its failing checks are fixed again.
+    expect(await links.claimCheckFix('acme.web-3', pull, 'sha2', 5, 'e')).toEqual({ fix: 1 });
   });
 
   it('review: two deliveries of one review claim it once; the winner again keeps it', async () => {
