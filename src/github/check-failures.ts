@@ -1,4 +1,4 @@
-import { keepEnd, keepStart } from '../core/index.js';
+import { MAX_PROMPT_BYTES, keepEnd, keepStart } from '../core/index.js';
 import type { OctokitLike } from './comments-api.js';
 import { sanitizeUntrusted } from './sanitize.js';
 
@@ -46,20 +46,30 @@ function clean(text: string, max: number, end = false): string {
 /**
  * The message that resumes a session to fix failing checks: which checks failed on which
  * commit, each one's summary and the end of its output (untrusted: sanitised and bounded),
- * and that the agent pushes its fix to the pull request's branch.
+ * and that the agent pushes its fix to the pull request's branch; within MAX_PROMPT_BYTES
+ * however the output is written (checks past it are counted, not sent).
  */
 export function buildChecksPrompt(checks: readonly FailedCheck[], pull: { number: number; head: string | undefined; sha: string }, attempt: { n: number; of: number }): string {
-  const shown = checks.slice(0, MAX_CHECKS);
-  const lines = [`Checks failed on pull request #${pull.number} at commit ${pull.sha.slice(0, 12)} (the commit you pushed). Find the cause and fix it.`];
-  for (const c of shown) {
+  const head = `Checks failed on pull request #${pull.number} at commit ${pull.sha.slice(0, 12)} (the commit you pushed). Find the cause and fix it.`;
+  const ending = `Push the fix to the pull request's branch${pull.head ? ` \`${clean(pull.head, 255)}\`` : ''}. This is automatic fix ${attempt.n} of at most ${attempt.of} for this pull request (\`fixChecks\` in .github/cldpd.yml).`;
+  // Bytes, not characters, bound the message: each check is added only while the whole still fits.
+  let bytes = Buffer.byteLength(head) + Buffer.byteLength(ending) + 200;
+  const lines = [head];
+  let shown = 0;
+  for (const c of checks.slice(0, MAX_CHECKS)) {
     const parts = [`- ${clean(c.name, 200)}: ${c.conclusion}${c.title ? `: ${clean(c.title, 300)}` : ''}`];
     if (c.summary) parts.push(`  Summary:\n${indent(clean(c.summary, 3_000))}`);
     if (c.text) parts.push(`  End of its output:\n${indent(clean(c.text, 4_000, true))}`);
-    lines.push(parts.join('\n'));
+    const one = parts.join('\n');
+    const size = Buffer.byteLength(one) + 2;
+    if (bytes + size > MAX_PROMPT_BYTES) break;
+    bytes += size;
+    lines.push(one);
+    shown += 1;
   }
-  if (checks.length > shown.length) lines.push(`(${checks.length - shown.length} more failed checks are listed on the pull request.)`);
+  if (checks.length > shown) lines.push(`(${checks.length - shown} more failed checks are listed on the pull request.)`);
   if (checks.length === 0) lines.push('(The API lists no failed check run for that commit: look at the pull request\'s checks.)');
-  lines.push(`Push the fix to the pull request's branch${pull.head ? ` \`${clean(pull.head, 255)}\`` : ''}. This is automatic fix ${attempt.n} of at most ${attempt.of} for this pull request (\`fixChecks\` in .github/cldpd.yml).`);
+  lines.push(ending);
   return lines.join('\n\n');
 }
 

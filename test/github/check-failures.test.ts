@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_PROMPT_BYTES } from '../../src/core/index.js';
 import { buildChecksPrompt, failedChecks, type FailedCheck } from '../../src/github/check-failures.js';
 
 const check = (patch: Partial<FailedCheck> = {}): FailedCheck => ({ name: 'unit', conclusion: 'failure', title: '1 failed', summary: 'a.test.ts', text: 'expected 1', url: undefined, ...patch });
@@ -19,5 +20,12 @@ describe('failing checks', () => {
     expect(prompt).toContain('(5 more failed checks are listed on the pull request.)');
     expect(prompt).toContain('automatic fix 1 of at most 2');
     expect(prompt.length).toBeLessThan(100_000);
+  });
+
+  it('checks: ten checks of wide characters stay within the prompt limit in bytes', () => {
+    const wide = '失敗したテスト'.repeat(2_000);
+    const prompt = buildChecksPrompt(Array.from({ length: 10 }, (_, i) => check({ name: `c${i}`, title: wide, summary: wide, text: wide })), { number: 7, head: 'cldpd/issue-3', sha: 'b'.repeat(40) }, { n: 1, of: 1 });
+    expect(Buffer.byteLength(prompt)).toBeLessThanOrEqual(MAX_PROMPT_BYTES);
+    expect(prompt).toMatch(/\(\d+ more failed checks are listed on the pull request\.\)/);
   });
 });
