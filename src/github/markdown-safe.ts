@@ -21,6 +21,10 @@ function defuse(prose: string): string {
     // entity with a # in it.)
     .replace(/#(?=\d)/g, `#${BREAK}`)
     .replace(/\b(GH)-(?=\d)/gi, `$1${BREAK}-`)
+    // A URL of an issue or pull request references it too, and closes it after a closing
+    // keyword ("Fixes https://…/issues/9"): a zero-width space before its number leaves it no
+    // issue's. The character itself, not its entity: an autolink would end at the entity.
+    .replace(/(\/(?:issues|pull|pulls)\/)(?=\d)/gi, '$1\u200b')
     // An image would be fetched from wherever the agent says: a break after the ! leaves a link.
     .replace(/!\[/g, `!${BREAK}[`)
     // @user and @org/team notify.
@@ -123,7 +127,7 @@ const parser = new MarkdownIt({ html: true });
 type Tokens = ReturnType<MarkdownIt['parse']>;
 
 /** What GitHub turns into a notification or an issue link in text. */
-const LIVE_TEXT = /(^|[^\w])@[A-Za-z0-9]|#\d|\bGH-\d/i;
+const LIVE_TEXT = /(^|[^\w])@[A-Za-z0-9]|#\d|\bGH-\d|\/(?:issues|pull|pulls)\/\d/i;
 
 /**
  * True when the text, parsed as CommonMark, holds no raw HTML, no image and, outside code,

@@ -27,3 +27,19 @@ describe('an answer whose tables would fill in cells', () => {
     expect(isSafeMarkdown(safe)).toBe(true);
   });
 });
+
+describe('issue and pull request URLs', () => {
+  it.each([
+    'Fixes https://github.com/other/repo/issues/1',
+    'resolves https://ghe.example/acme/web/pull/12 and closes [this](https://github.com/a/x/issues/9)',
+  ])('issue urls: %j no longer references or closes anything, and reads safe', (answer) => {
+    const safe = safeMarkdown(answer);
+    expect(safe).not.toMatch(/\/(issues|pull)\/\d/);
+    expect(isSafeMarkdown(safe)).toBe(true);
+    expect(isSafeMarkdown(answer)).toBe(false);
+  });
+
+  it('issue urls: in code they are kept as written', () => {
+    expect(safeMarkdown('see `https://github.com/a/x/issues/9`')).toBe('see `https://github.com/a/x/issues/9`');
+  });
+});

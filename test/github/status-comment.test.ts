@@ -107,7 +107,7 @@ describe('renderStatusComment', () => {
     expect(body).toContain('&lt;img');
     expect(body).toContain('```\n@inside #99 <b>\n```'); // code as written
     expect(body).toContain('`@inline #5`');
-    expect(body).toContain('https://github.com/acme/web/pull/7');
+    expect(body).toContain('https://github.com/acme/web/pull/\u200b7'); // no reference, no closing keyword's target
   });
 
   it('markdown: Latest and Error neither notify nor link, and escape codes are gone', () => {
