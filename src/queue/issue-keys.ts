@@ -21,3 +21,6 @@ export function deliveryClaimKeyName(issueKey: string, seq: number): string {
 
 /** The hash of every session id the queue gave out → the issue that holds it. */
 export const SESSION_ISSUES_KEY = `${KEY_PREFIX}:session-issues`;
+
+/** The hash of every session pull request cldpd recorded (`owner/repo#n`) → the issue whose session it is. */
+export const PULL_ISSUES_KEY = `${KEY_PREFIX}:pull-issues`;

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { SESSION_ISSUES_KEY, issueKeyName, retiredKeyName } from './issue-keys.js';
+import { PULL_ISSUES_KEY, SESSION_ISSUES_KEY, issueKeyName, retiredKeyName } from './issue-keys.js';
 
 /** What Redis knows of an issue: its session, the host that owns it, its command counter. */
 export interface IssueRecord {
@@ -87,6 +87,13 @@ const RETIRED_MARKER_SECONDS = 8 * 86_400;
 /** Gives up the issue's claim on `sessionId` (see IssueRecords.claimSession); another issue's claim stays. */
 async function releaseSession(redis: Redis, sessionId: string, issueKey: string): Promise<void> {
   await redis.eval("if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0", 1, SESSION_ISSUES_KEY, sessionId, issueKey);
+}
+
+/** Gives up the issue's entries in `cldpd:pull-issues` (its pull requests `fields`); another issue's entry stays. */
+async function releasePulls(redis: Redis, fields: readonly string[], issueKey: string): Promise<void> {
+  for (const field of fields) {
+    await redis.eval("if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0", 1, PULL_ISSUES_KEY, field, issueKey);
+  }
 }
 
 /**
@@ -188,9 +195,11 @@ export class IssueRecords {
     const base = issueKeyName(issueKey);
     const runs = issueKeyName(issueKey, 'runs');
     const others = (await this.keysOf(issueKey)).filter((k) => k !== base && k !== runs);
+    const pulls = await this.redis.hkeys(issueKeyName(issueKey, 'pulls'));
     const marker: RetiredIssue = { seq: expect.seq, closedAt: expect.closedAt, at: Date.now(), ...(expect.sessionId ? { sessionId: expect.sessionId } : {}) };
     const removed = Number(await this.redis.eval(RETIRE, 3 + others.length, base, runs, retiredKeyName(issueKey), ...others, String(expect.closedAt), expect.seq, RETIRED_MARKER_SECONDS, JSON.stringify(marker)));
     if (removed >= 0 && expect.sessionId) await releaseSession(this.redis, expect.sessionId, issueKey);
+    if (removed >= 0) await releasePulls(this.redis, pulls, issueKey);
     return removed < 0 ? undefined : removed;
   }
 

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { issueKeyName } from './issue-keys.js';
+import { PULL_ISSUES_KEY, issueKeyName } from './issue-keys.js';
 import { KEY_PREFIX } from './names.js';
 
 /** A pull request, by its repository and number. */
@@ -26,8 +26,6 @@ export interface PullLink extends PullRef {
   readonly at: number;
 }
 
-/** Every session pull request cldpd recorded → the issue whose session it is. */
-const PULL_ISSUES_KEY = `${KEY_PREFIX}:pull-issues`;
 
 /**
  * KEYS: the issue's check-fix hash. ARGV: pull field, sha, max, claimant, the agent's last
@@ -54,9 +52,8 @@ function field(pull: PullRef): string {
 /**
  * The pull requests of issues' sessions (`cldpd:pull-issues`, and each issue's `…:pulls`
  * hash): which issue a pull request belongs to, so commands and reviews on it reach that
- * issue's session, and the head its agent pushed last. An issue's own hash goes when the
- * issue is retired; the global entry then points at an issue without a session, which reads
- * as no link.
+ * issue's session, and the head its agent pushed last. Both go when the issue is retired
+ * (IssueRecords.retire); a global entry whose issue hash lacks it reads as no link.
  */
 export class PullRequestLinks {
   constructor(private readonly redis: Redis) {}

@@ -32,6 +32,7 @@ describeWithRedis('the pull requests of sessions, in Redis', () => {
     await records.closed('acme.web-3', 5);
     expect(await records.retire('acme.web-3', { closedAt: 5, seq: 0, sessionId: 'web-1' })).toBeGreaterThan(0);
     expect(await links.issueOfPull(pull)).toBeUndefined();
+    expect(await redis.hlen('cldpd:pull-issues')).toBe(0);
   });
 
   it('race: twenty deliveries of failing checks on one commit make one fix; the fixes allowed are counted per pull request', async () => {
