@@ -12,7 +12,7 @@ import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
 import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type Launched, type SessionOptions } from './session.js';
-import { holdsSession } from './session-takeover.js';
+import { holdsSession, isTakeover } from './session-takeover.js';
 import { SESSION_SUFFIX_HEX, isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
 
 /** What the Dispatcher needs; the composition root builds the real ones. */
@@ -323,7 +323,7 @@ export class Dispatcher {
     if (containers.some((c) => holdsSession(c))) return true;
     const pod = await loadPod(this.options.pods, record.pod).catch(() => undefined);
     if (!pod || promptChannel(pod.config.resumeCommand).kind !== 'stream-json') return false;
-    return containers.some((c) => c.state === 'running');
+    return containers.some((c) => c.state === 'running' && !isTakeover(c));
   }
 
   /**

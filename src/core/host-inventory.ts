@@ -2,6 +2,7 @@ import { CldpdError } from './errors.js';
 import { LABELS } from './labels.js';
 import type { ContainerInfo, Runner, VolumeInfo } from './runner.js';
 import { isSessionId, type SessionRecord, type SessionStore } from './session-store.js';
+import { holdsSession, isTakeover } from './session-takeover.js';
 
 /** What a {@link HostInventory} reads and removes through: the same as the Dispatcher's. */
 export interface HostInventoryOptions {
@@ -328,6 +329,20 @@ export class HostInventory {
     }
     await this.options.store.forgetVolumeOwner(name);
     return { removed: { name, path, existed: info !== undefined, sharedWith: (context.sessions.get(name) ?? []).filter((s) => s !== forSession) } };
+  }
+
+  /**
+   * Removes this host's takeover containers (cldpd attach) that hold their session no more: a
+   * terminal lost past its lifetime, or one created and never started. Says which.
+   */
+  async sweepTakeovers(now = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    for (const c of await this.options.runner.list({ [LABELS.host]: this.options.hostId })) {
+      if (!isTakeover(c) || holdsSession(c, now)) continue;
+      await this.options.runner.remove(c.id).catch(() => undefined);
+      removed.push(c.name);
+    }
+    return removed;
   }
 
   /** Removes helper containers of this engine that a process which died while they ran left behind. */

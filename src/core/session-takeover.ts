@@ -73,12 +73,20 @@ function isLive(container: Pick<ContainerInfo, 'state'>): boolean {
   return container.state !== 'exited' && container.state !== 'dead';
 }
 
+/** How long a person's terminal holds its session at most (12 h): a longer takeover is taken for one whose terminal was lost. */
+export const TAKEOVER_LIFETIME_MS = 12 * 3600_000;
+
 /**
  * True when a person has the session in this container (see SessionTakeover.attach): a
- * takeover container that runs, or was created less than two minutes ago and is being started.
+ * takeover container that runs, or was created less than two minutes ago and is being started,
+ * within TAKEOVER_LIFETIME_MS of the attach.
  */
 export function holdsSession(container: Pick<ContainerInfo, 'labels' | 'state' | 'createdAt'>, now = Date.now()): boolean {
   if (!isTakeover(container) || !isLive(container)) return false;
+  // A terminal whose `cldpd attach` was killed outright never ends by itself: after its
+  // lifetime it holds the session no more (the queue's runs go on) and is removed.
+  const since = Date.parse(container.labels[LABELS.attach] ?? '');
+  if ((Number.isFinite(since) ? since : container.createdAt) < now - TAKEOVER_LIFETIME_MS) return false;
   return container.state !== 'created' || container.createdAt > now - TERMINAL_START_MS;
 }
 

@@ -11,7 +11,7 @@ import type { CommandRunner } from './run-command.js';
 export interface OrphansOptions {
   readonly dispatcher: Pick<Dispatcher, 'stop' | 'recover'>;
   /** This host's containers, found by their labels. */
-  readonly inventory: Pick<HostInventory, 'sweepHelpers' | 'containers'>;
+  readonly inventory: Pick<HostInventory, 'sweepHelpers' | 'sweepTakeovers' | 'containers'>;
   readonly state: Pick<IssueRecords, 'get' | 'set'> & Pick<IssueIdentity, 'keyFor'> & Pick<IssueQueue, 'head'> & Pick<HostRegistry, 'sessionForgotten'>;
   readonly runner: Pick<CommandRunner, 'follows' | 'follow' | 'finish'>;
   readonly reporter: Reporter;
@@ -35,6 +35,11 @@ export class Orphans {
   async reconcile(): Promise<void> {
     const { dispatcher, inventory, state, logger, runner } = this.options;
     await inventory.sweepHelpers().catch((err: unknown) => logger.warn({ err }, 'could not remove leftover helper containers'));
+    const lost = await inventory.sweepTakeovers().catch((err: unknown) => {
+      logger.warn({ err }, 'could not remove lost terminals (cldpd attach)');
+      return [];
+    });
+    if (lost.length > 0) logger.warn({ containers: lost }, 'removed terminals of cldpd attach held past their lifetime (or never started): their sessions\' queued runs go on');
     for (const found of await inventory.containers(true)) {
       if (this.adopting.has(found.sessionId) || runner.follows(found.sessionId)) continue;
       // A person's terminal (cldpd attach) is no run: theirs until they leave.

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { CldpdError, LABELS, SessionTakeover, claudeProjectKey, interactiveCommand, type ContainerSpec, type Session } from '../../src/core/index.js';
+import { TAKEOVER_LIFETIME_MS } from '../../src/core/session-takeover.js';
 import { CommandRunner } from '../../src/queue/run-command.js';
 import { Orphans } from '../../src/queue/orphans.js';
 import { dispatchWorld, drain, type DispatchWorld } from '../fakes/dispatch-world.js';
@@ -153,6 +154,20 @@ describe('a person takes a session over (cldpd attach), on a fake runner', () =>
     const second = await takeover.attach(session.id, SIZE);
     expect(world.runner.containers.has(first.process.containerId)).toBe(false);
     await second.leave();
+  });
+
+  it('attach: a terminal lost past its lifetime (its cldpd attach killed outright) holds the session no more, and the host\'s sweep removes it', async () => {
+    const session = await finishedSession();
+    const first = await takeover.attach(session.id, SIZE);
+    const container = world.runner.containers.get(first.process.containerId);
+    if (!container) throw new Error('no container');
+    expect(await world.dispatcher.isBusy(session.id)).toBe(true);
+    expect(await world.inventory.sweepTakeovers()).toEqual([]);
+    const since = new Date(Date.now() - TAKEOVER_LIFETIME_MS - 60_000).toISOString();
+    (container.info.labels as Record<string, string>)[LABELS.attach] = since;
+    expect(await world.dispatcher.isBusy(session.id)).toBe(false);
+    expect(await world.inventory.sweepTakeovers()).toEqual([container.info.name]);
+    expect(world.runner.containers.has(first.process.containerId)).toBe(false);
   });
 
   it('attach: a run that started while the terminal was being made wins; the terminal gives way and leaves nothing', async () => {

@@ -22,6 +22,7 @@ function orphans(containers: Array<{ sessionId: string; issueUrl?: string }>, re
   return new Orphans({
     inventory: {
       sweepHelpers: async () => 0 as never,
+      sweepTakeovers: async () => [],
       containers: async () => containers.map((c) => ({ sessionId: c.sessionId, container: { labels: c.issueUrl ? { [LABELS.issue]: c.issueUrl } : {} } })) as never,
     },
     dispatcher: {
