@@ -11,6 +11,7 @@ import { exportCommand, type ExportPlaces } from './export-command.js';
 import { TranscriptPrinter, type Printed } from './render.js';
 import { createStyle, type Style } from './style.js';
 import { formatAge, formatBytes, volumeRows } from './volumes-view.js';
+import { writeTo as write } from './stream-write.js';
 
 /** What the CLI works with; built by the composition root once the pods directory is known. */
 export interface CliContext {
@@ -64,20 +65,6 @@ function stylesOf(io: CliIO): { stdout: Style; stderr: Style } {
   return { stdout: createStyle(io.color?.stdout ?? false), stderr: createStyle(io.color?.stderr ?? false) };
 }
 
-/** Writes, waiting for the stream to drain when its buffer is full; a closed stream takes nothing and never blocks. */
-async function write(stream: Writable, text: string): Promise<void> {
-  if (stream.destroyed || stream.writableEnded) return;
-  if (stream.write(text)) return;
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.once('drain', done);
-    stream.once('close', done);
-  });
-}
 
 /**
  * Runs one CLI invocation and resolves with the process exit code: the container's for
