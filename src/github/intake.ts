@@ -7,12 +7,11 @@ import type { Producer } from '../queue/producer.js';
 import { runsAhead } from '../queue/queue-position.js';
 import { dayEnds, mergeLimits, type LimitHit, type RepoLimits } from '../queue/limits-policy.js';
 import type { UsageLimits } from '../queue/usage-counters.js';
-import { COMMAND_HELP, commandTrigger, parseCommand } from './commands.js';
+import { COMMAND_HELP, commandTrigger } from './commands.js';
 import type { CommentsApi, OctokitLike } from './comments-api.js';
-import { buildChecksPrompt, failedChecks } from './check-failures.js';
 import { buildIssuePrompt, buildResumePrompt } from './issue-prompt.js';
+import { PullIntake } from './pull-intake.js';
 import { onSessionIssue } from './pull-sessions.js';
-import { buildReviewPrompt, readReview, reviewCommand, type ReviewRead } from './review-prompt.js';
 import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
 import { allowsPod, readRepoSettings, type RepoSettings } from './repo-settings.js';
 import { renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
@@ -58,9 +57,6 @@ export function limitReply(hit: LimitHit, login: string, now: number): string {
   return `@${login}, ${text.charAt(0).toLowerCase()}${text.slice(1)} Nothing was started. The limits are this repository's \`.github/cldpd.yml\` (\`limits\`) and the installation's (\`CLDPD_LIMITS\`), the lower of the two.`;
 }
 
-/** How many times failing checks are looked at again while a run of their issue goes (about 5 h in all). */
-const CHECKS_LATER = 12;
-
 /** A refusal is posted once per person and issue in this time; later ones are only logged. */
 const REFUSAL_QUIET_SECONDS = 24 * 3600;
 /** Refusals posted per installation and hour at most, whoever asks: strangers cannot spend the write budget. */
@@ -96,7 +92,17 @@ export class Intake {
   /** Permission answers without write access, per installation, repository and login. */
   private readonly refused = new Map<string, { answer: PermissionAnswer; until: number }>();
 
-  constructor(private readonly options: IntakeOptions) {}
+  /** Reviews and failing checks on sessions' pull requests, which end in this intake's own steps. */
+  private readonly pulls: PullIntake;
+
+  constructor(private readonly options: IntakeOptions) {
+    this.pulls = new PullIntake({ ...options, steps: {
+      permission: (issue, login) => this.permission(issue, login),
+      settings: (issue) => this.settings(issue),
+      handle: (job) => this.handle(job),
+      resume: (job, message, key, note) => this.resume(job, message, key, note),
+    } });
+  }
 
   /**
    * Handles a delivery once: a delivery handled before (the same signed body, whatever its
@@ -121,8 +127,8 @@ export class Intake {
       const moved = await onSessionIssue(job, { state: this.options.state, octokit: () => this.options.octokitFor(job.issue.installationId) });
       return moved ? this.handle(moved) : 'ignored: not a session\'s pull request';
     }
-    if (trigger.kind === 'review' || trigger.kind === 'review-comment') return this.review(job, trigger);
-    if (trigger.kind === 'checks') return this.fixChecks(job, trigger);
+    if (trigger.kind === 'review' || trigger.kind === 'review-comment') return this.pulls.review(job, trigger);
+    if (trigger.kind === 'checks') return this.pulls.fixChecks(job, trigger);
     if (trigger.kind === 'transferred') {
       // GitHub moved the issue (its sender needed write access on both sides): its session,
       // queue and running run stay under the old key, reached from the new place, and stay
@@ -449,97 +455,6 @@ export class Intake {
     const { data } = await octokit.request('GET /repos/{owner}/{repo}/issues/{issue_number}', { owner: issue.owner, repo: issue.repo, issue_number: issue.number });
     const found = data as { title?: unknown; body?: unknown };
     return { title: typeof found.title === 'string' ? found.title : `#${issue.number}`, body: typeof found.body === 'string' ? found.body : null };
-  }
-
-  /**
-   * A review on a session's pull request (or a reply in one of its threads): acted on once per
-   * review when its body carries a command or a line comment carries `/cldpd resume` (which
-   * delivery of the review comes first does not matter); a resume's message is the whole
-   * review. The reviewer's permission is asked first: a review by someone without write access
-   * is never read (a refusal is said only when the delivery's own text holds a command).
-   */
-  private async review(job: IntakeJob, trigger: Extract<Trigger, { kind: 'review' | 'review-comment' }>): Promise<string> {
-    const pull = job.pull;
-    if (!pull) return 'ignored: no pull request';
-    const commentId = trigger.kind === 'review' ? trigger.reviewId : trigger.commentId;
-    if (!mayTrigger(job.sender, roleOf(await this.permission(job.issue, job.sender.login)))) {
-      const own = parseCommand(keepStart(trigger.body, 65_536));
-      if (!own || (trigger.kind === 'review-comment' && own.kind !== 'resume')) return 'ignored: a review without write access';
-      // The usual path refuses it, once per person and issue.
-      return this.handle({ ...job, trigger: { kind: 'status', commentId } });
-    }
-    const octokit = await this.options.octokitFor(job.issue.installationId);
-    let read: ReviewRead;
-    try {
-      read = await readReview(octokit, { owner: job.issue.owner, repo: job.issue.repo, number: pull.number }, trigger.reviewId);
-    } catch (err) {
-      if (statusOf(err) === 404) return 'ignored: the review is gone';
-      throw err;
-    }
-    const command = reviewCommand(read);
-    if (!command) return 'ignored: no command';
-    if (!(await this.options.state.claimFor(`review:${job.issue.owner}/${job.issue.repo}#${trigger.reviewId}`.toLowerCase(), job.deliveryId))) {
-      return 'ignored: this review was acted on already';
-    }
-    const next: Trigger = command.kind === 'resume'
-      ? { kind: 'resume', prompt: buildReviewPrompt(read, { number: pull.number, head: pull.head }), commentId, commentBody: '', framed: true }
-      : command.kind === 'invalid' ? { kind: 'invalid', problem: command.problem, commentId } : { kind: command.kind, commentId };
-    return this.handle({ ...job, trigger: next });
-  }
-
-  /**
-   * Checks that failed on a session's pull request (or on a session's branch before its pull
-   * request was opened): with `fixChecks` in the repository's settings, the session resumes with
-   * the failures, once per commit and at most `fixChecks` times per pull request, only on the
-   * commit its agent pushed last. While a run of the issue goes or waits, the delivery is looked
-   * at again later (the run may push again, or record its commit). Checks on a commit a person
-   * pushed (the pull request's head, not the agent's) stop the automatic fixes until a run of the
-   * session pushes again.
-   */
-  private async fixChecks(job: IntakeJob, trigger: Extract<Trigger, { kind: 'checks' }>): Promise<string> {
-    const { state, logger } = this.options;
-    const key = await state.keyFor(job.issue);
-    const settings = await this.settings(job.issue).catch((err: unknown) => {
-      if (statusOf(err) !== undefined) throw err;
-      logger.warn({ issue: key, err: (err as Error).message }, 'failing checks not acted on: the repository\'s settings cannot be read');
-      return undefined;
-    });
-    if (!settings || settings.fixChecks === 0) return 'ignored: fixChecks is off';
-    const issue = await state.get(key);
-    if (!issue.sessionId) return 'ignored: no session';
-    if (issue.running > 0 || (await state.pending(key)) > 0) return this.checksLater(job, trigger);
-    const link = job.pull
-      ? await state.pullOf(key, { owner: job.issue.owner, repo: job.issue.repo, number: job.pull.number })
-      : (await state.pullsOf(key)).find((l) => l.head === trigger.branch);
-    if (!link?.agentSha) return 'ignored: no commit of the agent is known on this pull request';
-    const ref = { owner: job.issue.owner, repo: job.issue.repo, number: link.number };
-    if (trigger.sha !== link.agentSha) {
-      const octokit = await this.options.octokitFor(job.issue.installationId);
-      const { data } = await octokit.request('GET /repos/{owner}/{repo}/pulls/{pull_number}', { owner: ref.owner, repo: ref.repo, pull_number: ref.number });
-      const headSha = (data as { head?: { sha?: unknown } }).head?.sha;
-      if (headSha !== trigger.sha) return 'ignored: checks of an earlier commit';
-      await state.stopCheckFixes(key, ref, link.agentSha);
-      logger.info({ issue: key, pull: ref.number, sha: trigger.sha }, 'a person pushed to the session\'s pull request: its failing checks are not fixed automatically until a run of the session pushes again');
-      return 'ignored: a person pushed; automatic fixes stop';
-    }
-    const claim = await state.claimCheckFix(key, ref, trigger.sha, settings.fixChecks, job.deliveryId);
-    if ('refused' in claim) return `ignored: fix ${claim.refused}`;
-    const octokit = await this.options.octokitFor(job.issue.installationId);
-    const checks = await failedChecks(octokit, ref, trigger.sha);
-    const message = buildChecksPrompt(checks, { number: ref.number, head: link.head, sha: trigger.sha }, { n: claim.fix, of: settings.fixChecks });
-    const names = checks.slice(0, 5).map((c) => c.name).join(', ') || 'checks';
-    const note = `Started because checks failed on \`${trigger.sha.slice(0, 7)}\` (${names}): automatic fix ${claim.fix} of ${settings.fixChecks} for this pull request.`;
-    const onPull: IntakeJob = { ...job, pull: { number: link.number, url: link.url, head: link.head, sameRepo: true } };
-    return this.resume({ ...onPull, trigger: { kind: 'resume', prompt: message, commentId: trigger.suiteId, commentBody: '', framed: true, note } }, message, key, note);
-  }
-
-  /** Queues failing checks to be looked at again once the issue's run may have ended: a minute, then twice as long each time, at most CHECKS_LATER times. */
-  private async checksLater(job: IntakeJob, trigger: Extract<Trigger, { kind: 'checks' }>): Promise<string> {
-    const later = (trigger.later ?? 0) + 1;
-    if (later > CHECKS_LATER) return 'ignored: a run of the issue went on too long to look at these checks again';
-    const base = job.deliveryId.replace(/:later\d+$/, '');
-    await this.options.producer.intake({ ...job, deliveryId: `${base}:later${later}`, trigger: { ...trigger, later } }, Math.min(30 * 60_000, 60_000 * 2 ** (later - 1)));
-    return `deferred: a run of the issue goes or waits (look ${later} of ${CHECKS_LATER})`;
   }
 
   /** Posts a reply for this delivery unless one was posted already (a retried intake stays quiet). */
