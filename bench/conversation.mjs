@@ -14,15 +14,15 @@
 //
 // Alone: `node bench/conversation.mjs [rounds]`; BENCH_LOG_LEVEL=debug logs the processes'
 // GitHub requests, BENCH_KEEP=1 keeps their logs (serve.log, worker.log) in the temporary home.
-import { execFileSync, spawn } from 'node:child_process';
-import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, closeSync, createWriteStream, existsSync, openSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, openSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { CLI, benchHome, busyboxPod, removeBenchHomes, stats } from './lib.mjs';
-import { fakeGitHub, freePort } from './retention.mjs';
+import { benchHome, busyboxPod, removeBenchHomes, stats } from './lib.mjs';
+import { fakeGitHub, startServeAndWorker, until } from './processes.mjs';
 
 const examples = createRequire(import.meta.url)('@octokit/webhooks-examples');
 const EXAMPLES = examples.default ?? examples;
@@ -103,13 +103,6 @@ async function deliver(port, event, payload, started) {
   return ms;
 }
 
-async function until(what, check, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /**
  * Polls a session log from byte `from` until an `output` event carrying agent text appears.
@@ -203,23 +196,7 @@ export async function benchConversation({ runs = 9 } = {}) {
     chmodSync(join(podDir, 'claude'), 0o755);
     await github.start();
     github.roles.set('alice', 'write');
-    const port = await freePort();
-    const env = {
-      PATH: process.env.PATH, HOME: home,
-      APP_ID: '12345', PRIVATE_KEY: generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey,
-      WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: redisUrl,
-      CLDPD_HOME: home, CLDPD_PODS_DIR: join(home, 'pods'), CLDPD_HOST_ID: hostId, CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_PORT: '0',
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', NODE_ENV: 'production',
-    };
-    for (const mode of ['serve', 'worker']) {
-      const log = createWriteStream(join(home, `${mode}.log`));
-      const child = spawn(process.execPath, [CLI, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout.pipe(log);
-      child.stderr.pipe(log);
-      children.push(child);
-    }
-    await until('the server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
-    await until('the worker', async () => (await redis.hlen('cldpd:hosts').catch(() => 0)) > 0, 30_000);
+    const port = await startServeAndWorker({ home, github, redis, redisUrl, secret: SECRET, hostId, children, extra: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' } });
 
     const statuses = (n) => github.commentsOn(on(n)).filter((c) => c.body.startsWith('<!-- cldpd:status'));
     const finished = (n) => statuses(n).filter((c) => /cldpd: (finished|failed|cancelled|stopped|timed out)/.test(c.body));

@@ -3,16 +3,13 @@
 // processes against the fake GitHub API (compiled from test/fakes with esbuild), a busybox
 // pod that prints a run shaped like Claude Code's stream-json; Redis's own MEMORY USAGE
 // and INFO figures.
-import { spawn } from 'node:child_process';
-import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createHmac, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { Redis } from 'ioredis';
-import { CLI, ROOT, benchHome, busyboxPod } from './lib.mjs';
+import { benchHome, busyboxPod } from './lib.mjs';
+import { fakeGitHub, startServeAndWorker, until } from './processes.mjs';
 
 // The package's entry is JSON, which Node 20's import needs an attribute for: read it with require.
 const examples = createRequire(import.meta.url)('@octokit/webhooks-examples');
@@ -20,27 +17,6 @@ const REDIS_BASE = (process.env.CLDPD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const SECRET = 'bench-retention';
 const OWNER = 'acme';
 const REPO = 'archive';
-
-/** The fake GitHub API of the tests, compiled for this process. */
-export async function fakeGitHub() {
-  const dir = mkdtempSync(join(tmpdir(), 'cldpd-bench-fake-'));
-  await build({ entryPoints: [join(ROOT, 'test/fakes/fake-github.ts')], outfile: join(dir, 'fake-github.mjs'), bundle: true, platform: 'node', format: 'esm', packages: 'external', logLevel: 'warning' });
-  const { FakeGitHub } = await import(join(dir, 'fake-github.mjs'));
-  rmSync(dir, { recursive: true, force: true });
-  return new FakeGitHub();
-}
-
-/** A TCP port nobody listens on right now. */
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function issuesEvent(action, number, label) {
   const all = examples.default ?? examples;
@@ -113,13 +89,6 @@ function byCategory(rows) {
 
 const usedMemory = async (redis) => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))[1]);
 
-async function until(what, check, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /**
  * `issues` issues labelled, run and finished; then closed, and their retention period (a few
@@ -137,31 +106,15 @@ export async function benchRetention({ issues = 20, turns = 60, copies = 10_000 
     writeFileSync(join(podDir, 'run.jsonl'), claudeRun(turns));
     await github.start();
     github.roles.set('alice', 'write');
-    const port = await freePort();
-    const env = {
-      PATH: process.env.PATH, HOME: home,
-      APP_ID: '12345', PRIVATE_KEY: generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey,
-      WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL: redisUrl,
-      CLDPD_HOME: home, CLDPD_PODS_DIR: join(home, 'pods'), CLDPD_HOST_ID: 'bench-host', CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_PORT: '0',
-      // 0.0001 days: 8.6 s, so every issue of the batch is still there when the last one is closed.
-      CLDPD_RETENTION_DAYS: '0.0001', LOG_LEVEL: 'warn', NODE_ENV: 'production',
-    };
-    for (const mode of ['serve', 'worker']) {
-      const log = createWriteStream(join(home, `${mode}.log`));
-      const child = spawn(process.execPath, [CLI, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout.pipe(log);
-      child.stderr.pipe(log);
-      children.push(child);
-    }
-    await until('the server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
-    await until('the worker', async () => (await redis.hlen('cldpd:hosts').catch(() => 0)) > 0, 30_000);
+    // 0.0001 days: 8.6 s, so every issue of the batch is still there when the last one is closed.
+    const port = await startServeAndWorker({ home, github, redis, redisUrl, secret: SECRET, hostId: 'bench-host', children, extra: { CLDPD_RETENTION_DAYS: '0.0001' } });
     const baseline = await keyMemory(redis);
     const baselineKeys = new Set(baseline.map((r) => r.key));
     const baselineUsed = await usedMemory(redis);
 
     const statusOf = (n) => github.commentsOn(`${OWNER}/${REPO}#${n}`).find((c) => c.body.startsWith('<!-- cldpd:status'))?.body ?? '';
     for (let n = 1; n <= issues; n++) await deliver(port, 'issues', issuesEvent('labeled', n, 'cldpd:agent'));
-    for (let n = 1; n <= issues; n++) await until(`issue ${n} finished`, () => /cldpd: finished/.test(statusOf(n)), 300_000);
+    for (let n = 1; n <= issues; n++) await until(`issue ${n} finished`, () => /cldpd: finished/.test(statusOf(n)), 300_000, 200);
     // The final edits and the costs are written just after the comment says finished.
     await new Promise((r) => setTimeout(r, 3000));
     const finished = await keyMemory(redis);
@@ -190,6 +143,8 @@ export async function benchRetention({ issues = 20, turns = 60, copies = 10_000 
     const usedCopies = (await usedMemory(redis)) - usedBeforeCopies;
     for await (const keys of redis.scanStream({ match: '*copy-*', count: 1000 })) if (keys.length > 0) await redis.del(...keys);
 
+    // The worker asks GitHub whether each issue is still closed before it removes anything.
+    for (let n = 1; n <= issues; n++) github.issueStates.set(`${OWNER}/${REPO}#${n}`, 'closed');
     for (let n = 1; n <= issues; n++) await deliver(port, 'issues', issuesEvent('closed', n));
     await until('every closed issue retired', async () => (await redis.keys(`cldpd:issue:{${OWNER}.${REPO}-*`)).length === 0, 120_000);
     await until('every live feed removed', async () => (await redis.keys('cldpd:feed:*')).length === 0, 30_000);
