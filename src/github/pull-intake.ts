@@ -4,7 +4,7 @@ import type { IntakeJob, IssueRef, Trigger } from '../queue/contract.js';
 import type { IntakeStores } from '../queue/issue-stores.js';
 import type { Producer } from '../queue/producer.js';
 import { buildChecksPrompt, failedChecks } from './check-failures.js';
-import { parseCommand } from './commands.js';
+import { commandTrigger } from './commands.js';
 import type { OctokitLike } from './comments-api.js';
 import { mayTrigger, roleOf, type PermissionAnswer } from './permissions.js';
 import type { RepoSettings } from './repo-settings.js';
@@ -55,10 +55,10 @@ export class PullIntake {
     if (!pull) return 'ignored: no pull request';
     const commentId = trigger.kind === 'review' ? trigger.reviewId : trigger.commentId;
     if (!mayTrigger(job.sender, roleOf(await this.options.steps.permission(job.issue, job.sender.login)))) {
-      const own = parseCommand(keepStart(trigger.body, 65_536));
+      const own = commandTrigger(keepStart(trigger.body, 65_536), commentId);
       if (!own || (trigger.kind === 'review-comment' && own.kind !== 'resume')) return 'ignored: a review without write access';
-      // The usual path refuses it, once per person and issue.
-      return this.options.steps.handle({ ...job, trigger: { kind: 'status', commentId } });
+      // The command as written: the usual path refuses it, once per person and issue.
+      return this.options.steps.handle({ ...job, trigger: own });
     }
     const octokit = await this.options.octokitFor(job.issue.installationId);
     let read: ReviewRead;
