@@ -65,6 +65,13 @@ module.exports = {
       to: { path: '^src/(?!setup/|config\\.ts$)' },
     },
     {
+      name: 'gateway-stands-alone',
+      comment: 'src/gateway runs inside the egress gateway\'s container with Node alone: it imports its own files and node: modules only.',
+      severity: 'error',
+      from: { path: '^src/gateway/' },
+      to: { pathNot: '^src/gateway/', dependencyTypesNot: ['core'] },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: {},

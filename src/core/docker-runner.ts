@@ -6,11 +6,12 @@ import { keepEnd } from './text.js';
 import { baseImages, contextDigest, contextFiles, packContext } from './build-context.js';
 import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
+import { DockerGateways } from './docker-gateway.js';
 import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
 import { firstFileOf, tarOf } from './tar-files.js';
 import { within } from './within.js';
-import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerFile, type ContainerInfo, type ContainerSpec, type FileRead, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type TerminalProcess, type TerminalSize, type VolumeInfo } from './runner.js';
+import { AGENT_CAPABILITIES, ISOLATED_NETWORK, type BuildRequest, type ContainerFile, type ContainerInfo, type ContainerSpec, type FileRead, type GatewayHandle, type GatewaySpec, type ImageInfo, type OutputChunk, type ProcessHandle, type ProcessInput, type Runner, type TerminalProcess, type TerminalSize, type VolumeInfo } from './runner.js';
 
 /** How long the helper that sets the owner of new volumes may take. */
 const CHOWN_TIMEOUT_MS = 60_000;
@@ -207,7 +208,23 @@ export class DockerRunner implements Runner {
   /** Network creations under way in this process, by name: runs at once share one. */
   private readonly creatingNetworks = new Map<string, Promise<boolean>>();
 
-  constructor(private readonly docker: Docker) {}
+  private readonly gateways: DockerGateways;
+
+  constructor(private readonly docker: Docker) {
+    this.gateways = new DockerGateways(docker, (name) => (name === ISOLATED_NETWORK ? this.ensureIsolatedNetwork(name) : Promise.resolve(false)));
+  }
+
+  openGateway(spec: GatewaySpec): Promise<GatewayHandle> {
+    return this.gateways.open(spec);
+  }
+
+  findGateway(name: string): Promise<GatewayHandle | undefined> {
+    return this.gateways.find(name);
+  }
+
+  closeGateway(name: string): Promise<void> {
+    return this.gateways.close(name);
+  }
 
   async preflight(): Promise<{ version: string; apiVersion: string }> {
     try {

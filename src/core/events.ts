@@ -65,6 +65,7 @@ export type ExitReason = 'exited' | 'stopped' | 'timeout';
  *
  *     build.started → build.output* → build.completed → container.started → (setup.step → output*)* → output* → terminal
  *
+ * with `egress.blocked` anywhere between `container.started` and the terminal event.
  * where terminal is exactly one of `container.exited` or `error`, and nothing follows it.
  * A failed build is `build.started → build.output* → error`; a failed setup step ends the run
  * with `error` (code `SetupFailed`) after its output. A resume has no build phase:
@@ -106,6 +107,20 @@ export type SessionEvent =
       readonly agent?: readonly AgentEvent[];
       /** The setup step that printed it (see `setup.step`); absent for the container's own process. */
       readonly step?: number;
+    }
+  | {
+      /**
+       * The run's egress gateway refused a connection (see core/egress.ts): a host the pod's
+       * `egress` does not list. `count` is how many times this run has been refused that
+       * host:port so far (1, 2, …), so the last one carries the total.
+       */
+      readonly type: 'egress.blocked';
+      readonly at: number;
+      readonly host: string;
+      readonly port: number;
+      /** How the container asked: a CONNECT tunnel, a plain HTTP request through the proxy, or a TLS name that did not match. */
+      readonly via: 'connect' | 'http' | 'tls';
+      readonly count: number;
     }
   | { readonly type: 'container.exited'; readonly at: number; readonly exitCode: number; readonly reason: ExitReason; readonly durationMs: number }
   | { readonly type: 'error'; readonly at: number; readonly code: ErrorCode; readonly message: string };

@@ -4,7 +4,7 @@ export { assertPodName } from './pod-name.js';
 export { loadPod, listPods, type Pod, type PodListing, type PodSource } from './pod.js';
 export { POD_DEFAULTS, DEFAULT_COMMAND, DEFAULT_RESUME_COMMAND, validatePodJson, resolvePodConfig, type PodConfig, type PodJson, type PodMount } from './pod-config.js';
 export { isTerminal, type AgentEvent, type ExitReason, type SessionEvent } from './events.js';
-export type { Runner, ContainerFile, ContainerSpec, ProcessHandle, ProcessInput, OutputChunk, BuildRequest, ImageInfo, ContainerInfo, MountSpec, VolumeInfo, FileRead, TerminalProcess, TerminalSize } from './runner.js';
+export type { Runner, ContainerFile, ContainerSpec, ProcessHandle, ProcessInput, OutputChunk, BuildRequest, ImageInfo, ContainerInfo, MountSpec, VolumeInfo, FileRead, TerminalProcess, TerminalSize, GatewaySpec, GatewayHandle } from './runner.js';
 export { DockerRunner, toCreateOptions } from './docker-runner.js';
 export { Session, type AgentSummary, type SessionOptions } from './session.js';
 export type { InputReservation } from './agent-input.js';

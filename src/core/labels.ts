@@ -13,6 +13,13 @@ export const LABELS = Object.freeze({
    * (busy while it exists) but no run's, so recovery never adopts or ends it as one.
    */
   attach: 'dev.cldpd.attach',
+  /**
+   * On a run's egress gateway container and its internal network: the session it serves.
+   * Never the session label, so nothing that lists a session's containers takes it for the agent's.
+   */
+  gateway: 'dev.cldpd.gateway',
+  /** On a gateway container and network: the host whose worker runs it (see LABELS.host). */
+  gatewayHost: 'dev.cldpd.gateway-host',
   /** On short-lived helper containers (setting volume owners, looking into an image). */
   helper: 'dev.cldpd.helper',
 });

@@ -1,3 +1,5 @@
+import type { GatewayConfig } from '../gateway/config.js';
+
 /** A file the runner writes into a container (created or running) before the agent reads it. */
 export interface ContainerFile {
   readonly path: string;
@@ -117,6 +119,30 @@ export interface ContainerSpec {
   readonly tty?: boolean;
   /** Files written into the container after it is created and before it starts (parent directories made). */
   readonly files?: readonly ContainerFile[];
+}
+
+/** What a run's egress gateway needs (see core/egress.ts and src/gateway). */
+export interface GatewaySpec {
+  /** The agent container's name: the gateway's container and its internal network are named after it. */
+  readonly name: string;
+  /** Labels of the gateway's container and network (see LABELS.gateway). */
+  readonly labels: Readonly<Record<string, string>>;
+  /** What the gateway enforces; it reaches its container as the CLDPD_GATEWAY variable. */
+  readonly config: GatewayConfig;
+  /** The network the gateway reaches the outside by: {@link ISOLATED_NETWORK} (created when missing) or one the operator names. */
+  readonly outside: string;
+  /** Names the gateway resolves to fixed addresses (Docker's ExtraHosts): for names no DNS server knows. */
+  readonly hosts?: Readonly<Record<string, string>>;
+}
+
+/** A run's egress gateway, running. */
+export interface GatewayHandle {
+  readonly containerId: string;
+  /** The run's internal network: the agent's container joins it and reaches the gateway there, and nothing else. */
+  readonly network: string;
+  /** The gateway's address on that network. */
+  readonly address: string;
+  readonly port: number;
 }
 
 /** A request to build an image from a directory holding a Dockerfile. */
@@ -262,4 +288,16 @@ export interface Runner {
   containerEnv(containerId: string): Promise<Record<string, string>>;
   /** The container's output since `sinceMs` (epoch ms, whole seconds), as Docker's log driver kept it; follows a running container until it stops. */
   logs(containerId: string, sinceMs: number): AsyncIterable<OutputChunk>;
+  /**
+   * Starts the run's egress gateway (see GatewaySpec): a new internal network with no route
+   * anywhere, not even to this host, and the gateway's container on it and on `outside`.
+   * The gateway is listening when this resolves. Idempotent by `spec.name`: a gateway of that
+   * name running already is returned as it is; a stopped one is replaced. Throws
+   * `ContainerFailed`, saying why, when it cannot start one (and leaves nothing behind).
+   */
+  openGateway(spec: GatewaySpec): Promise<GatewayHandle>;
+  /** The running gateway of the agent container `name`; undefined when there is none. */
+  findGateway(name: string): Promise<GatewayHandle | undefined>;
+  /** Removes the gateway of the agent container `name` and its network; idempotent. The agent's container must be gone (or be removed first). */
+  closeGateway(name: string): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import type { BuildRequest, ContainerFile, ContainerInfo, ContainerSpec, FileRead, ImageInfo, OutputChunk, ProcessHandle, Runner, TerminalProcess, TerminalSize, VolumeInfo } from '../../src/core/index.js';
+import type { BuildRequest, ContainerFile, ContainerInfo, ContainerSpec, FileRead, GatewayHandle, GatewaySpec, ImageInfo, OutputChunk, ProcessHandle, Runner, TerminalProcess, TerminalSize, VolumeInfo } from '../../src/core/index.js';
 import { CldpdError } from '../../src/core/index.js';
 
 /** What the next process (run or exec) does: print these chunks, then exit with this code, or wait to be stopped. */
@@ -332,6 +332,27 @@ export class FakeRunner implements Runner {
 
   async *logs(): AsyncGenerator<OutputChunk> {
     // Not used by the core's own flows.
+  }
+
+  /** Gateways open, by the agent container's name, with the spec each was opened with. */
+  readonly gateways = new Map<string, { spec: GatewaySpec; handle: GatewayHandle }>();
+
+  async openGateway(spec: GatewaySpec): Promise<GatewayHandle> {
+    this.calls.push({ method: 'openGateway', args: [spec] });
+    const open = this.gateways.get(spec.name);
+    if (open) return open.handle;
+    const handle = { containerId: `gw-${spec.name}`, network: `${spec.name}-egress`, address: '10.213.0.2', port: spec.config.port };
+    this.gateways.set(spec.name, { spec, handle });
+    return handle;
+  }
+
+  async findGateway(name: string): Promise<GatewayHandle | undefined> {
+    return this.gateways.get(name)?.handle;
+  }
+
+  async closeGateway(name: string): Promise<void> {
+    this.calls.push({ method: 'closeGateway', args: [name] });
+    this.gateways.delete(name);
   }
 
   private async launchDelay(): Promise<void> {
