@@ -50,12 +50,20 @@ export interface StartOptions {
    * permissions. Without it such a pod runs with no token (a warning says so).
    */
   readonly github?: RepoTokenSource;
+  /**
+   * The repository's narrower egress list for this pod (`.github/cldpd.yml` `egress`), as
+   * written there: the run reaches a host only when both the pod's list and this one allow
+   * it. Never widens: entries the pod does not allow stay refused.
+   */
+  readonly egress?: readonly string[];
 }
 
 /** Options of {@link Dispatcher.resume}. */
 export interface ResumeOptions {
   /** As {@link StartOptions.github}: each run gets a fresh token. */
   readonly github?: RepoTokenSource;
+  /** As {@link StartOptions.egress}. */
+  readonly egress?: readonly string[];
 }
 
 /**
