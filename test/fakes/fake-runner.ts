@@ -355,6 +355,11 @@ export class FakeRunner implements Runner {
     this.gateways.delete(name);
   }
 
+  async removeStrayGateways(olderThanMs: number): Promise<string[]> {
+    this.calls.push({ method: 'removeStrayGateways', args: [olderThanMs] });
+    return [];
+  }
+
   private async launchDelay(): Promise<void> {
     if (this.launchDelayMs) await new Promise((resolve) => setTimeout(resolve, this.launchDelayMs));
   }
