@@ -1,5 +1,6 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import { tempDir } from '../fakes/pods.js';
 import { BUSYBOX, describeWithDocker } from './harness.js';
 
 const STAND_IN = new URL('../fakes/gateway-stand-in.mjs', import.meta.url).pathname;
+/** The gateway's real program, as the build leaves it (npm run build). */
+const GATEWAY_PROGRAM = new URL('../../dist/gateway/gateway.mjs', import.meta.url).pathname;
 const PROBE_IMAGE = 'cldpd-it-egress-probe:latest';
 
 const docker = new Docker();
@@ -31,7 +34,7 @@ function specOf(name: string, overrides: Partial<GatewaySpec> = {}): GatewaySpec
   return {
     name,
     labels: { [LABELS.gateway]: `sess-${name.slice(-6)}`, [LABELS.gatewayHost]: hostId },
-    config: { port: GATEWAY_PORT, allow: [] },
+    config: { port: GATEWAY_PORT, allow: { base: [], layers: [] } },
     outside: 'cldpd',
     ...overrides,
   };
@@ -307,5 +310,47 @@ describeWithDocker('a run\'s egress gateway (real Docker)', () => {
     expect(new Set(handles.map((h) => h.address)).size).toBe(12);
     await Promise.all(names.map((n) => runner.closeGateway(n)));
     for (const h of handles) expect(await networkInfo(h.network)).toBeUndefined();
+  });
+
+  it('through the real gateway: CONNECT and a plain request reach a host service by an allowed name; another name is refused 403 and noted', async () => {
+    const real = new DockerRunner(docker, { gatewayImage: { program: GATEWAY_PROGRAM } });
+    const web = createHttpServer((req, res) => res.end(`hello from allowed.test ${req.url}\n`));
+    await new Promise<void>((resolve) => web.listen(0, '0.0.0.0', resolve));
+    const port = (web.address() as { port: number }).port;
+    try {
+      const name = runName();
+      opened.push(name);
+      const gw = await real.openGateway(specOf(name, {
+        config: { port: GATEWAY_PORT, allow: { base: [{ host: 'allowed.test', wildcard: false, port }], layers: [] } },
+        // The host as the outside network reaches it: the cldpd bridge's address.
+        hosts: { 'allowed.test': hostAddresses.cldpdBridge as string },
+      }));
+      expect((await docker.getContainer(gw.containerId).inspect()).Config.Image).toMatch(/^cldpd-gateway:[0-9a-f]{12}$/);
+      // Its input held open a while: busybox nc closes the connection as its input ends.
+      const ask = (label: string, request: string): string => `( { printf '${request.replace(/\r\n/g, '\\r\\n')}'; sleep 3; } | timeout 10 nc -w 5 ${gw.address} ${gw.port} | sed 's/^/${label}> /' ) &`;
+      const out = await probe(name, gw.network, [
+        ask('connect', `CONNECT allowed.test:${port} HTTP/1.1\r\nHost: allowed.test:${port}\r\n\r\nGET /tunnelled HTTP/1.0\r\nHost: allowed.test\r\n\r\n`),
+        ask('plain', `GET http://allowed.test:${port}/plain HTTP/1.1\r\nHost: allowed.test:${port}\r\nConnection: close\r\n\r\n`),
+        ask('other', `CONNECT other.test:${port} HTTP/1.1\r\nHost: other.test:${port}\r\n\r\n`),
+        ask('otherport', `CONNECT allowed.test:${port + 1} HTTP/1.1\r\nHost: allowed.test\r\n\r\n`),
+        tcp('direct', hostAddresses.cldpdBridge as string, port),
+        'wait',
+      ].join('\n'));
+      expect(out).toMatch(/^connect> HTTP\/1\.1 200/m);
+      expect(out).toContain('connect> hello from allowed.test /tunnelled');
+      expect(out).toContain('plain> hello from allowed.test /plain');
+      expect(out).toMatch(/^other> HTTP\/1\.1 403/m);
+      expect(out).toMatch(/^otherport> HTTP\/1\.1 403/m);
+      expect(out).not.toMatch(/^other(port)?> hello/m);
+      expect(verdicts(out).direct).toBe('closed');
+      let logs = '';
+      for await (const chunk of runner.logs(gw.containerId, 0)) {
+        logs += chunk.data.toString('utf8');
+        if (logs.includes('"other.test"')) break;
+      }
+      expect(logs).toContain(JSON.stringify({ event: 'blocked', host: 'other.test', port, via: 'connect' }));
+    } finally {
+      web.close();
+    }
   });
 });
