@@ -17,7 +17,7 @@ export const DEFAULT_GATEWAY_POOL = '10.213.0.0/16';
 const SUBNET_PREFIX = 28;
 
 /** How many subnets one open tries before it gives up (each refused one was taken meanwhile). */
-const SUBNET_ATTEMPTS = 8;
+const SUBNET_ATTEMPTS = 12;
 
 /** How long a new gateway may take to say it listens. */
 const LISTEN_TIMEOUT_MS = 15_000;
@@ -320,37 +320,48 @@ export class DockerGateways {
     return { id: info.Id, subnet };
   }
 
-  /** Creates the run's internal network on a free subnet of the pool, another when the engine says the one picked is taken. */
+  /**
+   * Creates the run's internal network on a free subnet of the pool, picked at random among
+   * those no network of the engine holds. A subnet the engine refuses as taken (another
+   * process's network being made with it, not listed yet) is not tried again by this open,
+   * and the next try waits a little longer, so opens from many processes at once spread out.
+   */
   private async createNetwork(spec: GatewaySpec): Promise<{ id: string; subnet: Ipv4Net }> {
     let lastRefusal = '';
+    const refused = new Set<number>();
     for (let attempt = 0; attempt < SUBNET_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500) * (0.5 + Math.random())));
       const taken = (await this.docker.listNetworks()).flatMap((n) => (n.IPAM?.Config ?? []).map((c) => c.Subnet ?? ''));
-      const free = freeSubnets(this.pool, taken).filter((s) => !this.reserved.has(s.base));
+      const free = freeSubnets(this.pool, taken);
       if (free.length === 0) {
-        throw new CldpdError('ContainerFailed', `The egress gateway of ${spec.name} could not start: every /${SUBNET_PREFIX} of the gateways' subnet pool ${this.pool} is taken (${taken.length} networks on this engine). Wait for runs to end, remove stray gateway networks ("docker network ls --filter label=${LABELS.gateway}"), or give the pool a larger network.`);
+        throw new CldpdError('ContainerFailed', `The egress gateway of ${spec.name} could not start: every /${SUBNET_PREFIX} of the gateways' subnet pool ${this.pool} is taken (${taken.length} networks on this engine). Wait for runs to end, remove stray gateway networks ("docker network ls --filter label=${LABELS.gateway}"), or give the pool a larger network (CLDPD_EGRESS_SUBNETS).`);
       }
-      const subnet = free[randomInt(free.length)] as Ipv4Net;
+      const candidates = free.filter((s) => !this.reserved.has(s.base) && !refused.has(s.base));
+      // Every free one is being taken by opens under way: once they are listed, the pool may be full.
+      if (candidates.length === 0) {
+        refused.clear();
+        continue;
+      }
+      const subnet = candidates[randomInt(candidates.length)] as Ipv4Net;
       this.reserved.add(subnet.base);
       try {
         const created = await this.docker.createNetwork(internalNetworkOptions(spec, subnet));
         return { id: created.id, subnet };
       } catch (err) {
         const detail = detailOf(err);
-        // Another process took that subnet between the listing and the create: pick again.
-        if (/overlap|conflict|in use|already/i.test(detail) && statusOf(err) !== 409) {
-          lastRefusal = detail;
-          continue;
-        }
         if (statusOf(err) === 409) {
           const existing = await this.inspectNetwork(gatewayNames(spec.name).network);
           if (existing) return existing;
         }
-        throw err;
+        // Another process took that subnet between the listing and the create: pick again.
+        if (!/overlap|conflict|in use|already/i.test(detail)) throw err;
+        lastRefusal = detail;
+        refused.add(subnet.base);
       } finally {
         this.reserved.delete(subnet.base);
       }
     }
-    throw new CldpdError('ContainerFailed', `The egress gateway of ${spec.name} could not start: ${SUBNET_ATTEMPTS} subnets of ${this.pool} in a row were taken as it asked for them (Docker: ${lastRefusal}). Try again.`);
+    throw new CldpdError('ContainerFailed', `The egress gateway of ${spec.name} could not start: ${SUBNET_ATTEMPTS} times in a row the subnet of ${this.pool} it picked was taken as it asked for it (Docker: ${lastRefusal || 'every free one was being taken'}). Try again; if it keeps happening, give the pool a larger network (CLDPD_EGRESS_SUBNETS).`);
   }
 
   /** See Runner.findGateway. */
@@ -418,22 +429,24 @@ export class DockerGateways {
   }
 
   /**
-   * Removes the gateways a process that died left behind: each gateway container created more
-   * than `olderThanMs` ago whose agent container is gone or has ended (with its network), and
-   * each gateway network as old with no gateway container. `keep(sessionId)` (the session in
-   * LABELS.gateway) spares a gateway whose run is starting: its agent's container may not be
-   * made yet. Resolves with the names of the gateway containers and networks it removed.
+   * Removes the gateways of host `hostId` (their LABELS.gatewayHost) that a process which died
+   * left behind: each gateway container created more than `olderThanMs` ago whose agent
+   * container is gone or has ended (with its network), and each gateway network as old with
+   * no gateway container. `keep(sessionId)` (the session in LABELS.gateway) spares a gateway
+   * whose run is starting: its agent's container may not be made yet. Resolves with the names
+   * of the gateway containers and networks it removed.
    */
-  async removeStray(options: { readonly olderThanMs: number; readonly keep?: (sessionId: string) => boolean | Promise<boolean> }): Promise<string[]> {
+  async removeStray(options: { readonly hostId: string; readonly olderThanMs: number; readonly keep?: (sessionId: string) => boolean | Promise<boolean> }): Promise<string[]> {
     const before = Date.now() - options.olderThanMs;
     const keep = options.keep ?? (() => false);
     const removed: string[] = [];
     let gateways: Docker.ContainerInfo[];
     let networks: Docker.NetworkInspectInfo[];
+    const label = [LABELS.gateway, `${LABELS.gatewayHost}=${options.hostId}`];
     try {
       [gateways, networks] = await Promise.all([
-        this.docker.listContainers({ all: true, filters: { label: [LABELS.gateway] } }),
-        this.docker.listNetworks({ filters: { label: [LABELS.gateway] } }),
+        this.docker.listContainers({ all: true, filters: { label } }),
+        this.docker.listNetworks({ filters: { label } }),
       ]);
     } catch (err) {
       throw new CldpdError(statusOf(err) === undefined ? 'DockerUnavailable' : 'ContainerFailed', `Docker did not list the egress gateways: ${detailOf(err)}`, { cause: err });

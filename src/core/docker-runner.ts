@@ -237,8 +237,8 @@ export class DockerRunner implements Runner {
     });
   }
 
-  removeStrayGateways(olderThanMs: number, keep?: (sessionId: string) => boolean | Promise<boolean>): Promise<string[]> {
-    return this.gateways.removeStray({ olderThanMs, ...(keep ? { keep } : {}) });
+  removeStrayGateways(hostId: string, olderThanMs: number, keep?: (sessionId: string) => boolean | Promise<boolean>): Promise<string[]> {
+    return this.gateways.removeStray({ hostId, olderThanMs, ...(keep ? { keep } : {}) });
   }
 
   openGateway(spec: GatewaySpec): Promise<GatewayHandle> {

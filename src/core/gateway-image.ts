@@ -156,7 +156,7 @@ export interface GatewayImageOptions {
 /**
  * The gateway's image on `docker`: its tag, built first when the engine does not have it
  * (FROM scratch: the worker's node, its libraries, the program; no registry is asked for
- * anything). Building the same tag from two processes at once is harmless: both make the
+ * anything); a build removes the unused images of other tags. Building the same tag from two processes at once is harmless: both make the
  * same image. Throws `ContainerFailed` saying what is missing or what the build said.
  */
 export async function ensureGatewayImage(docker: Docker, options: GatewayImageOptions = {}): Promise<string> {
@@ -193,7 +193,21 @@ export async function ensureGatewayImage(docker: Docker, options: GatewayImageOp
   } finally {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
+  await removeOtherImages(docker, tag);
   return tag;
+}
+
+/**
+ * Removes the gateway's images of other tags (another node's or program's, from before an
+ * upgrade) that no container uses: Docker refuses to remove one that a container, running or
+ * not, was made from, and that refusal is left alone. A worker whose image another removed
+ * builds it again when it next needs it (see DockerGateways).
+ */
+async function removeOtherImages(docker: Docker, keep: string): Promise<void> {
+  const images = await docker.listImages({ filters: { reference: [GATEWAY_IMAGE_REPOSITORY] } }).catch(() => []);
+  for (const tag of images.flatMap((image) => image.RepoTags ?? [])) {
+    if (tag !== keep && tag.startsWith(`${GATEWAY_IMAGE_REPOSITORY}:`)) await docker.getImage(tag).remove().catch(() => undefined);
+  }
 }
 
 /** Sends a build context to the engine and follows the build; throws `ContainerFailed` with what the build said when it fails. */

@@ -307,11 +307,11 @@ export interface Runner {
   /** Removes the gateway of the agent container `name` and its network; idempotent. The agent's container must be gone (or be removed first). */
   closeGateway(name: string): Promise<void>;
   /**
-   * Removes the gateways a process that died left behind: those created more than
-   * `olderThanMs` ago whose agent's container is gone or has ended, with their networks, and
-   * gateway networks as old that have no gateway. `keep(sessionId)` spares the gateway of a
-   * session (its LABELS.gateway) that is being started. Resolves with what it removed
-   * (container and network names).
+   * Removes the gateways of host `hostId` (LABELS.gatewayHost) that a process which died left
+   * behind: those created more than `olderThanMs` ago whose agent's container is gone or has
+   * ended, with their networks, and gateway networks as old that have no gateway.
+   * `keep(sessionId)` spares the gateway of a session (its LABELS.gateway) that is being
+   * started. Resolves with what it removed (container and network names).
    */
-  removeStrayGateways(olderThanMs: number, keep?: (sessionId: string) => boolean | Promise<boolean>): Promise<string[]>;
+  removeStrayGateways(hostId: string, olderThanMs: number, keep?: (sessionId: string) => boolean | Promise<boolean>): Promise<string[]>;
 }

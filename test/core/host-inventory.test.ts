@@ -157,7 +157,7 @@ describe('HostInventory.volumes and removeVolumes', () => {
 });
 
 describe('HostInventory.sweepHelpers', () => {
-  it('sweeps helpers and stray egress gateways older than ten minutes, sparing the gateway of a session being started', async () => {
+  it('sweeps helpers and this host\'s stray egress gateways older than ten minutes, sparing the gateway of a session being started', async () => {
     const session = await dispatcher.start('web', { prompt: 'go' });
     await drain(session);
     await store.update(session.id, { startingUntil: Date.now() + 60_000 });
@@ -167,7 +167,8 @@ describe('HostInventory.sweepHelpers', () => {
     await inventory.sweepHelpers();
 
     expect(runner.calls.find((c) => c.method === 'removeHelpers')?.args).toEqual([600_000]);
-    const [olderThanMs, keep] = runner.calls.find((c) => c.method === 'removeStrayGateways')?.args as [number, (id: string) => Promise<boolean>];
+    const [hostId, olderThanMs, keep] = runner.calls.find((c) => c.method === 'removeStrayGateways')?.args as [string, number, (id: string) => Promise<boolean>];
+    expect(hostId).toBe('host-a');
     expect(olderThanMs).toBe(600_000);
     expect(await keep(session.id)).toBe(true);
     expect(await keep(finished.id)).toBe(false);

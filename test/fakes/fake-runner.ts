@@ -355,8 +355,8 @@ export class FakeRunner implements Runner {
     this.gateways.delete(name);
   }
 
-  async removeStrayGateways(olderThanMs: number, keep?: (sessionId: string) => boolean | Promise<boolean>): Promise<string[]> {
-    this.calls.push({ method: 'removeStrayGateways', args: [olderThanMs, keep] });
+  async removeStrayGateways(hostId: string, olderThanMs: number, keep?: (sessionId: string) => boolean | Promise<boolean>): Promise<string[]> {
+    this.calls.push({ method: 'removeStrayGateways', args: [hostId, olderThanMs, keep] });
     return [];
   }
 

@@ -288,7 +288,11 @@ describeWithDocker('a run\'s egress gateway (real Docker)', () => {
     await docker.getContainer(`${bare}-gw`).remove({ force: true });
     const startingSession = specOf(starting).labels[LABELS.gateway];
 
-    const removed = await runner.removeStrayGateways(0, (session) => session === startingSession);
+    // Another host's gateway whose agent is gone too: not this host's to remove.
+    const elsewhere = runName();
+    await open(elsewhere, { labels: { [LABELS.gateway]: 'sess-elsewhere', [LABELS.gatewayHost]: `${hostId}-other` } });
+
+    const removed = await runner.removeStrayGateways(hostId, 0, (session) => session === startingSession);
 
     expect(removed).toEqual(expect.arrayContaining([`${gone}-gw`, `${gone}-egress`, `${bare}-egress`]));
     expect(removed.some((r) => r.startsWith(running) || r.startsWith(starting))).toBe(false);
@@ -297,8 +301,9 @@ describeWithDocker('a run\'s egress gateway (real Docker)', () => {
     expect(await networkInfo(`${bare}-egress`)).toBeUndefined();
     expect(await runner.findGateway(running)).toBeDefined();
     expect(await runner.findGateway(starting)).toBeDefined();
-    // Nothing is too young to keep when the bound is long.
-    expect(await runner.removeStrayGateways(3600_000)).toEqual([]);
+    expect(await runner.findGateway(elsewhere)).toBeDefined();
+    // Nothing is old enough to go when the bound is long.
+    expect(await runner.removeStrayGateways(hostId, 3600_000)).toEqual([]);
     await agent.remove({ force: true });
   });
 
@@ -352,5 +357,28 @@ describeWithDocker('a run\'s egress gateway (real Docker)', () => {
     } finally {
       web.close();
     }
+  });
+
+  it('two processes sharing a small pool at once get distinct subnets; a full pool is an error that says so and leaves nothing behind', async () => {
+    // Two runners stand for two worker processes: neither knows what the other is picking.
+    const pool = '10.214.250.0/26';
+    const [one, two] = [0, 1].map(() => new DockerRunner(docker, { gatewayPool: pool, gatewayImage: { program: STAND_IN } }));
+    const names = [runName(), runName(), runName(), runName()];
+    opened.push(...names);
+    const handles = await Promise.all(names.map((n, i) => ((i % 2 === 0 ? one : two) as DockerRunner).openGateway(specOf(n))));
+    const subnets = await Promise.all(handles.map(async (h) => subnetOf(await networkInfo(h.network))));
+    expect(new Set(subnets)).toEqual(new Set(['10.214.250.0/28', '10.214.250.16/28', '10.214.250.32/28', '10.214.250.48/28']));
+
+    const full = runName();
+    opened.push(full);
+    const err = await (one as DockerRunner).openGateway(specOf(full)).catch((e: unknown) => e);
+    expect((err as CldpdError).code).toBe('ContainerFailed');
+    expect((err as CldpdError).message).toMatch(/every \/28 of the gateways' subnet pool 10\.214\.250\.0\/26 is taken/);
+    expect(await containerExists(`${full}-gw`)).toBe(false);
+    expect(await networkInfo(`${full}-egress`)).toBeUndefined();
+
+    await runner.closeGateway(names[0] as string);
+    expect((await (two as DockerRunner).openGateway(specOf(full))).address).toBe(handles[0]?.address);
+    await Promise.all([...names, full].map((n) => runner.closeGateway(n)));
   });
 });
