@@ -44,6 +44,12 @@ interface DockerApiError {
   message?: string;
 }
 
+/** Whether a dockerode failure is the engine not answering (no socket, refused, cut). */
+function isUnreachable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && ['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code);
+}
+
 function statusOf(err: unknown): number | undefined {
   return (err as DockerApiError | undefined)?.statusCode;
 }
@@ -212,7 +218,10 @@ export class DockerGateways {
     const running = await this.find(spec.name);
     if (running) return running;
     const { container: containerName, network: networkName } = gatewayNames(spec.name);
-    const fail = (what: string, err: unknown): CldpdError => new CldpdError('ContainerFailed', `The egress gateway of ${spec.name} could not start: ${what}${err === undefined ? '' : ` (${err instanceof CldpdError ? err.message : detailOf(err)})`}. ${err instanceof CldpdError && err.code === 'DockerUnavailable' ? 'Start Docker and try again.' : 'The run cannot go on without it; try again, and if it fails again check "docker ps -a" and "docker network ls" for what is in the way.'}`, { cause: err });
+    const fail = (what: string, err: unknown): CldpdError => {
+      const unavailable = isUnreachable(err) || (err instanceof CldpdError && err.code === 'DockerUnavailable');
+      return new CldpdError(unavailable ? 'DockerUnavailable' : 'ContainerFailed', `The egress gateway of ${spec.name} could not start: ${what} (${err instanceof CldpdError ? err.message : detailOf(err)}). ${unavailable ? 'Start Docker, or point DOCKER_HOST at a running engine, and try again.' : 'The run cannot go on without it; try again, and if it fails again check "docker ps -a" and "docker network ls" for what is in the way.'}`, { cause: err });
+    };
 
     // A stopped gateway is replaced; its network stays when it is ours (an agent's container may be on it).
     await this.removeContainer(containerName);
@@ -225,7 +234,7 @@ export class DockerGateways {
     try {
       await this.ensureOutside(spec.outside);
     } catch (err) {
-      throw fail(`the network ${spec.outside} it reaches the outside by is not there`, err);
+      throw fail(`the network ${spec.outside} it reaches the outside by could not be made ready`, err);
     }
     let madeNetwork = false;
     let network: { id: string; subnet: Ipv4Net };
@@ -238,7 +247,7 @@ export class DockerGateways {
         madeNetwork = true;
       }
     } catch (err) {
-      throw err instanceof CldpdError && err.code === 'ContainerFailed' ? err : fail(`its network ${networkName} could not be made`, err);
+      throw err instanceof CldpdError ? err : fail(`its network ${networkName} could not be made`, err);
     }
     const address = formatIpv4(network.subnet.base + 2);
     let containerId: string | undefined;
@@ -256,7 +265,7 @@ export class DockerGateways {
     } catch (err) {
       if (containerId) await this.removeContainer(containerName);
       if (madeNetwork) await this.removeNetwork(networkName).catch(() => undefined);
-      if (err instanceof CldpdError && err.code === 'ContainerFailed') throw err;
+      if (err instanceof CldpdError) throw err;
       throw fail(containerId ? 'its container did not start' : 'its container could not be created', err);
     }
   }
@@ -293,7 +302,7 @@ export class DockerGateways {
       return undefined;
     })();
     try {
-      const port = await within(LISTEN_TIMEOUT_MS, read, () => new CldpdError('ContainerFailed', `The egress gateway of ${spec.name} did not say it listens within ${LISTEN_TIMEOUT_MS / 1000} s${said.trim() ? `; it said: ${said.trim()}` : ''}. Its log: docker logs ${gatewayNames(spec.name).container}`));
+      const port = await within(LISTEN_TIMEOUT_MS, read, () => new CldpdError('ContainerFailed', `The egress gateway of ${spec.name} did not say it listens within ${LISTEN_TIMEOUT_MS / 1000} s${said.trim() ? `; it said: ${said.trim()}` : ' (it said nothing)'}. A busy engine may be slow to start it: try again.`));
       if (port === undefined) {
         throw new CldpdError('ContainerFailed', `The egress gateway of ${spec.name} ended before it listened${said.trim() ? `; it said: ${said.trim()}` : ' without a word'}.`);
       }
@@ -372,7 +381,7 @@ export class DockerGateways {
       info = await this.docker.getContainer(container).inspect();
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
-      throw new CldpdError(statusOf(err) === undefined ? 'DockerUnavailable' : 'ContainerFailed', `Docker did not say whether the egress gateway ${container} runs: ${detailOf(err)}`, { cause: err });
+      throw new CldpdError(isUnreachable(err) ? 'DockerUnavailable' : 'ContainerFailed', `Docker did not say whether the egress gateway ${container} runs: ${detailOf(err)}`, { cause: err });
     }
     const endpoint = info.NetworkSettings?.Networks?.[network];
     if (!info.State?.Running || !endpoint?.IPAddress) return undefined;
@@ -394,7 +403,7 @@ export class DockerGateways {
       if (statusOf(err) === 404) return;
       // 409: its removal is under way already.
       if (statusOf(err) === 409 && /already in progress/i.test(detailOf(err))) return;
-      throw new CldpdError('ContainerFailed', `Docker refused to remove the egress gateway ${nameOrId}: ${detailOf(err)}. Remove it with "docker rm -f ${nameOrId}".`, { cause: err });
+      throw new CldpdError(isUnreachable(err) ? 'DockerUnavailable' : 'ContainerFailed', `Docker refused to remove the egress gateway ${nameOrId}: ${detailOf(err)}. Remove it with "docker rm -f ${nameOrId}".`, { cause: err });
     }
   }
 
@@ -423,7 +432,7 @@ export class DockerGateways {
           await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
           continue;
         }
-        throw new CldpdError('ContainerFailed', `Docker refused to remove the egress network ${name}: ${detailOf(err)}. Stop and remove the containers on it ("docker network inspect ${name}"), then "docker network rm ${name}".`, { cause: err });
+        throw new CldpdError(isUnreachable(err) ? 'DockerUnavailable' : 'ContainerFailed', `Docker refused to remove the egress network ${name}: ${detailOf(err)}. Stop and remove the containers on it ("docker network inspect ${name}"), then "docker network rm ${name}".`, { cause: err });
       }
     }
   }
@@ -449,7 +458,7 @@ export class DockerGateways {
         this.docker.listNetworks({ filters: { label } }),
       ]);
     } catch (err) {
-      throw new CldpdError(statusOf(err) === undefined ? 'DockerUnavailable' : 'ContainerFailed', `Docker did not list the egress gateways: ${detailOf(err)}`, { cause: err });
+      throw new CldpdError(isUnreachable(err) ? 'DockerUnavailable' : 'ContainerFailed', `Docker did not list the egress gateways: ${detailOf(err)}`, { cause: err });
     }
     const names = new Set<string>();
     for (const gateway of gateways) {

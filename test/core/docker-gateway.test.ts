@@ -170,3 +170,16 @@ describe('the gateway\'s image', () => {
     expect((await gatewayImageTag(files, Buffer.from('program one'), 'v99.0.0')).tag).not.toBe(one.tag);
   });
 });
+
+describe('gateways without an engine', () => {
+  const absent = new DockerRunner(new Docker({ socketPath: '/nonexistent/docker.sock' }));
+
+  it.each([
+    ['openGateway', () => absent.openGateway(SPEC)],
+    ['findGateway', () => absent.findGateway(SPEC.name)],
+    ['closeGateway', () => absent.closeGateway(SPEC.name)],
+    ['removeStrayGateways', () => absent.removeStrayGateways('host-1', 0)],
+  ])('%s fails with DockerUnavailable, not a hang', async (_, call) => {
+    await expect(call()).rejects.toMatchObject({ code: 'DockerUnavailable' });
+  });
+});
