@@ -104,6 +104,35 @@ describe('the egress gateway as an HTTP proxy', () => {
     expect(text).toContain('plain hello allowed.test');
   });
 
+  it('holds what a host sends first until the client has spoken, and keeps a half-closed tunnel open the other way', async () => {
+    const speaker = net.createServer({ allowHalfOpen: true }, (socket) => {
+      socket.write('banner;');
+      socket.on('data', (chunk) => socket.write(`echo ${chunk};`)).on('end', () => socket.end('bye'));
+    });
+    const speakerPort = await listen(speaker);
+    const local = new GatewayProcess({ port: await freePort(), allow: { base: [rule(`allowed.test:${speakerPort}`)], layers: [] } }, HOSTS);
+    try {
+      const tunnel = await openTunnel(await local.listening(), `allowed.test:${speakerPort}`);
+      expect(tunnel.status).toBe(200);
+      const text = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error(`the tunnel did not end within 10 s: ${out}`)), 10_000);
+        tunnel.socket.setEncoding('utf8').on('data', (chunk: string) => {
+          out += chunk;
+          if (out.endsWith('echo hi;')) tunnel.socket.end();
+        }).on('end', () => {
+          clearTimeout(timer);
+          resolve(out);
+        }).on('error', reject);
+        tunnel.socket.write('hi');
+      });
+      expect(text).toBe('banner;echo hi;bye');
+    } finally {
+      await local.stop();
+      speaker.close();
+    }
+  });
+
   it('allows names under a wildcard entry, not the bare suffix', async () => {
     expect(await httpsThroughTunnel(port, `a.wild.test:${tlsPort}`, 'a.wild.test', cert.cert)).toContain('tls hello');
     expect((await openTunnel(port, `deep.a.wild.test:${tlsPort}`)).status).toBe(200);
