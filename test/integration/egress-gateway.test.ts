@@ -226,6 +226,21 @@ describeWithDocker('a run\'s egress gateway (real Docker)', () => {
     expect(third).toEqual(first);
     expect(await runner.findGateway(name)).toEqual(first);
     expect((await docker.listContainers({ all: true, filters: { name: [`${name}-gw`] } })).length).toBe(1);
+    // A worker that restarted (a new process, a new runner) finds it by name, and opening it again gives it.
+    const restarted = new DockerRunner(docker, { gatewayImage: { program: STAND_IN } });
+    expect(await restarted.findGateway(name)).toEqual(first);
+    expect(await restarted.openGateway(specOf(name))).toEqual(first);
+  });
+
+  it('a gateway whose process dies comes back by itself, where its run finds it', async () => {
+    const name = runName();
+    const gw = await open(name);
+    const out = await probe(name, gw.network, `echo crash | timeout 5 nc -w 3 ${gw.address} ${gw.port}; echo sent`);
+    expect(out).toContain('sent');
+    await expect.poll(async () => (await docker.getContainer(gw.containerId).inspect()).RestartCount, { timeout: 20_000 }).toBeGreaterThan(0);
+    await expect.poll(async () => runner.findGateway(name), { timeout: 20_000 }).toEqual(gw);
+    const again = await probe(name, gw.network, `sleep 1; echo x | timeout 5 nc -w 3 ${gw.address} ${gw.port}`);
+    expect(again).toContain('stand-in gateway');
   });
 
   it('a stopped gateway is replaced on its own network; find does not return it', async () => {
