@@ -122,6 +122,9 @@ export function gatedEnv(handle: Pick<GatewayHandle, 'address' | 'port'>, route:
     NO_PROXY: noProxy, no_proxy: noProxy,
     npm_config_proxy: proxy, npm_config_https_proxy: proxy,
   });
+  // Claude Code's start-up calls home (feature flags, server URLs, telemetry) to a host the
+  // gateway would refuse: three refusals on every run's status otherwise.
+  if (env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC === undefined) out.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = '1';
   if (route.gateway && route.secret) {
     out[MODEL_URL] = `${proxy}/${route.secret}`;
     // Which variable the agent sees tells it how to sign its requests; the value is no key.

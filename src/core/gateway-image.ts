@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -28,9 +29,15 @@ const RECIPE = 1;
 /** How long `ldd` may take. */
 const LDD_TIMEOUT_MS = 15_000;
 
-/** The program the gateway runs, as the build leaves it: dist/gateway/gateway.mjs beside dist/core (or dist/main, bundled). */
+/**
+ * The program the gateway runs, as the build leaves it: dist/gateway/gateway.mjs beside
+ * dist/core (or dist/main, bundled); from the sources (src/core, as tests load them), the
+ * build's copy in dist.
+ */
 export function defaultGatewayProgram(): string {
-  return fileURLToPath(new URL('../gateway/gateway.mjs', import.meta.url));
+  const beside = fileURLToPath(new URL('../gateway/gateway.mjs', import.meta.url));
+  if (existsSync(beside)) return beside;
+  return fileURLToPath(new URL('../../dist/gateway/gateway.mjs', import.meta.url));
 }
 
 /** One file of the gateway's image: where it goes in the image, and the host file whose bytes it gets. */
