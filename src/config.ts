@@ -106,6 +106,13 @@ export interface Config {
    */
   readonly runLogMaxBytes: number;
   /**
+   * The egress gateways of gated pods' runs: `outside`, the Docker network they reach the
+   * outside by (`CLDPD_EGRESS_NETWORK`, default cldpd's own isolated `cldpd`); `hosts`, names
+   * they resolve to fixed addresses, for names the host's DNS does not know
+   * (`CLDPD_EGRESS_HOSTS="git.internal=10.0.0.5,other=10.0.0.6"`).
+   */
+  readonly gateways: { readonly outside?: string; readonly hosts?: Readonly<Record<string, string>> };
+  /**
    * Waiting out the model provider's limits: a run that ends on a usage or rate limit
    * continues by itself (with `prompt`) once it resets, at most `maxWaits` times per session
    * (`CLDPD_PROVIDER_MAX_WAITS`, default 5); a rate refusal waits `retryMs`, doubled each time
@@ -196,6 +203,20 @@ function listenAddress(env: Env, name: string, fallback: string, problems: strin
 }
 
 /** Host ids name queues and labels: keep them to safe characters. */
+function gatewaysFrom(env: Env, problems: string[]): Config['gateways'] {
+  const hosts: Record<string, string> = {};
+  for (const pair of (env.CLDPD_EGRESS_HOSTS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [name = '', address = ''] = pair.split('=').map((p) => p.trim());
+    if (!/^[a-z0-9.-]+$/i.test(name) || !/^[0-9a-f.:]+$/i.test(address)) {
+      problems.push(`CLDPD_EGRESS_HOSTS has "${pair}": write name=address pairs separated by commas, like "git.internal=10.0.0.5"`);
+      continue;
+    }
+    hosts[name.toLowerCase()] = address;
+  }
+  const outside = env.CLDPD_EGRESS_NETWORK?.trim();
+  return Object.freeze({ ...(outside ? { outside } : {}), ...(Object.keys(hosts).length > 0 ? { hosts: Object.freeze(hosts) } : {}) });
+}
+
 function hostIdFrom(raw: string, problems: string[]): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(raw)) {
     problems.push(`CLDPD_HOST_ID is "${raw}"; use letters, digits, ".", "_" and "-" (at most 63 characters).`);
@@ -268,6 +289,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     hostGoneMs: positiveInt(env, 'CLDPD_HOST_GONE_SECONDS', 600, problems) * 1000,
     retentionMs: positiveNumber(env, 'CLDPD_RETENTION_DAYS', 14, problems, 36_500) * 86_400_000,
     runLogMaxBytes: Math.round(positiveNumber(env, 'CLDPD_RUN_LOG_MAX_MB', 100, problems, 1_000_000) * 1024 * 1024),
+    gateways: gatewaysFrom(env, problems),
     providerWaits: Object.freeze({
       maxWaits: positiveInt(env, 'CLDPD_PROVIDER_MAX_WAITS', 5, problems),
       retryMs: positiveInt(env, 'CLDPD_PROVIDER_RETRY_SECONDS', 60, problems) * 1000,

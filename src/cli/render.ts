@@ -163,8 +163,8 @@ export class TranscriptPrinter {
         return event.agent.flatMap((a) => this.agent(a));
       }
       case 'egress.blocked':
-        // The first refusal of a host says how to allow it; later ones are counted quietly but for every tenth.
-        if (event.count !== 1 && event.count % 10 !== 0) return [];
+        // The first refusal of a host says how to allow it; later ones are counted in the status, not printed.
+        if (event.count !== 1) return [];
         return [this.note(`blocked: ${event.host}:${event.port}${event.count > 1 ? ` ×${event.count}` : ''} is not in the pod's egress list (add "${event.host}" to pod.json "egress" to allow it)`, 'warn')];
       case 'container.exited':
         // A live run ends with its closing line; a log shows where each run ended.

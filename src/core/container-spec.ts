@@ -50,6 +50,12 @@ export interface ContainerSpecInput {
   readonly agentEnv?: Readonly<Record<string, string>>;
   /** What hands the run its repository token (see GitHubAccess): wins over the pod's env, which cannot know the token. */
   readonly access?: Pick<GitHubAccess, 'env' | 'files'>;
+  /**
+   * The run's egress gateway, for a gated pod: the container joins `network` (and nothing
+   * else), and `env` makes its last word on the environment (the proxy variables, the model
+   * endpoint through the gateway, no model key).
+   */
+  readonly egress?: { readonly network: string; readonly env: (env: Record<string, string>) => Record<string, string> };
 }
 
 /** The environment of a pod's container: pod.json env, then the inherited host variables that are set. */
@@ -66,20 +72,23 @@ export function containerEnv(pod: Pod, hostEnv: Readonly<Record<string, string |
 /** Pure: the container a session run needs, with labels, limits and mounts. */
 export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
   const { pod } = input;
+  const gated = input.egress?.env ?? ((env: Record<string, string>) => env);
   const binds: MountSpec[] = pod.config.mounts.map((m) => ({ type: 'bind', source: m.source, target: m.target, readOnly: m.readOnly }));
   const volumes: MountSpec[] = input.volumes.map((v) => ({ type: 'volume', source: v.volume, target: v.path, readOnly: false }));
   return {
     name: input.containerName,
     image: input.image,
     cmd: [...input.cmd],
-    env: { ...input.agentEnv, ...containerEnv(pod, input.hostEnv, input.sessionId), ...input.access?.env() },
+    env: gated({ ...input.agentEnv, ...containerEnv(pod, input.hostEnv, input.sessionId), ...input.access?.env() }),
     workdir: pod.config.workdir,
     labels: { ...sessionLabels({ sessionId: input.sessionId, pod: pod.name, hostId: input.hostId, issueUrl: input.issueUrl }), [LABELS.run]: String(input.run) },
     mounts: [...binds, ...volumes],
     memoryBytes: pod.config.memoryBytes,
     cpus: pod.config.cpus,
     pids: pod.config.pids,
-    network: pod.config.network,
+    network: input.egress?.network ?? pod.config.network,
+    // No IPv6 either: a gated container's one way out is its gateway.
+    ...(input.egress ? { sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' } } : {}),
     capAdd: pod.config.capAdd,
     stopGraceSeconds: pod.config.stopGraceSeconds,
     stdin: input.stdin,

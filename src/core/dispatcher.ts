@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLabels } from './container-spec.js';
+import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLabels, type ContainerSpecInput } from './container-spec.js';
+import { egressRules, gatedEnv, gatewayConfig, githubRules, modelRoute } from './egress.js';
 import { CldpdError, messageOf } from './errors.js';
 import { LABELS } from './labels.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
@@ -10,7 +11,7 @@ import { recordEnd, recoverRun, type Recovery, type RunPlan } from './recovery.j
 import { holdCommand, setupSteps, type SetupStep } from './setup-steps.js';
 import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
-import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
+import { ISOLATED_NETWORK, type ContainerInfo, type GatewayHandle, type ImageInfo, type Runner } from './runner.js';
 import { Session, type Launched, type SessionOptions } from './session.js';
 import { holdsSession, isTakeover } from './session-takeover.js';
 import { SESSION_SUFFIX_HEX, isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
@@ -29,6 +30,8 @@ export interface DispatcherOptions {
   readonly newSuffix?: () => string;
   /** Bytes each run may write to its session's log (past it, output is counted, not kept); unbounded when absent. */
   readonly maxLogBytesPerRun?: number;
+  /** Where gated runs' gateways reach the outside, and names they resolve to fixed addresses (see GatewaySpec). */
+  readonly gateways?: { readonly outside?: string; readonly hosts?: Readonly<Record<string, string>> };
 }
 
 /** What to start a session on: an issue URL, a prompt, or both. */
@@ -94,6 +97,8 @@ interface ContainerPlan {
    */
   readonly resume: boolean;
   readonly github: RepoTokenSource | undefined;
+  /** The repository's narrower egress list (see StartOptions.egress). */
+  readonly egress: readonly string[] | undefined;
   /** The image to run, or throws saying why there is none. */
   readonly image: () => Promise<ImageInfo>;
   /** The persisted volumes to mount in that image. */
@@ -167,7 +172,7 @@ export class Dispatcher {
       removeOnExit: true,
       launch: (imageId) => this.launchContainer({
         pod, sessionId, containerName, run: 1, issueUrl: issue?.url, cmd, podCommand: pod.config.command,
-        stdin: channel.kind === 'stream-json', since: now, resume: false, github: options.github,
+        stdin: channel.kind === 'stream-json', since: now, resume: false, github: options.github, egress: options.egress,
         image: async () => {
           const image = imageId ?? pod.config.image;
           const info = await this.options.runner.inspectImage(image);
@@ -230,7 +235,7 @@ export class Dispatcher {
       removeOnExit: true,
       launch: () => this.launchContainer({
         pod, sessionId, containerName: record.containerName, run, issueUrl: record.issueUrl, cmd, podCommand: pod.config.resumeCommand,
-        stdin: channel.kind === 'stream-json', since: asked, resume: true, github: options.github,
+        stdin: channel.kind === 'stream-json', since: asked, resume: true, github: options.github, egress: options.egress,
         image: async () => {
           const info = record.imageId ? await this.options.runner.inspectImage(record.imageId) : undefined;
           if (!info) {
@@ -265,15 +270,26 @@ export class Dispatcher {
       const access = await this.githubAccess(pod, plan.github);
       return this.runWith(access, async () => {
         const setup = this.setupFor(pod, info, issueUrl ? parseIssueUrl(issueUrl) : undefined, access, resume);
-        const spec = buildContainerSpec({
-          pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(plan.cmd) : plan.cmd, hostId,
-          issueUrl, run: plan.run, volumes, hostEnv, stdin: plan.stdin,
-          agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
-        });
-        await this.unlessStopped(sessionId, plan.since);
-        // A person who attached since the resume looked (see SessionTakeover.attach) has the conversation.
-        this.refuseTakenOver(sessionId, await this.containersOf(sessionId));
-        return { handle: await this.options.runner.run(spec), containerName, exec: false, ...(access ? { access } : {}), setup };
+        const gate = await this.openGate(pod, plan, access);
+        try {
+          const spec = buildContainerSpec({
+            pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(plan.cmd) : plan.cmd, hostId,
+            issueUrl, run: plan.run, volumes, hostEnv, stdin: plan.stdin,
+            agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+            ...(gate ? { egress: gate.egress } : {}),
+          });
+          await this.unlessStopped(sessionId, plan.since);
+          // A person who attached since the resume looked (see SessionTakeover.attach) has the conversation.
+          this.refuseTakenOver(sessionId, await this.containersOf(sessionId));
+          return {
+            handle: await this.options.runner.run(spec), containerName, exec: false, ...(access ? { access } : {}), setup,
+            ...(gate ? { gateway: { name: containerName, containerId: gate.handle.containerId }, secrets: gate.secrets } : {}),
+          };
+        } catch (err) {
+          // No container of this run uses the gateway: it goes (a container made and stopped above is removed by the session).
+          if (gate && !(await this.containersOf(sessionId)).some((c) => c.name === containerName)) await this.options.runner.closeGateway(containerName).catch(() => undefined);
+          throw err;
+        }
       });
     });
   }
@@ -302,6 +318,33 @@ export class Dispatcher {
       await runner.stop(launched.handle.containerId, grace);
     }
     return launched;
+  }
+
+  /**
+   * Opens the run's egress gateway when its pod is gated (see PodConfig.egress), after closing
+   * any left from an earlier run of the container's name (its secret is not this run's):
+   * what the container's spec takes from it, and the run's secret to hide. Undefined for an
+   * open pod. A repository's narrower list gates even an open pod, unless it has no network.
+   */
+  private async openGate(pod: Pod, plan: ContainerPlan, access: GitHubAccess | undefined): Promise<{ handle: GatewayHandle; egress: NonNullable<ContainerSpecInput['egress']>; secrets: string[] } | undefined> {
+    const narrower = plan.egress ? egressRules(plan.egress, '.github/cldpd.yml') : undefined;
+    const own = pod.config.egress;
+    const setting = !own.open ? own : narrower && pod.config.network !== 'none' ? { open: false as const, rules: narrower } : undefined;
+    if (!setting) return undefined;
+    const { runner, hostId, hostEnv, gateways } = this.options;
+    const env = containerEnv(pod, hostEnv, plan.sessionId);
+    const route = modelRoute(env);
+    const github = githubRules([plan.issueUrl, access?.repository.cloneUrl]);
+    const config = gatewayConfig(setting, own.open ? undefined : narrower, github, route);
+    await runner.closeGateway(plan.containerName);
+    const handle = await runner.openGateway({
+      name: plan.containerName,
+      labels: { [LABELS.gateway]: plan.sessionId, [LABELS.gatewayHost]: hostId, [LABELS.pod]: pod.name, [LABELS.run]: String(plan.run) },
+      config,
+      outside: gateways?.outside ?? ISOLATED_NETWORK,
+      ...(gateways?.hosts ? { hosts: gateways.hosts } : {}),
+    });
+    return { handle, egress: { network: handle.network, env: (all) => gatedEnv(handle, route, all) }, secrets: route.secret ? [route.secret] : [] };
   }
 
   /** Throws `Stopped` when a stop of the session was asked for since `since` (see launching); runWith then revokes the run's token. */

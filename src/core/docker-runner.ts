@@ -99,6 +99,7 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
       CapAdd: [...new Set([...AGENT_CAPABILITIES, ...(spec.capAdd ?? [])])],
       LogConfig: { Type: CONTAINER_LOG.Type, Config: { ...CONTAINER_LOG.Config } },
       Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+      ...(spec.sysctls ? { Sysctls: { ...spec.sysctls } } : {}),
     },
   };
 }

@@ -26,6 +26,8 @@ export interface RunLogState {
    * cut log, which cannot tell).
    */
   readonly openLine?: 'stream-json' | 'plain';
+  /** The refusals of the run's egress gateway that were logged, by `host:port`: the last count of each. */
+  readonly blocked: Readonly<Record<string, number>>;
 }
 
 /** Options of {@link scanRun}. */
@@ -57,6 +59,7 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
   let cut = false;
   let skipped: SkippedOutput = { stdout: 0, stderr: 0, bytes: 0 };
   let open: RunLogState['openLine'];
+  let blocked: Record<string, number> = {};
   const input = createReadStream(logPath, { encoding: 'utf8' });
   try {
     for await (const text of createInterface({ input, crlfDelay: Infinity })) {
@@ -75,6 +78,7 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
           cut = false;
           skipped = { stdout: 0, stderr: 0, bytes: 0 };
           open = undefined;
+          blocked = {};
         }
       }
       if (current !== run) continue;
@@ -92,6 +96,9 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
           tail.push(event.line);
           if (tail.length > keep) tail.shift();
         }
+      } else if (event.type === 'egress.blocked') {
+        const key = `${event.host}:${event.port}`;
+        blocked[key] = Math.max(blocked[key] ?? 0, event.count);
       } else if (isTerminal(event)) {
         terminal = event;
       }
@@ -100,5 +107,5 @@ export async function scanRun(logPath: string, run: number, options: ScanRunOpti
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (options.before) agent.rebase(options.before(terminal));
-  return { started, terminal, lines: { stdout: lines.stdout + skipped.stdout, stderr: lines.stderr + skipped.stderr }, tail, agent: agent.summary, log: { bytes, cut, skipped }, ...(open && !cut ? { openLine: open } : {}) };
+  return { started, terminal, lines: { stdout: lines.stdout + skipped.stdout, stderr: lines.stderr + skipped.stderr }, tail, agent: agent.summary, log: { bytes, cut, skipped }, blocked, ...(open && !cut ? { openLine: open } : {}) };
 }

@@ -2,6 +2,7 @@
 // load, which every `cldpd` command pays at start-up. Every message here is written out.
 import * as z from 'zod/mini';
 import { ISOLATED_NETWORK } from './runner.js';
+import { parseEgressEntry, type EgressRule } from '../gateway/rules.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MEMORY = /^(\d+(?:\.\d+)?)([bkmg]?)$/i;
@@ -68,6 +69,21 @@ const setupStep = z.union([
   z.strictObject({ run: argv, user: z.optional(z.literal('root', 'must be "root" (leave it out to run as the image\'s user)')) }),
 ], 'must be an argv array like ["npm", "ci"] or {"run": [...], "user": "root"}');
 
+/** At most this many egress entries in one list: an allow-list is a short list of names. */
+export const MAX_EGRESS_ENTRIES = 200;
+
+const egressEntry = z.string().check(z.refine((entry) => !('error' in parseEgressEntry(entry)), {
+  error: (issue) => {
+    const parsed = parseEgressEntry(String(issue.input));
+    return 'error' in parsed ? parsed.error : 'must be a host name';
+  },
+}));
+
+const egress = z.union([
+  z.literal('open'),
+  z.array(egressEntry).check(z.maxLength(MAX_EGRESS_ENTRIES, `must list at most ${MAX_EGRESS_ENTRIES} hosts (use "*.example.com" for many names under one domain)`)),
+], 'must be "open" or a list of hosts like ["registry.npmjs.org", "*.pythonhosted.org", "github.com:443"]');
+
 const mount = z.strictObject({
   source: z.string().check(z.minLength(1, 'must be a host path (absolute, or starting with "~/")')),
   target: absolutePath,
@@ -91,7 +107,8 @@ export const podJsonSchema = z.strictObject({
   memory: z.optional(z.string().check(z.regex(MEMORY, 'must be a size like "512m" or "4g"'))),
   cpus: z.optional(z.number().check(z.positive('must be greater than 0'), z.maximum(1024, 'must be at most 1024'))),
   pids: z.optional(z.number().check(z.refine(Number.isInteger, 'must be a whole number'), z.positive('must be greater than 0'))),
-  network: z.optional(z.string().check(z.minLength(1, `must be a Docker network mode such as "${ISOLATED_NETWORK}" (the default), "none", "host" or a network name`))),
+  network: z.optional(z.string().check(z.minLength(1, `must be a Docker network mode such as "none", "host" or a network name (leave it out to reach only what "egress" lists)`))),
+  egress: z.optional(egress),
   capAdd: z.optional(z.array(capability)),
   github: z.optional(githubPermissions),
   checkout: z.optional(z.boolean()),
@@ -151,8 +168,18 @@ export interface PodConfig {
   readonly memoryBytes: number;
   readonly cpus: number;
   readonly pids: number;
-  /** Docker network mode or name; by default {@link ISOLATED_NETWORK}, where containers do not reach each other. */
+  /**
+   * Docker network mode or name of an open pod (see `egress`); by default {@link ISOLATED_NETWORK},
+   * where containers do not reach each other. A gated pod's runs each get a network of their own.
+   */
   readonly network: string;
+  /**
+   * What the pod's containers reach. Gated (the default): only the hosts in `rules`, plus the
+   * model provider and the issue's GitHub hosts, through the run's gateway, with no route to
+   * anything else, the host included. Open: Docker's `network`, as it gives it. A pod that
+   * names a `network` and no `egress` is open.
+   */
+  readonly egress: { readonly open: true } | { readonly open: false; readonly rules: readonly EgressRule[] };
   /** Linux capabilities (Docker's names, like `NET_RAW`) added to the agent's set; each once. */
   readonly capAdd: readonly string[];
   /**
@@ -236,6 +263,9 @@ export function resolvePodConfig(podName: string, json: PodJson, homeDir: string
     cpus: json.cpus ?? POD_DEFAULTS.cpus,
     pids: json.pids ?? POD_DEFAULTS.pids,
     network: json.network ?? POD_DEFAULTS.network,
+    egress: Object.freeze(json.egress === 'open' || (json.egress === undefined && json.network !== undefined)
+      ? { open: true as const }
+      : { open: false as const, rules: Object.freeze((json.egress ?? []).map((entry) => parseEgressEntry(entry) as EgressRule)) }),
     capAdd: Object.freeze([...new Set((json.capAdd ?? []).map(capabilityName))]),
     github: Object.freeze({ ...(json.github ?? {}) }),
     checkout: json.checkout ?? false,

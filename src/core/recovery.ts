@@ -3,6 +3,7 @@ import type { AgentSummary } from './agent-summary.js';
 import { messageOf } from './errors.js';
 import type { SessionEvent } from './events.js';
 import type { GitHubAccess, RepoTokenSource } from './github-access.js';
+import { MODEL_URL } from './egress.js';
 import { LABELS } from './labels.js';
 import { scanRun } from './log-scan.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
@@ -74,13 +75,21 @@ export async function recoverRun(context: RecoveryContext, sessionId: string, op
   all = all.filter((c) => c.state !== 'created');
   const containers = all.filter((c) => c.labels[LABELS.run] === String(run));
   const container = containers.sort((a, b) => b.createdAt - a.createdAt)[0];
+  // A gateway lives as long as its run's container: one whose run is over goes (see closeGateway).
+  const closeGateway = async (): Promise<void> => {
+    if (!(await runner.list({ [LABELS.session]: sessionId })).some((c) => c.name === record.containerName)) {
+      await runner.closeGateway(record.containerName).catch((err: unknown) => logger?.warn({ err: messageOf(err), session: sessionId }, 'could not remove the egress gateway of an ended run'));
+    }
+  };
   if (state.terminal) {
     for (const c of containers) if (c.state !== 'running') await runner.remove(c.id);
+    await closeGateway();
     // The process went away between logging the end and recording it: record it now.
     if (record.last?.endedAt !== state.terminal.at) await recordEnd(store, sessionId, state.terminal, state.agent);
     return { kind: 'finished', terminal: state.terminal, agent: state.agent, lastLines: state.tail };
   }
   if (!container) {
+    await closeGateway();
     if (!state.started) return { kind: 'none' };
     // Started, never finished, and gone: say so in the log rather than leave the run open.
     const execLost = all.some((c) => c.state === 'running');
@@ -94,13 +103,14 @@ export async function recoverRun(context: RecoveryContext, sessionId: string, op
     // for a release that would skip what was left. End it; a resume runs the steps again.
     await runner.stop(container.id, 0);
     await runner.remove(container.id);
+    await closeGateway();
     const message = `The worker went away while the setup steps of session ${sessionId} (run ${run}) were running, so the container was stopped before its agent started. Run it again to repeat them.`;
     return endRun(store, sessionId, { type: 'error', at: Date.now(), code: 'SetupFailed', message }, state);
   }
   const pod = await loadPod(context.pods, record.pod);
   const session = await context.startRun(pod, record, run, {
     removeOnExit: true,
-    ...(state.started ? { reattach: { ...state.lines, agent: state.agent, log: state.log, ...(state.openLine ? { openLine: state.openLine } : {}) } } : {}),
+    ...(state.started ? { reattach: { ...state.lines, agent: state.agent, log: state.log, blocked: state.blocked, ...(state.openLine ? { openLine: state.openLine } : {}) } } : {}),
     launch: async () => {
       const handle = await runner.attach(container.id);
       // Whoever kept its token fresh went away: a new one, where its git reads it, kept
@@ -116,11 +126,20 @@ export async function recoverRun(context: RecoveryContext, sessionId: string, op
       }
       // The token it was started with is in its environment (GH_TOKEN): hidden as well.
       const env = await runner.containerEnv(container.id).catch(() => ({} as Record<string, string>));
-      const secrets = [env.GH_TOKEN, env.GITHUB_TOKEN].filter((v): v is string => typeof v === 'string' && v.length >= 8);
-      return { handle, containerName: container.name, exec: false, ...(access ? { access } : {}), secrets };
+      const secrets = [env.GH_TOKEN, env.GITHUB_TOKEN, gatewaySecret(env)].filter((v): v is string => typeof v === 'string' && v.length >= 8);
+      // Its gateway kept running meanwhile: the run goes on through it, and its refusals are read again.
+      const gateway = await runner.findGateway(container.name);
+      return { handle, containerName: container.name, exec: false, ...(access ? { access } : {}), secrets, ...(gateway ? { gateway: { name: container.name, containerId: gateway.containerId } } : {}) };
     },
   });
   return { kind: 'attached', session, lastLines: state.tail };
+}
+
+/** The per-run secret in a gated container's model endpoint (see gatedEnv), to hide; undefined for an open one. */
+function gatewaySecret(env: Readonly<Record<string, string>>): string | undefined {
+  const url = env[MODEL_URL];
+  if (!url || env.HTTPS_PROXY === undefined || !url.startsWith(env.HTTPS_PROXY)) return undefined;
+  return url.slice(env.HTTPS_PROXY.length + 1) || undefined;
 }
 
 /** Ends a run nobody can follow any more: its terminal event logged and recorded. */

@@ -113,6 +113,8 @@ export interface ContainerSpec {
    */
   readonly capAdd?: readonly string[];
   readonly stopGraceSeconds: number;
+  /** Namespaced kernel settings of the container (Docker's Sysctls), like `net.ipv6.conf.all.disable_ipv6`. */
+  readonly sysctls?: Readonly<Record<string, string>>;
   /** Open the process's standard input (closed for good once the runner's `end()` is called). */
   readonly stdin: boolean;
   /** Give the process a terminal (see Runner `createTerminal`); none when absent. */

@@ -12,6 +12,28 @@ import type { BuildRequest, ProcessHandle, Runner } from './runner.js';
 import type { RunLogState } from './log-scan.js';
 import { SessionLog, type SessionLogOptions } from './session-log.js';
 import { RELEASE_FILE, type SetupStep } from './setup-steps.js';
+import { within } from './within.js';
+import { parseNotice } from '../gateway/config.js';
+
+/** A gateway notice is a short JSON line; longer lines are not notices. */
+const MAX_NOTICE_CHARS = 4096;
+/** Distinct hosts a run's refusals are reported for; the rest are counted as "other hosts". */
+const MAX_BLOCKED_HOSTS = 100;
+const MORE_HOSTS = 'other hosts:0';
+
+/**
+ * Whether a running count of refusals of one host is logged as it happens: each of the first
+ * ten, then every tenth, hundredth, thousandth…; the total is logged at the run's end. A
+ * container that hammers one name leaves a few lines, not one per attempt.
+ */
+function countWorthTelling(count: number): boolean {
+  if (count <= 10) return true;
+  const step = 10 ** Math.floor(Math.log10(count));
+  return count % step === 0;
+}
+
+/** How long the end of a run waits for the last of its gateway's log. */
+const GATEWAY_LOG_MS = 10_000;
 
 export type { AgentSummary } from './agent-summary.js';
 
@@ -27,6 +49,12 @@ export interface Launched {
   readonly setup?: readonly SetupStep[];
   /** More values to hide from the run's output (the tokens a container re-attached to was given before). */
   readonly secrets?: readonly string[];
+  /**
+   * The run's egress gateway (see Runner.openGateway), when its pod is gated: the session
+   * reports what it refuses as `egress.blocked` events and closes it after the container is
+   * gone. `name` is the agent container's name it was opened for.
+   */
+  readonly gateway?: { readonly name: string; readonly containerId: string };
 }
 
 /** How one run of a session goes; built by the Dispatcher. */
@@ -51,7 +79,15 @@ export interface SessionOptions {
    * summary continues from it; `openLine`, the long line the logged lines stopped inside,
    * which the first piece read continues.
    */
-  readonly reattach?: { readonly stdout: number; readonly stderr: number; readonly agent?: AgentSummary; readonly log?: SessionLogOptions['already']; readonly openLine?: RunLogState['openLine'] };
+  readonly reattach?: {
+    readonly stdout: number;
+    readonly stderr: number;
+    readonly agent?: AgentSummary;
+    readonly log?: SessionLogOptions['already'];
+    readonly openLine?: RunLogState['openLine'];
+    /** The refusals of the run's gateway already logged, by `host:port`: the gateway's own log, read again from its start, skips them. */
+    readonly blocked?: RunLogState['blocked'];
+  };
   /** Bytes the run may write to the session's log; past it, output is counted rather than kept (see SessionLog). Unbounded when absent. */
   readonly maxLogBytes?: number;
   /** Remove the container once it has exited and its output is read (not for an exec). */
@@ -121,6 +157,9 @@ export class Session {
   private ended = false;
   /** The run's repository token, once launched with one. */
   private access: GitHubAccess | undefined;
+  /** The run's egress gateway, once launched with one, and the reading of its refusals. */
+  private gateway: Launched['gateway'];
+  private watching: Promise<void> | undefined;
   /** Whether the run is an exec into a container that another run started (and whose token file it shares). */
   private execRun = false;
 
@@ -220,9 +259,51 @@ export class Session {
       this.options.logger?.error({ err, session: this.id }, 'could not stop the container at its timeout'));
   }
 
-  private async emit(events: SessionEvent[]): Promise<void> {
-    await this.log.append(events);
-    await this.channel.push(events);
+  /** Events are logged and pushed one batch at a time: the output and the gateway's refusals arrive side by side. */
+  private emitting: Promise<void> = Promise.resolve();
+
+  private emit(events: SessionEvent[]): Promise<void> {
+    const next = this.emitting.then(async () => {
+      await this.log.append(events);
+      await this.channel.push(events);
+    });
+    this.emitting = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Follows the gateway's notices for the run, from the start of its log, and emits each
+   * refusal as an `egress.blocked` event (those already logged before a restart skipped).
+   * Ends when the gateway's log does: once it is closed after the container.
+   */
+  private async watchGateway(containerId: string): Promise<void> {
+    const logged = new Map<string, number>(Object.entries(this.options.reattach?.blocked ?? {}));
+    const counts = new Map<string, { host: string; port: number; via: 'connect' | 'http' | 'tls'; count: number }>();
+    const lines = new LineSplitter(MAX_NOTICE_CHARS);
+    const report = async (key: string, final: boolean): Promise<void> => {
+      const entry = counts.get(key);
+      if (!entry || entry.count <= (logged.get(key) ?? 0) || (!final && !countWorthTelling(entry.count))) return;
+      logged.set(key, entry.count);
+      await this.emit([{ type: 'egress.blocked', at: Date.now(), host: entry.host, port: entry.port, via: entry.via, count: entry.count }]);
+    };
+    const take = async (line: string): Promise<void> => {
+      const notice = parseNotice(line);
+      if (notice?.event !== 'blocked') return;
+      // The container chooses the names it asks for: past a bound, new ones are counted together.
+      let key = `${notice.host}:${notice.port}`;
+      if (!counts.has(key) && counts.size >= MAX_BLOCKED_HOSTS) key = MORE_HOSTS;
+      const entry = counts.get(key) ?? { host: key === MORE_HOSTS ? 'other hosts' : notice.host, port: key === MORE_HOSTS ? 0 : notice.port, via: notice.via, count: 0 };
+      entry.count += 1;
+      counts.set(key, entry);
+      await report(key, false);
+    };
+    for await (const chunk of this.options.runner.logs(containerId, 0)) {
+      if (chunk.stream !== 'stdout') continue;
+      for (const piece of lines.push(chunk.data)) if (!piece.partial) await take(piece.line);
+    }
+    for (const piece of lines.end()) if (!piece.partial) await take(piece.line);
+    // The totals, for those whose last count was between the ones worth telling.
+    for (const key of counts.keys()) await report(key, true);
   }
 
   private async drive(): Promise<Terminal> {
@@ -241,6 +322,12 @@ export class Session {
       this.access = launched.access;
       this.execRun = launched.exec;
       this.output.hide(launched.secrets ?? []);
+      this.gateway = launched.gateway;
+      if (launched.gateway) {
+        this.watching = this.watchGateway(launched.gateway.containerId).catch((err: unknown) => {
+          this.options.logger?.warn({ err, session: this.id }, 'could not follow what the run\'s egress gateway refused');
+        });
+      }
       const containerId = launched.handle.containerId;
       this.access?.keepFresh((files) => runner.writeFiles(containerId, files));
       startedAt = Date.now();
@@ -275,6 +362,7 @@ export class Session {
       this.input.end();
       // Its tokens end with the run (an exec leaves the live one to the container's own run).
       await this.access?.close({ keepLive: this.execRun });
+      await this.closeGateway();
     }
     try {
       await this.log.append([terminal]);
@@ -450,6 +538,27 @@ export class Session {
     } catch (err) {
       this.options.logger?.warn({ err, session: this.id, container: this.launchedId }, 'could not remove the exited container');
     }
+  }
+
+  /**
+   * Closes the run's gateway once its container is gone (its per-run secret then opens
+   * nothing), and reads the last of what it refused, so those come before the terminal event.
+   * A container still there (its removal failed) keeps its gateway: the next run, or the
+   * worker's sweep, removes both.
+   */
+  private async closeGateway(): Promise<void> {
+    if (!this.gateway) return;
+    const { runner, logger } = this.options;
+    if (this.launchedId && (await runner.isRunning(this.launchedId).catch(() => undefined)) !== undefined) {
+      logger?.warn({ session: this.id }, 'the run\'s container is still there, so its egress gateway stays until it is removed');
+      return;
+    }
+    try {
+      await runner.closeGateway(this.gateway.name);
+    } catch (err) {
+      logger?.warn({ err, session: this.id }, 'could not remove the run\'s egress gateway; the worker\'s sweep will');
+    }
+    await within(GATEWAY_LOG_MS, this.watching ?? Promise.resolve()).catch(() => undefined);
   }
 
   /** After an error nothing may keep running unseen: stop (and remove) what was launched. */

@@ -42,7 +42,7 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     const runner = new DockerRunner(new Docker());
     const store = new SessionStore(config.sessionsDir);
     const pods = { podsDir: config.podsDir, homeDir: config.userHome };
-    const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger, maxLogBytesPerRun: config.runLogMaxBytes });
+    const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger, maxLogBytesPerRun: config.runLogMaxBytes, gateways: config.gateways });
     const inventory = new HostInventory({ runner, store, hostId: config.hostId });
     // Only `cldpd gc` asks; the module (and ioredis) is loaded then.
     const retirer = async () => (await import('./gc-retirer.js')).gcRetirer(config, inventory);

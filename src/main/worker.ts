@@ -49,7 +49,7 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   logger.info({ engine: engine.version, host: config.hostId }, 'Docker engine ready');
   const pods = { podsDir: config.podsDir, homeDir: config.userHome };
   const store = new SessionStore(config.sessionsDir);
-  const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes });
+  const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes, gateways: config.gateways });
   const inventory = new HostInventory({ runner, store, hostId: config.hostId });
   const auth = appAuth({ appId, privateKey, baseUrl: config.github.baseUrl, logger });
   const { octokitFor } = auth;

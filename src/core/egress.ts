@@ -1,0 +1,140 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { GATEWAY_PORT, type GatewayConfig } from '../gateway/config.js';
+import { parseEgressEntry, type EgressRule } from '../gateway/rules.js';
+import { CldpdError } from './errors.js';
+import type { GatewayHandle } from './runner.js';
+
+/**
+ * How a pod's runs reach the network (pod.json `egress`): `open`, as Docker gives it (the
+ * pod's `network`), or only through the run's gateway, to the hosts `rules` list and to what
+ * cldpd itself needs (the model provider, the issue's GitHub hosts).
+ */
+export type EgressSetting = { readonly open: true } | { readonly open: false; readonly rules: readonly EgressRule[] };
+
+/** The variables that carry the model provider's credential: held by the gateway, never given to a gated container. */
+export const MODEL_KEYS: readonly string[] = Object.freeze(['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN']);
+
+/** The variable naming the model provider's endpoint; in a gated container, the gateway. */
+export const MODEL_URL = 'ANTHROPIC_BASE_URL';
+
+/** Where Claude Code's requests go when the pod names no endpoint. */
+export const DEFAULT_MODEL_URL = 'https://api.anthropic.com';
+
+/** The hosts github.com's git, API, archives, uploads and raw files are served from. */
+const GITHUB_COM: readonly string[] = Object.freeze(['github.com', 'api.github.com', 'codeload.github.com', 'uploads.github.com', '*.githubusercontent.com']);
+
+/** Parses entries as pod.json or .github/cldpd.yml writes them; throws `InvalidPod` naming the first bad one. */
+export function egressRules(entries: readonly string[], where: string): EgressRule[] {
+  return entries.map((entry, i) => {
+    const rule = parseEgressEntry(entry);
+    if ('error' in rule) throw new CldpdError('InvalidPod', `${where} egress[${i}] ${rule.error}`);
+    return rule;
+  });
+}
+
+/**
+ * The GitHub hosts a run needs: for an issue on github.com, its git, API, archive, upload and
+ * raw-file hosts; on GitHub Enterprise Server, the server (with its port, when the URL has one)
+ * and its subdomains (assets, uploads, media under subdomain isolation). `urls` are the issue's
+ * URL and the repository's clone URL, when known.
+ */
+export function githubRules(urls: ReadonlyArray<string | undefined>): EgressRule[] {
+  const rules = new Map<string, EgressRule>();
+  const add = (rule: EgressRule): void => {
+    rules.set(`${rule.wildcard ? '*.' : ''}${rule.host}:${rule.port ?? ''}`, rule);
+  };
+  for (const url of urls) {
+    if (!url) continue;
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      continue;
+    }
+    const host = parsed.hostname.toLowerCase().replace(/^\[|\]$/g, '');
+    if (host === 'github.com' || host.endsWith('.github.com')) {
+      for (const entry of GITHUB_COM) add(egressRules([entry], 'GitHub')[0] as EgressRule);
+      continue;
+    }
+    const port = parsed.port ? Number(parsed.port) : undefined;
+    add(port === undefined ? { host, wildcard: false } : { host, wildcard: false, port });
+    if (!/^[\d.]+$/.test(host) && host.includes('.')) add(port === undefined ? { host, wildcard: true } : { host, wildcard: true, port });
+  }
+  return [...rules.values()];
+}
+
+/** What a gated run's gateway does for the model provider, and what the agent's container gets instead of the key. */
+export interface ModelRoute {
+  /** Set when the pod configures a key: the gateway carries it. */
+  readonly gateway?: GatewayConfig['model'];
+  /** The per-run secret in the agent's model URL; hidden from every line the run prints. */
+  readonly secret?: string;
+  /** Set when the pod configures no key (its agent signs in by its own files): the provider's host is reached through the proxy instead. */
+  readonly direct?: EgressRule;
+}
+
+/**
+ * Where a gated run's model requests go. With a key in the pod's environment (`env`: the
+ * pod's own and inherited variables), the gateway holds it and a new per-run secret names the
+ * run; with none, the agent keeps whatever signs it in, and only the provider's host is allowed.
+ * Throws `InvalidPod` when the pod's ANTHROPIC_BASE_URL is no http(s) URL.
+ */
+export function modelRoute(env: Readonly<Record<string, string>>): ModelRoute {
+  const upstream = (env[MODEL_URL] || DEFAULT_MODEL_URL).replace(/\/+$/, '');
+  let url: URL;
+  try {
+    url = new URL(upstream);
+  } catch {
+    throw new CldpdError('InvalidPod', `${MODEL_URL} "${upstream}" is not a URL: give the model provider's endpoint, like ${DEFAULT_MODEL_URL}.`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new CldpdError('InvalidPod', `${MODEL_URL} "${upstream}" must be an http or https URL.`);
+  const setHeaders: Record<string, string> = {};
+  if (env.ANTHROPIC_API_KEY) setHeaders['x-api-key'] = env.ANTHROPIC_API_KEY;
+  const bearer = env.ANTHROPIC_AUTH_TOKEN || env.CLAUDE_CODE_OAUTH_TOKEN;
+  if (bearer) setHeaders.authorization = `Bearer ${bearer}`;
+  if (Object.keys(setHeaders).length === 0) {
+    const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+    return { direct: { host: url.hostname.toLowerCase(), wildcard: false, port } };
+  }
+  const secret = randomBytes(24).toString('hex');
+  return { secret, gateway: { secretSha256: createHash('sha256').update(secret).digest('hex'), upstream, setHeaders } };
+}
+
+/**
+ * The environment a gated container gets on top of its own (and in place of its model
+ * variables): the gateway as every common client's proxy (curl reads the lowercase names,
+ * most others either), nothing proxied for the container itself, and the model endpoint
+ * through the gateway when it carries the key. A placeholder key keeps clients that insist on
+ * one quiet; the gateway replaces it.
+ */
+export function gatedEnv(handle: Pick<GatewayHandle, 'address' | 'port'>, route: ModelRoute, env: Readonly<Record<string, string>>): Record<string, string> {
+  const proxy = `http://${handle.address}:${handle.port}`;
+  const noProxy = `localhost,127.0.0.1,::1,${handle.address}`;
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!MODEL_KEYS.includes(name) && name !== MODEL_URL) out[name] = value;
+  }
+  Object.assign(out, {
+    HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy,
+    NO_PROXY: noProxy, no_proxy: noProxy,
+    npm_config_proxy: proxy, npm_config_https_proxy: proxy,
+  });
+  if (route.gateway && route.secret) {
+    out[MODEL_URL] = `${proxy}/${route.secret}`;
+    // Which variable the agent sees tells it how to sign its requests; the value is no key.
+    for (const name of MODEL_KEYS) if (env[name]) out[name] = GATEWAY_HOLDS_KEY;
+  } else {
+    for (const name of [...MODEL_KEYS, MODEL_URL]) if (env[name] !== undefined) out[name] = env[name] as string;
+  }
+  return out;
+}
+
+/** What a gated container finds in its model key variables: the gateway puts the real key on each request. */
+export const GATEWAY_HOLDS_KEY = 'held-by-the-cldpd-gateway';
+
+/** The gateway configuration of one run. */
+export function gatewayConfig(setting: Extract<EgressSetting, { open: false }>, narrower: readonly EgressRule[] | undefined, github: readonly EgressRule[], route: ModelRoute): GatewayConfig {
+  const base = [...github, ...(route.direct ? [route.direct] : [])];
+  const layers = [setting.rules, ...(narrower ? [narrower] : [])];
+  return { port: GATEWAY_PORT, allow: { base, layers }, ...(route.gateway ? { model: route.gateway } : {}) };
+}
