@@ -81,7 +81,7 @@ const egressEntry = z.string().check(z.refine((entry) => !('error' in parseEgres
 
 const egress = z.union([
   z.literal('open'),
-  z.array(egressEntry).check(z.maxLength(MAX_EGRESS_ENTRIES, `must list at most ${MAX_EGRESS_ENTRIES} hosts (use "*.example.com" for many names under one domain)`)),
+  z.array(egressEntry),
 ], 'must be "open" or a list of hosts like ["registry.npmjs.org", "*.pythonhosted.org", "github.com:443"]');
 
 const mount = z.strictObject({
@@ -119,6 +119,14 @@ export const podJsonSchema = z.strictObject({
   z.refine((pod) => !pod.checkout || pod.github?.contents !== undefined, {
     path: ['checkout'],
     error: 'clones with the run\'s token: add "github": {"contents": "read"} (or "write", to push)',
+  }),
+  z.refine((pod) => !(pod.network !== undefined && Array.isArray(pod.egress)), {
+    path: ['egress'],
+    error: 'is enforced on a network of cldpd\'s own: leave "network" out to use the list, or set "egress": "open" to run on the pod\'s network as Docker gives it',
+  }),
+  z.refine((pod) => !Array.isArray(pod.egress) || pod.egress.length <= MAX_EGRESS_ENTRIES, {
+    path: ['egress'],
+    error: `must list at most ${MAX_EGRESS_ENTRIES} hosts (use "*.example.com" for many names under one domain)`,
   }),
   (ctx) => {
     for (const field of ['command', 'resumeCommand'] as const) {

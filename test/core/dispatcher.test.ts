@@ -519,3 +519,89 @@ describe('Dispatcher: a run\'s log bounded by maxLogBytesPerRun', () => {
     expect(Buffer.byteLength(log)).toBeLessThan(2048 + 1024);
   });
 });
+
+describe('egress: a gated pod\'s runs go out through their own gateway', () => {
+  const issueUrl = 'https://github.com/acme/web/issues/5';
+  const gateways = () => runner.calls.filter((c) => c.method === 'openGateway').map((c) => c.args[0] as import('../../src/core/index.js').GatewaySpec);
+
+  it('a pod with no egress key: a gateway for the run, the container on its network only, with the proxy variables; the gateway goes after the container', async () => {
+    runner.scripts.push({ chunks: [out('hi\n')], exitCode: 0 });
+    const session = await dispatcher.start('web', { issueUrl });
+    await drain(session);
+    const [gateway] = gateways();
+    const [spec] = runSpecs();
+    expect(gateway?.name).toBe(`cldpd-${session.id}`);
+    expect(gateway?.labels).toMatchObject({ 'dev.cldpd.gateway': session.id, 'dev.cldpd.gateway-host': 'host-a' });
+    expect(gateway?.labels['dev.cldpd.session']).toBeUndefined();
+    expect(gateway?.outside).toBe('cldpd');
+    expect(gateway?.config.allow.layers).toEqual([[]]);
+    expect(gateway?.config.allow.base.map((r) => r.host)).toContain('api.github.com');
+    expect(spec?.network).toBe(`cldpd-${session.id}-egress`);
+    expect(spec?.sysctls).toEqual({ 'net.ipv6.conf.all.disable_ipv6': '1' });
+    expect(spec?.env).toMatchObject({ HTTPS_PROXY: 'http://10.213.0.2:3128', https_proxy: 'http://10.213.0.2:3128', SECRET: 'v' });
+    const order = runner.methods().filter((m) => ['closeGateway', 'openGateway', 'run', 'remove'].includes(m));
+    expect(order).toEqual(['closeGateway', 'openGateway', 'run', 'remove', 'closeGateway']);
+    expect(runner.gateways.size).toBe(0);
+  });
+
+  it('the model key stays with the gateway: the container gets a per-run endpoint, and whatever prints the secret shows it hidden', async () => {
+    await writePod(pods.podsDir, 'keyed', { 'pod.json': { env: { ANTHROPIC_API_KEY: 'sk-ant-abcdefghijkl', ANTHROPIC_BASE_URL: 'http://fake.test:9000' } } });
+    const later: ReturnType<typeof out>[] = [];
+    let print: () => void = () => undefined;
+    runner.scripts.push({ chunks: [], exitCode: 0, then: { after: new Promise<void>((resolve) => (print = resolve)), chunks: later } });
+    const session = await dispatcher.start('keyed', { prompt: 'go' });
+    const events = drain(session);
+    while (!session.containerId) await new Promise((r) => setTimeout(r, 5));
+    const [gateway] = gateways();
+    const [spec] = runSpecs();
+    const secret = (spec?.env.ANTHROPIC_BASE_URL ?? '').split('/').pop() ?? '';
+    expect(secret).toMatch(/^[0-9a-f]{48}$/);
+    expect(gateway?.config.model).toMatchObject({ upstream: 'http://fake.test:9000', setHeaders: { 'x-api-key': 'sk-ant-abcdefghijkl' } });
+    expect(JSON.stringify(spec?.env)).not.toContain('sk-ant-abcdefghijkl');
+    later.push(out(`my endpoint is ${spec?.env.ANTHROPIC_BASE_URL}\n`));
+    print();
+    const all = await events;
+    expect(JSON.stringify(all)).not.toContain(secret);
+  });
+
+  it('the gateway\'s refusals become egress.blocked events before the run\'s end: counted per host, the total last', async () => {
+    runner.gatewayLog = [
+      '{"event":"listening","port":3128}',
+      ...Array.from({ length: 13 }, () => '{"event":"blocked","host":"evil.test","port":443,"via":"connect"}'),
+      '{"event":"blocked","host":"pypi.org","port":80,"via":"http"}',
+      'not a notice',
+    ];
+    runner.scripts.push({ chunks: [out('hi\n')], exitCode: 0 });
+    const all = await drain(await dispatcher.start('web', { prompt: 'go' }));
+    const blocked = all.filter((e) => e.type === 'egress.blocked');
+    expect(blocked.filter((e) => e.host === 'evil.test').map((e) => e.count)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13]);
+    expect(blocked.filter((e) => e.host === 'pypi.org')).toEqual([expect.objectContaining({ port: 80, via: 'http', count: 1 })]);
+    expect(all.at(-1)?.type).toBe('container.exited');
+  });
+
+  it('an open pod runs on its network as before: no gateway', async () => {
+    await writePod(pods.podsDir, 'open', { 'pod.json': { egress: 'open', env: { ANTHROPIC_API_KEY: 'sk-ant-open-key' } } });
+    runner.scripts.push({ chunks: [out('hi\n')], exitCode: 0 });
+    await drain(await dispatcher.start('open', { prompt: 'go' }));
+    expect(gateways()).toEqual([]);
+    expect(runSpecs()[0]).toMatchObject({ network: 'cldpd', env: { ANTHROPIC_API_KEY: 'sk-ant-open-key' } });
+  });
+
+  it('the repository narrows: its list is a second layer; a bad entry refuses the run naming the file', async () => {
+    await writePod(pods.podsDir, 'listed', { 'pod.json': { egress: ['*.npmjs.org', 'pypi.org'] } });
+    runner.scripts.push({ chunks: [out('hi\n')], exitCode: 0 });
+    await drain(await dispatcher.start('listed', { prompt: 'go' }, { egress: ['registry.npmjs.org'] }));
+    expect(gateways()[0]?.config.allow.layers.map((l) => l.map((r) => r.host))).toEqual([['npmjs.org', 'pypi.org'], ['registry.npmjs.org']]);
+    const refused = await drain(await dispatcher.start('listed', { prompt: 'go' }, { egress: ['*.org'] }));
+    expect(refused.at(-1)).toMatchObject({ type: 'error', message: expect.stringContaining('.github/cldpd.yml egress[0]') });
+  });
+
+  it('a gateway that cannot start ends the run with its reason, and no container is made', async () => {
+    runner.openGateway = async () => {
+      throw new (await import('../../src/core/index.js')).CldpdError('ContainerFailed', 'no subnet left for egress networks');
+    };
+    const all = await drain(await dispatcher.start('web', { prompt: 'go' }));
+    expect(all.at(-1)).toMatchObject({ type: 'error', code: 'ContainerFailed', message: expect.stringContaining('no subnet left') });
+    expect(runSpecs()).toEqual([]);
+  });
+});

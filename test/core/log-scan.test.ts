@@ -33,7 +33,7 @@ describe('scanRun', () => {
   });
 
   it('reads a missing log as an empty one', async () => {
-    expect(await scanRun(join(await tempDir(), 'none.jsonl'), 1)).toEqual({ started: false, terminal: undefined, lines: { stdout: 0, stderr: 0 }, tail: [], agent: {}, log: { bytes: 0, cut: false, skipped: { stdout: 0, stderr: 0, bytes: 0 } } });
+    expect(await scanRun(join(await tempDir(), 'none.jsonl'), 1)).toEqual({ started: false, terminal: undefined, lines: { stdout: 0, stderr: 0 }, tail: [], agent: {}, log: { bytes: 0, cut: false, skipped: { stdout: 0, stderr: 0, bytes: 0 } }, blocked: {} });
   });
 
   it('recovered summary: sums up what the agent said in the run, as a live run does, and nothing of other runs', async () => {

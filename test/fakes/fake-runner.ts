@@ -330,8 +330,13 @@ export class FakeRunner implements Runner {
     return c ? c.info.state === 'running' : undefined;
   }
 
-  async *logs(): AsyncGenerator<OutputChunk> {
-    // Not used by the core's own flows.
+  /** What every gateway's log holds: read by `logs`, which ends there (as if each gateway had closed at once). */
+  gatewayLog: string[] = [];
+
+  async *logs(containerId: string): AsyncGenerator<OutputChunk> {
+    // The core reads a gateway's log only.
+    if (!containerId.startsWith('gw-')) return;
+    for (const line of this.gatewayLog) yield out(`${line}\n`);
   }
 
   /** Gateways open, by the agent container's name, with the spec each was opened with. */
