@@ -21,3 +21,14 @@ await build({
   banner: { js: "import { createRequire as cldpdCreateRequire } from 'node:module'; const require = cldpdCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 });
+
+// The egress gateway (src/gateway), one file its container runs with Node alone: `node gateway.mjs`.
+await build({
+  entryPoints: ['dist/gateway/main.js'],
+  outfile: 'dist/gateway/gateway.mjs',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'warning',
+});
