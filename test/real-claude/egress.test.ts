@@ -35,13 +35,17 @@
  *   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 so that no start-up request reaches the
  *   gateway as a refusal.
  */
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LABELS } from '../../src/core/index.js';
-import { FakeAnthropic, isToolResultTurn, lastUserText, type RecordedRequest, type Script } from '../fakes/fake-anthropic.js';
-import { TestWorld } from '../integration/harness.js';
-import { CLAUDE_BASE_IMAGE, CLAUDE_CODE_VERSION, describeWithRealClaude } from './harness.js';
+import { LABELS, type SessionEvent } from '../../src/core/index.js';
+import { ISOLATED_NETWORK } from '../../src/core/runner.js';
+import { FakeAnthropic, isToolResultTurn, lastUserText, userTexts, type RecordedRequest, type Script } from '../fakes/fake-anthropic.js';
+import { dockerGateway } from '../fakes/git-server.js';
+import { BUSYBOX, TestWorld, collect, until } from '../integration/harness.js';
+import { AGENT_DOCKERFILE, CLAUDE_BASE_IMAGE, CLAUDE_CODE_VERSION, EXAMPLE_POD_JSON, agentEvents, describeWithRealClaude } from './harness.js';
 
 /** A typed message naming "tool" gets a Bash tool call; anything else a one-word answer. */
 const cliScript: Script = (body) => {
@@ -241,5 +245,159 @@ describeWithRealClaude(`Claude Code ${CLAUDE_CODE_VERSION} as a run's gateway ne
     expect(result(quiet.output)).toMatchObject({ is_error: false, result: 'done' });
     expect(proxy.connects).toEqual([]);
     expect(proxy.requests).toEqual([]);
+  });
+});
+
+/** The model key the pod is given: it must reach the fake API, and nothing in the container. */
+const MODEL_KEY = 'sk-ant-test-key';
+
+/**
+ * What a prompt-injected agent would try, as one Bash tool call: find the model key (its
+ * environment, every process's environment, every file it can read), and get out past the
+ * gateway (a direct TCP connection to this host's fake API and to a public address, busybox
+ * `nc`, a CONNECT to an unlisted host through the gateway, git, a DNS lookup). The key is put
+ * together at run time, so neither this script nor the conversation's transcript holds it;
+ * a canary written to /tmp shows the search does read the files. One `name=value` per line.
+ */
+const LOOK_FOR_KEY = `#!/bin/bash
+api_host=$1 api_port=$2
+key="sk-ant-""test-key"
+echo "base-url=$ANTHROPIC_BASE_URL"
+echo "api-key=$ANTHROPIC_API_KEY"
+echo "key-in-env=$(env | grep -cF "$key")"
+echo "key-in-environ=$(cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -cF "$key")"
+echo "environs-read=$(cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^ANTHROPIC_BASE_URL=')"
+canary="canary-""$$"
+echo "$canary" > /tmp/egress-canary
+echo "files=[$(timeout 200 grep -rlsF -D skip -e "$key" -e "$canary" $(ls -d /* | grep -vx -e /proc -e /sys) | sort | tr '\\n' ' ')]"
+tcp() { if timeout 5 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; then echo "tcp $1:$2=connected"; else echo "tcp $1:$2=failed"; fi; }
+tcp "$api_host" "$api_port"
+tcp 1.1.1.1 443
+if printf 'GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n' | timeout 5 busybox nc -w 3 "$api_host" "$api_port" | grep -q HTTP; then echo "nc=answered"; else echo "nc=failed"; fi
+if printf 'GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n' | timeout 5 busybox nc -w 3 1.1.1.1 80 | grep -q HTTP; then echo "nc-public=answered"; else echo "nc-public=failed"; fi
+proxy=\${HTTPS_PROXY#http://}
+echo "connect=$(printf 'CONNECT example.com:443 HTTP/1.1\\r\\nHost: example.com:443\\r\\n\\r\\n' | timeout 5 busybox nc -w 3 "\${proxy%:*}" "\${proxy##*:}" | head -n 1 | tr -d '\\r')"
+if timeout 30 git ls-remote https://example.com/acme/web.git >/dev/null 2>&1; then echo "git=reached"; else echo "git=failed"; fi
+if getent hosts example.com >/dev/null; then echo "dns=resolved"; else echo "dns=failed"; fi
+echo "end=ok"
+`;
+
+/** A later run asks its own gateway for the model with an earlier run's secret (`$1`): the first line of the answer. */
+const OLD_SECRET = `#!/bin/bash
+gateway=\${ANTHROPIC_BASE_URL#http://}
+gateway=\${gateway%%/*}
+echo "base-url=$ANTHROPIC_BASE_URL"
+echo "old-secret=$(printf 'POST /%s/v1/messages HTTP/1.1\\r\\nHost: x\\r\\ncontent-type: application/json\\r\\ncontent-length: 2\\r\\nconnection: close\\r\\n\\r\\n{}' "$1" | timeout 10 busybox nc -w 5 "\${gateway%:*}" "\${gateway##*:}" | head -n 1 | tr -d '\\r')"
+echo "end=ok"
+`;
+
+/** The `name=value` lines of a tool's output. */
+function report(text: string): Record<string, string> {
+  return Object.fromEntries(text.split('\n').flatMap((line) => {
+    const at = line.indexOf('=');
+    return at > 0 ? [[line.slice(0, at), line.slice(at + 1)]] : [];
+  }));
+}
+
+describeWithRealClaude(`the real Claude Code CLI behind its run's egress gateway (${CLAUDE_BASE_IMAGE}, the default egress)`, () => {
+  const world = new TestWorld();
+  let api: FakeAnthropic;
+  let apiUrl = '';
+  /** The tool result of the run's tool call, as the model received it. */
+  const toolResult = (requests: readonly RecordedRequest[]): string => {
+    const last = requests.filter((r) => r.body && isToolResultTurn(r.body)).at(-1);
+    return last?.body ? (userTexts(last.body).find((t) => t.includes('end=ok')) ?? '') : '';
+  };
+
+  beforeAll(async () => {
+    await world.init();
+    // The fake API listens where the gateway's container reaches this host: the address of
+    // the network gateways reach the outside by (not this host's loopback: a gated container
+    // reaches nothing but its gateway, and the gateway is a container too).
+    await world.runner.ensureIsolatedNetwork(ISOLATED_NETWORK);
+    const host = await dockerGateway(ISOLATED_NETWORK, world.docker);
+    api = new FakeAnthropic(() => ({ blocks: [{ type: 'text', text: 'unused' }] }));
+    apiUrl = await api.listen(host);
+    const { hostname, port } = new URL(apiUrl);
+
+    const dir = join(world.podsDir, 'gated');
+    await mkdir(dir, { recursive: true });
+    await copyFile(BUSYBOX, join(dir, 'busybox'));
+    await writeFile(join(dir, 'look-for-key.sh'), LOOK_FOR_KEY);
+    await writeFile(join(dir, 'old-secret.sh'), OLD_SECRET);
+    await writeFile(join(dir, 'Dockerfile'), [AGENT_DOCKERFILE.trimEnd(), 'COPY busybox /usr/local/bin/busybox', 'COPY look-for-key.sh old-secret.sh /opt/', ''].join('\n'));
+    // The example's pod.json: no `network` and no `egress`, so only the gateway's default way
+    // out; the key and the fake API as its model endpoint in its env, as an operator sets them.
+    const { checkout: _, ...example } = EXAMPLE_POD_JSON;
+    await writeFile(join(dir, 'pod.json'), JSON.stringify({ ...example, stopGraceSeconds: 5, env: { ANTHROPIC_BASE_URL: apiUrl, ANTHROPIC_API_KEY: MODEL_KEY } }));
+    api.setScript((body) => isToolResultTurn(body)
+      ? { blocks: [{ type: 'text', text: 'Looked.' }] }
+      : { blocks: [{ type: 'tool_use', name: 'Bash', input: { command: `bash /opt/look-for-key.sh ${hostname} ${port}`, description: 'look around', timeout: 300_000 } }] });
+  });
+  afterAll(async () => {
+    await world.close();
+    await api?.close();
+  });
+
+  it('runs a task with a Bash tool call through the gateway: the key reaches the fake API from the gateway, under no secret path; no env, process environment or readable file holds it; nothing else is reached; the run\'s secret ends with the run', async () => {
+    const session = await world.dispatcher.start('gated', { prompt: 'look for the key' });
+    const events = await collect(session, undefined, 360_000);
+    expect(events.at(-1), JSON.stringify(events.slice(-5))).toMatchObject({ type: 'container.exited', exitCode: 0 });
+    expect(agentEvents(events).some((e) => e.kind === 'tool' && e.name === 'Bash')).toBe(true);
+
+    // The container was given the gateway as its model endpoint, with a secret path, and no key.
+    const seen = report(toolResult(api.conversation));
+    expect(seen.end, toolResult(api.conversation)).toBe('ok');
+    const base = /^http:\/\/(\d+\.\d+\.\d+\.\d+):3128\/([A-Za-z0-9_-]{16,})$/.exec(seen['base-url'] ?? '');
+    expect(base, seen['base-url']).not.toBeNull();
+    const [, gatewayAddress, secret] = base as unknown as [string, string, string];
+    expect(gatewayAddress).not.toBe(new URL(apiUrl).hostname);
+    expect(seen['api-key']).not.toContain('sk-ant');
+
+    // Every model request arrived with the pod's key, set by the gateway, and without the run's secret.
+    expect(api.conversation.length).toBeGreaterThanOrEqual(2);
+    for (const r of api.requests) {
+      expect(r.path).not.toContain(secret);
+      expect(r.headers['x-api-key']).toBe(MODEL_KEY);
+      expect(r.headers.authorization).toBeUndefined();
+    }
+    expect(api.conversation.map((r) => r.path)).toEqual(api.conversation.map(() => '/v1/messages'));
+
+    // Nowhere in the container: its environment, any process's, any file it can read (the canary shows the search reads files).
+    expect(seen['key-in-env']).toBe('0');
+    expect(seen['key-in-environ']).toBe('0');
+    expect(Number(seen['environs-read'])).toBeGreaterThan(0);
+    expect(seen.files).toBe('[/tmp/egress-canary ]');
+
+    // Nothing but the gateway reached: not this host's fake API directly, not a public address, not an unlisted host through the gateway, no name resolved.
+    expect(seen[`tcp ${new URL(apiUrl).hostname}:${new URL(apiUrl).port}`]).toBe('failed');
+    expect(seen['tcp 1.1.1.1:443']).toBe('failed');
+    expect(seen.nc).toBe('failed');
+    expect(seen['nc-public']).toBe('failed');
+    expect(seen.connect).toMatch(/^HTTP\/1\.[01] 403/);
+    expect(seen.git).toBe('failed');
+    expect(seen.dns).toBe('failed');
+    const blocked = events.filter((e): e is Extract<SessionEvent, { type: 'egress.blocked' }> => e.type === 'egress.blocked');
+    expect(blocked.map((e) => `${e.host}:${e.port}`)).toContain('example.com:443');
+
+    // The run's secret is hidden in what the run printed, and gone with the run: no gateway of the session is left.
+    expect(JSON.stringify(events)).not.toContain(secret);
+    await until('the run\'s gateway to be removed', async () => (await world.docker.listContainers({ all: true, filters: { label: [`${LABELS.gateway}=${session.id}`] } })).length === 0, 30_000);
+    expect(await world.docker.listNetworks({ filters: { label: [`${LABELS.gateway}=${session.id}`] } })).toEqual([]);
+
+    // The next run of the session has a gateway and secret of its own; its gateway refuses the first run's secret.
+    api.setScript((body) => isToolResultTurn(body)
+      ? { blocks: [{ type: 'text', text: 'Tried.' }] }
+      : { blocks: [{ type: 'tool_use', name: 'Bash', input: { command: `bash /opt/old-secret.sh ${secret}`, description: 'try the old secret' } }] });
+    const before = api.requests.length;
+    const resumed = await world.dispatcher.resume(session.id, 'try the old secret');
+    const again = await collect(resumed, undefined, 180_000);
+    expect(again.at(-1), JSON.stringify(again.slice(-5))).toMatchObject({ type: 'container.exited', exitCode: 0 });
+    const second = report(toolResult(api.requests.slice(before)));
+    expect(second.end, toolResult(api.requests.slice(before))).toBe('ok');
+    expect(second['base-url']).toMatch(/^http:\/\/[\d.]+:3128\/[A-Za-z0-9_-]{16,}$/);
+    expect(second['base-url']).not.toContain(secret);
+    expect(second['old-secret']).toMatch(/^HTTP\/1\.[01] 401/);
+    for (const r of api.requests.slice(before)) expect(r.headers['x-api-key']).toBe(MODEL_KEY);
   });
 });
