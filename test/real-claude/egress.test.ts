@@ -303,10 +303,10 @@ describeWithRealClaude(`the real Claude Code CLI behind its run's egress gateway
   const world = new TestWorld();
   let api: FakeAnthropic;
   let apiUrl = '';
-  /** The tool result of the run's tool call, as the model received it. */
+  /** The last tool result of the conversation (a resumed one holds the earlier runs' too), as the model received it. */
   const toolResult = (requests: readonly RecordedRequest[]): string => {
     const last = requests.filter((r) => r.body && isToolResultTurn(r.body)).at(-1);
-    return last?.body ? (userTexts(last.body).find((t) => t.includes('end=ok')) ?? '') : '';
+    return last?.body ? (userTexts(last.body).filter((t) => t.includes('end=ok')).at(-1) ?? '') : '';
   };
 
   beforeAll(async () => {
