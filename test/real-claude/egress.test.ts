@@ -31,9 +31,10 @@
  *   print mode. DISABLE_TELEMETRY=1 drops the feature-flag and event-logging requests but
  *   leaves server-urls; DISABLE_AUTOUPDATER=1 and DISABLE_ERROR_REPORTING=1 change nothing;
  *   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 drops all three (no host but the base URL's,
- *   through a run with a Bash tool call). The agent's env sets
- *   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 so that no start-up request reaches the
- *   gateway as a refusal.
+ *   through a run with a Bash tool call). A gated run's agent needs
+ *   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1: without it the gateway refuses those three
+ *   requests (api.anthropic.com is not the model route, and not listed), and every run
+ *   reports "blocked: api.anthropic.com ×3".
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
