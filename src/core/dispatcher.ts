@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLabels, type ContainerSpecInput } from './container-spec.js';
-import { egressRules, gatedEnv, gatewayConfig, githubRules, modelRoute } from './egress.js';
+import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLabels } from './container-spec.js';
+import { openGate, type Gate } from './egress.js';
 import { CldpdError, messageOf } from './errors.js';
 import { LABELS } from './labels.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
@@ -11,7 +11,7 @@ import { recordEnd, recoverRun, type Recovery, type RunPlan } from './recovery.j
 import { holdCommand, setupSteps, type SetupStep } from './setup-steps.js';
 import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
-import { ISOLATED_NETWORK, type ContainerInfo, type GatewayHandle, type ImageInfo, type Runner } from './runner.js';
+import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type Launched, type SessionOptions } from './session.js';
 import { holdsSession, isTakeover } from './session-takeover.js';
 import { SESSION_SUFFIX_HEX, isSessionId, type PersistedVolume, type SessionRecord, type SessionStore } from './session-store.js';
@@ -320,31 +320,13 @@ export class Dispatcher {
     return launched;
   }
 
-  /**
-   * Opens the run's egress gateway when its pod is gated (see PodConfig.egress), after closing
-   * any left from an earlier run of the container's name (its secret is not this run's):
-   * what the container's spec takes from it, and the run's secret to hide. Undefined for an
-   * open pod. A repository's narrower list gates even an open pod, unless it has no network.
-   */
-  private async openGate(pod: Pod, plan: ContainerPlan, access: GitHubAccess | undefined): Promise<{ handle: GatewayHandle; egress: NonNullable<ContainerSpecInput['egress']>; secrets: string[] } | undefined> {
-    const narrower = plan.egress ? egressRules(plan.egress, '.github/cldpd.yml') : undefined;
-    const own = pod.config.egress;
-    const setting = !own.open ? own : narrower && pod.config.network !== 'none' ? { open: false as const, rules: narrower } : undefined;
-    if (!setting) return undefined;
+  /** Opens the run's egress gateway when its pod is gated (see openGate). */
+  private openGate(pod: Pod, plan: ContainerPlan, access: GitHubAccess | undefined): Promise<Gate | undefined> {
     const { runner, hostId, hostEnv, gateways } = this.options;
-    const env = containerEnv(pod, hostEnv, plan.sessionId);
-    const route = modelRoute(env);
-    const github = githubRules([plan.issueUrl, access?.repository.cloneUrl]);
-    const config = gatewayConfig(setting, own.open ? undefined : narrower, github, route);
-    await runner.closeGateway(plan.containerName);
-    const handle = await runner.openGateway({
-      name: plan.containerName,
-      labels: { [LABELS.gateway]: plan.sessionId, [LABELS.gatewayHost]: hostId, [LABELS.pod]: pod.name, [LABELS.run]: String(plan.run) },
-      config,
-      outside: gateways?.outside ?? ISOLATED_NETWORK,
-      ...(gateways?.hosts ? { hosts: gateways.hosts } : {}),
+    return openGate(runner, {
+      pod, name: plan.containerName, sessionId: plan.sessionId, run: plan.run, hostId, hostEnv, gateways,
+      githubUrls: [plan.issueUrl, access?.repository.cloneUrl], narrower: plan.egress,
     });
-    return { handle, egress: { network: handle.network, env: (all) => gatedEnv(handle, route, all) }, secrets: route.secret ? [route.secret] : [] };
   }
 
   /** Throws `Stopped` when a stop of the session was asked for since `since` (see launching); runWith then revokes the run's token. */

@@ -1,8 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { GATEWAY_PORT, type GatewayConfig } from '../gateway/config.js';
 import { parseEgressEntry, type EgressRule } from '../gateway/rules.js';
+import { containerEnv, type ContainerSpecInput } from './container-spec.js';
 import { CldpdError } from './errors.js';
-import type { GatewayHandle } from './runner.js';
+import { LABELS } from './labels.js';
+import type { Pod } from './pod.js';
+import { ISOLATED_NETWORK, type GatewayHandle, type Runner } from './runner.js';
 
 /**
  * How a pod's runs reach the network (pod.json `egress`): `open`, as Docker gives it (the
@@ -137,4 +140,53 @@ export function gatewayConfig(setting: Extract<EgressSetting, { open: false }>, 
   const base = [...github, ...(route.direct ? [route.direct] : [])];
   const layers = [setting.rules, ...(narrower ? [narrower] : [])];
   return { port: GATEWAY_PORT, allow: { base, layers }, ...(route.gateway ? { model: route.gateway } : {}) };
+}
+
+/** A gated run's gateway, open: what the container's spec takes from it, and the run's secret to hide. */
+export interface Gate {
+  readonly handle: GatewayHandle;
+  readonly egress: NonNullable<ContainerSpecInput['egress']>;
+  readonly secrets: readonly string[];
+}
+
+/** What {@link openGate} needs to know of a run. */
+export interface GateInput {
+  readonly pod: Pod;
+  /** The name of the container the gateway serves: the gateway and its network are named after it. */
+  readonly name: string;
+  readonly sessionId: string;
+  readonly run: number;
+  readonly hostId: string;
+  readonly hostEnv: Readonly<Record<string, string | undefined>>;
+  /** Where the gateways reach the outside and the names they resolve to fixed addresses (see GatewaySpec). */
+  readonly gateways?: { readonly outside?: string; readonly hosts?: Readonly<Record<string, string>> } | undefined;
+  /** The issue's URL and the repository's clone URL, when known: their GitHub hosts are reached (see githubRules). */
+  readonly githubUrls: ReadonlyArray<string | undefined>;
+  /** The repository's narrower list (`.github/cldpd.yml` `egress`), as written there. */
+  readonly narrower?: readonly string[] | undefined;
+}
+
+/**
+ * Opens the egress gateway of a container of a gated pod (see PodConfig.egress), after
+ * closing any left under its name from before (its secret is not this run's). Undefined for
+ * an open pod; a repository's narrower list gates even an open pod, unless it has no network.
+ * Throws `InvalidPod` for a bad narrower entry, `ContainerFailed` when no gateway starts.
+ */
+export async function openGate(runner: Runner, input: GateInput): Promise<Gate | undefined> {
+  const { pod } = input;
+  const narrower = input.narrower ? egressRules(input.narrower, '.github/cldpd.yml') : undefined;
+  const own = pod.config.egress;
+  const setting = !own.open ? own : narrower && pod.config.network !== 'none' ? { open: false as const, rules: narrower } : undefined;
+  if (!setting) return undefined;
+  const route = modelRoute(containerEnv(pod, input.hostEnv, input.sessionId));
+  const config = gatewayConfig(setting, own.open ? undefined : narrower, githubRules(input.githubUrls), route);
+  await runner.closeGateway(input.name);
+  const handle = await runner.openGateway({
+    name: input.name,
+    labels: { [LABELS.gateway]: input.sessionId, [LABELS.gatewayHost]: input.hostId, [LABELS.pod]: pod.name, [LABELS.run]: String(input.run) },
+    config,
+    outside: input.gateways?.outside ?? ISOLATED_NETWORK,
+    ...(input.gateways?.hosts ? { hosts: input.gateways.hosts } : {}),
+  });
+  return { handle, egress: { network: handle.network, env: (all) => gatedEnv(handle, route, all) }, secrets: route.secret ? [route.secret] : [] };
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { buildContainerSpec, imageHome } from './container-spec.js';
+import { openGate } from './egress.js';
 import { claudeEnv, claudeResumeCommand } from './claude-pod.js';
 import { CldpdError } from './errors.js';
 import { LABELS } from './labels.js';
@@ -100,6 +101,8 @@ export interface SessionTakeoverOptions {
   /** The host environment, read only for the pods' inheritEnv names. */
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
   readonly logger?: Logger;
+  /** As DispatcherOptions.gateways: a gated pod's terminal goes out through a gateway of its own too. */
+  readonly gateways?: { readonly outside?: string; readonly hosts?: Readonly<Record<string, string>> };
 }
 
 /** A person's terminal on a session's conversation (see {@link SessionTakeover.attach}). */
@@ -169,20 +172,34 @@ export class SessionTakeover {
     const containerName = `cldpd-${sessionId}-attach`;
     // A terminal that ended without its container being removed (its process was killed) leaves it behind.
     for (const c of await runner.list({ [LABELS.session]: sessionId })) if (isTakeover(c) && !holdsSession(c)) await runner.remove(c.id);
-    const base = buildContainerSpec({
-      pod, sessionId, containerName, image: image.id, hostId, issueUrl: record.issueUrl, run: record.runs, volumes: record.volumes, hostEnv,
-      cmd: interactiveCommand(session.resumeCommand, { sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl }),
-      stdin: true, agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), session.home),
+    // The conversation read strangers' text: the person's terminal reaches no more than the runs did.
+    const gate = await openGate(runner, {
+      pod, name: containerName, sessionId, run: record.runs, hostId, hostEnv, gateways: this.options.gateways, githubUrls: [record.issueUrl],
     });
-    const { [LABELS.run]: _, ...labels } = base.labels;
-    const containerId = await runner.createTerminal({
-      ...base, tty: true,
-      labels: { ...labels, [LABELS.attach]: new Date().toISOString() },
-      env: { ...base.env, TERM: hostEnv.TERM && /^[\w.+-]{1,64}$/.test(hostEnv.TERM) ? hostEnv.TERM : 'xterm-256color' },
-    });
+    const closeGate = async (): Promise<void> => {
+      if (gate) await runner.closeGateway(containerName);
+    };
+    let containerId: string;
+    try {
+      const base = buildContainerSpec({
+        pod, sessionId, containerName, image: image.id, hostId, issueUrl: record.issueUrl, run: record.runs, volumes: record.volumes, hostEnv,
+        cmd: interactiveCommand(session.resumeCommand, { sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl }),
+        stdin: true, agentEnv: claudeEnv(pod, record.volumes.map((v) => v.path), session.home), ...(gate ? { egress: gate.egress } : {}),
+      });
+      const { [LABELS.run]: _, ...labels } = base.labels;
+      containerId = await runner.createTerminal({
+        ...base, tty: true,
+        labels: { ...labels, [LABELS.attach]: new Date().toISOString() },
+        env: { ...base.env, TERM: hostEnv.TERM && /^[\w.+-]{1,64}$/.test(hostEnv.TERM) ? hostEnv.TERM : 'xterm-256color' },
+      });
+    } catch (err) {
+      await closeGate().catch(() => undefined);
+      throw err;
+    }
     const remove = async (): Promise<void> => {
       await runner.stop(containerId, pod.config.stopGraceSeconds).catch(() => undefined);
       await runner.remove(containerId);
+      await closeGate();
     };
     try {
       // Made before this looked: a run that started meanwhile (its launch looks for this

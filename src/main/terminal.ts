@@ -46,7 +46,7 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     const inventory = new HostInventory({ runner, store, hostId: config.hostId });
     // Only `cldpd gc` asks; the module (and ioredis) is loaded then.
     const retirer = async () => (await import('./gc-retirer.js')).gcRetirer(config, inventory);
-    const takeover = { sessions: new SessionTakeover({ runner, store, pods, hostId: config.hostId, hostEnv: process.env, logger }), claudeConfigDir: config.claudeConfigDir, hostId: config.hostId };
+    const takeover = { sessions: new SessionTakeover({ runner, store, pods, hostId: config.hostId, hostEnv: process.env, logger, gateways: config.gateways }), claudeConfigDir: config.claudeConfigDir, hostId: config.hostId };
     return { dispatcher, inventory, runner, store, pods, retirer, takeover };
   },
   {
