@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { open, readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import {
-  CldpdError, imageWarnings, isCldpdError, isLogNote, messageOf, isTerminal, listPods, parseLogRecord, type LogNote,
+  CldpdError, imageWarnings, isCldpdError, isLogNote, messageOf, isTerminal, listPods, parseLogRecord, type LogNote, type PodConfig,
   type Dispatcher, type HostInventory, type SessionTakeover, type PodListing, type RemovedSession, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
 import { parseCommand, USAGE, usageHint, UsageError, type Command } from './args.js';
@@ -12,6 +12,7 @@ import { TranscriptPrinter, type Printed } from './render.js';
 import { createStyle, type Style } from './style.js';
 import { formatAge, formatBytes, volumeRows } from './volumes-view.js';
 import { writeTo as write } from './stream-write.js';
+import { formatRule } from '../gateway/rules.js';
 
 /** What the CLI works with; built by the composition root once the pods directory is known. */
 export interface CliContext {
@@ -419,16 +420,26 @@ async function pods(ctx: CliContext, json: boolean, io: CliIO): Promise<number> 
   const listing = await listPods(ctx.pods);
   const warnings = await warningsOf(ctx, listing, false);
   if (json) {
-    for (const p of listing) await write(io.stdout, `${JSON.stringify(p.pod ? { name: p.name, valid: true, image: p.pod.config.image, dir: p.pod.dir, warnings: warnings.get(p.name) ?? [] } : { name: p.name, valid: false, error: p.error.message })}\n`);
+    for (const p of listing) await write(io.stdout, `${JSON.stringify(p.pod ? { name: p.name, valid: true, image: p.pod.config.image, dir: p.pod.dir, egress: p.pod.config.egress.open ? 'open' : p.pod.config.egress.rules.map(formatRule), warnings: warnings.get(p.name) ?? [] } : { name: p.name, valid: false, error: p.error.message })}\n`);
   } else if (listing.length === 0) {
     await write(io.stderr, `cldpd: no pods in ${ctx.pods.podsDir}: create ${ctx.pods.podsDir}/<name>/Dockerfile\n`);
   } else {
-    await write(io.stdout, table(['POD', 'STATUS', 'IMAGE / PROBLEM'], listing.map((p) => {
+    await write(io.stdout, table(['POD', 'STATUS', 'EGRESS', 'IMAGE / PROBLEM'], listing.map((p) => {
       const warned = warnings.get(p.name) ?? [];
-      return [p.name, p.pod ? (warned.length > 0 ? 'warning' : 'ok') : 'invalid', p.pod ? [p.pod.config.image, ...warned].join(' — ') : p.error.message];
+      return [p.name, p.pod ? (warned.length > 0 ? 'warning' : 'ok') : 'invalid', p.pod ? egressOf(p.pod.config.egress, 3) : '', p.pod ? [p.pod.config.image, ...warned].join(' — ') : p.error.message];
     })));
   }
   return listing.every((p) => p.pod) ? 0 : 1;
+}
+
+/**
+ * What a pod's containers reach, for `cldpd pods`: "open", or the hosts its list adds to the
+ * model provider and GitHub (at most `shown` of them, then how many more).
+ */
+function egressOf(egress: PodConfig['egress'], shown: number): string {
+  if (egress.open) return 'open';
+  const hosts = egress.rules.map(formatRule);
+  return ['model, GitHub', ...hosts.slice(0, shown), ...(hosts.length > shown ? [`+${hosts.length - shown} more`] : [])].join(', ');
 }
 
 async function doctor(ctx: CliContext, json: boolean, io: CliIO): Promise<number> {
