@@ -135,6 +135,13 @@ export interface Config {
    * errors); 0.0.0.0 (or an address of a private network) lets a Prometheus elsewhere scrape it.
    */
   readonly metricsAddress: string;
+  /**
+   * The IPv4 network each run's egress network takes a /28 of (see Runner.openGateway):
+   * `CLDPD_EGRESS_SUBNETS`, default 10.213.0.0/16 (4096 runs at once). Set it when that
+   * network is in use where this host is (a VPN's, a LAN's): a container on it could not
+   * reach those addresses through the gateway.
+   */
+  readonly egressSubnets: string;
   readonly github: GitHubConfig;
   readonly live: LivePageConfig;
   /**
@@ -200,6 +207,18 @@ function listenAddress(env: Env, name: string, fallback: string, problems: strin
     return fallback;
   }
   return raw;
+}
+
+/** The gateways' subnet pool: an IPv4 network of /28 or larger, in private address space or not (the operator's choice). */
+function egressSubnets(env: Env, problems: string[]): string {
+  const raw = env.CLDPD_EGRESS_SUBNETS;
+  if (raw === undefined || raw === '') return '10.213.0.0/16';
+  const match = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(raw.trim());
+  if (!match || isIP(match[1] as string) !== 4 || Number(match[2]) > 28) {
+    problems.push(`CLDPD_EGRESS_SUBNETS is "${raw}"; it must be an IPv4 network of /28 or larger that nothing else on this host uses, such as 10.213.0.0/16 (the default).`);
+    return '10.213.0.0/16';
+  }
+  return raw.trim();
 }
 
 /** Host ids name queues and labels: keep them to safe characters. */
@@ -299,6 +318,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     githubWritesPerMinute: positiveInt(env, 'CLDPD_GITHUB_WRITES_PER_MINUTE', 40, problems),
     metricsPort: portOrOff(env, 'CLDPD_METRICS_PORT', 9464, problems),
     metricsAddress: listenAddress(env, 'CLDPD_METRICS_ADDRESS', '127.0.0.1', problems),
+    egressSubnets: egressSubnets(env, problems),
     github: Object.freeze({
       appId: env.APP_ID || undefined,
       privateKey: privateKeyFrom(env, problems),

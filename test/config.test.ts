@@ -61,6 +61,14 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads the egress networks\' pool: 10.213.0.0/16 unless set; anything but an IPv4 network of /28 or larger is a problem', () => {
+    expect(loadConfig({ HOME: '/h' }).egressSubnets).toBe('10.213.0.0/16');
+    expect(loadConfig({ HOME: '/h', CLDPD_EGRESS_SUBNETS: '172.30.0.0/20' }).egressSubnets).toBe('172.30.0.0/20');
+    for (const bad of ['10.213.0.0', '10.213.0.0/29', 'fd00::/64', '300.1.1.1/16', 'ten']) {
+      expect(() => loadConfig({ HOME: '/h', CLDPD_EGRESS_SUBNETS: bad })).toThrow(/CLDPD_EGRESS_SUBNETS is ".*"; it must be an IPv4 network of \/28 or larger/);
+    }
+  });
+
   it('reads the live page settings: the public address (no path), how much of a feed is kept, and who must sign in', () => {
     const plain = loadConfig({ HOME: '/h', PORT: '3100', HOST: '10.0.0.5' });
     expect(plain.live).toEqual({ publicUrl: 'http://10.0.0.5:3100', maxEntries: 20_000, maxBytes: 4 * 1024 * 1024, keepSeconds: 7 * 86_400, signIn: 'private' });

@@ -10,7 +10,7 @@ const require = createRequire(import.meta.url);
 
 // Both ship without types; these are the parts used. Loaded when needed: a start on an
 // unchanged context packs nothing, and most pods have no .dockerignore.
-type TarFs = { pack(dir: string, options: { entries: string[] }): Readable };
+type TarFs = { pack(dir: string, options: { entries: string[]; dereference?: boolean }): Readable };
 type DockerIgnore = (options: { ignorecase: boolean }) => { add(rules: string): { createFilter(): (path: string) => boolean } };
 
 /** Files above this size are hashed as a stream instead of read whole. */
@@ -38,9 +38,9 @@ export async function contextFiles(dir: string): Promise<string[]> {
  * The build context as an uncompressed tar stream. Uncompressed on purpose: the engine is
  * local, and gzipping a context with binaries in it costs more than sending it.
  */
-export async function packContext(dir: string, files?: readonly string[]): Promise<Readable> {
+export async function packContext(dir: string, files?: readonly string[], options: { readonly dereference?: boolean } = {}): Promise<Readable> {
   const tar = require('tar-fs') as TarFs;
-  return tar.pack(dir, { entries: [...(files ?? await contextFiles(dir))] });
+  return tar.pack(dir, { entries: [...(files ?? await contextFiles(dir))], dereference: options.dereference === true });
 }
 
 /**

@@ -6,7 +6,8 @@ import { keepEnd } from './text.js';
 import { baseImages, contextDigest, contextFiles, packContext } from './build-context.js';
 import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
-import { DockerGateways } from './docker-gateway.js';
+import { DockerGateways, gatewayNames } from './docker-gateway.js';
+import type { GatewayImageOptions } from './gateway-image.js';
 import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
 import { firstFileOf, tarOf } from './tar-files.js';
@@ -99,8 +100,20 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
       CapAdd: [...new Set([...AGENT_CAPABILITIES, ...(spec.capAdd ?? [])])],
       LogConfig: { Type: CONTAINER_LOG.Type, Config: { ...CONTAINER_LOG.Config } },
       Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
-      ...(spec.sysctls ? { Sysctls: { ...spec.sysctls } } : {}),
+      ...(Object.keys(sysctlsOf(spec)).length > 0 ? { Sysctls: sysctlsOf(spec) } : {}),
     },
+  };
+}
+
+/**
+ * The kernel settings of a spec's container: its own `sysctls`, and, for a container on its
+ * run's egress network (see Runner.openGateway), IPv6 off: the host keeps a link-local IPv6
+ * address on every bridge, which the gateway's network must not be a way to.
+ */
+function sysctlsOf(spec: ContainerSpec): Record<string, string> {
+  return {
+    ...(spec.network === gatewayNames(spec.name).network ? { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' } : {}),
+    ...spec.sysctls,
   };
 }
 
@@ -211,8 +224,21 @@ export class DockerRunner implements Runner {
 
   private readonly gateways: DockerGateways;
 
-  constructor(private readonly docker: Docker) {
-    this.gateways = new DockerGateways(docker, (name) => (name === ISOLATED_NETWORK ? this.ensureIsolatedNetwork(name) : Promise.resolve(false)));
+  /**
+   * `options.gatewayPool`: the IPv4 network the runs' egress networks are cut from (see
+   * DEFAULT_GATEWAY_POOL); `options.gatewayImage`: what the gateway's image is made of (the
+   * running node and dist/gateway/gateway.mjs by default).
+   */
+  constructor(private readonly docker: Docker, options: { readonly gatewayPool?: string; readonly gatewayImage?: GatewayImageOptions } = {}) {
+    this.gateways = new DockerGateways(docker, {
+      ensureOutside: (name) => (name === ISOLATED_NETWORK ? this.ensureIsolatedNetwork(name) : Promise.resolve(false)),
+      ...(options.gatewayPool ? { pool: options.gatewayPool } : {}),
+      ...(options.gatewayImage ? { image: options.gatewayImage } : {}),
+    });
+  }
+
+  removeStrayGateways(hostId: string, olderThanMs: number, keep?: (sessionId: string) => boolean | Promise<boolean>): Promise<string[]> {
+    return this.gateways.removeStray({ hostId, olderThanMs, ...(keep ? { keep } : {}) });
   }
 
   openGateway(spec: GatewaySpec): Promise<GatewayHandle> {

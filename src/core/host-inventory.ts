@@ -345,9 +345,18 @@ export class HostInventory {
     return removed;
   }
 
-  /** Removes helper containers of this engine that a process which died while they ran left behind. */
-  sweepHelpers(): Promise<number> {
-    return this.options.runner.removeHelpers(10 * 60_000);
+  /**
+   * Removes what a process which died left behind on this engine: helper containers, and
+   * this host's egress gateways (with their networks) whose run's container is gone or has
+   * ended, sparing a session this host is starting. Resolves with how many containers and networks went.
+   */
+  async sweepHelpers(): Promise<number> {
+    const starting = async (sessionId: string): Promise<boolean> => isSessionId(sessionId) && isStarting(await this.options.store.load(sessionId).catch(() => undefined));
+    const [helpers, gateways] = await Promise.all([
+      this.options.runner.removeHelpers(10 * 60_000),
+      this.options.runner.removeStrayGateways(this.options.hostId, 10 * 60_000, starting),
+    ]);
+    return helpers + gateways.length;
   }
 
   private containersOf(sessionId: string): Promise<ContainerInfo[]> {

@@ -121,6 +121,12 @@ export interface ContainerSpec {
   readonly tty?: boolean;
   /** Files written into the container after it is created and before it starts (parent directories made). */
   readonly files?: readonly ContainerFile[];
+  /**
+   * Kernel settings of the container's own namespaces (Docker's `--sysctl`). A container on
+   * its run's egress network (`<name>-egress`, see Runner.openGateway) gets IPv6 turned off
+   * whether or not they say so.
+   */
+  readonly sysctls?: Readonly<Record<string, string>>;
 }
 
 /** What a run's egress gateway needs (see core/egress.ts and src/gateway). */
@@ -302,4 +308,12 @@ export interface Runner {
   findGateway(name: string): Promise<GatewayHandle | undefined>;
   /** Removes the gateway of the agent container `name` and its network; idempotent. The agent's container must be gone (or be removed first). */
   closeGateway(name: string): Promise<void>;
+  /**
+   * Removes the gateways of host `hostId` (LABELS.gatewayHost) that a process which died left
+   * behind: those created more than `olderThanMs` ago whose agent's container is gone or has
+   * ended, with their networks, and gateway networks as old that have no gateway.
+   * `keep(sessionId)` spares the gateway of a session (its LABELS.gateway) that is being
+   * started. Resolves with what it removed (container and network names).
+   */
+  removeStrayGateways(hostId: string, olderThanMs: number, keep?: (sessionId: string) => boolean | Promise<boolean>): Promise<string[]>;
 }

@@ -15,6 +15,8 @@ export const MAX_CONNECTIONS = 512;
 export const MAX_HEADER_BYTES = 16 * 1024;
 /** How long a client has to send its request head. */
 export const HEADERS_TIMEOUT_MS = 20_000;
+/** The buffer each tunnel reads its upstream host's bytes into. */
+const RELAY_BUFFER_BYTES = 256 * 1024;
 /** How long a tunnel waits for the client's first bytes (its ClientHello) before it is closed. */
 export const HELLO_TIMEOUT_MS = 10_000;
 /** How long the gateway waits for an upstream host to accept a connection (name resolution included). */
@@ -131,7 +133,29 @@ export class Gateway {
       return;
     }
     let established = false;
-    const upstream = net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
+    // What the upstream host sends is read into one buffer per tunnel and written to the client
+    // before the next read: large reads, no allocation per chunk. Before the tunnel is open to it
+    // (the ClientHello still being read), a host that speaks first is held, up to a bound.
+    const early: Buffer[] = [];
+    let earlyBytes = 0;
+    let relay: ((chunk: Buffer) => void) | undefined;
+    const upstream: net.Socket = net.connect({
+      host: target.host, port: target.port, allowHalfOpen: true,
+      onread: {
+        buffer: Buffer.allocUnsafe(RELAY_BUFFER_BYTES),
+        callback: (size: number, buffer: Uint8Array): boolean => {
+          const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, size);
+          if (relay) {
+            relay(chunk);
+            return false;
+          }
+          earlyBytes += size;
+          if (earlyBytes > RELAY_BUFFER_BYTES) upstream.destroy();
+          else early.push(Buffer.from(chunk));
+          return true;
+        },
+      },
+    });
     this.trackUpstream(upstream);
     const connectTimer = setTimeout(() => {
       upstream.destroy();
@@ -152,11 +176,18 @@ export class Gateway {
       clearTimeout(connectTimer);
       established = true;
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      this.inspectTunnel(client, upstream, head, target, abandon);
+      this.inspectTunnel(client, upstream, head, target, abandon, () => {
+        for (const chunk of early.splice(0)) client.write(chunk);
+        relay = (chunk) => {
+          if (client.destroyed) upstream.destroy();
+          else client.write(chunk, (error) => (error ? upstream.destroy() : upstream.resume()));
+        };
+        upstream.once('end', () => client.end());
+      });
     });
   }
 
-  private inspectTunnel(client: net.Socket, upstream: net.Socket, head: Buffer, target: Target, abandon: () => void): void {
+  private inspectTunnel(client: net.Socket, upstream: net.Socket, head: Buffer, target: Target, abandon: () => void, openRelay: () => void): void {
     let buffered = head;
     let reads = 0;
     const timer = setTimeout(() => {
@@ -174,11 +205,12 @@ export class Gateway {
       if (read.kind === 'not-tls' || matches) {
         upstream.write(buffered);
         client.pipe(upstream);
-        upstream.pipe(client);
+        openRelay();
         client.on('error', () => upstream.destroy());
         upstream.on('error', () => client.destroy());
-        upstream.once('close', () => client.end());
-        client.once('close', () => upstream.end());
+        // Once one side has closed, the other closes after what it still has to write.
+        upstream.once('close', () => client.destroySoon());
+        client.once('close', () => upstream.destroySoon());
         return true;
       }
       this.block(read.kind === 'hello' && read.serverName !== undefined ? { host: read.serverName, port: target.port } : target, 'tls');

@@ -39,7 +39,7 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
       const pretty = require('pino-pretty') as typeof import('pino-pretty');
       return pino({ level: config.logLevel }, pretty({ sync: true, destination: 2, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss', colorize: colorEnabled(process.env, process.stderr.isTTY === true) }));
     });
-    const runner = new DockerRunner(new Docker());
+    const runner = new DockerRunner(new Docker(), { gatewayPool: config.egressSubnets });
     const store = new SessionStore(config.sessionsDir);
     const pods = { podsDir: config.podsDir, homeDir: config.userHome };
     const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger, maxLogBytesPerRun: config.runLogMaxBytes, gateways: config.gateways });

@@ -44,7 +44,7 @@ export interface WorkerExtras {
 export async function startWorker(config: Config, logger: Logger, redis: Redis, hostEnv: Readonly<Record<string, string | undefined>>, extras: WorkerExtras = {}): Promise<RunningWorker> {
   const { metrics } = extras;
   const { appId, privateKey } = requireGitHubApp(config, { webhookSecret: false });
-  const runner = new DockerRunner(new Docker());
+  const runner = new DockerRunner(new Docker(), { gatewayPool: config.egressSubnets });
   const engine = await runner.preflight();
   logger.info({ engine: engine.version, host: config.hostId }, 'Docker engine ready');
   const pods = { podsDir: config.podsDir, homeDir: config.userHome };

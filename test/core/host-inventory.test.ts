@@ -155,3 +155,23 @@ describe('HostInventory.volumes and removeVolumes', () => {
     expect(await amnesiac.removeVolumes('web-0badf00d')).toEqual({ removed: [{ name: 'web-0badf00d', path: undefined, existed: false, sharedWith: [] }], refused: [] });
   });
 });
+
+describe('HostInventory.sweepHelpers', () => {
+  it('sweeps helpers and this host\'s stray egress gateways older than ten minutes, sparing the gateway of a session being started', async () => {
+    const session = await dispatcher.start('web', { prompt: 'go' });
+    await drain(session);
+    await store.update(session.id, { startingUntil: Date.now() + 60_000 });
+    const finished = await dispatcher.start('web', { prompt: 'go' });
+    await drain(finished);
+
+    await inventory.sweepHelpers();
+
+    expect(runner.calls.find((c) => c.method === 'removeHelpers')?.args).toEqual([600_000]);
+    const [hostId, olderThanMs, keep] = runner.calls.find((c) => c.method === 'removeStrayGateways')?.args as [string, number, (id: string) => Promise<boolean>];
+    expect(hostId).toBe('host-a');
+    expect(olderThanMs).toBe(600_000);
+    expect(await keep(session.id)).toBe(true);
+    expect(await keep(finished.id)).toBe(false);
+    expect(await keep('not a session id')).toBe(false);
+  });
+});

@@ -360,6 +360,11 @@ export class FakeRunner implements Runner {
     this.gateways.delete(name);
   }
 
+  async removeStrayGateways(hostId: string, olderThanMs: number, keep?: (sessionId: string) => boolean | Promise<boolean>): Promise<string[]> {
+    this.calls.push({ method: 'removeStrayGateways', args: [hostId, olderThanMs, keep] });
+    return [];
+  }
+
   private async launchDelay(): Promise<void> {
     if (this.launchDelayMs) await new Promise((resolve) => setTimeout(resolve, this.launchDelayMs));
   }
