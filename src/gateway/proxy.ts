@@ -200,6 +200,7 @@ export class Gateway {
       clearTimeout(timer);
       client.off('data', onData);
       client.off('close', abandon);
+      // TLS sends no server name for an address: a hello to a listed address may name none.
       const address = net.isIP(target.host) !== 0;
       const matches = read.kind === 'hello' && (read.serverName === undefined ? address : read.serverName === target.host);
       if (read.kind === 'not-tls' || matches) {
