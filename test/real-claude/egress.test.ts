@@ -2,8 +2,10 @@
  * The real Claude Code CLI behind a run's egress gateway.
  *
  * What Claude Code 2.1.330 does, measured by running it in print mode (`claude -p …
- * --output-format stream-json --verbose`) against the fake Anthropic API; the first block of
- * tests below checks each point again, so a new CLI version that changes one fails here:
+ * --output-format stream-json --verbose`) against the fake Anthropic API and a proxy that
+ * logged every request (the paths on api.anthropic.com by opening its TLS with a certificate
+ * of its own, NODE_TLS_REJECT_UNAUTHORIZED=0). The first block of tests below checks these
+ * again (by host, not path: its proxy opens no TLS), so a CLI version that changes one fails:
  *
  * - A base URL with a path prefix works: ANTHROPIC_BASE_URL=http://host:port/SECRET makes it
  *   call POST /SECRET/v1/messages?beta=true (the prefix kept, `/v1/messages` appended; a
@@ -40,8 +42,9 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LABELS, type SessionEvent } from '../../src/core/index.js';
+import { DockerRunner, LABELS, type SessionEvent } from '../../src/core/index.js';
 import { ISOLATED_NETWORK } from '../../src/core/runner.js';
 import { FakeAnthropic, isToolResultTurn, lastUserText, userTexts, type RecordedRequest, type Script } from '../fakes/fake-anthropic.js';
 import { dockerGateway } from '../fakes/git-server.js';
@@ -300,8 +303,24 @@ function report(text: string): Record<string, string> {
   }));
 }
 
+/** The gateway's program as the build leaves it: the real one, which the gated runs below go through ("npm run build" makes it). */
+const GATEWAY_PROGRAM = fileURLToPath(new URL('../../dist/gateway/gateway.mjs', import.meta.url));
+
+/** A TestWorld whose runner's gateways run the built gateway program (under vitest, core's default path points into src/, where no bundle is). */
+class GatedWorld extends TestWorld {
+  override readonly runner = new DockerRunner(this.docker, { gatewayImage: { program: GATEWAY_PROGRAM } });
+
+  /** Also removes any gateway of this world's runs a failed test left behind, and its network. */
+  override async close(): Promise<void> {
+    await super.close();
+    const filters = { label: [`${LABELS.gatewayHost}=${this.hostId}`] };
+    for (const c of await this.docker.listContainers({ all: true, filters })) await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const n of await this.docker.listNetworks({ filters })) await this.docker.getNetwork(n.Id).remove().catch(() => undefined);
+  }
+}
+
 describeWithRealClaude(`the real Claude Code CLI behind its run's egress gateway (${CLAUDE_BASE_IMAGE}, the default egress)`, () => {
-  const world = new TestWorld();
+  const world = new GatedWorld();
   let api: FakeAnthropic;
   let apiUrl = '';
   /** The last tool result of the conversation (a resumed one holds the earlier runs' too), as the model received it. */
