@@ -16,6 +16,8 @@ const print = (notice: GatewayNotice): void => {
 const gateway = new Gateway(config, print);
 // A connection's errors end that connection; anything else that escapes is named and survived,
 // since a gateway that exits cuts the run off from everything.
+// Whoever reads the notices may go away; the gateway goes on without them.
+process.stdout.on('error', () => undefined);
 process.on('uncaughtException', (error) => {
   process.stderr.write(`cldpd gateway: unexpected error: ${error.stack ?? String(error)}\n`);
 });

@@ -16,7 +16,7 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 /** How long a client has to send its request head. */
 export const HEADERS_TIMEOUT_MS = 20_000;
 /** The buffer each tunnel reads its upstream host's bytes into. */
-const RELAY_BUFFER_BYTES = 256 * 1024;
+const RELAY_BUFFER_BYTES = 128 * 1024;
 /** How long a tunnel waits for the client's first bytes (its ClientHello) before it is closed. */
 export const HELLO_TIMEOUT_MS = 10_000;
 /** How long the gateway waits for an upstream host to accept a connection (name resolution included). */
@@ -200,6 +200,7 @@ export class Gateway {
       clearTimeout(timer);
       client.off('data', onData);
       client.off('close', abandon);
+      // TLS sends no server name for an address: a hello to a listed address may name none.
       const address = net.isIP(target.host) !== 0;
       const matches = read.kind === 'hello' && (read.serverName === undefined ? address : read.serverName === target.host);
       if (read.kind === 'not-tls' || matches) {

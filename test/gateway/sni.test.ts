@@ -98,7 +98,7 @@ describe('readClientHello', () => {
       ['an empty name list', records(helloMessage([[0, u16(0)]]))],
       ['SSLv2-style hello', Buffer.from([0x80, 0x2e, 0x01, 0x03, 0x01])],
       ['another handshake message', records(Buffer.from([0x02, 0, 0, 1, 0]))],
-      ['an alert record inside the hello', Buffer.concat([records(helloMessage([sniExtension('a.test')]).subarray(0, 20), Buffer.from([0x15, 3, 3, 0, 2, 2, 40]))])],
+      ['an alert record inside the hello', Buffer.concat([records(helloMessage([sniExtension('a.test')]).subarray(0, 20)), Buffer.from([0x15, 3, 3, 0, 2, 2, 40])])],
       ['record version 2.0', Buffer.from([0x16, 0x02, 0x00, 0x00, 0x05, 1, 0, 0, 1, 0])],
       ['an empty record', Buffer.from([0x16, 0x03, 0x01, 0x00, 0x00])],
       ['extensions longer than the hello', records(Buffer.concat([helloMessage([]).subarray(0, -2), u16(500)]))],
