@@ -53,13 +53,14 @@ function parseRepoEgress(raw: unknown): Readonly<Record<string, readonly string[
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`"egress" must be a mapping of pod names to lists of hosts, like "${EGRESS_EXAMPLE}"`);
   const egress: Record<string, readonly string[]> = Object.create(null) as Record<string, readonly string[]>;
   for (const [pod, list] of Object.entries(raw)) {
-    const where = `"egress.${pod.length > 80 ? `${pod.slice(0, 80)}…` : pod}"`;
+    const key = `egress.${pod.length > 80 ? `${pod.slice(0, 80)}…` : pod}`;
+    const where = `"${key}"`;
     if (pod.trim() === '') throw new Error(`"egress" names a pod with an empty name: name each pod as its label does (cldpd:<pod>), like "${EGRESS_EXAMPLE}"`);
     if (!Array.isArray(list)) throw new Error(`${where} must be a list of hosts, like "${EGRESS_EXAMPLE}" (an empty list [] leaves the pod only what cldpd itself needs)`);
     if (list.length > MAX_REPO_EGRESS) throw new Error(`${where} lists ${list.length} hosts; at most ${MAX_REPO_EGRESS} are allowed per pod: use "*.example.com" for many names under one domain`);
     const entries = list.map((entry: unknown, i) => {
       const parsed = parseEgressEntry(entry as string);
-      if ('error' in parsed) throw new Error(/^(must|has) /.test(parsed.error) ? `${where}[${i}] ${parsed.error}` : `${where}[${i}]: ${parsed.error}`);
+      if ('error' in parsed) throw new Error(/^(must|has) /.test(parsed.error) ? `"${key}[${i}]" ${parsed.error}` : `"${key}[${i}]": ${parsed.error}`);
       return (entry as string).trim();
     });
     egress[pod] = Object.freeze(entries);
