@@ -1,5 +1,6 @@
 import { parse } from 'yaml';
 import * as z from 'zod/mini';
+import { assertPodName } from '../core/index.js';
 import { parseEgressEntry } from '../gateway/rules.js';
 import { parseLimits, type RepoLimits } from '../queue/limits-policy.js';
 import type { OctokitLike } from './comments-api.js';
@@ -42,6 +43,15 @@ const schema = z.strictObject({
   egress: z.optional(z.unknown()),
 });
 
+function isPodName(name: string): boolean {
+  try {
+    assertPodName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const EGRESS_EXAMPLE = 'egress: { web: [registry.npmjs.org, "*.pythonhosted.org", "github.com:443"] }';
 
 /**
@@ -55,7 +65,8 @@ function parseRepoEgress(raw: unknown): Readonly<Record<string, readonly string[
   for (const [pod, list] of Object.entries(raw)) {
     const key = `egress.${pod.length > 80 ? `${pod.slice(0, 80)}…` : pod}`;
     const where = `"${key}"`;
-    if (pod.trim() === '') throw new Error(`"egress" names a pod with an empty name: name each pod as its label does (cldpd:<pod>), like "${EGRESS_EXAMPLE}"`);
+    // A name no pod can have would narrow nothing, silently: said instead.
+    if (!isPodName(pod)) throw new Error(`${where} names no pod there can be: a pod's name is lowercase letters, digits, ".", "_" and "-", as in its label cldpd:<pod>, like "${EGRESS_EXAMPLE}"`);
     if (!Array.isArray(list)) throw new Error(`${where} must be a list of hosts, like "${EGRESS_EXAMPLE}" (an empty list [] leaves the pod only what cldpd itself needs)`);
     if (list.length > MAX_REPO_EGRESS) throw new Error(`${where} lists ${list.length} hosts; at most ${MAX_REPO_EGRESS} are allowed per pod: use "*.example.com" for many names under one domain`);
     const entries = list.map((entry: unknown, i) => {

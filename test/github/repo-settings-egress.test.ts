@@ -15,6 +15,7 @@ describe('.github/cldpd.yml egress', () => {
     const settings = parseRepoSettings('egress:\n  web: [a.example]\n');
     for (const pod of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) expect(repoEgress(settings, pod)).toBeUndefined();
     expect(repoEgress(parseRepoSettings('egress:\n  constructor: [a.example]\n'), 'constructor')).toEqual(['a.example']);
+    expect(() => parseRepoSettings('egress:\n  __proto__: [a.example]\n')).toThrow('names no pod there can be');
   });
 
   it('block lists and a list in the YAML\'s other forms read the same', () => {
@@ -26,6 +27,8 @@ describe('.github/cldpd.yml egress', () => {
     ['egress: a.example', '"egress" must be a mapping of pod names to lists of hosts'],
     ['egress:\n  web: a.example', '"egress.web" must be a list of hosts, like'],
     ['egress:\n  web: { a: b }', '"egress.web" must be a list of hosts'],
+    ['egress:\n  Web: [a.example]', '"egress.Web" names no pod there can be: a pod\'s name is lowercase letters'],
+    ['egress:\n  "": [a.example]', '"egress." names no pod there can be'],
     ['egress:\n  web: ["bad host"]', '"egress.web[0]": "bad host" is not a host name (letters, digits, "-" and "." only, optionally "*." first and ":port" last)'],
     ['egress:\n  web: [ok.example, "*.com"]', '"egress.web[1]": "*.com" would allow a whole top-level domain'],
     ['egress:\n  web: ["a.*.example"]', '"egress.web[0]": "a.*.example": "*" may only start a name'],
