@@ -51,7 +51,7 @@ type OutputEvent = Extract<SessionEvent, { type: 'output' }>;
  * log does not have.
  *
  * A run's log is bounded (`maxRunBytes`): past the bound its output lines are counted, not
- * written, after one `log.cut` note (so are its gateway's `egress.blocked` refusals, by their bytes). What a later reader needs is still written: every
+ * written, after one `log.cut` note. What a later reader needs is still written: every
  * lifecycle event, and the agent's `init` and `result` lines (its session id, cost and
  * answer), trimmed to at most 64 KiB each (a result's text to at most its last 32,768
  * characters) and, beyond 1 MiB of them, only the last of each kind, written before the
@@ -111,7 +111,7 @@ export class SessionLog {
       }
       const bytes = Buffer.byteLength(line);
       // Output past the bound: plain lines counted, the agent's init and result trimmed and bounded.
-      // The gateway's refusals too: a container that knocks without end must not grow the log.
+      // The gateway's refusals too (counted by their bytes): a container that knocks without end must not grow the log.
       if (event.type === 'output' || event.type === 'build.output' || event.type === 'egress.blocked') {
         if (this.cut || this.written + bytes > max) {
           if (!this.cut) {

@@ -1,4 +1,4 @@
-import type { SessionEvent } from '../core/index.js';
+import { keepStart, type SessionEvent } from '../core/index.js';
 import { DEFAULT_PORTS } from '../gateway/rules.js';
 
 /** A host a run was refused, as it is shown: `host` (on port 80 or 443) or `host:port`, with how many times. */
@@ -42,7 +42,7 @@ export class BlockedTally {
   add(event: Blocked): number {
     const port = Number.isInteger(event.port) ? event.port : 0;
     const count = Number.isFinite(event.count) ? Math.max(1, Math.floor(event.count)) : 1;
-    const host = String(event.host).slice(0, MAX_BLOCKED_NAME);
+    const host = keepStart(String(event.host), MAX_BLOCKED_NAME);
     const key = `${port} ${host}`;
     const seen = this.counts.get(key);
     if (seen === undefined && this.counts.size >= MAX_BLOCKED_TRACKED) {
