@@ -219,9 +219,9 @@ class StatusRun implements RunReport {
         }
         break;
       case 'egress.blocked':
+        // Counted here, listed when the comment is written: a flood of refusals costs a count each.
         // A repeat (a re-attached run's) changes nothing and costs no edit.
         if (this.blocked.add(event) === 0) return;
-        v.blocked = this.blocked.view(BLOCKED_SHOWN);
         break;
       default:
         return; // the terminal event is reported by finish()
@@ -257,7 +257,8 @@ class StatusRun implements RunReport {
     this.lastEdit = this.now();
     const redact = await this.redactor;
     const liveUrl = this.view.phase !== 'queued' && this.view.sessionId ? this.options.liveLink?.(this.view.sessionId) : undefined;
-    const body = renderStatusComment({ ...this.view, now: this.now(), lastLines: [...this.lines], ...(liveUrl ? { liveUrl } : {}) }, statusMarker({ issueKey: this.command.issueKey, seq: this.command.seq }), redact);
+    const blocked = this.blocked.total > 0 ? { blocked: this.blocked.view(BLOCKED_SHOWN) } : {};
+    const body = renderStatusComment({ ...this.view, now: this.now(), lastLines: [...this.lines], ...(liveUrl ? { liveUrl } : {}), ...blocked }, statusMarker({ issueKey: this.command.issueKey, seq: this.command.seq }), redact);
     try {
       await this.options.comments.update(reportTarget(this.command), this.commentId, body);
     } catch (err) {

@@ -1,6 +1,6 @@
 import MarkdownIt from 'markdown-it';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
 import { createRedactor } from '../../src/core/redact.js';
 import { BLOCKED_SHOWN, MAX_COMMENT_CHARS, renderStatusComment, statusMarker, type StatusView } from '../../src/github/status-comment.js';
@@ -132,5 +132,21 @@ describe('the status reporter shows refusals as they come', () => {
     const final = bodies.at(-1) ?? '';
     expect(final).toContain('cldpd: finished');
     expect(final).toContain('**Blocked:** `evil.example` ×2, `pypi.org:8080` ×1');
+  });
+
+  it('a flood of refusals costs a count each: the hosts are sorted only when the comment is written', async () => {
+    bodies.length = 0;
+    const view = vi.spyOn(BlockedTally.prototype, 'view');
+    try {
+      const run = new StatusReporter({ comments, budget: localWriteBudget(600_000), intervalMs: 60_000, redactorFor: async () => none, logger: pino({ level: 'silent' }) }).forRun(command);
+      run.event({ type: 'container.started', at: 1, containerId: 'c', containerName: 'n', exec: false, run: 1 }, {});
+      for (let i = 0; i < 100_000; i++) run.event(blocked(`h${i % 2000}.evil.example`, 443, Math.floor(i / 2000) + 1), {});
+      await run.finish({ kind: 'exited', sessionId: command.sessionId, terminal: { type: 'container.exited', at: 2, exitCode: 0, reason: 'exited', durationMs: 1 } });
+      expect(view.mock.calls.length).toBeLessThanOrEqual(bodies.length);
+      expect(bodies.at(-1)).toContain('×50');
+      expect(bodies.at(-1)).toContain(`and ${2000 - BLOCKED_SHOWN} more`);
+    } finally {
+      view.mockRestore();
+    }
   });
 });
