@@ -111,7 +111,8 @@ export class SessionLog {
       }
       const bytes = Buffer.byteLength(line);
       // Output past the bound: plain lines counted, the agent's init and result trimmed and bounded.
-      if (event.type === 'output' || event.type === 'build.output') {
+      // The gateway's refusals too (counted by their bytes): a container that knocks without end must not grow the log.
+      if (event.type === 'output' || event.type === 'build.output' || event.type === 'egress.blocked') {
         if (this.cut || this.written + bytes > max) {
           if (!this.cut) {
             this.cut = true;

@@ -1,6 +1,7 @@
 import { keepEnd, keepStart, shorten, stripEscapes, toWellFormed, type ExitReason } from '../core/index.js';
 import { keepMarkdownEnd, safeInline, safeMarkdown } from './markdown-safe.js';
 import { utcMinute } from '../queue/run-view.js';
+import type { BlockedView } from '../queue/blocked-tally.js';
 
 /** GitHub refuses comment bodies over 65,536 characters; stay well inside. */
 export const MAX_COMMENT_CHARS = 60_000;
@@ -49,6 +50,8 @@ export interface StatusView {
   readonly waitingFor?: { readonly resumeAt: number; readonly kind: 'usage' | 'rate'; readonly wait?: number; readonly of?: number; readonly because?: 'shared' };
   /** The pod's limit the agent stopped at (Claude Code's error_max_turns / error_max_budget_usd result). */
   readonly limit?: 'turns' | 'budget';
+  /** The hosts the run's egress gateway refused so far (see BlockedTally): names as the container asked, untrusted. */
+  readonly blocked?: BlockedView;
   /** The session's live page (a signed link), once the run has begun. */
   readonly liveUrl?: string;
   /** What the run pushed, found through the API; absent when it had no token to push with. */
@@ -78,6 +81,30 @@ function workLines(work: NonNullable<StatusView['work']>): string[] {
     const none = failed ? ` (no pull request: cldpd could not open one, ${safeInline(oneLine(failed.reason, 500))})` : ' (no pull request)';
     return `Pushed ${link(b.name, b.url)}${pulls.length > 0 ? ` → ${pulls.join(', ')}` : none}`;
   });
+}
+
+/** Hosts the blocked line names at most; the rest are counted. */
+export const BLOCKED_SHOWN = 10;
+
+/** Characters of one blocked host's name shown (after redaction); a longer one is cut with an ellipsis. */
+const BLOCKED_NAME_CHARS = 100;
+
+/**
+ * A host name from the container as inline code: whatever it holds, it links, mentions and
+ * formats nothing. Anything but visible ASCII (a backtick, a space, a line break, a control or
+ * non-ASCII character) becomes `?`, so no character can end the span or hide in it.
+ */
+function hostCode(name: string): string {
+  const shown = shorten(name, BLOCKED_NAME_CHARS).replace(/…$/, '...').replace(/[^\x21-\x5f\x61-\x7e]/g, '?');
+  return `\`${shown || '?'}\``;
+}
+
+/** The line of hosts the run was refused: the most refused first, at most {@link BLOCKED_SHOWN}, and how to allow one. */
+function blockedLine(blocked: BlockedView, redact: (text: string) => string): string {
+  const shown = blocked.hosts.slice(0, BLOCKED_SHOWN).map((h) => `${hostCode(redact(h.name))} ×${h.count}`);
+  const more = blocked.more + Math.max(0, blocked.hosts.length - BLOCKED_SHOWN);
+  const list = more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
+  return `**Blocked:** ${list} — to allow one, add it to the pod's pod.json \`"egress"\` (and to \`.github/cldpd.yml\` \`egress\` if that narrows this pod).`;
 }
 
 /** The hidden first line that lets cldpd find its own status comment again. */
@@ -213,6 +240,7 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (view.limit === 'budget' && shown === 'at its limit') head.push(`The agent stopped at the pod's spending limit for a run (\`maxBudgetUsd\` in its pod.json)${view.costUsd !== undefined ? `, having spent $${view.costUsd.toFixed(2)}` : ''}.`);
   if (view.error) head.push(`**Error:** ${safeInline(oneLine(redact(view.error), 1000))}`);
   if (view.note) head.push(safeInline(oneLine(view.note, 1000)));
+  if (view.blocked && view.blocked.hosts.length + view.blocked.more > 0) head.push(blockedLine(view.blocked, redact));
   if (view.activity && active) head.push(`Latest: ${safeInline(oneLine(stripEscapes(redact(view.activity))))}`);
   if (view.liveUrl && active) head.push(`**${link('Follow it live', view.liveUrl)}**: every line, as the container prints it.`);
   if (view.work && (view.phase === 'finished' || view.phase === 'failed')) head.push(workLines(view.work).join('  \n'));

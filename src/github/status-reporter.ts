@@ -2,11 +2,12 @@ import type { Logger } from 'pino';
 import { messageOf, type AgentSummary, type SessionEvent } from '../core/index.js';
 import { reportTarget, type Reporter, type RunCommand, type RunOutcome, type RunReport } from '../queue/contract.js';
 import type { PositionReporter } from '../queue/queue-position.js';
+import { BlockedTally } from '../queue/blocked-tally.js';
 import { outcomePhase, phaseAfter } from '../queue/run-view.js';
 import type { CommentsApi } from './comments-api.js';
 import { createRedactor } from '../core/redact.js';
 import { within } from '../core/within.js';
-import { renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
+import { BLOCKED_SHOWN, renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
 import { statusOf } from './status-of.js';
 import type { WriteBudget } from './write-budget-policy.js';
 
@@ -153,6 +154,8 @@ class StatusRun implements RunReport {
   private readonly lines: string[] = [];
   /** The last lines of the image build: shown when the run fails before its container. */
   private readonly buildLines: string[] = [];
+  /** The hosts the run's gateway refused. */
+  private readonly blocked = new BlockedTally();
   private lastEdit = 0;
   private replays = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -215,6 +218,11 @@ class StatusRun implements RunReport {
           if (v.phase !== 'setting up') v.activity = event.line;
         }
         break;
+      case 'egress.blocked':
+        // Counted here, listed when the comment is written: a flood of refusals costs a count each.
+        // A repeat (a re-attached run's) changes nothing and costs no edit.
+        if (this.blocked.add(event) === 0) return;
+        break;
       default:
         return; // the terminal event is reported by finish()
     }
@@ -249,7 +257,8 @@ class StatusRun implements RunReport {
     this.lastEdit = this.now();
     const redact = await this.redactor;
     const liveUrl = this.view.phase !== 'queued' && this.view.sessionId ? this.options.liveLink?.(this.view.sessionId) : undefined;
-    const body = renderStatusComment({ ...this.view, now: this.now(), lastLines: [...this.lines], ...(liveUrl ? { liveUrl } : {}) }, statusMarker({ issueKey: this.command.issueKey, seq: this.command.seq }), redact);
+    const blocked = this.blocked.total > 0 ? { blocked: this.blocked.view(BLOCKED_SHOWN) } : {};
+    const body = renderStatusComment({ ...this.view, now: this.now(), lastLines: [...this.lines], ...(liveUrl ? { liveUrl } : {}), ...blocked }, statusMarker({ issueKey: this.command.issueKey, seq: this.command.seq }), redact);
     try {
       await this.options.comments.update(reportTarget(this.command), this.commentId, body);
     } catch (err) {

@@ -10,6 +10,7 @@ import { octokitComments } from '../github/comments-api.js';
 import { FeedWriter } from '../web/feed-writer.js';
 import { issueLookup } from '../github/issue-lookup.js';
 import { PullOpener } from '../github/pull-opener.js';
+import { repoEgressSource } from '../github/repo-settings.js';
 import { repoTokenSource } from '../github/repo-tokens.js';
 import { StatusReporter } from '../github/status-reporter.js';
 import type { RunCommand } from '../queue/contract.js';
@@ -99,7 +100,10 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const worker = new RunWorker({ connection: redis, hostId: config.hostId, concurrency: config.concurrency, lockTtlMs: config.jobLockMs, reconcileMs: config.reconcileMs, hostGoneMs: config.hostGoneMs, dispatcher, inventory,
     feed: feedStore(redis, config),
     issueOnGitHub: issueLookup(octokitFor),
-    providerLimits: { ...config.providerWaits, credentialOf: (command) => modelCredential(pods, command.pod, hostEnv) }, state, producer, reporter: reporters, positions: reporter, github, pulls, logger: logger.child({ name: 'worker' }) });
+    providerLimits: { ...config.providerWaits, credentialOf: (command) => modelCredential(pods, command.pod, hostEnv) }, state, producer, reporter: reporters, positions: reporter, github, pulls,
+    // Read before each run: the repository's .github/cldpd.yml may narrow its pod's egress.
+    egress: repoEgressSource(octokitFor),
+    logger: logger.child({ name: 'worker' }) });
   metrics?.countSessions(config.hostId, () => worker.activeRuns);
   await worker.start();
   return {

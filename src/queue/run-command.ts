@@ -16,6 +16,12 @@ export interface CommandRunnerOptions {
   readonly waits?: Pick<ProviderWaits, 'afterRun'> | undefined;
   /** Mints tokens for a command's repository, for pods that ask for `github` permissions, and finds what the run pushed; none when absent. */
   readonly github?: ((command: RunCommand) => RunRepoAccess) | undefined;
+  /**
+   * The repository's narrower egress list for a command's pod (`.github/cldpd.yml` `egress`),
+   * asked before each start or resume and passed to the dispatcher; a rejection fails the run
+   * before anything starts, with its message. None asked when absent.
+   */
+  readonly egress?: ((command: RunCommand) => Promise<readonly string[] | undefined>) | undefined;
   /** Opens the pull request of what a run pushed and records the session's pull requests; none when absent. */
   readonly pulls?: PullRequestOpener | undefined;
   readonly logger: Logger;
@@ -86,9 +92,13 @@ export class CommandRunner {
         outcome = { kind: 'cancelled', sessionId: command.sessionId, message: 'Stopped by `/cldpd stop`.' };
         return;
       }
-      session ??= command.kind === 'start'
-        ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId, ...github })
-        : await dispatcher.resume(command.sessionId, command.prompt, github);
+      if (!session) {
+        const egress = await this.options.egress?.(command);
+        const options = { ...github, ...(egress ? { egress } : {}) };
+        session = command.kind === 'start'
+          ? await dispatcher.start(command.pod, { issueUrl: command.issue.url, prompt: command.prompt }, { sessionId: command.sessionId, ...options })
+          : await dispatcher.resume(command.sessionId, command.prompt, options);
+      }
       if (command.kind === 'start') await state.set(command.issueKey, { sessionId: session.id, pod: command.pod });
       outcome = await this.withWork(command, await this.follow(command, session, report, earlier), access, log);
     } catch (err) {

@@ -44,6 +44,8 @@ export interface RunWorkerOptions {
   readonly github?: (command: RunCommand) => RunRepoAccess;
   /** Opens the pull request of what a run pushed and records the session's pull requests (see PullRequestOpener); none when absent. */
   readonly pulls?: PullRequestOpener;
+  /** The repository's narrower egress list for a command's pod, asked before each start or resume (see CommandRunnerOptions.egress); none when absent. */
+  readonly egress?: (command: RunCommand) => Promise<readonly string[] | undefined>;
   /** Waiting out a model provider's quota or rate refusal instead of failing (see ProviderLimits): none when absent. */
   readonly providerLimits?: ProviderLimits;
 }
@@ -71,7 +73,7 @@ export class RunWorker {
     this.lockTtlMs = options.lockTtlMs ?? 60_000;
     this.positions = new QueuePositions({ positions: options.positions, state, logger });
     const waits = options.providerLimits ? new ProviderWaits({ limits: options.providerLimits, state, producer, positions: options.positions, logger }) : undefined;
-    this.runner = new CommandRunner({ dispatcher, state, reporter, waits, github: options.github, pulls: options.pulls, logger });
+    this.runner = new CommandRunner({ dispatcher, state, reporter, waits, github: options.github, pulls: options.pulls, egress: options.egress, logger });
     this.delivery = new LiveDelivery({ state, runner: this.runner, positions: this.positions, logger });
     this.issueDrain = new IssueDrain({ hostId, state, producer, runner: this.runner, delivery: this.delivery, positions: this.positions, waits, logger,
       lockTtlMs: this.lockTtlMs, recheckMs: options.recheckMs ?? 5_000, hostGoneMs: options.hostGoneMs });

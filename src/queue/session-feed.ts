@@ -12,6 +12,9 @@ import { KEY_PREFIX } from './names.js';
  * - `result`: what a tool returned, as a size and its first line;
  * - `message`: an instruction the agent took;
  * - `line`: a plain output line of the container (or of a setup step);
+ * - `blocked`: the run's egress gateway refused a connection (`host` is what the container
+ *   asked for, redacted; `count`: that host:port's refusals in the run so far); `last` on the
+ *   last one a run lists (see FeedWriter): the status comment and /metrics count the rest;
  * - `end`: the run's outcome, and the agent's final answer when the entries before do not end with it.
  */
 export type FeedEntry =
@@ -23,6 +26,7 @@ export type FeedEntry =
   | { readonly k: 'result'; readonly at: number; readonly isError: boolean; readonly lines: number; readonly chars: number; readonly firstLine: string }
   | { readonly k: 'message'; readonly at: number; readonly text: string }
   | { readonly k: 'line'; readonly at: number; readonly stream: 'stdout' | 'stderr'; readonly text: string; readonly step?: number }
+  | { readonly k: 'blocked'; readonly at: number; readonly host: string; readonly port: number; readonly via: 'connect' | 'http' | 'tls'; readonly count: number; readonly last?: true }
   | {
       readonly k: 'end';
       readonly at: number;

@@ -25,9 +25,13 @@ export interface FeedWriterOptions {
 const MAX_TEXT = 20_000;
 const MAX_LINE = 2_000;
 const BATCH = 500;
+/** Refusals of the egress gateway one run lists on the page; the status comment and /metrics count every one. */
+export const MAX_BLOCKED_ENTRIES = 200;
+/** Longest host name of a refusal on the page: a DNS name is at most 253 characters. */
+const MAX_HOST = 300;
 
 /** The entry fields that hold text from the run (everything else is cldpd's own). */
-const TEXT_FIELDS = new Set(['text', 'name', 'summary', 'firstLine', 'note', 'by', 'answer']);
+const TEXT_FIELDS = new Set(['text', 'name', 'summary', 'firstLine', 'note', 'by', 'answer', 'host']);
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -45,6 +49,8 @@ export function feedEntries(event: SessionEvent, command: Pick<RunCommand, 'kind
       return [{ k: 'run', at, run: event.run, command: event.run === 1 ? 'start' : command.kind, ...(command.requestedBy ? { by: command.requestedBy } : {}) }];
     case 'setup.step':
       return [{ k: 'step', at, step: event.step, of: event.of, name: event.name }];
+    case 'egress.blocked':
+      return [{ k: 'blocked', at, host: event.host, port: event.port, via: event.via, count: event.count }];
     case 'output': {
       if (!event.agent) return [{ k: 'line', at, stream: event.stream, text: event.line, ...(event.step !== undefined ? { step: event.step } : {}) }];
       const entries: FeedEntry[] = [];
@@ -73,7 +79,7 @@ export function redactEntry(entry: FeedEntry, redact: (text: string) => string):
   for (const [key, value] of Object.entries(entry)) {
     if (typeof value !== 'string' || !TEXT_FIELDS.has(key)) continue;
     const clean = toWellFormed(stripEscapes(redact(value)));
-    const max = entry.k === 'line' || entry.k === 'build' ? MAX_LINE : MAX_TEXT;
+    const max = entry.k === 'blocked' ? MAX_HOST : entry.k === 'line' || entry.k === 'build' ? MAX_LINE : MAX_TEXT;
     out[key] = clean.length > max ? `${keepStart(clean, max)} … (${clean.length - max} more characters)` : clean;
   }
   return out as unknown as FeedEntry;
@@ -103,6 +109,8 @@ class FeedRun implements RunReport {
   private flushing: Promise<void> | undefined;
   /** The agent's last words in this run, as its entries had them: a final answer the same as these is not shown twice. */
   private lastText: string | undefined;
+  /** Refusals of the egress gateway listed so far (at most MAX_BLOCKED_ENTRIES). */
+  private blocked = 0;
   /** Whether the run reached its build or container: only then does it own the header's phase. */
   private began = false;
   /** Set once the finish has waited its time: a publish that fails after it is not retried. */
@@ -116,7 +124,7 @@ class FeedRun implements RunReport {
   }
 
   event(event: SessionEvent, agent: AgentSummary): void {
-    const entries = feedEntries(event, this.command);
+    const entries = this.bounded(feedEntries(event, this.command));
     for (const entry of entries) if (entry.k === 'text') this.lastText = entry.text;
     this.push(...entries);
     const h = this.head;
@@ -139,6 +147,16 @@ class FeedRun implements RunReport {
     }
     this.spent(agent);
     this.schedule();
+  }
+
+  /** `entries` with refusals past the run's MAX_BLOCKED_ENTRIES left out, the last one listed marked: a container that knocks without end does not push its run off the page. */
+  private bounded(entries: FeedEntry[]): FeedEntry[] {
+    return entries.flatMap((entry): FeedEntry[] => {
+      if (entry.k !== 'blocked') return [entry];
+      if (this.blocked >= MAX_BLOCKED_ENTRIES) return [];
+      this.blocked += 1;
+      return [this.blocked === MAX_BLOCKED_ENTRIES ? { ...entry, last: true as const } : entry];
+    });
   }
 
   async finish(outcome: RunOutcome): Promise<void> {

@@ -47,6 +47,8 @@ export interface CldpdMetrics {
   runStarted(pod: string, timeToStartSeconds?: number): void;
   /** Counts a run's end, with its duration, cost and turns when known. */
   runFinished(run: FinishedRun): void;
+  /** Counts `refusals` (default 1) of a run of `pod` by its egress gateway: connections to hosts its egress list does not allow. */
+  egressBlocked(pod: string, refusals?: number): void;
   /** Reads the sessions `host` follows from `count` at each scrape; a second call for a host replaces the first. */
   countSessions(host: string, count: () => number): void;
 }
@@ -105,6 +107,8 @@ export function createMetrics(options: MetricsOptions = {}): CldpdMetrics {
   const budgetWaits = new Counter({ name: 'cldpd_github_budget_waits_total', help: 'Writes the GitHub write budget held back: waited (a write that must land waited), skipped (a progress edit left out).', labelNames: ['kind'] as const, registers });
   const cost = new Counter({ name: 'cldpd_agent_cost_usd_total', help: 'What the agents\' runs cost, in US dollars, as they reported it.', labelNames: ['pod'] as const, registers });
   const turns = new Counter({ name: 'cldpd_agent_turns_total', help: 'Agent turns the runs took.', labelNames: ['pod'] as const, registers });
+  // By pod only: the hosts are the container's to choose, so a label of them would grow without bound.
+  const blocked = new Counter({ name: 'cldpd_egress_blocked_total', help: 'Connections the runs\' egress gateways refused: hosts the pod\'s egress list does not allow (which hosts: the run\'s status comment).', labelNames: ['pod'] as const, registers });
 
   return {
     registry,
@@ -129,6 +133,9 @@ export function createMetrics(options: MetricsOptions = {}): CldpdMetrics {
         if (run.costUsd !== undefined && Number.isFinite(run.costUsd) && run.costUsd > 0) cost.inc({ pod: run.pod }, run.costUsd);
         if (run.turns !== undefined && Number.isFinite(run.turns) && run.turns > 0) turns.inc({ pod: run.pod }, run.turns);
       });
+    },
+    egressBlocked(pod, refusals = 1) {
+      if (Number.isFinite(refusals) && refusals > 0) quietly(() => blocked.inc({ pod }, refusals));
     },
     countSessions(host, count) {
       sessionSources.set(host, count);

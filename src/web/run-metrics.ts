@@ -1,4 +1,5 @@
 import type { AgentSummary, SessionEvent } from '../core/index.js';
+import { BlockedTally } from '../queue/blocked-tally.js';
 import type { Reporter, RunCommand, RunOutcome, RunReport } from '../queue/contract.js';
 import type { CldpdMetrics, RunEnd } from './metrics.js';
 
@@ -20,18 +21,30 @@ export function runEnd(outcome: RunOutcome): RunEnd {
  * A Reporter that counts runs into the metrics: a start (and the time from the command
  * being queued) at `container.started`; at the end, how it ended, how long its container ran
  * (its exit's `durationMs`, else from `container.started` to the terminal event), and the
- * agent's cost and turns. Reports nothing anywhere else, and never throws.
+ * agent's cost and turns; each refusal of its egress gateway as it comes (an event seen again,
+ * as a re-attached run may, counts nothing: see BlockedTally). Reports nothing anywhere else,
+ * and never throws.
  */
 export class RunMetrics implements Reporter {
   /** `now`: the clock for a run that ended without a terminal event; default Date.now. */
-  constructor(private readonly metrics: Pick<CldpdMetrics, 'runStarted' | 'runFinished'>, private readonly now: () => number = Date.now) {}
+  constructor(private readonly metrics: Pick<CldpdMetrics, 'runStarted' | 'runFinished' | 'egressBlocked'>, private readonly now: () => number = Date.now) {}
 
   forRun(command: RunCommand): RunReport {
     let startedAt: number | undefined;
     let finished = false;
+    const blocked = new BlockedTally();
     const { metrics, now } = this;
     return {
       event(event: SessionEvent, _agent: AgentSummary) {
+        if (event.type === 'egress.blocked') {
+          try {
+            const refusals = blocked.add(event);
+            if (refusals > 0) metrics.egressBlocked(command.pod, refusals);
+          } catch {
+            // Counting a refusal never breaks the run.
+          }
+          return;
+        }
         // One container start per run (see SessionEvent's ordering contract).
         if (event.type !== 'container.started' || startedAt !== undefined) return;
         startedAt = event.at;

@@ -76,6 +76,7 @@ time { color: var(--dim); font: 12px ui-monospace, monospace; flex: none; }
 code, pre { font: 13px/1.45 ui-monospace, monospace; white-space: pre-wrap; }
 .line.stderr code { color: #bc4c00; } .step code, .build code { color: var(--dim); }
 .mark { font-size: .75rem; text-transform: uppercase; letter-spacing: .04em; color: var(--dim); margin-right: .3rem; }
+.blocked .mark, .blocked code { color: #bc4c00; }
 .run h2 { font-size: 1rem; margin: 1rem 0 .25rem; } .end h3 { font-size: 1rem; margin: .5rem 0; }
 .end.finished h3 { color: #1a7f37; } .end.failed h3 { color: #cf222e; }
 .md p:first-child { margin-top: 0; } .md p:last-child { margin-bottom: 0; }

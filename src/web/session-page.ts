@@ -81,6 +81,15 @@ function entryBody(entry: FeedEntry, full: boolean): string | undefined {
         : `<span class="mark">instruction</span> <span class="dim">taken (${entry.text.length} characters; its words are on the issue)</span>`;
     case 'line':
       return `<code>${escapeHtml(entry.text)}</code>`;
+    case 'blocked': {
+      // Numbers and the way it asked are the worker's, but the feed is data: shown as text, never trusted as markup.
+      const port = Number(entry.port);
+      const count = Number(entry.count);
+      const via = entry.via === 'connect' ? 'a CONNECT tunnel' : entry.via === 'http' ? 'a plain HTTP request' : entry.via === 'tls' ? 'a TLS name' : 'a connection';
+      const times = Number.isInteger(count) && count > 1 ? ` (${count} times so far)` : '';
+      const last = entry.last ? ' <span class="dim">Later refusals of this run are not listed here; its status comment counts them all.</span>' : '';
+      return `<span class="mark">blocked</span> <code>${escapeHtml(String(entry.host))}${Number.isInteger(port) ? `:${port}` : ''}</code> refused: ${via} to a host the pod's egress list does not allow${times}.${last}`;
+    }
     case 'end': {
       const parts: string[] = [entry.outcome];
       if (entry.exitCode !== undefined) parts.push(`exit code ${entry.exitCode}`);

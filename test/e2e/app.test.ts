@@ -298,6 +298,26 @@ describeWithDocker('the GitHub App end to end', () => {
       expect(github.commentsOn(`${OWNER}/strict#1`)[0]?.body).toContain('The pod `e2e-linger` is not enabled for this repository: `.github/cldpd.yml` allows `e2e`.');
     });
 
+    it('.github/cldpd.yml egress is read by the worker before each run: a list that became wrong stops the next run from starting, saying why', async () => {
+      const repo = 'narrow';
+      const on = (n: number) => github.commentsOn(`${OWNER}/${repo}#${n}`).filter((c) => c.body.startsWith('<!-- cldpd:status'));
+      await world.pod('e2e-egress', { command: ['sh', '-c', 'echo working; sleep 6; echo done'] });
+      github.settings.set(`${OWNER}/${repo}`, 'egress:\n  e2e-egress: [registry.npmjs.org, "*.pythonhosted.org"]\n');
+      await deliver(port, 'issues', payload('issues', 'labeled', { issue: 1, label: 'cldpd:e2e-egress', repo }), { id: randomUUID(), secret: SECRET });
+      await until('the first run to be running', () => on(1).some((c) => c.body.includes('cldpd: running')), 30_000);
+      // Queued behind it while the file was still right (the intake reads it too).
+      await deliver(port, 'issue_comment', payload('issue_comment', 'created', { issue: 1, comment: '/cldpd resume go on', repo }), { id: randomUUID(), secret: SECRET });
+      await until('the resume to be queued', () => on(1).length === 2, 15_000);
+      expect(on(1)[0]?.body).not.toMatch(/cldpd: (finished|failed)/); // the first run still runs: the resume is not read yet
+      github.settings.set(`${OWNER}/${repo}`, 'egress:\n  e2e-egress: ["*.com"]\n');
+      await until('both runs to end', () => on(1).filter((c) => /cldpd: (finished|failed)/.test(c.body)).length === 2, 60_000);
+      const [first, second] = on(1);
+      expect(first?.body).toContain('cldpd: finished');
+      expect(second?.body).toContain('cldpd: failed');
+      expect(second?.body).toContain('**Error:** The run did not start: .github/cldpd.yml: "egress.e2e-egress[0]": "*.com" would allow a whole top-level domain');
+      github.settings.delete(`${OWNER}/${repo}`);
+    });
+
     const KEY = 'Zq8vL2mN4pR7tX1yB6cD9fG3hJ5kW0sE';
     /** Whether `text` holds any 8 characters of KEY in a row, whatever whitespace (or escaped line break) was put between them. */
     const showsKey = (text: string) => {

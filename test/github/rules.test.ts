@@ -64,7 +64,7 @@ describe('parseRepoSettings', () => {
 
   it.each([
     ['pods: web', '"pods" must be a list of pod names'],
-    ['pod: [web]', 'unknown key "pod" (known: pods, limits, pullRequest, fixChecks)'],
+    ['pod: [web]', 'unknown key "pod" (known: pods, limits, pullRequest, fixChecks, egress)'],
     ['pods: [', 'not valid YAML'],
     ['pullRequest: yes', '"pullRequest" must be draft, ready or off'],
     ['pullRequest: 3', '"pullRequest" must be draft, ready or off'],

@@ -20,6 +20,7 @@ function command(pod = 'web', patch: Partial<RunCommand> = {}): RunCommand {
 const started = (at: number): SessionEvent => ({ type: 'container.started', at, containerId: 'c1', containerName: 'cldpd-web', exec: false, run: 1 });
 const exited = (at: number, exitCode: number, durationMs: number, reason: 'exited' | 'stopped' | 'timeout' = 'exited') =>
   ({ type: 'container.exited', at, exitCode, reason, durationMs }) as const;
+const blocked = (host: string, port: number, count: number): SessionEvent => ({ type: 'egress.blocked', at: QUEUED_AT + 5_000, host, port, via: 'connect', count });
 const result = (costUsd: number, turns: number): NonNullable<AgentSummary['result']> => ({ kind: 'result', isError: false, costUsd, turns });
 
 async function scrape(metrics: CldpdMetrics): Promise<string> {
@@ -119,9 +120,10 @@ describe('RunMetrics', () => {
   });
 
   it('never throws, even when the metrics do', async () => {
-    const broken = { runStarted: () => { throw new Error('boom'); }, runFinished: () => { throw new Error('boom'); } };
+    const broken = { runStarted: () => { throw new Error('boom'); }, runFinished: () => { throw new Error('boom'); }, egressBlocked: () => { throw new Error('boom'); } };
     const report = new RunMetrics(broken).forRun(command('web'));
     expect(() => report.event(started(QUEUED_AT), {})).not.toThrow();
+    expect(() => report.event(blocked('evil.example', 443, 1), {})).not.toThrow();
     await expect(report.finish({ kind: 'exited', sessionId: 's', terminal: exited(QUEUED_AT, 0, 1) })).resolves.toBeUndefined();
   });
 
@@ -135,5 +137,42 @@ describe('RunMetrics', () => {
     const text = await scrape(metrics);
     expect(sampleValue(text, 'cldpd_runs_started_total', { pod: 'web' })).toBe(1);
     expect(sampleValue(text, 'cldpd_runs_finished_total', { pod: 'web', outcome: 'stopped' })).toBe(1);
+  });
+});
+
+describe('cldpd_egress_blocked_total', () => {
+  it('counts each refusal of a run by its pod, in a real registry, with no label of the host', async () => {
+    const metrics = createMetrics();
+    const web = new RunMetrics(metrics).forRun(command('web'));
+    const api = new RunMetrics(metrics).forRun(command('api'));
+    web.event(started(QUEUED_AT + 1_000), {});
+    for (let n = 1; n <= 3; n++) web.event(blocked('evil.example', 443, n), {});
+    web.event(blocked('pypi.org', 8080, 1), {});
+    api.event(blocked('other.example', 80, 1), {});
+    const text = await scrape(metrics);
+    expect(sampleValue(text, 'cldpd_egress_blocked_total', { pod: 'web' })).toBe(4);
+    expect(sampleValue(text, 'cldpd_egress_blocked_total', { pod: 'api' })).toBe(1);
+    expect(text).toContain('# TYPE cldpd_egress_blocked_total counter');
+    expect(text).not.toContain('evil.example');
+  });
+
+  it('an event seen again (a re-attached run) counts nothing twice; a count that jumps counts the refusals between', async () => {
+    const metrics = createMetrics();
+    const report = new RunMetrics(metrics).forRun(command('web'));
+    report.event(blocked('evil.example', 443, 1), {});
+    report.event(blocked('evil.example', 443, 2), {});
+    report.event(blocked('evil.example', 443, 2), {});
+    report.event(blocked('evil.example', 443, 1), {});
+    report.event(blocked('evil.example', 443, 5), {});
+    expect(sampleValue(await scrape(metrics), 'cldpd_egress_blocked_total', { pod: 'web' })).toBe(5);
+  });
+
+  it('ten thousand distinct hosts cost one series, and every refusal is counted', async () => {
+    const metrics = createMetrics();
+    const report = new RunMetrics(metrics).forRun(command('web'));
+    for (let i = 0; i < 10_000; i++) report.event(blocked(`h${i}.evil.example`, 443, 1), {});
+    const text = await scrape(metrics);
+    expect(sampleValue(text, 'cldpd_egress_blocked_total', { pod: 'web' })).toBe(10_000);
+    expect(text.split('\n').filter((l) => l.startsWith('cldpd_egress_blocked_total{'))).toHaveLength(1);
   });
 });
