@@ -164,6 +164,23 @@ describe('the egress gateway as an HTTP proxy', () => {
     expect((await rawExchange(port, `CONNECT wild.test:${tlsPort} HTTP/1.1\r\n\r\n`)).status).toBe(403);
   });
 
+  it('allows beyond the base list only what every layer allows (the pod\'s list, narrowed by the repository\'s)', async () => {
+    const layered = new GatewayProcess({
+      port: await freePort(),
+      allow: { base: [rule(`allowed.test:${tlsPort}`)], layers: [[rule(`*.wild.test:${tlsPort}`), rule(`other.test:${tlsPort}`)], [rule(`a.wild.test:${tlsPort}`)]] },
+    }, HOSTS);
+    try {
+      const at = await layered.listening();
+      const status = async (host: string) => (await rawExchange(at, `CONNECT ${host}:${tlsPort} HTTP/1.1\r\n\r\n`)).status;
+      expect(await httpsThroughTunnel(at, `a.wild.test:${tlsPort}`, 'a.wild.test', cert.cert)).toContain('tls hello');
+      expect(await httpsThroughTunnel(at, `allowed.test:${tlsPort}`, 'allowed.test', cert.cert)).toContain('tls hello');
+      expect(await status('deep.a.wild.test')).toBe(403);
+      expect(await status('other.test')).toBe(403);
+    } finally {
+      await layered.stop();
+    }
+  });
+
   it('allows a listed host on its listed port only', async () => {
     expect((await rawExchange(port, `CONNECT allowed.test:${sparePort} HTTP/1.1\r\n\r\n`)).status).toBe(403);
     await until('the port notice', () => gateway.blocked().some((n) => n.host === 'allowed.test' && n.port === sparePort));
