@@ -21,6 +21,8 @@ const RELAY_BUFFER_BYTES = 128 * 1024;
 export const HELLO_TIMEOUT_MS = 10_000;
 /** How long the gateway waits for an upstream host to accept a connection (name resolution included). */
 export const CONNECT_TIMEOUT_MS = 15_000;
+/** How long a connection is idle before TCP keepalive probes ask whether its peer is still there. */
+const KEEPALIVE_MS = 60_000;
 /** The most reads a ClientHello may arrive in (real clients send it in one to three). */
 const MAX_HELLO_READS = 64;
 
@@ -99,6 +101,9 @@ export class Gateway {
       endWith(socket, rawResponse(503, `the gateway has ${MAX_CONNECTIONS} connections open, its most\n`));
       return;
     }
+    socket.setNoDelay(true);
+    // A peer that went away without a word is found out, and its connection no longer counts.
+    socket.setKeepAlive(true, KEEPALIVE_MS);
     this.clients.add(socket);
     socket.once('close', () => this.clients.delete(socket));
   }
@@ -139,8 +144,9 @@ export class Gateway {
     const early: Buffer[] = [];
     let earlyBytes = 0;
     let relay: ((chunk: Buffer) => void) | undefined;
+    // noDelay: a relay passes each write on as it comes; Nagle's wait would add a delayed ACK to exchanges.
     const upstream: net.Socket = net.connect({
-      host: target.host, port: target.port, allowHalfOpen: true,
+      host: target.host, port: target.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS,
       onread: {
         buffer: Buffer.allocUnsafe(RELAY_BUFFER_BYTES),
         callback: (size: number, buffer: Uint8Array): boolean => {
@@ -317,6 +323,7 @@ export class Gateway {
     let connectTimer: NodeJS.Timeout | undefined;
     outgoing.on('socket', (socket: net.Socket) => {
       this.trackUpstream(socket);
+      socket.setNoDelay(true);
       if (!socket.connecting) return;
       connectTimer = setTimeout(() => outgoing.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
       socket.once('connect', () => clearTimeout(connectTimer));

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -11,6 +11,12 @@ import { freePort, GatewayProcess, httpsThroughTunnel, openTunnel, rawExchange, 
 
 const run = promisify(execFile);
 const HOSTS = '127.0.0.1 localhost\n127.0.0.1 allowed.test other.test wild.test a.wild.test deep.a.wild.test\n';
+// A listener that never accepts: its process blocks before its event loop runs again, and once its
+// queue of two (backlog 1) is taken, the kernel leaves further connections waiting.
+const NEVER_ACCEPTS = `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+  require('node:fs').writeSync(1, s.address().port + '\\n');
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+});`;
 
 function rule(entry: string): EgressRule {
   const parsed = parseEgressEntry(entry);
@@ -31,6 +37,9 @@ describe('the egress gateway as an HTTP proxy', () => {
   let httpPort: number;
   let sparePort: number;
   let deadPort: number;
+  let stuckPort: number;
+  let stuck: ChildProcess;
+  const queueTakers: net.Socket[] = [];
   let gateway: GatewayProcess;
   let port: number;
   const seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }> = [];
@@ -51,10 +60,24 @@ describe('the egress gateway as an HTTP proxy', () => {
     spareServer = http.createServer((_req, res) => res.end('spare'));
     [tlsPort, httpPort, sparePort] = await Promise.all([listen(tlsServer), listen(httpServer), listen(spareServer)]);
     deadPort = await freePort();
+    stuck = spawn(process.execPath, ['-e', NEVER_ACCEPTS], { stdio: ['ignore', 'pipe', 'inherit'] });
+    stuckPort = Number(await new Promise<string>((resolve) => stuck.stdout!.once('data', (d: Buffer) => resolve(String(d)))));
+    // Fill its queue (two places with backlog 1 on Linux): until a connection is left waiting.
+    for (let connected = true; connected && queueTakers.length < 16;) {
+      const socket = net.connect(stuckPort, '127.0.0.1').on('error', () => undefined);
+      queueTakers.push(socket);
+      connected = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 1000);
+        socket.once('connect', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+    }
     gateway = new GatewayProcess({
       port: await freePort(),
       allow: {
-        base: [rule(`allowed.test:${tlsPort}`), rule(`allowed.test:${httpPort}`), rule(`*.wild.test:${tlsPort}`), rule(`127.0.0.1:${httpPort}`), rule(`allowed.test:${deadPort}`)],
+        base: [rule(`allowed.test:${tlsPort}`), rule(`allowed.test:${httpPort}`), rule(`*.wild.test:${tlsPort}`), rule(`127.0.0.1:${httpPort}`), rule(`allowed.test:${deadPort}`), rule(`allowed.test:${stuckPort}`)],
         layers: [],
       },
     }, HOSTS);
@@ -63,6 +86,8 @@ describe('the egress gateway as an HTTP proxy', () => {
 
   afterAll(async () => {
     await gateway?.stop();
+    for (const socket of queueTakers) socket.destroy();
+    stuck?.kill();
     tlsServer?.close();
     httpServer?.close();
     spareServer?.close();
@@ -139,6 +164,23 @@ describe('the egress gateway as an HTTP proxy', () => {
     expect((await rawExchange(port, `CONNECT wild.test:${tlsPort} HTTP/1.1\r\n\r\n`)).status).toBe(403);
   });
 
+  it('allows beyond the base list only what every layer allows (the pod\'s list, narrowed by the repository\'s)', async () => {
+    const layered = new GatewayProcess({
+      port: await freePort(),
+      allow: { base: [rule(`allowed.test:${tlsPort}`)], layers: [[rule(`*.wild.test:${tlsPort}`), rule(`other.test:${tlsPort}`)], [rule(`a.wild.test:${tlsPort}`)]] },
+    }, HOSTS);
+    try {
+      const at = await layered.listening();
+      const status = async (host: string) => (await rawExchange(at, `CONNECT ${host}:${tlsPort} HTTP/1.1\r\n\r\n`)).status;
+      expect(await httpsThroughTunnel(at, `a.wild.test:${tlsPort}`, 'a.wild.test', cert.cert)).toContain('tls hello');
+      expect(await httpsThroughTunnel(at, `allowed.test:${tlsPort}`, 'allowed.test', cert.cert)).toContain('tls hello');
+      expect(await status('deep.a.wild.test')).toBe(403);
+      expect(await status('other.test')).toBe(403);
+    } finally {
+      await layered.stop();
+    }
+  });
+
   it('allows a listed host on its listed port only', async () => {
     expect((await rawExchange(port, `CONNECT allowed.test:${sparePort} HTTP/1.1\r\n\r\n`)).status).toBe(403);
     await until('the port notice', () => gateway.blocked().some((n) => n.host === 'allowed.test' && n.port === sparePort));
@@ -206,16 +248,22 @@ describe('the egress gateway as an HTTP proxy', () => {
     expect(gateway.blocked().some((n) => n.port === deadPort)).toBe(false);
   });
 
-  it('closes a tunnel whose client sends nothing within the ClientHello timeout', async () => {
-    const tunnel = await openTunnel(port, `allowed.test:${tlsPort}`);
-    expect(tunnel.status).toBe(200);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the silent tunnel stayed open 20 s')), 20_000);
-      tunnel.socket.on('close', () => {
-        clearTimeout(timer);
-        resolve();
-      }).resume();
-    });
+  it('closes a tunnel whose client sends nothing within the ClientHello timeout, and answers a CONNECT to a host that never accepts', async () => {
+    const silent = (async () => {
+      const tunnel = await openTunnel(port, `allowed.test:${tlsPort}`);
+      expect(tunnel.status).toBe(200);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the silent tunnel stayed open 20 s')), 20_000);
+        tunnel.socket.on('close', () => {
+          clearTimeout(timer);
+          resolve();
+        }).resume();
+      });
+    })();
+    const hanging = openTunnel(port, `allowed.test:${stuckPort}`);
+    const [answer] = await Promise.all([hanging, silent]);
+    expect(answer.status).toBe(504);
+    expect(answer.head).toContain(`allowed.test:${stuckPort} did not accept a connection within 15 s`);
   });
 
   it('survives garbage from many clients at once and goes on serving', async () => {
