@@ -121,6 +121,12 @@ export type SessionEvent =
       /** How the container asked: a CONNECT tunnel, a plain HTTP request through the proxy, or a TLS name that did not match. */
       readonly via: 'connect' | 'http' | 'tls';
       readonly count: number;
+      /**
+       * Re-told when a run is picked up after its worker went away: the count the run's log
+       * already held, for whoever keeps the run's totals (its status comment). Neither logged
+       * nor published again, nor counted again where it was counted as it came (metrics).
+       */
+      readonly replay?: true;
     }
   | { readonly type: 'container.exited'; readonly at: number; readonly exitCode: number; readonly reason: ExitReason; readonly durationMs: number }
   | { readonly type: 'error'; readonly at: number; readonly code: ErrorCode; readonly message: string };

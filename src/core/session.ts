@@ -272,6 +272,23 @@ export class Session {
   }
 
   /**
+   * A run picked up after a restart: the refusals its log holds are told again (not logged
+   * again), so whoever keeps its totals has those from before the restart too.
+   */
+  private async retellRefusals(): Promise<void> {
+    const blocked = Object.entries(this.options.reattach?.blocked ?? {});
+    if (blocked.length === 0) return;
+    const at = Date.now();
+    const events: SessionEvent[] = blocked.map(([key, count]) => {
+      const cut = key.lastIndexOf(':');
+      return { type: 'egress.blocked', at, host: key.slice(0, cut), port: Number(key.slice(cut + 1)), via: 'connect', count, replay: true };
+    });
+    const next = this.emitting.then(() => this.channel.push(events));
+    this.emitting = next.catch(() => undefined);
+    await next;
+  }
+
+  /**
    * Follows the gateway's notices for the run, from the start of its log, and emits each
    * refusal as an `egress.blocked` event (those already logged before a restart skipped).
    * Ends when the gateway's log does: once it is closed after the container.
@@ -324,6 +341,7 @@ export class Session {
       this.output.hide(launched.secrets ?? []);
       this.gateway = launched.gateway;
       if (launched.gateway) {
+        await this.retellRefusals();
         this.watching = this.watchGateway(launched.gateway.containerId).catch((err: unknown) => {
           this.options.logger?.warn({ err, session: this.id }, 'could not follow what the run\'s egress gateway refused');
         });

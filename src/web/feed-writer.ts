@@ -50,6 +50,8 @@ export function feedEntries(event: SessionEvent, command: Pick<RunCommand, 'kind
     case 'setup.step':
       return [{ k: 'step', at, step: event.step, of: event.of, name: event.name }];
     case 'egress.blocked':
+      // Re-told after a restart: the feed has them already.
+      if (event.replay) return [];
       return [{ k: 'blocked', at, host: event.host, port: event.port, via: event.via, count: event.count }];
     case 'output': {
       if (!event.agent) return [{ k: 'line', at, stream: event.stream, text: event.line, ...(event.step !== undefined ? { step: event.step } : {}) }];

@@ -39,7 +39,8 @@ export class RunMetrics implements Reporter {
         if (event.type === 'egress.blocked') {
           try {
             const refusals = blocked.add(event);
-            if (refusals > 0) metrics.egressBlocked(command.pod, refusals);
+            // Re-told after a restart: counted by the process that saw them come.
+            if (refusals > 0 && !event.replay) metrics.egressBlocked(command.pod, refusals);
           } catch {
             // Counting a refusal never breaks the run.
           }

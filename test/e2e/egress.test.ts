@@ -74,7 +74,7 @@ describeWithDocker('egress, end to end: the server and worker processes, a gated
         egress: [`allowed.test:${allowedPort}`],
       });
       await world.pod('waiter', {
-        command: ['sh', '-c', `${ASK}ask before allowed.test:${allowedPort}; ask evil evil.test:443; ask evil evil.test:443
+        command: ['sh', '-c', `${ASK}ask before allowed.test:${allowedPort}; ask pypi pypi.org:80; ask evil evil.test:443; ask evil evil.test:443
 i=0; while [ ! -f /gate/go ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done
 ask after allowed.test:${allowedPort}; ask evil evil.test:443`],
         egress: [`allowed.test:${allowedPort}`],
@@ -129,7 +129,7 @@ ask after allowed.test:${allowedPort}; ask evil evil.test:443`],
       expect(await label(n, 'waiter')).toBe(200);
       await until('the session starts', () => sessionOf(n) !== undefined, 120_000);
       const sessionId = sessionOf(n) as string;
-      await until('the run asked before the restart', async () => (await eventsOf(sessionId).catch(() => [])).filter((e) => e.type === 'egress.blocked').length >= 2, 60_000);
+      await until('the run asked before the restart', async () => (await eventsOf(sessionId).catch(() => [])).filter((e) => e.type === 'egress.blocked').length >= 3, 60_000);
       const [gateway] = await world.docker.listContainers({ filters: { label: [`${LABELS.gateway}=${sessionId}`] } });
       expect(gateway).toBeDefined();
       await worker?.stop('SIGKILL');
@@ -140,11 +140,15 @@ ask after allowed.test:${allowedPort}; ask evil evil.test:443`],
       const body = await finalOf(n);
       expect(body).toContain('exit code 0');
       expect(body).toMatch(/evil\.test[^\n]*×3/);
+      // Refused only before the restart, and still on the comment after it.
+      expect(body).toMatch(/pypi\.org/);
       const events = await eventsOf(sessionId);
       const lines = events.flatMap((e) => (e.type === 'output' ? [e.line] : []));
       expect(lines.find((l) => l.startsWith('before:'))).toMatch(/200/);
       expect(lines.find((l) => l.startsWith('after:'))).toMatch(/200/);
-      expect(events.filter((e) => e.type === 'egress.blocked').map((e) => (e as { count: number }).count)).toEqual([1, 2, 3]);
+      const counts = (host: string) => events.filter((e) => e.type === 'egress.blocked' && e.host === host).map((e) => (e as { count: number }).count);
+      expect(counts('evil.test')).toEqual([1, 2, 3]);
+      expect(counts('pypi.org')).toEqual([1]);
       // The same gateway served the run before and after, and went with it.
       expect(await world.docker.listContainers({ all: true, filters: { label: [`${LABELS.gateway}=${sessionId}`] } })).toEqual([]);
     });

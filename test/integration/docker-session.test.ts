@@ -240,7 +240,7 @@ describeWithDocker('sessions on a real Docker engine', () => {
     expect(await world.containersOf(first.id)).toEqual([]);
   });
 
-  it('puts labels, limits, an init and no-new-privileges on the container', async () => {
+  it('puts labels, limits, an init and no-new-privileges on the container, on its run\'s own network with IPv6 off', async () => {
     // An issue of its own: a volume an earlier run on this engine left for issue 1 (another host's) is not this one's.
     const issueUrl = `https://github.com/acme/web/issues/${randomInt(1_000_000, 9_999_999)}`;
     const session = await world.dispatcher.start('it-claude', { prompt: 'linger', issueUrl });
@@ -250,9 +250,11 @@ describeWithDocker('sessions on a real Docker engine', () => {
     expect(info.Config.Labels).toMatchObject({ 'dev.cldpd.session': session.id, 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.host': world.hostId, 'dev.cldpd.issue': issueUrl });
     expect(info.HostConfig).toMatchObject({
       Init: true, Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128, SecurityOpt: ['no-new-privileges'],
-      CapDrop: ['ALL'], CapAdd: [...AGENT_CAPABILITIES], NetworkMode: ISOLATED_NETWORK,
+      CapDrop: ['ALL'], CapAdd: [...AGENT_CAPABILITIES], NetworkMode: `cldpd-${session.id}-egress`,
+      Sysctls: expect.objectContaining({ 'net.ipv6.conf.all.disable_ipv6': '1' }),
       LogConfig: { Type: 'json-file', Config: { 'max-size': '64m', 'max-file': '4' } },
     });
+    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([`cldpd-${session.id}-egress`]);
     const volume = info.Mounts.find((m) => m.Destination === '/work');
     expect(volume?.Type).toBe('volume');
     const labels = (await world.docker.getVolume(volume?.Name as string).inspect()).Labels;
@@ -287,13 +289,13 @@ describeWithDocker('sessions on a real Docker engine', () => {
     }
   });
 
-  it('hardening: containers on the default network cannot reach each other, only the outside; on Docker\'s bridge they can', async () => {
+  it('hardening: open pods on the default network cannot reach each other, only the outside; on Docker\'s bridge they can', async () => {
     const serve = ['sh', '-c', 'echo listening; while true; do echo pong | nc -l -p 8080; done'];
-    await world.pod('it-net-server', { command: serve });
+    await world.pod('it-net-server', { command: serve, egress: 'open' });
     await world.pod('it-net-server-bridge', { command: serve, network: 'bridge' });
     /** What a container of a new pod on `network` gets from host:port: "reached" (it read pong) or "blocked". */
     const probe = async (pod: string, network: string | undefined, host: string, port: number): Promise<string[]> => {
-      await world.pod(pod, { command: ['sh', '-c', `if nc -w 3 ${host} ${port} </dev/null | grep -q pong; then echo reached; else echo blocked; fi`], ...(network ? { network } : {}) });
+      await world.pod(pod, { command: ['sh', '-c', `if nc -w 3 ${host} ${port} </dev/null | grep -q pong; then echo reached; else echo blocked; fi`], ...(network ? { network } : { egress: 'open' }) });
       const session = await world.dispatcher.start(pod, { prompt: 'x' });
       return outputLines(await collect(session)).filter((l) => l.startsWith('stdout:'));
     };

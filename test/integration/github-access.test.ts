@@ -30,10 +30,12 @@ echo "the token in the env: $GH_TOKEN"
 echo "the token file: $(cat "$CLDPD_GITHUB_TOKEN_FILE")"
 if [ -n "$WAIT_SECONDS" ]; then sleep "$WAIT_SECONDS"; push two; fi
 if [ -n "$API_PORT" ]; then
-  # Opens a pull request through the API, as "gh pr create" would, with the live token.
+  # Opens a pull request through the API, as "gh pr create" would, with the live token,
+  # through the run's gateway (the pod's only way out) as gh's proxy setting would.
   body='{"title":"Fix the parser","head":"'"$BRANCH"'","base":"main"}'
-  exec 3<>"/dev/tcp/$API_HOST/$API_PORT"
-  printf 'POST /api/v3/repos/acme/web/pulls HTTP/1.1\r\nHost: api\r\nAuthorization: token %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' "$(cat "$CLDPD_GITHUB_TOKEN_FILE")" "\${#body}" "$body" >&3
+  proxy=\${HTTP_PROXY#http://}; proxy=\${proxy%/}
+  exec 3<>"/dev/tcp/\${proxy%:*}/\${proxy#*:}"
+  printf 'POST http://%s:%s/api/v3/repos/acme/web/pulls HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: token %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' "$API_HOST" "$API_PORT" "$API_HOST" "$API_PORT" "$(cat "$CLDPD_GITHUB_TOKEN_FILE")" "\${#body}" "$body" >&3
   head -1 <&3
 fi
 `;
@@ -146,7 +148,7 @@ fi
     });
 
     it('the final comment links the branch the run pushed and the pull request it opened, found through the API', async () => {
-      await pod('opener', { github: { contents: 'write', pull_requests: 'write' }, env: { API_HOST: gateway, API_PORT: String(github.port), BRANCH: 'cldpd/issue-8' } });
+      await pod('opener', { github: { contents: 'write', pull_requests: 'write' }, egress: [`${gateway}:${github.port}`], env: { API_HOST: gateway, API_PORT: String(github.port), BRANCH: 'cldpd/issue-8' } });
       // Someone else pushes to another branch while the run goes: not the run's work.
       github.onToken = ((previous) => (t: Parameters<NonNullable<typeof previous>>[0]) => {
         previous?.(t);
