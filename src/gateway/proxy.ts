@@ -57,6 +57,9 @@ export class Gateway {
     const exact = (rules: readonly EgressRule[]) => rules.filter((rule) => !rule.wildcard);
     this.addressOnly = { base: exact(config.allow.base), layers: config.allow.layers.map(exact) };
     this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
+    // A client that closes its side once its request is sent (HTTP/1.0 tools, `nc`) still gets
+    // its answer: without this Node aborts the request at the client's end of input.
+    (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.server.on('connection', (socket: net.Socket) => this.onConnection(socket));
     this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res));
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.onConnect(req, socket, head));

@@ -89,7 +89,11 @@ ask after allowed.test:${allowedPort}; ask evil evil.test:443`],
       metricsPort = await freePort();
       env = processEnv({
         world, github, port, redisUrl: db.url, secret: SECRET,
-        extra: { CLDPD_PUBLIC_URL: `http://127.0.0.1:${port}`, CLDPD_JOB_LOCK_SECONDS: '4', CLDPD_EGRESS_HOSTS: `allowed.test=${host},evil.test=${host},pypi.org=${host}` },
+        extra: {
+          CLDPD_PUBLIC_URL: `http://127.0.0.1:${port}`, CLDPD_JOB_LOCK_SECONDS: '4',
+          // The fake GitHub is reached as GitHub Enterprise Server, where every page would ask for sign-in; the repository is public.
+          CLDPD_LIVE_SIGN_IN: 'private', CLDPD_EGRESS_HOSTS: `allowed.test=${host},evil.test=${host},pypi.org=${host}`,
+        },
       });
       server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
       worker = startWorker();

@@ -105,7 +105,7 @@ export interface RawAnswer {
 }
 
 /** Sends `request` as bytes to the gateway and reads everything until the connection closes (5 s at most). */
-export function rawExchange(port: number, request: string | Buffer): Promise<RawAnswer> {
+export function rawExchange(port: number, request: string | Buffer, options: { readonly halfClose?: boolean } = {}): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -121,7 +121,8 @@ export function rawExchange(port: number, request: string | Buffer): Promise<Raw
       const split = text.indexOf('\r\n\r\n');
       resolve({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0), head: split < 0 ? text : text.slice(0, split), body: split < 0 ? '' : text.slice(split + 4) });
     });
-    socket.write(request);
+    if (options.halfClose) socket.end(request);
+    else socket.write(request);
   });
 }
 

@@ -212,6 +212,13 @@ describe('the egress gateway as an HTTP proxy', () => {
     expect(seen[0]!.headers['x-kept']).toBe('1');
   });
 
+  it('answers a client that closes its side once its request is sent (HTTP/1.0, as nc does)', async () => {
+    seen.length = 0;
+    const answer = await rawExchange(port, `GET http://allowed.test:${httpPort}/half HTTP/1.0\r\nHost: allowed.test:${httpPort}\r\n\r\n`, { halfClose: true });
+    expect(answer.status).toBe(200);
+    expect(seen[0]).toMatchObject({ url: '/half' });
+  });
+
   it('forwards a chunked request body as a body, not as bytes after the request', async () => {
     seen.length = 0;
     const answer = await rawExchange(port, [`GET http://allowed.test:${httpPort}/chunked HTTP/1.1`, `Host: allowed.test:${httpPort}`, 'Transfer-Encoding: chunked', 'Connection: close', '',
