@@ -163,8 +163,8 @@ export class TranscriptPrinter {
         return event.agent.flatMap((a) => this.agent(a));
       }
       case 'egress.blocked': {
-        // The first refusal of a host says how to allow it; later ones are counted in the status, not printed.
-        if (event.count !== 1 || event.replay) return [];
+        // The first refusal of a host says how to allow it; later ones are counted, shown at every tenth.
+        if ((event.count !== 1 && event.count % 10 !== 0) || event.replay) return [];
         // The name is the container's: no escape of it reaches the terminal, and no name floods it.
         const host = shorten(stripEscapes(String(event.host)).replace(/[\x00-\x1f\x7f-\x9f]/g, '?'), 200);
         return [this.note(`blocked: ${host}:${event.port}${event.count > 1 ? ` ×${event.count}` : ''} is not in the pod's egress list (add "${host}" to pod.json "egress" to allow it)`, 'warn')];
