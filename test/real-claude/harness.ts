@@ -81,14 +81,18 @@ export class RealClaudeWorld extends TestWorld {
     return this;
   }
 
-  /** Writes a pod: `dockerfile` (default {@link AGENT_DOCKERFILE}) and the example's pod.json with the fake API's env and host networking. */
+  /**
+   * Writes a pod: `dockerfile` (default {@link AGENT_DOCKERFILE}) and the example's pod.json
+   * with the fake API's env and host networking (an open pod: test/real-claude/egress.test.ts
+   * runs the example gated).
+   */
   async claudePod(name: string, podJson: Record<string, unknown> = {}, dockerfile = AGENT_DOCKERFILE): Promise<void> {
     const dir = join(this.podsDir, name);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'Dockerfile'), dockerfile);
     const env = { ...fakeApiEnv(this.apiUrl), ...((podJson.env as Record<string, string> | undefined) ?? {}) };
     // The example checks its issue's repository out; only a test with a git server to clone from asks for that.
-    const { checkout: _, ...example } = EXAMPLE_POD_JSON;
+    const { checkout: _, egress: __, ...example } = EXAMPLE_POD_JSON;
     await writeFile(join(dir, 'pod.json'), JSON.stringify({ ...example, network: 'host', stopGraceSeconds: 5, ...podJson, env }));
   }
 
