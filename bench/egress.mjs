@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
-import { ROOT, fmt, percentile, stats } from './lib.mjs';
+import { CLI, ROOT, benchHome, busyboxPod, fmt, percentile, stats, timed } from './lib.mjs';
 
 const MB = 1e6;
 /** The speed of the paced download, MB/s: a fast network link (800 Mbit/s). */
@@ -196,6 +196,32 @@ export async function benchEgress({ size = 100 * MB, runs = 5, small = 200 } = {
   }
 }
 
+/**
+ * What a gated run's start costs on Docker: `cldpd start` of a busybox pod that echoes, gated
+ * (its run's network and gateway opened and closed) against the same pod open, taking turns.
+ */
+export async function benchGatedStart({ runs = 5 } = {}) {
+  const home = benchHome();
+  busyboxPod(home, 'bench-gated', { command: ['echo', 'ok'] });
+  busyboxPod(home, 'bench-open', { command: ['echo', 'ok'], egress: 'open' });
+  const env = { ...process.env, CLDPD_HOME: home, CLDPD_PODS_DIR: join(home, 'pods'), CLDPD_HOST_ID: 'bench' };
+  const start = (pod) => timed(process.execPath, [CLI, 'start', pod, '--prompt', 'x'], { env });
+  // Warm-up: the images, and the gateway's own image once.
+  for (const pod of ['bench-open', 'bench-gated']) {
+    const r = await start(pod);
+    if (r.code !== 0) throw new Error(`${pod} failed (exit ${r.code}): ${r.stdout}${r.stderr ?? ''}`);
+  }
+  const ms = { open: [], gated: [] };
+  for (let i = 0; i < runs; i += 1) {
+    for (const pod of i % 2 ? ['bench-gated', 'bench-open'] : ['bench-open', 'bench-gated']) {
+      const r = await start(pod);
+      if (r.code !== 0 || !r.stdout.includes('ok')) throw new Error(`${pod} failed (exit ${r.code}): ${r.stdout}${r.stderr ?? ''}`);
+      ms[pod === 'bench-open' ? 'open' : 'gated'].push(r.ms);
+    }
+  }
+  return { runs, open: stats(ms.open), gated: stats(ms.gated) };
+}
+
 /** The section of the report, as markdown lines. */
 export function egressSection(e, heading = '## 12. Egress gateway') {
   const s = (x, d = 0) => `${fmt(x.median, d)} (${fmt(x.min, d)}–${fmt(x.max, d)}, n=${x.n})`;
@@ -207,11 +233,14 @@ export function egressSection(e, heading = '## 12. Egress gateway') {
     `| direct, paced at ${PACED_MBS} MB/s | ${s(e.paced.direct, 1)} | — | — |`,
     `| through the gateway, CONNECT, paced at ${PACED_MBS} MB/s | ${s(e.paced.gateway, 1)} | — | — |`,
     `| through the gateway, absolute-form GET | — | ${fmt(e.latency.http.p50, 2)} | ${fmt(e.latency.http.p99, 2)} |`, '',
+    ...(e.start ? [
+      `A gated run's start on Docker: \`cldpd start\` of a busybox pod that echoes \`ok\`, on a cached image, gated (its run's network and gateway container made, then removed) against the same pod with \`"egress": "open"\`, ${e.start.runs} runs each, taking turns: **${s(e.start.gated)} ms** gated against ${s(e.start.open)} ms open, ${fmt(e.start.gated.median - e.start.open.median)} ms more.`, '',
+    ] : []),
     `Throughput ratio: **${fmt(e.ratio, 2)}×** on loopback (target ≥ 0.9×: ${e.ratio >= 0.9 ? 'met' : '**missed**'}); **${fmt(e.paced.ratio, 2)}×** paced at ${PACED_MBS} MB/s (${e.paced.ratio >= 0.9 ? 'met' : '**missed**'}). Added per connection through CONNECT: **${fmt(e.addedConnect.p50, 2)} ms** at p50 (target ≤ 5 ms: ${e.addedConnect.p50 <= 5 ? 'met' : '**missed**'}), ${fmt(e.addedConnect.p99, 2)} ms at p99; through an absolute-form request: ${fmt(e.addedHttp.p50, 2)} ms at p50, ${fmt(e.addedHttp.p99, 2)} ms at p99. The gateway relays ${fmt(e.relayPerCpuSecond)} MB per second of its own CPU time (user + system, from /proc): a download slower than that, as any over a network is, is not slowed by it; on loopback all three processes compete for the machine's ${os.cpus().length} cores.`, ''];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = process.argv.includes('--quick');
-  const result = await benchEgress({ runs: quick ? 2 : 5, small: quick ? 50 : 200 });
+  const result = { ...(await benchEgress({ runs: quick ? 2 : 5, small: quick ? 50 : 200 })), start: await benchGatedStart({ runs: quick ? 2 : 5 }) };
   console.log(egressSection(result, '## Egress gateway').join('\n'));
 }

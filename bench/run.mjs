@@ -9,7 +9,7 @@ import { benchCheckout } from './checkout.mjs';
 import { benchClaude } from './claude.mjs';
 import { benchConversation } from './conversation.mjs';
 import { benchDispatch } from './dispatch.mjs';
-import { benchEgress, egressSection } from './egress.mjs';
+import { benchEgress, benchGatedStart, egressSection } from './egress.mjs';
 import { benchHostileText } from './hostile-text.mjs';
 import { benchLivePage } from './live-page.mjs';
 import { ROOT, fmt, removeBenchHomes, version } from './lib.mjs';
@@ -77,7 +77,7 @@ if (want('conversation')) {
 }
 if (want('egress')) {
   console.log('egress gateway…');
-  results.egress = await benchEgress({ runs: quick ? 2 : 5, small: 200 });
+  results.egress = { ...(await benchEgress({ runs: quick ? 2 : 5, small: 200 })), start: await benchGatedStart({ runs: quick ? 2 : 5 }) };
 }
 
 const s = (x, unit = '', d = 0) => `${fmt(x.median, d)}${unit} (${fmt(x.min, d)}–${fmt(x.max, d)}, n=${x.n})`;
