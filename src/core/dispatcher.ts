@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLabels } from './container-spec.js';
-import { openGate, type Gate } from './egress.js';
+import { gatedEnv, gatewaySecretOf, modelRoute, openGate, withoutModelKeys, type Gate } from './egress.js';
 import { CldpdError, messageOf } from './errors.js';
 import { LABELS } from './labels.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
@@ -215,7 +215,10 @@ export class Dispatcher {
           const access = await this.githubAccess(pod, options.github);
           try {
             if (access) await this.options.runner.writeFiles(running.id, access.files());
-            const env = { ...containerEnv(pod, this.options.hostEnv, sessionId), ...access?.env() };
+            // A gated container's own process went out through its gateway without the key: so does this one.
+            const gateway = pod.config.egress.open ? undefined : await this.options.runner.findGateway(running.name);
+            const own = { ...containerEnv(pod, this.options.hostEnv, sessionId), ...access?.env() };
+            const env = gateway ? gatedEnv(gateway, modelRoute(own, gatewaySecretOf(await this.options.runner.containerEnv(running.id))), own) : pod.config.egress.open ? own : withoutModelKeys(own);
             const handle = await this.options.runner.exec(running.id, cmd, { env, ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) });
             return { handle, containerName: running.name, exec: true, ...(access ? { access } : {}) };
           } catch (err) {

@@ -82,7 +82,7 @@ export interface ModelRoute {
  * run; with none, the agent keeps whatever signs it in, and only the provider's host is allowed.
  * Throws `InvalidPod` when the pod's ANTHROPIC_BASE_URL is no http(s) URL.
  */
-export function modelRoute(env: Readonly<Record<string, string>>): ModelRoute {
+export function modelRoute(env: Readonly<Record<string, string>>, secret?: string): ModelRoute {
   const upstream = (env[MODEL_URL] || DEFAULT_MODEL_URL).replace(/\/+$/, '');
   let url: URL;
   try {
@@ -99,8 +99,14 @@ export function modelRoute(env: Readonly<Record<string, string>>): ModelRoute {
     const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
     return { direct: { host: url.hostname.toLowerCase(), wildcard: false, port } };
   }
-  const secret = randomBytes(24).toString('hex');
-  return { secret, gateway: { secretSha256: createHash('sha256').update(secret).digest('hex'), upstream, setHeaders } };
+  for (const [name, value] of Object.entries(setHeaders)) {
+    if (/[\r\n\0]/.test(value) || value !== value.trim()) {
+      throw new CldpdError('InvalidPod', `The pod's model key (the ${name === 'x-api-key' ? 'ANTHROPIC_API_KEY' : 'ANTHROPIC_AUTH_TOKEN or CLAUDE_CODE_OAUTH_TOKEN'} value) has spaces or a line break around or inside it: set it again without them.`);
+    }
+  }
+  if (url.search || url.hash || url.username || url.password) throw new CldpdError('InvalidPod', `${MODEL_URL} "${upstream}" must be a plain base URL, like ${DEFAULT_MODEL_URL}: no query, fragment or user name.`);
+  const runSecret = secret ?? randomBytes(24).toString('hex');
+  return { secret: runSecret, gateway: { secretSha256: createHash('sha256').update(runSecret).digest('hex'), upstream, setHeaders } };
 }
 
 /**
@@ -133,6 +139,19 @@ export function gatedEnv(handle: Pick<GatewayHandle, 'address' | 'port'>, route:
     for (const name of [...MODEL_KEYS, MODEL_URL]) if (env[name] !== undefined) out[name] = env[name] as string;
   }
   return out;
+}
+
+/** `env` without the model provider's key and endpoint: what a gated container's process gets when its gateway is not found. */
+export function withoutModelKeys(env: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !MODEL_KEYS.includes(name) && name !== MODEL_URL));
+}
+
+/** The per-run secret in a gated container's model endpoint (see gatedEnv); undefined for an open one. */
+export function gatewaySecretOf(env: Readonly<Record<string, string>>): string | undefined {
+  const url = env[MODEL_URL];
+  const proxy = env.HTTPS_PROXY;
+  if (!url || proxy === undefined || !url.startsWith(`${proxy}/`)) return undefined;
+  return url.slice(proxy.length + 1) || undefined;
 }
 
 /** What a gated container finds in its model key variables: the gateway puts the real key on each request. */

@@ -3,7 +3,7 @@ import type { AgentSummary } from './agent-summary.js';
 import { messageOf } from './errors.js';
 import type { SessionEvent } from './events.js';
 import type { GitHubAccess, RepoTokenSource } from './github-access.js';
-import { MODEL_URL } from './egress.js';
+import { gatewaySecretOf } from './egress.js';
 import { LABELS } from './labels.js';
 import { scanRun } from './log-scan.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
@@ -126,20 +126,13 @@ export async function recoverRun(context: RecoveryContext, sessionId: string, op
       }
       // The token it was started with is in its environment (GH_TOKEN): hidden as well.
       const env = await runner.containerEnv(container.id).catch(() => ({} as Record<string, string>));
-      const secrets = [env.GH_TOKEN, env.GITHUB_TOKEN, gatewaySecret(env)].filter((v): v is string => typeof v === 'string' && v.length >= 8);
+      const secrets = [env.GH_TOKEN, env.GITHUB_TOKEN, gatewaySecretOf(env)].filter((v): v is string => typeof v === 'string' && v.length >= 8);
       // Its gateway kept running meanwhile: the run goes on through it, and its refusals are read again.
       const gateway = await runner.findGateway(container.name);
       return { handle, containerName: container.name, exec: false, ...(access ? { access } : {}), secrets, ...(gateway ? { gateway: { name: container.name, containerId: gateway.containerId } } : {}) };
     },
   });
   return { kind: 'attached', session, lastLines: state.tail };
-}
-
-/** The per-run secret in a gated container's model endpoint (see gatedEnv), to hide; undefined for an open one. */
-function gatewaySecret(env: Readonly<Record<string, string>>): string | undefined {
-  const url = env[MODEL_URL];
-  if (!url || env.HTTPS_PROXY === undefined || !url.startsWith(env.HTTPS_PROXY)) return undefined;
-  return url.slice(env.HTTPS_PROXY.length + 1) || undefined;
 }
 
 /** Ends a run nobody can follow any more: its terminal event logged and recorded. */

@@ -51,11 +51,15 @@ export class Gateway {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 16 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 16 });
   private readonly addressOnly: EgressAllowList;
+  /** The rules that name their port: the only ones a tunnel that does not speak TLS may pass (see inspectTunnel). */
+  private readonly portNamed: EgressAllowList;
 
   constructor(private readonly config: GatewayConfig, private readonly notify: (notice: GatewayNotice) => void) {
     // An address is allowed only by a rule naming it exactly: never by a wildcard ("*.0.0.1").
     const exact = (rules: readonly EgressRule[]) => rules.filter((rule) => !rule.wildcard);
     this.addressOnly = { base: exact(config.allow.base), layers: config.allow.layers.map(exact) };
+    const named = (rules: readonly EgressRule[]) => rules.filter((rule) => rule.port !== undefined);
+    this.portNamed = { base: named(config.allow.base), layers: config.allow.layers.map(named) };
     this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 });
     // A client that closes its side once its request is sent (HTTP/1.0 tools, `nc`) still gets
     // its answer: without this Node aborts the request at the client's end of input.
@@ -121,6 +125,17 @@ export class Gateway {
   private permitted(host: string, port: number): boolean {
     if (net.isIP(host) !== 0 || looksNumeric(host)) return net.isIPv4(host) && allows(this.addressOnly, host, port);
     return isHostName(host) && allows(this.config.allow, host, port);
+  }
+
+  /**
+   * True when a tunnel to `host`:`port` may carry what is not TLS: only by a rule that names
+   * the port. A name listed without one (HTTP and HTTPS) gets TLS tunnels, whose name is
+   * checked, and plain HTTP as absolute-form requests, whose Host is: never a raw tunnel,
+   * where a `Host` of another site would reach whatever shares the listed host's front (a CDN).
+   */
+  private rawPermitted(host: string, port: number): boolean {
+    const list = net.isIP(host) !== 0 ? { base: this.portNamed.base.filter((r) => !r.wildcard), layers: this.portNamed.layers.map((l) => l.filter((r) => !r.wildcard)) } : this.portNamed;
+    return allows(list, host, port);
   }
 
   private block(target: Target, via: 'connect' | 'http' | 'tls'): void {
@@ -212,6 +227,12 @@ export class Gateway {
       // TLS sends no server name for an address: a hello to a listed address may name none.
       const address = net.isIP(target.host) !== 0;
       const matches = read.kind === 'hello' && (read.serverName === undefined ? address : read.serverName === target.host);
+      if (read.kind === 'not-tls' && !this.rawPermitted(target.host, target.port)) {
+        this.block(target, 'http');
+        upstream.destroy();
+        endWith(client, rawResponse(403, `${printable(target.host)} is listed for HTTP and HTTPS: plain HTTP goes as a proxy request (http_proxy), not through a tunnel; a tunnel for another protocol needs the port in the pod's "egress" entry, like "${printable(target.host)}:${target.port}"\n`));
+        return true;
+      }
       if (read.kind === 'not-tls' || matches) {
         upstream.write(buffered);
         client.pipe(upstream);

@@ -596,6 +596,23 @@ describe('egress: a gated pod\'s runs go out through their own gateway', () => {
     expect(refused.at(-1)).toMatchObject({ type: 'error', message: expect.stringContaining('.github/cldpd.yml egress[0]') });
   });
 
+  it('a resume run inside the gated container gets no key either: the same endpoint through its gateway', async () => {
+    await writePod(pods.podsDir, 'argv-keyed', { 'pod.json': { command: ['agent', '{prompt}'], resumeCommand: ['agent', '--resume', '{claudeSessionId}', '{prompt}'], env: { ANTHROPIC_API_KEY: 'sk-ant-exec-secret-key', ANTHROPIC_BASE_URL: 'http://fake.test:9000' } } });
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-1"}\n')], exitCode: 0, hold: true });
+    const first = await dispatcher.start('argv-keyed', { prompt: 'go' });
+    const firstEvents = drain(first);
+    while (!(await store.load(first.id)).claudeSessionId) await new Promise((r) => setTimeout(r, 5));
+    runner.scripts.push({ chunks: [out('resumed\n')], exitCode: 0 });
+    await drain(await dispatcher.resume(first.id, 'and the docs'));
+    const exec = runner.calls.find((c) => c.method === 'exec');
+    const env = (exec?.args[2] as { env: Record<string, string> }).env;
+    expect(JSON.stringify(env)).not.toContain('sk-ant-exec-secret-key');
+    expect(env.ANTHROPIC_BASE_URL).toBe(runSpecs()[0]?.env.ANTHROPIC_BASE_URL);
+    expect(env.HTTPS_PROXY).toBe('http://10.213.0.2:3128');
+    await dispatcher.stop(first.id);
+    await firstEvents;
+  });
+
   it('a gateway that cannot start ends the run with its reason, and no container is made', async () => {
     runner.openGateway = async () => {
       throw new (await import('../../src/core/index.js')).CldpdError('ContainerFailed', 'no subnet left for egress networks');

@@ -129,6 +129,37 @@ describe('the egress gateway as an HTTP proxy', () => {
     expect(text).toContain('plain hello allowed.test');
   });
 
+  it('refuses a tunnel that does not speak TLS to a host listed without its port: a Host of another site behind the same front never gets through', async () => {
+    // A front (a CDN) routes by Host alone: an allowed name on port 80 must not carry a request for another site.
+    const seenHosts: string[] = [];
+    const front = http.createServer((req, res) => {
+      seenHosts.push(req.headers.host ?? '');
+      res.end('front answered\n');
+    });
+    await new Promise<void>((resolve) => front.listen(80, '127.0.0.80', resolve));
+    const local = new GatewayProcess({ port: await freePort(), allow: { base: [rule('cdn.test')], layers: [] } }, `${HOSTS}127.0.0.80 cdn.test\n`);
+    try {
+      const gatewayPort = await local.listening();
+      const tunnel = await openTunnel(gatewayPort, 'cdn.test:80');
+      expect(tunnel.status).toBe(200);
+      const inside = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        tunnel.socket.setEncoding('utf8').on('data', (chunk: string) => (out += chunk)).on('close', () => resolve(out)).on('error', reject);
+        tunnel.socket.write('GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n');
+      });
+      expect(inside).toMatch(/^HTTP\/1\.1 403/);
+      expect(inside).toContain('"cdn.test:80"');
+      await until('the notice', () => local.blocked().some((n) => n.host === 'cdn.test' && n.port === 80 && n.via === 'http'));
+      // The same request as a proxy request: its Host is checked, and a matching one goes.
+      const proxied = await rawExchange(gatewayPort, 'GET http://cdn.test/ HTTP/1.1\r\nHost: cdn.test\r\nConnection: close\r\n\r\n');
+      expect(proxied.status).toBe(200);
+      expect(seenHosts).toEqual(['cdn.test']);
+    } finally {
+      await local.stop();
+      front.close();
+    }
+  });
+
   it('holds what a host sends first until the client has spoken, and keeps a half-closed tunnel open the other way', async () => {
     const speaker = net.createServer({ allowHalfOpen: true }, (socket) => {
       socket.write('banner;');
