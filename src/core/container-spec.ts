@@ -55,7 +55,12 @@ export interface ContainerSpecInput {
    * else), and `env` makes its last word on the environment (the proxy variables, the model
    * endpoint through the gateway, no model key).
    */
-  readonly egress?: { readonly network: string; readonly env: (env: Record<string, string>) => Record<string, string> };
+  readonly egress?: {
+    readonly network: string;
+    readonly env: (env: Record<string, string>) => Record<string, string>;
+    /** The gateway's address: the container's name server, which answers nothing (no lookup leaves through Docker's DNS). */
+    readonly dns: string;
+  };
 }
 
 /** The environment of a pod's container: pod.json env, then the inherited host variables that are set. */
@@ -88,7 +93,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     pids: pod.config.pids,
     network: input.egress?.network ?? pod.config.network,
     // No IPv6 either: a gated container's one way out is its gateway.
-    ...(input.egress ? { sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' } } : {}),
+    ...(input.egress ? { sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' }, dns: [input.egress.dns] } : {}),
     capAdd: pod.config.capAdd,
     stopGraceSeconds: pod.config.stopGraceSeconds,
     stdin: input.stdin,

@@ -101,6 +101,7 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
       LogConfig: { Type: CONTAINER_LOG.Type, Config: { ...CONTAINER_LOG.Config } },
       Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
       ...(Object.keys(sysctlsOf(spec)).length > 0 ? { Sysctls: sysctlsOf(spec) } : {}),
+      ...(spec.dns ? { Dns: [...spec.dns] } : {}),
     },
   };
 }

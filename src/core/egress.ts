@@ -210,5 +210,5 @@ export async function openGate(runner: Runner, input: GateInput): Promise<Gate |
     outside: input.gateways?.outside ?? ISOLATED_NETWORK,
     ...(input.gateways?.hosts ? { hosts: input.gateways.hosts } : {}),
   });
-  return { handle, egress: { network: handle.network, env: (all) => gatedEnv(handle, route, all) }, secrets: route.secret ? [route.secret] : [] };
+  return { handle, egress: { network: handle.network, env: (all) => gatedEnv(handle, route, all), dns: handle.address }, secrets: route.secret ? [route.secret] : [] };
 }

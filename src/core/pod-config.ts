@@ -69,6 +69,13 @@ const setupStep = z.union([
   z.strictObject({ run: argv, user: z.optional(z.literal('root', 'must be "root" (leave it out to run as the image\'s user)')) }),
 ], 'must be an argv array like ["npm", "ci"] or {"run": [...], "user": "root"}');
 
+/**
+ * Capabilities a gated pod may not take back: with them a container could change its routes,
+ * neighbours or packets (NET_ADMIN, NET_RAW), or its namespaces and kernel (SYS_ADMIN, BPF,
+ * SYS_MODULE), and so reach past its gateway.
+ */
+export const GATE_BREAKERS: readonly string[] = Object.freeze(['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'BPF', 'SYS_MODULE']);
+
 /** At most this many egress entries in one list: an allow-list is a short list of names. */
 export const MAX_EGRESS_ENTRIES = 200;
 
@@ -124,6 +131,14 @@ export const podJsonSchema = z.strictObject({
     path: ['egress'],
     error: 'is enforced on a network of cldpd\'s own: leave "network" out to use the list, or set "egress": "open" to run on the pod\'s network as Docker gives it',
   }),
+  (ctx) => {
+    // A gated container must not rebuild the way out its network leaves out.
+    const gated = ctx.value.egress !== 'open' && ctx.value.network === undefined;
+    const widening = (ctx.value.capAdd ?? []).map(capabilityName).filter((c) => GATE_BREAKERS.includes(c));
+    if (gated && widening.length > 0) {
+      ctx.issues.push({ code: 'custom', input: ctx.value.capAdd, path: ['capAdd'], message: `gives ${widening.join(', ')}, with which a container could route around its egress gateway (to this host, for one): set "egress": "open" to give ${widening.length > 1 ? 'them' : 'it'} to an open pod` });
+    }
+  },
   z.refine((pod) => !Array.isArray(pod.egress) || pod.egress.length <= MAX_EGRESS_ENTRIES, {
     path: ['egress'],
     error: `must list at most ${MAX_EGRESS_ENTRIES} hosts (use "*.example.com" for many names under one domain)`,

@@ -113,6 +113,13 @@ export interface ContainerSpec {
    */
   readonly capAdd?: readonly string[];
   readonly stopGraceSeconds: number;
+  /**
+   * The container's name servers (Docker's `--dns`), in place of the host's. A gated
+   * container's is its gateway, which serves no DNS: Docker's own DNS server then has nothing
+   * to forward a lookup to (engines before 26.0 forwarded an internal network's lookups to a
+   * host resolver on loopback, CVE-2024-29018).
+   */
+  readonly dns?: readonly string[];
   /** Open the process's standard input (closed for good once the runner's `end()` is called). */
   readonly stdin: boolean;
   /** Give the process a terminal (see Runner `createTerminal`); none when absent. */

@@ -538,6 +538,8 @@ describe('egress: a gated pod\'s runs go out through their own gateway', () => {
     expect(gateway?.config.allow.base.map((r) => r.host)).toContain('api.github.com');
     expect(spec?.network).toBe(`cldpd-${session.id}-egress`);
     expect(spec?.sysctls).toEqual({ 'net.ipv6.conf.all.disable_ipv6': '1' });
+    // Its name server is the gateway, which answers no lookup: nothing for Docker's DNS to forward.
+    expect(spec?.dns).toEqual(['10.213.0.2']);
     expect(spec?.env).toMatchObject({ HTTPS_PROXY: 'http://10.213.0.2:3128', https_proxy: 'http://10.213.0.2:3128', SECRET: 'v' });
     const order = runner.methods().filter((m) => ['closeGateway', 'openGateway', 'run', 'remove'].includes(m));
     expect(order).toEqual(['closeGateway', 'openGateway', 'run', 'remove', 'closeGateway']);

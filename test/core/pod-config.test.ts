@@ -124,11 +124,22 @@ describe('validatePodJson and resolvePodConfig', () => {
   });
 
   it('hardening: capAdd takes Linux capability names, with or without CAP_, in any case, once each', () => {
-    const checked = validatePodJson({ capAdd: ['net_raw', 'CAP_SYS_PTRACE', 'NET_RAW', 'CHOWN'] });
+    const checked = validatePodJson({ capAdd: ['net_raw', 'CAP_SYS_PTRACE', 'NET_RAW', 'CHOWN'], egress: 'open' });
     if (!checked.ok) throw new Error(checked.problems.join());
     expect(resolvePodConfig('web', checked.value, '/h').capAdd).toEqual(['NET_RAW', 'SYS_PTRACE', 'CHOWN']);
     expect(LINUX_CAPABILITIES).toHaveLength(41);
     for (const name of AGENT_CAPABILITIES) expect(LINUX_CAPABILITIES).toContain(name);
+  });
+
+  it('hardening: a gated pod cannot take back what would route around its gateway; an open pod can', () => {
+    for (const cap of ['NET_ADMIN', 'net_raw', 'CAP_SYS_ADMIN', 'BPF', 'SYS_MODULE']) {
+      const checked = validatePodJson({ capAdd: [cap, 'SYS_PTRACE'] });
+      expect(checked.ok, cap).toBe(false);
+      if (!checked.ok) expect(checked.problems.join('\n')).toMatch(/field "capAdd" gives [A-Z_]+, with which a container could route around its egress gateway .*"egress": "open"/);
+      expect(validatePodJson({ capAdd: [cap], egress: 'open' }).ok).toBe(true);
+      expect(validatePodJson({ capAdd: [cap], network: 'bridge' }).ok).toBe(true);
+    }
+    expect(validatePodJson({ capAdd: ['SYS_PTRACE'], egress: ['pypi.org'] }).ok).toBe(true);
   });
 
   it.each([

@@ -275,7 +275,7 @@ describeWithDocker('sessions on a real Docker engine', () => {
   it('hardening: drops every capability but the agent set, adds what pod.json capAdd asks, and bounds the log', async () => {
     const show = ['sh', '-c', 'grep ^CapBnd: /proc/self/status; sleep 60'];
     await world.pod('it-caps', { command: show });
-    await world.pod('it-caps-raw', { command: show, capAdd: ['NET_RAW'] });
+    await world.pod('it-caps-raw', { command: show, capAdd: ['NET_RAW'], egress: 'open' });
     for (const [pod, capAdd, bounding] of [
       ['it-caps', [...AGENT_CAPABILITIES], '00000000000004fb'], // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID NET_BIND_SERVICE
       ['it-caps-raw', [...AGENT_CAPABILITIES, 'NET_RAW'], '00000000000024fb'],
