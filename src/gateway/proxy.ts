@@ -3,6 +3,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import dns from 'node:dns';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import type { GatewayConfig, GatewayNotice } from './config.js';
@@ -51,6 +53,27 @@ export class Gateway {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 16 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 16 });
   private readonly addressOnly: EgressAllowList;
+  /** Names the container's /etc/hosts pins (Docker's ExtraHosts, the operator's CLDPD_EGRESS_HOSTS): reached where they point. */
+  private readonly pinned = pinnedNames();
+  /**
+   * Resolves a listed name for a connection, refusing addresses no name of the open internet
+   * should lead to: this machine's own (loopback, unspecified), link-local ones (where clouds
+   * serve instance metadata and its credentials) and multicast. A pinned name is exempt.
+   */
+  private readonly lookup: net.LookupFunction = (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return (callback as (e: NodeJS.ErrnoException | null, a: string, f?: number) => void)(error, '', 4);
+      const found = addresses as dns.LookupAddress[];
+      const usable = this.pinned.has(normalHost(hostname)) ? found : found.filter((a) => !forbiddenAddress(a.address));
+      if (usable.length === 0) {
+        const refused = Object.assign(new Error(`${hostname} resolves only to addresses the gateway does not reach (this machine's, link-local or multicast)`), { code: 'EADDRNOTALLOWED' });
+        return (callback as (e: NodeJS.ErrnoException | null, a: string, f?: number) => void)(refused, '', 4);
+      }
+      if ((options as dns.LookupOptions).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, usable);
+      const first = usable[0] as dns.LookupAddress;
+      return (callback as (e: null, a: string, f: number) => void)(null, first.address, first.family);
+    });
+  };
   /** The rules that name their port: the only ones a tunnel that does not speak TLS may pass (see inspectTunnel). */
   private readonly portNamed: EgressAllowList;
 
@@ -164,7 +187,7 @@ export class Gateway {
     let relay: ((chunk: Buffer) => void) | undefined;
     // noDelay: a relay passes each write on as it comes; Nagle's wait would add a delayed ACK to exchanges.
     const upstream: net.Socket = net.connect({
-      host: target.host, port: target.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS,
+      host: target.host, port: target.port, lookup: this.lookup, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS,
       onread: {
         buffer: Buffer.allocUnsafe(RELAY_BUFFER_BYTES),
         callback: (size: number, buffer: Uint8Array): boolean => {
@@ -189,7 +212,7 @@ export class Gateway {
       clearTimeout(connectTimer);
       upstream.destroy();
       if (established) client.destroy();
-      else endWith(client, rawResponse(502, `could not connect to ${printable(target.host)}:${target.port} (${error.code ?? error.message})\n`));
+      else endWith(client, rawResponse(502, `could not connect to ${printable(target.host)}:${target.port} (${error.code === 'EADDRNOTALLOWED' ? error.message : error.code ?? error.message})\n`));
     });
     const abandon = (): void => {
       clearTimeout(connectTimer);
@@ -300,7 +323,7 @@ export class Gateway {
     }
     const headers = forwardHeaders(req, HOP_BY_HOP);
     headers.host = hostHeader ?? parsed.host;
-    this.forward(req, res, http, this.httpAgent, { host: target.host, port: target.port, path: `${parsed.pathname}${parsed.search}`, headers });
+    this.forward(req, res, http, this.httpAgent, { host: target.host, port: target.port, path: `${parsed.pathname}${parsed.search}`, headers, lookup: this.lookup });
   }
 
   /** True when `target` is this gateway itself: its port, and a name or address it is reached by. */
@@ -324,8 +347,9 @@ export class Gateway {
     }
     let rest = match?.[2] ?? '';
     const path = rest.split('?')[0]!;
-    if (path.includes('\\') || path.split('/').some((segment) => isDotSegment(segment))) {
-      reply(req, res, 400, 'a model request\'s path may not hold "." or ".." segments\n');
+    // An encoded slash or backslash is a separator to some servers: nothing may climb out of the provider's path prefix.
+    if (path.includes('\\') || /%(2f|5c)/i.test(path) || path.split('/').some((segment) => isDotSegment(segment))) {
+      reply(req, res, 400, 'a model request\'s path may not hold "." or ".." segments or encoded slashes\n');
       return;
     }
     if (!rest.startsWith('/')) rest = `/${rest}`;
@@ -355,7 +379,7 @@ export class Gateway {
     outgoing.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
       if (res.headersSent) res.destroy();
-      else reply(req, res, error.code === 'ETIMEDOUT' ? 504 : 502, `could not reach ${printable(options.host ?? '')}:${options.port} (${error.code ?? error.message})\n`);
+      else reply(req, res, error.code === 'ETIMEDOUT' ? 504 : 502, `could not reach ${printable(options.host ?? '')}:${options.port} (${error.code === 'EADDRNOTALLOWED' ? error.message : error.code ?? error.message})\n`);
     });
     outgoing.on('response', (answer: http.IncomingMessage) => {
       clearTimeout(connectTimer);
@@ -370,6 +394,27 @@ export class Gateway {
     });
     req.pipe(outgoing);
   }
+}
+
+/** The names /etc/hosts maps (at most its first MiB); none when it cannot be read. */
+function pinnedNames(): Set<string> {
+  try {
+    const text = readFileSync('/etc/hosts', 'utf8').slice(0, 1024 * 1024);
+    return new Set(text.split('\n').flatMap((line) => line.replace(/#.*/, '').trim().split(/\s+/).slice(1)).map(normalHost).filter(Boolean));
+  } catch {
+    return new Set();
+  }
+}
+
+/** True for an address a listed name may not lead to: loopback, unspecified, link-local (169.254/16, fe80::/10) and multicast. */
+export function forbiddenAddress(address: string): boolean {
+  if (net.isIPv4(address)) {
+    const [a = 0, b = 0] = address.split('.').map(Number);
+    return a === 127 || a === 0 || (a === 169 && b === 254) || a >= 224;
+  }
+  const v6 = address.toLowerCase();
+  if (v6.startsWith('::ffff:') && net.isIPv4(v6.slice(7))) return forbiddenAddress(v6.slice(7));
+  return v6 === '::1' || v6 === '::' || /^fe[89ab]/.test(v6) || v6.startsWith('ff');
 }
 
 /** The headers of `message` without `drop` and without those its Connection header names; `transfer-encoding: chunked` kept on requests so the body keeps its framing. */

@@ -136,9 +136,9 @@ describe('the egress gateway\'s model route', () => {
     expect(received).toHaveLength(0);
   });
 
-  it('refuses dot segments that would leave the provider\'s path prefix', async () => {
+  it('refuses dot segments and encoded slashes that would leave the provider\'s path prefix', async () => {
     received.length = 0;
-    for (const path of [`/${secret}/../admin`, `/${secret}/v1/%2e%2e/admin`, `/${secret}/v1/..\\admin`]) {
+    for (const path of [`/${secret}/../admin`, `/${secret}/v1/%2e%2e/admin`, `/${secret}/v1/..\\admin`, `/${secret}/..%2F..%2Fadmin`, `/${secret}/v1%5c..%5cadmin`]) {
       expect((await request(port, path, { method: 'GET' })).status, path).toBe(400);
     }
     expect(received).toHaveLength(0);

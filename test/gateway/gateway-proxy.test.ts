@@ -6,7 +6,7 @@ import net from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEgressEntry, type EgressRule } from '../../src/gateway/rules.js';
-import { MAX_CONNECTIONS } from '../../src/gateway/proxy.js';
+import { MAX_CONNECTIONS, forbiddenAddress } from '../../src/gateway/proxy.js';
 import { freePort, GatewayProcess, httpsThroughTunnel, openTunnel, rawExchange, selfSigned, tempDir, until } from './gateway-process.js';
 
 const run = promisify(execFile);
@@ -382,6 +382,17 @@ describe('the egress gateway\'s configuration', () => {
       expect(await gateway.exited, config).toBe(2);
       expect(gateway.stderr, config).toContain(words);
       expect(gateway.notices).toEqual([]);
+    }
+  });
+});
+
+describe('the addresses a listed name may not lead to', () => {
+  it('refuses this machine\'s own, link-local (cloud metadata) and multicast addresses, in every form; private and public ones pass', () => {
+    for (const address of ['127.0.0.1', '127.1.2.3', '0.0.0.0', '169.254.169.254', '224.0.0.1', '::1', '::', 'fe80::1', 'FEBF::1', 'ff02::1', '::ffff:127.0.0.1', '::ffff:169.254.169.254']) {
+      expect(forbiddenAddress(address), address).toBe(true);
+    }
+    for (const address of ['10.0.0.5', '172.18.0.1', '192.168.1.1', '140.82.112.3', '2606:4700::1', 'fd00::2', '::ffff:140.82.112.3']) {
+      expect(forbiddenAddress(address), address).toBe(false);
     }
   });
 });
