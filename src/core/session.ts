@@ -32,6 +32,11 @@ function countWorthTelling(count: number): boolean {
   return count % step === 0;
 }
 
+/** How often a run follows its gateway's log again after the gateway restarted (Docker restarts it 5 times at most). */
+const MAX_GATEWAY_PASSES = 6;
+/** How long after its log ended a gateway is looked for again, restarted. */
+const GATEWAY_RESTART_WAIT_MS = 2_000;
+
 /** How long the end of a run waits for the last of its gateway's log. */
 const GATEWAY_LOG_MS = 10_000;
 
@@ -160,6 +165,8 @@ export class Session {
   /** The run's egress gateway, once launched with one, and the reading of its refusals. */
   private gateway: Launched['gateway'];
   private watching: Promise<void> | undefined;
+  /** Ends the gateway watcher's wait for a restarted gateway (the run is over). */
+  private wakeWatcher: (() => void) | undefined;
   /** Whether the run is an exec into a container that another run started (and whose token file it shares). */
   private execRun = false;
 
@@ -314,11 +321,29 @@ export class Session {
       counts.set(key, entry);
       await report(key, false);
     };
-    for await (const chunk of this.options.runner.logs(containerId, 0)) {
-      if (chunk.stream !== 'stdout') continue;
-      for (const piece of lines.push(chunk.data)) if (!piece.partial) await take(piece.line);
+    // A gateway whose process died is started again by Docker (its restart policy), and its log
+    // then holds all it wrote before as well: each pass reads it whole and counts afresh.
+    for (let pass = 0; ; pass += 1) {
+      counts.clear();
+      for await (const chunk of this.options.runner.logs(containerId, 0)) {
+        if (chunk.stream !== 'stdout') continue;
+        for (const piece of lines.push(chunk.data)) if (!piece.partial) await take(piece.line);
+      }
+      for (const piece of lines.end()) if (!piece.partial) await take(piece.line);
+      if (this.ended || pass >= MAX_GATEWAY_PASSES || !this.gateway) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, GATEWAY_RESTART_WAIT_MS);
+        this.wakeWatcher = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      if (this.ended) break;
+      const again = await this.options.runner.findGateway(this.gateway.name).catch(() => undefined);
+      if (again?.containerId === containerId) continue;
+      this.options.logger?.error({ session: this.id, gateway: this.gateway.name }, 'the run\'s egress gateway stopped and did not come back: its container reaches nothing now; stop the run, or it ends on its own');
+      break;
     }
-    for (const piece of lines.end()) if (!piece.partial) await take(piece.line);
     // The totals, for those whose last count was between the ones worth telling.
     for (const key of counts.keys()) await report(key, true);
   }
@@ -566,6 +591,7 @@ export class Session {
    */
   private async closeGateway(): Promise<void> {
     if (!this.gateway) return;
+    this.wakeWatcher?.();
     const { runner, logger } = this.options;
     if (this.launchedId && (await runner.isRunning(this.launchedId).catch(() => undefined)) !== undefined) {
       logger?.warn({ session: this.id }, 'the run\'s container is still there, so its egress gateway stays until it is removed');
