@@ -270,6 +270,7 @@ export class Dispatcher {
       const volumes = plan.volumes(info);
       await this.prepareVolumes(pod, info, volumes, { sessionId, pod: pod.name, hostId, issueUrl });
       if (!resume) await this.options.store.update(sessionId, { imageId: info.id, volumes });
+      await this.options.store.update(sessionId, { egressNarrowed: plan.egress ? [...plan.egress] : undefined });
       const access = await this.githubAccess(pod, plan.github);
       return this.runWith(access, async () => {
         const setup = this.setupFor(pod, info, issueUrl ? parseIssueUrl(issueUrl) : undefined, access, resume);

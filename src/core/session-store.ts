@@ -41,6 +41,11 @@ export interface SessionRecord {
   readonly costUsd?: number;
   /** Turns the agent took in all runs. */
   readonly turns?: number;
+  /**
+   * The repository's narrower egress list the last run was given (`.github/cldpd.yml`), as
+   * written there: a person's terminal on the session (cldpd attach) reaches no more.
+   */
+  readonly egressNarrowed?: readonly string[];
   readonly last?: {
     readonly exitCode?: number;
     readonly reason?: string;

@@ -175,6 +175,7 @@ export class SessionTakeover {
     // The conversation read strangers' text: the person's terminal reaches no more than the runs did.
     const gate = await openGate(runner, {
       pod, name: containerName, sessionId, run: record.runs, hostId, hostEnv, gateways: this.options.gateways, githubUrls: [record.issueUrl],
+      narrower: record.egressNarrowed,
     });
     const closeGate = async (): Promise<void> => {
       if (gate) await runner.closeGateway(containerName);

@@ -592,8 +592,11 @@ describe('egress: a gated pod\'s runs go out through their own gateway', () => {
   it('the repository narrows: its list is a second layer; a bad entry refuses the run naming the file', async () => {
     await writePod(pods.podsDir, 'listed', { 'pod.json': { egress: ['*.npmjs.org', 'pypi.org'] } });
     runner.scripts.push({ chunks: [out('hi\n')], exitCode: 0 });
-    await drain(await dispatcher.start('listed', { prompt: 'go' }, { egress: ['registry.npmjs.org'] }));
+    const narrowed = await dispatcher.start('listed', { prompt: 'go' }, { egress: ['registry.npmjs.org'] });
+    await drain(narrowed);
     expect(gateways()[0]?.config.allow.layers.map((l) => l.map((r) => r.host))).toEqual([['npmjs.org', 'pypi.org'], ['registry.npmjs.org']]);
+    // Kept with the session, for a person's terminal on it (cldpd attach).
+    expect((await store.load(narrowed.id)).egressNarrowed).toEqual(['registry.npmjs.org']);
     const refused = await drain(await dispatcher.start('listed', { prompt: 'go' }, { egress: ['*.org'] }));
     expect(refused.at(-1)).toMatchObject({ type: 'error', message: expect.stringContaining('.github/cldpd.yml egress[0]') });
   });
