@@ -120,7 +120,8 @@ export function gatewayCreateOptions(spec: GatewaySpec, image: string, address: 
   return {
     name: container,
     Image: image,
-    Env: [`${GATEWAY_ENV}=${JSON.stringify(spec.config)}`],
+    // It listens on its run's network only: not on the outside one, where other containers might be.
+    Env: [`${GATEWAY_ENV}=${JSON.stringify({ ...spec.config, listen: address })}`],
     Labels: { ...spec.labels },
     StopTimeout: 2,
     HostConfig: {

@@ -127,6 +127,8 @@ export function gatedEnv(handle: Pick<GatewayHandle, 'address' | 'port'>, route:
     HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy,
     NO_PROXY: noProxy, no_proxy: noProxy,
     npm_config_proxy: proxy, npm_config_https_proxy: proxy,
+    // Node's own fetch and http read the proxy variables when told to (Node 24 and later; 22.21).
+    NODE_USE_ENV_PROXY: '1',
   });
   // Claude Code's start-up calls home (feature flags, server URLs, telemetry) to a host the
   // gateway would refuse: three refusals on every run's status otherwise.

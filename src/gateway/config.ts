@@ -16,6 +16,8 @@ export const GATEWAY_PORT = 3128;
  */
 export interface GatewayConfig {
   readonly port: number;
+  /** The address it listens on (its address on the run's network); every address it has when absent. */
+  readonly listen?: string;
   readonly allow: EgressAllowList;
   readonly model?: {
     readonly secretSha256: string;
@@ -48,7 +50,7 @@ export function parseGatewayConfig(text: string | undefined): GatewayConfig | { 
     return { error: `${GATEWAY_ENV} is not JSON (${(error as Error).message})` };
   }
   if (!isObject(value)) return { error: `${GATEWAY_ENV} must be a JSON object` };
-  const { port, allow, model, names } = value;
+  const { port, allow, model, names, listen } = value;
   if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) return { error: `${GATEWAY_ENV}.port must be a port number (1 to 65535)` };
   if (!isObject(allow) || !Array.isArray(allow.base) || !Array.isArray(allow.layers) || !allow.layers.every(Array.isArray)) {
     return { error: `${GATEWAY_ENV}.allow must be {"base": [rules], "layers": [[rules], …]}` };
@@ -85,8 +87,12 @@ export function parseGatewayConfig(text: string | undefined): GatewayConfig | { 
   if (names !== undefined && (!Array.isArray(names) || !names.every((name) => typeof name === 'string' && name.length > 0 && name.length <= 253))) {
     return { error: `${GATEWAY_ENV}.names must be a list of host names` };
   }
+  if (listen !== undefined && (typeof listen !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(listen))) {
+    return { error: `${GATEWAY_ENV}.listen must be an IPv4 address` };
+  }
   return Object.freeze({
     port: port as number,
+    ...(typeof listen === 'string' ? { listen } : {}),
     allow: Object.freeze({ base: base.rules, layers: Object.freeze(layers) }),
     ...(parsedModel ? { model: parsedModel } : {}),
     ...(names ? { names: Object.freeze((names as string[]).map((name) => name.toLowerCase())) } : {}),

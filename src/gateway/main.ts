@@ -24,9 +24,9 @@ process.on('uncaughtException', (error) => {
 
 let port: number;
 try {
-  port = await gateway.listen('0.0.0.0');
+  port = await gateway.listen(config.listen ?? '0.0.0.0');
 } catch (error) {
-  process.stderr.write(`cldpd gateway: cannot listen on port ${config.port}: ${(error as Error).message}\n`);
+  process.stderr.write(`cldpd gateway: cannot listen on ${config.listen ?? '0.0.0.0'} port ${config.port}: ${(error as Error).message}\n`);
   process.exit(1);
 }
 print({ event: 'listening', port });

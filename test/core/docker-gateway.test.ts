@@ -68,7 +68,8 @@ describe('the gateway\'s network and container', () => {
   it('the container: its configuration in its environment, fixed address, no forwarding, no privileges, read-only, limited', () => {
     const options = gatewayCreateOptions(SPEC, 'cldpd-gateway:0123456789ab', '10.213.4.34');
     expect(options.name).toBe('cldpd-claude-abc123-gw');
-    expect(options.Env).toEqual([`CLDPD_GATEWAY=${JSON.stringify(SPEC.config)}`]);
+    // It listens on its address on the run's network only.
+    expect(options.Env).toEqual([`CLDPD_GATEWAY=${JSON.stringify({ ...SPEC.config, listen: '10.213.4.34' })}`]);
     expect(options.Labels).toEqual(SPEC.labels);
     expect(options.HostConfig).toMatchObject({
       NetworkMode: 'cldpd-claude-abc123-egress',
