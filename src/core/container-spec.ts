@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LABELS, sessionLabels } from './labels.js';
 import type { Pod } from './pod.js';
+import { GATE_BREAKERS } from './pod-config.js';
 import type { ContainerSpec, ImageInfo, MountSpec } from './runner.js';
 import type { GitHubAccess } from './github-access.js';
 import type { PersistedVolume } from './session-store.js';
@@ -94,7 +95,8 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     network: input.egress?.network ?? pod.config.network,
     // No IPv6 either: a gated container's one way out is its gateway.
     ...(input.egress ? { sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' }, dns: [input.egress.dns] } : {}),
-    capAdd: pod.config.capAdd,
+    // A pod gated by its repository's list (it is open by its own) gives up what would route around the gateway.
+    capAdd: input.egress ? pod.config.capAdd.filter((c) => !GATE_BREAKERS.includes(c)) : pod.config.capAdd,
     stopGraceSeconds: pod.config.stopGraceSeconds,
     stdin: input.stdin,
     ...(input.access ? { files: input.access.files() } : {}),

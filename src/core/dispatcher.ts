@@ -215,12 +215,17 @@ export class Dispatcher {
           const access = await this.githubAccess(pod, options.github);
           try {
             if (access) await this.options.runner.writeFiles(running.id, access.files());
-            // A gated container's own process went out through its gateway without the key: so does this one.
-            const gateway = pod.config.egress.open ? undefined : await this.options.runner.findGateway(running.name);
+            // A gated container's own process went out through its gateway without the key: so
+            // does this one (a pod gated by its own list, or by its repository's).
+            const gateway = await this.options.runner.findGateway(running.name);
             const own = { ...containerEnv(pod, this.options.hostEnv, sessionId), ...access?.env() };
-            const env = gateway ? gatedEnv(gateway, modelRoute(own, gatewaySecretOf(await this.options.runner.containerEnv(running.id))), own) : pod.config.egress.open ? own : withoutModelKeys(own);
+            const secret = gateway ? gatewaySecretOf(await this.options.runner.containerEnv(running.id)) : undefined;
+            const gated = gateway !== undefined || !pod.config.egress.open || record.egressNarrowed !== undefined;
+            const env = gateway
+              ? (secret ? gatedEnv(gateway, modelRoute(own, secret), own) : gatedEnv(gateway, {}, withoutModelKeys(own)))
+              : gated ? withoutModelKeys(own) : own;
             const handle = await this.options.runner.exec(running.id, cmd, { env, ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) });
-            return { handle, containerName: running.name, exec: true, ...(access ? { access } : {}) };
+            return { handle, containerName: running.name, exec: true, ...(access ? { access } : {}), ...(secret ? { secrets: [secret] } : {}) };
           } catch (err) {
             // The token may be in the running container's token file already, which its own run
             // reads: that one stays, the others go.

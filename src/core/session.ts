@@ -325,9 +325,14 @@ export class Session {
     // then holds all it wrote before as well: each pass reads it whole and counts afresh.
     for (let pass = 0; ; pass += 1) {
       counts.clear();
-      for await (const chunk of this.options.runner.logs(containerId, 0)) {
-        if (chunk.stream !== 'stdout') continue;
-        for (const piece of lines.push(chunk.data)) if (!piece.partial) await take(piece.line);
+      try {
+        for await (const chunk of this.options.runner.logs(containerId, 0)) {
+          if (chunk.stream !== 'stdout') continue;
+          for (const piece of lines.push(chunk.data)) if (!piece.partial) await take(piece.line);
+        }
+      } catch (err) {
+        // The gateway went (closed after the run, or removed): what was read is what there is.
+        if (!this.ended) this.options.logger?.warn({ err, session: this.id }, 'the egress gateway\'s log ended early');
       }
       for (const piece of lines.end()) if (!piece.partial) await take(piece.line);
       if (this.ended || pass >= MAX_GATEWAY_PASSES || !this.gateway) break;
@@ -340,6 +345,7 @@ export class Session {
       });
       if (this.ended) break;
       const again = await this.options.runner.findGateway(this.gateway.name).catch(() => undefined);
+      if (this.ended) break;
       if (again?.containerId === containerId) continue;
       this.options.logger?.error({ session: this.id, gateway: this.gateway.name }, 'the run\'s egress gateway stopped and did not come back: its container reaches nothing now; stop the run, or it ends on its own');
       break;

@@ -57,8 +57,9 @@ export class Gateway {
   private readonly pinned = pinnedNames();
   /**
    * Resolves a listed name for a connection, refusing addresses no name of the open internet
-   * should lead to: this machine's own (loopback, unspecified), link-local ones (where clouds
-   * serve instance metadata and its credentials) and multicast. A pinned name is exempt.
+   * should lead to: loopback and unspecified ones, link-local ones (where clouds serve instance
+   * metadata and its credentials) and multicast. A pinned name is exempt. Private addresses
+   * pass (an Enterprise Server, a registry inside the company): a listed name is trusted there.
    */
   private readonly lookup: net.LookupFunction = (hostname, options, callback) => {
     dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
@@ -66,7 +67,7 @@ export class Gateway {
       const found = addresses as dns.LookupAddress[];
       const usable = this.pinned.has(normalHost(hostname)) ? found : found.filter((a) => !forbiddenAddress(a.address));
       if (usable.length === 0) {
-        const refused = Object.assign(new Error(`${hostname} resolves only to addresses the gateway does not reach (this machine's, link-local or multicast)`), { code: 'EADDRNOTALLOWED' });
+        const refused = Object.assign(new Error(`${hostname} resolves only to addresses the gateway does not reach (loopback, link-local such as cloud metadata, or multicast)`), { code: 'EADDRNOTALLOWED' });
         return (callback as (e: NodeJS.ErrnoException | null, a: string, f?: number) => void)(refused, '', 4);
       }
       if ((options as dns.LookupOptions).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, usable);
@@ -253,7 +254,7 @@ export class Gateway {
       if (read.kind === 'not-tls' && !this.rawPermitted(target.host, target.port)) {
         this.block(target, 'http');
         upstream.destroy();
-        endWith(client, rawResponse(403, `${printable(target.host)} is listed for HTTP and HTTPS: plain HTTP goes as a proxy request (http_proxy), not through a tunnel; a tunnel for another protocol needs the port in the pod's "egress" entry, like "${printable(target.host)}:${target.port}"\n`));
+        endWith(client, rawResponse(403, `${printable(target.host)} is listed without a port: a tunnel to it must speak TLS (its name is checked), and plain HTTP to it goes as a proxy request, not through a tunnel. To let a tunnel carry anything else, list "${printable(target.host)}:${target.port}" in the pod's "egress"\n`));
         return true;
       }
       if (read.kind === 'not-tls' || matches) {

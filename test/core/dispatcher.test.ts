@@ -618,6 +618,24 @@ describe('egress: a gated pod\'s runs go out through their own gateway', () => {
     await firstEvents;
   });
 
+  it('an open pod a repository narrows is gated: no key in its container or a resume run inside it, and no capability that routes around the gateway', async () => {
+    await writePod(pods.podsDir, 'open-argv', { 'pod.json': { egress: 'open', capAdd: ['NET_ADMIN', 'SYS_PTRACE'], command: ['agent', '{prompt}'], resumeCommand: ['agent', '--resume', '{claudeSessionId}', '{prompt}'], env: { ANTHROPIC_API_KEY: 'sk-ant-narrowed-open-key' } } });
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-1"}\n')], exitCode: 0, hold: true });
+    const first = await dispatcher.start('open-argv', { prompt: 'go' }, { egress: ['pypi.org'] });
+    const firstEvents = drain(first);
+    while (!(await store.load(first.id)).claudeSessionId) await new Promise((r) => setTimeout(r, 5));
+    const [spec] = runSpecs();
+    expect(spec?.network).toBe(`cldpd-${first.id}-egress`);
+    expect(spec?.capAdd).toEqual(['SYS_PTRACE']);
+    expect(JSON.stringify(spec?.env)).not.toContain('sk-ant-narrowed-open-key');
+    runner.scripts.push({ chunks: [out('resumed\n')], exitCode: 0 });
+    await drain(await dispatcher.resume(first.id, 'more', { egress: ['pypi.org'] }));
+    const exec = runner.calls.find((c) => c.method === 'exec');
+    expect(JSON.stringify(exec?.args[2])).not.toContain('sk-ant-narrowed-open-key');
+    await dispatcher.stop(first.id);
+    await firstEvents;
+  });
+
   it('a gateway that cannot start ends the run with its reason, and no container is made', async () => {
     runner.openGateway = async () => {
       throw new (await import('../../src/core/index.js')).CldpdError('ContainerFailed', 'no subnet left for egress networks');
