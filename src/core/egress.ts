@@ -5,6 +5,7 @@ import { containerEnv, type ContainerSpecInput } from './container-spec.js';
 import { CldpdError } from './errors.js';
 import { LABELS } from './labels.js';
 import type { Pod } from './pod.js';
+import type { PodConfig } from './pod-config.js';
 import { ISOLATED_NETWORK, type GatewayHandle, type Runner } from './runner.js';
 
 /**
@@ -12,7 +13,7 @@ import { ISOLATED_NETWORK, type GatewayHandle, type Runner } from './runner.js';
  * pod's `network`), or only through the run's gateway, to the hosts `rules` list and to what
  * cldpd itself needs (the model provider, the issue's GitHub hosts).
  */
-export type EgressSetting = { readonly open: true } | { readonly open: false; readonly rules: readonly EgressRule[] };
+export type EgressSetting = PodConfig['egress'];
 
 /** The variables that carry the model provider's credential: held by the gateway, never given to a gated container. */
 export const MODEL_KEYS: readonly string[] = Object.freeze(['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN']);
@@ -23,8 +24,6 @@ export const MODEL_URL = 'ANTHROPIC_BASE_URL';
 /** Where Claude Code's requests go when the pod names no endpoint. */
 export const DEFAULT_MODEL_URL = 'https://api.anthropic.com';
 
-/** The hosts github.com's git, API, archives, uploads and raw files are served from. */
-const GITHUB_COM: readonly string[] = Object.freeze(['github.com', 'api.github.com', 'codeload.github.com', 'uploads.github.com', '*.githubusercontent.com']);
 
 /** Parses entries as pod.json or .github/cldpd.yml writes them; throws `InvalidPod` naming the first bad one. */
 export function egressRules(entries: readonly string[], where: string): EgressRule[] {
@@ -34,6 +33,9 @@ export function egressRules(entries: readonly string[], where: string): EgressRu
     return rule;
   });
 }
+
+/** The hosts github.com's git, API, archives, uploads and raw files are served from. */
+const GITHUB_COM: readonly EgressRule[] = Object.freeze(egressRules(['github.com', 'api.github.com', 'codeload.github.com', 'uploads.github.com', '*.githubusercontent.com'], 'GitHub'));
 
 /**
  * The GitHub hosts a run needs: for an issue on github.com, its git, API, archive, upload and
@@ -56,7 +58,7 @@ export function githubRules(urls: ReadonlyArray<string | undefined>): EgressRule
     }
     const host = parsed.hostname.toLowerCase().replace(/^\[|\]$/g, '');
     if (host === 'github.com' || host.endsWith('.github.com')) {
-      for (const entry of GITHUB_COM) add(egressRules([entry], 'GitHub')[0] as EgressRule);
+      for (const rule of GITHUB_COM) add(rule);
       continue;
     }
     const port = parsed.port ? Number(parsed.port) : undefined;
@@ -119,10 +121,7 @@ export function modelRoute(env: Readonly<Record<string, string>>, secret?: strin
 export function gatedEnv(handle: Pick<GatewayHandle, 'address' | 'port'>, route: ModelRoute, env: Readonly<Record<string, string>>): Record<string, string> {
   const proxy = `http://${handle.address}:${handle.port}`;
   const noProxy = `localhost,127.0.0.1,::1,${handle.address}`;
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) {
-    if (!MODEL_KEYS.includes(name) && name !== MODEL_URL) out[name] = value;
-  }
+  const out = withoutModelKeys(env);
   Object.assign(out, {
     HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy,
     NO_PROXY: noProxy, no_proxy: noProxy,
