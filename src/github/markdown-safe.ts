@@ -177,10 +177,10 @@ export function safeMarkdown(markdown: string): string {
   const lines = text.split('\n');
   const code = new Array<boolean>(lines.length).fill(false);
   for (const token of parser.parse(text, {})) {
-    if ((token.type !== 'fence' && token.type !== 'code_block') || !token.map) continue;
-    // Indented code cannot interrupt a paragraph: right after a line of text, GitHub may read
-    // it as that paragraph's lazy continuation (in nested quotes parsers differ), so it is defused.
-    if (token.type === 'code_block' && token.map[0] > 0 && lines[token.map[0] - 1]?.trim()) continue;
+    // Indented code is defused like text: where it ends, in lists and quotes, after a line of
+    // text or a blank line, parsers differ (what one keeps as code another renders as a
+    // paragraph), and a mention in code only shows its defusing.
+    if (token.type !== 'fence' || !token.map) continue;
     const last = lines[token.map[1] - 1]?.trim() ?? '';
     const closed = token.map[1] - token.map[0] > 1 && last.length >= token.markup.length && [...last].every((c) => c === token.markup[0]);
     // A fence the answer leaves open may be read as closing an earlier one (parsers differ in
@@ -190,7 +190,11 @@ export function safeMarkdown(markdown: string): string {
       lines[lines.length - 1] += `\n${token.markup}`;
       continue;
     }
-    code.fill(true, token.map[0], token.map[1]);
+    // Inside a list or quote, a line that starts at the margin with text is no line of the
+    // fence as every reader sees it (CommonMark continues no code lazily; parsers differ): it is defused.
+    for (let line = token.map[0]; line < token.map[1]; line++) {
+      code[line] = !(token.level > 0 && /^[^\s>]/.test(lines[line] ?? ''));
+    }
   }
   // A code span may run over lines of a paragraph: text is defused a run of non-blank lines at a time.
   const parts: string[] = [];

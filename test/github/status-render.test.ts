@@ -39,6 +39,7 @@ const BYPASSES: Array<[string, string]> = [
   ['a lazy continuation line', `Thanks for the report.\n    ${LIVE}`],
   ['a 4-space indented paragraph in a list item', `- first\n\n    ${LIVE}`],
   ['a backtick fence whose info string holds a backtick', `\`\`\`a\`b\n${LIVE}\n\`\`\``],
+  ['indented code in a quote in a list item, a line at the margin after it, indented code after a blank line', `- >     ${LIVE}\n  >     ${LIVE}\n${LIVE}\n\n    ${LIVE}`],
 ];
 
 const PAGE = (html: string) => `<!doctype html><html><head><meta charset="utf-8"><style>
