@@ -165,7 +165,8 @@ function asCode(text: string): string {
 /**
  * Markdown from an agent, made safe to render in a comment: outside code, `@mentions`,
  * `#123`/`GH-123` references, images and raw HTML are defused (as Dependabot and Renovate
- * do); code blocks and spans are kept as written. Which lines are code is what a CommonMark
+ * do); fenced code blocks and code spans are kept as written (indented code is defused like
+ * text: parsers disagree on where it ends). Which lines are code is what a CommonMark
  * parser says, so lazy continuation lines, indentation inside list items and fences that
  * are not fences read as GitHub reads them. The result is parsed again: one with anything
  * live left in it (entities, say) is shown whole as a code block instead, and so is a text
