@@ -2,12 +2,16 @@ import type { ErrorCode } from './errors.js';
 import type { TokenUsage } from './model-prices.js';
 
 /**
- * What the agent said, understood from a Claude Code stream-json line. Every message type of
- * the stream maps to one of these, so no stream-json line is ever shown as raw JSON:
- * `system` init → `init`, other `system` → `system`; `assistant` content → `text`,
- * `thinking`, `tool`, and its `usage` → `usage`; `user` content → `tool_result` (what a tool returned) or `message`
- * (a typed user message the CLI replays); `result` → `result`; anything else the CLI prints
- * as stream-json → `other`.
+ * What the agent said, understood from a line of its CLI's JSON stream by the pod's agent
+ * (see core/agents). For Claude Code's stream-json every message type maps to one of these,
+ * so no stream-json line is ever shown as raw JSON: `system` init → `init`, other `system` →
+ * `system`; `assistant` content → `text`, `thinking`, `tool`, and its `usage` → `usage`;
+ * `user` content → `tool_result` (what a tool returned) or `message` (a typed user message
+ * the CLI replays); `result` → `result`; anything else the CLI prints as stream-json →
+ * `other`. Other agents map their own streams onto the same kinds.
+ *
+ * `claudeSessionId` is the agent's own conversation id, whichever the agent (Claude Code's
+ * session, Codex's thread, Gemini's session): what its resume command continues.
  */
 export type AgentEvent =
   | { readonly kind: 'init'; readonly claudeSessionId: string; readonly model?: string }
@@ -53,6 +57,15 @@ export type AgentEvent =
       readonly claudeSessionId?: string;
       /** Error texts the CLI gave with an error result. */
       readonly errors?: readonly string[];
+      /**
+       * True when `costUsd` and `turns` are this run's alone (a CLI that counts per process
+       * and reports no total of the conversation); else `costUsd` is the conversation's total.
+       */
+      readonly runOnly?: true;
+      /** The run's tokens as the CLI reports them, for a CLI that reports no cost: `input` counts `cachedInput` too. */
+      readonly tokens?: { readonly input: number; readonly output: number; readonly cachedInput: number };
+      /** The model provider refused for quota or rate and the CLI gave up (see providerLimit): when it resets, when the CLI said. */
+      readonly limit?: { readonly kind: 'usage' | 'rate'; readonly resetAt?: number };
     };
 
 /** Why a container's process ended. */
