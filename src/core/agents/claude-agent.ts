@@ -48,7 +48,7 @@ export const claudeAgent: Agent = Object.freeze<Agent>({
    * complains on stderr. `CLAUDE_CONFIG_DIR` puts both in the persisted directory. Nothing
    * when `~/.claude` is not persisted or the pod sets `CLAUDE_CONFIG_DIR` itself.
    */
-  env({ podEnv, persisted, home }) {
+  env({ podEnv, persisted, home }): Record<string, string> {
     const dir = `${home.replace(/\/$/, '')}/.claude`;
     if (podEnv.CLAUDE_CONFIG_DIR !== undefined || !persisted.includes(dir)) return {};
     return { CLAUDE_CONFIG_DIR: dir };
