@@ -113,7 +113,7 @@ describe('runCli', () => {
   it('pods lists each pod with its status and fails when one is invalid', async () => {
     expect(await cli('pods')).toBe(1);
     expect(io.stdoutText()).toMatch(/broken\s+invalid\s+Pod "broken"/);
-    expect(io.stdoutText()).toMatch(/web\s+ok\s+model, GitHub\s+cldpd-web:latest/);
+    expect(io.stdoutText()).toMatch(/web\s+ok\s+Claude Code\s+model, GitHub\s+cldpd-web:latest/);
   });
 
   it('doctor checks Docker and every pod', async () => {
@@ -212,7 +212,7 @@ describe('runCli', () => {
     runner.images.set('cldpd-web:latest', { id: 'sha256:rootimg', user: '', env: {}, workingDir: '/', labels: {} });
     runner.paths.clear(); // no bash in the image
     expect(await cli('pods')).toBe(1);
-    expect(io.stdoutText()).toMatch(/web\s+warning\s+model, GitHub\s+cldpd-web:latest — Pod "web": its image runs as root.*USER agent/);
+    expect(io.stdoutText()).toMatch(/web\s+warning\s+Claude Code\s+model, GitHub\s+cldpd-web:latest — Pod "web": its image runs as root.*USER agent/);
     expect(await cli('doctor', '--json')).toBe(1);
     const checks = io.stdoutText().trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { check: string; ok: boolean; warning?: boolean; detail: string });
     const web = checks.filter((c) => c.check === 'pod web' && c.warning);

@@ -164,7 +164,7 @@ describe('Dispatcher.resume', () => {
   it('refuses when no Claude session id was captured', async () => {
     const first = await dispatcher.start('web', { prompt: 'go' });
     await drain(first);
-    await expect(dispatcher.resume(first.id, 'more')).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringContaining('no Claude session id') });
+    await expect(dispatcher.resume(first.id, 'more')).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringContaining('no conversation id of its agent') });
   });
 
   it('refuses an unknown session', async () => {
