@@ -195,9 +195,7 @@ export class Dispatcher {
     const record = await this.options.store.load(sessionId);
     const pod = await loadPod(this.options.pods, record.pod);
     const channel = promptChannel(pod.config.resumeCommand);
-    const cmd = renderCommand(pod.config.resumeCommand, {
-      prompt: checkPromptSize(prompt, channel), sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config),
-    });
+    checkPromptSize(prompt, channel);
     const containers = await this.containersOf(sessionId);
     this.refuseTakenOver(sessionId, containers);
     const running = containers.find((c) => c.state === 'running');
@@ -206,6 +204,9 @@ export class Dispatcher {
       const how = channel.kind === 'stream-json' ? 'Its agent takes new instructions only through the process that started it' : `${podAgent(pod).title} takes no instructions while it runs`;
       throw new CldpdError('SessionBusy', `Session ${sessionId} is still running (container ${running.name}). ${how}; once it has finished, resume it again (or stop it with "cldpd stop ${sessionId}").`);
     }
+    const cmd = renderCommand(pod.config.resumeCommand, {
+      prompt, sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config),
+    });
     const run = record.runs + 1;
     await this.options.store.update(sessionId, { runs: run });
 
