@@ -116,6 +116,18 @@ describe('runCli', () => {
     expect(io.stdoutText()).toMatch(/web\s+ok\s+Claude Code\s+model, GitHub\s+cldpd-web:latest/);
   });
 
+  it('pods says which agent each pod runs and the limits its CLI lacks', async () => {
+    await writePod(context.pods.podsDir, 'cx', { 'pod.json': { agent: 'codex' } });
+    await writePod(context.pods.podsDir, 'gm', { 'pod.json': { agent: 'gemini', prices: { input: 1, output: 2 } } });
+    await cli('pods');
+    expect(io.stdoutText()).toMatch(/cx\s+ok\s+Codex CLI \(no turn or spending limit\)\s+model, GitHub/);
+    expect(io.stdoutText()).toMatch(/gm\s+ok\s+Gemini CLI/);
+    await cli('pods', '--json');
+    const rows = io.stdoutText().split('\n').filter((l) => l.startsWith('{"name":"cx"') || l.startsWith('{"name":"web"')).map((l) => JSON.parse(l) as { name: string; agent: string; limits: unknown });
+    expect(rows.find((r) => r.name === 'cx')).toMatchObject({ agent: 'codex', limits: { maxTurns: 'unsupported', maxBudgetUsd: 'unsupported' } });
+    expect(rows.find((r) => r.name === 'web')).toMatchObject({ agent: 'claude', limits: { maxTurns: null, maxBudgetUsd: null } });
+  });
+
   it('doctor checks Docker and every pod', async () => {
     expect(await cli('doctor', '--json')).toBe(1);
     const checks = io.stdoutText().trim().split('\n').map((l) => JSON.parse(l) as { check: string; ok: boolean });
