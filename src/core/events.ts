@@ -64,8 +64,13 @@ export type AgentEvent =
       readonly runOnly?: true;
       /** The run's tokens as the CLI reports them, for a CLI that reports no cost: `input` counts `cachedInput` too. */
       readonly tokens?: { readonly input: number; readonly output: number; readonly cachedInput: number };
-      /** The model provider refused for quota or rate and the CLI gave up (see providerLimit): when it resets, when the CLI said. */
-      readonly limit?: { readonly kind: 'usage' | 'rate'; readonly resetAt?: number };
+      /**
+       * The model provider refused for quota or rate and the CLI gave up (see providerLimit):
+       * when it resets, when the CLI said; `repeat` when the CLI dropped this run's prompt from
+       * its conversation (refused before any answer), so the run is repeated as it was rather
+       * than continued.
+       */
+      readonly limit?: { readonly kind: 'usage' | 'rate'; readonly resetAt?: number; readonly repeat?: true };
     };
 
 /** Why a container's process ended. */

@@ -8,6 +8,8 @@ export interface ProviderLimit {
   readonly kind: 'usage' | 'rate';
   /** What the agent said, for the history of the waits. */
   readonly said: string;
+  /** The run must be repeated as it was, not continued: its agent dropped its prompt (see AgentEvent result `limit`). */
+  readonly repeat?: true;
 }
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
@@ -88,7 +90,7 @@ export function providerLimit(result: Extract<AgentEvent, { kind: 'result' }> | 
   // Another agent's reader said it already (see AgentEvent result `limit`); a reset that passed waits the retry delay.
   if (result.limit) {
     const at = result.limit.resetAt;
-    return { kind: result.limit.kind, resetAt: at !== undefined && at > now ? at : now + retryMs, said };
+    return { kind: result.limit.kind, resetAt: at !== undefined && at > now ? at : now + retryMs, said, ...(result.limit.repeat ? { repeat: true as const } : {}) };
   }
   const stamped = /Claude AI usage limit reached\|(\d{9,11})/.exec(said);
   // A reset that has passed (clocks differ) is retried after the rate refusal's delay, never at once.
