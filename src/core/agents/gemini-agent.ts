@@ -114,7 +114,8 @@ function retryDelayMs(text: string): number | undefined {
 /**
  * Whether a result's error is the Gemini API's refusal for quota or rate that the CLI gave up
  * on: its daily quota (which resets at midnight Pacific time, as Google's quotas do), or a
- * 429 / RESOURCE_EXHAUSTED / capacity refusal, with the retry delay it named when it named one.
+ * 429 / RESOURCE_EXHAUSTED / capacity refusal or a 503 overload, with the retry delay it named
+ * when it named one.
  */
 export function geminiLimit(message: string, now: number): { kind: 'usage' | 'rate'; resetAt?: number } | undefined {
   const text = message.slice(0, MAX_ERROR_CHARS);
@@ -122,7 +123,10 @@ export function geminiLimit(message: string, now: number): { kind: 'usage' | 'ra
     const midnight = parseResetTime('12:00am (America/Los_Angeles)', now);
     return { kind: 'usage', ...(midnight !== undefined ? { resetAt: midnight } : {}) };
   }
-  if (!/exceeded your current quota|RESOURCE_EXHAUSTED|\b429\b|Too Many Requests|rate limit|exhausted your capacity|capacity exceeded|MODEL_CAPACITY_EXHAUSTED|quota/i.test(text)) return undefined;
+  const refused = /exceeded your current quota|RESOURCE_EXHAUSTED|\b429\b|Too Many Requests|rate limit|exhausted your capacity|capacity exceeded|MODEL_CAPACITY_EXHAUSTED|quota/i.test(text);
+  // The API's overload (503 UNAVAILABLE), which the CLI retried too before it gave up: waited on as a rate refusal.
+  const overloaded = /\b503\b|UNAVAILABLE|overloaded/i.test(text);
+  if (!refused && !overloaded) return undefined;
   const delay = retryDelayMs(text);
   return { kind: 'rate', ...(delay !== undefined ? { resetAt: now + delay } : {}) };
 }

@@ -249,6 +249,7 @@ describe('geminiLimit', () => {
     ['a retry delay in ms', 'RESOURCE_EXHAUSTED Please retry in 250ms', { kind: 'rate', resetAt: NOW + 250 }],
     ['a 429 without a delay', '[API Error: got status: 429 Too Many Requests.]', { kind: 'rate' }],
     ['the model\'s capacity', 'You have exhausted your capacity on this model.', { kind: 'rate' }],
+    ['an overload the CLI retried', '[API Error: {"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}]', { kind: 'rate' }],
   ])('%s', (_, message, expected) => {
     expect(geminiLimit(message, NOW)).toEqual(expected);
   });
