@@ -32,7 +32,8 @@ if ! docker image inspect "$debian_tag" >/dev/null 2>&1; then
 fi
 
 if ! docker image inspect "$gemini_tag" >/dev/null 2>&1; then
-  node_bin=$(command -v node)
+  node_bin=$(command -v node || true)
+  [ -n "$node_bin" ] || { echo "real-gemini: no node on PATH: install Node 20 or later (cldpd itself needs it)"; exit 1; }
   node_bin=$(readlink -f "$node_bin")
   major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
   if [ "$major" -lt 20 ]; then
@@ -42,13 +43,15 @@ if ! docker image inspect "$gemini_tag" >/dev/null 2>&1; then
   ctx=$(mktemp -d)
   mkdir -p "$ctx/libs"
   cp "$node_bin" "$ctx/node"
-  # The libraries node links against that the Debian base lacks go in with it (none, for a
-  # node built for bookworm or older).
-  for lib in $(ldd "$node_bin" | awk '/=> \//{print $3}'); do
-    name=$(basename "$lib")
-    if ! docker run --rm --network none "$debian_tag" sh -c "ls /lib/x86_64-linux-gnu/$name /usr/lib/x86_64-linux-gnu/$name" >/dev/null 2>&1; then
-      echo "real-gemini: adding $name (not in $debian_tag)"
-      cp -L "$lib" "$ctx/libs/$name"
+  # The libraries node links against that the Debian base lacks go in with it (none for a
+  # node built for bookworm or older: its libc, libstdc++, libgcc_s and libm are all there).
+  libs=$(ldd "$node_bin" | awk '/=> \//{print $3}')
+  names=$(for lib in $libs; do basename "$lib"; done)
+  missing=$(docker run --rm --network none "$debian_tag" sh -c 'for n; do [ -e "/lib/x86_64-linux-gnu/$n" ] || [ -e "/usr/lib/x86_64-linux-gnu/$n" ] || echo "$n"; done' sh $names)
+  for lib in $libs; do
+    if printf '%s\n' "$missing" | grep -qxF "$(basename "$lib")"; then
+      echo "real-gemini: adding $(basename "$lib") (not in $debian_tag)"
+      cp -L "$lib" "$ctx/libs/"
     fi
   done
   cp -r "$package" "$ctx/gemini-cli"
