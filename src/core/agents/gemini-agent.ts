@@ -291,7 +291,8 @@ export class GeminiStreamReader implements AgentStreamReader {
     }
     if (result.isError && errorMessage && result.subtype !== 'error_max_turns') {
       const limit = geminiLimit(errorMessage, (this.options.now ?? Date.now)());
-      if (limit) result.limit = limit;
+      // Refused before any answer, the CLI rolls this run's prompt back out of its session: the run is repeated, not continued.
+      if (limit) result.limit = this.turns === 0 ? { ...limit, repeat: true } : limit;
     }
     // The next run of this process (there is none in print mode) would count afresh.
     this.errors = [];

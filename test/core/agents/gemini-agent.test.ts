@@ -91,13 +91,23 @@ describe('Gemini CLI stream-json, as the real CLI wrote it', () => {
     const result = resultOf(read(fixture('daily')));
     expect(result.isError).toBe(true);
     // 13:30 UTC on 6 December is 05:30 in Los Angeles (UTC-8): midnight there is 08:00 UTC on the 7th.
-    expect(result.limit).toEqual({ kind: 'usage', resetAt: Date.UTC(2026, 11, 7, 8, 0, 0) });
+    // Refused on its first request: the CLI rolled the prompt back, so the run is repeated, not continued.
+    expect(result.limit).toEqual({ kind: 'usage', resetAt: Date.UTC(2026, 11, 7, 8, 0, 0), repeat: true });
     expect(result.errors?.[0]).toMatch(/exhausted your daily quota/);
   });
 
   it('a 429 whose retry delay is longer than the CLI waits: a rate limit that resets after that delay', () => {
     const result = resultOf(read(fixture('ratelong')));
+    expect(result.limit).toEqual({ kind: 'rate', resetAt: NOW + 3_600_000, repeat: true });
+  });
+
+  it('a refusal after an answered turn is continued, not repeated: the conversation keeps the prompt', () => {
+    const lines = fixture('ratelong').filter((l) => !l.includes('"type":"result"'));
+    const last = fixture('ratelong').find((l) => l.includes('"type":"result"')) ?? '';
+    const answered = [...lines, '{"type":"message","role":"assistant","content":"Working on it.","delta":true}', '{"type":"tool_use","tool_name":"run_shell_command","tool_id":"t1","parameters":{"command":"ls"}}', '{"type":"tool_result","tool_id":"t1","status":"success","output":"a"}', last];
+    const result = resultOf(read(answered));
     expect(result.limit).toEqual({ kind: 'rate', resetAt: NOW + 3_600_000 });
+    expect(result.turns).toBe(1);
   });
 
   it('two tool calls in one response, one failing: each by its path, the failure by its output', () => {
