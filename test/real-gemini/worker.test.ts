@@ -139,5 +139,23 @@ describeWithRealGemini('a worker with the real Gemini CLI', () => {
       expect(modelTexts(resumed)).toEqual(['Looking first.', '[The previous response was interrupted before it completed.]']);
       expect(second?.outcome?.agent?.result?.text).toBe('Recovered after the wait: continue where you stopped');
     });
+
+    it('a quota refusal on the run\'s first request repeats the start after the reset, with its own prompt: the CLI kept nothing of it to continue', async () => {
+      let calls = 0;
+      world.api.setScript((body) => {
+        calls += 1;
+        if (calls === 1) return QUOTA_REFUSAL;
+        return { parts: [{ text: `Done after the wait: ${lastUserText(body)}` }] };
+      });
+      const key = 'acme-web-53';
+      await producer.run(command(1, 'start', 'fix the flaky test', 53));
+      await until('both runs to be reported', () => reporter.finished(key).length === 2, 90_000);
+      const [first, second] = reporter.runs.filter((r) => r.command.issueKey === key);
+      expect(first?.outcome).toMatchObject({ kind: 'waiting', waiting: { kind: 'rate', wait: 1 } });
+      expect(first?.outcome?.agent?.result).toMatchObject({ isError: true, turns: 0, limit: { kind: 'rate', repeat: true } });
+      expect(second?.command).toMatchObject({ kind: 'start', sessionId: 'gemini-0000a053', prompt: 'fix the flaky test', providerWait: { waits: [expect.objectContaining({ kind: 'rate' })] } });
+      expect(second?.outcome).toMatchObject({ kind: 'exited', terminal: { exitCode: 0 } });
+      expect(second?.outcome?.agent?.result?.text).toMatch(/^Done after the wait: .*fix the flaky test/s);
+    });
   });
 });
