@@ -175,7 +175,7 @@ describe('docs/pods.md', () => {
       image: 'my-pod:latest', env: { A: 'b' }, inheritEnv: ['A'], buildArgs: { A: 'b' }, workdir: '/w', mounts: [{ source: '/tmp', target: '/t', readOnly: true }],
       command: ['sh'], resumeCommand: ['sh'], persist: ['~/.x'], timeoutSeconds: 1, buildTimeoutSeconds: 1, stopGraceSeconds: 0, memory: '512m',
       cpus: 1, pids: 1, network: 'none', capAdd: ['SYS_PTRACE'], github: { contents: 'read' }, checkout: true, setup: [['true'], { run: ['true'], user: 'root' }],
-      maxTurns: 1, maxBudgetUsd: 1, egress: ['registry.npmjs.org', '*.pythonhosted.org'],
+      maxTurns: 1, maxBudgetUsd: 1, egress: ['registry.npmjs.org', '*.pythonhosted.org'], agent: 'gemini', prices: { input: 1, output: 2 },
     };
     for (const field of fields) {
       expect(Object.hasOwn(examples, field), `an example value for ${field}`).toBe(true);

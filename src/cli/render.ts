@@ -246,7 +246,7 @@ export class TranscriptPrinter {
   private agentRaw(a: AgentEvent): Array<['stdout' | 'stderr', Kind, string]> {
     switch (a.kind) {
       case 'init':
-        return [['stderr', 'note', `cldpd: Claude session ${a.claudeSessionId}${a.model ? ` (${a.model})` : ''}`]];
+        return [['stderr', 'note', `cldpd: agent's conversation ${a.claudeSessionId}${a.model ? ` (${a.model})` : ''}`]];
       case 'text':
         return [['stdout', 'text', a.text]];
       case 'thinking':
@@ -271,6 +271,7 @@ export class TranscriptPrinter {
         const facts = [
           a.isError ? `error${a.subtype && a.subtype !== 'success' ? ` (${a.subtype})` : ''}` : 'done',
           a.turns !== undefined ? `${a.turns} turn${a.turns === 1 ? '' : 's'}` : undefined,
+          a.tokens ? `${a.tokens.input} tokens in, ${a.tokens.output} out` : undefined,
         ].filter(Boolean);
         const errors = (a.errors ?? []).map((e): ['stderr', Kind, string] => ['stderr', 'error', `cldpd: agent error: ${firstLine(e, 300)}`]);
         return [['stderr', a.isError ? 'error' : 'note', `cldpd: agent ${facts.join(', ')}`], ...errors];

@@ -2,6 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { open, readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import {
+  agentNamed,
   CldpdError, imageWarnings, isCldpdError, isLogNote, messageOf, isTerminal, listPods, parseLogRecord, type LogNote, type PodConfig,
   type Dispatcher, type HostInventory, type SessionTakeover, type PodListing, type RemovedSession, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
@@ -420,16 +421,33 @@ async function pods(ctx: CliContext, json: boolean, io: CliIO): Promise<number> 
   const listing = await listPods(ctx.pods);
   const warnings = await warningsOf(ctx, listing, false);
   if (json) {
-    for (const p of listing) await write(io.stdout, `${JSON.stringify(p.pod ? { name: p.name, valid: true, image: p.pod.config.image, dir: p.pod.dir, egress: p.pod.config.egress.open ? 'open' : p.pod.config.egress.rules.map(formatRule), warnings: warnings.get(p.name) ?? [] } : { name: p.name, valid: false, error: p.error.message })}\n`);
+    for (const p of listing) await write(io.stdout, `${JSON.stringify(p.pod ? { name: p.name, valid: true, agent: p.pod.config.agent, limits: agentLimits(p.pod.config), image: p.pod.config.image, dir: p.pod.dir, egress: p.pod.config.egress.open ? 'open' : p.pod.config.egress.rules.map(formatRule), warnings: warnings.get(p.name) ?? [] } : { name: p.name, valid: false, error: p.error.message })}\n`);
   } else if (listing.length === 0) {
     await write(io.stderr, `cldpd: no pods in ${ctx.pods.podsDir}: create ${ctx.pods.podsDir}/<name>/Dockerfile\n`);
   } else {
-    await write(io.stdout, table(['POD', 'STATUS', 'EGRESS', 'IMAGE / PROBLEM'], listing.map((p) => {
+    await write(io.stdout, table(['POD', 'STATUS', 'AGENT', 'EGRESS', 'IMAGE / PROBLEM'], listing.map((p) => {
       const warned = warnings.get(p.name) ?? [];
-      return [p.name, p.pod ? (warned.length > 0 ? 'warning' : 'ok') : 'invalid', p.pod ? egressOf(p.pod.config.egress, 3) : '', p.pod ? [p.pod.config.image, ...warned].join(' — ') : p.error.message];
+      return [p.name, p.pod ? (warned.length > 0 ? 'warning' : 'ok') : 'invalid', p.pod ? agentOf(p.pod.config) : '', p.pod ? egressOf(p.pod.config.egress, 3) : '', p.pod ? [p.pod.config.image, ...warned].join(' — ') : p.error.message];
     })));
   }
   return listing.every((p) => p.pod) ? 0 : 1;
+}
+
+/**
+ * The limits a pod's agent can take, for `cldpd pods --json`: each pod.json limit's value, or
+ * "unsupported" when the agent's CLI has no such limit (pod.json refuses it then).
+ */
+function agentLimits(config: PodConfig): Record<'maxTurns' | 'maxBudgetUsd', number | null | 'unsupported'> {
+  const agent = agentNamed(config.agent);
+  const of = (limit: 'maxTurns' | 'maxBudgetUsd') => (agent.limits[limit] === undefined ? 'unsupported' as const : config[limit] ?? null);
+  return { maxTurns: of('maxTurns'), maxBudgetUsd: of('maxBudgetUsd') };
+}
+
+/** A pod's agent for `cldpd pods`: its CLI, and the limits that CLI does not have. */
+function agentOf(config: PodConfig): string {
+  const agent = agentNamed(config.agent);
+  const missing = [agent.limits.maxTurns === undefined ? 'turn' : '', agent.limits.maxBudgetUsd === undefined ? 'spending' : ''].filter(Boolean);
+  return missing.length > 0 ? `${agent.title} (no ${missing.join(' or ')} limit)` : agent.title;
 }
 
 /**

@@ -97,6 +97,8 @@ export class AgentSummaryAccumulator {
   /** The latest cost and turns the agent reported in this run, before any counting. */
   private reportedCostUsd: number | undefined;
   private reportedTurns: number | undefined;
+  /** Whether the last result counted this run alone (see AgentEvent result `runOnly`). */
+  private runOnly = false;
   /** Messages since the last result with a cost: see RunSpend. */
   private settledUsd: number;
   private recent: CountedMessage[];
@@ -136,8 +138,10 @@ export class AgentSummaryAccumulator {
           this.count();
           break;
         case 'result':
-          summary.result = event;
+          // A CLI whose result carries no answer gave it as its last message.
+          summary.result = event.text === undefined && !event.isError && summary.lastText !== undefined ? { ...event, text: summary.lastText } : event;
           if (event.claudeSessionId) summary.claudeSessionId = event.claudeSessionId;
+          this.runOnly = event.runOnly === true;
           if (event.costUsd !== undefined && event.costUsd >= 0) {
             this.reportedCostUsd = event.costUsd;
             // The result's cost counts every message before it.
@@ -181,7 +185,7 @@ export class AgentSummaryAccumulator {
       // Claude Code reports the Claude session's cost, earlier runs included, when it
       // could restore them; a total below what was recorded is this process's alone.
       const cost = this.reportedCostUsd;
-      const whole = cost >= before.costUsd;
+      const whole = !this.runOnly && cost >= before.costUsd;
       summary.sessionCostUsd = whole ? cost : before.costUsd + cost;
       summary.runCostUsd = whole ? cost - before.costUsd : cost;
     }

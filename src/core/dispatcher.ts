@@ -9,7 +9,8 @@ import { issueVolumeKey, parseIssueUrl, type IssueAddress } from './issue-addres
 import { buildStartPrompt, checkPromptSize, promptChannel, renderCommand, type PromptChannel } from './prompt.js';
 import { recordEnd, recoverRun, type Recovery, type RunPlan } from './recovery.js';
 import { holdCommand, setupSteps, type SetupStep } from './setup-steps.js';
-import { claudeEnv, rootProblem, runsAsRoot } from './claude-pod.js';
+import { rootProblem, runsAsRoot } from './claude-pod.js';
+import { agentEnvOf, holdsConversation, podAgent } from './pod-agent.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
 import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type Launched, type SessionOptions } from './session.js';
@@ -194,21 +195,23 @@ export class Dispatcher {
     const record = await this.options.store.load(sessionId);
     const pod = await loadPod(this.options.pods, record.pod);
     const channel = promptChannel(pod.config.resumeCommand);
-    const cmd = renderCommand(pod.config.resumeCommand, {
-      prompt: checkPromptSize(prompt, channel), sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config),
-    });
+    checkPromptSize(prompt, channel);
     const containers = await this.containersOf(sessionId);
     this.refuseTakenOver(sessionId, containers);
     const running = containers.find((c) => c.state === 'running');
-    if (running && channel.kind === 'stream-json') {
+    if (running && holdsConversation(pod)) {
       // A second agent process on one conversation would write one transcript twice over.
-      throw new CldpdError('SessionBusy', `Session ${sessionId} is still running (container ${running.name}). Its agent takes new instructions only through the process that started it; once it has finished, resume it again (or stop it with "cldpd stop ${sessionId}").`);
+      const how = channel.kind === 'stream-json' ? 'Its agent takes new instructions only through the process that started it' : `${podAgent(pod).title} takes no instructions while it runs`;
+      throw new CldpdError('SessionBusy', `Session ${sessionId} is still running (container ${running.name}). ${how}; once it has finished, resume it again (or stop it with "cldpd stop ${sessionId}").`);
     }
+    const cmd = renderCommand(pod.config.resumeCommand, {
+      prompt, sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config),
+    });
     const run = record.runs + 1;
     await this.options.store.update(sessionId, { runs: run });
 
     if (running) {
-      // Only for commands that take the prompt in argv (the stream-json case refused above).
+      // Only for a pod's own commands that resume beside the running one (see holdsConversation).
       return this.startRun(pod, record, run, {
         removeOnExit: false,
         launch: async () => {
@@ -221,9 +224,10 @@ export class Dispatcher {
             const own = { ...containerEnv(pod, this.options.hostEnv, sessionId), ...access?.env() };
             const secret = gateway ? gatewaySecretOf(await this.options.runner.containerEnv(running.id)) : undefined;
             const gated = gateway !== undefined || !pod.config.egress.open || record.egressNarrowed !== undefined;
+            const agent = podAgent(pod);
             const env = gateway
-              ? (secret ? gatedEnv(gateway, modelRoute(own, secret), own) : gatedEnv(gateway, {}, withoutModelKeys(own)))
-              : gated ? withoutModelKeys(own) : own;
+              ? (secret ? gatedEnv(gateway, modelRoute(own, secret, agent.provider), own, agent) : gatedEnv(gateway, {}, withoutModelKeys(own, agent.provider), agent))
+              : gated ? withoutModelKeys(own, agent.provider) : own;
             const handle = await this.options.runner.exec(running.id, cmd, { env, ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) });
             return { handle, containerName: running.name, exec: true, ...(access ? { access } : {}), ...(secret ? { secrets: [secret] } : {}) };
           } catch (err) {
@@ -284,7 +288,7 @@ export class Dispatcher {
           const spec = buildContainerSpec({
             pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(plan.cmd) : plan.cmd, hostId,
             issueUrl, run: plan.run, volumes, hostEnv, stdin: plan.stdin,
-            agentEnv: claudeEnv(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+            agentEnv: agentEnvOf(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
             ...(gate ? { egress: gate.egress } : {}),
           });
           await this.unlessStopped(sessionId, plan.since);
@@ -354,9 +358,10 @@ export class Dispatcher {
 
   /**
    * Whether a resume of the session must wait: a person is attached to it (see
-   * SessionTakeover), or its container runs an agent that takes live input, which only the
-   * process that started it can reach (see resume). False for an unknown session (the resume
-   * then says so); for a pod that resumes by exec, only while a person is attached.
+   * SessionTakeover), or its container runs an agent whose conversation one process holds (see
+   * holdsConversation): one that takes live input only the process that started it can reach,
+   * or one that takes none while it runs. False for an unknown session (the resume then says
+   * so); for a pod that resumes by exec, only while a person is attached.
    */
   async isBusy(sessionId: string): Promise<boolean> {
     const record = await this.options.store.load(sessionId).catch(() => undefined);
@@ -364,7 +369,7 @@ export class Dispatcher {
     const containers = await this.containersOf(sessionId);
     if (containers.some((c) => holdsSession(c))) return true;
     const pod = await loadPod(this.options.pods, record.pod).catch(() => undefined);
-    if (!pod || promptChannel(pod.config.resumeCommand).kind !== 'stream-json') return false;
+    if (!pod || !holdsConversation(pod)) return false;
     return containers.some((c) => c.state === 'running' && !isTakeover(c));
   }
 
@@ -486,6 +491,7 @@ export class Dispatcher {
       // What the pod injects may be printed; the reporters redact it, the pieces keep it whole.
       injected: Object.values(containerEnv(pod, this.options.hostEnv, record.id)),
       ...(logger ? { logger: logger.child({ session: record.id, pod: pod.name }) } : {}),
+      reader: podAgent(pod).reader({ prices: pod.config.prices }),
       onClaudeSession: async (claudeSessionId) => {
         await store.update(record.id, { claudeSessionId });
       },

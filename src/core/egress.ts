@@ -7,6 +7,10 @@ import { LABELS } from './labels.js';
 import type { Pod } from './pod.js';
 import type { PodConfig } from './pod-config.js';
 import { ISOLATED_NETWORK, type GatewayHandle, type Runner } from './runner.js';
+import type { Agent, ModelProvider } from './agents/agent.js';
+import { AGENTS } from './agents/agents.js';
+import { claudeAgent } from './agents/claude-agent.js';
+import { podAgent } from './pod-agent.js';
 
 /**
  * How a pod's runs reach the network (pod.json `egress`): `open`, as Docker gives it (the
@@ -15,14 +19,10 @@ import { ISOLATED_NETWORK, type GatewayHandle, type Runner } from './runner.js';
  */
 export type EgressSetting = PodConfig['egress'];
 
-/** The variables that carry the model provider's credential: held by the gateway, never given to a gated container. */
-export const MODEL_KEYS: readonly string[] = Object.freeze(['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN']);
-
-/** The variable naming the model provider's endpoint; in a gated container, the gateway. */
-export const MODEL_URL = 'ANTHROPIC_BASE_URL';
-
-/** Where Claude Code's requests go when the pod names no endpoint. */
-export const DEFAULT_MODEL_URL = 'https://api.anthropic.com';
+/** The variables that carry `provider`'s credential: held by the gateway, never given to a gated container. */
+function modelKeys(provider: ModelProvider): string[] {
+  return provider.keys.map((k) => k.name);
+}
 
 
 /** Parses entries as pod.json or .github/cldpd.yml writes them; throws `InvalidPod` naming the first bad one. */
@@ -79,34 +79,37 @@ export interface ModelRoute {
 }
 
 /**
- * Where a gated run's model requests go. With a key in the pod's environment (`env`: the
- * pod's own and inherited variables), the gateway holds it and a new per-run secret names the
- * run; with none, the agent keeps whatever signs it in, and only the provider's host is allowed.
- * Throws `InvalidPod` when the pod's ANTHROPIC_BASE_URL is no http(s) URL.
+ * Where a gated run's model requests go, for the pod's agent's `provider` (Claude Code's when
+ * not given). With a key in the pod's environment (`env`: the pod's own and inherited
+ * variables), the gateway holds it and a new per-run secret names the run; with none, the
+ * agent keeps whatever signs it in, and only the provider's host is allowed. Throws
+ * `InvalidPod` when the pod's endpoint variable is no http(s) URL, or a key has spaces or a
+ * line break.
  */
-export function modelRoute(env: Readonly<Record<string, string>>, secret?: string): ModelRoute {
-  const upstream = (env[MODEL_URL] || DEFAULT_MODEL_URL).replace(/\/+$/, '');
+export function modelRoute(env: Readonly<Record<string, string>>, secret?: string, provider: ModelProvider = claudeAgent.provider): ModelRoute {
+  const { urlVar, defaultUrl } = provider;
+  const upstream = (env[urlVar] || defaultUrl).replace(/\/+$/, '');
   let url: URL;
   try {
     url = new URL(upstream);
   } catch {
-    throw new CldpdError('InvalidPod', `${MODEL_URL} "${upstream}" is not a URL: give the model provider's endpoint, like ${DEFAULT_MODEL_URL}.`);
+    throw new CldpdError('InvalidPod', `${urlVar} "${upstream}" is not a URL: give the model provider's endpoint, like ${defaultUrl}.`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new CldpdError('InvalidPod', `${MODEL_URL} "${upstream}" must be an http or https URL.`);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new CldpdError('InvalidPod', `${urlVar} "${upstream}" must be an http or https URL.`);
   const setHeaders: Record<string, string> = {};
-  if (env.ANTHROPIC_API_KEY) setHeaders['x-api-key'] = env.ANTHROPIC_API_KEY;
-  const bearer = env.ANTHROPIC_AUTH_TOKEN || env.CLAUDE_CODE_OAUTH_TOKEN;
-  if (bearer) setHeaders.authorization = `Bearer ${bearer}`;
+  for (const key of provider.keys) {
+    const value = env[key.name];
+    if (!value || setHeaders[key.header] !== undefined) continue;
+    if (/[\r\n\0]/.test(value) || value !== value.trim() || /\s/.test(value)) {
+      throw new CldpdError('InvalidPod', `The pod's model key (the ${key.name} value) has spaces or a line break around or inside it: set it again without them.`);
+    }
+    setHeaders[key.header] = key.scheme ? `${key.scheme} ${value}` : value;
+  }
   if (Object.keys(setHeaders).length === 0) {
     const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
     return { direct: { host: url.hostname.toLowerCase(), wildcard: false, port } };
   }
-  for (const [name, value] of Object.entries(setHeaders)) {
-    if (/[\r\n\0]/.test(value) || value !== value.trim()) {
-      throw new CldpdError('InvalidPod', `The pod's model key (the ${name === 'x-api-key' ? 'ANTHROPIC_API_KEY' : 'ANTHROPIC_AUTH_TOKEN or CLAUDE_CODE_OAUTH_TOKEN'} value) has spaces or a line break around or inside it: set it again without them.`);
-    }
-  }
-  if (url.search || url.hash || url.username || url.password) throw new CldpdError('InvalidPod', `${MODEL_URL} "${upstream}" must be a plain base URL, like ${DEFAULT_MODEL_URL}: no query, fragment or user name.`);
+  if (url.search || url.hash || url.username || url.password) throw new CldpdError('InvalidPod', `${urlVar} "${upstream}" must be a plain base URL, like ${defaultUrl}: no query, fragment or user name.`);
   const runSecret = secret ?? randomBytes(24).toString('hex');
   return { secret: runSecret, gateway: { secretSha256: createHash('sha256').update(runSecret).digest('hex'), upstream, setHeaders } };
 }
@@ -118,10 +121,11 @@ export function modelRoute(env: Readonly<Record<string, string>>, secret?: strin
  * through the gateway when it carries the key. A placeholder key keeps clients that insist on
  * one quiet; the gateway replaces it.
  */
-export function gatedEnv(handle: Pick<GatewayHandle, 'address' | 'port'>, route: ModelRoute, env: Readonly<Record<string, string>>): Record<string, string> {
+export function gatedEnv(handle: Pick<GatewayHandle, 'address' | 'port'>, route: ModelRoute, env: Readonly<Record<string, string>>, agent: Agent = claudeAgent): Record<string, string> {
   const proxy = `http://${handle.address}:${handle.port}`;
   const noProxy = `localhost,127.0.0.1,::1,${handle.address}`;
-  const out = withoutModelKeys(env);
+  const { provider } = agent;
+  const out = withoutModelKeys(env, provider);
   Object.assign(out, {
     HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy,
     NO_PROXY: noProxy, no_proxy: noProxy,
@@ -129,30 +133,35 @@ export function gatedEnv(handle: Pick<GatewayHandle, 'address' | 'port'>, route:
     // Node's own fetch and http read the proxy variables when told to (Node 24 and later; 22.21).
     NODE_USE_ENV_PROXY: '1',
   });
-  // Claude Code's start-up calls home (feature flags, server URLs, telemetry) to a host the
-  // gateway would refuse: three refusals on every run's status otherwise.
-  if (env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC === undefined) out.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = '1';
+  // The agent's start-up calls home (feature flags, telemetry, update checks) to hosts the
+  // gateway would refuse: refusals on every run's status otherwise.
+  for (const [name, value] of Object.entries(agent.quietEnv)) if (env[name] === undefined) out[name] = value;
+  const keys = modelKeys(provider);
   if (route.gateway && route.secret) {
-    out[MODEL_URL] = `${proxy}/${route.secret}`;
+    out[provider.urlVar] = `${proxy}/${route.secret}`;
     // Which variable the agent sees tells it how to sign its requests; the value is no key.
-    for (const name of MODEL_KEYS) if (env[name]) out[name] = GATEWAY_HOLDS_KEY;
+    for (const name of keys) if (env[name]) out[name] = GATEWAY_HOLDS_KEY;
   } else {
-    for (const name of [...MODEL_KEYS, MODEL_URL]) if (env[name] !== undefined) out[name] = env[name] as string;
+    for (const name of [...keys, provider.urlVar]) if (env[name] !== undefined) out[name] = env[name] as string;
   }
   return out;
 }
 
-/** `env` without the model provider's key and endpoint: what a gated container's process gets when its gateway is not found. */
-export function withoutModelKeys(env: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter(([name]) => !MODEL_KEYS.includes(name) && name !== MODEL_URL));
+/** `env` without `provider`'s key and endpoint (Claude Code's when not given): what a gated container's process gets when its gateway is not found. */
+export function withoutModelKeys(env: Readonly<Record<string, string>>, provider: ModelProvider = claudeAgent.provider): Record<string, string> {
+  const keys = modelKeys(provider);
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !keys.includes(name) && name !== provider.urlVar));
 }
 
-/** The per-run secret in a gated container's model endpoint (see gatedEnv); undefined for an open one. */
+/** The per-run secret in a gated container's model endpoint, whichever agent's (see gatedEnv); undefined for an open one. */
 export function gatewaySecretOf(env: Readonly<Record<string, string>>): string | undefined {
-  const url = env[MODEL_URL];
   const proxy = env.HTTPS_PROXY;
-  if (!url || proxy === undefined || !url.startsWith(`${proxy}/`)) return undefined;
-  return url.slice(proxy.length + 1) || undefined;
+  if (proxy === undefined) return undefined;
+  for (const { provider } of Object.values(AGENTS)) {
+    const url = env[provider.urlVar];
+    if (url?.startsWith(`${proxy}/`)) return url.slice(proxy.length + 1) || undefined;
+  }
+  return undefined;
 }
 
 /** What a gated container finds in its model key variables: the gateway puts the real key on each request. */
@@ -201,7 +210,8 @@ export async function openGate(runner: Runner, input: GateInput): Promise<Gate |
   const own = pod.config.egress;
   const setting = !own.open ? own : narrower && pod.config.network !== 'none' ? { open: false as const, rules: narrower } : undefined;
   if (!setting) return undefined;
-  const route = modelRoute(containerEnv(pod, input.hostEnv, input.sessionId));
+  const agent = podAgent(pod);
+  const route = modelRoute(containerEnv(pod, input.hostEnv, input.sessionId), undefined, agent.provider);
   const config = gatewayConfig(setting, own.open ? undefined : narrower, githubRules(input.githubUrls), route);
   await runner.closeGateway(input.name);
   const handle = await runner.openGateway({
@@ -211,5 +221,5 @@ export async function openGate(runner: Runner, input: GateInput): Promise<Gate |
     outside: input.gateways?.outside ?? ISOLATED_NETWORK,
     ...(input.gateways?.hosts ? { hosts: input.gateways.hosts } : {}),
   });
-  return { handle, egress: { network: handle.network, env: (all) => gatedEnv(handle, route, all), dns: handle.address }, secrets: route.secret ? [route.secret] : [] };
+  return { handle, egress: { network: handle.network, env: (all) => gatedEnv(handle, route, all, agent), dns: handle.address }, secrets: route.secret ? [route.secret] : [] };
 }

@@ -20,6 +20,8 @@ export { MAX_PROMPT_BYTES, buildStartPrompt, repositoryBrief, renderCommand, pro
 export { issueKey, issueBranch, issueVolumeKey, parseIssueUrl, type IssueAddress } from './issue-address.js';
 export { LABELS } from './labels.js';
 export { imageWarnings, rootProblem } from './claude-pod.js';
+export { AGENT_NAMES, priceTokens, type Agent, type AgentName, type AgentStreamReader, type TokenPrices } from './agents/agent.js';
+export { AGENTS, agentNamed } from './agents/agents.js';
 export { keepStart, keepEnd, shorten, isWellFormed, toWellFormed, stripEscapes, closest } from './text.js';
 export { providerLimit, parseResetTime, type ProviderLimit } from './provider-limit.js';
 export { GitHubAccess, TOKEN_FILE, credentialHelper, type RepoInfo, type RepoToken, type RepoTokenSource } from './github-access.js';

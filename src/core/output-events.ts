@@ -2,6 +2,7 @@ import type { AgentEvent, SessionEvent } from './events.js';
 import type { SplitLine } from './line-splitter.js';
 import type { RunLogState } from './log-scan.js';
 import { hideSecrets } from './redact.js';
+import type { AgentStreamReader } from './agents/agent.js';
 import { parseStreamJsonLine } from './stream-json.js';
 
 /** What {@link OutputEvents} reads a run's output with. */
@@ -18,6 +19,8 @@ export interface OutputEventsOptions {
   readonly tokens: () => readonly string[];
   /** Told what the agent said, line by line, in order. */
   readonly observe: (said: readonly AgentEvent[]) => void;
+  /** Reads the agent's lines (see Agent.reader); Claude Code's stream-json when absent. */
+  readonly reader?: AgentStreamReader | undefined;
 }
 
 /**
@@ -39,7 +42,12 @@ export class OutputEvents {
   /** The injected values as a piece's end may begin them: as they are and JSON-escaped (see toEvents). */
   private readonly injectedForms: readonly string[];
 
+  /** What the agent's lines say. */
+  private readonly read: (line: string) => AgentEvent[];
+
   constructor(private readonly options: OutputEventsOptions) {
+    const reader = options.reader;
+    this.read = reader ? (line) => reader.line(line) : parseStreamJsonLine;
     this.injectedForms = (options.injected ?? []).flatMap((v) => [v, JSON.stringify(v).slice(1, -1)]);
     if (options.openLine) {
       this.open.stdout = true;
@@ -88,7 +96,7 @@ export class OutputEvents {
         const long = startsLine && !partial ? undefined : this.long;
         if (long) return this.longLineEvent(long, { at, stream, line, partial });
       }
-      const said = agent && stream === 'stdout' && !partial ? parseStreamJsonLine(line) : [];
+      const said = agent && stream === 'stdout' && !partial ? this.read(line) : [];
       if (said.length > 0) {
         this.options.observe(said);
         return partial ? { type: 'output', at, stream, line, partial: true, agent: said } : { type: 'output', at, stream, line, agent: said };
@@ -106,7 +114,7 @@ export class OutputEvents {
     else long.parts = undefined;
     if (partial) return { type: 'output', at, stream, line, partial: true, agent: [] };
     this.long = undefined;
-    const parsed = long.parts ? parseStreamJsonLine(long.parts.join('')) : [];
+    const parsed = long.parts ? this.read(long.parts.join('')) : [];
     const said: AgentEvent[] = parsed.length > 0 ? parsed : [{ kind: 'tool_result', isError: false, chars: long.chars, lines: 1, firstLine: '' }];
     this.options.observe(said);
     return { type: 'output', at, stream, line, agent: said };

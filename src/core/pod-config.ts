@@ -3,6 +3,9 @@
 import * as z from 'zod/mini';
 import { ISOLATED_NETWORK } from './runner.js';
 import { parseEgressEntry, type EgressRule } from '../gateway/rules.js';
+import { AGENT_NAMES, type AgentName, type TokenPrices } from './agents/agent.js';
+import { AGENTS, agentNamed } from './agents/agents.js';
+import { CLAUDE_COMMAND } from './agents/claude-agent.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MEMORY = /^(\d+(?:\.\d+)?)([bkmg]?)$/i;
@@ -33,19 +36,13 @@ const capability = z.string().check(z.refine((c) => LINUX_CAPABILITIES.includes(
     : `must be a Linux capability name like "NET_RAW" or "SYS_PTRACE", not ${JSON.stringify(issue.input)} (see "man 7 capabilities"; "CAP_" may be left out)`,
 }));
 
-/**
- * Claude Code in print mode, stream-json both ways: the prompt arrives as a user message on
- * standard input (never read as an option, not bounded by argv), and later instructions can
- * follow into the same conversation while it runs (`--replay-user-messages` echoes each one
- * it takes, which is how cldpd knows all of them were answered). The default start command.
- */
-export const DEFAULT_COMMAND: readonly string[] = Object.freeze([
-  'claude', '-p', '--input-format', 'stream-json', '--output-format', 'stream-json', '--verbose', '--replay-user-messages',
-  '--dangerously-skip-permissions',
-]);
+/** Claude Code's start command, the default when a pod names no agent (see core/agents/claude-agent.ts). */
+export const DEFAULT_COMMAND: readonly string[] = CLAUDE_COMMAND;
 
 /** The default start command continuing the captured Claude session: the default resume command. */
 export const DEFAULT_RESUME_COMMAND: readonly string[] = Object.freeze([...DEFAULT_COMMAND, '--resume', '{claudeSessionId}']);
+
+const price = z.number().check(z.minimum(0, 'must be 0 or more US dollars per million tokens'), z.maximum(100_000, 'must be at most 100000 US dollars per million tokens'));
 
 /**
  * The repository permissions of a GitHub App installation token, by GitHub's names
@@ -122,6 +119,8 @@ export const podJsonSchema = z.strictObject({
   setup: z.optional(z.array(setupStep)),
   maxTurns: z.optional(z.number().check(z.refine(Number.isInteger, 'must be a whole number'), z.minimum(1, 'must be at least 1'), z.maximum(10_000, 'must be at most 10000'))),
   maxBudgetUsd: z.optional(z.number().check(z.minimum(0.01, 'must be at least 0.01 (US dollars)'), z.maximum(100_000, 'must be at most 100000 (US dollars)'))),
+  agent: z.optional(z.enum(AGENT_NAMES, `must be one of ${AGENT_NAMES.map((n) => `"${n}"`).join(', ')} (leave it out for Claude Code)`)),
+  prices: z.optional(z.strictObject({ input: price, output: price, cachedInput: z.optional(price) })),
 }).check(
   z.refine((pod) => !pod.checkout || pod.github?.contents !== undefined, {
     path: ['checkout'],
@@ -144,6 +143,13 @@ export const podJsonSchema = z.strictObject({
     error: `must list at most ${MAX_EGRESS_ENTRIES} hosts (use "*.example.com" for many names under one domain)`,
   }),
   (ctx) => {
+    // A limit the agent's CLI cannot take would bound nothing: refused, not ignored.
+    const agent = agentNamed(ctx.value.agent);
+    for (const limit of ['maxTurns', 'maxBudgetUsd'] as const) {
+      if (ctx.value[limit] !== undefined && agent.limits[limit] === undefined) {
+        ctx.issues.push({ code: 'custom', input: ctx.value[limit], path: [limit], message: `cannot bound ${agent.title}, which has no ${limit === 'maxTurns' ? 'turn limit' : 'spending limit'} of its own: leave "${limit}" out${limit === 'maxBudgetUsd' ? ' (the daily spending limits of .github/cldpd.yml still count its runs when pod.json gives "prices")' : ' (timeoutSeconds bounds its time)'}` });
+      }
+    }
     for (const field of ['command', 'resumeCommand'] as const) {
       for (const limit of ['maxTurns', 'maxBudgetUsd'] as const) {
         const own = ctx.value[field];
@@ -153,7 +159,7 @@ export const podJsonSchema = z.strictObject({
         }
         // A limit a pod's own command never passes on would bound nothing, silently.
         if (ctx.value[limit] !== undefined && own !== undefined && !uses) {
-          ctx.issues.push({ code: 'custom', input: own, path: [field], message: `has no {${limit}}, so the pod's "${limit}" would not reach the agent: add it where the agent takes that limit (Claude Code: "--${limit === 'maxTurns' ? 'max-turns' : 'max-budget-usd'}", "{${limit}}"), or leave "${field}" out to use the default` });
+          ctx.issues.push({ code: 'custom', input: own, path: [field], message: `has no {${limit}}, so the pod's "${limit}" would not reach the agent: add it where the agent takes that limit (${agent.title}: "${agent.limits[limit] ?? ''}", "{${limit}}"), or leave "${field}" out to use the default` });
         }
       }
     }
@@ -218,18 +224,23 @@ export interface PodConfig {
   readonly maxTurns: number | undefined;
   /** What one run of the agent may spend, in US dollars (Claude Code's `--max-budget-usd`); no limit when absent. */
   readonly maxBudgetUsd: number | undefined;
+  /**
+   * The agent's CLI (see core/agents): what its output means, its default commands and
+   * persisted paths, where its model key goes. Claude Code when pod.json names none.
+   */
+  readonly agent: AgentName;
+  /** What the agent's tokens cost, for a CLI that reports no cost of its own; none: its runs are counted by tokens only. */
+  readonly prices: TokenPrices | undefined;
 }
 
 /**
- * The default commands with the pod's limits as Claude Code's flags (`--max-turns`,
- * `--max-budget-usd`); a pod's own command takes them as `{maxTurns}`, `{maxBudgetUsd}`.
+ * The default commands of the pod's agent with its limits as the CLI's options (Claude
+ * Code's `--max-turns`, `--max-budget-usd`); a pod's own command takes them as `{maxTurns}`,
+ * `{maxBudgetUsd}`.
  */
-export function defaultCommands(limits: { readonly maxTurns?: number | undefined; readonly maxBudgetUsd?: number | undefined }): { command: string[]; resumeCommand: string[] } {
-  const flags = [
-    ...(limits.maxTurns !== undefined ? ['--max-turns', String(limits.maxTurns)] : []),
-    ...(limits.maxBudgetUsd !== undefined ? ['--max-budget-usd', String(limits.maxBudgetUsd)] : []),
-  ];
-  return { command: [...DEFAULT_COMMAND, ...flags], resumeCommand: [...DEFAULT_COMMAND, ...flags, '--resume', '{claudeSessionId}'] };
+export function defaultCommands(pod: { readonly agent?: AgentName | undefined; readonly maxTurns?: number | undefined; readonly maxBudgetUsd?: number | undefined }): { command: string[]; resumeCommand: string[] } {
+  const { command, resumeCommand } = agentNamed(pod.agent).commands(pod);
+  return { command: [...command], resumeCommand: [...resumeCommand] };
 }
 
 /** Defaults a shared bot can live with: bounded time, memory, CPU and processes; a network where containers do not reach each other. */
@@ -241,7 +252,8 @@ export const POD_DEFAULTS = Object.freeze({
   cpus: 2,
   pids: 1024,
   network: ISOLATED_NETWORK,
-  persist: ['~/.claude'] as readonly string[],
+  /** Claude Code's; a pod naming another agent persists that agent's (see Agent.persist). */
+  persist: AGENTS.claude.persist,
 });
 
 /** Parses "512m" / "4g" / "1024" into bytes. The input was validated by the schema. */
@@ -265,7 +277,7 @@ export function expandHome(path: string, homeDir: string): string {
  * sources; whether those sources exist is checked by the caller.
  */
 export function resolvePodConfig(podName: string, json: PodJson, homeDir: string): PodConfig {
-  const persist = json.persist ?? [...POD_DEFAULTS.persist, ...(json.workdir ? [json.workdir] : [])];
+  const persist = json.persist ?? [...agentNamed(json.agent).persist, ...(json.workdir ? [json.workdir] : [])];
   const defaults = defaultCommands(json);
   return Object.freeze({
     image: json.image ?? `cldpd-${podName}:latest`,
@@ -295,6 +307,8 @@ export function resolvePodConfig(podName: string, json: PodJson, homeDir: string
     setup: Object.freeze((json.setup ?? []).map((step) => Object.freeze(Array.isArray(step) ? { run: Object.freeze([...step]), root: false } : { run: Object.freeze([...step.run]), root: step.user === 'root' }))),
     maxTurns: json.maxTurns,
     maxBudgetUsd: json.maxBudgetUsd,
+    agent: json.agent ?? 'claude',
+    prices: json.prices ? Object.freeze({ ...json.prices }) : undefined,
   });
 }
 

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { loadPod, type PodSource } from './pod.js';
-
-/** The variables that choose the model provider's account and endpoint for Claude Code. */
-const MODEL_CREDENTIALS = ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN', 'ANTHROPIC_BASE_URL'];
+import { podAgent } from './pod-agent.js';
 
 /**
  * Names the model credential a pod's runs use, without revealing it: a hash of the values of
@@ -12,9 +10,13 @@ const MODEL_CREDENTIALS = ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_
  */
 export async function modelCredential(pods: PodSource, pod: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<string> {
   const loaded = await loadPod(pods, pod);
-  const values = MODEL_CREDENTIALS.map((name) => loaded.config.env[name] ?? (loaded.config.inheritEnv.includes(name) ? hostEnv[name] : undefined) ?? '');
+  const agent = podAgent(loaded);
+  const { provider } = agent;
+  // The agent's own variables: its key and endpoint (see Agent.provider).
+  const credentials = [...provider.keys.map((k) => k.name), provider.urlVar];
+  const values = credentials.map((variable) => loaded.config.env[variable] ?? (loaded.config.inheritEnv.includes(variable) ? hostEnv[variable] : undefined) ?? '');
   if (values.every((v) => v === '')) return `pod:${pod}`;
-  return createHash('sha256').update(values.join('\n')).digest('hex').slice(0, 24);
+  return createHash('sha256').update([...(agent.name === 'claude' ? [] : [agent.name]), ...values].join('\n')).digest('hex').slice(0, 24);
 }
 
 /** Values of the environment a pod's containers get (pod.json env and inherited host variables): secrets to redact. */

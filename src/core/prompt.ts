@@ -95,17 +95,19 @@ export interface CommandValues {
 }
 
 /**
- * Fills `{prompt}`, `{claudeSessionId}`, `{sessionId}`, `{issueUrl}`, `{maxTurns}` and `{maxBudgetUsd}` in each argv
+ * Fills `{prompt}`, `{agentSessionId}` (the agent's conversation id; `{claudeSessionId}` is
+ * the same value), `{sessionId}`, `{issueUrl}`, `{maxTurns}` and `{maxBudgetUsd}` in each argv
  * element, in one pass (a prompt containing "{sessionId}" stays as written). No shell is
  * involved. Throws `InvalidInput` when the command needs a value that is unknown.
  */
 export function renderCommand(template: readonly string[], values: CommandValues): string[] {
   return template.map((arg) =>
-    arg.replace(/\{(prompt|claudeSessionId|sessionId|issueUrl|maxTurns|maxBudgetUsd)\}/g, (_, name: keyof CommandValues) => {
+    arg.replace(/\{(prompt|claudeSessionId|agentSessionId|sessionId|issueUrl|maxTurns|maxBudgetUsd)\}/g, (_, placeholder: keyof CommandValues | 'agentSessionId') => {
+      const name = placeholder === 'agentSessionId' ? 'claudeSessionId' : placeholder;
       const value = values[name];
       if (value === undefined || value === '') {
         throw new CldpdError('InvalidInput', name === 'claudeSessionId'
-          ? `Session ${values.sessionId} has no Claude session id recorded (the agent never reported one), so the resume command cannot continue it. Start a new session instead.`
+          ? `Session ${values.sessionId} has no conversation id of its agent recorded (the agent never reported one), so the resume command cannot continue it. Start a new session instead.`
           : `The pod's command uses {${name}}, but this session has none.`);
       }
       return value;

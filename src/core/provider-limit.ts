@@ -77,14 +77,19 @@ export function parseResetTime(text: string, now: number): number | undefined {
 }
 
 /**
- * Whether a run ended on the model provider's quota or rate refusal, from Claude Code's
- * final result: its usage-limit results (`Claude AI usage limit reached|<unix seconds>`;
+ * Whether a run ended on the model provider's quota or rate refusal: the `limit` its agent's
+ * reader found in the result, or, from Claude Code's final result, its usage-limit results (`Claude AI usage limit reached|<unix seconds>`;
  * "You've hit your limit · resets <time>") or an API error 429 / 529 it gave up on. `retryMs`
  * is how long a rate refusal waits; a usage limit whose reset cannot be read waits an hour.
  */
 export function providerLimit(result: Extract<AgentEvent, { kind: 'result' }> | undefined, now: number, retryMs: number): ProviderLimit | undefined {
   if (!result?.isError) return undefined;
   const said = [result.text ?? '', ...(result.errors ?? [])].join('\n').trim();
+  // Another agent's reader said it already (see AgentEvent result `limit`); a reset that passed waits the retry delay.
+  if (result.limit) {
+    const at = result.limit.resetAt;
+    return { kind: result.limit.kind, resetAt: at !== undefined && at > now ? at : now + retryMs, said };
+  }
   const stamped = /Claude AI usage limit reached\|(\d{9,11})/.exec(said);
   // A reset that has passed (clocks differ) is retried after the rate refusal's delay, never at once.
   const ahead = (at: number) => (at > now ? at : now + retryMs);

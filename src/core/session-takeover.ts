@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { buildContainerSpec, imageHome } from './container-spec.js';
 import { openGate } from './egress.js';
 import { claudeEnv, claudeResumeCommand } from './claude-pod.js';
+import { agentNamed } from './agents/agents.js';
 import { CldpdError } from './errors.js';
 import { LABELS } from './labels.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
@@ -257,6 +258,10 @@ export class SessionTakeover {
     const record = await store.load(sessionId);
     const pod = await loadPod(pods, record.pod);
     const resumeCommand = claudeResumeCommand(pod);
+    if (pod.config.agent !== 'claude') {
+      const agent = agentNamed(pod.config.agent);
+      throw new CldpdError('InvalidInput', `Session ${sessionId} runs pod "${pod.name}", whose agent is ${agent.title}: cldpd can ${doing} Claude Code's conversations only. Continue it with "cldpd resume ${sessionId} <prompt>"; its workspace and ${agent.title}'s state are in its volumes ("cldpd volumes").`);
+    }
     if (!resumeCommand) {
       throw new CldpdError('InvalidInput', `Session ${sessionId} runs pod "${pod.name}", whose agent is a command of its own (${pod.config.resumeCommand.join(' ').slice(0, 80)}), not Claude Code: cldpd can ${doing} Claude Code's conversations only. Its workspace is in its volumes ("cldpd volumes").`);
     }

@@ -4,6 +4,7 @@ import { AgentSummaryAccumulator, type AgentSummary, type SpentBefore } from './
 import { Channel } from './channel.js';
 import { CldpdError, isCldpdError, messageOf, type ErrorCode } from './errors.js';
 import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
+import type { AgentStreamReader } from './agents/agent.js';
 import { LineSplitter, type SplitLine } from './line-splitter.js';
 import { OutputEvents } from './output-events.js';
 import type { PromptChannel } from './prompt.js';
@@ -107,8 +108,10 @@ export interface SessionOptions {
   readonly prompt?: { readonly text: string; readonly channel: Extract<PromptChannel, { kind: 'stream-json' }> };
   /** What the Claude session had cost and how many turns it had taken before this run. */
   readonly before?: SpentBefore;
-  /** Called when the agent reports its Claude session id. */
+  /** Called when the agent reports its conversation id (see AgentEvent `init`). */
   readonly onClaudeSession?: (claudeSessionId: string) => Promise<void>;
+  /** Reads the agent's output (see Agent.reader); Claude Code's stream-json when absent. */
+  readonly reader?: AgentStreamReader;
   /**
    * Values the container was given (its environment) that whoever shows its output redacts:
    * not hidden here, but never cut in two between the pieces of an over-long line, so each
@@ -180,6 +183,7 @@ export class Session {
       openLine: options.reattach?.openLine,
       tokens: () => this.access?.secrets ?? [],
       observe: (said) => this.observe(said),
+      reader: options.reader,
     });
     this.log = log;
     this.summary = new AgentSummaryAccumulator(options.before, options.reattach?.agent);

@@ -29,7 +29,7 @@ const KEEPALIVE_MS = 60_000;
 const MAX_HELLO_READS = 64;
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
-const MODEL_CREDENTIALS = new Set(['x-api-key', 'authorization', 'proxy-authorization', 'host']);
+const MODEL_CREDENTIALS = new Set(['x-api-key', 'x-goog-api-key', 'authorization', 'proxy-authorization', 'host']);
 // A fatal TLS alert, access_denied (RFC 8446 §6.2): what a TLS client is told when its hello is refused.
 const TLS_ACCESS_DENIED = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
 

@@ -14,7 +14,7 @@ import { PullIntake } from './pull-intake.js';
 import { onSessionIssue } from './pull-sessions.js';
 import { mayTrigger, roleOf, isBot, type PermissionAnswer } from './permissions.js';
 import { allowsPod, readRepoSettings, type RepoSettings } from './repo-settings.js';
-import { renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
+import { RESUME_WAITS, renderStatusComment, statusMarker, parseStatusMarker } from './status-comment.js';
 import { statusOf } from './status-of.js';
 import { utcMinute } from '../queue/run-view.js';
 
@@ -323,7 +323,7 @@ export class Intake {
       // Runs of this issue that will run first (the running one included); the worker keeps it up to date.
       const ahead = runsAhead(await state.queueSnapshot(key));
       const unseen = run.kind === 'resume' ? await this.unseenHost(key) : undefined;
-      const said = run.note ?? unseen;
+      const said = run.note ?? unseen ?? (run.kind === 'resume' && ahead > 0 ? RESUME_WAITS : undefined);
       const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: ahead, now: Date.now(), requestedBy: job.sender.login, ...(said ? { note: said } : {}) }, marker, (t) => t);
       const comment = found ?? (await comments.create(askedOn(job), body));
       if (!found) await state.showPosition(key, seq, ahead);

@@ -32,6 +32,8 @@ export interface StatusView {
   readonly costUsd?: number;
   readonly sessionCostUsd?: number;
   readonly turns?: number;
+  /** The run's tokens, for an agent that reports tokens rather than a cost: `input` counts `cachedInput` too. */
+  readonly tokens?: { readonly input: number; readonly output: number; readonly cachedInput: number };
   /** Instructions sent into the running agent (a `/cldpd resume` while it ran) that it took. */
   readonly messagesTaken?: number;
   /** The agent's final answer (Claude Code's result text). */
@@ -225,6 +227,7 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (view.durationMs !== undefined) facts.push(`took ${duration(view.durationMs)}`);
   if (view.turns !== undefined) facts.push(`${view.turns} turn${view.turns === 1 ? '' : 's'}`);
   if (view.costUsd !== undefined) facts.push(view.sessionCostUsd !== undefined ? `$${view.costUsd.toFixed(2)} this run ($${view.sessionCostUsd.toFixed(2)} in all)` : `$${view.costUsd.toFixed(2)}`);
+  if (view.tokens) facts.push(tokenFact(view.tokens));
   if (view.messagesTaken) facts.push(`${view.messagesTaken} more instruction${view.messagesTaken === 1 ? '' : 's'} taken while running`);
   if (view.agentError && !view.limit) facts.push('the agent reported an error');
   if (facts.length > 0) head.push(facts.join(' · '));
@@ -289,3 +292,15 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   // The head itself is bounded (one-line fields), but never trust that blindly.
   return toWellFormed(body.length <= MAX_COMMENT_CHARS ? body : `${keepStart(body, MAX_COMMENT_CHARS - 20)}\n\n…(cut)`);
 }
+
+/** A run's tokens in words: "12,345 tokens in (3,000 cached), 456 out". */
+function tokenFact(tokens: NonNullable<StatusView['tokens']>): string {
+  const n = (v: number): string => Math.max(0, Math.floor(v)).toLocaleString('en-US');
+  return `${n(tokens.input)} tokens in${tokens.cachedInput > 0 ? ` (${n(tokens.cachedInput)} cached)` : ''}, ${n(tokens.output)} out`;
+}
+
+/**
+ * What a queued resume behind a run says: an agent that takes instructions while it runs
+ * (Claude Code) gets it sooner, and this comment then says where it went; any other waits.
+ */
+export const RESUME_WAITS = 'It runs once the run ahead of it has finished: an agent that takes no instructions while it runs (Codex CLI, Gemini CLI) gets it then, in the same conversation.';

@@ -7,7 +7,7 @@ import { outcomePhase, phaseAfter } from '../queue/run-view.js';
 import type { CommentsApi } from './comments-api.js';
 import { createRedactor } from '../core/redact.js';
 import { within } from '../core/within.js';
-import { BLOCKED_SHOWN, renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
+import { BLOCKED_SHOWN, RESUME_WAITS, renderStatusComment, statusMarker, type StatusView } from './status-comment.js';
 import { statusOf } from './status-of.js';
 import type { WriteBudget } from './write-budget-policy.js';
 
@@ -57,7 +57,7 @@ function queuedView(command: RunCommand, now: number, hostId: string | undefined
   return {
     pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now,
     requestedBy: command.requestedBy, ...(hostId ? { host: hostId } : {}), ...(queuePosition !== undefined ? { queuePosition } : {}),
-    ...(command.note ? { note: command.note } : {}),
+    ...(command.note ? { note: command.note } : command.kind === 'resume' && queuePosition ? { note: RESUME_WAITS } : {}),
   };
 }
 
@@ -303,6 +303,7 @@ class StatusRun implements RunReport {
       if (outcome.agent?.sessionCostUsd !== undefined && v.run > 1) v.sessionCostUsd = outcome.agent.sessionCostUsd;
       const turns = outcome.agent?.runTurns ?? result.turns;
       if (turns !== undefined) v.turns = turns;
+      if (result.tokens) v.tokens = result.tokens;
       if (result.text) v.finalAnswer = result.text;
       if (result.isError) v.agentError = true;
       if (result.subtype === 'error_max_turns') v.limit = 'turns';

@@ -113,7 +113,19 @@ describe('runCli', () => {
   it('pods lists each pod with its status and fails when one is invalid', async () => {
     expect(await cli('pods')).toBe(1);
     expect(io.stdoutText()).toMatch(/broken\s+invalid\s+Pod "broken"/);
-    expect(io.stdoutText()).toMatch(/web\s+ok\s+model, GitHub\s+cldpd-web:latest/);
+    expect(io.stdoutText()).toMatch(/web\s+ok\s+Claude Code\s+model, GitHub\s+cldpd-web:latest/);
+  });
+
+  it('pods says which agent each pod runs and the limits its CLI lacks', async () => {
+    await writePod(context.pods.podsDir, 'cx', { 'pod.json': { agent: 'codex' } });
+    await writePod(context.pods.podsDir, 'gm', { 'pod.json': { agent: 'gemini', prices: { input: 1, output: 2 } } });
+    await cli('pods');
+    expect(io.stdoutText()).toMatch(/cx\s+ok\s+Codex CLI \(no turn or spending limit\)\s+model, GitHub/);
+    expect(io.stdoutText()).toMatch(/gm\s+ok\s+Gemini CLI/);
+    await cli('pods', '--json');
+    const rows = io.stdoutText().split('\n').filter((l) => l.startsWith('{"name":"cx"') || l.startsWith('{"name":"web"')).map((l) => JSON.parse(l) as { name: string; agent: string; limits: unknown });
+    expect(rows.find((r) => r.name === 'cx')).toMatchObject({ agent: 'codex', limits: { maxTurns: 'unsupported', maxBudgetUsd: 'unsupported' } });
+    expect(rows.find((r) => r.name === 'web')).toMatchObject({ agent: 'claude', limits: { maxTurns: null, maxBudgetUsd: null } });
   });
 
   it('doctor checks Docker and every pod', async () => {
@@ -212,7 +224,7 @@ describe('runCli', () => {
     runner.images.set('cldpd-web:latest', { id: 'sha256:rootimg', user: '', env: {}, workingDir: '/', labels: {} });
     runner.paths.clear(); // no bash in the image
     expect(await cli('pods')).toBe(1);
-    expect(io.stdoutText()).toMatch(/web\s+warning\s+model, GitHub\s+cldpd-web:latest — Pod "web": its image runs as root.*USER agent/);
+    expect(io.stdoutText()).toMatch(/web\s+warning\s+Claude Code\s+model, GitHub\s+cldpd-web:latest — Pod "web": its image runs as root.*USER agent/);
     expect(await cli('doctor', '--json')).toBe(1);
     const checks = io.stdoutText().trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { check: string; ok: boolean; warning?: boolean; detail: string });
     const web = checks.filter((c) => c.check === 'pod web' && c.warning);

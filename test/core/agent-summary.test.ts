@@ -77,3 +77,18 @@ describe('AgentSummaryAccumulator spend', () => {
     expect(after.summary.spend?.usd).toBeCloseTo(0.5 + PROMPT_USD + 15e-6, 9);
   });
 });
+
+describe('AgentSummaryAccumulator: an agent that counts per run', () => {
+  it('a run-only cost adds to the session\'s, even when it is more than all before it; a result without text answers with the last message', () => {
+    const acc = new AgentSummaryAccumulator({ costUsd: 0.5, turns: 2 });
+    acc.add([{ kind: 'text', text: 'The fix is in.' }, { kind: 'result', isError: false, costUsd: 0.75, turns: 1, runOnly: true }]);
+    expect(acc.summary).toMatchObject({ runCostUsd: 0.75, sessionCostUsd: 1.25, runTurns: 1, sessionTurns: 3 });
+    expect(acc.summary.result?.text).toBe('The fix is in.');
+  });
+
+  it('an error result keeps its own words: the last message is not taken for an answer', () => {
+    const acc = new AgentSummaryAccumulator();
+    acc.add([{ kind: 'text', text: 'working on it' }, { kind: 'result', isError: true, errors: ['stream disconnected'] }]);
+    expect(acc.summary.result?.text).toBeUndefined();
+  });
+});

@@ -113,6 +113,28 @@ describe('Dispatcher.resume', () => {
     await firstEvents;
   });
 
+  it('an agent that takes no input while it runs: the prompt is its argument after "--", its state persisted, and no second process joins its conversation', async () => {
+    await writePod(pods.podsDir, 'cx', { Dockerfile: 'FROM scratch\n', 'pod.json': { agent: 'codex', workdir: '/work' } });
+    runner.scripts.push({ chunks: [out('{"type":"thread.started","thread_id":"t-1"}\n')], exitCode: 0, hold: true });
+    const first = await dispatcher.start('cx', { prompt: '--help me' });
+    const firstEvents = drain(first);
+    while (runSpecs().length === 0) await new Promise((r) => setTimeout(r, 5));
+    const [spec] = runSpecs();
+    expect(spec?.cmd.slice(0, 2)).toEqual(['codex', 'exec']);
+    // After "--": a prompt that looks like an option is still the prompt.
+    expect(spec?.cmd.slice(-2)).toEqual(['--', '--help me']);
+    expect(spec?.stdin).toBe(false);
+    expect(spec?.mounts.map((m) => m.target)).toEqual(['/home/agent/.codex', '/work']);
+    while (!(await runner.list({ 'dev.cldpd.session': first.id })).some((c) => c.state === 'running')) await new Promise((r) => setTimeout(r, 5));
+    expect(await dispatcher.isBusy(first.id)).toBe(true);
+    await expect(dispatcher.resume(first.id, 'more')).rejects.toMatchObject({ code: 'SessionBusy', message: expect.stringContaining('Codex CLI takes no instructions while it runs') });
+    expect(runner.methods()).not.toContain('exec');
+    expect((await store.load(first.id)).runs).toBe(1);
+    await dispatcher.stop(first.id);
+    await firstEvents;
+    expect(await dispatcher.isBusy(first.id)).toBe(false);
+  });
+
   it('gives a resume its own cost and turns, and keeps the session totals', async () => {
     const result = (cost: number, turns: number) => out(`${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'ok', total_cost_usd: cost, num_turns: turns, session_id: 'claude-3' })}\n`);
     runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-3"}\n'), result(0.5, 4)], exitCode: 0 });
@@ -164,7 +186,7 @@ describe('Dispatcher.resume', () => {
   it('refuses when no Claude session id was captured', async () => {
     const first = await dispatcher.start('web', { prompt: 'go' });
     await drain(first);
-    await expect(dispatcher.resume(first.id, 'more')).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringContaining('no Claude session id') });
+    await expect(dispatcher.resume(first.id, 'more')).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringContaining('no conversation id of its agent') });
   });
 
   it('refuses an unknown session', async () => {

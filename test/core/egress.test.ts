@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { GATEWAY_HOLDS_KEY, egressRules, gatedEnv, gatewayConfig, githubRules, modelRoute } from '../../src/core/egress.js';
+import { GATEWAY_HOLDS_KEY, egressRules, gatedEnv, gatewayConfig, gatewaySecretOf, githubRules, modelRoute, withoutModelKeys } from '../../src/core/egress.js';
+import { AGENTS } from '../../src/core/agents/agents.js';
 import { allows, formatRule, parseEgressEntry, type EgressAllowList } from '../../src/gateway/rules.js';
 import { parseNotice } from '../../src/gateway/config.js';
 import { validatePodJson, resolvePodConfig } from '../../src/core/pod-config.js';
@@ -103,6 +104,26 @@ describe('the model key', () => {
     expect(modelRoute({}).direct).toEqual({ host: 'api.anthropic.com', wildcard: false, port: 443 });
     expect(modelRoute({}).secret).toBeUndefined();
     expect(() => modelRoute({ ANTHROPIC_API_KEY: 'k', ANTHROPIC_BASE_URL: 'ftp://x' })).toThrow(/http or https/);
+  });
+
+  it('each agent\'s key and endpoint: Codex\'s as a bearer to OpenAI, Gemini\'s as x-goog-api-key; another agent\'s variables are not touched', () => {
+    const env = { OPENAI_API_KEY: 'sk-openai-real', ANTHROPIC_API_KEY: 'sk-ant-other', OTHER: 'kept' };
+    const route = modelRoute(env, undefined, AGENTS.codex.provider);
+    expect(route.gateway).toMatchObject({ upstream: 'https://api.openai.com/v1', setHeaders: { authorization: 'Bearer sk-openai-real' } });
+    const gated = gatedEnv({ address: '10.213.0.2', port: 3128 }, route, env, AGENTS.codex);
+    expect(gated.OPENAI_BASE_URL).toBe(`http://10.213.0.2:3128/${route.secret}`);
+    expect(gated.OPENAI_API_KEY).toBe(GATEWAY_HOLDS_KEY);
+    expect(gated.ANTHROPIC_BASE_URL).toBeUndefined();
+    expect(gated.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC).toBeUndefined();
+    expect(gatewaySecretOf(gated)).toBe(route.secret);
+    expect(withoutModelKeys({ OPENAI_API_KEY: 'x', OPENAI_BASE_URL: 'y', CODEX_API_KEY: 'z', OTHER: 'kept' }, AGENTS.codex.provider)).toEqual({ OTHER: 'kept' });
+
+    const gemini = modelRoute({ GEMINI_API_KEY: 'AIza-real', GOOGLE_GEMINI_BASE_URL: 'http://fake.test:9/' }, undefined, AGENTS.gemini.provider);
+    expect(gemini.gateway).toMatchObject({ upstream: 'http://fake.test:9', setHeaders: { 'x-goog-api-key': 'AIza-real' } });
+    expect(modelRoute({}, undefined, AGENTS.gemini.provider).direct).toEqual({ host: 'generativelanguage.googleapis.com', wildcard: false, port: 443 });
+    expect(() => modelRoute({ GEMINI_API_KEY: 'two words' }, undefined, AGENTS.gemini.provider)).toThrow(/GEMINI_API_KEY value\) has spaces/);
+    // The first key a provider lists wins its header: a second never overwrites it.
+    expect(modelRoute({ OPENAI_API_KEY: 'first', CODEX_API_KEY: 'second' }, undefined, AGENTS.codex.provider).gateway?.setHeaders).toEqual({ authorization: 'Bearer first' });
   });
 
   it('the gateway\'s configuration: GitHub and the direct provider as the base, the pod\'s list, then the repository\'s', () => {

@@ -25,6 +25,8 @@ const every = {
   github: { contents: 'write', pull_requests: 'write' },
   checkout: true,
   setup: [['npm', 'ci'], { run: ['apt-get', 'install', '-y', 'jq'], user: 'root' }],
+  agent: 'codex',
+  prices: { input: 1.25, output: 10, cachedInput: 0.125 },
 };
 
 describe('validatePodJson and resolvePodConfig', () => {
@@ -58,8 +60,41 @@ describe('validatePodJson and resolvePodConfig', () => {
       github: { contents: 'write', pull_requests: 'write' },
       checkout: true,
       setup: [{ run: ['npm', 'ci'], root: false }, { run: ['apt-get', 'install', '-y', 'jq'], root: true }],
+      agent: 'codex',
+      prices: { input: 1.25, output: 10, cachedInput: 0.125 },
     });
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('a pod naming its agent gets that CLI\'s commands and persisted state; one naming none runs Claude Code', () => {
+    const resolve = (json: Record<string, unknown>) => {
+      const checked = validatePodJson(json);
+      if (!checked.ok) throw new Error(checked.problems.join());
+      return resolvePodConfig('p', checked.value, '/home/me');
+    };
+    const codex = resolve({ agent: 'codex', workdir: '/workspace' });
+    expect(codex.command[0]).toBe('codex');
+    expect(codex.command).toContain('{prompt}');
+    expect(codex.resumeCommand.join(' ')).toMatch(/\{agentSessionId\}/);
+    expect(codex.persist).toEqual(['~/.codex', '/workspace']);
+    const gemini = resolve({ agent: 'gemini' });
+    expect(gemini.command[0]).toBe('gemini');
+    expect(gemini.persist).toEqual(['~/.gemini']);
+    expect(resolve({}).agent).toBe('claude');
+    expect(resolve({}).command).toEqual(DEFAULT_COMMAND);
+    expect(resolve({ agent: 'claude', maxTurns: 3 }).command).toEqual([...DEFAULT_COMMAND, '--max-turns', '3']);
+  });
+
+  it('refuses an unknown agent, and a limit the agent\'s CLI cannot take, rather than ignore it', () => {
+    const problems = (json: Record<string, unknown>) => {
+      const checked = validatePodJson(json);
+      return checked.ok ? [] : checked.problems;
+    };
+    expect(problems({ agent: 'copilot' })).toEqual(['field "agent" must be one of "claude", "codex", "gemini" (leave it out for Claude Code)']);
+    expect(problems({ agent: 'codex', maxBudgetUsd: 5 }).join()).toMatch(/"maxBudgetUsd" cannot bound Codex CLI, which has no spending limit/);
+    expect(problems({ agent: 'codex', maxTurns: 5 }).join()).toMatch(/"maxTurns" cannot bound Codex CLI, which has no turn limit/);
+    expect(problems({ prices: { input: -1, output: 1 } }).join()).toMatch(/prices.input" must be 0 or more/);
+    expect(problems({ prices: { input: 1 } }).join()).toMatch(/prices.output/);
   });
 
   it('gives an empty pod.json safe defaults', () => {

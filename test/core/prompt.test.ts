@@ -32,7 +32,7 @@ describe('renderCommand', () => {
   });
 
   it('says why a resume without a captured Claude session cannot continue', () => {
-    expect(() => renderCommand(['claude', '--resume', '{claudeSessionId}'], { prompt: 'p', sessionId: 's' })).toThrow(/no Claude session id recorded/);
+    expect(() => renderCommand(['claude', '--resume', '{claudeSessionId}'], { prompt: 'p', sessionId: 's' })).toThrow(/no conversation id of its agent recorded/);
   });
 });
 

@@ -95,3 +95,14 @@ describe('providerLimit: a reset that has passed', () => {
     expect(providerLimit(result(`Claude AI usage limit reached|${Math.floor(now / 1000) + 30}`), now, 60_000)?.resetAt).toBe(now + 30_000);
   });
 });
+
+describe('providerLimit: what another agent\'s reader found', () => {
+  const now = Date.UTC(2026, 0, 10, 12);
+  it('takes the reader\'s kind and reset; a reset that passed, or none, waits the retry delay', () => {
+    expect(providerLimit({ kind: 'result', isError: true, text: 'quota', limit: { kind: 'usage', resetAt: now + 60_000 } }, now, 5000)).toMatchObject({ kind: 'usage', resetAt: now + 60_000 });
+    expect(providerLimit({ kind: 'result', isError: true, limit: { kind: 'rate', resetAt: now - 1 } }, now, 5000)).toMatchObject({ kind: 'rate', resetAt: now + 5000 });
+    expect(providerLimit({ kind: 'result', isError: true, limit: { kind: 'rate' } }, now, 5000)).toMatchObject({ kind: 'rate', resetAt: now + 5000 });
+    // A result that is no error never waits, whatever it carries.
+    expect(providerLimit({ kind: 'result', isError: false, limit: { kind: 'rate' } }, now, 5000)).toBeUndefined();
+  });
+});

@@ -188,6 +188,11 @@ describe('a person takes a session over (cldpd attach), on a fake runner', () =>
     await expect(takeover.attach(own.id, SIZE)).rejects.toThrow(/a command of its own \(.*\), not Claude Code: cldpd can attach to Claude Code's conversations only/);
     await expect(takeover.exportConversation(own.id)).rejects.toThrow(/not Claude Code: cldpd can export Claude Code's conversations only/);
 
+    await writePod(world.pods.podsDir, 'cx', { 'pod.json': { agent: 'codex' } });
+    const codex = await finishedSession('cx');
+    await expect(takeover.attach(codex.id, SIZE)).rejects.toThrow(/whose agent is Codex CLI: cldpd can attach to Claude Code's conversations only\. Continue it with "cldpd resume/);
+    await expect(takeover.exportConversation(codex.id)).rejects.toMatchObject({ code: 'InvalidInput' });
+
     const none = await world.dispatcher.start('web', { prompt: 'go' });
     await drain(none);
     await expect(takeover.attach(none.id, SIZE)).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringMatching(/no Claude Code conversation on record/) });

@@ -490,3 +490,30 @@ describe('Session: lines longer than a piece', () => {
   });
 
 });
+
+describe('Session: the agent\'s own reader', () => {
+  it('reads each whole stdout line with the pod\'s reader, in order and with its state: a long line read whole, stderr and other lines plain', async () => {
+    const runner = new FakeRunner();
+    const long = `{"say":"${'x'.repeat(1024 * 1024 + 10)}"}`;
+    runner.scripts.push({ chunks: [out('{"say":"one"}\n{"say":"tw'), out('o"}\nplain words\n'), err('{"say":"not mine"}\n'), out(`${long}\n`)], exitCode: 0 });
+    const seen: string[] = [];
+    // A reader that remembers what came before: each text says how many lines it has read.
+    let lines = 0;
+    const reader = {
+      line(text: string): AgentEvent[] {
+        lines += 1;
+        seen.push(text.slice(0, 20));
+        const said = /^\{"say":"(\w{1,10})/.exec(text);
+        return said ? [{ kind: 'text', text: `${lines}: ${said[1]}` }] : [];
+      },
+    };
+    const { session } = await startSession(runner, { reader });
+    const events = await collect(session);
+    const texts = events.flatMap((e) => (e.type === 'output' && e.agent ? e.agent : [])).map((a) => (a.kind === 'text' ? a.text : a.kind));
+    expect(texts).toEqual(['1: one', '2: two', '4: xxxxxxxxxx']);
+    // stderr is never the agent's; a plain line is read and yields nothing, so it stays plain output.
+    expect(seen).not.toContain('{"say":"not mine"}');
+    expect(events.some((e) => e.type === 'output' && e.line === 'plain words' && !e.agent)).toBe(true);
+    expect(session.agent.lastText).toBe('4: xxxxxxxxxx');
+  });
+});

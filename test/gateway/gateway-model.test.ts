@@ -92,7 +92,7 @@ describe('the egress gateway\'s model route', () => {
   it('forwards /<secret>/<path> to the provider under its path prefix, the client\'s credentials replaced by the run\'s', async () => {
     received.length = 0;
     const answer = await request(port, `/${secret}/v1/messages?beta=true`, {
-      headers: { 'x-api-key': 'sk-ant-from-the-container', authorization: 'Bearer container', 'proxy-authorization': 'Basic x', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      headers: { 'x-api-key': 'sk-ant-from-the-container', 'x-goog-api-key': 'goog-from-the-container', authorization: 'Bearer container', 'proxy-authorization': 'Basic x', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
       body: '{"model":"claude"}',
     });
     expect(answer.status).toBe(200);
@@ -103,6 +103,7 @@ describe('the egress gateway\'s model route', () => {
     expect(seen).toMatchObject({ method: 'POST', url: '/base/v1/messages?beta=true', body: '{"model":"claude"}' });
     expect(seen.headers['x-api-key']).toBe(REAL_KEY);
     expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.headers['x-goog-api-key']).toBeUndefined();
     expect(seen.headers['proxy-authorization']).toBeUndefined();
     expect(seen.headers['anthropic-version']).toBe('2023-06-01');
     expect(seen.headers.host).toMatch(/^provider\.test:\d+$/);

@@ -243,4 +243,18 @@ describe('localWriteBudget', () => {
     expect(comments.updates.at(-1)?.body).toContain('this run continues by itself at 2030-01-01 08:00 UTC (wait 2');
     expect(comments.updates.at(-1)?.body).not.toContain('next in the queue');
   });
+
+  it('a resume queued behind a run says it runs once that run has finished; one that is next says nothing of it', async () => {
+    const comments = new FakeComments();
+    const rep = reporter(comments);
+    const resume = { ...command, seq: 6, kind: 'resume' as const };
+    expect(await rep.queued(resume, 1)).toBe(true);
+    expect(comments.updates.at(-1)?.body).toContain('1 ahead in the queue');
+    expect(comments.updates.at(-1)?.body).toContain('It runs once the run ahead of it has finished');
+    expect(await rep.queued(resume, 0)).toBe(true);
+    expect(comments.updates.at(-1)?.body).not.toContain('It runs once the run ahead');
+    // A start behind another run waits too, but says no more than its place.
+    expect(await rep.queued({ ...command, seq: 7 }, 1)).toBe(true);
+    expect(comments.updates.at(-1)?.body).not.toContain('It runs once the run ahead');
+  });
 });
