@@ -15,17 +15,18 @@ import { priceTokens, type Agent, type AgentReaderOptions, type AgentStreamReade
  *   every command of a `--sandbox workspace-write` run fails with "bwrap: No permissions to
  *   create a new namespace").
  */
-const GLOBAL: readonly string[] = Object.freeze(['-c', 'analytics.enabled=false', '--disable', 'plugins']);
-const EXEC: readonly string[] = Object.freeze(['exec', '--json', '--skip-git-repo-check', '--dangerously-bypass-approvals-and-sandbox']);
+const QUIET: readonly string[] = Object.freeze(['-c', 'analytics.enabled=false', '--disable', 'plugins']);
+const EXEC: readonly string[] = Object.freeze(['--json', '--skip-git-repo-check', '--dangerously-bypass-approvals-and-sandbox']);
 
 /**
- * Codex's start and resume commands. The prompt is the last argument, behind `--`; the
- * resume continues the thread `{agentSessionId}`. `baseUrl`, when given, is where its model
- * requests go (`-c openai_base_url=…`): Codex 0.171 reads no variable for it (OPENAI_BASE_URL
- * is ignored), only its config, and `-c` is a global option, before `exec`.
+ * Codex's start and resume commands: `codex exec <options> [resume <thread>] -- <prompt>`.
+ * The prompt is the last argument, behind `--`; the resume continues the thread
+ * `{agentSessionId}` (`exec`'s options apply to it). `baseUrl`, when given, is where its
+ * model requests go (`-c openai_base_url=…`): Codex 0.171 reads no variable for it
+ * (OPENAI_BASE_URL is ignored), only its config.
  */
 export function codexCommands(options: { readonly baseUrl?: string | undefined } = {}): { readonly command: readonly string[]; readonly resumeCommand: readonly string[] } {
-  const head = ['codex', ...(options.baseUrl ? ['-c', `openai_base_url=${options.baseUrl}`] : []), ...GLOBAL, ...EXEC];
+  const head = ['codex', 'exec', ...(options.baseUrl ? ['-c', `openai_base_url=${options.baseUrl}`] : []), ...QUIET, ...EXEC];
   return { command: [...head, '--', '{prompt}'], resumeCommand: [...head, 'resume', '{agentSessionId}', '--', '{prompt}'] };
 }
 

@@ -22,7 +22,7 @@ const result = (events: AgentEvent[][]) => events.flat().find((e): e is Extract<
 describe('codexAgent: its commands', () => {
   it('start: exec --json, no approvals or sandbox of its own, any directory, its calls home off, the prompt last behind --', () => {
     const { command } = codexAgent.commands({});
-    expect(command).toEqual(['codex', '-c', 'analytics.enabled=false', '--disable', 'plugins', 'exec', '--json', '--skip-git-repo-check', '--dangerously-bypass-approvals-and-sandbox', '--', '{prompt}']);
+    expect(command).toEqual(['codex', 'exec', '-c', 'analytics.enabled=false', '--disable', 'plugins', '--json', '--skip-git-repo-check', '--dangerously-bypass-approvals-and-sandbox', '--', '{prompt}']);
     expect(promptChannel(command)).toEqual({ kind: 'argv' });
   });
 
@@ -32,10 +32,10 @@ describe('codexAgent: its commands', () => {
     expect(argv.slice(-5)).toEqual(['--dangerously-bypass-approvals-and-sandbox', 'resume', '01a24b86-9f30-7413-bb8a-fe5b54b51f51', '--', '--version -h']);
   });
 
-  it('an endpoint goes in as config before exec (Codex reads no variable for it)', () => {
+  it('an endpoint goes in as config (Codex reads no variable for it)', () => {
     const { command, resumeCommand } = codexCommands({ baseUrl: 'http://gw:3128/secret' });
-    expect(command.slice(0, 3)).toEqual(['codex', '-c', 'openai_base_url=http://gw:3128/secret']);
-    expect(resumeCommand.slice(0, 3)).toEqual(['codex', '-c', 'openai_base_url=http://gw:3128/secret']);
+    expect(command.slice(0, 4)).toEqual(['codex', 'exec', '-c', 'openai_base_url=http://gw:3128/secret']);
+    expect(resumeCommand.slice(0, 4)).toEqual(['codex', 'exec', '-c', 'openai_base_url=http://gw:3128/secret']);
   });
 
   it('has no turn or budget limit, takes no input while it runs, keeps ~/.codex, and its keys go as a bearer token', () => {
