@@ -53,7 +53,7 @@ export interface RecordedRequest {
   readonly method: string;
   readonly path: string;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  /** The JSON body when it was JSON; undefined otherwise (see `raw`). */
+  /** The body when it was a Responses request's JSON; undefined otherwise (see `size`). */
   readonly body: ResponsesBody | undefined;
   /** The body's size in bytes. */
   readonly size: number;
@@ -177,7 +177,8 @@ export class FakeOpenAI {
     }));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
       this.record(req, Buffer.alloc(0));
-      socket.end('HTTP/1.1 426 Upgrade Required\r\ncontent-type: application/json\r\ncontent-length: 87\r\nconnection: close\r\n\r\n{"error":{"type":"invalid_request_error","code":"websocket_unsupported","message":"no"}}');
+      const refusal = JSON.stringify({ error: { type: 'invalid_request_error', code: 'websocket_unsupported', message: 'This server takes Responses over HTTPS only.' } });
+      socket.end(`HTTP/1.1 426 Upgrade Required\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(refusal)}\r\nconnection: close\r\n\r\n${refusal}`);
     });
     await new Promise<void>((resolve) => this.server?.listen(0, host, resolve));
     const { port } = this.server.address() as AddressInfo;
