@@ -170,7 +170,7 @@ describeWithRealCodex(`the real Codex CLI in a Debian pod (${CODEX_BASE_IMAGE})`
     expect(lastUserText(world.api.conversation.slice(before)[0]?.body ?? { model: '', input: [] })).toBe(prompt);
   });
 
-  it('stops during a tool call: the container ends on the stop and is removed, nothing left running', async () => {
+  it('stops during a tool call: the container ends on the stop and is removed, nothing left running; a resume continues the thread', async () => {
     world.api.setScript((body) => (isToolResultTurn(body) ? { items: [{ type: 'text', text: 'never' }] } : { items: [{ type: 'shell', command: 'sleep 300; echo done' }] }));
     const session = await world.dispatcher.start('codex', { prompt: 'wait a long time' });
     let stopping: Promise<void> | undefined;
@@ -181,6 +181,13 @@ describeWithRealCodex(`the real Codex CLI in a Debian pod (${CODEX_BASE_IMAGE})`
     expect(events.at(-1)).toMatchObject({ type: 'container.exited', reason: 'stopped' });
     expect(await world.containersOf(session.id)).toEqual([]);
     expect(session.agent.result).toBeUndefined(); // Codex writes nothing more on SIGTERM
+
+    // The thread survives the stop: a resume continues it, the stopped command's output reading "aborted".
+    world.api.setScript((body) => ({ items: [{ type: 'text', text: `Seen: ${toolOutputs(body).join(' | ')}` }] }));
+    const resumed = await world.dispatcher.resume(session.id, 'after the stop');
+    expect((await collect(resumed)).at(-1)).toMatchObject({ type: 'container.exited', exitCode: 0 });
+    expect(resumed.agent.claudeSessionId).toBe(session.agent.claudeSessionId);
+    expect(resumed.agent.result?.text).toBe('Seen: aborted');
   });
 
   it('reports an API error the agent gave up on, in its words', async () => {

@@ -98,6 +98,10 @@ describe('codexAgent reader: real output', () => {
     expect(r?.text).toContain('| again? | and now?');
   });
 
+  it('a resumed run after a stop: the answer, and only the tokens of turns that completed', () => {
+    expect(result(read(fixture('resume-after-stop')))).toMatchObject({ isError: false, text: 'I have seen: sleep | aborted | after the stop', tokens: { input: 1000, output: 100, cachedInput: 0 } });
+  });
+
   it('Codex\'s own retries are system events, never words; a retry that worked ends well', () => {
     const events = read(fixture('rate-limit-retried'));
     expect(events[2]).toEqual([{ kind: 'system', subtype: 'retrying' }]);
@@ -154,7 +158,7 @@ describe('codexAgent reader: real output', () => {
   });
 
   it('every line of every fixture yields events, none of them raw JSON', () => {
-    const names = ['text', 'tool-call', 'command-failed', 'file-change', 'resume', 'rate-limit-retried', 'rate-limit-gave-up', 'usage-limit', 'usage-limit-days-away', 'usage-limit-no-reset', 'insufficient-quota', 'stream-failed', 'stopped-in-tool-call', 'websocket-refused-then-http', 'code-mode-host-missing'];
+    const names = ['text', 'tool-call', 'command-failed', 'file-change', 'resume', 'resume-after-stop', 'rate-limit-retried', 'rate-limit-gave-up', 'usage-limit', 'usage-limit-days-away', 'usage-limit-no-reset', 'insufficient-quota', 'stream-failed', 'stopped-in-tool-call', 'websocket-refused-then-http', 'code-mode-host-missing'];
     for (const name of names) {
       const lines = fixture(name);
       const events = read(lines);
