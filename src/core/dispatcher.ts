@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { buildContainerSpec, containerEnv, imageHome, persistedVolumes, volumeLabels } from './container-spec.js';
-import { gatedEnv, gatewaySecretOf, modelRoute, openGate, withoutModelKeys, type Gate } from './egress.js';
+import { gatedEnv, gatewayModelUrl, gatewaySecretOf, modelRoute, modelUrlOf, openGate, withoutModelKeys, type Gate } from './egress.js';
 import { CldpdError, messageOf } from './errors.js';
 import { LABELS } from './labels.js';
 import { loadPod, type Pod, type PodSource } from './pod.js';
@@ -84,8 +84,8 @@ interface ContainerPlan {
   readonly containerName: string;
   readonly run: number;
   readonly issueUrl: string | undefined;
-  /** The agent's command, rendered; held while setup steps run. */
-  readonly cmd: readonly string[];
+  /** The agent's command, rendered with where its model requests go (known once its gateway is open); held while setup steps run. */
+  readonly cmd: (modelUrl: string) => readonly string[];
   /** The pod's command it was rendered from: what a root user is checked against (see rootProblem). */
   readonly podCommand: readonly string[];
   /** Whether the agent takes its prompt on standard input. */
@@ -159,7 +159,9 @@ export class Dispatcher {
     }
     const sessionId = record.id;
     const { containerName } = record;
-    const cmd = renderCommand(pod.config.command, { prompt, sessionId, issueUrl: issue?.url, ...limitValues(pod.config) });
+    const values = { prompt, sessionId, issueUrl: issue?.url, ...limitValues(pod.config) };
+    const cmd = (modelUrl: string): string[] => renderCommand(pod.config.command, { ...values, modelUrl });
+    cmd(this.openModelUrl(pod, sessionId)); // refuses a command it cannot fill before anything is made
 
     return this.startRun(pod, record, 1, {
       ...promptOption(channel, prompt),
@@ -204,9 +206,9 @@ export class Dispatcher {
       const how = channel.kind === 'stream-json' ? 'Its agent takes new instructions only through the process that started it' : `${podAgent(pod).title} takes no instructions while it runs`;
       throw new CldpdError('SessionBusy', `Session ${sessionId} is still running (container ${running.name}). ${how}; once it has finished, resume it again (or stop it with "cldpd stop ${sessionId}").`);
     }
-    const cmd = renderCommand(pod.config.resumeCommand, {
-      prompt, sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config),
-    });
+    const values = { prompt, sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config) };
+    const cmd = (modelUrl: string): string[] => renderCommand(pod.config.resumeCommand, { ...values, modelUrl });
+    cmd(this.openModelUrl(pod, sessionId));
     const run = record.runs + 1;
     await this.options.store.update(sessionId, { runs: run });
 
@@ -228,7 +230,8 @@ export class Dispatcher {
             const env = gateway
               ? (secret ? gatedEnv(gateway, modelRoute(own, secret, agent.provider), own, agent) : gatedEnv(gateway, {}, withoutModelKeys(own, agent.provider), agent))
               : gated ? withoutModelKeys(own, agent.provider) : own;
-            const handle = await this.options.runner.exec(running.id, cmd, { env, ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) });
+            const modelUrl = gateway && secret ? gatewayModelUrl(gateway, secret) : this.openModelUrl(pod, sessionId);
+            const handle = await this.options.runner.exec(running.id, cmd(modelUrl), { env, ...(pod.config.workdir ? { workdir: pod.config.workdir } : {}) });
             return { handle, containerName: running.name, exec: true, ...(access ? { access } : {}), ...(secret ? { secrets: [secret] } : {}) };
           } catch (err) {
             // The token may be in the running container's token file already, which its own run
@@ -285,8 +288,9 @@ export class Dispatcher {
         const setup = this.setupFor(pod, info, issueUrl ? parseIssueUrl(issueUrl) : undefined, access, resume);
         const gate = await this.openGate(pod, plan, access);
         try {
+          const cmd = plan.cmd(gate?.modelUrl ?? this.openModelUrl(pod, sessionId));
           const spec = buildContainerSpec({
-            pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(plan.cmd) : plan.cmd, hostId,
+            pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId,
             issueUrl, run: plan.run, volumes, hostEnv, stdin: plan.stdin,
             agentEnv: agentEnvOf(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
             ...(gate ? { egress: gate.egress } : {}),
@@ -340,6 +344,11 @@ export class Dispatcher {
       pod, name: plan.containerName, sessionId: plan.sessionId, run: plan.run, hostId, hostEnv, gateways,
       githubUrls: [plan.issueUrl, access?.repository.cloneUrl], narrower: plan.egress,
     });
+  }
+
+  /** Where the pod's agent sends its model requests when no gateway holds its key (see modelUrlOf). */
+  private openModelUrl(pod: Pod, sessionId: string): string {
+    return modelUrlOf(containerEnv(pod, this.options.hostEnv, sessionId), podAgent(pod).provider);
   }
 
   /** Throws `Stopped` when a stop of the session was asked for since `since` (see launching); runWith then revokes the run's token. */

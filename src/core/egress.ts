@@ -19,6 +19,14 @@ import { podAgent } from './pod-agent.js';
  */
 export type EgressSetting = PodConfig['egress'];
 
+/**
+ * Where an agent's model requests go when no gateway carries its key: the pod's endpoint
+ * variable (`env`: its own and inherited variables), else the provider's default.
+ */
+export function modelUrlOf(env: Readonly<Record<string, string>>, provider: ModelProvider): string {
+  return env[provider.urlVar] || provider.defaultUrl;
+}
+
 /** The variables that carry `provider`'s credential: held by the gateway, never given to a gated container. */
 function modelKeys(provider: ModelProvider): string[] {
   return provider.keys.map((k) => k.name);
@@ -138,7 +146,7 @@ export function gatedEnv(handle: Pick<GatewayHandle, 'address' | 'port'>, route:
   for (const [name, value] of Object.entries(agent.quietEnv)) if (env[name] === undefined) out[name] = value;
   const keys = modelKeys(provider);
   if (route.gateway && route.secret) {
-    out[provider.urlVar] = `${proxy}/${route.secret}`;
+    out[provider.urlVar] = gatewayModelUrl(handle, route.secret);
     // Which variable the agent sees tells it how to sign its requests; the value is no key.
     for (const name of keys) if (env[name]) out[name] = GATEWAY_HOLDS_KEY;
   } else {
@@ -177,6 +185,8 @@ export function gatewayConfig(setting: Extract<EgressSetting, { open: false }>, 
 /** A gated run's gateway, open: what the container's spec takes from it, and the run's secret to hide. */
 export interface Gate {
   readonly handle: GatewayHandle;
+  /** The agent's model endpoint through the gateway, when it holds the key (see CommandValues.modelUrl). */
+  readonly modelUrl?: string;
   readonly egress: NonNullable<ContainerSpecInput['egress']>;
   readonly secrets: readonly string[];
 }
@@ -221,5 +231,13 @@ export async function openGate(runner: Runner, input: GateInput): Promise<Gate |
     outside: input.gateways?.outside ?? ISOLATED_NETWORK,
     ...(input.gateways?.hosts ? { hosts: input.gateways.hosts } : {}),
   });
-  return { handle, egress: { network: handle.network, env: (all) => gatedEnv(handle, route, all, agent), dns: handle.address }, secrets: route.secret ? [route.secret] : [] };
+  return {
+    handle, egress: { network: handle.network, env: (all) => gatedEnv(handle, route, all, agent), dns: handle.address }, secrets: route.secret ? [route.secret] : [],
+    ...(route.gateway && route.secret ? { modelUrl: gatewayModelUrl(handle, route.secret) } : {}),
+  };
+}
+
+/** The model endpoint a gated container is given: the gateway, under the run's secret. */
+export function gatewayModelUrl(handle: Pick<GatewayHandle, 'address' | 'port'>, secret: string): string {
+  return `http://${handle.address}:${handle.port}/${secret}`;
 }

@@ -92,17 +92,23 @@ export interface CommandValues {
   /** The pod's limits (pod.json `maxTurns`, `maxBudgetUsd`), as the command takes them. */
   readonly maxTurns?: string | undefined;
   readonly maxBudgetUsd?: string | undefined;
+  /**
+   * Where the agent's model requests go (see modelUrlOf): the run's gateway, when it holds the
+   * key, else the pod's endpoint variable or the provider's default. For a CLI that reads its
+   * endpoint from its options only (Codex CLI).
+   */
+  readonly modelUrl?: string | undefined;
 }
 
 /**
  * Fills `{prompt}`, `{agentSessionId}` (the agent's conversation id; `{claudeSessionId}` is
- * the same value), `{sessionId}`, `{issueUrl}`, `{maxTurns}` and `{maxBudgetUsd}` in each argv
+ * the same value), `{sessionId}`, `{issueUrl}`, `{modelUrl}`, `{maxTurns}` and `{maxBudgetUsd}` in each argv
  * element, in one pass (a prompt containing "{sessionId}" stays as written). No shell is
  * involved. Throws `InvalidInput` when the command needs a value that is unknown.
  */
 export function renderCommand(template: readonly string[], values: CommandValues): string[] {
   return template.map((arg) =>
-    arg.replace(/\{(prompt|claudeSessionId|agentSessionId|sessionId|issueUrl|maxTurns|maxBudgetUsd)\}/g, (_, placeholder: keyof CommandValues | 'agentSessionId') => {
+    arg.replace(/\{(prompt|claudeSessionId|agentSessionId|sessionId|issueUrl|modelUrl|maxTurns|maxBudgetUsd)\}/g, (_, placeholder: keyof CommandValues | 'agentSessionId') => {
       const name = placeholder === 'agentSessionId' ? 'claudeSessionId' : placeholder;
       const value = values[name];
       if (value === undefined || value === '') {

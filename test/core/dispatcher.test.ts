@@ -588,6 +588,28 @@ describe('egress: a gated pod\'s runs go out through their own gateway', () => {
     expect(JSON.stringify(all)).not.toContain(secret);
   });
 
+  it('an agent that reads its endpoint from its options only: {modelUrl} is the gateway\'s in a gated run, the pod\'s own in an open one', async () => {
+    const command = ['codex', '-c', 'openai_base_url={modelUrl}', 'exec', '--', '{prompt}'];
+    await writePod(pods.podsDir, 'cx', { 'pod.json': { agent: 'codex', command, env: { CODEX_API_KEY: 'sk-openai-abcdefghijkl', OPENAI_BASE_URL: 'http://fake.test:9000/v1' } } });
+    runner.scripts.push({ chunks: [out('hi\n')], exitCode: 0 });
+    await drain(await dispatcher.start('cx', { prompt: 'go' }));
+    const [gateway] = gateways();
+    const [spec] = runSpecs();
+    const url = (spec?.cmd[2] ?? '').replace('openai_base_url=', '');
+    expect(url).toMatch(/^http:\/\/[\d.]+:3128\/[0-9a-f]{48}$/);
+    expect(spec?.env.OPENAI_BASE_URL).toBe(url);
+    expect(spec?.env.CODEX_API_KEY).toBe('held-by-the-cldpd-gateway');
+    expect(gateway?.config.model).toMatchObject({ upstream: 'http://fake.test:9000/v1', setHeaders: { authorization: 'Bearer sk-openai-abcdefghijkl' } });
+    expect(JSON.stringify(spec)).not.toContain('sk-openai-abcdefghijkl');
+
+    await writePod(pods.podsDir, 'cx-open', { 'pod.json': { agent: 'codex', command, egress: 'open', env: { CODEX_API_KEY: 'k', OPENAI_BASE_URL: 'http://fake.test:9000/v1' } } });
+    await writePod(pods.podsDir, 'cx-default', { 'pod.json': { agent: 'codex', command, egress: 'open' } });
+    runner.scripts.push({ chunks: [out('hi\n')], exitCode: 0 }, { chunks: [out('hi\n')], exitCode: 0 });
+    await drain(await dispatcher.start('cx-open', { prompt: 'go' }));
+    await drain(await dispatcher.start('cx-default', { prompt: 'go' }));
+    expect(runSpecs().slice(1).map((s) => s.cmd[2])).toEqual(['openai_base_url=http://fake.test:9000/v1', 'openai_base_url=https://api.openai.com/v1']);
+  });
+
   it('the gateway\'s refusals become egress.blocked events before the run\'s end: counted per host, the total last', async () => {
     runner.gatewayLog = [
       '{"event":"listening","port":3128}',

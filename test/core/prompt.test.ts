@@ -56,4 +56,10 @@ describe('repositoryBrief', () => {
     expect(buildStartPrompt(undefined, { issueUrl: issue.url, github: {} })).not.toContain('repository is');
     expect(buildStartPrompt(undefined, { issueUrl: issue.url })).not.toContain('repository is');
   });
+
+  it('fills {modelUrl} and {agentSessionId} in the same pass as the prompt: a prompt naming them stays as written', () => {
+    const cmd = renderCommand(['codex', '-c', 'openai_base_url={modelUrl}', 'resume', '{agentSessionId}', '--', '{prompt}'], { prompt: 'use {modelUrl} and {agentSessionId}', sessionId: 's', claudeSessionId: 't-1', modelUrl: 'http://10.213.0.2:3128/abc' });
+    expect(cmd).toEqual(['codex', '-c', 'openai_base_url=http://10.213.0.2:3128/abc', 'resume', 't-1', '--', 'use {modelUrl} and {agentSessionId}']);
+    expect(() => renderCommand(['x', '{modelUrl}'], { prompt: 'p', sessionId: 's' })).toThrow(/uses \{modelUrl\}/);
+  });
 });
