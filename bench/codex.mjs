@@ -89,9 +89,10 @@ export async function benchCodex({ runs = 7 } = {}) {
     const example = readFileSync(join(ROOT, 'examples/pods/codex/Dockerfile'), 'utf8').split('\n');
     const install = example.findIndex((l) => l.includes('npm install -g @openai/codex'));
     writeFileSync(join(dir, 'Dockerfile'), [`FROM ${BASE}`, ...example.slice(install + 1)].join('\n'));
-    const env = { CODEX_API_KEY: 'sk-bench' };
+    const env = { CODEX_API_KEY: 'sk-bench', OPENAI_BASE_URL: api.url };
+    // The pod's default commands; docker run gets the same command as cldpd renders it.
     const commands = codexCommands({ baseUrl: api.url });
-    writeFileSync(join(dir, 'pod.json'), JSON.stringify({ agent: 'codex', ...commands, workdir: '/workspace', persist: [], network: 'host', env }));
+    writeFileSync(join(dir, 'pod.json'), JSON.stringify({ agent: 'codex', workdir: '/workspace', persist: [], network: 'host', env }));
     const cldpdEnv = { ...process.env, CLDPD_HOME: home, CLDPD_PODS_DIR: join(home, 'pods'), CLDPD_HOST_ID: 'bench' };
     const cldpd = () => timeToFirst(process.execPath, [CLI, 'start', 'bench-codex', '--prompt', 'say hello', '--json'], { env: cldpdEnv }, assistantLine);
     const image = () => execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', 'cldpd-bench-codex:latest']).toString().trim();

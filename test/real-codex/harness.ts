@@ -3,7 +3,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { describe } from 'vitest';
-import { codexCommands } from '../../src/core/agents/codex-agent.js';
 import type { SessionEvent } from '../../src/core/index.js';
 import { FakeOpenAI, type Script } from '../fakes/fake-openai.js';
 import { TestWorld } from '../integration/harness.js';
@@ -73,18 +72,18 @@ export class RealCodexWorld extends TestWorld {
   }
 
   /**
-   * Writes a pod: the example's Dockerfile and pod.json (`"agent": "codex"`), host networking
-   * (an open pod), the key, and Codex's default commands pointed at the fake API (Codex reads
-   * its endpoint from its config only: see codexCommands).
+   * Writes a pod: the example's Dockerfile and pod.json (`"agent": "codex"`, its default
+   * commands), host networking (an open pod), the key, and OPENAI_BASE_URL naming the fake
+   * API (which the default commands hand to Codex as `-c openai_base_url=…`: see codexCommands).
    */
   async codexPod(name: string, podJson: Record<string, unknown> = {}): Promise<void> {
     const dir = join(this.podsDir, name);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'Dockerfile'), CODEX_DOCKERFILE);
-    const env = { CODEX_API_KEY: 'sk-codex-test-key', ...((podJson.env as Record<string, string> | undefined) ?? {}) };
+    const env = { OPENAI_BASE_URL: this.apiUrl, CODEX_API_KEY: 'sk-codex-test-key', ...((podJson.env as Record<string, string> | undefined) ?? {}) };
     // The example checks its issue's repository out and is gated; these tests have no git server and run open.
     const { checkout: _, egress: __, setup: ___, ...example } = EXAMPLE_POD_JSON;
-    await writeFile(join(dir, 'pod.json'), JSON.stringify({ ...example, ...codexCommands({ baseUrl: this.apiUrl }), network: 'host', stopGraceSeconds: 5, ...podJson, env }));
+    await writeFile(join(dir, 'pod.json'), JSON.stringify({ ...example, network: 'host', stopGraceSeconds: 5, ...podJson, env }));
   }
 
   override async close(): Promise<void> {

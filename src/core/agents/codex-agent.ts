@@ -21,12 +21,13 @@ const EXEC: readonly string[] = Object.freeze(['--json', '--skip-git-repo-check'
 /**
  * Codex's start and resume commands: `codex exec <options> [resume <thread>] -- <prompt>`.
  * The prompt is the last argument, behind `--`; the resume continues the thread
- * `{agentSessionId}` (`exec`'s options apply to it). `baseUrl`, when given, is where its
- * model requests go (`-c openai_base_url=…`): Codex 0.171 reads no variable for it
- * (OPENAI_BASE_URL is ignored), only its config.
+ * `{agentSessionId}` (`exec`'s options apply to it). Its model requests go to `baseUrl`
+ * (`-c openai_base_url=…`; by default `{modelUrl}`: the run's gateway when it holds the key,
+ * else the pod's OPENAI_BASE_URL or OpenAI's API): Codex 0.171 reads no variable for its
+ * endpoint (OPENAI_BASE_URL is ignored), only its config.
  */
 export function codexCommands(options: { readonly baseUrl?: string | undefined } = {}): { readonly command: readonly string[]; readonly resumeCommand: readonly string[] } {
-  const head = ['codex', 'exec', ...(options.baseUrl ? ['-c', `openai_base_url=${options.baseUrl}`] : []), ...QUIET, ...EXEC];
+  const head = ['codex', 'exec', '-c', `openai_base_url=${options.baseUrl ?? '{modelUrl}'}`, ...QUIET, ...EXEC];
   return { command: [...head, '--', '{prompt}'], resumeCommand: [...head, 'resume', '{agentSessionId}', '--', '{prompt}'] };
 }
 

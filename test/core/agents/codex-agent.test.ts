@@ -20,19 +20,20 @@ function read(lines: readonly string[], options: { prices?: { input: number; out
 const result = (events: AgentEvent[][]) => events.flat().find((e): e is Extract<AgentEvent, { kind: 'result' }> => e.kind === 'result');
 
 describe('codexAgent: its commands', () => {
-  it('start: exec --json, no approvals or sandbox of its own, any directory, its calls home off, the prompt last behind --', () => {
+  it('start: exec --json, its endpoint as config, no approvals or sandbox of its own, any directory, its calls home off, the prompt last behind --', () => {
     const { command } = codexAgent.commands({});
-    expect(command).toEqual(['codex', 'exec', '-c', 'analytics.enabled=false', '--disable', 'plugins', '--json', '--skip-git-repo-check', '--dangerously-bypass-approvals-and-sandbox', '--', '{prompt}']);
+    expect(command).toEqual(['codex', 'exec', '-c', 'openai_base_url={modelUrl}', '-c', 'analytics.enabled=false', '--disable', 'plugins', '--json', '--skip-git-repo-check', '--dangerously-bypass-approvals-and-sandbox', '--', '{prompt}']);
     expect(promptChannel(command)).toEqual({ kind: 'argv' });
   });
 
   it('resume continues the thread by its id, the prompt behind --: a prompt that looks like an option stays the prompt', () => {
     const { resumeCommand } = codexAgent.commands({});
-    const argv = renderCommand(resumeCommand, { prompt: '--version -h', sessionId: 's-1', claudeSessionId: '01a24b86-9f30-7413-bb8a-fe5b54b51f51' });
+    const argv = renderCommand(resumeCommand, { prompt: '--version -h', sessionId: 's-1', claudeSessionId: '01a24b86-9f30-7413-bb8a-fe5b54b51f51', modelUrl: 'https://api.openai.com/v1' });
+    expect(argv.slice(0, 4)).toEqual(['codex', 'exec', '-c', 'openai_base_url=https://api.openai.com/v1']);
     expect(argv.slice(-5)).toEqual(['--dangerously-bypass-approvals-and-sandbox', 'resume', '01a24b86-9f30-7413-bb8a-fe5b54b51f51', '--', '--version -h']);
   });
 
-  it('an endpoint goes in as config (Codex reads no variable for it)', () => {
+  it('an endpoint of its own goes in as config too (Codex reads no variable for it)', () => {
     const { command, resumeCommand } = codexCommands({ baseUrl: 'http://gw:3128/secret' });
     expect(command.slice(0, 4)).toEqual(['codex', 'exec', '-c', 'openai_base_url=http://gw:3128/secret']);
     expect(resumeCommand.slice(0, 4)).toEqual(['codex', 'exec', '-c', 'openai_base_url=http://gw:3128/secret']);
