@@ -140,6 +140,8 @@ describeWithRealCodex(`the real Codex CLI behind its run's egress gateway (${COD
     expect(seen.dns).toBe('failed');
     const blocked = events.filter((e): e is Extract<SessionEvent, { type: 'egress.blocked' }> => e.type === 'egress.blocked');
     expect(blocked).toEqual([]);
+    // Its WebSocket tries are not logged in a gated run (quietEnv): standard error holds only its note on standard input.
+    expect(events.filter((e) => e.type === 'output' && e.stream === 'stderr').map((e) => (e.type === 'output' ? e.line : ''))).toEqual(['Reading additional input from stdin...']);
 
     // The run's secret is hidden in what the run printed, and gone with the run.
     expect(JSON.stringify(events)).not.toContain(secret);

@@ -1,7 +1,10 @@
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { RunCommand } from '../../src/queue/contract.js';
+import type { CommentsApi } from '../../src/github/comments-api.js';
+import { StatusReporter } from '../../src/github/status-reporter.js';
+import { localWriteBudget } from '../../src/github/write-budget-policy.js';
+import type { Reporter, RunCommand } from '../../src/queue/contract.js';
 import { issueStores, type IssueStores } from '../../src/queue/issue-stores.js';
 import { Producer } from '../../src/queue/producer.js';
 import { RunWorker } from '../../src/queue/run-worker.js';
@@ -28,6 +31,18 @@ function askingScript(seconds: (typed: string) => number): Script {
 }
 
 const script = askingScript((typed) => (typed.includes('ask: slow') ? 3 : 0));
+
+/** Every body each status comment was given, by the comment's id, as GitHub would hold them. */
+const comments = new Map<number, string[]>();
+const commentsApi: CommentsApi = {
+  create: async (_issue, body) => ({ id: 1, url: 'u', ...(comments.set(1, [...(comments.get(1) ?? []), body]) ? {} : {}) }),
+  update: async (_issue, id, body) => void comments.set(id, [...(comments.get(id) ?? []), body]),
+  list: async () => [],
+};
+const statusReporter = new StatusReporter({ comments: commentsApi, budget: localWriteBudget(600_000), intervalMs: 0, redactorFor: async () => (t: string) => t, logger: pino({ level: 'silent' }) });
+
+/** The last body of a run's status comment. */
+const finalComment = (command: RunCommand): string => comments.get(command.statusCommentId ?? -1)?.at(-1) ?? '';
 const world = new RealCodexWorld(script);
 
 function command(seq: number, kind: 'start' | 'resume', prompt: string, n = 51): RunCommand {
@@ -43,7 +58,15 @@ describeWithRealCodex('a worker with the real Codex CLI', () => {
     let state: IssueStores;
     let producer: Producer;
     let worker: RunWorker;
-    const reporter = new RecordingReporter();
+    const recording = new RecordingReporter();
+    const reporter = recording;
+    // What the worker reports goes to the recording and to the status comments, as GitHub shows them.
+    const both: Reporter = {
+      forRun(command) {
+        const [a, b] = [recording.forRun(command), statusReporter.forRun(command)];
+        return { event: (e, agent) => (a.event(e, agent), b.event(e, agent)), finish: async (o) => (await a.finish(o), await b.finish(o)) };
+      },
+    };
 
     beforeAll(async () => {
       await world.init();
@@ -51,7 +74,7 @@ describeWithRealCodex('a worker with the real Codex CLI', () => {
       ({ redis } = await testRedis(29));
       state = issueStores(redis);
       producer = new Producer(redis, state);
-      worker = new RunWorker({ connection: redis, hostId: world.hostId, concurrency: 2, dispatcher: world.dispatcher, inventory: world.inventory, state, producer, reporter, logger: pino({ level: process.env.CLDPD_TEST_LOG ?? 'silent' }), recheckMs: 200,
+      worker = new RunWorker({ connection: redis, hostId: world.hostId, concurrency: 2, dispatcher: world.dispatcher, inventory: world.inventory, state, producer, reporter: both, logger: pino({ level: process.env.CLDPD_TEST_LOG ?? 'silent' }), recheckMs: 200,
         providerLimits: { credentialOf: async (c) => `pod:${c.pod}`, maxWaits: 3, retryMs: 1000, prompt: 'continue where you stopped' } });
       await worker.start();
     });
@@ -86,6 +109,11 @@ describeWithRealCodex('a worker with the real Codex CLI', () => {
       expect(first?.outcome?.agent?.result?.tokens).toEqual({ input: 2000, output: 200, cachedInput: 0 });
       expect(first?.outcome?.agent?.runCostUsd).toBeCloseTo((2000 * 2 + 200 * 8) / 1e6, 9);
       expect(reporter.runs.every((r) => r.finishes === 1)).toBe(true);
+      // Each status comment shows the answer and the tokens, in words.
+      const shown = finalComment(second?.command as RunCommand);
+      expect(shown).toContain('Answered: ask: slow | ask: second');
+      expect(shown).toContain('4,000 tokens in, 400 out');
+      for (const body of [...comments.values()].flat()) expect(body).not.toContain('"type":');
       await until('the issue queue to empty', async () => (await state.pending(key)) === 0, 10_000);
       expect(await world.containersOf(resume.sessionId)).toEqual([]);
     });
@@ -125,6 +153,11 @@ describeWithRealCodex('a worker with the real Codex CLI', () => {
       expect(second?.outcome).toMatchObject({ kind: 'exited', terminal: { exitCode: 0 } });
       expect(second?.outcome?.agent?.result?.text).toBe('Recovered after the wait.');
       expect(lastUserText(world.api.conversation.at(-1)?.body ?? { model: '', input: [] })).toBe('continue where you stopped');
+      // The run's comment said, while it waited, why and until when, in words; then it carries the continued run.
+      const bodies = comments.get(start.statusCommentId ?? -1) ?? [];
+      expect(bodies.some((b) => b.includes('The model provider refused for its usage limit; this run continues by itself at'))).toBe(true);
+      for (const body of bodies) expect(body).not.toContain('"type":');
+      expect(bodies.at(-1)).toContain('Recovered after the wait.');
       world.api.setScript(script);
     });
 

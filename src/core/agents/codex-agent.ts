@@ -354,6 +354,10 @@ export const codexAgent: Agent = Object.freeze<Agent>({
   }),
   // Its state lives in ~/.codex, the default CODEX_HOME: nothing to point elsewhere.
   env: () => ({}),
-  // No variable quiets it: its calls home are turned off by its default commands' options.
-  quietEnv: Object.freeze({}),
+  /**
+   * Its calls home are turned off by its default commands' options (no variable does it).
+   * What is left is its WebSocket attempt, which a gateway does not carry: Codex then falls
+   * back to HTTPS, logging an ERROR line on standard error for each try; not for a gated run.
+   */
+  quietEnv: Object.freeze({ RUST_LOG: 'error,codex_api::endpoint::responses_websocket=off' }),
 });

@@ -43,6 +43,7 @@ describe('codexAgent: its commands', () => {
     expect(codexAgent.limits).toEqual({ maxTurns: undefined, maxBudgetUsd: undefined });
     expect(codexAgent.takesLiveInput).toBe(false);
     expect(codexAgent.persist).toEqual(['~/.codex']);
+    expect(codexAgent.quietEnv).toEqual({ RUST_LOG: 'error,codex_api::endpoint::responses_websocket=off' });
     expect(codexAgent.provider.keys.map((k) => k.name).sort()).toEqual(['CODEX_API_KEY', 'OPENAI_API_KEY']);
     expect(codexAgent.provider.keys.every((k) => k.header === 'authorization' && k.scheme === 'Bearer')).toBe(true);
   });
