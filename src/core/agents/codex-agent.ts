@@ -33,8 +33,6 @@ export function codexCommands(options: { readonly baseUrl?: string | undefined }
 
 /** A tool result's first line, for a person's terminal. */
 const MAX_FIRST_LINE = 120;
-/** What a summary of arguments (an MCP tool's) keeps. */
-const MAX_ARGUMENTS = 2000;
 /** How many error texts a failed result keeps. */
 const MAX_ERRORS = 5;
 /** What Codex says before a retry it makes itself ("Reconnecting... 2/5 (…)"). */
@@ -75,16 +73,20 @@ function changesSummary(changes: unknown): { summary: string; files: number } {
   return { summary: parts.join(', '), files: parts.length };
 }
 
-/** An MCP tool's arguments: its most telling one, else the whole as JSON (bounded). */
+/**
+ * An MCP tool's arguments: its most telling one, else the whole as JSON. Kept whole: redaction
+ * must see every secret value entire, so shortening for display is the renderer's job (the
+ * line splitter bounds the line).
+ */
 function argumentsSummary(args: unknown): string {
-  if (typeof args === 'string') return shorten(args, MAX_ARGUMENTS);
+  if (typeof args === 'string') return args;
   if (!isRecord(args)) return '';
   for (const key of ['command', 'path', 'file_path', 'url', 'query', 'pattern']) {
     const value = args[key];
-    if (typeof value === 'string') return shorten(value, MAX_ARGUMENTS);
+    if (typeof value === 'string') return value;
   }
   try {
-    return shorten(JSON.stringify(args), MAX_ARGUMENTS);
+    return JSON.stringify(args);
   } catch {
     return '';
   }
