@@ -170,7 +170,6 @@ function isCodexType(type: string): boolean {
 class CodexStreamReader implements AgentStreamReader {
   private threadId: string | undefined;
   private lastText: string | undefined;
-  private startedAt: number | undefined;
   /** Tool calls announced at their start, by item id: their completion gives the result only. */
   private readonly announced = new Set<string>();
   /** What Codex reported going wrong in this run (its retries' last word and its notices). */
@@ -204,13 +203,11 @@ class CodexStreamReader implements AgentStreamReader {
     switch (type) {
       case 'thread.started': {
         const id = str(value.thread_id);
-        this.startedAt ??= this.now();
         if (!id) return [{ kind: 'system', subtype: 'thread.started' }];
         this.threadId = id;
         return [{ kind: 'init', claudeSessionId: id }];
       }
       case 'turn.started':
-        this.startedAt ??= this.now();
         return [{ kind: 'system', subtype: 'turn.started' }];
       case 'turn.completed':
         return [this.completed(value.usage)];
@@ -302,11 +299,13 @@ class CodexStreamReader implements AgentStreamReader {
     }
   }
 
-  private base(): Pick<ResultEvent, 'durationMs' | 'claudeSessionId'> {
-    return {
-      ...(this.startedAt !== undefined ? { durationMs: Math.max(0, this.now() - this.startedAt) } : {}),
-      ...(this.threadId !== undefined ? { claudeSessionId: this.threadId } : {}),
-    };
+  /**
+   * What every result carries: the thread. No duration: Codex reports none, and a clock read
+   * here would tell when the line was read (a run read back from its log reads in an instant),
+   * not how long the turn took; the run's own times say that.
+   */
+  private base(): Pick<ResultEvent, 'claudeSessionId'> {
+    return this.threadId !== undefined ? { claudeSessionId: this.threadId } : {};
   }
 
   private completed(usage: unknown): ResultEvent {
