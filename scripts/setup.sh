@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-time machine set-up: installs the Docker engine, Redis, a static busybox and Chromium where
 # missing, starts the Docker engine if it is not running, creates an example "hello" pod,
-# and prepares the real Claude Code test image (scripts/real-claude.sh; skip it with
-# CLDPD_SKIP_REAL_CLAUDE=1).
+# and prepares the real agents' test images (scripts/real-claude.sh, real-codex.sh,
+# real-gemini.sh; skip them with CLDPD_SKIP_REAL_CLAUDE=1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
@@ -20,7 +20,11 @@ if [ ! -d "$pods/hello" ]; then
   echo "cldpd: created the example pod $pods/hello"
 fi
 # Only the tests need it: a machine that cannot fetch it (offline) is set up all the same.
-if [ "${CLDPD_SKIP_REAL_CLAUDE:-}" != 1 ] && ! bash "$here/real-claude.sh"; then
-  echo "cldpd: the real Claude Code test image could not be prepared (see above); its tests will be skipped. Run scripts/real-claude.sh again later."
+if [ "${CLDPD_SKIP_REAL_CLAUDE:-}" != 1 ]; then
+  for agent in claude codex gemini; do
+    if ! bash "$here/real-$agent.sh"; then
+      echo "cldpd: the real $agent test image could not be prepared (see above); its tests will be skipped. Run scripts/real-$agent.sh again later."
+    fi
+  done
 fi
 docker info --format 'cldpd: Docker engine {{.ServerVersion}} is ready'

@@ -343,7 +343,12 @@ export class Gateway {
     const secret = match?.[1] ?? '';
     const digest = createHash('sha256').update(secret).digest();
     if (secret === '' || !timingSafeEqual(digest, Buffer.from(model.secretSha256, 'hex'))) {
-      reply(req, res, 401, 'This URL does not carry the run\'s model credential (ANTHROPIC_BASE_URL as the run was given it).\n');
+      reply(req, res, 401, 'This URL does not carry the run\'s model credential (the model endpoint as the run was given it).\n');
+      return;
+    }
+    // Not carried: a client that asks for a WebSocket first (Codex CLI) falls back to HTTPS at once on 426, after seven tries on anything else.
+    if (req.headers.upgrade !== undefined) {
+      reply(req, res, 426, 'The gateway carries no WebSocket to the model provider: send the request over HTTP.\n');
       return;
     }
     let rest = match?.[2] ?? '';

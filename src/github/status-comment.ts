@@ -32,8 +32,12 @@ export interface StatusView {
   readonly costUsd?: number;
   readonly sessionCostUsd?: number;
   readonly turns?: number;
-  /** The run's tokens, for an agent that reports tokens rather than a cost: `input` counts `cachedInput` too. */
-  readonly tokens?: { readonly input: number; readonly output: number; readonly cachedInput: number };
+  /**
+   * The tokens the agent reported, for an agent that reports tokens rather than a cost:
+   * `input` counts `cachedInput` too; `conversation` when they are the whole conversation's
+   * so far (Codex CLI counts so), not this run's.
+   */
+  readonly tokens?: { readonly input: number; readonly output: number; readonly cachedInput: number; readonly conversation?: boolean };
   /** Instructions sent into the running agent (a `/cldpd resume` while it ran) that it took. */
   readonly messagesTaken?: number;
   /** The agent's final answer (Claude Code's result text). */
@@ -227,7 +231,7 @@ export function renderStatusComment(view: StatusView, marker: string, redact: (t
   if (view.durationMs !== undefined) facts.push(`took ${duration(view.durationMs)}`);
   if (view.turns !== undefined) facts.push(`${view.turns} turn${view.turns === 1 ? '' : 's'}`);
   if (view.costUsd !== undefined) facts.push(view.sessionCostUsd !== undefined ? `$${view.costUsd.toFixed(2)} this run ($${view.sessionCostUsd.toFixed(2)} in all)` : `$${view.costUsd.toFixed(2)}`);
-  if (view.tokens) facts.push(tokenFact(view.tokens));
+  if (view.tokens) facts.push(`${tokenFact(view.tokens)}${view.tokens.conversation && view.run > 1 ? ' in the whole conversation' : ''}`);
   if (view.messagesTaken) facts.push(`${view.messagesTaken} more instruction${view.messagesTaken === 1 ? '' : 's'} taken while running`);
   if (view.agentError && !view.limit) facts.push('the agent reported an error');
   if (facts.length > 0) head.push(facts.join(' · '));

@@ -303,7 +303,7 @@ class StatusRun implements RunReport {
       if (outcome.agent?.sessionCostUsd !== undefined && v.run > 1) v.sessionCostUsd = outcome.agent.sessionCostUsd;
       const turns = outcome.agent?.runTurns ?? result.turns;
       if (turns !== undefined) v.turns = turns;
-      if (result.tokens) v.tokens = result.tokens;
+      if (result.tokens) v.tokens = { ...result.tokens, ...(result.runOnly ? {} : { conversation: true }) };
       if (result.text) v.finalAnswer = result.text;
       if (result.isError) v.agentError = true;
       if (result.subtype === 'error_max_turns') v.limit = 'turns';

@@ -123,7 +123,7 @@ describe('the model key', () => {
     expect(modelRoute({}, undefined, AGENTS.gemini.provider).direct).toEqual({ host: 'generativelanguage.googleapis.com', wildcard: false, port: 443 });
     expect(() => modelRoute({ GEMINI_API_KEY: 'two words' }, undefined, AGENTS.gemini.provider)).toThrow(/GEMINI_API_KEY value\) has spaces/);
     // The first key a provider lists wins its header: a second never overwrites it.
-    expect(modelRoute({ OPENAI_API_KEY: 'first', CODEX_API_KEY: 'second' }, undefined, AGENTS.codex.provider).gateway?.setHeaders).toEqual({ authorization: 'Bearer first' });
+    expect(modelRoute({ CODEX_API_KEY: 'first', OPENAI_API_KEY: 'second' }, undefined, AGENTS.codex.provider).gateway?.setHeaders).toEqual({ authorization: 'Bearer first' });
   });
 
   it('the gateway\'s configuration: GitHub and the direct provider as the base, the pod\'s list, then the repository\'s', () => {

@@ -111,6 +111,15 @@ describe('the egress gateway\'s model route', () => {
     expect(JSON.stringify(seen)).not.toContain(secret);
   });
 
+  it('answers a WebSocket upgrade on the model route with 426, passing nothing on: the client falls back to HTTP at once', async () => {
+    received.length = 0;
+    const answer = await rawExchange(port, `GET /${secret}/v1/responses HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    expect(answer.status).toBe(426);
+    expect(received).toHaveLength(0);
+    // Without the run's secret it is refused as any other request is.
+    expect((await rawExchange(port, `GET /not-the-secret/v1/responses HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`)).status).toBe(401);
+  });
+
   it('forwards the same request sent through the gateway as a proxy (absolute-form to the gateway\'s own address)', async () => {
     received.length = 0;
     const answer = await rawExchange(port, `GET http://127.0.0.1:${port}/${secret}/v1/models HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nx-api-key: sk-container\r\nConnection: close\r\n\r\n`);
@@ -130,7 +139,7 @@ describe('the egress gateway\'s model route', () => {
     for (const path of [`/${wrong}/v1/messages`, '/v1/messages', '/', `//${secret}/v1/messages`, `/${secret.toUpperCase()}x/v1/messages`]) {
       const answer = await request(port, path, { headers: { 'x-api-key': 'sk-container' }, body: '{}' });
       expect(answer.status, path).toBe(401);
-      expect(answer.body).toContain('ANTHROPIC_BASE_URL');
+      expect(answer.body).toContain('the model endpoint as the run was given it');
     }
     const viaProxy = await rawExchange(port, `POST http://127.0.0.1:${port}/${wrong}/v1/messages HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
     expect(viaProxy.status).toBe(401);

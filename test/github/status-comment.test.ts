@@ -33,6 +33,7 @@ describe('renderStatusComment', () => {
       [],
     ],
     ['tokens: an agent that reports tokens shows them, cached ones apart', { phase: 'finished', exitCode: 0, tokens: { input: 12345, output: 456, cachedInput: 3000 }, finalAnswer: 'Done.' }, ['12,345 tokens in (3,000 cached), 456 out', 'Done.'], ['$']],
+    ['tokens: a later run whose tokens are the conversation\'s says so', { phase: 'finished', run: 3, exitCode: 0, tokens: { input: 4700, output: 90, cachedInput: 0, conversation: true } }, ['4,700 tokens in, 90 out in the whole conversation'], []],
     ['tokens: with a cost too, both', { phase: 'finished', exitCode: 0, costUsd: 0.02, tokens: { input: 10, output: 2, cachedInput: 0 } }, ['$0.02', '10 tokens in, 2 out'], ['cached']],
     ['finished non-zero is failed', { phase: 'finished', exitCode: 2, lastLines: ['boom'] }, ['cldpd: failed', 'exit code 2', 'Last line of output', 'boom', '/cldpd resume <what to do next>'], ['1 lines']],
     ['states: a timeout is "timed out", not failed', { phase: 'finished', exitCode: 143, reason: 'timeout' }, ['cldpd: timed out', 'stopped by the timeout', '/cldpd resume <what'], ['failed', 'exit code 143', '\u274C']],

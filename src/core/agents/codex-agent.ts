@@ -348,9 +348,10 @@ export const codexAgent: Agent = Object.freeze<Agent>({
   provider: Object.freeze({
     urlVar: 'OPENAI_BASE_URL',
     defaultUrl: 'https://api.openai.com/v1',
+    // CODEX_API_KEY is what `codex exec` signs with; OPENAI_API_KEY works only where the gateway signs.
     keys: Object.freeze([
-      { name: 'OPENAI_API_KEY', header: 'authorization', scheme: 'Bearer' as const },
       { name: 'CODEX_API_KEY', header: 'authorization', scheme: 'Bearer' as const },
+      { name: 'OPENAI_API_KEY', header: 'authorization', scheme: 'Bearer' as const },
     ]),
   }),
   // Its state lives in ~/.codex, the default CODEX_HOME: nothing to point elsewhere.
