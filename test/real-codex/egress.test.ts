@@ -7,10 +7,10 @@
  * with the default commands' `-c analytics.enabled=false --disable plugins`.
  *
  * Measured here too: Codex first asks for the Responses WebSocket (GET <endpoint>/responses
- * with `Upgrade: websocket`). The gateway passes it on as a plain GET (it drops Upgrade, a
- * hop-by-hop header), the API answers that with an error, and Codex tries again, 7 GETs over
- * about 6 s, before it uses HTTPS. A gateway that answered such a request 426 would spare
- * every gated run those seconds (Codex falls back at once on 426; see FakeOpenAI).
+ * with `Upgrade: websocket`). Passed on as a plain GET (Upgrade is a hop-by-hop header), the
+ * API answers that with an error, and Codex tries again, 7 GETs over about 6 s, before it
+ * uses HTTPS. The gateway carries no WebSocket and answers such a request 426, on which Codex
+ * falls back to HTTPS at once: the API never sees the GET.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -128,6 +128,8 @@ describeWithRealCodex(`the real Codex CLI behind its run's egress gateway (${COD
       expect(r.headers.authorization).toBe(`Bearer ${MODEL_KEY}`);
     }
     expect(api.conversation.map((r) => r.path)).toEqual(api.conversation.map(() => '/v1/responses'));
+    // The WebSocket asked for first was answered by the gateway (426), never passed on.
+    expect(api.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/responses'))).toEqual([]);
 
     // The key is nowhere in the container.
     expect(seen['key-in-env']).toBe('0');
