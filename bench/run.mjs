@@ -7,6 +7,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { benchCheckout } from './checkout.mjs';
 import { benchClaude } from './claude.mjs';
+import { benchCodex } from './codex.mjs';
+import { benchGemini } from './gemini.mjs';
 import { benchConversation } from './conversation.mjs';
 import { benchDispatch } from './dispatch.mjs';
 import { benchEgress, benchGatedStart, egressSection } from './egress.mjs';
@@ -54,6 +56,14 @@ if (want('scale')) {
 if (want('claude')) {
   console.log('claude…');
   results.claude = await benchClaude({ runs: quick ? 3 : 7 });
+}
+if (want('codex')) {
+  console.log('codex…');
+  results.codex = await benchCodex({ runs: quick ? 3 : 7 });
+}
+if (want('gemini')) {
+  console.log('gemini…');
+  results.gemini = await benchGemini({ runs: quick ? 3 : 7 });
 }
 if (want('checkout')) {
   console.log('checkout…');
@@ -173,6 +183,24 @@ if (results.claude) {
       `| docker run claude | ${s(c.docker)} | ${s(c.dockerTotal)} |`, '',
       `Ratio cldpd / docker run: **${fmt(c.ratio, 2)}×**; with new persisted volumes (created, then given to the image's user by a short-lived chown container): **${fmt(c.cldpdPersist.median / c.docker.median, 2)}×**. Later starts of the same issue find the volumes given to that user already and pay neither.`, '');
   }
+}
+for (const [key, title, example, api, command] of [
+  ['codex', 'Codex CLI', 'examples/pods/codex', "OpenAI's Responses API", 'its default command (`codex -c openai_base_url=… exec --json … -- "say hello"`)'],
+  ['gemini', 'Gemini CLI', 'examples/pods/gemini', "Gemini's `streamGenerateContent`", 'its default command (`gemini --output-format stream-json --yolo --skip-trust --prompt="say hello"`)'],
+]) {
+  const c = results[key];
+  if (!c) continue;
+  const head = `## 6${key === 'codex' ? 'b' : 'c'}. First assistant event with the real ${title}`;
+  if (c.skipped) {
+    lines.push(head, '', `Not measured: ${c.skipped}.`, '');
+    continue;
+  }
+  lines.push(head, '',
+    `${title} ${c.version} in a pod built like ${example} (on the Debian image of scripts/real-${key}.sh), the image cached. Time from spawning \`cldpd start bench-${key} --prompt "say hello" --json\` to its first event carrying assistant text, against \`docker run --rm --init\` of the same image running ${command}, to the CLI's first assistant line. Both talk to a local fake of ${api} that streams a short answer at once, so the figures are start-up, not model time. Alternating order.`, '',
+    '| path | to first assistant event (ms) | to exit (ms) |', '|---|---|---|',
+    `| cldpd start | ${s(c.cldpd)} | ${s(c.cldpdTotal)} |`,
+    `| docker run ${key} | ${s(c.docker)} | ${s(c.dockerTotal)} |`, '',
+    `Ratio cldpd / docker run: **${fmt(c.ratio, 2)}×**.`, '');
 }
 if (results.checkout) {
   const c = results.checkout;
