@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { LABELS, sessionLabels } from './labels.js';
 import type { Pod } from './pod.js';
 import { GATE_BREAKERS } from './pod-config.js';
-import type { ContainerSpec, ImageInfo, MountSpec } from './runner.js';
+import type { ContainerFile, ContainerSpec, ImageInfo, MountSpec } from './runner.js';
 import type { GitHubAccess } from './github-access.js';
 import type { PersistedVolume } from './session-store.js';
 
@@ -47,8 +47,10 @@ export interface ContainerSpecInput {
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
   /** Open the process's standard input (the command takes its prompt there). */
   readonly stdin: boolean;
-  /** Variables the agent needs beyond the pod's own (see claudeEnv); the pod's env wins. */
+  /** Variables the agent needs beyond the pod's own (see agentEnvOf); the pod's env wins. */
   readonly agentEnv?: Readonly<Record<string, string>>;
+  /** Files the agent needs in the container before it starts (see agentFilesOf). */
+  readonly agentFiles?: readonly ContainerFile[];
   /** What hands the run its repository token (see GitHubAccess): wins over the pod's env, which cannot know the token. */
   readonly access?: Pick<GitHubAccess, 'env' | 'files'>;
   /**
@@ -99,6 +101,6 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     capAdd: input.egress ? pod.config.capAdd.filter((c) => !GATE_BREAKERS.includes(c)) : pod.config.capAdd,
     stopGraceSeconds: pod.config.stopGraceSeconds,
     stdin: input.stdin,
-    ...(input.access ? { files: input.access.files() } : {}),
+    ...(input.access || input.agentFiles?.length ? { files: [...(input.agentFiles ?? []), ...(input.access?.files() ?? [])] } : {}),
   };
 }

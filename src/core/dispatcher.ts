@@ -10,7 +10,7 @@ import { buildStartPrompt, checkPromptSize, promptChannel, renderCommand, type P
 import { recordEnd, recoverRun, type Recovery, type RunPlan } from './recovery.js';
 import { holdCommand, setupSteps, type SetupStep } from './setup-steps.js';
 import { rootProblem, runsAsRoot } from './claude-pod.js';
-import { agentEnvOf, holdsConversation, podAgent } from './pod-agent.js';
+import { agentEnvOf, agentFilesOf, holdsConversation, podAgent } from './pod-agent.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
 import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type Launched, type SessionOptions } from './session.js';
@@ -292,7 +292,8 @@ export class Dispatcher {
           const spec = buildContainerSpec({
             pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId,
             issueUrl, run: plan.run, volumes, hostEnv, stdin: plan.stdin,
-            agentEnv: agentEnvOf(pod, volumes.map((v) => v.path), imageHome(info)), ...(access ? { access } : {}),
+            agentEnv: agentEnvOf(pod, volumes.map((v) => v.path), imageHome(info)), agentFiles: agentFilesOf(pod, containerEnv(pod, hostEnv, sessionId)),
+            ...(access ? { access } : {}),
             ...(gate ? { egress: gate.egress } : {}),
           });
           await this.unlessStopped(sessionId, plan.since);

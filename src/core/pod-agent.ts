@@ -20,6 +20,12 @@ export function agentEnvOf(pod: Pod, persisted: readonly string[], home: string)
   return agent.env({ podEnv: pod.config.env, persisted, home });
 }
 
+/** Files the pod's agent needs in each new container (see Agent.files), given the container's configured environment. */
+export function agentFilesOf(pod: Pod, containerEnv: Readonly<Record<string, string>>): Array<{ path: string; content: string; mode: number }> {
+  const files = podAgent(pod).files?.({ podEnv: containerEnv, limits: pod.config }) ?? [];
+  return files.map((f) => ({ path: f.path, content: f.content, mode: 0o444 }));
+}
+
 /**
  * Whether a running container of the pod holds a conversation that a second process must not
  * join: its resume command is Claude Code's live stream-json input (only the process that

@@ -157,9 +157,10 @@ export const podJsonSchema = z.strictObject({
         if (ctx.value[limit] === undefined && uses) {
           ctx.issues.push({ code: 'custom', input: own, path: [field], message: `uses {${limit}}, but pod.json sets no "${limit}": set it, or leave the placeholder out` });
         }
-        // A limit a pod's own command never passes on would bound nothing, silently.
-        if (ctx.value[limit] !== undefined && own !== undefined && !uses) {
-          ctx.issues.push({ code: 'custom', input: own, path: [field], message: `has no {${limit}}, so the pod's "${limit}" would not reach the agent: add it where the agent takes that limit (${agent.title}: "${agent.limits[limit] ?? ''}", "{${limit}}"), or leave "${field}" out to use the default` });
+        // A limit a pod's own command never passes on would bound nothing, silently (one the agent takes as a setting reaches it whatever the command).
+        const via = agent.limits[limit];
+        if (ctx.value[limit] !== undefined && own !== undefined && !uses && via?.via === 'option') {
+          ctx.issues.push({ code: 'custom', input: own, path: [field], message: `has no {${limit}}, so the pod's "${limit}" would not reach the agent: add it where the agent takes that limit (${agent.title}: "${via.name}", "{${limit}}"), or leave "${field}" out to use the default` });
         }
       }
     }

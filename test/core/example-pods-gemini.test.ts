@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { validatePodJson } from '../../src/core/index.js';
+import { AGENTS, validatePodJson } from '../../src/core/index.js';
+import { GEMINI_DEFAULTS_PATH } from '../../src/core/agents/gemini-agent.js';
 
 const example = (file: string) => readFile(new URL(`../../examples/pods/gemini/${file}`, import.meta.url), 'utf8');
 
@@ -18,20 +19,22 @@ describe('examples/pods/gemini', () => {
     expect(dockerfile).toMatch(/install .*\bgit\b.*\bbash\b/);
   });
 
-  it('gives the CLI system settings after its install: the API key\'s auth, no usage statistics, the turn limit from the environment', async () => {
+  it('needs no settings of its own: cldpd writes the CLI\'s system defaults (the key\'s sign-in, no usage statistics, no update checks, the pod\'s turn limit)', async () => {
     const dockerfile = await example('Dockerfile');
-    const install = dockerfile.indexOf('npm install -g @google/gemini-cli');
-    const printf = dockerfile.indexOf("printf '%s\\n'");
-    const settings = dockerfile.indexOf('>/etc/gemini-cli/settings.json', printf);
-    expect(install).toBeGreaterThan(0);
-    expect(printf).toBeGreaterThan(install);
-    const json = [...dockerfile.slice(printf + "printf '%s\\n'".length, settings).matchAll(/'([^']*)'/g)].map((m) => m[1]).join('\n');
-    expect(JSON.parse(json)).toEqual({
+    expect(dockerfile).not.toMatch(/^RUN .*gemini-cli\/settings\.json/m);
+    const files = AGENTS.gemini.files?.({ podEnv: { GEMINI_API_KEY: 'k' }, limits: { maxTurns: 7 } }) ?? [];
+    expect(files.map((f) => f.path)).toEqual([GEMINI_DEFAULTS_PATH]);
+    expect(JSON.parse(files[0]?.content ?? '')).toEqual({
       security: { auth: { selectedType: 'gemini-api-key' } },
       privacy: { usageStatisticsEnabled: false },
       general: { enableAutoUpdate: false, enableAutoUpdateNotification: false },
-      model: { maxSessionTurns: '${GEMINI_MAX_SESSION_TURNS:--1}' },
+      model: { maxSessionTurns: 7 },
     });
+    expect(AGENTS.gemini.env({ podEnv: {}, persisted: [], home: '/home/agent' })).toMatchObject({ GEMINI_CLI_SYSTEM_DEFAULTS_PATH: GEMINI_DEFAULTS_PATH });
+    // No key of its own (a Vertex AI sign-in, say): no sign-in chosen for it; a pod that names its own defaults gets none of cldpd's.
+    expect(JSON.parse(AGENTS.gemini.files?.({ podEnv: {}, limits: {} })[0]?.content ?? '')).not.toHaveProperty('security');
+    expect(AGENTS.gemini.files?.({ podEnv: { GEMINI_CLI_SYSTEM_DEFAULTS_PATH: '/mine.json' }, limits: {} })).toEqual([]);
+    expect(AGENTS.gemini.env({ podEnv: { GEMINI_CLI_SYSTEM_DEFAULTS_PATH: '/mine.json' }, persisted: [], home: '/h' })).not.toHaveProperty('GEMINI_CLI_SYSTEM_DEFAULTS_PATH');
   });
 
   it('has a valid pod.json that names its agent and persists Gemini\'s state and the workspace', async () => {

@@ -93,6 +93,11 @@ describe('validatePodJson and resolvePodConfig', () => {
     expect(problems({ agent: 'copilot' })).toEqual(['field "agent" must be one of "claude", "codex", "gemini" (leave it out for Claude Code)']);
     expect(problems({ agent: 'codex', maxBudgetUsd: 5 }).join()).toMatch(/"maxBudgetUsd" cannot bound Codex CLI, which has no spending limit/);
     expect(problems({ agent: 'codex', maxTurns: 5 }).join()).toMatch(/"maxTurns" cannot bound Codex CLI, which has no turn limit/);
+    // Gemini CLI takes a turn limit as a setting cldpd writes, whatever its command: no {maxTurns} needed.
+    expect(problems({ agent: 'gemini', maxTurns: 5, command: ['gemini', '--prompt={prompt}'] })).toEqual([]);
+    expect(problems({ agent: 'gemini', maxBudgetUsd: 5 }).join()).toMatch(/"maxBudgetUsd" cannot bound Gemini CLI/);
+    // Claude Code takes it as an option: a pod's own command must pass it on.
+    expect(problems({ maxTurns: 5, command: ['claude', '-p', '{prompt}'] }).join()).toMatch(/has no \{maxTurns\}.*Claude Code: "--max-turns"/);
     expect(problems({ prices: { input: -1, output: 1 } }).join()).toMatch(/prices.input" must be 0 or more/);
     expect(problems({ prices: { input: 1 } }).join()).toMatch(/prices.output/);
   });

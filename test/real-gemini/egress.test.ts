@@ -7,12 +7,12 @@
  *   POST /SECRET/v1beta/models/<model>:streamGenerateContent?alt=sse (the prefix kept), with the
  *   key variable's value (a placeholder here) in `x-goog-api-key`.
  * - With that variable set and no auth type in its settings it refuses to run ("Invalid auth
- *   method selected.", exit 41): the example image's system settings choose the API key's.
+ *   method selected.", exit 41): the system defaults cldpd writes choose the API key's.
  * - It honours HTTPS_PROXY for every request, the http:// endpoint included (a CONNECT), and
  *   NO_PROXY: the gated container's NO_PROXY lists the gateway, so its model requests go there
  *   directly.
  * - At start-up it sends usage statistics to play.googleapis.com unless its settings turn them
- *   off (no variable does): the example's settings do, so the gateway refuses nothing.
+ *   off (no variable does): cldpd's defaults do, so the gateway refuses nothing.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -72,13 +72,13 @@ describeWithRealGemini(`the real Gemini CLI behind its run's egress gateway (${G
     : { parts: [{ functionCall: { name: 'run_shell_command', args: { command: 'bash /opt/look.sh', description: 'look around' } } }] }));
 
   /** Writes a gated pod: the example's pod.json with its default egress; the key and the fake API as its endpoint, as an operator sets them. */
-  async function gatedPod(name: string, dockerfile: string): Promise<void> {
+  async function gatedPod(name: string, dockerfile: string, env: Record<string, string> = {}): Promise<void> {
     const dir = join(world.podsDir, name);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'look.sh'), LOOK);
     await writeFile(join(dir, 'Dockerfile'), [dockerfile.trimEnd(), 'COPY look.sh /opt/', ''].join('\n'));
     const { checkout: _, ...example } = EXAMPLE_POD_JSON;
-    await writeFile(join(dir, 'pod.json'), JSON.stringify({ ...example, stopGraceSeconds: 5, env: { GOOGLE_GEMINI_BASE_URL: apiUrl, GEMINI_API_KEY: MODEL_KEY } }));
+    await writeFile(join(dir, 'pod.json'), JSON.stringify({ ...example, stopGraceSeconds: 5, env: { GOOGLE_GEMINI_BASE_URL: apiUrl, GEMINI_API_KEY: MODEL_KEY, ...env } }));
   }
   let apiUrl = '';
 
@@ -124,12 +124,8 @@ describeWithRealGemini(`the real Gemini CLI behind its run's egress gateway (${G
     expect(JSON.stringify(events)).not.toContain(secret);
   });
 
-  it('without the example\'s settings the CLI does not run behind the gateway: no auth type chosen, it refuses its own ("Invalid auth method selected.", exit 41)', async () => {
-    const settings = GEMINI_DOCKERFILE.split('\n');
-    const from = settings.findIndex((l) => l.includes("printf '%s\\n'"));
-    const to = settings.findIndex((l, i) => i >= from && l.includes('/etc/gemini-cli/settings.json'));
-    expect(from).toBeGreaterThan(0);
-    await gatedPod('gated-bare', [...settings.slice(0, from), ...settings.slice(to + 1)].join('\n'));
+  it('a pod that takes the CLI\'s defaults away (its own GEMINI_CLI_SYSTEM_DEFAULTS_PATH, naming nothing) does not run behind the gateway: no sign-in chosen, the CLI refuses its own ("Invalid auth method selected.", exit 41)', async () => {
+    await gatedPod('gated-bare', GEMINI_DOCKERFILE, { GEMINI_CLI_SYSTEM_DEFAULTS_PATH: '/nonexistent/defaults.json' });
     const before = api.requests.length;
     const session = await world.dispatcher.start('gated-bare', { prompt: 'look around' });
     const events = await collect(session, undefined, 120_000);
@@ -138,8 +134,9 @@ describeWithRealGemini(`the real Gemini CLI behind its run's egress gateway (${G
     expect(api.requests.length).toBe(before);
   });
 
-  it('with usage statistics on (the CLI\'s default) the gateway refuses them on every run: play.googleapis.com', async () => {
-    await gatedPod('gated-chatty', GEMINI_DOCKERFILE.replace('"usageStatisticsEnabled": false', '"usageStatisticsEnabled": true'));
+  it('cldpd\'s defaults are the lowest settings: an image whose own settings turn usage statistics on has them refused on every run (play.googleapis.com)', async () => {
+    const chatty = `${GEMINI_DOCKERFILE.trimEnd()}\nUSER root\nRUN mkdir -p /etc/gemini-cli && echo '{"privacy": {"usageStatisticsEnabled": true}}' >/etc/gemini-cli/settings.json\nUSER agent\n`;
+    await gatedPod('gated-chatty', chatty);
     const session = await world.dispatcher.start('gated-chatty', { prompt: 'look around' });
     const events = await collect(session, undefined, 120_000);
     expect(events.at(-1)).toMatchObject({ type: 'container.exited', exitCode: 0 });

@@ -194,8 +194,8 @@ describeWithRealGemini(`the real Gemini CLI in a Debian pod (${GEMINI_BASE_IMAGE
     expect(stderr).toEqual(expect.arrayContaining([expect.stringMatching(/^Attempt 1 failed: You exceeded your current quota/), expect.stringMatching(/Retrying after \d+ms/)]));
   });
 
-  it('the turn limit of the image\'s settings (GEMINI_MAX_SESSION_TURNS): exit 53, the run says it stopped at its limit', async () => {
-    await world.geminiPod('gemini-one-turn', { env: { GEMINI_MAX_SESSION_TURNS: '1' } });
+  it('pod.json maxTurns reaches the CLI as its setting (cldpd\'s system defaults): exit 53, the run says it stopped at its limit', async () => {
+    await world.geminiPod('gemini-one-turn', { maxTurns: 1 });
     world.api.setScript(() => ({ parts: [{ functionCall: { name: 'run_shell_command', args: { command: 'ls' } } }] }));
     const session = await world.dispatcher.start('gemini-one-turn', { prompt: 'loop forever' });
     const events = await collect(session);

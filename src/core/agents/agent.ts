@@ -52,6 +52,9 @@ export interface ModelProvider {
   readonly keys: ReadonlyArray<{ readonly name: string; readonly header: string; readonly scheme?: 'Bearer' }>;
 }
 
+/** How a pod.json limit reaches an agent (see Agent.limits). */
+export type AgentLimit = { readonly via: 'option'; readonly name: string } | { readonly via: 'setting'; readonly name: string };
+
 /** The pod's limits, as pod.json gives them. */
 export interface PodLimits {
   readonly maxTurns?: number | undefined;
@@ -78,11 +81,12 @@ export interface Agent {
    */
   commands(limits: PodLimits): { readonly command: readonly string[]; readonly resumeCommand: readonly string[] };
   /**
-   * What each pod.json limit is called by this agent (the option that takes it, for the
-   * error that asks for it in a pod's own command), or undefined when the CLI has no such
-   * limit: pod.json then refuses the field rather than ignore it, and `cldpd pods` says so.
+   * How each pod.json limit reaches this agent, or undefined when the CLI has no such limit:
+   * pod.json then refuses the field rather than ignore it, and `cldpd pods` says so. An
+   * `option` of its command (a pod's own command must take it as `{maxTurns}`, say), or a
+   * `setting` cldpd writes for it (see files), whatever the command.
    */
-  readonly limits: { readonly maxTurns: string | undefined; readonly maxBudgetUsd: string | undefined };
+  readonly limits: { readonly maxTurns: AgentLimit | undefined; readonly maxBudgetUsd: AgentLimit | undefined };
   /** Whether a message can reach the agent while it runs (on its input); otherwise a resume waits for the run to end. */
   readonly takesLiveInput: boolean;
   /** Paths persisted per issue by default (`~` is the container user's home): the CLI's config and conversations. */
@@ -96,6 +100,11 @@ export interface Agent {
    * the container user's home (Claude Code's CLAUDE_CONFIG_DIR, say); the pod's env wins.
    */
   env(input: { readonly podEnv: Readonly<Record<string, string>>; readonly persisted: readonly string[]; readonly home: string }): Record<string, string>;
+  /**
+   * Files cldpd writes into each new container of the pod before it starts (the CLI's
+   * settings, say), given the pod's own environment and limits; none when absent.
+   */
+  files?(input: { readonly podEnv: Readonly<Record<string, string>>; readonly limits: PodLimits }): ReadonlyArray<{ readonly path: string; readonly content: string }>;
   /** Variables a gated container gets unless the pod sets them: the CLI's calls home turned off, which the gateway would refuse anyway. */
   readonly quietEnv: Readonly<Record<string, string>>;
 }

@@ -29,7 +29,7 @@ export const claudeAgent: Agent = Object.freeze<Agent>({
     ];
     return { command: [...CLAUDE_COMMAND, ...flags], resumeCommand: [...CLAUDE_COMMAND, ...flags, '--resume', '{claudeSessionId}'] };
   },
-  limits: { maxTurns: '--max-turns', maxBudgetUsd: '--max-budget-usd' },
+  limits: { maxTurns: { via: 'option', name: '--max-turns' }, maxBudgetUsd: { via: 'option', name: '--max-budget-usd' } },
   takesLiveInput: true,
   persist: Object.freeze(['~/.claude']),
   reader: () => ({ line: parseStreamJsonLine }),

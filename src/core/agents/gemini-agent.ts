@@ -301,6 +301,31 @@ export class GeminiStreamReader implements AgentStreamReader {
   }
 }
 
+/** Where cldpd writes the CLI's system defaults in each container (GEMINI_CLI_SYSTEM_DEFAULTS_PATH). */
+export const GEMINI_DEFAULTS_PATH = '/etc/cldpd/gemini-system-defaults.json';
+
+/**
+ * The CLI's system defaults, the lowest of its settings (the image's system settings, the
+ * user's and a repository's `.gemini/settings.json` override them), as Gemini CLI 0.61 showed
+ * they are needed in a pod:
+ * - with a key in GEMINI_API_KEY, that key's sign-in: with GOOGLE_GEMINI_BASE_URL set (a gated
+ *   run's gateway) and no sign-in chosen, the CLI picks one it then refuses ("Invalid auth
+ *   method selected.", exit 41);
+ * - no usage statistics: sent to play.googleapis.com otherwise, which a gated run's gateway
+ *   refuses on every run (no variable turns them off); no update checks;
+ * - the pod's `maxTurns` as `model.maxSessionTurns` (a run that reaches it ends with exit
+ *   code 53; the CLI has no option for it). A repository's own settings could raise it: the
+ *   pod's `timeoutSeconds` bounds a run whatever they say.
+ */
+export function geminiDefaults(podEnv: Readonly<Record<string, string>>, maxTurns: number | undefined): string {
+  return `${JSON.stringify({
+    ...(podEnv.GEMINI_API_KEY ? { security: { auth: { selectedType: 'gemini-api-key' } } } : {}),
+    privacy: { usageStatisticsEnabled: false },
+    general: { enableAutoUpdate: false, enableAutoUpdateNotification: false },
+    ...(maxTurns !== undefined ? { model: { maxSessionTurns: maxTurns } } : {}),
+  }, null, 2)}\n`;
+}
+
 /**
  * Google's Gemini CLI (`@google/gemini-cli`) in headless mode: `gemini --prompt=<prompt>
  * --output-format stream-json` (the prompt as one argument after `=`, never read as an
@@ -309,16 +334,15 @@ export class GeminiStreamReader implements AgentStreamReader {
  * workdir and the persisted `~/.gemini`). Its stream is read by {@link GeminiStreamReader}.
  *
  * Its turn limit is `model.maxSessionTurns` in its settings only (a run that reaches it ends
- * with exit code 53), and it has no spending limit: pod.json's `maxTurns` and `maxBudgetUsd`
- * are refused for it (examples/pods/gemini's settings read GEMINI_MAX_SESSION_TURNS from the
- * environment instead).
+ * with exit code 53): pod.json's `maxTurns` reaches it through the system defaults cldpd
+ * writes (see geminiDefaults). It has no spending limit: `maxBudgetUsd` is refused for it.
  */
 export const geminiAgent: Agent = Object.freeze<Agent>({
   name: 'gemini',
   title: 'Gemini CLI',
   program: 'gemini',
   commands: () => ({ command: [...RUN, '--prompt={prompt}'], resumeCommand: [...RUN, '--resume', '{agentSessionId}', '--prompt={prompt}'] }),
-  limits: { maxTurns: undefined, maxBudgetUsd: undefined },
+  limits: { maxTurns: { via: 'setting', name: 'model.maxSessionTurns' }, maxBudgetUsd: undefined },
   takesLiveInput: false,
   persist: Object.freeze(['~/.gemini']),
   reader: (options) => new GeminiStreamReader(options),
@@ -333,8 +357,13 @@ export const geminiAgent: Agent = Object.freeze<Agent>({
    * GEMINI_CLI_NO_RELAUNCH keeps it one process, which a SIGTERM ends at once.
    */
   env({ podEnv }): Record<string, string> {
-    return podEnv.GEMINI_CLI_NO_RELAUNCH !== undefined ? {} : { GEMINI_CLI_NO_RELAUNCH: 'true' };
+    return {
+      ...(podEnv.GEMINI_CLI_NO_RELAUNCH !== undefined ? {} : { GEMINI_CLI_NO_RELAUNCH: 'true' }),
+      // The defaults cldpd writes (see files), under every settings file of the image, the user's and the repository's.
+      ...(podEnv.GEMINI_CLI_SYSTEM_DEFAULTS_PATH !== undefined ? {} : { GEMINI_CLI_SYSTEM_DEFAULTS_PATH: GEMINI_DEFAULTS_PATH }),
+    };
   },
+  files: ({ podEnv, limits }) => (podEnv.GEMINI_CLI_SYSTEM_DEFAULTS_PATH !== undefined ? [] : [{ path: GEMINI_DEFAULTS_PATH, content: geminiDefaults(podEnv, limits.maxTurns) }]),
   // OpenTelemetry off whatever a settings file says. Its usage statistics (to
   // play.googleapis.com) have no variable: the image's settings turn them off (see examples/pods/gemini).
   quietEnv: Object.freeze({ GEMINI_TELEMETRY_ENABLED: 'false' }),

@@ -285,14 +285,14 @@ describe('geminiAgent', () => {
   });
 
   it('has no limit of its own that argv can set, takes no input while it runs, and keeps ~/.gemini', () => {
-    expect(geminiAgent.limits).toEqual({ maxTurns: undefined, maxBudgetUsd: undefined });
+    expect(geminiAgent.limits).toEqual({ maxTurns: { via: 'setting', name: 'model.maxSessionTurns' }, maxBudgetUsd: undefined });
     expect(geminiAgent.takesLiveInput).toBe(false);
     expect(geminiAgent.persist).toEqual(['~/.gemini']);
   });
 
   it('runs as one process (so a stop ends it at once) unless the pod says otherwise', () => {
-    expect(geminiAgent.env({ podEnv: {}, persisted: [], home: '/home/agent' })).toEqual({ GEMINI_CLI_NO_RELAUNCH: 'true' });
-    expect(geminiAgent.env({ podEnv: { GEMINI_CLI_NO_RELAUNCH: '' }, persisted: [], home: '/home/agent' })).toEqual({});
+    expect(geminiAgent.env({ podEnv: {}, persisted: [], home: '/home/agent' })).toMatchObject({ GEMINI_CLI_NO_RELAUNCH: 'true' });
+    expect(geminiAgent.env({ podEnv: { GEMINI_CLI_NO_RELAUNCH: '' }, persisted: [], home: '/home/agent' })).not.toHaveProperty('GEMINI_CLI_NO_RELAUNCH');
   });
 
   it('its key goes in x-goog-api-key, its endpoint in GOOGLE_GEMINI_BASE_URL', () => {
