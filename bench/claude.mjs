@@ -2,11 +2,11 @@
 // on a cached image, against the same CLI started by `docker run` on the same image (its own
 // start-up and first API round trip: the floor). Both reach a local fake of the Anthropic
 // Messages API that answers at once. Needs the image scripts/real-claude.sh builds.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, ROOT, benchHome, stats } from './lib.mjs';
+import { CLI, ROOT, alternate, benchHome, timeToFirst } from './lib.mjs';
 
 const VERSION = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).config.claudeCodeVersion;
 const BASE = `cldpd-test/claude-code:${VERSION}`;
@@ -34,34 +34,6 @@ async function fakeApi() {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((resolve) => server.close(resolve)) };
-}
-
-/** Spawns a command and resolves with the ms until a stdout line passes `isFirst`, then waits for it to end. */
-function timeToFirst(cmd, args, options, isFirst) {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options });
-    if (options.input !== undefined) child.stdin.end(options.input);
-    else child.stdin.end();
-    let first;
-    let buffer = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      buffer += d;
-      let nl;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (first === undefined && isFirst(line)) first = Number(process.hrtime.bigint() - started) / 1e6;
-      }
-    });
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (first === undefined) reject(new Error(`${cmd} ${args.join(' ')} exited ${code} with no assistant event: ${stderr.slice(-500)}`));
-      else resolve({ ms: first, total: Number(process.hrtime.bigint() - started) / 1e6, code });
-    });
-  });
 }
 
 const assistantLine = (line) => {
@@ -105,18 +77,7 @@ export async function benchClaude({ runs = 7 } = {}) {
       'claude', '-p', '--input-format', 'stream-json', '--output-format', 'stream-json', '--verbose', '--dangerously-skip-permissions',
     ], { input: `${JSON.stringify({ type: 'user', message: { role: 'user', content: [{ type: 'text', text: 'say hello' }] } })}\n` }, assistantLine);
     const paths = { cldpd, cldpdPersist, docker };
-    for (const run of Object.values(paths)) await run(); // builds and caches the images
-    const names = Object.keys(paths);
-    const times = Object.fromEntries(names.flatMap((n) => [[n, []], [`${n}Total`, []]]));
-    for (let i = 0; i < runs; i++) {
-      for (let k = 0; k < names.length; k++) {
-        const name = names[(i + k) % names.length];
-        const r = await paths[name]();
-        times[name].push(r.ms);
-        times[`${name}Total`].push(r.total);
-      }
-    }
-    const result = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, stats(v)]));
+    const result = await alternate(paths, runs);
     return { ...result, ratio: result.cldpd.median / result.docker.median, version: VERSION };
   } finally {
     await api.close();

@@ -3,11 +3,11 @@
 // own start-up and first API round trip: the floor). Both reach a local fake of OpenAI's
 // Responses API that streams a short answer at once (and refuses the Responses WebSocket with
 // 426, on which Codex uses HTTPS at once). Needs the image scripts/real-codex.sh builds.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, ROOT, benchHome, stats } from './lib.mjs';
+import { CLI, ROOT, alternate, benchHome, timeToFirst } from './lib.mjs';
 import { codexCommands } from '../dist/core/agents/codex-agent.js';
 
 const VERSION = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).config.codexVersion;
@@ -38,32 +38,6 @@ async function fakeApi() {
   server.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'));
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${server.address().port}/v1`, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }) };
-}
-
-/** Spawns a command and resolves with the ms until a stdout line passes `isFirst`, then waits for it to end. */
-function timeToFirst(cmd, args, options, isFirst) {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
-    let first;
-    let buffer = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      buffer += d;
-      let nl;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (first === undefined && isFirst(line)) first = Number(process.hrtime.bigint() - started) / 1e6;
-      }
-    });
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (first === undefined) reject(new Error(`${cmd} ${args.join(' ')} exited ${code} with no assistant event: ${stderr.slice(-500)}`));
-      else resolve({ ms: first, total: Number(process.hrtime.bigint() - started) / 1e6, code });
-    });
-  });
 }
 
 const assistantLine = (line) => {
@@ -101,18 +75,7 @@ export async function benchCodex({ runs = 7 } = {}) {
       ...commands.command.map((a) => (a === '{prompt}' ? 'say hello' : a)),
     ], {}, assistantLine);
     const paths = { cldpd, docker };
-    for (const run of Object.values(paths)) await run(); // builds and caches the image
-    const names = Object.keys(paths);
-    const times = Object.fromEntries(names.flatMap((n) => [[n, []], [`${n}Total`, []]]));
-    for (let i = 0; i < runs; i++) {
-      for (let k = 0; k < names.length; k++) {
-        const name = names[(i + k) % names.length];
-        const r = await paths[name]();
-        times[name].push(r.ms);
-        times[`${name}Total`].push(r.total);
-      }
-    }
-    const result = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, stats(v)]));
+    const result = await alternate(paths, runs);
     return { ...result, ratio: result.cldpd.median / result.docker.median, version: VERSION };
   } finally {
     await api.close();

@@ -2,11 +2,12 @@
 // cached image, against the same CLI started by `docker run` on the same image (its own
 // start-up and first API round trip: the floor). Both reach a local fake of the Gemini API that
 // answers at once. Needs the image scripts/real-gemini.sh builds.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, ROOT, benchHome, stats } from './lib.mjs';
+import { CLI, ROOT, alternate, benchHome, timeToFirst } from './lib.mjs';
+import { geminiAgent } from '../dist/core/agents/gemini-agent.js';
 
 const VERSION = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).config.geminiCliVersion;
 const BASE = `cldpd-test/gemini:${VERSION}`;
@@ -39,32 +40,6 @@ async function fakeApi() {
   return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((resolve) => server.close(resolve)) };
 }
 
-/** Spawns a command and resolves with the ms until a stdout line passes `isFirst`, then waits for it to end. */
-function timeToFirst(cmd, args, options, isFirst) {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
-    let first;
-    let buffer = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      buffer += d;
-      let nl;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (first === undefined && isFirst(line)) first = Number(process.hrtime.bigint() - started) / 1e6;
-      }
-    });
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (first === undefined) reject(new Error(`${cmd} ${args.join(' ')} exited ${code} with no assistant event: ${stderr.slice(-500)}`));
-      else resolve({ ms: first, total: Number(process.hrtime.bigint() - started) / 1e6, code });
-    });
-  });
-}
-
 /** The CLI's first assistant line, or cldpd's first event carrying assistant text (told once the message is whole). */
 const assistantLine = (line) => {
   try {
@@ -94,24 +69,17 @@ export async function benchGemini({ runs = 7 } = {}) {
     const cldpdEnv = { ...process.env, CLDPD_HOME: home, CLDPD_PODS_DIR: join(home, 'pods'), CLDPD_HOST_ID: 'bench' };
     const cldpd = () => timeToFirst(process.execPath, [CLI, 'start', 'bench-gemini', '--prompt', 'say hello', '--json'], { env: cldpdEnv }, assistantLine);
     const image = () => execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', 'cldpd-bench-gemini:latest']).toString().trim();
-    // The agent's default command and its env, as cldpd runs it.
+    // The agent's default command, its env and the settings file cldpd writes, as cldpd runs it.
+    const agentEnv = geminiAgent.env({ podEnv: env, persisted: [], home: '/home/agent' });
+    const [defaults] = geminiAgent.files({ podEnv: env, limits: {} });
+    writeFileSync(join(home, 'gemini-defaults.json'), defaults.content);
     const docker = () => timeToFirst('docker', [
-      'run', '--rm', '--network', 'host', '--init', ...Object.entries({ ...env, GEMINI_CLI_NO_RELAUNCH: 'true' }).flatMap(([k, v]) => ['-e', `${k}=${v}`]), image(),
-      'gemini', '--output-format', 'stream-json', '--yolo', '--skip-trust', '--prompt=say hello',
+      'run', '--rm', '--network', 'host', '--init', ...Object.entries({ ...env, ...agentEnv }).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+      '-v', `${join(home, 'gemini-defaults.json')}:${defaults.path}:ro`, image(),
+      ...geminiAgent.commands({}).command.map((a) => a.replace('{prompt}', 'say hello')),
     ], {}, assistantLine);
     const paths = { cldpd, docker };
-    for (const run of Object.values(paths)) await run(); // builds and caches the image
-    const names = Object.keys(paths);
-    const times = Object.fromEntries(names.flatMap((n) => [[n, []], [`${n}Total`, []]]));
-    for (let i = 0; i < runs; i++) {
-      for (let k = 0; k < names.length; k++) {
-        const name = names[(i + k) % names.length];
-        const r = await paths[name]();
-        times[name].push(r.ms);
-        times[`${name}Total`].push(r.total);
-      }
-    }
-    const result = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, stats(v)]));
+    const result = await alternate(paths, runs);
     return { ...result, ratio: result.cldpd.median / result.docker.median, version: VERSION };
   } finally {
     await api.close();

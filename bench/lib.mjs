@@ -80,3 +80,54 @@ export function peakRssMb(pid) {
 }
 
 export const fmt = (n, digits = 0) => (n === undefined || Number.isNaN(n) ? 'n/a' : n.toFixed(digits));
+
+/**
+ * Spawns a command and resolves with the ms until a stdout line passes `isFirst` and to its
+ * end; `options.input` is written to its standard input (closed at once otherwise).
+ */
+export function timeToFirst(cmd, args, options, isFirst) {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const { input, ...spawnOptions } = options;
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
+    child.stdin.end(input);
+    let first;
+    let buffer = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      buffer += d;
+      let nl;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        if (first === undefined && isFirst(line)) first = Number(process.hrtime.bigint() - started) / 1e6;
+      }
+    });
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (first === undefined) reject(new Error(`${cmd} ${args.join(' ')} exited ${code} with no assistant event: ${stderr.slice(-500)}`));
+      else resolve({ ms: first, total: Number(process.hrtime.bigint() - started) / 1e6, code });
+    });
+  });
+}
+
+/**
+ * Runs each of `paths` (name → a run resolving with {ms, total}) once to warm up (images built
+ * and cached), then `runs` rounds in a rotating order; the stats of each, and of each's total
+ * as `<name>Total`.
+ */
+export async function alternate(paths, runs) {
+  for (const run of Object.values(paths)) await run();
+  const names = Object.keys(paths);
+  const times = Object.fromEntries(names.flatMap((n) => [[n, []], [`${n}Total`, []]]));
+  for (let i = 0; i < runs; i++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(i + k) % names.length];
+      const r = await paths[name]();
+      times[name].push(r.ms);
+      times[`${name}Total`].push(r.total);
+    }
+  }
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, stats(v)]));
+}

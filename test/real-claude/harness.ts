@@ -1,59 +1,29 @@
-import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Docker from 'dockerode';
-import { describe } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
 import { FakeAnthropic, isToolResultTurn, lastUserText, userTexts, type Script } from '../fakes/fake-anthropic.js';
 import { TestWorld } from '../integration/harness.js';
+import { realCliSuite } from '../fakes/real-cli.js';
+
+const suite = await realCliSuite({
+  versionKey: 'claudeCodeVersion', image: 'cldpd-test/claude-code', title: 'Claude Code', suite: 'real-claude',
+  takes: 'about 2 minutes, once per machine', example: 'claude', install: 'npm install -g @anthropic-ai/claude-code',
+});
 
 /** The Claude Code version the suite runs (package.json config.claudeCodeVersion; scripts/real-claude.sh installs it). */
-export const CLAUDE_CODE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { config: { claudeCodeVersion: string } }).config.claudeCodeVersion;
+export const CLAUDE_CODE_VERSION = suite.version;
 
 /** Debian bookworm (debootstrap, no registry) with that CLI in /usr/local/bin: what the suite's pods build FROM. */
-export const CLAUDE_BASE_IMAGE = `cldpd-test/claude-code:${CLAUDE_CODE_VERSION}`;
-
-async function probe(): Promise<string | undefined> {
-  try {
-    await new Docker().getImage(CLAUDE_BASE_IMAGE).inspect();
-    return undefined;
-  } catch (err) {
-    const status = (err as { statusCode?: number }).statusCode;
-    return status === 404 ? `the image ${CLAUDE_BASE_IMAGE} is missing` : `Docker engine not reachable (${(err as Error).message})`;
-  }
-}
-
-const unavailable = await probe();
-if (unavailable && process.env.CI === 'true') {
-  throw new Error(`${unavailable}. CI runs the real Claude Code suite: .ci/run prepares it with scripts/real-claude.sh.`);
-}
-if (unavailable) {
-  console.warn(`\n[real-claude] SKIPPED: ${unavailable}. Run "bash scripts/real-claude.sh" (about 2 minutes, once per machine) to run the suite on the real Claude Code CLI.\n`);
-}
+export const CLAUDE_BASE_IMAGE = suite.baseImage;
 
 /** `describe` that runs where the real CLI's image is ready (always in CI, where its absence fails the run). */
-export const describeWithRealClaude = unavailable ? describe.skip : describe;
+export const describeWithRealClaude = suite.describeWith;
 
-const EXAMPLE_DOCKERFILE = readFileSync(new URL('../../examples/pods/claude/Dockerfile', import.meta.url), 'utf8');
-
-/**
- * examples/pods/claude's Dockerfile with its base swapped for the Debian one (no registry
- * here): everything up to the CLI's install is replaced by `FROM` the image that has Debian,
- * bash, git and the CLI; every line after it (the user, the workspace, USER, HOME) is the
- * example's own, so the suite proves the example's pod works.
- */
-export const AGENT_DOCKERFILE = ((): string => {
-  const lines = EXAMPLE_DOCKERFILE.split('\n');
-  const install = lines.findIndex((l) => l.includes('npm install -g @anthropic-ai/claude-code'));
-  if (install < 0) throw new Error('examples/pods/claude/Dockerfile no longer installs @anthropic-ai/claude-code: update test/real-claude/harness.ts');
-  return [`FROM ${CLAUDE_BASE_IMAGE}`, ...lines.slice(install + 1)].join('\n');
-})();
+/** examples/pods/claude's Dockerfile on the suite's image: every line after the CLI's install is the example's own. */
+export const AGENT_DOCKERFILE = suite.dockerfile;
 
 /** examples/pods/claude's pod.json, less inheritEnv (the suite's env points at the fake API). */
-export const EXAMPLE_POD_JSON = ((): Record<string, unknown> => {
-  const { inheritEnv: _, ...rest } = JSON.parse(readFileSync(new URL('../../examples/pods/claude/pod.json', import.meta.url), 'utf8')) as Record<string, unknown>;
-  return rest;
-})();
+export const EXAMPLE_POD_JSON = suite.podJson;
 
 /** The environment that points the real CLI at the fake API, offline. */
 export function fakeApiEnv(url: string): Record<string, string> {

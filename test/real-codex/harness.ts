@@ -1,59 +1,29 @@
-import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Docker from 'dockerode';
-import { describe } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
 import { FakeOpenAI, type Script } from '../fakes/fake-openai.js';
 import { TestWorld } from '../integration/harness.js';
+import { realCliSuite } from '../fakes/real-cli.js';
+
+const suite = await realCliSuite({
+  versionKey: 'codexVersion', image: 'cldpd-test/codex', title: 'Codex CLI', suite: 'real-codex',
+  takes: 'a 170 MB download, once per machine', example: 'codex', install: 'npm install -g @openai/codex',
+});
 
 /** The Codex CLI version the suite runs (package.json config.codexVersion; scripts/real-codex.sh installs it). */
-export const CODEX_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { config: { codexVersion: string } }).config.codexVersion;
+export const CODEX_VERSION = suite.version;
 
 /** Debian bookworm (debootstrap, no registry) with that CLI in /usr/local/lib/codex, linked from /usr/local/bin/codex: what the suite's pods build FROM. */
-export const CODEX_BASE_IMAGE = `cldpd-test/codex:${CODEX_VERSION}`;
-
-async function probe(): Promise<string | undefined> {
-  try {
-    await new Docker().getImage(CODEX_BASE_IMAGE).inspect();
-    return undefined;
-  } catch (err) {
-    const status = (err as { statusCode?: number }).statusCode;
-    return status === 404 ? `the image ${CODEX_BASE_IMAGE} is missing` : `Docker engine not reachable (${(err as Error).message})`;
-  }
-}
-
-const unavailable = await probe();
-if (unavailable && process.env.CI === 'true') {
-  throw new Error(`${unavailable}. CI runs the real Codex CLI suite: .ci/run prepares it with scripts/real-codex.sh.`);
-}
-if (unavailable) {
-  console.warn(`\n[real-codex] SKIPPED: ${unavailable}. Run "bash scripts/real-codex.sh" (a 170 MB download, once per machine) to run the suite on the real Codex CLI.\n`);
-}
+export const CODEX_BASE_IMAGE = suite.baseImage;
 
 /** `describe` that runs where the real CLI's image is ready (always in CI, where its absence fails the run). */
-export const describeWithRealCodex = unavailable ? describe.skip : describe;
+export const describeWithRealCodex = suite.describeWith;
 
-const EXAMPLE_DOCKERFILE = readFileSync(new URL('../../examples/pods/codex/Dockerfile', import.meta.url), 'utf8');
-
-/**
- * examples/pods/codex's Dockerfile with its base swapped for the Debian one (no registry
- * here): everything up to the CLI's install is replaced by `FROM` the image that has Debian,
- * bash, git and the CLI; every line after it (the user, the workspace, USER, HOME) is the
- * example's own, so the suite proves the example's pod works.
- */
-export const CODEX_DOCKERFILE = ((): string => {
-  const lines = EXAMPLE_DOCKERFILE.split('\n');
-  const install = lines.findIndex((l) => l.includes('npm install -g @openai/codex'));
-  if (install < 0) throw new Error('examples/pods/codex/Dockerfile no longer installs @openai/codex: update test/real-codex/harness.ts');
-  return [`FROM ${CODEX_BASE_IMAGE}`, ...lines.slice(install + 1)].join('\n');
-})();
+/** examples/pods/codex's Dockerfile on the suite's image: every line after the CLI's install is the example's own. */
+export const CODEX_DOCKERFILE = suite.dockerfile;
 
 /** examples/pods/codex's pod.json, less inheritEnv (the suite's env points at the fake API). */
-export const EXAMPLE_POD_JSON = ((): Record<string, unknown> => {
-  const { inheritEnv: _, ...rest } = JSON.parse(readFileSync(new URL('../../examples/pods/codex/pod.json', import.meta.url), 'utf8')) as Record<string, unknown>;
-  return rest;
-})();
+export const EXAMPLE_POD_JSON = suite.podJson;
 
 /** A TestWorld with a fake OpenAI Responses API the containers reach over the host's loopback. */
 export class RealCodexWorld extends TestWorld {

@@ -1,59 +1,29 @@
-import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Docker from 'dockerode';
-import { describe } from 'vitest';
 import type { SessionEvent } from '../../src/core/index.js';
 import { FakeGemini, type Script } from '../fakes/fake-gemini.js';
 import { TestWorld } from '../integration/harness.js';
+import { realCliSuite } from '../fakes/real-cli.js';
+
+const suite = await realCliSuite({
+  versionKey: 'geminiCliVersion', image: 'cldpd-test/gemini', title: 'Gemini CLI', suite: 'real-gemini',
+  takes: 'seconds once the Debian base exists; scripts/real-claude.sh makes it', example: 'gemini', install: 'npm install -g @google/gemini-cli',
+});
 
 /** The Gemini CLI version the suite runs (package.json config.geminiCliVersion; scripts/real-gemini.sh installs it). */
-export const GEMINI_CLI_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { config: { geminiCliVersion: string } }).config.geminiCliVersion;
+export const GEMINI_CLI_VERSION = suite.version;
 
 /** Debian bookworm (debootstrap, no registry) with Node and that CLI as /usr/local/bin/gemini: what the suite's pods build FROM. */
-export const GEMINI_BASE_IMAGE = `cldpd-test/gemini:${GEMINI_CLI_VERSION}`;
-
-async function probe(): Promise<string | undefined> {
-  try {
-    await new Docker().getImage(GEMINI_BASE_IMAGE).inspect();
-    return undefined;
-  } catch (err) {
-    const status = (err as { statusCode?: number }).statusCode;
-    return status === 404 ? `the image ${GEMINI_BASE_IMAGE} is missing` : `Docker engine not reachable (${(err as Error).message})`;
-  }
-}
-
-const unavailable = await probe();
-if (unavailable && process.env.CI === 'true') {
-  throw new Error(`${unavailable}. CI runs the real Gemini CLI suite: .ci/run prepares it with scripts/real-gemini.sh.`);
-}
-if (unavailable) {
-  console.warn(`\n[real-gemini] SKIPPED: ${unavailable}. Run "bash scripts/real-gemini.sh" (seconds once the Debian base exists; scripts/real-claude.sh makes it) to run the suite on the real Gemini CLI.\n`);
-}
+export const GEMINI_BASE_IMAGE = suite.baseImage;
 
 /** `describe` that runs where the real CLI's image is ready (always in CI, where its absence fails the run). */
-export const describeWithRealGemini = unavailable ? describe.skip : describe;
+export const describeWithRealGemini = suite.describeWith;
 
-const EXAMPLE_DOCKERFILE = readFileSync(new URL('../../examples/pods/gemini/Dockerfile', import.meta.url), 'utf8');
-
-/**
- * examples/pods/gemini's Dockerfile with its base swapped for the Debian one (no registry
- * here): everything up to the CLI's install is replaced by `FROM` the image that has Debian,
- * Node, git and the CLI; every line after it (the CLI's settings, the user, the workspace,
- * USER, HOME) is the example's own, so the suite proves the example's pod works.
- */
-export const GEMINI_DOCKERFILE = ((): string => {
-  const lines = EXAMPLE_DOCKERFILE.split('\n');
-  const install = lines.findIndex((l) => l.includes('npm install -g @google/gemini-cli'));
-  if (install < 0) throw new Error('examples/pods/gemini/Dockerfile no longer installs @google/gemini-cli: update test/real-gemini/harness.ts');
-  return [`FROM ${GEMINI_BASE_IMAGE}`, ...lines.slice(install + 1)].join('\n');
-})();
+/** examples/pods/gemini's Dockerfile on the suite's image: every line after the CLI's install is the example's own. */
+export const GEMINI_DOCKERFILE = suite.dockerfile;
 
 /** examples/pods/gemini's pod.json, less inheritEnv (the suite's env points at the fake API). */
-export const EXAMPLE_POD_JSON = ((): Record<string, unknown> => {
-  const { inheritEnv: _, ...rest } = JSON.parse(readFileSync(new URL('../../examples/pods/gemini/pod.json', import.meta.url), 'utf8')) as Record<string, unknown>;
-  return rest;
-})();
+export const EXAMPLE_POD_JSON = suite.podJson;
 
 /** The key the pods get: the fake records the header it arrives in. */
 export const TEST_GEMINI_KEY = 'test-gemini-key';
