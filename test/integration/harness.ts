@@ -153,3 +153,18 @@ export async function until(what: string, check: () => Promise<boolean> | boolea
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The gateway's program as the build leaves it ("npm run build" makes it; under vitest, core's default path points into src/, where no bundle is). */
+export const GATEWAY_PROGRAM = new URL('../../dist/gateway/gateway.mjs', import.meta.url).pathname;
+
+/** A TestWorld whose runner's gateways run the built gateway program; closing it also removes any gateway and network of its runs a failed test left behind. */
+export class GatedWorld extends TestWorld {
+  override readonly runner = new DockerRunner(this.docker, { gatewayImage: { program: GATEWAY_PROGRAM } });
+
+  override async close(): Promise<void> {
+    await super.close();
+    const filters = { label: [`${LABELS.gatewayHost}=${this.hostId}`] };
+    for (const c of await this.docker.listContainers({ all: true, filters })) await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const n of await this.docker.listNetworks({ filters })) await this.docker.getNetwork(n.Id).remove().catch(() => undefined);
+  }
+}

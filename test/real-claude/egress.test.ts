@@ -42,13 +42,12 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DockerRunner, LABELS, type SessionEvent } from '../../src/core/index.js';
+import { LABELS, type SessionEvent } from '../../src/core/index.js';
 import { ISOLATED_NETWORK } from '../../src/core/runner.js';
 import { FakeAnthropic, isToolResultTurn, lastUserText, userTexts, type RecordedRequest, type Script } from '../fakes/fake-anthropic.js';
 import { dockerGateway } from '../fakes/git-server.js';
-import { BUSYBOX, TestWorld, collect, until } from '../integration/harness.js';
+import { BUSYBOX, TestWorld, collect, until, GatedWorld } from '../integration/harness.js';
 import { AGENT_DOCKERFILE, CLAUDE_BASE_IMAGE, CLAUDE_CODE_VERSION, EXAMPLE_POD_JSON, agentEvents, describeWithRealClaude } from './harness.js';
 
 /** A typed message naming "tool" gets a Bash tool call; anything else a one-word answer. */
@@ -301,22 +300,6 @@ function report(text: string): Record<string, string> {
     const at = line.indexOf('=');
     return at > 0 ? [[line.slice(0, at), line.slice(at + 1)]] : [];
   }));
-}
-
-/** The gateway's program as the build leaves it: the real one, which the gated runs below go through ("npm run build" makes it). */
-const GATEWAY_PROGRAM = fileURLToPath(new URL('../../dist/gateway/gateway.mjs', import.meta.url));
-
-/** A TestWorld whose runner's gateways run the built gateway program (under vitest, core's default path points into src/, where no bundle is). */
-class GatedWorld extends TestWorld {
-  override readonly runner = new DockerRunner(this.docker, { gatewayImage: { program: GATEWAY_PROGRAM } });
-
-  /** Also removes any gateway of this world's runs a failed test left behind, and its network. */
-  override async close(): Promise<void> {
-    await super.close();
-    const filters = { label: [`${LABELS.gatewayHost}=${this.hostId}`] };
-    for (const c of await this.docker.listContainers({ all: true, filters })) await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    for (const n of await this.docker.listNetworks({ filters })) await this.docker.getNetwork(n.Id).remove().catch(() => undefined);
-  }
 }
 
 describeWithRealClaude(`the real Claude Code CLI behind its run's egress gateway (${CLAUDE_BASE_IMAGE}, the default egress)`, () => {

@@ -14,13 +14,12 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DockerRunner, LABELS, type SessionEvent } from '../../src/core/index.js';
+import { LABELS, type SessionEvent } from '../../src/core/index.js';
 import { ISOLATED_NETWORK } from '../../src/core/runner.js';
 import { FakeOpenAI, isToolResultTurn, toolOutputs } from '../fakes/fake-openai.js';
 import { dockerGateway } from '../fakes/git-server.js';
-import { TestWorld, collect, until } from '../integration/harness.js';
+import { collect, until, GatedWorld } from '../integration/harness.js';
 import { CODEX_BASE_IMAGE, CODEX_DOCKERFILE, EXAMPLE_POD_JSON, agentEvents, describeWithRealCodex } from './harness.js';
 
 /** The pod's key: the gateway's alone. */
@@ -56,21 +55,6 @@ function report(text: string): Record<string, string> {
     const at = line.indexOf('=');
     return at > 0 ? [[line.slice(0, at), line.slice(at + 1)]] : [];
   }));
-}
-
-/** The gateway's program as the build leaves it ("npm run build" makes it). */
-const GATEWAY_PROGRAM = fileURLToPath(new URL('../../dist/gateway/gateway.mjs', import.meta.url));
-
-/** A TestWorld whose runner's gateways run the built gateway program. */
-class GatedWorld extends TestWorld {
-  override readonly runner = new DockerRunner(this.docker, { gatewayImage: { program: GATEWAY_PROGRAM } });
-
-  override async close(): Promise<void> {
-    await super.close();
-    const filters = { label: [`${LABELS.gatewayHost}=${this.hostId}`] };
-    for (const c of await this.docker.listContainers({ all: true, filters })) await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    for (const n of await this.docker.listNetworks({ filters })) await this.docker.getNetwork(n.Id).remove().catch(() => undefined);
-  }
 }
 
 describeWithRealCodex(`the real Codex CLI behind its run's egress gateway (${CODEX_BASE_IMAGE}, examples/pods/codex's egress)`, () => {

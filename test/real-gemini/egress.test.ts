@@ -16,13 +16,12 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DockerRunner, LABELS, type SessionEvent } from '../../src/core/index.js';
+import type { SessionEvent } from '../../src/core/index.js';
 import { ISOLATED_NETWORK } from '../../src/core/runner.js';
 import { FakeGemini, functionResponses, isFunctionResponseTurn } from '../fakes/fake-gemini.js';
 import { dockerGateway } from '../fakes/git-server.js';
-import { TestWorld, collect } from '../integration/harness.js';
+import { collect, GatedWorld } from '../integration/harness.js';
 import { EXAMPLE_POD_JSON, GEMINI_BASE_IMAGE, GEMINI_DOCKERFILE, agentEvents, describeWithRealGemini } from './harness.js';
 
 /** The model key the pod is given: it must reach the fake API, and nothing in the container. */
@@ -41,21 +40,6 @@ echo "key-in-environ=$(cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -
 echo "environs-read=$(cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^GOOGLE_GEMINI_BASE_URL=')"
 echo "end=ok"
 `;
-
-/** The gateway's program as the build leaves it ("npm run build" makes it). */
-const GATEWAY_PROGRAM = fileURLToPath(new URL('../../dist/gateway/gateway.mjs', import.meta.url));
-
-/** A TestWorld whose runner's gateways run the built gateway program. */
-class GatedWorld extends TestWorld {
-  override readonly runner = new DockerRunner(this.docker, { gatewayImage: { program: GATEWAY_PROGRAM } });
-
-  override async close(): Promise<void> {
-    await super.close();
-    const filters = { label: [`${LABELS.gatewayHost}=${this.hostId}`] };
-    for (const c of await this.docker.listContainers({ all: true, filters })) await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    for (const n of await this.docker.listNetworks({ filters })) await this.docker.getNetwork(n.Id).remove().catch(() => undefined);
-  }
-}
 
 /** The `name=value` lines of a tool's output (the CLI puts "Output: " before the first). */
 function report(text: string): Record<string, string> {
