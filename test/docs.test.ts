@@ -179,7 +179,7 @@ describe('docs/pods.md', () => {
     };
     for (const field of fields) {
       expect(Object.hasOwn(examples, field), `an example value for ${field}`).toBe(true);
-      const pod = { [field]: examples[field], ...(field === 'checkout' ? { github: { contents: 'read' } } : {}) };
+      const pod = { [field]: examples[field], ...(field === 'checkout' ? { github: { contents: 'read' } } : {}), ...(field === 'prices' ? { agent: 'gemini' } : {}) };
       const parsed = podJsonSchema.safeParse(pod);
       const fieldIssues = parsed.success ? [] : parsed.error.issues.filter((i) => i.path[0] === field || i.code === 'unrecognized_keys');
       expect(fieldIssues, field).toEqual([]);

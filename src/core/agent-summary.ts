@@ -1,4 +1,4 @@
-import type { AgentEvent } from './events.js';
+import { isConversationId, type AgentEvent } from './events.js';
 import { estimateUsd, type TokenUsage } from './model-prices.js';
 
 /** What Claude Code said during the run, as far as it was understood. */
@@ -117,7 +117,7 @@ export class AgentSummaryAccumulator {
     for (const event of events) {
       switch (event.kind) {
         case 'init':
-          summary.claudeSessionId = event.claudeSessionId;
+          if (isConversationId(event.claudeSessionId)) summary.claudeSessionId = event.claudeSessionId;
           break;
         case 'text':
           summary.lastText = event.text;
@@ -140,7 +140,7 @@ export class AgentSummaryAccumulator {
         case 'result':
           // A CLI whose result carries no answer gave it as its last message.
           summary.result = event.text === undefined && !event.isError && summary.lastText !== undefined ? { ...event, text: summary.lastText } : event;
-          if (event.claudeSessionId) summary.claudeSessionId = event.claudeSessionId;
+          if (event.claudeSessionId && isConversationId(event.claudeSessionId)) summary.claudeSessionId = event.claudeSessionId;
           this.runOnly = event.runOnly === true;
           if (event.costUsd !== undefined && event.costUsd >= 0) {
             this.reportedCostUsd = event.costUsd;

@@ -11,6 +11,7 @@ import { recordEnd, recoverRun, type Recovery, type RunPlan } from './recovery.j
 import { holdCommand, setupSteps, type SetupStep } from './setup-steps.js';
 import { rootProblem, runsAsRoot } from './claude-pod.js';
 import { agentEnvOf, agentFilesOf, holdsConversation, podAgent } from './pod-agent.js';
+import { agentNamed } from './agents/agents.js';
 import { GitHubAccess, type RepoTokenSource } from './github-access.js';
 import type { ContainerInfo, ImageInfo, Runner } from './runner.js';
 import { Session, type Launched, type SessionOptions } from './session.js';
@@ -139,7 +140,7 @@ export class Dispatcher {
       }
       return {
         id: sessionId, pod: pod.name, image: pod.config.image, imageId: '', hostId: this.options.hostId,
-        containerName: `cldpd-${sessionId}`, createdAt: now, updatedAt: now, runs: 1, volumes: [],
+        containerName: `cldpd-${sessionId}`, createdAt: now, updatedAt: now, runs: 1, volumes: [], agent: pod.config.agent,
         startingUntil: now + (pod.config.buildTimeoutSeconds + LAUNCH_SECONDS) * 1000,
         ...(issue ? { issueUrl: issue.url } : {}),
       };
@@ -196,8 +197,17 @@ export class Dispatcher {
   async resume(sessionId: string, prompt: string, options: ResumeOptions = {}): Promise<Session> {
     const record = await this.options.store.load(sessionId);
     const pod = await loadPod(this.options.pods, record.pod);
-    const channel = promptChannel(pod.config.resumeCommand);
-    checkPromptSize(prompt, channel);
+    const startedWith = agentNamed(record.agent);
+    if (startedWith.name !== pod.config.agent) {
+      throw new CldpdError('InvalidPod', `Session ${sessionId} was started with ${startedWith.title}, and pod "${pod.name}" now runs ${podAgent(pod).title}: one cannot continue the other's conversation. Start a new session (remove the label and add it again), or set the pod's "agent" back.`);
+    }
+    // A session whose agent kept no conversation (it never reported one, or dropped the one its
+    // first run began: see startRun) begins one, as a start does, with the issue's start prompt.
+    const fresh = record.claudeSessionId === undefined && continuesConversation(pod.config.resumeCommand);
+    const command = fresh ? pod.config.command : pod.config.resumeCommand;
+    const channel = promptChannel(command);
+    const github = options.github && Object.keys(pod.config.github).length > 0 ? pod.config.github : undefined;
+    const text = fresh ? buildStartPrompt(pod.template, { issueUrl: record.issueUrl, prompt, github }, channel) : checkPromptSize(prompt, channel);
     const containers = await this.containersOf(sessionId);
     this.refuseTakenOver(sessionId, containers);
     const running = containers.find((c) => c.state === 'running');
@@ -206,8 +216,8 @@ export class Dispatcher {
       const how = channel.kind === 'stream-json' ? 'Its agent takes new instructions only through the process that started it' : `${podAgent(pod).title} takes no instructions while it runs`;
       throw new CldpdError('SessionBusy', `Session ${sessionId} is still running (container ${running.name}). ${how}; once it has finished, resume it again (or stop it with "cldpd stop ${sessionId}").`);
     }
-    const values = { prompt, sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config) };
-    const cmd = (modelUrl: string): string[] => renderCommand(pod.config.resumeCommand, { ...values, modelUrl });
+    const values = { prompt: text, sessionId, claudeSessionId: record.claudeSessionId, issueUrl: record.issueUrl, ...limitValues(pod.config) };
+    const cmd = (modelUrl: string): string[] => renderCommand(command, { ...values, modelUrl });
     cmd(this.openModelUrl(pod, sessionId));
     const run = record.runs + 1;
     await this.options.store.update(sessionId, { runs: run });
@@ -246,10 +256,10 @@ export class Dispatcher {
     for (const c of containers) await this.options.runner.remove(c.id);
     const asked = Date.now();
     return this.startRun(pod, record, run, {
-      ...promptOption(channel, prompt),
+      ...promptOption(channel, text),
       removeOnExit: true,
       launch: () => this.launchContainer({
-        pod, sessionId, containerName: record.containerName, run, issueUrl: record.issueUrl, cmd, podCommand: pod.config.resumeCommand,
+        pod, sessionId, containerName: record.containerName, run, issueUrl: record.issueUrl, cmd, podCommand: command,
         stdin: channel.kind === 'stream-json', since: asked, resume: true, github: options.github, egress: options.egress,
         image: async () => {
           const info = record.imageId ? await this.options.runner.inspectImage(record.imageId) : undefined;
@@ -292,7 +302,7 @@ export class Dispatcher {
           const spec = buildContainerSpec({
             pod, sessionId, containerName, image: info.id, cmd: setup.length > 0 ? holdCommand(cmd) : cmd, hostId,
             issueUrl, run: plan.run, volumes, hostEnv, stdin: plan.stdin,
-            agentEnv: agentEnvOf(pod, volumes.map((v) => v.path), imageHome(info)), agentFiles: agentFilesOf(pod, containerEnv(pod, hostEnv, sessionId)),
+            agentEnv: agentEnvOf(pod, containerEnv(pod, hostEnv, sessionId), volumes.map((v) => v.path), imageHome(info)), agentFiles: agentFilesOf(pod, containerEnv(pod, hostEnv, sessionId)),
             ...(access ? { access } : {}),
             ...(gate ? { egress: gate.egress } : {}),
           });
@@ -487,6 +497,8 @@ export class Dispatcher {
 
   private startRun(pod: Pod, record: SessionRecord, run: number, plan: RunPlan): Promise<Session> {
     const { store, runner, logger } = this.options;
+    /** The last write of the agent's conversation id, which the end of the run may undo. */
+    let recording: Promise<void> = Promise.resolve();
     return Session.start({
       ...plan,
       before: { costUsd: record.costUsd ?? 0, turns: record.turns ?? 0 },
@@ -502,12 +514,26 @@ export class Dispatcher {
       injected: Object.values(containerEnv(pod, this.options.hostEnv, record.id)),
       ...(logger ? { logger: logger.child({ session: record.id, pod: pod.name }) } : {}),
       reader: podAgent(pod).reader({ prices: pod.config.prices }),
-      onClaudeSession: async (claudeSessionId) => {
-        await store.update(record.id, { claudeSessionId });
+      onClaudeSession: (claudeSessionId) => {
+        recording = store.update(record.id, { claudeSessionId }).then(() => undefined);
+        return recording;
       },
-      onFinish: (terminal, session) => recordEnd(store, record.id, terminal, session.agent),
+      onFinish: async (terminal, session) => {
+        await recordEnd(store, record.id, terminal, session.agent);
+        // The agent dropped the prompt of the run that began its conversation (refused before any
+        // answer, see AgentEvent result `limit`): there is no conversation to continue.
+        if (session.agent.result?.limit?.repeat && record.claudeSessionId === undefined) {
+          await recording.catch(() => undefined);
+          await store.update(record.id, { claudeSessionId: undefined });
+        }
+      },
     });
   }
+}
+
+/** Whether a command continues the agent's conversation (it names its id). */
+function continuesConversation(command: readonly string[]): boolean {
+  return command.some((arg) => arg.includes('{claudeSessionId}') || arg.includes('{agentSessionId}'));
 }
 
 /** The pod's limits as its command's placeholders take them. */

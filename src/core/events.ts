@@ -73,6 +73,15 @@ export type AgentEvent =
       readonly limit?: { readonly kind: 'usage' | 'rate'; readonly resetAt?: number; readonly repeat?: true };
     };
 
+/**
+ * Whether `id` may be taken for an agent's conversation id: it goes into the resume
+ * command's argv and into file names, so it is a short token that never begins with `-`
+ * (a UUID, as every agent gives). The stream is the container's output: anything else is ignored.
+ */
+export function isConversationId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id);
+}
+
 /** Why a container's process ended. */
 export type ExitReason = 'exited' | 'stopped' | 'timeout';
 

@@ -60,6 +60,16 @@ export class OutputEvents {
     this.hidden.push(...values);
   }
 
+  /**
+   * Lines a previous process of this run already logged, replayed by the engine after a
+   * re-attach: not emitted again, but read by the agent's reader so what it keeps across lines
+   * (a conversation's turns so far, tool calls told) is as it was. Whole stdout lines only.
+   */
+  replayed(stream: 'stdout' | 'stderr', lines: readonly SplitLine[]): void {
+    if (stream !== 'stdout') return;
+    for (const { line, partial } of lines) if (!partial) this.read(line);
+  }
+
   /** A setup step's output: marked with its step, never read as the agent's words. */
   stepEvents(step: number, stream: 'stdout' | 'stderr', lines: SplitLine[]): SessionEvent[] {
     return this.toEvents(stream, lines, false).map((e) => ({ ...e, step }) as SessionEvent);

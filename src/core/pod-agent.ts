@@ -10,14 +10,15 @@ export function podAgent(pod: Pod): Agent {
 }
 
 /**
- * Variables the pod's agent needs beyond the pod's own, for a run with `persisted` paths in a
- * container whose user's home is `home` (see Agent.env). Claude Code's only when the pod's
- * commands run it (see claudeEnv).
+ * Variables the pod's agent needs beyond the pod's own, for a run whose container is
+ * configured with `containerEnv` (the pod's env and inherited variables), with `persisted`
+ * paths, in a container whose user's home is `home` (see Agent.env). Claude Code's only when
+ * the pod's commands run it (see claudeEnv).
  */
-export function agentEnvOf(pod: Pod, persisted: readonly string[], home: string): Record<string, string> {
+export function agentEnvOf(pod: Pod, containerEnv: Readonly<Record<string, string>>, persisted: readonly string[], home: string): Record<string, string> {
   const agent = podAgent(pod);
   if (agent.name === 'claude') return claudeEnv(pod, persisted, home);
-  return agent.env({ podEnv: pod.config.env, persisted, home });
+  return agent.env({ podEnv: containerEnv, persisted, home });
 }
 
 /** Files the pod's agent needs in each new container (see Agent.files), given the container's configured environment. */

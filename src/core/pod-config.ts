@@ -145,7 +145,14 @@ export const podJsonSchema = z.strictObject({
   (ctx) => {
     // A limit the agent's CLI cannot take would bound nothing: refused, not ignored.
     const agent = agentNamed(ctx.value.agent);
+    if (ctx.value.prices !== undefined && agent.name === 'claude') {
+      ctx.issues.push({ code: 'custom', input: ctx.value.prices, path: ['prices'], message: 'prices a CLI that reports tokens only: Claude Code reports its own cost, so leave "prices" out' });
+    }
     for (const limit of ['maxTurns', 'maxBudgetUsd'] as const) {
+      const via = agent.limits[limit];
+      if (ctx.value[limit] !== undefined && via?.via === 'setting' && (ctx.value.env?.[via.env] !== undefined || ctx.value.inheritEnv?.includes(via.env))) {
+        ctx.issues.push({ code: 'custom', input: ctx.value[limit], path: [limit], message: `reaches ${agent.title} as its setting ${via.name}, in the file cldpd names in ${via.env}, which the pod sets itself: leave ${via.env} out, or "${limit}" (and set ${via.name} in your own settings)` });
+      }
       if (ctx.value[limit] !== undefined && agent.limits[limit] === undefined) {
         ctx.issues.push({ code: 'custom', input: ctx.value[limit], path: [limit], message: `cannot bound ${agent.title}, which has no ${limit === 'maxTurns' ? 'turn limit' : 'spending limit'} of its own: leave "${limit}" out${limit === 'maxBudgetUsd' ? ' (the daily spending limits of .github/cldpd.yml still count its runs when pod.json gives "prices")' : ' (timeoutSeconds bounds its time)'}` });
       }

@@ -1,4 +1,5 @@
 import { CldpdError } from './errors.js';
+import { isConversationId } from './events.js';
 import { issueBranch, parseIssueUrl, type IssueAddress } from './issue-address.js';
 
 /** 100 KiB: a prompt that travels as one argv element (Linux caps one at 128 KiB). */
@@ -111,6 +112,9 @@ export function renderCommand(template: readonly string[], values: CommandValues
     arg.replace(/\{(prompt|claudeSessionId|agentSessionId|sessionId|issueUrl|modelUrl|maxTurns|maxBudgetUsd)\}/g, (_, placeholder: keyof CommandValues | 'agentSessionId') => {
       const name = placeholder === 'agentSessionId' ? 'claudeSessionId' : placeholder;
       const value = values[name];
+      if (name === 'claudeSessionId' && value !== undefined && value !== '' && !isConversationId(value)) {
+        throw new CldpdError('InvalidInput', `Session ${values.sessionId} has a conversation id that is no id (${JSON.stringify(value.slice(0, 40))}), so the resume command cannot take it. Start a new session instead.`);
+      }
       if (value === undefined || value === '') {
         throw new CldpdError('InvalidInput', name === 'claudeSessionId'
           ? `Session ${values.sessionId} has no conversation id of its agent recorded (the agent never reported one), so the resume command cannot continue it. Start a new session instead.`

@@ -83,8 +83,24 @@ export function parseResetTime(text: string, now: number): number | undefined {
  * reader found in the result, or, from Claude Code's final result, its usage-limit results (`Claude AI usage limit reached|<unix seconds>`;
  * "You've hit your limit · resets <time>") or an API error 429 / 529 it gave up on. `retryMs`
  * is how long a rate refusal waits; a usage limit whose reset cannot be read waits an hour.
+ * A reset is never later than MAX_RATE_WAIT_MS or MAX_USAGE_WAIT_MS from `now`.
  */
 export function providerLimit(result: Extract<AgentEvent, { kind: 'result' }> | undefined, now: number, retryMs: number): ProviderLimit | undefined {
+  const limit = readLimit(result, now, retryMs);
+  if (!limit) return undefined;
+  // The words are the container's output, and a wait holds back every run of the credential: bounded.
+  const longest = now + (limit.kind === 'rate' ? MAX_RATE_WAIT_MS : MAX_USAGE_WAIT_MS);
+  const resetAt = Number.isFinite(limit.resetAt) ? Math.min(limit.resetAt, longest) : now + retryMs;
+  return { ...limit, resetAt };
+}
+
+/** The longest a rate refusal is waited out (an hour), whatever the agent said. */
+export const MAX_RATE_WAIT_MS = 3_600_000;
+
+/** The longest a usage limit is waited out (a week: the longest window a provider's plan resets on), whatever the agent said. */
+export const MAX_USAGE_WAIT_MS = 7 * 24 * 3_600_000;
+
+function readLimit(result: Extract<AgentEvent, { kind: 'result' }> | undefined, now: number, retryMs: number): ProviderLimit | undefined {
   if (!result?.isError) return undefined;
   const said = [result.text ?? '', ...(result.errors ?? [])].join('\n').trim();
   // Another agent's reader said it already (see AgentEvent result `limit`); a reset that passed waits the retry delay.

@@ -1,3 +1,4 @@
+import type { AgentName } from './agents/agent.js';
 import { chmod, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CldpdError } from './errors.js';
@@ -27,7 +28,10 @@ export interface SessionRecord {
   readonly updatedAt: number;
   readonly runs: number;
   readonly volumes: readonly PersistedVolume[];
+  /** The agent's conversation id (Claude Code's session, Codex's thread, Gemini's session): what its resume command continues. */
   readonly claudeSessionId?: string;
+  /** The agent the session was started with (pod.json `agent`); Claude Code for a record that names none (written before agents had names). */
+  readonly agent?: AgentName;
   /**
    * Set while a run is being started (its image built, its volumes prepared, its container
    * not created yet): until this time (epoch ms) the session is in use although no

@@ -3,7 +3,7 @@ import { AgentInput, type InputReservation } from './agent-input.js';
 import { AgentSummaryAccumulator, type AgentSummary, type SpentBefore } from './agent-summary.js';
 import { Channel } from './channel.js';
 import { CldpdError, isCldpdError, messageOf, type ErrorCode } from './errors.js';
-import type { AgentEvent, ExitReason, SessionEvent } from './events.js';
+import { isConversationId, type AgentEvent, type ExitReason, type SessionEvent } from './events.js';
 import type { AgentStreamReader } from './agents/agent.js';
 import { LineSplitter, type SplitLine } from './line-splitter.js';
 import { OutputEvents } from './output-events.js';
@@ -543,6 +543,7 @@ export class Session {
     await this.readLines(handle, (stream, lines) => {
       const dropped = Math.min(skip[stream], lines.length);
       skip[stream] -= dropped;
+      if (dropped > 0) this.output.replayed(stream, lines.slice(0, dropped));
       return this.output.toEvents(stream, lines.slice(dropped));
     });
   }
@@ -566,7 +567,7 @@ export class Session {
       this.summary.add([event]);
       switch (event.kind) {
         case 'init':
-          if (known !== event.claudeSessionId) {
+          if (known !== event.claudeSessionId && isConversationId(event.claudeSessionId)) {
             this.options.onClaudeSession?.(event.claudeSessionId).catch((err: unknown) =>
               this.options.logger?.error({ err, session: this.id }, 'could not record the Claude session id'));
           }

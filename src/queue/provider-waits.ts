@@ -60,7 +60,7 @@ export class ProviderWaits {
    * provider's reset is recorded for the pod's credential (its other runs wait too), a resume
    * continuing the session is queued for then (once, however often this is retried), and the
    * outcome says `waiting`; a run whose agent dropped its prompt (see ProviderLimit `repeat`)
-   * is queued again as it was instead. After `maxWaits` waits it ends as it is, with the history.
+   * is resumed with that prompt instead. After `maxWaits` waits it ends as it is, with the history.
    */
   async afterRun(command: RunCommand, outcome: RunOutcome): Promise<RunOutcome> {
     const { limits, state, producer, logger } = this.options;
@@ -88,10 +88,9 @@ export class ProviderWaits {
     if (credential) await state.providerRefuses(credential, limit.resetAt);
     const seq = await state.waitSeq(command.issueKey, command.seq);
     const { note: _note, ...rest } = command;
-    // Continued with the limits' prompt; repeated as it was when the agent kept nothing of it to continue.
-    const next: RunCommand = limit.repeat
-      ? { ...rest, seq, enqueuedAt: Date.now(), providerWait: { notBefore: limit.resetAt, waits: history } }
-      : { ...rest, seq, kind: 'resume', prompt: limits.prompt, enqueuedAt: Date.now(), providerWait: { notBefore: limit.resetAt, waits: history } };
+    // Continued with the limits' prompt; with its own prompt when the agent kept nothing of it to
+    // continue (a start's becomes the start of a new conversation in the same session: see Dispatcher.resume).
+    const next: RunCommand = { ...rest, seq, kind: 'resume', prompt: limit.repeat ? command.prompt : limits.prompt, enqueuedAt: Date.now(), providerWait: { notBefore: limit.resetAt, waits: history } };
     // Queued once: a retry of this run finds it queued already (or run, and gone) under the same seq.
     if ((await state.append(next)) === 0 && !(await state.commands(command.issueKey)).some((c) => c.seq === seq)) {
       logger.warn({ issue: command.issueKey, seq }, 'the run to continue after the provider\'s limit has run already');

@@ -92,3 +92,11 @@ describe('AgentSummaryAccumulator: an agent that counts per run', () => {
     expect(acc.summary.result?.text).toBeUndefined();
   });
 });
+
+describe('AgentSummaryAccumulator: a conversation id from the stream', () => {
+  it('keeps an id, and ignores one that could be read as an option or a path', () => {
+    const acc = new AgentSummaryAccumulator();
+    acc.add([{ kind: 'init', claudeSessionId: 'thread-1' }, { kind: 'init', claudeSessionId: '--yolo' }, { kind: 'result', isError: false, claudeSessionId: '../x' }]);
+    expect(acc.summary.claudeSessionId).toBe('thread-1');
+  });
+});

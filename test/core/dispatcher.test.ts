@@ -183,10 +183,28 @@ describe('Dispatcher.resume', () => {
     expect(runner.calls.some((c) => c.method === 'remove' && c.args[0] === 'leftover')).toBe(true);
   });
 
-  it('refuses when no Claude session id was captured', async () => {
+  it('a session whose agent kept no conversation begins one: the start command, with the issue\'s start prompt and the resume\'s words', async () => {
+    runner.scripts.push({ chunks: [out('no init\n')], exitCode: 1 });
+    const first = await dispatcher.start('web', { issueUrl: 'https://github.com/acme/web/issues/8' });
+    await drain(first);
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-fresh"}\n')], exitCode: 0 });
+    const second = await dispatcher.resume(first.id, 'more');
+    await drain(second);
+    const spec = runSpecs().at(-1);
+    expect(spec?.cmd).toEqual([...DEFAULT_COMMAND]);
+    const input = JSON.parse(runner.stdin.get(second.containerId as string)?.text ?? '') as { message: { content: Array<{ text: string }> } };
+    expect(input.message.content[0]?.text).toBe('Be careful.\n\nWork on this GitHub issue: https://github.com/acme/web/issues/8\n\nmore');
+    expect(await store.load(first.id)).toMatchObject({ runs: 2, claudeSessionId: 'claude-fresh' });
+  });
+
+  it('refuses to continue a session with another agent than the one it began with', async () => {
+    runner.scripts.push({ chunks: [out('{"type":"system","subtype":"init","session_id":"claude-7"}\n')], exitCode: 0 });
     const first = await dispatcher.start('web', { prompt: 'go' });
     await drain(first);
-    await expect(dispatcher.resume(first.id, 'more')).rejects.toMatchObject({ code: 'InvalidInput', message: expect.stringContaining('no conversation id of its agent') });
+    expect(await store.load(first.id)).toMatchObject({ agent: 'claude' });
+    await writePod(pods.podsDir, 'web', { 'pod.json': { agent: 'codex', workdir: '/work' } });
+    await expect(dispatcher.resume(first.id, 'more')).rejects.toMatchObject({ code: 'InvalidPod', message: expect.stringContaining('was started with Claude Code, and pod "web" now runs Codex CLI') });
+    expect((await store.load(first.id)).runs).toBe(1);
   });
 
   it('refuses an unknown session', async () => {

@@ -96,6 +96,10 @@ describe('validatePodJson and resolvePodConfig', () => {
     // Gemini CLI takes a turn limit as a setting cldpd writes, whatever its command: no {maxTurns} needed.
     expect(problems({ agent: 'gemini', maxTurns: 5, command: ['gemini', '--prompt={prompt}'] })).toEqual([]);
     expect(problems({ agent: 'gemini', maxBudgetUsd: 5 }).join()).toMatch(/"maxBudgetUsd" cannot bound Gemini CLI/);
+    // …unless the pod points the CLI at settings of its own, which would take the limit away.
+    expect(problems({ agent: 'gemini', maxTurns: 5, env: { GEMINI_CLI_SYSTEM_DEFAULTS_PATH: '/x' } }).join()).toMatch(/"maxTurns" reaches Gemini CLI as its setting model.maxSessionTurns.*leave GEMINI_CLI_SYSTEM_DEFAULTS_PATH out/);
+    expect(problems({ agent: 'gemini', maxTurns: 5, inheritEnv: ['GEMINI_CLI_SYSTEM_DEFAULTS_PATH'] })).toHaveLength(1);
+    expect(problems({ prices: { input: 1, output: 2 } }).join()).toMatch(/"prices" prices a CLI that reports tokens only: Claude Code reports its own cost/);
     // Claude Code takes it as an option: a pod's own command must pass it on.
     expect(problems({ maxTurns: 5, command: ['claude', '-p', '{prompt}'] }).join()).toMatch(/has no \{maxTurns\}.*Claude Code: "--max-turns"/);
     expect(problems({ prices: { input: -1, output: 1 } }).join()).toMatch(/prices.input" must be 0 or more/);

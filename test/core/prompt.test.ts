@@ -62,4 +62,12 @@ describe('repositoryBrief', () => {
     expect(cmd).toEqual(['codex', '-c', 'openai_base_url=http://10.213.0.2:3128/abc', 'resume', 't-1', '--', 'use {modelUrl} and {agentSessionId}']);
     expect(() => renderCommand(['x', '{modelUrl}'], { prompt: 'p', sessionId: 's' })).toThrow(/uses \{modelUrl\}/);
   });
+
+  it('a conversation id the agent reported is taken into argv only when it is an id: never an option, never spaced', () => {
+    const resume = ['codex', 'exec', 'resume', '{agentSessionId}', '--', '{prompt}'];
+    expect(renderCommand(resume, { prompt: 'p', sessionId: 's', claudeSessionId: '0199a7e2-1c3b-7d4e-9f00-123456789abc' })[3]).toBe('0199a7e2-1c3b-7d4e-9f00-123456789abc');
+    for (const forged of ['-cmodel_provider=x', '--help', 'a b', 'x'.repeat(200), '../../etc/passwd']) {
+      expect(() => renderCommand(resume, { prompt: 'p', sessionId: 's', claudeSessionId: forged }), forged).toThrow(/no id/);
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseResetTime, providerLimit } from '../../src/core/index.js';
+import { MAX_RATE_WAIT_MS, MAX_USAGE_WAIT_MS } from '../../src/core/provider-limit.js';
 
 const now = Date.UTC(2026, 10, 23, 9, 30); // a Monday, 09:30 UTC
 const result = (text: string, errors?: string[]) => ({ kind: 'result' as const, isError: true, subtype: 'success', text, ...(errors ? { errors } : {}) });
@@ -104,5 +105,17 @@ describe('providerLimit: what another agent\'s reader found', () => {
     expect(providerLimit({ kind: 'result', isError: true, limit: { kind: 'rate' } }, now, 5000)).toMatchObject({ kind: 'rate', resetAt: now + 5000 });
     // A result that is no error never waits, whatever it carries.
     expect(providerLimit({ kind: 'result', isError: false, limit: { kind: 'rate' } }, now, 5000)).toBeUndefined();
+  });
+});
+
+describe('providerLimit: bounded, whatever the words say', () => {
+  const now = Date.UTC(2026, 11, 6, 12);
+  it('a reset far away is waited for a week at most (usage) or an hour (rate); one that is no number waits the retry delay', () => {
+    expect(providerLimit({ kind: 'result', isError: true, limit: { kind: 'usage', resetAt: Date.UTC(2099, 11, 9) } }, now, 5000)?.resetAt).toBe(now + MAX_USAGE_WAIT_MS);
+    expect(providerLimit({ kind: 'result', isError: true, limit: { kind: 'rate', resetAt: now + 99_999_999 * 3_600_000 } }, now, 5000)?.resetAt).toBe(now + MAX_RATE_WAIT_MS);
+    expect(providerLimit({ kind: 'result', isError: true, limit: { kind: 'rate', resetAt: Number.POSITIVE_INFINITY } }, now, 5000)?.resetAt).toBe(now + 5000);
+    expect(providerLimit({ kind: 'result', isError: true, limit: { kind: 'usage', resetAt: Number.NaN } }, now, 5000)?.resetAt).toBe(now + 5000);
+    // Claude Code's own stamp too.
+    expect(providerLimit({ kind: 'result', isError: true, text: 'Claude AI usage limit reached|99999999999' }, now, 5000)?.resetAt).toBe(now + MAX_USAGE_WAIT_MS);
   });
 });

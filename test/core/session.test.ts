@@ -517,3 +517,18 @@ describe('Session: the agent\'s own reader', () => {
     expect(session.agent.lastText).toBe('4: xxxxxxxxxx');
   });
 });
+
+describe('Session: a re-attached run\'s reader', () => {
+  it('reads the lines a previous process already logged, without telling them again: what it keeps across lines is as it was', async () => {
+    const runner = new FakeRunner();
+    runner.scripts.push({ chunks: [out('{"n":1}\n{"n":2}\n{"n":3}\n'), err('{"n":"err"}\n')], exitCode: 0 });
+    let lines = 0;
+    const reader = { line: (text: string): AgentEvent[] => (text.startsWith('{"n":') ? [{ kind: 'text', text: `line ${++lines}` }] : []) };
+    const { session } = await startSession(runner, { reader, reattach: { stdout: 2, stderr: 0 } });
+    const events = await collect(session);
+    const texts = events.flatMap((e) => (e.type === 'output' && e.agent ? e.agent : [])).map((a) => (a.kind === 'text' ? a.text : a.kind));
+    // The two lines already logged were read (the reader counted them) but not emitted again.
+    expect(texts).toEqual(['line 3']);
+    expect(events.filter((e) => e.type === 'output' && e.stream === 'stdout')).toHaveLength(1);
+  });
+});

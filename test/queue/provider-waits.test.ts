@@ -65,13 +65,13 @@ describe('provider waits, decided on in-memory stores', () => {
     expect(await stores.providerRefusesUntil(CREDENTIAL)).toBe(first.waiting?.resumeAt);
   });
 
-  it('a run whose agent dropped its prompt (refused before any answer) is queued again as it was: a start stays the start, with its own prompt', async () => {
+  it('a run whose agent dropped its prompt (refused before any answer) is resumed with its own prompt, not the limits\' one', async () => {
     const refused = (): RunOutcome => ({ ...ended({ isError: true, said: 'quota' }), agent: { result: { kind: 'result', isError: true, text: 'quota', limit: { kind: 'rate', resetAt: Date.now() + HOUR, repeat: true } } } });
     const after = await waits().afterRun(command(KEY, 1), refused());
     expect(after.kind).toBe('waiting');
     await waits().afterRun(command(KEY, 3, { prompt: 'add a test' }), refused());
     const queued = await stores.commands(KEY);
-    expect(queued.map((q) => [q.kind, q.prompt])).toEqual([['start', 'prompt 1'], ['resume', 'add a test']]);
+    expect(queued.map((q) => [q.kind, q.prompt])).toEqual([['resume', 'prompt 1'], ['resume', 'add a test']]);
     expect(queued.every((q) => q.providerWait?.waits.length === 1)).toBe(true);
   });
 

@@ -140,7 +140,7 @@ describeWithRealGemini('a worker with the real Gemini CLI', () => {
       expect(second?.outcome?.agent?.result?.text).toBe('Recovered after the wait: continue where you stopped');
     });
 
-    it('a quota refusal on the run\'s first request repeats the start after the reset, with its own prompt: the CLI kept nothing of it to continue', async () => {
+    it('a quota refusal on the run\'s first request begins the conversation again after the reset, with the start\'s prompt: the CLI kept nothing of it to continue', async () => {
       let calls = 0;
       world.api.setScript((body) => {
         calls += 1;
@@ -153,7 +153,10 @@ describeWithRealGemini('a worker with the real Gemini CLI', () => {
       const [first, second] = reporter.runs.filter((r) => r.command.issueKey === key);
       expect(first?.outcome).toMatchObject({ kind: 'waiting', waiting: { kind: 'rate', wait: 1 } });
       expect(first?.outcome?.agent?.result).toMatchObject({ isError: true, turns: 0, limit: { kind: 'rate', repeat: true } });
-      expect(second?.command).toMatchObject({ kind: 'start', sessionId: 'gemini-0000a053', prompt: 'fix the flaky test', providerWait: { waits: [expect.objectContaining({ kind: 'rate' })] } });
+      expect(second?.command).toMatchObject({ kind: 'resume', sessionId: 'gemini-0000a053', prompt: 'fix the flaky test', providerWait: { waits: [expect.objectContaining({ kind: 'rate' })] } });
+      // The session is the same one, on its second run, with the conversation the second run began.
+      const request = world.api.conversation.at(-1)?.body ?? { contents: [] };
+      expect(userTexts(request).filter((t) => t.includes('fix the flaky test'))).toHaveLength(1);
       expect(second?.outcome).toMatchObject({ kind: 'exited', terminal: { exitCode: 0 } });
       expect(second?.outcome?.agent?.result?.text).toMatch(/^Done after the wait: .*fix the flaky test/s);
     });

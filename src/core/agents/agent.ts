@@ -53,7 +53,10 @@ export interface ModelProvider {
 }
 
 /** How a pod.json limit reaches an agent (see Agent.limits). */
-export type AgentLimit = { readonly via: 'option'; readonly name: string } | { readonly via: 'setting'; readonly name: string };
+export type AgentLimit =
+  | { readonly via: 'option'; readonly name: string }
+  /** `env`: the variable that points the CLI at what cldpd writes; a pod that sets it itself would take the limit away. */
+  | { readonly via: 'setting'; readonly name: string; readonly env: string };
 
 /** The pod's limits, as pod.json gives them. */
 export interface PodLimits {
@@ -96,8 +99,9 @@ export interface Agent {
   /** How it reaches its model provider (see ModelProvider). */
   readonly provider: ModelProvider;
   /**
-   * Variables the agent needs beyond the pod's own, given the paths persisted for the run and
-   * the container user's home (Claude Code's CLAUDE_CONFIG_DIR, say); the pod's env wins.
+   * Variables the agent needs beyond the pod's own, given the container's configured
+   * environment (`podEnv`: the pod's env and inherited variables), the paths persisted for the
+   * run and the container user's home (Claude Code's CLAUDE_CONFIG_DIR, say); the pod's env wins.
    */
   env(input: { readonly podEnv: Readonly<Record<string, string>>; readonly persisted: readonly string[]; readonly home: string }): Record<string, string>;
   /**

@@ -48,8 +48,14 @@ function str(v: unknown): string | undefined {
 
 /** A token count: a whole number of 0 or more, else 0. */
 function count(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(Math.min(v, MAX_COUNT)) : 0;
 }
+
+/** The most a token count is taken to be (the stream is the container's output). */
+const MAX_COUNT = 1e12;
+
+/** Tool calls told at their start and not finished yet, at most: past it the oldest is forgotten (it may be told again at its end). */
+const MAX_OPEN_TOOLS = 1000;
 
 /** The command a person typed, out of Codex's `/bin/bash -lc '<command>'` wrapping. */
 export function unwrapShell(command: string): string {
@@ -241,8 +247,15 @@ class CodexStreamReader implements AgentStreamReader {
     const done = phase === 'completed';
     // A tool call is told once, at its start or, when Codex gave no start, at its end.
     const announce = (event: AgentEvent): AgentEvent[] => {
-      if (id !== undefined && this.announced.has(id)) return [];
-      if (id !== undefined) this.announced.add(id);
+      if (id === undefined) return [event];
+      if (this.announced.has(id)) {
+        if (done) this.announced.delete(id);
+        return [];
+      }
+      if (!done) {
+        this.announced.add(id);
+        if (this.announced.size > MAX_OPEN_TOOLS) this.announced.delete(this.announced.values().next().value as string);
+      }
       return [event];
     };
     const failed = item.status === 'failed' || item.status === 'declined';

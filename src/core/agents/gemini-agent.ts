@@ -58,8 +58,11 @@ function str(v: unknown): string | undefined {
 
 /** A count of the CLI's stats: a whole number of 0 or more, else undefined. */
 function count(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : undefined;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(Math.min(v, MAX_COUNT)) : undefined;
 }
+
+/** The most a count of tokens or time is taken to be (the stream is the container's output). */
+const MAX_COUNT = 1e12;
 
 /** An ISO timestamp in ms, or undefined. */
 function time(v: unknown): number | undefined {
@@ -123,9 +126,11 @@ export function geminiLimit(message: string, now: number): { kind: 'usage' | 'ra
     const midnight = parseResetTime('12:00am (America/Los_Angeles)', now);
     return { kind: 'usage', ...(midnight !== undefined ? { resetAt: midnight } : {}) };
   }
-  const refused = /exceeded your current quota|RESOURCE_EXHAUSTED|\b429\b|Too Many Requests|rate limit|exhausted your capacity|capacity exceeded|MODEL_CAPACITY_EXHAUSTED|quota/i.test(text);
-  // The API's overload (503 UNAVAILABLE), which the CLI retried too before it gave up: waited on as a rate refusal.
-  const overloaded = /\b503\b|UNAVAILABLE|overloaded/i.test(text);
+  // A quota of 0 is the plan's (billing, an unset project): a person must act, no wait helps.
+  if (/\blimit: 0\b/.test(text)) return undefined;
+  const refused = /exceeded your current quota|RESOURCE_EXHAUSTED|\b429\b|Too Many Requests|exhausted your capacity|capacity exceeded|MODEL_CAPACITY_EXHAUSTED/i.test(text);
+  // The API's overload (503 UNAVAILABLE), which the CLI retried too before it gave up: waited on as a rate refusal; only in the API's own words.
+  const overloaded = /API Error/i.test(text) && /\b503\b|\bUNAVAILABLE\b|\boverloaded\b/i.test(text);
   if (!refused && !overloaded) return undefined;
   const delay = retryDelayMs(text);
   return { kind: 'rate', ...(delay !== undefined ? { resetAt: now + delay } : {}) };
@@ -183,6 +188,8 @@ export class GeminiStreamReader implements AgentStreamReader {
     if (type === 'message' && value.role === 'assistant' && value.delta === true) {
       const content = str(value.content) ?? '';
       this.respond();
+      // An empty piece adds nothing, and is not kept (a stream of them would hold memory).
+      if (content === '') return [{ kind: 'other', type: 'message' }];
       this.pending.push(content);
       this.pendingChars += content.length;
       if (this.pendingChars >= MAX_PENDING_CHARS) return this.flush();
@@ -218,7 +225,7 @@ export class GeminiStreamReader implements AgentStreamReader {
         if (!name) break;
         this.respond();
         const id = str(value.tool_id);
-        events.push({ kind: 'tool', name, summary: toolSummary(name, value.parameters), ...(id ? { id } : {}) });
+        events.push({ kind: 'tool', name: shorten(name, 128), summary: toolSummary(name, value.parameters), ...(id ? { id: shorten(id, 256) } : {}) });
         break;
       }
       case 'tool_result':
@@ -342,7 +349,7 @@ export const geminiAgent: Agent = Object.freeze<Agent>({
   title: 'Gemini CLI',
   program: 'gemini',
   commands: () => ({ command: [...RUN, '--prompt={prompt}'], resumeCommand: [...RUN, '--resume', '{agentSessionId}', '--prompt={prompt}'] }),
-  limits: { maxTurns: { via: 'setting', name: 'model.maxSessionTurns' }, maxBudgetUsd: undefined },
+  limits: { maxTurns: { via: 'setting', name: 'model.maxSessionTurns', env: 'GEMINI_CLI_SYSTEM_DEFAULTS_PATH' }, maxBudgetUsd: undefined },
   takesLiveInput: false,
   persist: Object.freeze(['~/.gemini']),
   reader: (options) => new GeminiStreamReader(options),
@@ -359,6 +366,9 @@ export const geminiAgent: Agent = Object.freeze<Agent>({
   env({ podEnv }): Record<string, string> {
     return {
       ...(podEnv.GEMINI_CLI_NO_RELAUNCH !== undefined ? {} : { GEMINI_CLI_NO_RELAUNCH: 'true' }),
+      // Set, so a repository's .env (which the CLI loads into what is unset, in a workspace it
+      // trusts) cannot send the key elsewhere: with a key, the provider's own endpoint.
+      ...(podEnv.GEMINI_API_KEY && podEnv.GOOGLE_GEMINI_BASE_URL === undefined ? { GOOGLE_GEMINI_BASE_URL: 'https://generativelanguage.googleapis.com' } : {}),
       // The defaults cldpd writes (see files), under every settings file of the image, the user's and the repository's.
       ...(podEnv.GEMINI_CLI_SYSTEM_DEFAULTS_PATH !== undefined ? {} : { GEMINI_CLI_SYSTEM_DEFAULTS_PATH: GEMINI_DEFAULTS_PATH }),
     };

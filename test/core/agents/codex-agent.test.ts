@@ -305,4 +305,16 @@ describe('codexLimit and codexResetTime', () => {
     expect(codexResetTime('try again at Foo 2nd, 2027 9:05 AM.', now)).toBeUndefined();
     expect(codexResetTime('Try again later.', now)).toBeUndefined();
   });
+
+  it('bounds what a forged stream can make it hold or say: token counts, and tool calls told but never finished', () => {
+    const reader = codexAgent.reader();
+    const result = reader.line(JSON.stringify({ type: 'turn.completed', usage: { input_tokens: 1e300, cached_input_tokens: 5, output_tokens: 7 } })).find((e) => e.kind === 'result');
+    expect(result).toMatchObject({ tokens: { input: 1e12, output: 7, cachedInput: 5 } });
+    for (let i = 0; i < 5000; i++) reader.line(JSON.stringify({ type: 'item.started', item: { id: `item_${i}`, type: 'command_execution', command: 'true' } }));
+    // The oldest forgotten: its end tells the call again rather than nothing, and memory stays bounded.
+    const late = reader.line(JSON.stringify({ type: 'item.completed', item: { id: 'item_0', type: 'command_execution', command: 'true', exit_code: 0, aggregated_output: '' } }));
+    expect(late.map((e) => e.kind)).toEqual(['tool', 'tool_result']);
+    const recent = reader.line(JSON.stringify({ type: 'item.completed', item: { id: 'item_4999', type: 'command_execution', command: 'true', exit_code: 0, aggregated_output: '' } }));
+    expect(recent.map((e) => e.kind)).toEqual(['tool_result']);
+  });
 });

@@ -197,7 +197,7 @@ describe('GeminiStreamReader: what is not the CLI\'s JSON, and hostile lines', (
     const reader = new GeminiStreamReader({ prices: { input: 1, output: 1 } });
     expect(resultOf([reader.line(JSON.stringify({ type: 'result', status: 'success', stats: { input_tokens: '5', output_tokens: 1 } }))]).tokens).toBeUndefined();
     const r = resultOf([reader.line(JSON.stringify({ type: 'result', status: 'success', stats: { input_tokens: 10.7, output_tokens: 1e300, cached: 99, duration_ms: -4 } }))]);
-    expect(r.tokens).toEqual({ input: 10, output: 1e300, cachedInput: 10 });
+    expect(r.tokens).toEqual({ input: 10, output: 1e12, cachedInput: 10 });
     expect(r.durationMs).toBeUndefined();
     expect(resultOf([reader.line(JSON.stringify({ type: 'result', status: 'success', stats: [1, 2] }))])).toMatchObject({ isError: false });
     expect(resultOf([reader.line(JSON.stringify({ type: 'result', status: 'error', error: 'boom' }))])).toMatchObject({ isError: true, subtype: 'error' });
@@ -285,7 +285,7 @@ describe('geminiAgent', () => {
   });
 
   it('has no limit of its own that argv can set, takes no input while it runs, and keeps ~/.gemini', () => {
-    expect(geminiAgent.limits).toEqual({ maxTurns: { via: 'setting', name: 'model.maxSessionTurns' }, maxBudgetUsd: undefined });
+    expect(geminiAgent.limits).toEqual({ maxTurns: { via: 'setting', name: 'model.maxSessionTurns', env: 'GEMINI_CLI_SYSTEM_DEFAULTS_PATH' }, maxBudgetUsd: undefined });
     expect(geminiAgent.takesLiveInput).toBe(false);
     expect(geminiAgent.persist).toEqual(['~/.gemini']);
   });
@@ -306,5 +306,19 @@ describe('geminiAgent', () => {
     const second = geminiAgent.reader();
     const result = second.line(JSON.stringify({ type: 'result', status: 'success', stats: {} }));
     expect(result).toEqual([{ kind: 'result', isError: false, runOnly: true, turns: 0 }]);
+  });
+
+  it('a quota that needs a person, or a word like "quota" in another error, is no limit to wait out', () => {
+    expect(geminiLimit('[API Error: You exceeded your current quota. Quota exceeded for metric: generate_content_free_tier_requests, limit: 0]', 0)).toBeUndefined();
+    expect(geminiLimit('Disk quota exceeded while writing notes.txt', 0)).toBeUndefined();
+    expect(geminiLimit('service UNAVAILABLE in my test output', 0)).toBeUndefined();
+    expect(geminiLimit('[API Error: The model is overloaded (503 UNAVAILABLE)]', 0)).toMatchObject({ kind: 'rate' });
+    expect(geminiLimit('[API Error: RESOURCE_EXHAUSTED. Please retry in 2s.]', 0)).toEqual({ kind: 'rate', resetAt: 2000 });
+  });
+
+  it('an API key sets the provider\'s endpoint, so a repository\'s .env cannot point the key elsewhere; none without a key', () => {
+    expect(geminiAgent.env({ podEnv: { GEMINI_API_KEY: 'k' }, persisted: [], home: '/h' })).toMatchObject({ GOOGLE_GEMINI_BASE_URL: 'https://generativelanguage.googleapis.com' });
+    expect(geminiAgent.env({ podEnv: { GEMINI_API_KEY: 'k', GOOGLE_GEMINI_BASE_URL: 'http://mine' }, persisted: [], home: '/h' })).not.toHaveProperty('GOOGLE_GEMINI_BASE_URL');
+    expect(geminiAgent.env({ podEnv: {}, persisted: [], home: '/h' })).not.toHaveProperty('GOOGLE_GEMINI_BASE_URL');
   });
 });
