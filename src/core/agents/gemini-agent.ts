@@ -126,9 +126,7 @@ export function geminiLimit(message: string, now: number): { kind: 'usage' | 'ra
     const midnight = parseResetTime('12:00am (America/Los_Angeles)', now);
     return { kind: 'usage', ...(midnight !== undefined ? { resetAt: midnight } : {}) };
   }
-  // A quota of 0 is the plan's (billing, an unset project): a person must act, no wait helps.
-  if (/\blimit: 0\b/.test(text)) return undefined;
-  const refused = /exceeded your current quota|RESOURCE_EXHAUSTED|\b429\b|Too Many Requests|exhausted your capacity|capacity exceeded|MODEL_CAPACITY_EXHAUSTED/i.test(text);
+  const refused = /exceeded your current quota|Quota exceeded for (?:metric|quota)|RESOURCE_EXHAUSTED|\b429\b|Too Many Requests|rate limit exceeded|exhausted your capacity|capacity exceeded|MODEL_CAPACITY_EXHAUSTED/i.test(text);
   // The API's overload (503 UNAVAILABLE), which the CLI retried too before it gave up: waited on as a rate refusal; only in the API's own words.
   const overloaded = /API Error/i.test(text) && /\b503\b|\bUNAVAILABLE\b|\boverloaded\b/i.test(text);
   if (!refused && !overloaded) return undefined;

@@ -308,9 +308,9 @@ describe('geminiAgent', () => {
     expect(result).toEqual([{ kind: 'result', isError: false, runOnly: true, turns: 0 }]);
   });
 
-  it('a quota that needs a person, or a word like "quota" in another error, is no limit to wait out', () => {
-    expect(geminiLimit('[API Error: You exceeded your current quota. Quota exceeded for metric: generate_content_free_tier_requests, limit: 0]', 0)).toBeUndefined();
+  it('a word like "quota" or "unavailable" in another error is no limit to wait out; the API\'s own refusals are', () => {
     expect(geminiLimit('Disk quota exceeded while writing notes.txt', 0)).toBeUndefined();
+    expect(geminiLimit('[API Error: Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0. Please retry in 1s.]', 0)).toEqual({ kind: 'rate', resetAt: 1000 });
     expect(geminiLimit('service UNAVAILABLE in my test output', 0)).toBeUndefined();
     expect(geminiLimit('[API Error: The model is overloaded (503 UNAVAILABLE)]', 0)).toMatchObject({ kind: 'rate' });
     expect(geminiLimit('[API Error: RESOURCE_EXHAUSTED. Please retry in 2s.]', 0)).toEqual({ kind: 'rate', resetAt: 2000 });
