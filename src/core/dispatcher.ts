@@ -198,7 +198,8 @@ export class Dispatcher {
     const record = await this.options.store.load(sessionId);
     const pod = await loadPod(this.options.pods, record.pod);
     const startedWith = agentNamed(record.agent);
-    if (startedWith.name !== pod.config.agent) {
+    // A record that names no agent was written before agents had names: taken as it is.
+    if (record.agent !== undefined && startedWith.name !== pod.config.agent) {
       throw new CldpdError('InvalidPod', `Session ${sessionId} was started with ${startedWith.title}, and pod "${pod.name}" now runs ${podAgent(pod).title}: one cannot continue the other's conversation. Start a new session (remove the label and add it again), or set the pod's "agent" back.`);
     }
     // A session whose agent kept no conversation (it never reported one, or dropped the one its

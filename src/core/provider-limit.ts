@@ -89,7 +89,8 @@ export function providerLimit(result: Extract<AgentEvent, { kind: 'result' }> | 
   const limit = readLimit(result, now, retryMs);
   if (!limit) return undefined;
   // The words are the container's output, and a wait holds back every run of the credential: bounded.
-  const longest = now + (limit.kind === 'rate' ? MAX_RATE_WAIT_MS : MAX_USAGE_WAIT_MS);
+  // cldpd's own retry delay (doubled per wait) is the operator's, never cut.
+  const longest = now + Math.max(limit.kind === 'rate' ? MAX_RATE_WAIT_MS : MAX_USAGE_WAIT_MS, retryMs);
   const resetAt = Number.isFinite(limit.resetAt) ? Math.min(limit.resetAt, longest) : now + retryMs;
   return { ...limit, resetAt };
 }
@@ -97,8 +98,8 @@ export function providerLimit(result: Extract<AgentEvent, { kind: 'result' }> | 
 /** The longest a rate refusal is waited out (an hour), whatever the agent said. */
 export const MAX_RATE_WAIT_MS = 3_600_000;
 
-/** The longest a usage limit is waited out (a week: the longest window a provider's plan resets on), whatever the agent said. */
-export const MAX_USAGE_WAIT_MS = 7 * 24 * 3_600_000;
+/** The longest a usage limit is waited out (eight days: a week, the longest window a provider's plan resets on, and a margin for clocks and daylight saving), whatever the agent said. */
+export const MAX_USAGE_WAIT_MS = 8 * 24 * 3_600_000;
 
 function readLimit(result: Extract<AgentEvent, { kind: 'result' }> | undefined, now: number, retryMs: number): ProviderLimit | undefined {
   if (!result?.isError) return undefined;

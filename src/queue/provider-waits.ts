@@ -90,7 +90,7 @@ export class ProviderWaits {
     const { note: _note, ...rest } = command;
     // Continued with the limits' prompt; with its own prompt when the agent kept nothing of it to
     // continue (a start's becomes the start of a new conversation in the same session: see Dispatcher.resume).
-    const next: RunCommand = { ...rest, seq, kind: 'resume', prompt: limit.repeat ? command.prompt : limits.prompt, enqueuedAt: Date.now(), providerWait: { notBefore: limit.resetAt, waits: history } };
+    const next: RunCommand = { ...rest, seq, kind: 'resume', prompt: limit.repeat && command.prompt.trim() ? command.prompt : limits.prompt, enqueuedAt: Date.now(), providerWait: { notBefore: limit.resetAt, waits: history } };
     // Queued once: a retry of this run finds it queued already (or run, and gone) under the same seq.
     if ((await state.append(next)) === 0 && !(await state.commands(command.issueKey)).some((c) => c.seq === seq)) {
       logger.warn({ issue: command.issueKey, seq }, 'the run to continue after the provider\'s limit has run already');
