@@ -55,13 +55,13 @@ ensure_dockerd() {
 }
 
 # Starts redis-server on $1 (default 6379) unless one answers; noeviction, as BullMQ needs,
-# and 32 databases: each integration test file empties one of its own.
+# and 48 databases: each integration test file empties one of its own.
 ensure_redis() {
   local port=${1:-6379}
   redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
   mkdir -p "$CLDPD_LOGS"
   echo "cldpd: starting redis-server on port $port (log: $CLDPD_LOGS/redis.log)"
-  setsid redis-server --port "$port" --save '' --appendonly no --maxmemory-policy noeviction --databases 32 \
+  setsid redis-server --port "$port" --save '' --appendonly no --maxmemory-policy noeviction --databases 48 \
     >"$CLDPD_LOGS/redis.log" 2>&1 </dev/null &
   STARTED_PIDS+=($!)
   wait_for redis-server 30 redis-cli -p "$port" ping

@@ -36,7 +36,7 @@ export async function testRedis(db: number): Promise<{ redis: Redis; url: string
   const redis = new Redis(url, { maxRetriesPerRequest: null });
   await redis.select(db).catch((err: Error) => {
     redis.disconnect();
-    throw new Error(`Redis at ${TEST_REDIS_URL} has no database ${db} (${err.message}): the test files use 32; start one with redis-server --databases 32 (bash .ci/run does) and point CLDPD_TEST_REDIS_URL at it.`);
+    throw new Error(`Redis at ${TEST_REDIS_URL} has no database ${db} (${err.message}): the test files use 48; start one with redis-server --databases 48 (bash .ci/run does) and point CLDPD_TEST_REDIS_URL at it.`);
   });
   await redis.flushdb();
   return { redis, url };
