@@ -79,7 +79,7 @@ export interface Config {
   readonly logFormat: 'json' | 'pretty' | undefined;
   /** `REDIS_URL`; without it `npm start` runs its own redis-server. */
   readonly redisUrl: string | undefined;
-  /** Sessions one worker runs at once. `CLDPD_CONCURRENCY`, default 2. */
+  /** Runs this host takes at once (its slots), from the shared queue and its own together. `CLDPD_CONCURRENCY`, default 2. */
   readonly concurrency: number;
   /** Least time between two edits of one status comment. `CLDPD_STATUS_INTERVAL_SECONDS`, default 10. */
   readonly statusIntervalMs: number;

@@ -320,10 +320,12 @@ export class Intake {
         const m = parseStatusMarker(c.body);
         return c.author.login === appLogin && c.author.type === 'Bot' && m?.issueKey === key && m.seq === seq;
       });
-      // Runs of this issue that will run first (the running one included); the worker keeps it up to date.
-      const ahead = runsAhead(await state.queueSnapshot(key));
+      // Runs of this issue that will run first (the running one included), or else the issues
+      // its pool gives a slot first (fair share); the worker keeps it up to date.
+      const inIssue = runsAhead(await state.queueSnapshot(key));
+      const ahead = inIssue > 0 ? inIssue : await producer.place({ issueKey: key, kind: run.kind, requestedBy: job.sender.login });
       const unseen = run.kind === 'resume' ? await this.unseenHost(key) : undefined;
-      const said = run.note ?? unseen ?? (run.kind === 'resume' && ahead > 0 ? RESUME_WAITS : undefined);
+      const said = run.note ?? unseen ?? (run.kind === 'resume' && inIssue > 0 ? RESUME_WAITS : undefined);
       const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: ahead, now: Date.now(), requestedBy: job.sender.login, ...(said ? { note: said } : {}) }, marker, (t) => t);
       const comment = found ?? (await comments.create(askedOn(job), body));
       if (!found) await state.showPosition(key, seq, ahead);
@@ -380,6 +382,7 @@ export class Intake {
       `**cldpd status:** session \`${issue.sessionId}\` (pod \`${issue.pod ?? '?'}\`${issue.hostId ? `, host \`${issue.hostId}\`` : ''})`,
       issue.running > 0 ? `- running: run ${issue.running}` : '- not running',
       pending > (issue.running > 0 ? 1 : 0) ? `- queued: ${pending - (issue.running > 0 ? 1 : 0)}` : '- nothing queued',
+      await this.slotPlace(key, issue.running).then((place) => (place === undefined ? undefined : `- waiting for a run slot: ${place === 0 ? 'next' : `${place} ahead`} (repositories take turns, then people)`)),
       issue.lastState ? `- latest: ${issue.lastState}` : undefined,
       issue.lastStatusUrl ? `- [status comment](${issue.lastStatusUrl})` : undefined,
       issue.continuesOn ? `- the conversation continues on [the pull request](${issue.continuesOn}): \`/cldpd resume\` there, or a review that carries it` : undefined,
@@ -388,6 +391,13 @@ export class Intake {
     ].filter(Boolean);
     await this.replyOnce(job, lines.join('\n'));
     return 'status';
+  }
+
+  /** How many issues get a run slot before this one's next command; undefined when it runs or nothing of it is queued. */
+  private async slotPlace(key: string, running: number): Promise<number | undefined> {
+    if (running > 0) return undefined;
+    const head = await this.options.state.head(key);
+    return head ? this.options.producer.place(head) : undefined;
   }
 
   /** Says that the issue's host has not been seen for a while, and since when; undefined while it is alive (or the issue has none). */

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { DeliveryClaims } from './delivery-claims.js';
+import { FairPool } from './fair-pool.js';
 import { HostRegistry } from './host-registry.js';
 import { IntakeLedger } from './intake-ledger.js';
 import { IssueIdentity } from './issue-identity.js';
@@ -12,10 +13,10 @@ import { PullRequestLinks } from './pull-request-links.js';
 export type StoreOf<T> = Pick<T, keyof T>;
 
 /** What the intake step keeps in Redis: the record, identity, queue and hosts of issues, and its own ledger. */
-export type IntakeStores = StoreOf<IssueRecords> & StoreOf<IssueIdentity> & StoreOf<IssueQueue> & StoreOf<HostRegistry> & StoreOf<IntakeLedger> & StoreOf<PullRequestLinks>;
+export type IntakeStores = StoreOf<IssueRecords> & StoreOf<FairPool> & StoreOf<IssueIdentity> & StoreOf<IssueQueue> & StoreOf<HostRegistry> & StoreOf<IntakeLedger> & StoreOf<PullRequestLinks>;
 
 /** What the run worker keeps in Redis: all but the intake ledger. */
-export type WorkerStores = StoreOf<IssueRecords> & StoreOf<IssueIdentity> & StoreOf<IssueQueue> & StoreOf<HostRegistry> & StoreOf<ProviderWaitStore> & StoreOf<DeliveryClaims> & StoreOf<PullRequestLinks>;
+export type WorkerStores = StoreOf<IssueRecords> & StoreOf<FairPool> & StoreOf<IssueIdentity> & StoreOf<IssueQueue> & StoreOf<HostRegistry> & StoreOf<ProviderWaitStore> & StoreOf<DeliveryClaims> & StoreOf<PullRequestLinks>;
 
 /** Every store of the per-issue state, as one object. */
 export type IssueStores = IntakeStores & WorkerStores;
@@ -27,7 +28,7 @@ export type IssueStores = IntakeStores & WorkerStores;
  */
 export function issueStores(redis: Redis): IssueStores {
   const records = new IssueRecords(redis);
-  const parts: object[] = [records, new IssueIdentity(redis, records), new IssueQueue(redis), new HostRegistry(redis), new IntakeLedger(redis), new ProviderWaitStore(redis), new DeliveryClaims(redis), new PullRequestLinks(redis)];
+  const parts: object[] = [records, new IssueIdentity(redis, records), new IssueQueue(redis), new HostRegistry(redis), new IntakeLedger(redis), new ProviderWaitStore(redis), new DeliveryClaims(redis), new PullRequestLinks(redis), new FairPool(redis)];
   const all: Record<string, unknown> = {};
   for (const part of parts) {
     for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(part))) {

@@ -1,5 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { ControlJob, IntakeJob, RetireJob, RunCommand } from './contract.js';
+import { SHARED_POOL, type FairPool } from './fair-pool.js';
 import type { HostRegistry } from './host-registry.js';
 import type { IssueQueue } from './issue-queue.js';
 import type { IssueRecords } from './issue-record.js';
@@ -10,7 +11,10 @@ export function jobId(...parts: Array<string | number>): string {
   return parts.map((p) => String(p).replace(/[^A-Za-z0-9_.-]/g, '_')).join('-');
 }
 
-/** The data of a drain job: "run the queued commands of this issue". */
+/**
+ * The data of a drain job: a slot's turn in its queue's pool (see FairPool). It drains the
+ * pool's fair next issue, which is `issueKey` only when that one's turn has come.
+ */
 export interface DrainJob {
   readonly issueKey: string;
 }
@@ -27,7 +31,8 @@ const KEEP = {
 export class Producer {
   private readonly queues = new Map<string, Queue>();
 
-  constructor(private readonly connection: ConnectionOptions, private readonly state: Pick<IssueQueue, 'append' | 'pending'> & Pick<IssueRecords, 'get'> & Pick<HostRegistry, 'hostAlive'>) {}
+  constructor(private readonly connection: ConnectionOptions,
+    private readonly state: Pick<IssueQueue, 'append' | 'pending' | 'head'> & Pick<IssueRecords, 'get'> & Pick<HostRegistry, 'hostAlive'> & Pick<FairPool, 'waitForSlot' | 'placeInPool'>) {}
 
   private queue(name: string): Queue {
     let queue = this.queues.get(name);
@@ -52,22 +57,43 @@ export class Producer {
    * Queues a run for its issue (idempotent per seq) and makes sure a drain job exists on
    * the right queue: the owning host's, or the shared one while the issue has no host (or,
    * for a start, while its host has not been seen for HOST_GONE_MS).
-   * Resolves with how many runs are ahead of it.
+   * Resolves with how many runs are ahead of it: its issue's, or else the issues its pool
+   * gives a slot first (see placeOf).
    */
   async run(command: RunCommand): Promise<{ ahead: number }> {
     const length = await this.state.append(command);
-    const issue = await this.state.get(command.issueKey);
-    // A new session need not wait for a host that is gone: any worker may take it over.
-    const host = issue.hostId && command.kind === 'start' && !(await this.state.hostAlive(issue.hostId)) ? undefined : issue.hostId;
-    const queue = this.queue(host ? hostQueue(host) : RUN_QUEUE);
-    await this.drain(command.issueKey, host, command.seq);
-    const busy = await queue.getJobCounts('active', 'waiting');
+    const host = await this.hostFor(command);
+    await this.drain(command.issueKey, host, command.seq, 0, command.requestedBy);
     const aheadInIssue = length > 0 ? length - 1 : await this.state.pending(command.issueKey);
-    return { ahead: Math.max(aheadInIssue, (busy.waiting ?? 0) + (busy.active ?? 0) - 1, 0) };
+    if (aheadInIssue > 0) return { ahead: aheadInIssue };
+    return { ahead: (await this.state.placeInPool(host ?? SHARED_POOL, command.issueKey, command.requestedBy)) ?? 0 };
   }
 
-  /** Adds a drain job for the issue to `hostId`'s queue (or the shared one), to run at once or after `delayMs`. */
-  async drain(issueKey: string, hostId: string | undefined, seq: number | string, delayMs = 0): Promise<void> {
+  /**
+   * How many issues the pool of `command`'s issue gives a slot before it, were it queued now
+   * (0 when it would be next, or waits behind its own issue's runs: those are counted apart).
+   */
+  async place(command: Pick<RunCommand, 'issueKey' | 'kind' | 'requestedBy'>): Promise<number> {
+    return (await this.state.placeInPool((await this.hostFor(command)) ?? SHARED_POOL, command.issueKey, command.requestedBy)) ?? 0;
+  }
+
+  /** The host whose queue takes the command's issue, or undefined for the shared queue. */
+  private async hostFor(command: Pick<RunCommand, 'issueKey' | 'kind'>): Promise<string | undefined> {
+    const issue = await this.state.get(command.issueKey);
+    // A new session need not wait for a host that is gone: any worker may take it over.
+    return issue.hostId && command.kind === 'start' && !(await this.state.hostAlive(issue.hostId)) ? undefined : issue.hostId;
+  }
+
+  /**
+   * Says the issue waits for a slot in `hostId`'s pool (or the shared one), from `delayMs` on,
+   * and adds that slot's turn: a drain job on the pool's queue. `person`: who asked for the
+   * run that waits first (read from the issue's queue when not given).
+   */
+  async drain(issueKey: string, hostId: string | undefined, seq: number | string, delayMs = 0, person?: string): Promise<void> {
+    // The pool first: a turn with nothing waiting is over at once, an issue waiting with no
+    // turn would wait for the next one.
+    const who = person ?? (await this.state.head(issueKey))?.requestedBy ?? '';
+    await this.state.waitForSlot(hostId ?? SHARED_POOL, issueKey, who, Date.now() + Math.max(0, delayMs));
     const data: DrainJob = { issueKey };
     await this.queue(hostId ? hostQueue(hostId) : RUN_QUEUE).add('drain', data, {
       jobId: jobId('drain', issueKey, seq, hostId ?? 'any'),

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { RunCommand } from './contract.js';
+import { fairOrder } from './fair-order.js';
+import type { FairSnapshot } from './fair-pool.js';
 
 /**
  * What the position of an issue's queued commands is computed from: one read of the issue's
@@ -44,18 +46,20 @@ export function runsAhead(snapshot: QueueSnapshot<{ readonly seq: number }>): nu
 
 /**
  * Pure: the status comments to show again as queued, in queue order, each with its position:
- * the number of the issue's commands ahead of it that will run, the running one included.
+ * the number of the issue's commands ahead of it that will run, the running one included,
+ * plus `poolPlace`, the issues its pool gives a slot first while the issue waits for one.
  * Only commands whose comment shows another position (or one not known) are listed; never the
- * first command (it runs, or is about to: its comment is its run's report), the running one, a
- * command a stop cancelled, nor a resume being delivered into or taken by the running agent
- * (its comment is about to say so, or does).
+ * first command unless it waits for a slot (else it runs, or is about to: its comment is its
+ * run's report), the running one, a command a stop cancelled, nor a resume being delivered
+ * into or taken by the running agent (its comment is about to say so, or does).
  */
-export function positionUpdates<C extends { readonly seq: number }>(snapshot: QueueSnapshot<C>): PositionUpdate<C>[] {
+export function positionUpdates<C extends { readonly seq: number }>(snapshot: QueueSnapshot<C>, poolPlace?: number): PositionUpdate<C>[] {
   const updates: PositionUpdate<C>[] = [];
-  let ahead = 0;
+  const waitsForSlot = poolPlace !== undefined && snapshot.running === 0;
+  let ahead = waitsForSlot ? poolPlace : 0;
   snapshot.commands.forEach((command, index) => {
     const runs = willRun(snapshot, command.seq);
-    const waiting = index > 0 && command.seq !== snapshot.running && runs && snapshot.deliveries.get(command.seq) === undefined;
+    const waiting = (index > 0 || waitsForSlot) && command.seq !== snapshot.running && runs && snapshot.deliveries.get(command.seq) === undefined;
     if (waiting && snapshot.shown.get(command.seq) !== ahead) updates.push({ command, position: ahead });
     if (runs) ahead += 1;
   });
@@ -80,6 +84,9 @@ export interface PositionReporter {
   waiting?(command: RunCommand, until: number): Promise<void>;
 }
 
+/** How many issues waiting for a slot have their place shown again each time a slot is given. */
+const POOL_RENDERS = 30;
+
 /** How long the drain waits at most for queue position renders under way before it acts on its next command. */
 const POSITIONS_WAIT_MS = 60_000;
 
@@ -92,6 +99,8 @@ export interface QueuePositionsOptions {
     queueSnapshot(issueKey: string): Promise<QueueSnapshot<RunCommand>>;
     waiting(command: RunCommand): Promise<boolean>;
     showPosition(issueKey: string, seq: number, position: number): Promise<void>;
+    /** The issues waiting for a slot in a pool (see FairPool). */
+    poolSnapshot(pool: string): Promise<FairSnapshot>;
   };
   readonly logger: Logger;
 }
@@ -112,11 +121,11 @@ export class QueuePositions {
    * checked again right before its comment is written: one that started, was cancelled or
    * went into the running agent meanwhile is left alone.
    */
-  refresh(issueKey: string): Promise<void> {
+  refresh(issueKey: string, poolPlace?: number): Promise<void> {
     const { positions, state, logger } = this.options;
     if (!positions) return Promise.resolve();
     const render = async (): Promise<void> => {
-      for (const { command, position } of positionUpdates(await state.queueSnapshot(issueKey))) {
+      for (const { command, position } of positionUpdates(await state.queueSnapshot(issueKey), poolPlace)) {
         if (!(await state.waiting(command))) continue;
         if (await positions.queued(command, position)) await state.showPosition(issueKey, command.seq, position);
       }
@@ -128,6 +137,20 @@ export class QueuePositions {
       if (this.positioning.get(issueKey) === next) this.positioning.delete(issueKey);
     });
     return next;
+  }
+
+  /**
+   * Shows the issues waiting in `pool` their new place after a slot was given (the first
+   * POOL_RENDERS of them in the pool's order: those further back move up later); never rejects.
+   */
+  async refreshPool(pool: string): Promise<void> {
+    if (!this.options.positions) return;
+    try {
+      const { entries, served } = await this.options.state.poolSnapshot(pool);
+      await Promise.all(fairOrder(entries, served, Date.now(), POOL_RENDERS).map((entry, place) => this.refresh(entry.issueKey, place)));
+    } catch (err) {
+      this.options.logger.warn({ err, pool }, 'could not update the places of runs waiting for a slot');
+    }
   }
 
   /**

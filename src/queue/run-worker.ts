@@ -1,7 +1,9 @@
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { isCldpdError, type Dispatcher, type HostInventory } from '../core/index.js';
 import type { ControlJob, PullRequestOpener, Reporter, RetireJob, RunCommand, RunRepoAccess } from './contract.js';
+import { SHARED_POOL } from './fair-pool.js';
+import { HostSlots } from './host-slots.js';
 import { IssueDrain } from './issue-drain.js';
 import type { WorkerStores } from './issue-stores.js';
 import { LiveDelivery } from './live-delivery.js';
@@ -13,11 +15,14 @@ import { QueuePositions, type PositionReporter } from './queue-position.js';
 import { runRetireJob, type RetireJobDeps } from './retire.js';
 import { CommandRunner } from './run-command.js';
 
+/** How soon a turn that found every slot of this host taken is offered again. */
+const SLOT_RECHECK_MS = 1_000;
+
 /** What a run worker needs; the composition root builds the real ones. */
 export interface RunWorkerOptions {
   readonly connection: ConnectionOptions;
   readonly hostId: string;
-  /** Runs at once from each of the shared and the host queue. */
+  /** Runs this host takes at once, from the shared and its own queue together: its slots. */
   readonly concurrency: number;
   readonly dispatcher: Dispatcher;
   /** This host's containers and volumes, for reconciling and retiring; the same runner, store and host as the dispatcher's. */
@@ -59,6 +64,9 @@ export interface RunWorkerOptions {
  */
 export class RunWorker {
   private readonly workers: Worker[] = [];
+  /** The workers of the two run queues, paused together while every slot is taken. */
+  private readonly runWorkers: Worker[] = [];
+  private readonly slots: HostSlots;
   private readonly runner: CommandRunner;
   private readonly positions: QueuePositions;
   private readonly delivery: LiveDelivery;
@@ -71,6 +79,10 @@ export class RunWorker {
   constructor(private readonly options: RunWorkerOptions) {
     const { state, logger, producer, reporter, dispatcher, hostId } = options;
     this.lockTtlMs = options.lockTtlMs ?? 60_000;
+    this.slots = new HostSlots(options.concurrency, {
+      full: () => void Promise.all(this.runWorkers.map((w) => w.pause(true))).catch((err: unknown) => logger.warn({ err }, 'could not pause taking runs')),
+      free: () => this.runWorkers.forEach((w) => w.resume()),
+    });
     this.positions = new QueuePositions({ positions: options.positions, state, logger });
     const waits = options.providerLimits ? new ProviderWaits({ limits: options.providerLimits, state, producer, positions: options.positions, logger }) : undefined;
     this.runner = new CommandRunner({ dispatcher, state, reporter, waits, github: options.github, pulls: options.pulls, egress: options.egress, logger });
@@ -100,7 +112,10 @@ export class RunWorker {
     // picked up again (and re-attach) many times rather than fail it.
     const common = { connection, maxStalledCount: 100, lockDuration: this.lockTtlMs, stalledInterval: Math.max(1000, Math.floor(this.lockTtlMs / 2)) };
     for (const name of [RUN_QUEUE, hostQueue(this.options.hostId)]) {
-      this.workers.push(new Worker<DrainJob | RetireJob>(name, (job, token) => this.route(job, token), { ...common, concurrency }));
+      const pool = name === RUN_QUEUE ? SHARED_POOL : this.options.hostId;
+      const worker = new Worker<DrainJob | RetireJob>(name, (job, token) => this.route(job, token, pool), { ...common, concurrency });
+      this.runWorkers.push(worker);
+      this.workers.push(worker);
     }
     this.workers.push(new Worker<ControlJob>(controlQueue(this.options.hostId), (job) => this.control(job.data), { ...common, concurrency: 4 }));
     this.reconciler = setInterval(() => {
@@ -122,13 +137,43 @@ export class RunWorker {
     clearInterval(this.heartbeat);
     await Promise.all(this.workers.map((w) => w.close(true)));
     this.workers.length = 0;
+    this.runWorkers.length = 0;
     await this.positions.close();
   }
 
-  /** A job of the run queues: a retirement, or the drain of an issue's commands. */
-  private route(job: Job<DrainJob | RetireJob>, token: string | undefined): Promise<string> {
+  /** A job of the run queues: a retirement, or a slot's turn in `pool`. */
+  private route(job: Job<DrainJob | RetireJob>, token: string | undefined, pool: string): Promise<string> {
     if (job.name === 'retire') return this.retire(job.data as RetireJob);
-    return this.issueDrain.drain(job as Job<DrainJob>, token);
+    return this.turn(job as Job<DrainJob>, token, pool);
+  }
+
+  /**
+   * A slot's turn: when this host has a slot free, drains the issue the pool gives it (the
+   * fair next, see FairPool), which need not be the job's own. With every slot taken, the
+   * turn goes back to its queue for a moment (any host may take it meanwhile).
+   */
+  private async turn(job: Job<DrainJob>, token: string | undefined, pool: string): Promise<string> {
+    const { state, logger } = this.options;
+    if (!this.slots.take()) {
+      await job.moveToDelayed(Date.now() + SLOT_RECHECK_MS, token);
+      throw new DelayedError();
+    }
+    const id = job.id ?? '';
+    let over = true;
+    try {
+      const issueKey = await state.takeSlot(pool, id);
+      if (!issueKey) return 'no issue waits';
+      if (issueKey !== job.data.issueKey) logger.debug({ issue: issueKey, job: id, asked: job.data.issueKey }, 'this slot goes to the issue whose turn it is');
+      void this.positions.refreshPool(pool);
+      return await this.issueDrain.drain({ id: job.id, data: { issueKey }, moveToDelayed: (at, t) => job.moveToDelayed(at, t) }, token);
+    } catch (err) {
+      // Picked up again later (a delay, or another attempt): the same issue, kept with its job.
+      over = !(err instanceof DelayedError) && job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      throw err;
+    } finally {
+      if (over) await state.slotDone(pool, id).catch((err: unknown) => logger.warn({ err, job: id }, 'could not forget which issue a slot drained'));
+      this.slots.give();
+    }
   }
 
   private retire(job: RetireJob): Promise<string> {

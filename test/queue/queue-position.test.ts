@@ -50,3 +50,13 @@ describe('runsAhead', () => {
     expect(runsAhead(input)).toBe(expected);
   });
 });
+
+describe('positionUpdates of an issue waiting for a run slot', () => {
+  it('its first command shows the issues its pool serves first, and those behind it count from there', () => {
+    expect(positionUpdates(snapshot([1, 2]), 3).map((u) => [u.command.seq, u.position])).toEqual([[1, 3], [2, 4]]);
+  });
+
+  it('an issue whose run goes shows nothing for the pool: its slot is taken', () => {
+    expect(positionUpdates(snapshot([1, 2], { running: 1 }), 3).map((u) => [u.command.seq, u.position])).toEqual([[2, 1]]);
+  });
+});
