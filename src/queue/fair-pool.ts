@@ -41,24 +41,30 @@ return 1`;
  * KEYS: poolKeys. ARGV: the slot's job id, now (ms), the issue lock key's prefix and suffix,
  * the horizon. The issue this slot drains: the one it was given before (a job picked up again
  * after its worker died), else the fair next among the due issues whose drain is not running
- * elsewhere (see pickNext), taken off the pool. False when none.
+ * elsewhere (see pickNext), taken off the pool. '' when the only due issues are being drained
+ * elsewhere (the turn is kept for them: their drainer may die), false when none is due.
  */
 const PICK = `
 local before = redis.call('HGET', KEYS[8], ARGV[1])
 if before then return before end
 local now = tonumber(ARGV[2])
 local items = redis.call('ZRANGE', KEYS[1], '0', '-1', 'WITHSCORES')
-local entries = {}
+local entries, busy = {}, false
 for i = 1, #items, 2 do
   local issue, arrival = items[i], tonumber(items[i + 1])
   local due = tonumber(redis.call('HGET', KEYS[3], issue) or '0') or 0
-  if due <= now and redis.call('EXISTS', ARGV[3] .. issue .. ARGV[4]) == 0 then
+  local locked = due <= now and redis.call('EXISTS', ARGV[3] .. issue .. ARGV[4]) == 1
+  if locked then busy = true end
+  if due <= now and not locked then
     local who = redis.call('HGET', KEYS[2], issue) or '\\n'
     local cut = string.find(who, '\\n', 1, true) or (#who + 1)
     table.insert(entries, { issue = issue, arrival = arrival, repo = string.sub(who, 1, cut - 1), person = string.sub(who, cut + 1) })
   end
 end
-if #entries == 0 then return false end
+if #entries == 0 then
+  if busy then return '' end
+  return false
+end
 local function least(list, groupOf, servedKey, prefix)
   local oldest, order = {}, {}
   for _, e in ipairs(list) do
@@ -114,12 +120,14 @@ export class FairPool {
 
   /**
    * The issue the slot of job `jobId` drains: the one it was given before, if it was picked up
-   * again; else the pool's fair next, now taken off the pool. Undefined when none waits.
+   * again; else the pool's fair next, now taken off the pool. `busy` when every issue due is
+   * being drained elsewhere now (look again later: this turn is theirs should that drainer
+   * die), undefined when none is due.
    */
-  async takeSlot(pool: string, jobId: string, now = Date.now()): Promise<string | undefined> {
+  async takeSlot(pool: string, jobId: string, now = Date.now()): Promise<string | 'busy' | undefined> {
     const [lockHead, lockTail] = issueKeyName('\u0000', 'lock').split('\u0000') as [string, string];
     const issue = (await this.redis.eval(PICK, 8, ...poolKeys(pool), jobId, String(now), lockHead, lockTail, String(HORIZON))) as string | null;
-    return issue ?? undefined;
+    return issue === '' ? 'busy' : (issue ?? undefined);
   }
 
   /** Forgets which issue the slot of job `jobId` drained: its job is over. */

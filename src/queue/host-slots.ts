@@ -1,12 +1,13 @@
 /**
  * The run slots of one host (`CLDPD_CONCURRENCY`): how many runs it takes at once, from the
- * shared queue and its own together. `full` is called when the last slot is taken, `free`
- * when one is given back after that, so the queues are not asked for turns no slot can take.
+ * shared queue and its own together. A turn that finds them all taken waits a moment for one
+ * (handed over in order of asking), then goes back to its queue, where any host may take it.
  */
 export class HostSlots {
   private used = 0;
+  private readonly waiting: Array<(got: boolean) => void> = [];
 
-  constructor(readonly size: number, private readonly on: { full(): void; free(): void }) {
+  constructor(readonly size: number) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`a host needs at least one run slot, not ${size}`);
   }
 
@@ -15,19 +16,31 @@ export class HostSlots {
     return this.used;
   }
 
-  /** Takes a slot; false when all are taken. */
-  take(): boolean {
-    if (this.used >= this.size) return false;
-    this.used += 1;
-    if (this.used === this.size) this.on.full();
-    return true;
+  /** Takes a slot, waiting up to `waitMs` for one; false when none came free in time. */
+  take(waitMs = 0): Promise<boolean> {
+    if (this.used < this.size) {
+      this.used += 1;
+      return Promise.resolve(true);
+    }
+    if (waitMs <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter = (got: boolean) => {
+        clearTimeout(timer);
+        resolve(got);
+      };
+      const timer = setTimeout(() => {
+        const at = this.waiting.indexOf(waiter);
+        if (at >= 0) this.waiting.splice(at, 1);
+        resolve(false);
+      }, waitMs);
+      this.waiting.push(waiter);
+    });
   }
 
-  /** Gives a slot back. */
+  /** Gives a slot back: to the turn waiting longest, if one waits. */
   give(): void {
-    if (this.used === 0) return;
-    const wasFull = this.used === this.size;
-    this.used -= 1;
-    if (wasFull) this.on.free();
+    const next = this.waiting.shift();
+    if (next) next(true);
+    else if (this.used > 0) this.used -= 1;
   }
 }

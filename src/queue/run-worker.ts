@@ -15,7 +15,8 @@ import { QueuePositions, type PositionReporter } from './queue-position.js';
 import { runRetireJob, type RetireJobDeps } from './retire.js';
 import { CommandRunner } from './run-command.js';
 
-/** How soon a turn that found every slot of this host taken is offered again. */
+/** How long a turn waits for a slot of this host before it goes back to its queue, and how soon it is offered again then. */
+const SLOT_WAIT_MS = 500;
 const SLOT_RECHECK_MS = 1_000;
 
 /** What a run worker needs; the composition root builds the real ones. */
@@ -64,8 +65,6 @@ export interface RunWorkerOptions {
  */
 export class RunWorker {
   private readonly workers: Worker[] = [];
-  /** The workers of the two run queues, paused together while every slot is taken. */
-  private readonly runWorkers: Worker[] = [];
   private readonly slots: HostSlots;
   private readonly runner: CommandRunner;
   private readonly positions: QueuePositions;
@@ -79,10 +78,7 @@ export class RunWorker {
   constructor(private readonly options: RunWorkerOptions) {
     const { state, logger, producer, reporter, dispatcher, hostId } = options;
     this.lockTtlMs = options.lockTtlMs ?? 60_000;
-    this.slots = new HostSlots(options.concurrency, {
-      full: () => void Promise.all(this.runWorkers.map((w) => w.pause(true))).catch((err: unknown) => logger.warn({ err }, 'could not pause taking runs')),
-      free: () => this.runWorkers.forEach((w) => w.resume()),
-    });
+    this.slots = new HostSlots(options.concurrency);
     this.positions = new QueuePositions({ positions: options.positions, state, logger });
     const waits = options.providerLimits ? new ProviderWaits({ limits: options.providerLimits, state, producer, positions: options.positions, logger }) : undefined;
     this.runner = new CommandRunner({ dispatcher, state, reporter, waits, github: options.github, pulls: options.pulls, egress: options.egress, logger });
@@ -113,9 +109,7 @@ export class RunWorker {
     const common = { connection, maxStalledCount: 100, lockDuration: this.lockTtlMs, stalledInterval: Math.max(1000, Math.floor(this.lockTtlMs / 2)) };
     for (const name of [RUN_QUEUE, hostQueue(this.options.hostId)]) {
       const pool = name === RUN_QUEUE ? SHARED_POOL : this.options.hostId;
-      const worker = new Worker<DrainJob | RetireJob>(name, (job, token) => this.route(job, token, pool), { ...common, concurrency });
-      this.runWorkers.push(worker);
-      this.workers.push(worker);
+      this.workers.push(new Worker<DrainJob | RetireJob>(name, (job, token) => this.route(job, token, pool), { ...common, concurrency }));
     }
     this.workers.push(new Worker<ControlJob>(controlQueue(this.options.hostId), (job) => this.control(job.data), { ...common, concurrency: 4 }));
     this.reconciler = setInterval(() => {
@@ -137,7 +131,6 @@ export class RunWorker {
     clearInterval(this.heartbeat);
     await Promise.all(this.workers.map((w) => w.close(true)));
     this.workers.length = 0;
-    this.runWorkers.length = 0;
     await this.positions.close();
   }
 
@@ -149,12 +142,13 @@ export class RunWorker {
 
   /**
    * A slot's turn: when this host has a slot free, drains the issue the pool gives it (the
-   * fair next, see FairPool), which need not be the job's own. With every slot taken, the
-   * turn goes back to its queue for a moment (any host may take it meanwhile).
+   * fair next, see FairPool), which need not be the job's own. With every slot taken for
+   * longer than SLOT_WAIT_MS, the turn goes back to its queue for a moment (any host may take
+   * it meanwhile: turns are alike, only their number counts).
    */
   private async turn(job: Job<DrainJob>, token: string | undefined, pool: string): Promise<string> {
     const { state, logger } = this.options;
-    if (!this.slots.take()) {
+    if (!(await this.slots.take(SLOT_WAIT_MS))) {
       await job.moveToDelayed(Date.now() + SLOT_RECHECK_MS, token);
       throw new DelayedError();
     }
@@ -163,6 +157,12 @@ export class RunWorker {
     try {
       const issueKey = await state.takeSlot(pool, id);
       if (!issueKey) return 'no issue waits';
+      if (issueKey === 'busy') {
+        // What waits is being drained by another worker, which takes it too; should that one
+        // die, this turn is what runs it.
+        await job.moveToDelayed(Date.now() + (this.options.recheckMs ?? 5_000), token);
+        throw new DelayedError();
+      }
       if (issueKey !== job.data.issueKey) logger.debug({ issue: issueKey, job: id, asked: job.data.issueKey }, 'this slot goes to the issue whose turn it is');
       void this.positions.refreshPool(pool);
       return await this.issueDrain.drain({ id: job.id, data: { issueKey }, moveToDelayed: (at, t) => job.moveToDelayed(at, t) }, token);

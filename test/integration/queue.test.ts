@@ -106,6 +106,26 @@ describeWithRedis('queue semantics on a real Redis', () => {
     }
   });
 
+  it('a host\'s slots are shared by its two queues: with one slot, a resume of its session and a new session never run at once', async () => {
+    const { reporter, worker } = await startWorker('host-one-slot', 1, { delayMs: 300 });
+    try {
+      const x = 'acme-web-350';
+      const y = 'acme-web-450';
+      await producer.run(runCommand(x, 1, 'start', 'web-000000c1'));
+      await until('the first run', () => reporter.finished(x).length === 1, 30_000);
+      expect((await state.get(x)).hostId).toBe('host-one-slot');
+      // Now a resume goes to the host's own queue and a new session to the shared one.
+      await producer.run(runCommand(x, 2, 'resume', 'web-000000c1'));
+      await producer.run(runCommand(y, 1, 'start', 'web-000000d1'));
+      await until('both runs to finish', () => reporter.finished(x).length === 2 && reporter.finished(y).length === 1, 30_000);
+      const [resume, fresh] = [reporter.finished(x)[1], reporter.finished(y)[0]];
+      const overlap = (resume?.startedAt ?? 0) < (fresh?.finishedAt ?? 0) && (fresh?.startedAt ?? 0) < (resume?.finishedAt ?? 0);
+      expect(overlap).toBe(false);
+    } finally {
+      await worker.close();
+    }
+  });
+
   it('crash: a worker that dies between a run\'s final report and taking it off the queue does not run it again', async () => {
     const home = await tempDir();
     const pods = { podsDir: join(home, 'pods'), homeDir: home };
