@@ -42,10 +42,10 @@ export async function until(what, check, timeoutMs, everyMs = 100) {
 /**
  * Starts `cldpd serve` and `cldpd worker` (pushed onto `children`, their output in
  * `<home>/serve.log` and `worker.log`) against the fake `github`, app 12345 with a fresh key,
- * and `extra` variables; resolves with the webhook port once the server answers and the
+ * and `extra` variables (`cli`: another build of cldpd, to compare); resolves with the webhook port once the server answers and the
  * worker has said it is alive in `redis`.
  */
-export async function startServeAndWorker({ home, github, redis, redisUrl, secret, hostId, children, extra = {} }) {
+export async function startServeAndWorker({ home, github, redis, redisUrl, secret, hostId, children, extra = {}, cli = CLI }) {
   const port = await freePort();
   const env = {
     PATH: process.env.PATH, HOME: home,
@@ -57,7 +57,7 @@ export async function startServeAndWorker({ home, github, redis, redisUrl, secre
   };
   for (const mode of ['serve', 'worker']) {
     const log = createWriteStream(join(home, `${mode}.log`));
-    const child = spawn(process.execPath, [CLI, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.pipe(log);
     child.stderr.pipe(log);
     children.push(child);

@@ -20,6 +20,8 @@ export interface FairEntry {
   readonly arrival: number;
   /** Not taken before this time (ms): a run waiting for a model provider's reset. */
   readonly due: number;
+  /** Its issue is being drained now (by a slot that takes this run too): no slot goes to it. */
+  readonly busy?: boolean;
 }
 
 /**
@@ -54,7 +56,7 @@ export function repoOfIssueKey(issueKey: string): string {
  * oldest due entry came first), then its person likewise, then that person's oldest entry.
  */
 export function pickNext(entries: readonly FairEntry[], served: FairServed, now: number): FairEntry | undefined {
-  const due = entries.filter((e) => e.due <= now);
+  const due = entries.filter((e) => e.due <= now && !e.busy);
   if (due.length === 0) return undefined;
   const repo = leastServed(due, (e) => e.repo, (key) => served.repos.get(key) ?? 0);
   const ofRepo = due.filter((e) => e.repo === repo);

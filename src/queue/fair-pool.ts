@@ -135,7 +135,7 @@ export class FairPool {
     await this.redis.hdel(poolKey(pool, 'taken'), jobId);
   }
 
-  /** The issues waiting in `pool` and the turns already given, read at once. */
+  /** The issues waiting in `pool` (marked busy while their drain runs) and the turns already given. */
   async poolSnapshot(pool: string): Promise<FairSnapshot> {
     const [[, items], [, who], [, due], [, repos], [, people]] = (await this.redis.multi()
       .zrange(poolKey(pool, 'queue'), '0', '-1', 'WITHSCORES')
@@ -152,7 +152,8 @@ export class FairPool {
       const [repo, person] = cut < 0 ? [text, ''] : [text.slice(0, cut), text.slice(cut + 1)];
       entries.push({ issueKey, repo, person, arrival: Number(items[i + 1]), due: Number(due[issueKey] ?? 0) });
     }
-    return { entries, served: { repos: scores(repos), people: scores(people) } };
+    const locks = entries.length > 0 ? await this.redis.pipeline(entries.map((e) => ['exists', issueKeyName(e.issueKey, 'lock')])).exec() : [];
+    return { entries: entries.map((e, i) => (locks?.[i]?.[1] === 1 ? { ...e, busy: true } : e)), served: { repos: scores(repos), people: scores(people) } };
   }
 
   /**

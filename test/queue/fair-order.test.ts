@@ -37,6 +37,12 @@ describe('fair share of run slots', () => {
     expect(placeOf('a.x-1', [waiting], none, 0)).toBeUndefined();
   });
 
+  it('an issue whose drain runs now (its next run goes in the same slot) is given no slot and counts for no place', () => {
+    const entries: FairEntry[] = [{ issueKey: 'a.x-1', repo: 'a/x', person: 'ann', arrival: 1, due: 0, busy: true }, ...burst('b/y', 'bob', 1, 2)];
+    expect(fairOrder(entries, none, 0).map((e) => e.issueKey)).toEqual(['b.y-1']);
+    expect(placeOf('c.z-1', entries, none, 0, { person: 'cat' })).toBe(1);
+  });
+
   it('the place of an issue not waiting yet is computed as if it came now', () => {
     const entries = burst('a/x', 'ann', 5, 1);
     expect(placeOf('b.y-1', entries, { repos: new Map([['a/x', 3]]), people: new Map() }, 0, { person: 'bob' })).toBe(0);
