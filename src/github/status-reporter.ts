@@ -45,7 +45,7 @@ function runKey(command: RunCommand): string {
  * What the comment of a command that waits shows: what the intake posted, with the host once
  * known; for a run queued to continue after the provider's limit, that it waits, until when.
  */
-function queuedView(command: RunCommand, now: number, hostId: string | undefined, queuePosition?: number): StatusView {
+function queuedView(command: RunCommand, now: number, hostId: string | undefined, queuePosition?: number, forSlot = false): StatusView {
   const wait = command.providerWait;
   const last = wait?.waits.at(-1);
   if (wait && last && wait.notBefore > now) {
@@ -57,7 +57,7 @@ function queuedView(command: RunCommand, now: number, hostId: string | undefined
   return {
     pod: command.pod, sessionId: command.sessionId, run: command.kind === 'start' ? 1 : 0, command: command.kind, phase: 'queued', now,
     requestedBy: command.requestedBy, ...(hostId ? { host: hostId } : {}), ...(queuePosition !== undefined ? { queuePosition } : {}),
-    ...(command.note ? { note: command.note } : command.kind === 'resume' && queuePosition ? { note: RESUME_WAITS } : {}),
+    ...(command.note ? { note: command.note } : command.kind === 'resume' && queuePosition && !forSlot ? { note: RESUME_WAITS } : {}),
   };
 }
 
@@ -116,13 +116,13 @@ export class StatusReporter implements Reporter, PositionReporter {
     this.rendering.delete(key);
   }
 
-  async queued(command: RunCommand, position: number): Promise<boolean> {
+  async queued(command: RunCommand, position: number, forSlot = false): Promise<boolean> {
     const key = runKey(command);
     const { budget, comments, logger, hostId } = this.options;
     if (this.begun.has(key) || this.rendering.has(key)) return false;
     if (!(await budget.tryTake(command.issue.installationId))) return false;
     if (this.begun.has(key) || this.rendering.has(key)) return false; // its run began while the budget was asked
-    const body = renderStatusComment(queuedView(command, (this.options.now ?? Date.now)(), hostId, position), statusMarker({ issueKey: command.issueKey, seq: command.seq }), (text) => text);
+    const body = renderStatusComment(queuedView(command, (this.options.now ?? Date.now)(), hostId, position, forSlot), statusMarker({ issueKey: command.issueKey, seq: command.seq }), (text) => text);
     const write = comments.update(reportTarget(command), command.statusCommentId, body);
     const done = write.then(() => undefined, () => undefined);
     this.rendering.set(key, done);

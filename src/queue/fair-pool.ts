@@ -166,6 +166,11 @@ export class FairPool {
     return placeOf(issueKey, entries, served, now, { person });
   }
 
+  /** Whether the issue still waits in `pool` for a slot (no slot has taken it since). */
+  async waitsInPool(pool: string, issueKey: string): Promise<boolean> {
+    return (await this.redis.zscore(poolKey(pool, 'queue'), issueKey)) !== null;
+  }
+
   /** Removes the issue from every pool it waits in (its issue is retired, or its host forgotten). */
   async leavePools(pools: readonly string[], issueKey: string): Promise<void> {
     const multi = this.redis.multi();

@@ -27,6 +27,8 @@ export interface QueueSnapshot<C extends { readonly seq: number } = { readonly s
 export interface PositionUpdate<C> {
   readonly command: C;
   readonly position: number;
+  /** It is its issue's next run and waits for a slot (not behind a run of its own issue). */
+  readonly forSlot?: boolean;
 }
 
 /** Whether the command will still run (or runs now): only those count as ahead of another. */
@@ -60,7 +62,7 @@ export function positionUpdates<C extends { readonly seq: number }>(snapshot: Qu
   snapshot.commands.forEach((command, index) => {
     const runs = willRun(snapshot, command.seq);
     const waiting = (index > 0 || waitsForSlot) && command.seq !== snapshot.running && runs && snapshot.deliveries.get(command.seq) === undefined;
-    if (waiting && snapshot.shown.get(command.seq) !== ahead) updates.push({ command, position: ahead });
+    if (waiting && snapshot.shown.get(command.seq) !== ahead) updates.push({ command, position: ahead, ...(index === 0 ? { forSlot: true } : {}) });
     if (runs) ahead += 1;
   });
   return updates;
@@ -74,12 +76,13 @@ export function positionUpdates<C extends { readonly seq: number }>(snapshot: Qu
  */
 export interface PositionReporter {
   /**
-   * Renders `command`'s status comment as queued, `position` runs of its issue ahead of it,
+   * Renders `command`'s status comment as queued, `position` runs ahead of it (of its issue,
+   * or with `forSlot`, of the issues its pool gives a slot first),
    * when the write budget has a write free now. Resolves true when the comment shows it (or is
    * gone: nothing to keep up to date), false when it was skipped or failed (try again at the
    * next change). Never rejects.
    */
-  queued(command: RunCommand, position: number): Promise<boolean>;
+  queued(command: RunCommand, position: number, forSlot?: boolean): Promise<boolean>;
   /** Renders `command`'s status comment as waiting for the model provider's limit to reset at `until` (ms), when the write budget allows. Never rejects. */
   waiting?(command: RunCommand, until: number): Promise<void>;
 }
@@ -101,6 +104,8 @@ export interface QueuePositionsOptions {
     showPosition(issueKey: string, seq: number, position: number): Promise<void>;
     /** The issues waiting for a slot in a pool (see FairPool). */
     poolSnapshot(pool: string): Promise<FairSnapshot>;
+    /** Whether an issue still waits for a slot in a pool. */
+    waitsInPool(pool: string, issueKey: string): Promise<boolean>;
   };
   readonly logger: Logger;
 }
@@ -119,15 +124,17 @@ export class QueuePositions {
    * Shows the issue's waiting commands their new place in its queue (see positionUpdates),
    * after the renders begun before; never rejects. Commands are looked at once, then each is
    * checked again right before its comment is written: one that started, was cancelled or
-   * went into the running agent meanwhile is left alone.
+   * went into the running agent meanwhile is left alone. `slot`: the issue waits for a slot in
+   * `pool`, `place` issues ahead of it (its next run shows that place too).
    */
-  refresh(issueKey: string, poolPlace?: number): Promise<void> {
+  refresh(issueKey: string, slot?: { readonly pool: string; readonly place: number }): Promise<void> {
     const { positions, state, logger } = this.options;
     if (!positions) return Promise.resolve();
     const render = async (): Promise<void> => {
-      for (const { command, position } of positionUpdates(await state.queueSnapshot(issueKey), poolPlace)) {
-        if (!(await state.waiting(command))) continue;
-        if (await positions.queued(command, position)) await state.showPosition(issueKey, command.seq, position);
+      for (const { command, position, forSlot } of positionUpdates(await state.queueSnapshot(issueKey), slot?.place)) {
+        // Checked again right before the write: a slot may have taken it meanwhile.
+        if (forSlot ? !(slot && (await state.waitsInPool(slot.pool, issueKey))) : !(await state.waiting(command))) continue;
+        if (await positions.queued(command, position, forSlot)) await state.showPosition(issueKey, command.seq, position);
       }
     };
     const previous = this.positioning.get(issueKey) ?? Promise.resolve();
@@ -147,7 +154,7 @@ export class QueuePositions {
     if (!this.options.positions) return;
     try {
       const { entries, served } = await this.options.state.poolSnapshot(pool);
-      await Promise.all(fairOrder(entries, served, Date.now(), POOL_RENDERS).map((entry, place) => this.refresh(entry.issueKey, place)));
+      await Promise.all(fairOrder(entries, served, Date.now(), POOL_RENDERS).map((entry, place) => this.refresh(entry.issueKey, { pool, place })));
     } catch (err) {
       this.options.logger.warn({ err, pool }, 'could not update the places of runs waiting for a slot');
     }
