@@ -93,7 +93,7 @@ RUN ldconfig && ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm 
     && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
     && node -v && npm -v
 DOCKERFILE
-  docker build -q -t "$base_tag" "$ctx" >>"$log" 2>&1 || { tail -20 "$log"; exit 1; }
+  docker build -q --network host -t "$base_tag" "$ctx" >>"$log" 2>&1 || { tail -20 "$log"; exit 1; }
 }
 
 if [ "${1:-}" = --tag ]; then
@@ -108,7 +108,9 @@ tag=$repository:$(tag_for "$(docker image inspect -f '{{.Id}}' "$base_tag")")
 if ! docker image inspect "$tag" >/dev/null 2>&1; then
   echo "production-image: building $tag from $base_tag (npm ci and apt-get inside the build; log: $log)"
   start=$(date +%s)
-  docker build --build-arg "BASE_IMAGE=$base_tag" -t "$tag" "$root" >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
+  # The build's steps on the host's network: they need the registry and the mirror only, and
+  # an engine whose default bridge is gone (or never made) builds all the same.
+  docker build --network host --build-arg "BASE_IMAGE=$base_tag" -t "$tag" "$root" >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
   echo "production-image: built $tag in $(($(date +%s) - start))s"
   # Earlier builds of other inputs go (the layers they share with this one stay).
   for old in $(docker image ls --format '{{.Repository}}:{{.Tag}}' "$repository"); do
