@@ -96,7 +96,7 @@ describeWithImage('the production image', () => {
             env: { ...env, CLDPD_PODS_DIR: '/pods', CLDPD_HOME: '/data', CLDPD_METRICS_PORT: String(workerMetrics) },
             binds: ['/var/run/docker.sock:/var/run/docker.sock', `${world.podsDir}:/pods:ro`, `${containers.volume('worker-data')}:/data`, `${share}:${share}`],
           });
-          const ready = async (metrics: number, says: string) => (await fetch(`http://127.0.0.1:${metrics}/readyz`).then((r) => r.text()).catch(() => '')).trim() === says;
+          const ready = async (metrics: number, says: string) => (await fetch(`http://127.0.0.1:${metrics}/readyz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.text()).catch(() => '')).trim() === says;
           await containers.until('the server to be ready', () => ready(serverMetrics, 'ready: redis'), 60_000, [server]);
           await containers.until('the worker to be ready', () => ready(workerMetrics, 'ready: redis, docker'), 60_000, [worker]);
         }, 180_000);
@@ -193,7 +193,7 @@ describeWithImage('the production image', () => {
       address = await containers.address(up, network);
       base = `http://${address}:3000`;
       metrics = `http://${address}:9464`;
-      await containers.until('up to be ready', async () => (await fetch(`${metrics}/readyz`).then((r) => r.text()).catch(() => '')).trim() === 'ready: redis, docker', 60_000, [up]);
+      await containers.until('up to be ready', async () => (await fetch(`${metrics}/readyz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.text()).catch(() => '')).trim() === 'ready: redis, docker', 60_000, [up]);
     }, 120_000);
 
     afterAll(async () => {
