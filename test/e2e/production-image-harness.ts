@@ -53,6 +53,10 @@ export interface ImageRun {
   readonly binds?: readonly string[];
   /** `host`, `bridge` or a network's name. */
   readonly network: string;
+  /** The working directory; the image's (/app) when absent. */
+  readonly workdir?: string;
+  /** Container port → this host's port (on 127.0.0.1). */
+  readonly publish?: Readonly<Record<number, number>>;
 }
 
 /**
@@ -88,8 +92,13 @@ export class ImageContainers {
       Cmd: [spec.mode],
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       ...(spec.user ? { User: spec.user } : {}),
+      ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
+      ...(spec.publish ? { ExposedPorts: Object.fromEntries(Object.keys(spec.publish).map((p) => [`${p}/tcp`, {}])) } : {}),
       Labels: { 'dev.cldpd.test-image': this.id },
-      HostConfig: { NetworkMode: spec.network, Binds: [...(spec.binds ?? [])] },
+      HostConfig: {
+        NetworkMode: spec.network, Binds: [...(spec.binds ?? [])],
+        ...(spec.publish ? { PortBindings: Object.fromEntries(Object.entries(spec.publish).map(([p, host]) => [`${p}/tcp`, [{ HostIp: '127.0.0.1', HostPort: String(host) }]])) } : {}),
+      },
     });
     await container.start();
     return container;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
@@ -136,6 +136,11 @@ describeWithImage('the production image', () => {
           const log = await containers.exec(worker, ['cat', `/data/sessions/${sessionId}/log.jsonl`]);
           expect(log.code, log.output).toBe(0);
           expect(log.output).toContain('the mount says: hello from the host');
+          // The terminal commands of the worker's host run in its container, on its volume.
+          const shown = await containers.exec(worker, ['node', '/app/dist/main/cldpd.js', 'logs', sessionId]);
+          expect(shown.code, shown.output).toBe(0);
+          expect(shown.output).toContain('the mount says: hello from the host');
+          expect(shown.output).toContain('run ended: exited with code 0');
 
           expect(await comment(n, '/cldpd resume and again')).toBe(200);
           const comments = await finals(n, 2);
@@ -222,6 +227,43 @@ describeWithImage('the production image', () => {
       await up.stop({ t: 30 });
       const state = (await up.inspect()).State;
       expect(state.ExitCode, await containers.logs(up)).toBe(0);
+    });
+  });
+
+  describeWithDocker('first run: the setup page of up without credentials', () => {
+    const containers = new ImageContainers();
+    let dir: string;
+
+    beforeAll(async () => {
+      // A directory of this host, the container's working directory, where the setup writes .env.
+      dir = await tempDir('cldpd-image-setup-');
+      await chown(dir, 1000, 1000);
+    });
+
+    afterAll(async () => {
+      await containers.close();
+    });
+
+    /** Opens the setup page with the key `up` logged, as a browser on this host does: its text. */
+    async function openSetup(container: Docker.Container, base: string): Promise<string> {
+      let key: string | undefined;
+      await containers.until('the setup key in the log', async () => (key = /\?key=([0-9a-f]{32})/.exec(await containers.logs(container))?.[1]) !== undefined, 30_000, [container]);
+      const opened = await fetch(`${base}/?key=${key}`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+      const cookie = (opened.headers.get('set-cookie') ?? '').split(';')[0] as string;
+      return (await fetch(`${base}/`, { headers: { cookie }, signal: AbortSignal.timeout(10_000) })).text();
+    }
+
+    it('on the host\'s network, with a directory of the host as its working directory, the page is offered to this machine; through a published port it is another machine\'s and refused', async () => {
+      const port = await freePort();
+      const host = await containers.start('setup-host', { mode: 'up', network: 'host', env: { PORT: String(port) }, binds: [`${dir}:/setup`], workdir: '/setup' });
+      expect(await openSetup(host, `http://127.0.0.1:${port}`)).toContain('issues: write');
+      await host.remove({ force: true });
+
+      const network = await containers.network('setup');
+      const published = await freePort();
+      const bridged = await containers.start('setup-bridged', { mode: 'up', network, env: {}, binds: [`${dir}:/setup`], workdir: '/setup', publish: { 3000: published } });
+      await containers.until('the published port', async () => (await fetch(`http://127.0.0.1:${published}/ping`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.status).catch(() => 0)) === 200, 30_000, [bridged]);
+      expect(await openSetup(bridged, `http://127.0.0.1:${published}`)).toContain('plain HTTP across a network');
     });
   });
 });
