@@ -47,4 +47,14 @@ describe('the production image', () => {
     expect(await read('Dockerfile')).toMatch(/^ARG BASE_IMAGE=node:\d+-bookworm-slim$/m);
     expect(await read('Dockerfile')).toMatch(/^FROM \$\{BASE_IMAGE\}$/m);
   });
+
+  it('hardening: the build context is an allow-list, so a .env or a private key beside the Dockerfile never enters it', async () => {
+    const ignore = (await read('.dockerignore')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    expect(ignore[0]).toBe('*');
+    const allowed = ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1));
+    expect(allowed.some((l) => /env|pem|key/i.test(l))).toBe(false);
+    // Every file the Dockerfile copies from the context is let in.
+    const copied = [...(await read('Dockerfile')).matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => (m[1] as string).split(/\s+/));
+    for (const file of copied) expect(allowed.some((a) => a.replace(/\/$/, '') === file.replace(/\/$/, '')), `${file} is copied but .dockerignore leaves it out`).toBe(true);
+  });
 });
