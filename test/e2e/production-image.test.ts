@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { formatEnvValue } from '../../src/setup/env-file.js';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { GitServer, describeWithGit, dockerGateway } from '../fakes/git-server.js';
 import { tempDir } from '../fakes/pods.js';
@@ -190,7 +191,8 @@ describeWithImage('the production image', () => {
       up = await containers.start('up', {
         mode: 'up', network, user: `node:${dockerSocketGroup()}`,
         env: {
-          APP_ID: '1', PRIVATE_KEY: appPrivateKey(), WEBHOOK_SECRET: 's', GHE_HOST: `${gateway}:${github.port}`, GHE_PROTOCOL: 'http',
+          // The key as `docker run --env-file .env` passes what the setup page wrote: quoted, `\n` for its newlines.
+          APP_ID: '1', PRIVATE_KEY: formatEnvValue('PRIVATE_KEY', appPrivateKey()), WEBHOOK_SECRET: 's', GHE_HOST: `${gateway}:${github.port}`, GHE_PROTOCOL: 'http',
           CLDPD_HOST_ID: world.hostId, CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_ADDRESS: '0.0.0.0',
         },
         binds: ['/var/run/docker.sock:/var/run/docker.sock', `${world.podsDir}:/pods:ro`, `${containers.volume('up-data')}:/data`],
@@ -207,7 +209,7 @@ describeWithImage('the production image', () => {
       await world.close();
     });
 
-    it('starts its own redis-server inside the image (AOF, a Unix socket under /data), answers /healthz and a signed delivery to a final comment, and stops cleanly on docker stop', async () => {
+    it('starts its own redis-server inside the image (AOF, a Unix socket under /data), answers /healthz and a signed delivery to a final comment with the key .env holds, and stops cleanly on docker stop', async () => {
       expect(await fetch(`${base}/healthz`).then((r) => r.status)).toBe(200);
       const ping = await containers.exec(up, ['redis-cli', '-s', '/data/redis/redis.sock', 'ping']);
       expect(ping.output.trim(), ping.output).toBe('PONG');
