@@ -18,6 +18,8 @@ install_missing() {
   [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
   # git with its git-http-backend, for the tests that clone from and push to a real git server.
   { command -v git >/dev/null 2>&1 && [ -x "$(git --exec-path)/git-http-backend" ]; } || missing+=(git)
+  # Debian's docker-compose, for the test that starts docker-compose.yml as it is.
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   # python3's pty module, for the tests that drive `cldpd attach` through a pseudo-terminal.
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -255,7 +255,12 @@ function limitsFrom(env: Env, problems: string[]): RepoLimits {
 }
 
 function privateKeyFrom(env: Env, problems: string[]): string | undefined {
-  if (env.PRIVATE_KEY) return env.PRIVATE_KEY.replace(/\\n/g, '\n');
+  if (env.PRIVATE_KEY) {
+    // `docker run --env-file .env` keeps the quotes the setup page writes around the PEM (a
+    // PEM never starts with one): they go, as a .env reader takes them off.
+    const quoted = /^(["'])([\s\S]*)\1$/.exec(env.PRIVATE_KEY.trim());
+    return (quoted ? (quoted[2] as string) : env.PRIVATE_KEY).replace(/\\n/g, '\n');
+  }
   if (!env.PRIVATE_KEY_PATH) return undefined;
   try {
     return readFileSync(env.PRIVATE_KEY_PATH, 'utf8');

@@ -13,6 +13,16 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('takes the quotes off a PRIVATE_KEY passed as the setup page writes it in .env (docker run --env-file keeps them)', () => {
+    const pem = '-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----';
+    const written = `"${pem.replace(/\n/g, '\\n')}"`;
+    expect(loadConfig({ HOME: '/h', PRIVATE_KEY: written }).github.privateKey).toBe(pem);
+    expect(loadConfig({ HOME: '/h', PRIVATE_KEY: `'${pem}'` }).github.privateKey).toBe(pem);
+    // Unquoted, or a quote at one end only, it is taken as it is.
+    expect(loadConfig({ HOME: '/h', PRIVATE_KEY: pem }).github.privateKey).toBe(pem);
+    expect(loadConfig({ HOME: '/h', PRIVATE_KEY: `"${pem}` }).github.privateKey).toBe(`"${pem}`);
+  });
+
   it('reads GitHub Enterprise Server, Redis and overrides', () => {
     const c = loadConfig({ HOME: '/h', GHE_HOST: 'ghe.corp/', GHE_PROTOCOL: 'http', REDIS_URL: 'redis://r:6379', CLDPD_PODS_DIR: '/pods', CLDPD_CONCURRENCY: '5', PRIVATE_KEY: 'a\\nb', APP_ID: '7' });
     expect(c.github.baseUrl).toBe('http://ghe.corp/api/v3');

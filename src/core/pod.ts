@@ -82,7 +82,7 @@ export async function loadPod(source: PodSource, name: string): Promise<Pod> {
       throw new CldpdError('InvalidPod', `Pod "${name}": ${podJsonPath}: field "mounts[${i}].source" is "${m.source}"; use an absolute host path or one starting with "~/".`);
     }
     if (!(await exists(m.source))) {
-      throw new CldpdError('InvalidPod', `Pod "${name}": ${podJsonPath}: field "mounts[${i}].source" is ${m.source}, which does not exist on this host. Create it or fix the path.`);
+      throw new CldpdError('InvalidPod', `Pod "${name}": ${podJsonPath}: field "mounts[${i}].source" is ${m.source}, which does not exist on this host. Create it or fix the path; a cldpd running in a container sees only what is mounted into it, while Docker mounts the host's path into the pod: give its container the directory at the same path (docker run -v ${m.source}:${m.source}, or a volumes line of the worker in docker-compose.yml).`);
     }
   }
 

@@ -48,12 +48,12 @@ export class CldpdProcess {
   }
 }
 
-/** Sends a webhook delivery the way GitHub does, signed with `secret` unless it is undefined. */
-export async function deliver(port: number, event: string, payload: unknown, options: { id: string; secret: string | undefined; path?: string }): Promise<number> {
+/** Sends a webhook delivery the way GitHub does, signed with `secret` unless it is undefined, to `host` (127.0.0.1 unless given). */
+export async function deliver(port: number, event: string, payload: unknown, options: { id: string; secret: string | undefined; path?: string; host?: string }): Promise<number> {
   const body = JSON.stringify(payload);
   const headers: Record<string, string> = { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': options.id, 'user-agent': 'GitHub-Hookshot/e2e' };
   if (options.secret !== undefined) headers['x-hub-signature-256'] = `sha256=${createHmac('sha256', options.secret).update(body).digest('hex')}`;
-  const response = await fetch(`http://127.0.0.1:${port}${options.path ?? '/api/github/webhooks'}`, { method: 'POST', headers, body });
+  const response = await fetch(`http://${options.host ?? '127.0.0.1'}:${port}${options.path ?? '/api/github/webhooks'}`, { method: 'POST', headers, body });
   await response.text();
   return response.status;
 }
