@@ -3,7 +3,9 @@
 // share: repositories take turns) and, when `before` names another build's CLI (first come,
 // first served), on that one, with the same server, worker, engine and pod.
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { benchHome, busyboxPod, stats } from './lib.mjs';
@@ -42,7 +44,11 @@ async function deliver(port, payload) {
   if (response.status >= 300) throw new Error(`the server answered ${response.status}`);
 }
 
-/** One round on `cli`: resolves with the single label's wait (label → its container created, ms) and the burst's runs that started before it. */
+/**
+ * One round on `cli`: resolves with the single label's wait, from the slots freeing (the
+ * burst's first two runs held them until it was queued) to its container's creation (ms),
+ * and how many of the burst's runs started in between.
+ */
 async function round(cli) {
   const redisUrl = `${REDIS_BASE}/${REDIS_DB}`;
   const redis = new Redis(redisUrl);
@@ -66,18 +72,28 @@ async function round(cli) {
   });
   try {
     await redis.flushdb();
-    busyboxPod(home, 'slow', { command: ['sh', '-c', 'echo working; sleep 1'], network: 'none' });
+    // Each run holds its slot until the gate opens, then works for a second: the burst fills
+    // both slots and queues the rest behind them, as long runs do.
+    const gate = join(home, 'gate');
+    mkdirSync(gate, { recursive: true });
+    busyboxPod(home, 'slow', { command: ['sh', '-c', 'echo working; until [ -e /gate/open ]; do sleep 0.1; done; sleep 1'], network: 'none', mounts: [{ source: gate, target: '/gate', readOnly: true }] });
     await github.start();
     for (const login of ['ann', 'bob']) github.roles.set(login, 'write');
     const port = await startServeAndWorker({ home, github, redis, redisUrl, secret: SECRET, hostId, children, cli, extra: { CLDPD_CONCURRENCY: '2', CLDPD_GITHUB_WRITES_PER_MINUTE: '2000' } });
     const status = (repo, n) => github.commentsOn(`${OWNER}/${repo}#${n}`).find((c) => c.body.startsWith('<!-- cldpd:status'));
     // A warm-up run builds the pod's image, so no round waits for a build.
+    writeFileSync(join(gate, 'open'), '');
     await deliver(port, labeled('warm', 1, 'ann'));
     await until('the warm-up run', () => /cldpd: finished/.test(status('warm', 1)?.body ?? ''), 120_000);
+    rmSync(join(gate, 'open'));
     for (let n = 1; n <= BURST; n++) await deliver(port, labeled('big', n, 'ann'));
     await until('the burst queued', () => Array.from({ length: BURST }, (_, i) => status('big', i + 1)).every(Boolean), 180_000);
-    const labelledAt = Date.now();
     await deliver(port, labeled('small', 1, 'bob'));
+    // Its run is queued right after its comment is posted.
+    await until('the single label queued', () => Boolean(status('small', 1)), 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const labelledAt = Date.now();
+    writeFileSync(join(gate, 'open'), '');
     const small = `https://github.com/${OWNER}/small/issues/1`;
     await until('the single label\'s run', () => created.has(small), 300_000);
     const startedAt = created.get(small);
