@@ -326,9 +326,9 @@ export class Intake {
       const ahead = inIssue > 0 ? inIssue : await producer.place({ issueKey: key, kind: run.kind, requestedBy: job.sender.login });
       const unseen = run.kind === 'resume' ? await this.unseenHost(key) : undefined;
       const said = run.note ?? unseen ?? (run.kind === 'resume' && inIssue > 0 ? RESUME_WAITS : undefined);
-      const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', queuePosition: ahead, now: Date.now(), requestedBy: job.sender.login, ...(said ? { note: said } : {}) }, marker, (t) => t);
+      const body = renderStatusComment({ pod: run.pod, sessionId: run.sessionId, run: run.kind === 'start' ? 1 : 0, command: run.kind, phase: 'queued', ...(ahead !== undefined ? { queuePosition: ahead } : {}), now: Date.now(), requestedBy: job.sender.login, ...(said ? { note: said } : {}) }, marker, (t) => t);
       const comment = found ?? (await comments.create(askedOn(job), body));
-      if (!found) await state.showPosition(key, seq, ahead);
+      if (!found && ahead !== undefined) await state.showPosition(key, seq, ahead);
       commentId = await state.statusComment(key, seq, comment.id);
       await state.set(key, { lastStatusUrl: comment.url, ...(job.pull ? { continuesOn: job.pull.url } : {}) });
     }
@@ -396,8 +396,11 @@ export class Intake {
   /** How many issues get a run slot before this one's next command; undefined when it runs or nothing of it is queued. */
   private async slotPlace(key: string, running: number): Promise<number | undefined> {
     if (running > 0) return undefined;
-    const head = await this.options.state.head(key);
-    return head ? this.options.producer.place(head) : undefined;
+    const { state, producer } = this.options;
+    const head = await state.head(key);
+    // A run waiting for its provider's reset, or an issue drained now between two runs: no slot place.
+    if (!head || (head.providerWait?.notBefore ?? 0) > Date.now() || (await state.draining(key))) return undefined;
+    return producer.place(head);
   }
 
   /** Says that the issue's host has not been seen for a while, and since when; undefined while it is alive (or the issue has none). */

@@ -119,10 +119,10 @@ async function forget(config: Config, state: IssueStores, redis: Redis, hostId: 
     const released = await state.forgetHost(hostId, host.issues);
     const producer = new Producer(redis, state);
     try {
+      // The host's slot order goes with it (its turns are never taken again).
+      await state.dropPool(hostId);
       for (const issue of released) {
-        // Its place in the host's slot order goes with the host; a start queued behind the
-        // host's runs is a new session: any live host takes it now.
-        await state.leavePools([hostId], issue.issueKey);
+        // A start queued behind the host's runs is a new session: any live host takes it now.
         if (issue.kept > 0) await producer.drain(issue.issueKey, undefined, `forget-${hostId}`);
         stdout.write(`released ${issue.issueKey}${issue.sessionId ? ` (session ${issue.sessionId})` : ''}: ${issue.released === 0 ? 'nothing ran or waited there' : `${issue.released} run${issue.released === 1 ? '' : 's'} cancelled`}${issue.kept > 0 ? `, ${issue.kept} new session${issue.kept === 1 ? '' : 's'} left queued for a live host` : ''}\n`);
       }

@@ -88,7 +88,8 @@ export function fairOrder(entries: readonly FairEntry[], served: FairServed, now
   const left = [...entries];
   const repos = new Map(served.repos);
   const people = new Map(served.people);
-  let clock = Math.max(0, ...repos.values(), ...people.values());
+  let clock = 0;
+  for (const at of [...repos.values(), ...people.values()]) clock = Math.max(clock, at);
   const order: FairEntry[] = [];
   while (order.length < limit) {
     const next = pickNext(left, { repos, people }, now);
@@ -110,7 +111,7 @@ export function fairOrder(entries: readonly FairEntry[], served: FairServed, now
 export function placeOf(issueKey: string, entries: readonly FairEntry[], served: FairServed, now: number, who?: { readonly person: string }, limit = 500): number | undefined {
   const all = entries.some((e) => e.issueKey === issueKey) || !who
     ? entries
-    : [...entries, { issueKey, repo: repoOfIssueKey(issueKey), person: who.person, arrival: Math.max(0, ...entries.map((e) => e.arrival)) + 1, due: 0 }];
+    : [...entries, { issueKey, repo: repoOfIssueKey(issueKey), person: who.person, arrival: entries.reduce((max, e) => Math.max(max, e.arrival), 0) + 1, due: 0 }];
   const index = fairOrder(all, served, now, limit).findIndex((e) => e.issueKey === issueKey);
   return index < 0 ? undefined : index;
 }

@@ -23,38 +23,47 @@ function poolKeys(pool: string): string[] {
 
 /**
  * KEYS: poolKeys. ARGV: issue, repo, person, due (ms).
- * Adds the issue to the pool, or moves its due time earlier if it waits already.
+ * Adds the issue to the pool, or moves its due time earlier if it waits already. Returns
+ * {arrival, moved}: its place of arrival (new or kept), and 1 when an entry that waited
+ * already became due earlier.
  */
 const REGISTER = `
 local due = tonumber(ARGV[4])
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+local arrival = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if arrival then
   local was = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0') or 0
-  if due < was then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end
-  return 0
+  if due < was then
+    redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+    return {arrival, 1}
+  end
+  return {arrival, 0}
 end
-redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[7]), ARGV[1])
+arrival = redis.call('INCR', KEYS[7])
+redis.call('ZADD', KEYS[1], arrival, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '\\n' .. ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-return 1`;
+return {tostring(arrival), 0}`;
 
 /**
  * KEYS: poolKeys. ARGV: the slot's job id, now (ms), the issue lock key's prefix and suffix,
  * the horizon. The issue this slot drains: the one it was given before (a job picked up again
  * after its worker died), else the fair next among the due issues whose drain is not running
- * elsewhere (see pickNext), taken off the pool. '' when the only due issues are being drained
- * elsewhere (the turn is kept for them: their drainer may die), false when none is due.
+ * elsewhere (see pickNext), taken off the pool. {'busy'} when the only due issues are being
+ * drained elsewhere (the turn is kept for them: their drainer may die), {'at', due} when none
+ * is due yet (the turn is kept for the earliest), false when none waits.
  */
 const PICK = `
 local before = redis.call('HGET', KEYS[8], ARGV[1])
 if before then return before end
 local now = tonumber(ARGV[2])
 local items = redis.call('ZRANGE', KEYS[1], '0', '-1', 'WITHSCORES')
-local entries, busy = {}, false
+local entries, busy, earliest = {}, false, nil
 for i = 1, #items, 2 do
   local issue, arrival = items[i], tonumber(items[i + 1])
   local due = tonumber(redis.call('HGET', KEYS[3], issue) or '0') or 0
   local locked = due <= now and redis.call('EXISTS', ARGV[3] .. issue .. ARGV[4]) == 1
   if locked then busy = true end
+  if due > now and (earliest == nil or due < earliest) then earliest = due end
   if due <= now and not locked then
     local who = redis.call('HGET', KEYS[2], issue) or '\\n'
     local cut = string.find(who, '\\n', 1, true) or (#who + 1)
@@ -62,7 +71,8 @@ for i = 1, #items, 2 do
   end
 end
 if #entries == 0 then
-  if busy then return '' end
+  if busy then return {'busy'} end
+  if earliest then return {'at', tostring(earliest)} end
   return false
 end
 local function least(list, groupOf, servedKey, prefix)
@@ -113,21 +123,30 @@ export interface FairSnapshot {
 export class FairPool {
   constructor(private readonly redis: Redis) {}
 
-  /** Says the issue waits in `pool` for a slot, from `due` (ms) on; its place counts from its first registration. */
-  async waitForSlot(pool: string, issueKey: string, person: string, due = 0): Promise<void> {
-    await this.redis.eval(REGISTER, 8, ...poolKeys(pool), issueKey, repoOfIssueKey(issueKey), person, String(Math.max(0, Math.round(due))));
+  /**
+   * Says the issue waits in `pool` for a slot, from `due` (ms; 0: at once) on; its place counts
+   * from its first registration. Resolves with that registration's arrival number (the same
+   * while it waits: one turn is added per arrival) and whether a waiting entry became due
+   * earlier (it needs a turn of its own for that time).
+   */
+  async waitForSlot(pool: string, issueKey: string, person: string, due = 0): Promise<{ arrival: number; earlier: boolean }> {
+    const [arrival, moved] = (await this.redis.eval(REGISTER, 8, ...poolKeys(pool), issueKey, repoOfIssueKey(issueKey), person, String(Math.max(0, Math.round(due))))) as [string, number];
+    return { arrival: Number(arrival), earlier: Number(moved) === 1 };
   }
 
   /**
    * The issue the slot of job `jobId` drains: the one it was given before, if it was picked up
-   * again; else the pool's fair next, now taken off the pool. `busy` when every issue due is
-   * being drained elsewhere now (look again later: this turn is theirs should that drainer
-   * die), undefined when none is due.
+   * again; else the pool's fair next, now taken off the pool. Otherwise why none: `busy` when
+   * every issue due is being drained elsewhere now (look again later: this turn is theirs
+   * should that drainer die), a time (ms) when none is due before it (the turn is theirs
+   * then), undefined when none waits.
    */
-  async takeSlot(pool: string, jobId: string, now = Date.now()): Promise<string | 'busy' | undefined> {
+  async takeSlot(pool: string, jobId: string, now = Date.now()): Promise<string | { busy: true } | { at: number } | undefined> {
     const [lockHead, lockTail] = issueKeyName('\u0000', 'lock').split('\u0000') as [string, string];
-    const issue = (await this.redis.eval(PICK, 8, ...poolKeys(pool), jobId, String(now), lockHead, lockTail, String(HORIZON))) as string | null;
-    return issue === '' ? 'busy' : (issue ?? undefined);
+    const reply = (await this.redis.eval(PICK, 8, ...poolKeys(pool), jobId, String(now), lockHead, lockTail, String(HORIZON))) as string | [string, string?] | null;
+    if (reply === null) return undefined;
+    if (typeof reply === 'string') return reply;
+    return reply[0] === 'busy' ? { busy: true } : { at: Number(reply[1]) };
   }
 
   /** Forgets which issue the slot of job `jobId` drained: its job is over. */
@@ -171,11 +190,9 @@ export class FairPool {
     return (await this.redis.zscore(poolKey(pool, 'queue'), issueKey)) !== null;
   }
 
-  /** Removes the issue from every pool it waits in (its issue is retired, or its host forgotten). */
-  async leavePools(pools: readonly string[], issueKey: string): Promise<void> {
-    const multi = this.redis.multi();
-    for (const pool of pools) multi.zrem(poolKey(pool, 'queue'), issueKey).hdel(poolKey(pool, 'who'), issueKey).hdel(poolKey(pool, 'due'), issueKey);
-    await multi.exec();
+  /** Removes pool `pool` whole: its host is forgotten (its turns are never taken again). */
+  async dropPool(pool: string): Promise<void> {
+    await this.redis.del(...poolKeys(pool));
   }
 }
 

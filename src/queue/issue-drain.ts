@@ -11,6 +11,9 @@ import type { ProviderWaits } from './provider-waits.js';
 import type { QueuePositions } from './queue-position.js';
 import type { CommandRunner } from './run-command.js';
 
+/** What a drain says when the issue's lock went to another drainer before its queue was empty. */
+export const LOST_LOCK = 'lost the issue lock';
+
 /** What the drain needs. */
 export interface IssueDrainOptions {
   readonly hostId: string;
@@ -122,7 +125,7 @@ export class IssueDrain {
         await runner.run(command);
         await state.done(command);
       }
-      return 'drained';
+      return lost ? LOST_LOCK : 'drained';
     } finally {
       clearInterval(renew);
       if (!released) await state.release(issueKey, lockToken).catch(() => undefined);

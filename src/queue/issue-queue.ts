@@ -124,6 +124,11 @@ export class IssueQueue {
     return (await this.redis.set(issueKeyName(issueKey, 'lock'), token, 'PX', ttlMs, 'NX')) === 'OK';
   }
 
+  /** Whether a drainer holds the issue's lock now (its runs are being taken one after the other). */
+  async draining(issueKey: string): Promise<boolean> {
+    return (await this.redis.exists(issueKeyName(issueKey, 'lock'))) === 1;
+  }
+
   /** Extends the lock; false when it was lost. */
   async renew(issueKey: string, token: string, ttlMs: number): Promise<boolean> {
     return Number(await this.redis.eval(RENEW, 1, issueKeyName(issueKey, 'lock'), token, String(ttlMs))) === 1;

@@ -57,24 +57,19 @@ export class Producer {
    * Queues a run for its issue (idempotent per seq) and makes sure a drain job exists on
    * the right queue: the owning host's, or the shared one while the issue has no host (or,
    * for a start, while its host has not been seen for HOST_GONE_MS).
-   * Resolves with how many runs are ahead of it: its issue's, or else the issues its pool
-   * gives a slot first (see placeOf).
    */
-  async run(command: RunCommand): Promise<{ ahead: number }> {
-    const length = await this.state.append(command);
-    const host = await this.hostFor(command);
-    await this.drain(command.issueKey, host, command.seq, 0, command.requestedBy);
-    const aheadInIssue = length > 0 ? length - 1 : await this.state.pending(command.issueKey);
-    if (aheadInIssue > 0) return { ahead: aheadInIssue };
-    return { ahead: (await this.state.placeInPool(host ?? SHARED_POOL, command.issueKey, command.requestedBy)) ?? 0 };
+  async run(command: RunCommand): Promise<void> {
+    await this.state.append(command);
+    await this.drain(command.issueKey, await this.hostFor(command), command.seq, 0, command.requestedBy);
   }
 
   /**
    * How many issues the pool of `command`'s issue gives a slot before it, were it queued now
-   * (0 when it would be next, or waits behind its own issue's runs: those are counted apart).
+   * (0 when it would be next); undefined when that is not known (further back than 500).
+   * Runs of its own issue ahead of it are counted apart.
    */
-  async place(command: Pick<RunCommand, 'issueKey' | 'kind' | 'requestedBy'>): Promise<number> {
-    return (await this.state.placeInPool((await this.hostFor(command)) ?? SHARED_POOL, command.issueKey, command.requestedBy)) ?? 0;
+  async place(command: Pick<RunCommand, 'issueKey' | 'kind' | 'requestedBy'>): Promise<number | undefined> {
+    return this.state.placeInPool((await this.hostFor(command)) ?? SHARED_POOL, command.issueKey, command.requestedBy);
   }
 
   /** The host whose queue takes the command's issue, or undefined for the shared queue. */
@@ -86,22 +81,29 @@ export class Producer {
 
   /**
    * Says the issue waits for a slot in `hostId`'s pool (or the shared one), from `delayMs` on,
-   * and adds that slot's turn: a drain job on the pool's queue. `person`: who asked for the
-   * run that waits first (read from the issue's queue when not given).
+   * and adds that slot's turn: a drain job on the pool's queue, one per arrival in the pool
+   * (so a retried call adds none, and an entry never waits without a turn of its own).
+   * `person`: who asked for the run that waits first (read from the issue's queue when not given).
    */
   async drain(issueKey: string, hostId: string | undefined, seq: number | string, delayMs = 0, person?: string): Promise<void> {
     // The pool first: a turn with nothing waiting is over at once, an issue waiting with no
-    // turn would wait for the next one.
+    // turn would wait for the next one. No delay is due 0, not "now": another machine's
+    // clock may be behind this one's.
     const who = person ?? (await this.state.head(issueKey))?.requestedBy ?? '';
-    await this.state.waitForSlot(hostId ?? SHARED_POOL, issueKey, who, Date.now() + Math.max(0, delayMs));
+    const pool = hostId ?? SHARED_POOL;
+    const due = delayMs > 0 ? Date.now() + delayMs : 0;
+    const { arrival, earlier } = await this.state.waitForSlot(pool, issueKey, who, due);
     const data: DrainJob = { issueKey };
-    await this.queue(hostId ? hostQueue(hostId) : RUN_QUEUE).add('drain', data, {
-      jobId: jobId('drain', issueKey, seq, hostId ?? 'any'),
+    const add = (id: string) => this.queue(hostId ? hostQueue(hostId) : RUN_QUEUE).add('drain', data, {
+      jobId: id,
       ...(delayMs > 0 ? { delay: delayMs } : {}),
       attempts: 5,
       backoff: { type: 'exponential', delay: 5000 },
       ...KEEP,
     });
+    await add(jobId('drain', issueKey, pool, arrival));
+    // It waited for a later time and is due sooner now: a turn for that time too.
+    if (earlier) await add(jobId('drain', issueKey, pool, arrival, 'at', due, seq));
   }
 
   /**

@@ -4,7 +4,7 @@ import { isCldpdError, type Dispatcher, type HostInventory } from '../core/index
 import type { ControlJob, PullRequestOpener, Reporter, RetireJob, RunCommand, RunRepoAccess } from './contract.js';
 import { SHARED_POOL } from './fair-pool.js';
 import { HostSlots } from './host-slots.js';
-import { IssueDrain } from './issue-drain.js';
+import { IssueDrain, LOST_LOCK } from './issue-drain.js';
 import type { WorkerStores } from './issue-stores.js';
 import { LiveDelivery } from './live-delivery.js';
 import { HOST_GONE_MS, RUN_QUEUE, controlQueue, hostQueue } from './names.js';
@@ -147,7 +147,7 @@ export class RunWorker {
    * it meanwhile: turns are alike, only their number counts).
    */
   private async turn(job: Job<DrainJob>, token: string | undefined, pool: string): Promise<string> {
-    const { state, logger } = this.options;
+    const { state, logger, producer } = this.options;
     if (!(await this.slots.take(SLOT_WAIT_MS))) {
       await job.moveToDelayed(Date.now() + SLOT_RECHECK_MS, token);
       throw new DelayedError();
@@ -155,17 +155,25 @@ export class RunWorker {
     const id = job.id ?? '';
     let over = true;
     try {
-      const issueKey = await state.takeSlot(pool, id);
-      if (!issueKey) return 'no issue waits';
-      if (issueKey === 'busy') {
-        // What waits is being drained by another worker, which takes it too; should that one
-        // die, this turn is what runs it.
-        await job.moveToDelayed(Date.now() + (this.options.recheckMs ?? 5_000), token);
+      const picked = await state.takeSlot(pool, id);
+      if (picked === undefined) return 'no issue waits';
+      if (typeof picked !== 'string') {
+        // What waits is being drained by another worker (which takes it too; should that one
+        // die, this turn is what runs it), or is not due yet (this machine's clock may be
+        // behind the one that queued it): the turn is kept for it.
+        const at = 'busy' in picked ? Date.now() + (this.options.recheckMs ?? 5_000) : Math.max(picked.at, Date.now() + 100);
+        await job.moveToDelayed(at, token);
         throw new DelayedError();
       }
+      const issueKey = picked;
       if (issueKey !== job.data.issueKey) logger.debug({ issue: issueKey, job: id, asked: job.data.issueKey }, 'this slot goes to the issue whose turn it is');
-      void this.positions.refreshPool(pool);
-      return await this.issueDrain.drain({ id: job.id, data: { issueKey }, moveToDelayed: (at, t) => job.moveToDelayed(at, t) }, token);
+      // Only a host's own pool: its waiting runs start nowhere else, so no render of a place
+      // lands over a run's report begun in another process.
+      if (pool !== SHARED_POOL) void this.positions.refreshPool(pool);
+      const result = await this.issueDrain.drain({ id: job.id, data: { issueKey }, moveToDelayed: (at, t) => job.moveToDelayed(at, t) }, token);
+      // The issue's lock went to another drainer mid-way: what it left queued gets a turn of its own.
+      if (result === LOST_LOCK) await producer.drain(issueKey, (await state.get(issueKey)).hostId, `again-${id}`);
+      return result;
     } catch (err) {
       // Picked up again later (a delay, or another attempt): the same issue, kept with its job.
       over = !(err instanceof DelayedError) && job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

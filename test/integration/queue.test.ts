@@ -126,6 +126,28 @@ describeWithRedis('queue semantics on a real Redis', () => {
     }
   });
 
+  it('an intake retried after its run was queued (the same command again) strands no other issue: every run happens once, nothing waits without a turn', async () => {
+    const { reporter, worker } = await startWorker('host-retry', 1, { delayMs: 100 });
+    try {
+      const a = 'acme-web-360';
+      const b = 'acme-web-460';
+      await producer.run(runCommand(a, 1, 'start', 'web-000000e1'));
+      await producer.run(runCommand(b, 1, 'start', 'web-000000f1'));
+      await until('both first runs', () => reporter.finished(a).length === 1 && reporter.finished(b).length === 1, 30_000);
+      const resumeA = runCommand(a, 2, 'resume', 'web-000000e1');
+      await producer.run(resumeA);
+      await until('the resume', () => reporter.finished(a).length === 2, 30_000);
+      await producer.run(resumeA); // the retried intake: already handled, it must not take a turn meant for another issue
+      await producer.run(runCommand(b, 2, 'resume', 'web-000000f1'));
+      await until('b\'s resume', () => reporter.finished(b).length === 2, 30_000);
+      expect(reporter.finished(a)).toHaveLength(2);
+      const pool = await state.poolSnapshot('host-retry');
+      expect(pool.entries.filter((e) => e.issueKey === b)).toEqual([]);
+    } finally {
+      await worker.close();
+    }
+  });
+
   it('crash: a worker that dies between a run\'s final report and taking it off the queue does not run it again', async () => {
     const home = await tempDir();
     const pods = { podsDir: join(home, 'pods'), homeDir: home };
