@@ -1,0 +1,151 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { FakeGitHub } from '../fakes/fake-github.js';
+import { tempDir } from '../fakes/pods.js';
+import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
+import { CLI, CldpdProcess, deliver, freePort, processEnv, serverUp, webhookPayload } from './processes.js';
+import { PRIMARY_NAME, RedisProcess, SentinelSet } from './redis-failover.js';
+import { loadConfig } from '../../src/config.js';
+import { sharedRedis, type SharedRedis } from '../../src/main/redis-connection.js';
+
+const SECRET = 'e2e-sentinel-secret';
+const OWNER = 'acme';
+const REPO = 'failover';
+
+describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
+  const world = new TestWorld();
+  const github = new FakeGitHub();
+  let redisDir: string;
+  let set: SentinelSet | undefined;
+  let restarted: RedisProcess | undefined;
+  let server: CldpdProcess | undefined;
+  let worker: CldpdProcess | undefined;
+  let port: number;
+  let record: string;
+
+  const issue = (n: number) => `${OWNER}/${REPO}#${n}`;
+  const statuses = (n: number) => github.commentsOn(issue(n)).filter((c) => c.body.startsWith('<!-- cldpd:status'));
+  const phaseOf = (n: number) => /cldpd: (\w+)/.exec(statuses(n)[0]?.body ?? '')?.[1];
+  const label = (n: number) => deliver(port, 'issues', webhookPayload('issues', 'labeled', { owner: OWNER, repo: REPO, installation: 5151, issue: n, body: 'Work.', label: 'cldpd:hold' }), { id: randomUUID(), secret: SECRET });
+  /** The sessions the fake agent was started for, one line per start (a re-attach starts nothing). */
+  const starts = async () => (await readFile(join(record, 'starts'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+
+  beforeAll(async () => {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does).`);
+    await world.init();
+    redisDir = await tempDir('cldpd-sentinel-');
+    set = new SentinelSet(redisDir);
+    await set.start();
+    record = join(world.home, 'record');
+    await mkdir(record, { recursive: true });
+    await chmod(record, 0o777);
+    // The agent says it started (a line per start), then works until the test lets it finish.
+    await world.pod('hold', {
+      command: ['sh', '-c', 'echo "$CLDPD_SESSION_ID" >> /record/starts; echo working; while [ ! -f /record/go ]; do sleep 0.2; done; echo "work done"'],
+      mounts: [{ source: record, target: '/record' }], stopGraceSeconds: 1,
+    });
+    await github.start();
+    github.roles.set('alice', 'write');
+    port = await freePort();
+    const env = processEnv({
+      world, github, port, redisUrl: '', secret: SECRET,
+      extra: { REDIS_URL: undefined, REDIS_SENTINELS: set.setting, REDIS_SENTINEL_NAME: PRIMARY_NAME, CLDPD_CONCURRENCY: '2', CLDPD_JOB_LOCK_SECONDS: '15' },
+    });
+    server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
+    worker = new CldpdProcess('worker', env, join(world.home, 'worker.log'));
+    await serverUp(port);
+  }, 90_000);
+
+  afterAll(async () => {
+    await writeFile(join(record ?? world.home, 'go'), '').catch(() => undefined);
+    await worker?.stop();
+    await server?.stop();
+    await github.close();
+    await restarted?.stop('SIGKILL');
+    await set?.stop();
+    await world.close();
+  });
+
+  it('the running runs go on and finish, the queued ones each run once, every issue has one status comment, and serve and worker follow the new primary by themselves', async () => {
+    // Four labels on a host of two slots: two run, two wait for a slot.
+    for (const n of [1, 2, 3, 4]) expect(await label(n)).toBe(200);
+    await until('two runs running and two queued', async () => {
+      const phases = [1, 2, 3, 4].map(phaseOf);
+      return phases.filter((p) => p === 'running').length === 2 && phases.filter((p) => p === 'queued').length === 2 && (await starts()).length === 2;
+    }, 90_000);
+    const sentinels = set as SentinelSet;
+    const oldPrimary = sentinels.primary.port;
+    // What makes the four deliveries survive the primary's death: each was answered only once the replica had its job (WAIT).
+    expect(await readFile(join(world.home, 'server.log'), 'utf8')).not.toContain('no Redis replica confirmed');
+
+    // The primary dies as a crash does: whatever it took but had not yet sent to the replica is gone.
+    await sentinels.primary.stop('SIGKILL');
+    await until('the sentinels to promote the replica', async () => (await sentinels.primaryPort()) === sentinels.replica.port, 30_000);
+    expect(await sentinels.replica.ask('ROLE').then((r) => (r as string[])[0])).toBe('master');
+    // The old primary comes back (empty, as a crashed server without persistence does) and the sentinels make it a replica of the new one.
+    restarted = new RedisProcess(oldPrimary, ['--port', String(oldPrimary), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', join(redisDir, 'primary')], join(redisDir, 'primary-again.log'));
+    await until('the old primary to serve as a replica', async () => {
+      const role = (await restarted?.ask('ROLE').catch(() => undefined)) as unknown[] | undefined;
+      return role?.[0] === 'slave' && role[1] === '127.0.0.1' && Number(role[2]) === sentinels.replica.port && role[3] === 'connected';
+    }, 30_000);
+
+    // A job lock outlasts the failover: the runs went on with the worker that had them.
+    // The agents finish: the two running runs report, then the two queued ones run, each once.
+    await writeFile(join(record, 'go'), '');
+    await until('four finished status comments', () => [1, 2, 3, 4].every((n) => phaseOf(n) === 'finished'), 120_000);
+
+    // A label after the failover: the server takes it on the new primary, the worker runs it.
+    expect(await label(5)).toBe(200);
+    await until('the fifth run to finish', () => phaseOf(5) === 'finished', 90_000);
+
+    for (const n of [1, 2, 3, 4, 5]) {
+      const own = statuses(n);
+      expect(own, `status comments of #${n}`).toHaveLength(1);
+      expect(own[0]?.body).toMatch(/cldpd: finished \(pod `hold`\)/);
+      expect(own[0]?.body).toContain('work done');
+    }
+    const started = await starts();
+    const sessions = [1, 2, 3, 4, 5].map((n) => /session `(hold-[0-9a-f]{16})`/.exec(statuses(n)[0]?.body ?? '')?.[1]);
+    expect(sessions.every(Boolean)).toBe(true);
+    // Every session started exactly once: none lost, none run twice.
+    expect([...started].sort()).toEqual([...sessions].sort());
+    for (const n of [1, 2, 3, 4, 5]) expect(github.commentsOn(issue(n)).filter((c) => !c.body.startsWith('<!-- cldpd:status'))).toEqual([]);
+    const workerLog = await readFile(join(world.home, 'worker.log'), 'utf8');
+    expect(workerLog).toContain('redis connection error');
+  });
+
+  it('a primary demoted while connections stay on it (a switch-over): a write there is refused READONLY, reconnects to the new primary and goes through; runs go on', async () => {
+    const sentinels = set as SentinelSet;
+    const from = sentinels.replica.port;
+    const to = restarted?.port as number;
+    // cldpd's own connection, without the sentinels' word of the switch: it stays on the demoted server.
+    const shared = sharedRedis(loadConfig({ REDIS_SENTINELS: sentinels.setting, REDIS_SENTINEL_NAME: PRIMARY_NAME }));
+    const redis = (shared as SharedRedis).open({ maxRetriesPerRequest: null, failoverDetector: false });
+    redis.on('error', () => undefined);
+    try {
+      const servingPort = async () => Number(((await redis.call('CONFIG', 'GET', 'port')) as string[])[1]);
+      await redis.set('before', '1');
+      expect(await servingPort()).toBe(from);
+      await until('the sentinels to see the returned server as a healthy replica', async () => {
+        const replicas = (await sentinels.sentinels[0]?.ask('SENTINEL', 'REPLICAS', PRIMARY_NAME).catch(() => [])) as string[][];
+        return replicas.some((r) => r[r.indexOf('port') + 1] === String(to) && r[r.indexOf('flags') + 1] === 'slave' && r[r.indexOf('master-link-status') + 1] === 'ok');
+      }, 30_000);
+      expect(await sentinels.sentinels[0]?.ask('SENTINEL', 'FAILOVER', PRIMARY_NAME)).toBe('OK');
+      await until('the switch-over', async () => (await sentinels.primaryPort()) === to, 30_000);
+      await until('the old primary to be a replica', async () => ((await sentinels.replica.ask('ROLE')) as string[])[0] === 'slave', 30_000);
+      await redis.set('after', '2');
+      expect(await servingPort()).toBe(to);
+      expect(await restarted?.ask('GET', 'after')).toBe('2');
+    } finally {
+      redis.disconnect();
+    }
+    // serve and worker follow too: a label after the switch-over runs to its end.
+    expect(await label(6)).toBe(200);
+    await until('the sixth run to finish', () => phaseOf(6) === 'finished', 90_000);
+    expect(statuses(6)).toHaveLength(1);
+    expect((await starts()).filter((s) => statuses(6)[0]?.body.includes(s))).toHaveLength(1);
+  });
+});
