@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { tempDir } from '../fakes/pods.js';
@@ -11,6 +13,7 @@ import { PRIMARY_NAME, RedisProcess, SentinelSet } from './redis-failover.js';
 import { loadConfig } from '../../src/config.js';
 import { sharedRedis, type SharedRedis } from '../../src/main/redis-connection.js';
 
+const run = promisify(execFile);
 const SECRET = 'e2e-sentinel-secret';
 const OWNER = 'acme';
 const REPO = 'failover';
@@ -25,6 +28,7 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
   let worker: CldpdProcess | undefined;
   let port: number;
   let record: string;
+  let env: NodeJS.ProcessEnv;
 
   const issue = (n: number) => `${OWNER}/${REPO}#${n}`;
   const statuses = (n: number) => github.commentsOn(issue(n)).filter((c) => c.body.startsWith('<!-- cldpd:status'));
@@ -50,7 +54,7 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
     await github.start();
     github.roles.set('alice', 'write');
     port = await freePort();
-    const env = processEnv({
+    env = processEnv({
       world, github, port, redisUrl: '', secret: SECRET,
       extra: { REDIS_URL: undefined, REDIS_SENTINELS: set.setting, REDIS_SENTINEL_NAME: PRIMARY_NAME, CLDPD_CONCURRENCY: '2', CLDPD_JOB_LOCK_SECONDS: '15' },
     });
@@ -58,6 +62,8 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
     worker = new CldpdProcess('worker', env, join(world.home, 'worker.log'));
     await serverUp(port);
   }, 90_000);
+
+  const cldpd = (environment: NodeJS.ProcessEnv, ...args: string[]) => run(process.execPath, [CLI, ...args], { env: environment }).catch((err: { stdout: string; stderr: string; code: number }) => err);
 
   afterAll(async () => {
     await writeFile(join(record ?? world.home, 'go'), '').catch(() => undefined);
@@ -147,5 +153,22 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
     await until('the sixth run to finish', () => phaseOf(6) === 'finished', 90_000);
     expect(statuses(6)).toHaveLength(1);
     expect((await starts()).filter((s) => statuses(6)[0]?.body.includes(s))).toHaveLength(1);
+  });
+
+  it('the operator\'s commands read Redis through the sentinels too; sentinels that do not answer, and a primary name they do not know, are errors that name the setting', async () => {
+    expect((await cldpd(env, 'hosts')).stdout).toMatch(new RegExp(`^${world.hostId}\\s+alive\\s`, 'm'));
+
+    const unknown = await cldpd({ ...env, REDIS_SENTINEL_NAME: 'elsewhere' }, 'hosts');
+    expect(unknown.stderr).toContain(`know no primary named "elsewhere" (they know "${PRIMARY_NAME}"). Set REDIS_SENTINEL_NAME to the name of their "sentinel monitor <name> …" line.`);
+    const nobody = `127.0.0.1:${await freePort()}`;
+    const silent = await cldpd({ ...env, REDIS_SENTINELS: nobody }, 'hosts');
+    expect(silent.stderr).toContain(`No sentinel of REDIS_SENTINELS answers: ${nobody} (`);
+    expect(silent.stderr).toContain('Start them, or fix REDIS_SENTINELS');
+
+    // A worker (and serve) with a name the sentinels do not know stops at once, saying so.
+    const log = join(world.home, 'worker-unknown.log');
+    const refused = new CldpdProcess('worker', { ...env, REDIS_SENTINEL_NAME: 'elsewhere' }, log);
+    expect(await refused.exited).toBe(1);
+    expect(await readFile(log, 'utf8')).toContain('know no primary named \\"elsewhere\\"');
   });
 });
