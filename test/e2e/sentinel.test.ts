@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { tempDir } from '../fakes/pods.js';
-import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
+import { GatedWorld, describeWithDocker, until } from '../integration/harness.js';
 import { CLI, CldpdProcess, deliver, freePort, processEnv, serverUp, webhookPayload } from './processes.js';
 import { PRIMARY_NAME, RedisProcess, SentinelSet } from './redis-failover.js';
 import { loadConfig } from '../../src/config.js';
@@ -19,7 +19,7 @@ const OWNER = 'acme';
 const REPO = 'failover';
 
 describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
-  const world = new TestWorld();
+  const world = new GatedWorld();
   const github = new FakeGitHub();
   let redisDir: string;
   let set: SentinelSet | undefined;
