@@ -87,11 +87,11 @@ export class SentinelSet {
     for (const name of ['s1', 's2', 's3']) {
       const port = await freePort();
       const conf = join(this.dir, name, 'sentinel.conf');
-      // Short timeouts: a primary that does not answer for 1 s is down, a failover is retried after 4 s.
+      // Short timeouts: a primary that does not answer for 2 s is down, a failover is retried after 4 s.
       await writeFile(conf, [
         `port ${port}`, 'bind 127.0.0.1', `dir ${join(this.dir, name)}`,
         `sentinel monitor ${PRIMARY_NAME} 127.0.0.1 ${p1} 2`,
-        `sentinel down-after-milliseconds ${PRIMARY_NAME} 1000`,
+        `sentinel down-after-milliseconds ${PRIMARY_NAME} 2000`,
         `sentinel failover-timeout ${PRIMARY_NAME} 4000`,
         `sentinel parallel-syncs ${PRIMARY_NAME} 1`, '',
       ].join('\n'));
