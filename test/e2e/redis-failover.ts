@@ -57,7 +57,14 @@ export class SentinelSet {
   primary!: RedisProcess;
   replica!: RedisProcess;
   readonly sentinels: RedisProcess[] = [];
-  private readonly dataArgs: string[] = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
+  /**
+   * A data node's arguments: on `port`, data in `dir`. Replicas authenticate as user `repl`,
+   * so a test can cut one off (that user turned off on the primary) while clients go on.
+   */
+  static dataNodeArgs(port: number, dir: string): string[] {
+    return ['--port', String(port), '--dir', dir, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction',
+      '--user', 'repl', 'on', '>repl-secret', '+@all', '~*', '--masteruser', 'repl', '--masterauth', 'repl-secret'];
+  }
 
   constructor(private readonly dir: string) {}
 
@@ -76,8 +83,8 @@ export class SentinelSet {
     }
     const [p1, p2] = [await freePort(), await freePort()];
     for (const name of ['primary', 'replica', 's1', 's2', 's3']) await mkdir(join(this.dir, name), { recursive: true });
-    this.primary = new RedisProcess(p1, ['--port', String(p1), '--dir', join(this.dir, 'primary'), ...this.dataArgs], join(this.dir, 'primary.log'));
-    this.replica = new RedisProcess(p2, ['--port', String(p2), '--dir', join(this.dir, 'replica'), '--replicaof', '127.0.0.1', String(p1), ...this.dataArgs], join(this.dir, 'replica.log'));
+    this.primary = new RedisProcess(p1, SentinelSet.dataNodeArgs(p1, join(this.dir, 'primary')), join(this.dir, 'primary.log'));
+    this.replica = new RedisProcess(p2, [...SentinelSet.dataNodeArgs(p2, join(this.dir, 'replica')), '--replicaof', '127.0.0.1', String(p1)], join(this.dir, 'replica.log'));
     await this.primary.answering();
     await this.replica.answering();
     await until('the replica to replicate from the primary', async () => {

@@ -11,6 +11,7 @@ import { GatedWorld, describeWithDocker, until } from '../integration/harness.js
 import { CLI, CldpdProcess, deliver, freePort, processEnv, serverUp, webhookPayload } from './processes.js';
 import { PRIMARY_NAME, RedisProcess, SentinelSet } from './redis-failover.js';
 import { loadConfig } from '../../src/config.js';
+import { issueKeyName } from '../../src/queue/issue-keys.js';
 import { sharedRedis, type SharedRedis } from '../../src/main/redis-connection.js';
 
 const run = promisify(execFile);
@@ -33,7 +34,7 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
   const issue = (n: number) => `${OWNER}/${REPO}#${n}`;
   const statuses = (n: number) => github.commentsOn(issue(n)).filter((c) => c.body.startsWith('<!-- cldpd:status'));
   const phaseOf = (n: number) => /cldpd: (\w+)/.exec(statuses(n)[0]?.body ?? '')?.[1];
-  const label = (n: number) => deliver(port, 'issues', webhookPayload('issues', 'labeled', { owner: OWNER, repo: REPO, installation: 5151, issue: n, body: 'Work.', label: 'cldpd:hold' }), { id: randomUUID(), secret: SECRET });
+  const label = (n: number, pod = 'hold') => deliver(port, 'issues', webhookPayload('issues', 'labeled', { owner: OWNER, repo: REPO, installation: 5151, issue: n, body: 'Work.', label: `cldpd:${pod}` }), { id: randomUUID(), secret: SECRET });
   /** The sessions the fake agent was started for, one line per start (a re-attach starts nothing). */
   const starts = async () => (await readFile(join(record, 'starts'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
 
@@ -51,12 +52,16 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
       command: ['sh', '-c', 'echo "$CLDPD_SESSION_ID" >> /record/starts; echo working; while [ ! -f /record/go ]; do sleep 0.2; done; echo "work done"'],
       mounts: [{ source: record, target: '/record' }], stopGraceSeconds: 1,
     });
+    await world.pod('hold2', {
+      command: ['sh', '-c', 'echo "$CLDPD_SESSION_ID" >> /record/starts; echo working; while [ ! -f /record/go2 ]; do sleep 0.2; done; echo "work done"'],
+      mounts: [{ source: record, target: '/record' }], stopGraceSeconds: 1,
+    });
     await github.start();
     github.roles.set('alice', 'write');
     port = await freePort();
     env = processEnv({
       world, github, port, redisUrl: '', secret: SECRET,
-      extra: { REDIS_URL: undefined, REDIS_SENTINELS: set.setting, REDIS_SENTINEL_NAME: PRIMARY_NAME, CLDPD_CONCURRENCY: '2', CLDPD_JOB_LOCK_SECONDS: '15' },
+      extra: { REDIS_URL: undefined, REDIS_SENTINELS: set.setting, REDIS_SENTINEL_NAME: PRIMARY_NAME, CLDPD_CONCURRENCY: '2', CLDPD_JOB_LOCK_SECONDS: '8' },
     });
     server = new CldpdProcess('serve', env, join(world.home, 'server.log'));
     worker = new CldpdProcess('worker', env, join(world.home, 'worker.log'));
@@ -91,14 +96,11 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
     await sentinels.primary.stop('SIGKILL');
     await until('the sentinels to promote the replica', async () => (await sentinels.primaryPort()) === sentinels.replica.port, 30_000);
     expect(await sentinels.replica.ask('ROLE').then((r) => (r as string[])[0])).toBe('master');
-    // The old primary comes back (empty, as a crashed server without persistence does) and the sentinels make it a replica of the new one.
-    restarted = new RedisProcess(oldPrimary, ['--port', String(oldPrimary), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', join(redisDir, 'primary')], join(redisDir, 'primary-again.log'));
-    await until('the old primary to serve as a replica', async () => {
-      const role = (await restarted?.ask('ROLE').catch(() => undefined)) as unknown[] | undefined;
-      return role?.[0] === 'slave' && role[1] === '127.0.0.1' && Number(role[2]) === sentinels.replica.port && role[3] === 'connected';
-    }, 30_000);
+    // The old primary comes back (empty, as a crashed server without persistence does), as a replica of the new one.
+    restarted = new RedisProcess(oldPrimary, [...SentinelSet.dataNodeArgs(oldPrimary, join(redisDir, 'primary')), '--replicaof', '127.0.0.1', String(sentinels.replica.port)], join(redisDir, 'primary-again.log'));
 
-    // A job lock outlasts the failover: the runs went on with the worker that had them.
+    // The job lock (8 s) outlasts the failover (2 s to call the primary down, then the election): the
+    // runs go on with the worker that has them. Were it shorter they would be taken over and re-attached.
     // The agents finish: the two running runs report, then the two queued ones run, each once.
     await writeFile(join(record, 'go'), '');
     await until('four finished status comments', () => [1, 2, 3, 4].every((n) => phaseOf(n) === 'finished'), 120_000);
@@ -135,6 +137,10 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
       const servingPort = async () => Number(((await redis.call('CONFIG', 'GET', 'port')) as string[])[1]);
       await redis.set('before', '1');
       expect(await servingPort()).toBe(from);
+      await until('the old primary to serve as a replica', async () => {
+        const role = (await restarted?.ask('ROLE').catch(() => undefined)) as unknown[] | undefined;
+        return role?.[0] === 'slave' && Number(role[2]) === from && role[3] === 'connected';
+      }, 30_000);
       await until('the sentinels to see the returned server as a healthy replica', async () => {
         const replicas = (await sentinels.sentinels[0]?.ask('SENTINEL', 'REPLICAS', PRIMARY_NAME).catch(() => [])) as string[][];
         return replicas.some((r) => r[r.indexOf('port') + 1] === String(to) && r[r.indexOf('flags') + 1] === 'slave' && r[r.indexOf('master-link-status') + 1] === 'ok');
@@ -153,6 +159,50 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
     await until('the sixth run to finish', () => phaseOf(6) === 'finished', 90_000);
     expect(statuses(6)).toHaveLength(1);
     expect((await starts()).filter((s) => statuses(6)[0]?.body.includes(s))).toHaveLength(1);
+  });
+
+  it('writes the primary took but no replica had are lost with it: cldpd recovers as from a crash at that instant, with no run started twice and no second status comment', async () => {
+    const sentinels = set as SentinelSet;
+    const primary = restarted as RedisProcess;
+    const replica = sentinels.replica;
+    for (const n of [7, 8, 9]) expect(await label(n, 'hold2')).toBe(200);
+    await until('two runs running and one queued', async () => {
+      const phases = [7, 8, 9].map(phaseOf);
+      return phases.filter((p) => p === 'running').length === 2 && phases.filter((p) => p === 'queued').length === 1 && (await starts()).filter((s) => s.startsWith('hold2-')).length === 2;
+    }, 90_000);
+    await until('the replica to have every write so far', async () => {
+      const info = String(await primary.ask('INFO', 'replication'));
+      const offset = /master_repl_offset:(\d+)/.exec(info)?.[1];
+      return offset !== undefined && new RegExp(`slave0:.*,offset=${offset},`).test(info);
+    }, 15_000);
+    // The replica is cut off (its replication user turned off, its link closed); the runs end meanwhile, on the primary alone.
+    await primary.ask('ACL', 'SETUSER', 'repl', 'off');
+    await primary.ask('CLIENT', 'KILL', 'TYPE', 'replica');
+    await until('the replica to lose its link', async () => ((await replica.ask('ROLE')) as string[])[3] !== 'connected', 15_000);
+    await writeFile(join(record, 'go2'), '');
+    await until('three finished status comments', () => [7, 8, 9].every((n) => phaseOf(n) === 'finished'), 90_000);
+    expect((await starts()).filter((s) => s.startsWith('hold2-'))).toHaveLength(3);
+    // The primary dies; the replica is promoted without those writes: there the runs are running and queued again.
+    await primary.stop('SIGKILL');
+    await until('the sentinels to promote the replica', async () => (await sentinels.primaryPort()) === replica.port, 30_000);
+    const redis = replica.client();
+    try {
+      await redis.connect();
+      await until('every run of the three to be done again on the new primary', async () => {
+        const running = await Promise.all([7, 8, 9].map((n) => redis.hget(issueKeyName(`${OWNER}.${REPO}-${n}`), 'running')));
+        const queued = await Promise.all([7, 8, 9].map((n) => redis.llen(issueKeyName(`${OWNER}.${REPO}-${n}`, 'runs'))));
+        return running.every((r) => !r || r === '0') && queued.every((q) => q === 0);
+      }, 60_000);
+    } finally {
+      redis.disconnect();
+    }
+    for (const n of [7, 8, 9]) {
+      expect(statuses(n), `status comments of #${n}`).toHaveLength(1);
+      expect(statuses(n)[0]?.body).toMatch(/cldpd: finished \(pod `hold2`\)/);
+    }
+    const sessions = [7, 8, 9].map((n) => /session `(hold2-[0-9a-f]{16})`/.exec(statuses(n)[0]?.body ?? '')?.[1] as string);
+    const started = await starts();
+    for (const id of sessions) expect(started.filter((s) => s === id), id).toHaveLength(1);
   });
 
   it('the operator\'s commands read Redis through the sentinels too; sentinels that do not answer, and a primary name they do not know, are errors that name the setting', async () => {
