@@ -55,6 +55,12 @@ export async function openRedis(config: Config, logger: Logger, options: { ownSe
       redis.disconnect();
       throw new Error(`Redis at ${shared.where} does not answer (${(err as Error).message}). Start it, or fix ${shared.setting}.`);
     });
+    // A replica refuses every write, and the reconnect on READONLY would only find it again.
+    const role = (await redis.call('ROLE')) as [string, string?, number?];
+    if (role[0] !== 'master') {
+      redis.disconnect();
+      throw new Error(`Redis at ${shared.where} is a replica (of ${role[1]}:${role[2]}), which takes no writes. Point REDIS_URL at the primary, or set REDIS_SENTINELS to follow whichever server is the primary.`);
+    }
     return { redis, close: async () => void (await redis.quit().catch(() => redis.disconnect())) };
   }
   const dir = join(config.home, 'redis');

@@ -125,7 +125,7 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
     expect(workerLog).toContain('redis connection error');
   });
 
-  it('a primary demoted while connections stay on it (a switch-over): a write there is refused READONLY, reconnects to the new primary and goes through; runs go on', async () => {
+  it('a primary demoted while connections stay on it (a switch-over): a write there is refused READONLY, reconnects to the new primary and goes through; a worker whose REDIS_URL names the demoted server stops, saying so; runs go on', async () => {
     const sentinels = set as SentinelSet;
     const from = sentinels.replica.port;
     const to = restarted?.port as number;
@@ -154,6 +154,11 @@ describeWithDocker('Redis behind Sentinel: the primary dies mid-run', () => {
     } finally {
       redis.disconnect();
     }
+    // Pointed at the demoted server by REDIS_URL, a worker stops at once and says why.
+    const log = join(world.home, 'worker-replica.log');
+    const refused = new CldpdProcess('worker', { ...env, REDIS_SENTINELS: undefined, REDIS_SENTINEL_NAME: undefined, REDIS_URL: `redis://127.0.0.1:${from}` }, log);
+    expect(await refused.exited).toBe(1);
+    expect(await readFile(log, 'utf8')).toContain(`Redis at redis://127.0.0.1:${from} is a replica (of 127.0.0.1:${to}), which takes no writes. Point REDIS_URL at the primary`);
     // serve and worker follow too: a label after the switch-over runs to its end.
     expect(await label(6)).toBe(200);
     await until('the sixth run to finish', () => phaseOf(6) === 'finished', 90_000);
