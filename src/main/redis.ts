@@ -56,8 +56,9 @@ export async function openRedis(config: Config, logger: Logger, options: { ownSe
       throw new Error(`Redis at ${shared.where} does not answer (${(err as Error).message}). Start it, or fix ${shared.setting}.`);
     });
     // A replica refuses every write, and the reconnect on READONLY would only find it again.
-    const role = (await redis.call('ROLE')) as [string, string?, number?];
-    if (role[0] !== 'master') {
+    // (A provider that renamed ROLE away is taken at its word.)
+    const role = (await redis.call('ROLE').catch(() => ['unknown'])) as [string, string?, number?];
+    if (role[0] === 'slave') {
       redis.disconnect();
       throw new Error(`Redis at ${shared.where} is a replica (of ${role[1]}:${role[2]}), which takes no writes. Point REDIS_URL at the primary, or set REDIS_SENTINELS to follow whichever server is the primary.`);
     }
