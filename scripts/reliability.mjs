@@ -23,6 +23,7 @@ const FILES = [
   'test/e2e/pull-requests.test.ts', 'test/github/pull-sessions.test.ts', 'test/github/review-prompt.test.ts', 'test/github/check-failures.test.ts', 'test/integration/pull-request-links.test.ts', 'test/github/app-subscriptions.test.ts',
   'test/integration/egress.test.ts', 'test/integration/egress-gateway.test.ts', 'test/gateway', 'test/real-claude/egress.test.ts', 'test/e2e/egress.test.ts',
   'test/github/status-blocked.test.ts', 'test/integration/egress-refusals.test.ts',
+  'test/e2e/sentinel.test.ts', 'test/main/redis-connection.test.ts', 'test/queue/run-command.test.ts',
   'test/core/agents', 'test/core/provider-limit.test.ts', 'test/queue/provider-waits.test.ts', 'test/real-codex/egress.test.ts', 'test/real-gemini/egress.test.ts', 'test/real-gemini/worker.test.ts',
 ];
 
@@ -35,6 +36,10 @@ const ROWS = [
   ['2. Worker killed between two runs of one issue', 'two commands on one issue; the worker SIGKILLed between them', 'the second run runs once, the first is not repeated; two final comments', 'faults.test', /^2c\./],
   ['7. Container exits while no worker is attached', 'one run ending while its worker is down', 'the restarted worker reads the end from Docker\'s log; lines complete; one final comment', 'faults.test', /^2d\./],
   ['3. Redis restarted mid-run (AOF on)', 'two issues; redis-server restarted while both run', 'no job lost; server and worker reconnect by themselves; both issues finish intact', 'faults.test', /^3\./],
+  ['3. Redis primary killed under Sentinel mid-run', 'a primary, a replica, three sentinels; four labels on a host of two slots (two running, two queued); the primary SIGKILLed, the replica promoted', 'the running runs go on and finish, the queued ones start once each, one status comment per issue; serve and worker follow the new primary by themselves; every delivery answered once the replica had it', 'e2e/sentinel.test', /^the running runs go on/],
+  ['3. A primary demoted under open connections', 'SENTINEL FAILOVER while a connection of cldpd\'s stays on the old primary; a label after it', 'the write refused READONLY reconnects to the new primary and lands there; the run finishes', 'e2e/sentinel.test', /^a primary demoted/],
+  ['3. Writes lost in a failover', 'the replica cut off; three runs end on the primary alone; the primary SIGKILLed and the stale replica promoted', 'each session started once (the lost record of a start is recovered from the host, not started again); one status comment each', 'e2e/sentinel.test|run-command.test', /^writes the primary took|^a start this host made already/],
+  ['3. Sentinel settings refused plainly', 'sentinels that do not answer; a primary name they do not know; malformed and conflicting settings', 'cldpd hosts and a worker stop, naming the setting and what to do (and the names they know)', 'e2e/sentinel.test|main/redis-connection.test', /^the operator's commands read Redis|is refused, naming the setting/],
   ['4. Docker engine unavailable at job time', 'one job with the engine socket gone', 'a clear error in the status comment; the job does not hang', 'faults.test', /^4a\./],
   ['4. Docker engine stops answering mid-run', 'one run; the engine connection cut mid-output', 'a clear error at once; when it answers again the leftover container is removed; logged lines whole and in order', 'faults.test', /^4b\./],
   ['5. GitHub API answering 403 and 429 (retry-after) and 500s', 'comment writes failing 403, 429 and 500 in turn', 'the final comment still arrives, once', 'app.test', /403 and 429 secondary limits/],

@@ -59,6 +59,23 @@ export interface LivePageConfig {
   readonly signIn: 'private' | 'always';
 }
 
+/**
+ * Redis reached through Sentinel: the sentinels say which server is the primary, and say it
+ * again after a failover. Separate variables rather than one URL: no URL form of a list of
+ * sentinels is standard (ioredis and BullMQ parse none), and each password can come from a
+ * secret of its own.
+ */
+export interface RedisSentinelConfig {
+  /** `REDIS_SENTINELS`: `host:port,host:port,…` (port 26379 when left out; `[::1]:26379` for IPv6). */
+  readonly sentinels: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+  /** `REDIS_SENTINEL_NAME`: the name the sentinels monitor the primary under (`sentinel monitor <name> …`). */
+  readonly name: string;
+  /** `REDIS_SENTINEL_PASSWORD`: the sentinels' own password, when they have one. */
+  readonly sentinelPassword: string | undefined;
+  /** `REDIS_PASSWORD`: the primary's and replicas' password, when they have one. */
+  readonly password: string | undefined;
+}
+
 /** Settings read from the environment, once, at start-up. */
 export interface Config {
   /** cldpd's data directory: sessions, logs and the single-machine Redis live under it. `CLDPD_HOME`, default `~/.cldpd`. */
@@ -77,8 +94,10 @@ export interface Config {
   readonly logLevel: string;
   /** `CLDPD_LOG_FORMAT`: `json` or `pretty`; undefined: readable lines on a terminal, JSON otherwise. */
   readonly logFormat: 'json' | 'pretty' | undefined;
-  /** `REDIS_URL`; without it `npm start` runs its own redis-server. */
+  /** `REDIS_URL`; without it (and without `REDIS_SENTINELS`) `npm start` runs its own redis-server. */
   readonly redisUrl: string | undefined;
+  /** Redis through Sentinel (`REDIS_SENTINELS`, `REDIS_SENTINEL_NAME`, …), instead of `REDIS_URL`; undefined when not set. */
+  readonly redisSentinel: RedisSentinelConfig | undefined;
   /** Runs this host takes at once (its slots), from the shared queue and its own together. `CLDPD_CONCURRENCY`, default 2. */
   readonly concurrency: number;
   /** Least time between two edits of one status comment. `CLDPD_STATUS_INTERVAL_SECONDS`, default 10. */
@@ -243,6 +262,28 @@ function hostIdFrom(raw: string, problems: string[]): string {
   return raw;
 }
 
+function redisSentinelFrom(env: Env, problems: string[]): RedisSentinelConfig | undefined {
+  const list = env.REDIS_SENTINELS?.trim();
+  if (!list) {
+    if (env.REDIS_SENTINEL_NAME) problems.push('REDIS_SENTINEL_NAME is set without REDIS_SENTINELS: list the sentinels too (REDIS_SENTINELS=host:26379,host:26379,host:26379).');
+    return undefined;
+  }
+  if (env.REDIS_URL) problems.push('REDIS_URL and REDIS_SENTINELS are both set: keep REDIS_SENTINELS (the sentinels say where the primary is; its password is REDIS_PASSWORD) and remove REDIS_URL.');
+  const sentinels: Array<{ host: string; port: number }> = [];
+  for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:/[\]]+))(?::(\d{1,5}))?$/.exec(item);
+    const port = m?.[3] === undefined ? 26379 : Number(m[3]);
+    if (!m || port < 1 || port > 65535) {
+      problems.push(`REDIS_SENTINELS has "${item}"; each sentinel is host:port (port 26379 when left out), separated by commas.`);
+      continue;
+    }
+    sentinels.push({ host: (m[1] ?? m[2]) as string, port });
+  }
+  const name = env.REDIS_SENTINEL_NAME?.trim() ?? '';
+  if (!name) problems.push('REDIS_SENTINELS is set without REDIS_SENTINEL_NAME: set it to the name the sentinels monitor the primary under (their "sentinel monitor <name> …" line).');
+  return Object.freeze({ sentinels: Object.freeze(sentinels), name, sentinelPassword: env.REDIS_SENTINEL_PASSWORD || undefined, password: env.REDIS_PASSWORD || undefined });
+}
+
 function limitsFrom(env: Env, problems: string[]): RepoLimits {
   const raw = env.CLDPD_LIMITS;
   if (!raw) return NO_LIMITS;
@@ -306,6 +347,7 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     logLevel: env.LOG_LEVEL || 'info',
     logFormat: logFormat === 'json' || logFormat === 'pretty' ? logFormat : undefined,
     redisUrl,
+    redisSentinel: redisSentinelFrom(env, problems),
     concurrency: positiveInt(env, 'CLDPD_CONCURRENCY', 2, problems),
     statusIntervalMs: positiveInt(env, 'CLDPD_STATUS_INTERVAL_SECONDS', 10, problems) * 1000,
     jobLockMs: positiveInt(env, 'CLDPD_JOB_LOCK_SECONDS', 60, problems) * 1000,

@@ -23,7 +23,7 @@ forget <host>  release a decommissioned host's issues: their queued runs are can
                said so on their status comments), and the next label of each starts afresh
                on a live host. Refused while the host's worker still says it runs.
 
-Reads .env like the other processes. Needs REDIS_URL (or a "cldpd up" of this machine, whose
+Reads .env like the other processes. Needs REDIS_URL or REDIS_SENTINELS (or a "cldpd up" of this machine, whose
 own Redis it finds); forget also needs the GitHub App's APP_ID and PRIVATE_KEY, to write on
 the issues. A forget that could not write on every issue says so; run it again to finish.`;
 

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { within } from '../core/within.js';
+import { sharedRedis } from './redis-connection.js';
 
 /** A Redis connection for BullMQ (no per-request retry limit, as its workers need), plus what closes it. */
 export interface RedisHandle {
@@ -36,20 +37,31 @@ export async function redisAnswers(redis: Redis): Promise<void> {
 }
 
 /**
- * Connects to `REDIS_URL`, or — for the single-machine default — starts and supervises a
+ * Connects to the shared Redis (`REDIS_URL`, or through the sentinels of `REDIS_SENTINELS`:
+ * see sharedRedis), or — for the single-machine default — starts and supervises a
  * redis-server of its own: data under `<home>/redis` with AOF on, `noeviction`, reached
  * over a Unix socket so no port can clash. Closing stops what it started.
  */
 export async function openRedis(config: Config, logger: Logger, options: { ownServer: boolean }): Promise<RedisHandle> {
-  if (config.redisUrl || !options.ownServer) {
-    const url = config.redisUrl;
-    if (!url) throw new Error('REDIS_URL is not set: point it at the Redis server the workers share (redis://host:6379).');
-    const redis = new Redis(url, { maxRetriesPerRequest: null });
+  const shared = sharedRedis(config);
+  if (shared || !options.ownServer) {
+    if (!shared) throw new Error('REDIS_URL is not set: point it at the Redis server the workers share (redis://host:6379), or set REDIS_SENTINELS and REDIS_SENTINEL_NAME.');
+    const { silent } = await shared.check();
+    if (silent.length > 0) logger.warn({ silent }, 'some sentinels of REDIS_SENTINELS do not answer: a failover needs a majority of them; start them, or fix REDIS_SENTINELS');
+    const redis = shared.open({ maxRetriesPerRequest: null });
     redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+    redis.on('sentinelError', (err: Error) => logger.warn({ err: err.message }, 'a sentinel of REDIS_SENTINELS does not answer'));
     await ping(redis, 15_000).catch((err: unknown) => {
       redis.disconnect();
-      throw new Error(`Redis at ${url.replace(/\/\/[^@]*@/, '//***@')} does not answer (${(err as Error).message}). Start it, or fix REDIS_URL.`);
+      throw new Error(`Redis at ${shared.where} does not answer (${(err as Error).message}). Start it, or fix ${shared.setting}.`);
     });
+    // A replica refuses every write, and the reconnect on READONLY would only find it again.
+    // (A provider that renamed ROLE away is taken at its word.)
+    const role = (await redis.call('ROLE').catch(() => ['unknown'])) as [string, string?, number?];
+    if (role[0] === 'slave') {
+      redis.disconnect();
+      throw new Error(`Redis at ${shared.where} is a replica (of ${role[1]}:${role[2]}), which takes no writes. Point REDIS_URL at the primary, or set REDIS_SENTINELS to follow whichever server is the primary.`);
+    }
     return { redis, close: async () => void (await redis.quit().catch(() => redis.disconnect())) };
   }
   const dir = join(config.home, 'redis');

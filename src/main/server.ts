@@ -19,8 +19,12 @@ import { UsageLimits } from '../queue/usage-counters.js';
 import { APP_YML_URL, parseAppDefinition } from '../setup/app-manifest.js';
 import { limitConnections } from '../web/connection-limits.js';
 import type { CldpdMetrics } from '../web/metrics.js';
+import { onAReplica } from './redis-connection.js';
 import { sessionPages, type SessionPages } from './session-pages.js';
 import { sharedWriteBudget } from './shared-write-budget.js';
+
+/** How long a webhook delivery waits for a replica to have its job, behind Sentinel (GitHub waits 10 s in all). */
+const REPLICA_WAIT_MS = 1000;
 
 /** A running `cldpd serve`. */
 export interface RunningServer {
@@ -46,7 +50,18 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
   const { appId, privateKey, webhookSecret } = requireGitHubApp(config);
   const { baseUrl, port, host, webhookPath, webhookProxyUrl } = config.github;
   const state = issueStores(redis);
-  const producer = new Producer(redis, state);
+  // Behind Sentinel a delivery is answered once a replica has it too: a primary that dies
+  // right after taking it would otherwise take it along, and GitHub does not send it again.
+  // With no replica to have it (one down, or rejoining after a failover) it is answered
+  // all the same, rather than refused until one is back, and the log says so.
+  let saidAlone = 0;
+  const durable = async (): Promise<void> => {
+    if (await onAReplica(redis, REPLICA_WAIT_MS)) return;
+    if (Date.now() - saidAlone < 60_000) return;
+    saidAlone = Date.now();
+    logger.warn(`no Redis replica confirmed a webhook delivery's job within ${REPLICA_WAIT_MS} ms: deliveries are answered, but are on the primary alone until a replica replicates from it again (a failover now would lose them). Start the replica, or look at why it lags.`);
+  };
+  const producer = new Producer(redis, state, config.redisSentinel ? { durable } : {});
   const log = logger.child({ name: 'webhooks' });
   // Signature, size and replay checks are cldpd's own (see createWebhookReceiver); routing
   // is two events. The app's authentication is Probot's (see appAuth).

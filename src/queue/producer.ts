@@ -31,13 +31,23 @@ const KEEP = {
 export class Producer {
   private readonly queues = new Map<string, Queue>();
 
-  constructor(private readonly connection: ConnectionOptions,
-    private readonly state: Pick<IssueQueue, 'append' | 'pending' | 'head'> & Pick<IssueRecords, 'get'> & Pick<HostRegistry, 'hostAlive'> & Pick<FairPool, 'waitForSlot' | 'placeInPool'>) {}
+  /**
+   * `options.durable`, when given, resolves once what this producer wrote so far would
+   * survive the loss of the Redis server it wrote to (on a replica, behind Sentinel); an
+   * intake is acknowledged only after it.
+   */
+  constructor(
+    private readonly connection: ConnectionOptions,
+    private readonly state: Pick<IssueQueue, 'append' | 'pending' | 'head'> & Pick<IssueRecords, 'get'> & Pick<HostRegistry, 'hostAlive'> & Pick<FairPool, 'waitForSlot' | 'placeInPool'>,
+    private readonly options: { durable?: () => Promise<void> } = {},
+  ) {}
 
   private queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
       queue = new Queue(name, { connection: this.connection });
+      // Its errors are the shared connection's, which its owner logs; unheard, BullMQ prints each to stderr.
+      queue.on('error', () => undefined);
       this.queues.set(name, queue);
     }
     return queue;
@@ -45,12 +55,14 @@ export class Producer {
 
   /**
    * Queues a webhook delivery for its intake step (after `delayMs`, for one put off). The job
-   * id is the delivery id: a redelivery within a day is a no-op.
+   * id is the delivery id: a redelivery within a day is a no-op. Resolves once the job is
+   * durable (see the constructor's `durable`): GitHub does not send a delivery again.
    */
   async intake(job: IntakeJob, delayMs = 0): Promise<void> {
     // One BullMQ add, idempotent by job id: a redelivery adds nothing. This is all the
     // request path GitHub waits on does with Redis.
     await this.queue(INTAKE_QUEUE).add('intake', job, { jobId: jobId('delivery', job.deliveryId), attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...(delayMs > 0 ? { delay: delayMs } : {}), ...KEEP });
+    await this.options.durable?.();
   }
 
   /**

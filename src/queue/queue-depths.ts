@@ -20,6 +20,8 @@ export class QueueDepths {
   /** `names`: the queues to count (see names.ts); a name given twice is counted once. */
   constructor(private readonly redis: Redis, names: readonly string[]) {
     this.queues = [...new Set(names)].map((name) => new Queue(name, { connection: redis }));
+    // Their errors are the shared connection's, which its owner logs; unheard, BullMQ prints each to stderr.
+    for (const queue of this.queues) queue.on('error', () => undefined);
   }
 
   /**

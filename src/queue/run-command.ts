@@ -72,12 +72,15 @@ export class CommandRunner {
     try {
       let session: Session | undefined;
       let earlier: readonly string[] = [];
-      if (retried) {
+      // A start's session id is its delivery's own, so a session of that id on this host is
+      // this very start, made before: Redis lost the record of it (the writes a failed-over
+      // primary had not passed on). It is recovered as an interrupted run, never started again.
+      if (retried || command.kind === 'start') {
         const recovery = await dispatcher.recover(command.sessionId, github).catch((err: unknown) => {
           if (isCldpdError(err, 'SessionNotFound')) return { kind: 'none' as const };
           throw err;
         });
-        log.info({ recovery: recovery.kind }, 'picked up a run that was interrupted');
+        if (retried || recovery.kind !== 'none') log.info({ recovery: recovery.kind }, 'picked up a run that was interrupted');
         if (recovery.kind === 'finished') {
           outcome = await this.withWork(command, { kind: recovery.terminal.type === 'error' ? 'error' : 'exited', sessionId: command.sessionId, terminal: recovery.terminal, agent: recovery.agent, lastLines: recovery.lastLines }, access, log);
           return;

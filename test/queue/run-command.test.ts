@@ -50,7 +50,8 @@ describe('one command → dispatcher → reporter, on in-memory stores', () => {
   it('a start runs, is on record as running while it does, follows the session to its end and reports it once', async () => {
     const c = command(KEY, 1);
     await runner({ session: fakeSession({ lines: ['hello'] }) }).run(c);
-    expect(asked).toEqual(['start']);
+    // This host is asked first whether it has the session already (it has not): see below.
+    expect(asked).toEqual(['recover', 'start']);
     const [run] = reporter.runs;
     expect(run?.finishes).toBe(1);
     expect(run?.outcome).toMatchObject({ kind: 'exited', sessionId: 'web-00aa00aa', lastLines: ['hello'] });
@@ -61,7 +62,7 @@ describe('one command → dispatcher → reporter, on in-memory stores', () => {
   });
 
   it.each([
-    { name: 'a start stopped before it began is reported cancelled and never started', seq: 1, stoppedSeq: 1, outcome: 'cancelled', asked: [] },
+    { name: 'a start stopped before it began is reported cancelled and never started', seq: 1, stoppedSeq: 1, outcome: 'cancelled', asked: ['recover'] },
     { name: 'a resume stopped before it began is reported cancelled and never resumed', seq: 2, stoppedSeq: 2, outcome: 'cancelled', asked: [] },
     { name: 'a resume after the stop runs', seq: 3, stoppedSeq: 2, outcome: 'exited', asked: ['resume'] },
   ])('stop: $name', async ({ seq, stoppedSeq, outcome, asked: expected }) => {
@@ -83,6 +84,16 @@ describe('one command → dispatcher → reporter, on in-memory stores', () => {
     await runner({ recovery: { kind: 'finished', terminal, agent: {}, lastLines: ['bye'] } }).run(c);
     expect(asked).toEqual(['recover']);
     expect(reporter.runs[0]?.outcome).toMatchObject({ kind: 'exited', terminal: { exitCode: 3 }, lastLines: ['bye'] });
+  });
+
+  it.each([
+    ['ended', { kind: 'finished', terminal: { type: 'container.exited', at: 1, exitCode: 0, reason: 'exited', durationMs: 1 }, agent: {}, lastLines: ['done'] }, 'exited'],
+    ['still running', { kind: 'attached', session: fakeSession({ lines: ['more'] }), lastLines: [] }, 'exited'],
+  ])('a start this host made already, though Redis has no record of it running (a failover lost that write), is recovered (%s), never started again', async (_what, recovery, outcome) => {
+    await runner({ recovery }).run(command(KEY, 1));
+    expect(asked).toEqual(['recover']);
+    expect(reporter.runs[0]?.outcome?.kind).toBe(outcome);
+    expect(reporter.runs[0]?.finishes).toBe(1);
   });
 
   it('a resume waits while the session still runs, then resumes', async () => {
