@@ -76,7 +76,7 @@ describeWithDocker('fair share of a host\'s run slots', () => {
       else await Promise.all([github.close(), world.close()]);
     });
 
-    it('the single label waits for at most one run per slot, its queued comment says it is next, the burst's comments and /cldpd status show the places the slot order gives; every run happens once', async () => {
+    it('the single label waits for at most one run per slot, its queued comment says it is next, the burst\'s comments and /cldpd status show the places the slot order gives; every run happens once', async () => {
       for (let n = 1; n <= BURST; n++) expect(await label('big', n, 'ann')).toBe(200);
       await until('the burst queued', () => Array.from({ length: BURST }, (_, i) => statusOf('big', i + 1)).every(Boolean), 60_000);
       await until('both slots taken and the rest of the burst waiting for one', async () => created.size === 2 && (await redis.zcard('cldpd:fair:any:queue')) === BURST - 2, 60_000);
