@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Podman for cldpd's tests, as root: installs Debian's podman and what it needs where missing,
+# makes an unprivileged user with subordinate id ranges, and starts two API services (Docker's
+# compatible API) unless one answers already on its socket:
+#   rootless: `podman system service` as $CLDPD_PODMAN_USER, on
+#             unix://<its runtime dir>/podman/podman.sock
+#   rootful:  `podman system service` as root, on unix:///run/cldpd-podman/podman.sock
+#             (never /run/podman/podman.sock, which a system podman may serve)
+# The sockets are written to /run/cldpd-podman/env (CLDPD_PODMAN_ROOTLESS and
+# CLDPD_PODMAN_ROOTFUL, as DOCKER_HOST values), which the tests read. The pids of the services
+# this script started go to /run/cldpd-podman/pids; `scripts/podman.sh stop` stops them, and
+# the rootless user's pause process, again. Idempotent; cheap when all is in place.
+set -uo pipefail
+
+CLDPD_LOGS=${CLDPD_LOGS:-/tmp/cldpd-services}
+user=${CLDPD_PODMAN_USER:-cldpd-podman}
+state=/run/cldpd-podman
+rootful_sock=$state/podman.sock
+
+say() { echo "podman.sh: $*"; }
+
+answers() { # socket path
+  [ -S "$1" ] && curl -sf --max-time 5 --unix-socket "$1" http://d/_ping >/dev/null 2>&1
+}
+
+wait_answer() { # socket path, seconds, log, pid
+  local i
+  for i in $(seq 1 $(($2 * 5))); do
+    answers "$1" && return 0
+    kill -0 "$4" 2>/dev/null || break
+    sleep 0.2
+  done
+  say "the service on $1 did not answer (within $2 s); its log ($3) ends:"; tail -20 "$3"; return 1
+}
+
+stop_all() {
+  [ -f "$state/pids" ] || return 0
+  local pid
+  while read -r pid; do
+    [ -n "$pid" ] || continue
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null
+  done <"$state/pids"
+  rm -f "$state/pids"
+  # The rootless user's namespace is held by a pause process of its own, which outlives the
+  # service: it goes too, and so does what podman left of its containers' helpers.
+  if id "$user" >/dev/null 2>&1; then
+    local run="/run/user/$(id -u "$user")"
+    for f in "$run/libpod/tmp/pause.pid" "$run/containers/networks/aardvark-dns/aardvark.pid"; do
+      [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"
+    done
+  fi
+  [ -f /run/containers/networks/aardvark-dns/aardvark.pid ] && kill "$(cat /run/containers/networks/aardvark-dns/aardvark.pid)" 2>/dev/null
+  return 0
+}
+
+if [ "${1:-}" = stop ]; then stop_all; exit 0; fi
+[ "$(id -u)" = 0 ] || { say "run me as root (I install packages and add a user)"; exit 1; }
+mkdir -p "$CLDPD_LOGS" "$state"
+
+# The packages: podman and, for it, the id mapper, user-mode networking, an init for
+# HostConfig.Init, netavark and aardvark-dns (its network backend), crun, and curl to ask.
+missing=()
+for pair in podman:podman newuidmap:uidmap slirp4netns:slirp4netns catatonit:catatonit \
+  fuse-overlayfs:fuse-overlayfs crun:crun curl:curl; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+[ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null 2>&1 || missing+=(netavark)
+[ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null 2>&1 || missing+=(aardvark-dns)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (log: $CLDPD_LOGS/podman-apt.log)"
+  apt-get update -q >"$CLDPD_LOGS/podman-apt.log" 2>&1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$CLDPD_LOGS/podman-apt.log" 2>&1 \
+    || { say "apt-get install failed:"; tail -20 "$CLDPD_LOGS/podman-apt.log"; exit 1; }
+fi
+
+# The unprivileged user, with 65536 subordinate ids of its own and a runtime dir.
+if ! id "$user" >/dev/null 2>&1; then
+  useradd --system --create-home --home-dir "/var/lib/$user" --shell /usr/sbin/nologin "$user" || exit 1
+fi
+uid=$(id -u "$user"); gid=$(id -g "$user"); home=$(getent passwd "$user" | cut -d: -f6)
+for f in /etc/subuid /etc/subgid; do
+  grep -q "^$user:" "$f" 2>/dev/null || echo "$user:1065536:65536" >>"$f"
+done
+run="/run/user/$uid"
+mkdir -p "$run/podman" && chown "$uid:$gid" "$run" "$run/podman" && chmod 700 "$run"
+rootless_sock=$run/podman/podman.sock
+
+# No systemd here to hand out cgroups or keep a journal: cgroupfs and a file of events, for both.
+conf="$state/containers.conf"
+printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' >"$conf.new" && mv "$conf.new" "$conf"
+mkdir -p "$home/.config/containers"
+cp "$conf" "$home/.config/containers/containers.conf"
+# Overlay (the kernel's own, unprivileged) rather than the copying vfs podman falls back to.
+printf '[storage]\ndriver = "overlay"\n' >"$home/.config/containers/storage.conf"
+chown -R "$uid:$gid" "$home/.config"
+
+touch "$state/pids"
+if ! answers "$rootless_sock"; then
+  say "starting rootless podman as $user on $rootless_sock (log: $CLDPD_LOGS/podman-rootless.log)"
+  rm -f "$rootless_sock"
+  # The shell records its own pid and becomes the service (exec), so the pid is the service's.
+  (cd / && setsid bash -c 'echo $$ >>"$0"; exec "$@"' "$state/pids" \
+    setpriv --reuid="$uid" --regid="$gid" --init-groups \
+    env -i HOME="$home" USER="$user" XDG_RUNTIME_DIR="$run" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+    podman system service --time=0 "unix://$rootless_sock" >"$CLDPD_LOGS/podman-rootless.log" 2>&1 </dev/null &)
+  for _ in $(seq 1 25); do [ -s "$state/pids" ] && break; sleep 0.2; done
+  wait_answer "$rootless_sock" 60 "$CLDPD_LOGS/podman-rootless.log" "$(tail -1 "$state/pids")" || exit 1
+fi
+if ! answers "$rootful_sock"; then
+  say "starting rootful podman on $rootful_sock (log: $CLDPD_LOGS/podman-rootful.log)"
+  rm -f "$rootful_sock"
+  lines=$(wc -l <"$state/pids")
+  (cd / && CONTAINERS_CONF="$conf" setsid bash -c 'echo $$ >>"$0"; exec "$@"' "$state/pids" \
+    podman system service --time=0 "unix://$rootful_sock" >"$CLDPD_LOGS/podman-rootful.log" 2>&1 </dev/null &)
+  for _ in $(seq 1 25); do [ "$(wc -l <"$state/pids")" -gt "$lines" ] && break; sleep 0.2; done
+  wait_answer "$rootful_sock" 60 "$CLDPD_LOGS/podman-rootful.log" "$(tail -1 "$state/pids")" || exit 1
+fi
+printf 'CLDPD_PODMAN_ROOTLESS=unix://%s\nCLDPD_PODMAN_ROOTFUL=unix://%s\n' "$rootless_sock" "$rootful_sock" >"$state/env"
+say "rootless: unix://$rootless_sock; rootful: unix://$rootful_sock (both in $state/env)"
