@@ -77,7 +77,7 @@ fi
 
 # The unprivileged user, with 65536 subordinate ids of its own and a runtime dir.
 if ! id "$user" >/dev/null 2>&1; then
-  useradd --system --create-home --home-dir "/var/lib/$user" --shell /usr/sbin/nologin "$user" || exit 1
+  useradd --system --create-home --home-dir "/home/$user" --shell /usr/sbin/nologin "$user" || exit 1
 fi
 uid=$(id -u "$user"); gid=$(id -g "$user"); home=$(getent passwd "$user" | cut -d: -f6)
 for f in /etc/subuid /etc/subgid; do
@@ -88,8 +88,12 @@ mkdir -p "$run/podman" && chown "$uid:$gid" "$run" "$run/podman" && chmod 700 "$
 rootless_sock=$run/podman/podman.sock
 
 # No systemd here to hand out cgroups or keep a journal: cgroupfs and a file of events, for both.
+# On a hybrid cgroup hierarchy (v1 controllers beside an empty v2 one) crun refuses to create
+# a container ("cgroups in hybrid mode not supported"): runc then, which takes it.
 conf="$state/containers.conf"
-printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' >"$conf.new" && mv "$conf.new" "$conf"
+runtime=crun
+[ -d /sys/fs/cgroup/unified ] && runtime=runc
+printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "%s"\n' "$runtime" >"$conf.new" && mv "$conf.new" "$conf"
 mkdir -p "$home/.config/containers"
 cp "$conf" "$home/.config/containers/containers.conf"
 # Overlay (the kernel's own, unprivileged) rather than the copying vfs podman falls back to.
@@ -101,11 +105,12 @@ if ! answers "$rootless_sock"; then
   say "starting rootless podman as $user on $rootless_sock (log: $CLDPD_LOGS/podman-rootless.log)"
   rm -f "$rootless_sock"
   # The shell records its own pid and becomes the service (exec), so the pid is the service's.
+  lines=$(wc -l <"$state/pids")
   (cd / && setsid bash -c 'echo $$ >>"$0"; exec "$@"' "$state/pids" \
     setpriv --reuid="$uid" --regid="$gid" --init-groups \
     env -i HOME="$home" USER="$user" XDG_RUNTIME_DIR="$run" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
     podman system service --time=0 "unix://$rootless_sock" >"$CLDPD_LOGS/podman-rootless.log" 2>&1 </dev/null &)
-  for _ in $(seq 1 25); do [ -s "$state/pids" ] && break; sleep 0.2; done
+  for _ in $(seq 1 25); do [ "$(wc -l <"$state/pids")" -gt "$lines" ] && break; sleep 0.2; done
   wait_answer "$rootless_sock" 60 "$CLDPD_LOGS/podman-rootless.log" "$(tail -1 "$state/pids")" || exit 1
 fi
 if ! answers "$rootful_sock"; then
