@@ -38,9 +38,11 @@ stop_all() {
   local pid
   while read -r pid; do
     [ -n "$pid" ] || continue
-    kill "$pid" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null
+    # Its process group (setsid made it the leader): rootless, the service's own child in the
+    # user namespace goes with it.
+    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 -- "-$pid" 2>/dev/null
   done <"$state/pids"
   rm -f "$state/pids"
   # The rootless user's namespace is held by a pause process of its own, which outlives the
@@ -93,7 +95,14 @@ rootless_sock=$run/podman/podman.sock
 conf="$state/containers.conf"
 runtime=crun
 [ -d /sys/fs/cgroup/unified ] && runtime=runc
-printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "%s"\n' "$runtime" >"$conf.new" && mv "$conf.new" "$conf"
+# Rootful Podman gives containers 1048576 open files and processes unless told otherwise, which
+# fails ("error setting rlimit type 7") where this shell's hard limits are lower: its own then.
+nofile=$(ulimit -Hn); [ "$nofile" = unlimited ] && nofile=1048576
+nproc=$(ulimit -Hu); [ "$nproc" = unlimited ] && nproc=32768
+# Podman's service holds itself to 32768 processes where it may not raise the limit.
+[ "$nproc" -gt 32768 ] && nproc=32768
+printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "%s"\n' \
+  "$nofile" "$nofile" "$nproc" "$nproc" "$runtime" >"$conf.new" && mv "$conf.new" "$conf"
 mkdir -p "$home/.config/containers"
 cp "$conf" "$home/.config/containers/containers.conf"
 # Overlay (the kernel's own, unprivileged) rather than the copying vfs podman falls back to.

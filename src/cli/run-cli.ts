@@ -478,7 +478,7 @@ async function doctor(ctx: CliContext, json: boolean, io: CliIO): Promise<number
     const v = await ctx.runner.preflight();
     checks.push({ check: 'docker', ok: true, detail: engineDetail(v) });
     // What this engine cannot do for cldpd (see EngineInfo lacks): warnings, since runs go on.
-    for (const lack of v.lacks ?? []) checks.push({ check: 'docker', ok: true, warning: true, detail: `${engineName(v.kind)} lacks ${lack}` });
+    for (const lack of v.lacks ?? []) checks.push({ check: 'docker', ok: true, warning: true, detail: lack });
   } catch (err) {
     checks.push({ check: 'docker', ok: false, detail: (err as Error).message });
   }

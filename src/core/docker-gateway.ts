@@ -168,8 +168,8 @@ export function internalNetworkOptions(spec: GatewaySpec, subnet: Ipv4Net): Dock
 /**
  * Pure: Podman's (libpod) create-network body of a run's internal network on `subnet`:
  * internal (no route out), no name server, labelled as Docker's is. Podman has no
- * inhibit_ipv4: its bridge keeps an address, which is the rootless user's namespace rootless,
- * and the host rootful (see engineLacks).
+ * inhibit_ipv4 and needs none: the bridge of an internal network gets no IPv4 address, so
+ * nothing on it reaches the host.
  */
 export function podmanInternalNetwork(spec: GatewaySpec, subnet: Ipv4Net): { name: string; driver: 'bridge'; internal: true; dns_enabled: false; subnets: Array<{ subnet: string }>; labels: Record<string, string> } {
   return {

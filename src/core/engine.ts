@@ -44,13 +44,10 @@ interface LibpodInfo {
 export function engineLacks(kind: EngineInfo['kind'], rootless: boolean | undefined, cgroupVersion: string | undefined): string[] {
   const lacks: string[] = [];
   if (kind === 'podman') {
-    lacks.push('no switch for traffic between containers on one network (Docker\'s enable_icc): open pods on cldpd\'s shared network "cldpd" are refused; pods with the default egress gateway, and open pods on a network pod.json "network" names, run');
-    if (rootless === false) {
-      lacks.push('a run\'s internal network keeps the host\'s address on its bridge (Docker\'s inhibit_ipv4 has no Podman counterpart): a gated pod reaches services this host listens on at every address; run Podman rootless, or bind host services to 127.0.0.1');
-    }
+    lacks.push('Podman\'s networks have no switch for traffic between their containers (Docker\'s enable_icc): open pods on cldpd\'s shared network "cldpd" are refused; pods behind their egress gateway (the default), and open pods on a network pod.json "network" names, run');
   }
   if (rootless === true && cgroupVersion === '1') {
-    lacks.push('memory, CPU and process limits are not enforced (a rootless engine on cgroup v1 cannot set them): run the engine as root, or boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1)');
+    lacks.push('memory, CPU and process limits of pods are not enforced: a rootless engine on cgroup v1 cannot set them; run the engine as root, or boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1)');
   }
   return lacks;
 }

@@ -260,7 +260,7 @@ describeWithDocker('sessions on a real Docker engine', () => {
       expect(info.HostConfig).toMatchObject({ Init: true, SecurityOpt: ['no-new-privileges'], LogConfig: { Type: 'json-file' } });
       const limited = !(engine.rootless && engine.cgroupVersion === '1');
       expect(info.HostConfig).toMatchObject(limited ? { Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128 } : { Memory: 0, NanoCpus: 0 });
-      if (!limited) expect(engine.lacks).toEqual(expect.arrayContaining([expect.stringMatching(/limits are not enforced/)]));
+      if (!limited) expect(engine.lacks).toEqual(expect.arrayContaining([expect.stringMatching(/limits of pods are not enforced/)]));
       expect(await podmanLogSize(session.containerId as string)).toBe('256MB');
     } else {
       expect(info.HostConfig).toMatchObject({
