@@ -45,15 +45,21 @@ stop_all() {
     kill -9 -- "-$pid" 2>/dev/null
   done <"$state/pids"
   rm -f "$state/pids"
-  # The rootless user's namespace is held by a pause process of its own, which outlives the
-  # service: it goes too, and so does what podman left of its containers' helpers.
+  # What the services leave running on their own: rootless, the user's pause process (it
+  # holds the user namespace), slirp4netns and the conmons of exec sessions (they linger for
+  # minutes): every process of the user, which is Podman's alone. Rootful, the conmons and
+  # helpers whose command line names the rootful service's own storage.
+  local p
   if id "$user" >/dev/null 2>&1; then
-    local run="/run/user/$(id -u "$user")"
-    for f in "$run/libpod/tmp/pause.pid" "$run/containers/networks/aardvark-dns/aardvark.pid"; do
-      [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"
+    for _ in $(seq 1 10); do
+      [ -n "$(ps -u "$user" -o pid= -o stat= | awk '$2 !~ /^Z/')" ] || break
+      for p in $(ps -u "$user" -o pid=); do kill -9 "$p" 2>/dev/null; done
+      sleep 0.2
     done
   fi
-  [ -f /run/containers/networks/aardvark-dns/aardvark.pid ] && kill "$(cat /run/containers/networks/aardvark-dns/aardvark.pid)" 2>/dev/null
+  for p in /proc/[0-9]*; do
+    { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "$state/storage" && kill -9 "${p#/proc/}" 2>/dev/null
+  done
   return 0
 }
 
@@ -101,6 +107,8 @@ nofile=$(ulimit -Hn); [ "$nofile" = unlimited ] && nofile=1048576
 nproc=$(ulimit -Hu); [ "$nproc" = unlimited ] && nproc=32768
 # Podman's service holds itself to 32768 processes where it may not raise the limit.
 [ "$nproc" -gt 32768 ] && nproc=32768
+# Rootful Podman's own storage, under paths of its own, so that its leftovers are told apart.
+printf '[storage]\ndriver = "overlay"\ngraphroot = "/var/lib/cldpd-podman/storage"\nrunroot = "%s/storage"\n' "$state" >"$state/storage.conf"
 printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "%s"\n' \
   "$nofile" "$nofile" "$nproc" "$nproc" "$runtime" >"$conf.new" && mv "$conf.new" "$conf"
 mkdir -p "$home/.config/containers"
@@ -126,7 +134,7 @@ if ! answers "$rootful_sock"; then
   say "starting rootful podman on $rootful_sock (log: $CLDPD_LOGS/podman-rootful.log)"
   rm -f "$rootful_sock"
   lines=$(wc -l <"$state/pids")
-  (cd / && CONTAINERS_CONF="$conf" setsid bash -c 'echo $$ >>"$0"; exec "$@"' "$state/pids" \
+  (cd / && CONTAINERS_CONF="$conf" CONTAINERS_STORAGE_CONF="$state/storage.conf" setsid bash -c 'echo $$ >>"$0"; exec "$@"' "$state/pids" \
     podman system service --time=0 "unix://$rootful_sock" >"$CLDPD_LOGS/podman-rootful.log" 2>&1 </dev/null &)
   for _ in $(seq 1 25); do [ "$(wc -l <"$state/pids")" -gt "$lines" ] && break; sleep 0.2; done
   wait_answer "$rootful_sock" 60 "$CLDPD_LOGS/podman-rootful.log" "$(tail -1 "$state/pids")" || exit 1
