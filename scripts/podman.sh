@@ -60,6 +60,8 @@ stop_all() {
   for p in /proc/[0-9]*; do
     { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "$state/storage" && kill -9 "${p#/proc/}" 2>/dev/null
   done
+  # Rootful Podman's storage keeps a private mount of its own overlay directory.
+  mountpoint -q /var/lib/cldpd-podman/storage/overlay 2>/dev/null && umount /var/lib/cldpd-podman/storage/overlay
   return 0
 }
 
@@ -121,12 +123,13 @@ touch "$state/pids"
 if ! answers "$rootless_sock"; then
   say "starting rootless podman as $user on $rootless_sock (log: $CLDPD_LOGS/podman-rootless.log)"
   rm -f "$rootless_sock"
-  # The shell records its own pid and becomes the service (exec), so the pid is the service's.
+  # The shell records its own pid and becomes the service (exec), so the pid is the service's;
+  # the background subshell becomes it too, with no hold on this script's output.
   lines=$(wc -l <"$state/pids")
-  (cd / && setsid bash -c 'echo $$ >>"$0"; exec "$@"' "$state/pids" \
+  (cd / && exec setsid bash -c 'echo $$ >>"$0"; exec "$@"' "$state/pids" \
     setpriv --reuid="$uid" --regid="$gid" --init-groups \
     env -i HOME="$home" USER="$user" XDG_RUNTIME_DIR="$run" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
-    podman system service --time=0 "unix://$rootless_sock" >"$CLDPD_LOGS/podman-rootless.log" 2>&1 </dev/null &)
+    podman system service --time=0 "unix://$rootless_sock") >"$CLDPD_LOGS/podman-rootless.log" 2>&1 </dev/null &
   for _ in $(seq 1 25); do [ "$(wc -l <"$state/pids")" -gt "$lines" ] && break; sleep 0.2; done
   wait_answer "$rootless_sock" 60 "$CLDPD_LOGS/podman-rootless.log" "$(tail -1 "$state/pids")" || exit 1
 fi
@@ -134,8 +137,8 @@ if ! answers "$rootful_sock"; then
   say "starting rootful podman on $rootful_sock (log: $CLDPD_LOGS/podman-rootful.log)"
   rm -f "$rootful_sock"
   lines=$(wc -l <"$state/pids")
-  (cd / && CONTAINERS_CONF="$conf" CONTAINERS_STORAGE_CONF="$state/storage.conf" setsid bash -c 'echo $$ >>"$0"; exec "$@"' "$state/pids" \
-    podman system service --time=0 "unix://$rootful_sock" >"$CLDPD_LOGS/podman-rootful.log" 2>&1 </dev/null &)
+  (cd / && CONTAINERS_CONF="$conf" CONTAINERS_STORAGE_CONF="$state/storage.conf" exec setsid bash -c 'echo $$ >>"$0"; exec "$@"' "$state/pids" \
+    podman system service --time=0 "unix://$rootful_sock") >"$CLDPD_LOGS/podman-rootful.log" 2>&1 </dev/null &
   for _ in $(seq 1 25); do [ "$(wc -l <"$state/pids")" -gt "$lines" ] && break; sleep 0.2; done
   wait_answer "$rootful_sock" 60 "$CLDPD_LOGS/podman-rootful.log" "$(tail -1 "$state/pids")" || exit 1
 fi
