@@ -330,7 +330,7 @@ describeWithDocker('sessions on a real Docker engine', () => {
     if (podman()) {
       // Podman's networks have no enable_icc: an open pod on the shared network is refused, saying what to do.
       const refused = await collect(await world.dispatcher.start('it-net-server', { prompt: 'x' }));
-      expect(refused.at(-1)).toMatchObject({ type: 'error', code: 'ContainerFailed', message: expect.stringMatching(/open pod on cldpd's shared network "cldpd", which Podman cannot keep its containers apart on.*Drop "egress": \{"open": true\}/s) });
+      expect(refused.at(-1)).toMatchObject({ type: 'error', code: 'ContainerFailed', message: expect.stringMatching(/open pod on cldpd's shared network "cldpd", which Podman cannot keep its containers apart on.*Give the pod an "egress" list instead of "open"/s) });
       expect(refused.some((e) => e.type === 'container.started')).toBe(false);
       expect(engine.lacks).toEqual(expect.arrayContaining([expect.stringMatching(/enable_icc/)]));
       // An open pod on a network it names runs, and its peers there reach it, as on Docker's bridge.
