@@ -4,6 +4,8 @@
 import './rootless-env.js';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DockerRunner } from '../../src/core/index.js';
@@ -81,12 +83,17 @@ describeWithDocker('Podman through its Docker-compatible API', () => {
     expect(outputLines(events)).toEqual([expect.stringMatching(/^stdout:read [1-9]\d* bytes to the end$/)]);
   });
 
-  it('rootful Podman: a session runs from start to exit behind its egress gateway, its output and exit code passed through', async () => {
-    await rootful.pod('it-rootful', { command: ['sh', '-c', 'echo "uid $(id -u)"; echo to-stderr >&2; exit 4'] });
+  it('rootful Podman: a session runs from start to exit behind its egress gateway, its output and exit code passed through; it reaches no service of the host', async () => {
+    // A service of the host on every address: the run's internal network has no way to it.
+    const host = createServer((socket) => socket.end('pong\n'));
+    await new Promise<void>((resolve) => host.listen(0, '0.0.0.0', resolve));
+    const hostAddress = Object.values(networkInterfaces()).flat().find((i) => i?.family === 'IPv4' && !i.internal)?.address as string;
+    const probe = `if nc -w 2 ${hostAddress} ${(host.address() as AddressInfo).port} </dev/null | grep -q pong; then echo host reached; else echo host blocked; fi`;
+    await rootful.pod('it-rootful', { command: ['sh', '-c', `echo "uid $(id -u)"; ${probe}; echo to-stderr >&2; exit 4`] });
     const session = await rootful.dispatcher.start('it-rootful', { prompt: 'x' });
-    const events = await collect(session, undefined, 90_000);
+    const events = await collect(session, undefined, 90_000).finally(() => host.close());
     expect(events.at(-1)).toMatchObject({ type: 'container.exited', exitCode: 4, reason: 'exited' });
-    expect(outputLines(events)).toEqual(expect.arrayContaining(['stdout:uid 0', 'stderr:to-stderr']));
+    expect(outputLines(events)).toEqual(expect.arrayContaining(['stdout:uid 0', 'stdout:host blocked', 'stderr:to-stderr']));
     expect(await session.wait()).toBe(4);
     expect(await rootful.containersOf(session.id)).toEqual([]);
   });
