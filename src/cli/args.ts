@@ -58,7 +58,7 @@ Commands:
   ${SYNOPSIS.logs}                          a session's whole log on stdout (-f: follow until it ends)
   ${SYNOPSIS.volumes}            the volumes sessions keep (rm: a session's, or one by name)
   ${SYNOPSIS.pods}                                         the pods and whether each is valid
-  ${SYNOPSIS.doctor}                                       check Docker, the pods directory and every pod
+  ${SYNOPSIS.doctor}                                       which engine (Docker or Podman) and what it lacks, the pods directory, every pod
   ${SYNOPSIS.gc}                  remove this host's finished sessions that old: terminal ones, and closed issues' (--json, --dry-run)
 
   up                                           the GitHub App: webhook server and worker in one process (npm start)

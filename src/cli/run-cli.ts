@@ -3,7 +3,7 @@ import { open, readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import {
   agentNamed,
-  CldpdError, imageWarnings, isCldpdError, isLogNote, messageOf, isTerminal, listPods, parseLogRecord, type LogNote, type PodConfig,
+  CldpdError, imageWarnings, isCldpdError, isLogNote, messageOf, isTerminal, listPods, parseLogRecord, type LogNote, type PodConfig, type EngineInfo,
   type Dispatcher, type HostInventory, type SessionTakeover, type PodListing, type RemovedSession, type PodSource, type Runner, type Session, type SessionEvent, type SessionStore,
 } from '../core/index.js';
 import { parseCommand, USAGE, usageHint, UsageError, type Command } from './args.js';
@@ -460,11 +460,25 @@ function egressOf(egress: PodConfig['egress'], shown: number): string {
   return ['model, GitHub', ...hosts.slice(0, shown), ...(hosts.length > shown ? [`+${hosts.length - shown} more`] : [])].join(', ');
 }
 
+/** The engine's name for `cldpd doctor`. */
+function engineName(kind: EngineInfo['kind'] | undefined): string {
+  return kind === 'podman' ? 'Podman' : 'Docker';
+}
+
+/** Pure: `cldpd doctor`'s line about the engine: which it is, its version, rootful or rootless, its API version. */
+export function engineDetail(v: { version: string; apiVersion: string } & Partial<EngineInfo>): string {
+  const mode = v.rootless === undefined ? '' : v.rootless ? ', rootless' : ', rootful';
+  const cgroup = v.cgroupVersion ? `, cgroup v${v.cgroupVersion}` : '';
+  return `${v.kind ? `${engineName(v.kind)} ` : 'engine '}${v.version}${mode} (API ${v.apiVersion}${cgroup})`;
+}
+
 async function doctor(ctx: CliContext, json: boolean, io: CliIO): Promise<number> {
   const checks: Array<{ check: string; ok: boolean; warning?: true; detail: string }> = [];
   try {
     const v = await ctx.runner.preflight();
-    checks.push({ check: 'docker', ok: true, detail: `engine ${v.version} (API ${v.apiVersion})` });
+    checks.push({ check: 'docker', ok: true, detail: engineDetail(v) });
+    // What this engine cannot do for cldpd (see EngineInfo lacks): warnings, since runs go on.
+    for (const lack of v.lacks ?? []) checks.push({ check: 'docker', ok: true, warning: true, detail: lack });
   } catch (err) {
     checks.push({ check: 'docker', ok: false, detail: (err as Error).message });
   }

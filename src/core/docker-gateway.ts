@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import { GATEWAY_ENV, GATEWAY_PORT, parseNotice } from '../gateway/config.js';
 import { demuxDockerStream } from './demux.js';
 import { CldpdError, messageOf } from './errors.js';
+import { libpodCall } from './engine.js';
 import { ensureGatewayImage, type GatewayImageOptions } from './gateway-image.js';
 import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
@@ -164,10 +165,29 @@ export function internalNetworkOptions(spec: GatewaySpec, subnet: Ipv4Net): Dock
   };
 }
 
+/**
+ * Pure: Podman's (libpod) create-network body of a run's internal network on `subnet`:
+ * internal (no route out), no name server, labelled as Docker's is. Podman has no
+ * inhibit_ipv4 and needs none: the bridge of an internal network gets no IPv4 address, so
+ * nothing on it reaches the host.
+ */
+export function podmanInternalNetwork(spec: GatewaySpec, subnet: Ipv4Net): { name: string; driver: 'bridge'; internal: true; dns_enabled: false; subnets: Array<{ subnet: string }>; labels: Record<string, string> } {
+  return {
+    name: gatewayNames(spec.name).network,
+    driver: 'bridge',
+    internal: true,
+    dns_enabled: false,
+    subnets: [{ subnet: `${formatIpv4(subnet.base)}/${subnet.prefix}` }],
+    labels: { ...spec.labels },
+  };
+}
+
 /** What a {@link DockerGateways} is made with. */
 export interface DockerGatewaysOptions {
   /** Makes sure the network a gateway reaches the outside by exists (see GatewaySpec `outside`). */
   readonly ensureOutside: (name: string) => Promise<unknown>;
+  /** Whether the engine is Podman, whose runs' internal networks are made through its own API (see podmanInternalNetwork). */
+  readonly isPodman?: () => Promise<boolean>;
   /** The IPv4 network the runs' internal networks are cut from, /28 each; {@link DEFAULT_GATEWAY_POOL} when absent. */
   readonly pool?: string;
   /** Where the gateway's image comes from: the node binary and the program (see ensureGatewayImage). */
@@ -185,10 +205,12 @@ export class DockerGateways {
   /** Subnets being given to networks in this process, so opens at once do not pick the same. */
   private readonly reserved = new Set<number>();
   private readonly ensureOutside: (name: string) => Promise<unknown>;
+  private readonly isPodman: () => Promise<boolean>;
   private readonly pool: string;
 
   constructor(private readonly docker: Docker, options: DockerGatewaysOptions) {
     this.ensureOutside = options.ensureOutside;
+    this.isPodman = options.isPodman ?? (() => Promise.resolve(false));
     this.pool = options.pool ?? DEFAULT_GATEWAY_POOL;
     freeSubnets(this.pool, []); // a pool that is not one fails here, not at the first run
     this.imageOptions = options.image ?? {};
@@ -324,7 +346,9 @@ export class DockerGateways {
       throw err;
     }
     const subnet = parseCidr(info.IPAM?.Config?.[0]?.Subnet ?? '');
-    if (!info.Internal || !info.Labels?.[LABELS.gateway] || info.Options?.[INHIBIT_IPV4] !== 'true' || !subnet) {
+    // Podman has no inhibit_ipv4 (see podmanInternalNetwork): internal and labelled is what it can be.
+    const hostless = info.Options?.[INHIBIT_IPV4] === 'true' || (await this.isPodman());
+    if (!info.Internal || !info.Labels?.[LABELS.gateway] || !hostless || !subnet) {
       throw new CldpdError('ContainerFailed', `A Docker network named ${name} exists but is not an egress network cldpd made (internal, labelled ${LABELS.gateway}). Remove it ("docker network rm ${name}") and start again.`);
     }
     return { id: info.Id, subnet };
@@ -355,6 +379,7 @@ export class DockerGateways {
       const subnet = candidates[randomInt(candidates.length)] as Ipv4Net;
       this.reserved.add(subnet.base);
       try {
+        if (await this.isPodman()) return { id: await this.createPodmanNetwork(spec, subnet), subnet };
         const created = await this.docker.createNetwork(internalNetworkOptions(spec, subnet));
         return { id: created.id, subnet };
       } catch (err) {
@@ -372,6 +397,23 @@ export class DockerGateways {
       }
     }
     throw new CldpdError('ContainerFailed', `The egress gateway of ${spec.name} could not start: ${SUBNET_ATTEMPTS} times in a row the subnet of ${this.pool} it picked was taken as it asked for it (Docker: ${lastRefusal || 'every free one was being taken'}). Try again; if it keeps happening, give the pool a larger network (CLDPD_EGRESS_SUBNETS).`);
+  }
+
+  /**
+   * Podman: the run's internal network through Podman's own API, which can leave out its
+   * name server: through the compatible API Podman gives every network one (aardvark-dns on
+   * the bridge's address), which would answer the agent's lookups past the gateway.
+   */
+  private async createPodmanNetwork(spec: GatewaySpec, subnet: Ipv4Net): Promise<string> {
+    const body = podmanInternalNetwork(spec, subnet);
+    try {
+      const created = (await libpodCall(this.docker, 'POST', '/v4.0.0/libpod/networks/create', body, { 200: true, 201: true, 409: 'conflict', 500: 'server error' })) as { id?: string };
+      return created.id ?? body.name;
+    } catch (err) {
+      // Podman says "already exists" with 409 or 500: as Docker's 409, for createNetwork's caller.
+      if (/already (exists|used)/i.test(detailOf(err))) throw Object.assign(new Error(detailOf(err)), { statusCode: 409, json: { message: detailOf(err) } });
+      throw err;
+    }
   }
 
   /** See Runner.findGateway. */

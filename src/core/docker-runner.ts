@@ -7,6 +7,7 @@ import { baseImages, contextDigest, contextFiles, packContext } from './build-co
 import { CldpdError, messageOf } from './errors.js';
 import { demuxDockerStream } from './demux.js';
 import { DockerGateways, gatewayNames } from './docker-gateway.js';
+import { detectEngine, type EngineInfo } from './engine.js';
 import type { GatewayImageOptions } from './gateway-image.js';
 import { LABELS } from './labels.js';
 import { LineSplitter } from './line-splitter.js';
@@ -66,11 +67,18 @@ export function dockerError(err: unknown, doing: string): CldpdError {
 }
 
 /**
+ * Podman's bound of the same log: it keeps one file (its json-file is its own k8s-file,
+ * which takes max-size and no max-file), so the one file holds what Docker's four do.
+ */
+const PODMAN_CONTAINER_LOG = Object.freeze({ Type: 'json-file', Config: Object.freeze({ 'max-size': '256m' }) });
+
+/**
  * Pure: Docker's create-container body for a spec. Every container gets an init, limits,
  * no-new-privileges, only the capabilities of {@link AGENT_CAPABILITIES} and the spec's
- * `capAdd`, and a bounded log.
+ * `capAdd`, and a bounded log (`engine` podman: bounded as Podman can, see PODMAN_CONTAINER_LOG).
  */
-export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
+export function toCreateOptions(spec: ContainerSpec, engine: EngineInfo['kind'] = 'docker'): Docker.ContainerCreateOptions {
+  const log = engine === 'podman' ? PODMAN_CONTAINER_LOG : CONTAINER_LOG;
   return {
     name: spec.name,
     Image: spec.image,
@@ -98,7 +106,7 @@ export function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOpti
       SecurityOpt: ['no-new-privileges'],
       CapDrop: ['ALL'],
       CapAdd: [...new Set([...AGENT_CAPABILITIES, ...(spec.capAdd ?? [])])],
-      LogConfig: { Type: CONTAINER_LOG.Type, Config: { ...CONTAINER_LOG.Config } },
+      LogConfig: { Type: log.Type, Config: { ...log.Config } },
       Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
       ...(Object.keys(sysctlsOf(spec)).length > 0 ? { Sysctls: sysctlsOf(spec) } : {}),
       ...(spec.dns ? { Dns: [...spec.dns] } : {}),
@@ -214,6 +222,12 @@ function volumeInUseMessage(volume: string, users: readonly Pick<Docker.Containe
   return `The volume ${volume} is in use by container${named.length > 1 ? 's' : ''} ${named.map((c) => c.text).join(', ')}. ${first}: ${steps.join('; ')}; then remove the volume again.`;
 }
 
+/** Pure: whether a failure is Podman's way (HTTP 500) of saying a network of that name exists already. */
+function isPodmanNameTaken(err: unknown): boolean {
+  const e = err as DockerApiError;
+  return dockerStatusOf(err) === 500 && /network name .* already used|already exists/i.test(e?.json?.message ?? e?.message ?? '');
+}
+
 function labelFilters(labels: Readonly<Record<string, string | undefined>>): string[] {
   return Object.entries(labels).map(([k, v]) => (v === undefined ? k : `${k}=${v}`));
 }
@@ -225,6 +239,9 @@ export class DockerRunner implements Runner {
 
   private readonly gateways: DockerGateways;
 
+  /** The engine behind the connection, asked once (see {@link DockerRunner.engine}). */
+  private engineInfo: Promise<EngineInfo> | undefined;
+
   /**
    * `options.gatewayPool`: the IPv4 network the runs' egress networks are cut from (see
    * DEFAULT_GATEWAY_POOL); `options.gatewayImage`: what the gateway's image is made of (the
@@ -233,6 +250,7 @@ export class DockerRunner implements Runner {
   constructor(private readonly docker: Docker, options: { readonly gatewayPool?: string; readonly gatewayImage?: GatewayImageOptions } = {}) {
     this.gateways = new DockerGateways(docker, {
       ensureOutside: (name) => (name === ISOLATED_NETWORK ? this.ensureIsolatedNetwork(name) : Promise.resolve(false)),
+      isPodman: () => this.isPodman(),
       ...(options.gatewayPool ? { pool: options.gatewayPool } : {}),
       ...(options.gatewayImage ? { image: options.gatewayImage } : {}),
     });
@@ -254,14 +272,46 @@ export class DockerRunner implements Runner {
     return this.gateways.close(name);
   }
 
-  async preflight(): Promise<{ version: string; apiVersion: string }> {
+  async preflight(): Promise<EngineInfo> {
     try {
-      const v = await this.docker.version();
-      return { version: v.Version, apiVersion: v.ApiVersion };
+      return await this.engine();
     } catch (err) {
       const e = dockerError(err, 'ask its version');
       throw e.code === 'DockerUnavailable' ? e : new CldpdError('DockerUnavailable', e.message, { cause: err });
     }
+  }
+
+  /**
+   * Which engine answers on the connection (Docker, or Podman through its compatible API),
+   * asked once and kept; asked again after a failure. Podman's differences are handled where
+   * they matter, each behind {@link DockerRunner.isPodman}.
+   */
+  engine(): Promise<EngineInfo> {
+    if (!this.engineInfo) {
+      this.engineInfo = detectEngine(this.docker);
+      this.engineInfo.catch(() => { this.engineInfo = undefined; });
+    }
+    return this.engineInfo;
+  }
+
+  /** Whether the engine is Podman; false when it cannot be asked (the call that needs it then fails on its own). */
+  private async isPodman(): Promise<boolean> {
+    return (await this.engineKind()) === 'podman';
+  }
+
+  /** The engine's kind; docker when it cannot be asked (the call that needs it then fails on its own). */
+  private async engineKind(): Promise<EngineInfo['kind']> {
+    return (await this.engine().catch(() => undefined))?.kind ?? 'docker';
+  }
+
+  /**
+   * Podman: an open pod on cldpd's shared network would reach every other container on it,
+   * since Podman's networks have no switch for traffic between their containers (Docker's
+   * enable_icc); such a run is refused, saying what to do.
+   */
+  private async refuseSharedOnPodman(spec: ContainerSpec): Promise<void> {
+    if (spec.network !== ISOLATED_NETWORK || !(await this.isPodman())) return;
+    throw new CldpdError('ContainerFailed', `${spec.name} is an open pod on cldpd's shared network "${ISOLATED_NETWORK}", which Podman cannot keep its containers apart on (its networks have no switch for traffic between containers, Docker's enable_icc). Give the pod an "egress" list instead of "open" in its pod.json so its run goes through its own egress gateway, or name a network whose containers may reach each other in pod.json "network" (like "podman"), or run it on Docker.`);
   }
 
   /**
@@ -522,6 +572,8 @@ export class DockerRunner implements Runner {
    * between its containers, labelled as cldpd's); resolves true when it was missing.
    * Safe to call at once from many runs and processes: all end up on one network. Throws
    * `ContainerFailed` when a network of that name exists that cldpd did not create isolated.
+   * On Podman the network is made and checked by its label alone (Podman has no enable_icc):
+   * there only gateways join it, each listening on its run's network, never on this one.
    */
   ensureIsolatedNetwork(name: string): Promise<boolean> {
     let pending = this.creatingNetworks.get(name);
@@ -546,8 +598,8 @@ export class DockerRunner implements Runner {
         });
         created = true;
       } catch (err) {
-        // 409: another process created it first, which is as good.
-        if (dockerStatusOf(err) !== 409) throw dockerError(err, `create network ${name}`);
+        // 409: another process created it first, which is as good (Podman says so with a 500).
+        if (dockerStatusOf(err) !== 409 && !isPodmanNameTaken(err)) throw dockerError(err, `create network ${name}`);
       }
       found = await this.networksNamed(name);
     }
@@ -563,7 +615,9 @@ export class DockerRunner implements Runner {
     if (!network || more.length > 0) {
       throw new CldpdError('ContainerFailed', `Docker has ${found.length} networks named "${name}" and cldpd could not keep just one. Remove them ("docker network rm ${name}" for each id "docker network ls --filter name=${name}" lists) and start again.`);
     }
-    if (network.Labels?.[ISOLATED_LABEL] !== ISOLATED_VALUE || network.Options?.[ICC_OPTION] !== 'false') {
+    // Podman keeps no enable_icc (see refuseSharedOnPodman): there the label is all there is to check.
+    const apart = network.Options?.[ICC_OPTION] === 'false' || (await this.isPodman());
+    if (network.Labels?.[ISOLATED_LABEL] !== ISOLATED_VALUE || !apart) {
       throw new CldpdError('ContainerFailed', `The Docker network "${name}" was not created by cldpd, and containers on it may reach each other. Remove it ("docker network rm ${name}") so cldpd creates its own, or name another network in the pod's pod.json "network".`);
     }
     return created;
@@ -579,10 +633,11 @@ export class DockerRunner implements Runner {
   }
 
   async run(spec: ContainerSpec): Promise<ProcessHandle> {
+    await this.refuseSharedOnPodman(spec);
     if (spec.network === ISOLATED_NETWORK) await this.ensureIsolatedNetwork(ISOLATED_NETWORK);
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer(toCreateOptions(spec));
+      container = await this.docker.createContainer(toCreateOptions(spec, await this.engineKind()));
     } catch (err) {
       throw dockerError(err, `create container ${spec.name}`);
     }
@@ -623,9 +678,10 @@ export class DockerRunner implements Runner {
   }
 
   async createTerminal(spec: ContainerSpec): Promise<string> {
+    await this.refuseSharedOnPodman(spec);
     if (spec.network === ISOLATED_NETWORK) await this.ensureIsolatedNetwork(ISOLATED_NETWORK);
     try {
-      return (await this.docker.createContainer(toCreateOptions({ ...spec, tty: true, stdin: true }))).id;
+      return (await this.docker.createContainer(toCreateOptions({ ...spec, tty: true, stdin: true }, await this.engineKind()))).id;
     } catch (err) {
       throw dockerError(err, `create container ${spec.name}`);
     }

@@ -6,6 +6,7 @@ export { POD_DEFAULTS, DEFAULT_COMMAND, DEFAULT_RESUME_COMMAND, validatePodJson,
 export { isTerminal, type AgentEvent, type ExitReason, type SessionEvent } from './events.js';
 export type { Runner, ContainerFile, ContainerSpec, ProcessHandle, ProcessInput, OutputChunk, BuildRequest, ImageInfo, ContainerInfo, MountSpec, VolumeInfo, FileRead, TerminalProcess, TerminalSize, GatewaySpec, GatewayHandle } from './runner.js';
 export { DockerRunner, toCreateOptions } from './docker-runner.js';
+export { detectEngine, engineLacks, isPodmanVersion, type EngineInfo } from './engine.js';
 export { Session, type AgentSummary, type SessionOptions } from './session.js';
 export type { InputReservation } from './agent-input.js';
 export { SESSION_SUFFIX_HEX, SessionStore, isSessionId, type SessionRecord, type PersistedVolume } from './session-store.js';

@@ -1,3 +1,4 @@
+import type { EngineInfo } from './engine.js';
 import type { GatewayConfig } from '../gateway/config.js';
 
 /** A file the runner writes into a container (created or running) before the agent reads it. */
@@ -210,8 +211,8 @@ export interface VolumeInfo {
  * `DockerUnavailable` when it does not answer, and `ContainerFailed` when it refuses.
  */
 export interface Runner {
-  /** Checks the engine answers; resolves with its version. */
-  preflight(): Promise<{ version: string; apiVersion: string }>;
+  /** Checks the engine answers; resolves with its version and, where the runner tells, which engine it is (see EngineInfo). */
+  preflight(): Promise<{ version: string; apiVersion: string } & Partial<EngineInfo>>;
   /** Builds an image, yielding its output line by line; throws `BuildFailed` on a build error or abort. Resolves with the image id. */
   build(request: BuildRequest): AsyncGenerator<string, string>;
   /** The image's user, env and working directory; undefined when there is no such image. */

@@ -47,7 +47,8 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
   const { appId, privateKey } = requireGitHubApp(config, { webhookSecret: false });
   const runner = new DockerRunner(new Docker(), { gatewayPool: config.egressSubnets });
   const engine = await runner.preflight();
-  logger.info({ engine: engine.version, host: config.hostId }, 'Docker engine ready');
+  logger.info({ engine: engine.version, kind: engine.kind, rootless: engine.rootless, host: config.hostId }, `${engine.kind === 'podman' ? 'Podman' : 'Docker'} engine ready`);
+  for (const lack of engine.lacks ?? []) logger.warn({ host: config.hostId }, lack);
   const pods = { podsDir: config.podsDir, homeDir: config.userHome };
   const store = new SessionStore(config.sessionsDir);
   const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv, logger, maxLogBytesPerRun: config.runLogMaxBytes, gateways: config.gateways });

@@ -5,6 +5,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Dispatcher, DockerRunner, LABELS, type SessionEvent } from '../../src/core/index.js';
 import { TestWorld, collect, describeWithDocker, outputLines } from './harness.js';
 
+/** The engine's socket: DOCKER_HOST's when it names one (Podman's, say), else Docker's. */
+const ENGINE_SOCKET = process.env.DOCKER_HOST?.startsWith('unix://') ? process.env.DOCKER_HOST.slice('unix://'.length) : '/var/run/docker.sock';
+
 /**
  * A TCP front for the Docker engine's socket, so a test can cut the connection an attach
  * stream runs on (as a network blip or an engine's proxy would) while the container runs.
@@ -17,7 +20,7 @@ class EngineProxy {
 
   async listen(): Promise<number> {
     this.server = createServer((client) => {
-      const engine = createConnection('/var/run/docker.sock');
+      const engine = createConnection(ENGINE_SOCKET);
       client.on('data', (data: Buffer) => {
         if (/^POST \S*\/containers\/\S+\/attach\?/m.test(data.toString('latin1'))) this.attaches.add(client);
       });

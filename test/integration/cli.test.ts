@@ -154,7 +154,8 @@ describeWithDocker('the cldpd CLI against a real Docker engine', () => {
     expect((await running).code).toBe(143);
 
     const doctor = await cldpd(['doctor']);
-    expect(doctor.stdout).toMatch(/ok\s+docker: engine/);
+    // Which engine it found: Docker here (test/podman/podman.test.ts checks Podman's line).
+    expect(doctor.stdout).toMatch(/ok\s+docker: Docker \d+\.\d+\S*, root(ful|less) \(API 1\.\d+/);
     expect(doctor.stdout).toContain('pod it-cli:');
     const pods = await cldpd(['pods', '--json']);
     expect(pods.stdout).toContain('"name":"it-cli","valid":true');

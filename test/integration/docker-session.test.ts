@@ -4,16 +4,21 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Dispatcher, DockerRunner, scanRun, type Session, type SessionEvent } from '../../src/core/index.js';
+import { Dispatcher, DockerRunner, scanRun, type EngineInfo, type Session, type SessionEvent } from '../../src/core/index.js';
 import { parseLogLine } from '../fakes/session-log.js';
 import { AGENT_CAPABILITIES, ISOLATED_NETWORK } from '../../src/core/runner.js';
+import { libpodCall } from '../../src/core/engine.js';
 import { BUSYBOX, TestWorld, collect, describeWithDocker, outputLines, until } from './harness.js';
 
 describeWithDocker('sessions on a real Docker engine', () => {
   const world = new TestWorld();
+  /** The engine (Docker, or Podman with DOCKER_HOST at its socket: test/podman runs this file so). */
+  let engine: EngineInfo;
+  const podman = (): boolean => engine.kind === 'podman';
 
   beforeAll(async () => {
     await world.init();
+    engine = await world.runner.engine();
     await world.pod('it-exit', { command: ['sh', '-c', 'echo "to stdout"; echo "to stderr" >&2; echo "secret=$CLDPD_TEST_SECRET"; exit ${CODE:-0}'], inheritEnv: ['CLDPD_TEST_SECRET'] });
     await world.pod('it-exit-3', { command: ['sh', '-c', 'echo bye; exit 3'] });
     await world.pod('it-lines', { command: ['seq', '1', '200000'] });
@@ -119,7 +124,7 @@ describeWithDocker('sessions on a real Docker engine', () => {
     const types = events.map((e) => e.type);
     expect(types[0]).toBe('build.started');
     expect(types.slice(1, -1).every((t) => t === 'build.output')).toBe(true);
-    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'BuildFailed', message: expect.stringMatching(/returned a non-zero code: 7/) });
+    expect(events.at(-1)).toMatchObject({ type: 'error', code: 'BuildFailed', message: expect.stringMatching(podman() ? /while running runtime: exit status 7/ : /returned a non-zero code: 7/) });
     expect(events.some((e) => e.type === 'build.output' && e.line.includes('about to fail'))).toBe(true);
     await expect(session.wait()).rejects.toMatchObject({ code: 'BuildFailed' });
     expect(await world.containersOf(session.id)).toEqual([]);
@@ -145,21 +150,21 @@ describeWithDocker('sessions on a real Docker engine', () => {
 
     const baseImage = (await built('it-cache-base')).imageId;
     const first = await built('it-cache-child');
-    expect(first.lines.some((l) => l.startsWith('Step '))).toBe(true);
+    expect(first.lines.some((l) => /^(Step|STEP) \d/.test(l))).toBe(true);
     const again = await built('it-cache-child');
     expect(again.imageId).toBe(first.imageId);
     expect(again.lines).toEqual([expect.stringMatching(/^Nothing in the context, build args or base images changed/)]);
 
     await writeFile(join(child, 'note.txt'), 'two');
     const edited = await built('it-cache-child');
-    expect(edited.lines.some((l) => l.startsWith('Step '))).toBe(true);
+    expect(edited.lines.some((l) => /^(Step|STEP) \d/.test(l))).toBe(true);
     expect(edited.imageId).not.toBe(first.imageId);
 
     await writeFile(join(base, 'extra.txt'), 'changes the base');
     await writeFile(join(base, 'Dockerfile'), `${await readFile(join(base, 'Dockerfile'), 'utf8')}COPY extra.txt /extra.txt\n`);
     expect((await built('it-cache-base')).imageId).not.toBe(baseImage);
     const rebased = await built('it-cache-child');
-    expect(rebased.lines.some((l) => l.startsWith('Step '))).toBe(true);
+    expect(rebased.lines.some((l) => /^(Step|STEP) \d/.test(l))).toBe(true);
     expect(rebased.imageId).not.toBe(edited.imageId);
   });
 
@@ -248,12 +253,23 @@ describeWithDocker('sessions on a real Docker engine', () => {
     await until('the container', () => !!session.containerId);
     const info = await world.docker.getContainer(session.containerId as string).inspect();
     expect(info.Config.Labels).toMatchObject({ 'dev.cldpd.session': session.id, 'dev.cldpd.pod': 'it-claude', 'dev.cldpd.host': world.hostId, 'dev.cldpd.issue': issueUrl });
-    expect(info.HostConfig).toMatchObject({
-      Init: true, Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128, SecurityOpt: ['no-new-privileges'],
-      CapDrop: ['ALL'], CapAdd: [...AGENT_CAPABILITIES], NetworkMode: `cldpd-${session.id}-egress`,
-      Sysctls: expect.objectContaining({ 'net.ipv6.conf.all.disable_ipv6': '1' }),
-      LogConfig: { Type: 'json-file', Config: { 'max-size': '64m', 'max-file': '4' } },
-    });
+    if (podman()) {
+      // Podman shows capabilities as its defaults less the dropped ones (the set itself is checked by CapBnd below),
+      // its log bound in its own inspect, and no limits at all where it cannot set them (rootless on cgroup v1).
+      // Its NetworkMode says "bridge" for any bridge network: the network itself is checked below.
+      expect(info.HostConfig).toMatchObject({ Init: true, SecurityOpt: ['no-new-privileges'], LogConfig: { Type: 'json-file' } });
+      const limited = !(engine.rootless && engine.cgroupVersion === '1');
+      expect(info.HostConfig).toMatchObject(limited ? { Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128 } : { Memory: 0, NanoCpus: 0 });
+      if (!limited) expect(engine.lacks).toEqual(expect.arrayContaining([expect.stringMatching(/limits of pods are not enforced/)]));
+      expect(await podmanLogSize(session.containerId as string)).toBe('256MB');
+    } else {
+      expect(info.HostConfig).toMatchObject({
+        Init: true, Memory: 256 * 1024 ** 2, NanoCpus: 1e9, PidsLimit: 128, SecurityOpt: ['no-new-privileges'],
+        CapDrop: ['ALL'], CapAdd: [...AGENT_CAPABILITIES], NetworkMode: `cldpd-${session.id}-egress`,
+        Sysctls: expect.objectContaining({ 'net.ipv6.conf.all.disable_ipv6': '1' }),
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '64m', 'max-file': '4' } },
+      });
+    }
     expect(Object.keys(info.NetworkSettings.Networks)).toEqual([`cldpd-${session.id}-egress`]);
     const volume = info.Mounts.find((m) => m.Destination === '/work');
     expect(volume?.Type).toBe('volume');
@@ -262,6 +278,12 @@ describeWithDocker('sessions on a real Docker engine', () => {
     await session.stop();
     await reading;
   });
+
+  /** Podman's log bound of a container, from its own inspect (the compatible one does not show it). */
+  const podmanLogSize = async (containerId: string): Promise<string | undefined> => {
+    const body = await libpodCall(world.docker, 'GET', `/v4.0.0/libpod/containers/${containerId}/json`, undefined, { 200: true });
+    return (body as { HostConfig?: { LogConfig?: { Size?: string } } }).HostConfig?.LogConfig?.Size;
+  };
 
   /** Starts a session of `pod` and waits until its output has a line matching `ready`. */
   const startUntil = async (pod: string, ready: RegExp): Promise<{ session: Session; reading: Promise<SessionEvent[]>; lines: () => string[] }> => {
@@ -275,14 +297,20 @@ describeWithDocker('sessions on a real Docker engine', () => {
   it('hardening: drops every capability but the agent set, adds what pod.json capAdd asks, and bounds the log', async () => {
     const show = ['sh', '-c', 'grep ^CapBnd: /proc/self/status; sleep 60'];
     await world.pod('it-caps', { command: show });
-    await world.pod('it-caps-raw', { command: show, capAdd: ['NET_RAW'], egress: 'open' });
+    // Open pods on Podman name a network of their own (see the next test).
+    await world.pod('it-caps-raw', { command: show, capAdd: ['NET_RAW'], egress: 'open', ...(podman() ? { network: 'bridge' } : {}) });
     for (const [pod, capAdd, bounding] of [
       ['it-caps', [...AGENT_CAPABILITIES], '00000000000004fb'], // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID NET_BIND_SERVICE
       ['it-caps-raw', [...AGENT_CAPABILITIES, 'NET_RAW'], '00000000000024fb'],
     ] as const) {
       const { session, reading, lines } = await startUntil(pod, /^stdout:CapBnd:/);
       const info = await world.docker.getContainer(session.containerId as string).inspect();
-      expect(info.HostConfig).toMatchObject({ CapDrop: ['ALL'], CapAdd: capAdd, SecurityOpt: ['no-new-privileges'], LogConfig: { Type: 'json-file', Config: { 'max-size': '64m', 'max-file': '4' } } });
+      if (podman()) {
+        expect(info.HostConfig).toMatchObject({ SecurityOpt: ['no-new-privileges'], LogConfig: { Type: 'json-file' } });
+        expect(await podmanLogSize(session.containerId as string)).toBe('256MB');
+      } else {
+        expect(info.HostConfig).toMatchObject({ CapDrop: ['ALL'], CapAdd: capAdd, SecurityOpt: ['no-new-privileges'], LogConfig: { Type: 'json-file', Config: { 'max-size': '64m', 'max-file': '4' } } });
+      }
       expect(lines()).toContain(`stdout:CapBnd:\t${bounding}`);
       await session.stop();
       await reading;
@@ -299,6 +327,23 @@ describeWithDocker('sessions on a real Docker engine', () => {
       const session = await world.dispatcher.start(pod, { prompt: 'x' });
       return outputLines(await collect(session)).filter((l) => l.startsWith('stdout:'));
     };
+    if (podman()) {
+      // Podman's networks have no enable_icc: an open pod on the shared network is refused, saying what to do.
+      const refused = await collect(await world.dispatcher.start('it-net-server', { prompt: 'x' }));
+      expect(refused.at(-1)).toMatchObject({ type: 'error', code: 'ContainerFailed', message: expect.stringMatching(/open pod on cldpd's shared network "cldpd", which Podman cannot keep its containers apart on.*Give the pod an "egress" list instead of "open"/s) });
+      expect(refused.some((e) => e.type === 'container.started')).toBe(false);
+      expect(engine.lacks).toEqual(expect.arrayContaining([expect.stringMatching(/enable_icc/)]));
+      // An open pod on a network it names runs, and its peers there reach it, as on Docker's bridge.
+      const shared = await startUntil('it-net-server-bridge', /^stdout:listening$/);
+      try {
+        const address = Object.values((await world.docker.getContainer(shared.session.containerId as string).inspect()).NetworkSettings.Networks)[0]?.IPAddress;
+        expect(await probe('it-net-client-bridge', 'bridge', address as string, 8080)).toEqual(['stdout:reached']);
+      } finally {
+        await shared.session.stop();
+        await shared.reading;
+      }
+      return;
+    }
     const isolated = await startUntil('it-net-server', /^stdout:listening$/);
     const shared = await startUntil('it-net-server-bridge', /^stdout:listening$/);
     // The host, beyond the gateway, stands for the outside world (no internet here).
@@ -333,7 +378,8 @@ describeWithDocker('sessions on a real Docker engine', () => {
       expect(created).toContain(true);
       const networks = await exactly();
       expect(networks).toHaveLength(1);
-      expect(networks[0]?.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false' });
+      // Podman keeps no enable_icc: its open pods are refused the network instead (see the test above).
+      if (!podman()) expect(networks[0]?.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false' });
       expect(await world.runner.ensureIsolatedNetwork(name)).toBe(false);
       // The name resolves to one network: a container starts on it.
       const container = await world.docker.createContainer({ Image: 'cldpd-it-exit-3:latest', Cmd: ['true'], Labels: { 'dev.cldpd.host': world.hostId }, HostConfig: { NetworkMode: name } });
