@@ -48,6 +48,13 @@ export interface RunWorkerOptions {
   readonly egress?: (command: RunCommand) => Promise<readonly string[] | undefined>;
   /** Waiting out a model provider's quota or rate refusal instead of failing (see ProviderLimits): none when absent. */
   readonly providerLimits?: ProviderLimits;
+  /**
+   * Asks this host's Docker engine whether it answers (bounded in time; rejects when it does
+   * not), before each heartbeat. While it does not, the host stops saying it is alive (so it
+   * is shown unseen, and can be forgotten), says why in Redis, and takes no new jobs; once it
+   * answers again all of that is undone. Each change is logged once. Not asked when absent.
+   */
+  readonly engineAnswers?: () => Promise<void>;
 }
 
 /**
@@ -67,6 +74,9 @@ export class RunWorker {
   private reconciler: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly lockTtlMs: number;
+  /** Since when this host's engine has not answered; undefined while it answers. */
+  private engineSilentSince: number | undefined;
+  private beating: Promise<void> | undefined;
 
   constructor(private readonly options: RunWorkerOptions) {
     const { state, logger, producer, reporter, dispatcher, hostId } = options;
@@ -88,10 +98,13 @@ export class RunWorker {
   /** Adopts orphaned containers, then starts taking jobs. */
   async start(): Promise<void> {
     const gone = this.options.hostGoneMs ?? HOST_GONE_MS;
-    const beat = () => this.options.state.heartbeat(this.options.hostId, gone);
-    await beat();
+    await this.options.state.engineSilent(this.options.hostId, undefined);
+    await this.options.state.heartbeat(this.options.hostId, gone);
     this.heartbeat = setInterval(() => {
-      beat().catch((err: unknown) => this.options.logger.warn({ err }, 'could not say this host is alive'));
+      // One beat at a time: an engine slow to answer must not pile up pings.
+      this.beating ??= this.beat(gone).catch((err: unknown) => this.options.logger.warn({ err }, 'could not say this host is alive')).finally(() => {
+        this.beating = undefined;
+      });
     }, Math.min(30_000, Math.max(100, Math.floor(gone / 3))));
     this.heartbeat.unref();
     await this.orphans.reconcile();
@@ -114,12 +127,40 @@ export class RunWorker {
   }
 
   /**
+   * Says this host is alive for `goneMs`, if its engine answers; else says since when it
+   * does not, and pauses taking jobs until it answers again.
+   */
+  private async beat(goneMs: number): Promise<void> {
+    const { engineAnswers, state, hostId, logger } = this.options;
+    if (engineAnswers) {
+      const silence = await engineAnswers().then(() => undefined, (err: unknown) => err);
+      if (silence !== undefined) {
+        if (this.engineSilentSince === undefined) {
+          this.engineSilentSince = Date.now();
+          logger.error({ err: silence, host: hostId }, `this host's Docker engine does not answer: the host stops saying it is alive and takes no new jobs until the engine answers again (an operator may "cldpd hosts forget ${hostId}" meanwhile)`);
+          await Promise.all(this.workers.map((w) => w.pause(true)));
+        }
+        await state.engineSilent(hostId, this.engineSilentSince);
+        return;
+      }
+      if (this.engineSilentSince !== undefined) {
+        logger.info({ host: hostId, silentForMs: Date.now() - this.engineSilentSince }, 'this host\'s Docker engine answers again: taking jobs');
+        this.engineSilentSince = undefined;
+        await state.engineSilent(hostId, undefined);
+        for (const w of this.workers) w.resume();
+      }
+    }
+    await state.heartbeat(hostId, goneMs);
+  }
+
+  /**
    * Stops taking jobs and lets go of the running ones without waiting for them: their
    * containers keep running and the next worker start on this host re-attaches to them.
    */
   async close(): Promise<void> {
     clearInterval(this.reconciler);
     clearInterval(this.heartbeat);
+    await this.beating;
     await Promise.all(this.workers.map((w) => w.close(true)));
     this.workers.length = 0;
     await this.positions.close();
