@@ -1,0 +1,172 @@
+// A run spread over two Docker engines: the real `cldpd serve`, one `cldpd worker` on this
+// machine's engine and one on a second engine (scripts/second-engine.sh: its own dockerd,
+// data root and bridge), one Redis, the fake GitHub of the tests. A burst of 40 labels from
+// 4 repositories (10 issues each), delivered as fast as the server takes them; each run a
+// busybox pod that prints a line and sleeps 2 s, so the burst outlasts the slots (4 per host).
+// Measured: how many sessions each engine ran, and label → start: from sending the delivery
+// to the container's start, as each engine's own event log times it.
+// Run alone: node bench/engines.mjs (root; needs dockerd, a built dist/, Redis at CLDPD_TEST_REDIS_URL).
+import { execFileSync } from 'node:child_process';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import examples from '@octokit/webhooks-examples';
+import { Redis } from 'ioredis';
+import { CLI, ROOT, benchHome, busyboxPod, fmt, percentile } from './lib.mjs';
+import { fakeGitHub, freePort, until } from './processes.mjs';
+
+const REDIS_URL = `${(process.env.CLDPD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379').replace(/\/\d*$/, '')}/33`;
+const SECRET = 'bench-engines';
+const SCRIPT = join(ROOT, 'scripts/second-engine.sh');
+const REPOS = ['alpha', 'beta', 'gamma', 'delta'];
+const SLOTS = 4;
+
+function settings(text) {
+  return Object.fromEntries(text.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+function labelPayload(repo, issue) {
+  const found = examples.find((e) => e.name === 'issues').examples.find((e) => e.action === 'labeled');
+  const p = structuredClone(found);
+  p.installation = { id: 7777, node_id: 'x' };
+  Object.assign(p.repository, { name: repo, full_name: `acme/${repo}` });
+  p.repository.owner.login = 'acme';
+  Object.assign(p.issue, { number: issue, title: `Issue ${issue}`, body: 'Work.', state: 'open', closed_at: null, html_url: `https://github.com/acme/${repo}/issues/${issue}` });
+  delete p.issue.pull_request;
+  p.sender.login = 'alice';
+  p.sender.type = 'User';
+  p.label = { ...p.label, name: 'cldpd:burst' };
+  return p;
+}
+
+async function deliver(port, payload) {
+  const body = JSON.stringify(payload);
+  const response = await fetch(`http://127.0.0.1:${port}/api/github/webhooks`, {
+    method: 'POST', body,
+    headers: { 'content-type': 'application/json', 'x-github-event': 'issues', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}` },
+  });
+  await response.text();
+  if (response.status >= 300) throw new Error(`the server answered ${response.status}`);
+}
+
+/** Each container start on `docker` for `hostId` since `since` (s): its issue and when (ms). */
+async function starts(docker, hostId, since) {
+  const stream = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000) + 1, filters: { type: ['container'], event: ['start'], label: [`dev.cldpd.host=${hostId}`] } });
+  let text = '';
+  for await (const chunk of stream) text += chunk.toString('utf8');
+  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)).filter((e) => e.Actor.Attributes['dev.cldpd.session'])
+    .map((e) => ({ issue: e.Actor.Attributes['dev.cldpd.issue'], at: e.timeNano / 1e6 }));
+}
+
+async function clean(docker, hostId) {
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`dev.cldpd.host=${hostId}`] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`dev.cldpd.host=${hostId}`] } });
+  for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+}
+
+/** The burst; resolves with each engine's sessions and label → start percentiles. */
+export async function benchEngines() {
+  const answered = (() => {
+    try {
+      execFileSync('bash', [SCRIPT, 'env']);
+      return new Docker({ socketPath: '/run/cldpd-engine-b/docker.sock' }).ping().then(() => true, () => false);
+    } catch {
+      return false;
+    }
+  })();
+  const startedHere = !(await answered);
+  const engineB = settings(execFileSync('bash', [SCRIPT, 'start'], { encoding: 'utf8' }));
+  const local = new Docker();
+  const remote = new Docker({ socketPath: engineB.ENGINE_B_SOCKET.slice('unix://'.length) });
+  const home = benchHome('cldpd-bench-engines-');
+  const tag = randomBytes(3).toString('hex');
+  const hosts = { a: `bench-a-${tag}`, b: `bench-b-${tag}` };
+  const redis = new Redis(REDIS_URL);
+  const github = await fakeGitHub();
+  const children = [];
+  try {
+    await redis.flushdb();
+    busyboxPod(home, 'burst', { command: ['sh', '-c', 'echo working; sleep 2'], egress: 'open', stopGraceSeconds: 1 });
+    // The image built on each engine first: the burst measures dispatch, not a build.
+    for (const host of [undefined, engineB.ENGINE_B_SOCKET]) {
+      execFileSync(process.execPath, [CLI, 'start', 'burst', '--prompt', 'warm'], { env: { PATH: process.env.PATH, HOME: home, CLDPD_HOME: home, CLDPD_PODS_DIR: join(home, 'pods'), ...(host ? { DOCKER_HOST: host } : {}) }, stdio: 'ignore' });
+    }
+    await github.start();
+    github.roles.set('alice', 'write');
+    const port = await freePort();
+    const { generateKeyPairSync } = await import('node:crypto');
+    const base = {
+      PATH: process.env.PATH, HOME: home, APP_ID: '12345',
+      PRIVATE_KEY: generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey,
+      WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL,
+      CLDPD_HOME: home, CLDPD_PODS_DIR: join(home, 'pods'), CLDPD_HOST_ID: hosts.a, CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_PORT: '0',
+      CLDPD_CONCURRENCY: String(SLOTS), LOG_LEVEL: 'warn', NODE_ENV: 'production',
+    };
+    const envs = [['serve', base, 'serve.log'], ['worker', base, 'worker-a.log'],
+      ['worker', { ...base, CLDPD_HOST_ID: hosts.b, CLDPD_HOME: join(home, 'b'), DOCKER_HOST: engineB.ENGINE_B_SOCKET }, 'worker-b.log']];
+    for (const [mode, env, log] of envs) {
+      const out = createWriteStream(join(home, log));
+      const child = spawn(process.execPath, [CLI, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.pipe(out);
+      child.stderr.pipe(out);
+      children.push(child);
+    }
+    await until('the server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
+    await until('both workers', async () => (await redis.exists(`cldpd:host:${hosts.a}`, `cldpd:host:${hosts.b}`)) === 2, 30_000);
+
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const sent = new Map();
+    // Round robin over the repositories, as a burst from four teams arrives.
+    const labels = [];
+    for (let issue = 1; issue <= 10; issue += 1) for (const repo of REPOS) labels.push([repo, issue]);
+    const t0 = Date.now();
+    for (const [repo, issue] of labels) {
+      sent.set(`acme/${repo}#${issue}`, Date.now());
+      await deliver(port, labelPayload(repo, issue));
+    }
+    const burstMs = Date.now() - t0;
+    let found = { a: [], b: [] };
+    await until('40 runs started', async () => {
+      found = { a: await starts(local, hosts.a, since), b: await starts(remote, hosts.b, since) };
+      return found.a.length + found.b.length >= labels.length;
+    }, 300_000, 500);
+    const keyOf = (issue) => [...sent.keys()].find((k) => issue === k || issue?.endsWith(k.replace('acme/', '')) || issue?.includes(k));
+    const waits = [...found.a, ...found.b].map((s) => s.at - (sent.get(keyOf(s.issue)) ?? NaN));
+    if (waits.some((w) => Number.isNaN(w))) throw new Error(`a start's issue label was not recognised: ${found.a[0]?.issue}`);
+    return {
+      sessions: { a: found.a.length, b: found.b.length }, slots: SLOTS, burstMs,
+      p50: percentile(waits, 50), p99: percentile(waits, 99), max: Math.max(...waits), n: waits.length,
+    };
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.once('exit', r)))));
+    await github.close();
+    redis.disconnect();
+    await clean(local, hosts.a);
+    await clean(remote, hosts.b).catch(() => undefined);
+    if (startedHere) execFileSync('bash', [SCRIPT, 'stop']);
+  }
+}
+
+/** The report's section. */
+export function enginesSection(r, when) {
+  return `## §9. A run spread over two engines
+
+\`node bench/engines.mjs\` (${when}): the real \`cldpd serve\`, one \`cldpd worker\` on this machine's Docker engine and one on a second \`dockerd\` (scripts/second-engine.sh: its own data root, exec root and bridge, on the same 2 cores), one Redis, the fake GitHub. A burst of ${r.n} labels from 4 repositories (10 issues each, round robin, sent one after another as fast as the server acknowledges them: ${fmt(r.burstMs)} ms for all), on a cached busybox pod whose run prints a line and sleeps 2 s (\`"egress": "open"\`), ${r.slots} slots per host. Label → start: from sending the delivery to the container's start, as each engine's event log times it.
+
+| | sessions |
+|---|---|
+| host A (this machine's engine) | ${r.sessions.a} |
+| host B (the second engine) | ${r.sessions.b} |
+
+Label → start: **p50 ${fmt(r.p50 / 1000, 1)} s, p99 ${fmt(r.p99 / 1000, 1)} s** (max ${fmt(r.max / 1000, 1)} s, n=${r.n}). With ${r.slots * 2} slots and runs of 2 s, the burst is served in waves: the last labels wait for slots to free, so p99 is the queue's length in runs × 2 s ÷ slots, plus each start's own cost (§1: ≈ 0.3 s on this engine). Neither engine is favoured: each worker takes runs from the shared queue whenever it has a free slot, so the split follows how fast each host frees its slots.
+`;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const r = await benchEngines();
+  console.log(JSON.stringify(r));
+  console.log(enginesSection(r, `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`));
+}
