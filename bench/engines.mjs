@@ -10,13 +10,14 @@ import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import examples from '@octokit/webhooks-examples';
 import { Redis } from 'ioredis';
-import { CLI, ROOT, benchHome, busyboxPod, fmt, percentile } from './lib.mjs';
+import { CLI, ROOT, benchHome, busyboxPod, fmt, percentile, removeBenchHomes } from './lib.mjs';
 import { fakeGitHub, freePort, until } from './processes.mjs';
 
+const examples = createRequire(import.meta.url)('@octokit/webhooks-examples');
 const REDIS_URL = `${(process.env.CLDPD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379').replace(/\/\d*$/, '')}/33`;
 const SECRET = 'bench-engines';
 const SCRIPT = join(ROOT, 'scripts/second-engine.sh');
@@ -33,7 +34,7 @@ function labelPayload(repo, issue) {
   p.installation = { id: 7777, node_id: 'x' };
   Object.assign(p.repository, { name: repo, full_name: `acme/${repo}` });
   p.repository.owner.login = 'acme';
-  Object.assign(p.issue, { number: issue, title: `Issue ${issue}`, body: 'Work.', state: 'open', closed_at: null, html_url: `https://github.com/acme/${repo}/issues/${issue}` });
+  Object.assign(p.issue, { number: issue, title: `Issue ${issue}`, body: 'Work.', state: 'open', closed_at: null, updated_at: new Date().toISOString(), html_url: `https://github.com/acme/${repo}/issues/${issue}` });
   delete p.issue.pull_request;
   p.sender.login = 'alice';
   p.sender.type = 'User';
@@ -51,13 +52,23 @@ async function deliver(port, payload) {
   if (response.status >= 300) throw new Error(`the server answered ${response.status}`);
 }
 
-/** Each container start on `docker` for `hostId` since `since` (s): its issue and when (ms). */
-async function starts(docker, hostId, since) {
-  const stream = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000) + 1, filters: { type: ['container'], event: ['start'], label: [`dev.cldpd.host=${hostId}`] } });
-  let text = '';
-  for await (const chunk of stream) text += chunk.toString('utf8');
-  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)).filter((e) => e.Actor.Attributes['dev.cldpd.session'])
-    .map((e) => ({ issue: e.Actor.Attributes['dev.cldpd.issue'], at: e.timeNano / 1e6 }));
+/**
+ * Follows the container starts on `docker` for `hostId` as they happen (the engine keeps only
+ * its last 256 events, fewer than a burst makes): each start's issue and when (ms).
+ */
+async function watchStarts(docker, hostId) {
+  const stream = await docker.getEvents({ filters: { type: ['container'], event: ['start'], label: [`dev.cldpd.host=${hostId}`] } });
+  const seen = [];
+  let rest = '';
+  stream.on('data', (chunk) => {
+    const lines = (rest + chunk.toString('utf8')).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines.filter((l) => l.trim())) {
+      const e = JSON.parse(line);
+      if (e.Actor.Attributes['dev.cldpd.session']) seen.push({ issue: e.Actor.Attributes['dev.cldpd.issue'], at: e.timeNano / 1e6 });
+    }
+  });
+  return { seen, close: () => stream.destroy() };
 }
 
 async function clean(docker, hostId) {
@@ -103,6 +114,8 @@ export async function benchEngines() {
       WEBHOOK_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', GHE_HOST: github.host, GHE_PROTOCOL: 'http', REDIS_URL,
       CLDPD_HOME: home, CLDPD_PODS_DIR: join(home, 'pods'), CLDPD_HOST_ID: hosts.a, CLDPD_STATUS_INTERVAL_SECONDS: '1', CLDPD_METRICS_PORT: '0',
       CLDPD_CONCURRENCY: String(SLOTS), LOG_LEVEL: 'warn', NODE_ENV: 'production',
+      // The fake GitHub has no secondary rate limits: the shared write budget (40 a minute by default) would pace the status edits of 40 runs, not the dispatch.
+      CLDPD_GITHUB_WRITES_PER_MINUTE: '2000',
     };
     const envs = [['serve', base, 'serve.log'], ['worker', base, 'worker-a.log'],
       ['worker', { ...base, CLDPD_HOST_ID: hosts.b, CLDPD_HOME: join(home, 'b'), DOCKER_HOST: engineB.ENGINE_B_SOCKET }, 'worker-b.log']];
@@ -116,7 +129,7 @@ export async function benchEngines() {
     await until('the server', async () => (await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status).catch(() => 0)) === 200, 30_000);
     await until('both workers', async () => (await redis.exists(`cldpd:host:${hosts.a}`, `cldpd:host:${hosts.b}`)) === 2, 30_000);
 
-    const since = Math.floor(Date.now() / 1000) - 1;
+    const watching = [await watchStarts(local, hosts.a), await watchStarts(remote, hosts.b)];
     const sent = new Map();
     // Round robin over the repositories, as a burst from four teams arrives.
     const labels = [];
@@ -127,12 +140,16 @@ export async function benchEngines() {
       await deliver(port, labelPayload(repo, issue));
     }
     const burstMs = Date.now() - t0;
-    let found = { a: [], b: [] };
-    await until('40 runs started', async () => {
-      found = { a: await starts(local, hosts.a, since), b: await starts(remote, hosts.b, since) };
-      return found.a.length + found.b.length >= labels.length;
-    }, 300_000, 500);
-    const keyOf = (issue) => [...sent.keys()].find((k) => issue === k || issue?.endsWith(k.replace('acme/', '')) || issue?.includes(k));
+    const found = { a: watching[0].seen, b: watching[1].seen };
+    await until('40 runs started', async () => found.a.length + found.b.length >= labels.length, Number(process.env.BENCH_ENGINES_TIMEOUT_MS ?? 300_000), 500).catch((err) => {
+      throw new Error(`${err.message}: ${found.a.length} on host A, ${found.b.length} on host B; the processes' logs are in ${home}`);
+    });
+    for (const w of watching) w.close();
+    // The issue label is the issue's URL: https://github.com/acme/<repo>/issues/<n>.
+    const keyOf = (url) => {
+      const m = /github\.com\/(acme\/[a-z]+)\/issues\/(\d+)$/.exec(url ?? '');
+      return m ? `${m[1]}#${m[2]}` : undefined;
+    };
     const waits = [...found.a, ...found.b].map((s) => s.at - (sent.get(keyOf(s.issue)) ?? NaN));
     if (waits.some((w) => Number.isNaN(w))) throw new Error(`a start's issue label was not recognised: ${found.a[0]?.issue}`);
     return {
@@ -166,6 +183,7 @@ Label → start: **p50 ${fmt(r.p50 / 1000, 1)} s, p99 ${fmt(r.p99 / 1000, 1)} s*
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  if (!process.env.BENCH_KEEP) process.on('exit', removeBenchHomes);
   const r = await benchEngines();
   console.log(JSON.stringify(r));
   console.log(enginesSection(r, `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`));
