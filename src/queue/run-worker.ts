@@ -1,4 +1,4 @@
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { isCldpdError, type Dispatcher, type HostInventory } from '../core/index.js';
 import type { ControlJob, PullRequestOpener, Reporter, RetireJob, RunCommand, RunRepoAccess } from './contract.js';
@@ -115,7 +115,10 @@ export class RunWorker {
     for (const name of [RUN_QUEUE, hostQueue(this.options.hostId)]) {
       this.workers.push(new Worker<DrainJob | RetireJob>(name, (job, token) => this.route(job, token), { ...common, concurrency }));
     }
-    this.workers.push(new Worker<ControlJob>(controlQueue(this.options.hostId), (job) => this.control(job.data), { ...common, concurrency: 4 }));
+    this.workers.push(new Worker<ControlJob>(controlQueue(this.options.hostId), async (job, token) => {
+      await this.putBackWhileSilent(job, token);
+      return this.control(job.data);
+    }, { ...common, concurrency: 4 }));
     this.reconciler = setInterval(() => {
       this.orphans.reconcile().catch((err: unknown) => this.options.logger.warn({ err }, 'reconciling containers failed'));
     }, this.options.reconcileMs ?? 60_000);
@@ -167,9 +170,21 @@ export class RunWorker {
   }
 
   /** A job of the run queues: a retirement, or the drain of an issue's commands. */
-  private route(job: Job<DrainJob | RetireJob>, token: string | undefined): Promise<string> {
+  private async route(job: Job<DrainJob | RetireJob>, token: string | undefined): Promise<string> {
+    await this.putBackWhileSilent(job, token);
     if (job.name === 'retire') return this.retire(job.data as RetireJob);
     return this.issueDrain.drain(job as Job<DrainJob>, token);
+  }
+
+  /**
+   * A job taken while this host's engine does not answer goes back to its queue, for a
+   * second: pausing the workers does not stop a fetch already waiting on Redis, which takes
+   * the next job; another host (or this one, its engine back) takes it then.
+   */
+  private async putBackWhileSilent(job: Job, token: string | undefined): Promise<void> {
+    if (this.engineSilentSince === undefined) return;
+    await job.moveToDelayed(Date.now() + 1000, token);
+    throw new DelayedError();
   }
 
   private retire(job: RetireJob): Promise<string> {

@@ -73,7 +73,8 @@ export async function cleanEngine(docker: Docker, hostIds: readonly string[]): P
 
 /** The containers `docker` created for session `sessionId` since `since` (Unix seconds), from the engine's own event log. */
 export async function containersCreated(docker: Docker, sessionId: string, since: number): Promise<number> {
-  const stream = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000) + 1, filters: { type: ['container'], event: ['create'], label: [`${LABELS.session}=${sessionId}`] } });
+  // Until now (to the millisecond): an until in the future would hold the answer until then.
+  const stream = await docker.getEvents({ since, until: (Date.now() / 1000).toFixed(3) as unknown as number, filters: { type: ['container'], event: ['create'], label: [`${LABELS.session}=${sessionId}`] } });
   let text = '';
   for await (const chunk of stream as AsyncIterable<Buffer>) text += chunk.toString('utf8');
   return text.split('\n').filter((l) => l.trim()).length;
