@@ -12,6 +12,7 @@ import { benchGemini } from './gemini.mjs';
 import { benchConversation } from './conversation.mjs';
 import { benchDispatch } from './dispatch.mjs';
 import { benchEgress, benchGatedStart, egressSection } from './egress.mjs';
+import { benchEngines, enginesSection } from './engines.mjs';
 import { benchFairShare } from './fair-share.mjs';
 import { benchHostileText } from './hostile-text.mjs';
 import { benchLivePage } from './live-page.mjs';
@@ -94,6 +95,10 @@ if (want('fair')) {
 if (want('egress')) {
   console.log('egress gateway…');
   results.egress = { ...(await benchEgress({ runs: quick ? 2 : 5, small: 200 })), start: await benchGatedStart({ runs: quick ? 2 : 5 }) };
+}
+if (want('engines')) {
+  console.log('two engines…');
+  results.engines = await benchEngines();
 }
 
 const s = (x, unit = '', d = 0) => `${fmt(x.median, d)}${unit} (${fmt(x.min, d)}–${fmt(x.max, d)}, n=${x.n})`;
@@ -292,6 +297,7 @@ lines.push('## What limits the figures', '',
   ...(results.egress ? ['- **Egress gateway.** On loopback the direct download is a memory copy between two processes at GB/s; through the gateway each byte is read and written once more, by a third process on the same 2 cores, so the ratio measures the machine\'s memory and CPU, not a network. What the gateway itself costs is its CPU per MB (the last figure of §12): a download slower than that, as any over a real network is, passes at the speed it would have without it. Done: each tunnel reads its upstream host into one 128 KiB buffer and writes it on before the next read (no allocation per chunk, fewer reads; about twice the throughput of stream piping here).'] : []),
   '- **A delivery to the agent\'s first event.** On a cached pod most of the wait is the worker\'s: taking the run, the image check and, for a start, the volume, then creating and starting the container (≈ 0.2–0.3 s here, §1\'s engine work); the intake before it is a few GitHub round trips (the permission check, the repository\'s settings, the "queued" comment, and for a review its two reads), each ≈ 15 ms against the local fake and a network round trip against GitHub. The "queued" comment is posted before the run is queued, so its latency, and the 3 s the app\'s Octokit keeps between two new comments of one process, come before the agent starts.',
   '');
+if (results.engines) lines.push(enginesSection(results.engines, `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`));
 // A partial run (--only) must not replace the full report.
 const report = join(ROOT, only ? 'bench/REPORT.partial.md' : 'bench/REPORT.md');
 writeFileSync(report, lines.join('\n'));

@@ -22,6 +22,9 @@ install_missing() {
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   # python3's pty module, for the tests that drive `cldpd attach` through a pseudo-terminal.
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  # openssl and ip, for the second Docker engine of the tests of several engines (scripts/second-engine.sh).
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   [ ${#missing[@]} -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "cldpd: please install ${missing[*]} with your package manager (no apt-get here)"; return 1

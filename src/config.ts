@@ -76,6 +76,20 @@ export interface RedisSentinelConfig {
   readonly password: string | undefined;
 }
 
+/**
+ * The Docker engine, named the way the docker CLI reads it: `DOCKER_HOST` (unix://, or
+ * tcp://host:port; the local socket when unset), `DOCKER_TLS_VERIFY` (any value: TLS with the
+ * client certificate of `DOCKER_CERT_PATH`, the engine's certificate checked against its
+ * ca.pem) and `DOCKER_CERT_PATH` (ca.pem, cert.pem, key.pem; default ~/.docker). Checked
+ * when a process opens the engine (src/main/docker-engine.ts), not here: commands that never
+ * touch Docker do not fail over it.
+ */
+export interface EngineConfig {
+  readonly host: string | undefined;
+  readonly tlsVerify: boolean;
+  readonly certPath: string | undefined;
+}
+
 /** Settings read from the environment, once, at start-up. */
 export interface Config {
   /** cldpd's data directory: sessions, logs and the single-machine Redis live under it. `CLDPD_HOME`, default `~/.cldpd`. */
@@ -161,6 +175,8 @@ export interface Config {
    * reach those addresses through the gateway.
    */
   readonly egressSubnets: string;
+  /** The Docker engine this process drives, as the docker CLI's variables name it (see EngineConfig). */
+  readonly engine: EngineConfig;
   readonly github: GitHubConfig;
   readonly live: LivePageConfig;
   /**
@@ -314,7 +330,7 @@ function privateKeyFrom(env: Env, problems: string[]): string | undefined {
 /**
  * Parses the environment into a frozen Config, reporting every problem at once as a
  * {@link ConfigError}. The only reader of `process.env` besides the inheritEnv pass-through
- * of pods (and dockerode's own `DOCKER_HOST`).
+ * of pods (and docker-modem's own reading of `DOCKER_HOST`, `DOCKER_CERT_PATH` and the like).
  */
 export function loadConfig(env: Env = process.env, overrides: { podsDir?: string | undefined } = {}): Config {
   const problems: string[] = [];
@@ -366,6 +382,11 @@ export function loadConfig(env: Env = process.env, overrides: { podsDir?: string
     metricsPort: portOrOff(env, 'CLDPD_METRICS_PORT', 9464, problems),
     metricsAddress: listenAddress(env, 'CLDPD_METRICS_ADDRESS', '127.0.0.1', problems),
     egressSubnets: egressSubnets(env, problems),
+    engine: Object.freeze({
+      host: env.DOCKER_HOST || undefined,
+      tlsVerify: Boolean(env.DOCKER_TLS_VERIFY),
+      certPath: env.DOCKER_CERT_PATH || undefined,
+    }),
     github: Object.freeze({
       appId: env.APP_ID || undefined,
       privateKey: privateKeyFrom(env, problems),

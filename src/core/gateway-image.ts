@@ -180,6 +180,12 @@ export async function ensureGatewayImage(docker: Docker, options: GatewayImageOp
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode !== 404) throw new CldpdError('ContainerFailed', `Docker did not say whether it has ${tag}: ${messageOf(err)}`, { cause: err });
   }
+  // The image is this worker's own node: an engine elsewhere (DOCKER_HOST) of another CPU could not run it.
+  const arch = await docker.version().then((v) => v.Arch, () => undefined);
+  const own = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', ia32: '386' } as Record<string, string>)[process.arch] ?? process.arch;
+  if (arch && arch !== own) {
+    throw new CldpdError('ContainerFailed', `The Docker engine runs on ${arch} and this worker on ${own}: the egress gateway's image is made from this worker's node, which that engine cannot run. Run the worker on a machine of the engine's CPU (or the engine's own), or give the pod "egress": "open".`);
+  }
   const dir = await mkdtemp(join(tmpdir(), 'cldpd-gateway-'));
   try {
     // Links to the host's files, followed when packed: nothing is copied twice.

@@ -18,7 +18,9 @@ import { sharedWriteBudget } from './shared-write-budget.js';
 const HELP = `Usage: cldpd hosts [--json]
        cldpd hosts forget <host>
 
-hosts          the worker hosts Redis knows: when each was last seen, its issues and runs
+hosts          the worker hosts Redis knows: when each was last seen, its issues and runs;
+               a host whose worker runs but whose Docker engine does not answer is not
+               seen, and said so
 forget <host>  release a decommissioned host's issues: their queued runs are cancelled (and
                said so on their status comments), and the next label of each starts afresh
                on a live host. Refused while the host's worker still says it runs.
@@ -35,14 +37,16 @@ function age(ms: number): string {
   return `${Math.round(s / 86_400)}d ago`;
 }
 
-/** The `cldpd hosts` table: one line per host. */
+/** The `cldpd hosts` table: one line per host, then a line for each host not seen because its engine does not answer. */
 export function hostRows(hosts: readonly HostRecord[], now: number): string[] {
   const rows = [['HOST', 'STATE', 'LAST SEEN', 'RUNNING', 'ISSUES'], ...hosts.map((h) => [
     h.hostId, h.alive ? 'alive' : 'not seen', h.lastSeen ? age(now - h.lastSeen) : 'never recorded', String(h.running),
     h.issues.length === 0 ? '-' : h.issues.length <= 3 ? h.issues.join(', ') : `${h.issues.slice(0, 3).join(', ')} and ${h.issues.length - 3} more`,
   ])];
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '));
+  // Why a host whose worker still runs is not seen: its engine does not answer.
+  const silent = hosts.filter((h) => h.engineSilentSince !== undefined).map((h) => `${h.hostId}: its worker runs, but its Docker engine does not answer: it stopped answering ${age(now - (h.engineSilentSince ?? now))}.`);
+  return [...rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')), ...(silent.length > 0 ? ['', ...silent] : [])];
 }
 
 /**
@@ -81,7 +85,11 @@ export async function runHosts(argv: readonly string[], env: NodeJS.ProcessEnv, 
     const state = issueStores(redis);
     if (action === undefined) {
       const hosts = await state.hosts();
-      if (parsed.values.json) for (const h of hosts) stdout.write(`${JSON.stringify({ ...h, lastSeen: h.lastSeen ? new Date(h.lastSeen).toISOString() : null })}\n`);
+      if (parsed.values.json) {
+        for (const h of hosts) {
+          stdout.write(`${JSON.stringify({ ...h, lastSeen: h.lastSeen ? new Date(h.lastSeen).toISOString() : null, ...(h.engineSilentSince !== undefined ? { engineSilentSince: new Date(h.engineSilentSince).toISOString() } : {}) })}\n`);
+        }
+      }
       else stdout.write(hosts.length === 0 ? 'No worker host is known yet.\n' : `${hostRows(hosts, Date.now()).join('\n')}\n`);
       return 0;
     }

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { runCli } from '../cli/run-cli.js';
 import { colorEnabled } from '../cli/style.js';
-import { loadConfig } from '../config.js';
+import { ConfigError, loadConfig } from '../config.js';
 import { Dispatcher, DockerRunner, HostInventory, SessionStore, SessionTakeover } from '../core/index.js';
+import { dockerClient } from './docker-engine.js';
 
 const require = createRequire(import.meta.url);
 
@@ -28,7 +28,7 @@ function lazyLogger(make: () => Logger): Logger {
 /** The terminal commands (`start`, `ps`, …): args → dispatcher → print. Resolves with the exit code. */
 export async function runTerminal(argv: readonly string[]): Promise<number> {
   const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  return runCli(
+  const run = (): Promise<number> => runCli(
   argv,
   (podsDir) => {
     const config = loadConfig(process.env, { podsDir });
@@ -39,7 +39,7 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
       const pretty = require('pino-pretty') as typeof import('pino-pretty');
       return pino({ level: config.logLevel }, pretty({ sync: true, destination: 2, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss', colorize: colorEnabled(process.env, process.stderr.isTTY === true) }));
     });
-    const runner = new DockerRunner(new Docker(), { gatewayPool: config.egressSubnets });
+    const runner = new DockerRunner(dockerClient(config.engine, config.userHome), { gatewayPool: config.egressSubnets });
     const store = new SessionStore(config.sessionsDir);
     const pods = { podsDir: config.podsDir, homeDir: config.userHome };
     const dispatcher = new Dispatcher({ runner, pods, store, hostId: config.hostId, hostEnv: process.env, logger, maxLogBytesPerRun: config.runLogMaxBytes, gateways: config.gateways });
@@ -86,4 +86,12 @@ export async function runTerminal(argv: readonly string[]): Promise<number> {
     },
   },
   );
+  try {
+    return await run();
+  } catch (err) {
+    // A setting cldpd cannot use (DOCKER_HOST, DOCKER_CERT_PATH, …): its message says which, and what to do.
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`cldpd: ${err.message}\n`);
+    return 1;
+  }
 }

@@ -1,10 +1,11 @@
-import Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { requireGitHubApp, type Config } from '../config.js';
 import { feedStore, linkSigner } from './session-pages.js';
 import { sharedWriteBudget } from './shared-write-budget.js';
 import { Dispatcher, DockerRunner, HostInventory, SessionStore, containerEnvValues, createRedactor, hideHostPaths, issueBranch, loadPod, modelCredential } from '../core/index.js';
+import { within } from '../core/within.js';
+import { dockerClient } from './docker-engine.js';
 import { appAuth } from '../github/app-auth.js';
 import { octokitComments } from '../github/comments-api.js';
 import { FeedWriter } from '../web/feed-writer.js';
@@ -45,7 +46,8 @@ export interface WorkerExtras {
 export async function startWorker(config: Config, logger: Logger, redis: Redis, hostEnv: Readonly<Record<string, string | undefined>>, extras: WorkerExtras = {}): Promise<RunningWorker> {
   const { metrics } = extras;
   const { appId, privateKey } = requireGitHubApp(config, { webhookSecret: false });
-  const runner = new DockerRunner(new Docker(), { gatewayPool: config.egressSubnets });
+  const docker = dockerClient(config.engine, config.userHome);
+  const runner = new DockerRunner(docker, { gatewayPool: config.egressSubnets });
   const engine = await runner.preflight();
   logger.info({ engine: engine.version, kind: engine.kind, rootless: engine.rootless, host: config.hostId }, `${engine.kind === 'podman' ? 'Podman' : 'Docker'} engine ready`);
   for (const lack of engine.lacks ?? []) logger.warn({ host: config.hostId }, lack);
@@ -104,6 +106,8 @@ export async function startWorker(config: Config, logger: Logger, redis: Redis, 
     providerLimits: { ...config.providerWaits, credentialOf: (command) => modelCredential(pods, command.pod, hostEnv) }, state, producer, reporter: reporters, positions: reporter, github, pulls,
     // Read before each run: the repository's .github/cldpd.yml may narrow its pod's egress.
     egress: repoEgressSource(octokitFor),
+    // Bounded: an engine that hangs is one that does not answer.
+    engineAnswers: () => within(Math.max(1000, Math.min(10_000, Math.floor(config.hostGoneMs / 3))), docker.ping(), () => new Error('the Docker engine did not answer a ping in time')).then(() => undefined),
     logger: logger.child({ name: 'worker' }) });
   metrics?.countSessions(config.hostId, () => worker.activeRuns);
   await worker.start();

@@ -13,6 +13,8 @@ export interface HostRecord {
   /** Issues whose sessions live there, and how many of them have a run going. */
   readonly issues: readonly string[];
   readonly running: number;
+  /** Since when (ms) its worker, still running, has found its Docker engine not answering; undefined while it answers. */
+  readonly engineSilentSince?: number;
 }
 
 /** What forgetting a host did to one of its issues. */
@@ -77,7 +79,8 @@ redis.call('HSET', KEYS[1], 'hostId', ARGV[2])
 return 1`;
 
 /**
- * The worker hosts: their heartbeats (`cldpd:host:<id>`, `cldpd:hosts`), which host owns each
+ * The worker hosts: their heartbeats (`cldpd:host:<id>`, `cldpd:hosts`), the hosts whose
+ * worker runs but whose engine does not answer (`cldpd:hosts-engine-silent`), which host owns each
  * issue (the issue hash's `hostId`), and what forgetting a gone host released: its runs
  * (`cldpd:released:<id>`) and its sessions (`cldpd:forgotten-sessions`).
  */
@@ -88,6 +91,16 @@ export class HostRegistry {
   async heartbeat(hostId: string, ttlMs: number): Promise<void> {
     const now = String(Date.now());
     await this.redis.multi().set(`${KEY_PREFIX}:host:${hostId}`, now, 'PX', ttlMs).hset(`${KEY_PREFIX}:hosts`, hostId, now).exec();
+  }
+
+  /**
+   * Records that host `hostId`'s worker runs on but its Docker engine does not answer, since
+   * `since` (ms): the host stops saying it is alive, and `cldpd hosts` says why. Undefined
+   * clears it (the engine answers again).
+   */
+  async engineSilent(hostId: string, since: number | undefined): Promise<void> {
+    if (since === undefined) await this.redis.hdel(`${KEY_PREFIX}:hosts-engine-silent`, hostId);
+    else await this.redis.hset(`${KEY_PREFIX}:hosts-engine-silent`, hostId, String(since));
   }
 
   /** Whether host `hostId` has said within its heartbeat's lifetime that it runs. */
@@ -118,6 +131,7 @@ export class HostRegistry {
    */
   async hosts(): Promise<HostRecord[]> {
     const seen = await this.redis.hgetall(`${KEY_PREFIX}:hosts`);
+    const silent = await this.redis.hgetall(`${KEY_PREFIX}:hosts-engine-silent`);
     const issues = new Map<string, { issues: string[]; running: number }>();
     for (const id of Object.keys(seen)) issues.set(id, { issues: [], running: 0 });
     const read = new Set<string>(); // SCAN may return a key twice
@@ -139,7 +153,9 @@ export class HostRegistry {
     }
     const hosts: HostRecord[] = [];
     for (const [hostId, entry] of issues) {
-      hosts.push({ hostId, lastSeen: seen[hostId] ? Number(seen[hostId]) : undefined, alive: await this.hostAlive(hostId), issues: entry.issues.sort(), running: entry.running });
+      const alive = await this.hostAlive(hostId);
+      hosts.push({ hostId, lastSeen: seen[hostId] ? Number(seen[hostId]) : undefined, alive, issues: entry.issues.sort(), running: entry.running,
+        ...(silent[hostId] && !alive ? { engineSilentSince: Number(silent[hostId]) } : {}) });
     }
     return hosts.sort((a, b) => a.hostId.localeCompare(b.hostId));
   }
@@ -159,7 +175,7 @@ export class HostRegistry {
       if (reply[0] === 'alive') throw new Error(`host "${hostId}" says it runs again: nothing more of it was released.`);
       released.push({ issueKey, sessionId: reply[1] || undefined, released: Number(reply[2]), kept: Number(reply[3]) });
     }
-    await this.redis.hdel(`${KEY_PREFIX}:hosts`, hostId);
+    await this.redis.multi().hdel(`${KEY_PREFIX}:hosts`, hostId).hdel(`${KEY_PREFIX}:hosts-engine-silent`, hostId).exec();
     return released;
   }
 

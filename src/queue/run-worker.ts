@@ -54,6 +54,13 @@ export interface RunWorkerOptions {
   readonly egress?: (command: RunCommand) => Promise<readonly string[] | undefined>;
   /** Waiting out a model provider's quota or rate refusal instead of failing (see ProviderLimits): none when absent. */
   readonly providerLimits?: ProviderLimits;
+  /**
+   * Asks this host's Docker engine whether it answers (bounded in time; rejects when it does
+   * not), before each heartbeat. While it does not, the host stops saying it is alive (so it
+   * is shown unseen, and can be forgotten), says why in Redis, and takes no new jobs; once it
+   * answers again all of that is undone. Each change is logged once. Not asked when absent.
+   */
+  readonly engineAnswers?: () => Promise<void>;
 }
 
 /**
@@ -74,6 +81,9 @@ export class RunWorker {
   private reconciler: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly lockTtlMs: number;
+  /** Since when this host's engine has not answered; undefined while it answers. */
+  private engineSilentSince: number | undefined;
+  private beating: Promise<void> | undefined;
 
   constructor(private readonly options: RunWorkerOptions) {
     const { state, logger, producer, reporter, dispatcher, hostId } = options;
@@ -96,10 +106,13 @@ export class RunWorker {
   /** Adopts orphaned containers, then starts taking jobs. */
   async start(): Promise<void> {
     const gone = this.options.hostGoneMs ?? HOST_GONE_MS;
-    const beat = () => this.options.state.heartbeat(this.options.hostId, gone);
-    await beat();
+    await this.options.state.engineSilent(this.options.hostId, undefined);
+    await this.options.state.heartbeat(this.options.hostId, gone);
     this.heartbeat = setInterval(() => {
-      beat().catch((err: unknown) => this.options.logger.warn({ err }, 'could not say this host is alive'));
+      // One beat at a time: an engine slow to answer must not pile up pings.
+      this.beating ??= this.beat(gone).catch((err: unknown) => this.options.logger.warn({ err }, 'could not say this host is alive')).finally(() => {
+        this.beating = undefined;
+      });
     }, Math.min(30_000, Math.max(100, Math.floor(gone / 3))));
     this.heartbeat.unref();
     await this.orphans.reconcile();
@@ -111,7 +124,10 @@ export class RunWorker {
       const pool = name === RUN_QUEUE ? SHARED_POOL : this.options.hostId;
       this.workers.push(new Worker<DrainJob | RetireJob>(name, (job, token) => this.route(job, token, pool), { ...common, concurrency }));
     }
-    this.workers.push(new Worker<ControlJob>(controlQueue(this.options.hostId), (job) => this.control(job.data), { ...common, concurrency: 4 }));
+    this.workers.push(new Worker<ControlJob>(controlQueue(this.options.hostId), async (job, token) => {
+      await this.putBackWhileSilent(job, token);
+      return this.control(job.data);
+    }, { ...common, concurrency: 4 }));
     this.reconciler = setInterval(() => {
       this.orphans.reconcile().catch((err: unknown) => this.options.logger.warn({ err }, 'reconciling containers failed'));
     }, this.options.reconcileMs ?? 60_000);
@@ -123,19 +139,48 @@ export class RunWorker {
   }
 
   /**
+   * Says this host is alive for `goneMs`, if its engine answers; else says since when it
+   * does not, and pauses taking jobs until it answers again.
+   */
+  private async beat(goneMs: number): Promise<void> {
+    const { engineAnswers, state, hostId, logger } = this.options;
+    if (engineAnswers) {
+      const silence = await engineAnswers().then(() => undefined, (err: unknown) => err);
+      if (silence !== undefined) {
+        if (this.engineSilentSince === undefined) {
+          this.engineSilentSince = Date.now();
+          logger.error({ err: silence, host: hostId }, `this host's Docker engine does not answer: the host stops saying it is alive and takes no new jobs until the engine answers again (an operator may "cldpd hosts forget ${hostId}" meanwhile)`);
+          await Promise.all(this.workers.map((w) => w.pause(true)));
+        }
+        await state.engineSilent(hostId, this.engineSilentSince);
+        return;
+      }
+      if (this.engineSilentSince !== undefined) {
+        logger.info({ host: hostId, silentForMs: Date.now() - this.engineSilentSince }, 'this host\'s Docker engine answers again: taking jobs');
+        this.engineSilentSince = undefined;
+        await state.engineSilent(hostId, undefined);
+        for (const w of this.workers) w.resume();
+      }
+    }
+    await state.heartbeat(hostId, goneMs);
+  }
+
+  /**
    * Stops taking jobs and lets go of the running ones without waiting for them: their
    * containers keep running and the next worker start on this host re-attaches to them.
    */
   async close(): Promise<void> {
     clearInterval(this.reconciler);
     clearInterval(this.heartbeat);
+    await this.beating;
     await Promise.all(this.workers.map((w) => w.close(true)));
     this.workers.length = 0;
     await this.positions.close();
   }
 
   /** A job of the run queues: a retirement, or a slot's turn in `pool`. */
-  private route(job: Job<DrainJob | RetireJob>, token: string | undefined, pool: string): Promise<string> {
+  private async route(job: Job<DrainJob | RetireJob>, token: string | undefined, pool: string): Promise<string> {
+    await this.putBackWhileSilent(job, token);
     if (job.name === 'retire') return this.retire(job.data as RetireJob);
     return this.turn(job as Job<DrainJob>, token, pool);
   }
@@ -182,6 +227,17 @@ export class RunWorker {
       if (over) await state.slotDone(pool, id).catch((err: unknown) => logger.warn({ err, job: id }, 'could not forget which issue a slot drained'));
       this.slots.give();
     }
+  }
+
+  /**
+   * A job taken while this host's engine does not answer goes back to its queue, for a
+   * second: pausing the workers does not stop a fetch already waiting on Redis, which takes
+   * the next job; another host (or this one, its engine back) takes it then.
+   */
+  private async putBackWhileSilent(job: Job, token: string | undefined): Promise<void> {
+    if (this.engineSilentSince === undefined) return;
+    await job.moveToDelayed(Date.now() + 1000, token);
+    throw new DelayedError();
   }
 
   private retire(job: RetireJob): Promise<string> {
