@@ -72,6 +72,13 @@ start() {
     ip addr add "$BRIDGE_CIDR" dev "$BRIDGE"
   fi
   ip link set "$BRIDGE" up
+  # dockerd deletes the interface docker0 (the first engine's default bridge, by name) when it
+  # finds a default bridge network stored from an earlier start and an address pool is set:
+  # this engine's network store is not kept (its networks are the tests', made anew), and
+  # docker0 is put back as it was should it go all the same.
+  rm -f "$CACHE/data/network/files/local-kv.db"
+  local docker0
+  docker0="$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | head -n 1)"
   setsid dockerd \
     --data-root "$CACHE/data" --exec-root "$RUN_DIR/exec" --pidfile "$PIDFILE" \
     -H "unix://$SOCKET" \
@@ -81,7 +88,14 @@ start() {
     --default-address-pool "base=$POOL,size=24" \
     >>"$LOG" 2>&1 </dev/null &
   for _ in $(seq 1 60); do
-    if answers; then settings; return 0; fi
+    if answers; then
+      if [ -n "$docker0" ] && ! ip link show docker0 >/dev/null 2>&1; then
+        echo "second-engine.sh: dockerd removed docker0; putting it back ($docker0)" >&2
+        ip link add docker0 type bridge && ip addr add "$docker0" dev docker0 && ip link set docker0 up
+      fi
+      settings
+      return 0
+    fi
     sleep 0.5
   done
   echo "second-engine.sh: the engine did not answer on $SOCKET within 30 s; its log, $LOG, ends:" >&2
