@@ -119,6 +119,11 @@ export class TestWorld {
     }
     const { Volumes } = await this.docker.listVolumes({ filters });
     for (const v of Volumes ?? []) await this.docker.getVolume(v.Name).remove().catch(() => undefined);
+    // The egress gateways of its gated runs, with their networks: a run a test left unfollowed
+    // (a worker killed for good) leaves its gateway behind until a worker of this host sweeps it.
+    const gateways = { label: [`${LABELS.gatewayHost}=${this.hostId}`] };
+    for (const c of await this.docker.listContainers({ all: true, filters: gateways })) await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const n of await this.docker.listNetworks({ filters: gateways })) await this.docker.getNetwork(n.Id).remove().catch(() => undefined);
   }
 }
 
@@ -160,11 +165,4 @@ export const GATEWAY_PROGRAM = new URL('../../dist/gateway/gateway.mjs', import.
 /** A TestWorld whose runner's gateways run the built gateway program; closing it also removes any gateway and network of its runs a failed test left behind. */
 export class GatedWorld extends TestWorld {
   override readonly runner = new DockerRunner(this.docker, { gatewayImage: { program: GATEWAY_PROGRAM } });
-
-  override async close(): Promise<void> {
-    await super.close();
-    const filters = { label: [`${LABELS.gatewayHost}=${this.hostId}`] };
-    for (const c of await this.docker.listContainers({ all: true, filters })) await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    for (const n of await this.docker.listNetworks({ filters })) await this.docker.getNetwork(n.Id).remove().catch(() => undefined);
-  }
 }
