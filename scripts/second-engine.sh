@@ -85,6 +85,7 @@ start() {
     --tlsverify --tlscacert "$CERTS/server/ca.pem" --tlscert "$CERTS/server/cert.pem" --tlskey "$CERTS/server/key.pem" \
     -H "tcp://127.0.0.1:$PORT" \
     --bridge "$BRIDGE" --iptables=false --ip-masq=false \
+    --containerd-namespace cldpd-engine-b --containerd-plugins-namespace cldpd-engine-b-plugins \
     --default-address-pool "base=$POOL,size=24" \
     >>"$LOG" 2>&1 </dev/null &
   for _ in $(seq 1 60); do
@@ -107,7 +108,8 @@ stop() {
   if [ -f "$PIDFILE" ]; then
     local pid
     pid="$(cat "$PIDFILE")"
-    if kill -0 "$pid" 2>/dev/null; then
+    # Only the dockerd this script started (a pid file outlives a crash, and pids are reused).
+    if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--exec-root $RUN_DIR/exec"; then
       kill "$pid"
       for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
       kill -0 "$pid" 2>/dev/null && kill -9 "$pid"

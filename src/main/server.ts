@@ -53,15 +53,30 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
   // Behind Sentinel a delivery is answered once a replica has it too: a primary that dies
   // right after taking it would otherwise take it along, and GitHub does not send it again.
   // With no replica to have it (one down, or rejoining after a failover) it is answered
-  // all the same, rather than refused until one is back, and the log says so.
+  // all the same, rather than refused until one is back, and the log says so. The deliveries'
+  // writes go on a connection of their own: WAIT holds the connection it runs on, and counts
+  // only that connection's writes.
+  const intakeRedis = config.redisSentinel ? redis.duplicate() : redis;
+  let connections = 0;
+  intakeRedis.on('ready', () => (connections += 1));
+  const confirm = oneWaitAtATime(() => onAReplica(intakeRedis, REPLICA_WAIT_MS));
   let saidAlone = 0;
-  const durable = async (): Promise<void> => {
-    if (await onAReplica(redis, REPLICA_WAIT_MS)) return;
-    if (Date.now() - saidAlone < 60_000) return;
-    saidAlone = Date.now();
-    logger.warn(`no Redis replica confirmed a webhook delivery's job within ${REPLICA_WAIT_MS} ms: deliveries are answered, but are on the primary alone until a replica replicates from it again (a failover now would lose them). Start the replica, or look at why it lags.`);
+  const durable = async (write: () => Promise<unknown>): Promise<void> => {
+    for (let tries = 1; ; tries += 1) {
+      const before = connections;
+      await write();
+      const confirmed = await confirm();
+      // Connected anew between the write and the wait (a failover): the write may have gone
+      // with the old primary, and a WAIT on a new connection counts nothing. Write again: its
+      // job id makes it once.
+      if (connections !== before && tries < 3) continue;
+      if (confirmed || Date.now() - saidAlone < 60_000) return;
+      saidAlone = Date.now();
+      logger.warn(`no Redis replica confirmed a webhook delivery's job within ${REPLICA_WAIT_MS} ms: deliveries are answered, but are on the primary alone until a replica replicates from it again (a failover now would lose them). Start the replica, or look at why it lags.`);
+      return;
+    }
   };
-  const producer = new Producer(redis, state, config.redisSentinel ? { durable } : {});
+  const producer = new Producer(intakeRedis, state, config.redisSentinel ? { durable } : {});
   const log = logger.child({ name: 'webhooks' });
   // Signature, size and replay checks are cldpd's own (see createWebhookReceiver); routing
   // is two events. The app's authentication is Probot's (see appAuth).
@@ -130,6 +145,7 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
       await closed;
       await worker.close();
       await producer.close();
+      if (intakeRedis !== redis) intakeRedis.disconnect();
     },
   };
 }
@@ -151,6 +167,31 @@ async function sayMissingSubscriptions(appOctokit: () => Promise<OctokitLike>, l
  * server as GitHub sent it, so it passes the same signature, size and replay checks. A
  * channel is readable by anyone with its URL; those checks are what make that safe.
  */
+/**
+ * `wait` run one at a time, callers sharing runs: a caller while one runs waits for the next,
+ * which covers its writes too (Redis's WAIT counts the writes made before it). So concurrent
+ * deliveries wait at most two runs, not one each in turn.
+ */
+function oneWaitAtATime(wait: () => Promise<boolean>): () => Promise<boolean> {
+  let running: Promise<boolean> | undefined;
+  let next: Promise<boolean> | undefined;
+  const start = (): Promise<boolean> => {
+    const run = wait().finally(() => {
+      if (running === run) running = undefined;
+    });
+    running = run;
+    return run;
+  };
+  return () => {
+    if (!running) return start();
+    next ??= running.catch(() => false).then(() => {
+      next = undefined;
+      return start();
+    });
+    return next;
+  };
+}
+
 async function followWebhookProxy(source: string, target: string, logger: Logger): Promise<{ close(): void }> {
   const moduleName = 'smee-client';
   let SmeeClient: new (options: { source: string; target: string; logger: Pick<Logger, 'info' | 'error'> }) => { start(): Promise<{ close(): void }> };

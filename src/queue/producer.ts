@@ -32,14 +32,14 @@ export class Producer {
   private readonly queues = new Map<string, Queue>();
 
   /**
-   * `options.durable`, when given, resolves once what this producer wrote so far would
-   * survive the loss of the Redis server it wrote to (on a replica, behind Sentinel); an
-   * intake is acknowledged only after it.
+   * `options.durable`, when given, makes an intake's write (`write`, idempotent) and resolves
+   * once it would survive the loss of the Redis server it went to (on a replica, behind
+   * Sentinel), writing it again if need be; an intake is acknowledged only after it.
    */
   constructor(
     private readonly connection: ConnectionOptions,
     private readonly state: Pick<IssueQueue, 'append' | 'pending' | 'head'> & Pick<IssueRecords, 'get'> & Pick<HostRegistry, 'hostAlive'> & Pick<FairPool, 'waitForSlot' | 'placeInPool'>,
-    private readonly options: { durable?: () => Promise<void> } = {},
+    private readonly options: { durable?: (write: () => Promise<unknown>) => Promise<void> } = {},
   ) {}
 
   private queue(name: string): Queue {
@@ -61,8 +61,9 @@ export class Producer {
   async intake(job: IntakeJob, delayMs = 0): Promise<void> {
     // One BullMQ add, idempotent by job id: a redelivery adds nothing. This is all the
     // request path GitHub waits on does with Redis.
-    await this.queue(INTAKE_QUEUE).add('intake', job, { jobId: jobId('delivery', job.deliveryId), attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...(delayMs > 0 ? { delay: delayMs } : {}), ...KEEP });
-    await this.options.durable?.();
+    const write = () => this.queue(INTAKE_QUEUE).add('intake', job, { jobId: jobId('delivery', job.deliveryId), attempts: 12, backoff: { type: 'exponential', delay: 2000 }, ...(delayMs > 0 ? { delay: delayMs } : {}), ...KEEP });
+    if (this.options.durable) await this.options.durable(write);
+    else await write();
   }
 
   /**

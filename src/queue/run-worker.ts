@@ -157,10 +157,14 @@ export class RunWorker {
       }
       if (this.engineSilentSince !== undefined) {
         logger.info({ host: hostId, silentForMs: Date.now() - this.engineSilentSince }, 'this host\'s Docker engine answers again: taking jobs');
-        this.engineSilentSince = undefined;
+        // Taking jobs first: a failed write below must not leave the workers paused while the
+        // host says it is alive (the next beat writes it again).
+        for (const w of this.workers) void w.resume();
         await state.engineSilent(hostId, undefined);
-        for (const w of this.workers) w.resume();
+        this.engineSilentSince = undefined;
       }
+      // However it came about, a worker never stays paused while the engine answers.
+      for (const w of this.workers) if (w.isPaused()) void w.resume();
     }
     await state.heartbeat(hostId, goneMs);
   }
