@@ -81,3 +81,20 @@ stop_started() {
   done
   STARTED_PIDS=()
 }
+
+# Copies into directory $3 the libraries binary $1 links against that image $2 lacks (none
+# for a binary built for that Debian release or an older one); $4 names the caller in what
+# it prints.
+copy_missing_libs() {
+  local bin=$1 image=$2 dest=$3 who=$4 libs names missing lib
+  libs=$(ldd "$bin" | awk '/=> \//{print $3}')
+  names=$(for lib in $libs; do basename "$lib"; done)
+  # shellcheck disable=SC2086
+  missing=$(docker run --rm --network none "$image" sh -c 'for n; do [ -e "/lib/x86_64-linux-gnu/$n" ] || [ -e "/usr/lib/x86_64-linux-gnu/$n" ] || echo "$n"; done' sh $names)
+  for lib in $libs; do
+    if printf '%s\n' "$missing" | grep -qxF "$(basename "$lib")"; then
+      echo "$who: adding $(basename "$lib") (not in $image)"
+      cp -L "$lib" "$dest/"
+    fi
+  done
+}

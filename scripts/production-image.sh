@@ -70,16 +70,7 @@ make_base() {
   if [ -f "$ca" ]; then cp "$ca" "$ctx/ca-certificates.crt"; else : >"$ctx/ca-certificates.crt"; fi
   # The libraries node links against that the Debian base lacks go in with it (none for a
   # node built for bookworm or older), as scripts/real-gemini.sh does.
-  libs=$(ldd "$node_bin" | awk '/=> \//{print $3}')
-  names=$(for lib in $libs; do basename "$lib"; done)
-  # shellcheck disable=SC2086
-  missing=$(docker run --rm --network none "$debian_tag" sh -c 'for n; do [ -e "/lib/x86_64-linux-gnu/$n" ] || [ -e "/usr/lib/x86_64-linux-gnu/$n" ] || echo "$n"; done' sh $names)
-  for lib in $libs; do
-    if printf '%s\n' "$missing" | grep -qxF "$(basename "$lib")"; then
-      echo "production-image: adding $(basename "$lib") (not in $debian_tag)"
-      cp -L "$lib" "$ctx/libs/"
-    fi
-  done
+  copy_missing_libs "$node_bin" "$debian_tag" "$ctx/libs" production-image
   cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $debian_tag
 COPY libs/ /usr/local/lib/

@@ -45,15 +45,7 @@ if ! docker image inspect "$gemini_tag" >/dev/null 2>&1; then
   cp "$node_bin" "$ctx/node"
   # The libraries node links against that the Debian base lacks go in with it (none for a
   # node built for bookworm or older: its libc, libstdc++, libgcc_s and libm are all there).
-  libs=$(ldd "$node_bin" | awk '/=> \//{print $3}')
-  names=$(for lib in $libs; do basename "$lib"; done)
-  missing=$(docker run --rm --network none "$debian_tag" sh -c 'for n; do [ -e "/lib/x86_64-linux-gnu/$n" ] || [ -e "/usr/lib/x86_64-linux-gnu/$n" ] || echo "$n"; done' sh $names)
-  for lib in $libs; do
-    if printf '%s\n' "$missing" | grep -qxF "$(basename "$lib")"; then
-      echo "real-gemini: adding $(basename "$lib") (not in $debian_tag)"
-      cp -L "$lib" "$ctx/libs/"
-    fi
-  done
+  copy_missing_libs "$node_bin" "$debian_tag" "$ctx/libs" real-gemini
   cp -r "$package" "$ctx/gemini-cli"
   cat >"$ctx/Dockerfile" <<EOF
 FROM $debian_tag
