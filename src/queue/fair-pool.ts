@@ -190,9 +190,13 @@ export class FairPool {
     return (await this.redis.zscore(poolKey(pool, 'queue'), issueKey)) !== null;
   }
 
-  /** Removes pool `pool` whole: its host is forgotten (its turns are never taken again). */
+  /**
+   * Empties pool `pool`: its host is forgotten (its turns are never taken again). Its count of
+   * arrivals stays: turns are named by it, and BullMQ keeps a finished job's name for a day,
+   * so a host of the same name coming back must not reuse one.
+   */
   async dropPool(pool: string): Promise<void> {
-    await this.redis.del(...poolKeys(pool));
+    await this.redis.del(...poolKeys(pool).filter((key) => !key.endsWith(':arrivals')));
   }
 }
 

@@ -98,6 +98,13 @@ describeWithRedis('the fair pool in Redis', () => {
     expect(await pool.takeSlot('any', 'j1', 1)).toBe('a.x-1');
   });
 
+  it('a forgotten host\'s pool is emptied, but its arrivals keep counting: a turn of a host of the same name coming back never reuses a name', async () => {
+    const first = await pool.waitForSlot('host-x', 'a.x-1', 'ann');
+    await pool.dropPool('host-x');
+    expect((await pool.poolSnapshot('host-x')).entries).toEqual([]);
+    expect((await pool.waitForSlot('host-x', 'a.x-1', 'ann')).arrival).toBeGreaterThan(first.arrival);
+  });
+
   it('hostile names: a login or issue key with newlines, braces or Lua patterns is kept as it is', async () => {
     await pool.waitForSlot('any', 'a.x%-1', 'ann\n}{%s');
     await pool.waitForSlot('any', 'b.y-1', '');
