@@ -311,7 +311,11 @@ export class DockerRunner implements Runner {
    */
   private async refuseSharedOnPodman(spec: ContainerSpec): Promise<void> {
     // Fails closed: an engine that cannot say what it is does not get an open pod on the shared network.
-    if (spec.network !== ISOLATED_NETWORK || (await this.engine()).kind !== 'podman') return;
+    if (spec.network !== ISOLATED_NETWORK) return;
+    const engine = await this.engine().catch((err: unknown) => {
+      throw dockerError(err, `ask the engine what it is before an open pod joins the shared network "${ISOLATED_NETWORK}"`);
+    });
+    if (engine.kind !== 'podman') return;
     throw new CldpdError('ContainerFailed', `${spec.name} is an open pod on cldpd's shared network "${ISOLATED_NETWORK}", which Podman cannot keep its containers apart on (its networks have no switch for traffic between containers, Docker's enable_icc). Give the pod an "egress" list instead of "open" in its pod.json so its run goes through its own egress gateway, or name a network whose containers may reach each other in pod.json "network" (like "podman"), or run it on Docker.`);
   }
 

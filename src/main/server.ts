@@ -57,6 +57,10 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
   // writes go on a connection of their own: WAIT holds the connection it runs on, and counts
   // only that connection's writes.
   const intakeRedis = config.redisSentinel ? redis.duplicate() : redis;
+  if (intakeRedis !== redis) {
+    intakeRedis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error (webhook deliveries)'));
+    intakeRedis.on('sentinelError', (err: Error) => logger.warn({ err: err.message }, 'a sentinel of REDIS_SENTINELS does not answer'));
+  }
   let connections = 0;
   intakeRedis.on('ready', () => (connections += 1));
   const confirm = oneWaitAtATime(() => onAReplica(intakeRedis, REPLICA_WAIT_MS));
@@ -77,6 +81,9 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
     }
   };
   const producer = new Producer(intakeRedis, state, config.redisSentinel ? { durable } : {});
+  // The intake step's writes (runs, stops) wait for no replica: they are made again should a
+  // failover lose them (its job is retried), so they do not queue behind a delivery's WAIT.
+  const runs = intakeRedis === redis ? producer : new Producer(redis, state);
   const log = logger.child({ name: 'webhooks' });
   // Signature, size and replay checks are cldpd's own (see createWebhookReceiver); routing
   // is two events. The app's authentication is Probot's (see appAuth).
@@ -124,7 +131,7 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
   const { octokitFor, appLogin, appOctokit } = appAuth({ appId, privateKey, baseUrl, logger });
   void sayMissingSubscriptions(appOctokit, logger);
   pages = sessionPages(config, privateKey, redis, octokitFor, logger);
-  const intake = new Intake({ state, producer, comments: budgetedComments(octokitComments(octokitFor, metrics?.github), sharedWriteBudget(redis, config, logger, metrics?.github)), octokitFor, appLogin, logger: logger.child({ name: 'intake' }), limits: { usage: new UsageLimits(redis), defaults: config.limits }, retentionMs: config.retentionMs });
+  const intake = new Intake({ state, producer: intakeRedis === redis ? producer : runs, comments: budgetedComments(octokitComments(octokitFor, metrics?.github), sharedWriteBudget(redis, config, logger, metrics?.github)), octokitFor, appLogin, logger: logger.child({ name: 'intake' }), limits: { usage: new UsageLimits(redis), defaults: config.limits }, retentionMs: config.retentionMs });
   const worker = new Worker<IntakeJob>(INTAKE_QUEUE, (job) => intake.process(job.data), { connection: redis, concurrency: 8 });
   worker.on('failed', (job, err) => logger.error({ err, delivery: job?.data.deliveryId, attempts: job?.attemptsMade }, 'intake failed'));
   worker.on('error', (err) => logger.error({ err }, 'intake worker error'));
@@ -145,6 +152,7 @@ export async function startServer(config: Config, logger: Logger, redis: Redis, 
       await closed;
       await worker.close();
       await producer.close();
+      if (runs !== producer) await runs.close();
       if (intakeRedis !== redis) intakeRedis.disconnect();
     },
   };
@@ -163,11 +171,6 @@ async function sayMissingSubscriptions(appOctokit: () => Promise<OctokitLike>, l
 }
 
 /**
- * Development through a smee.io channel: each event of the channel is POSTed to this
- * server as GitHub sent it, so it passes the same signature, size and replay checks. A
- * channel is readable by anyone with its URL; those checks are what make that safe.
- */
-/**
  * `wait` run one at a time, callers sharing runs: a caller while one runs waits for the next,
  * which covers its writes too (Redis's WAIT counts the writes made before it). So concurrent
  * deliveries wait at most two runs, not one each in turn.
@@ -183,8 +186,9 @@ function oneWaitAtATime(wait: () => Promise<boolean>): () => Promise<boolean> {
     return run;
   };
   return () => {
+    if (next) return next;
     if (!running) return start();
-    next ??= running.catch(() => false).then(() => {
+    next = running.catch(() => false).then(() => {
       next = undefined;
       return start();
     });
@@ -192,6 +196,11 @@ function oneWaitAtATime(wait: () => Promise<boolean>): () => Promise<boolean> {
   };
 }
 
+/**
+ * Development through a smee.io channel: each event of the channel is POSTed to this
+ * server as GitHub sent it, so it passes the same signature, size and replay checks. A
+ * channel is readable by anyone with its URL; those checks are what make that safe.
+ */
 async function followWebhookProxy(source: string, target: string, logger: Logger): Promise<{ close(): void }> {
   const moduleName = 'smee-client';
   let SmeeClient: new (options: { source: string; target: string; logger: Pick<Logger, 'info' | 'error'> }) => { start(): Promise<{ close(): void }> };

@@ -3,8 +3,8 @@ import { placeOf, repoOfIssueKey, type FairEntry, type FairServed } from './fair
 import { issueKeyName } from './issue-keys.js';
 import { KEY_PREFIX } from './names.js';
 
-/** The pool of issues with no host yet (any worker's slot may take them); the others are named by their host. */
-export const SHARED_POOL = 'any';
+/** The pool of issues with no host yet (any worker's slot may take them); the others are named by their host (whose ids never hold a "~"). */
+export const SHARED_POOL = '~shared';
 
 /**
  * How many slots back a repository's or person's turn is remembered: one not served within
@@ -46,7 +46,7 @@ return {tostring(arrival), 0}`;
 
 /**
  * KEYS: poolKeys. ARGV: the slot's job id, now (ms), the issue lock key's prefix and suffix,
- * the horizon. The issue this slot drains: the one it was given before (a job picked up again
+ * the horizon, the issue runs key's suffix (after the same prefix). The issue this slot drains: the one it was given before (a job picked up again
  * after its worker died), else the fair next among the due issues whose drain is not running
  * elsewhere (see pickNext), taken off the pool. {'busy'} when the only due issues are being
  * drained elsewhere (the turn is kept for them: their drainer may die), {'at', due} when none
@@ -64,7 +64,15 @@ for i = 1, #items, 2 do
   local locked = due <= now and redis.call('EXISTS', ARGV[3] .. issue .. ARGV[4]) == 1
   if locked then busy = true end
   if due > now and (earliest == nil or due < earliest) then earliest = due end
-  if due <= now and not locked then
+  -- Nothing queued for it (its drain took it all): a stale entry, maybe of a turn lost in a
+  -- crash between its registration and its job; dropped, so it spends no turn of another's.
+  local stale = due <= now and not locked and redis.call('LLEN', ARGV[3] .. issue .. ARGV[6]) == 0
+  if stale then
+    redis.call('ZREM', KEYS[1], issue)
+    redis.call('HDEL', KEYS[2], issue)
+    redis.call('HDEL', KEYS[3], issue)
+  end
+  if due <= now and not locked and not stale then
     local who = redis.call('HGET', KEYS[2], issue) or '\\n'
     local cut = string.find(who, '\\n', 1, true) or (#who + 1)
     table.insert(entries, { issue = issue, arrival = arrival, repo = string.sub(who, 1, cut - 1), person = string.sub(who, cut + 1) })
@@ -143,7 +151,8 @@ export class FairPool {
    */
   async takeSlot(pool: string, jobId: string, now = Date.now()): Promise<string | { busy: true } | { at: number } | undefined> {
     const [lockHead, lockTail] = issueKeyName('\u0000', 'lock').split('\u0000') as [string, string];
-    const reply = (await this.redis.eval(PICK, 8, ...poolKeys(pool), jobId, String(now), lockHead, lockTail, String(HORIZON))) as string | [string, string?] | null;
+    const runsTail = issueKeyName('\u0000', 'runs').split('\u0000')[1] as string;
+    const reply = (await this.redis.eval(PICK, 8, ...poolKeys(pool), jobId, String(now), lockHead, lockTail, String(HORIZON), runsTail)) as string | [string, string?] | null;
     if (reply === null) return undefined;
     if (typeof reply === 'string') return reply;
     return reply[0] === 'busy' ? { busy: true } : { at: Number(reply[1]) };

@@ -150,8 +150,9 @@ export class RunWorker {
         if (this.engineSilentSince === undefined) {
           this.engineSilentSince = Date.now();
           logger.error({ err: silence, host: hostId }, `this host's Docker engine does not answer: the host stops saying it is alive and takes no new jobs until the engine answers again (an operator may "cldpd hosts forget ${hostId}" meanwhile)`);
-          await Promise.all(this.workers.map((w) => w.pause(true)));
         }
+        // Every beat while it is silent: a worker resumed by a beat whose write then failed is paused again.
+        await Promise.all(this.workers.filter((w) => !w.isPaused()).map((w) => w.pause(true)));
         await state.engineSilent(hostId, this.engineSilentSince);
         return;
       }

@@ -6,6 +6,7 @@ import Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABELS } from '../../src/core/index.js';
+import { SHARED_POOL } from '../../src/queue/fair-pool.js';
 import { FakeGitHub } from '../fakes/fake-github.js';
 import { TestWorld, describeWithDocker, until } from '../integration/harness.js';
 import { describeWithRedis, testRedis } from '../integration/redis-harness.js';
@@ -79,9 +80,9 @@ describeWithDocker('fair share of a host\'s run slots', () => {
     it('the single label waits for at most one run per slot, its queued comment says it is next, the burst\'s comments and /cldpd status show the places the slot order gives; every run happens once', async () => {
       for (let n = 1; n <= BURST; n++) expect(await label('big', n, 'ann')).toBe(200);
       await until('the burst queued', () => Array.from({ length: BURST }, (_, i) => statusOf('big', i + 1)).every(Boolean), 60_000);
-      await until('both slots taken and the rest of the burst waiting for one', async () => created.size === 2 && (await redis.zcard('cldpd:fair:any:queue')) === BURST - 2, 60_000);
+      await until('both slots taken and the rest of the burst waiting for one', async () => created.size === 2 && (await redis.zcard(`cldpd:fair:${SHARED_POOL}:queue`)) === BURST - 2, 60_000);
       expect(await label('small', 1, 'bob')).toBe(200);
-      await until('the single label waiting', async () => (await redis.zscore('cldpd:fair:any:queue', 'acme.small-1')) !== null, 30_000);
+      await until('the single label waiting', async () => (await redis.zscore(`cldpd:fair:${SHARED_POOL}:queue`, 'acme.small-1')) !== null, 30_000);
       // /cldpd status on the burst's last issue: the single label goes first, then the rest of the burst.
       expect(await comment('big', BURST, 'ann', '/cldpd status')).toBe(200);
       await until('the status reply', () => github.commentsOn(`acme/big#${BURST}`).some((c) => c.body.startsWith('**cldpd status:**')), 30_000);
